@@ -1,0 +1,233 @@
+// Package account owns members' accounts: registration with the operator's mandatory
+// and optional fields, the age gate and guardian consent, email verification, login
+// with argon2id, server-side sessions, password reset, and the profile with per-field
+// public visibility. Its tables are accounts, sessions and account_tokens.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"steward/internal/apperr"
+	"steward/internal/config"
+	"steward/internal/datamap"
+	"steward/internal/governance"
+	"steward/internal/mail"
+	"steward/internal/store"
+)
+
+// Status is the state of an account.
+type Status string
+
+// Account states. A new account waits for email verification and, for a child, for the
+// guardian; only an active account can log in. Erasing is set when deletion starts.
+const (
+	PendingVerification Status = "pending_verification"
+	PendingGuardian     Status = "pending_guardian"
+	Active              Status = "active"
+	Erasing             Status = "erasing"
+)
+
+// Token lifetimes.
+const (
+	verifyTTL   = 48 * time.Hour
+	guardianTTL = 14 * 24 * time.Hour
+	resetTTL    = time.Hour
+)
+
+// Token purposes.
+const (
+	purposeVerify   = "verify"
+	purposeGuardian = "guardian"
+	purposeReset    = "reset"
+	// purposeEmailChange confirms a new address; the old one stays until then.
+	purposeEmailChange = "email_change"
+)
+
+// Settings are the parts of the configuration the service needs.
+type Settings struct {
+	BaseURL      string
+	Argon2       Argon2
+	SessionTTL   time.Duration
+	Fields       map[string]config.Requirement
+	AgeOfConsent func(country string) int
+}
+
+// Meta describes the request that asks for something: where from, with what browser.
+type Meta struct {
+	IP        string
+	UserAgent string
+}
+
+// Eraser erases a subject through every holder of the data map; the rights package
+// provides it. The account package uses it when a guardian declines.
+type Eraser interface {
+	EraseNow(ctx context.Context, subjectID, source string) error
+}
+
+// Service is the account capability.
+type Service struct {
+	db       *store.DB
+	outbox   *mail.Outbox
+	audit    *governance.Audit
+	set      Settings
+	now      func() time.Time
+	common   map[string]bool
+	dummy    string // a hash to verify against when no account matches, for equal timing
+	sessStmt *sql.Stmt
+	eraser   Eraser
+}
+
+// New prepares the service's statements; a typo in them fails here.
+func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, set Settings, now func() time.Time) (*Service, error) {
+	s := &Service{db: db, outbox: outbox, audit: audit, set: set, now: now, common: commonPasswords()}
+	s.dummy = HashPassword(set.Argon2, "dummy password for timing")
+	var err error
+	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetEraser wires the erasure used when a guardian declines.
+func (s *Service) SetEraser(e Eraser) { s.eraser = e }
+
+// newToken returns a random token for a link or a session and the hash stored for it.
+func newToken() (token, hash string) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, hashToken(token)
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewID returns a random account id.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Service) link(path, token string) string {
+	return s.set.BaseURL + path + "?token=" + token
+}
+
+// issueToken stores a one-time token for the account, replacing any earlier one of
+// the same purpose, and returns it.
+func (s *Service) issueToken(ctx context.Context, tx *store.Tx, accountID, purpose string, ttl time.Duration) (string, error) {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`, accountID, purpose); err != nil {
+		return "", fmt.Errorf("account: token: %w", err)
+	}
+	token, hash := newToken()
+	now := s.now()
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		hash, accountID, purpose, store.Millis(now), store.Millis(now.Add(ttl))); err != nil {
+		return "", fmt.Errorf("account: token: %w", err)
+	}
+	return token, nil
+}
+
+var errBadToken = apperr.Field("token", "token_invalid", "this link is invalid, used or expired")
+
+// peekToken returns the account of a valid token without using it up.
+func (s *Service) peekToken(ctx context.Context, q store.Querier, token, purpose string) (string, error) {
+	if token == "" {
+		return "", errBadToken
+	}
+	var accountID string
+	var expires int64
+	err := q.QueryRowContext(ctx,
+		`SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`, hashToken(token), purpose).
+		Scan(&accountID, &expires)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && s.now().UnixMilli() > expires) {
+		return "", errBadToken
+	}
+	if err != nil {
+		return "", fmt.Errorf("account: token: %w", err)
+	}
+	return accountID, nil
+}
+
+// useToken checks a token and deletes it, in tx.
+func (s *Service) useToken(ctx context.Context, tx *store.Tx, token, purpose string) (string, error) {
+	accountID, err := s.peekToken(ctx, tx, token, purpose)
+	if err != nil {
+		return "", err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE id = $1`, hashToken(token)); err != nil {
+		return "", fmt.Errorf("account: token: %w", err)
+	}
+	return accountID, nil
+}
+
+// Subject returns the data-map subject of an account.
+func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subject, error) {
+	var email string
+	err := s.db.QueryRowContext(ctx, `SELECT email FROM accounts WHERE id = $1`, accountID).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no such account")
+	}
+	if err != nil {
+		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
+	}
+	return datamap.Subject{ID: accountID, Email: email}, nil
+}
+
+// Lookup finds an account by email or id.
+func (s *Service) Lookup(ctx context.Context, emailOrID string) (datamap.Subject, error) {
+	var id, email string
+	err := s.db.QueryRowContext(ctx, `SELECT id, email FROM accounts WHERE id = $1 OR email = $2`,
+		emailOrID, normalizeEmail(emailOrID)).Scan(&id, &email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no account with that email or id")
+	}
+	if err != nil {
+		return datamap.Subject{}, fmt.Errorf("account: lookup: %w", err)
+	}
+	return datamap.Subject{ID: id, Email: email}, nil
+}
+
+// Identifiers returns every identifier of the account a residue scan should look for.
+func (s *Service) Identifiers(ctx context.Context, accountID string) ([]datamap.Term, error) {
+	p, err := s.Profile(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	terms := []datamap.Term{{Kind: "id", Value: p.ID}, {Kind: "email", Value: p.Email}}
+	add := func(kind, v string) {
+		if v != "" {
+			terms = append(terms, datamap.Term{Kind: kind, Value: v})
+		}
+	}
+	add("name", p.Name)
+	add("phone", p.Phone)
+	add("home address", p.HomeAddress)
+	add("business address", p.BusinessAddress)
+	add("guardian email", p.GuardianEmail)
+	return terms, nil
+}
+
+// MarkErasing stops an account from being used while its erasure runs: it can no
+// longer log in, and every session ends.
+func (s *Service) MarkErasing(ctx context.Context, tx *store.Tx, accountID string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET status = $1 WHERE id = $2`, Erasing, accountID); err != nil {
+		return fmt.Errorf("account: mark erasing: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1`, accountID); err != nil {
+		return fmt.Errorf("account: mark erasing: %w", err)
+	}
+	return nil
+}

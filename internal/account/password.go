@@ -1,0 +1,122 @@
+package account
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+
+	"steward/internal/apperr"
+)
+
+// Argon2 holds argon2id parameters; a stored hash records its own, so a change of
+// configuration rehashes at the next login.
+type Argon2 struct {
+	MemoryKiB uint32
+	Time      uint32
+	Threads   uint8
+}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// HashPassword returns the PHC string of an argon2id hash of pw with a fresh salt.
+func HashPassword(p Argon2, pw string) string {
+	salt := make([]byte, saltLen)
+	_, _ = rand.Read(salt)
+	key := argon2.IDKey([]byte(pw), salt, p.Time, p.MemoryKiB, p.Threads, keyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+// VerifyPassword checks pw against a stored PHC string in constant time and reports
+// whether the hash was made with parameters other than p (and so wants a rehash).
+func VerifyPassword(p Argon2, encoded, pw string) (ok, stale bool, err error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, false, errors.New("account: stored hash is not argon2id")
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false, false, errors.New("account: unsupported argon2 version")
+	}
+	var h Argon2
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &h.MemoryKiB, &h.Time, &h.Threads); err != nil {
+		return false, false, fmt.Errorf("account: stored hash parameters: %w", err)
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false, false, fmt.Errorf("account: stored hash salt: %w", err)
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil {
+		return false, false, fmt.Errorf("account: stored hash: %w", err)
+	}
+	got := argon2.IDKey([]byte(pw), salt, h.Time, h.MemoryKiB, h.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, h != p, nil
+}
+
+//go:embed common-passwords.txt
+var commonPasswordsFile []byte
+
+// commonPasswords is the shipped list of passwords refused outright.
+func commonPasswords() map[string]bool {
+	m := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(commonPasswordsFile))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			m[line] = true
+		}
+	}
+	return m
+}
+
+const (
+	minPasswordLen = 10
+	maxPasswordLen = 256
+)
+
+// checkPassword refuses a password that is too short, too long, on the common list,
+// or made of the member's own email or name.
+func (s *Service) checkPassword(field, pw, email, name string) error {
+	n := utf8.RuneCountInString(pw)
+	switch {
+	case n < minPasswordLen:
+		return apperr.Field(field, "password_too_short", fmt.Sprintf("must be at least %d characters", minPasswordLen))
+	case len(pw) > maxPasswordLen:
+		return apperr.Field(field, "password_too_long", fmt.Sprintf("must be at most %d bytes", maxPasswordLen))
+	}
+	lower := strings.ToLower(pw)
+	if s.common[lower] {
+		return apperr.Field(field, "password_common", "is one of the most common passwords; choose another")
+	}
+	if allSame(lower) {
+		return apperr.Field(field, "password_common", "repeats one character; choose another")
+	}
+	local, _, _ := strings.Cut(email, "@")
+	if (len(local) >= 4 && strings.Contains(lower, strings.ToLower(local))) ||
+		(len(name) >= 4 && strings.Contains(lower, strings.ToLower(strings.ReplaceAll(name, " ", "")))) {
+		return apperr.Field(field, "password_personal", "must not contain your email address or name")
+	}
+	return nil
+}
+
+func allSame(s string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i] != s[0] {
+			return false
+		}
+	}
+	return true
+}

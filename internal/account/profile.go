@@ -1,0 +1,325 @@
+package account
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"steward/internal/apperr"
+	"steward/internal/config"
+	"steward/internal/datamap"
+	"steward/internal/governance"
+	stmail "steward/internal/mail"
+	"steward/internal/store"
+)
+
+// PublicFields are the profile fields a member can show on the public profile, in the
+// order of their bit in public_mask.
+var PublicFields = []string{"name", "email", "phone", "home_address", "business_address", "country"}
+
+// Profile is everything a member gave, as the member sees and edits it.
+type Profile struct {
+	ID                string
+	Email             string
+	PendingEmail      string
+	EmailVerified     bool
+	Status            Status
+	Name              string
+	Phone             string
+	HomeAddress       string
+	BusinessAddress   string
+	Birthdate         string
+	Country           string
+	GuardianEmail     string
+	GuardianConfirmed bool
+	Public            map[string]bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Value returns a field of the profile by its name in PublicFields.
+func (p Profile) Value(field string) string {
+	switch field {
+	case "name":
+		return p.Name
+	case "email":
+		return p.Email
+	case "phone":
+		return p.Phone
+	case "home_address":
+		return p.HomeAddress
+	case "business_address":
+		return p.BusinessAddress
+	case "country":
+		return p.Country
+	}
+	return ""
+}
+
+var errNoAccount = apperr.New(apperr.NotFound, "account_not_found", "no such account")
+
+// Profile returns the member's profile.
+func (s *Service) Profile(ctx context.Context, accountID string) (Profile, error) {
+	var p Profile
+	var pending, name, phone, home, business, guardian sql.NullString
+	var verified, guardianAt sql.NullInt64
+	var mask, created, updated int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, email, pending_email, email_verified_at, status, name, phone, home_address,
+		business_address, birthdate, country, guardian_email, guardian_confirmed_at, public_mask, created_at, updated_at
+		FROM accounts WHERE id = $1`, accountID).Scan(&p.ID, &p.Email, &pending, &verified, &p.Status, &name, &phone, &home,
+		&business, &p.Birthdate, &p.Country, &guardian, &guardianAt, &mask, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Profile{}, errNoAccount
+	}
+	if err != nil {
+		return Profile{}, fmt.Errorf("account: profile: %w", err)
+	}
+	p.PendingEmail, p.Name, p.Phone, p.HomeAddress, p.BusinessAddress, p.GuardianEmail =
+		pending.String, name.String, phone.String, home.String, business.String, guardian.String
+	p.EmailVerified, p.GuardianConfirmed = verified.Valid, guardianAt.Valid
+	p.CreatedAt, p.UpdatedAt = store.FromMillis(created), store.FromMillis(updated)
+	p.Public = make(map[string]bool, len(PublicFields))
+	for i, f := range PublicFields {
+		p.Public[f] = mask&(1<<i) != 0
+	}
+	return p, nil
+}
+
+// Minor reports whether the member is below the digital age of consent of their
+// country today.
+func (s *Service) Minor(p Profile) bool {
+	b, err := time.Parse("2006-01-02", p.Birthdate)
+	return err == nil && Age(b, s.now()) < s.set.AgeOfConsent(p.Country)
+}
+
+// Patch is a profile change: nil leaves a field as it is, "" clears an optional one.
+type Patch struct {
+	Email           *string
+	Name            *string
+	Phone           *string
+	HomeAddress     *string
+	BusinessAddress *string
+	Birthdate       *string
+	Country         *string
+	Public          map[string]bool
+}
+
+// Update applies a patch. A new email address takes effect once it is verified by the
+// link mailed to it; until then the old one stays.
+func (s *Service) Update(ctx context.Context, accountID string, patch Patch, meta Meta) (Profile, error) {
+	p, err := s.Profile(ctx, accountID)
+	if err != nil {
+		return Profile{}, err
+	}
+	fields := map[string]struct {
+		in  *string
+		cur *string
+	}{
+		"name": {patch.Name, &p.Name}, "phone": {patch.Phone, &p.Phone},
+		"home_address": {patch.HomeAddress, &p.HomeAddress}, "business_address": {patch.BusinessAddress, &p.BusinessAddress},
+	}
+	for _, f := range config.ProfileFields {
+		in := fields[f].in
+		if in == nil {
+			continue
+		}
+		v := strings.TrimSpace(*in)
+		switch req := s.set.Fields[f]; {
+		case v == "" && req == config.Required:
+			return Profile{}, apperr.Field(f, "required", "is required")
+		case v != "" && req == config.Off && v != *fields[f].cur:
+			return Profile{}, apperr.Field(f, "field_disabled", "is not collected by this site")
+		case v != "":
+			if err := checkProfileField(f, v); err != nil {
+				return Profile{}, err
+			}
+		}
+		if p.Status == PendingGuardian && v != "" && s.set.Fields[f] != config.Required {
+			return Profile{}, apperr.Field(f, "guardian_pending", "can be added once your parent or guardian has agreed")
+		}
+		*fields[f].cur = v
+	}
+	if patch.Birthdate != nil {
+		if _, err := s.validBirthdate("birthdate", *patch.Birthdate); err != nil {
+			return Profile{}, err
+		}
+		p.Birthdate = *patch.Birthdate
+	}
+	if patch.Country != nil {
+		if p.Country, err = validCountry("country", *patch.Country); err != nil {
+			return Profile{}, err
+		}
+	}
+	if (patch.Birthdate != nil || patch.Country != nil) && s.Minor(p) && !p.GuardianConfirmed {
+		return Profile{}, apperr.Field("birthdate", "guardian_required",
+			"puts you below the age of consent of your country; a parent or guardian must agree first, please contact support")
+	}
+	var mask int64
+	for i, f := range PublicFields {
+		on := p.Public[f]
+		if v, ok := patch.Public[f]; ok {
+			on = v
+		}
+		if on {
+			mask |= 1 << i
+		}
+	}
+	for f := range patch.Public {
+		if !slices.Contains(PublicFields, f) {
+			return Profile{}, apperr.Field("public."+f, "field_unknown", "is not a field that can be shown publicly")
+		}
+	}
+	var newEmail string
+	if patch.Email != nil {
+		e, err := ValidEmail("email", *patch.Email)
+		if err != nil {
+			return Profile{}, err
+		}
+		if e != p.Email {
+			newEmail = e
+		}
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
+			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`,
+			nullable(p.Name), nullable(p.Phone), nullable(p.HomeAddress), nullable(p.BusinessAddress), p.Birthdate, p.Country,
+			mask, store.Millis(s.now()), accountID)
+		if err != nil {
+			return fmt.Errorf("account: update: %w", err)
+		}
+		if newEmail != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET pending_email = $1 WHERE id = $2`, newEmail, accountID); err != nil {
+				return fmt.Errorf("account: update: %w", err)
+			}
+			token, err := s.issueToken(ctx, tx, accountID, purposeEmailChange, verifyTTL)
+			if err != nil {
+				return err
+			}
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: newEmail, Template: stmail.VerifyEmail, Data: map[string]any{
+				"Name": p.Name, "Link": s.link("/verify", token),
+			}}); err != nil {
+				return err
+			}
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "profile_updated", AccountID: accountID, IP: meta.IP})
+	})
+	if err != nil {
+		return Profile{}, err
+	}
+	return s.Profile(ctx, accountID)
+}
+
+// PublicProfile is what anyone may see of a member.
+type PublicProfile struct {
+	ID     string
+	Fields []PublicField
+}
+
+// PublicField is one field a member chose to show.
+type PublicField struct {
+	Name  string
+	Value string
+}
+
+// Public returns the public profile of an active member: only the fields they chose to
+// show. Members below the age of consent have no public profile.
+func (s *Service) Public(ctx context.Context, accountID string) (PublicProfile, error) {
+	p, err := s.Profile(ctx, accountID)
+	if err != nil || p.Status != Active || s.Minor(p) {
+		return PublicProfile{}, errNoAccount
+	}
+	out := PublicProfile{ID: p.ID}
+	for _, f := range PublicFields {
+		if p.Public[f] && p.Value(f) != "" {
+			out.Fields = append(out.Fields, PublicField{Name: f, Value: p.Value(f)})
+		}
+	}
+	return out, nil
+}
+
+// Holder is the account's entry in the data map.
+type Holder struct{}
+
+var (
+	accountsTable = datamap.Table{Name: "accounts", Columns: []datamap.Column{
+		{Name: "id", Categories: []string{"user.unique_id"}},
+		{Name: "email", Categories: []string{"user.contact.email"}},
+		{Name: "pending_email", Categories: []string{"user.contact.email"}},
+		{Name: "email_verified_at", NotPersonal: "time of verification", Time: true},
+		{Name: "password_hash", Categories: []string{"user.authorization.credentials"}, Withheld: "a salted argon2id hash of your password; giving it out would only help someone guess it"},
+		{Name: "status", NotPersonal: "state of the account"},
+		{Name: "name", Categories: []string{"user.name"}},
+		{Name: "phone", Categories: []string{"user.contact.phone_number"}},
+		{Name: "home_address", Categories: []string{"user.contact.address"}},
+		{Name: "business_address", Categories: []string{"user.contact.address"}},
+		{Name: "birthdate", Categories: []string{"user.demographic.date_of_birth"}},
+		{Name: "country", Categories: []string{"user.contact.address.country"}},
+		{Name: "guardian_email", Categories: []string{"user.contact.email"}},
+		{Name: "guardian_confirmed_at", NotPersonal: "time the guardian agreed", Time: true},
+		{Name: "public_mask", NotPersonal: "which fields are public"},
+		{Name: "created_at", NotPersonal: "time of registration", Time: true},
+		{Name: "updated_at", NotPersonal: "time of the last change", Time: true},
+	}}
+	sessionsTable = datamap.Table{Name: "sessions", Columns: []datamap.Column{
+		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a session token"},
+		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "created_at", NotPersonal: "time of login", Time: true},
+		{Name: "last_seen_at", NotPersonal: "time of the last request", Time: true},
+		{Name: "expires_at", NotPersonal: "end of the session", Time: true},
+		{Name: "ip", Categories: []string{"user.device.ip_address"}},
+		{Name: "user_agent", Categories: []string{"user.device.browser"}},
+	}}
+	tokensTable = datamap.Table{Name: "account_tokens", Columns: []datamap.Column{
+		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a one-time link"},
+		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "purpose", NotPersonal: "what the link is for"},
+		{Name: "created_at", NotPersonal: "time the link was made", Time: true},
+		{Name: "expires_at", NotPersonal: "end of the link", Time: true},
+	}}
+)
+
+// Declaration describes the account's tables.
+func (Holder) Declaration() datamap.Declaration {
+	return datamap.Declaration{
+		Name:        "account",
+		Description: "Your account, profile, sessions and pending one-time links.",
+		Purpose:     "Provide the account you registered for: login, profile, public profile.",
+		LawfulBasis: "contract",
+		Retention:   "Until you delete the account; sessions end after their lifetime, links after 1 hour to 14 days.",
+		Tables:      []datamap.Table{accountsTable, sessionsTable, tokensTable},
+	}
+}
+
+// Export returns the account row, its sessions and its pending links.
+func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
+	var out []datamap.Section
+	for _, t := range []struct {
+		table datamap.Table
+		where string
+	}{{accountsTable, "id = $1"}, {sessionsTable, "account_id = $1"}, {tokensTable, "account_id = $1"}} {
+		sec, err := datamap.SelectSection(ctx, q, t.table, t.where, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+// Erase deletes the account and everything hanging from it.
+func (Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
+	for _, q := range []string{
+		`DELETE FROM account_tokens WHERE account_id = $1`,
+		`DELETE FROM sessions WHERE account_id = $1`,
+		`DELETE FROM accounts WHERE id = $1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, s.ID); err != nil {
+			return fmt.Errorf("account: erase: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,384 @@
+package account
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"steward/internal/apperr"
+	"steward/internal/config"
+	"steward/internal/governance"
+	stmail "steward/internal/mail"
+	"steward/internal/pan"
+	"steward/internal/store"
+)
+
+// Registration is what a new member gives.
+type Registration struct {
+	Email           string
+	Password        string
+	Name            string
+	Phone           string
+	HomeAddress     string
+	BusinessAddress string
+	Birthdate       string // YYYY-MM-DD
+	Country         string // ISO 3166-1 alpha-2
+	GuardianEmail   string
+}
+
+// Registered is the answer to a registration. It is the same whether or not the
+// address already had an account, so that registration reveals nothing.
+type Registered struct {
+	ID     string
+	Status Status
+}
+
+func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// ValidEmail checks an address and returns it normalized, or an error naming field.
+func ValidEmail(field, raw string) (string, error) {
+	e := normalizeEmail(raw)
+	if e == "" {
+		return "", apperr.Field(field, "required", "is required")
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || len(e) > 254 || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {
+		return "", apperr.Field(field, "email_invalid", "is not a valid email address")
+	}
+	return e, nil
+}
+
+// freeText checks a free-text field: length, no control characters, no card number.
+func freeText(field, v string, max int) error {
+	if !utf8.ValidString(v) {
+		return apperr.Field(field, "text_invalid", "is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(v) > max {
+		return apperr.Field(field, "too_long", fmt.Sprintf("must be at most %d characters", max))
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+			return apperr.Field(field, "text_invalid", "contains control characters")
+		}
+	}
+	if pan.Contains(v) {
+		return apperr.Field(field, "card_number", "looks like a payment card number; card numbers are never stored here, please remove it")
+	}
+	return nil
+}
+
+func validPhone(field, v string) error {
+	if err := freeText(field, v, 40); err != nil {
+		return err
+	}
+	digits := 0
+	for _, r := range v {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune(" +-().", r):
+		default:
+			return apperr.Field(field, "phone_invalid", "may hold only digits, spaces and + - ( ) .")
+		}
+	}
+	if digits < 5 || digits > 17 {
+		return apperr.Field(field, "phone_invalid", "must have 5 to 17 digits")
+	}
+	return nil
+}
+
+// Age returns the age in whole years at now of someone born on birth.
+func Age(birth, now time.Time) int {
+	years := now.Year() - birth.Year()
+	if now.Month() < birth.Month() || (now.Month() == birth.Month() && now.Day() < birth.Day()) {
+		years--
+	}
+	return years
+}
+
+func (s *Service) validBirthdate(field, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, apperr.Field(field, "required", "is required")
+	}
+	b, err := time.Parse("2006-01-02", v)
+	if err != nil {
+		return time.Time{}, apperr.Field(field, "date_invalid", "must be a date as YYYY-MM-DD")
+	}
+	now := s.now()
+	if b.After(now) {
+		return time.Time{}, apperr.Field(field, "date_future", "is in the future")
+	}
+	if Age(b, now) > 130 {
+		return time.Time{}, apperr.Field(field, "date_invalid", "is more than 130 years ago")
+	}
+	return b, nil
+}
+
+func validCountry(field, v string) (string, error) {
+	c := strings.ToUpper(strings.TrimSpace(v))
+	if c == "" {
+		return "", apperr.Field(field, "required", "is required")
+	}
+	if !config.ValidCountry(c) {
+		return "", apperr.Field(field, "country_unknown", "is not an ISO 3166-1 country code such as DE or FR")
+	}
+	return c, nil
+}
+
+// Field limits.
+const (
+	maxName    = 200
+	maxAddress = 500
+)
+
+// checkProfileField validates one optional profile field by name.
+func checkProfileField(name, v string) error {
+	switch name {
+	case "name":
+		return freeText(name, v, maxName)
+	case "phone":
+		return validPhone(name, v)
+	default:
+		return freeText(name, v, maxAddress)
+	}
+}
+
+// Register creates an account. Fields the operator turned off are refused; mandatory
+// ones must be present. Below the country's digital age of consent the account waits
+// for the guardian, and only the mandatory fields are kept until then.
+func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Registered, error) {
+	email, err := ValidEmail("email", r.Email)
+	if err != nil {
+		return Registered{}, err
+	}
+	values := map[string]*string{"name": &r.Name, "phone": &r.Phone, "home_address": &r.HomeAddress, "business_address": &r.BusinessAddress}
+	for _, f := range config.ProfileFields {
+		v := strings.TrimSpace(*values[f])
+		*values[f] = v
+		switch req := s.set.Fields[f]; {
+		case req == config.Required && v == "":
+			return Registered{}, apperr.Field(f, "required", "is required")
+		case req == config.Off && v != "":
+			return Registered{}, apperr.Field(f, "field_disabled", "is not collected by this site")
+		case v != "":
+			if err := checkProfileField(f, v); err != nil {
+				return Registered{}, err
+			}
+		}
+	}
+	if err := s.checkPassword("password", r.Password, email, r.Name); err != nil {
+		return Registered{}, err
+	}
+	birth, err := s.validBirthdate("birthdate", r.Birthdate)
+	if err != nil {
+		return Registered{}, err
+	}
+	country, err := validCountry("country", r.Country)
+	if err != nil {
+		return Registered{}, err
+	}
+	minor := Age(birth, s.now()) < s.set.AgeOfConsent(country)
+	var guardian string
+	if minor {
+		if r.GuardianEmail == "" {
+			return Registered{}, apperr.Field("guardian_email", "guardian_required",
+				fmt.Sprintf("is required: below %d a parent or guardian must agree", s.set.AgeOfConsent(country)))
+		}
+		if guardian, err = ValidEmail("guardian_email", r.GuardianEmail); err != nil {
+			return Registered{}, err
+		}
+		if guardian == email {
+			return Registered{}, apperr.Field("guardian_email", "guardian_self", "must be the guardian's own address, not yours")
+		}
+		// Nothing beyond the minimum before the guardian agrees: optional fields wait.
+		for _, f := range config.ProfileFields {
+			if s.set.Fields[f] != config.Required {
+				*values[f] = ""
+			}
+		}
+	} else if strings.TrimSpace(r.GuardianEmail) != "" {
+		return Registered{}, apperr.Field("guardian_email", "guardian_not_needed", "is only asked of members below the age of consent")
+	}
+
+	hash := HashPassword(s.set.Argon2, r.Password)
+	out := Registered{ID: newID(), Status: PendingVerification}
+	if minor {
+		out.Status = PendingGuardian
+	}
+	now := store.Millis(s.now())
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		var existing string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email = $1`, email).Scan(&existing)
+		if err == nil {
+			// Taken: answer as for a new account and tell the owner instead.
+			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountExists, Data: map[string]any{
+				"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
+			}})
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, password_hash, status, name, phone, home_address,
+			business_address, birthdate, country, guardian_email, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+			out.ID, email, hash, out.Status, nullable(r.Name), nullable(r.Phone), nullable(r.HomeAddress),
+			nullable(r.BusinessAddress), birth.Format("2006-01-02"), country, nullable(guardian), now)
+		if err != nil {
+			return fmt.Errorf("account: register: %w", err)
+		}
+		token, err := s.issueToken(ctx, tx, out.ID, purposeVerify, verifyTTL)
+		if err != nil {
+			return err
+		}
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.VerifyEmail, Data: map[string]any{
+			"Name": r.Name, "Link": s.link("/verify", token),
+		}}); err != nil {
+			return err
+		}
+		if minor {
+			token, err := s.issueToken(ctx, tx, out.ID, purposeGuardian, guardianTTL)
+			if err != nil {
+				return err
+			}
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: guardian, Template: stmail.GuardianConsent, Data: map[string]any{
+				"ChildName": r.Name, "ChildEmail": email, "Link": s.link("/guardian", token),
+			}}); err != nil {
+				return err
+			}
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "registered", AccountID: out.ID, IP: meta.IP, Detail: string(out.Status)})
+	})
+	if store.IsUniqueViolation(err) {
+		// Two registrations of one address raced: the loser is answered like any other.
+		return out, nil
+	}
+	if err != nil {
+		return Registered{}, err
+	}
+	return out, nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// VerifyEmail uses a verification token: the address is confirmed and, unless a
+// guardian still has to agree, the account becomes active. The same link confirms a
+// changed address, which then replaces the old one.
+func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Status, error) {
+	var status Status
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if id, err := s.useToken(ctx, tx, token, purposeEmailChange); err == nil {
+			return s.confirmEmailChange(ctx, tx, id, &status, meta)
+		}
+		id, err := s.useToken(ctx, tx, token, purposeVerify)
+		if err != nil {
+			return err
+		}
+		var guardianNeeded bool
+		if err := tx.QueryRowContext(ctx, `SELECT status, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`, id).
+			Scan(&status, &guardianNeeded); err != nil {
+			return fmt.Errorf("account: verify: %w", err)
+		}
+		if status == PendingVerification && !guardianNeeded {
+			status = Active
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`,
+			store.Millis(s.now()), status, id); err != nil {
+			return fmt.Errorf("account: verify: %w", err)
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "email_verified", AccountID: id, IP: meta.IP})
+	})
+	return status, err
+}
+
+func (s *Service) confirmEmailChange(ctx context.Context, tx *store.Tx, id string, status *Status, meta Meta) error {
+	var pending *string
+	if err := tx.QueryRowContext(ctx, `SELECT status, pending_email FROM accounts WHERE id = $1`, id).Scan(status, &pending); err != nil {
+		return fmt.Errorf("account: verify: %w", err)
+	}
+	if pending == nil {
+		return errBadToken
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE accounts SET email = pending_email, pending_email = NULL, email_verified_at = $1,
+		updated_at = $1 WHERE id = $2`, store.Millis(s.now()), id)
+	if store.IsUniqueViolation(err) {
+		return apperr.Field("email", "email_taken", "this address now belongs to another account")
+	}
+	if err != nil {
+		return fmt.Errorf("account: verify: %w", err)
+	}
+	return s.audit.Record(ctx, tx, governance.Event{Name: "email_changed", AccountID: id, IP: meta.IP})
+}
+
+// GuardianRequest is what the guardian sees before deciding.
+type GuardianRequest struct {
+	ChildName  string
+	ChildEmail string
+}
+
+// GuardianRequestFor shows the guardian what the token is about, without using it.
+func (s *Service) GuardianRequestFor(ctx context.Context, token string) (GuardianRequest, error) {
+	id, err := s.peekToken(ctx, s.db, token, purposeGuardian)
+	if err != nil {
+		return GuardianRequest{}, err
+	}
+	var g GuardianRequest
+	var name *string
+	if err := s.db.QueryRowContext(ctx, `SELECT name, email FROM accounts WHERE id = $1`, id).Scan(&name, &g.ChildEmail); err != nil {
+		return GuardianRequest{}, fmt.Errorf("account: guardian: %w", err)
+	}
+	if name != nil {
+		g.ChildName = *name
+	}
+	return g, nil
+}
+
+// GuardianDecide records the guardian's answer. Agreeing activates the account once
+// the child's address is verified; declining erases the registration at once.
+func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, meta Meta) error {
+	var id, email string
+	var verified bool
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if id, err = s.useToken(ctx, tx, token, purposeGuardian); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`, id).
+			Scan(&email, &verified); err != nil {
+			return fmt.Errorf("account: guardian: %w", err)
+		}
+		if !agree {
+			return nil
+		}
+		status := PendingVerification
+		if verified {
+			status = Active
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`,
+			store.Millis(s.now()), status, id); err != nil {
+			return fmt.Errorf("account: guardian: %w", err)
+		}
+		if verified {
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountActive,
+				Data: map[string]any{"LoginLink": s.set.BaseURL + "/login"}}); err != nil {
+				return err
+			}
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "guardian_agreed", AccountID: id, IP: meta.IP})
+	})
+	if err != nil || agree {
+		return err
+	}
+	if s.eraser == nil {
+		return fmt.Errorf("account: guardian declined but no eraser is wired")
+	}
+	return s.eraser.EraseNow(ctx, id, "guardian_declined")
+}
+
+// NormalizeEmail returns the form in which addresses are stored and compared.
+func NormalizeEmail(e string) string { return normalizeEmail(e) }

@@ -1,0 +1,294 @@
+package account
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"steward/internal/apperr"
+	"steward/internal/governance"
+	stmail "steward/internal/mail"
+	"steward/internal/store"
+)
+
+// Session is an authenticated session.
+type Session struct {
+	ID        string // the SHA-256 of the token: safe to show and to name in a revocation
+	AccountID string
+	ExpiresAt time.Time
+}
+
+// SessionInfo is a session as its owner sees it in the list.
+type SessionInfo struct {
+	ID         string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+	IP         string
+	UserAgent  string
+	Current    bool
+}
+
+var errLogin = apperr.New(apperr.Unauthorized, "login_failed", "wrong email or password")
+
+// touchEvery is how stale last_seen_at may get before a request refreshes it: a
+// write on every request would cost more than the session check itself.
+const touchEvery = time.Minute
+
+// Login checks the password and starts a new session with a new token (a session id
+// is never carried over from before login). A hash made with older parameters is
+// replaced.
+func (s *Service) Login(ctx context.Context, email, password string, meta Meta) (string, Session, error) {
+	email = normalizeEmail(email)
+	var id, hash string
+	var status Status
+	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash, status FROM accounts WHERE email = $1`, email).Scan(&id, &hash, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, _, _ = VerifyPassword(s.set.Argon2, s.dummy, password) // the same work as for a real account
+		_ = s.audit.Record(ctx, s.db, governance.Event{Name: "login_failed", IP: meta.IP, Detail: "unknown account"})
+		return "", Session{}, errLogin
+	}
+	if err != nil {
+		return "", Session{}, fmt.Errorf("account: login: %w", err)
+	}
+	ok, stale, err := VerifyPassword(s.set.Argon2, hash, password)
+	if err != nil {
+		return "", Session{}, err
+	}
+	if !ok || status == Erasing {
+		_ = s.audit.Record(ctx, s.db, governance.Event{Name: "login_failed", AccountID: id, IP: meta.IP, Detail: "wrong password"})
+		return "", Session{}, errLogin
+	}
+	switch status {
+	case PendingVerification:
+		return "", Session{}, apperr.New(apperr.Forbidden, "email_unverified", "confirm your email address first: open the link we mailed you")
+	case PendingGuardian:
+		return "", Session{}, apperr.New(apperr.Forbidden, "guardian_pending", "your parent or guardian has not agreed yet")
+	}
+	token, sessID := newToken()
+	now := s.now()
+	sess := Session{ID: sessID, AccountID: id, ExpiresAt: now.Add(s.set.SessionTTL)}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if stale {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE id = $2`, HashPassword(s.set.Argon2, password), id); err != nil {
+				return fmt.Errorf("account: rehash: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
+			VALUES ($1, $2, $3, $3, $4, $5, $6)`, sessID, id, store.Millis(now), store.Millis(sess.ExpiresAt), meta.IP, truncate(meta.UserAgent, 300)); err != nil {
+			return fmt.Errorf("account: session: %w", err)
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "login", AccountID: id, IP: meta.IP})
+	})
+	if err != nil {
+		return "", Session{}, err
+	}
+	return token, sess, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+var errNoSession = apperr.New(apperr.Unauthorized, "unauthenticated", "log in first")
+
+// Authenticate returns the live session of a token. It is on every authenticated
+// request's path: one prepared point query, and a write at most once a minute.
+func (s *Service) Authenticate(ctx context.Context, token string) (Session, error) {
+	if token == "" {
+		return Session{}, errNoSession
+	}
+	id := hashToken(token)
+	var sess Session
+	var expires, seen int64
+	err := s.sessStmt.QueryRowContext(ctx, id).Scan(&sess.AccountID, &expires, &seen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, errNoSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("account: authenticate: %w", err)
+	}
+	now := s.now()
+	if now.UnixMilli() >= expires {
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1`, id)
+		return Session{}, errNoSession
+	}
+	if now.UnixMilli()-seen > touchEvery.Milliseconds() {
+		if _, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2`, now.UnixMilli(), id); err != nil {
+			return Session{}, fmt.Errorf("account: authenticate: %w", err)
+		}
+	}
+	sess.ID = id
+	sess.ExpiresAt = store.FromMillis(expires)
+	return sess, nil
+}
+
+// Sessions lists the account's live sessions, newest first; current marks the caller's.
+func (s *Service) Sessions(ctx context.Context, accountID, current string) ([]SessionInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
+		WHERE account_id = $1 AND expires_at > $2 ORDER BY created_at DESC`, accountID, store.Millis(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("account: sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []SessionInfo
+	for rows.Next() {
+		var si SessionInfo
+		var c, l, e int64
+		if err := rows.Scan(&si.ID, &c, &l, &e, &si.IP, &si.UserAgent); err != nil {
+			return nil, fmt.Errorf("account: sessions: %w", err)
+		}
+		si.CreatedAt, si.LastSeenAt, si.ExpiresAt = store.FromMillis(c), store.FromMillis(l), store.FromMillis(e)
+		si.Current = si.ID == current
+		out = append(out, si)
+	}
+	return out, rows.Err()
+}
+
+// RevokeSession ends one of the account's sessions. Another account's session id is
+// answered as not found.
+func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string, meta Meta) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1 AND account_id = $2`, sessionID, accountID)
+		if err != nil {
+			return fmt.Errorf("account: revoke: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return apperr.New(apperr.NotFound, "session_not_found", "no such session")
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "session_revoked", AccountID: accountID, IP: meta.IP})
+	})
+}
+
+// Logout ends the session of a token.
+func (s *Service) Logout(ctx context.Context, sess Session, meta Meta) error {
+	return s.RevokeSession(ctx, sess.AccountID, sess.ID, meta)
+}
+
+// LogoutEverywhere ends every session of the account, the caller's included.
+func (s *Service) LogoutEverywhere(ctx context.Context, accountID string, meta Meta) (int, error) {
+	var n int64
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1`, accountID)
+		if err != nil {
+			return fmt.Errorf("account: logout everywhere: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return s.audit.Record(ctx, tx, governance.Event{Name: "logout_everywhere", AccountID: accountID, IP: meta.IP,
+			Detail: fmt.Sprintf("%d sessions", n)})
+	})
+	return int(n), err
+}
+
+// RequestPasswordReset mails a reset link if the address has a usable account, and
+// answers the same either way.
+func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string, meta Meta) error {
+	email, err := ValidEmail("email", rawEmail)
+	if err != nil {
+		return err
+	}
+	var id string
+	var status Status
+	err = s.db.QueryRowContext(ctx, `SELECT id, status FROM accounts WHERE email = $1`, email).Scan(&id, &status)
+	if errors.Is(err, sql.ErrNoRows) || status == Erasing {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("account: reset: %w", err)
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		token, err := s.issueToken(ctx, tx, id, purposeReset, resetTTL)
+		if err != nil {
+			return err
+		}
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.PasswordReset,
+			Data: map[string]any{"Link": s.link("/password/reset", token)}}); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "password_reset_requested", AccountID: id, IP: meta.IP})
+	})
+}
+
+// ResetPassword sets a new password with a reset token and ends every session.
+func (s *Service) ResetPassword(ctx context.Context, token, password string, meta Meta) error {
+	id, err := s.peekToken(ctx, s.db, token, purposeReset)
+	if err != nil {
+		return err
+	}
+	p, err := s.Profile(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.checkPassword("password", password, p.Email, p.Name); err != nil {
+		return err
+	}
+	hash := HashPassword(s.set.Argon2, password)
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := s.useToken(ctx, tx, token, purposeReset); err != nil {
+			return err
+		}
+		return s.setPassword(ctx, tx, p, hash, "password_reset", meta)
+	})
+}
+
+// ChangePassword sets a new password for a logged-in member who knows the current one.
+func (s *Service) ChangePassword(ctx context.Context, accountID, current, password string, meta Meta) error {
+	p, err := s.Profile(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	if err := s.CheckPassword(ctx, accountID, "current_password", current); err != nil {
+		return err
+	}
+	if err := s.checkPassword("password", password, p.Email, p.Name); err != nil {
+		return err
+	}
+	newHash := HashPassword(s.set.Argon2, password)
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		return s.setPassword(ctx, tx, p, newHash, "password_changed", meta)
+	})
+}
+
+func (s *Service) setPassword(ctx context.Context, tx *store.Tx, p Profile, hash, event string, meta Meta) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3`,
+		hash, store.Millis(s.now()), p.ID); err != nil {
+		return fmt.Errorf("account: password: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1`, p.ID); err != nil {
+		return fmt.Errorf("account: password: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`, p.ID, purposeReset); err != nil {
+		return fmt.Errorf("account: password: %w", err)
+	}
+	if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: p.Email, Template: stmail.PasswordChanged,
+		Data: map[string]any{"ResetLink": s.set.BaseURL + "/password/forgot"}}); err != nil {
+		return err
+	}
+	return s.audit.Record(ctx, tx, governance.Event{Name: event, AccountID: p.ID, IP: meta.IP})
+}
+
+// CheckPassword confirms that the logged-in member knows the password, before a
+// change that a stolen session must not be enough for (a new password, deletion).
+func (s *Service) CheckPassword(ctx context.Context, accountID, field, password string) error {
+	if password == "" {
+		return apperr.Field(field, "required", "is required to confirm it is you")
+	}
+	var hash string
+	if err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE id = $1`, accountID).Scan(&hash); err != nil {
+		return fmt.Errorf("account: check password: %w", err)
+	}
+	if ok, _, err := VerifyPassword(s.set.Argon2, hash, password); err != nil || !ok {
+		return apperr.Field(field, "password_wrong", "is not your current password")
+	}
+	return nil
+}
+
+// Activity returns the newest security events of the account, for its owner.
+func (s *Service) Activity(ctx context.Context, accountID string, limit int) ([]governance.Entry, error) {
+	return s.audit.ForAccount(ctx, s.db, accountID, limit)
+}

@@ -1,0 +1,245 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/server"
+)
+
+type registerRequest struct {
+	Email           string `json:"email"`
+	Password        string `json:"password"`
+	Name            string `json:"name"`
+	Phone           string `json:"phone"`
+	HomeAddress     string `json:"home_address"`
+	BusinessAddress string `json:"business_address"`
+	Birthdate       string `json:"birthdate"`
+	Country         string `json:"country"`
+	GuardianEmail   string `json:"guardian_email"`
+}
+
+type registerResponse struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	if !a.Limits.Register.Allow("ip:" + server.ClientIP(r, a.TrustProxy)) {
+		a.fail(w, r, server.ErrRateLimited)
+		return
+	}
+	var req registerRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out, err := a.Accounts.Register(r.Context(), account.Registration(req), a.meta(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusCreated, registerResponse{ID: out.ID, Status: string(out.Status)})
+}
+
+type tokenRequest struct {
+	Token string `json:"token"`
+}
+
+func (a *API) verify(w http.ResponseWriter, r *http.Request) {
+	var req tokenRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status, err := a.Accounts.VerifyEmail(r.Context(), req.Token, a.meta(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"status": string(status)})
+}
+
+func (a *API) guardianRequest(w http.ResponseWriter, r *http.Request) {
+	g, err := a.Accounts.GuardianRequestFor(r.Context(), r.URL.Query().Get("token"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"child_name": g.ChildName, "child_email": g.ChildEmail})
+}
+
+type guardianDecision struct {
+	Token string `json:"token"`
+	Agree *bool  `json:"agree"`
+}
+
+func (a *API) guardianDecide(w http.ResponseWriter, r *http.Request) {
+	var req guardianDecision
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.Agree == nil {
+		a.fail(w, r, apperr.Field("agree", "required", "is required: true to agree, false to decline"))
+		return
+	}
+	if err := a.Accounts.GuardianDecide(r.Context(), req.Token, *req.Agree, a.meta(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string    `json:"token"`
+	SessionID string    `json:"session_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	token, sess, err := LoginLimited(r, a.Accounts, a.Limits, a.TrustProxy, req.Email, req.Password)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusCreated, loginResponse{Token: token, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt})
+}
+
+// LoginLimited logs in under the login rate limits, per IP and per account; the web
+// login form uses it too.
+func LoginLimited(r *http.Request, accounts *account.Service, limits *server.Limits, trustProxy bool, email, password string) (string, account.Session, error) {
+	if email == "" {
+		return "", account.Session{}, apperr.Field("email", "required", "is required")
+	}
+	if password == "" {
+		return "", account.Session{}, apperr.Field("password", "required", "is required")
+	}
+	ip := server.ClientIP(r, trustProxy)
+	if !limits.LoginIP.Allow("ip:"+ip) || !limits.LoginAccount.Allow("acct:"+account.NormalizeEmail(email)) {
+		return "", account.Session{}, server.ErrRateLimited
+	}
+	return accounts.Login(r.Context(), email, password, server.Meta(r, trustProxy))
+}
+
+type sessionResponse struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	IP         string    `json:"ip"`
+	UserAgent  string    `json:"user_agent"`
+	Current    bool      `json:"current"`
+}
+
+func (a *API) sessions(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	list, err := a.Accounts.Sessions(r.Context(), sess.AccountID, sess.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]sessionResponse, len(list))
+	for i, s := range list {
+		out[i] = sessionResponse(s)
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := a.Accounts.Logout(r.Context(), sess, a.meta(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) revoke(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := a.Accounts.RevokeSession(r.Context(), sess.AccountID, r.PathValue("id"), a.meta(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) logoutEverywhere(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	n, err := a.Accounts.LogoutEverywhere(r.Context(), sess.AccountID, a.meta(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]int{"ended": n})
+}
+
+type resetRequest struct {
+	Email string `json:"email"`
+}
+
+func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
+	var req resetRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := ResetLimited(r, a.Accounts, a.Limits, a.TrustProxy, req.Email); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusAccepted, map[string]string{"message": "if an account has this address, a reset link is on its way"})
+}
+
+// ResetLimited asks for a reset link under the reset rate limits (per IP and per
+// address); the web form uses it too.
+func ResetLimited(r *http.Request, accounts *account.Service, limits *server.Limits, trustProxy bool, email string) error {
+	if !limits.Reset.Allow("ip:"+server.ClientIP(r, trustProxy), "addr:"+account.NormalizeEmail(email)) {
+		return server.ErrRateLimited
+	}
+	return accounts.RequestPasswordReset(r.Context(), email, server.Meta(r, trustProxy))
+}
+
+type confirmResetRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
+	var req confirmResetRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.Accounts.ResetPassword(r.Context(), req.Token, req.Password, a.meta(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type changePasswordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	Password        string `json:"password"`
+}
+
+func (a *API) changePassword(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var req changePasswordRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.Accounts.ChangePassword(r.Context(), sess.AccountID, req.CurrentPassword, req.Password, a.meta(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,216 @@
+// Package app is the one place that knows every part of Steward: it opens the store,
+// builds the services, the job queue and the HTTP handler, and runs and closes them.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/api"
+	"steward/internal/config"
+	"steward/internal/datamap"
+	"steward/internal/governance"
+	"steward/internal/jobs"
+	"steward/internal/mail"
+	"steward/internal/rights"
+	"steward/internal/server"
+	"steward/internal/store"
+	"steward/internal/web"
+)
+
+// App is a built Steward.
+type App struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	DB       *store.DB
+	Registry *datamap.Registry
+	Jobs     *jobs.Queue
+	Outbox   *mail.Outbox
+	Audit    *governance.Audit
+	Accounts *account.Service
+	Rights   *rights.Service
+	Limits   *server.Limits
+	handler  http.Handler
+	now      func() time.Time
+}
+
+// Option changes how the app is built (tests).
+type Option func(*options)
+
+type options struct {
+	now    func() time.Time
+	poll   time.Duration
+	sender mail.Sender
+}
+
+// WithClock sets the clock.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithPoll sets how often idle job workers look for work.
+func WithPoll(d time.Duration) Option { return func(o *options) { o.poll = d } }
+
+// WithSender replaces the configured mail sender.
+func WithSender(s mail.Sender) Option { return func(o *options) { o.sender = s } }
+
+// New opens the database, migrates it, and builds every service. It starts nothing.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	o := options{now: time.Now, poll: 200 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: data folder: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, DB: db, now: o.now}
+	if err := a.build(ctx, o); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Migrate applies Steward's and the job queue's migrations.
+func Migrate(ctx context.Context, db *store.DB) error {
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	return jobs.Migrate(ctx, db)
+}
+
+func (a *App) build(ctx context.Context, o options) error {
+	cfg := a.Config
+	if err := Migrate(ctx, a.DB); err != nil {
+		return err
+	}
+	key, err := ledgerKey(cfg.LedgerKeyFile, a.Log)
+	if err != nil {
+		return err
+	}
+	sender := o.sender
+	if sender == nil {
+		if cfg.MailMode == "smtp" {
+			if sender, err = mail.NewSMTPSender(cfg.SMTPAddr, cfg.SMTPUser, cfg.SMTPPassword, cfg.SMTPTLS, cfg.MailFrom); err != nil {
+				return err
+			}
+		} else {
+			sender = mail.FileSender{Dir: filepath.Join(cfg.DataDir, "outbox"), From: cfg.MailFrom}
+		}
+	}
+	a.Jobs = jobs.New(a.DB, a.Log, cfg.JobWorkers, o.poll)
+	if a.Outbox, err = mail.NewOutbox(a.DB, sender, a.Jobs, cfg.SiteName, a.now); err != nil {
+		return err
+	}
+	a.Audit = governance.NewAudit(a.now)
+	a.Accounts, err = account.New(ctx, a.DB, a.Outbox, a.Audit, account.Settings{
+		BaseURL:      cfg.BaseURL,
+		Argon2:       account.Argon2(cfg.Argon2),
+		SessionTTL:   cfg.SessionTTL,
+		Fields:       cfg.Fields,
+		AgeOfConsent: cfg.AgeOfConsentFor,
+	}, a.now)
+	if err != nil {
+		return err
+	}
+
+	// The data map. Erasure runs holders in reverse order, so the account goes last.
+	a.Registry = datamap.NewRegistry()
+	a.Registry.Register(account.Holder{})
+	a.Registry.Register(governance.AuditHolder{})
+	a.Registry.Register(mail.Holder{})
+	a.Registry.Register(rights.Holder{})
+	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
+	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
+
+	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, key, a.now, a.Log)
+	a.Accounts.SetEraser(a.Rights)
+
+	jobs.Register(a.Jobs, func(ctx context.Context, args mail.DeliverArgs) error { return a.Outbox.Deliver(ctx, args.OutboxID) })
+	jobs.Register(a.Jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.Rights.Run(ctx, args.RequestID) })
+	if err := a.Jobs.Open(true); err != nil {
+		return err
+	}
+
+	a.Limits = server.NewLimits(!cfg.RateLimits)
+	mux := http.NewServeMux()
+	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
+	pages, err := web.New(web.Options{
+		Accounts: a.Accounts, Rights: a.Rights, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
+		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now,
+	})
+	if err != nil {
+		return err
+	}
+	pages.Register(mux)
+	a.handler = server.Middleware(mux, a.Log, cfg.CookieSecure)
+	return nil
+}
+
+// ledgerKey reads the erasure ledger's key, making one at first start.
+func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("app: ledger key: %w", err)
+		}
+		if err := os.WriteFile(path, key, 0o600); err != nil {
+			return nil, fmt.Errorf("app: ledger key: %w", err)
+		}
+		log.Warn("made a new erasure ledger key; keep a copy apart from database backups", "file", path)
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app: ledger key: %w", err)
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("app: ledger key %s: want at least 32 bytes, got %d", path, len(key))
+	}
+	return key, nil
+}
+
+// Handler is the whole site.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Start starts the background jobs.
+func (a *App) Start(ctx context.Context) error { return a.Jobs.Start(ctx) }
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: server.ReadHeaderTimeout,
+		IdleTimeout:       server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// Close stops the jobs and closes the database.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(a.Jobs.Stop(ctx), a.DB.Close())
+}

@@ -1,0 +1,250 @@
+// Package apptest boots the whole of Steward for a test: a fresh database on the
+// engine asked for, the background jobs, a real HTTP server on a loopback port, and
+// helpers to call the API and read the mail it sends.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"steward/internal/app"
+	"steward/internal/config"
+)
+
+// Harness is a running Steward.
+type Harness struct {
+	T      testing.TB
+	App    *app.App
+	URL    string
+	Data   string
+	Client *http.Client
+}
+
+// Start boots Steward on dbURL ("" for SQLite in a temporary folder) with extra flags.
+func Start(t testing.TB, dbURL string, flags ...string) *Harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	data := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	args := []string{"--data", data, "--addr", ln.Addr().String(), "--base-url", base, "--argon2-memory", "1024", "--rate-limits=false"}
+	if dbURL != "" {
+		args = append(args, "--database", dbURL)
+	}
+	cfg, _, err := config.Load(append(args, flags...), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("STEWARD_TEST_LOG") == "1" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = a.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		a.Close()
+	})
+	return &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Response is an answer of the API.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a map.
+func (r Response) JSON() map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(r.Body, &m)
+	return m
+}
+
+// ErrorField returns the field named in an API error, and its code.
+func (r Response) ErrorField() (field, code string) {
+	var b struct {
+		Error struct{ Code, Field string }
+	}
+	_ = json.Unmarshal(r.Body, &b)
+	return b.Error.Field, b.Error.Code
+}
+
+// Do sends a request with an optional JSON body (a string is sent as is) and a
+// bearer token.
+func (h *Harness) Do(method, path string, body any, token string) Response {
+	h.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, h.URL+path, rd)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		h.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// Mail is a message found in the outbox folder.
+type Mail struct {
+	File string
+	Raw  string // headers and decoded body
+}
+
+// Mails returns every .eml in the outbox whose To is addr, oldest first.
+func (h *Harness) Mails(addr string) []Mail {
+	files, _ := filepath.Glob(filepath.Join(h.Data, "outbox", "*.eml"))
+	sort.Strings(files)
+	var out []Mail
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		raw := decodeQP(string(b))
+		if strings.Contains(strings.ToLower(headerTo(raw)), strings.ToLower(addr)) {
+			out = append(out, Mail{File: f, Raw: raw})
+		}
+	}
+	return out
+}
+
+func headerTo(raw string) string {
+	for _, line := range strings.Split(raw, "\n") {
+		if strings.HasPrefix(line, "To:") {
+			return line
+		}
+		if strings.TrimSpace(line) == "" {
+			break
+		}
+	}
+	return ""
+}
+
+func decodeQP(s string) string {
+	b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(s)))
+	if err != nil {
+		return s
+	}
+	return string(b)
+}
+
+// WaitMail waits until n mails to addr are in the outbox and returns them.
+func (h *Harness) WaitMail(addr string, n int) []Mail {
+	h.T.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := h.Mails(addr)
+		if len(m) >= n {
+			return m
+		}
+		if time.Now().After(deadline) {
+			h.T.Fatalf("waited 10s for %d mail(s) to %s, have %d", n, addr, len(m))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var tokenRE = regexp.MustCompile(`https?://[^\s"<>]+\?token=([A-Za-z0-9_-]+)`)
+
+// Link returns the first link with a token in the mail, and its token.
+func (m Mail) Link() (link, token string) {
+	sub := tokenRE.FindStringSubmatch(m.Raw)
+	if sub == nil {
+		return "", ""
+	}
+	return sub[0], sub[1]
+}
+
+// Register registers a member through the API and returns the response.
+func (h *Harness) Register(fields map[string]any) Response {
+	h.T.Helper()
+	return h.Do("POST", "/api/v1/accounts", fields, "")
+}
+
+// Member registers an adult member, confirms the address from the mail and logs in;
+// it returns the account id and a bearer token.
+func (h *Harness) Member(email, password string, extra map[string]any) (id, token string) {
+	h.T.Helper()
+	body := map[string]any{"email": email, "password": password, "name": "Test Member", "birthdate": "1985-03-02", "country": "DE"}
+	for k, v := range extra {
+		body[k] = v
+	}
+	r := h.Register(body)
+	if r.Status != http.StatusCreated {
+		h.T.Fatalf("register %s: status %d: %s", email, r.Status, r.Body)
+	}
+	id = r.JSON()["id"].(string)
+	_, tok := h.WaitMail(email, 1)[0].Link()
+	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": tok}, ""); v.Status != http.StatusOK {
+		h.T.Fatalf("verify %s: status %d: %s", email, v.Status, v.Body)
+	}
+	l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": password}, "")
+	if l.Status != http.StatusCreated {
+		h.T.Fatalf("login %s: status %d: %s", email, l.Status, l.Body)
+	}
+	return id, l.JSON()["token"].(string)
+}
+
+// WaitErasure waits until the erasure request is done.
+func (h *Harness) WaitErasure(requestID string) {
+	h.T.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := h.Do("GET", "/api/v1/erasures/"+requestID, nil, "")
+		if r.Status == http.StatusOK && r.JSON()["state"] == "done" {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.T.Fatalf("erasure %s not done after 15s: %d %s", requestID, r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,251 @@
+// Package cli implements steward's subcommands: serve, migrate, export, erase,
+// residue and datamap.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"steward/internal/apperr"
+	"steward/internal/app"
+	"steward/internal/config"
+	"steward/internal/datamap"
+	"steward/internal/store"
+)
+
+const usage = `steward: the personal-data side of a website, keeping its privacy policy in code.
+
+Usage: steward COMMAND [flags] [arguments]
+
+Commands:
+  serve                  run the web site, API and background jobs
+  migrate                apply database migrations and exit
+  export EMAIL|ID        write the member's portability archive (zip) to --out or stdout
+  erase EMAIL|ID         erase the member through every holder of the data map, now
+  residue EMAIL|ID       scan every text column (and on SQLite the database files) for
+                         the member's identifiers; exit 1 if any is found, 0 if none
+  datamap                print the data map (holders, tables, categories) as Markdown
+
+Every command takes the same flags; each also reads a STEWARD_* variable.
+Run "steward serve -h" to list them.
+`
+
+// Run runs the command in args and returns the exit code.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	var extra *flag.FlagSet
+	var out, terms string
+	switch cmd {
+	case "export":
+		extra = flag.NewFlagSet("export", flag.ContinueOnError)
+		extra.StringVar(&out, "out", "", "write the archive to this file instead of stdout")
+	case "residue":
+		extra = flag.NewFlagSet("residue", flag.ContinueOnError)
+		extra.StringVar(&terms, "also", "", "more identifiers to look for, separated by |, e.g. a name or phone of an erased member")
+	}
+	if extra != nil {
+		rest = splitExtra(extra, rest)
+	}
+	cfg, pos, err := config.Load(rest, getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), flag.ErrHelp.Error()+"\n"))
+			return 0
+		}
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	switch cmd {
+	case "serve":
+		err = serve(ctx, cfg, log)
+	case "migrate":
+		err = migrate(ctx, cfg, stdout)
+	case "export":
+		err = withApp(ctx, cfg, log, pos, func(a *app.App, s datamap.Subject) error { return export(ctx, a, s, out, stdout) })
+	case "erase":
+		err = withApp(ctx, cfg, log, pos, func(a *app.App, s datamap.Subject) error {
+			if err := a.Rights.EraseNow(ctx, s.ID, "operator"); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "erased %s\n", s.ID)
+			return nil
+		})
+	case "residue":
+		var found bool
+		found, err = residue(ctx, cfg, log, pos, terms, stdout)
+		if err == nil && found {
+			return 1
+		}
+	case "datamap":
+		err = printDatamap(ctx, cfg, log, stdout)
+	default:
+		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "steward %s: %v\n", cmd, err)
+		if apperr.KindOf(err) != "" {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// splitExtra parses a command's own flags out of args and returns the rest.
+func splitExtra(fs *flag.FlagSet, args []string) []string {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		name, val, hasVal := strings.Cut(name, "=")
+		if strings.HasPrefix(a, "-") && fs.Lookup(name) != nil {
+			if !hasVal && i+1 < len(args) {
+				i++
+				val = args[i]
+			}
+			_ = fs.Set(name, val)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return rest
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--addr, STEWARD_ADDR): %w", cfg.Addr, err)
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	dialect := "SQLite"
+	if a.DB.Dialect == store.Postgres {
+		dialect = "PostgreSQL"
+	}
+	log.Info("steward is serving", "url", "http://"+ln.Addr().String(), "database", dialect, "mail", cfg.MailMode, "data", cfg.DataDir)
+	return a.Serve(ctx, ln)
+}
+
+func migrate(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := app.Migrate(ctx, db); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}
+
+func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, fn func(*app.App, datamap.Subject) error) error {
+	if len(pos) != 1 {
+		return apperr.New(apperr.Invalid, "usage", "give exactly one member: an email address or an account id")
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	s, err := a.Accounts.Lookup(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return fn(a, s)
+}
+
+func export(ctx context.Context, a *app.App, s datamap.Subject, out string, stdout io.Writer) error {
+	if out == "" {
+		return a.Rights.Export(ctx, s, stdout)
+	}
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := a.Rights.Export(ctx, s, f); err != nil {
+		f.Close()
+		os.Remove(out)
+		return err
+	}
+	return f.Close()
+}
+
+// residue scans for a member's identifiers. For a member who still exists it gathers
+// every identifier from the account; for an erased one it looks for what it is given
+// (the email or id, and --also) and reports what the erasure ledger says.
+func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, also string, stdout io.Writer) (bool, error) {
+	if len(pos) != 1 {
+		return false, apperr.New(apperr.Invalid, "usage", "give exactly one member: an email address or an account id")
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return false, err
+	}
+	defer a.Close()
+	who := pos[0]
+	var terms []datamap.Term
+	if s, err := a.Accounts.Lookup(ctx, who); err == nil {
+		if terms, err = a.Accounts.Identifiers(ctx, s.ID); err != nil {
+			return false, err
+		}
+		fmt.Fprintf(stdout, "member %s exists; scanning for its %d identifiers\n", s.ID, len(terms))
+	} else {
+		kind := "id"
+		if strings.Contains(who, "@") {
+			kind = "email"
+		}
+		terms = []datamap.Term{{Kind: kind, Value: who}}
+		if at, ok, err := a.Rights.Erased(ctx, who); err != nil {
+			return false, err
+		} else if ok {
+			fmt.Fprintf(stdout, "erasure ledger: erased at %s\n", at.Format("2006-01-02 15:04:05 MST"))
+		} else {
+			fmt.Fprintln(stdout, "erasure ledger: no erasure recorded for it")
+		}
+	}
+	for _, t := range strings.Split(also, "|") {
+		if t = strings.TrimSpace(t); t != "" {
+			terms = append(terms, datamap.Term{Kind: "given identifier", Value: t})
+		}
+	}
+	findings, err := datamap.Scan(ctx, a.DB, terms)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, "found:", f)
+	}
+	if len(findings) == 0 {
+		fmt.Fprintln(stdout, "no residue: none of the identifiers is anywhere in the database")
+	}
+	return len(findings) > 0, nil
+}

@@ -1,0 +1,321 @@
+// Package config reads Steward's typed configuration from command-line flags and
+// STEWARD_* environment variables (a flag wins over its variable), validates it once
+// with messages that name the flag and the variable, and is passed explicitly from
+// there on.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+// Requirement says whether the registration form asks for a field.
+type Requirement string
+
+// The requirements an operator can set per field.
+const (
+	Required Requirement = "required"
+	Optional Requirement = "optional"
+	Off      Requirement = "off"
+)
+
+// ProfileFields are the registration fields an operator can make mandatory or optional;
+// email and password are always mandatory.
+var ProfileFields = []string{"name", "phone", "home_address", "business_address"}
+
+// Argon2 holds the password-hash parameters.
+type Argon2 struct {
+	MemoryKiB uint32
+	Time      uint32
+	Threads   uint8
+}
+
+// Config is the whole configuration.
+type Config struct {
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+	BaseURL     string
+	SiteName    string
+	LogLevel    string
+
+	MailMode     string // "file" or "smtp"
+	MailFrom     string
+	SMTPAddr     string
+	SMTPUser     string
+	SMTPPassword string
+	SMTPTLS      string // "none", "starttls", "tls"
+
+	Argon2       Argon2
+	SessionTTL   time.Duration
+	CookieSecure bool
+	TrustProxy   bool
+	RateLimits   bool
+
+	DefaultAgeOfConsent int
+	AgeOfConsent        map[string]int
+	Fields              map[string]Requirement
+
+	LedgerKeyFile string
+	JobWorkers    int
+}
+
+// Usage documents every setting: flag, variable, default.
+type setting struct {
+	flag, env, def, help string
+}
+
+var settings = []setting{
+	{"addr", "STEWARD_ADDR", "localhost:8080", "listen address"},
+	{"data", "STEWARD_DATA", "./steward-data", "data folder (SQLite database, outbox, keys)"},
+	{"database", "STEWARD_DATABASE", "", "database URL: sqlite:PATH or postgres://... (default: SQLite in the data folder)"},
+	{"base-url", "STEWARD_BASE_URL", "", "public URL used in links of mails (default: http://ADDR)"},
+	{"site-name", "STEWARD_SITE_NAME", "Steward", "name of the site shown on pages and mails"},
+	{"log-level", "STEWARD_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"mail", "STEWARD_MAIL", "file", "mail sender: file (.eml files in DATA/outbox) or smtp"},
+	{"mail-from", "STEWARD_MAIL_FROM", "Steward <no-reply@steward.localhost>", "From address of mails"},
+	{"smtp-addr", "STEWARD_SMTP_ADDR", "", "SMTP server host:port (with --mail=smtp)"},
+	{"smtp-user", "STEWARD_SMTP_USER", "", "SMTP user name"},
+	{"smtp-password", "STEWARD_SMTP_PASSWORD", "", "SMTP password (prefer the variable to the flag)"},
+	{"smtp-tls", "STEWARD_SMTP_TLS", "starttls", "SMTP transport security: none, starttls or tls"},
+	{"argon2-memory", "STEWARD_ARGON2_MEMORY", "65536", "argon2id memory in KiB"},
+	{"argon2-time", "STEWARD_ARGON2_TIME", "1", "argon2id passes"},
+	{"argon2-threads", "STEWARD_ARGON2_THREADS", "2", "argon2id lanes"},
+	{"session-ttl", "STEWARD_SESSION_TTL", "336h", "how long an idle-free session lives"},
+	{"cookie-secure", "STEWARD_COOKIE_SECURE", "auto", "Secure flag on cookies: true, false, or auto (true when the base URL is https)"},
+	{"trust-proxy", "STEWARD_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (only behind a proxy you run)"},
+	{"rate-limits", "STEWARD_RATE_LIMITS", "true", "rate limits on login, registration and password reset"},
+	{"age-of-consent", "STEWARD_AGE_OF_CONSENT", "16", "digital age of consent: a default, then COUNTRY=AGE overrides, e.g. 16,FR=15,BE=13"},
+	{"fields", "STEWARD_FIELDS", "name=required,phone=optional,home_address=optional,business_address=optional", "registration fields: FIELD=required|optional|off for name, phone, home_address, business_address"},
+	{"ledger-key-file", "STEWARD_LEDGER_KEY_FILE", "", "key for the erasure ledger's keyed hashes (default: DATA/ledger.key, made at first start)"},
+	{"job-workers", "STEWARD_JOB_WORKERS", "4", "background job workers"},
+}
+
+// Load reads the configuration from args (flags, without the program and subcommand
+// names) and getenv. It returns the remaining positional arguments.
+func Load(args []string, getenv func(string) string) (*Config, []string, error) {
+	fs := flag.NewFlagSet("steward", flag.ContinueOnError)
+	vals := map[string]*string{}
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		vals[s.flag] = fs.String(s.flag, def, s.help+" ["+s.env+"]")
+	}
+	var usage strings.Builder
+	fs.SetOutput(&usage)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.PrintDefaults()
+			return nil, nil, fmt.Errorf("%w\n%s", err, usage.String())
+		}
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
+	c := &Config{
+		Addr: get("addr"), DataDir: get("data"), DatabaseURL: get("database"), BaseURL: get("base-url"),
+		SiteName: get("site-name"), LogLevel: get("log-level"),
+		MailMode: get("mail"), MailFrom: get("mail-from"), SMTPAddr: get("smtp-addr"), SMTPUser: get("smtp-user"),
+		SMTPPassword: *vals["smtp-password"], SMTPTLS: get("smtp-tls"), LedgerKeyFile: get("ledger-key-file"),
+	}
+	var errs []error
+	bad := func(name, msg string) {
+		env := ""
+		for _, s := range settings {
+			if s.flag == name {
+				env = s.env
+			}
+		}
+		errs = append(errs, fmt.Errorf("--%s (%s): %s", name, env, msg))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", fmt.Sprintf("%q is not host:port", c.Addr))
+	}
+	if c.DataDir == "" {
+		bad("data", "must not be empty")
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite:" + filepath.Join(c.DataDir, "steward.db")
+	} else if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		bad("database", "want sqlite:PATH or postgres://...")
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + c.Addr
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("base-url", fmt.Sprintf("%q is not an http(s) URL", c.BaseURL))
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "want debug, info, warn or error")
+	}
+	switch c.MailMode {
+	case "file":
+	case "smtp":
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			bad("smtp-addr", "with --mail=smtp, want the SMTP server as host:port")
+		}
+	default:
+		bad("mail", "want file or smtp")
+	}
+	switch c.SMTPTLS {
+	case "none", "starttls", "tls":
+	default:
+		bad("smtp-tls", "want none, starttls or tls")
+	}
+	c.Argon2.MemoryKiB = uint32(positive(get("argon2-memory"), 8, 4<<20, "argon2-memory", bad))
+	c.Argon2.Time = uint32(positive(get("argon2-time"), 1, 100, "argon2-time", bad))
+	c.Argon2.Threads = uint8(positive(get("argon2-threads"), 1, 64, "argon2-threads", bad))
+	c.JobWorkers = positive(get("job-workers"), 1, 1000, "job-workers", bad)
+	if d, err := time.ParseDuration(get("session-ttl")); err != nil || d < time.Minute {
+		bad("session-ttl", "want a duration of at least 1m, e.g. 336h")
+	} else {
+		c.SessionTTL = d
+	}
+	switch get("cookie-secure") {
+	case "auto":
+		c.CookieSecure = strings.HasPrefix(c.BaseURL, "https://")
+	case "true":
+		c.CookieSecure = true
+	case "false":
+	default:
+		bad("cookie-secure", "want true, false or auto")
+	}
+	c.TrustProxy = boolean(get("trust-proxy"), "trust-proxy", bad)
+	c.RateLimits = boolean(get("rate-limits"), "rate-limits", bad)
+	c.DefaultAgeOfConsent, c.AgeOfConsent = ageOfConsent(get("age-of-consent"), bad)
+	c.Fields = fields(get("fields"), bad)
+	if c.LedgerKeyFile == "" {
+		c.LedgerKeyFile = filepath.Join(c.DataDir, "ledger.key")
+	}
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return c, fs.Args(), nil
+}
+
+func positive(s string, lo, hi int, name string, bad func(string, string)) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		bad(name, fmt.Sprintf("want a whole number from %d to %d, got %q", lo, hi, s))
+		return lo
+	}
+	return n
+}
+
+func boolean(s, name string, bad func(string, string)) bool {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		bad(name, fmt.Sprintf("want true or false, got %q", s))
+	}
+	return b
+}
+
+// EUAgesOfConsent are the digital ages of consent under GDPR article 8 as the member
+// states set them; the operator's --age-of-consent overrides any of them.
+var EUAgesOfConsent = map[string]int{
+	"AT": 14, "BE": 13, "BG": 14, "HR": 16, "CY": 14, "CZ": 15, "DK": 13, "EE": 13, "FI": 13,
+	"FR": 15, "DE": 16, "GR": 15, "HU": 16, "IE": 16, "IT": 14, "LV": 13, "LT": 14, "LU": 16,
+	"MT": 13, "NL": 16, "PL": 16, "PT": 13, "RO": 16, "SK": 16, "SI": 15, "ES": 14, "SE": 13,
+	"GB": 13, "NO": 13, "IS": 13, "LI": 16, "US": 13,
+}
+
+func ageOfConsent(s string, bad func(string, string)) (int, map[string]int) {
+	def := 16
+	table := map[string]int{}
+	for k, v := range EUAgesOfConsent {
+		table[k] = v
+	}
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		country, age, found := strings.Cut(part, "=")
+		if !found {
+			if i != 0 {
+				bad("age-of-consent", fmt.Sprintf("%q: only the first item may be a bare default age", part))
+				continue
+			}
+			age, country = country, ""
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(age))
+		if err != nil || n < 13 || n > 16 {
+			bad("age-of-consent", fmt.Sprintf("%q: an age of consent is from 13 to 16", part))
+			continue
+		}
+		if country == "" {
+			def = n
+			continue
+		}
+		country = strings.ToUpper(strings.TrimSpace(country))
+		if !ValidCountry(country) {
+			bad("age-of-consent", fmt.Sprintf("%q: unknown country code", country))
+			continue
+		}
+		table[country] = n
+	}
+	return def, table
+}
+
+// ValidCountry reports whether code is an ISO 3166-1 alpha-2 country code.
+func ValidCountry(code string) bool {
+	if len(code) != 2 || strings.ToUpper(code) != code {
+		return false
+	}
+	r, err := language.ParseRegion(code)
+	return err == nil && r.IsCountry() && r.String() == code
+}
+
+func fields(s string, bad func(string, string)) map[string]Requirement {
+	out := map[string]Requirement{}
+	for _, f := range ProfileFields {
+		out[f] = Optional
+	}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, req, _ := strings.Cut(part, "=")
+		if _, ok := out[name]; !ok {
+			bad("fields", fmt.Sprintf("unknown field %q; known: %s", name, strings.Join(sorted(ProfileFields), ", ")))
+			continue
+		}
+		switch r := Requirement(req); r {
+		case Required, Optional, Off:
+			out[name] = r
+		default:
+			bad("fields", fmt.Sprintf("field %s: want required, optional or off, got %q", name, req))
+		}
+	}
+	return out
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+// AgeOfConsentFor returns the digital age of consent in a country.
+func (c *Config) AgeOfConsentFor(country string) int {
+	if n, ok := c.AgeOfConsent[country]; ok {
+		return n
+	}
+	return c.DefaultAgeOfConsent
+}

@@ -1,0 +1,198 @@
+// Package datamap is the registry of holders: every package that keeps personal data
+// declares here, in code, which tables and columns hold it, the data categories (Fides'
+// taxonomy names), the purpose, lawful basis and retention, and implements Export and
+// Erase for one subject. The registry checks itself against the live schema, writes the
+// portability archive, and scans for residue after an erasure.
+package datamap
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"steward/internal/store"
+)
+
+// Subject is the person an export or erasure is about.
+type Subject struct {
+	ID    string
+	Email string
+}
+
+// Column declares one column of a holder's table.
+type Column struct {
+	Name string
+	// Categories are Fides data categories, e.g. "user.contact.email". A column
+	// holding no personal data has none and says why in NotPersonal.
+	Categories  []string
+	NotPersonal string
+	// Withheld columns are held but left out of the export, with the reason shown
+	// in the manifest (a password hash: exporting it would only weaken the account).
+	Withheld string
+	// Time marks a column of Unix milliseconds, written as RFC 3339 in the export.
+	Time bool
+}
+
+// Table declares one table owned by a holder.
+type Table struct {
+	Name    string
+	Columns []Column
+}
+
+// Declaration is what a holder tells the data map about itself.
+type Declaration struct {
+	Name        string // short, unique; names the files of the export
+	Description string
+	Purpose     string
+	LawfulBasis string // contract, legitimate_interest, consent, legal_obligation
+	Retention   string
+	Tables      []Table
+}
+
+// Section is one table's worth of a subject's data in an export.
+type Section struct {
+	Table   string
+	Columns []string
+	Rows    [][]string
+}
+
+// Holder owns some personal data and can export and erase it for one subject.
+type Holder interface {
+	Declaration() Declaration
+	Export(ctx context.Context, q store.Querier, s Subject) ([]Section, error)
+	// Erase removes every trace of the subject from the holder's tables. It must be
+	// idempotent: an interrupted erasure runs it again.
+	Erase(ctx context.Context, tx *store.Tx, s Subject) error
+}
+
+// Registry is the data map: the holders, and the tables that hold no personal data
+// with the reason why.
+type Registry struct {
+	holders     []Holder
+	nonPersonal map[string]string // table name or prefix ending in "*" -> why
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{nonPersonal: map[string]string{}}
+}
+
+// Register adds a holder. Erasure runs holders in the reverse order of registration,
+// so a holder whose rows reference another's registers after it.
+func (r *Registry) Register(h Holder) {
+	name := h.Declaration().Name
+	for _, o := range r.holders {
+		if o.Declaration().Name == name {
+			panic("datamap: holder registered twice: " + name)
+		}
+	}
+	r.holders = append(r.holders, h)
+}
+
+// DeclareNonPersonal records that a table (or every table with the prefix, when the
+// name ends in "*") holds no personal data, and why.
+func (r *Registry) DeclareNonPersonal(table, why string) {
+	r.nonPersonal[table] = why
+}
+
+// Holders returns the holders in registration order.
+func (r *Registry) Holders() []Holder { return slices.Clone(r.holders) }
+
+// Holder returns the holder with the given name.
+func (r *Registry) Holder(name string) (Holder, bool) {
+	for _, h := range r.holders {
+		if h.Declaration().Name == name {
+			return h, true
+		}
+	}
+	return nil, false
+}
+
+func (r *Registry) nonPersonalReason(table string) (string, bool) {
+	if why, ok := r.nonPersonal[table]; ok {
+		return why, true
+	}
+	for k, why := range r.nonPersonal {
+		if strings.HasSuffix(k, "*") && strings.HasPrefix(table, strings.TrimSuffix(k, "*")) {
+			return why, true
+		}
+	}
+	return "", false
+}
+
+// Coverage compares the registry with the live schema and returns one line for every
+// table or column that is neither declared by a holder nor marked as holding no
+// personal data, and for every declaration that names something the schema lacks.
+func (r *Registry) Coverage(ctx context.Context, db *store.DB) ([]string, error) {
+	cols, err := db.Columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	declared := map[string]map[string]Column{}
+	for _, h := range r.holders {
+		for _, t := range h.Declaration().Tables {
+			if declared[t.Name] == nil {
+				declared[t.Name] = map[string]Column{}
+			}
+			for _, c := range t.Columns {
+				declared[t.Name][c.Name] = c
+			}
+		}
+	}
+	var problems []string
+	live := map[string]map[string]bool{}
+	for _, c := range cols {
+		if live[c.Table] == nil {
+			live[c.Table] = map[string]bool{}
+		}
+		live[c.Table][c.Name] = true
+		if _, ok := r.nonPersonalReason(c.Table); ok {
+			continue
+		}
+		d, ok := declared[c.Table][c.Name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("%s.%s: not declared by any holder", c.Table, c.Name))
+		case len(d.Categories) == 0 && d.NotPersonal == "":
+			problems = append(problems, fmt.Sprintf("%s.%s: declared without categories or a reason it holds no personal data", c.Table, c.Name))
+		}
+	}
+	for t, cs := range declared {
+		for c := range cs {
+			if !live[t][c] {
+				problems = append(problems, fmt.Sprintf("%s.%s: declared but not in the schema", t, c))
+			}
+		}
+	}
+	sort.Strings(problems)
+	return problems, nil
+}
+
+// Categories returns the sorted data categories a declaration covers.
+func (d Declaration) Categories() []string {
+	set := map[string]bool{}
+	for _, t := range d.Tables {
+		for _, c := range t.Columns {
+			for _, cat := range c.Categories {
+				set[cat] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Tables returns the names of the tables a declaration covers.
+func (d Declaration) TableNames() []string {
+	out := make([]string, len(d.Tables))
+	for i, t := range d.Tables {
+		out[i] = t.Name
+	}
+	return out
+}

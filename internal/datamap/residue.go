@@ -1,0 +1,96 @@
+package datamap
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"steward/internal/store"
+)
+
+// Term is one identifier of a subject to look for, with what kind it is (id, email,
+// name, phone, address). Reports name the kind, never the value.
+type Term struct {
+	Kind  string
+	Value string
+}
+
+// Finding is one place where a term was found.
+type Finding struct {
+	Where string // "table.column" or a file name
+	Kind  string
+	Count int
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s: %d match(es) of the subject's %s", f.Where, f.Count, f.Kind)
+}
+
+// minTermLen keeps a very short value (a two-letter name) from matching everywhere.
+const minTermLen = 4
+
+// Scan looks for every term in every text column of every table of the live schema,
+// case-insensitively, and, on SQLite, in the raw bytes of the database file and its
+// write-ahead log, where a deleted row could linger. skip names tables to leave out
+// (those a legal hold keeps).
+func Scan(ctx context.Context, db *store.DB, terms []Term, skip ...string) ([]Finding, error) {
+	cols, err := db.Columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var usable []Term
+	for _, t := range terms {
+		if len(strings.TrimSpace(t.Value)) >= minTermLen {
+			usable = append(usable, Term{Kind: t.Kind, Value: strings.ToLower(strings.TrimSpace(t.Value))})
+		}
+	}
+	var out []Finding
+	for _, c := range cols {
+		if !c.Text || slices.Contains(skip, c.Table) {
+			continue
+		}
+		expr := "lower(CAST(" + store.QuoteIdent(c.Name) + " AS TEXT))"
+		q := fmt.Sprintf("SELECT count(*) FROM %s WHERE instr(%s, $1) > 0", store.QuoteIdent(c.Table), expr)
+		if db.Dialect == store.Postgres {
+			q = fmt.Sprintf("SELECT count(*) FROM %s WHERE strpos(%s, $1) > 0", store.QuoteIdent(c.Table), expr)
+		}
+		for _, t := range usable {
+			var n int
+			if err := db.QueryRowContext(ctx, q, t.Value).Scan(&n); err != nil {
+				return nil, fmt.Errorf("datamap: scan %s.%s: %w", c.Table, c.Name, err)
+			}
+			if n > 0 {
+				out = append(out, Finding{Where: c.Table + "." + c.Name, Kind: t.Kind, Count: n})
+			}
+		}
+	}
+	if db.Dialect == store.SQLite && db.Path() != "" {
+		for _, suffix := range []string{"", "-wal"} {
+			name := db.Path() + suffix
+			data, err := os.ReadFile(name)
+			if os.IsNotExist(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("datamap: scan %s: %w", name, err)
+			}
+			lower := bytes.ToLower(data)
+			for _, t := range usable {
+				if n := bytes.Count(lower, []byte(t.Value)); n > 0 {
+					out = append(out, Finding{Where: "file " + baseName(name), Kind: t.Kind, Count: n})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

@@ -1,0 +1,58 @@
+package datamap
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"steward/internal/store"
+)
+
+// SelectSection reads the exportable columns of t for the rows matching where (a SQL
+// condition with $N placeholders) and returns them as a Section. Holders use it for
+// their Export.
+func SelectSection(ctx context.Context, q store.Querier, t Table, where string, args ...any) (Section, error) {
+	sec := Section{Table: t.Name}
+	var cols []Column
+	for _, c := range t.Columns {
+		if c.Withheld != "" {
+			continue
+		}
+		cols = append(cols, c)
+		sec.Columns = append(sec.Columns, c.Name)
+	}
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = store.QuoteIdent(c.Name)
+	}
+	query := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), store.QuoteIdent(t.Name), where)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return sec, fmt.Errorf("datamap: export %s: %w", t.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return sec, fmt.Errorf("datamap: export %s: %w", t.Name, err)
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			row[i] = v.String
+			if cols[i].Time && v.Valid {
+				if ms, err := strconv.ParseInt(v.String, 10, 64); err == nil {
+					row[i] = time.UnixMilli(ms).UTC().Format(time.RFC3339)
+				}
+			}
+		}
+		sec.Rows = append(sec.Rows, row)
+	}
+	return sec, rows.Err()
+}

@@ -1,0 +1,132 @@
+// Package jobs runs Steward's durable background jobs on River, in the same database as
+// everything else (SQLite or PostgreSQL), so a job is enqueued in the transaction of the
+// change that needs it and survives a crash: a job that was running when the process
+// died is picked up again. Job arguments carry only random ids, never personal data.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"steward/internal/store"
+)
+
+func driver(db *store.DB) riverdriver.Driver[*sql.Tx] {
+	if db.Dialect == store.SQLite {
+		return riversqlite.New(db.Writer())
+	}
+	return riverdatabasesql.New(db.Writer())
+}
+
+// Migrate creates or updates River's own tables.
+func Migrate(ctx context.Context, db *store.DB) error {
+	m, err := rivermigrate.New(driver(db), nil)
+	if err != nil {
+		return fmt.Errorf("jobs: migrate: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs: migrate: %w", err)
+	}
+	return nil
+}
+
+// Queue is the job client: register workers, then Start.
+type Queue struct {
+	db      *store.DB
+	log     *slog.Logger
+	workers *river.Workers
+	client  *river.Client[*sql.Tx]
+	size    int
+	poll    time.Duration
+	started bool
+}
+
+// New returns a queue with no workers yet. poll is how often idle workers look for
+// new jobs (River's poll-only mode: no LISTEN/NOTIFY on database/sql).
+func New(db *store.DB, log *slog.Logger, size int, poll time.Duration) *Queue {
+	return &Queue{db: db, log: log, workers: river.NewWorkers(), size: size, poll: poll}
+}
+
+// Register adds a worker for the job kind of T. Call before Start.
+func Register[T river.JobArgs](q *Queue, fn func(ctx context.Context, args T) error) {
+	river.AddWorker(q.workers, river.WorkFunc(func(ctx context.Context, j *river.Job[T]) error {
+		return fn(ctx, j.Args)
+	}))
+}
+
+// backoff retries soon at first, then at most every ten minutes.
+type backoff struct{}
+
+func (backoff) NextRetry(j *rivertype.JobRow) time.Time {
+	d := time.Duration(math.Min(math.Pow(2, float64(j.Attempt)), 600)) * time.Second
+	return time.Now().Add(d)
+}
+
+// Open builds the client. With work set it also processes jobs after Start; without,
+// it only inserts (for command-line tools).
+func (q *Queue) Open(work bool) error {
+	cfg := &river.Config{
+		Logger:               q.log,
+		FetchPollInterval:    q.poll,
+		FetchCooldown:        q.poll / 4,
+		JobTimeout:           2 * time.Minute,
+		RescueStuckJobsAfter: 5 * time.Minute,
+		RetryPolicy:          backoff{},
+		MaxAttempts:          25,
+		PollOnly:             true,
+	}
+	if work {
+		cfg.Workers = q.workers
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: q.size}}
+	}
+	c, err := river.NewClient(driver(q.db), cfg)
+	if err != nil {
+		return fmt.Errorf("jobs: client: %w", err)
+	}
+	q.client = c
+	return nil
+}
+
+// Start begins working jobs until Stop.
+func (q *Queue) Start(ctx context.Context) error {
+	if q.client == nil {
+		return errors.New("jobs: start before open")
+	}
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("jobs: start: %w", err)
+	}
+	q.started = true
+	return nil
+}
+
+// Stop lets running jobs finish (until ctx ends) and stops.
+func (q *Queue) Stop(ctx context.Context) error {
+	if !q.started {
+		return nil
+	}
+	q.started = false
+	return q.client.Stop(ctx)
+}
+
+// Enqueue inserts a job in tx; it runs only if tx commits.
+func (q *Queue) Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error {
+	if q.client == nil {
+		return errors.New("jobs: enqueue before open")
+	}
+	if _, err := q.client.InsertTx(ctx, tx.SQL(), args, nil); err != nil {
+		return fmt.Errorf("jobs: enqueue %s: %w", args.Kind(), err)
+	}
+	return nil
+}

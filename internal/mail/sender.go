@@ -1,0 +1,125 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+func build(from string, m Message) (*gomail.Msg, error) {
+	msg := gomail.NewMsg()
+	if err := msg.From(from); err != nil {
+		return nil, fmt.Errorf("mail: from: %w", err)
+	}
+	if err := msg.To(m.To); err != nil {
+		return nil, fmt.Errorf("mail: to: %w", err)
+	}
+	msg.Subject(m.Subject)
+	msg.SetDate()
+	msg.SetMessageID()
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	return msg, nil
+}
+
+// FileSender writes each message as an .eml file into a folder: the embedded default,
+// so that a person or a test can read what would have been sent.
+type FileSender struct {
+	Dir  string
+	From string
+}
+
+// Send writes the message atomically: a temporary file, synced, then renamed.
+func (f FileSender) Send(_ context.Context, m Message) error {
+	msg, err := build(f.From, m)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return fmt.Errorf("mail: outbox folder: %w", err)
+	}
+	tmp, err := os.CreateTemp(f.Dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("mail: outbox file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := msg.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("mail: write: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("mail: write: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("mail: write: %w", err)
+	}
+	name := fmt.Sprintf("%s-%s.eml", time.Now().UTC().Format("20060102T150405.000000000"), m.ID)
+	if err := os.Rename(tmp.Name(), filepath.Join(f.Dir, name)); err != nil {
+		return fmt.Errorf("mail: write: %w", err)
+	}
+	return nil
+}
+
+// SMTPSender delivers through an SMTP server.
+type SMTPSender struct {
+	host string
+	opts []gomail.Option
+	from string
+}
+
+// NewSMTPSender configures a client for addr (host:port). tlsMode is none, starttls or
+// tls. The password is never logged.
+func NewSMTPSender(addr, user, password, tlsMode, from string) (*SMTPSender, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("mail: smtp address: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("mail: smtp port: %w", err)
+	}
+	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(30 * time.Second)}
+	switch tlsMode {
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	default:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
+	if user != "" {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover), gomail.WithUsername(user), gomail.WithPassword(password))
+	}
+	if _, err := gomail.NewClient(host, opts...); err != nil {
+		return nil, fmt.Errorf("mail: smtp client: %w", err)
+	}
+	return &SMTPSender{host: host, opts: opts, from: from}, nil
+}
+
+// Send delivers one message.
+func (s *SMTPSender) Send(ctx context.Context, m Message) error {
+	msg, err := build(s.from, m)
+	if err != nil {
+		return err
+	}
+	// A client per message: deliveries run concurrently and a client holds one
+	// connection.
+	c, err := gomail.NewClient(s.host, s.opts...)
+	if err != nil {
+		return fmt.Errorf("mail: smtp client: %w", err)
+	}
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		return fmt.Errorf("mail: smtp: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+// Package rights carries out members' rights over their data. So far: erasure, as a
+// durable request that walks every holder of the data map, records each finished step
+// so that a crash resumes where it stopped, and ends in the erasure ledger, which keeps
+// only keyed hashes of the subject's identifiers. Its tables are erasure_requests and
+// erasure_ledger.
+package rights
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"steward/internal/apperr"
+	"steward/internal/datamap"
+	"steward/internal/store"
+)
+
+// ErasureArgs is the job that runs an erasure request; it carries only the request id.
+type ErasureArgs struct {
+	RequestID string `json:"request_id"`
+}
+
+// Kind names the job.
+func (ErasureArgs) Kind() string { return "erasure" }
+
+// Enqueuer schedules jobs in the caller's transaction.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error
+}
+
+// Accounts is what erasure needs of the account capability.
+type Accounts interface {
+	// MarkErasing stops the account from logging in and ends its sessions.
+	MarkErasing(ctx context.Context, tx *store.Tx, accountID string) error
+}
+
+// Request states.
+const (
+	StatePending = "pending"
+	StateDone    = "done"
+)
+
+// Request is an erasure request as its subject or an operator sees it.
+type Request struct {
+	ID          string
+	State       string
+	StepsDone   []string
+	Source      string
+	LastError   string
+	CreatedAt   time.Time
+	CompletedAt time.Time
+}
+
+// Service runs erasures.
+type Service struct {
+	db       *store.DB
+	reg      *datamap.Registry
+	accounts Accounts
+	jobs     Enqueuer
+	key      []byte
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// New returns the erasure service. key keys the ledger's hashes.
+func New(db *store.DB, reg *datamap.Registry, accounts Accounts, jobs Enqueuer, key []byte, now func() time.Time, log *slog.Logger) *Service {
+	return &Service{db: db, reg: reg, accounts: accounts, jobs: jobs, key: key, now: now, log: log}
+}
+
+// LedgerHash is the keyed hash under which the ledger remembers an identifier.
+func (s *Service) LedgerHash(kind, value string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(kind + ":" + strings.ToLower(strings.TrimSpace(value))))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.Subject, source string) (string, error) {
+	id := newID()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, subj.ID, subj.Email, StatePending, source, store.Millis(s.now())); err != nil {
+		return "", fmt.Errorf("rights: erasure request: %w", err)
+	}
+	if err := s.accounts.MarkErasing(ctx, tx, subj.ID); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// RequestErasure records an erasure request and schedules it; the account stops
+// working at once and the job erases it through every holder.
+func (s *Service) RequestErasure(ctx context.Context, subj datamap.Subject, source string) (string, error) {
+	var id string
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if id, err = s.insertRequest(ctx, tx, subj, source); err != nil {
+			return err
+		}
+		return s.jobs.Enqueue(ctx, tx, ErasureArgs{RequestID: id})
+	})
+	return id, err
+}
+
+// EraseNow records an erasure request and runs it before returning (command line,
+// declined guardian consent). If it fails half-way, Resume or the next Run finishes it.
+func (s *Service) EraseNow(ctx context.Context, subjectID, source string) error {
+	var email string
+	err := s.db.QueryRowContext(ctx, `SELECT email FROM accounts WHERE id = $1`, subjectID).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.New(apperr.NotFound, "account_not_found", "no such account")
+	}
+	if err != nil {
+		return fmt.Errorf("rights: erase: %w", err)
+	}
+	var id string
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		id, err = s.insertRequest(ctx, tx, datamap.Subject{ID: subjectID, Email: email}, source)
+		return err
+	}); err != nil {
+		return err
+	}
+	return s.Run(ctx, id)
+}
+
+// Run carries out an erasure request, resuming after the last finished holder. Each
+// holder's Erase runs in its own transaction together with the record that it is done,
+// so a crash never leaves a holder half-erased and never repeats a finished one. The
+// request forgets the subject when the ledger has its hashes.
+func (s *Service) Run(ctx context.Context, requestID string) error {
+	var subjID, email sql.NullString
+	var state, steps string
+	err := s.db.QueryRowContext(ctx, `SELECT subject_id, subject_email, state, steps_done FROM erasure_requests WHERE id = $1`, requestID).
+		Scan(&subjID, &email, &state, &steps)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.New(apperr.NotFound, "request_not_found", "no such erasure request")
+	}
+	if err != nil {
+		return fmt.Errorf("rights: erasure %s: %w", requestID, err)
+	}
+	if state == StateDone {
+		return nil
+	}
+	subj := datamap.Subject{ID: subjID.String, Email: email.String}
+	done := splitSteps(steps)
+	holders := s.reg.Holders()
+	var tables []string
+	for i := len(holders) - 1; i >= 0; i-- {
+		d := holders[i].Declaration()
+		tables = append(tables, d.TableNames()...)
+		if slices.Contains(done, d.Name) {
+			continue
+		}
+		err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			if err := holders[i].Erase(ctx, tx, subj); err != nil {
+				return fmt.Errorf("rights: erase %s: %w", d.Name, err)
+			}
+			done = append(done, d.Name)
+			_, err := tx.ExecContext(ctx, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`, strings.Join(done, ","), requestID)
+			return err
+		})
+		if err != nil {
+			_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, truncate(err.Error(), 500), requestID)
+			return err
+		}
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		for kind, v := range map[string]string{"id": subj.ID, "email": subj.Email} {
+			if v == "" {
+				continue
+			}
+			h := s.LedgerHash(kind, v)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM erasure_ledger WHERE hash = $1`, h); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`,
+				h, kind, requestID, store.Millis(s.now())); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, state = $1,
+			last_error = '', completed_at = $2 WHERE id = $3`, StateDone, store.Millis(s.now()), requestID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rights: erasure %s: finish: %w", requestID, err)
+	}
+	// Deleted rows must not linger in the engine's own files.
+	if err := s.db.Compact(ctx, append(tables, "erasure_requests")...); err != nil {
+		s.log.Warn("compact after erasure", "request", requestID, "err", err)
+	}
+	s.log.Info("erasure done", "request", requestID, "holders", len(done))
+	return nil
+}
+
+func splitSteps(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Request returns an erasure request.
+func (s *Service) Request(ctx context.Context, id string) (Request, error) {
+	var r Request
+	var steps string
+	var created int64
+	var completed sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
+		FROM erasure_requests WHERE id = $1`, id).Scan(&r.ID, &r.State, &steps, &r.Source, &r.LastError, &created, &completed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Request{}, apperr.New(apperr.NotFound, "request_not_found", "no such erasure request")
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("rights: request: %w", err)
+	}
+	r.StepsDone = splitSteps(steps)
+	r.CreatedAt, r.CompletedAt = store.FromMillis(created), store.NullMillis(completed)
+	return r, nil
+}
+
+// Pending returns the ids of erasure requests not yet done.
+func (s *Service) Pending(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`, StateDone)
+	if err != nil {
+		return nil, fmt.Errorf("rights: pending: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// Erased reports when an identifier (email or id) was erased, by its keyed hash.
+func (s *Service) Erased(ctx context.Context, identifier string) (time.Time, bool, error) {
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2)`,
+		s.LedgerHash("id", identifier), s.LedgerHash("email", identifier)).Scan(&at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("rights: ledger: %w", err)
+	}
+	return store.NullMillis(at), at.Valid, nil
+}
+
+// Holder is the erasure requests' entry in the data map.
+type Holder struct{}
+
+var requestsTable = datamap.Table{Name: "erasure_requests", Columns: []datamap.Column{
+	{Name: "id", NotPersonal: "random request id"},
+	{Name: "subject_id", Categories: []string{"user.unique_id"}},
+	{Name: "subject_email", Categories: []string{"user.contact.email"}},
+	{Name: "state", NotPersonal: "state of the request"},
+	{Name: "steps_done", NotPersonal: "names of the holders already erased"},
+	{Name: "source", NotPersonal: "who asked: member, operator, guardian"},
+	{Name: "last_error", NotPersonal: "error of the last attempt; errors carry no personal data"},
+	{Name: "created_at", NotPersonal: "time of the request", Time: true},
+	{Name: "completed_at", NotPersonal: "time of completion", Time: true},
+}}
+
+var ledgerTable = datamap.Table{Name: "erasure_ledger", Columns: []datamap.Column{
+	{Name: "hash", NotPersonal: "HMAC-SHA-256 of an erased identifier under the ledger key: cannot be reversed or linked without the key, and is kept to re-erase after a restore"},
+	{Name: "kind", NotPersonal: "kind of identifier hashed (id, email)"},
+	{Name: "request_id", NotPersonal: "random request id"},
+	{Name: "erased_at", NotPersonal: "time of erasure", Time: true},
+}}
+
+// Declaration describes the erasure tables.
+func (Holder) Declaration() datamap.Declaration {
+	return datamap.Declaration{
+		Name:        "erasure",
+		Description: "Erasure requests while they run, and the ledger of keyed hashes of erased identifiers.",
+		Purpose:     "Carry out erasure completely, and keep erased members erased after a backup is restored.",
+		LawfulBasis: "legal_obligation",
+		Retention:   "A request holds the subject's id and email only while it runs; the ledger keeps keyed hashes for good.",
+		Tables:      []datamap.Table{requestsTable, ledgerTable},
+	}
+}
+
+// Export returns the subject's erasure requests in progress.
+func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
+	sec, err := datamap.SelectSection(ctx, q, requestsTable, "subject_id = $1", s.ID)
+	return []datamap.Section{sec}, err
+}
+
+// Erase leaves the request alone: the request is what is erasing, and it forgets the
+// subject itself when it completes.
+func (Holder) Erase(context.Context, *store.Tx, datamap.Subject) error { return nil }
+
+// Export writes the subject's portability archive (every holder's data) to w.
+func (s *Service) Export(ctx context.Context, subj datamap.Subject, w io.Writer) error {
+	return s.reg.Export(ctx, s.db, subj, s.now(), w)
+}

@@ -1,0 +1,361 @@
+// Package store opens Steward's database, SQLite or PostgreSQL, applies the embedded
+// migrations of the dialect, and offers the small layer every capability package uses:
+// placeholder rebinding, a transaction helper, schema listing and compaction after
+// erasure. It owns no tables of its own beyond the migration bookkeeping.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Dialect names a database engine.
+type Dialect string
+
+// The supported engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is an open database. On SQLite, reads use a pool of connections and writes a
+// single connection, because SQLite has one writer: queuing writes in the pool beats
+// fighting SQLITE_BUSY. On PostgreSQL both are the same pool.
+type DB struct {
+	Dialect Dialect
+	read    *sql.DB
+	write   *sql.DB
+	path    string // the SQLite file, "" on PostgreSQL
+	rebinds sync.Map
+}
+
+// Open opens the database named by rawURL: "sqlite:PATH" (or a path ending in .db) or
+// "postgres://...". It does not migrate; call Migrate.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL)
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//"))
+	case strings.HasSuffix(rawURL, ".db"):
+		return openSQLite(ctx, rawURL)
+	}
+	return nil, fmt.Errorf("store: database %q: want sqlite:PATH or postgres://...", redact(rawURL))
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("store: sqlite: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: sqlite: %w", err)
+		}
+	}
+	// secure_delete overwrites deleted content with zeros, so an erased row does not
+	// linger in free pages of the file; the WAL is checkpointed after erasure (Compact).
+	pragmas := "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_time_format=sqlite"
+	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	read.SetConnMaxLifetime(0)
+	read.SetConnMaxIdleTime(0)
+	return &DB{Dialect: SQLite, read: read, write: write, path: path}, nil
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
+	db, err := sql.Open("pgx", rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: postgres %s: %w", redact(rawURL), err)
+	}
+	return &DB{Dialect: Postgres, read: db, write: db}, nil
+}
+
+// redact hides a password in a database URL so that it never reaches a log.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+// Path is the SQLite file, or "" on PostgreSQL.
+func (db *DB) Path() string { return db.path }
+
+// Writer is the pool that writes go through (one connection on SQLite). The job queue
+// uses it.
+func (db *DB) Writer() *sql.DB { return db.write }
+
+// Rebind turns $1-style placeholders into the dialect's form. SQLite would bind "$1"
+// as a named parameter by first appearance, so it gets "?1" instead.
+func (db *DB) Rebind(q string) string {
+	if db.Dialect != SQLite || !strings.Contains(q, "$") {
+		return q
+	}
+	if v, ok := db.rebinds.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.Grow(len(q))
+	inQuote := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if c == '\'' {
+			inQuote = !inQuote
+		}
+		if c == '$' && !inQuote && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	out := b.String()
+	db.rebinds.Store(q, out)
+	return out
+}
+
+// Querier is what both a DB and a Tx offer: statements with $N placeholders.
+type Querier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// ExecContext runs a statement on the writer.
+func (db *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return db.write.ExecContext(ctx, db.Rebind(q), args...)
+}
+
+// QueryContext runs a query on the readers.
+func (db *DB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.read.QueryContext(ctx, db.Rebind(q), args...)
+}
+
+// QueryRowContext runs a one-row query on the readers.
+func (db *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return db.read.QueryRowContext(ctx, db.Rebind(q), args...)
+}
+
+// Prepare prepares a read statement once, so that a typo fails at start and the hot
+// path skips parsing.
+func (db *DB) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	st, err := db.read.PrepareContext(ctx, db.Rebind(q))
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare %q: %w", q, err)
+	}
+	return st, nil
+}
+
+// Tx is a transaction on the writer.
+type Tx struct {
+	db *DB
+	tx *sql.Tx
+}
+
+// SQL is the underlying transaction, for libraries that join it (the job queue).
+func (t *Tx) SQL() *sql.Tx { return t.tx }
+
+// Dialect is the engine of the transaction.
+func (t *Tx) Dialect() Dialect { return t.db.Dialect }
+
+// ExecContext runs a statement in the transaction.
+func (t *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.Rebind(q), args...)
+}
+
+// QueryContext runs a query in the transaction.
+func (t *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.Rebind(q), args...)
+}
+
+// QueryRowContext runs a one-row query in the transaction.
+func (t *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.Rebind(q), args...)
+}
+
+// InTx runs fn in a transaction on the writer, committing when it returns nil.
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &Tx{db: db, tx: sqlTx}
+	if err := fn(tx); err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure on either engine.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}
+
+// Millis is the form every timestamp is stored in: Unix milliseconds, the same on both
+// engines.
+func Millis(t time.Time) int64 { return t.UnixMilli() }
+
+// FromMillis turns a stored timestamp back into a time.
+func FromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// NullMillis turns a nullable stored timestamp into a time, zero when NULL.
+func NullMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return FromMillis(v.Int64)
+}
+
+// Column is one column of the live schema.
+type Column struct {
+	Table string
+	Name  string
+	Type  string
+	Text  bool // can hold text (TEXT, VARCHAR, JSON...)
+}
+
+// Columns lists every column of every table of the live schema.
+func (db *DB) Columns(ctx context.Context) ([]Column, error) {
+	var out []Column
+	switch db.Dialect {
+	case SQLite:
+		rows, err := db.read.QueryContext(ctx,
+			`SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
+			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`)
+		if err != nil {
+			return nil, fmt.Errorf("store: columns: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c Column
+			if err := rows.Scan(&c.Table, &c.Name, &c.Type); err != nil {
+				return nil, err
+			}
+			t := strings.ToUpper(c.Type)
+			// SQLite's type affinity: anything declaring TEXT, CHAR, CLOB, or no type
+			// at all can hold text; so can BLOB (JSON is stored as text or blob).
+			c.Text = t == "" || strings.Contains(t, "TEXT") || strings.Contains(t, "CHAR") ||
+				strings.Contains(t, "CLOB") || strings.Contains(t, "BLOB") || strings.Contains(t, "JSON")
+			out = append(out, c)
+		}
+		return out, rows.Err()
+	default:
+		rows, err := db.read.QueryContext(ctx,
+			`SELECT table_name, column_name, data_type FROM information_schema.columns
+			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`)
+		if err != nil {
+			return nil, fmt.Errorf("store: columns: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c Column
+			if err := rows.Scan(&c.Table, &c.Name, &c.Type); err != nil {
+				return nil, err
+			}
+			t := strings.ToLower(c.Type)
+			c.Text = strings.Contains(t, "char") || t == "text" || strings.Contains(t, "json") ||
+				t == "bytea" || t == "array" || t == "user-defined"
+			out = append(out, c)
+		}
+		return out, rows.Err()
+	}
+}
+
+// Compact makes deleted rows unrecoverable from the database's own files as far as
+// the engine allows: on SQLite (secure_delete is on) it checkpoints and truncates the
+// write-ahead log, which otherwise keeps old page images; on PostgreSQL it vacuums the
+// given tables so dead tuples are reclaimed.
+func (db *DB) Compact(ctx context.Context, tables ...string) error {
+	switch db.Dialect {
+	case SQLite:
+		var busy, logFrames, done int
+		for range 50 {
+			if err := db.write.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
+				return fmt.Errorf("store: checkpoint: %w", err)
+			}
+			if busy == 0 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return errors.New("store: checkpoint: readers kept the log busy")
+	default:
+		for _, t := range tables {
+			if _, err := db.write.ExecContext(ctx, "VACUUM "+quoteIdent(t)); err != nil {
+				return fmt.Errorf("store: vacuum %s: %w", t, err)
+			}
+		}
+		return nil
+	}
+}
+
+// QuoteIdent quotes an identifier taken from the schema listing.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// QuoteIdent quotes a table or column name for use in generated SQL.
+func QuoteIdent(s string) string { return quoteIdent(s) }
+
+// Placeholder returns the dialect's n-th placeholder as written in $N form, for
+// generated statements.
+func Placeholder(n int) string { return "$" + strconv.Itoa(n) }
