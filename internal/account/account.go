@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"steward/internal/apperr"
@@ -40,6 +41,9 @@ const (
 	verifyTTL   = 48 * time.Hour
 	guardianTTL = 14 * 24 * time.Hour
 	resetTTL    = time.Hour
+	// unverifiedTTL is how long a registration may wait for its address to be confirmed
+	// (the link lasts 48 hours; a new one can be asked for by registering again).
+	unverifiedTTL = 7 * 24 * time.Hour
 )
 
 // Token purposes.
@@ -74,24 +78,30 @@ type Eraser interface {
 
 // Service is the account capability.
 type Service struct {
-	db       *store.DB
-	outbox   *mail.Outbox
-	audit    *governance.Audit
-	set      Settings
-	now      func() time.Time
-	common   map[string]bool
-	dummy    string // a hash to verify against when no account matches, for equal timing
-	sessStmt *sql.Stmt
-	eraser   Eraser
+	db          *store.DB
+	outbox      *mail.Outbox
+	audit       *governance.Audit
+	set         Settings
+	now         func() time.Time
+	common      map[string]bool
+	dummy       string // a hash to verify against when no account matches, for equal timing
+	sessStmt    *sql.Stmt
+	profileStmt *sql.Stmt
+	eraser      Eraser
+	slots       chan struct{} // bounds concurrent password hashing
 }
 
 // New prepares the service's statements; a typo in them fails here.
 func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, set Settings, now func() time.Time) (*Service, error) {
-	s := &Service{db: db, outbox: outbox, audit: audit, set: set, now: now, common: commonPasswords()}
+	s := &Service{db: db, outbox: outbox, audit: audit, set: set, now: now, common: commonPasswords(),
+		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	s.dummy = HashPassword(set.Argon2, "dummy password for timing")
 	var err error
 	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)
 	if err != nil {
+		return nil, err
+	}
+	if s.profileStmt, err = db.Prepare(ctx, profileQuery); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -221,13 +231,38 @@ func (s *Service) Identifiers(ctx context.Context, accountID string) ([]datamap.
 }
 
 // MarkErasing stops an account from being used while its erasure runs: it can no
-// longer log in, and every session ends.
+// longer log in, every session ends and every pending link dies, so nothing new is
+// written about the member behind the erasure's back.
 func (s *Service) MarkErasing(ctx context.Context, tx *store.Tx, accountID string) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET status = $1 WHERE id = $2`, Erasing, accountID); err != nil {
 		return fmt.Errorf("account: mark erasing: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1`, accountID); err != nil {
-		return fmt.Errorf("account: mark erasing: %w", err)
+	for _, q := range []string{`DELETE FROM sessions WHERE account_id = $1`, `DELETE FROM account_tokens WHERE account_id = $1`} {
+		if _, err := tx.ExecContext(ctx, q, accountID); err != nil {
+			return fmt.Errorf("account: mark erasing: %w", err)
+		}
 	}
 	return nil
+}
+
+// Abandoned returns the accounts whose registration was never completed: a guardian
+// who did not answer within the link's lifetime, or an address not confirmed within a
+// week. They are erased, as the guardian mail promises.
+func (s *Service) Abandoned(ctx context.Context) ([]string, error) {
+	now := s.now()
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`,
+		PendingGuardian, store.Millis(now.Add(-guardianTTL)), PendingVerification, store.Millis(now.Add(-unverifiedTTL)))
+	if err != nil {
+		return nil, fmt.Errorf("account: abandoned: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }

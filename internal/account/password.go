@@ -30,6 +30,22 @@ const (
 	keyLen  = 32
 )
 
+// hashPassword and verifyPassword bound how many argon2id computations the service
+// runs at once. Each takes the configured memory (64 MiB by default), so 200
+// concurrent logins would otherwise ask for 12 GiB; beyond two per core they only
+// queue for the CPU anyway.
+func (s *Service) hashPassword(pw string) string {
+	s.slots <- struct{}{}
+	defer func() { <-s.slots }()
+	return HashPassword(s.set.Argon2, pw)
+}
+
+func (s *Service) verifyPassword(encoded, pw string) (ok, stale bool, err error) {
+	s.slots <- struct{}{}
+	defer func() { <-s.slots }()
+	return VerifyPassword(s.set.Argon2, encoded, pw)
+}
+
 // HashPassword returns the PHC string of an argon2id hash of pw with a fresh salt.
 func HashPassword(p Argon2, pw string) string {
 	salt := make([]byte, saltLen)

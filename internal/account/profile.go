@@ -62,15 +62,18 @@ func (p Profile) Value(field string) string {
 
 var errNoAccount = apperr.New(apperr.NotFound, "account_not_found", "no such account")
 
+// profileQuery reads a profile; it is prepared at start, as GET /me runs it on every call.
+const profileQuery = `SELECT id, email, pending_email, email_verified_at, status, name, phone, home_address,
+	business_address, birthdate, country, guardian_email, guardian_confirmed_at, public_mask, created_at, updated_at
+	FROM accounts WHERE id = $1`
+
 // Profile returns the member's profile.
 func (s *Service) Profile(ctx context.Context, accountID string) (Profile, error) {
 	var p Profile
 	var pending, name, phone, home, business, guardian sql.NullString
 	var verified, guardianAt sql.NullInt64
 	var mask, created, updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, email, pending_email, email_verified_at, status, name, phone, home_address,
-		business_address, birthdate, country, guardian_email, guardian_confirmed_at, public_mask, created_at, updated_at
-		FROM accounts WHERE id = $1`, accountID).Scan(&p.ID, &p.Email, &pending, &verified, &p.Status, &name, &phone, &home,
+	err := s.profileStmt.QueryRowContext(ctx, accountID).Scan(&p.ID, &p.Email, &pending, &verified, &p.Status, &name, &phone, &home,
 		&business, &p.Birthdate, &p.Country, &guardian, &guardianAt, &mask, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Profile{}, errNoAccount

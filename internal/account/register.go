@@ -204,7 +204,7 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 		return Registered{}, apperr.Field("guardian_email", "guardian_not_needed", "is only asked of members below the age of consent")
 	}
 
-	hash := HashPassword(s.set.Argon2, r.Password)
+	hash := s.hashPassword(r.Password)
 	out := Registered{ID: newID(), Status: PendingVerification}
 	if minor {
 		out.Status = PendingGuardian

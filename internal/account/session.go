@@ -45,19 +45,21 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	var id, hash string
 	var status Status
 	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash, status FROM accounts WHERE email = $1`, email).Scan(&id, &hash, &status)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, _, _ = VerifyPassword(s.set.Argon2, s.dummy, password) // the same work as for a real account
+	if errors.Is(err, sql.ErrNoRows) || status == Erasing {
+		// The same work and answer as for a real account; an account being erased is
+		// treated as gone, so nothing new is recorded against it.
+		_, _, _ = s.verifyPassword(s.dummy, password)
 		_ = s.audit.Record(ctx, s.db, governance.Event{Name: "login_failed", IP: meta.IP, Detail: "unknown account"})
 		return "", Session{}, errLogin
 	}
 	if err != nil {
 		return "", Session{}, fmt.Errorf("account: login: %w", err)
 	}
-	ok, stale, err := VerifyPassword(s.set.Argon2, hash, password)
+	ok, stale, err := s.verifyPassword(hash, password)
 	if err != nil {
 		return "", Session{}, err
 	}
-	if !ok || status == Erasing {
+	if !ok {
 		_ = s.audit.Record(ctx, s.db, governance.Event{Name: "login_failed", AccountID: id, IP: meta.IP, Detail: "wrong password"})
 		return "", Session{}, errLogin
 	}
@@ -72,7 +74,7 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	sess := Session{ID: sessID, AccountID: id, ExpiresAt: now.Add(s.set.SessionTTL)}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if stale {
-			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE id = $2`, HashPassword(s.set.Argon2, password), id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE id = $2`, s.hashPassword(password), id); err != nil {
 				return fmt.Errorf("account: rehash: %w", err)
 			}
 		}
@@ -227,7 +229,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 	if err := s.checkPassword("password", password, p.Email, p.Name); err != nil {
 		return err
 	}
-	hash := HashPassword(s.set.Argon2, password)
+	hash := s.hashPassword(password)
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := s.useToken(ctx, tx, token, purposeReset); err != nil {
 			return err
@@ -248,7 +250,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, passwo
 	if err := s.checkPassword("password", password, p.Email, p.Name); err != nil {
 		return err
 	}
-	newHash := HashPassword(s.set.Argon2, password)
+	newHash := s.hashPassword(password)
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		return s.setPassword(ctx, tx, p, newHash, "password_changed", meta)
 	})
@@ -282,7 +284,7 @@ func (s *Service) CheckPassword(ctx context.Context, accountID, field, password 
 	if err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE id = $1`, accountID).Scan(&hash); err != nil {
 		return fmt.Errorf("account: check password: %w", err)
 	}
-	if ok, _, err := VerifyPassword(s.set.Argon2, hash, password); err != nil || !ok {
+	if ok, _, err := s.verifyPassword(hash, password); err != nil || !ok {
 		return apperr.Field(field, "password_wrong", "is not your current password")
 	}
 	return nil

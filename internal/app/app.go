@@ -139,6 +139,10 @@ func (a *App) build(ctx context.Context, o options) error {
 
 	jobs.Register(a.Jobs, func(ctx context.Context, args mail.DeliverArgs) error { return a.Outbox.Deliver(ctx, args.OutboxID) })
 	jobs.Register(a.Jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.Rights.Run(ctx, args.RequestID) })
+	jobs.Register(a.Jobs, func(ctx context.Context, _ rights.PurgeArgs) error {
+		return a.Rights.PurgeAbandoned(ctx, a.Accounts.Abandoned)
+	})
+	a.Jobs.Every(time.Hour, rights.PurgeArgs{})
 	if err := a.Jobs.Open(true); err != nil {
 		return err
 	}

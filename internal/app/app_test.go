@@ -4,9 +4,14 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +112,9 @@ func TestMemberLifecycle(t *testing.T) {
 		before, err := datamap.Scan(ctx, h.App.DB, terms)
 		if err != nil || len(before) == 0 {
 			t.Fatalf("scan before erasure found nothing (err %v)", err)
+		}
+		if h.App.DB.Dialect == store.SQLite && !slices.ContainsFunc(before, func(f datamap.Finding) bool { return strings.HasPrefix(f.Where, "file ") }) {
+			t.Errorf("the raw file scan did not see the live member: %v", before)
 		}
 
 		// Delete: the wrong password is refused, the right one erases.
@@ -411,5 +419,54 @@ func TestArgon2RehashOnParameterChange(t *testing.T) {
 	if !strings.Contains(hash, "m=2048,t=2,") {
 		t.Errorf("hash not renewed with the new parameters: %s", hash)
 	}
-	_ = store.SQLite
+}
+
+// TestConfirmationOverSMTP runs the registration with the SMTP sender against a real
+// SMTP server and confirms the address with the link it delivered.
+func TestConfirmationOverSMTP(t *testing.T) {
+	addr, api := os.Getenv("STEWARD_TEST_SMTP_ADDR"), os.Getenv("STEWARD_TEST_MAILPIT_URL")
+	if addr == "" || api == "" {
+		if os.Getenv("STEWARD_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatal("STEWARD_TEST_SMTP_ADDR and STEWARD_TEST_MAILPIT_URL are required")
+		}
+		t.Skip("no SMTP server configured")
+	}
+	h := apptest.Start(t, "", "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
+	email := fmt.Sprintf("smtp-%d@example.org", time.Now().UnixNano())
+	if r := h.Register(map[string]any{"email": email, "password": pw, "name": "Post Man", "birthdate": "1960-06-06", "country": "NL"}); r.Status != 201 {
+		t.Fatalf("register = %d %s", r.Status, r.Body)
+	}
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for id == "" && time.Now().Before(deadline) {
+		resp, err := http.Get(api + "/api/v1/search?query=" + url.QueryEscape("to:"+email))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct{ Messages []struct{ ID string } }
+		_ = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if len(res.Messages) > 0 {
+			id = res.Messages[0].ID
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if id == "" {
+		t.Fatal("no confirmation mail reached the SMTP server")
+	}
+	resp, err := http.Get(api + "/api/v1/message/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct{ Text string }
+	_ = json.NewDecoder(resp.Body).Decode(&msg)
+	resp.Body.Close()
+	_, token := apptest.Mail{Raw: msg.Text}.Link()
+	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": token}, ""); v.Status != 200 || v.JSON()["status"] != "active" {
+		t.Fatalf("verify with the delivered link = %d %s", v.Status, v.Body)
+	}
+	var left int
+	if err := h.App.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM mail_outbox`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("outbox keeps %d delivered message(s)", left)
+	}
 }

@@ -13,8 +13,8 @@ import (
 	"os"
 	"strings"
 
-	"steward/internal/apperr"
 	"steward/internal/app"
+	"steward/internal/apperr"
 	"steward/internal/config"
 	"steward/internal/datamap"
 	"steward/internal/store"

@@ -115,12 +115,21 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	}
 	var usage strings.Builder
 	fs.SetOutput(&usage)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.PrintDefaults()
-			return nil, nil, fmt.Errorf("%w\n%s", err, usage.String())
+	// Flags may come before or after the positional arguments.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.PrintDefaults()
+				return nil, nil, fmt.Errorf("%w\n%s", err, usage.String())
+			}
+			return nil, nil, fmt.Errorf("config: %w", err)
 		}
-		return nil, nil, fmt.Errorf("config: %w", err)
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
 	c := &Config{
@@ -205,7 +214,7 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	if len(errs) > 0 {
 		return nil, nil, fmt.Errorf("config: %w", errors.Join(errs...))
 	}
-	return c, fs.Args(), nil
+	return c, positional, nil
 }
 
 func positive(s string, lo, hi int, name string, bad func(string, string)) int {

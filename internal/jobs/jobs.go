@@ -44,13 +44,20 @@ func Migrate(ctx context.Context, db *store.DB) error {
 
 // Queue is the job client: register workers, then Start.
 type Queue struct {
-	db      *store.DB
-	log     *slog.Logger
-	workers *river.Workers
-	client  *river.Client[*sql.Tx]
-	size    int
-	poll    time.Duration
-	started bool
+	db       *store.DB
+	log      *slog.Logger
+	workers  *river.Workers
+	client   *river.Client[*sql.Tx]
+	size     int
+	poll     time.Duration
+	started  bool
+	periodic []*river.PeriodicJob
+}
+
+// Every schedules args to run every interval (and once at start). Call before Open.
+func (q *Queue) Every(interval time.Duration, args river.JobArgs) {
+	q.periodic = append(q.periodic, river.NewPeriodicJob(river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return args, nil }, &river.PeriodicJobOpts{RunOnStart: true}))
 }
 
 // New returns a queue with no workers yet. poll is how often idle workers look for
@@ -90,6 +97,7 @@ func (q *Queue) Open(work bool) error {
 	if work {
 		cfg.Workers = q.workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: q.size}}
+		cfg.PeriodicJobs = q.periodic
 	}
 	c, err := river.NewClient(driver(q.db), cfg)
 	if err != nil {

@@ -223,6 +223,44 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// PurgeArgs is the periodic job that erases abandoned registrations.
+type PurgeArgs struct{}
+
+// Kind names the job.
+func (PurgeArgs) Kind() string { return "purge_abandoned" }
+
+// PurgeAbandoned erases every registration that was never completed, and runs again
+// any erasure request still unfinished after an hour (its own job gave up or was lost).
+func (s *Service) PurgeAbandoned(ctx context.Context, abandoned func(context.Context) ([]string, error)) error {
+	ids, err := abandoned(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, s.EraseNow(ctx, id, "abandoned_registration"))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`,
+		StateDone, store.Millis(s.now().Add(-time.Hour)))
+	if err != nil {
+		return fmt.Errorf("rights: purge: %w", err)
+	}
+	var stale []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		stale = append(stale, id)
+	}
+	rows.Close()
+	for _, id := range stale {
+		errs = append(errs, s.Run(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
 // Request returns an erasure request.
 func (s *Service) Request(ctx context.Context, id string) (Request, error) {
 	var r Request

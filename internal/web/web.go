@@ -4,15 +4,30 @@
 package web
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"steward/internal/account"
+	"steward/internal/apperr"
 	"steward/internal/config"
 	"steward/internal/rights"
 	"steward/internal/server"
 )
+
+//go:embed templates/*.html static/* countries.txt
+var files embed.FS
 
 // Options are what the pages need.
 type Options struct {
@@ -29,13 +44,313 @@ type Options struct {
 
 // Pages is the web interface.
 type Pages struct {
-	o Options
+	o         Options
+	pages     map[string]*template.Template
+	css       string // the stylesheet's address, versioned by its content
+	countries []country
+}
+
+// country is one choice of the country lists.
+type country struct {
+	Code, Name string
 }
 
 // New parses the templates; an error in them fails here, at start.
 func New(o Options) (*Pages, error) {
-	return &Pages{o: o}, nil
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pages{o: o, pages: map[string]*template.Template{}}
+	var err error
+	if p.countries, err = readCountries(); err != nil {
+		return nil, err
+	}
+	css, err := files.ReadFile("static/style.css")
+	if err != nil {
+		return nil, fmt.Errorf("web: stylesheet: %w", err)
+	}
+	sum := sha256.Sum256(css)
+	p.css = "/static/style.css?v=" + hex.EncodeToString(sum[:6])
+
+	names, err := fs.Glob(files, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: templates: %w", err)
+	}
+	for _, file := range names {
+		name := strings.TrimSuffix(path.Base(file), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", file)
+		if err != nil {
+			return nil, fmt.Errorf("web: template %s: %w", name, err)
+		}
+		if t.Lookup("main") == nil {
+			return nil, fmt.Errorf("web: template %s: no main block", name)
+		}
+		p.pages[name] = t
+	}
+	for _, name := range pageNames {
+		if p.pages[name] == nil {
+			return nil, fmt.Errorf("web: template %s.html is missing", name)
+		}
+	}
+	return p, nil
+}
+
+// pageNames are the templates the handlers render; New checks that each exists.
+var pageNames = []string{
+	"home", "register", "register-sent", "verify", "verify-done", "guardian", "guardian-done",
+	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
+	"delete", "erasure", "member", "error",
+}
+
+// readCountries reads the embedded country list and checks every code against the
+// one the account service accepts.
+func readCountries() ([]country, error) {
+	f, err := files.Open("countries.txt")
+	if err != nil {
+		return nil, fmt.Errorf("web: countries: %w", err)
+	}
+	defer f.Close()
+	var out []country
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		code, name, ok := strings.Cut(line, "\t")
+		if !ok || !config.ValidCountry(code) || name == "" {
+			return nil, fmt.Errorf("web: countries: bad line %q", line)
+		}
+		out = append(out, country{Code: code, Name: name})
+	}
+	return out, sc.Err()
+}
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+	},
 }
 
 // Register adds the pages' routes to mux.
-func (p *Pages) Register(mux *http.ServeMux) {}
+func (p *Pages) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", p.home)
+	mux.Handle("GET /static/", p.static())
+
+	mux.HandleFunc("GET /register", p.registerForm)
+	mux.HandleFunc("POST /register", p.register)
+	mux.HandleFunc("GET /register/sent", p.registerSent)
+	mux.HandleFunc("GET /verify", p.verifyForm)
+	mux.HandleFunc("POST /verify", p.verify)
+	mux.HandleFunc("GET /verify/done", p.verifyDone)
+	mux.HandleFunc("GET /guardian", p.guardianForm)
+	mux.HandleFunc("POST /guardian", p.guardianDecide)
+	mux.HandleFunc("GET /guardian/done", p.guardianDone)
+
+	mux.HandleFunc("GET /login", p.loginForm)
+	mux.HandleFunc("POST /login", p.login)
+	mux.HandleFunc("POST /logout", p.logout)
+	mux.HandleFunc("GET /password/forgot", p.forgotForm)
+	mux.HandleFunc("POST /password/forgot", p.forgot)
+	mux.HandleFunc("GET /password/forgot/sent", p.forgotSent)
+	mux.HandleFunc("GET /password/reset", p.resetForm)
+	mux.HandleFunc("POST /password/reset", p.reset)
+
+	mux.HandleFunc("GET /account", p.member(p.profile))
+	mux.HandleFunc("POST /account", p.member(p.updateProfile))
+	mux.HandleFunc("GET /account/export", p.member(p.export))
+	mux.HandleFunc("GET /account/sessions", p.member(p.sessions))
+	mux.HandleFunc("POST /account/sessions/{id}/revoke", p.member(p.revoke))
+	mux.HandleFunc("POST /account/sessions/revoke-all", p.member(p.revokeAll))
+	mux.HandleFunc("GET /account/password", p.member(p.passwordForm))
+	mux.HandleFunc("POST /account/password", p.member(p.changePassword))
+	mux.HandleFunc("GET /account/activity", p.member(p.activity))
+	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
+	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
+	mux.HandleFunc("GET /erasures/{id}", p.erasure)
+
+	mux.HandleFunc("GET /members/{id}", p.publicProfile)
+
+	// Every other path is a page that does not exist. The API registers /api/ itself,
+	// which is more specific and so keeps its JSON answers.
+	mux.HandleFunc("/", p.notFound)
+}
+
+// static serves the embedded stylesheet. Its address carries a hash of its content,
+// so browsers may keep it.
+func (p *Pages) static() http.Handler {
+	sub, _ := fs.Sub(files, "static")
+	fsrv := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			p.notFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// layout is what every page gives the layout template; Main is the page's own view.
+type layout struct {
+	Site     string
+	Title    string
+	Page     string
+	CSS      string
+	LoggedIn bool
+	Main     any
+}
+
+// render writes a page. It renders into a buffer first so that a template error gives
+// a clean error page, not half a page. Every page is no-store: most show member data,
+// and every one shows whether a member is logged in.
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name, title string, loggedIn bool, view any) {
+	t := p.pages[name]
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", layout{
+		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Main: view,
+	}); err != nil {
+		p.o.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// redirect answers a successful POST (or a page that needs a login) with a GET of
+// another page.
+func redirect(w http.ResponseWriter, r *http.Request, to string) {
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// errorView is the page shown for an error that belongs to no form.
+type errorView struct {
+	Heading string
+	Message string
+}
+
+// fail shows an error page with the error's status.
+func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := server.Status(err)
+	if status == http.StatusNotFound {
+		p.renderNotFound(w, r)
+		return
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	d := server.Public(p.o.Log, r, err)
+	heading := "Something went wrong"
+	if status < 500 {
+		heading = "That did not work"
+	}
+	p.render(w, r, status, "error", heading, p.loggedIn(r), errorView{Heading: heading, Message: sentence("", d.Message)})
+}
+
+func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) { p.renderNotFound(w, r) }
+
+func (p *Pages) renderNotFound(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusNotFound, "error", "Page not found", p.loggedIn(r), errorView{
+		Heading: "Page not found",
+		Message: "There is no page at this address. It may have been removed, or the link may be mistyped.",
+	})
+}
+
+// loggedIn reports whether the request carries a live session, for the navigation.
+func (p *Pages) loggedIn(r *http.Request) bool {
+	token := server.Token(r)
+	if token == "" {
+		return false
+	}
+	_, err := p.o.Accounts.Authenticate(r.Context(), token)
+	return err == nil
+}
+
+// member admits only requests with a live session; others go to the login page.
+func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r))
+		if apperr.KindOf(err) == apperr.Unauthorized {
+			if _, cerr := r.Cookie(server.CookieName); cerr == nil {
+				server.ClearSessionCookie(w, p.o.CookieSecure)
+			}
+			redirect(w, r, "/login")
+			return
+		}
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		h(w, r, sess)
+	}
+}
+
+// maxForm is the largest form body accepted; the largest form, the profile, needs a
+// few kilobytes.
+const maxForm = 64 << 10
+
+// parseForm reads a POSTed form under the size limit.
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apperr.New(apperr.TooLarge, "body_too_large", "the form is too large")
+		}
+		return apperr.New(apperr.Invalid, "form_invalid", "the form could not be read; please try again")
+	}
+	return nil
+}
+
+// formError places err on the form: beside the field it names when the form shows
+// that field, else above the form. It returns the status to answer with.
+func (p *Pages) formError(w http.ResponseWriter, r *http.Request, fields []field, general *string, err error) int {
+	d := server.Public(p.o.Log, r, err)
+	for i := range fields {
+		if fields[i].Name == d.Field && d.Field != "" {
+			fields[i].Error = sentence(fields[i].Label, d.Message)
+			*general = "Please correct the field marked below."
+			return status(w, err)
+		}
+	}
+	*general = sentence(labels[d.Field], d.Message)
+	return status(w, err)
+}
+
+// status returns the HTTP status of err, and asks a rate-limited client to wait.
+func status(w http.ResponseWriter, err error) int {
+	s := server.Status(err)
+	if s == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	return s
+}
+
+// sentence makes a message readable on its own: the field's label before a message
+// that continues it ("is required"), a capital letter and a full stop.
+func sentence(label, msg string) string {
+	if label != "" {
+		msg = label + " " + msg
+	}
+	if msg == "" {
+		return msg
+	}
+	msg = strings.ToUpper(msg[:1]) + msg[1:]
+	if !strings.HasSuffix(msg, ".") && !strings.HasSuffix(msg, "?") && !strings.HasSuffix(msg, "!") {
+		msg += "."
+	}
+	return msg
+}

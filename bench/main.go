@@ -1,0 +1,334 @@
+// Command bench measures Steward against baselines taken in the same run and prints a
+// table: figure, ours, baseline, ratio. Run it with "go run ./bench"; see -h for flags.
+//
+// Figures:
+//   - logins per second through POST /api/v1/sessions, against raw argon2id hashes per
+//     second at the same parameters and concurrency (target ratio >= 0.9);
+//   - authenticated session checks (GET /api/v1/me) per second, against a bare
+//     net/http handler answering 204 (target ratio >= 0.3), both loaded by wrk when it
+//     is installed, else by an in-process Go client;
+//   - registration latency p50 and p99 at 32 concurrent clients, against the latency
+//     of the argon2id hash alone at the same concurrency.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"steward/internal/account"
+	"steward/internal/app"
+	"steward/internal/config"
+)
+
+func main() {
+	dbURL := flag.String("database", "", "database URL (default: SQLite in a temporary folder)")
+	dur := flag.Duration("duration", 5*time.Second, "how long each throughput figure is measured")
+	regN := flag.Int("registrations", 256, "registrations for the latency figure")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file")
+	flag.Parse()
+	if err := run(*dbURL, *dur, *regN); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+var cpuProfile string
+
+type row struct {
+	figure, ours, base, ratio, target string
+}
+
+func run(dbURL string, dur time.Duration, regN int) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "steward-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	args := []string{"--data", dir, "--addr", ln.Addr().String(), "--base-url", base, "--rate-limits=false", "--log-level", "error"}
+	if dbURL != "" {
+		args = append(args, "--database", dbURL)
+	}
+	cfg, _, err := config.Load(args, func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	go a.Serve(ctx, ln)
+	engine := "SQLite"
+	if dbURL != "" {
+		engine = "PostgreSQL"
+	}
+	fmt.Printf("Steward benchmark: %s, GOMAXPROCS=%d, argon2id m=%d KiB t=%d p=%d, %s per figure\n\n",
+		engine, runtime.GOMAXPROCS(0), cfg.Argon2.MemoryKiB, cfg.Argon2.Time, cfg.Argon2.Threads, dur)
+
+	var rows []row
+	p := account.Argon2(cfg.Argon2)
+
+	// 1. Logins against raw hashes.
+	email, pw := "bench@example.org", "violet-harbour-73"
+	if err := member(ctx, a, base, email, pw, dir); err != nil {
+		return err
+	}
+	conc := runtime.GOMAXPROCS(0)
+	hashes := rate(conc, dur, func() error {
+		argon2.IDKey([]byte(pw), []byte("0123456789abcdef"), p.Time, p.MemoryKiB, p.Threads, 32)
+		return nil
+	})
+	body, _ := json.Marshal(map[string]string{"email": email, "password": pw})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	logins := rate(conc, dur, func() error {
+		resp, err := client.Post(base+"/api/v1/sessions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			return fmt.Errorf("login: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	rows = append(rows, row{fmt.Sprintf("logins/s vs raw argon2id/s (%d clients)", conc), f0(logins), f0(hashes), ratio(logins, hashes), ">= 0.90"})
+
+	// 2. Session checks against a bare handler.
+	var lr struct{ Token string }
+	resp, err := client.Post(base+"/api/v1/sessions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	json.NewDecoder(resp.Body).Decode(&lr)
+	resp.Body.Close()
+	bareLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })}
+	go bare.Serve(bareLn)
+	defer bare.Close()
+	loader := "wrk -t2 -c64"
+	bareRate, err := load("http://"+bareLn.Addr().String()+"/", "", dur)
+	if err != nil {
+		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	meRate, err := load(base+"/api/v1/me", lr.Token, dur)
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		loader = "Go client, 64 connections (wrk not installed)"
+	}
+	rows = append(rows, row{"GET /api/v1/me per s vs bare handler (" + loader + ")", f0(meRate), f0(bareRate), ratio(meRate, bareRate), ">= 0.30"})
+
+	// 3. Registration latency at 32 concurrent clients, against the hash alone.
+	const clients = 32
+	hashLat := latencies(clients, regN, func(int) error {
+		argon2.IDKey([]byte(pw), []byte("0123456789abcdef"), p.Time, p.MemoryKiB, p.Threads, 32)
+		return nil
+	})
+	regLat := latencies(clients, regN, func(i int) error {
+		b, _ := json.Marshal(map[string]string{"email": fmt.Sprintf("reg%d@example.org", i), "password": pw, "name": "Bench Member",
+			"birthdate": "1980-01-01", "country": "DE"})
+		resp, err := client.Post(base+"/api/v1/accounts", "application/json", bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			return fmt.Errorf("register: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	for _, q := range []float64{0.50, 0.99} {
+		o, b := pct(regLat, q), pct(hashLat, q)
+		rows = append(rows, row{fmt.Sprintf("registration p%.0f ms vs hash alone (%d clients)", q*100, clients),
+			fmt.Sprintf("%.1f", ms(o)), fmt.Sprintf("%.1f", ms(b)), ratio(ms(o), ms(b)), "(lower is better)"})
+	}
+
+	fmt.Printf("| %-66s | %12s | %12s | %6s | %-17s |\n", "figure", "ours", "baseline", "ratio", "target")
+	fmt.Printf("|%s|%s|%s|%s|%s|\n", dash(68), dash(14), dash(14), dash(8), dash(19))
+	for _, r := range rows {
+		fmt.Printf("| %-66s | %12s | %12s | %6s | %-17s |\n", r.figure, r.ours, r.base, r.ratio, r.target)
+	}
+	return nil
+}
+
+// member registers, verifies and returns once the account can log in.
+func member(ctx context.Context, a *app.App, base, email, pw, dir string) error {
+	b, _ := json.Marshal(map[string]string{"email": email, "password": pw, "name": "Bench", "birthdate": "1980-01-01", "country": "DE"})
+	resp, err := http.Post(base+"/api/v1/accounts", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("register: %d %s", resp.StatusCode, msg)
+	}
+	re := regexp.MustCompile(`token=([A-Za-z0-9_-]+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		files, _ := filepath.Glob(filepath.Join(dir, "outbox", "*.eml"))
+		for _, f := range files {
+			enc, _ := os.ReadFile(f)
+			raw, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(enc)))
+			if m := re.FindSubmatch(raw); m != nil {
+				_, err := a.Accounts.VerifyEmail(ctx, string(m[1]), account.Meta{})
+				return err
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no confirmation mail")
+}
+
+// rate runs fn from conc goroutines for d and returns completions per second.
+func rate(conc int, d time.Duration, fn func() error) float64 {
+	var n atomic.Int64
+	var firstErr atomic.Value
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				if err := fn(); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: error during measurement:", err)
+	}
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// load measures requests per second on url with wrk, or a Go client without it.
+func load(url, token string, d time.Duration) (float64, error) {
+	if _, err := exec.LookPath("wrk"); err == nil {
+		args := []string{"-t2", "-c64", "-d" + strconv.Itoa(int(d.Seconds())) + "s"}
+		if token != "" {
+			args = append(args, "-H", "Authorization: Bearer "+token)
+		}
+		out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("wrk: %v: %s", err, out)
+		}
+		if bytes.Contains(out, []byte("Non-2xx")) {
+			return 0, fmt.Errorf("wrk saw errors on %s:\n%s", url, out)
+		}
+		m := wrkRate.FindSubmatch(out)
+		if m == nil {
+			return 0, fmt.Errorf("wrk output: %s", out)
+		}
+		return strconv.ParseFloat(string(m[1]), 64)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	return rate(64, d, func() error {
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s: %d", url, resp.StatusCode)
+		}
+		return nil
+	}), nil
+}
+
+// latencies runs n calls of fn from conc goroutines and returns each call's duration.
+func latencies(conc, n int, fn func(i int) error) []time.Duration {
+	var next atomic.Int64
+	out := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				if err := fn(i); err != nil {
+					fmt.Fprintln(os.Stderr, "bench:", err)
+				}
+				out[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func pct(d []time.Duration, q float64) time.Duration { return d[int(q*float64(len(d)-1))] }
+func ms(d time.Duration) float64                     { return float64(d) / float64(time.Millisecond) }
+func f0(v float64) string                            { return strconv.FormatFloat(v, 'f', 0, 64) }
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+func dash(n int) string { return string(bytes.Repeat([]byte("-"), n)) }

@@ -1,0 +1,179 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/app/apptest"
+	"steward/internal/cli"
+	"steward/internal/datamap"
+	"steward/internal/governance"
+	"steward/internal/mail"
+	"steward/internal/rights"
+	"steward/internal/store"
+)
+
+// flakyHolder fails its first Erase, as a crash or a lost connection would.
+type flakyHolder struct{ calls *int }
+
+func (flakyHolder) Declaration() datamap.Declaration { return datamap.Declaration{Name: "flaky"} }
+func (flakyHolder) Export(context.Context, store.Querier, datamap.Subject) ([]datamap.Section, error) {
+	return nil, nil
+}
+func (f flakyHolder) Erase(context.Context, *store.Tx, datamap.Subject) error {
+	*f.calls++
+	if *f.calls == 1 {
+		return errors.New("connection lost")
+	}
+	return nil
+}
+
+// An erasure interrupted half-way keeps what it finished, says where it stopped, and
+// the next run completes it without repeating finished holders.
+func TestErasureResumesAfterFailure(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		id, _ := h.Member("resume@example.org", pw, map[string]any{"name": "Resumed Person"})
+		terms, err := h.App.Accounts.Identifiers(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := 0
+		reg := datamap.NewRegistry()
+		reg.Register(account.Holder{})
+		reg.Register(flakyHolder{&calls}) // runs after the others, before the account
+		reg.Register(governance.AuditHolder{})
+		reg.Register(mail.Holder{})
+		reg.Register(rights.Holder{})
+		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+		err = rs.EraseNow(ctx, id, "test")
+		if err == nil || !strings.Contains(err.Error(), "connection lost") {
+			t.Fatalf("first run: err = %v, want the holder's failure", err)
+		}
+		pending, err := rs.Pending(ctx)
+		if err != nil || len(pending) != 1 {
+			t.Fatalf("pending = %v (%v), want one request", pending, err)
+		}
+		req, _ := rs.Request(ctx, pending[0])
+		if got := strings.Join(req.StepsDone, ","); got != "erasure,mail_outbox,audit_log" || !strings.Contains(req.LastError, "connection lost") {
+			t.Errorf("after failure: steps %q, last error %q", got, req.LastError)
+		}
+		// Half-way, the member can no longer log in.
+		if r := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "resume@example.org", "password": pw}, ""); r.Status != 401 {
+			t.Errorf("login during erasure = %d", r.Status)
+		}
+		if err := rs.Run(ctx, pending[0]); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		if calls != 2 {
+			t.Errorf("flaky holder called %d times, want 2", calls)
+		}
+		req, _ = rs.Request(ctx, pending[0])
+		if req.State != rights.StateDone || len(req.StepsDone) != 5 {
+			t.Errorf("after resume: %+v", req)
+		}
+		found, err := datamap.Scan(ctx, h.App.DB, terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range found {
+			t.Errorf("residue: %s", f)
+		}
+		// Running a finished request again changes nothing.
+		if err := rs.Run(ctx, pending[0]); err != nil {
+			t.Errorf("rerun of a done request: %v", err)
+		}
+	})
+}
+
+// The command line erases a member and its residue scan exits 1 while anything is
+// left and 0 once nothing is.
+func TestCLIEraseAndResidue(t *testing.T) {
+	h := apptest.Start(t, "")
+	ctx := context.Background()
+	email := "cli.member@example.org"
+	id, _ := h.Member(email, pw, map[string]any{"name": "Command Line", "phone": "+49 30 1234567"})
+	env := func(k string) string {
+		if k == "STEWARD_DATA" {
+			return h.Data
+		}
+		return ""
+	}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(ctx, args, env, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := run("residue", email, "--log-level", "error"); code != 1 || !strings.Contains(out, "accounts.email") {
+		t.Fatalf("residue of a live member: exit %d, %s", code, out)
+	}
+	exportFile := filepath.Join(t.TempDir(), "export.zip")
+	if code, out := run("export", id, "--out", exportFile, "--log-level", "error"); code != 0 {
+		t.Fatalf("export: exit %d, %s", code, out)
+	}
+	b, _ := os.ReadFile(exportFile)
+	if files := unzip(t, b); !strings.Contains(files["account/accounts.csv"], email) {
+		t.Errorf("export lacks the email")
+	}
+	if code, out := run("erase", email, "--log-level", "error"); code != 0 || !strings.Contains(out, "erased "+id) {
+		t.Fatalf("erase: exit %d, %s", code, out)
+	}
+	code, out := run("residue", email, "--also", "Command Line|+49 30 1234567|"+id, "--log-level", "error")
+	if code != 0 || !strings.Contains(out, "erasure ledger: erased at") || !strings.Contains(out, "no residue") {
+		t.Fatalf("residue after erasure: exit %d, %s", code, out)
+	}
+	if code, out := run("erase", email, "--log-level", "error"); code != 2 || !strings.Contains(out, "no account") {
+		t.Errorf("erasing twice: exit %d, %s", code, out)
+	}
+	if code, out := run("frobnicate"); code != 2 || !strings.Contains(out, "unknown command") {
+		t.Errorf("unknown command: exit %d, %s", code, out)
+	}
+	if code, out := run("serve", "--addr", "nonsense"); code != 2 || !strings.Contains(out, "--addr (STEWARD_ADDR)") {
+		t.Errorf("bad flag: exit %d, %s", code, out)
+	}
+}
+
+// Registrations never completed are erased by the periodic purge: a child whose
+// guardian never answered, an adult who never confirmed the address.
+func TestPurgeAbandonedRegistrations(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		child := h.Register(map[string]any{"email": "waiting.kid@example.org", "password": pw, "name": "Waiting Kid",
+			"birthdate": time.Now().AddDate(-10, 0, 0).Format("2006-01-02"), "country": "DE", "guardian_email": "absent@example.org"})
+		adult := h.Register(map[string]any{"email": "never.confirmed@example.org", "password": pw, "name": "Never Confirmed",
+			"birthdate": "1970-01-01", "country": "DE"})
+		keep, _ := h.Member("keeper@example.org", pw, nil)
+		// Age the two registrations past their deadlines.
+		old := time.Now().AddDate(0, 0, -15).UnixMilli()
+		for _, r := range []apptest.Response{child, adult} {
+			if _, err := h.App.DB.ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, r.JSON()["id"]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.App.Rights.PurgeAbandoned(ctx, h.App.Accounts.Abandoned); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []apptest.Response{child, adult} {
+			if _, err := h.App.Accounts.Lookup(ctx, r.JSON()["id"].(string)); err == nil {
+				t.Errorf("abandoned registration %s survived the purge", r.JSON()["id"])
+			}
+		}
+		if _, err := h.App.Accounts.Lookup(ctx, keep); err != nil {
+			t.Errorf("active member purged: %v", err)
+		}
+		found, _ := datamap.Scan(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "waiting.kid@example.org"}, {Kind: "guardian email", Value: "absent@example.org"}, {Kind: "email", Value: "never.confirmed@example.org"}})
+		for _, f := range found {
+			t.Errorf("residue: %s", f)
+		}
+	})
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func noEnv(string) string { return "" }
+
+func TestDefaults(t *testing.T) {
+	c, pos, err := Load(nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "localhost:8080" || c.DataDir != "./steward-data" || c.DatabaseURL != "sqlite:steward-data/steward.db" ||
+		c.MailMode != "file" || c.BaseURL != "http://localhost:8080" || c.CookieSecure || len(pos) != 0 {
+		t.Errorf("defaults = %+v", c)
+	}
+	if c.AgeOfConsentFor("FR") != 15 || c.AgeOfConsentFor("ZA") != 16 || c.Fields["name"] != Required {
+		t.Errorf("age/fields defaults wrong: FR %d ZA %d name %s", c.AgeOfConsentFor("FR"), c.AgeOfConsentFor("ZA"), c.Fields["name"])
+	}
+}
+
+func TestFlagBeatsEnvironment(t *testing.T) {
+	env := map[string]string{"STEWARD_ADDR": "127.0.0.1:9000", "STEWARD_DATA": "/srv/steward"}
+	c, pos, err := Load([]string{"--addr", "127.0.0.1:9100", "someone@example.org"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9100" || c.DataDir != "/srv/steward" || len(pos) != 1 || pos[0] != "someone@example.org" {
+		t.Errorf("got addr %s data %s pos %v", c.Addr, c.DataDir, pos)
+	}
+}
+
+func TestInvalidSettingsNamed(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addr", "nonsense"}, "--addr (STEWARD_ADDR)"},
+		{[]string{"--mail", "pigeon"}, "--mail (STEWARD_MAIL)"},
+		{[]string{"--mail", "smtp"}, "--smtp-addr (STEWARD_SMTP_ADDR)"},
+		{[]string{"--database", "mysql://x"}, "--database (STEWARD_DATABASE)"},
+		{[]string{"--argon2-memory", "lots"}, "--argon2-memory (STEWARD_ARGON2_MEMORY)"},
+		{[]string{"--session-ttl", "1s"}, "--session-ttl (STEWARD_SESSION_TTL)"},
+		{[]string{"--age-of-consent", "16,FR=11"}, "an age of consent is from 13 to 16"},
+		{[]string{"--age-of-consent", "16,QQ=14"}, "unknown country code"},
+		{[]string{"--fields", "name=sometimes"}, "--fields (STEWARD_FIELDS): field name"},
+		{[]string{"--fields", "shoe_size=required"}, `unknown field "shoe_size"`},
+		{[]string{"--base-url", "ftp://x"}, "--base-url (STEWARD_BASE_URL)"},
+	}
+	for _, tt := range tests {
+		_, _, err := Load(tt.args, noEnv)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Load(%v) error = %v, want it to contain %q", tt.args, err, tt.want)
+		}
+	}
+	// Several mistakes are all reported at once.
+	_, _, err := Load([]string{"--addr", "x", "--mail", "y"}, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "--addr") || !strings.Contains(err.Error(), "--mail") {
+		t.Errorf("both mistakes not reported: %v", err)
+	}
+}
+
+func TestValidCountry(t *testing.T) {
+	for code, want := range map[string]bool{"DE": true, "FR": true, "US": true, "XQ": false, "de": false, "DEU": false, "": false, "EU": false} {
+		if got := ValidCountry(code); got != want {
+			t.Errorf("ValidCountry(%q) = %v, want %v", code, got, want)
+		}
+	}
+}

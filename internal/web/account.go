@@ -1,0 +1,137 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/api"
+	"steward/internal/config"
+	"steward/internal/server"
+)
+
+// accountView is the profile page: every field the member gave, editable, with the
+// choice of what the public profile shows.
+type accountView struct {
+	ID                string
+	Email             string
+	EmailVerified     bool
+	PendingEmail      string
+	GuardianEmail     string
+	GuardianConfirmed bool
+	CreatedAt         time.Time
+	Fields            []field
+	Error             string
+	Saved             bool
+}
+
+// profileFields lays out the profile form from the stored profile, with typed values
+// over it after a failed save.
+func (p *Pages) profileFields(pr account.Profile, typed map[string]*string) []field {
+	val := func(name, stored string) string {
+		if v := typed[name]; v != nil {
+			return *v
+		}
+		return stored
+	}
+	var out []field
+	if p.shown("name", pr.Name) {
+		out = append(out, p.profileField("name", val("name", pr.Name)))
+	}
+	email := field{Name: "email", Label: labels["email"], Need: "required", Type: "email", Value: val("email", pr.Email),
+		Autocomplete: "email", Hint: "A new address takes effect once you open the link we mail to it."}
+	if pr.PendingEmail != "" {
+		email.Hint = "Waiting for you to confirm " + pr.PendingEmail + ": open the link we mailed there. Until then we keep using " + pr.Email + "."
+	}
+	out = append(out, email)
+	stored := map[string]string{"phone": pr.Phone, "home_address": pr.HomeAddress, "business_address": pr.BusinessAddress}
+	for _, f := range config.ProfileFields {
+		if f != "name" && p.shown(f, stored[f]) {
+			out = append(out, p.profileField(f, val(f, stored[f])))
+		}
+	}
+	out = append(out,
+		field{Name: "birthdate", Label: labels["birthdate"], Need: "required", Type: "date", Value: val("birthdate", pr.Birthdate),
+			Autocomplete: "bday", Hint: "Never shown on your public profile."},
+		p.countryField(val("country", pr.Country)),
+	)
+	for i := range out {
+		if slices.Contains(account.PublicFields, out[i].Name) {
+			out[i].PublicBox = true
+			out[i].Public = pr.Public[out[i].Name]
+			if typed != nil {
+				out[i].Public = typed["public_"+out[i].Name] != nil
+			}
+		}
+	}
+	return out
+}
+
+func (p *Pages) accountView(pr account.Profile, typed map[string]*string) accountView {
+	return accountView{
+		ID: pr.ID, Email: pr.Email, EmailVerified: pr.EmailVerified, PendingEmail: pr.PendingEmail,
+		GuardianEmail: pr.GuardianEmail, GuardianConfirmed: pr.GuardianConfirmed, CreatedAt: pr.CreatedAt,
+		Fields: p.profileFields(pr, typed),
+	}
+}
+
+func (p *Pages) profile(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	pr, err := p.o.Accounts.Profile(r.Context(), sess.AccountID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := p.accountView(pr, nil)
+	v.Saved = r.URL.Query().Get("saved") == "1"
+	p.render(w, r, http.StatusOK, "account", "Your account", true, v)
+}
+
+// updateProfile saves the profile form. A field the form did not show stays as it
+// is; every shown field's public box is set as ticked or not.
+func (p *Pages) updateProfile(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	typed := map[string]*string{}
+	patch := account.Patch{Public: map[string]bool{}}
+	for name, dst := range map[string]**string{
+		"email": &patch.Email, "name": &patch.Name, "phone": &patch.Phone, "home_address": &patch.HomeAddress,
+		"business_address": &patch.BusinessAddress, "birthdate": &patch.Birthdate, "country": &patch.Country,
+	} {
+		if v, ok := posted(r, name); ok {
+			*dst, typed[name] = v, v
+		}
+	}
+	for _, f := range account.PublicFields {
+		if typed[f] == nil {
+			continue
+		}
+		on, _ := posted(r, "public_"+f)
+		patch.Public[f] = on != nil
+		typed["public_"+f] = on
+	}
+	if _, err := p.o.Accounts.Update(r.Context(), sess.AccountID, patch, server.Meta(r, p.o.TrustProxy)); err != nil {
+		pr, perr := p.o.Accounts.Profile(r.Context(), sess.AccountID)
+		if perr != nil {
+			p.fail(w, r, perr)
+			return
+		}
+		v := p.accountView(pr, typed)
+		st := p.formError(w, r, v.Fields, &v.Error, err)
+		p.render(w, r, st, "account", "Your account", true, v)
+		return
+	}
+	redirect(w, r, "/account?saved=1")
+}
+
+// export downloads everything held about the member as a zip archive.
+func (p *Pages) export(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	subj, err := p.o.Accounts.Subject(r.Context(), sess.AccountID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	api.WriteExport(w, r, p.o.Rights, subj, p.o.Now(), p.fail)
+}

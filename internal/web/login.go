@@ -1,0 +1,135 @@
+package web
+
+import (
+	"net/http"
+
+	"steward/internal/api"
+	"steward/internal/server"
+)
+
+// loginView is the login form.
+type loginView struct {
+	Fields []field
+	Error  string
+	Notice string
+}
+
+// notices are the messages a redirect to the login page may ask for, by key, so that
+// no text from the address ends up on the page.
+var notices = map[string]string{
+	"everywhere": "You are logged out on every device.",
+	"password":   "Your password is changed and every session has ended. Log in with your new password.",
+	"reset":      "Your new password is set. Log in with your new password.",
+	"revoked":    "This session has ended.",
+}
+
+func loginFields(email string) []field {
+	return []field{
+		{Name: "email", Label: labels["email"], Type: "email", Value: email, Autocomplete: "username"},
+		{Name: "password", Label: labels["password"], Type: "password", Autocomplete: "current-password"},
+	}
+}
+
+func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "login", "Log in", p.loggedIn(r),
+		loginView{Fields: loginFields(""), Notice: notices[r.URL.Query().Get("notice")]})
+}
+
+func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	email := r.PostFormValue("email")
+	token, _, err := api.LoginLimited(r, p.o.Accounts, p.o.Limits, p.o.TrustProxy, email, r.PostFormValue("password"))
+	if err != nil {
+		v := loginView{Fields: loginFields(email)}
+		st := p.formError(w, r, v.Fields, &v.Error, err)
+		p.render(w, r, st, "login", "Log in", p.loggedIn(r), v)
+		return
+	}
+	server.SetSessionCookie(w, token, p.o.CookieSecure)
+	redirect(w, r, "/account")
+}
+
+func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
+	if sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r)); err == nil {
+		if err := p.o.Accounts.Logout(r.Context(), sess, server.Meta(r, p.o.TrustProxy)); err != nil {
+			p.fail(w, r, err)
+			return
+		}
+	}
+	server.ClearSessionCookie(w, p.o.CookieSecure)
+	redirect(w, r, "/")
+}
+
+// emailView is the form that asks for a password reset link.
+type emailView struct {
+	Fields []field
+	Error  string
+}
+
+func forgotFields(email string) []field {
+	return []field{{Name: "email", Label: labels["email"], Type: "email", Value: email, Autocomplete: "email"}}
+}
+
+func (p *Pages) forgotForm(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "forgot", "Forgot your password?", p.loggedIn(r), emailView{Fields: forgotFields("")})
+}
+
+func (p *Pages) forgot(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	email := r.PostFormValue("email")
+	if err := api.ResetLimited(r, p.o.Accounts, p.o.Limits, p.o.TrustProxy, email); err != nil {
+		v := emailView{Fields: forgotFields(email)}
+		st := p.formError(w, r, v.Fields, &v.Error, err)
+		p.render(w, r, st, "forgot", "Forgot your password?", p.loggedIn(r), v)
+		return
+	}
+	redirect(w, r, "/password/forgot/sent")
+}
+
+func (p *Pages) forgotSent(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "forgot-sent", "Check your email", p.loggedIn(r), nil)
+}
+
+// resetView is the form that sets a new password with a mailed link.
+type resetView struct {
+	Token  string
+	Fields []field
+	Error  string
+}
+
+func resetFields() []field {
+	return []field{{Name: "password", Label: "New password", Type: "password", Need: "required", Autocomplete: "new-password",
+		Hint: "At least 10 characters; not a common password, and not your name or email address."}}
+}
+
+func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
+	v := resetView{Token: r.URL.Query().Get("token"), Fields: resetFields()}
+	st := http.StatusOK
+	if v.Token == "" {
+		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or ask for a new one."
+		st = http.StatusBadRequest
+	}
+	p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
+}
+
+func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := resetView{Token: r.PostFormValue("token"), Fields: resetFields()}
+	if err := p.o.Accounts.ResetPassword(r.Context(), v.Token, r.PostFormValue("password"), server.Meta(r, p.o.TrustProxy)); err != nil {
+		st := p.formError(w, r, v.Fields, &v.Error, err)
+		p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
+		return
+	}
+	// Every session of the account has ended, this browser's too if it had one.
+	server.ClearSessionCookie(w, p.o.CookieSecure)
+	redirect(w, r, "/login?notice=reset")
+}

@@ -1,0 +1,219 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/server"
+)
+
+// sessionsView lists the member's sessions.
+type sessionsView struct {
+	Sessions []sessionRow
+	Ended    bool
+}
+
+// sessionRow is one session as the list shows it.
+type sessionRow struct {
+	ID         string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	IP         string
+	Browser    string
+	UserAgent  string
+	Current    bool
+}
+
+func (p *Pages) sessions(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	list, err := p.o.Accounts.Sessions(r.Context(), sess.AccountID, sess.ID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := sessionsView{Ended: r.URL.Query().Get("ended") == "1"}
+	for _, s := range list {
+		v.Sessions = append(v.Sessions, sessionRow{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, IP: s.IP,
+			Browser: browser(s.UserAgent), UserAgent: s.UserAgent, Current: s.Current})
+	}
+	p.render(w, r, http.StatusOK, "sessions", "Your sessions", true, v)
+}
+
+// revoke ends one session; ending this browser's own session logs it out.
+func (p *Pages) revoke(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	id := r.PathValue("id")
+	if err := p.o.Accounts.RevokeSession(r.Context(), sess.AccountID, id, server.Meta(r, p.o.TrustProxy)); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if id == sess.ID {
+		server.ClearSessionCookie(w, p.o.CookieSecure)
+		redirect(w, r, "/login?notice=revoked")
+		return
+	}
+	redirect(w, r, "/account/sessions?ended=1")
+}
+
+// revokeAll ends every session of the account, this one included.
+func (p *Pages) revokeAll(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if _, err := p.o.Accounts.LogoutEverywhere(r.Context(), sess.AccountID, server.Meta(r, p.o.TrustProxy)); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	server.ClearSessionCookie(w, p.o.CookieSecure)
+	redirect(w, r, "/login?notice=everywhere")
+}
+
+// browser names the browser and system of a User-Agent header in a few words; the
+// list shows the whole header on hover.
+func browser(ua string) string {
+	var name, system string
+	switch {
+	case strings.Contains(ua, "Edg/"):
+		name = "Edge"
+	case strings.Contains(ua, "OPR/"):
+		name = "Opera"
+	case strings.Contains(ua, "Firefox/"):
+		name = "Firefox"
+	case strings.Contains(ua, "Chromium/"):
+		name = "Chromium"
+	case strings.Contains(ua, "Chrome/"):
+		name = "Chrome"
+	case strings.Contains(ua, "Safari/"):
+		name = "Safari"
+	case strings.HasPrefix(ua, "curl/"):
+		name = "curl"
+	}
+	switch {
+	case strings.Contains(ua, "Android"):
+		system = "Android"
+	case strings.Contains(ua, "iPhone"), strings.Contains(ua, "iPad"):
+		system = "iOS"
+	case strings.Contains(ua, "Windows"):
+		system = "Windows"
+	case strings.Contains(ua, "Mac OS X"):
+		system = "macOS"
+	case strings.Contains(ua, "CrOS"):
+		system = "ChromeOS"
+	case strings.Contains(ua, "Linux"):
+		system = "Linux"
+	}
+	switch {
+	case name != "" && system != "":
+		return name + " on " + system
+	case name != "":
+		return name
+	case system != "":
+		return "A browser on " + system
+	case ua == "":
+		return "Unknown browser"
+	}
+	if len(ua) > 40 {
+		return ua[:40] + "…"
+	}
+	return ua
+}
+
+// passwordView is the form that changes the password.
+type passwordView struct {
+	Fields []field
+	Error  string
+}
+
+func passwordFields() []field {
+	return []field{
+		{Name: "current_password", Label: labels["current_password"], Type: "password", Need: "required", Autocomplete: "current-password"},
+		{Name: "password", Label: "New password", Type: "password", Need: "required", Autocomplete: "new-password",
+			Hint: "At least 10 characters; not a common password, and not your name or email address. " +
+				"Changing it logs you out everywhere, here too."},
+	}
+}
+
+func (p *Pages) passwordForm(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	p.render(w, r, http.StatusOK, "password", "Change your password", true, passwordView{Fields: passwordFields()})
+}
+
+// errPasswordTries stops a stolen session from guessing the password through the
+// forms that ask for it.
+var errPasswordTries = apperr.New(apperr.RateLimited, "rate_limited", "too many password attempts; wait a minute and try again")
+
+// passwordTry takes one try from the account's password-check budget, the one the
+// login form spends per address.
+func (p *Pages) passwordTry(accountID string) error {
+	if !p.o.Limits.LoginAccount.Allow("check:" + accountID) {
+		return errPasswordTries
+	}
+	return nil
+}
+
+func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	err := p.passwordTry(sess.AccountID)
+	if err == nil {
+		err = p.o.Accounts.ChangePassword(r.Context(), sess.AccountID, r.PostFormValue("current_password"),
+			r.PostFormValue("password"), server.Meta(r, p.o.TrustProxy))
+	}
+	if err != nil {
+		v := passwordView{Fields: passwordFields()}
+		st := p.formError(w, r, v.Fields, &v.Error, err)
+		p.render(w, r, st, "password", "Change your password", true, v)
+		return
+	}
+	// The service ended every session of the account, this one included.
+	server.ClearSessionCookie(w, p.o.CookieSecure)
+	redirect(w, r, "/login?notice=password")
+}
+
+// activityView is the account's security log.
+type activityView struct {
+	Events []activityRow
+}
+
+// activityRow is one security event.
+type activityRow struct {
+	At     time.Time
+	Event  string
+	IP     string
+	Detail string
+}
+
+// eventNames say the audit log's events in words.
+var eventNames = map[string]string{
+	"registered":               "Account registered",
+	"email_verified":           "Email address confirmed",
+	"email_changed":            "Email address changed",
+	"guardian_agreed":          "Parent or guardian agreed",
+	"login":                    "Logged in",
+	"login_failed":             "Failed login attempt",
+	"session_revoked":          "Session ended",
+	"logout_everywhere":        "Logged out everywhere",
+	"password_reset_requested": "Password reset link requested",
+	"password_reset":           "Password reset with a mailed link",
+	"password_changed":         "Password changed",
+	"profile_updated":          "Profile changed",
+}
+
+// activityLimit is how many events the page shows.
+const activityLimit = 100
+
+func (p *Pages) activity(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	list, err := p.o.Accounts.Activity(r.Context(), sess.AccountID, activityLimit)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	var v activityView
+	for _, e := range list {
+		name := eventNames[e.Event]
+		if name == "" {
+			name = strings.ReplaceAll(e.Event, "_", " ")
+		}
+		v.Events = append(v.Events, activityRow{At: e.At, Event: name, IP: e.IP, Detail: e.Detail})
+	}
+	p.render(w, r, http.StatusOK, "activity", "Security activity", true, v)
+}
