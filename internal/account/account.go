@@ -78,17 +78,18 @@ type Eraser interface {
 
 // Service is the account capability.
 type Service struct {
-	db          *store.DB
-	outbox      *mail.Outbox
-	audit       *governance.Audit
-	set         Settings
-	now         func() time.Time
-	common      map[string]bool
-	dummy       string // a hash to verify against when no account matches, for equal timing
-	sessStmt    *sql.Stmt
-	profileStmt *sql.Stmt
-	eraser      Eraser
-	slots       chan struct{} // bounds concurrent password hashing
+	db              *store.DB
+	outbox          *mail.Outbox
+	audit           *governance.Audit
+	set             Settings
+	now             func() time.Time
+	common          map[string]bool
+	dummy           string // a hash to verify against when no account matches, for equal timing
+	sessStmt        *sql.Stmt
+	profileStmt     *sql.Stmt
+	sessProfileStmt *sql.Stmt
+	eraser          Eraser
+	slots           chan struct{} // bounds concurrent password hashing
 }
 
 // New prepares the service's statements; a typo in them fails here.
@@ -102,6 +103,9 @@ func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governan
 		return nil, err
 	}
 	if s.profileStmt, err = db.Prepare(ctx, profileQuery); err != nil {
+		return nil, err
+	}
+	if s.sessProfileStmt, err = db.Prepare(ctx, sessionProfileQuery); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -62,34 +62,80 @@ func (p Profile) Value(field string) string {
 
 var errNoAccount = apperr.New(apperr.NotFound, "account_not_found", "no such account")
 
-// profileQuery reads a profile; it is prepared at start, as GET /me runs it on every call.
-const profileQuery = `SELECT id, email, pending_email, email_verified_at, status, name, phone, home_address,
-	business_address, birthdate, country, guardian_email, guardian_confirmed_at, public_mask, created_at, updated_at
-	FROM accounts WHERE id = $1`
+// profileColumns are read by Profile and by SessionProfile.
+const profileColumns = `a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at`
+
+// profileQuery reads a profile; it is prepared at start.
+const profileQuery = `SELECT ` + profileColumns + ` FROM accounts a WHERE a.id = $1`
+
+// sessionProfileQuery checks a session and reads its profile in one statement: GET /me
+// is the hottest authenticated route, and on SQLite every statement opens a read
+// transaction of its own.
+const sessionProfileQuery = `SELECT s.expires_at, s.last_seen_at, ` + profileColumns +
+	` FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.id = $1`
+
+// profileRow receives the profile columns of a query.
+type profileRow struct {
+	p                                        Profile
+	pending, name, phone, home, business, gd sql.NullString
+	verified, guardianAt                     sql.NullInt64
+	mask, created, updated                   int64
+}
+
+// dest returns the scan destinations: lead first (columns selected before the
+// profile's), then the profile columns.
+func (r *profileRow) dest(lead ...any) []any {
+	return append(lead, &r.p.ID, &r.p.Email, &r.pending, &r.verified, &r.p.Status, &r.name, &r.phone, &r.home,
+		&r.business, &r.p.Birthdate, &r.p.Country, &r.gd, &r.guardianAt, &r.mask, &r.created, &r.updated)
+}
+
+func (r *profileRow) profile() Profile {
+	p := r.p
+	p.PendingEmail, p.Name, p.Phone, p.HomeAddress, p.BusinessAddress, p.GuardianEmail =
+		r.pending.String, r.name.String, r.phone.String, r.home.String, r.business.String, r.gd.String
+	p.EmailVerified, p.GuardianConfirmed = r.verified.Valid, r.guardianAt.Valid
+	p.CreatedAt, p.UpdatedAt = store.FromMillis(r.created), store.FromMillis(r.updated)
+	p.Public = make(map[string]bool, len(PublicFields))
+	for i, f := range PublicFields {
+		p.Public[f] = r.mask&(1<<i) != 0
+	}
+	return p
+}
 
 // Profile returns the member's profile.
 func (s *Service) Profile(ctx context.Context, accountID string) (Profile, error) {
-	var p Profile
-	var pending, name, phone, home, business, guardian sql.NullString
-	var verified, guardianAt sql.NullInt64
-	var mask, created, updated int64
-	err := s.profileStmt.QueryRowContext(ctx, accountID).Scan(&p.ID, &p.Email, &pending, &verified, &p.Status, &name, &phone, &home,
-		&business, &p.Birthdate, &p.Country, &guardian, &guardianAt, &mask, &created, &updated)
+	var r profileRow
+	err := s.profileStmt.QueryRowContext(ctx, accountID).Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Profile{}, errNoAccount
 	}
 	if err != nil {
 		return Profile{}, fmt.Errorf("account: profile: %w", err)
 	}
-	p.PendingEmail, p.Name, p.Phone, p.HomeAddress, p.BusinessAddress, p.GuardianEmail =
-		pending.String, name.String, phone.String, home.String, business.String, guardian.String
-	p.EmailVerified, p.GuardianConfirmed = verified.Valid, guardianAt.Valid
-	p.CreatedAt, p.UpdatedAt = store.FromMillis(created), store.FromMillis(updated)
-	p.Public = make(map[string]bool, len(PublicFields))
-	for i, f := range PublicFields {
-		p.Public[f] = mask&(1<<i) != 0
+	return r.profile(), nil
+}
+
+// SessionProfile authenticates a token and returns the member's profile, in one query.
+func (s *Service) SessionProfile(ctx context.Context, token string) (Session, Profile, error) {
+	if token == "" {
+		return Session{}, Profile{}, errNoSession
 	}
-	return p, nil
+	id := hashToken(token)
+	var r profileRow
+	var expires, seen int64
+	err := s.sessProfileStmt.QueryRowContext(ctx, id).Scan(r.dest(&expires, &seen)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, Profile{}, errNoSession
+	}
+	if err != nil {
+		return Session{}, Profile{}, fmt.Errorf("account: authenticate: %w", err)
+	}
+	sess, err := s.liveSession(ctx, id, r.p.ID, expires, seen)
+	if err != nil {
+		return Session{}, Profile{}, err
+	}
+	return sess, r.profile(), nil
 }
 
 // Minor reports whether the member is below the digital age of consent of their

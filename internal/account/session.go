@@ -106,15 +106,20 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 		return Session{}, errNoSession
 	}
 	id := hashToken(token)
-	var sess Session
+	var accountID string
 	var expires, seen int64
-	err := s.sessStmt.QueryRowContext(ctx, id).Scan(&sess.AccountID, &expires, &seen)
+	err := s.sessStmt.QueryRowContext(ctx, id).Scan(&accountID, &expires, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, errNoSession
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("account: authenticate: %w", err)
 	}
+	return s.liveSession(ctx, id, accountID, expires, seen)
+}
+
+// liveSession ends an expired session and refreshes last_seen_at when it is stale.
+func (s *Service) liveSession(ctx context.Context, id, accountID string, expires, seen int64) (Session, error) {
 	now := s.now()
 	if now.UnixMilli() >= expires {
 		_, _ = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1`, id)
@@ -125,9 +130,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 			return Session{}, fmt.Errorf("account: authenticate: %w", err)
 		}
 	}
-	sess.ID = id
-	sess.ExpiresAt = store.FromMillis(expires)
-	return sess, nil
+	return Session{ID: id, AccountID: accountID, ExpiresAt: store.FromMillis(expires)}, nil
 }
 
 // Sessions lists the account's live sessions, newest first; current marks the caller's.
@@ -234,12 +237,14 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 		if _, err := s.useToken(ctx, tx, token, purposeReset); err != nil {
 			return err
 		}
-		return s.setPassword(ctx, tx, p, hash, "password_reset", meta)
+		return s.setPassword(ctx, tx, p, hash, "password_reset", "", meta)
 	})
 }
 
 // ChangePassword sets a new password for a logged-in member who knows the current one.
-func (s *Service) ChangePassword(ctx context.Context, accountID, current, password string, meta Meta) error {
+// Every other session ends; the caller's goes on.
+func (s *Service) ChangePassword(ctx context.Context, sess Session, current, password string, meta Meta) error {
+	accountID := sess.AccountID
 	p, err := s.Profile(ctx, accountID)
 	if err != nil {
 		return err
@@ -252,16 +257,17 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, passwo
 	}
 	newHash := s.hashPassword(password)
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		return s.setPassword(ctx, tx, p, newHash, "password_changed", meta)
+		return s.setPassword(ctx, tx, p, newHash, "password_changed", sess.ID, meta)
 	})
 }
 
-func (s *Service) setPassword(ctx context.Context, tx *store.Tx, p Profile, hash, event string, meta Meta) error {
+// setPassword stores a new hash and ends every session but keep ("" for none).
+func (s *Service) setPassword(ctx context.Context, tx *store.Tx, p Profile, hash, event, keep string, meta Meta) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3`,
 		hash, store.Millis(s.now()), p.ID); err != nil {
 		return fmt.Errorf("account: password: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1`, p.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`, p.ID, keep); err != nil {
 		return fmt.Errorf("account: password: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`, p.ID, purposeReset); err != nil {

@@ -237,7 +237,11 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, sess accoun
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Accounts.ChangePassword(r.Context(), sess.AccountID, req.CurrentPassword, req.Password, a.meta(r)); err != nil {
+	if err := a.Limits.PasswordCheck(sess.AccountID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.Accounts.ChangePassword(r.Context(), sess, req.CurrentPassword, req.Password, a.meta(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

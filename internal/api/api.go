@@ -37,7 +37,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", a.auth(a.revoke))
 	mux.HandleFunc("POST /api/v1/password-resets", a.requestReset)
 	mux.HandleFunc("POST /api/v1/password-resets/confirm", a.confirmReset)
-	mux.HandleFunc("GET /api/v1/me", a.auth(a.me))
+	mux.HandleFunc("GET /api/v1/me", a.me) // authenticates itself, in the same query as the profile
 	mux.HandleFunc("PATCH /api/v1/me", a.auth(a.updateMe))
 	mux.HandleFunc("DELETE /api/v1/me", a.auth(a.deleteMe))
 	mux.HandleFunc("PUT /api/v1/me/password", a.auth(a.changePassword))

@@ -36,9 +36,10 @@ func toProfile(p account.Profile) profileResponse {
 	}
 }
 
-func (a *API) me(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	p, err := a.Accounts.Profile(r.Context(), sess.AccountID)
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	_, p, err := a.Accounts.SessionProfile(r.Context(), server.Token(r))
 	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="steward"`)
 		a.fail(w, r, err)
 		return
 	}
@@ -85,6 +86,10 @@ type erasureResponse struct {
 func (a *API) deleteMe(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	var req deleteRequest
 	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.Limits.PasswordCheck(sess.AccountID); err != nil {
 		a.fail(w, r, err)
 		return
 	}

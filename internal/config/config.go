@@ -281,14 +281,30 @@ func ageOfConsent(s string, bad func(string, string)) (int, map[string]int) {
 	return def, table
 }
 
-// ValidCountry reports whether code is an ISO 3166-1 alpha-2 country code.
+// ValidCountry reports whether code is a current ISO 3166-1 alpha-2 country code:
+// withdrawn codes (UK, SU, YU, ...) and exceptional reservations (EU, UN, AC, EZ, ...)
+// are refused, and XK (Kosovo, user-assigned but in general use) is accepted.
 func ValidCountry(code string) bool {
-	if len(code) != 2 || strings.ToUpper(code) != code {
+	if code == "XK" {
+		return true
+	}
+	if len(code) != 2 || strings.ToUpper(code) != code || exceptional[code] {
 		return false
 	}
 	r, err := language.ParseRegion(code)
-	return err == nil && r.IsCountry() && r.String() == code
+	if err != nil || !r.IsCountry() || r.String() != code {
+		return false
+	}
+	// A withdrawn code canonicalizes to its successor.
+	canon, _ := language.All.Canonicalize(language.Make("und-" + code))
+	got, _ := canon.Region()
+	return got.String() == code
 }
+
+// exceptional are codes ISO 3166 reserves without naming a country, and withdrawn
+// codes split between several successors (so they do not canonicalize to one).
+var exceptional = map[string]bool{"AC": true, "CP": true, "DG": true, "EA": true, "EU": true, "EZ": true, "FX": true,
+	"IC": true, "SU": true, "TA": true, "UK": true, "UN": true, "YU": true, "CS": true, "AN": true}
 
 func fields(s string, bad func(string, string)) map[string]Requirement {
 	out := map[string]Requirement{}

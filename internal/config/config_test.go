@@ -69,3 +69,16 @@ func TestValidCountry(t *testing.T) {
 		}
 	}
 }
+
+func TestWithdrawnCountriesRefused(t *testing.T) {
+	for _, code := range []string{"UK", "SU", "YU", "DD", "BU", "ZR", "EZ", "UN", "AC", "CP", "DG", "EA", "IC", "TA", "EU"} {
+		if ValidCountry(code) {
+			t.Errorf("ValidCountry(%q) = true, want false", code)
+		}
+	}
+	for _, code := range []string{"GB", "RS", "DE", "MM", "CD", "XK", "SS"} {
+		if !ValidCountry(code) {
+			t.Errorf("ValidCountry(%q) = false, want true", code)
+		}
+	}
+}

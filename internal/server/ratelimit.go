@@ -74,6 +74,19 @@ func (l *Limiter) sweep(now time.Time) {
 	}
 }
 
+// errPasswordTries stops a stolen session from guessing the password through the
+// routes that ask for it again.
+var errPasswordTries = apperr.New(apperr.RateLimited, "rate_limited", "too many password attempts; wait a minute and try again")
+
+// PasswordCheck takes one try from the account's budget of password checks (deletion,
+// password change): the same budget the login spends per account.
+func (l *Limits) PasswordCheck(accountID string) error {
+	if !l.LoginAccount.Allow("check:" + accountID) {
+		return errPasswordTries
+	}
+	return nil
+}
+
 // Limits are the rate limits of the account routes.
 type Limits struct {
 	LoginIP, LoginAccount, Register, Reset *Limiter

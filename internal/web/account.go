@@ -24,6 +24,7 @@ type accountView struct {
 	Fields            []field
 	Error             string
 	Saved             bool
+	PasswordChanged   bool
 }
 
 // profileFields lays out the profile form from the stored profile, with typed values
@@ -84,6 +85,7 @@ func (p *Pages) profile(w http.ResponseWriter, r *http.Request, sess account.Ses
 	}
 	v := p.accountView(pr, nil)
 	v.Saved = r.URL.Query().Get("saved") == "1"
+	v.PasswordChanged = r.URL.Query().Get("saved") == "password"
 	p.render(w, r, http.StatusOK, "account", "Your account", true, v)
 }
 

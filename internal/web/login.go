@@ -18,7 +18,6 @@ type loginView struct {
 // no text from the address ends up on the page.
 var notices = map[string]string{
 	"everywhere": "You are logged out on every device.",
-	"password":   "Your password is changed and every session has ended. Log in with your new password.",
 	"reset":      "Your new password is set. Log in with your new password.",
 	"revoked":    "This session has ended.",
 }

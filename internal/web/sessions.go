@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/apperr"
 	"steward/internal/server"
 )
 
@@ -127,7 +126,7 @@ func passwordFields() []field {
 		{Name: "current_password", Label: labels["current_password"], Type: "password", Need: "required", Autocomplete: "current-password"},
 		{Name: "password", Label: "New password", Type: "password", Need: "required", Autocomplete: "new-password",
 			Hint: "At least 10 characters; not a common password, and not your name or email address. " +
-				"Changing it logs you out everywhere, here too."},
+				"Changing it logs you out on every other device."},
 	}
 }
 
@@ -135,27 +134,14 @@ func (p *Pages) passwordForm(w http.ResponseWriter, r *http.Request, sess accoun
 	p.render(w, r, http.StatusOK, "password", "Change your password", true, passwordView{Fields: passwordFields()})
 }
 
-// errPasswordTries stops a stolen session from guessing the password through the
-// forms that ask for it.
-var errPasswordTries = apperr.New(apperr.RateLimited, "rate_limited", "too many password attempts; wait a minute and try again")
-
-// passwordTry takes one try from the account's password-check budget, the one the
-// login form spends per address.
-func (p *Pages) passwordTry(accountID string) error {
-	if !p.o.Limits.LoginAccount.Allow("check:" + accountID) {
-		return errPasswordTries
-	}
-	return nil
-}
-
 func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	if err := parseForm(w, r); err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	err := p.passwordTry(sess.AccountID)
+	err := p.o.Limits.PasswordCheck(sess.AccountID)
 	if err == nil {
-		err = p.o.Accounts.ChangePassword(r.Context(), sess.AccountID, r.PostFormValue("current_password"),
+		err = p.o.Accounts.ChangePassword(r.Context(), sess, r.PostFormValue("current_password"),
 			r.PostFormValue("password"), server.Meta(r, p.o.TrustProxy))
 	}
 	if err != nil {
@@ -164,9 +150,8 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request, sess acco
 		p.render(w, r, st, "password", "Change your password", true, v)
 		return
 	}
-	// The service ended every session of the account, this one included.
-	server.ClearSessionCookie(w, p.o.CookieSecure)
-	redirect(w, r, "/login?notice=password")
+	// Every other session of the account has ended; this one goes on.
+	redirect(w, r, "/account?saved=password")
 }
 
 // activityView is the account's security log.
