@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 
 	"steward/internal/app"
@@ -40,6 +42,12 @@ func printDatamap(ctx context.Context, cfg *config.Config, log *slog.Logger, w i
 				fmt.Fprintf(w, "| %s | %s | %s |\n", t.Name, c.Name, what)
 			}
 		}
+	}
+	fmt.Fprint(w, "\n## Tables without personal data\n\n")
+	np := a.Registry.NonPersonal()
+	names := slices.Sorted(maps.Keys(np))
+	for _, t := range names {
+		fmt.Fprintf(w, "- `%s`: %s\n", t, np[t])
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ package datamap
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -96,6 +97,10 @@ func (r *Registry) Register(h Holder) {
 func (r *Registry) DeclareNonPersonal(table, why string) {
 	r.nonPersonal[table] = why
 }
+
+// NonPersonal returns the tables (or prefixes ending in "*") declared to hold no
+// personal data, with the reason.
+func (r *Registry) NonPersonal() map[string]string { return maps.Clone(r.nonPersonal) }
 
 // Holders returns the holders in registration order.
 func (r *Registry) Holders() []Holder { return slices.Clone(r.holders) }
