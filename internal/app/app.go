@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"steward/internal/account"
@@ -41,6 +42,7 @@ type App struct {
 	Limits   *server.Limits
 	handler  http.Handler
 	now      func() time.Time
+	resuming sync.WaitGroup
 }
 
 // Option changes how the app is built (tests).
@@ -152,7 +154,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
 	pages, err := web.New(web.Options{
 		Accounts: a.Accounts, Rights: a.Rights, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
-		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now,
+		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent,
 	})
 	if err != nil {
 		return err
@@ -189,8 +191,30 @@ func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
 // Handler is the whole site.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// Start starts the background jobs.
-func (a *App) Start(ctx context.Context) error { return a.Jobs.Start(ctx) }
+// Start starts the background jobs, and resumes at once any erasure that a crash or
+// a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
+// Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.Jobs.Start(ctx); err != nil {
+		return err
+	}
+	pending, err := a.Rights.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		a.resuming.Add(1)
+		go func() {
+			defer a.resuming.Done()
+			for _, id := range pending {
+				if err := a.Rights.Run(ctx, id); err != nil {
+					a.Log.Warn("resuming erasure", "request", id, "err", err)
+				}
+			}
+		}()
+	}
+	return nil
+}
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
@@ -216,5 +240,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(a.Jobs.Stop(ctx), a.DB.Close())
+	err := a.Jobs.Stop(ctx)
+	a.resuming.Wait()
+	return errors.Join(err, a.DB.Close())
 }

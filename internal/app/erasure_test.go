@@ -20,6 +20,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/rights"
 	"steward/internal/store"
+	"steward/internal/store/storetest"
 )
 
 // flakyHolder fails its first Erase, as a crash or a lost connection would.
@@ -176,4 +177,47 @@ func TestPurgeAbandonedRegistrations(t *testing.T) {
 			t.Errorf("residue: %s", f)
 		}
 	})
+}
+
+// An erasure cut short by a crash is finished when Steward starts again.
+func TestErasureResumesAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	dbURL := "sqlite:" + filepath.Join(dir, "steward.db")
+	if pg := storetest.PostgresURL(t); pg != "" {
+		dbURL = pg
+	}
+	keyFile := filepath.Join(dir, "ledger.key")
+	h := apptest.Start(t, dbURL, "--ledger-key-file", keyFile)
+	ctx := context.Background()
+	id, _ := h.Member("restart@example.org", pw, map[string]any{"name": "Restarted Person"})
+	terms, _ := h.App.Accounts.Identifiers(ctx, id)
+	calls := 0
+	reg := datamap.NewRegistry()
+	reg.Register(account.Holder{})
+	reg.Register(flakyHolder{&calls})
+	reg.Register(governance.AuditHolder{})
+	reg.Register(mail.Holder{})
+	reg.Register(rights.Holder{})
+	rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := rs.EraseNow(ctx, id, "test"); err == nil {
+		t.Fatal("the interrupted erasure succeeded")
+	}
+	pending, _ := rs.Pending(ctx)
+	if len(pending) != 1 {
+		t.Fatalf("pending = %v", pending)
+	}
+	h.Close() // the crash
+
+	h2 := apptest.Start(t, dbURL, "--ledger-key-file", keyFile)
+	h2.WaitErasure(pending[0])
+	found, err := datamap.Scan(ctx, h2.App.DB, terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range found {
+		t.Errorf("residue after resumed erasure: %s", f)
+	}
+	if _, ok, _ := h2.App.Rights.Erased(ctx, "restart@example.org"); !ok {
+		t.Error("the ledger does not record the resumed erasure")
+	}
 }

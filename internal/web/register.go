@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -40,9 +41,9 @@ func (p *Pages) registerFields(reg account.Registration) []field {
 			Hint: "To check whether you may register on your own. It is never shown on your public profile."},
 		p.countryField(reg.Country),
 		field{Name: "guardian_email", Label: labels["guardian_email"], Type: "email", Value: reg.GuardianEmail,
-			Hint: "Only if you are younger than the digital age of consent of your country: 16, or between 13 and 16 " +
-				"where your country sets it lower. A parent or guardian must then agree by a link we mail to them, " +
-				"and your account waits until they do. Leave it empty otherwise."},
+			Hint: fmt.Sprintf("Only if you are younger than the digital age of consent of your country: %d, or between 13 and 16 "+
+				"where your country sets another. A parent or guardian must then agree by a link we mail to them, "+
+				"and your account waits until they do. Leave it empty otherwise.", p.o.DefaultAgeOfConsent)},
 	)
 	return out
 }

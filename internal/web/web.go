@@ -31,15 +31,17 @@ var files embed.FS
 
 // Options are what the pages need.
 type Options struct {
-	Accounts     *account.Service
-	Rights       *rights.Service
-	Limits       *server.Limits
-	Log          *slog.Logger
-	SiteName     string
-	Fields       map[string]config.Requirement
-	TrustProxy   bool
-	CookieSecure bool
-	Now          func() time.Time
+	Accounts *account.Service
+	Rights   *rights.Service
+	Limits   *server.Limits
+	Log      *slog.Logger
+	SiteName string
+	Fields   map[string]config.Requirement
+	// DefaultAgeOfConsent is the age of consent of countries without their own.
+	DefaultAgeOfConsent int
+	TrustProxy          bool
+	CookieSecure        bool
+	Now                 func() time.Time
 }
 
 // Pages is the web interface.

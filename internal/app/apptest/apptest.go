@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ type Harness struct {
 	URL    string
 	Data   string
 	Client *http.Client
+	stop   func()
+	once   sync.Once
 }
 
 // Start boots Steward on dbURL ("" for SQLite in a temporary folder) with extra flags.
@@ -64,13 +67,18 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	}
 	done := make(chan struct{})
 	go func() { _ = a.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
+	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}}
+	h.stop = func() {
 		cancel()
 		<-done
 		a.Close()
-	})
-	return &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}}
+	}
+	t.Cleanup(h.Close)
+	return h
 }
+
+// Close stops Steward (it is also stopped when the test ends).
+func (h *Harness) Close() { h.once.Do(h.stop) }
 
 // Response is an answer of the API.
 type Response struct {
