@@ -45,9 +45,30 @@ func main() {
 	dbURL := flag.String("database", "", "database URL (default: SQLite in a temporary folder)")
 	dur := flag.Duration("duration", 5*time.Second, "how long each throughput figure is measured")
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
+	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
+	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
+	only := flag.String("only", "", "run only these figures: accounts or files")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file")
 	flag.Parse()
-	if err := run(*dbURL, *dur, *regN); err != nil {
+	var fileArgs []string
+	if *dbURL != "" {
+		fileArgs = append(fileArgs, "--database", *dbURL)
+	}
+	fileArgs = append(fileArgs, flag.Args()...) // e.g. -- --files s3 --s3-endpoint ...
+	var rows []row
+	var err error
+	if *only != "files" {
+		rows, err = run(*dbURL, *dur, *regN)
+	}
+	if err == nil && *only != "accounts" && *fileSize > 0 {
+		var fr []row
+		fr, err = fileRows(*fileSize<<20, *bigMiB<<20, fileArgs)
+		rows = append(rows, fr...)
+	}
+	if err == nil {
+		printTable(rows)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -59,17 +80,17 @@ type row struct {
 	figure, ours, base, ratio, target string
 }
 
-func run(dbURL string, dur time.Duration, regN int) error {
+func run(dbURL string, dur time.Duration, regN int) ([]row, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "steward-bench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base := "http://" + ln.Addr().String()
 	args := []string{"--data", dir, "--addr", ln.Addr().String(), "--base-url", base, "--rate-limits=false", "--log-level", "error"}
@@ -78,16 +99,16 @@ func run(dbURL string, dur time.Duration, regN int) error {
 	}
 	cfg, _, err := config.Load(args, func(string) string { return "" })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer a.Close()
 	if err := a.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	go a.Serve(ctx, ln)
 	engine := "SQLite"
@@ -103,7 +124,7 @@ func run(dbURL string, dur time.Duration, regN int) error {
 	// 1. Logins against raw hashes.
 	email, pw := "bench@example.org", "violet-harbour-73"
 	if err := member(ctx, a, base, email, pw, dir); err != nil {
-		return err
+		return nil, err
 	}
 	conc := runtime.GOMAXPROCS(0)
 	hashes := rate(conc, dur, func() error {
@@ -130,7 +151,7 @@ func run(dbURL string, dur time.Duration, regN int) error {
 	var lr struct{ Token string }
 	resp, err := client.Post(base+"/api/v1/sessions", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	json.NewDecoder(resp.Body).Decode(&lr)
 	resp.Body.Close()
@@ -141,15 +162,15 @@ func run(dbURL string, dur time.Duration, regN int) error {
 	loader := "wrk -t2 -c64"
 	bareRate, err := load("http://"+bareLn.Addr().String()+"/", "", dur)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	meRate, err := load(base+"/api/v1/me", lr.Token, dur)
@@ -157,7 +178,7 @@ func run(dbURL string, dur time.Duration, regN int) error {
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		loader = "Go client, 64 connections (wrk not installed)"
@@ -190,12 +211,15 @@ func run(dbURL string, dur time.Duration, regN int) error {
 			fmt.Sprintf("%.1f", ms(o)), fmt.Sprintf("%.1f", ms(b)), ratio(ms(o), ms(b)), "(lower is better)"})
 	}
 
+	return rows, nil
+}
+
+func printTable(rows []row) {
 	fmt.Printf("| %-66s | %12s | %12s | %6s | %-17s |\n", "figure", "ours", "baseline", "ratio", "target")
 	fmt.Printf("|%s|%s|%s|%s|%s|\n", dash(68), dash(14), dash(14), dash(8), dash(19))
 	for _, r := range rows {
 		fmt.Printf("| %-66s | %12s | %12s | %6s | %-17s |\n", r.figure, r.ours, r.base, r.ratio, r.target)
 	}
-	return nil
 }
 
 // member registers, verifies and returns once the account can log in.

@@ -10,6 +10,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/files"
 	"steward/internal/rights"
 	"steward/internal/server"
 )
@@ -18,6 +19,7 @@ import (
 type API struct {
 	Accounts   *account.Service
 	Rights     *rights.Service
+	Files      *files.Service
 	Limits     *server.Limits
 	Log        *slog.Logger
 	TrustProxy bool
@@ -45,6 +47,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/me/activity", a.auth(a.activity))
 	mux.HandleFunc("GET /api/v1/erasures/{id}", a.erasure)
 	mux.HandleFunc("GET /api/v1/members/{id}", a.publicProfile)
+	a.registerFiles(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

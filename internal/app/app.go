@@ -17,14 +17,17 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/api"
+	"steward/internal/blob"
 	"steward/internal/config"
 	"steward/internal/datamap"
+	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
+	"steward/internal/vault"
 	"steward/internal/web"
 )
 
@@ -39,6 +42,9 @@ type App struct {
 	Audit    *governance.Audit
 	Accounts *account.Service
 	Rights   *rights.Service
+	Vault    *vault.Vault
+	Blobs    blob.Store
+	Files    *files.Service
 	Limits   *server.Limits
 	handler  http.Handler
 	now      func() time.Time
@@ -127,12 +133,29 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 
-	// The data map. Erasure runs holders in reverse order, so the account goes last.
+	master, created, err := vault.LoadMasterKey(cfg.MasterKeyFile, cfg.MasterKey, true)
+	if err != nil {
+		return err
+	}
+	if created {
+		a.Log.Warn("made a new master key for members' files; back it up: without it no file can be read", "file", cfg.MasterKeyFile)
+	}
+	a.Vault = vault.New(a.DB, master, a.now)
+	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
+		return err
+	}
+	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota}, a.now, a.Log)
+
+	// The data map. Erasure runs holders in reverse order: the vault shreds the data key
+	// before anything else, so every copy of the member's files is unreadable at once,
+	// and the account goes last.
 	a.Registry = datamap.NewRegistry()
 	a.Registry.Register(account.Holder{})
 	a.Registry.Register(governance.AuditHolder{})
 	a.Registry.Register(mail.Holder{})
 	a.Registry.Register(rights.Holder{})
+	a.Registry.Register(files.Holder{S: a.Files})
+	a.Registry.Register(vault.Holder{})
 	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
 	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
 
@@ -145,15 +168,21 @@ func (a *App) build(ctx context.Context, o options) error {
 		return a.Rights.PurgeAbandoned(ctx, a.Accounts.Abandoned)
 	})
 	a.Jobs.Every(time.Hour, rights.PurgeArgs{})
+	jobs.Register(a.Jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
+		rep, err := a.Files.Reconcile(ctx, false)
+		a.logReconcile(rep)
+		return err
+	})
+	a.Jobs.Every(15*time.Minute, files.ReconcileArgs{})
 	if err := a.Jobs.Open(true); err != nil {
 		return err
 	}
 
 	a.Limits = server.NewLimits(!cfg.RateLimits)
 	mux := http.NewServeMux()
-	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
+	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
 	pages, err := web.New(web.Options{
-		Accounts: a.Accounts, Rights: a.Rights, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
+		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent,
 	})
 	if err != nil {
@@ -162,6 +191,29 @@ func (a *App) build(ctx context.Context, o options) error {
 	pages.Register(mux)
 	a.handler = server.Middleware(mux, a.Log, cfg.CookieSecure)
 	return nil
+}
+
+// openBlobs opens the configured object store for files.
+func openBlobs(ctx context.Context, cfg *config.Config) (blob.Store, error) {
+	if cfg.Files == "s3" {
+		return blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, Bucket: cfg.S3.Bucket,
+			AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, UseTLS: cfg.S3.UseTLS, Prefix: cfg.S3.Prefix})
+	}
+	d, err := blob.NewDisk(cfg.FilesDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.CleanTemp(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (a *App) logReconcile(rep files.Report) {
+	if rep.OrphanObjects+rep.DeadUploads+rep.FinishedDeletes+rep.LostObjects > 0 {
+		a.Log.Warn("files reconciled", "objects", rep.Objects, "orphans_deleted", rep.OrphanObjects,
+			"dead_uploads_removed", rep.DeadUploads, "deletions_finished", rep.FinishedDeletes, "lost_objects", rep.LostObjects)
+	}
 }
 
 // ledgerKey reads the erasure ledger's key, making one at first start.
@@ -195,6 +247,13 @@ func (a *App) Handler() http.Handler { return a.handler }
 // a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
 // Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
 func (a *App) Start(ctx context.Context) error {
+	// Before serving: uploads and deletions a crash cut short are mended. On SQLite this
+	// process is the only node, so every upload still marked in progress is dead.
+	rep, err := a.Files.Reconcile(ctx, a.DB.Dialect == store.SQLite)
+	if err != nil {
+		return err
+	}
+	a.logReconcile(rep)
 	if err := a.Jobs.Start(ctx); err != nil {
 		return err
 	}

@@ -32,6 +32,9 @@ Commands:
   residue EMAIL|ID       scan every text column (and on SQLite the database files) for
                          the member's identifiers; exit 1 if any is found, 0 if none
   datamap                print the data map (holders, tables, categories) as Markdown
+  vault rotate --new-master-key-file FILE
+                         rewrap every member's data key under a new master key (made
+                         at FILE if it does not exist), without touching any file
 
 Every command takes the same flags; each also reads a STEWARD_* variable.
 Run "steward serve -h" to list them.
@@ -53,6 +56,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "export":
 		extra = flag.NewFlagSet("export", flag.ContinueOnError)
 		extra.StringVar(&out, "out", "", "write the archive to this file instead of stdout")
+	case "vault":
+		extra = flag.NewFlagSet("vault", flag.ContinueOnError)
+		extra.StringVar(&out, "new-master-key-file", "", "the new master key (made there if missing)")
 	case "residue":
 		extra = flag.NewFlagSet("residue", flag.ContinueOnError)
 		extra.StringVar(&terms, "also", "", "more identifiers to look for, separated by |, e.g. a name or phone of an erased member")
@@ -93,6 +99,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	case "datamap":
 		err = printDatamap(ctx, cfg, log, stdout)
+	case "vault":
+		err = vaultCommand(ctx, cfg, pos, out, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -244,8 +252,23 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	for _, f := range findings {
 		fmt.Fprintln(stdout, "found:", f)
 	}
-	if len(findings) == 0 {
-		fmt.Fprintln(stdout, "no residue: none of the identifiers is anywhere in the database")
+	// Objects and keys are checked by subject id: every id among the terms.
+	kept := 0
+	for _, t := range terms {
+		if t.Kind != "id" && !(t.Kind == "given identifier" && !strings.Contains(t.Value, "@")) {
+			continue
+		}
+		more, err := a.Registry.CheckResidue(ctx, t.Value)
+		if err != nil {
+			return false, err
+		}
+		for _, m := range more {
+			fmt.Fprintln(stdout, "found:", m)
+		}
+		kept += len(more)
 	}
-	return len(findings) > 0, nil
+	if len(findings)+kept == 0 {
+		fmt.Fprintln(stdout, "no residue: none of the identifiers is anywhere in the database, no file or key of the member remains")
+	}
+	return len(findings)+kept > 0, nil
 }

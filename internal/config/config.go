@@ -68,6 +68,25 @@ type Config struct {
 
 	LedgerKeyFile string
 	JobWorkers    int
+
+	MasterKeyFile string
+	MasterKey     string // base64, from STEWARD_MASTER_KEY only (never a flag: it would show in ps)
+	Files         string // "disk" or "s3"
+	FilesDir      string
+	S3            S3
+	MaxFileSize   int64
+	Quota         int64
+}
+
+// S3 configures S3-compatible object storage for files.
+type S3 struct {
+	Endpoint  string
+	Region    string
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	UseTLS    bool
+	Prefix    string
 }
 
 // Usage documents every setting: flag, variable, default.
@@ -99,6 +118,18 @@ var settings = []setting{
 	{"fields", "STEWARD_FIELDS", "name=required,phone=optional,home_address=optional,business_address=optional", "registration fields: FIELD=required|optional|off for name, phone, home_address, business_address"},
 	{"ledger-key-file", "STEWARD_LEDGER_KEY_FILE", "", "key for the erasure ledger's keyed hashes (default: DATA/ledger.key, made at first start)"},
 	{"job-workers", "STEWARD_JOB_WORKERS", "4", "background job workers"},
+	{"master-key-file", "STEWARD_MASTER_KEY_FILE", "", "master key wrapping every member's data key (default: DATA/master.key, made at first start; STEWARD_MASTER_KEY, base64, takes precedence)"},
+	{"files", "STEWARD_FILES", "disk", "where files are stored: disk (DATA/files) or s3"},
+	{"files-dir", "STEWARD_FILES_DIR", "", "folder for --files=disk (default: DATA/files)"},
+	{"s3-endpoint", "STEWARD_S3_ENDPOINT", "", "S3 endpoint host:port (with --files=s3)"},
+	{"s3-region", "STEWARD_S3_REGION", "", "S3 region"},
+	{"s3-bucket", "STEWARD_S3_BUCKET", "", "S3 bucket"},
+	{"s3-access-key", "STEWARD_S3_ACCESS_KEY", "", "S3 access key"},
+	{"s3-secret-key", "STEWARD_S3_SECRET_KEY", "", "S3 secret key (prefer the variable to the flag)"},
+	{"s3-tls", "STEWARD_S3_TLS", "true", "use https for S3"},
+	{"s3-prefix", "STEWARD_S3_PREFIX", "", "prefix of every object name in the bucket"},
+	{"max-file-size", "STEWARD_MAX_FILE_SIZE", "4GiB", "largest file a member may upload (e.g. 500MiB, 4GiB)"},
+	{"quota", "STEWARD_QUOTA", "10GiB", "total size of files per member"},
 }
 
 // Load reads the configuration from args (flags, without the program and subcommand
@@ -208,6 +239,33 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	c.RateLimits = boolean(get("rate-limits"), "rate-limits", bad)
 	c.DefaultAgeOfConsent, c.AgeOfConsent = ageOfConsent(get("age-of-consent"), bad)
 	c.Fields = fields(get("fields"), bad)
+	c.MasterKeyFile = get("master-key-file")
+	if c.MasterKeyFile == "" {
+		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
+	}
+	c.MasterKey = getenv("STEWARD_MASTER_KEY")
+	c.Files = get("files")
+	c.FilesDir = get("files-dir")
+	if c.FilesDir == "" {
+		c.FilesDir = filepath.Join(c.DataDir, "files")
+	}
+	c.S3 = S3{Endpoint: get("s3-endpoint"), Region: get("s3-region"), Bucket: get("s3-bucket"), AccessKey: get("s3-access-key"),
+		SecretKey: *vals["s3-secret-key"], Prefix: get("s3-prefix")}
+	c.S3.UseTLS = boolean(get("s3-tls"), "s3-tls", bad)
+	switch c.Files {
+	case "disk":
+	case "s3":
+		if c.S3.Endpoint == "" {
+			bad("s3-endpoint", "with --files=s3, want the S3 endpoint as host:port")
+		}
+		if c.S3.Bucket == "" {
+			bad("s3-bucket", "with --files=s3, want a bucket name")
+		}
+	default:
+		bad("files", "want disk or s3")
+	}
+	c.MaxFileSize = size(get("max-file-size"), "max-file-size", bad)
+	c.Quota = size(get("quota"), "quota", bad)
 	if c.LedgerKeyFile == "" {
 		c.LedgerKeyFile = filepath.Join(c.DataDir, "ledger.key")
 	}
@@ -343,4 +401,27 @@ func (c *Config) AgeOfConsentFor(country string) int {
 		return n
 	}
 	return c.DefaultAgeOfConsent
+}
+
+// size parses a byte size: a whole number with an optional unit B, KB, MB, GB, TB (powers
+// of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+func size(s, name string, bad func(string, string)) int64 {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		bad(name, fmt.Sprintf("want a size such as 500MiB or 4GiB, got %q", s))
+		return 1
+	}
+	return n * mult
 }

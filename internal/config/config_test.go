@@ -82,3 +82,20 @@ func TestWithdrawnCountriesRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]int64{"4GiB": 4 << 30, "500MiB": 500 << 20, "1000": 1000, "2 GB": 2e9, "7B": 7} {
+		c, _, err := Load([]string{"--max-file-size", in}, noEnv)
+		if err != nil || c.MaxFileSize != want {
+			t.Errorf("--max-file-size %s = %d (%v), want %d", in, c.MaxFileSize, err, want)
+		}
+	}
+	for _, in := range []string{"lots", "-5MiB", "0", "5PB"} {
+		if _, _, err := Load([]string{"--quota", in}, noEnv); err == nil || !strings.Contains(err.Error(), "--quota (STEWARD_QUOTA)") {
+			t.Errorf("--quota %s: err = %v", in, err)
+		}
+	}
+	if _, _, err := Load([]string{"--files", "s3"}, noEnv); err == nil || !strings.Contains(err.Error(), "--s3-endpoint") || !strings.Contains(err.Error(), "--s3-bucket") {
+		t.Errorf("--files=s3 without endpoint: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ package datamap
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sort"
@@ -66,6 +67,33 @@ type Holder interface {
 	// Erase removes every trace of the subject from the holder's tables. It must be
 	// idempotent: an interrupted erasure runs it again.
 	Erase(ctx context.Context, tx *store.Tx, s Subject) error
+}
+
+// FileExporter is a holder that also has bulky content (files) for the export, which it
+// streams entry by entry.
+type FileExporter interface {
+	ExportFiles(ctx context.Context, s Subject, add func(name string, r io.Reader) error) error
+}
+
+// ResidueChecker is a holder that can tell, beyond text columns, what of a subject it
+// still keeps (objects in storage, keys).
+type ResidueChecker interface {
+	Residue(ctx context.Context, subjectID string) ([]string, error)
+}
+
+// CheckResidue asks every holder that can what it still keeps of the subject.
+func (r *Registry) CheckResidue(ctx context.Context, subjectID string) ([]string, error) {
+	var out []string
+	for _, h := range r.holders {
+		if rc, ok := h.(ResidueChecker); ok {
+			found, err := rc.Residue(ctx, subjectID)
+			if err != nil {
+				return nil, fmt.Errorf("datamap: residue of %s: %w", h.Declaration().Name, err)
+			}
+			out = append(out, found...)
+		}
+	}
+	return out, nil
 }
 
 // Registry is the data map: the holders, and the tables that hold no personal data

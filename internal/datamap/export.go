@@ -78,6 +78,23 @@ func (r *Registry) Export(ctx context.Context, q store.Querier, s Subject, now t
 			}
 			mh.Files = append(mh.Files, name)
 		}
+		if fe, ok := h.(FileExporter); ok {
+			err := fe.ExportFiles(ctx, s, func(name string, r io.Reader) error {
+				full := d.Name + "/files/" + name
+				f, err := zw.CreateHeader(&zip.FileHeader{Name: full, Method: zip.Store, Modified: now.UTC()})
+				if err != nil {
+					return err
+				}
+				if _, err := io.Copy(f, r); err != nil {
+					return err
+				}
+				mh.Files = append(mh.Files, full)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("datamap: export %s files: %w", d.Name, err)
+			}
+		}
 		doc["tables"] = tables
 		name := d.Name + "/" + d.Name + ".json"
 		if err := writeJSON(zw, name, doc); err != nil {

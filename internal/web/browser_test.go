@@ -34,8 +34,8 @@ func chromium(t *testing.T) string {
 	return path
 }
 
-// TestBrowser signs up, confirms, logs in and deletes the account in a real
-// browser, with the site's CSP and cross-origin protection in force.
+// TestBrowser signs up, confirms, logs in, uploads a file and deletes the account in a
+// real browser, with the site's CSP and cross-origin protection in force.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	exec := chromium(t)
@@ -152,6 +152,22 @@ func TestBrowser(t *testing.T) {
 	got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("f-name")))
 	if err != nil || got != name {
 		t.Fatalf("account page name = %q (%v), want %q", got, err, name)
+	}
+
+	// Upload a file through the files page.
+	upload := filepath.Join(t.TempDir(), "notebook.txt")
+	if err := os.WriteFile(upload, []byte("the engine might compose elaborate pieces of music\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	step("upload a file",
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="/account/files"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-files")),
+		chromedp.SetUploadFiles(chromedp.ID("f-file"), []string{upload}),
+		chromedp.Click(chromedp.CSS(`#page-files form[enctype="multipart/form-data"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#page-files .notice`)),
+	)
+	if got := text("files list", "files"); !strings.Contains(got, "notebook.txt") {
+		t.Fatalf("after uploading, the list reads %q, want notebook.txt in it", got)
 	}
 
 	step("delete the account",

@@ -71,6 +71,8 @@ var stepNames = map[string]string{
 	"account":     "Your account, profile, sessions and one-time links",
 	"audit_log":   "The security log of your account",
 	"mail_outbox": "Mails to you still waiting to be sent",
+	"files":       "Your files and their access log",
+	"vault":       "The key your files were encrypted with, so that no copy of them can be read again",
 	"erasure":     "Erasure bookkeeping (only keyed hashes remain, to keep you erased if a backup is restored)",
 }
 

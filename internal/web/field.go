@@ -43,6 +43,7 @@ var labels = map[string]string{
 	"birthdate":        "Date of birth",
 	"country":          "Country",
 	"guardian_email":   "Parent or guardian’s email address",
+	"file":             "File",
 }
 
 // profileField describes an operator-configured field (name, phone, addresses) as

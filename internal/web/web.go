@@ -22,17 +22,19 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/files"
 	"steward/internal/rights"
 	"steward/internal/server"
 )
 
 //go:embed templates/*.html static/* countries.txt
-var files embed.FS
+var assets embed.FS
 
 // Options are what the pages need.
 type Options struct {
 	Accounts *account.Service
 	Rights   *rights.Service
+	Files    *files.Service
 	Limits   *server.Limits
 	Log      *slog.Logger
 	SiteName string
@@ -70,14 +72,14 @@ func New(o Options) (*Pages, error) {
 	if p.countries, err = readCountries(); err != nil {
 		return nil, err
 	}
-	css, err := files.ReadFile("static/style.css")
+	css, err := assets.ReadFile("static/style.css")
 	if err != nil {
 		return nil, fmt.Errorf("web: stylesheet: %w", err)
 	}
 	sum := sha256.Sum256(css)
 	p.css = "/static/style.css?v=" + hex.EncodeToString(sum[:6])
 
-	names, err := fs.Glob(files, "templates/*.html")
+	names, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
@@ -86,7 +88,7 @@ func New(o Options) (*Pages, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", file)
+		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
 		}
@@ -107,13 +109,13 @@ func New(o Options) (*Pages, error) {
 var pageNames = []string{
 	"home", "register", "register-sent", "verify", "verify-done", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
-	"delete", "erasure", "member", "error",
+	"files", "delete", "erasure", "member", "error",
 }
 
 // readCountries reads the embedded country list and checks every code against the
 // one the account service accepts.
 func readCountries() ([]country, error) {
-	f, err := files.Open("countries.txt")
+	f, err := assets.Open("countries.txt")
 	if err != nil {
 		return nil, fmt.Errorf("web: countries: %w", err)
 	}
@@ -176,6 +178,10 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /account/password", p.member(p.passwordForm))
 	mux.HandleFunc("POST /account/password", p.member(p.changePassword))
 	mux.HandleFunc("GET /account/activity", p.member(p.activity))
+	mux.HandleFunc("GET /account/files", p.member(p.filesPage))
+	mux.HandleFunc("POST /account/files", p.member(p.upload))
+	mux.HandleFunc("GET /account/files/{id}/download", p.member(p.download))
+	mux.HandleFunc("POST /account/files/{id}/delete", p.member(p.deleteFile))
 	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
@@ -190,7 +196,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 // static serves the embedded stylesheet. Its address carries a hash of its content,
 // so browsers may keep it.
 func (p *Pages) static() http.Handler {
-	sub, _ := fs.Sub(files, "static")
+	sub, _ := fs.Sub(assets, "static")
 	fsrv := http.StripPrefix("/static/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/") {

@@ -32,6 +32,7 @@ type site struct {
 	t      *testing.T
 	url    string
 	outbox string
+	data   string
 }
 
 // start boots the whole app on a fresh database (dbURL "" for SQLite in the data
@@ -57,7 +58,7 @@ func start(t *testing.T, dbURL string, flags ...string) *site {
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &site{t: t, url: srv.URL, outbox: filepath.Join(data, "outbox")}
+	return &site{t: t, url: srv.URL, outbox: filepath.Join(data, "outbox"), data: data}
 }
 
 // client is a browser without a cookie jar: it carries the session cookie by hand
@@ -92,15 +93,23 @@ func (c *client) post(path string, form url.Values) page { return c.do(http.Meth
 func (c *client) do(method, path string, form url.Values) page {
 	c.t.Helper()
 	var body io.Reader
+	header := http.Header{}
 	if form != nil {
 		body = strings.NewReader(form.Encode())
+		header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	return c.send(method, path, body, header)
+}
+
+// send makes a request with the session cookie and any headers.
+func (c *client) send(method, path string, body io.Reader, header http.Header) page {
+	c.t.Helper()
 	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if c.session != "" {
 		req.AddCookie(&http.Cookie{Name: server.CookieName, Value: c.session})
@@ -375,6 +384,10 @@ func TestLoginRequired(t *testing.T) {
 		{"GET", "/account/activity"},
 		{"GET", "/account/delete"},
 		{"POST", "/account/delete"},
+		{"GET", "/account/files"},
+		{"POST", "/account/files"},
+		{"GET", "/account/files/0123456789abcdef/download"},
+		{"POST", "/account/files/0123456789abcdef/delete"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

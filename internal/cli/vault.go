@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"steward/internal/apperr"
+	"steward/internal/config"
+	"steward/internal/store"
+	"steward/internal/vault"
+)
+
+// vaultCommand runs "steward vault rotate": every data key is rewrapped under the new
+// master key; the files themselves are not touched. It is resumable: run it again after
+// an interruption. Afterwards the operator points --master-key-file (or
+// STEWARD_MASTER_KEY) at the new key.
+func vaultCommand(ctx context.Context, cfg *config.Config, pos []string, newFile string, stdout io.Writer) error {
+	if len(pos) != 1 || pos[0] != "rotate" {
+		return apperr.New(apperr.Invalid, "usage", "usage: steward vault rotate --new-master-key-file FILE")
+	}
+	if newFile == "" {
+		return apperr.Field("new-master-key-file", "required", "is required: where the new master key is (or is to be made)")
+	}
+	if newFile == cfg.MasterKeyFile {
+		return apperr.Field("new-master-key-file", "same_key", "must differ from the current --master-key-file")
+	}
+	current, _, err := vault.LoadMasterKey(cfg.MasterKeyFile, cfg.MasterKey, false)
+	if err != nil {
+		return err
+	}
+	next, created, err := vault.LoadMasterKey(newFile, "", true)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stdout, "made a new master key at %s (id %s); back it up\n", newFile, next.ID())
+	}
+	if next.ID() == current.ID() {
+		return errors.New("the new master key is the current one")
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := vault.New(db, current, time.Now).Rotate(ctx, next)
+	if err != nil {
+		return fmt.Errorf("rotate (run it again to resume): %w", err)
+	}
+	fmt.Fprintf(stdout, "rewrapped %d data key(s) from master key %s to %s\n", n, current.ID(), next.ID())
+	fmt.Fprintf(stdout, "now set --master-key-file=%s (STEWARD_MASTER_KEY_FILE) and keep the old key until backups made before today expire\n", newFile)
+	return nil
+}
