@@ -681,7 +681,7 @@ func testStreamed(t *testing.T, b backend, s Store) {
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		t.Errorf("SHA-256 after round trip: got %s, want %s", got, want)
 	}
-	// A range across part boundaries (16 MiB) of the streamed upload.
+	// A range across part boundaries (8 MiB parts) of the streamed upload.
 	whole := data(7, size)
 	if got := read(t, s, "big", 16*mib-100, 16*mib+200); !bytes.Equal(got, whole[16*mib-100:32*mib+100]) {
 		t.Errorf("range across parts: got %d bytes, not the expected ones", len(got))

@@ -15,7 +15,7 @@ import (
 
 const (
 	// DefaultPartSize is the multipart part size when S3Config.PartSize is zero.
-	DefaultPartSize = 16 << 20
+	DefaultPartSize = 8 << 20
 	minPartSize     = 5 << 20 // S3's minimum for all parts but the last
 	maxPartSize     = 5 << 30 // S3's maximum
 	// abortTimeout bounds the cleanup after a failed Put, which runs even when the
@@ -38,7 +38,7 @@ type S3Config struct {
 	Prefix string
 	// CreateBucket creates the bucket if it does not exist; otherwise NewS3 fails.
 	CreateBucket bool
-	// PartSize is the multipart part size, 5 MiB to 5 GiB, default 16 MiB. A Put of a
+	// PartSize is the multipart part size, 5 MiB to 5 GiB, default 8 MiB. A Put of a
 	// stream of unknown size, or of a known size above PartSize, holds one buffer of
 	// PartSize for its duration. It also caps the object size: 10000 parts.
 	PartSize uint64
@@ -48,7 +48,7 @@ type S3Config struct {
 // metadata; their content type is application/octet-stream.
 //
 // Memory: a Put of at most PartSize bytes with a known size streams without a buffer;
-// any other Put allocates one PartSize buffer (16 MiB by default) and uploads parts one
+// any other Put allocates one PartSize buffer (8 MiB by default) and uploads parts one
 // at a time. So N concurrent Puts can hold N*PartSize: bound the number of concurrent
 // uploads in the caller.
 //
