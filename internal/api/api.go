@@ -10,6 +10,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/consent"
 	"steward/internal/files"
 	"steward/internal/rights"
 	"steward/internal/server"
@@ -20,6 +21,7 @@ type API struct {
 	Accounts   *account.Service
 	Rights     *rights.Service
 	Files      *files.Service
+	Consent    *consent.Service
 	Limits     *server.Limits
 	Log        *slog.Logger
 	TrustProxy bool
@@ -48,6 +50,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/erasures/{id}", a.erasure)
 	mux.HandleFunc("GET /api/v1/members/{id}", a.publicProfile)
 	a.registerFiles(mux)
+	a.registerConsent(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})
@@ -65,6 +68,10 @@ func (a *API) auth(h func(http.ResponseWriter, *http.Request, account.Session)) 
 		sess, err := a.Accounts.Authenticate(r.Context(), server.Token(r))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="steward"`)
+			a.fail(w, r, err)
+			return
+		}
+		if err := GPC(r, a.Consent, sess.AccountID, a.TrustProxy); err != nil {
 			a.fail(w, r, err)
 			return
 		}

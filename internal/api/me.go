@@ -43,6 +43,10 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if err := GPC(r, a.Consent, p.ID, a.TrustProxy); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	server.WriteJSON(w, http.StatusOK, toProfile(p))
 }
 

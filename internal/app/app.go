@@ -19,6 +19,7 @@ import (
 	"steward/internal/api"
 	"steward/internal/blob"
 	"steward/internal/config"
+	"steward/internal/consent"
 	"steward/internal/datamap"
 	"steward/internal/files"
 	"steward/internal/governance"
@@ -45,6 +46,7 @@ type App struct {
 	Vault    *vault.Vault
 	Blobs    blob.Store
 	Files    *files.Service
+	Consent  *consent.Service
 	Limits   *server.Limits
 	handler  http.Handler
 	now      func() time.Time
@@ -146,6 +148,19 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota}, a.now, a.Log)
 
+	reg, err := consent.LoadRegister(cfg.PurposesFile)
+	if err != nil {
+		return err
+	}
+	signer, created, err := consent.LoadSigner(cfg.ReceiptKeyFile, cfg.BaseURL, true)
+	if err != nil {
+		return err
+	}
+	if created {
+		a.Log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
+	}
+	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
+
 	// The data map. Erasure runs holders in reverse order: the vault shreds the data key
 	// before anything else, so every copy of the member's files is unreadable at once,
 	// and the account goes last.
@@ -154,6 +169,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry.Register(governance.AuditHolder{})
 	a.Registry.Register(mail.Holder{})
 	a.Registry.Register(rights.Holder{})
+	a.Registry.Register(consent.Holder{})
 	a.Registry.Register(files.Holder{S: a.Files})
 	a.Registry.Register(vault.Holder{})
 	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
@@ -180,9 +196,9 @@ func (a *App) build(ctx context.Context, o options) error {
 
 	a.Limits = server.NewLimits(!cfg.RateLimits)
 	mux := http.NewServeMux()
-	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
+	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
 	pages, err := web.New(web.Options{
-		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
+		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent,
 	})
 	if err != nil {

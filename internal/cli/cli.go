@@ -32,6 +32,10 @@ Commands:
   residue EMAIL|ID       scan every text column (and on SQLite the database files) for
                          the member's identifiers; exit 1 if any is found, 0 if none
   datamap                print the data map (holders, tables, categories) as Markdown
+  receipt verify FILE [--public-key BASE64]
+                         check a consent receipt's signature against the operator's
+                         key; exit 0 if valid, 1 if not
+  consent conflicts      list the newest conflicts between sources of consent
   vault rotate --new-master-key-file FILE
                          rewrap every member's data key under a new master key (made
                          at FILE if it does not exist), without touching any file
@@ -59,6 +63,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "vault":
 		extra = flag.NewFlagSet("vault", flag.ContinueOnError)
 		extra.StringVar(&out, "new-master-key-file", "", "the new master key (made there if missing)")
+	case "receipt":
+		extra = flag.NewFlagSet("receipt", flag.ContinueOnError)
+		extra.StringVar(&out, "public-key", "", "trust this public key (base64) instead of the one of --receipt-key-file")
 	case "residue":
 		extra = flag.NewFlagSet("residue", flag.ContinueOnError)
 		extra.StringVar(&terms, "also", "", "more identifiers to look for, separated by |, e.g. a name or phone of an erased member")
@@ -101,6 +108,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = printDatamap(ctx, cfg, log, stdout)
 	case "vault":
 		err = vaultCommand(ctx, cfg, pos, out, stdout)
+	case "receipt":
+		var valid bool
+		valid, err = receiptCommand(cfg, pos, out, stdout)
+		if err == nil && !valid {
+			return 1
+		}
+	case "consent":
+		err = conflictsCommand(ctx, cfg, log, pos, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -76,6 +76,10 @@ type Config struct {
 	S3            S3
 	MaxFileSize   int64
 	Quota         int64
+
+	PurposesFile   string
+	PolicyVersion  string
+	ReceiptKeyFile string
 }
 
 // S3 configures S3-compatible object storage for files.
@@ -130,6 +134,9 @@ var settings = []setting{
 	{"s3-prefix", "STEWARD_S3_PREFIX", "", "prefix of every object name in the bucket"},
 	{"max-file-size", "STEWARD_MAX_FILE_SIZE", "4GiB", "largest file a member may upload (e.g. 500MiB, 4GiB)"},
 	{"quota", "STEWARD_QUOTA", "10GiB", "total size of files per member"},
+	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
+	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "version of the privacy policy in force, recorded with every consent decision"},
+	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
 }
 
 // Load reads the configuration from args (flags, without the program and subcommand
@@ -266,6 +273,15 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	}
 	c.MaxFileSize = size(get("max-file-size"), "max-file-size", bad)
 	c.Quota = size(get("quota"), "quota", bad)
+	c.PurposesFile = get("purposes")
+	c.PolicyVersion = get("policy-version")
+	if c.PolicyVersion == "" || len(c.PolicyVersion) > 40 {
+		bad("policy-version", "want a short version label such as 2018.1")
+	}
+	c.ReceiptKeyFile = get("receipt-key-file")
+	if c.ReceiptKeyFile == "" {
+		c.ReceiptKeyFile = filepath.Join(c.DataDir, "receipt.key")
+	}
 	if c.LedgerKeyFile == "" {
 		c.LedgerKeyFile = filepath.Join(c.DataDir, "ledger.key")
 	}

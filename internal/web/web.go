@@ -22,6 +22,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/consent"
 	"steward/internal/files"
 	"steward/internal/rights"
 	"steward/internal/server"
@@ -35,6 +36,7 @@ type Options struct {
 	Accounts *account.Service
 	Rights   *rights.Service
 	Files    *files.Service
+	Consent  *consent.Service
 	Limits   *server.Limits
 	Log      *slog.Logger
 	SiteName string

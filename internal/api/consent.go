@@ -1,0 +1,255 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/consent"
+	"steward/internal/server"
+)
+
+func (a *API) registerConsent(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/purposes", a.purposes)
+	mux.HandleFunc("GET /api/v1/me/consents", a.auth(a.consents))
+	mux.HandleFunc("PUT /api/v1/me/consents", a.auth(a.putConsents))
+	mux.HandleFunc("GET /api/v1/me/consents/history", a.auth(a.consentHistory))
+	mux.HandleFunc("GET /api/v1/me/consents/receipts/{id}", a.auth(a.receipt))
+	mux.HandleFunc("GET /.well-known/steward-receipt-key", a.receiptKey)
+}
+
+// GPC honours a request's Global Privacy Control signal for a known subject: an
+// opt-out of every sharing purpose, recorded with the browser signal as its source.
+// The web pages call it too.
+func GPC(r *http.Request, c *consent.Service, subjectID string, trustProxy bool) error {
+	if r.Header.Get("Sec-GPC") != "1" {
+		return nil
+	}
+	_, err := c.ApplyGPC(r.Context(), subjectID, Evidence(r, trustProxy))
+	return err
+}
+
+// Evidence is what a decision records about the request that made it.
+func Evidence(r *http.Request, trustProxy bool) map[string]string {
+	ev := map[string]string{"ip": server.ClientIP(r, trustProxy)}
+	if ua := r.UserAgent(); ua != "" {
+		if len(ua) > 300 {
+			ua = ua[:300]
+		}
+		ev["user_agent"] = ua
+	}
+	return ev
+}
+
+type purposeResponse struct {
+	Key          string   `json:"key"`
+	Name         string   `json:"name"`
+	Description  string   `json:"description"`
+	LawfulBasis  string   `json:"lawful_basis"`
+	NeedsConsent bool     `json:"needs_consent"`
+	Objectable   bool     `json:"objectable"`
+	Marketing    bool     `json:"marketing"`
+	Sharing      bool     `json:"sharing"`
+	Processors   []string `json:"processors"`
+}
+
+func toPurpose(p consent.Purpose) purposeResponse {
+	procs := p.Processors
+	if procs == nil {
+		procs = []string{}
+	}
+	return purposeResponse{Key: p.Key, Name: p.Name, Description: p.Description, LawfulBasis: string(p.Basis),
+		NeedsConsent: p.NeedsConsent(), Objectable: p.Objectable(), Marketing: p.Marketing, Sharing: p.Sharing, Processors: procs}
+}
+
+type processorResponse struct {
+	Key        string   `json:"key"`
+	Name       string   `json:"name"`
+	Service    string   `json:"service"`
+	Country    string   `json:"country"`
+	Categories []string `json:"categories"`
+	Safeguard  string   `json:"safeguard"`
+}
+
+// purposes is the public register: every purpose with its lawful basis, and every
+// processor with what it receives and where it is.
+func (a *API) purposes(w http.ResponseWriter, r *http.Request) {
+	reg := a.Consent.Register()
+	ps := make([]purposeResponse, len(reg.Purposes))
+	for i, p := range reg.Purposes {
+		ps[i] = toPurpose(p)
+	}
+	prs := make([]processorResponse, len(reg.Processors))
+	for i, p := range reg.Processors {
+		prs[i] = processorResponse(p)
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"policy_version": a.Consent.PolicyVersion(), "purposes": ps, "processors": prs})
+}
+
+type choiceResponse struct {
+	purposeResponse
+	Decision  string    `json:"decision"`
+	Source    string    `json:"source,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	EventID   int64     `json:"event_id,omitempty"`
+	Allowed   bool      `json:"allowed"`
+	Reason    string    `json:"reason"`
+}
+
+type consentsResponse struct {
+	PolicyVersion string           `json:"policy_version"`
+	Restricted    bool             `json:"restricted"`
+	Objected      bool             `json:"objected"`
+	Purposes      []choiceResponse `json:"purposes"`
+}
+
+func (a *API) consentsFor(w http.ResponseWriter, r *http.Request, subjectID string) {
+	choices, flags, err := a.Consent.Choices(r.Context(), subjectID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := consentsResponse{PolicyVersion: a.Consent.PolicyVersion(), Restricted: flags.Restricted, Objected: flags.Objected}
+	for _, c := range choices {
+		out.Purposes = append(out.Purposes, choiceResponse{purposeResponse: toPurpose(c.Purpose), Decision: string(c.Decision),
+			Source: string(c.Source), DecidedAt: c.At, EventID: c.EventID, Allowed: c.Verdict.Allowed, Reason: c.Verdict.Reason})
+	}
+	server.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *API) consents(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	a.consentsFor(w, r, sess.AccountID)
+}
+
+type putConsentsRequest struct {
+	Choices    map[string]bool `json:"choices"`
+	Restricted *bool           `json:"restricted"`
+	Objected   *bool           `json:"objected"`
+}
+
+// putConsents records the member's choices: true opts in (or lifts an objection),
+// false withdraws (or objects). Only choices that change the current state are
+// recorded. Unknown purposes are refused and nothing is recorded.
+func (a *API) putConsents(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var req putConsentsRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := SaveChoices(r, a.Consent, sess.AccountID, req.Choices, req.Restricted, req.Objected, consent.SourceAPI, a.TrustProxy); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.consentsFor(w, r, sess.AccountID)
+}
+
+// SaveChoices validates every choice first, then records those that change something,
+// and sets the flags. The preferences page uses it too.
+func SaveChoices(r *http.Request, c *consent.Service, subjectID string, choices map[string]bool, restricted, objected *bool,
+	src consent.Source, trustProxy bool) error {
+	current, flags, err := c.Choices(r.Context(), subjectID)
+	if err != nil {
+		return err
+	}
+	now := map[string]consent.Choice{}
+	for _, ch := range current {
+		now[ch.Purpose.Key] = ch
+	}
+	keys := make([]string, 0, len(choices))
+	for k := range choices {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ch, ok := now[k]
+		if !ok {
+			return apperr.Field("choices."+k, "purpose_unknown", "is not a registered purpose")
+		}
+		if !ch.Purpose.NeedsConsent() && !ch.Purpose.Objectable() {
+			return apperr.Field("choices."+k, "purpose_not_optional", "is needed for the service you use and does not depend on a choice")
+		}
+	}
+	ev := Evidence(r, trustProxy)
+	for _, k := range keys {
+		want := consent.Withdrawn
+		if choices[k] {
+			want = consent.Granted
+		}
+		cur := now[k].Decision
+		if cur == want || (cur == "" && want == consent.Withdrawn && now[k].Purpose.NeedsConsent()) {
+			continue // nothing changes: no consent given yet is already "no"
+		}
+		if _, err := c.Record(r.Context(), subjectID, k, want, src, ev); err != nil {
+			return err
+		}
+	}
+	if restricted != nil || objected != nil {
+		if restricted != nil {
+			flags.Restricted = *restricted
+		}
+		if objected != nil {
+			flags.Objected = *objected
+		}
+		if err := c.SetFlags(r.Context(), subjectID, flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type eventResponse struct {
+	ID            int64             `json:"id"`
+	Purpose       string            `json:"purpose"`
+	Decision      string            `json:"decision"`
+	Source        string            `json:"source"`
+	PolicyVersion string            `json:"policy_version"`
+	Evidence      map[string]string `json:"evidence"`
+	At            time.Time         `json:"at"`
+	ReceiptURL    string            `json:"receipt_url"`
+}
+
+func (a *API) consentHistory(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	events, err := a.Consent.History(r.Context(), sess.AccountID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]eventResponse, len(events))
+	for i, e := range events {
+		out[i] = eventResponse{ID: e.ID, Purpose: e.Purpose, Decision: string(e.Decision), Source: string(e.Source),
+			PolicyVersion: e.PolicyVersion, Evidence: e.Evidence, At: e.At,
+			ReceiptURL: "/api/v1/me/consents/receipts/" + strconv.FormatInt(e.ID, 10)}
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+func (a *API) receipt(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	WriteReceipt(w, r, a.Consent, sess.AccountID, r.PathValue("id"), a.fail)
+}
+
+// WriteReceipt answers with a signed receipt as a JSON attachment. The web page uses it.
+func WriteReceipt(w http.ResponseWriter, r *http.Request, c *consent.Service, subjectID, rawID string,
+	fail func(http.ResponseWriter, *http.Request, error)) {
+	id, err := strconv.ParseInt(rawID, 10, 64)
+	if err != nil {
+		fail(w, r, apperr.New(apperr.NotFound, "event_not_found", "no such consent decision"))
+		return
+	}
+	s, err := c.Receipt(r.Context(), subjectID, id)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="consent-receipt-`+rawID+`.json"`)
+	server.WriteJSON(w, http.StatusOK, s)
+}
+
+func (a *API) receiptKey(w http.ResponseWriter, r *http.Request) {
+	pub := a.Consent.Signer().PublicKey()
+	server.WriteJSON(w, http.StatusOK, map[string]string{"algorithm": "Ed25519", "key_id": consent.KeyID(pub),
+		"public_key": base64.StdEncoding.EncodeToString(pub)})
+}

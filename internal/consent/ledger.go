@@ -1,0 +1,400 @@
+package consent
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"steward/internal/apperr"
+	"steward/internal/store"
+)
+
+// Decision is what a subject decided about a purpose.
+type Decision string
+
+// The decisions. On a legitimate-interest purpose, withdrawn is an objection.
+const (
+	Granted   Decision = "granted"
+	Withdrawn Decision = "withdrawn"
+)
+
+// Source is where a decision came from.
+type Source string
+
+// The sources of decisions.
+const (
+	SourceForm          Source = "form"
+	SourceAPI           Source = "api"
+	SourceEmailLink     Source = "email_link"
+	SourceInboundEmail  Source = "inbound_email"
+	SourceBrowserSignal Source = "browser_signal"
+	SourceImport        Source = "import"
+)
+
+// Event is one entry of the ledger.
+type Event struct {
+	ID            int64
+	SubjectID     string
+	Purpose       string
+	Decision      Decision
+	Source        Source
+	PolicyVersion string
+	Evidence      map[string]string
+	At            time.Time
+}
+
+// ConflictWindow is how close two disagreeing decisions from different sources must be
+// to count as a conflict rather than a change of mind.
+const ConflictWindow = 30 * 24 * time.Hour
+
+// Service is the consent capability.
+type Service struct {
+	db            *store.DB
+	reg           *Register
+	policyVersion string
+	now           func() time.Time
+	signer        *Signer
+}
+
+// New returns the consent service.
+func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, now func() time.Time) *Service {
+	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer}
+}
+
+// Register returns the register of purposes and processors.
+func (s *Service) Register() *Register { return s.reg }
+
+// Signer returns the receipt signer.
+func (s *Service) Signer() *Signer { return s.signer }
+
+// PolicyVersion is the version of the privacy policy in force.
+func (s *Service) PolicyVersion() string { return s.policyVersion }
+
+// Record appends a decision to the ledger. Only purposes that depend on the subject's
+// choice take one: consent (opt-in, withdrawal) and legitimate interest (objection).
+func (s *Service) Record(ctx context.Context, subjectID, purpose string, d Decision, src Source, evidence map[string]string) (Event, error) {
+	var e Event
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		e, err = s.RecordTx(ctx, tx, subjectID, purpose, d, src, evidence)
+		return err
+	})
+	return e, err
+}
+
+// RecordTx is Record inside the caller's transaction.
+func (s *Service) RecordTx(ctx context.Context, tx *store.Tx, subjectID, purpose string, d Decision, src Source, evidence map[string]string) (Event, error) {
+	p, ok := s.reg.Purpose(purpose)
+	if !ok {
+		return Event{}, apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
+	}
+	if !p.NeedsConsent() && !p.Objectable() {
+		return Event{}, apperr.Field("purpose", "purpose_not_optional",
+			fmt.Sprintf("%s is needed for the service you use (%s) and does not depend on a choice", p.Name, p.Basis))
+	}
+	if d != Granted && d != Withdrawn {
+		return Event{}, apperr.Field("decision", "decision_invalid", "must be granted or withdrawn")
+	}
+	if evidence == nil {
+		evidence = map[string]string{}
+	}
+	ev, _ := json.Marshal(evidence)
+	e := Event{SubjectID: subjectID, Purpose: purpose, Decision: d, Source: src, PolicyVersion: s.policyVersion,
+		Evidence: evidence, At: s.now().UTC()}
+	at := store.Millis(e.At)
+
+	var prevID, prevAt int64
+	var prevDecision, prevSource string
+	err := tx.QueryRowContext(ctx, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`, subjectID, purpose).
+		Scan(&prevID, &prevDecision, &prevAt, &prevSource)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Event{}, fmt.Errorf("consent: record: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, subjectID, purpose, d, src, s.policyVersion, string(ev), at).Scan(&e.ID); err != nil {
+		return Event{}, fmt.Errorf("consent: record: %w", err)
+	}
+	// The newest event wins, always.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`,
+		subjectID, purpose, d, e.ID, at); err != nil {
+		return Event{}, fmt.Errorf("consent: record: %w", err)
+	}
+	if prevID != 0 && prevDecision != string(d) && prevSource != string(src) && at-prevAt < ConflictWindow.Milliseconds() {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`,
+			subjectID, purpose, prevID, e.ID, at); err != nil {
+			return Event{}, fmt.Errorf("consent: record conflict: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// Flags are the restriction of processing (article 18) and the objection to processing
+// on legitimate interest, direct marketing included (article 21).
+type Flags struct {
+	Restricted bool
+	Objected   bool
+}
+
+// Flags returns the subject's flags.
+func (s *Service) Flags(ctx context.Context, subjectID string) (Flags, error) {
+	return flagsOf(ctx, s.db, subjectID)
+}
+
+func flagsOf(ctx context.Context, q store.Querier, subjectID string) (Flags, error) {
+	var f Flags
+	var r, o int
+	err := q.QueryRowContext(ctx, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`, subjectID).Scan(&r, &o)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("consent: flags: %w", err)
+	}
+	return Flags{Restricted: r == 1, Objected: o == 1}, nil
+}
+
+// SetFlags sets the subject's flags.
+func (s *Service) SetFlags(ctx context.Context, subjectID string, f Flags) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`,
+		subjectID, b2i(f.Restricted), b2i(f.Objected), store.Millis(s.now()))
+	if err != nil {
+		return fmt.Errorf("consent: flags: %w", err)
+	}
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Verdict is the answer of Allowed, with the reason.
+type Verdict struct {
+	Allowed bool
+	Reason  string
+}
+
+// Allowed answers "may we process subject for purpose now?": the one place that
+// decides, taking the lawful basis, the newest decision, restriction and objection
+// into account. Every sending path asks it.
+func (s *Service) Allowed(ctx context.Context, subjectID, purpose string) (Verdict, error) {
+	p, ok := s.reg.Purpose(purpose)
+	if !ok {
+		return Verdict{}, apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
+	}
+	flags, err := s.Flags(ctx, subjectID)
+	if err != nil {
+		return Verdict{}, err
+	}
+	var decision string
+	err = s.db.QueryRowContext(ctx, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`, subjectID, purpose).Scan(&decision)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Verdict{}, fmt.Errorf("consent: allowed: %w", err)
+	}
+	return decide(p, flags, Decision(decision)), nil
+}
+
+// decide is the rule itself, shared with the bulk audience query's tests.
+func decide(p Purpose, f Flags, d Decision) Verdict {
+	switch p.Basis {
+	case Contract, LegalObligation:
+		return Verdict{true, "needed for " + string(p.Basis)}
+	}
+	if f.Restricted {
+		return Verdict{false, "processing is restricted"}
+	}
+	if f.Objected && (p.Marketing || p.Basis == LegitimateInterest) {
+		return Verdict{false, "the subject objected"}
+	}
+	switch {
+	case p.Basis == Consent && d == Granted:
+		return Verdict{true, "consent given"}
+	case p.Basis == Consent && d == Withdrawn:
+		return Verdict{false, "consent withdrawn"}
+	case p.Basis == Consent:
+		return Verdict{false, "no consent given"}
+	case d == Withdrawn:
+		return Verdict{false, "the subject objected to this purpose"}
+	}
+	return Verdict{true, "legitimate interest, no objection"}
+}
+
+// Choice is a purpose with the subject's current decision and what it means.
+type Choice struct {
+	Purpose  Purpose
+	Decision Decision // "" when none was ever made
+	Source   Source
+	At       time.Time
+	EventID  int64
+	Verdict  Verdict
+}
+
+// Choices returns every registered purpose with the subject's current decision.
+func (s *Service) Choices(ctx context.Context, subjectID string) ([]Choice, Flags, error) {
+	flags, err := s.Flags(ctx, subjectID)
+	if err != nil {
+		return nil, flags, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`, subjectID)
+	if err != nil {
+		return nil, flags, fmt.Errorf("consent: choices: %w", err)
+	}
+	defer rows.Close()
+	cur := map[string]Choice{}
+	for rows.Next() {
+		var c Choice
+		var purpose string
+		var at int64
+		if err := rows.Scan(&purpose, &c.Decision, &at, &c.EventID, &c.Source); err != nil {
+			return nil, flags, fmt.Errorf("consent: choices: %w", err)
+		}
+		c.At = store.FromMillis(at)
+		cur[purpose] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, flags, err
+	}
+	out := make([]Choice, 0, len(s.reg.Purposes))
+	for _, p := range s.reg.Purposes {
+		c := cur[p.Key]
+		c.Purpose = p
+		c.Verdict = decide(p, flags, c.Decision)
+		out = append(out, c)
+	}
+	return out, flags, nil
+}
+
+// History returns the subject's ledger, newest first.
+func (s *Service) History(ctx context.Context, subjectID string) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, subject_id, purpose, decision, source, policy_version, evidence, at
+		FROM consent_events WHERE subject_id = $1 ORDER BY id DESC`, subjectID)
+	if err != nil {
+		return nil, fmt.Errorf("consent: history: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func scanEvent(r interface{ Scan(...any) error }) (Event, error) {
+	var e Event
+	var ev string
+	var at int64
+	if err := r.Scan(&e.ID, &e.SubjectID, &e.Purpose, &e.Decision, &e.Source, &e.PolicyVersion, &ev, &at); err != nil {
+		return Event{}, fmt.Errorf("consent: event: %w", err)
+	}
+	_ = json.Unmarshal([]byte(ev), &e.Evidence)
+	e.At = store.FromMillis(at)
+	return e, nil
+}
+
+// Event returns one of the subject's events; another subject's is not found.
+func (s *Service) Event(ctx context.Context, subjectID string, id int64) (Event, error) {
+	e, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT id, subject_id, purpose, decision, source, policy_version, evidence, at
+		FROM consent_events WHERE id = $1 AND subject_id = $2`, id, subjectID))
+	if err != nil {
+		return Event{}, apperr.New(apperr.NotFound, "event_not_found", "no such consent decision")
+	}
+	return e, nil
+}
+
+// ApplyGPC records a request's Global Privacy Control signal as an opt-out of every
+// sharing purpose the subject has not already opted out of. It returns how many it
+// recorded; a signal already honoured costs one query.
+func (s *Service) ApplyGPC(ctx context.Context, subjectID string, evidence map[string]string) (int, error) {
+	var sharing []string
+	for _, p := range s.reg.Purposes {
+		if p.Sharing {
+			sharing = append(sharing, p.Key)
+		}
+	}
+	if len(sharing) == 0 {
+		return 0, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2`, subjectID, Withdrawn)
+	if err != nil {
+		return 0, fmt.Errorf("consent: gpc: %w", err)
+	}
+	out := map[string]bool{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		out[p] = true
+	}
+	rows.Close()
+	n := 0
+	for _, p := range sharing {
+		if out[p] {
+			continue
+		}
+		ev := map[string]string{"signal": "Sec-GPC: 1"}
+		for k, v := range evidence {
+			ev[k] = v
+		}
+		if _, err := s.Record(ctx, subjectID, p, Withdrawn, SourceBrowserSignal, ev); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Conflict is a disagreement between two sources about one purpose.
+type Conflict struct {
+	ID        int64
+	SubjectID string
+	Purpose   string
+	Earlier   Event
+	Later     Event
+	At        time.Time
+}
+
+// Conflicts returns the newest conflicts, for staff.
+func (s *Service) Conflicts(ctx context.Context, limit int) ([]Conflict, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("consent: conflicts: %w", err)
+	}
+	var out []Conflict
+	var ids [][2]int64
+	for rows.Next() {
+		var c Conflict
+		var e, l, at int64
+		if err := rows.Scan(&c.ID, &c.SubjectID, &c.Purpose, &e, &l, &at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.At = store.FromMillis(at)
+		out = append(out, c)
+		ids = append(ids, [2]int64{e, l})
+	}
+	rows.Close()
+	for i := range out {
+		if out[i].Earlier, err = s.Event(ctx, out[i].SubjectID, ids[i][0]); err != nil {
+			return nil, err
+		}
+		if out[i].Later, err = s.Event(ctx, out[i].SubjectID, ids[i][1]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,174 @@
+// Package consent owns the register of processing purposes with their lawful bases,
+// the append-only consent ledger and the state derived from it, the restriction and
+// objection flags a member can set, the browser's Global Privacy Control signal, and
+// signed consent receipts. One function, Allowed, answers "may we process subject S
+// for purpose P now?"; every path that processes for a purpose asks it. Its tables are
+// consent_events, consent_state, consent_conflicts and processing_flags.
+package consent
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Basis is a lawful basis for processing (GDPR article 6).
+type Basis string
+
+// The lawful bases.
+const (
+	Contract           Basis = "contract"
+	LegitimateInterest Basis = "legitimate_interest"
+	Consent            Basis = "consent"
+	LegalObligation    Basis = "legal_obligation"
+)
+
+// Purpose is one registered purpose of processing.
+type Purpose struct {
+	Key         string   `toml:"key"`
+	Name        string   `toml:"name"`
+	Description string   `toml:"description"`
+	Basis       Basis    `toml:"basis"`
+	Processors  []string `toml:"processors"`
+	// Marketing purposes are direct marketing: a restriction or an objection stops
+	// them, and their mails carry an opt-out.
+	Marketing bool `toml:"marketing"`
+	// Sharing purposes share or sell data to third parties: the Global Privacy Control
+	// signal opts out of every one of them.
+	Sharing bool `toml:"sharing"`
+}
+
+// NeedsConsent reports whether processing waits for the subject's opt-in.
+func (p Purpose) NeedsConsent() bool { return p.Basis == Consent }
+
+// Objectable reports whether the subject may object to it (article 21): processing on
+// legitimate interest.
+func (p Purpose) Objectable() bool { return p.Basis == LegitimateInterest }
+
+// Processor is a third party that processes personal data for the operator.
+type Processor struct {
+	Key        string   `toml:"key"`
+	Name       string   `toml:"name"`
+	Service    string   `toml:"service"`
+	Country    string   `toml:"country"`
+	Categories []string `toml:"categories"`
+	Safeguard  string   `toml:"safeguard"`
+}
+
+// Register is the operator's register of purposes and processors.
+type Register struct {
+	Purposes   []Purpose   `toml:"purpose"`
+	Processors []Processor `toml:"processor"`
+	byKey      map[string]Purpose
+}
+
+//go:embed purposes.toml
+var defaultRegister []byte
+
+var keyRE = regexp.MustCompile(`^[a-z][a-z0-9_]{1,47}$`)
+
+// LoadRegister reads the register from path, or the built-in one when path is "".
+func LoadRegister(path string) (*Register, error) {
+	data, src := defaultRegister, "built-in register"
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("consent: purposes file: %w", err)
+		}
+		data, src = b, path
+	}
+	var r Register
+	md, err := toml.Decode(string(data), &r)
+	if err != nil {
+		return nil, fmt.Errorf("consent: %s: %w", src, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("consent: %s: unknown setting %s", src, und[0])
+	}
+	if err := r.check(); err != nil {
+		return nil, fmt.Errorf("consent: %s: %w", src, err)
+	}
+	return &r, nil
+}
+
+func (r *Register) check() error {
+	if len(r.Purposes) == 0 {
+		return fmt.Errorf("no [[purpose]] defined")
+	}
+	procs := map[string]bool{}
+	for i, p := range r.Processors {
+		if !keyRE.MatchString(p.Key) {
+			return fmt.Errorf("processor %d: key %q must be lower case letters, digits and _", i+1, p.Key)
+		}
+		if procs[p.Key] {
+			return fmt.Errorf("processor %q defined twice", p.Key)
+		}
+		if p.Name == "" || p.Country == "" {
+			return fmt.Errorf("processor %q: name and country are required", p.Key)
+		}
+		procs[p.Key] = true
+	}
+	r.byKey = map[string]Purpose{}
+	for i, p := range r.Purposes {
+		if !keyRE.MatchString(p.Key) {
+			return fmt.Errorf("purpose %d: key %q must be lower case letters, digits and _", i+1, p.Key)
+		}
+		if _, dup := r.byKey[p.Key]; dup {
+			return fmt.Errorf("purpose %q defined twice", p.Key)
+		}
+		switch p.Basis {
+		case Contract, LegitimateInterest, Consent, LegalObligation:
+		default:
+			return fmt.Errorf("purpose %q: basis %q: want contract, legitimate_interest, consent or legal_obligation", p.Key, p.Basis)
+		}
+		if p.Name == "" || p.Description == "" {
+			return fmt.Errorf("purpose %q: name and description are required", p.Key)
+		}
+		if p.Sharing && p.Basis != Consent && p.Basis != LegitimateInterest {
+			return fmt.Errorf("purpose %q: sharing with third parties needs consent or a legitimate interest", p.Key)
+		}
+		for _, k := range p.Processors {
+			if !procs[k] {
+				return fmt.Errorf("purpose %q: unknown processor %q", p.Key, k)
+			}
+		}
+		r.byKey[p.Key] = p
+	}
+	return nil
+}
+
+// Purpose returns a purpose by key.
+func (r *Register) Purpose(key string) (Purpose, bool) {
+	p, ok := r.byKey[key]
+	return p, ok
+}
+
+// Keys returns the purpose keys, sorted.
+func (r *Register) Keys() []string {
+	out := make([]string, 0, len(r.byKey))
+	for k := range r.byKey {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Processor returns a processor by key.
+func (r *Register) Processor(key string) (Processor, bool) {
+	for _, p := range r.Processors {
+		if p.Key == key {
+			return p, true
+		}
+	}
+	return Processor{}, false
+}
+
+// Describe is a one-line summary of a purpose, for logs and pages.
+func (p Purpose) Describe() string {
+	return fmt.Sprintf("%s (%s)", p.Name, strings.ReplaceAll(string(p.Basis), "_", " "))
+}

@@ -1,0 +1,5 @@
+package consent
+
+import "os"
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
