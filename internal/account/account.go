@@ -190,28 +190,33 @@ func (s *Service) useToken(ctx context.Context, tx *store.Tx, token, purpose str
 // Subject returns the data-map subject of an account.
 func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subject, error) {
 	var email string
-	err := s.db.QueryRowContext(ctx, `SELECT email FROM accounts WHERE id = $1`, accountID).Scan(&email)
+	var pending sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT email, pending_email FROM accounts WHERE id = $1`, accountID).Scan(&email, &pending)
 	if errors.Is(err, sql.ErrNoRows) {
 		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no such account")
 	}
 	if err != nil {
 		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
 	}
-	return datamap.Subject{ID: accountID, Email: email}, nil
+	subj := datamap.Subject{ID: accountID, Email: email}
+	if pending.Valid {
+		subj.OtherEmails = []string{pending.String}
+	}
+	return subj, nil
 }
 
 // Lookup finds an account by email or id.
 func (s *Service) Lookup(ctx context.Context, emailOrID string) (datamap.Subject, error) {
-	var id, email string
-	err := s.db.QueryRowContext(ctx, `SELECT id, email FROM accounts WHERE id = $1 OR email = $2`,
-		emailOrID, normalizeEmail(emailOrID)).Scan(&id, &email)
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM accounts WHERE id = $1 OR email = $2`,
+		emailOrID, normalizeEmail(emailOrID)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no account with that email or id")
 	}
 	if err != nil {
 		return datamap.Subject{}, fmt.Errorf("account: lookup: %w", err)
 	}
-	return datamap.Subject{ID: id, Email: email}, nil
+	return s.Subject(ctx, id)
 }
 
 // Identifiers returns every identifier of the account a residue scan should look for.
@@ -231,6 +236,7 @@ func (s *Service) Identifiers(ctx context.Context, accountID string) ([]datamap.
 	add("home address", p.HomeAddress)
 	add("business address", p.BusinessAddress)
 	add("guardian email", p.GuardianEmail)
+	add("pending email", p.PendingEmail)
 	return terms, nil
 }
 
@@ -269,4 +275,17 @@ func (s *Service) Abandoned(ctx context.Context) ([]string, error) {
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+// Active reports whether the account exists and is active (not pending, not erasing).
+func (s *Service) Active(ctx context.Context, accountID string) (bool, error) {
+	var st Status
+	err := s.db.QueryRowContext(ctx, `SELECT status FROM accounts WHERE id = $1`, accountID).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("account: active: %w", err)
+	}
+	return st == Active, nil
 }

@@ -155,6 +155,8 @@ type Patch struct {
 	Birthdate       *string
 	Country         *string
 	Public          map[string]bool
+	// CurrentPassword is required to change the email address.
+	CurrentPassword string
 }
 
 // Update applies a patch. A new email address takes effect once it is verified by the
@@ -230,6 +232,9 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 		}
 		if e != p.Email {
 			newEmail = e
+			if err := s.CheckPassword(ctx, accountID, "current_password", patch.CurrentPassword); err != nil {
+				return Profile{}, err
+			}
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -250,6 +255,12 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 			}
 			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: newEmail, Template: stmail.VerifyEmail, Data: map[string]any{
 				"Name": p.Name, "Link": s.link("/verify", token),
+			}}); err != nil {
+				return err
+			}
+			// The old address hears of it, so a change nobody asked for is noticed.
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: p.Email, Template: stmail.EmailChanging, Data: map[string]any{
+				"ResetLink": s.set.BaseURL + "/password/forgot",
 			}}); err != nil {
 				return err
 			}

@@ -237,6 +237,14 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 		if _, err := s.useToken(ctx, tx, token, purposeReset); err != nil {
 			return err
 		}
+		// The reset link reached the mailbox: the address is verified, so a member
+		// whose confirmation link expired (or whose address someone else registered
+		// first) gets in this way.
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1),
+			status = CASE WHEN status = $2 AND (guardian_email IS NULL OR guardian_confirmed_at IS NOT NULL) THEN $3 ELSE status END
+			WHERE id = $4`, store.Millis(s.now()), PendingVerification, Active, p.ID); err != nil {
+			return fmt.Errorf("account: reset: %w", err)
+		}
 		return s.setPassword(ctx, tx, p, hash, "password_reset", "", meta)
 	})
 }

@@ -27,21 +27,27 @@ type registerResponse struct {
 }
 
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
-	if !a.Limits.Register.Allow("ip:" + server.ClientIP(r, a.TrustProxy)) {
-		a.fail(w, r, server.ErrRateLimited)
-		return
-	}
 	var req registerRequest
 	if err := server.DecodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	out, err := a.Accounts.Register(r.Context(), account.Registration(req), a.meta(r))
+	out, err := RegisterLimited(r, a.Accounts, a.Limits, a.TrustProxy, account.Registration(req))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	server.WriteJSON(w, http.StatusCreated, registerResponse{ID: out.ID, Status: string(out.Status)})
+}
+
+// RegisterLimited registers under the registration limits, per IP and per address (a
+// taken address mails its owner, who must not be flooded from many IPs). The web form
+// uses it too.
+func RegisterLimited(r *http.Request, accounts *account.Service, limits *server.Limits, trustProxy bool, reg account.Registration) (account.Registered, error) {
+	if !limits.Register.Allow("ip:"+server.ClientIP(r, trustProxy), "addr:"+account.NormalizeEmail(reg.Email)) {
+		return account.Registered{}, server.ErrRateLimited
+	}
+	return accounts.Register(r.Context(), reg, server.Meta(r, trustProxy))
 }
 
 type tokenRequest struct {

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -147,58 +146,32 @@ func (a *API) putConsents(w http.ResponseWriter, r *http.Request, sess account.S
 	a.consentsFor(w, r, sess.AccountID)
 }
 
-// SaveChoices validates every choice first, then records those that change something,
-// and sets the flags. The preferences page uses it too.
+// SaveChoices records the choices that change something and sets the flags, all in one
+// transaction. The preferences page uses it too.
 func SaveChoices(r *http.Request, c *consent.Service, subjectID string, choices map[string]bool, restricted, objected *bool,
 	src consent.Source, trustProxy bool) error {
-	current, flags, err := c.Choices(r.Context(), subjectID)
-	if err != nil {
-		return err
-	}
-	now := map[string]consent.Choice{}
-	for _, ch := range current {
-		now[ch.Purpose.Key] = ch
-	}
-	keys := make([]string, 0, len(choices))
-	for k := range choices {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		ch, ok := now[k]
-		if !ok {
-			return apperr.Field("choices."+k, "purpose_unknown", "is not a registered purpose")
-		}
-		if !ch.Purpose.NeedsConsent() && !ch.Purpose.Objectable() {
-			return apperr.Field("choices."+k, "purpose_not_optional", "is needed for the service you use and does not depend on a choice")
+	decisions := make(map[string]consent.Decision, len(choices))
+	for k, v := range choices {
+		decisions[k] = consent.Withdrawn
+		if v {
+			decisions[k] = consent.Granted
 		}
 	}
-	ev := Evidence(r, trustProxy)
-	for _, k := range keys {
-		want := consent.Withdrawn
-		if choices[k] {
-			want = consent.Granted
-		}
-		cur := now[k].Decision
-		if cur == want || (cur == "" && want == consent.Withdrawn && now[k].Purpose.NeedsConsent()) {
-			continue // nothing changes: no consent given yet is already "no"
-		}
-		if _, err := c.Record(r.Context(), subjectID, k, want, src, ev); err != nil {
+	var flags *consent.Flags
+	if restricted != nil || objected != nil {
+		f, err := c.Flags(r.Context(), subjectID)
+		if err != nil {
 			return err
 		}
-	}
-	if restricted != nil || objected != nil {
 		if restricted != nil {
-			flags.Restricted = *restricted
+			f.Restricted = *restricted
 		}
 		if objected != nil {
-			flags.Objected = *objected
+			f.Objected = *objected
 		}
-		if err := c.SetFlags(r.Context(), subjectID, flags); err != nil {
-			return err
-		}
+		flags = &f
 	}
-	return nil
+	return c.Apply(r.Context(), subjectID, decisions, flags, src, Evidence(r, trustProxy))
 }
 
 type eventResponse struct {

@@ -59,6 +59,7 @@ type patchRequest struct {
 	Birthdate       *string         `json:"birthdate"`
 	Country         *string         `json:"country"`
 	Public          map[string]bool `json:"public"`
+	CurrentPassword string          `json:"current_password"`
 }
 
 func (a *API) updateMe(w http.ResponseWriter, r *http.Request, sess account.Session) {
@@ -66,6 +67,12 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request, sess account.Sess
 	if err := server.DecodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if req.CurrentPassword != "" {
+		if err := a.Limits.PasswordCheck(sess.AccountID); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	p, err := a.Accounts.Update(r.Context(), sess.AccountID, account.Patch(req), a.meta(r))
 	if err != nil {

@@ -147,6 +147,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota}, a.now, a.Log)
+	a.Files.SetActiveCheck(a.Accounts.Active)
 
 	reg, err := consent.LoadRegister(cfg.PurposesFile)
 	if err != nil {
@@ -167,7 +168,11 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry = datamap.NewRegistry()
 	a.Registry.Register(account.Holder{})
 	a.Registry.Register(governance.AuditHolder{})
-	a.Registry.Register(mail.Holder{})
+	outboxDir := ""
+	if cfg.MailMode == "file" {
+		outboxDir = filepath.Join(cfg.DataDir, "outbox")
+	}
+	a.Registry.Register(mail.Holder{Dir: outboxDir})
 	a.Registry.Register(rights.Holder{})
 	a.Registry.Register(consent.Holder{})
 	a.Registry.Register(files.Holder{S: a.Files})

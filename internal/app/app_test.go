@@ -109,12 +109,15 @@ func TestMemberLifecycle(t *testing.T) {
 		if len(terms) < 6 {
 			t.Fatalf("identifiers = %d, want id, email, name, phone, two addresses", len(terms))
 		}
-		before, err := datamap.Scan(ctx, h.App.DB, terms)
+		before, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
 		if err != nil || len(before) == 0 {
 			t.Fatalf("scan before erasure found nothing (err %v)", err)
 		}
 		if h.App.DB.Dialect == store.SQLite && !slices.ContainsFunc(before, func(f datamap.Finding) bool { return strings.HasPrefix(f.Where, "file ") }) {
 			t.Errorf("the raw file scan did not see the live member: %v", before)
+		}
+		if !slices.ContainsFunc(before, func(f datamap.Finding) bool { return strings.HasPrefix(f.Where, "outbox file ") }) {
+			t.Errorf("the outbox folder scan did not see the member's mail: %v", before)
 		}
 
 		// Delete: the wrong password is refused, the right one erases.
@@ -136,7 +139,7 @@ func TestMemberLifecycle(t *testing.T) {
 		if r := h.Do("GET", "/api/v1/members/"+id, nil, ""); r.Status != http.StatusNotFound {
 			t.Errorf("public profile after erasure = %d", r.Status)
 		}
-		after, err := datamap.Scan(ctx, h.App.DB, terms)
+		after, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +322,7 @@ func TestChildNeedsGuardian(t *testing.T) {
 		if _, err := h.App.Accounts.Lookup(ctx, id2); err == nil {
 			t.Error("declined child's account still exists")
 		}
-		found, err := datamap.Scan(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "kid2@example.org"}, {Kind: "id", Value: id2}, {Kind: "name", Value: "Kid Two"}})
+		found, err := h.App.Registry.ScanAll(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "kid2@example.org"}, {Kind: "id", Value: id2}, {Kind: "name", Value: "Kid Two"}})
 		if err != nil || len(found) > 0 {
 			t.Errorf("residue of declined child: %v %v", found, err)
 		}

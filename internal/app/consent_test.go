@@ -85,8 +85,16 @@ func TestConsentLedger(t *testing.T) {
 		if len(hist) != 4 {
 			t.Errorf("history has %d events, want 4 (two opt-ins, a withdrawal, one GPC opt-out)", len(hist))
 		}
+		// A deliberate opt-in after the signal was honoured stands, signal or not.
+		h.Do("PUT", "/api/v1/me/consents", `{"choices":{"partner_sharing":true}}`, token)
+		get(h, token, "/api/v1/me", map[string]string{"Sec-GPC": "1"})
+		if s := choice(t, h.Do("GET", "/api/v1/me/consents", nil, token), "partner_sharing"); s["decision"] != "granted" {
+			t.Errorf("an opt-in after the signal was overridden again: %v", s)
+		}
+		h.Do("PUT", "/api/v1/me/consents", `{"choices":{"partner_sharing":false}}`, token)
+		hist = h.Do("GET", "/api/v1/me/consents/history", nil, token).JSON()["events"].([]any)
 		conflicts, err := h.App.Consent.Conflicts(ctx, 10)
-		if err != nil || len(conflicts) != 1 || conflicts[0].Purpose != "partner_sharing" || conflicts[0].Later.Source != consent.SourceBrowserSignal {
+		if err != nil || len(conflicts) < 1 || conflicts[len(conflicts)-1].Purpose != "partner_sharing" || conflicts[len(conflicts)-1].Later.Source != consent.SourceBrowserSignal {
 			t.Errorf("conflicts = %+v (%v)", conflicts, err)
 		}
 
@@ -107,6 +115,9 @@ func TestConsentLedger(t *testing.T) {
 		}
 
 		// A signed receipt for a decision; changed, it no longer verifies.
+		if len(hist) != 6 {
+			t.Errorf("history has %d events, want 6", len(hist))
+		}
 		ev := hist[len(hist)-1].(map[string]any)
 		rc := get(h, token, ev["receipt_url"].(string), nil)
 		if rc.Status != 200 || !strings.Contains(rc.Header.Get("Content-Disposition"), "attachment") {

@@ -172,7 +172,7 @@ func TestPurgeAbandonedRegistrations(t *testing.T) {
 		if _, err := h.App.Accounts.Lookup(ctx, keep); err != nil {
 			t.Errorf("active member purged: %v", err)
 		}
-		found, _ := datamap.Scan(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "waiting.kid@example.org"}, {Kind: "guardian email", Value: "absent@example.org"}, {Kind: "email", Value: "never.confirmed@example.org"}})
+		found, _ := h.App.Registry.ScanAll(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "waiting.kid@example.org"}, {Kind: "guardian email", Value: "absent@example.org"}, {Kind: "email", Value: "never.confirmed@example.org"}})
 		for _, f := range found {
 			t.Errorf("residue: %s", f)
 		}

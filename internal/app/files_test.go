@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"steward/internal/app/apptest"
 	"steward/internal/blob"
@@ -262,6 +263,51 @@ func TestFileLimitsLeaveNothing(t *testing.T) {
 		}
 		if r := upload(h, token, "", []byte("x"), false); r.Status != 400 {
 			t.Errorf("raw upload without a name = %d", r.Status)
+		}
+	})
+}
+
+// An upload that was authorized before an erasure and sends its file after it stores
+// nothing and leaves no key: it cannot bring the member back.
+func TestUploadRacingErasure(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		id, token := h.Member("racer@example.org", pw, nil)
+		pr, pw := io.Pipe()
+		mw := multipart.NewWriter(pw)
+		req, _ := http.NewRequest("POST", h.URL+"/api/v1/me/files", pr)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Authorization", "Bearer "+token)
+		done := make(chan int, 1)
+		go func() {
+			resp, err := h.Client.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		time.Sleep(200 * time.Millisecond) // the request is in, past its authorization
+		if err := h.App.Rights.EraseNow(ctx, id, "test"); err != nil {
+			t.Fatal(err)
+		}
+		fw, _ := mw.CreateFormFile("file", "late.bin")
+		fw.Write(random(5000))
+		mw.Close()
+		pw.Close()
+		if st := <-done; st != http.StatusUnauthorized {
+			t.Errorf("late upload = %d, want 401", st)
+		}
+		if has, _ := h.App.Vault.HasKey(ctx, id); has {
+			t.Error("the erased member has a data key again")
+		}
+		var rows int
+		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE owner_id = $1`, id).Scan(&rows)
+		objects := 0
+		h.App.Blobs.List(ctx, "", func(blob.Info) error { objects++; return nil })
+		if rows != 0 || objects != 0 {
+			t.Errorf("after the late upload: %d rows, %d objects", rows, objects)
 		}
 	})
 }

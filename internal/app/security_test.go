@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -73,5 +74,73 @@ func TestRateLimits(t *testing.T) {
 	}
 	if rs.Status != http.StatusTooManyRequests {
 		t.Errorf("4 reset requests = %d, want 429", rs.Status)
+	}
+}
+
+// Registering one address is limited per address too: from many client addresses
+// (behind a trusted proxy) its owner still cannot be flooded with mail.
+func TestRegistrationLimitedPerAddress(t *testing.T) {
+	h := apptest.Start(t, "", "--rate-limits=true", "--trust-proxy=true")
+	var last int
+	for i := range 7 {
+		req, _ := http.NewRequest("POST", h.URL+"/api/v1/accounts", strings.NewReader(
+			`{"email":"flooded@example.org","password":"`+pw+`","name":"F","birthdate":"1980-01-01","country":"DE"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", "192.0.2."+strconv.Itoa(10+i))
+		resp, err := h.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		last = resp.StatusCode
+	}
+	if last != http.StatusTooManyRequests {
+		t.Errorf("7th registration of one address from 7 IPs = %d, want 429", last)
+	}
+}
+
+// Changing the email address needs the password and tells the old address.
+func TestEmailChangeNeedsPassword(t *testing.T) {
+	h := apptest.Start(t, "")
+	_, token := h.Member("old.address@example.org", pw, nil)
+	r := h.Do("PATCH", "/api/v1/me", map[string]string{"email": "new.address@example.org"}, token)
+	if f, _ := r.ErrorField(); r.Status != 400 || f != "current_password" {
+		t.Fatalf("email change without password = %d %s", r.Status, r.Body)
+	}
+	r = h.Do("PATCH", "/api/v1/me", map[string]string{"email": "new.address@example.org", "current_password": pw}, token)
+	if r.Status != 200 || r.JSON()["pending_email"] != "new.address@example.org" || r.JSON()["email"] != "old.address@example.org" {
+		t.Fatalf("email change = %d %s", r.Status, r.Body)
+	}
+	old := h.WaitMail("old.address@example.org", 2)
+	if !strings.Contains(old[1].Raw, "asked to change its email address") {
+		t.Errorf("the old address was not told: %s", old[1].Raw)
+	}
+	_, tok := h.WaitMail("new.address@example.org", 1)[0].Link()
+	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": tok}, ""); v.Status != 200 {
+		t.Fatalf("confirm new address = %d", v.Status)
+	}
+	if me := h.Do("GET", "/api/v1/me", nil, token); me.JSON()["email"] != "new.address@example.org" {
+		t.Errorf("after confirming: %s", me.Body)
+	}
+}
+
+// A password reset proves the mailbox: an account whose confirmation link expired
+// gets in that way.
+func TestResetVerifiesAddress(t *testing.T) {
+	h := apptest.Start(t, "")
+	email := "late.confirmer@example.org"
+	if r := h.Register(map[string]any{"email": email, "password": pw, "name": "Late", "birthdate": "1980-01-01", "country": "DE"}); r.Status != 201 {
+		t.Fatal(r.Status)
+	}
+	if r := h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": pw}, ""); r.Status != 403 {
+		t.Fatalf("login before confirming = %d", r.Status)
+	}
+	h.Do("POST", "/api/v1/password-resets", map[string]string{"email": email}, "")
+	_, tok := h.WaitMail(email, 2)[1].Link()
+	if r := h.Do("POST", "/api/v1/password-resets/confirm", map[string]string{"token": tok, "password": "brand-new-secret-5"}, ""); r.Status != 204 {
+		t.Fatalf("reset = %d %s", r.Status, r.Body)
+	}
+	if r := h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": "brand-new-secret-5"}, ""); r.Status != 201 {
+		t.Errorf("login after reset = %d %s", r.Status, r.Body)
 	}
 }

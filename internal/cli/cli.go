@@ -260,7 +260,7 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 			terms = append(terms, datamap.Term{Kind: "given identifier", Value: t})
 		}
 	}
-	findings, err := datamap.Scan(ctx, a.DB, terms)
+	findings, err := a.Registry.ScanAll(ctx, a.DB, terms)
 	if err != nil {
 		return false, err
 	}

@@ -98,6 +98,10 @@ type setting struct {
 	flag, env, def, help string
 }
 
+// secret settings are taken from their variable without becoming the flag's shown
+// default, so that -h never prints a password.
+var secret = map[string]bool{"smtp-password": true, "s3-secret-key": true, "database": true}
+
 var settings = []setting{
 	{"addr", "STEWARD_ADDR", "localhost:8080", "listen address"},
 	{"data", "STEWARD_DATA", "./steward-data", "data folder (SQLite database, outbox, keys)"},
@@ -144,10 +148,16 @@ var settings = []setting{
 func Load(args []string, getenv func(string) string) (*Config, []string, error) {
 	fs := flag.NewFlagSet("steward", flag.ContinueOnError)
 	vals := map[string]*string{}
+	secretFromEnv := map[string]string{}
 	for _, s := range settings {
 		def := s.def
 		if v := getenv(s.env); v != "" {
-			def = v
+			if secret[s.flag] {
+				// Never a flag default: -h would print it.
+				secretFromEnv[s.flag] = v
+			} else {
+				def = v
+			}
 		}
 		vals[s.flag] = fs.String(s.flag, def, s.help+" ["+s.env+"]")
 	}
@@ -168,6 +178,11 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 		}
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
+	}
+	for name, v := range secretFromEnv {
+		if *vals[name] == "" {
+			*vals[name] = v
+		}
 	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
 	c := &Config{

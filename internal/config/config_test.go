@@ -99,3 +99,21 @@ func TestSizes(t *testing.T) {
 		t.Errorf("--files=s3 without endpoint: %v", err)
 	}
 }
+
+func TestHelpShowsNoSecrets(t *testing.T) {
+	env := map[string]string{"STEWARD_SMTP_PASSWORD": "hunter2-smtp", "STEWARD_S3_SECRET_KEY": "s3-very-secret",
+		"STEWARD_DATABASE": "postgres://u:db-secret@127.0.0.1/x"}
+	_, _, err := Load([]string{"-h"}, func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("-h gave no usage")
+	}
+	for _, v := range []string{"hunter2-smtp", "s3-very-secret", "db-secret"} {
+		if strings.Contains(err.Error(), v) {
+			t.Fatalf("-h prints the secret %q: %s", v, err)
+		}
+	}
+	c, _, err := Load(nil, func(k string) string { return env[k] })
+	if err != nil || c.SMTPPassword != "hunter2-smtp" || c.S3.SecretKey != "s3-very-secret" || c.DatabaseURL != env["STEWARD_DATABASE"] {
+		t.Errorf("secrets from the environment not taken: %v", err)
+	}
+}

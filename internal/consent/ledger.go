@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"steward/internal/apperr"
@@ -158,9 +159,58 @@ func flagsOf(ctx context.Context, q store.Querier, subjectID string) (Flags, err
 	return Flags{Restricted: r == 1, Objected: o == 1}, nil
 }
 
+// Apply records a set of decisions and, when flags is not nil, the flags, in one
+// transaction: a form or a request is saved whole or not at all. Decisions that change
+// nothing (the same as the current one, or "no" to a consent never given, or "no
+// objection" to a purpose never objected to) are not recorded.
+func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[string]Decision, flags *Flags, src Source, evidence map[string]string) error {
+	keys := make([]string, 0, len(decisions))
+	for k := range decisions {
+		if _, ok := s.reg.Purpose(k); !ok {
+			return apperr.Field("choices."+k, "purpose_unknown", "is not a registered purpose")
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		for _, k := range keys {
+			p, _ := s.reg.Purpose(k)
+			var cur string
+			if err := tx.QueryRowContext(ctx, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`, subjectID, k).
+				Scan(&cur); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("consent: apply: %w", err)
+			}
+			want := decisions[k]
+			if Decision(cur) == want || (cur == "" && ((want == Withdrawn && p.NeedsConsent()) || (want == Granted && p.Objectable()))) {
+				continue
+			}
+			if _, err := s.RecordTx(ctx, tx, subjectID, k, want, src, evidence); err != nil {
+				if e, ok := apperr.As(err); ok && e.Field == "purpose" {
+					e2 := *e
+					e2.Field = "choices." + k
+					return &e2
+				}
+				return err
+			}
+		}
+		if flags == nil {
+			return nil
+		}
+		cur, err := flagsOf(ctx, tx, subjectID)
+		if err != nil || cur == *flags {
+			return err
+		}
+		return s.setFlags(ctx, tx, subjectID, *flags)
+	})
+}
+
 // SetFlags sets the subject's flags.
 func (s *Service) SetFlags(ctx context.Context, subjectID string, f Flags) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	return s.setFlags(ctx, s.db, subjectID, f)
+}
+
+func (s *Service) setFlags(ctx context.Context, q store.Querier, subjectID string, f Flags) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`,
 		subjectID, b2i(f.Restricted), b2i(f.Objected), store.Millis(s.now()))
 	if err != nil {
@@ -315,8 +365,11 @@ func (s *Service) Event(ctx context.Context, subjectID string, id int64) (Event,
 }
 
 // ApplyGPC records a request's Global Privacy Control signal as an opt-out of every
-// sharing purpose the subject has not already opted out of. It returns how many it
-// recorded; a signal already honoured costs one query.
+// sharing purpose the subject has not already opted out of. The signal overrides an
+// earlier opt-in once; an opt-in the subject makes deliberately after the signal was
+// honoured stands (the newest decision wins, and the signal is not a new decision on
+// every page). It returns how many it recorded; a signal already honoured costs one
+// query.
 func (s *Service) ApplyGPC(ctx context.Context, subjectID string, evidence map[string]string) (int, error) {
 	var sharing []string
 	for _, p := range s.reg.Purposes {
@@ -327,7 +380,10 @@ func (s *Service) ApplyGPC(ctx context.Context, subjectID string, evidence map[s
 	if len(sharing) == 0 {
 		return 0, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2`, subjectID, Withdrawn)
+	// A purpose is done with when it is withdrawn, or when a browser signal was already
+	// honoured for it (whatever the subject decided since).
+	rows, err := s.db.QueryContext(ctx, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`, subjectID, Withdrawn, SourceBrowserSignal)
 	if err != nil {
 		return 0, fmt.Errorf("consent: gpc: %w", err)
 	}

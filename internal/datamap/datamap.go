@@ -21,6 +21,19 @@ import (
 type Subject struct {
 	ID    string
 	Email string
+	// Other addresses of the subject (an address waiting for confirmation).
+	OtherEmails []string
+}
+
+// Addresses returns every known address of the subject.
+func (s Subject) Addresses() []string {
+	var out []string
+	for _, e := range append([]string{s.Email}, s.OtherEmails...) {
+		if e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Column declares one column of a holder's table.
@@ -79,6 +92,31 @@ type FileExporter interface {
 // still keeps (objects in storage, keys).
 type ResidueChecker interface {
 	Residue(ctx context.Context, subjectID string) ([]string, error)
+}
+
+// TermScanner is a holder with a store outside the database (a folder of files) that it
+// can search for a subject's identifiers.
+type TermScanner interface {
+	ScanTerms(ctx context.Context, terms []Term) ([]Finding, error)
+}
+
+// ScanAll runs Scan on the database and asks every holder with a store of its own to
+// search it too.
+func (r *Registry) ScanAll(ctx context.Context, db *store.DB, terms []Term) ([]Finding, error) {
+	out, err := Scan(ctx, db, terms)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range r.holders {
+		if ts, ok := h.(TermScanner); ok {
+			found, err := ts.ScanTerms(ctx, usable(terms))
+			if err != nil {
+				return nil, fmt.Errorf("datamap: scan %s: %w", h.Declaration().Name, err)
+			}
+			out = append(out, found...)
+		}
+	}
+	return out, nil
 }
 
 // CheckResidue asks every holder that can what it still keeps of the subject.

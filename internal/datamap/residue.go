@@ -41,12 +41,7 @@ func Scan(ctx context.Context, db *store.DB, terms []Term, skip ...string) ([]Fi
 	if err != nil {
 		return nil, err
 	}
-	var usable []Term
-	for _, t := range terms {
-		if len(strings.TrimSpace(t.Value)) >= minTermLen {
-			usable = append(usable, Term{Kind: t.Kind, Value: strings.ToLower(strings.TrimSpace(t.Value))})
-		}
-	}
+	usable := usable(terms)
 	var out []Finding
 	for _, c := range cols {
 		if !c.Text || slices.Contains(skip, c.Table) {
@@ -86,6 +81,17 @@ func Scan(ctx context.Context, db *store.DB, terms []Term, skip ...string) ([]Fi
 		}
 	}
 	return out, nil
+}
+
+// usable returns the terms long enough to search for, trimmed and in lower case.
+func usable(terms []Term) []Term {
+	var out []Term
+	for _, t := range terms {
+		if len(strings.TrimSpace(t.Value)) >= minTermLen {
+			out = append(out, Term{Kind: t.Kind, Value: strings.ToLower(strings.TrimSpace(t.Value))})
+		}
+	}
+	return out
 }
 
 func baseName(p string) string {

@@ -73,6 +73,30 @@ type Service struct {
 	limits Limits
 	now    func() time.Time
 	log    *slog.Logger
+	active func(ctx context.Context, owner string) (bool, error)
+}
+
+// SetActiveCheck wires the question "may this owner still store files?" (the account
+// is active, not erasing or gone). An upload asks it before it creates anything and
+// again before it completes, so an upload racing an erasure cannot bring data back.
+func (s *Service) SetActiveCheck(f func(ctx context.Context, owner string) (bool, error)) {
+	s.active = f
+}
+
+var errOwnerGone = apperr.New(apperr.Unauthorized, "unauthenticated", "your account is being deleted; the upload was discarded")
+
+func (s *Service) ownerActive(ctx context.Context, owner string) error {
+	if s.active == nil {
+		return nil
+	}
+	ok, err := s.active(ctx, owner)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errOwnerGone
+	}
+	return nil
 }
 
 // New returns the files service.
@@ -132,6 +156,9 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	case up.Size > allowed:
 		return File{}, tooLarge(fmt.Sprintf("the file would take you over your quota of %d bytes (%d in use)", s.limits.Quota, used))
 	}
+	if err := s.ownerActive(ctx, owner); err != nil {
+		return File{}, err
+	}
 	key, err := s.vault.DataKey(ctx, owner, true)
 	if err != nil {
 		return File{}, fmt.Errorf("files: upload: %w", err)
@@ -148,12 +175,21 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	size, sum, err := s.store(ctx, key, object, up, allowed)
 	stopLease()
 	if err == nil {
+		err = s.ownerActive(ctx, owner)
+	}
+	if err == nil {
 		f.Size, f.SHA256 = size, sum
 		err = s.finish(ctx, owner, f, up.IP)
 	}
 	if err != nil {
-		// Leave nothing: the object (if any part of it was stored) and the row.
+		// Leave nothing: the object (if any part of it was stored) and the row, and,
+		// if the owner was erased meanwhile, the key this upload may have made.
 		cctx := context.WithoutCancel(ctx)
+		if errors.Is(err, errOwnerGone) {
+			if serr := s.db.InTx(cctx, func(tx *store.Tx) error { return s.vault.Shred(cctx, tx, owner) }); serr != nil {
+				s.log.Warn("files: shredding the key of an erased owner", "err", serr)
+			}
+		}
 		if derr := s.blobs.Delete(cctx, object); derr != nil {
 			s.log.Warn("files: removing a refused upload; the reconciler will retry", "file", f.ID, "err", derr)
 			return File{}, err
@@ -379,10 +415,24 @@ func (s *Service) finish(ctx context.Context, owner string, f File, ip string) e
 	})
 }
 
+// downloadCoalesce is how long later reads of a file by the same person count as the
+// same download (a player seeking, a resumed transfer): one log entry, not dozens.
+const downloadCoalesce = time.Minute
+
 func (s *Service) record(ctx context.Context, q store.Querier, fileID, owner, actor, action, ip string) error {
 	var a any
 	if actor != "" {
 		a = actor
+	}
+	if action == ActionDownload {
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM file_access_log WHERE file_id = $1 AND actor_id = $2 AND action = $3 AND at > $4`,
+			fileID, actor, ActionDownload, store.Millis(s.now().Add(-downloadCoalesce))).Scan(&n); err != nil {
+			return fmt.Errorf("files: access log: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
 	}
 	if _, err := q.ExecContext(ctx, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		fileID, owner, a, action, ip, store.Millis(s.now())); err != nil {

@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"steward/internal/blob"
@@ -30,6 +31,7 @@ func (ReconcileArgs) Kind() string { return "files_reconcile" }
 // is removed and reported.
 func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, error) {
 	var rep Report
+	started := store.Millis(s.now())
 	// Objects first, rows second: an object listed now whose row is missing later was
 	// either orphaned or deleted in between; deleting it again is harmless.
 	objects := map[string]bool{}
@@ -43,16 +45,16 @@ func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, e
 	rep.Objects = len(objects)
 	type fileRow struct {
 		id, object, state string
-		lease             int64
+		lease, created    int64
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, object, state, lease_until FROM files`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, object, state, lease_until, created_at FROM files`)
 	if err != nil {
 		return rep, fmt.Errorf("files: reconcile: %w", err)
 	}
 	var all []fileRow
 	for rows.Next() {
 		var r fileRow
-		if err := rows.Scan(&r.id, &r.object, &r.state, &r.lease); err != nil {
+		if err := rows.Scan(&r.id, &r.object, &r.state, &r.lease, &r.created); err != nil {
 			rows.Close()
 			return rep, fmt.Errorf("files: reconcile: %w", err)
 		}
@@ -71,7 +73,7 @@ func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, e
 		case r.state == stateDeleting:
 			rep.FinishedDeletes++
 			drop = true
-		case r.state == stateReady && !objects[r.object]:
+		case r.state == stateReady && !objects[r.object] && s.lost(ctx, r.object, r.created, started):
 			rep.LostObjects++
 			s.log.Error("files: a stored file's object is missing; removing its row", "file", r.id)
 			drop = true
@@ -96,4 +98,15 @@ func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, e
 		rep.OrphanObjects++
 	}
 	return rep, nil
+}
+
+// lost reports whether a ready file's object, missing from the listing, is really gone:
+// an upload that began before the listing may have finished after it, so the object is
+// asked for once more, and a file begun after the listing started is left alone.
+func (s *Service) lost(ctx context.Context, object string, created, listed int64) bool {
+	if created >= listed-leaseTTL.Milliseconds() {
+		return false
+	}
+	_, err := s.blobs.Stat(ctx, object)
+	return errors.Is(err, blob.ErrNotFound)
 }

@@ -11,10 +11,15 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
+	"mime/quotedprintable"
+	"os"
+	"path/filepath"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -65,6 +70,7 @@ const (
 	PasswordReset   TransactionalTemplate = "password_reset"
 	PasswordChanged TransactionalTemplate = "password_changed"
 	AccountActive   TransactionalTemplate = "account_active"
+	EmailChanging   TransactionalTemplate = "email_changing"
 )
 
 // Enqueuer schedules a job in the caller's transaction.
@@ -104,7 +110,7 @@ func NewOutbox(db *store.DB, sender Sender, jobs Enqueuer, siteName string, now 
 		return nil, fmt.Errorf("mail: templates: %w", err)
 	}
 	o := &Outbox{db: db, sender: sender, jobs: jobs, siteName: siteName, now: now, text: text, html: html}
-	for _, name := range []TransactionalTemplate{VerifyEmail, AccountExists, GuardianConsent, PasswordReset, PasswordChanged, AccountActive} {
+	for _, name := range []TransactionalTemplate{VerifyEmail, AccountExists, GuardianConsent, PasswordReset, PasswordChanged, AccountActive, EmailChanging} {
 		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]any{}}); err != nil {
 			return nil, err
 		}
@@ -165,7 +171,8 @@ func (o *Outbox) Deliver(ctx context.Context, id string) error {
 		return fmt.Errorf("mail: deliver: %w", err)
 	}
 	if err := o.sender.Send(ctx, m); err != nil {
-		return fmt.Errorf("mail: deliver %s via sender: %w", m.Template, err)
+		// The job queue keeps and logs this error: the address must not be in it.
+		return fmt.Errorf("mail: deliver %s via sender: %s", m.Template, strings.ReplaceAll(err.Error(), m.To, "<recipient>"))
 	}
 	if _, err := o.db.ExecContext(ctx, `DELETE FROM mail_outbox WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("mail: deliver: %w", err)
@@ -179,8 +186,10 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Holder is the outbox's entry in the data map: messages waiting to be handed over.
-type Holder struct{}
+// Holder is the outbox's entry in the data map: messages waiting to be handed over,
+// and, in the embedded default, the folder of .eml files that stands in for the mail
+// server (Dir; "" with SMTP, where sent mail leaves Steward's control).
+type Holder struct{ Dir string }
 
 var outboxTable = datamap.Table{Name: "mail_outbox", Columns: []datamap.Column{
 	{Name: "id", NotPersonal: "random message id"},
@@ -210,11 +219,97 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 	return []datamap.Section{sec}, err
 }
 
-// Erase drops every message waiting for the subject.
-func (Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	if s.Email == "" {
+// Erase drops every message waiting for the subject, or mentioning their address (a
+// guardian's mail names the child), and the .eml files that do.
+func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
+	for _, e := range s.Addresses() {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2`,
+			e, "%"+strings.ToLower(e)+"%"); err != nil {
+			return fmt.Errorf("mail: erase: %w", err)
+		}
+	}
+	if h.Dir == "" {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1`, s.Email)
-	return err
+	var terms []datamap.Term
+	for _, e := range s.Addresses() {
+		terms = append(terms, datamap.Term{Kind: "email", Value: strings.ToLower(e)})
+	}
+	found, err := h.files(terms)
+	if err != nil {
+		return err
+	}
+	for name := range found {
+		if err := os.Remove(filepath.Join(h.Dir, name)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("mail: erase: %w", err)
+		}
+	}
+	return nil
+}
+
+// ScanTerms searches the .eml folder for the terms.
+func (h Holder) ScanTerms(_ context.Context, terms []datamap.Term) ([]datamap.Finding, error) {
+	if h.Dir == "" {
+		return nil, nil
+	}
+	found, err := h.files(terms)
+	if err != nil {
+		return nil, err
+	}
+	var out []datamap.Finding
+	for name, kinds := range found {
+		for _, k := range kinds {
+			out = append(out, datamap.Finding{Where: "outbox file " + name, Kind: k, Count: 1})
+		}
+	}
+	return out, nil
+}
+
+// files returns the .eml files of the folder holding any of the terms (lower case),
+// with the kinds found, reading each message decoded (quoted-printable, base64).
+func (h Holder) files(terms []datamap.Term) (map[string][]string, error) {
+	entries, err := os.ReadDir(h.Dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mail: outbox folder: %w", err)
+	}
+	out := map[string][]string{}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".eml") {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(h.Dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("mail: outbox folder: %w", err)
+		}
+		text := strings.ToLower(decodeMessage(raw))
+		for _, t := range terms {
+			if strings.Contains(text, t.Value) {
+				out[e.Name()] = append(out[e.Name()], t.Kind)
+			}
+		}
+	}
+	return out, nil
+}
+
+// decodeMessage returns a message's headers and every text part decoded.
+func decodeMessage(raw []byte) string {
+	var b strings.Builder
+	b.Write(raw)
+	if qp, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw))); err == nil {
+		b.WriteString("\n")
+		b.Write(qp)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if len(line) >= 16 && !strings.ContainsAny(line, " :") {
+			if dec, err := base64.StdEncoding.DecodeString(line); err == nil {
+				b.WriteString("\n")
+				b.Write(dec)
+			}
+		}
+	}
+	return b.String()
 }

@@ -15,7 +15,13 @@ func TestContains(t *testing.T) {
 		{"+44 20 7946 0958", false},    // a phone number
 		{"12 Baker Street, NW1 6XE", false},
 		{"", false},
-		{"4111  1111 1111 1111", false},   // a double space breaks the run
+		{"4111  1111 1111 1111", true}, // a double space still joins groups
+		{"4111 1111 1111 1111 12/27", true},
+		{"4111-1111-1111-1111 cvv 123", true},
+		{"4111.1111.1111.1111", true},
+		{"card 5500 0055 5555 5559 123", true},
+		{"4111   1111 1111 1111", false}, // three spaces: separate numbers
+		{"flat 12 3 4 5 6 7 8 9 10 11 12 13", false},
 		{"order 0000000000000", true},     // 13 zeros pass Luhn: refused, better safe
 		{"x41111111111111111111y", false}, // 20 digits: no card is that long
 		{"4111111111111111 and 5500 0055 5555 5559", true},

@@ -44,6 +44,8 @@ type Enqueuer interface {
 type Accounts interface {
 	// MarkErasing stops the account from logging in and ends its sessions.
 	MarkErasing(ctx context.Context, tx *store.Tx, accountID string) error
+	// Subject returns the account as a data-map subject, with every address.
+	Subject(ctx context.Context, accountID string) (datamap.Subject, error)
 }
 
 // Request states.
@@ -95,7 +97,7 @@ func newID() string {
 func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.Subject, source string) (string, error) {
 	id := newID()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, subj.ID, subj.Email, StatePending, source, store.Millis(s.now())); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, subj.ID, strings.Join(subj.Addresses(), ","), StatePending, source, store.Millis(s.now())); err != nil {
 		return "", fmt.Errorf("rights: erasure request: %w", err)
 	}
 	if err := s.accounts.MarkErasing(ctx, tx, subj.ID); err != nil {
@@ -121,17 +123,13 @@ func (s *Service) RequestErasure(ctx context.Context, subj datamap.Subject, sour
 // EraseNow records an erasure request and runs it before returning (command line,
 // declined guardian consent). If it fails half-way, Resume or the next Run finishes it.
 func (s *Service) EraseNow(ctx context.Context, subjectID, source string) error {
-	var email string
-	err := s.db.QueryRowContext(ctx, `SELECT email FROM accounts WHERE id = $1`, subjectID).Scan(&email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return apperr.New(apperr.NotFound, "account_not_found", "no such account")
-	}
+	subj, err := s.accounts.Subject(ctx, subjectID)
 	if err != nil {
-		return fmt.Errorf("rights: erase: %w", err)
+		return err
 	}
 	var id string
 	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		id, err = s.insertRequest(ctx, tx, datamap.Subject{ID: subjectID, Email: email}, source)
+		id, err = s.insertRequest(ctx, tx, subj, source)
 		return err
 	}); err != nil {
 		return err
@@ -157,7 +155,8 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	if state == StateDone {
 		return nil
 	}
-	subj := datamap.Subject{ID: subjID.String, Email: email.String}
+	addrs := strings.Split(email.String, ",")
+	subj := datamap.Subject{ID: subjID.String, Email: addrs[0], OtherEmails: addrs[1:]}
 	done := splitSteps(steps)
 	holders := s.reg.Holders()
 	var tables []string

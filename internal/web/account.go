@@ -45,7 +45,9 @@ func (p *Pages) profileFields(pr account.Profile, typed map[string]*string) []fi
 	if pr.PendingEmail != "" {
 		email.Hint = "Waiting for you to confirm " + pr.PendingEmail + ": open the link we mailed there. Until then we keep using " + pr.Email + "."
 	}
-	out = append(out, email)
+	out = append(out, email,
+		field{Name: "current_password", Label: labels["current_password"], Type: "password", Autocomplete: "current-password",
+			Hint: "Only to change your email address: a session alone must not be enough to take your account."})
 	stored := map[string]string{"phone": pr.Phone, "home_address": pr.HomeAddress, "business_address": pr.BusinessAddress}
 	for _, f := range config.ProfileFields {
 		if f != "name" && p.shown(f, stored[f]) {
@@ -114,7 +116,15 @@ func (p *Pages) updateProfile(w http.ResponseWriter, r *http.Request, sess accou
 		patch.Public[f] = on != nil
 		typed["public_"+f] = on
 	}
-	if _, err := p.o.Accounts.Update(r.Context(), sess.AccountID, patch, server.Meta(r, p.o.TrustProxy)); err != nil {
+	patch.CurrentPassword = r.PostFormValue("current_password")
+	var err error
+	if patch.CurrentPassword != "" {
+		err = p.o.Limits.PasswordCheck(sess.AccountID)
+	}
+	if err == nil {
+		_, err = p.o.Accounts.Update(r.Context(), sess.AccountID, patch, server.Meta(r, p.o.TrustProxy))
+	}
+	if err != nil {
 		pr, perr := p.o.Accounts.Profile(r.Context(), sess.AccountID)
 		if perr != nil {
 			p.fail(w, r, perr)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"steward/internal/account"
+	"steward/internal/api"
 	"steward/internal/config"
 	"steward/internal/server"
 )
@@ -62,13 +63,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		Email: f("email"), Password: f("password"), Name: f("name"), Phone: f("phone"), HomeAddress: f("home_address"),
 		BusinessAddress: f("business_address"), Birthdate: f("birthdate"), Country: f("country"), GuardianEmail: f("guardian_email"),
 	}
-	var out account.Registered
-	var err error
-	if !p.o.Limits.Register.Allow("ip:" + server.ClientIP(r, p.o.TrustProxy)) {
-		err = server.ErrRateLimited
-	} else {
-		out, err = p.o.Accounts.Register(r.Context(), reg, server.Meta(r, p.o.TrustProxy))
-	}
+	out, err := api.RegisterLimited(r, p.o.Accounts, p.o.Limits, p.o.TrustProxy, reg)
 	if err != nil {
 		v := registerView{Fields: p.registerFields(reg)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)

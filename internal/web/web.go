@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"steward/internal/account"
+	"steward/internal/api"
 	"steward/internal/apperr"
 	"steward/internal/config"
 	"steward/internal/consent"
@@ -111,7 +112,7 @@ func New(o Options) (*Pages, error) {
 var pageNames = []string{
 	"home", "register", "register-sent", "verify", "verify-done", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
-	"files", "delete", "erasure", "member", "error",
+	"files", "delete", "erasure", "member", "error", "purposes", "preferences",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -184,11 +185,15 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/files", p.member(p.upload))
 	mux.HandleFunc("GET /account/files/{id}/download", p.member(p.download))
 	mux.HandleFunc("POST /account/files/{id}/delete", p.member(p.deleteFile))
+	mux.HandleFunc("GET /account/preferences", p.member(p.preferences))
+	mux.HandleFunc("POST /account/preferences", p.member(p.savePreferences))
+	mux.HandleFunc("GET /account/preferences/receipts/{id}", p.member(p.receipt))
 	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
 
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
+	mux.HandleFunc("GET /privacy/purposes", p.purposes)
 
 	// Every other path is a page that does not exist. The API registers /api/ itself,
 	// which is more specific and so keeps its JSON answers.
@@ -289,7 +294,9 @@ func (p *Pages) loggedIn(r *http.Request) bool {
 	return err == nil
 }
 
-// member admits only requests with a live session; others go to the login page.
+// member admits only requests with a live session; others go to the login page. It
+// honours the browser's Global Privacy Control signal on every page a member sees: an
+// opt-out of every sharing purpose, recorded once.
 func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r))
@@ -299,6 +306,9 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 			}
 			redirect(w, r, "/login")
 			return
+		}
+		if err == nil {
+			err = api.GPC(r, p.o.Consent, sess.AccountID, p.o.TrustProxy)
 		}
 		if err != nil {
 			p.fail(w, r, err)

@@ -30,6 +30,7 @@ import (
 // site is a running Steward behind an httptest server.
 type site struct {
 	t      *testing.T
+	app    *app.App
 	url    string
 	outbox string
 	data   string
@@ -58,7 +59,7 @@ func start(t *testing.T, dbURL string, flags ...string) *site {
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &site{t: t, url: srv.URL, outbox: filepath.Join(data, "outbox"), data: data}
+	return &site{t: t, app: a, url: srv.URL, outbox: filepath.Join(data, "outbox"), data: data}
 }
 
 // client is a browser without a cookie jar: it carries the session cookie by hand
@@ -388,6 +389,9 @@ func TestLoginRequired(t *testing.T) {
 		{"POST", "/account/files"},
 		{"GET", "/account/files/0123456789abcdef/download"},
 		{"POST", "/account/files/0123456789abcdef/delete"},
+		{"GET", "/account/preferences"},
+		{"POST", "/account/preferences"},
+		{"GET", "/account/preferences/receipts/1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
