@@ -23,6 +23,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/files"
 	"steward/internal/governance"
+	"steward/internal/inbound"
 	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/rights"
@@ -49,6 +50,7 @@ type App struct {
 	Consent  *consent.Service
 	Limits   *server.Limits
 	handler  http.Handler
+	inbound  *inbound.Server
 	now      func() time.Time
 	resuming sync.WaitGroup
 }
@@ -146,7 +148,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return err
 	}
-	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota}, a.now, a.Log)
+	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota, UploadLease: cfg.UploadLease}, a.now, a.Log)
 	a.Files.SetActiveCheck(a.Accounts.Active)
 
 	reg, err := consent.LoadRegister(cfg.PurposesFile)
@@ -214,6 +216,63 @@ func (a *App) build(ctx context.Context, o options) error {
 	return nil
 }
 
+// startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts
+// the sender out of every marketing purpose.
+func (a *App) startInbound() error {
+	srv, err := inbound.New(inbound.Config{Addr: a.Config.InboundAddr, Domain: a.Config.UnsubscribeDomain, Log: a.Log},
+		func(ctx context.Context, r inbound.Request) error { return a.UnsubscribeByMail(ctx, r) })
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.Config.InboundAddr)
+	if err != nil {
+		return fmt.Errorf("app: inbound smtp on %s (--inbound-smtp-addr): %w", a.Config.InboundAddr, err)
+	}
+	a.inbound = srv
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			a.Log.Error("inbound smtp stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// InboundAddr is where the inbound SMTP listener listens, or nil.
+func (a *App) InboundAddr() net.Addr {
+	if a.inbound == nil {
+		return nil
+	}
+	return a.inbound.Addr()
+}
+
+// UnsubscribeByMail withdraws every marketing consent of the member whose address sent
+// the mail (envelope sender and From: header). An unknown address is no error: the
+// sender must not retry.
+func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
+	decisions := map[string]consent.Decision{}
+	for _, p := range a.Consent.Register().Purposes {
+		if p.Marketing {
+			decisions[p.Key] = consent.Withdrawn
+		}
+	}
+	seen := map[string]bool{}
+	for _, addr := range []string{r.Sender, r.From} {
+		if addr == "" || seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		subj, err := a.Accounts.Lookup(ctx, addr)
+		if err != nil {
+			continue
+		}
+		if err := a.Consent.Apply(ctx, subj.ID, decisions, nil, consent.SourceInboundEmail,
+			map[string]string{"sender": addr, "ip": r.RemoteIP}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // openBlobs opens the configured object store for files.
 func openBlobs(ctx context.Context, cfg *config.Config) (blob.Store, error) {
 	if cfg.Files == "s3" {
@@ -278,6 +337,11 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Jobs.Start(ctx); err != nil {
 		return err
 	}
+	if a.Config.InboundAddr != "" {
+		if err := a.startInbound(); err != nil {
+			return err
+		}
+	}
 	pending, err := a.Rights.Pending(ctx)
 	if err != nil {
 		return err
@@ -321,6 +385,9 @@ func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := a.Jobs.Stop(ctx)
+	if a.inbound != nil {
+		err = errors.Join(err, a.inbound.Close())
+	}
 	a.resuming.Wait()
 	return errors.Join(err, a.DB.Close())
 }

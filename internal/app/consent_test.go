@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/smtp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,4 +172,38 @@ func TestConsentLedger(t *testing.T) {
 			t.Errorf("%d consent rows left after erasure", n)
 		}
 	})
+}
+
+// A mail to the unsubscribe address withdraws every marketing consent of the member
+// who sent it, with the inbound mail as the recorded source.
+func TestUnsubscribeByMail(t *testing.T) {
+	h := apptest.Start(t, "", "--inbound-smtp-addr", "127.0.0.1:0")
+	_, token := h.Member("leaving@example.org", pw, nil)
+	h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"own_offers":true,"email_open_tracking":true}}`, token)
+	addr := h.App.InboundAddr()
+	if addr == nil {
+		t.Fatal("the inbound listener is not running")
+	}
+	send := func(from string) error {
+		msg := "From: <" + from + ">\r\nTo: <unsubscribe@steward.localhost>\r\nSubject: unsubscribe\r\n\r\nplease\r\n"
+		return smtp.SendMail(addr.String(), nil, from, []string{"unsubscribe@steward.localhost"}, []byte(msg))
+	}
+	if err := send("nobody.known@example.org"); err != nil {
+		t.Fatalf("mail from an unknown address refused: %v", err)
+	}
+	if err := send("Leaving@Example.org"); err != nil {
+		t.Fatal(err)
+	}
+	r := h.Do("GET", "/api/v1/me/consents", nil, token)
+	for _, k := range []string{"newsletter", "own_offers"} {
+		if c := choice(t, r, k); c["decision"] != "withdrawn" || c["source"] != "inbound_email" {
+			t.Errorf("%s after the unsubscribe mail: %v", k, c)
+		}
+	}
+	if c := choice(t, r, "email_open_tracking"); c["decision"] != "granted" {
+		t.Errorf("a purpose that is not marketing changed: %v", c)
+	}
+	if err := smtp.SendMail(addr.String(), nil, "x@example.org", []string{"postmaster@steward.localhost"}, []byte("Subject: x\r\n\r\nx")); err == nil {
+		t.Error("the listener accepted mail for another address")
+	}
 }

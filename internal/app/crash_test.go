@@ -14,19 +14,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"steward/internal/app/apptest"
 	"steward/internal/blob"
+	"steward/internal/cli"
+	"steward/internal/config"
 	"steward/internal/store"
+	"steward/internal/store/storetest"
 )
 
 // TestCrashDuringUploads kills the real binary (SIGKILL) while uploads stream in and a
 // deletion runs, starts it again, and finds rows and objects in agreement: no object
-// without its row, no row without its object, nothing left half-written.
+// without its row, no row without its object, nothing left half-written. On SQLite
+// with the disk store the restart itself mends everything (one node: every upload in
+// progress is dead); on PostgreSQL with S3, other nodes may be uploading, so the dead
+// uploads are reclaimed once their lease runs out, with their unfinished multipart
+// uploads.
 func TestCrashDuringUploads(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "steward")
 	if out, err := exec.Command("go", "build", "-o", bin, "steward/cmd/steward").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	t.Run("sqlite-disk", func(t *testing.T) { crashDuringUploads(t, bin, nil) })
+	t.Run("postgres-s3", func(t *testing.T) {
+		pg := storetest.PostgresURL(t)
+		s3 := s3Flags(t)
+		if pg == "" || s3 == nil {
+			t.Skip("PostgreSQL or S3 not configured")
+		}
+		crashDuringUploads(t, bin, append([]string{"--database", pg, "--upload-lease", "2s"}, s3...))
+	})
+}
+
+func crashDuringUploads(t *testing.T, bin string, extra []string) {
 	data := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,8 +57,8 @@ func TestCrashDuringUploads(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "--data", data, "--addr", addr, "--base-url", "http://"+addr,
-			"--argon2-memory", "1024", "--rate-limits=false", "--log-level", "warn")
+		cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--addr", addr, "--base-url", "http://" + addr,
+			"--argon2-memory", "1024", "--rate-limits=false", "--log-level", "warn"}, extra...)...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -95,11 +117,31 @@ func TestCrashDuringUploads(t *testing.T) {
 		http.DefaultClient.Do(req)
 		close(deleted)
 	}()
-	waitUploading(t, filepath.Join(data, "steward.db"), 3)
+	ctx := context.Background()
+	cfg, _, err := config.Load(append([]string{"--data", data}, extra...), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stalled := waitUploading(t, db, 3)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
 	cmd = start()
+	if db.Dialect == store.Postgres {
+		// The dead uploads' leases run out; the next reconciliation (every 15 minutes,
+		// or on demand) takes them.
+		time.Sleep(2500 * time.Millisecond)
+		var out bytes.Buffer
+		if code := cli.Run(ctx, append([]string{"files", "reconcile", "--data", data, "--log-level", "error"}, extra...),
+			func(string) string { return "" }, &out, &out); code != 0 {
+			t.Fatalf("files reconcile: %d %s", code, out.String())
+		}
+	}
 	// Every file still listed downloads intact; the stalled uploads are gone.
 	list := get(h, token, "/api/v1/me/files", nil).JSON()["files"].([]any)
 	for _, f := range list {
@@ -119,12 +161,6 @@ func TestCrashDuringUploads(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
-	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(data, "steward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	rows := map[string]string{}
 	rs, err := db.QueryContext(ctx, `SELECT object, state FROM files`)
 	if err != nil {
@@ -136,12 +172,18 @@ func TestCrashDuringUploads(t *testing.T) {
 		rows[o] = s
 	}
 	rs.Close()
-	disk, err := blob.NewDisk(filepath.Join(data, "files"))
+	var bs blob.Store
+	if cfg.Files == "s3" {
+		bs, err = blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3.Endpoint, Bucket: cfg.S3.Bucket, AccessKey: cfg.S3.AccessKey,
+			SecretKey: cfg.S3.SecretKey, Prefix: cfg.S3.Prefix})
+	} else {
+		bs, err = blob.NewDisk(cfg.FilesDir)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	objects := map[string]bool{}
-	disk.List(ctx, "", func(i blob.Info) error { objects[i.Name] = true; return nil })
+	bs.List(ctx, "", func(i blob.Info) error { objects[i.Name] = true; return nil })
 	for o, s := range rows {
 		if s != "ready" {
 			t.Errorf("row of %s left %s", o, s)
@@ -154,6 +196,20 @@ func TestCrashDuringUploads(t *testing.T) {
 		if _, ok := rows[o]; !ok {
 			t.Errorf("object without its row: %s", o)
 		}
+	}
+	if cfg.Files == "s3" {
+		mc, err := minio.New(cfg.S3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(cfg.S3.AccessKey, cfg.S3.SecretKey, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range stalled {
+			for u := range mc.ListIncompleteUploads(ctx, cfg.S3.Bucket, cfg.S3.Prefix+o, false) {
+				if u.Err == nil {
+					t.Errorf("unfinished multipart upload left for %s", o)
+				}
+			}
+		}
+		return
 	}
 	var temp []string
 	root := filepath.Join(data, "files")
@@ -169,25 +225,31 @@ func TestCrashDuringUploads(t *testing.T) {
 	}
 }
 
-// waitUploading waits until n uploads are in progress, so the kill lands mid-stream.
-func waitUploading(t *testing.T, path string, n int) {
+// waitUploading waits until n uploads are in progress, so the kill lands mid-stream,
+// and returns their object names.
+func waitUploading(t *testing.T, db *store.DB, n int) []string {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		var got int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE state = 'uploading'`).Scan(&got); err == nil && got >= n {
-			time.Sleep(200 * time.Millisecond) // let the first MiB reach storage
-			return
+		var names []string
+		rows, err := db.QueryContext(ctx, `SELECT object FROM files WHERE state = 'uploading'`)
+		if err == nil {
+			for rows.Next() {
+				var o string
+				rows.Scan(&o)
+				names = append(names, o)
+			}
+			rows.Close()
+		}
+		if len(names) >= n {
+			time.Sleep(300 * time.Millisecond) // let the first MiB reach storage
+			return names
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("the uploads never started")
+	return nil
 }
 
 // The reconciler mends every state a crash can leave.

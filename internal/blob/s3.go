@@ -228,6 +228,18 @@ func (s *S3) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// AbortUpload removes any unfinished multipart upload of name: what a process killed
+// in the middle of a Put leaves behind (the object itself never appeared).
+func (s *S3) AbortUpload(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := s.client.RemoveIncompleteUpload(ctx, s.bucket, s.key(name)); err != nil {
+		return fmt.Errorf("blob: abort upload %s: %w", name, err)
+	}
+	return nil
+}
+
 // Stat issues a HEAD request.
 func (s *S3) Stat(ctx context.Context, name string) (Info, error) {
 	if err := checkName(name); err != nil {

@@ -36,6 +36,8 @@ Commands:
                          check a consent receipt's signature against the operator's
                          key; exit 0 if valid, 1 if not
   consent conflicts      list the newest conflicts between sources of consent
+  files reconcile        mend what a crash left in file storage (also done at start
+                         and every 15 minutes): orphan objects, dead uploads
   vault rotate --new-master-key-file FILE
                          rewrap every member's data key under a new master key (made
                          at FILE if it does not exist), without touching any file
@@ -116,6 +118,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	case "consent":
 		err = conflictsCommand(ctx, cfg, log, pos, stdout)
+	case "files":
+		err = filesCommand(ctx, cfg, log, pos, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
+	"steward/internal/app"
 	"steward/internal/apperr"
 	"steward/internal/config"
 	"steward/internal/store"
@@ -52,5 +54,24 @@ func vaultCommand(ctx context.Context, cfg *config.Config, pos []string, newFile
 	}
 	fmt.Fprintf(stdout, "rewrapped %d data key(s) from master key %s to %s\n", n, current.ID(), next.ID())
 	fmt.Fprintf(stdout, "now set --master-key-file=%s (STEWARD_MASTER_KEY_FILE) and keep the old key until backups made before today expire\n", newFile)
+	return nil
+}
+
+// filesCommand runs "steward files reconcile".
+func filesCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, stdout io.Writer) error {
+	if len(pos) != 1 || pos[0] != "reconcile" {
+		return apperr.New(apperr.Invalid, "usage", "usage: steward files reconcile")
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	rep, err := a.Files.Reconcile(ctx, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "objects %d: orphans deleted %d, dead uploads removed %d, deletions finished %d, lost objects %d\n",
+		rep.Objects, rep.OrphanObjects, rep.DeadUploads, rep.FinishedDeletes, rep.LostObjects)
 	return nil
 }

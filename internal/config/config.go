@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"path/filepath"
 	"sort"
@@ -76,6 +77,10 @@ type Config struct {
 	S3            S3
 	MaxFileSize   int64
 	Quota         int64
+	UploadLease   time.Duration
+
+	InboundAddr       string
+	UnsubscribeDomain string
 
 	PurposesFile   string
 	PolicyVersion  string
@@ -138,6 +143,9 @@ var settings = []setting{
 	{"s3-prefix", "STEWARD_S3_PREFIX", "", "prefix of every object name in the bucket"},
 	{"max-file-size", "STEWARD_MAX_FILE_SIZE", "4GiB", "largest file a member may upload (e.g. 500MiB, 4GiB)"},
 	{"quota", "STEWARD_QUOTA", "10GiB", "total size of files per member"},
+	{"upload-lease", "STEWARD_UPLOAD_LEASE", "2m", "how long an upload holds its place without renewing it; after it another node may reclaim it as dead"},
+	{"inbound-smtp-addr", "STEWARD_INBOUND_SMTP_ADDR", "", "listen address of the inbound SMTP server taking mail to the unsubscribe address (off when empty)"},
+	{"unsubscribe-domain", "STEWARD_UNSUBSCRIBE_DOMAIN", "", "domain of the unsubscribe address unsubscribe@DOMAIN (default: the domain of --mail-from)"},
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
 	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "version of the privacy policy in force, recorded with every consent decision"},
 	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
@@ -288,6 +296,25 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	}
 	c.MaxFileSize = size(get("max-file-size"), "max-file-size", bad)
 	c.Quota = size(get("quota"), "quota", bad)
+	if d, err := time.ParseDuration(get("upload-lease")); err != nil || d < time.Second {
+		bad("upload-lease", "want a duration of at least 1s, e.g. 2m")
+	} else {
+		c.UploadLease = d
+	}
+	c.InboundAddr = get("inbound-smtp-addr")
+	if c.InboundAddr != "" {
+		if _, _, err := net.SplitHostPort(c.InboundAddr); err != nil {
+			bad("inbound-smtp-addr", fmt.Sprintf("%q is not host:port", c.InboundAddr))
+		}
+	}
+	c.UnsubscribeDomain = get("unsubscribe-domain")
+	if c.UnsubscribeDomain == "" {
+		if a, err := mail.ParseAddress(c.MailFrom); err == nil {
+			c.UnsubscribeDomain = a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+		} else {
+			bad("mail-from", fmt.Sprintf("%q is not an address", c.MailFrom))
+		}
+	}
 	c.PurposesFile = get("purposes")
 	c.PolicyVersion = get("policy-version")
 	if c.PolicyVersion == "" || len(c.PolicyVersion) > 40 {

@@ -46,13 +46,16 @@ const (
 const objectPrefix = "files/"
 
 // leaseTTL is how long an upload in progress holds its row without renewing it; a
-// crashed node's upload is reclaimed after it.
+// crashed node's upload is reclaimed after it (Limits.UploadLease overrides it).
 const leaseTTL = 2 * time.Minute
 
 // Limits bound what members store.
 type Limits struct {
 	MaxFileSize int64 // bytes per file
 	Quota       int64 // bytes per member
+	// UploadLease is how long an upload holds its row without renewing it (default
+	// two minutes): after it, another node may reclaim the upload as dead.
+	UploadLease time.Duration
 }
 
 // File is a stored file as its owner sees it.
@@ -101,6 +104,9 @@ func (s *Service) ownerActive(ctx context.Context, owner string) error {
 
 // New returns the files service.
 func New(db *store.DB, blobs blob.Store, v *vault.Vault, limits Limits, now func() time.Time, log *slog.Logger) *Service {
+	if limits.UploadLease <= 0 {
+		limits.UploadLease = leaseTTL
+	}
 	return &Service{db: db, blobs: blobs, vault: v, limits: limits, now: now, log: log}
 }
 
@@ -168,7 +174,7 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	// The declared size counts against the quota while the upload runs.
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, f.ID, owner, name, ctype, max(up.Size, 0), object, stateUploading,
-		store.Millis(s.now().Add(leaseTTL)), store.Millis(f.CreatedAt)); err != nil {
+		store.Millis(s.now().Add(s.limits.UploadLease)), store.Millis(f.CreatedAt)); err != nil {
 		return File{}, fmt.Errorf("files: upload: %w", err)
 	}
 	stopLease := s.holdLease(ctx, f.ID)
@@ -206,7 +212,7 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 func (s *Service) holdLease(ctx context.Context, id string) func() {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(leaseTTL / 3)
+		t := time.NewTicker(s.limits.UploadLease / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -216,7 +222,7 @@ func (s *Service) holdLease(ctx context.Context, id string) func() {
 				return
 			case <-t.C:
 				_, _ = s.db.ExecContext(ctx, `UPDATE files SET lease_until = $1 WHERE id = $2 AND state = $3`,
-					store.Millis(s.now().Add(leaseTTL)), id, stateUploading)
+					store.Millis(s.now().Add(s.limits.UploadLease)), id, stateUploading)
 			}
 		}
 	}()

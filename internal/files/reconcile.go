@@ -68,6 +68,8 @@ func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, e
 		var drop bool
 		switch {
 		case r.state == stateUploading && (allUploadsDead || r.lease < now):
+			// A dead upload's row goes with whatever it left: an object, or on S3 the
+			// parts of an unfinished multipart upload.
 			rep.DeadUploads++
 			drop = true
 		case r.state == stateDeleting:
@@ -83,6 +85,11 @@ func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, e
 		}
 		if err := s.blobs.Delete(ctx, r.object); err != nil {
 			return rep, fmt.Errorf("files: reconcile: %w", err)
+		}
+		if a, ok := s.blobs.(aborter); ok && r.state == stateUploading {
+			if err := a.AbortUpload(ctx, r.object); err != nil {
+				return rep, fmt.Errorf("files: reconcile: %w", err)
+			}
 		}
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM files WHERE id = $1 AND state = $2`, r.id, r.state); err != nil {
 			return rep, fmt.Errorf("files: reconcile: %w", err)
@@ -100,11 +107,16 @@ func (s *Service) Reconcile(ctx context.Context, allUploadsDead bool) (Report, e
 	return rep, nil
 }
 
+// aborter is a store where a killed upload can leave unfinished parts (S3 multipart).
+type aborter interface {
+	AbortUpload(ctx context.Context, name string) error
+}
+
 // lost reports whether a ready file's object, missing from the listing, is really gone:
 // an upload that began before the listing may have finished after it, so the object is
 // asked for once more, and a file begun after the listing started is left alone.
 func (s *Service) lost(ctx context.Context, object string, created, listed int64) bool {
-	if created >= listed-leaseTTL.Milliseconds() {
+	if created >= listed-s.limits.UploadLease.Milliseconds() {
 		return false
 	}
 	_, err := s.blobs.Stat(ctx, object)

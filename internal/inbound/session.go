@@ -1,0 +1,179 @@
+package inbound
+
+import (
+	"errors"
+	"io"
+	"net/mail"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Replies the session gives. Their texts never echo what the client sent.
+var (
+	errNoSuchUser = &smtp.SMTPError{
+		Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here",
+	}
+	errTooManyRecipients = &smtp.SMTPError{
+		Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "too many recipients",
+	}
+	errRateLimited = &smtp.SMTPError{
+		Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many messages from your address, try again later",
+	}
+	errTryLater = &smtp.SMTPError{
+		Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later",
+	}
+	errMalformed = &smtp.SMTPError{
+		Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "malformed message header",
+	}
+	errShuttingDown = &smtp.SMTPError{
+		Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "service shutting down, try again later",
+	}
+)
+
+// session is one SMTP connection's state. go-smtp calls its methods from one
+// goroutine at a time.
+type session struct {
+	s        *Server
+	conn     *smtp.Conn
+	remoteIP string
+	rateKey  string
+	limited  int // MAIL commands refused by the rate limit
+
+	// One mail transaction; cleared by Reset.
+	sender    string
+	nullFrom  bool
+	attempts  int // RCPT commands, accepted or not
+	haveRcpt  bool
+	token     string
+	rcptCount int
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	ip, key := clientKey(c.Conn().RemoteAddr())
+	return &session{s: s, conn: c, remoteIP: ip, rateKey: key}, nil
+}
+
+func (ss *session) Reset() {
+	ss.sender, ss.nullFrom = "", false
+	ss.attempts, ss.haveRcpt, ss.token, ss.rcptCount = 0, false, "", 0
+}
+
+func (ss *session) Logout() error { return nil }
+
+// maxLimited is how many MAIL commands over the rate a connection may send
+// before it is cut, so that a client ignoring 450 costs neither work nor logs.
+const maxLimited = 3
+
+// Mail spends the client's rate: a refused transaction costs as much as an
+// accepted one, so that probing recipients is limited too.
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if !ss.s.rate.allow(ss.rateKey, ss.s.now()) {
+		ss.limited++
+		if ss.limited == 1 {
+			ss.s.log.Info("inbound mail refused: rate limit", "remote_ip", ss.remoteIP)
+		}
+		if ss.limited >= maxLimited {
+			ss.conn.Close()
+		}
+		return errRateLimited
+	}
+	ss.sender = strings.ToLower(from)
+	ss.nullFrom = from == ""
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.attempts++
+	if ss.attempts > ss.s.cfg.MaxRecipients {
+		return errTooManyRecipients
+	}
+	token, ok := ss.s.match(to)
+	if !ok {
+		ss.s.log.Debug("inbound recipient refused", "rcpt_domain", domainOf(to), "remote_ip", ss.remoteIP)
+		return errNoSuchUser
+	}
+	ss.rcptCount++
+	if !ss.haveRcpt {
+		ss.haveRcpt, ss.token = true, token
+	}
+	return nil
+}
+
+// Data reads the headers, discards the body and, unless the message is a
+// bounce or automatic, hands one Request to the Handler before the client is
+// told the message was accepted.
+func (ss *session) Data(r io.Reader) error {
+	log := ss.s.log.With("remote_ip", ss.remoteIP, "sender_domain", domainOf(ss.sender))
+
+	msg, err := mail.ReadMessage(r)
+	if err != nil {
+		// Read to the end first: a message too large must be refused as such.
+		_, derr := io.Copy(io.Discard, r)
+		if errors.Is(err, smtp.ErrDataTooLarge) || errors.Is(derr, smtp.ErrDataTooLarge) {
+			log.Info("inbound message refused: too large")
+			return smtp.ErrDataTooLarge
+		}
+		if derr != nil { // the client went away or aborted
+			return errTryLater
+		}
+		log.Info("inbound message refused: malformed header")
+		return errMalformed
+	}
+	if _, err := io.Copy(io.Discard, msg.Body); err != nil {
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			log.Info("inbound message refused: too large")
+			return smtp.ErrDataTooLarge
+		}
+		return errTryLater
+	}
+
+	if ss.nullFrom {
+		log.Info("inbound message dropped: null sender")
+		return nil
+	}
+	if autoSubmitted(msg.Header) {
+		log.Info("inbound message dropped: auto-submitted")
+		return nil
+	}
+
+	req := Request{
+		Sender:    ss.sender,
+		From:      fromAddress(msg.Header),
+		Token:     ss.token,
+		Recipient: ss.s.recipient(ss.token),
+		RemoteIP:  ss.remoteIP,
+	}
+	if err := ss.s.call(req); err != nil {
+		if errors.Is(err, errShuttingDown) {
+			return errShuttingDown
+		}
+		log.Error("inbound unsubscribe handler failed", "err", err)
+		return errTryLater
+	}
+	log.Info("inbound unsubscribe request accepted",
+		"from_domain", domainOf(req.From), "has_token", req.Token != "", "recipients", ss.rcptCount)
+	return nil
+}
+
+// autoSubmitted reports whether any Auto-Submitted field (RFC 3834) says
+// other than "no".
+func autoSubmitted(h mail.Header) bool {
+	for _, v := range h["Auto-Submitted"] {
+		v, _, _ = strings.Cut(v, ";")
+		v, _, _ = strings.Cut(v, "(")
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v != "" && v != "no" {
+			return true
+		}
+	}
+	return false
+}
+
+func fromAddress(h mail.Header) string {
+	list, err := h.AddressList("From")
+	if err != nil || len(list) == 0 {
+		return ""
+	}
+	return strings.ToLower(list[0].Address)
+}
