@@ -90,6 +90,7 @@ type Service struct {
 	sessProfileStmt *sql.Stmt
 	eraser          Eraser
 	slots           chan struct{} // bounds concurrent password hashing
+	verified        func(ctx context.Context, accountID, email string) error
 }
 
 // New prepares the service's statements; a typo in them fails here.
@@ -109,6 +110,12 @@ func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governan
 		return nil, err
 	}
 	return s, nil
+}
+
+// SetOnVerified wires what happens when an address is proven to be the member's
+// (the newsletter links a subscriber with the same address to the account).
+func (s *Service) SetOnVerified(f func(ctx context.Context, accountID, email string) error) {
+	s.verified = f
 }
 
 // SetEraser wires the erasure used when a guardian declines.

@@ -12,6 +12,8 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/files"
+	"steward/internal/governance"
+	"steward/internal/newsletter"
 	"steward/internal/rights"
 	"steward/internal/server"
 )
@@ -22,6 +24,9 @@ type API struct {
 	Rights     *rights.Service
 	Files      *files.Service
 	Consent    *consent.Service
+	Newsletter *newsletter.Service
+	Staff      *governance.Staff
+	Jobs       newsletter.Enqueuer
 	Limits     *server.Limits
 	Log        *slog.Logger
 	TrustProxy bool
@@ -51,6 +56,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/members/{id}", a.publicProfile)
 	a.registerFiles(mux)
 	a.registerConsent(mux)
+	a.registerNewsletter(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

@@ -17,6 +17,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/api"
+	"steward/internal/apperr"
 	"steward/internal/blob"
 	"steward/internal/config"
 	"steward/internal/consent"
@@ -26,6 +27,7 @@ import (
 	"steward/internal/inbound"
 	"steward/internal/jobs"
 	"steward/internal/mail"
+	"steward/internal/newsletter"
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
@@ -35,24 +37,26 @@ import (
 
 // App is a built Steward.
 type App struct {
-	Config   *config.Config
-	Log      *slog.Logger
-	DB       *store.DB
-	Registry *datamap.Registry
-	Jobs     *jobs.Queue
-	Outbox   *mail.Outbox
-	Audit    *governance.Audit
-	Accounts *account.Service
-	Rights   *rights.Service
-	Vault    *vault.Vault
-	Blobs    blob.Store
-	Files    *files.Service
-	Consent  *consent.Service
-	Limits   *server.Limits
-	handler  http.Handler
-	inbound  *inbound.Server
-	now      func() time.Time
-	resuming sync.WaitGroup
+	Config     *config.Config
+	Log        *slog.Logger
+	DB         *store.DB
+	Registry   *datamap.Registry
+	Jobs       *jobs.Queue
+	Outbox     *mail.Outbox
+	Audit      *governance.Audit
+	Accounts   *account.Service
+	Rights     *rights.Service
+	Vault      *vault.Vault
+	Blobs      blob.Store
+	Files      *files.Service
+	Consent    *consent.Service
+	Newsletter *newsletter.Service
+	Staff      *governance.Staff
+	Limits     *server.Limits
+	handler    http.Handler
+	inbound    *inbound.Server
+	now        func() time.Time
+	resuming   sync.WaitGroup
 }
 
 // Option changes how the app is built (tests).
@@ -163,6 +167,26 @@ func (a *App) build(ctx context.Context, o options) error {
 		a.Log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
 	}
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
+	a.Staff = governance.NewStaff(a.DB, a.now)
+	bulk, ok := sender.(mail.BulkSender)
+	if !ok {
+		bulk = oneByOne{sender}
+	}
+	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, BaseURL: cfg.BaseURL,
+		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
+	// A verified address joins its subscription, if any, to the account: one subject.
+	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
+	// A member who opts in to marketing mail joins the mailing list.
+	a.Consent.SetOnGranted(func(ctx context.Context, subjectID string, p consent.Purpose) error {
+		if !p.Marketing || p.Sharing {
+			return nil
+		}
+		prof, err := a.Accounts.Profile(ctx, subjectID)
+		if err != nil {
+			return nil // not an account: a subscriber, already on the list
+		}
+		return a.Newsletter.EnsureMember(ctx, subjectID, prof.Email, prof.Name)
+	})
 
 	// The data map. Erasure runs holders in reverse order: the vault shreds the data key
 	// before anything else, so every copy of the member's files is unreadable at once,
@@ -177,6 +201,8 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry.Register(mail.Holder{Dir: outboxDir})
 	a.Registry.Register(rights.Holder{})
 	a.Registry.Register(consent.Holder{})
+	a.Registry.Register(newsletter.Holder{S: a.Newsletter})
+	a.Registry.Register(governance.StaffHolder{})
 	a.Registry.Register(files.Holder{S: a.Files})
 	a.Registry.Register(vault.Holder{})
 	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
@@ -191,6 +217,9 @@ func (a *App) build(ctx context.Context, o options) error {
 		return a.Rights.PurgeAbandoned(ctx, a.Accounts.Abandoned)
 	})
 	a.Jobs.Every(time.Hour, rights.PurgeArgs{})
+	jobs.Register(a.Jobs, func(ctx context.Context, args newsletter.SendArgs) error {
+		return a.Newsletter.Send(ctx, args.CampaignID)
+	})
 	jobs.Register(a.Jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
 		rep, err := a.Files.Reconcile(ctx, false)
 		a.logReconcile(rep)
@@ -203,7 +232,7 @@ func (a *App) build(ctx context.Context, o options) error {
 
 	a.Limits = server.NewLimits(!cfg.RateLimits)
 	mux := http.NewServeMux()
-	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
+	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter, Staff: a.Staff, Jobs: a.Jobs, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
 	pages, err := web.New(web.Options{
 		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent,
@@ -245,10 +274,19 @@ func (a *App) InboundAddr() net.Addr {
 	return a.inbound.Addr()
 }
 
-// UnsubscribeByMail withdraws every marketing consent of the member whose address sent
-// the mail (envelope sender and From: header). An unknown address is no error: the
-// sender must not retry.
+// UnsubscribeByMail honours a mail to the unsubscribe address. With a token (from a
+// campaign's List-Unsubscribe) it withdraws that campaign's purpose; without, every
+// marketing consent of the member or subscriber whose address sent the mail (envelope
+// sender and From: header). An unknown address or a bad token is no error: the sender
+// must not retry.
 func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
+	if r.Token != "" {
+		_, err := a.Newsletter.Unsubscribe(ctx, r.Token, consent.SourceInboundEmail, map[string]string{"sender": r.Sender, "ip": r.RemoteIP})
+		if apperr.KindOf(err) != "" {
+			return nil // a forged or expired token: nothing to retry
+		}
+		return err
+	}
 	decisions := map[string]consent.Decision{}
 	for _, p := range a.Consent.Register().Purposes {
 		if p.Marketing {
@@ -261,13 +299,22 @@ func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 			continue
 		}
 		seen[addr] = true
-		subj, err := a.Accounts.Lookup(ctx, addr)
-		if err != nil {
+		subject := ""
+		if subj, err := a.Accounts.Lookup(ctx, addr); err == nil {
+			subject = subj.ID
+		} else if id, err := a.Newsletter.Lookup(ctx, addr); err == nil {
+			subject = id
+		} else {
 			continue
 		}
-		if err := a.Consent.Apply(ctx, subj.ID, decisions, nil, consent.SourceInboundEmail,
+		if err := a.Consent.Apply(ctx, subject, decisions, nil, consent.SourceInboundEmail,
 			map[string]string{"sender": addr, "ip": r.RemoteIP}); err != nil {
 			return err
+		}
+		for p := range decisions {
+			if err := a.Newsletter.Suppress(ctx, a.DB, addr, p, "unsubscribed by mail"); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -390,4 +437,16 @@ func (a *App) Close() error {
 	}
 	a.resuming.Wait()
 	return errors.Join(err, a.DB.Close())
+}
+
+// oneByOne makes any sender a bulk sender (a test's).
+type oneByOne struct{ mail.Sender }
+
+func (o oneByOne) SendAll(ctx context.Context, msgs []mail.Message) error {
+	for _, m := range msgs {
+		if err := o.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -36,6 +36,12 @@ Commands:
                          check a consent receipt's signature against the operator's
                          key; exit 0 if valid, 1 if not
   consent conflicts      list the newest conflicts between sources of consent
+  staff grant|revoke EMAIL ROLE
+                         give or take a staff role: admin, marketing, support, dpo
+  newsletter import FILE [--purpose P]
+                         import subscribers who consented elsewhere (CSV with email,
+                         first_name, last_name, and optionally company, consented_at,
+                         source, evidence); suppressed addresses are skipped
   files reconcile        mend what a crash left in file storage (also done at start
                          and every 15 minutes): orphan objects, dead uploads
   vault rotate --new-master-key-file FILE
@@ -68,6 +74,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "receipt":
 		extra = flag.NewFlagSet("receipt", flag.ContinueOnError)
 		extra.StringVar(&out, "public-key", "", "trust this public key (base64) instead of the one of --receipt-key-file")
+	case "newsletter":
+		extra = flag.NewFlagSet("newsletter", flag.ContinueOnError)
+		extra.StringVar(&terms, "purpose", "newsletter", "the purpose the subscribers consented to")
 	case "residue":
 		extra = flag.NewFlagSet("residue", flag.ContinueOnError)
 		extra.StringVar(&terms, "also", "", "more identifiers to look for, separated by |, e.g. a name or phone of an erased member")
@@ -94,7 +103,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = withApp(ctx, cfg, log, pos, func(a *app.App, s datamap.Subject) error { return export(ctx, a, s, out, stdout) })
 	case "erase":
 		err = withApp(ctx, cfg, log, pos, func(a *app.App, s datamap.Subject) error {
-			if err := a.Rights.EraseNow(ctx, s.ID, "operator"); err != nil {
+			if err := a.Rights.EraseSubject(ctx, s, "operator"); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "erased %s\n", s.ID)
@@ -120,6 +129,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = conflictsCommand(ctx, cfg, log, pos, stdout)
 	case "files":
 		err = filesCommand(ctx, cfg, log, pos, stdout)
+	case "staff":
+		err = staffCommand(ctx, cfg, log, pos, stdout)
+	case "newsletter":
+		err = newsletterCommand(ctx, cfg, log, pos, terms, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -205,7 +218,12 @@ func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	defer a.Close()
 	s, err := a.Accounts.Lookup(ctx, pos[0])
 	if err != nil {
-		return err
+		// Not a member: perhaps a newsletter subscriber without an account.
+		id, nerr := a.Newsletter.Lookup(ctx, pos[0])
+		if nerr != nil {
+			return err
+		}
+		s = datamap.Subject{ID: id, Email: strings.ToLower(strings.TrimSpace(pos[0]))}
 	}
 	return fn(a, s)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"steward/internal/app"
@@ -73,5 +74,59 @@ func filesCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 	}
 	fmt.Fprintf(stdout, "objects %d: orphans deleted %d, dead uploads removed %d, deletions finished %d, lost objects %d\n",
 		rep.Objects, rep.OrphanObjects, rep.DeadUploads, rep.FinishedDeletes, rep.LostObjects)
+	return nil
+}
+
+// staffCommand runs "steward staff grant|revoke EMAIL ROLE".
+func staffCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, stdout io.Writer) error {
+	if len(pos) != 3 || (pos[0] != "grant" && pos[0] != "revoke") {
+		return apperr.New(apperr.Invalid, "usage", "usage: steward staff grant|revoke EMAIL ROLE")
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	s, err := a.Accounts.Lookup(ctx, pos[1])
+	if err != nil {
+		return err
+	}
+	if pos[0] == "grant" {
+		err = a.Staff.Grant(ctx, s.ID, pos[2])
+	} else {
+		err = a.Staff.Revoke(ctx, s.ID, pos[2])
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%sed %s to %s\n", pos[0], pos[2], s.ID)
+	return nil
+}
+
+// newsletterCommand runs "steward newsletter import FILE".
+func newsletterCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, purpose string, stdout io.Writer) error {
+	if len(pos) != 2 || pos[0] != "import" {
+		return apperr.New(apperr.Invalid, "usage", "usage: steward newsletter import FILE [--purpose P]")
+	}
+	f, err := os.Open(pos[1])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	start := time.Now()
+	rep, err := a.Newsletter.Import(ctx, f, purpose, "operator")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d rows in %s: %d imported, %d already subscribed, %d suppressed, %d invalid\n",
+		rep.Rows, time.Since(start).Round(time.Millisecond), rep.Imported, rep.Existing, rep.Suppressed, rep.Invalid)
+	for _, e := range rep.Errors {
+		fmt.Fprintln(stdout, " ", e)
+	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"steward/internal/apperr"
@@ -58,6 +59,13 @@ type Service struct {
 	policyVersion string
 	now           func() time.Time
 	signer        *Signer
+	granted       func(ctx context.Context, subjectID string, p Purpose) error
+}
+
+// SetOnGranted wires what happens after a subject opts in to a purpose (a member who
+// opts in to marketing mail joins the mailing list).
+func (s *Service) SetOnGranted(f func(ctx context.Context, subjectID string, p Purpose) error) {
+	s.granted = f
 }
 
 // New returns the consent service.
@@ -83,7 +91,18 @@ func (s *Service) Record(ctx context.Context, subjectID, purpose string, d Decis
 		e, err = s.RecordTx(ctx, tx, subjectID, purpose, d, src, evidence)
 		return err
 	})
+	if err == nil && d == Granted {
+		err = s.afterGrant(ctx, subjectID, purpose)
+	}
 	return e, err
+}
+
+func (s *Service) afterGrant(ctx context.Context, subjectID, purpose string) error {
+	p, ok := s.reg.Purpose(purpose)
+	if !ok || s.granted == nil {
+		return nil
+	}
+	return s.granted(ctx, subjectID, p)
 }
 
 // RecordTx is Record inside the caller's transaction.
@@ -172,7 +191,9 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
+	var grants []string
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		grants = grants[:0]
 		for _, k := range keys {
 			p, _ := s.reg.Purpose(k)
 			var cur string
@@ -192,6 +213,9 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 				}
 				return err
 			}
+			if want == Granted {
+				grants = append(grants, k)
+			}
 		}
 		if flags == nil {
 			return nil
@@ -202,6 +226,15 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 		}
 		return s.setFlags(ctx, tx, subjectID, *flags)
 	})
+	if err != nil {
+		return err
+	}
+	for _, k := range grants {
+		if err := s.afterGrant(ctx, subjectID, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetFlags sets the subject's flags.
@@ -453,4 +486,110 @@ func (s *Service) Conflicts(ctx context.Context, limit int) ([]Conflict, error) 
 		}
 	}
 	return out, nil
+}
+
+// AllowedSQL returns a SQL condition, true for the subjects whose id is in column col
+// that Allowed would allow for the purpose now: the same rule, for a whole audience at
+// once (a test keeps the two in agreement). The purpose key is checked and inlined;
+// the condition takes no arguments.
+func (s *Service) AllowedSQL(purpose, col string) (string, error) {
+	p, ok := s.reg.Purpose(purpose)
+	if !ok {
+		return "", apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
+	}
+	if !keyRE.MatchString(p.Key) {
+		return "", fmt.Errorf("consent: purpose key %q cannot be inlined", p.Key)
+	}
+	switch p.Basis {
+	case Contract, LegalObligation:
+		return "1 = 1", nil
+	}
+	var blocked string
+	if p.Marketing || p.Basis == LegitimateInterest {
+		blocked = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM processing_flags f WHERE f.subject_id = %s AND (f.restricted = 1 OR f.objected = 1))", col)
+	} else {
+		blocked = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM processing_flags f WHERE f.subject_id = %s AND f.restricted = 1)", col)
+	}
+	if p.Basis == Consent {
+		return fmt.Sprintf("EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'granted') AND %s",
+			col, p.Key, blocked), nil
+	}
+	return fmt.Sprintf("NOT EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'withdrawn') AND %s",
+		col, p.Key, blocked), nil
+}
+
+// Rekey moves a subject's ledger, conflicts and flags to another subject id, in tx, and
+// derives the state afresh from the merged ledger (the newest event per purpose wins):
+// a newsletter subscriber who registers with the same verified address becomes one
+// subject with the account. The decisions themselves are not changed.
+func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) error {
+	if from == to {
+		return nil
+	}
+	for _, q := range []string{
+		`UPDATE consent_events SET subject_id = $1 WHERE subject_id = $2`,
+		`UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`,
+		`DELETE FROM consent_state WHERE subject_id IN ($1, $2)`,
+		`DELETE FROM processing_flags WHERE subject_id = $2 AND EXISTS (SELECT 1 FROM processing_flags WHERE subject_id = $1)`,
+		`UPDATE processing_flags SET subject_id = $1 WHERE subject_id = $2`,
+		`INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
+		 WHERE e.subject_id = $1 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
+		 AND $2 <> ''`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, to, from); err != nil {
+			return fmt.Errorf("consent: rekey: %w", err)
+		}
+	}
+	return nil
+}
+
+// Imported is a decision brought from another system, with its evidence.
+type Imported struct {
+	SubjectID string
+	Purpose   string
+	Evidence  map[string]string
+}
+
+// ImportTx records many opt-ins from an import in tx, in a few statements: the events,
+// then their state. It is for subjects new to the ledger (an import of subscribers).
+func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) error {
+	if len(in) == 0 {
+		return nil
+	}
+	var before int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM consent_events`).Scan(&before); err != nil {
+		return fmt.Errorf("consent: import: %w", err)
+	}
+	at := store.Millis(s.now())
+	const cols = 7
+	for i := 0; i < len(in); i += 500 {
+		batch := in[i:min(i+500, len(in))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at) VALUES `)
+		args := make([]any, 0, len(batch)*cols)
+		for j, d := range batch {
+			p, ok := s.reg.Purpose(d.Purpose)
+			if !ok || !p.NeedsConsent() {
+				return apperr.Field("purpose", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", d.Purpose))
+			}
+			ev, _ := json.Marshal(d.Evidence)
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+			args = append(args, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, string(ev), at)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("consent: import: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2
+		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at
+		WHERE excluded.event_id > consent_state.event_id`, before, SourceImport); err != nil {
+		return fmt.Errorf("consent: import: %w", err)
+	}
+	return nil
 }

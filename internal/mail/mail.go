@@ -42,6 +42,14 @@ type Message struct {
 	HTML    string
 	// Template names what produced it; senders may log it, never the content.
 	Template string
+	// Headers are extra headers (a marketing mail's List-Unsubscribe). Only what
+	// sending needs: the processor receives nothing else about the recipient.
+	Headers map[string]string
+}
+
+// BulkSender sends many messages over one connection (campaigns).
+type BulkSender interface {
+	SendAll(ctx context.Context, msgs []Message) error
 }
 
 // Sender hands a message to whatever delivers it.
@@ -64,13 +72,14 @@ type TransactionalTemplate string
 
 // The transactional templates.
 const (
-	VerifyEmail     TransactionalTemplate = "verify_email"
-	AccountExists   TransactionalTemplate = "account_exists"
-	GuardianConsent TransactionalTemplate = "guardian_consent"
-	PasswordReset   TransactionalTemplate = "password_reset"
-	PasswordChanged TransactionalTemplate = "password_changed"
-	AccountActive   TransactionalTemplate = "account_active"
-	EmailChanging   TransactionalTemplate = "email_changing"
+	VerifyEmail       TransactionalTemplate = "verify_email"
+	NewsletterConfirm TransactionalTemplate = "newsletter_confirm"
+	AccountExists     TransactionalTemplate = "account_exists"
+	GuardianConsent   TransactionalTemplate = "guardian_consent"
+	PasswordReset     TransactionalTemplate = "password_reset"
+	PasswordChanged   TransactionalTemplate = "password_changed"
+	AccountActive     TransactionalTemplate = "account_active"
+	EmailChanging     TransactionalTemplate = "email_changing"
 )
 
 // Enqueuer schedules a job in the caller's transaction.
@@ -110,7 +119,7 @@ func NewOutbox(db *store.DB, sender Sender, jobs Enqueuer, siteName string, now 
 		return nil, fmt.Errorf("mail: templates: %w", err)
 	}
 	o := &Outbox{db: db, sender: sender, jobs: jobs, siteName: siteName, now: now, text: text, html: html}
-	for _, name := range []TransactionalTemplate{VerifyEmail, AccountExists, GuardianConsent, PasswordReset, PasswordChanged, AccountActive, EmailChanging} {
+	for _, name := range []TransactionalTemplate{VerifyEmail, AccountExists, GuardianConsent, PasswordReset, PasswordChanged, AccountActive, EmailChanging, NewsletterConfirm} {
 		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]any{}}); err != nil {
 			return nil, err
 		}

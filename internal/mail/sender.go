@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -24,6 +25,9 @@ func build(from string, m Message) (*gomail.Msg, error) {
 	msg.SetDate()
 	msg.SetMessageID()
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	for k, v := range m.Headers {
+		msg.SetGenHeaderPreformatted(gomail.Header(k), v)
+	}
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
@@ -66,6 +70,16 @@ func (f FileSender) Send(_ context.Context, m Message) error {
 	name := fmt.Sprintf("%s-%s.eml", time.Now().UTC().Format("20060102T150405.000000000"), m.ID)
 	if err := os.Rename(tmp.Name(), filepath.Join(f.Dir, name)); err != nil {
 		return fmt.Errorf("mail: write: %w", err)
+	}
+	return nil
+}
+
+// SendAll writes every message.
+func (f FileSender) SendAll(ctx context.Context, msgs []Message) error {
+	for _, m := range msgs {
+		if err := f.Send(ctx, m); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -122,4 +136,35 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("mail: smtp: %w", err)
 	}
 	return nil
+}
+
+// SendAll delivers every message over one connection.
+func (s *SMTPSender) SendAll(ctx context.Context, msgs []Message) error {
+	built := make([]*gomail.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		msg, err := build(s.from, m)
+		if err != nil {
+			return err
+		}
+		built = append(built, msg)
+	}
+	c, err := gomail.NewClient(s.host, s.opts...)
+	if err != nil {
+		return fmt.Errorf("mail: smtp client: %w", err)
+	}
+	if err := c.DialAndSendWithContext(ctx, built...); err != nil {
+		return fmt.Errorf("mail: smtp: %d message(s) not all sent: %s", len(msgs), redactAddresses(err.Error()))
+	}
+	return nil
+}
+
+// redactAddresses keeps addresses out of an error that will be stored and logged.
+func redactAddresses(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		if strings.Contains(w, "@") {
+			words[i] = "<address>"
+		}
+	}
+	return strings.Join(words, " ")
 }

@@ -127,7 +127,14 @@ func (s *Service) EraseNow(ctx context.Context, subjectID, source string) error 
 	if err != nil {
 		return err
 	}
+	return s.EraseSubject(ctx, subj, source)
+}
+
+// EraseSubject is EraseNow for a subject given whole: a newsletter subscriber without
+// an account.
+func (s *Service) EraseSubject(ctx context.Context, subj datamap.Subject, source string) error {
 	var id string
+	var err error
 	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		id, err = s.insertRequest(ctx, tx, subj, source)
 		return err

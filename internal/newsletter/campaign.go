@@ -1,0 +1,500 @@
+package newsletter
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/yuin/goldmark"
+
+	"steward/internal/apperr"
+	"steward/internal/consent"
+	"steward/internal/mail"
+	"steward/internal/store"
+)
+
+// Campaign states.
+const (
+	CampaignDraft   = "draft"
+	CampaignSending = "sending"
+	CampaignSent    = "sent"
+)
+
+// Campaign is a marketing mail written by staff.
+type Campaign struct {
+	ID         string
+	Purpose    string
+	Subject    string
+	Body       string // Markdown
+	Status     string
+	CreatedBy  string
+	CreatedAt  time.Time
+	SentAt     time.Time
+	Recipients int
+	Sent       int
+	Skipped    int
+}
+
+// SendArgs is the job that sends a campaign; it carries only the campaign's id.
+type SendArgs struct {
+	CampaignID string `json:"campaign_id"`
+}
+
+// Kind names the job.
+func (SendArgs) Kind() string { return "campaign_send" }
+
+// Enqueuer schedules jobs in the caller's transaction.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error
+}
+
+// CreateCampaign stores a draft. Only a marketing purpose can be mailed for.
+func (s *Service) CreateCampaign(ctx context.Context, staffID, purpose, subject, body string) (Campaign, error) {
+	p, ok := s.consent.Register().Purpose(purpose)
+	switch {
+	case !ok:
+		return Campaign{}, apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
+	case !p.Marketing || p.Sharing:
+		return Campaign{}, apperr.Field("purpose", "purpose_not_mail", "is not a purpose marketing mail can be sent for")
+	}
+	subject = strings.TrimSpace(subject)
+	if subject == "" || len(subject) > 200 || strings.ContainsAny(subject, "\r\n") {
+		return Campaign{}, apperr.Field("subject", "subject_invalid", "is required: one line of at most 200 characters")
+	}
+	if strings.TrimSpace(body) == "" || len(body) > 200<<10 {
+		return Campaign{}, apperr.Field("body", "body_invalid", "is required, at most 200 KiB of Markdown")
+	}
+	c := Campaign{ID: newID(), Purpose: purpose, Subject: subject, Body: body, Status: CampaignDraft, CreatedBy: staffID, CreatedAt: s.now().UTC()}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.ID, c.Purpose, c.Subject, c.Body, c.Status, c.CreatedBy, store.Millis(c.CreatedAt)); err != nil {
+		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
+	}
+	return c, nil
+}
+
+// Campaign returns a campaign with its delivery counts.
+func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) {
+	var c Campaign
+	var created int64
+	var sent sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`, id).
+		Scan(&c.ID, &c.Purpose, &c.Subject, &c.Body, &c.Status, &c.CreatedBy, &created, &sent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Campaign{}, apperr.New(apperr.NotFound, "campaign_not_found", "no such campaign")
+	}
+	if err != nil {
+		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
+	}
+	c.CreatedAt, c.SentAt = store.FromMillis(created), store.NullMillis(sent)
+	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM campaign_deliveries WHERE campaign_id = $1 GROUP BY state`, id)
+	if err != nil {
+		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return Campaign{}, err
+		}
+		c.Recipients += n
+		switch st {
+		case "sent":
+			c.Sent = n
+		case "skipped":
+			c.Skipped = n
+		}
+	}
+	return c, rows.Err()
+}
+
+// Campaigns lists campaigns, newest first.
+func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM campaigns ORDER BY created_at DESC LIMIT 200`)
+	if err != nil {
+		return nil, fmt.Errorf("newsletter: campaigns: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]Campaign, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.Campaign(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// audienceQuery selects the recipients the ledger allows for the purpose now:
+// confirmed subscribers whose subject may be processed for it (consent, restriction,
+// objection: consent.AllowedSQL) and whose address is not suppressed for it.
+func (s *Service) audienceQuery(purpose, extra string) (string, error) {
+	allowed, err := s.consent.AllowedSQL(purpose, "s.subject_id")
+	if err != nil {
+		return "", err
+	}
+	return `SELECT s.subject_id, s.email, s.first_name FROM subscribers s
+		WHERE s.status = 'confirmed' AND ` + allowed + `
+		AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN ($1, '*'))` + extra, nil
+}
+
+// Recipient is one person a campaign goes to.
+type Recipient struct {
+	SubjectID string
+	Email     string
+	FirstName string
+}
+
+// Audience calls fn for every recipient the ledger allows for the purpose now.
+func (s *Service) Audience(ctx context.Context, purpose string, fn func(Recipient) error) error {
+	q, err := s.audienceQuery(purpose, "")
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, q, purpose)
+	if err != nil {
+		return fmt.Errorf("newsletter: audience: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName); err != nil {
+			return fmt.Errorf("newsletter: audience: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// tokenTTL is how long an opt-out link works after the campaign was sent.
+const tokenTTL = 400 * 24 * time.Hour
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// token is the signed opt-out token of one delivery: its id, its expiry day and a MAC,
+// in lower-case base32 (42 characters: it fits the local part of
+// unsubscribe+TOKEN@domain, and mail servers that change case do no harm).
+func (s *Service) token(tokenID []byte, expires time.Time) string {
+	buf := make([]byte, 0, 26)
+	buf = append(buf, tokenID...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(expires.Unix()/86400))
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("unsubscribe:"))
+	m.Write(buf)
+	buf = append(buf, m.Sum(nil)[:12]...)
+	return strings.ToLower(b32.EncodeToString(buf))
+}
+
+var errBadToken = apperr.Field("t", "link_invalid", "this opt-out link is not valid or has expired")
+
+// parseToken checks a token and returns its delivery's token id.
+func (s *Service) parseToken(tok string) (string, error) {
+	raw, err := b32.DecodeString(strings.ToUpper(strings.TrimSpace(tok)))
+	if err != nil || len(raw) != 26 {
+		return "", errBadToken
+	}
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("unsubscribe:"))
+	m.Write(raw[:14])
+	if subtle.ConstantTimeCompare(m.Sum(nil)[:12], raw[14:]) != 1 {
+		return "", errBadToken
+	}
+	if int64(binary.BigEndian.Uint32(raw[10:14]))*86400 < s.now().Unix() {
+		return "", errBadToken
+	}
+	return hex.EncodeToString(raw[:10]), nil
+}
+
+// StartSend snapshots the audience of a draft campaign and schedules its sending.
+func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Campaign, error) {
+	c, err := s.Campaign(ctx, id)
+	if err != nil {
+		return Campaign{}, err
+	}
+	if c.Status != CampaignDraft {
+		return Campaign{}, apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
+	}
+	var recips []Recipient
+	if err := s.Audience(ctx, c.Purpose, func(r Recipient) error { recips = append(recips, r); return nil }); err != nil {
+		return Campaign{}, err
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`, CampaignSending, id, CampaignDraft)
+		if err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
+		}
+		now := store.Millis(s.now())
+		for i := 0; i < len(recips); i += 200 {
+			batch := recips[i:min(i+200, len(recips))]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES `)
+			args := []any{id, now}
+			for j, r := range batch {
+				var tid [10]byte
+				_, _ = rand.Read(tid[:])
+				if j > 0 {
+					q.WriteString(", ")
+				}
+				fmt.Fprintf(&q, "($1, $%d, $%d, 'pending', $2)", len(args)+1, len(args)+2)
+				args = append(args, r.SubjectID, hex.EncodeToString(tid[:]))
+			}
+			q.WriteString(` ON CONFLICT (campaign_id, subject_id) DO NOTHING`)
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("newsletter: send: %w", err)
+			}
+		}
+		return jobs.Enqueue(ctx, tx, SendArgs{CampaignID: id})
+	})
+	if err != nil {
+		return Campaign{}, err
+	}
+	return s.Campaign(ctx, id)
+}
+
+// sendBatch is how many mails go over one connection.
+const sendBatch = 200
+
+// Send works through a campaign's pending deliveries: each batch is checked against
+// the ledger again (a withdrawal since the snapshot is honoured), sent over one
+// connection, then marked. After a crash the unmarked batch is sent again: a recipient
+// may get a mail twice, never one they withdrew from.
+func (s *Service) Send(ctx context.Context, id string) error {
+	c, err := s.Campaign(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.Status == CampaignSent {
+		return nil
+	}
+	p, _ := s.consent.Register().Purpose(c.Purpose)
+	bodyHTML, err := markdown(c.Body)
+	if err != nil {
+		return err
+	}
+	for {
+		var batch []struct {
+			tokenID string
+			Recipient
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+			WHERE d.campaign_id = $1 AND d.state = 'pending' ORDER BY d.token_id LIMIT $2`, id, sendBatch)
+		if err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+		subjects := map[string]string{} // subject -> token id
+		for rows.Next() {
+			var tid, subj string
+			if err := rows.Scan(&tid, &subj); err != nil {
+				rows.Close()
+				return err
+			}
+			subjects[subj] = tid
+		}
+		rows.Close()
+		if len(subjects) == 0 {
+			break
+		}
+		// Who of them the ledger still allows, now.
+		ids := make([]any, 0, len(subjects)+1)
+		ids = append(ids, c.Purpose)
+		var in strings.Builder
+		for subj := range subjects {
+			if in.Len() > 0 {
+				in.WriteString(", ")
+			}
+			ids = append(ids, subj)
+			fmt.Fprintf(&in, "$%d", len(ids))
+		}
+		aq, err := s.audienceQuery(c.Purpose, " AND s.subject_id IN ("+in.String()+")")
+		if err != nil {
+			return err
+		}
+		rows, err = s.db.QueryContext(ctx, aq, ids...)
+		if err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+		for rows.Next() {
+			var r Recipient
+			if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, struct {
+				tokenID string
+				Recipient
+			}{subjects[r.SubjectID], r})
+		}
+		rows.Close()
+		msgs := make([]mail.Message, 0, len(batch))
+		expires := s.now().Add(tokenTTL)
+		for _, b := range batch {
+			raw, _ := hex.DecodeString(b.tokenID)
+			tok := s.token(raw, expires)
+			track := false
+			if v, err := s.consent.Allowed(ctx, b.SubjectID, "email_open_tracking"); err == nil && v.Allowed {
+				track = true
+			}
+			msgs = append(msgs, s.render(c, p, bodyHTML, b.Recipient, tok, track))
+		}
+		if len(msgs) > 0 {
+			if err := s.sender.SendAll(ctx, msgs); err != nil {
+				return err
+			}
+		}
+		sent := map[string]bool{}
+		for _, b := range batch {
+			sent[b.tokenID] = true
+		}
+		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			now := store.Millis(s.now())
+			for _, tid := range subjects {
+				state := "skipped"
+				if sent[tid] {
+					state = "sent"
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id = $3`, state, now, tid); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+	}
+	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`, CampaignSent, store.Millis(s.now()), id)
+	return err
+}
+
+func markdown(src string) (string, error) {
+	var buf bytes.Buffer
+	// goldmark without the unsafe option escapes any raw HTML in the Markdown.
+	if err := goldmark.Convert([]byte(src), &buf); err != nil {
+		return "", fmt.Errorf("newsletter: markdown: %w", err)
+	}
+	return buf.String(), nil
+}
+
+// render builds one marketing mail: the campaign, the purpose it is sent for, a signed
+// one-click opt-out (a link, and List-Unsubscribe with mailto and https per RFC 8058),
+// and an open beacon only when the recipient's consent covers it.
+func (s *Service) render(c Campaign, p consent.Purpose, bodyHTML string, r Recipient, tok string, track bool) mail.Message {
+	link := s.baseURL + "/unsubscribe?t=" + tok
+	oneClick := s.baseURL + "/unsubscribe/one-click?t=" + tok
+	mailto := "mailto:unsubscribe+" + tok + "@" + s.unsub + "?subject=unsubscribe"
+	greeting := "Hello,"
+	if r.FirstName != "" {
+		greeting = "Hello " + r.FirstName + ","
+	}
+	text := greeting + "\n\n" + c.Body + "\n\n--\nYou receive this because you agreed to: " + p.Name +
+		".\nUnsubscribe with one click: " + link + "\n"
+	var h strings.Builder
+	h.WriteString("<p>" + html.EscapeString(greeting) + "</p>\n" + bodyHTML)
+	h.WriteString(`<hr><p>You receive this because you agreed to: ` + html.EscapeString(p.Name) +
+		`. <a href="` + html.EscapeString(link) + `">Unsubscribe with one click</a>.</p>`)
+	if track {
+		h.WriteString(`<img src="` + html.EscapeString(s.baseURL+"/b/o.gif?t="+tok) + `" width="1" height="1" alt="">`)
+	}
+	return mail.Message{ID: tok[:16], To: r.Email, Subject: c.Subject, Text: text, HTML: h.String(), Template: "campaign",
+		Headers: map[string]string{
+			"List-Unsubscribe":      "<" + oneClick + ">, <" + mailto + ">",
+			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+			"Precedence":            "bulk",
+		}}
+}
+
+// Unsubscribed says what an opt-out did.
+type Unsubscribed struct {
+	PurposeName string
+}
+
+// Unsubscribe honours an opt-out token: the consent for the campaign's purpose is
+// withdrawn (source: email link, or inbound email) and the address is suppressed for it,
+// so an old import cannot bring it back. A used token works again, harmlessly.
+func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Source, evidence map[string]string) (Unsubscribed, error) {
+	tid, err := s.parseToken(tok)
+	if err != nil {
+		return Unsubscribed{}, err
+	}
+	var subject, purpose, email string
+	err = s.db.QueryRowContext(ctx, `SELECT d.subject_id, c.purpose, s.email FROM campaign_deliveries d
+		JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.token_id = $1`, tid).
+		Scan(&subject, &purpose, &email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Unsubscribed{}, errBadToken // erased since, or never sent
+	}
+	if err != nil {
+		return Unsubscribed{}, fmt.Errorf("newsletter: unsubscribe: %w", err)
+	}
+	if err := s.consent.Apply(ctx, subject, map[string]consent.Decision{purpose: consent.Withdrawn}, nil, src, evidence); err != nil {
+		return Unsubscribed{}, err
+	}
+	if err := s.Suppress(ctx, s.db, email, purpose, "unsubscribed"); err != nil {
+		return Unsubscribed{}, err
+	}
+	p, _ := s.consent.Register().Purpose(purpose)
+	return Unsubscribed{PurposeName: p.Name}, nil
+}
+
+// RecordOpen records an open from the beacon, if the recipient's consent to open
+// measurement holds now; otherwise nothing is kept.
+func (s *Service) RecordOpen(ctx context.Context, tok string) {
+	tid, err := s.parseToken(tok)
+	if err != nil {
+		return
+	}
+	var subject, campaign string
+	if err := s.db.QueryRowContext(ctx, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`, tid).Scan(&subject, &campaign); err != nil {
+		return
+	}
+	if v, err := s.consent.Allowed(ctx, subject, "email_open_tracking"); err != nil || !v.Allowed {
+		return
+	}
+	_, _ = s.db.ExecContext(ctx, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`,
+		campaign, subject, store.Millis(s.now()))
+}
+
+// Preview renders the campaign as a sample recipient would get it, and counts whom the
+// ledger allows it to go to now.
+func (s *Service) Preview(ctx context.Context, id string) (mail.Message, int, error) {
+	c, err := s.Campaign(ctx, id)
+	if err != nil {
+		return mail.Message{}, 0, err
+	}
+	p, _ := s.consent.Register().Purpose(c.Purpose)
+	bodyHTML, err := markdown(c.Body)
+	if err != nil {
+		return mail.Message{}, 0, err
+	}
+	n := 0
+	if err := s.Audience(ctx, c.Purpose, func(Recipient) error { n++; return nil }); err != nil {
+		return mail.Message{}, 0, err
+	}
+	tid := make([]byte, 10)
+	return s.render(c, p, bodyHTML, Recipient{Email: "preview@example.invalid", FirstName: "Ada"}, s.token(tid, s.now()), false), n, nil
+}

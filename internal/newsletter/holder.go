@@ -1,0 +1,118 @@
+package newsletter
+
+import (
+	"context"
+	"fmt"
+
+	"steward/internal/datamap"
+	"steward/internal/store"
+)
+
+// Holder is the newsletter's entry in the data map.
+type Holder struct{ S *Service }
+
+var (
+	subscribersTable = datamap.Table{Name: "subscribers", Columns: []datamap.Column{
+		{Name: "id", NotPersonal: "random subscriber id"},
+		{Name: "subject_id", Categories: []string{"user.unique_id"}},
+		{Name: "email", Categories: []string{"user.contact.email"}},
+		{Name: "email_hash", Categories: []string{"user.contact.email"}, Withheld: "a keyed hash of your address, used only to keep it off the list if you leave"},
+		{Name: "first_name", Categories: []string{"user.name"}},
+		{Name: "last_name", Categories: []string{"user.name"}},
+		{Name: "company", Categories: []string{"user.workplace"}},
+		{Name: "status", NotPersonal: "pending or confirmed"},
+		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "source", NotPersonal: "how the subscription began"},
+		{Name: "created_at", NotPersonal: "time of subscription", Time: true},
+		{Name: "confirmed_at", NotPersonal: "time of confirmation", Time: true},
+	}}
+	tokensTable = datamap.Table{Name: "subscriber_tokens", Columns: []datamap.Column{
+		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a confirmation link"},
+		{Name: "subscriber_id", NotPersonal: "random subscriber id"},
+		{Name: "evidence", Categories: []string{"user.device.ip_address", "user.device.browser"}},
+		{Name: "created_at", NotPersonal: "time of the request", Time: true},
+		{Name: "expires_at", NotPersonal: "end of the link", Time: true},
+	}}
+	suppressionsTable = datamap.Table{Name: "suppressions", Columns: []datamap.Column{
+		{Name: "hash", NotPersonal: "HMAC-SHA-256 of an address under a secret key: kept after an unsubscribe or erasure so that an old import cannot mail the address again; cannot be reversed"},
+		{Name: "purpose", NotPersonal: "purpose key, or * for any"},
+		{Name: "reason", NotPersonal: "unsubscribed or erased"},
+		{Name: "at", NotPersonal: "time", Time: true},
+	}}
+	campaignsTable = datamap.Table{Name: "campaigns", Columns: []datamap.Column{
+		{Name: "id", NotPersonal: "random campaign id"},
+		{Name: "purpose", NotPersonal: "purpose key"},
+		{Name: "subject", NotPersonal: "the campaign's subject line, written by staff"},
+		{Name: "body", NotPersonal: "the campaign's text, written by staff"},
+		{Name: "status", NotPersonal: "draft, sending or sent"},
+		{Name: "created_by", NotPersonal: "the staff account that wrote it (staff work record)"},
+		{Name: "created_at", NotPersonal: "time", Time: true},
+		{Name: "sent_at", NotPersonal: "time", Time: true},
+	}}
+	deliveriesTable = datamap.Table{Name: "campaign_deliveries", Columns: []datamap.Column{
+		{Name: "campaign_id", NotPersonal: "random campaign id"},
+		{Name: "subject_id", Categories: []string{"user.unique_id"}},
+		{Name: "token_id", NotPersonal: "random id inside the opt-out link"},
+		{Name: "state", Categories: []string{"user.behavior"}},
+		{Name: "at", NotPersonal: "time", Time: true},
+	}}
+	opensTable = datamap.Table{Name: "campaign_opens", Columns: []datamap.Column{
+		{Name: "campaign_id", NotPersonal: "random campaign id"},
+		{Name: "subject_id", Categories: []string{"user.unique_id", "user.behavior"}},
+		{Name: "at", NotPersonal: "time of the open", Time: true},
+	}}
+)
+
+// Declaration describes the newsletter's tables.
+func (Holder) Declaration() datamap.Declaration {
+	return datamap.Declaration{
+		Name:        "newsletter",
+		Description: "Your subscription, the campaigns sent to you, and the opens measured (only with your consent to it).",
+		Purpose:     "Send the marketing mail you agreed to, and nothing you did not.",
+		LawfulBasis: "consent",
+		Retention:   "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list.",
+		Tables:      []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable},
+	}
+}
+
+// Export returns the subject's subscription, deliveries and opens.
+func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
+	var out []datamap.Section
+	for _, t := range []struct {
+		table datamap.Table
+		where string
+	}{
+		{subscribersTable, "subject_id = $1"}, {deliveriesTable, "subject_id = $1"}, {opensTable, "subject_id = $1"},
+	} {
+		sec, err := datamap.SelectSection(ctx, q, t.table, t.where, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+// Erase deletes the subscription, its links, deliveries and opens, and puts a keyed
+// hash of every address on the suppression list for any purpose.
+func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
+	for _, e := range s.Addresses() {
+		if err := h.S.Suppress(ctx, tx, e, "*", "erased"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, e); err != nil {
+			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+	}
+	for _, q := range []string{
+		`DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`,
+		`DELETE FROM subscribers WHERE subject_id = $1`,
+		`DELETE FROM campaign_deliveries WHERE subject_id = $1`,
+		`DELETE FROM campaign_opens WHERE subject_id = $1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, s.ID); err != nil {
+			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+	}
+	return nil
+}

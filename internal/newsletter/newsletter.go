@@ -1,0 +1,286 @@
+// Package newsletter owns the people Steward mails for marketing, with or without an
+// account: subscriptions with double opt-in, the suppression list of keyed address
+// hashes, imports, and campaigns that send only to whom the consent ledger allows, each
+// mail with a signed one-click opt-out. Its tables are subscribers, subscriber_tokens,
+// suppressions, campaigns, campaign_deliveries and campaign_opens.
+package newsletter
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/consent"
+	"steward/internal/mail"
+	"steward/internal/pan"
+	"steward/internal/store"
+)
+
+// Subscriber states.
+const (
+	StatusPending   = "pending"
+	StatusConfirmed = "confirmed"
+)
+
+// Purpose is the purpose a subscription consents to.
+const Purpose = "newsletter"
+
+// confirmTTL is how long a confirmation link works.
+const confirmTTL = 7 * 24 * time.Hour
+
+// Service is the newsletter capability.
+type Service struct {
+	db      *store.DB
+	outbox  *mail.Outbox
+	consent *consent.Service
+	sender  mail.BulkSender
+	key     []byte
+	baseURL string
+	unsub   string // the unsubscribe address's domain
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// Config is what the service needs to know.
+type Config struct {
+	Key               []byte // keys address hashes and opt-out tokens
+	BaseURL           string
+	UnsubscribeDomain string
+}
+
+// New returns the newsletter service.
+func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.BulkSender, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+	m := hmac.New(sha256.New, cfg.Key)
+	m.Write([]byte("steward newsletter v1"))
+	return &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), baseURL: cfg.BaseURL,
+		unsub: cfg.UnsubscribeDomain, now: now, log: log}
+}
+
+// AddressHash is the keyed hash under which an address is suppressed.
+func (s *Service) AddressHash(email string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte("address:" + strings.ToLower(strings.TrimSpace(email))))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Subscription is what the form and the API take.
+type Subscription struct {
+	FirstName string
+	LastName  string
+	Email     string
+	Company   string
+}
+
+func checkName(field, v string, required bool) (string, error) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "" && required:
+		return "", apperr.Field(field, "required", "is required")
+	case len([]rune(v)) > 100:
+		return "", apperr.Field(field, "too_long", "must be at most 100 characters")
+	case strings.ContainsAny(v, "\r\n\t<>"):
+		return "", apperr.Field(field, "text_invalid", "must be plain text on one line")
+	case pan.Contains(v):
+		return "", apperr.Field(field, "card_number", "looks like a payment card number; card numbers are never stored here")
+	}
+	return v, nil
+}
+
+func (sub Subscription) check() (Subscription, error) {
+	var err error
+	if sub.FirstName, err = checkName("first_name", sub.FirstName, true); err != nil {
+		return sub, err
+	}
+	if sub.LastName, err = checkName("last_name", sub.LastName, true); err != nil {
+		return sub, err
+	}
+	if sub.Company, err = checkName("company", sub.Company, false); err != nil {
+		return sub, err
+	}
+	if sub.Email, err = account.ValidEmail("email", sub.Email); err != nil {
+		return sub, err
+	}
+	return sub, nil
+}
+
+// Subscribe starts a double opt-in: a pending subscriber and a confirmation mail.
+// Nothing is sent but that mail until the link is opened. The answer is the same
+// whether the address is new, pending or already confirmed (a confirmed one gets the
+// link too, which changes nothing), so subscribing reveals nothing.
+func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[string]string) error {
+	sub, err := sub.check()
+	if err != nil {
+		return err
+	}
+	ev, _ := json.Marshal(evidence)
+	now := s.now()
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		var id, status string
+		err := tx.QueryRowContext(ctx, `SELECT id, status FROM subscribers WHERE email = $1`, sub.Email).Scan(&id, &status)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			id = newID()
+			_, err = tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+				status, source, created_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				id, sub.Email, s.AddressHash(sub.Email), sub.FirstName, sub.LastName, sub.Company, StatusPending, "form", store.Millis(now))
+		case err == nil && status == StatusPending:
+			// A second request refreshes the names; the newest link is the one that works.
+			_, err = tx.ExecContext(ctx, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`,
+				sub.FirstName, sub.LastName, sub.Company, id)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, id)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+		var raw [32]byte
+		_, _ = rand.Read(raw[:])
+		token := base64.RawURLEncoding.EncodeToString(raw[:])
+		sum := sha256.Sum256([]byte(token))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5)`, hex.EncodeToString(sum[:]), id, string(ev), store.Millis(now), store.Millis(now.Add(confirmTTL))); err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+		return s.outbox.Enqueue(ctx, tx, mail.Transactional{To: sub.Email, Template: mail.NewsletterConfirm,
+			Data: map[string]any{"Name": sub.FirstName, "Link": s.baseURL + "/newsletter/confirm?token=" + token}})
+	})
+}
+
+var errBadLink = apperr.Field("token", "token_invalid", "this link is invalid, used or expired")
+
+// Confirm completes a double opt-in: the subscriber is confirmed and the consent to the
+// newsletter is recorded, with the evidence of both the request and the confirmation.
+// A fresh confirmation lifts an earlier unsubscribe's suppression of the address.
+func (s *Service) Confirm(ctx context.Context, token string, evidence map[string]string) error {
+	if token == "" {
+		return errBadLink
+	}
+	sum := sha256.Sum256([]byte(token))
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		var subID, subject, email, reqEv string
+		var expires int64
+		err := tx.QueryRowContext(ctx, `SELECT t.subscriber_id, s.subject_id, s.email, t.evidence, t.expires_at FROM subscriber_tokens t
+			JOIN subscribers s ON s.id = t.subscriber_id WHERE t.id = $1`, hex.EncodeToString(sum[:])).Scan(&subID, &subject, &email, &reqEv, &expires)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && s.now().UnixMilli() > expires) {
+			return errBadLink
+		}
+		if err != nil {
+			return fmt.Errorf("newsletter: confirm: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, subID); err != nil {
+			return fmt.Errorf("newsletter: confirm: %w", err)
+		}
+		now := store.Millis(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`,
+			StatusConfirmed, now, subID); err != nil {
+			return fmt.Errorf("newsletter: confirm: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`, s.AddressHash(email), Purpose); err != nil {
+			return fmt.Errorf("newsletter: confirm: %w", err)
+		}
+		ev := map[string]string{}
+		var req map[string]string
+		_ = json.Unmarshal([]byte(reqEv), &req)
+		for k, v := range req {
+			ev["request_"+k] = v
+		}
+		for k, v := range evidence {
+			ev["confirm_"+k] = v
+		}
+		ev["method"] = "double opt-in"
+		_, err = s.consent.RecordTx(ctx, tx, subject, Purpose, consent.Granted, consent.SourceEmailLink, ev)
+		return err
+	})
+}
+
+// LinkAccount makes a subscriber and a member with the same verified address one
+// subject: the subscriber row and its consent ledger move to the account's id.
+func (s *Service) LinkAccount(ctx context.Context, accountID, email string) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		var id, subject string
+		err := tx.QueryRowContext(ctx, `SELECT id, subject_id FROM subscribers WHERE email = $1`, strings.ToLower(email)).Scan(&id, &subject)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
+		}
+		if subject == accountID {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET subject_id = $1, account_id = $1 WHERE id = $2`, accountID, id); err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE campaign_opens SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
+		}
+		return s.consent.Rekey(ctx, tx, subject, accountID)
+	})
+}
+
+// EnsureMember gives a member who opts in to marketing from the preferences page a
+// place on the mailing list (their address is verified: no second opt-in).
+func (s *Service) EnsureMember(ctx context.Context, accountID, email, name string) error {
+	first, last, _ := strings.Cut(strings.TrimSpace(name), " ")
+	_, err := s.db.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, status,
+		account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $2, 'account', $8, $8)
+		ON CONFLICT (email) DO UPDATE SET status = $7, account_id = $2, subject_id = $2`,
+		newID(), accountID, strings.ToLower(email), s.AddressHash(email), first, last, StatusConfirmed, store.Millis(s.now()))
+	if err != nil {
+		return fmt.Errorf("newsletter: member: %w", err)
+	}
+	return nil
+}
+
+// Suppress records that the address must not be mailed for the purpose ("*": any).
+func (s *Service) Suppress(ctx context.Context, q store.Querier, email, purpose, reason string) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
+		s.AddressHash(email), purpose, reason, store.Millis(s.now()))
+	if err != nil {
+		return fmt.Errorf("newsletter: suppress: %w", err)
+	}
+	return nil
+}
+
+// Suppressed reports whether the address may not be mailed for the purpose.
+func (s *Service) Suppressed(ctx context.Context, email, purpose string) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`,
+		s.AddressHash(email), purpose).Scan(&n); err != nil {
+		return false, fmt.Errorf("newsletter: suppressed: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Lookup finds a subscriber (without an account) by address, for the command line.
+func (s *Service) Lookup(ctx context.Context, email string) (string, error) {
+	var subject string
+	err := s.db.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email = $1`, strings.ToLower(strings.TrimSpace(email))).Scan(&subject)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", apperr.New(apperr.NotFound, "subscriber_not_found", "no subscriber with that address")
+	}
+	return subject, err
+}
