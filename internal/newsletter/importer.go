@@ -139,11 +139,11 @@ func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose st
 		var decisions []consent.Imported
 		for i, r := range batch {
 			switch {
-			case existing[r.sub.Email]:
-				rep.Existing++
-				continue
 			case suppressed[hashes[i+1].(string)]:
 				rep.Suppressed++
+				continue
+			case existing[r.sub.Email]:
+				rep.Existing++
 				continue
 			}
 			id := newID()
