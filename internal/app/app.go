@@ -234,7 +234,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	mux := http.NewServeMux()
 	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter, Staff: a.Staff, Jobs: a.Jobs, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
 	pages, err := web.New(web.Options{
-		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
+		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter, Jobs: a.Jobs, Staff: a.Staff, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent,
 	})
 	if err != nil {

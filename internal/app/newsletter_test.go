@@ -3,8 +3,11 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -317,4 +320,88 @@ func readAll(resp *http.Response) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-var _ = url.QueryEscape
+// mailpitMessage waits for a message to addr whose subject contains subj in the test
+// SMTP server and returns its id and text.
+func mailpitMessage(t *testing.T, api, addr, subj string) (string, string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(api + "/api/v1/search?query=" + url.QueryEscape("to:"+addr+` subject:"`+subj+`"`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct{ Messages []struct{ ID string } }
+		json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if len(res.Messages) > 0 {
+			resp, err := http.Get(api + "/api/v1/message/" + res.Messages[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msg struct{ Text string }
+			json.NewDecoder(resp.Body).Decode(&msg)
+			resp.Body.Close()
+			return res.Messages[0].ID, msg.Text
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no message %q to %s in the SMTP server", subj, addr)
+	return "", ""
+}
+
+// TestCampaignOverSMTP sends a campaign through a real SMTP server over one
+// connection and finds the opt-out headers on the delivered message.
+func TestCampaignOverSMTP(t *testing.T) {
+	addr, api := os.Getenv("STEWARD_TEST_SMTP_ADDR"), os.Getenv("STEWARD_TEST_MAILPIT_URL")
+	if addr == "" || api == "" {
+		if os.Getenv("STEWARD_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatal("STEWARD_TEST_SMTP_ADDR and STEWARD_TEST_MAILPIT_URL are required")
+		}
+		t.Skip("no SMTP server configured")
+	}
+	h := apptest.Start(t, "", "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
+	ctx := context.Background()
+	stamp := time.Now().UnixNano()
+	reader := fmt.Sprintf("smtp-reader-%d@example.org", stamp)
+	if r := h.Do("POST", "/api/v1/newsletter", map[string]string{"first_name": "Rea", "last_name": "Der", "email": reader}, ""); r.Status != 202 {
+		t.Fatal(r.Status)
+	}
+	_, text := mailpitMessage(t, api, reader, "Confirm your subscription")
+	_, tok := apptest.Mail{Raw: text}.Link()
+	if r := h.Do("POST", "/api/v1/newsletter/confirm", map[string]string{"token": tok}, ""); r.Status != 200 {
+		t.Fatalf("confirm = %d %s", r.Status, r.Body)
+	}
+	editor := fmt.Sprintf("smtp-editor-%d@example.org", stamp)
+	if r := h.Register(map[string]any{"email": editor, "password": pw, "name": "Ed", "birthdate": "1980-01-01", "country": "DE"}); r.Status != 201 {
+		t.Fatal(r.Status)
+	}
+	_, vtext := mailpitMessage(t, api, editor, "Confirm your email")
+	_, vtok := apptest.Mail{Raw: vtext}.Link()
+	h.Do("POST", "/api/v1/verifications", map[string]string{"token": vtok}, "")
+	staff := h.Do("POST", "/api/v1/sessions", map[string]string{"email": editor, "password": pw}, "").JSON()["token"].(string)
+	subj, _ := h.App.Accounts.Lookup(ctx, editor)
+	h.App.Staff.Grant(ctx, subj.ID, "marketing")
+	subject := fmt.Sprintf("Campaign %d", stamp)
+	id := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": subject, "body": "Hi."}, staff).JSON()["id"].(string)
+	h.Do("POST", "/api/v1/staff/campaigns/"+id+"/send", nil, staff)
+	waitSent(t, h, staff, id)
+	msgID, _ := mailpitMessage(t, api, reader, subject)
+	resp, err := http.Get(api + "/api/v1/message/" + msgID + "/headers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var headers map[string][]string
+	json.NewDecoder(resp.Body).Decode(&headers)
+	resp.Body.Close()
+	if lu := strings.Join(headers["List-Unsubscribe"], " "); !strings.Contains(lu, "/unsubscribe/one-click?t=") || !strings.Contains(lu, "mailto:unsubscribe+") {
+		t.Errorf("List-Unsubscribe = %q", lu)
+	}
+	if p := strings.Join(headers["List-Unsubscribe-Post"], ""); p != "List-Unsubscribe=One-Click" {
+		t.Errorf("List-Unsubscribe-Post = %q", p)
+	}
+	for k := range headers {
+		if strings.HasPrefix(strings.ToLower(k), "x-") {
+			t.Errorf("a header the processor does not need: %s", k)
+		}
+	}
+}

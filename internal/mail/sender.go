@@ -14,7 +14,7 @@ import (
 )
 
 func build(from string, m Message) (*gomail.Msg, error) {
-	msg := gomail.NewMsg()
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	if err := msg.From(from); err != nil {
 		return nil, fmt.Errorf("mail: from: %w", err)
 	}

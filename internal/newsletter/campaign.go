@@ -130,8 +130,15 @@ func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
 	var ids []string
 	for rows.Next() {
 		var id string
-		rows.Scan(&id)
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("newsletter: campaigns: %w", err)
+		}
 		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, fmt.Errorf("newsletter: campaigns: %w", err)
 	}
 	rows.Close()
 	out := make([]Campaign, 0, len(ids))
@@ -291,7 +298,10 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	if c.Status == CampaignSent {
 		return nil
 	}
-	p, _ := s.consent.Register().Purpose(c.Purpose)
+	p, ok := s.consent.Register().Purpose(c.Purpose)
+	if !ok {
+		return fmt.Errorf("newsletter: campaign %s: purpose %q is no longer registered", id, c.Purpose)
+	}
 	bodyHTML, err := markdown(c.Body)
 	if err != nil {
 		return err
@@ -451,14 +461,40 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Sourc
 	if err != nil {
 		return Unsubscribed{}, fmt.Errorf("newsletter: unsubscribe: %w", err)
 	}
-	if err := s.consent.Apply(ctx, subject, map[string]consent.Decision{purpose: consent.Withdrawn}, nil, src, evidence); err != nil {
-		return Unsubscribed{}, err
-	}
+	// The suppression first: if the withdrawal then failed, the address would still
+	// be kept out of every audience and import.
 	if err := s.Suppress(ctx, s.db, email, purpose, "unsubscribed"); err != nil {
 		return Unsubscribed{}, err
 	}
-	p, _ := s.consent.Register().Purpose(purpose)
-	return Unsubscribed{PurposeName: p.Name}, nil
+	if err := s.consent.Apply(ctx, subject, map[string]consent.Decision{purpose: consent.Withdrawn}, nil, src, evidence); err != nil {
+		return Unsubscribed{}, err
+	}
+	return Unsubscribed{PurposeName: s.purposeName(purpose)}, nil
+}
+
+func (s *Service) purposeName(key string) string {
+	if p, ok := s.consent.Register().Purpose(key); ok {
+		return p.Name
+	}
+	return "this mailing list"
+}
+
+// PurposeOf checks an opt-out token and names the purpose it would opt out of,
+// changing nothing (the page before the click).
+func (s *Service) PurposeOf(ctx context.Context, tok string) (string, error) {
+	tid, err := s.parseToken(tok)
+	if err != nil {
+		return "", err
+	}
+	var purpose string
+	err = s.db.QueryRowContext(ctx, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`, tid).Scan(&purpose)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errBadToken
+	}
+	if err != nil {
+		return "", fmt.Errorf("newsletter: unsubscribe: %w", err)
+	}
+	return s.purposeName(purpose), nil
 }
 
 // RecordOpen records an open from the beacon, if the recipient's consent to open

@@ -141,6 +141,8 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 			_, err = tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 				status, source, created_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				id, sub.Email, s.AddressHash(sub.Email), sub.FirstName, sub.LastName, sub.Company, StatusPending, "form", store.Millis(now))
+		case err == nil && status == StatusConfirmed:
+			_, err = tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, id)
 		case err == nil && status == StatusPending:
 			// A second request refreshes the names; the newest link is the one that works.
 			_, err = tx.ExecContext(ctx, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`,

@@ -12,14 +12,17 @@ type field struct {
 	Name         string
 	Label        string
 	Need         string // "required" or "optional", shown after the label; "" shows nothing
-	Type         string // an input type, "textarea" or "country"
+	Type         string // an input type, "textarea", "country" or "select"
 	Value        string
 	Error        string
 	Hint         string
 	Autocomplete string
+	Rows         int // of a textarea; 0 is 3
 	Countries    []countryOption
-	PublicBox    bool // offer "show on my public profile"
-	Public       bool // ... ticked
+	Prompt       string   // a select's first, empty choice
+	Options      []option // a select's choices
+	PublicBox    bool     // offer "show on my public profile"
+	Public       bool     // ... ticked
 }
 
 // Required reports whether the browser should insist on a value.
@@ -29,6 +32,12 @@ func (f field) Required() bool { return f.Need == "required" }
 type countryOption struct {
 	Code, Name string
 	Selected   bool
+}
+
+// option is one choice of a select.
+type option struct {
+	Value, Name string
+	Selected    bool
 }
 
 // labels name the fields in forms and in error messages.
@@ -44,6 +53,12 @@ var labels = map[string]string{
 	"country":          "Country",
 	"guardian_email":   "Parent or guardian’s email address",
 	"file":             "File",
+	"first_name":       "First name",
+	"last_name":        "Last name",
+	"company":          "Company",
+	"purpose":          "Purpose",
+	"subject":          "Subject",
+	"body":             "Text",
 }
 
 // profileField describes an operator-configured field (name, phone, addresses) as

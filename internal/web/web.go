@@ -6,6 +6,7 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -25,6 +26,8 @@ import (
 	"steward/internal/config"
 	"steward/internal/consent"
 	"steward/internal/files"
+	"steward/internal/governance"
+	"steward/internal/newsletter"
 	"steward/internal/rights"
 	"steward/internal/server"
 )
@@ -38,10 +41,15 @@ type Options struct {
 	Rights   *rights.Service
 	Files    *files.Service
 	Consent  *consent.Service
-	Limits   *server.Limits
-	Log      *slog.Logger
-	SiteName string
-	Fields   map[string]config.Requirement
+	// Newsletter runs subscriptions, opt-outs and campaigns; Jobs (the app's queue)
+	// sends campaigns; Staff says who may reach the staff pages.
+	Newsletter *newsletter.Service
+	Jobs       newsletter.Enqueuer
+	Staff      *governance.Staff
+	Limits     *server.Limits
+	Log        *slog.Logger
+	SiteName   string
+	Fields     map[string]config.Requirement
 	// DefaultAgeOfConsent is the age of consent of countries without their own.
 	DefaultAgeOfConsent int
 	TrustProxy          bool
@@ -113,6 +121,8 @@ var pageNames = []string{
 	"home", "register", "register-sent", "verify", "verify-done", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "delete", "erasure", "member", "error", "purposes", "preferences",
+	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
+	"campaigns", "campaign-new", "campaign",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -195,6 +205,23 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
 	mux.HandleFunc("GET /privacy/purposes", p.purposes)
 
+	mux.HandleFunc("GET /newsletter", p.subscribeForm)
+	mux.HandleFunc("POST /newsletter", p.subscribe)
+	mux.HandleFunc("GET /newsletter/sent", p.subscribeSent)
+	mux.HandleFunc("GET /newsletter/confirm", p.confirmForm)
+	mux.HandleFunc("POST /newsletter/confirm", p.confirm)
+	mux.HandleFunc("GET /newsletter/confirmed", p.confirmed)
+	// The API serves RFC 8058's POST /unsubscribe/one-click; these are the pages a
+	// person opens from the mail.
+	mux.HandleFunc("GET /unsubscribe", p.unsubscribeForm)
+	mux.HandleFunc("POST /unsubscribe", p.unsubscribe)
+
+	mux.HandleFunc("GET /staff/campaigns", p.staff(p.campaigns, marketing))
+	mux.HandleFunc("GET /staff/campaigns/new", p.staff(p.campaignForm, marketing))
+	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
+	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
+	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
+
 	// Every other path is a page that does not exist. The API registers /api/ itself,
 	// which is more specific and so keeps its JSON answers.
 	mux.HandleFunc("/", p.notFound)
@@ -222,6 +249,7 @@ type layout struct {
 	Page     string
 	CSS      string
 	LoggedIn bool
+	Staff    bool // shows the link to the staff pages
 	Main     any
 }
 
@@ -232,7 +260,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	t := p.pages[name]
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
-		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Main: view,
+		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r), Main: view,
 	}); err != nil {
 		p.o.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -314,9 +342,13 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 			p.fail(w, r, err)
 			return
 		}
-		h(w, r, sess)
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)), sess)
 	}
 }
+
+// sessionKey carries the session member admitted, so that render need not look it up
+// again.
+type sessionKey struct{}
 
 // maxForm is the largest form body accepted; the largest form, the profile, needs a
 // few kilobytes.

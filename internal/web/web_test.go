@@ -161,7 +161,13 @@ func (p page) wantRedirect(t *testing.T, what, to string) {
 // path and query. The newest such mail wins.
 func (s *site) link(to, path string) string {
 	s.t.Helper()
-	re := regexp.MustCompile(regexp.QuoteMeta(path) + `\?token=[A-Za-z0-9_-]+`)
+	return s.find(to, regexp.MustCompile(regexp.QuoteMeta(path)+`\?token=[A-Za-z0-9_-]+`))
+}
+
+// find waits for a mail to the address whose text matches re and returns the match.
+// The newest such mail wins.
+func (s *site) find(to string, re *regexp.Regexp) string {
+	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		names, _ := filepath.Glob(filepath.Join(s.outbox, "*.eml"))
@@ -184,7 +190,7 @@ func (s *site) link(to, path string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("no mail to %s with a %s link in %s", to, path, s.outbox)
+	s.t.Fatalf("no mail to %s matching %s in %s", to, re, s.outbox)
 	return ""
 }
 
