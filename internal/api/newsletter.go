@@ -22,6 +22,7 @@ func (a *API) registerNewsletter(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/staff/campaigns/{id}", a.staff(a.campaign, "marketing"))
 	mux.HandleFunc("POST /api/v1/staff/campaigns/{id}/send", a.staff(a.sendCampaign, "marketing"))
 	mux.HandleFunc("POST /api/v1/staff/subscribers/import", a.staff(a.importSubscribers, "marketing"))
+	mux.HandleFunc("GET /api/v1/staff/consent-conflicts", a.staff(a.conflicts, "dpo", "support"))
 }
 
 // staff admits only members holding one of the roles (admin holds all).
@@ -213,4 +214,32 @@ func (a *API) importSubscribers(w http.ResponseWriter, r *http.Request, sess acc
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"rows": rep.Rows, "imported": rep.Imported, "existing": rep.Existing,
 		"suppressed": rep.Suppressed, "invalid": rep.Invalid, "errors": rep.Errors})
+}
+
+type conflictResponse struct {
+	ID        int64         `json:"id"`
+	SubjectID string        `json:"subject_id"`
+	Purpose   string        `json:"purpose"`
+	Earlier   eventResponse `json:"earlier"`
+	Later     eventResponse `json:"later"`
+	At        time.Time     `json:"at"`
+}
+
+// conflicts shows staff (the DPO, support) where two sources of consent disagreed and
+// which decision holds (the later).
+func (a *API) conflicts(w http.ResponseWriter, r *http.Request, _ account.Session) {
+	list, err := a.Consent.Conflicts(r.Context(), 200)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ev := func(e consent.Event) eventResponse {
+		return eventResponse{ID: e.ID, Purpose: e.Purpose, Decision: string(e.Decision), Source: string(e.Source),
+			PolicyVersion: e.PolicyVersion, Evidence: e.Evidence, At: e.At}
+	}
+	out := make([]conflictResponse, len(list))
+	for i, c := range list {
+		out[i] = conflictResponse{ID: c.ID, SubjectID: c.SubjectID, Purpose: c.Purpose, Earlier: ev(c.Earlier), Later: ev(c.Later), At: c.At}
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"conflicts": out})
 }

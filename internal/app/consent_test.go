@@ -94,6 +94,15 @@ func TestConsentLedger(t *testing.T) {
 		}
 		h.Do("PUT", "/api/v1/me/consents", `{"choices":{"partner_sharing":false}}`, token)
 		hist = h.Do("GET", "/api/v1/me/consents/history", nil, token).JSON()["events"].([]any)
+		// Staff see the conflicts; a plain member does not.
+		if r := h.Do("GET", "/api/v1/staff/consent-conflicts", nil, token); r.Status != 403 {
+			t.Errorf("a member reading conflicts = %d", r.Status)
+		}
+		dpoID, dpo := h.Member("dpo@example.org", pw, nil)
+		h.App.Staff.Grant(ctx, dpoID, "dpo")
+		if r := h.Do("GET", "/api/v1/staff/consent-conflicts", nil, dpo); r.Status != 200 || len(r.JSON()["conflicts"].([]any)) == 0 {
+			t.Errorf("the DPO reading conflicts = %d %s", r.Status, r.Body)
+		}
 		conflicts, err := h.App.Consent.Conflicts(ctx, 10)
 		if err != nil || len(conflicts) < 1 || conflicts[len(conflicts)-1].Purpose != "partner_sharing" || conflicts[len(conflicts)-1].Later.Source != consent.SourceBrowserSignal {
 			t.Errorf("conflicts = %+v (%v)", conflicts, err)
@@ -152,6 +161,11 @@ func TestConsentLedger(t *testing.T) {
 		if code := cli.Run(ctx, []string{"receipt", "verify", bad}, env, &out, &out); code != 1 || !strings.Contains(out.String(), "INVALID") {
 			t.Errorf("receipt verify of a changed receipt: exit %d: %s", code, out.String())
 		}
+		// Service mail goes out whatever the marketing choices: with processing
+		// restricted and an objection, a password reset still arrives.
+		h.Do("PUT", "/api/v1/me/consents", `{"restricted":true,"objected":true}`, token)
+		h.Do("POST", "/api/v1/password-resets", map[string]string{"email": "consent@example.org"}, "")
+		h.WaitLink("consent@example.org", "/password/reset?token=")
 		// Another member cannot fetch this member's receipt.
 		_, other := h.Member("consent.other@example.org", pw, nil)
 		if r := get(h, other, ev["receipt_url"].(string), nil); r.Status != 404 {
