@@ -356,18 +356,8 @@ func (Holder) Declaration() datamap.Declaration {
 
 // Export returns the account row, its sessions and its pending links.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	var out []datamap.Section
-	for _, t := range []struct {
-		table datamap.Table
-		where string
-	}{{accountsTable, "id = $1"}, {sessionsTable, "account_id = $1"}, {tokensTable, "account_id = $1"}} {
-		sec, err := datamap.SelectSection(ctx, q, t.table, t.where, s.ID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sec)
-	}
-	return out, nil
+	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: accountsTable, Where: "id = $1"},
+		datamap.Part{Table: sessionsTable, Where: "account_id = $1"}, datamap.Part{Table: tokensTable, Where: "account_id = $1"})
 }
 
 // Erase deletes the account and everything hanging from it.

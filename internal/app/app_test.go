@@ -4,11 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -427,44 +425,14 @@ func TestArgon2RehashOnParameterChange(t *testing.T) {
 // TestConfirmationOverSMTP runs the registration with the SMTP sender against a real
 // SMTP server and confirms the address with the link it delivered.
 func TestConfirmationOverSMTP(t *testing.T) {
-	addr, api := os.Getenv("STEWARD_TEST_SMTP_ADDR"), os.Getenv("STEWARD_TEST_MAILPIT_URL")
-	if addr == "" || api == "" {
-		if os.Getenv("STEWARD_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("STEWARD_TEST_SMTP_ADDR and STEWARD_TEST_MAILPIT_URL are required")
-		}
-		t.Skip("no SMTP server configured")
-	}
+	addr, api := smtpServer(t)
 	h := apptest.Start(t, "", "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
 	email := fmt.Sprintf("smtp-%d@example.org", time.Now().UnixNano())
 	if r := h.Register(map[string]any{"email": email, "password": pw, "name": "Post Man", "birthdate": "1960-06-06", "country": "NL"}); r.Status != 201 {
 		t.Fatalf("register = %d %s", r.Status, r.Body)
 	}
-	var id string
-	deadline := time.Now().Add(10 * time.Second)
-	for id == "" && time.Now().Before(deadline) {
-		resp, err := http.Get(api + "/api/v1/search?query=" + url.QueryEscape("to:"+email))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res struct{ Messages []struct{ ID string } }
-		_ = json.NewDecoder(resp.Body).Decode(&res)
-		resp.Body.Close()
-		if len(res.Messages) > 0 {
-			id = res.Messages[0].ID
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if id == "" {
-		t.Fatal("no confirmation mail reached the SMTP server")
-	}
-	resp, err := http.Get(api + "/api/v1/message/" + id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msg struct{ Text string }
-	_ = json.NewDecoder(resp.Body).Decode(&msg)
-	resp.Body.Close()
-	_, token := apptest.Mail{Raw: msg.Text}.Link()
+	_, text := mailpitMessage(t, api, email, "Confirm your email")
+	_, token := apptest.Mail{Raw: text}.Link()
 	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": token}, ""); v.Status != 200 || v.JSON()["status"] != "active" {
 		t.Fatalf("verify with the delivered link = %d %s", v.Status, v.Body)
 	}
@@ -472,4 +440,18 @@ func TestConfirmationOverSMTP(t *testing.T) {
 	if err := h.App.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM mail_outbox`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("outbox keeps %d delivered message(s)", left)
 	}
+}
+
+// smtpServer returns the test SMTP server and its API, skipping (or failing, when the
+// services are required) without one.
+func smtpServer(t *testing.T) (addr, api string) {
+	t.Helper()
+	addr, api = os.Getenv("STEWARD_TEST_SMTP_ADDR"), os.Getenv("STEWARD_TEST_MAILPIT_URL")
+	if addr == "" || api == "" {
+		if os.Getenv("STEWARD_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatal("STEWARD_TEST_SMTP_ADDR and STEWARD_TEST_MAILPIT_URL are required")
+		}
+		t.Skip("no SMTP server configured")
+	}
+	return addr, api
 }

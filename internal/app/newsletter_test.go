@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -352,13 +351,7 @@ func mailpitMessage(t *testing.T, api, addr, subj string) (string, string) {
 // TestCampaignOverSMTP sends a campaign through a real SMTP server over one
 // connection and finds the opt-out headers on the delivered message.
 func TestCampaignOverSMTP(t *testing.T) {
-	addr, api := os.Getenv("STEWARD_TEST_SMTP_ADDR"), os.Getenv("STEWARD_TEST_MAILPIT_URL")
-	if addr == "" || api == "" {
-		if os.Getenv("STEWARD_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("STEWARD_TEST_SMTP_ADDR and STEWARD_TEST_MAILPIT_URL are required")
-		}
-		t.Skip("no SMTP server configured")
-	}
+	addr, api := smtpServer(t)
 	h := apptest.Start(t, "", "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
 	ctx := context.Background()
 	stamp := time.Now().UnixNano()

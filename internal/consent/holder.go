@@ -59,21 +59,9 @@ func (Holder) Declaration() datamap.Declaration {
 
 // Export returns the subject's ledger, state, conflicts and flags.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	var out []datamap.Section
-	for _, t := range []struct {
-		table datamap.Table
-		where string
-	}{
-		{eventsTable, "subject_id = $1 ORDER BY id"}, {stateTable, "subject_id = $1 ORDER BY purpose"},
-		{conflictsTable, "subject_id = $1 ORDER BY id"}, {flagsTable, "subject_id = $1"},
-	} {
-		sec, err := datamap.SelectSection(ctx, q, t.table, t.where, s.ID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sec)
-	}
-	return out, nil
+	return datamap.SelectParts(ctx, q, s.ID,
+		datamap.Part{Table: eventsTable, Where: "subject_id = $1 ORDER BY id"}, datamap.Part{Table: stateTable, Where: "subject_id = $1 ORDER BY purpose"},
+		datamap.Part{Table: conflictsTable, Where: "subject_id = $1 ORDER BY id"}, datamap.Part{Table: flagsTable, Where: "subject_id = $1"})
 }
 
 // Erase deletes the subject's ledger and everything derived from it.

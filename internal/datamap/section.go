@@ -56,3 +56,23 @@ func SelectSection(ctx context.Context, q store.Querier, t Table, where string, 
 	}
 	return sec, rows.Err()
 }
+
+// Part is one table of a holder's export and the condition selecting the subject's rows
+// (with the subject's id as $1).
+type Part struct {
+	Table Table
+	Where string
+}
+
+// SelectParts runs SelectSection for every part with id as $1.
+func SelectParts(ctx context.Context, q store.Querier, id string, parts ...Part) ([]Section, error) {
+	out := make([]Section, 0, len(parts))
+	for _, p := range parts {
+		sec, err := SelectSection(ctx, q, p.Table, p.Where, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}

@@ -77,20 +77,8 @@ func (Holder) Declaration() datamap.Declaration {
 
 // Export returns the subject's subscription, deliveries and opens.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	var out []datamap.Section
-	for _, t := range []struct {
-		table datamap.Table
-		where string
-	}{
-		{subscribersTable, "subject_id = $1"}, {deliveriesTable, "subject_id = $1"}, {opensTable, "subject_id = $1"},
-	} {
-		sec, err := datamap.SelectSection(ctx, q, t.table, t.where, s.ID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sec)
-	}
-	return out, nil
+	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: subscribersTable, Where: "subject_id = $1"},
+		datamap.Part{Table: deliveriesTable, Where: "subject_id = $1"}, datamap.Part{Table: opensTable, Where: "subject_id = $1"})
 }
 
 // Erase deletes the subscription, its links, deliveries and opens, and puts a keyed
