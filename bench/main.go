@@ -8,7 +8,9 @@
 //     net/http handler answering 204 (target ratio >= 0.3), both loaded by wrk when it
 //     is installed, else by an in-process Go client;
 //   - registration latency p50 and p99 at 32 concurrent clients, against the latency
-//     of the argon2id hash alone at the same concurrency.
+//     of the argon2id hash alone at the same concurrency;
+//   - file throughput and peak memory (files.go);
+//   - subscriptions, CSV import, audience resolution and campaign sending (mail.go).
 package main
 
 import (
@@ -47,23 +49,39 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures: accounts or files")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, or one mail figure: subscriptions, import, audience, sending")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail figure to FILE.FIGURE")
+	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
+	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
+	audienceN := flag.Int("audience", 1_000_000, "generated subscribers of the audience figure")
+	recipientsN := flag.Int("recipients", 5000, "recipients of the campaign sending figure")
+	drain := flag.Duration("drain", 20*time.Second, "how long to wait for the confirmation mails after the subscription load")
+	flag.BoolVar(&explain, "explain", false, "print the audience query's plan")
 	flag.Parse()
+	sel, err := parseOnly(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	var fileArgs []string
 	if *dbURL != "" {
 		fileArgs = append(fileArgs, "--database", *dbURL)
 	}
 	fileArgs = append(fileArgs, flag.Args()...) // e.g. -- --files s3 --s3-endpoint ...
 	var rows []row
-	var err error
-	if *only != "files" {
+	if sel["accounts"] {
 		rows, err = run(*dbURL, *dur, *regN)
 	}
-	if err == nil && *only != "accounts" && *fileSize > 0 {
+	if err == nil && sel["files"] && *fileSize > 0 {
 		var fr []row
 		fr, err = fileRows(*fileSize<<20, *bigMiB<<20, fileArgs)
 		rows = append(rows, fr...)
+	}
+	if err == nil && anyMail(sel) {
+		var mr []row
+		mr, err = mailRows(mailOpts{dbURL: *dbURL, dur: *dur, clients: *subClients, importRows: *importN, audience: *audienceN,
+			recipients: *recipientsN, drain: *drain, figures: sel, profilePath: cpuProfile, steward: flag.Args()})
+		rows = append(rows, mr...)
 	}
 	if err == nil {
 		printTable(rows)
