@@ -229,6 +229,10 @@ func TestCampaign(t *testing.T) {
 
 		// The next campaign reaches Ann and Eve only; every recipient is what Allowed
 		// says, subject by subject.
+		annSubject, _ := h.App.Newsletter.Lookup(ctx, "ann@example.org")
+		if _, err := h.App.Consent.Record(ctx, annSubject, "email_open_tracking", consent.Granted, consent.SourceForm, nil); err != nil {
+			t.Fatal(err)
+		}
 		c2 := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Winter news", "body": "Brr."}, staff)
 		id2 := c2.JSON()["id"].(string)
 		h.Do("POST", "/api/v1/staff/campaigns/"+id2+"/send", nil, staff)
@@ -238,6 +242,16 @@ func TestCampaign(t *testing.T) {
 			t.Errorf("second campaign sent to %v, want 2", got["sent"])
 		}
 		lastMail(t, h, "eve@example.org", "Winter news")
+		// Ann agreed to open measurement: her mail has the beacon, and an open counts.
+		annWinter := lastMail(t, h, "ann@example.org", "Winter news")
+		if !strings.Contains(annWinter.Raw, "/b/o.gif?t=") {
+			t.Error("no open beacon for a recipient who agreed to it")
+		}
+		h.Do("GET", "/b/o.gif?t="+campaignToken(t, annWinter), nil, "")
+		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM campaign_opens`).Scan(&opens)
+		if opens != 1 {
+			t.Errorf("%d opens recorded, want Ann's one", opens)
+		}
 		for _, m := range h.Mails("bob@example.org") {
 			if strings.Contains(m.Raw, "Winter news") {
 				t.Error("Bob was mailed after unsubscribing")

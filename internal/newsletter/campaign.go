@@ -156,11 +156,16 @@ func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
 // confirmed subscribers whose subject may be processed for it (consent, restriction,
 // objection: consent.AllowedSQL) and whose address is not suppressed for it.
 func (s *Service) audienceQuery(purpose, extra string) (string, error) {
+	return s.audienceQueryCols(purpose, "", extra)
+}
+
+// audienceQueryCols is audienceQuery with more selected columns.
+func (s *Service) audienceQueryCols(purpose, cols, extra string) (string, error) {
 	allowed, err := s.consent.AllowedSQL(purpose, "s.subject_id")
 	if err != nil {
 		return "", err
 	}
-	return `SELECT s.subject_id, s.email, s.first_name FROM subscribers s
+	return `SELECT s.subject_id, s.email, s.first_name` + cols + ` FROM subscribers s
 		WHERE s.status = 'confirmed' AND ` + allowed + `
 		AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN ($1, '*'))` + extra, nil
 }
@@ -178,10 +183,28 @@ func (s *Service) Audience(ctx context.Context, purpose string, fn func(Recipien
 	if err != nil {
 		return err
 	}
+	if s.db.Dialect == store.Postgres {
+		// The hash joins over a million subscribers spill to disk at the default
+		// work_mem of 4 MB; a transaction-local 64 MB keeps them in memory.
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+				return fmt.Errorf("newsletter: audience: %w", err)
+			}
+			rows, err := tx.QueryContext(ctx, q, purpose)
+			if err != nil {
+				return fmt.Errorf("newsletter: audience: %w", err)
+			}
+			return scanRecipients(rows, fn)
+		})
+	}
 	rows, err := s.db.QueryContext(ctx, q, purpose)
 	if err != nil {
 		return fmt.Errorf("newsletter: audience: %w", err)
 	}
+	return scanRecipients(rows, fn)
+}
+
+func scanRecipients(rows *sql.Rows, fn func(Recipient) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var r Recipient
@@ -260,15 +283,16 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 			batch := recips[i:min(i+200, len(recips))]
 			var q strings.Builder
 			q.WriteString(`INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES `)
-			args := []any{id, now}
+			args := make([]any, 0, 4*len(batch))
 			for j, r := range batch {
 				var tid [10]byte
 				_, _ = rand.Read(tid[:])
 				if j > 0 {
 					q.WriteString(", ")
 				}
-				fmt.Fprintf(&q, "($1, $%d, $%d, 'pending', $2)", len(args)+1, len(args)+2)
-				args = append(args, r.SubjectID, hex.EncodeToString(tid[:]))
+				n := len(args)
+				fmt.Fprintf(&q, "($%d, $%d, $%d, 'pending', $%d)", n+1, n+2, n+3, n+4)
+				args = append(args, id, r.SubjectID, hex.EncodeToString(tid[:]), now)
 			}
 			q.WriteString(` ON CONFLICT (campaign_id, subject_id) DO NOTHING`)
 			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
@@ -340,7 +364,12 @@ func (s *Service) Send(ctx context.Context, id string) error {
 			ids = append(ids, subj)
 			fmt.Fprintf(&in, "$%d", len(ids))
 		}
-		aq, err := s.audienceQuery(c.Purpose, " AND s.subject_id IN ("+in.String()+")")
+		// Whether each may be measured (the open beacon) comes in the same query.
+		track, err := s.consent.AllowedSQL("email_open_tracking", "s.subject_id")
+		if err != nil {
+			track = "1 = 0" // no such purpose registered: never measured
+		}
+		aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END", " AND s.subject_id IN ("+in.String()+")")
 		if err != nil {
 			return err
 		}
@@ -348,12 +377,15 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		}
+		tracked := map[string]bool{}
 		for rows.Next() {
 			var r Recipient
-			if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName); err != nil {
+			var track int
+			if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName, &track); err != nil {
 				rows.Close()
 				return err
 			}
+			tracked[r.SubjectID] = track == 1
 			batch = append(batch, struct {
 				tokenID string
 				Recipient
@@ -365,11 +397,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		for _, b := range batch {
 			raw, _ := hex.DecodeString(b.tokenID)
 			tok := s.token(raw, expires)
-			track := false
-			if v, err := s.consent.Allowed(ctx, b.SubjectID, "email_open_tracking"); err == nil && v.Allowed {
-				track = true
-			}
-			msgs = append(msgs, s.render(c, p, bodyHTML, b.Recipient, tok, track))
+			msgs = append(msgs, s.render(c, p, bodyHTML, b.Recipient, tok, tracked[b.SubjectID]))
 		}
 		if len(msgs) > 0 {
 			if err := s.sender.SendAll(ctx, msgs); err != nil {
@@ -380,14 +408,21 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		for _, b := range batch {
 			sent[b.tokenID] = true
 		}
+		// One statement per state for the whole batch.
+		byState := map[string][]any{}
+		for _, tid := range subjects {
+			state := "skipped"
+			if sent[tid] {
+				state = "sent"
+			}
+			byState[state] = append(byState[state], tid)
+		}
 		err = s.db.InTx(ctx, func(tx *store.Tx) error {
 			now := store.Millis(s.now())
-			for _, tid := range subjects {
-				state := "skipped"
-				if sent[tid] {
-					state = "sent"
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id = $3`, state, now, tid); err != nil {
+			for state, tids := range byState {
+				args := append([]any{state, now}, tids...)
+				if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id IN (`+
+					placeholders(3, len(tids))+`)`, args...); err != nil {
 					return err
 				}
 			}

@@ -151,8 +151,8 @@ func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose st
 				q.WriteString(", ")
 			}
 			n := len(args)
-			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, 'confirmed', 'import', $%d, $%d)", n+1, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+7)
-			args = append(args, id, r.sub.Email, hashes[i+1], r.sub.FirstName, r.sub.LastName, r.sub.Company, now)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, 'confirmed', 'import', $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
+			args = append(args, id, id, r.sub.Email, hashes[i+1], r.sub.FirstName, r.sub.LastName, r.sub.Company, now, now)
 			decisions = append(decisions, consent.Imported{SubjectID: id, Purpose: purpose, Evidence: r.evidence})
 		}
 		if len(decisions) == 0 {

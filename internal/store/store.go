@@ -68,7 +68,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// linger in free pages of the file; the WAL is checkpointed after erasure (Compact).
 	pragmas := "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_time_format=sqlite"
-	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	// The writer gets a larger page cache and keeps statement journals in memory: bulk
+	// writes (imports) otherwise spill to temporary files.
+	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -137,7 +139,9 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) Writer() *sql.DB { return db.write }
 
 // Rebind turns $1-style placeholders into the dialect's form. SQLite would bind "$1"
-// as a named parameter by first appearance, so it gets "?1" instead.
+// as a named parameter by first appearance, so it gets "?1" instead, or a bare "?" when
+// the placeholders are $1, $2, ... each once and in order: SQLite looks a numbered
+// parameter up linearly, which makes a multi-row INSERT of thousands of them quadratic.
 func (db *DB) Rebind(q string) string {
 	if db.Dialect != SQLite || !strings.Contains(q, "$") {
 		return q
@@ -148,6 +152,7 @@ func (db *DB) Rebind(q string) string {
 	var b strings.Builder
 	b.Grow(len(q))
 	inQuote := false
+	sequential, next := true, 1
 	for i := 0; i < len(q); i++ {
 		c := q[i]
 		if c == '\'' {
@@ -155,12 +160,43 @@ func (db *DB) Rebind(q string) string {
 		}
 		if c == '$' && !inQuote && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
 			c = '?'
+			n, j := 0, i+1
+			for ; j < len(q) && q[j] >= '0' && q[j] <= '9'; j++ {
+				n = n*10 + int(q[j]-'0')
+			}
+			if n != next {
+				sequential = false
+			}
+			next++
 		}
 		b.WriteByte(c)
 	}
 	out := b.String()
+	if sequential {
+		out = anonymous(out)
+	}
 	db.rebinds.Store(q, out)
 	return out
+}
+
+// anonymous drops the numbers of ?N placeholders outside quotes.
+func anonymous(q string) string {
+	var b strings.Builder
+	b.Grow(len(q))
+	inQuote := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if c == '\'' {
+			inQuote = !inQuote
+		}
+		b.WriteByte(c)
+		if c == '?' && !inQuote {
+			for i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+				i++
+			}
+		}
+	}
+	return b.String()
 }
 
 // Querier is what both a DB and a Tx offer: statements with $N placeholders.

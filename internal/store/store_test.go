@@ -11,9 +11,13 @@ import (
 func TestRebind(t *testing.T) {
 	db := &store.DB{Dialect: store.SQLite}
 	tests := map[string]string{
-		"SELECT $1, $2":                    "SELECT ?1, ?2",
-		"SELECT '$1' WHERE a = $1":         "SELECT '$1' WHERE a = ?1",
+		"SELECT $1, $2":                    "SELECT ?, ?",
+		"SELECT $1, $2, $1":                "SELECT ?1, ?2, ?1",
+		"SELECT '$1' WHERE a = $1":         "SELECT '$1' WHERE a = ?",
+		"SELECT '?' WHERE a = $1":          "SELECT '?' WHERE a = ?",
 		"UPDATE t SET a = $2 WHERE b = $1": "UPDATE t SET a = ?2 WHERE b = ?1",
+		"VALUES ($1, $2), ($3, $4)":        "VALUES (?, ?), (?, ?)",
+		"VALUES ($9, $10)":                 "VALUES (?9, ?10)",
 		"SELECT 1":                         "SELECT 1",
 	}
 	for in, want := range tests {
