@@ -156,7 +156,12 @@ func (h *Harness) Mails(addr string) []Mail {
 		if err != nil {
 			continue
 		}
-		raw := decodeQP(string(b))
+		// Headers may be folded (RFC 5322): unfold them; only the body is
+		// quoted-printable ("t=ab" in a header is not an escape).
+		text := string(b)
+		head, body, _ := strings.Cut(text, "\r\n\r\n")
+		head = strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(head)
+		raw := head + "\r\n\r\n" + decodeQP(body)
 		if strings.Contains(strings.ToLower(headerTo(raw)), strings.ToLower(addr)) {
 			out = append(out, Mail{File: f, Raw: raw})
 		}
