@@ -55,6 +55,8 @@ type App struct {
 	Limits     *server.Limits
 	handler    http.Handler
 	inbound    *inbound.Server
+	poll       time.Duration
+	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
 }
@@ -126,7 +128,12 @@ func (a *App) build(ctx context.Context, o options) error {
 		}
 	}
 	a.Jobs = jobs.New(a.DB, a.Log, cfg.JobWorkers, o.poll)
-	if a.Outbox, err = mail.NewOutbox(a.DB, sender, a.Jobs, cfg.SiteName, a.now); err != nil {
+	a.poll = o.poll
+	bulk, ok := sender.(mail.BulkSender)
+	if !ok {
+		bulk = oneByOne{sender}
+	}
+	if a.Outbox, err = mail.NewOutbox(a.DB, bulk, cfg.SiteName, a.now, a.Log); err != nil {
 		return err
 	}
 	a.Audit = governance.NewAudit(a.now)
@@ -168,10 +175,6 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
-	bulk, ok := sender.(mail.BulkSender)
-	if !ok {
-		bulk = oneByOne{sender}
-	}
 	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
 	// A verified address joins its subscription, if any, to the account: one subject.
@@ -211,7 +214,6 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, key, a.now, a.Log)
 	a.Accounts.SetEraser(a.Rights)
 
-	jobs.Register(a.Jobs, func(ctx context.Context, args mail.DeliverArgs) error { return a.Outbox.Deliver(ctx, args.OutboxID) })
 	jobs.Register(a.Jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.Rights.Run(ctx, args.RequestID) })
 	jobs.Register(a.Jobs, func(ctx context.Context, _ rights.PurgeArgs) error {
 		return a.Rights.PurgeAbandoned(ctx, a.Accounts.Abandoned)
@@ -384,6 +386,14 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Jobs.Start(ctx); err != nil {
 		return err
 	}
+	// The outbox's dispatcher: until Close.
+	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
+	a.resuming.Add(1)
+	go func() {
+		defer a.resuming.Done()
+		a.Outbox.Dispatch(dctx, max(a.poll, 50*time.Millisecond))
+	}()
 	if a.Config.InboundAddr != "" {
 		if err := a.startInbound(); err != nil {
 			return err
@@ -432,6 +442,9 @@ func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := a.Jobs.Stop(ctx)
+	if a.stop != nil {
+		a.stop()
+	}
 	if a.inbound != nil {
 		err = errors.Join(err, a.inbound.Close())
 	}

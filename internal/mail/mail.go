@@ -1,30 +1,27 @@
 // Package mail owns the outbox: transactional messages are rendered from embedded
 // templates, stored in the mail_outbox table in the same transaction as the change that
-// causes them, and delivered by a background job through a Sender (.eml files in a
-// folder, or SMTP). A row lives only until its message is handed over, so the outbox
-// keeps no copy of what was sent.
+// causes them, and delivered by a dispatcher on each node through a Sender (.eml files
+// in a folder, or SMTP), many over one connection. A row lives only until its message
+// is handed over, so the outbox keeps no copy of what was sent.
 package mail
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"log/slog"
 	"mime/quotedprintable"
 	"os"
 	"path/filepath"
 	"strings"
 	texttemplate "text/template"
 	"time"
-
-	"github.com/riverqueue/river"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
@@ -82,25 +79,12 @@ const (
 	EmailChanging     TransactionalTemplate = "email_changing"
 )
 
-// Enqueuer schedules a job in the caller's transaction.
-type Enqueuer interface {
-	Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error
-}
-
-// DeliverArgs is the job that hands one outbox row to the sender; it carries only the
-// row's random id.
-type DeliverArgs struct {
-	OutboxID string `json:"outbox_id"`
-}
-
-// Kind names the job.
-func (DeliverArgs) Kind() string { return "mail_deliver" }
-
 // Outbox stores rendered messages and delivers them.
 type Outbox struct {
 	db       *store.DB
-	sender   Sender
-	jobs     Enqueuer
+	sender   BulkSender
+	wake     chan struct{}
+	log      *slog.Logger
 	siteName string
 	from     string
 	now      func() time.Time
@@ -109,7 +93,7 @@ type Outbox struct {
 }
 
 // NewOutbox parses the templates; a template error fails here, at start.
-func NewOutbox(db *store.DB, sender Sender, jobs Enqueuer, siteName string, now func() time.Time) (*Outbox, error) {
+func NewOutbox(db *store.DB, sender BulkSender, siteName string, now func() time.Time, log *slog.Logger) (*Outbox, error) {
 	text, err := texttemplate.ParseFS(templateFS, "templates/*.txt")
 	if err != nil {
 		return nil, fmt.Errorf("mail: templates: %w", err)
@@ -118,7 +102,7 @@ func NewOutbox(db *store.DB, sender Sender, jobs Enqueuer, siteName string, now 
 	if err != nil {
 		return nil, fmt.Errorf("mail: templates: %w", err)
 	}
-	o := &Outbox{db: db, sender: sender, jobs: jobs, siteName: siteName, now: now, text: text, html: html}
+	o := &Outbox{db: db, sender: sender, wake: make(chan struct{}, 1), log: log, siteName: siteName, now: now, text: text, html: html}
 	for _, name := range []TransactionalTemplate{VerifyEmail, AccountExists, GuardianConsent, PasswordReset, PasswordChanged, AccountActive, EmailChanging, NewsletterConfirm} {
 		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]any{}}); err != nil {
 			return nil, err
@@ -163,30 +147,100 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, t Transactional) err
 	if err != nil {
 		return fmt.Errorf("mail: enqueue: %w", err)
 	}
-	return o.jobs.Enqueue(ctx, tx, DeliverArgs{OutboxID: m.ID})
-}
-
-// Deliver sends the outbox row id and deletes it. A row already gone (delivered, or
-// erased with its recipient) is not an error.
-func (o *Outbox) Deliver(ctx context.Context, id string) error {
-	var m Message
-	err := o.db.QueryRowContext(ctx,
-		`SELECT id, recipient, subject, text_body, html_body, template FROM mail_outbox WHERE id = $1`, id).
-		Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Template)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mail: deliver: %w", err)
-	}
-	if err := o.sender.Send(ctx, m); err != nil {
-		// The job queue keeps and logs this error: the address must not be in it.
-		return fmt.Errorf("mail: deliver %s via sender: %s", m.Template, strings.ReplaceAll(err.Error(), m.To, "<recipient>"))
-	}
-	if _, err := o.db.ExecContext(ctx, `DELETE FROM mail_outbox WHERE id = $1`, id); err != nil {
-		return fmt.Errorf("mail: deliver: %w", err)
+	// The dispatcher looks soon; it finds the row once tx has committed (or at its
+	// next poll).
+	select {
+	case o.wake <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// dispatchBatch is how many messages go over one connection.
+const dispatchBatch = 100
+
+// dispatchLease is how long a node holds the rows it claimed while it sends them.
+const dispatchLease = 2 * time.Minute
+
+// Dispatch delivers the outbox until ctx ends: it claims a batch of rows no other node
+// holds, hands them to the sender over one connection and deletes them. A batch that
+// fails waits (2 s, 4 s, ... at most 10 minutes) and goes again; a node that dies
+// leaves its claim to expire. It looks when a message is queued, and every poll.
+func (o *Outbox) Dispatch(ctx context.Context, poll time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		for {
+			n, err := o.DispatchOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				o.log.Warn("mail: delivery failed; will retry", "err", err)
+			}
+			if n < dispatchBatch || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// DispatchOnce delivers one batch and says how many messages it held.
+func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
+	now := o.now()
+	q := `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
+		RETURNING id, recipient, subject, text_body, html_body, template, attempts`
+	rows, err := o.db.QueryWriter(ctx, q, store.Millis(now.Add(dispatchLease)), store.Millis(now), dispatchBatch)
+	if err != nil {
+		return 0, fmt.Errorf("mail: claim: %w", err)
+	}
+	var msgs []Message
+	var ids []any
+	maxAttempts := 0
+	for rows.Next() {
+		var m Message
+		var attempts int
+		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Template, &attempts); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("mail: claim: %w", err)
+		}
+		msgs = append(msgs, m)
+		ids = append(ids, m.ID)
+		maxAttempts = max(maxAttempts, attempts)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("mail: claim: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	in := placeholders(1, len(ids))
+	if err := o.sender.SendAll(ctx, msgs); err != nil {
+		wait := time.Duration(min(1<<min(maxAttempts, 10), 600)) * time.Second
+		_, _ = o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(ids)+1)+
+			` WHERE id IN (`+in+`)`, append(ids, store.Millis(o.now().Add(wait)))...)
+		return len(msgs), fmt.Errorf("mail: %d message(s): %s", len(msgs), redactAddresses(err.Error()))
+	}
+	if _, err := o.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM mail_outbox WHERE id IN (`+in+`)`, ids...); err != nil {
+		return len(msgs), fmt.Errorf("mail: delivered but not removed: %w", err)
+	}
+	return len(msgs), nil
+}
+
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", from+i)
+	}
+	return b.String()
 }
 
 func newID() string {
@@ -208,6 +262,8 @@ var outboxTable = datamap.Table{Name: "mail_outbox", Columns: []datamap.Column{
 	{Name: "html_body", Categories: []string{"user.content", "user.name"}},
 	{Name: "template", NotPersonal: "name of a fixed template"},
 	{Name: "created_at", NotPersonal: "time the message was queued", Time: true},
+	{Name: "claimed_until", NotPersonal: "end of a node's claim on the message", Time: true},
+	{Name: "attempts", NotPersonal: "delivery attempts so far"},
 }}
 
 // Declaration describes the outbox.

@@ -221,6 +221,12 @@ func (db *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.R
 	return db.read.QueryRowContext(ctx, db.Rebind(q), args...)
 }
 
+// QueryWriter runs a statement that writes and returns rows (UPDATE ... RETURNING) on
+// the writer. Close the rows promptly: on SQLite they hold the only writer.
+func (db *DB) QueryWriter(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.write.QueryContext(ctx, db.Rebind(q), args...)
+}
+
 // Prepare prepares a read statement once, so that a typo fails at start and the hot
 // path skips parsing.
 func (db *DB) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {

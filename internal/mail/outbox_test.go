@@ -1,0 +1,71 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"steward/internal/store"
+	"steward/internal/store/storetest"
+)
+
+// flaky fails its first n batches, as an SMTP server that is down would.
+type flaky struct {
+	fail int
+	got  []Message
+}
+
+func (f *flaky) SendAll(_ context.Context, msgs []Message) error {
+	if f.fail > 0 {
+		f.fail--
+		return errors.New("dial tcp: connection refused for ann@example.org")
+	}
+	f.got = append(f.got, msgs...)
+	return nil
+}
+
+func TestDispatchRetriesAndForgets(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+		clock := func() time.Time { return now }
+		sender := &flaky{fail: 1}
+		o, err := NewOutbox(db, sender, "Site", clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []string{"ann@example.org", "bob@example.org"} {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]any{"Link": "https://x/y"}})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := o.DispatchOnce(ctx)
+		if err == nil || n != 2 {
+			t.Fatalf("first batch: %d, %v; want a failure of 2", n, err)
+		}
+		if strings.Contains(err.Error(), "ann@example.org") {
+			t.Errorf("the error keeps an address: %v", err)
+		}
+		if n, _ := o.DispatchOnce(ctx); n != 0 {
+			t.Errorf("a failed batch was retried at once: %d", n)
+		}
+		now = now.Add(5 * time.Second)
+		if n, err := o.DispatchOnce(ctx); n != 2 || err != nil {
+			t.Fatalf("retry: %d, %v", n, err)
+		}
+		if len(sender.got) != 2 {
+			t.Errorf("sent %d, want 2", len(sender.got))
+		}
+		var left int
+		db.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox`).Scan(&left)
+		if left != 0 {
+			t.Errorf("%d delivered message(s) kept", left)
+		}
+	})
+}
