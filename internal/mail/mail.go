@@ -226,10 +226,38 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 			` WHERE id IN (`+in+`)`, append(ids, store.Millis(o.now().Add(wait)))...)
 		return len(msgs), fmt.Errorf("mail: %d message(s): %s", len(msgs), redactAddresses(err.Error()))
 	}
-	if _, err := o.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM mail_outbox WHERE id IN (`+in+`)`, ids...); err != nil {
+	gone, err := o.db.QueryWriter(context.WithoutCancel(ctx), `DELETE FROM mail_outbox WHERE id IN (`+in+`) RETURNING id`, ids...)
+	if err != nil {
 		return len(msgs), fmt.Errorf("mail: delivered but not removed: %w", err)
 	}
+	removed := map[string]bool{}
+	for gone.Next() {
+		var id string
+		if err := gone.Scan(&id); err == nil {
+			removed[id] = true
+		}
+	}
+	gone.Close()
+	// A row that vanished while its message was being handed over was erased with its
+	// recipient meanwhile: a sender that still holds the message (the .eml folder)
+	// takes it back, so the erasure leaves nothing.
+	var erased []string
+	for _, m := range msgs {
+		if !removed[m.ID] {
+			erased = append(erased, m.ID)
+		}
+	}
+	if r, ok := o.sender.(Recaller); ok && len(erased) > 0 {
+		if err := r.Recall(erased); err != nil {
+			return len(msgs), fmt.Errorf("mail: recall: %w", err)
+		}
+	}
 	return len(msgs), nil
+}
+
+// Recaller is a sender that still holds what it was given and can take it back.
+type Recaller interface {
+	Recall(ids []string) error
 }
 
 func placeholders(from, n int) string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"steward/internal/datamap"
 	"steward/internal/store"
 	"steward/internal/store/storetest"
 )
@@ -66,6 +67,53 @@ func TestDispatchRetriesAndForgets(t *testing.T) {
 		db.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox`).Scan(&left)
 		if left != 0 {
 			t.Errorf("%d delivered message(s) kept", left)
+		}
+	})
+}
+
+// erasing is a file sender during whose sending the recipient is erased.
+type erasing struct {
+	FileSender
+	erase func()
+}
+
+func (e erasing) SendAll(ctx context.Context, msgs []Message) error {
+	e.erase() // the erasure runs while the messages are being handed over
+	return e.FileSender.SendAll(ctx, msgs)
+}
+
+// A message whose recipient is erased while it is being delivered does not stay in the
+// .eml folder.
+func TestDispatchRecallsErased(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		s := erasing{FileSender: FileSender{Dir: dir, From: "S <s@example.org>"}}
+		s.erase = func() {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return Holder{Dir: dir}.Erase(ctx, tx, datamap.Subject{ID: "x", Email: "gone@example.org"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o, err := NewOutbox(db, s, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []string{"gone@example.org", "stays@example.org"} {
+			db.InTx(ctx, func(tx *store.Tx) error {
+				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]any{"Link": "https://x/y"}})
+			})
+		}
+		if _, err := o.DispatchOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		found, err := Holder{Dir: dir}.ScanTerms(ctx, []datamap.Term{{Kind: "email", Value: "gone@example.org"}, {Kind: "other", Value: "stays@example.org"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) != 1 || found[0].Kind != "other" {
+			t.Errorf("outbox folder after delivery during erasure: %v", found)
 		}
 	})
 }

@@ -84,6 +84,22 @@ func (f FileSender) SendAll(ctx context.Context, msgs []Message) error {
 	return nil
 }
 
+// Recall removes the files of the given messages.
+func (f FileSender) Recall(ids []string) error {
+	for _, id := range ids {
+		files, err := filepath.Glob(filepath.Join(f.Dir, "*-"+id+".eml"))
+		if err != nil {
+			return err
+		}
+		for _, p := range files {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // SMTPSender delivers through an SMTP server.
 type SMTPSender struct {
 	host string
