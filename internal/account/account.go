@@ -267,21 +267,12 @@ func (s *Service) MarkErasing(ctx context.Context, tx *store.Tx, accountID strin
 // week. They are erased, as the guardian mail promises.
 func (s *Service) Abandoned(ctx context.Context) ([]string, error) {
 	now := s.now()
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`,
+	ids, err := store.Strings(ctx, s.db, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`,
 		PendingGuardian, store.Millis(now.Add(-guardianTTL)), PendingVerification, store.Millis(now.Add(-unverifiedTTL)))
 	if err != nil {
 		return nil, fmt.Errorf("account: abandoned: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return ids, nil
 }
 
 // Active reports whether the account exists and is active (not pending, not erasing).

@@ -219,7 +219,7 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	in := placeholders(1, len(ids))
+	in := store.Placeholders(1, len(ids))
 	if err := o.sender.SendAll(ctx, msgs); err != nil {
 		wait := time.Duration(min(1<<min(maxAttempts, 10), 600)) * time.Second
 		_, _ = o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(ids)+1)+
@@ -258,17 +258,6 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 // Recaller is a sender that still holds what it was given and can take it back.
 type Recaller interface {
 	Recall(ids []string) error
-}
-
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "$%d", from+i)
-	}
-	return b.String()
 }
 
 func newID() string {

@@ -422,7 +422,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 			for state, tids := range byState {
 				args := append([]any{state, now}, tids...)
 				if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id IN (`+
-					placeholders(3, len(tids))+`)`, args...); err != nil {
+					store.Placeholders(3, len(tids))+`)`, args...); err != nil {
 					return err
 				}
 			}

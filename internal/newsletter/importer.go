@@ -124,12 +124,12 @@ func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose st
 			emails = append(emails, r.sub.Email)
 			hashes = append(hashes, s.AddressHash(r.sub.Email))
 		}
-		existing, err := stringSet(ctx, tx, `SELECT email FROM subscribers WHERE email IN (`+placeholders(1, len(emails))+`)`, emails)
+		existing, err := stringSet(ctx, tx, `SELECT email FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails)
 		if err != nil {
 			return err
 		}
 		suppressed, err := stringSet(ctx, tx, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash IN (`+
-			placeholders(2, len(hashes)-1)+`)`, hashes)
+			store.Placeholders(2, len(hashes)-1)+`)`, hashes)
 		if err != nil {
 			return err
 		}
@@ -170,30 +170,14 @@ func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose st
 	})
 }
 
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "$%d", from+i)
-	}
-	return b.String()
-}
-
 func stringSet(ctx context.Context, q store.Querier, query string, args []any) (map[string]bool, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+	list, err := store.Strings(ctx, q, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("newsletter: import: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
+	out := make(map[string]bool, len(list))
+	for _, v := range list {
 		out[v] = true
 	}
-	return out, rows.Err()
+	return out, nil
 }

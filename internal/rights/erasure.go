@@ -246,21 +246,11 @@ func (s *Service) PurgeAbandoned(ctx context.Context, abandoned func(context.Con
 	for _, id := range ids {
 		errs = append(errs, s.EraseNow(ctx, id, "abandoned_registration"))
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`,
+	stale, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`,
 		StateDone, store.Millis(s.now().Add(-time.Hour)))
 	if err != nil {
 		return fmt.Errorf("rights: purge: %w", err)
 	}
-	var stale []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		stale = append(stale, id)
-	}
-	rows.Close()
 	for _, id := range stale {
 		errs = append(errs, s.Run(ctx, id))
 	}
@@ -288,20 +278,11 @@ func (s *Service) Request(ctx context.Context, id string) (Request, error) {
 
 // Pending returns the ids of erasure requests not yet done.
 func (s *Service) Pending(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`, StateDone)
+	ids, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`, StateDone)
 	if err != nil {
 		return nil, fmt.Errorf("rights: pending: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return ids, nil
 }
 
 // Erased reports when an identifier (email or id) was erased, by its keyed hash.

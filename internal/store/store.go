@@ -398,6 +398,33 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // QuoteIdent quotes a table or column name for use in generated SQL.
 func QuoteIdent(s string) string { return quoteIdent(s) }
 
-// Placeholder returns the dialect's n-th placeholder as written in $N form, for
-// generated statements.
-func Placeholder(n int) string { return "$" + strconv.Itoa(n) }
+// Placeholders returns "$from, $from+1, ..." for n values, for an IN list or a
+// multi-row INSERT.
+func Placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(from+i))
+	}
+	return b.String()
+}
+
+// Strings runs a query of one text column and returns its values.
+func Strings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
