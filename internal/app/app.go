@@ -179,6 +179,10 @@ func (a *App) build(ctx context.Context, o options) error {
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
 	// A verified address joins its subscription, if any, to the account: one subject.
 	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
+	// Whom the newsletter may mail follows every decision.
+	a.Consent.SetOnChanged(func(ctx context.Context, subjectID string) error {
+		return a.Newsletter.Refresh(ctx, a.DB, subjectID)
+	})
 	// A member who opts in to marketing mail joins the mailing list.
 	a.Consent.SetOnGranted(func(ctx context.Context, subjectID string, p consent.Purpose) error {
 		if !p.Marketing || p.Sharing {
@@ -376,6 +380,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
 // Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
 func (a *App) Start(ctx context.Context) error {
+	// The table of whom the newsletter may mail, built once after an upgrade.
+	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {
+		return err
+	}
 	// Before serving: uploads and deletions a crash cut short are mended. On SQLite this
 	// process is the only node, so every upload still marked in progress is dead.
 	rep, err := a.Files.Reconcile(ctx, a.DB.Dialect == store.SQLite)

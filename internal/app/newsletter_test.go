@@ -273,6 +273,20 @@ func TestCampaign(t *testing.T) {
 			}
 		}
 
+		// The maintained table says what the rule says, for every mail purpose.
+		for _, purpose := range []string{"newsletter", "own_offers", "partner_offers"} {
+			byRule := map[string]bool{}
+			h.App.Newsletter.AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil })
+			kept := audience(t, h, purpose)
+			if len(kept) != len(byRule) {
+				t.Errorf("%s: maintained audience %v, by the rule %v", purpose, kept, byRule)
+			}
+			for e := range byRule {
+				if !kept[e] {
+					t.Errorf("%s: %s allowed by the rule but not in the maintained audience", purpose, e)
+				}
+			}
+		}
 		// A subscriber without an account is erased by the command line, and stays off
 		// the list.
 		var out bytes.Buffer

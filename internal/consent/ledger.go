@@ -60,6 +60,18 @@ type Service struct {
 	now           func() time.Time
 	signer        *Signer
 	granted       func(ctx context.Context, subjectID string, p Purpose) error
+	changed       func(ctx context.Context, subjectID string) error
+}
+
+// SetOnChanged wires what happens after any of a subject's decisions or flags changed
+// (the newsletter recomputes whom it may mail).
+func (s *Service) SetOnChanged(f func(ctx context.Context, subjectID string) error) { s.changed = f }
+
+func (s *Service) afterChange(ctx context.Context, subjectID string) error {
+	if s.changed == nil {
+		return nil
+	}
+	return s.changed(ctx, subjectID)
 }
 
 // SetOnGranted wires what happens after a subject opts in to a purpose (a member who
@@ -93,6 +105,9 @@ func (s *Service) Record(ctx context.Context, subjectID, purpose string, d Decis
 	})
 	if err == nil && d == Granted {
 		err = s.afterGrant(ctx, subjectID, purpose)
+	}
+	if err == nil {
+		err = s.afterChange(ctx, subjectID)
 	}
 	return e, err
 }
@@ -192,8 +207,10 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 	}
 	sort.Strings(keys)
 	var grants []string
+	changed := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		grants = grants[:0]
+		changed = false
 		for _, k := range keys {
 			p, _ := s.reg.Purpose(k)
 			var cur string
@@ -213,6 +230,7 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 				}
 				return err
 			}
+			changed = true
 			if want == Granted {
 				grants = append(grants, k)
 			}
@@ -224,6 +242,7 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 		if err != nil || cur == *flags {
 			return err
 		}
+		changed = true
 		return s.setFlags(ctx, tx, subjectID, *flags)
 	})
 	if err != nil {
@@ -234,12 +253,18 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			return err
 		}
 	}
+	if changed {
+		return s.afterChange(ctx, subjectID)
+	}
 	return nil
 }
 
 // SetFlags sets the subject's flags.
 func (s *Service) SetFlags(ctx context.Context, subjectID string, f Flags) error {
-	return s.setFlags(ctx, s.db, subjectID, f)
+	if err := s.setFlags(ctx, s.db, subjectID, f); err != nil {
+		return err
+	}
+	return s.afterChange(ctx, subjectID)
 }
 
 func (s *Service) setFlags(ctx context.Context, q store.Querier, subjectID string, f Flags) error {

@@ -56,6 +56,12 @@ var (
 		{Name: "state", Categories: []string{"user.behavior"}},
 		{Name: "at", NotPersonal: "time", Time: true},
 	}}
+	mailableTable = datamap.Table{Name: "mailable", Columns: []datamap.Column{
+		{Name: "purpose", NotPersonal: "purpose key"},
+		{Name: "subject_id", Categories: []string{"user.unique_id"}},
+		{Name: "email", Categories: []string{"user.contact.email"}},
+		{Name: "first_name", Categories: []string{"user.name"}},
+	}}
 	opensTable = datamap.Table{Name: "campaign_opens", Columns: []datamap.Column{
 		{Name: "campaign_id", NotPersonal: "random campaign id"},
 		{Name: "subject_id", Categories: []string{"user.unique_id", "user.behavior"}},
@@ -71,14 +77,15 @@ func (Holder) Declaration() datamap.Declaration {
 		Purpose:     "Send the marketing mail you agreed to, and nothing you did not.",
 		LawfulBasis: "consent",
 		Retention:   "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list.",
-		Tables:      []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable},
+		Tables:      []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable, mailableTable},
 	}
 }
 
 // Export returns the subject's subscription, deliveries and opens.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
 	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: subscribersTable, Where: "subject_id = $1"},
-		datamap.Part{Table: deliveriesTable, Where: "subject_id = $1"}, datamap.Part{Table: opensTable, Where: "subject_id = $1"})
+		datamap.Part{Table: deliveriesTable, Where: "subject_id = $1"}, datamap.Part{Table: opensTable, Where: "subject_id = $1"},
+		datamap.Part{Table: mailableTable, Where: "subject_id = $1"})
 }
 
 // Erase deletes the subscription, its links, deliveries and opens, and puts a keyed
@@ -97,6 +104,7 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 		`DELETE FROM subscribers WHERE subject_id = $1`,
 		`DELETE FROM campaign_deliveries WHERE subject_id = $1`,
 		`DELETE FROM campaign_opens WHERE subject_id = $1`,
+		`DELETE FROM mailable WHERE subject_id = $1`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, s.ID); err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)

@@ -165,6 +165,16 @@ func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose st
 		if err := s.consent.ImportTx(ctx, tx, decisions); err != nil {
 			return err
 		}
+		// The new subscribers are mailable for the purpose (the rule says so: confirmed,
+		// consent, not suppressed); one statement for the batch.
+		ids := make([]any, 0, len(decisions)+1)
+		ids = append(ids, purpose)
+		for _, d := range decisions {
+			ids = append(ids, d.SubjectID)
+		}
+		if err := s.fill(ctx, tx, purpose, " AND s.subject_id IN ("+store.Placeholders(2, len(decisions))+")", ids...); err != nil {
+			return err
+		}
 		rep.Imported += len(decisions)
 		return nil
 	})

@@ -209,8 +209,10 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 			ev["confirm_"+k] = v
 		}
 		ev["method"] = "double opt-in"
-		_, err = s.consent.RecordTx(ctx, tx, subject, Purpose, consent.Granted, consent.SourceEmailLink, ev)
-		return err
+		if _, err := s.consent.RecordTx(ctx, tx, subject, Purpose, consent.Granted, consent.SourceEmailLink, ev); err != nil {
+			return err
+		}
+		return s.Refresh(ctx, tx, subject)
 	})
 }
 
@@ -238,7 +240,10 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 		if _, err := tx.ExecContext(ctx, `UPDATE campaign_opens SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		return s.consent.Rekey(ctx, tx, subject, accountID)
+		if err := s.consent.Rekey(ctx, tx, subject, accountID); err != nil {
+			return err
+		}
+		return s.Refresh(ctx, tx, subject, accountID)
 	})
 }
 
@@ -253,7 +258,7 @@ func (s *Service) EnsureMember(ctx context.Context, accountID, email, name strin
 	if err != nil {
 		return fmt.Errorf("newsletter: member: %w", err)
 	}
-	return nil
+	return s.Refresh(ctx, s.db, accountID)
 }
 
 // Suppress records that the address must not be mailed for the purpose ("*": any).
@@ -264,7 +269,7 @@ func (s *Service) Suppress(ctx context.Context, q store.Querier, email, purpose,
 	if err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
-	return nil
+	return s.refreshEmail(ctx, q, strings.ToLower(strings.TrimSpace(email)))
 }
 
 // Suppressed reports whether the address may not be mailed for the purpose.

@@ -1,0 +1,96 @@
+package newsletter
+
+import (
+	"context"
+	"fmt"
+
+	"steward/internal/consent"
+	"steward/internal/store"
+)
+
+// mailPurposes are the purposes a campaign can be sent for.
+func (s *Service) mailPurposes() []consent.Purpose {
+	var out []consent.Purpose
+	for _, p := range s.consent.Register().Purposes {
+		if p.Marketing && !p.Sharing {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Refresh recomputes, for the given subjects, which purposes they may be mailed for now
+// (the mailable table), from the rule itself: consent.AllowedSQL, the subscription's
+// status and the suppression list. Every change that can alter it calls it, in the
+// change's transaction where there is one.
+func (s *Service) Refresh(ctx context.Context, q store.Querier, subjects ...string) error {
+	for i := 0; i < len(subjects); i += 500 {
+		batch := subjects[i:min(i+500, len(subjects))]
+		args := make([]any, 0, len(batch)+1)
+		for _, id := range batch {
+			args = append(args, id)
+		}
+		in := store.Placeholders(1, len(batch))
+		if _, err := q.ExecContext(ctx, `DELETE FROM mailable WHERE subject_id IN (`+in+`)`, args...); err != nil {
+			return fmt.Errorf("newsletter: refresh: %w", err)
+		}
+		for _, p := range s.mailPurposes() {
+			if err := s.fill(ctx, q, p.Key, " AND s.subject_id IN ("+store.Placeholders(2, len(batch))+")", append([]any{p.Key}, args...)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fill inserts the recipients the rule allows for purpose (and the extra condition).
+func (s *Service) fill(ctx context.Context, q store.Querier, purpose, extra string, args ...any) error {
+	aq, err := s.audienceQuery(purpose, extra)
+	if err != nil {
+		return err
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+		SELECT $1, a.subject_id, a.email, a.first_name FROM (`+aq+`) a`, args...); err != nil {
+		return fmt.Errorf("newsletter: refresh: %w", err)
+	}
+	return nil
+}
+
+// RefreshAll rebuilds the whole table from the rule (at start when it is empty but
+// there are subscribers, after an upgrade or a restore, and in benchmarks).
+func (s *Service) RefreshAll(ctx context.Context) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mailable`); err != nil {
+			return fmt.Errorf("newsletter: refresh: %w", err)
+		}
+		for _, p := range s.mailPurposes() {
+			if err := s.fill(ctx, tx, p.Key, "", p.Key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RefreshIfEmpty rebuilds the table when it is empty and there are confirmed
+// subscribers: the first start after the table was added.
+func (s *Service) RefreshIfEmpty(ctx context.Context) error {
+	var rows, subs int
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
+		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`).Scan(&rows, &subs); err != nil {
+		return fmt.Errorf("newsletter: refresh: %w", err)
+	}
+	if rows > 0 || subs == 0 {
+		return nil
+	}
+	return s.RefreshAll(ctx)
+}
+
+// refreshEmail refreshes the subjects subscribed with an address.
+func (s *Service) refreshEmail(ctx context.Context, q store.Querier, email string) error {
+	ids, err := store.Strings(ctx, q, `SELECT subject_id FROM subscribers WHERE email = $1`, email)
+	if err != nil {
+		return fmt.Errorf("newsletter: refresh: %w", err)
+	}
+	return s.Refresh(ctx, q, ids...)
+}
