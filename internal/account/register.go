@@ -215,7 +215,7 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email = $1`, email).Scan(&existing)
 		if err == nil {
 			// Taken: answer as for a new account and tell the owner instead.
-			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountExists, Data: map[string]any{
+			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountExists, Data: map[string]string{
 				"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
 			}})
 		}
@@ -231,7 +231,7 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 		if err != nil {
 			return err
 		}
-		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.VerifyEmail, Data: map[string]any{
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.VerifyEmail, Data: map[string]string{
 			"Name": r.Name, "Link": s.link("/verify", token),
 		}}); err != nil {
 			return err
@@ -241,7 +241,7 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 			if err != nil {
 				return err
 			}
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: guardian, Template: stmail.GuardianConsent, Data: map[string]any{
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
 				"ChildName": r.Name, "ChildEmail": email, "Link": s.link("/guardian", token),
 			}}); err != nil {
 				return err
@@ -373,7 +373,7 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 		}
 		if verified {
 			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountActive,
-				Data: map[string]any{"LoginLink": s.set.BaseURL + "/login"}}); err != nil {
+				Data: map[string]string{"LoginLink": s.set.BaseURL + "/login"}}); err != nil {
 				return err
 			}
 		}

@@ -212,7 +212,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string, met
 			return err
 		}
 		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.PasswordReset,
-			Data: map[string]any{"Link": s.link("/password/reset", token)}}); err != nil {
+			Data: map[string]string{"Link": s.link("/password/reset", token)}}); err != nil {
 			return err
 		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "password_reset_requested", AccountID: id, IP: meta.IP})
@@ -282,7 +282,7 @@ func (s *Service) setPassword(ctx context.Context, tx *store.Tx, p Profile, hash
 		return fmt.Errorf("account: password: %w", err)
 	}
 	if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: p.Email, Template: stmail.PasswordChanged,
-		Data: map[string]any{"ResetLink": s.set.BaseURL + "/password/forgot"}}); err != nil {
+		Data: map[string]string{"ResetLink": s.set.BaseURL + "/password/forgot"}}); err != nil {
 		return err
 	}
 	return s.audit.Record(ctx, tx, governance.Event{Name: event, AccountID: p.ID, IP: meta.IP})

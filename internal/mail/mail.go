@@ -8,10 +8,9 @@ package mail
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
@@ -61,7 +60,7 @@ type Sender interface {
 type Transactional struct {
 	To       string
 	Template TransactionalTemplate
-	Data     map[string]any
+	Data     map[string]string
 }
 
 // TransactionalTemplate names one of the fixed transactional templates.
@@ -79,7 +78,11 @@ const (
 	EmailChanging     TransactionalTemplate = "email_changing"
 )
 
-// Outbox stores rendered messages and delivers them.
+// transactional is the closed set of transactional templates.
+var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
+	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true}
+
+// Outbox queues transactional messages and delivers them.
 type Outbox struct {
 	db       *store.DB
 	sender   BulkSender
@@ -103,8 +106,8 @@ func NewOutbox(db *store.DB, sender BulkSender, siteName string, now func() time
 		return nil, fmt.Errorf("mail: templates: %w", err)
 	}
 	o := &Outbox{db: db, sender: sender, wake: make(chan struct{}, 1), log: log, siteName: siteName, now: now, text: text, html: html}
-	for _, name := range []TransactionalTemplate{VerifyEmail, AccountExists, GuardianConsent, PasswordReset, PasswordChanged, AccountActive, EmailChanging, NewsletterConfirm} {
-		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]any{}}); err != nil {
+	for name := range transactional {
+		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]string{}}); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +115,7 @@ func NewOutbox(db *store.DB, sender BulkSender, siteName string, now func() time
 }
 
 func (o *Outbox) render(t Transactional) (Message, error) {
-	data := map[string]any{"Site": o.siteName}
+	data := map[string]string{"Site": o.siteName}
 	for k, v := range t.Data {
 		data[k] = v
 	}
@@ -135,19 +138,49 @@ func (o *Outbox) render(t Transactional) (Message, error) {
 // Enqueue renders the mail and stores it in the outbox within tx, with its delivery
 // job; nothing is sent unless tx commits.
 func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, t Transactional) error {
-	m, err := o.render(t)
+	p, err := o.Prepare(t)
 	if err != nil {
 		return err
 	}
-	m.ID = newID()
-	_, err = tx.ExecContext(ctx,
-		`INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body, template, created_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		m.ID, m.To, m.Subject, m.Text, m.HTML, m.Template, store.Millis(o.now()))
-	if err != nil {
-		return fmt.Errorf("mail: enqueue: %w", err)
+	return o.EnqueuePrepared(ctx, tx, p)
+}
+
+// Prepared is a transactional mail made ready ahead of the transaction that queues it,
+// so that the transaction holds the writer no longer than its statements take. The
+// outbox keeps the template's name and data; the dispatcher renders the message.
+type Prepared struct {
+	id, to, template, data string
+}
+
+// Prepare makes a transactional mail ready to queue.
+func (o *Outbox) Prepare(t Transactional) (Prepared, error) {
+	if _, ok := transactional[t.Template]; !ok {
+		return Prepared{}, fmt.Errorf("mail: no transactional template %q", t.Template)
 	}
-	// The dispatcher looks soon; it finds the row once tx has committed (or at its
+	data, err := json.Marshal(t.Data)
+	if err != nil {
+		return Prepared{}, fmt.Errorf("mail: %s: %w", t.Template, err)
+	}
+	return Prepared{id: newID(), to: t.To, template: string(t.Template), data: string(data)}, nil
+}
+
+// EnqueuePrepared stores mails in the outbox within tx, in one statement per 500;
+// nothing is sent unless tx commits.
+func (o *Outbox) EnqueuePrepared(ctx context.Context, tx *store.Tx, ps ...Prepared) error {
+	now := store.Millis(o.now())
+	for len(ps) > 0 {
+		n := min(len(ps), 500)
+		args := make([]any, 0, n*8)
+		for _, p := range ps[:n] {
+			args = append(args, p.id, p.to, p.template, p.data, now, "", "", "")
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (id, recipient, template, data, created_at, subject, text_body, html_body)
+			VALUES `+store.Tuples(n, 8), args...); err != nil {
+			return fmt.Errorf("mail: enqueue: %w", err)
+		}
+		ps = ps[n:]
+	}
+	// The dispatcher looks soon; it finds the rows once tx has committed (or at its
 	// next poll).
 	select {
 	case o.wake <- struct{}{}:
@@ -193,7 +226,7 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	now := o.now()
 	q := `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
-		RETURNING id, recipient, subject, text_body, html_body, template, attempts`
+		RETURNING id, recipient, subject, text_body, html_body, template, data, attempts`
 	rows, err := o.db.QueryWriter(ctx, q, store.Millis(now.Add(dispatchLease)), store.Millis(now), dispatchBatch)
 	if err != nil {
 		return 0, fmt.Errorf("mail: claim: %w", err)
@@ -203,10 +236,17 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	maxAttempts := 0
 	for rows.Next() {
 		var m Message
+		var data string
 		var attempts int
-		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Template, &attempts); err != nil {
+		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Template, &data, &attempts); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("mail: claim: %w", err)
+		}
+		if data != "" { // queued as template data (rows from before keep their bodies)
+			if m, err = o.renderStored(m.ID, m.To, m.Template, data); err != nil {
+				rows.Close()
+				return 0, err
+			}
 		}
 		msgs = append(msgs, m)
 		ids = append(ids, m.ID)
@@ -255,16 +295,26 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	return len(msgs), nil
 }
 
+// renderStored renders a queued row's template and data.
+func (o *Outbox) renderStored(id, to, template, data string) (Message, error) {
+	t := Transactional{To: to, Template: TransactionalTemplate(template)}
+	if !transactional[t.Template] {
+		return Message{}, fmt.Errorf("mail: queued message %s: no template %q", id, template)
+	}
+	if err := json.Unmarshal([]byte(data), &t.Data); err != nil {
+		return Message{}, fmt.Errorf("mail: queued message %s: %w", id, err)
+	}
+	m, err := o.render(t)
+	m.ID = id
+	return m, err
+}
+
 // Recaller is a sender that still holds what it was given and can take it back.
 type Recaller interface {
 	Recall(ids []string) error
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newID() string { return store.SortedID() }
 
 // Holder is the outbox's entry in the data map: messages waiting to be handed over,
 // and, in the embedded default, the folder of .eml files that stands in for the mail
@@ -278,6 +328,7 @@ var outboxTable = datamap.Table{Name: "mail_outbox", Columns: []datamap.Column{
 	{Name: "text_body", Categories: []string{"user.content", "user.name"}},
 	{Name: "html_body", Categories: []string{"user.content", "user.name"}},
 	{Name: "template", NotPersonal: "name of a fixed template"},
+	{Name: "data", Categories: []string{"user.name", "user.contact.email", "user.content"}},
 	{Name: "created_at", NotPersonal: "time the message was queued", Time: true},
 	{Name: "claimed_until", NotPersonal: "end of a node's claim on the message", Time: true},
 	{Name: "attempts", NotPersonal: "delivery attempts so far"},
@@ -305,7 +356,7 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 // guardian's mail names the child), and the .eml files that do.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
 	for _, e := range s.Addresses() {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2`,
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 OR lower(data) LIKE $2`,
 			e, "%"+strings.ToLower(e)+"%"); err != nil {
 			return fmt.Errorf("mail: erase: %w", err)
 		}

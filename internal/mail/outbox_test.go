@@ -41,7 +41,7 @@ func TestDispatchRetriesAndForgets(t *testing.T) {
 		}
 		for _, to := range []string{"ann@example.org", "bob@example.org"} {
 			if err := db.InTx(ctx, func(tx *store.Tx) error {
-				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]any{"Link": "https://x/y"}})
+				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestDispatchRecallsErased(t *testing.T) {
 		}
 		for _, to := range []string{"gone@example.org", "stays@example.org"} {
 			db.InTx(ctx, func(tx *store.Tx) error {
-				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]any{"Link": "https://x/y"}})
+				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
 			})
 		}
 		if _, err := o.DispatchOnce(ctx); err != nil {

@@ -8,10 +8,8 @@ package newsletter
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -51,6 +49,7 @@ type Service struct {
 	unsub   string // the unsubscribe address's domain
 	now     func() time.Time
 	log     *slog.Logger
+	group   groupCommit
 }
 
 // Config is what the service needs to know.
@@ -64,8 +63,14 @@ type Config struct {
 func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.BulkSender, cfg Config, now func() time.Time, log *slog.Logger) *Service {
 	m := hmac.New(sha256.New, cfg.Key)
 	m.Write([]byte("steward newsletter v1"))
-	return &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), baseURL: cfg.BaseURL,
+	s := &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), baseURL: cfg.BaseURL,
 		unsub: cfg.UnsubscribeDomain, now: now, log: log}
+	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
+	s.group.max = 1
+	if db.Dialect == store.Postgres {
+		s.group.max = 4
+	}
+	return s
 }
 
 // AddressHash is the keyed hash under which an address is suppressed.
@@ -75,11 +80,7 @@ func (s *Service) AddressHash(email string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newID() string { return store.SortedID() }
 
 // Subscription is what the form and the API take.
 type Subscription struct {
@@ -119,52 +120,6 @@ func (sub Subscription) check() (Subscription, error) {
 		return sub, err
 	}
 	return sub, nil
-}
-
-// Subscribe starts a double opt-in: a pending subscriber and a confirmation mail.
-// Nothing is sent but that mail until the link is opened. The answer is the same
-// whether the address is new, pending or already confirmed (a confirmed one gets the
-// link too, which changes nothing), so subscribing reveals nothing.
-func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[string]string) error {
-	sub, err := sub.check()
-	if err != nil {
-		return err
-	}
-	ev, _ := json.Marshal(evidence)
-	now := s.now()
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		var id, status string
-		err := tx.QueryRowContext(ctx, `SELECT id, status FROM subscribers WHERE email = $1`, sub.Email).Scan(&id, &status)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			id = newID()
-			_, err = tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
-				status, source, created_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				id, sub.Email, s.AddressHash(sub.Email), sub.FirstName, sub.LastName, sub.Company, StatusPending, "form", store.Millis(now))
-		case err == nil && status == StatusConfirmed:
-			_, err = tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, id)
-		case err == nil && status == StatusPending:
-			// A second request refreshes the names; the newest link is the one that works.
-			_, err = tx.ExecContext(ctx, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`,
-				sub.FirstName, sub.LastName, sub.Company, id)
-			if err == nil {
-				_, err = tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, id)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("newsletter: subscribe: %w", err)
-		}
-		var raw [32]byte
-		_, _ = rand.Read(raw[:])
-		token := base64.RawURLEncoding.EncodeToString(raw[:])
-		sum := sha256.Sum256([]byte(token))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5)`, hex.EncodeToString(sum[:]), id, string(ev), store.Millis(now), store.Millis(now.Add(confirmTTL))); err != nil {
-			return fmt.Errorf("newsletter: subscribe: %w", err)
-		}
-		return s.outbox.Enqueue(ctx, tx, mail.Transactional{To: sub.Email, Template: mail.NewsletterConfirm,
-			Data: map[string]any{"Name": sub.FirstName, "Link": s.baseURL + "/newsletter/confirm?token=" + token}})
-	})
 }
 
 var errBadLink = apperr.Field("token", "token_invalid", "this link is invalid, used or expired")

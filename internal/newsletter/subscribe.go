@@ -1,0 +1,218 @@
+package newsletter
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"steward/internal/mail"
+	"steward/internal/store"
+)
+
+// subscribeBatch is the most subscriptions one transaction takes.
+const subscribeBatch = 256
+
+// pendingSub is one Subscribe call waiting for the transaction that stores it.
+type pendingSub struct {
+	sub       Subscription
+	evidence  string
+	tokenHash string
+	mail      mail.Prepared
+	now       int64
+	id        string // the subscriber's, once known
+	err       error
+	wake      chan bool // true: stored (err says how); false: lead
+}
+
+// groupCommit stores concurrent subscriptions together (group commit). A caller leads
+// if fewer than max callers lead, and otherwise queues and waits. A leader stores its
+// own subscription with everything queued (up to subscribeBatch) in one transaction,
+// then hands the lead to the first caller still queued. A lone caller stores its own at
+// once; under load one transaction carries many, and SQLite's single writer is taken
+// once per batch instead of once per request. On PostgreSQL a few batches run at once.
+type groupCommit struct {
+	mu      sync.Mutex
+	queue   []*pendingSub
+	leaders int // callers storing a batch now; the queue is empty unless it is max
+	max     int
+}
+
+// Subscribe starts a double opt-in: a pending subscriber and a confirmation mail.
+// Nothing is sent but that mail until the link is opened. The answer is the same
+// whether the address is new, pending or already confirmed (a confirmed one gets the
+// link too, which changes nothing), so subscribing reveals nothing. It returns once the
+// subscription is committed.
+func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[string]string) error {
+	sub, err := sub.check()
+	if err != nil {
+		return err
+	}
+	ev, _ := json.Marshal(evidence)
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	sum := sha256.Sum256([]byte(token))
+	m, err := s.outbox.Prepare(mail.Transactional{To: sub.Email, Template: mail.NewsletterConfirm,
+		Data: map[string]string{"Name": sub.FirstName, "Link": s.baseURL + "/newsletter/confirm?token=" + token}})
+	if err != nil {
+		return err
+	}
+	p := &pendingSub{sub: sub, evidence: string(ev), tokenHash: hex.EncodeToString(sum[:]), mail: m,
+		now: store.Millis(s.now()), wake: make(chan bool, 1)}
+
+	g := &s.group
+	lead := false
+	g.mu.Lock()
+	if g.leaders < max(g.max, 1) {
+		g.leaders++
+		lead = true
+	} else {
+		g.queue = append(g.queue, p)
+	}
+	g.mu.Unlock()
+	if !lead {
+		if stored := <-p.wake; stored {
+			return p.err
+		}
+		// Handed the lead (and taken out of the queue).
+	}
+	g.mu.Lock()
+	n := min(len(g.queue), subscribeBatch-1)
+	batch := make([]*pendingSub, 0, n+1)
+	batch = append(append(batch, p), g.queue[:n]...)
+	g.queue = g.queue[n:]
+	g.mu.Unlock()
+	s.storeBatch(context.WithoutCancel(ctx), batch)
+	g.mu.Lock()
+	if len(g.queue) == 0 {
+		g.leaders--
+		g.mu.Unlock()
+	} else {
+		next := g.queue[0]
+		g.queue = g.queue[1:]
+		g.mu.Unlock()
+		next.wake <- false
+	}
+	return p.err
+}
+
+// storeBatch stores a batch in one transaction. If the transaction fails, each
+// subscription is tried in a transaction of its own, so that one cannot fail another.
+func (s *Service) storeBatch(ctx context.Context, batch []*pendingSub) {
+	if len(batch) == 0 {
+		return
+	}
+	err := s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, batch) })
+	if err != nil && len(batch) > 1 {
+		for _, p := range batch {
+			p.err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, []*pendingSub{p}) })
+			p.wake <- true
+		}
+		return
+	}
+	for _, p := range batch {
+		p.err = err
+		p.wake <- true
+	}
+}
+
+// insertSubs stores subscriptions within tx: a new address becomes a pending
+// subscriber; a pending one gets the newest names; the newest token of each subscriber
+// is the only one that works; every request gets its confirmation mail.
+func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pendingSub) error {
+	emails := make([]any, len(batch))
+	for i, p := range batch {
+		emails[i] = p.sub.Email
+	}
+	type known struct{ id, status string }
+	found := map[string]known{}
+	rows, err := tx.QueryContext(ctx, `SELECT email, id, status FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails...)
+	if err != nil {
+		return fmt.Errorf("newsletter: subscribe: %w", err)
+	}
+	for rows.Next() {
+		var e string
+		var k known
+		if err := rows.Scan(&e, &k.id, &k.status); err != nil {
+			rows.Close()
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+		found[e] = k
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("newsletter: subscribe: %w", err)
+	}
+
+	var inserts []*pendingSub         // new addresses, the newest request of each
+	newRow := map[string]int{}        // email -> index in inserts
+	var renamed []*pendingSub         // pending subscribers already stored: their newest names
+	var stale []any                   // subscribers whose earlier tokens stop working
+	token := map[string]*pendingSub{} // subscriber id -> the request whose token works
+	for _, p := range batch {
+		k, ok := found[p.sub.Email]
+		switch {
+		case !ok:
+			if j, dup := newRow[p.sub.Email]; dup { // asked twice in one batch: the newest names
+				p.id = inserts[j].id
+				inserts[j] = p
+			} else {
+				p.id = newID()
+				newRow[p.sub.Email] = len(inserts)
+				inserts = append(inserts, p)
+			}
+		default:
+			p.id = k.id
+			if k.status == StatusPending {
+				renamed = append(renamed, p)
+			}
+			if token[k.id] == nil {
+				stale = append(stale, k.id)
+			}
+		}
+		token[p.id] = p
+	}
+
+	if len(inserts) > 0 {
+		args := make([]any, 0, len(inserts)*10)
+		for _, p := range inserts {
+			args = append(args, p.id, p.id, p.sub.Email, s.AddressHash(p.sub.Email), p.sub.FirstName, p.sub.LastName, p.sub.Company,
+				StatusPending, "form", p.now)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+			status, source, created_at) VALUES `+store.Tuples(len(inserts), 10), args...); err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+	}
+	for _, p := range renamed {
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE email = $4`,
+			p.sub.FirstName, p.sub.LastName, p.sub.Company, p.sub.Email); err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+	}
+	if len(stale) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (`+store.Placeholders(1, len(stale))+`)`, stale...); err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+	}
+	args := make([]any, 0, len(token)*5)
+	for _, p := range batch {
+		if token[p.id] == p {
+			args = append(args, p.tokenHash, p.id, p.evidence, p.now, p.now+confirmTTL.Milliseconds())
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at)
+		VALUES `+store.Tuples(len(args)/5, 5), args...); err != nil {
+		return fmt.Errorf("newsletter: subscribe: %w", err)
+	}
+	mails := make([]mail.Prepared, len(batch))
+	for i, p := range batch {
+		mails[i] = p.mail
+	}
+	return s.outbox.EnqueuePrepared(ctx, tx, mails...)
+}
