@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"steward/internal/apperr"
@@ -587,28 +586,20 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		return fmt.Errorf("consent: import: %w", err)
 	}
 	at := store.Millis(s.now())
-	const cols = 7
-	for i := 0; i < len(in); i += 500 {
-		batch := in[i:min(i+500, len(in))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at) VALUES `)
-		args := make([]any, 0, len(batch)*cols)
-		for j, d := range batch {
-			p, ok := s.reg.Purpose(d.Purpose)
-			if !ok || !p.NeedsConsent() {
-				return apperr.Field("purpose", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", d.Purpose))
-			}
-			ev, _ := json.Marshal(d.Evidence)
-			if j > 0 {
-				q.WriteString(", ")
-			}
-			n := len(args)
-			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
-			args = append(args, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, string(ev), at)
+	ins := tx.Bulk("consent_events", []string{"subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, 500, "")
+	defer ins.Close(ctx)
+	for _, d := range in {
+		p, ok := s.reg.Purpose(d.Purpose)
+		if !ok || !p.NeedsConsent() {
+			return apperr.Field("purpose", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", d.Purpose))
 		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		ev, _ := json.Marshal(d.Evidence)
+		if err := ins.Add(ctx, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, string(ev), at); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
+	}
+	if err := ins.Close(ctx); err != nil {
+		return fmt.Errorf("consent: import: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2

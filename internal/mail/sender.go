@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	gosmtp "github.com/wneessen/go-mail/smtp"
 )
 
 func build(from string, m Message) (*gomail.Msg, error) {
@@ -172,6 +174,85 @@ func (s *SMTPSender) SendAll(ctx context.Context, msgs []Message) error {
 		return fmt.Errorf("mail: smtp: %d message(s) not all sent: %s", len(msgs), redactAddresses(err.Error()))
 	}
 	return nil
+}
+
+// perConnection is how many messages a session sends over one connection before it
+// opens another: mail servers commonly cap messages per connection.
+const perConnection = 1000
+
+// Session sends batch after batch over one connection (a campaign), opening another
+// when the server's usual cap of messages per connection nears.
+type Session interface {
+	SendAll(ctx context.Context, msgs []Message) error
+	Close() error
+}
+
+// SessionSender is a sender that can hold a connection across batches.
+type SessionSender interface {
+	Open() Session
+}
+
+// Open starts a session; it connects with its first batch.
+func (s *SMTPSender) Open() Session { return &smtpSession{s: s} }
+
+type smtpSession struct {
+	s      *SMTPSender
+	client *gomail.Client
+	conn   *gosmtp.Client
+	sent   int
+}
+
+// SendAll sends the messages over the session's connection, opening one when there
+// is none or the current one has carried perConnection messages. A message the server
+// refuses does not stop the others (as over a connection of its own); the batch then
+// fails as a whole.
+func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
+	built := make([]*gomail.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		msg, err := build(x.s.from, m)
+		if err != nil {
+			return err
+		}
+		built = append(built, msg)
+	}
+	var errs []error
+	for len(built) > 0 {
+		if x.conn != nil && x.sent >= perConnection {
+			_ = x.Close()
+		}
+		if x.conn == nil {
+			c, err := gomail.NewClient(x.s.host, x.s.opts...)
+			if err != nil {
+				return fmt.Errorf("mail: smtp client: %w", err)
+			}
+			conn, err := c.DialToSMTPClientWithContext(ctx)
+			if err != nil {
+				return fmt.Errorf("mail: smtp: %s", redactAddresses(err.Error()))
+			}
+			x.client, x.conn, x.sent = c, conn, 0
+		}
+		n := min(len(built), perConnection-x.sent)
+		if err := x.client.SendWithSMTPClient(x.conn, built[:n]...); err != nil {
+			errs = append(errs, err)
+		}
+		x.sent += n
+		built = built[n:]
+	}
+	if len(errs) > 0 {
+		_ = x.Close()
+		return fmt.Errorf("mail: smtp: %d message(s) not all sent: %s", len(msgs), redactAddresses(errors.Join(errs...).Error()))
+	}
+	return nil
+}
+
+// Close ends the connection, if one is open.
+func (x *smtpSession) Close() error {
+	if x.conn == nil {
+		return nil
+	}
+	err := x.client.CloseWithSMTPClient(x.conn)
+	x.client, x.conn = nil, nil
+	return err
 }
 
 // redactAddresses keeps addresses out of an error that will be stored and logged.

@@ -314,8 +314,8 @@ const sendBatch = 200
 
 // Send works through a campaign's pending deliveries: each batch is checked against
 // the ledger again (a withdrawal since the snapshot is honoured), sent over one
-// connection, then marked. After a crash the unmarked batch is sent again: a recipient
-// may get a mail twice, never one they withdrew from.
+// connection, then marked. After a crash the unmarked batches (at most two) are sent
+// again: a recipient may get a mail twice, never one they withdrew from.
 func (s *Service) Send(ctx context.Context, id string) error {
 	c, err := s.Campaign(ctx, id)
 	if err != nil {
@@ -332,110 +332,172 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// Three batches are in hand at once: while one is sent, the next is read, checked
+	// and rendered, and the one before is marked. Batches are read in token order after
+	// the last one read, so reading does not wait for marking.
+	prepare := func(after string) <-chan sendBatchResult {
+		out := make(chan sendBatchResult, 1)
+		go func() {
+			b, err := s.prepareBatch(ctx, c, p, bodyHTML, after)
+			out <- sendBatchResult{b, err}
+		}()
+		return out
+	}
+	next := prepare("")
+	// One connection for the whole campaign where the sender can hold one.
+	send := s.sender.SendAll
+	if ss, ok := s.sender.(mail.SessionSender); ok {
+		sess := ss.Open()
+		defer sess.Close()
+		send = sess.SendAll
+	}
+	var marking <-chan error
+	waitMark := func() error {
+		if marking == nil {
+			return nil
+		}
+		err := <-marking
+		marking = nil
+		return err
+	}
 	for {
-		var batch []struct {
-			tokenID string
-			Recipient
+		r := <-next
+		if r.err != nil {
+			_ = waitMark()
+			return r.err
 		}
-		rows, err := s.db.QueryContext(ctx, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
-			WHERE d.campaign_id = $1 AND d.state = 'pending' ORDER BY d.token_id LIMIT $2`, id, sendBatch)
-		if err != nil {
-			return fmt.Errorf("newsletter: send: %w", err)
-		}
-		subjects := map[string]string{} // subject -> token id
-		for rows.Next() {
-			var tid, subj string
-			if err := rows.Scan(&tid, &subj); err != nil {
-				rows.Close()
-				return err
-			}
-			subjects[subj] = tid
-		}
-		rows.Close()
-		if len(subjects) == 0 {
+		if len(r.batch.states) == 0 {
 			break
 		}
-		// Who of them the ledger still allows, now.
-		ids := make([]any, 0, len(subjects)+1)
-		ids = append(ids, c.Purpose)
-		var in strings.Builder
-		for subj := range subjects {
-			if in.Len() > 0 {
-				in.WriteString(", ")
+		next = prepare(r.batch.last)
+		if len(r.batch.msgs) > 0 {
+			if err := send(ctx, r.batch.msgs); err != nil {
+				_ = waitMark()
+				<-next
+				return err
 			}
-			ids = append(ids, subj)
-			fmt.Fprintf(&in, "$%d", len(ids))
 		}
-		// Whether each may be measured (the open beacon) comes in the same query.
-		track, err := s.consent.AllowedSQL("email_open_tracking", "s.subject_id")
-		if err != nil {
-			track = "1 = 0" // no such purpose registered: never measured
-		}
-		aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END", " AND s.subject_id IN ("+in.String()+")")
-		if err != nil {
+		if err := waitMark(); err != nil {
+			<-next
 			return err
 		}
-		rows, err = s.db.QueryContext(ctx, aq, ids...)
-		if err != nil {
-			return fmt.Errorf("newsletter: send: %w", err)
-		}
-		tracked := map[string]bool{}
-		for rows.Next() {
-			var r Recipient
-			var track int
-			if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName, &track); err != nil {
-				rows.Close()
-				return err
-			}
-			tracked[r.SubjectID] = track == 1
-			batch = append(batch, struct {
-				tokenID string
-				Recipient
-			}{subjects[r.SubjectID], r})
-		}
-		rows.Close()
-		msgs := make([]mail.Message, 0, len(batch))
-		expires := s.now().Add(tokenTTL)
-		for _, b := range batch {
-			raw, _ := hex.DecodeString(b.tokenID)
-			tok := s.token(raw, expires)
-			msgs = append(msgs, s.render(c, p, bodyHTML, b.Recipient, tok, tracked[b.SubjectID]))
-		}
-		if len(msgs) > 0 {
-			if err := s.sender.SendAll(ctx, msgs); err != nil {
-				return err
-			}
-		}
-		sent := map[string]bool{}
-		for _, b := range batch {
-			sent[b.tokenID] = true
-		}
-		// One statement per state for the whole batch.
-		byState := map[string][]any{}
-		for _, tid := range subjects {
-			state := "skipped"
-			if sent[tid] {
-				state = "sent"
-			}
-			byState[state] = append(byState[state], tid)
-		}
-		err = s.db.InTx(ctx, func(tx *store.Tx) error {
-			now := store.Millis(s.now())
-			for state, tids := range byState {
-				args := append([]any{state, now}, tids...)
-				if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id IN (`+
-					store.Placeholders(3, len(tids))+`)`, args...); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("newsletter: send: %w", err)
-		}
+		done := make(chan error, 1)
+		marking = done
+		go func(states map[string][]any) { done <- s.markBatch(ctx, states) }(r.batch.states)
+	}
+	if err := waitMark(); err != nil {
+		return err
 	}
 	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`, CampaignSent, store.Millis(s.now()), id)
 	return err
+}
+
+// preparedBatch is a batch of a campaign ready to send: its messages, the state each
+// of its deliveries takes once they are sent (token ids by state), and the last token
+// id it read.
+type preparedBatch struct {
+	msgs   []mail.Message
+	states map[string][]any
+	last   string
+}
+
+type sendBatchResult struct {
+	batch preparedBatch
+	err   error
+}
+
+// prepareBatch reads the next pending deliveries after the token id, asks the ledger
+// again who of them may be mailed now, and renders their mails.
+func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpose, bodyHTML, after string) (preparedBatch, error) {
+	var out preparedBatch
+	rows, err := s.db.QueryContext(ctx, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`, c.ID, after, sendBatch)
+	if err != nil {
+		return out, fmt.Errorf("newsletter: send: %w", err)
+	}
+	subjects := map[string]string{} // subject -> token id
+	for rows.Next() {
+		var tid, subj string
+		if err := rows.Scan(&tid, &subj); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("newsletter: send: %w", err)
+		}
+		subjects[subj] = tid
+		out.last = tid
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("newsletter: send: %w", err)
+	}
+	if len(subjects) == 0 {
+		return out, nil
+	}
+	// Who of them the ledger still allows, now, and whether each may be measured (the
+	// open beacon), in one query.
+	ids := make([]any, 0, len(subjects)+1)
+	ids = append(ids, c.Purpose)
+	for subj := range subjects {
+		ids = append(ids, subj)
+	}
+	track, err := s.consent.AllowedSQL("email_open_tracking", "s.subject_id")
+	if err != nil {
+		track = "1 = 0" // no such purpose registered: never measured
+	}
+	aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END",
+		" AND s.subject_id IN ("+store.Placeholders(2, len(subjects))+")")
+	if err != nil {
+		return out, err
+	}
+	rows, err = s.db.QueryContext(ctx, aq, ids...)
+	if err != nil {
+		return out, fmt.Errorf("newsletter: send: %w", err)
+	}
+	expires := s.now().Add(tokenTTL)
+	sent := map[string]bool{}
+	for rows.Next() {
+		var r Recipient
+		var track int
+		if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName, &track); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("newsletter: send: %w", err)
+		}
+		tid := subjects[r.SubjectID]
+		raw, _ := hex.DecodeString(tid)
+		out.msgs = append(out.msgs, s.render(c, p, bodyHTML, r, s.token(raw, expires), track == 1))
+		sent[tid] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("newsletter: send: %w", err)
+	}
+	out.states = map[string][]any{}
+	for _, tid := range subjects {
+		state := "skipped"
+		if sent[tid] {
+			state = "sent"
+		}
+		out.states[state] = append(out.states[state], tid)
+	}
+	return out, nil
+}
+
+// markBatch records how a sent batch's deliveries ended, a statement per state.
+func (s *Service) markBatch(ctx context.Context, states map[string][]any) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		now := store.Millis(s.now())
+		for state, tids := range states {
+			args := append([]any{state, now}, tids...)
+			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id IN (`+
+				store.Placeholders(3, len(tids))+`)`, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
+	}
+	return nil
 }
 
 func markdown(src string) (string, error) {

@@ -103,14 +103,21 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 
 // storeBatch stores a batch in one transaction. If the transaction fails, each
 // subscription is tried in a transaction of its own, so that one cannot fail another.
+// On PostgreSQL batches run side by side: two may both find an address new and both
+// insert it; the later one fails on the unique address and, tried again, finds the row.
 func (s *Service) storeBatch(ctx context.Context, batch []*pendingSub) {
 	if len(batch) == 0 {
 		return
 	}
 	err := s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, batch) })
-	if err != nil && len(batch) > 1 {
+	if err != nil && (len(batch) > 1 || store.IsUniqueViolation(err)) {
 		for _, p := range batch {
-			p.err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, []*pendingSub{p}) })
+			for range 3 {
+				p.err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, []*pendingSub{p}) })
+				if !store.IsUniqueViolation(p.err) {
+					break
+				}
+			}
 			p.wake <- true
 		}
 		return

@@ -1,0 +1,199 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+	"github.com/riverqueue/river"
+
+	"steward/internal/app/apptest"
+	"steward/internal/consent"
+	"steward/internal/newsletter"
+	"steward/internal/store"
+	"steward/internal/store/storetest"
+)
+
+// recordingSMTP is an SMTP server that records who each message went to and how many
+// connections carried them, and can refuse a recipient a number of times.
+type recordingSMTP struct {
+	mu       sync.Mutex
+	got      map[string]int // recipient -> messages received
+	conns    int
+	refuse   string // this recipient is refused (550) ...
+	refusals int    // ... this many more times
+}
+
+func (s *recordingSMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
+	s.mu.Lock()
+	s.conns++
+	s.mu.Unlock()
+	return &recordingSession{s: s}, nil
+}
+
+type recordingSession struct {
+	s  *recordingSMTP
+	to []string
+}
+
+func (x *recordingSession) Reset()                               { x.to = nil }
+func (x *recordingSession) Logout() error                        { return nil }
+func (x *recordingSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *recordingSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	if to == x.s.refuse && x.s.refusals > 0 {
+		x.s.refusals--
+		return &smtp.SMTPError{Code: 550, Message: "mailbox unavailable"}
+	}
+	x.to = append(x.to, to)
+	return nil
+}
+func (x *recordingSession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	for _, to := range x.to {
+		x.s.got[to]++
+	}
+	return nil
+}
+
+func startRecordingSMTP(t *testing.T) (*recordingSMTP, string) {
+	t.Helper()
+	rec := &recordingSMTP{got: map[string]int{}}
+	srv := smtp.NewServer(rec)
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return rec, ln.Addr().String()
+}
+
+// noJobs takes the place of the job queue, so that a test runs the sending itself.
+type noJobs struct{}
+
+func (noJobs) Enqueue(context.Context, *store.Tx, river.JobArgs) error { return nil }
+
+// TestCampaignManyBatches sends a campaign of several batches over SMTP: one connection
+// carries up to 1,000 messages, each recipient allowed when their batch is sent gets
+// exactly one mail, and a withdrawal after the audience was taken is honoured.
+// A batch the server refuses in part fails the run; the next run sends only what was
+// not marked as sent.
+func TestCampaignManyBatches(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			dbURL := ""
+			if engine == "postgres" {
+				if dbURL = storetest.PostgresURL(t); dbURL == "" {
+					t.Skip("STEWARD_TEST_POSTGRES_URL not set")
+				}
+			}
+			rec, addr := startRecordingSMTP(t)
+			h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
+			ctx := context.Background()
+			const n = 1250
+			var csv bytes.Buffer
+			csv.WriteString("email,first_name,last_name\n")
+			addrs := make([]string, n)
+			for i := range n {
+				addrs[i] = fmt.Sprintf("reader%04d@example.org", i)
+				fmt.Fprintf(&csv, "%s,Reader,%d\n", addrs[i], i)
+			}
+			if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
+				t.Fatalf("import: %+v %v", rep, err)
+			}
+			c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, "Many batches", "Hello.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			// Three withdraw after the audience was taken; one of the others will be
+			// refused once by the server.
+			withdrawn := map[string]bool{addrs[3]: true, addrs[700]: true, addrs[1249]: true}
+			for a := range withdrawn {
+				subj, _ := h.App.Newsletter.Lookup(ctx, a)
+				if _, err := h.App.Consent.Record(ctx, subj, newsletter.Purpose, consent.Withdrawn, consent.SourceForm, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec.mu.Lock()
+			rec.refuse, rec.refusals = addrs[610], 1
+			rec.mu.Unlock()
+
+			err = h.App.Newsletter.Send(ctx, c.ID)
+			if err == nil || !strings.Contains(err.Error(), "not all sent") {
+				t.Fatalf("a run with a refused recipient = %v", err)
+			}
+			if strings.Contains(err.Error(), "@") {
+				t.Errorf("the error names an address: %v", err)
+			}
+			if cur, _ := h.App.Newsletter.Campaign(ctx, c.ID); cur.Status == newsletter.CampaignSent {
+				t.Fatal("the campaign is marked sent after a failed batch")
+			}
+			rec.mu.Lock()
+			first := map[string]int{}
+			for k, v := range rec.got {
+				first[k] = v
+			}
+			rec.mu.Unlock()
+
+			if err := h.App.Newsletter.Send(ctx, c.ID); err != nil {
+				t.Fatalf("the second run: %v", err)
+			}
+			cur, err := h.App.Newsletter.Campaign(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.Status != newsletter.CampaignSent || cur.Sent != n-len(withdrawn) || cur.Skipped != len(withdrawn) {
+				t.Errorf("campaign: status %s, sent %d, skipped %d", cur.Status, cur.Sent, cur.Skipped)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			twice := 0
+			for _, a := range addrs {
+				got := rec.got[a]
+				switch {
+				case withdrawn[a] && got != 0:
+					t.Errorf("%s withdrew and got %d mails", a, got)
+				case !withdrawn[a] && got == 0:
+					t.Errorf("%s got no mail", a)
+				case got > 2:
+					t.Errorf("%s got %d mails", a, got)
+				case got == 2:
+					twice++
+					if first[a] != 1 {
+						t.Errorf("%s got a second mail though the first run had not reached it", a)
+					}
+				}
+			}
+			// Only the refused recipient's batch (at most 200) goes again.
+			if twice >= 200 || rec.got[addrs[610]] != 1 {
+				t.Errorf("%d recipients mailed twice; the refused one got %d", twice, rec.got[addrs[610]])
+			}
+			// Two runs, the first of at least 1,000 messages: the cap of messages
+			// per connection makes it three connections at most, and at least two.
+			if rec.conns < 2 || rec.conns > 4 {
+				t.Errorf("%d connections", rec.conns)
+			}
+			if len(rec.got) != n-len(withdrawn) {
+				t.Errorf("%d recipients, want %d", len(rec.got), n-len(withdrawn))
+			}
+		})
+	}
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Bulk inserts many rows into one table within a transaction, in multi-row INSERTs of
+// up to per rows. The statement for a full chunk is prepared once and run again for
+// every full chunk (SQLite would otherwise parse a statement of thousands of values at
+// each run); only the last, shorter chunk is parsed on its own. Placeholders are
+// anonymous on SQLite (see Rebind): numbered ones cost a linear search each at parse
+// and bind time.
+type Bulk struct {
+	tx     *Tx
+	head   string // INSERT INTO t (cols) VALUES
+	suffix string // ON CONFLICT ..., or ""
+	cols   int
+	per    int
+	args   []any
+	rows   int
+	full   *sql.Stmt
+}
+
+// Bulk starts a bulk insert into table of the columns, per rows a statement, with an
+// optional suffix (an ON CONFLICT clause). Close it when done.
+func (t *Tx) Bulk(table string, cols []string, per int, suffix string) *Bulk {
+	return &Bulk{tx: t, head: "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ",
+		suffix: suffix, cols: len(cols), per: max(per, 1), args: make([]any, 0, per*len(cols))}
+}
+
+// Add queues one row (its values in the columns' order), writing a chunk when full.
+func (b *Bulk) Add(ctx context.Context, vals ...any) error {
+	if len(vals) != b.cols {
+		return fmt.Errorf("store: bulk insert: %d values for %d columns", len(vals), b.cols)
+	}
+	b.args = append(b.args, vals...)
+	b.rows++
+	if b.rows == b.per {
+		return b.Flush(ctx)
+	}
+	return nil
+}
+
+// Flush writes the queued rows.
+func (b *Bulk) Flush(ctx context.Context) error {
+	if b.rows == 0 {
+		return nil
+	}
+	var err error
+	if b.rows == b.per {
+		if b.full == nil {
+			q := b.tx.db.Rebind(b.head + Tuples(b.per, b.cols) + b.suffix)
+			if b.full, err = b.tx.tx.PrepareContext(ctx, q); err != nil {
+				return fmt.Errorf("store: bulk insert: %w", err)
+			}
+		}
+		_, err = b.full.ExecContext(ctx, b.args...)
+	} else {
+		_, err = b.tx.tx.ExecContext(ctx, b.tx.db.Rebind(b.head+Tuples(b.rows, b.cols)+b.suffix), b.args...)
+	}
+	clear(b.args)
+	b.args, b.rows = b.args[:0], 0
+	if err != nil {
+		return fmt.Errorf("store: bulk insert: %w", err)
+	}
+	return nil
+}
+
+// Close writes what is queued and releases the prepared statement.
+func (b *Bulk) Close(ctx context.Context) error {
+	err := b.Flush(ctx)
+	if b.full != nil {
+		if cerr := b.full.Close(); err == nil {
+			err = cerr
+		}
+		b.full = nil
+	}
+	return err
+}
