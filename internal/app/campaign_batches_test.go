@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +195,65 @@ func TestCampaignManyBatches(t *testing.T) {
 			}
 			if len(rec.got) != n-len(withdrawn) {
 				t.Errorf("%d recipients, want %d", len(rec.got), n-len(withdrawn))
+			}
+		})
+	}
+}
+
+// TestImportKeepsAudienceByRule imports subscribers where the register has a
+// marketing purpose on legitimate interest (no consent needed) beside the newsletter:
+// after the import, the maintained audience of each purpose is the rule's, including an
+// address suppressed for the one purpose but not the other.
+func TestImportKeepsAudienceByRule(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			dbURL := ""
+			if engine == "postgres" {
+				if dbURL = storetest.PostgresURL(t); dbURL == "" {
+					t.Skip("STEWARD_TEST_POSTGRES_URL not set")
+				}
+			}
+			reg, err := os.ReadFile("../consent/purposes.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg = append(reg, []byte(`
+[[purpose]]
+key = "customer_news"
+name = "News for customers"
+description = "Email about products like those you bought, until you object."
+basis = "legitimate_interest"
+processors = ["email_provider"]
+marketing = true
+`)...)
+			file := filepath.Join(t.TempDir(), "purposes.toml")
+			if err := os.WriteFile(file, reg, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h := apptest.Start(t, dbURL, "--purposes", file)
+			ctx := context.Background()
+			if err := h.App.Newsletter.Suppress(ctx, h.App.DB, "kim@example.org", "customer_news", "objected"); err != nil {
+				t.Fatal(err)
+			}
+			csv := "email,first_name,last_name\nkim@example.org,Kim,K\nlee@example.org,Lee,L\nmo@example.org,Mo,M\n"
+			if rep, err := h.App.Newsletter.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "test"); err != nil || rep.Imported != 3 {
+				t.Fatalf("import: %+v %v", rep, err)
+			}
+			want := map[string]map[string]bool{
+				"newsletter":    {"kim@example.org": true, "lee@example.org": true, "mo@example.org": true},
+				"customer_news": {"lee@example.org": true, "mo@example.org": true},
+				"own_offers":    {},
+			}
+			for purpose, w := range want {
+				byRule := map[string]bool{}
+				if err := h.App.Newsletter.AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				kept := audience(t, h, purpose)
+				if fmt.Sprint(kept) != fmt.Sprint(byRule) || fmt.Sprint(kept) != fmt.Sprint(w) {
+					t.Errorf("%s: maintained %v, by the rule %v, want %v", purpose, kept, byRule, w)
+				}
 			}
 		})
 	}

@@ -573,6 +573,9 @@ type Imported struct {
 	SubjectID string
 	Purpose   string
 	Evidence  map[string]string
+	// EvidenceJSON is Evidence already encoded (an importer encodes it ahead of the
+	// transaction); it is used when set.
+	EvidenceJSON string
 }
 
 // ImportTx records many opt-ins from an import in tx, in a few statements: the events,
@@ -593,8 +596,12 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		if !ok || !p.NeedsConsent() {
 			return apperr.Field("purpose", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", d.Purpose))
 		}
-		ev, _ := json.Marshal(d.Evidence)
-		if err := ins.Add(ctx, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, string(ev), at); err != nil {
+		ev := d.EvidenceJSON
+		if ev == "" {
+			b, _ := json.Marshal(d.Evidence)
+			ev = string(b)
+		}
+		if err := ins.Add(ctx, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, ev, at); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package newsletter
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ const importChunk = 500
 // a header naming at least email, first_name and last_name, and optionally company,
 // consented_at, source and evidence (kept as the consent's evidence). Addresses already
 // on the list are left alone; suppressed ones (unsubscribed, erased) are skipped.
+//
+// Two stages overlap: one reads, checks and prepares the next batch (and asks the
+// read connections which of its addresses are on the list already) while the other
+// stores the batch before it in one transaction.
 func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy string) (ImportReport, error) {
 	var rep ImportReport
 	if p, ok := s.consent.Register().Purpose(purpose); !ok || !p.NeedsConsent() || !p.Marketing {
@@ -56,6 +61,54 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 			return rep, apperr.Field("file", "csv_invalid", "the header must name a column "+need)
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan importWork, 1)
+	var read ImportReport // the reading stage's counts
+	go func() {
+		defer close(batches)
+		err := s.readImport(ctx, cr, col, importedBy, &read, batches)
+		if err != nil {
+			select {
+			case batches <- importWork{err: err}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	var storeErr error
+	for w := range batches {
+		if w.err != nil {
+			storeErr = w.err
+			break
+		}
+		if err := s.importBatch(ctx, w.rows, purpose, &rep); err != nil {
+			storeErr = err
+			break
+		}
+	}
+	cancel()
+	for range batches { // let the reader end
+	}
+	rep.Rows, rep.Invalid, rep.Errors = read.Rows, read.Invalid, read.Errors
+	return rep, storeErr
+}
+
+// importWork is a batch ready to store, or the error that ended the reading.
+type importWork struct {
+	rows []importRow
+	err  error
+}
+
+type importRow struct {
+	sub      Subscription
+	evidence string // JSON
+	hash     string // AddressHash of the address
+	existing bool   // on the list already, when the batch was read
+}
+
+// readImport reads the CSV into batches: each row checked, its address hashed and its
+// evidence encoded, and the batch's addresses already on the list marked.
+func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string]int, importedBy string, rep *ImportReport, out chan<- importWork) error {
 	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
 			return strings.TrimSpace(rec[i])
@@ -64,13 +117,20 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	}
 	var batch []importRow
 	seen := map[string]bool{}
-	flush := func() error {
+	send := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.importBatch(ctx, batch, purpose, &rep)
-		batch = batch[:0]
-		return err
+		if err := s.markExisting(ctx, s.db, batch); err != nil {
+			return err
+		}
+		select {
+		case out <- importWork{rows: batch}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		batch = nil
+		return nil
 	}
 	line := 1
 	for {
@@ -80,7 +140,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 			break
 		}
 		if err != nil {
-			return rep, apperr.Field("file", "csv_invalid", fmt.Sprintf("line %d: %v", line, err))
+			return apperr.Field("file", "csv_invalid", fmt.Sprintf("line %d: %v", line, err))
 		}
 		rep.Rows++
 		sub, err := Subscription{FirstName: field(rec, "first_name"), LastName: field(rec, "last_name"),
@@ -103,98 +163,145 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 				ev["original_"+k] = v
 			}
 		}
-		batch = append(batch, importRow{sub, ev})
+		evJSON, _ := json.Marshal(ev)
+		batch = append(batch, importRow{sub: sub, evidence: string(evJSON), hash: s.AddressHash(sub.Email)})
 		if len(batch) == importBatch {
-			if err := flush(); err != nil {
-				return rep, err
+			if err := send(); err != nil {
+				return err
 			}
 		}
 	}
-	return rep, flush()
+	return send()
 }
 
-type importRow struct {
-	sub      Subscription
-	evidence map[string]string
-}
-
-// importBatch stores one batch in one transaction: which addresses exist or are
-// suppressed is asked a chunk at a time, and the rest goes in multi-row statements.
-func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose string, rep *ImportReport) error {
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		hashes := make([]string, len(batch))
-		existing, suppressed := map[string]bool{}, map[string]bool{}
-		for i := 0; i < len(batch); i += importChunk {
-			chunk := batch[i:min(i+importChunk, len(batch))]
-			emails := make([]any, 0, len(chunk))
-			hs := make([]any, 0, len(chunk)+1)
-			hs = append(hs, purpose)
-			for j, r := range chunk {
-				hashes[i+j] = s.AddressHash(r.sub.Email)
-				emails = append(emails, r.sub.Email)
-				hs = append(hs, hashes[i+j])
-			}
-			if err := addStrings(ctx, tx, existing, `SELECT email FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails); err != nil {
-				return err
-			}
-			if err := addStrings(ctx, tx, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash IN (`+
-				store.Placeholders(2, len(hs)-1)+`)`, hs); err != nil {
-				return err
-			}
+// markExisting marks the rows whose address is on the list, a chunk at a time.
+func (s *Service) markExisting(ctx context.Context, q store.Querier, batch []importRow) error {
+	for i := 0; i < len(batch); i += importChunk {
+		chunk := batch[i:min(i+importChunk, len(batch))]
+		emails := make([]any, len(chunk))
+		for j, r := range chunk {
+			emails[j] = r.sub.Email
 		}
-		now := store.Millis(s.now())
-		ins := tx.Bulk("subscribers", []string{"id", "subject_id", "email", "email_hash", "first_name", "last_name", "company",
-			"status", "source", "created_at", "confirmed_at"}, importChunk, "")
-		defer ins.Close(ctx)
-		var decisions []consent.Imported
-		for i, r := range batch {
-			switch {
-			case suppressed[hashes[i]]:
-				rep.Suppressed++
-				continue
-			case existing[r.sub.Email]:
-				rep.Existing++
-				continue
-			}
-			id := newID()
-			if err := ins.Add(ctx, id, id, r.sub.Email, hashes[i], r.sub.FirstName, r.sub.LastName, r.sub.Company,
-				StatusConfirmed, "import", now, now); err != nil {
-				return fmt.Errorf("newsletter: import: %w", err)
-			}
-			decisions = append(decisions, consent.Imported{SubjectID: id, Purpose: purpose, Evidence: r.evidence})
-		}
-		if err := ins.Close(ctx); err != nil {
-			return fmt.Errorf("newsletter: import: %w", err)
-		}
-		if len(decisions) == 0 {
-			return nil
-		}
-		if err := s.consent.ImportTx(ctx, tx, decisions); err != nil {
+		existing := map[string]bool{}
+		if err := addStrings(ctx, q, existing, `SELECT email FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails); err != nil {
 			return err
 		}
-		// The new subscribers are mailable where the rule says so (confirmed, consent
-		// or no objection, not suppressed, no restriction), evaluated a chunk at a time:
-		// for the imported purpose, and for any marketing purpose that takes no
-		// consent. A new subject holds no consent to any other purpose.
-		for _, p := range s.mailPurposes() {
-			if p.Key != purpose && p.NeedsConsent() {
-				continue
+		for j := range chunk {
+			chunk[j].existing = existing[chunk[j].sub.Email]
+		}
+	}
+	return nil
+}
+
+// importBatch stores one batch in one transaction. Which addresses are suppressed is
+// asked within it (an erasure or unsubscribe that committed before is always seen);
+// which are on the list was asked when the batch was read: if an address joined the
+// list since, the insert fails on it and the batch is stored again, asking within.
+func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose string, rep *ImportReport) error {
+	var got ImportReport
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		got = ImportReport{}
+		return s.storeImport(ctx, tx, batch, purpose, &got, false)
+	})
+	if store.IsUniqueViolation(err) {
+		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			got = ImportReport{}
+			return s.storeImport(ctx, tx, batch, purpose, &got, true)
+		})
+	}
+	if err != nil {
+		return err
+	}
+	rep.Imported += got.Imported
+	rep.Existing += got.Existing
+	rep.Suppressed += got.Suppressed
+	return nil
+}
+
+func (s *Service) storeImport(ctx context.Context, tx *store.Tx, batch []importRow, purpose string, rep *ImportReport, recheck bool) error {
+	if recheck {
+		if err := s.markExisting(ctx, tx, batch); err != nil {
+			return err
+		}
+	}
+	suppressed := map[string]bool{}
+	for i := 0; i < len(batch); i += importChunk {
+		chunk := batch[i:min(i+importChunk, len(batch))]
+		hs := make([]any, 0, len(chunk)+1)
+		hs = append(hs, purpose)
+		for _, r := range chunk {
+			hs = append(hs, r.hash)
+		}
+		if err := addStrings(ctx, tx, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash IN (`+
+			store.Placeholders(2, len(hs)-1)+`)`, hs); err != nil {
+			return err
+		}
+	}
+	now := store.Millis(s.now())
+	ins := tx.Bulk("subscribers", []string{"id", "subject_id", "email", "email_hash", "first_name", "last_name", "company",
+		"status", "source", "created_at", "confirmed_at"}, importChunk, "")
+	defer ins.Close(ctx)
+	var decisions []consent.Imported
+	var inserted []importRow
+	for _, r := range batch {
+		switch {
+		case suppressed[r.hash]:
+			rep.Suppressed++
+			continue
+		case r.existing:
+			rep.Existing++
+			continue
+		}
+		id := newID()
+		if err := ins.Add(ctx, id, id, r.sub.Email, r.hash, r.sub.FirstName, r.sub.LastName, r.sub.Company,
+			StatusConfirmed, "import", now, now); err != nil {
+			return fmt.Errorf("newsletter: import: %w", err)
+		}
+		decisions = append(decisions, consent.Imported{SubjectID: id, Purpose: purpose, EvidenceJSON: r.evidence})
+		inserted = append(inserted, r)
+	}
+	if err := ins.Close(ctx); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
+	}
+	if len(decisions) == 0 {
+		return nil
+	}
+	if err := s.consent.ImportTx(ctx, tx, decisions); err != nil {
+		return err
+	}
+	// The new subscribers are mailable for the imported purpose: every input of the
+	// rule was written or read in this transaction (confirmed, consent granted, not
+	// suppressed for it or for everything; a new subject holds no restriction or
+	// objection). A marketing purpose that takes no consent is evaluated by the rule
+	// itself (its suppressions differ); one that takes consent is not theirs yet.
+	kept := tx.Bulk("mailable", []string{"purpose", "subject_id", "email", "first_name"}, importChunk, "")
+	defer kept.Close(ctx)
+	for i, d := range decisions {
+		if err := kept.Add(ctx, purpose, d.SubjectID, inserted[i].sub.Email, inserted[i].sub.FirstName); err != nil {
+			return fmt.Errorf("newsletter: import: %w", err)
+		}
+	}
+	if err := kept.Close(ctx); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
+	}
+	for _, p := range s.mailPurposes() {
+		if p.NeedsConsent() {
+			continue
+		}
+		for i := 0; i < len(decisions); i += importChunk {
+			chunk := decisions[i:min(i+importChunk, len(decisions))]
+			ids := make([]any, 0, len(chunk)+1)
+			ids = append(ids, p.Key)
+			for _, d := range chunk {
+				ids = append(ids, d.SubjectID)
 			}
-			for i := 0; i < len(decisions); i += importChunk {
-				chunk := decisions[i:min(i+importChunk, len(decisions))]
-				ids := make([]any, 0, len(chunk)+1)
-				ids = append(ids, p.Key)
-				for _, d := range chunk {
-					ids = append(ids, d.SubjectID)
-				}
-				if err := s.fill(ctx, tx, p.Key, " AND s.subject_id IN ("+store.Placeholders(2, len(chunk))+")", ids...); err != nil {
-					return err
-				}
+			if err := s.fill(ctx, tx, p.Key, " AND s.subject_id IN ("+store.Placeholders(2, len(chunk))+")", ids...); err != nil {
+				return err
 			}
 		}
-		rep.Imported += len(decisions)
-		return nil
-	})
+	}
+	rep.Imported += len(decisions)
+	return nil
 }
 
 // addStrings adds the values of a query of one text column to set.
