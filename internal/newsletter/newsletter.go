@@ -171,34 +171,78 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 	})
 }
 
-// LinkAccount makes a subscriber and a member with the same verified address one
-// subject: the subscriber row and its consent ledger move to the account's id.
+// LinkAccount is called when an address is proven to be a member's (at registration
+// or after an email change). A subscriber with that address and the member become one
+// subject: the subscriber row and its consent ledger move to the account's id. And the
+// member's own place on the list follows their address: a row under an old address
+// takes the new one (or, if the new address had a row of its own, gives way to it,
+// handing on its confirmation), so campaigns reach the address the member uses now.
 func (s *Service) LinkAccount(ctx context.Context, accountID, email string) error {
+	email = strings.ToLower(strings.TrimSpace(email))
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		var id, subject string
-		err := tx.QueryRowContext(ctx, `SELECT id, subject_id FROM subscribers WHERE email = $1`, strings.ToLower(email)).Scan(&id, &subject)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		var id, subject, status string
+		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status FROM subscribers WHERE email = $1`, email).Scan(&id, &subject, &status)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("newsletter: link: %w", err)
 		}
+		found := err == nil
+		// The member's rows under other addresses.
+		var stale []string
+		var staleConfirmed bool
+		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email <> $2`, accountID, email)
 		if err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		if subject == accountID {
-			return nil
+		for rows.Next() {
+			var sid, st string
+			if err := rows.Scan(&sid, &st); err != nil {
+				rows.Close()
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			stale = append(stale, sid)
+			staleConfirmed = staleConfirmed || st == StatusConfirmed
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET subject_id = $1, account_id = $1 WHERE id = $2`, accountID, id); err != nil {
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
-			return fmt.Errorf("newsletter: link: %w", err)
+		refresh := []string{accountID}
+		switch {
+		case !found && len(stale) > 0:
+			// The address changed: the member's row takes the new one.
+			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`,
+				email, s.AddressHash(email), stale[0]); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			stale = stale[1:]
+		case found && subject != accountID:
+			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET subject_id = $1, account_id = $1 WHERE id = $2`, accountID, id); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE campaign_opens SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			if err := s.consent.Rekey(ctx, tx, subject, accountID); err != nil {
+				return err
+			}
+			refresh = append(refresh, subject)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE campaign_opens SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
-			return fmt.Errorf("newsletter: link: %w", err)
+		if found && staleConfirmed && status != StatusConfirmed {
+			// The member was on the list under the old address; the new one is verified.
+			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`,
+				StatusConfirmed, store.Millis(s.now()), id); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
 		}
-		if err := s.consent.Rekey(ctx, tx, subject, accountID); err != nil {
-			return err
+		for _, sid := range stale {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, sid); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
 		}
-		return s.Refresh(ctx, tx, subject, accountID)
+		return s.Refresh(ctx, tx, refresh...)
 	})
 }
 

@@ -1,0 +1,74 @@
+package app_test
+
+import (
+	"context"
+	"testing"
+
+	"steward/internal/app/apptest"
+)
+
+// changeEmail changes a member's address through the API and confirms the new one.
+func changeEmail(t *testing.T, h *apptest.Harness, token, to string) {
+	t.Helper()
+	if r := h.Do("PATCH", "/api/v1/me", map[string]string{"email": to, "current_password": pw}, token); r.Status != 200 {
+		t.Fatalf("email change = %d %s", r.Status, r.Body)
+	}
+	tok := h.WaitLink(to, "/verify?token=")
+	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": tok}, ""); v.Status != 200 {
+		t.Fatalf("confirm %s = %d %s", to, v.Status, v.Body)
+	}
+}
+
+// A member on the mailing list who changes their address is mailed at the new one,
+// never at the old; where the new address had a pending subscription of its own, the
+// two become one entry, confirmed.
+func TestMemberEmailChangeMovesSubscription(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		rows := func(subject string) map[string]string {
+			t.Helper()
+			out := map[string]string{}
+			r, err := h.App.DB.QueryContext(ctx, `SELECT email, status FROM subscribers WHERE subject_id = $1`, subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			for r.Next() {
+				var e, s string
+				r.Scan(&e, &s)
+				out[e] = s
+			}
+			return out
+		}
+		id, token := h.Member("first.address@example.org", pw, nil)
+		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, token); r.Status != 200 {
+			t.Fatalf("opt in = %d %s", r.Status, r.Body)
+		}
+		if a := audience(t, h, "newsletter"); !a["first.address@example.org"] || len(a) != 1 {
+			t.Fatalf("audience after opting in = %v", a)
+		}
+
+		changeEmail(t, h, token, "second.address@example.org")
+		if got := rows(id); len(got) != 1 || got["second.address@example.org"] != "confirmed" {
+			t.Errorf("the member's list entries after the change = %v", got)
+		}
+		if a := audience(t, h, "newsletter"); !a["second.address@example.org"] || len(a) != 1 {
+			t.Errorf("audience after the change = %v", a)
+		}
+
+		// The third address subscribed on its own and never confirmed.
+		subscribe(t, h, "third.address@example.org", false)
+		changeEmail(t, h, token, "third.address@example.org")
+		if got := rows(id); len(got) != 1 || got["third.address@example.org"] != "confirmed" {
+			t.Errorf("the member's list entries after the second change = %v", got)
+		}
+		if a := audience(t, h, "newsletter"); !a["third.address@example.org"] || len(a) != 1 {
+			t.Errorf("audience after the second change = %v", a)
+		}
+		var n int
+		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&n)
+		if n != 1 {
+			t.Errorf("%d subscriber rows, want the member's one", n)
+		}
+	})
+}
