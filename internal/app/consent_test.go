@@ -123,6 +123,25 @@ func TestConsentLedger(t *testing.T) {
 		if choice(t, r, "own_offers")["allowed"] != true {
 			t.Errorf("after lifting the objection: %s", r.Body)
 		}
+		// Each change of a flag is a decision in the ledger, newest first, with a
+		// receipt that names it; setting a flag to what it is records nothing.
+		h.Do("PUT", "/api/v1/me/consents", `{"objected":false}`, token)
+		flagHist := h.Do("GET", "/api/v1/me/consents/history", nil, token).JSON()["events"].([]any)
+		var flagEvents []string
+		for _, e := range flagHist {
+			m := e.(map[string]any)
+			if consent.IsFlag(m["purpose"].(string)) {
+				flagEvents = append(flagEvents, m["purpose"].(string)+" "+m["decision"].(string)+" "+m["source"].(string))
+			}
+		}
+		if want := []string{"objection lifted api", "objection set api", "restriction lifted api", "restriction set api"}; strings.Join(flagEvents, ",") != strings.Join(want, ",") {
+			t.Errorf("flag events = %v, want %v", flagEvents, want)
+		}
+		frc := get(h, token, flagHist[0].(map[string]any)["receipt_url"].(string), nil)
+		if frc.Status != 200 || !strings.Contains(string(frc.Body), `"purpose_name":"Objection to processing on legitimate interest (GDPR art. 21)"`) ||
+			!strings.Contains(string(frc.Body), `"decision":"lifted"`) {
+			t.Errorf("receipt of lifting the objection = %d %s", frc.Status, frc.Body)
+		}
 
 		// A signed receipt for a decision; changed, it no longer verifies.
 		if len(hist) != 6 {

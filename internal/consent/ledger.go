@@ -22,6 +22,32 @@ const (
 	Withdrawn Decision = "withdrawn"
 )
 
+// The restriction of processing (article 18) and the objection to all processing on
+// legitimate interest (article 21) are decisions too: the ledger keeps each change
+// under these reserved keys, with its source and evidence, and a receipt can be had
+// for it like for any decision. Their current state is the subject's Flags.
+const (
+	FlagRestriction = "restriction"
+	FlagObjection   = "objection"
+	// FlagSet and FlagLifted are the decisions of the reserved keys.
+	FlagSet    Decision = "set"
+	FlagLifted Decision = "lifted"
+)
+
+// IsFlag reports whether key is one of the reserved keys of the flags.
+func IsFlag(key string) bool { return key == FlagRestriction || key == FlagObjection }
+
+// FlagName is how a reserved key is named to a person.
+func FlagName(key string) string {
+	switch key {
+	case FlagRestriction:
+		return "Restriction of processing (GDPR art. 18)"
+	case FlagObjection:
+		return "Objection to processing on legitimate interest (GDPR art. 21)"
+	}
+	return key
+}
+
 // Source is where a decision came from.
 type Source string
 
@@ -242,6 +268,9 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			return err
 		}
 		changed = true
+		if err := s.recordFlags(ctx, tx, subjectID, cur, *flags, src, evidence); err != nil {
+			return err
+		}
 		return s.setFlags(ctx, tx, subjectID, *flags)
 	})
 	if err != nil {
@@ -258,12 +287,35 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 	return nil
 }
 
-// SetFlags sets the subject's flags.
+// SetFlags sets the subject's flags (source: API), each change recorded in the ledger.
 func (s *Service) SetFlags(ctx context.Context, subjectID string, f Flags) error {
-	if err := s.setFlags(ctx, s.db, subjectID, f); err != nil {
-		return err
+	return s.Apply(ctx, subjectID, nil, &f, SourceAPI, nil)
+}
+
+// recordFlags appends an event for each flag that changes from cur to want.
+func (s *Service) recordFlags(ctx context.Context, tx *store.Tx, subjectID string, cur, want Flags, src Source, evidence map[string]string) error {
+	if evidence == nil {
+		evidence = map[string]string{}
 	}
-	return s.afterChange(ctx, subjectID)
+	ev, _ := json.Marshal(evidence)
+	at := store.Millis(s.now())
+	for _, f := range []struct {
+		key      string
+		from, to bool
+	}{{FlagRestriction, cur.Restricted, want.Restricted}, {FlagObjection, cur.Objected, want.Objected}} {
+		if f.from == f.to {
+			continue
+		}
+		d := FlagLifted
+		if f.to {
+			d = FlagSet
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, subjectID, f.key, d, src, s.policyVersion, string(ev), at); err != nil {
+			return fmt.Errorf("consent: record flags: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *Service) setFlags(ctx context.Context, q store.Querier, subjectID string, f Flags) error {
@@ -558,7 +610,8 @@ func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) erro
 		`UPDATE processing_flags SET subject_id = $1 WHERE subject_id = $2`,
 		`INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
-		 WHERE e.subject_id = $1 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
+		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
+		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, to, from); err != nil {

@@ -118,6 +118,9 @@ func (r *Register) check() error {
 		if !keyRE.MatchString(p.Key) {
 			return fmt.Errorf("purpose %d: key %q must be lower case letters, digits and _", i+1, p.Key)
 		}
+		if IsFlag(p.Key) {
+			return fmt.Errorf("purpose %q: the key is reserved for the ledger's %s", p.Key, FlagName(p.Key))
+		}
 		if _, dup := r.byKey[p.Key]; dup {
 			return fmt.Errorf("purpose %q defined twice", p.Key)
 		}

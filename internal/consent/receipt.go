@@ -99,6 +99,9 @@ func (s *Service) Receipt(ctx context.Context, subjectID string, eventID int64) 
 		return Signed{}, err
 	}
 	p, _ := s.reg.Purpose(e.Purpose)
+	if IsFlag(e.Purpose) {
+		p = Purpose{Name: FlagName(e.Purpose)}
+	}
 	r := Receipt{
 		Format: receiptFormat, ReceiptID: strconv.FormatInt(e.ID, 10), Issuer: s.signer.issuer, Subject: e.SubjectID,
 		Purpose: e.Purpose, PurposeName: p.Name, LawfulBasis: string(p.Basis), Decision: string(e.Decision),

@@ -87,6 +87,10 @@ func decisionOf(p consent.Purpose, d consent.Decision) string {
 		return "consent given"
 	case d == consent.Withdrawn:
 		return "consent withdrawn"
+	case d == consent.FlagSet:
+		return "asked for"
+	case d == consent.FlagLifted:
+		return "lifted"
 	}
 	return string(d)
 }
@@ -188,6 +192,8 @@ func (p *Pages) readPreferences(r *http.Request, subjectID string) (preferencesV
 		pu, ok := reg.Purpose(e.Purpose)
 		if ok {
 			name = pu.Name
+		} else if consent.IsFlag(e.Purpose) {
+			name = consent.FlagName(e.Purpose)
 		}
 		v.History = append(v.History, historyRow{ID: e.ID, At: e.At, Purpose: name, Decision: decisionOf(pu, e.Decision),
 			Source: sourceOf(e.Source), PolicyVersion: e.PolicyVersion})

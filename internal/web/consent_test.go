@@ -178,9 +178,14 @@ func testConsent(t *testing.T, s *site) {
 	if ch, flags = s.choices(id); flags.Restricted || flags.Objected || !ch["security"].Verdict.Allowed {
 		t.Errorf("after clearing: flags %+v, security %+v", flags, ch["security"])
 	}
-	if h := s.history(id); len(h) != 4 {
-		t.Errorf("history has %d events, want 4: %+v", len(h), h)
+	// Four decisions about purposes, and each flag set and lifted: four more.
+	if h := s.history(id); len(h) != 8 {
+		t.Errorf("history has %d events, want 8: %+v", len(h), h)
+	} else if h[0].Purpose != consent.FlagObjection || h[0].Decision != consent.FlagLifted || h[0].Source != consent.SourceForm {
+		t.Errorf("the newest event = %+v, want the objection lifted through the form", h[0])
 	}
+	c.get("/account/preferences").want(t, "flags in the history", http.StatusOK,
+		"Restriction of processing (GDPR art. 18)", "Objection to processing on legitimate interest (GDPR art. 21)")
 
 	// A purpose the register lacks is not read; nothing is recorded.
 	other := s.client()
@@ -203,7 +208,7 @@ func testConsent(t *testing.T, s *site) {
 		t.Errorf("partner_sharing after GPC = %+v", ps)
 	}
 	h = s.history(id)
-	if len(h) != 5 || h[0].Purpose != "partner_sharing" || h[0].Source != consent.SourceBrowserSignal {
+	if len(h) != 9 || h[0].Purpose != "partner_sharing" || h[0].Source != consent.SourceBrowserSignal {
 		t.Errorf("history after GPC = %+v, want one opt-out of partner_sharing by the browser signal", h)
 	}
 	c.get("/account/preferences").want(t, "after GPC", http.StatusOK,
@@ -215,8 +220,8 @@ func testConsent(t *testing.T, s *site) {
 	if m == nil {
 		t.Fatalf("no receipt link:\n%s", p.body)
 	}
-	if n := len(receiptLink.FindAllString(p.body, -1)); n != 5 {
-		t.Errorf("%d receipt links, want 5", n)
+	if n := len(receiptLink.FindAllString(p.body, -1)); n != 9 {
+		t.Errorf("%d receipt links, want 9", n)
 	}
 	r := c.get(m[1])
 	r.want(t, "receipt", http.StatusOK)
