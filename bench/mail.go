@@ -487,14 +487,15 @@ func plainImport(ctx context.Context, db *store.DB, data []byte) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		ins := newBulk(db.Dialect, "bench_plain", []string{"email", "first_name", "last_name", "company", "consented_at", "source", "evidence"}, len(batch))
 		err := db.InTx(ctx, func(tx *store.Tx) error {
+			ins := tx.Bulk("bench_plain", []string{"email", "first_name", "last_name", "company", "consented_at", "source", "evidence"}, len(batch), "")
+			defer ins.Close(ctx)
 			for _, r := range batch {
-				if err := ins.add(ctx, tx, r[0], r[1], r[2], r[3], r[4], r[5], r[6]); err != nil {
+				if err := ins.Add(ctx, r[0], r[1], r[2], r[3], r[4], r[5], r[6]); err != nil {
 					return err
 				}
 			}
-			return ins.flush(ctx, tx)
+			return ins.Close(ctx)
 		})
 		batch = batch[:0]
 		return err
@@ -515,100 +516,6 @@ func plainImport(ctx context.Context, db *store.DB, data []byte) error {
 		}
 	}
 	return flush()
-}
-
-// bulk builds multi-row INSERTs of up to per rows. On SQLite the placeholders are
-// anonymous ("?"): numbered ones ("?N", what store.Rebind makes of "$N") cost a linear
-// search per parameter when the statement is parsed and again when each is bound, so a
-// statement of thousands of them is quadratic.
-type bulk struct {
-	table  string
-	cols   []string
-	per    int
-	sqlite bool
-	// noJournal: generated rows, known not to conflict.
-	noJournal bool
-	args      []any
-	rows      int
-	full      string // the statement for per rows, built once
-	// prepared is full, prepared in tx (SQLite parses a statement of thousands of
-	// values again at every execution otherwise).
-	prepared *sql.Stmt
-	tx       *store.Tx
-}
-
-func newBulk(d store.Dialect, table string, cols []string, per int) *bulk {
-	return &bulk{table: table, cols: cols, per: per, sqlite: d == store.SQLite}
-}
-
-func (b *bulk) stmt(rows int) string {
-	if rows == b.per && b.full != "" {
-		return b.full
-	}
-	var q strings.Builder
-	verb := "INSERT INTO "
-	if b.sqlite && b.noJournal {
-		// No conflict can abort the statement, so SQLite keeps no statement journal
-		// of it (a copy of every page it changes); duplicates would be dropped, which
-		// the figures' counts would show.
-		verb = "INSERT OR IGNORE INTO "
-	}
-	q.WriteString(verb + b.table + " (" + strings.Join(b.cols, ", ") + ") VALUES ")
-	n := 0
-	for r := range rows {
-		if r > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteByte('(')
-		for c := range b.cols {
-			if c > 0 {
-				q.WriteString(", ")
-			}
-			n++
-			if b.sqlite {
-				q.WriteByte('?')
-			} else {
-				q.WriteString("$" + strconv.Itoa(n))
-			}
-		}
-		q.WriteByte(')')
-	}
-	if rows == b.per {
-		b.full = q.String()
-	}
-	return q.String()
-}
-
-func (b *bulk) add(ctx context.Context, tx *store.Tx, vals ...any) error {
-	b.args = append(b.args, vals...)
-	b.rows++
-	if b.rows == b.per {
-		return b.flush(ctx, tx)
-	}
-	return nil
-}
-
-func (b *bulk) flush(ctx context.Context, tx *store.Tx) error {
-	if b.rows == 0 {
-		return nil
-	}
-	var err error
-	if b.rows == b.per {
-		if b.tx != tx {
-			if b.prepared, err = tx.SQL().PrepareContext(ctx, b.stmt(b.per)); err != nil {
-				return fmt.Errorf("insert into %s: %w", b.table, err)
-			}
-			b.tx = tx
-		}
-		_, err = b.prepared.ExecContext(ctx, b.args...)
-	} else {
-		_, err = tx.SQL().ExecContext(ctx, b.stmt(b.rows), b.args...) // placeholders already in the dialect's form
-	}
-	b.args, b.rows = b.args[:0], 0
-	if err != nil {
-		return fmt.Errorf("insert into %s: %w", b.table, err)
-	}
-	return nil
 }
 
 // ---- 3. Audience resolution.
@@ -660,18 +567,21 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 			}
 		}()
 	}
-	subs := newBulk(b.DB.Dialect, "subscribers", []string{"id", "subject_id", "email", "email_hash", "first_name", "last_name", "company",
-		"status", "source", "created_at", "confirmed_at"}, 1000)
-	events := newBulk(b.DB.Dialect, "consent_events", []string{"id", "subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, 1000)
-	state := newBulk(b.DB.Dialect, "consent_state", []string{"subject_id", "purpose", "decision", "event_id", "at"}, 1000)
-	flags := newBulk(b.DB.Dialect, "processing_flags", []string{"subject_id", "restricted", "objected", "updated_at"}, 1000)
-	supp := newBulk(b.DB.Dialect, "suppressions", []string{"hash", "purpose", "reason", "at"}, 1000)
-	for _, bk := range []*bulk{subs, events, state, flags, supp} {
-		bk.noJournal = true
-	}
 	var eventID int64
 	for lo := 0; lo < n; lo += perTx {
 		err := b.DB.InTx(ctx, func(tx *store.Tx) error {
+			subs := tx.Bulk("subscribers", []string{"id", "subject_id", "email", "email_hash", "first_name", "last_name", "company",
+				"status", "source", "created_at", "confirmed_at"}, 1000, "").OrIgnore()
+			events := tx.Bulk("consent_events", []string{"id", "subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, 1000, "").OrIgnore()
+			state := tx.Bulk("consent_state", []string{"subject_id", "purpose", "decision", "event_id", "at"}, 1000, "").OrIgnore()
+			flags := tx.Bulk("processing_flags", []string{"subject_id", "restricted", "objected", "updated_at"}, 1000, "").OrIgnore()
+			supp := tx.Bulk("suppressions", []string{"hash", "purpose", "reason", "at"}, 1000, "").OrIgnore()
+			all := []*store.Bulk{subs, events, state, flags, supp}
+			defer func() {
+				for _, bk := range all {
+					bk.Close(ctx)
+				}
+			}()
 			for i := lo; i < min(lo+perTx, n); i++ {
 				h := splitmix(uint64(i))
 				h2 := splitmix(h)
@@ -681,14 +591,14 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 				if h%3 == 0 {
 					company = "Example Works"
 				}
-				if err := subs.add(ctx, tx, id, id, email, b.Newsletter.AddressHash(email), firstNames[h%12], lastNames[(h>>8)%12],
+				if err := subs.Add(ctx, id, id, email, b.Newsletter.AddressHash(email), firstNames[h%12], lastNames[(h>>8)%12],
 					company, newsletter.StatusConfirmed, "import", now, now); err != nil {
 					return err
 				}
 				c, f, s := h2%100, (h2>>16)%100, (h2>>32)%100
 				if c < grantedPct+withdrawnPct {
 					eventID++
-					if err := events.add(ctx, tx, eventID, id, newsletter.Purpose, "granted", "import", "2018.1",
+					if err := events.Add(ctx, eventID, id, newsletter.Purpose, "granted", "import", "2018.1",
 						`{"method":"double opt-in"}`, now); err != nil {
 						return err
 					}
@@ -696,17 +606,17 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 					if c >= grantedPct {
 						decision = "withdrawn"
 						eventID++
-						if err := events.add(ctx, tx, eventID, id, newsletter.Purpose, decision, "email_link", "2018.1",
+						if err := events.Add(ctx, eventID, id, newsletter.Purpose, decision, "email_link", "2018.1",
 							`{"ip":"203.0.113.9"}`, now+60_000); err != nil {
 							return err
 						}
 					}
-					if err := state.add(ctx, tx, id, newsletter.Purpose, decision, eventID, now); err != nil {
+					if err := state.Add(ctx, id, newsletter.Purpose, decision, eventID, now); err != nil {
 						return err
 					}
 				}
 				if f < flaggedPct {
-					if err := flags.add(ctx, tx, id, f%2, 1-f%2, now); err != nil {
+					if err := flags.Add(ctx, id, f%2, 1-f%2, now); err != nil {
 						return err
 					}
 				}
@@ -715,7 +625,7 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 					if h%2 == 0 {
 						purpose = "*"
 					}
-					if err := supp.add(ctx, tx, b.Newsletter.AddressHash(email), purpose, "unsubscribed", now); err != nil {
+					if err := supp.Add(ctx, b.Newsletter.AddressHash(email), purpose, "unsubscribed", now); err != nil {
 						return err
 					}
 				}
@@ -723,8 +633,8 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 					allowed++
 				}
 			}
-			for _, bk := range []*bulk{subs, events, state, flags, supp} {
-				if err := bk.flush(ctx, tx); err != nil {
+			for _, bk := range all {
+				if err := bk.Close(ctx); err != nil {
 					return err
 				}
 			}

@@ -31,6 +31,18 @@ func (t *Tx) Bulk(table string, cols []string, per int, suffix string) *Bulk {
 		suffix: suffix, cols: len(cols), per: max(per, 1), args: make([]any, 0, per*len(cols))}
 }
 
+// OrIgnore drops rows that conflict with a constraint instead of failing: for rows
+// known not to conflict (generated ones), since SQLite then keeps no statement journal
+// (a copy of every page the statement changes). On PostgreSQL: ON CONFLICT DO NOTHING.
+func (b *Bulk) OrIgnore() *Bulk {
+	if b.tx.db.Dialect == SQLite {
+		b.head = strings.Replace(b.head, "INSERT INTO ", "INSERT OR IGNORE INTO ", 1)
+	} else {
+		b.suffix = " ON CONFLICT DO NOTHING" + b.suffix
+	}
+	return b
+}
+
 // Add queues one row (its values in the columns' order), writing a chunk when full.
 func (b *Bulk) Add(ctx context.Context, vals ...any) error {
 	if len(vals) != b.cols {
