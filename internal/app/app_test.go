@@ -24,9 +24,16 @@ import (
 // database is configured.
 func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
 	t.Helper()
+	eachDatabase(t, func(t *testing.T, dbURL string) { fn(t, apptest.Start(t, dbURL)) })
+}
+
+// eachDatabase runs fn in parallel subtests with the database URL of each engine ("" for
+// SQLite), for a test that starts Steward with settings of its own.
+func eachDatabase(t *testing.T, fn func(t *testing.T, dbURL string)) {
+	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, apptest.Start(t, ""))
+		fn(t, "")
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
@@ -34,7 +41,7 @@ func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
 		if u == "" {
 			t.Skip("STEWARD_TEST_POSTGRES_URL not set")
 		}
-		fn(t, apptest.Start(t, u))
+		fn(t, u)
 	})
 }
 

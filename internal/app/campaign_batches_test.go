@@ -19,7 +19,6 @@ import (
 	"steward/internal/consent"
 	"steward/internal/newsletter"
 	"steward/internal/store"
-	"steward/internal/store/storetest"
 )
 
 // recordingSMTP is an SMTP server that records who each message went to and how many
@@ -95,109 +94,100 @@ func (noJobs) Enqueue(context.Context, *store.Tx, river.JobArgs) error { return 
 // A batch the server refuses in part fails the run; the next run sends only what was
 // not marked as sent.
 func TestCampaignManyBatches(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			dbURL := ""
-			if engine == "postgres" {
-				if dbURL = storetest.PostgresURL(t); dbURL == "" {
-					t.Skip("STEWARD_TEST_POSTGRES_URL not set")
-				}
-			}
-			rec, addr := startRecordingSMTP(t)
-			h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
-			ctx := context.Background()
-			const n = 1250
-			var csv bytes.Buffer
-			csv.WriteString("email,first_name,last_name\n")
-			addrs := make([]string, n)
-			for i := range n {
-				addrs[i] = fmt.Sprintf("reader%04d@example.org", i)
-				fmt.Fprintf(&csv, "%s,Reader,%d\n", addrs[i], i)
-			}
-			if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
-				t.Fatalf("import: %+v %v", rep, err)
-			}
-			c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, "Many batches", "Hello.")
-			if err != nil {
+	eachDatabase(t, func(t *testing.T, dbURL string) {
+		rec, addr := startRecordingSMTP(t)
+		h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
+		ctx := context.Background()
+		const n = 1250
+		var csv bytes.Buffer
+		csv.WriteString("email,first_name,last_name\n")
+		addrs := make([]string, n)
+		for i := range n {
+			addrs[i] = fmt.Sprintf("reader%04d@example.org", i)
+			fmt.Fprintf(&csv, "%s,Reader,%d\n", addrs[i], i)
+		}
+		if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
+			t.Fatalf("import: %+v %v", rep, err)
+		}
+		c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, "Many batches", "Hello.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		// Three withdraw after the audience was taken; one of the others will be
+		// refused once by the server.
+		withdrawn := map[string]bool{addrs[3]: true, addrs[700]: true, addrs[1249]: true}
+		for a := range withdrawn {
+			subj, _ := h.App.Newsletter.Lookup(ctx, a)
+			if _, err := h.App.Consent.Record(ctx, subj, newsletter.Purpose, consent.Withdrawn, consent.SourceForm, nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
-				t.Fatal(err)
-			}
-			// Three withdraw after the audience was taken; one of the others will be
-			// refused once by the server.
-			withdrawn := map[string]bool{addrs[3]: true, addrs[700]: true, addrs[1249]: true}
-			for a := range withdrawn {
-				subj, _ := h.App.Newsletter.Lookup(ctx, a)
-				if _, err := h.App.Consent.Record(ctx, subj, newsletter.Purpose, consent.Withdrawn, consent.SourceForm, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-			rec.mu.Lock()
-			rec.refuse, rec.refusals = addrs[610], 1
-			rec.mu.Unlock()
+		}
+		rec.mu.Lock()
+		rec.refuse, rec.refusals = addrs[610], 1
+		rec.mu.Unlock()
 
-			err = h.App.Newsletter.Send(ctx, c.ID)
-			if err == nil || !strings.Contains(err.Error(), "not all sent") {
-				t.Fatalf("a run with a refused recipient = %v", err)
-			}
-			if strings.Contains(err.Error(), "@") {
-				t.Errorf("the error names an address: %v", err)
-			}
-			if cur, _ := h.App.Newsletter.Campaign(ctx, c.ID); cur.Status == newsletter.CampaignSent {
-				t.Fatal("the campaign is marked sent after a failed batch")
-			}
-			rec.mu.Lock()
-			first := map[string]int{}
-			for k, v := range rec.got {
-				first[k] = v
-			}
-			rec.mu.Unlock()
+		err = h.App.Newsletter.Send(ctx, c.ID)
+		if err == nil || !strings.Contains(err.Error(), "not all sent") {
+			t.Fatalf("a run with a refused recipient = %v", err)
+		}
+		if strings.Contains(err.Error(), "@") {
+			t.Errorf("the error names an address: %v", err)
+		}
+		if cur, _ := h.App.Newsletter.Campaign(ctx, c.ID); cur.Status == newsletter.CampaignSent {
+			t.Fatal("the campaign is marked sent after a failed batch")
+		}
+		rec.mu.Lock()
+		first := map[string]int{}
+		for k, v := range rec.got {
+			first[k] = v
+		}
+		rec.mu.Unlock()
 
-			if err := h.App.Newsletter.Send(ctx, c.ID); err != nil {
-				t.Fatalf("the second run: %v", err)
-			}
-			cur, err := h.App.Newsletter.Campaign(ctx, c.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cur.Status != newsletter.CampaignSent || cur.Sent != n-len(withdrawn) || cur.Skipped != len(withdrawn) {
-				t.Errorf("campaign: status %s, sent %d, skipped %d", cur.Status, cur.Sent, cur.Skipped)
-			}
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			twice := 0
-			for _, a := range addrs {
-				got := rec.got[a]
-				switch {
-				case withdrawn[a] && got != 0:
-					t.Errorf("%s withdrew and got %d mails", a, got)
-				case !withdrawn[a] && got == 0:
-					t.Errorf("%s got no mail", a)
-				case got > 2:
-					t.Errorf("%s got %d mails", a, got)
-				case got == 2:
-					twice++
-					if first[a] != 1 {
-						t.Errorf("%s got a second mail though the first run had not reached it", a)
-					}
+		if err := h.App.Newsletter.Send(ctx, c.ID); err != nil {
+			t.Fatalf("the second run: %v", err)
+		}
+		cur, err := h.App.Newsletter.Campaign(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Status != newsletter.CampaignSent || cur.Sent != n-len(withdrawn) || cur.Skipped != len(withdrawn) {
+			t.Errorf("campaign: status %s, sent %d, skipped %d", cur.Status, cur.Sent, cur.Skipped)
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		twice := 0
+		for _, a := range addrs {
+			got := rec.got[a]
+			switch {
+			case withdrawn[a] && got != 0:
+				t.Errorf("%s withdrew and got %d mails", a, got)
+			case !withdrawn[a] && got == 0:
+				t.Errorf("%s got no mail", a)
+			case got > 2:
+				t.Errorf("%s got %d mails", a, got)
+			case got == 2:
+				twice++
+				if first[a] != 1 {
+					t.Errorf("%s got a second mail though the first run had not reached it", a)
 				}
 			}
-			// Only the refused recipient's batch (at most 200) goes again.
-			if twice >= 200 || rec.got[addrs[610]] != 1 {
-				t.Errorf("%d recipients mailed twice; the refused one got %d", twice, rec.got[addrs[610]])
-			}
-			// Two runs, the first of at least 1,000 messages: the cap of messages
-			// per connection makes it three connections at most, and at least two.
-			if rec.conns < 2 || rec.conns > 4 {
-				t.Errorf("%d connections", rec.conns)
-			}
-			if len(rec.got) != n-len(withdrawn) {
-				t.Errorf("%d recipients, want %d", len(rec.got), n-len(withdrawn))
-			}
-		})
-	}
+		}
+		// Only the refused recipient's batch (at most 200) goes again.
+		if twice >= 200 || rec.got[addrs[610]] != 1 {
+			t.Errorf("%d recipients mailed twice; the refused one got %d", twice, rec.got[addrs[610]])
+		}
+		// Two runs, the first of at least 1,000 messages: the cap of messages
+		// per connection makes it three connections at most, and at least two.
+		if rec.conns < 2 || rec.conns > 4 {
+			t.Errorf("%d connections", rec.conns)
+		}
+		if len(rec.got) != n-len(withdrawn) {
+			t.Errorf("%d recipients, want %d", len(rec.got), n-len(withdrawn))
+		}
+	})
 }
 
 // TestImportKeepsAudienceByRule imports subscribers where the register has a
@@ -205,20 +195,12 @@ func TestCampaignManyBatches(t *testing.T) {
 // after the import, the maintained audience of each purpose is the rule's, including an
 // address suppressed for the one purpose but not the other.
 func TestImportKeepsAudienceByRule(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			dbURL := ""
-			if engine == "postgres" {
-				if dbURL = storetest.PostgresURL(t); dbURL == "" {
-					t.Skip("STEWARD_TEST_POSTGRES_URL not set")
-				}
-			}
-			reg, err := os.ReadFile("../consent/purposes.toml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			reg = append(reg, []byte(`
+	eachDatabase(t, func(t *testing.T, dbURL string) {
+		reg, err := os.ReadFile("../consent/purposes.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg = append(reg, []byte(`
 [[purpose]]
 key = "customer_news"
 name = "News for customers"
@@ -227,34 +209,33 @@ basis = "legitimate_interest"
 processors = ["email_provider"]
 marketing = true
 `)...)
-			file := filepath.Join(t.TempDir(), "purposes.toml")
-			if err := os.WriteFile(file, reg, 0o600); err != nil {
+		file := filepath.Join(t.TempDir(), "purposes.toml")
+		if err := os.WriteFile(file, reg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h := apptest.Start(t, dbURL, "--purposes", file)
+		ctx := context.Background()
+		if err := h.App.Newsletter.Suppress(ctx, h.App.DB, "kim@example.org", "customer_news", "objected"); err != nil {
+			t.Fatal(err)
+		}
+		csv := "email,first_name,last_name\nkim@example.org,Kim,K\nlee@example.org,Lee,L\nmo@example.org,Mo,M\n"
+		if rep, err := h.App.Newsletter.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "test"); err != nil || rep.Imported != 3 {
+			t.Fatalf("import: %+v %v", rep, err)
+		}
+		want := map[string]map[string]bool{
+			"newsletter":    {"kim@example.org": true, "lee@example.org": true, "mo@example.org": true},
+			"customer_news": {"lee@example.org": true, "mo@example.org": true},
+			"own_offers":    {},
+		}
+		for purpose, w := range want {
+			byRule := map[string]bool{}
+			if err := h.App.Newsletter.AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil }); err != nil {
 				t.Fatal(err)
 			}
-			h := apptest.Start(t, dbURL, "--purposes", file)
-			ctx := context.Background()
-			if err := h.App.Newsletter.Suppress(ctx, h.App.DB, "kim@example.org", "customer_news", "objected"); err != nil {
-				t.Fatal(err)
+			kept := audience(t, h, purpose)
+			if fmt.Sprint(kept) != fmt.Sprint(byRule) || fmt.Sprint(kept) != fmt.Sprint(w) {
+				t.Errorf("%s: maintained %v, by the rule %v, want %v", purpose, kept, byRule, w)
 			}
-			csv := "email,first_name,last_name\nkim@example.org,Kim,K\nlee@example.org,Lee,L\nmo@example.org,Mo,M\n"
-			if rep, err := h.App.Newsletter.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "test"); err != nil || rep.Imported != 3 {
-				t.Fatalf("import: %+v %v", rep, err)
-			}
-			want := map[string]map[string]bool{
-				"newsletter":    {"kim@example.org": true, "lee@example.org": true, "mo@example.org": true},
-				"customer_news": {"lee@example.org": true, "mo@example.org": true},
-				"own_offers":    {},
-			}
-			for purpose, w := range want {
-				byRule := map[string]bool{}
-				if err := h.App.Newsletter.AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil }); err != nil {
-					t.Fatal(err)
-				}
-				kept := audience(t, h, purpose)
-				if fmt.Sprint(kept) != fmt.Sprint(byRule) || fmt.Sprint(kept) != fmt.Sprint(w) {
-					t.Errorf("%s: maintained %v, by the rule %v, want %v", purpose, kept, byRule, w)
-				}
-			}
-		})
-	}
+		}
+	})
 }
