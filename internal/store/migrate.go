@@ -17,6 +17,12 @@ var migrations embed.FS
 // transaction. On PostgreSQL a session lock keeps nodes that start together from
 // migrating twice.
 func (db *DB) Migrate(ctx context.Context) error {
+	return db.MigrateTo(ctx, 0)
+}
+
+// MigrateTo applies the pending migrations up to version (0: all), as an older release
+// would have left the database (upgrade tests start there).
+func (db *DB) MigrateTo(ctx context.Context, version int64) error {
 	dir := "migrations/sqlite"
 	dialect := goose.DialectSQLite3
 	var opts []goose.ProviderOption
@@ -36,7 +42,12 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if version == 0 {
+		_, err = p.Up(ctx)
+	} else {
+		_, err = p.UpTo(ctx, version)
+	}
+	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
