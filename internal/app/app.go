@@ -81,10 +81,7 @@ func WithSender(s mail.Sender) Option { return func(o *options) { o.sender = s }
 
 // New opens the database, migrates it, and builds every service. It starts nothing.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*App, error) {
-	// Idle job workers look for work every 50 ms: River cannot be woken by an insert
-	// made in a transaction of ours, and a job queued here (a campaign, an erasure)
-	// should start at once. Idle, that is 20 small queries a second.
-	o := options{now: time.Now, poll: 50 * time.Millisecond}
+	o := options{now: time.Now, poll: 200 * time.Millisecond}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -397,13 +394,15 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.Jobs.Start(ctx); err != nil {
 		return err
 	}
-	// The outbox's dispatcher: until Close.
+	// The outbox's dispatcher: until Close. A mail queued on this node wakes it at
+	// once; it looks for the rest (queued by another node, or left by one that died)
+	// every 20 job polls: every 4 seconds by default.
 	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stop = stop
 	a.resuming.Add(1)
 	go func() {
 		defer a.resuming.Done()
-		a.Outbox.Dispatch(dctx, max(a.poll, 50*time.Millisecond))
+		a.Outbox.Dispatch(dctx, 20*a.poll)
 	}()
 	if a.Config.InboundAddr != "" {
 		if err := a.startInbound(); err != nil {

@@ -25,10 +25,17 @@ import (
 
 func driver(db *store.DB) riverdriver.Driver[*sql.Tx] {
 	if db.Dialect == store.SQLite {
-		return riversqlite.New(db.Writer())
+		return pollOnlySQLite{riversqlite.New(db.Writer())}
 	}
 	return riverdatabasesql.New(db.Writer())
 }
+
+// pollOnlySQLite is River's SQLite driver, saying it offers no listener: the queue runs
+// in poll-only mode (see Open), where River wakes its own workers after an insert made
+// outside a transaction only on a driver without one.
+type pollOnlySQLite struct{ *riversqlite.Driver }
+
+func (pollOnlySQLite) SupportsListener() bool { return false }
 
 // Migrate creates or updates River's own tables.
 func Migrate(ctx context.Context, db *store.DB) error {
@@ -44,6 +51,7 @@ func Migrate(ctx context.Context, db *store.DB) error {
 
 // Queue is the job client: register workers, then Start.
 type Queue struct {
+	work     bool // this client runs jobs
 	db       *store.DB
 	log      *slog.Logger
 	workers  *river.Workers
@@ -87,7 +95,7 @@ func (q *Queue) Open(work bool) error {
 	cfg := &river.Config{
 		Logger:               q.log,
 		FetchPollInterval:    q.poll,
-		FetchCooldown:        q.poll / 4,
+		FetchCooldown:        min(q.poll/4, 10*time.Millisecond), // how soon after a fetch a wake can fetch again
 		JobTimeout:           2 * time.Minute,
 		RescueStuckJobsAfter: 5 * time.Minute,
 		RetryPolicy:          backoff{},
@@ -95,6 +103,8 @@ func (q *Queue) Open(work bool) error {
 		PollOnly:             true,
 	}
 	if work {
+		river.AddWorker(q.workers, river.WorkFunc(func(context.Context, *river.Job[wakeArgs]) error { return nil }))
+		q.work = true
 		cfg.Workers = q.workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: q.size}}
 		cfg.PeriodicJobs = q.periodic
@@ -136,5 +146,23 @@ func (q *Queue) Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) e
 	if _, err := q.client.InsertTx(ctx, tx.SQL(), args, nil); err != nil {
 		return fmt.Errorf("jobs: enqueue %s: %w", args.Kind(), err)
 	}
+	if q.work {
+		tx.AfterCommit(func() { q.wake(context.WithoutCancel(ctx)) })
+	}
 	return nil
+}
+
+// wakeArgs is a job that does nothing. River in poll-only mode (no LISTEN/NOTIFY on
+// database/sql) looks for work at each poll, or at once after an insert made outside a
+// transaction; a job queued in a transaction of ours would wait for the next poll. So
+// once that transaction commits, this node inserts a wake job: its insert makes River
+// look now, and it finds the real job with it. If the wake fails, the next poll does.
+type wakeArgs struct{}
+
+func (wakeArgs) Kind() string { return "wake" }
+
+func (q *Queue) wake(ctx context.Context) {
+	if _, err := q.client.Insert(ctx, wakeArgs{}, &river.InsertOpts{MaxAttempts: 1}); err != nil {
+		q.log.Debug("jobs: wake", "err", err)
+	}
 }

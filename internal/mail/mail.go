@@ -180,12 +180,13 @@ func (o *Outbox) EnqueuePrepared(ctx context.Context, tx *store.Tx, ps ...Prepar
 		}
 		ps = ps[n:]
 	}
-	// The dispatcher looks soon; it finds the rows once tx has committed (or at its
-	// next poll).
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	// The dispatcher looks once tx has committed.
+	tx.AfterCommit(func() {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	})
 	return nil
 }
 

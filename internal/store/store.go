@@ -241,9 +241,13 @@ func (db *DB) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 
 // Tx is a transaction on the writer.
 type Tx struct {
-	db *DB
-	tx *sql.Tx
+	db    *DB
+	tx    *sql.Tx
+	after []func()
 }
+
+// AfterCommit runs f once the transaction has committed (never if it rolls back).
+func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 
 // SQL is the underlying transaction, for libraries that join it (the job queue).
 func (t *Tx) SQL() *sql.Tx { return t.tx }
@@ -279,6 +283,9 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	for _, f := range tx.after {
+		f()
 	}
 	return nil
 }
