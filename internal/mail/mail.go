@@ -164,21 +164,17 @@ func (o *Outbox) Prepare(t Transactional) (Prepared, error) {
 	return Prepared{id: newID(), to: t.To, template: string(t.Template), data: string(data)}, nil
 }
 
-// EnqueuePrepared stores mails in the outbox within tx, in one statement per 500;
-// nothing is sent unless tx commits.
+// EnqueuePrepared stores mails in the outbox within tx; nothing is sent unless tx
+// commits.
 func (o *Outbox) EnqueuePrepared(ctx context.Context, tx *store.Tx, ps ...Prepared) error {
 	now := store.Millis(o.now())
-	for len(ps) > 0 {
-		n := min(len(ps), 500)
-		args := make([]any, 0, n*8)
-		for _, p := range ps[:n] {
-			args = append(args, p.id, p.to, p.template, p.data, now, "", "", "")
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (id, recipient, template, data, created_at, subject, text_body, html_body)
-			VALUES `+store.Tuples(n, 8), args...); err != nil {
-			return fmt.Errorf("mail: enqueue: %w", err)
-		}
-		ps = ps[n:]
+	args := make([]any, 0, len(ps)*8)
+	for _, p := range ps {
+		args = append(args, p.id, p.to, p.template, p.data, now, "", "", "")
+	}
+	if err := tx.InsertRows(ctx, `INSERT INTO mail_outbox (id, recipient, template, data, created_at, subject, text_body, html_body) VALUES `,
+		8, args, ""); err != nil {
+		return fmt.Errorf("mail: enqueue: %w", err)
 	}
 	// The dispatcher looks once tx has committed.
 	tx.AfterCommit(func() {

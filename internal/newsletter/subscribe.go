@@ -191,8 +191,8 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 			args = append(args, p.id, p.id, p.sub.Email, s.AddressHash(p.sub.Email), p.sub.FirstName, p.sub.LastName, p.sub.Company,
 				StatusPending, "form", p.now)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
-			status, source, created_at) VALUES `+store.Tuples(len(inserts), 10), args...); err != nil {
+		if err := tx.InsertRows(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+			status, source, created_at) VALUES `, 10, args, ""); err != nil {
 			return fmt.Errorf("newsletter: subscribe: %w", err)
 		}
 	}
@@ -213,8 +213,8 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 			args = append(args, p.tokenHash, p.id, p.evidence, p.now, p.now+confirmTTL.Milliseconds())
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at)
-		VALUES `+store.Tuples(len(args)/5, 5), args...); err != nil {
+	if err := tx.InsertRows(ctx, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES `,
+		5, args, ""); err != nil {
 		return fmt.Errorf("newsletter: subscribe: %w", err)
 	}
 	mails := make([]mail.Prepared, len(batch))

@@ -92,3 +92,52 @@ func (b *Bulk) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// InsertRows inserts rows of cols values each (args, row after row) with head, as
+// "INSERT INTO t (a, b) VALUES ", and suffix (an ON CONFLICT clause, or ""). The rows go
+// in statements of 256, 128, ... 1 rows, each prepared once for the life of the
+// database and run again (on SQLite parsing a multi-row INSERT costs more than running
+// it): a batch of 13 rows is three statements, none parsed.
+func (t *Tx) InsertRows(ctx context.Context, head string, cols int, args []any, suffix string) error {
+	if cols <= 0 || len(args)%cols != 0 {
+		return fmt.Errorf("store: insert: %d values for rows of %d", len(args), cols)
+	}
+	for rows := len(args) / cols; rows > 0; {
+		n := 256
+		for n > rows {
+			n /= 2
+		}
+		q := head + Tuples(n, cols) + suffix
+		var err error
+		if st, ok := t.db.stmts.Load(q); ok {
+			_, err = t.tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args[:n*cols]...)
+		} else {
+			// Not prepared yet: parsed this once, and prepared on the writer after the
+			// commit (the transaction holds SQLite's only writer connection now).
+			_, err = t.tx.ExecContext(ctx, t.db.Rebind(q), args[:n*cols]...)
+			t.AfterCommit(func() { _, _ = t.db.writerStmt(context.WithoutCancel(ctx), q) })
+		}
+		if err != nil {
+			return fmt.Errorf("store: insert: %w", err)
+		}
+		args, rows = args[n*cols:], rows-n
+	}
+	return nil
+}
+
+// writerStmt returns the statement prepared on the writer for q, preparing it the first
+// time.
+func (db *DB) writerStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.write.PrepareContext(ctx, db.Rebind(q))
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if prev, loaded := db.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}

@@ -41,6 +41,7 @@ type DB struct {
 	write   *sql.DB
 	path    string // the SQLite file, "" on PostgreSQL
 	rebinds sync.Map
+	stmts   sync.Map // query -> *sql.Stmt prepared on the writer (InsertRows)
 }
 
 // Open opens the database named by rawURL: "sqlite:PATH" (or a path ending in .db) or
