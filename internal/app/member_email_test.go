@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"steward/internal/app/apptest"
+	"steward/internal/consent"
 )
 
 // changeEmail changes a member's address through the API and confirms the new one.
@@ -71,4 +72,52 @@ func TestMemberEmailChangeMovesSubscription(t *testing.T) {
 			t.Errorf("%d subscriber rows, want the member's one", n)
 		}
 	})
+}
+
+// When a subscription joins an account, the more protective of their flags holds: an
+// objection made as a subscriber survives an account whose own restriction was lifted,
+// and the change is in the account's ledger.
+func TestLinkKeepsObjection(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		subscribe(t, h, "objector@example.org", true)
+		sub, err := h.App.Newsletter.Lookup(ctx, "objector@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.App.Consent.SetFlags(ctx, sub, consent.Flags{Objected: true}); err != nil {
+			t.Fatal(err)
+		}
+		id, token := h.Member("member@example.org", pw, nil)
+		h.Do("PUT", "/api/v1/me/consents", `{"restricted":true}`, token)
+		h.Do("PUT", "/api/v1/me/consents", `{"restricted":false}`, token)
+		changeEmail(t, h, token, "objector@example.org")
+		if s, _ := h.App.Newsletter.Lookup(ctx, "objector@example.org"); s != id {
+			t.Fatalf("the subscription's subject = %s, want the account %s", s, id)
+		}
+		f, err := h.App.Consent.Flags(ctx, id)
+		if err != nil || !f.Objected || f.Restricted {
+			t.Errorf("flags after the merge = %+v (%v), want the objection only", f, err)
+		}
+		hist, _ := h.App.Consent.History(ctx, id)
+		if len(hist) == 0 || hist[0].Purpose != consent.FlagObjection || hist[0].Decision != consent.FlagSet || hist[0].Source != consent.SourceAccountLink {
+			t.Errorf("newest event = %+v, want the objection set by the link", hist)
+		}
+		if a := audience(t, h, "newsletter"); a["objector@example.org"] {
+			t.Error("the objector is in the newsletter audience")
+		}
+	})
+}
+
+// A confirmation link mailed to a member's old address no longer works once the
+// member's list entry has moved to a new address.
+func TestMovedSubscriptionOldLinkDead(t *testing.T) {
+	h := apptest.Start(t, "")
+	subscribe(t, h, "early@example.org", false) // pending, link mailed
+	_, oldTok := h.WaitMail("early@example.org", 1)[0].Link()
+	_, token := h.Member("early@example.org", pw, nil)
+	changeEmail(t, h, token, "later@example.org")
+	if r := h.Do("POST", "/api/v1/newsletter/confirm", map[string]string{"token": oldTok}, ""); r.Status != 400 {
+		t.Errorf("the old address's confirmation link = %d %s", r.Status, r.Body)
+	}
 }

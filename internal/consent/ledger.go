@@ -59,6 +59,9 @@ const (
 	SourceInboundEmail  Source = "inbound_email"
 	SourceBrowserSignal Source = "browser_signal"
 	SourceImport        Source = "import"
+	// SourceAccountLink: a subscription joined the account with the same address, and
+	// the more protective of their flags holds.
+	SourceAccountLink Source = "account_link"
 )
 
 // Event is one entry of the ledger.
@@ -602,12 +605,23 @@ func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) erro
 	if from == to {
 		return nil
 	}
+	// The flags combine to the more protective: a restriction or objection of either
+	// holds for the one subject (and, where that changes the surviving subject's flags,
+	// the change is a ledger event of its own).
+	fromFlags, err := flagsOf(ctx, tx, from)
+	if err != nil {
+		return err
+	}
+	toFlags, err := flagsOf(ctx, tx, to)
+	if err != nil {
+		return err
+	}
+	merged := Flags{Restricted: fromFlags.Restricted || toFlags.Restricted, Objected: fromFlags.Objected || toFlags.Objected}
 	for _, q := range []string{
 		`UPDATE consent_events SET subject_id = $1 WHERE subject_id = $2`,
 		`UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`,
 		`DELETE FROM consent_state WHERE subject_id IN ($1, $2)`,
-		`DELETE FROM processing_flags WHERE subject_id = $2 AND EXISTS (SELECT 1 FROM processing_flags WHERE subject_id = $1)`,
-		`UPDATE processing_flags SET subject_id = $1 WHERE subject_id = $2`,
+		`DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`,
 		`INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
@@ -618,7 +632,13 @@ func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) erro
 			return fmt.Errorf("consent: rekey: %w", err)
 		}
 	}
-	return nil
+	if merged == toFlags {
+		return nil
+	}
+	if err := s.recordFlags(ctx, tx, to, toFlags, merged, SourceAccountLink, map[string]string{"merged_from": from}); err != nil {
+		return err
+	}
+	return s.setFlags(ctx, tx, to, merged)
 }
 
 // Imported is a decision brought from another system, with its evidence.

@@ -181,15 +181,28 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 	email = strings.ToLower(strings.TrimSpace(email))
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		var id, subject, status string
-		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status FROM subscribers WHERE email = $1`, email).Scan(&id, &subject, &status)
+		var owner sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email = $1`, email).
+			Scan(&id, &subject, &status, &owner)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
 		found := err == nil
-		// The member's rows under other addresses.
+		refresh := []string{accountID}
+		if found && owner.Valid && owner.String != accountID {
+			// Left by another account that had this address before (an address is one
+			// account's at a time): that account's row, not a subscription to merge.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, id); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			refresh = append(refresh, subject)
+			found = false
+		}
+		// The member's rows under other addresses, a confirmed one first.
 		var stale []string
 		var staleConfirmed bool
-		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email <> $2`, accountID, email)
+		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email <> $2
+			ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`, accountID, email)
 		if err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
@@ -206,12 +219,15 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		refresh := []string{accountID}
 		switch {
 		case !found && len(stale) > 0:
-			// The address changed: the member's row takes the new one.
+			// The address changed: the member's row takes the new one, and a pending
+			// confirmation link mailed to the old address stops working.
 			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`,
 				email, s.AddressHash(email), stale[0]); err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, stale[0]); err != nil {
 				return fmt.Errorf("newsletter: link: %w", err)
 			}
 			stale = stale[1:]

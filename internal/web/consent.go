@@ -66,6 +66,7 @@ var sourceWords = map[consent.Source]string{
 	consent.SourceInboundEmail:  "an email you sent us",
 	consent.SourceBrowserSignal: "your browser’s signal (Global Privacy Control)",
 	consent.SourceImport:        "an import from an earlier system",
+	consent.SourceAccountLink:   "your newsletter subscription joining your account",
 }
 
 func sourceOf(s consent.Source) string {
