@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"steward/internal/account"
 	"steward/internal/api"
 	"steward/internal/apperr"
@@ -224,7 +226,11 @@ func (a *App) build(ctx context.Context, o options) error {
 	})
 	a.Jobs.Every(time.Hour, rights.PurgeArgs{})
 	jobs.Register(a.Jobs, func(ctx context.Context, args newsletter.SendArgs) error {
-		return a.Newsletter.Send(ctx, args.CampaignID)
+		err := a.Newsletter.Send(ctx, args.CampaignID)
+		if errors.Is(err, newsletter.ErrMoreToSend) {
+			return river.JobSnooze(0) // runs again at once; a snooze costs no attempt
+		}
+		return err
 	})
 	jobs.Register(a.Jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
 		rep, err := a.Files.Reconcile(ctx, false)

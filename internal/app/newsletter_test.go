@@ -55,6 +55,7 @@ func TestNewsletterDoubleOptIn(t *testing.T) {
 			`{"first_name":"A","last_name":"X","email":"not-mail"}`:                                      "email",
 			`{"first_name":"A","last_name":"X","email":"a@example.org","company":"4111 1111 1111 1111"}`: "company",
 			`{"first_name":"A","last_name":"X","email":"a@example.org","phone":"1"}`:                     "phone",
+			`{"first_name":"A\u0000B","last_name":"X","email":"a@example.org"}`:                          "first_name",
 		} {
 			if r := h.Do("POST", "/api/v1/newsletter", body, ""); r.Status != 400 {
 				t.Errorf("%s = %d", body, r.Status)

@@ -157,11 +157,15 @@ func (o *Outbox) Prepare(t Transactional) (Prepared, error) {
 	if _, ok := transactional[t.Template]; !ok {
 		return Prepared{}, fmt.Errorf("mail: no transactional template %q", t.Template)
 	}
-	data, err := json.Marshal(t.Data)
-	if err != nil {
+	// Without HTML escaping, so that an address with & or < is stored as it is and
+	// an erasure's search for it (Holder.Erase) finds it.
+	var data strings.Builder
+	enc := json.NewEncoder(&data)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(t.Data); err != nil {
 		return Prepared{}, fmt.Errorf("mail: %s: %w", t.Template, err)
 	}
-	return Prepared{id: newID(), to: t.To, template: string(t.Template), data: string(data)}, nil
+	return Prepared{id: newID(), to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
 }
 
 // EnqueuePrepared stores mails in the outbox within tx; nothing is sent unless tx
@@ -230,6 +234,7 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	}
 	var msgs []Message
 	var ids []any
+	var unrenderable []any
 	maxAttempts := 0
 	for rows.Next() {
 		var m Message
@@ -240,10 +245,15 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("mail: claim: %w", err)
 		}
 		if data != "" { // queued as template data (rows from before keep their bodies)
-			if m, err = o.renderStored(m.ID, m.To, m.Template, data); err != nil {
-				rows.Close()
-				return 0, err
+			r, err := o.renderStored(m.ID, m.To, m.Template, data)
+			if err != nil {
+				// It will not render next time either: set aside for a day, so that it
+				// does not hold back the others, and said in the log (by id only).
+				o.log.Error("mail: a queued message cannot be rendered; set aside", "id", m.ID, "err", err)
+				unrenderable = append(unrenderable, m.ID)
+				continue
 			}
+			m = r
 		}
 		msgs = append(msgs, m)
 		ids = append(ids, m.ID)
@@ -253,8 +263,14 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("mail: claim: %w", err)
 	}
+	for _, id := range unrenderable {
+		if _, err := o.db.ExecContext(ctx, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`,
+			store.Millis(now.Add(24*time.Hour)), id); err != nil {
+			return 0, fmt.Errorf("mail: set aside: %w", err)
+		}
+	}
 	if len(msgs) == 0 {
-		return 0, nil
+		return len(unrenderable), nil
 	}
 	in := store.Placeholders(1, len(ids))
 	if err := o.sender.SendAll(ctx, msgs); err != nil {
@@ -313,6 +329,13 @@ type Recaller interface {
 
 func newID() string { return store.SortedID() }
 
+// containing is a LIKE pattern (with ESCAPE '!') for text that contains s: the same on
+// both engines (PostgreSQL would otherwise read a backslash in s as an escape).
+func containing(s string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return "%" + r.Replace(s) + "%"
+}
+
 // Holder is the outbox's entry in the data map: messages waiting to be handed over,
 // and, in the embedded default, the folder of .eml files that stands in for the mail
 // server (Dir; "" with SMTP, where sent mail leaves Steward's control).
@@ -353,8 +376,11 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 // guardian's mail names the child), and the .eml files that do.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
 	for _, e := range s.Addresses() {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 OR lower(data) LIKE $2`,
-			e, "%"+strings.ToLower(e)+"%"); err != nil {
+		// data is JSON: an address with a quote or a backslash is stored escaped.
+		quoted, _ := json.Marshal(strings.ToLower(e))
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!'`,
+			e, containing(strings.ToLower(e)), containing(strings.Trim(string(quoted), `"`))); err != nil {
 			return fmt.Errorf("mail: erase: %w", err)
 		}
 	}

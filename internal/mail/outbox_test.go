@@ -117,3 +117,73 @@ func TestDispatchRecallsErased(t *testing.T) {
 		}
 	})
 }
+
+// An erasure takes out every queued mail that names the address in its data, however
+// JSON would write it (& and quotes included), and leaves the others.
+func TestEraseFindsAddressInData(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		o, err := NewOutbox(db, &flaky{}, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		children := []string{`tom&jerry@example.org`, `o"neil@example.org`, `plain@example.org`}
+		for _, child := range append(children, "other.child@example.org") {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return o.Enqueue(ctx, tx, Transactional{To: "guardian@example.org", Template: GuardianConsent,
+					Data: map[string]string{"ChildName": "Kid", "ChildEmail": child, "Link": "https://x/y"}})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, child := range children {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return Holder{}.Erase(ctx, tx, datamap.Subject{ID: "x", Email: strings.ToUpper(child)})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, err := store.Strings(ctx, db, `SELECT data FROM mail_outbox`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || !strings.Contains(rows[0], "other.child@example.org") {
+			t.Errorf("queued after erasing the children: %q", rows)
+		}
+	})
+}
+
+// A queued message that cannot be rendered is set aside for a day and does not hold
+// back the others.
+func TestDispatchSetsAsideUnrenderable(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		sender := &flaky{}
+		o, err := NewOutbox(db, sender, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body, template, data, created_at)
+			VALUES ('bad', 'x@example.org', '', '', '', 'password_reset', '{not json', 1)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return o.Enqueue(ctx, tx, Transactional{To: "good@example.org", Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.DispatchOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(sender.got) != 1 || sender.got[0].To != "good@example.org" {
+			t.Errorf("delivered %+v", sender.got)
+		}
+		var until int64
+		if err := db.QueryRowContext(ctx, `SELECT claimed_until FROM mail_outbox WHERE id = 'bad'`).Scan(&until); err != nil {
+			t.Fatal(err)
+		}
+		if time.Until(time.UnixMilli(until)) < 23*time.Hour {
+			t.Errorf("the unrenderable message is claimed until %v", time.UnixMilli(until))
+		}
+	})
+}

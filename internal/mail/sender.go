@@ -120,7 +120,7 @@ func NewSMTPSender(addr, user, password, tlsMode, from string) (*SMTPSender, err
 	if err != nil {
 		return nil, fmt.Errorf("mail: smtp port: %w", err)
 	}
-	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(30 * time.Second)}
+	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(smtpTimeout)}
 	switch tlsMode {
 	case "none":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
@@ -176,6 +176,12 @@ func (s *SMTPSender) SendAll(ctx context.Context, msgs []Message) error {
 	return nil
 }
 
+// smtpTimeout bounds each exchange with the SMTP server (a dial, a message).
+var smtpTimeout = 30 * time.Second // a variable for tests
+
+// perCall is how many messages go between two renewals of the connection's deadline.
+const perCall = 10
+
 // perConnection is how many messages a session sends over one connection before it
 // opens another: mail servers commonly cap messages per connection.
 const perConnection = 1000
@@ -203,9 +209,11 @@ type smtpSession struct {
 }
 
 // SendAll sends the messages over the session's connection, opening one when there
-// is none or the current one has carried perConnection messages. A message the server
-// refuses does not stop the others (as over a connection of its own); the batch then
-// fails as a whole.
+// is none, the current one has carried perConnection messages, or it no longer answers
+// (a NOOP before each batch: the server may have closed it while the batch was made
+// ready). Every few messages get the full timeout; a message the server refuses does not
+// stop the others (as over a connection of its own), and the batch then fails as a
+// whole.
 func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	built := make([]*gomail.Msg, 0, len(msgs))
 	for _, m := range msgs {
@@ -215,13 +223,18 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 		}
 		built = append(built, msg)
 	}
+	if x.conn != nil && (x.conn.UpdateDeadline(smtpTimeout) != nil || x.conn.Noop() != nil) {
+		x.drop()
+	}
+	all := built
 	var errs []error
 	for len(built) > 0 {
 		if x.conn != nil && x.sent >= perConnection {
 			_ = x.Close()
 		}
 		if x.conn == nil {
-			c, err := gomail.NewClient(x.s.host, x.s.opts...)
+			// No NOOP before each message: the deadline is renewed without a round trip.
+			c, err := gomail.NewClient(x.s.host, append(x.s.opts, gomail.WithoutNoop())...)
 			if err != nil {
 				return fmt.Errorf("mail: smtp client: %w", err)
 			}
@@ -231,7 +244,9 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 			}
 			x.client, x.conn, x.sent = c, conn, 0
 		}
-		n := min(len(built), perConnection-x.sent)
+		// A few messages a call: the deadline is renewed at each call, so a slow
+		// server still gets the full timeout for every few messages.
+		n := min(len(built), perCall, perConnection-x.sent)
 		if err := x.client.SendWithSMTPClient(x.conn, built[:n]...); err != nil {
 			errs = append(errs, err)
 		}
@@ -240,9 +255,21 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	}
 	if len(errs) > 0 {
 		_ = x.Close()
-		return fmt.Errorf("mail: smtp: %d message(s) not all sent: %s", len(msgs), redactAddresses(errors.Join(errs...).Error()))
+		failed := 0
+		for _, m := range all {
+			if m.HasSendError() {
+				failed++
+			}
+		}
+		return fmt.Errorf("mail: smtp: %d of %d message(s) not sent: %s", max(failed, 1), len(msgs), redactAddresses(errors.Join(errs...).Error()))
 	}
 	return nil
+}
+
+// drop closes a connection that no longer answers, without a QUIT.
+func (x *smtpSession) drop() {
+	_ = x.conn.Close()
+	x.client, x.conn = nil, nil
 }
 
 // Close ends the connection, if one is open.
@@ -251,6 +278,9 @@ func (x *smtpSession) Close() error {
 		return nil
 	}
 	err := x.client.CloseWithSMTPClient(x.conn)
+	if err != nil { // QUIT failed: the connection is still open
+		_ = x.conn.Close()
+	}
 	x.client, x.conn = nil, nil
 	return err
 }

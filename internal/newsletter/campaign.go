@@ -312,10 +312,25 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 // sendBatch is how many mails go over one connection.
 const sendBatch = 200
 
-// Send works through a campaign's pending deliveries: each batch is checked against
-// the ledger again (a withdrawal since the snapshot is honoured), sent over one
-// connection, then marked. After a crash the unmarked batches (at most two) are sent
-// again: a recipient may get a mail twice, never one they withdrew from.
+// defaultSendBudget is how long one run of Send works before it stops between batches
+// and asks to be run again (ErrMoreToSend): a job's run stays well within the job
+// timeout, however large the campaign.
+const defaultSendBudget = 90 * time.Second
+
+// SetSendBudget sets how long one run of Send works (at least one batch) before it
+// stops with ErrMoreToSend; 90 s unless set.
+func (s *Service) SetSendBudget(d time.Duration) { s.sendBudget = d }
+
+// ErrMoreToSend says that Send stopped after its time budget with deliveries left: run
+// it again (the job queue snoozes the job).
+var ErrMoreToSend = errors.New("newsletter: campaign not finished; send again")
+
+// Send works through a campaign's pending deliveries: each batch is read and checked
+// against the ledger, rendered, checked again just before it is sent (a withdrawal
+// since is honoured), sent, then marked. Three batches are in hand at once: while one
+// is sent, the next is read, checked and rendered and the one before is marked. After a
+// crash the unmarked batches (at most two) are sent again: a recipient may get a mail
+// twice, never one they withdrew from.
 func (s *Service) Send(ctx context.Context, id string) error {
 	c, err := s.Campaign(ctx, id)
 	if err != nil {
@@ -332,9 +347,14 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	// Three batches are in hand at once: while one is sent, the next is read, checked
-	// and rendered, and the one before is marked. Batches are read in token order after
-	// the last one read, so reading does not wait for marking.
+	budget := s.sendBudget
+	if budget <= 0 {
+		budget = defaultSendBudget
+	}
+	deadline := time.Now().Add(budget)
+	sentOne := false
+	// Batches are read in token order after the last one read, so reading does not
+	// wait for marking.
 	prepare := func(after string) <-chan sendBatchResult {
 		out := make(chan sendBatchResult, 1)
 		go func() {
@@ -360,30 +380,45 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		marking = nil
 		return err
 	}
+	// fail ends the run: the batch being read and the one being marked finish first.
+	fail := func(err error, pending <-chan sendBatchResult) error {
+		if pending != nil {
+			<-pending
+		}
+		if merr := waitMark(); merr != nil && err == nil {
+			err = merr
+		}
+		return err
+	}
 	for {
 		r := <-next
 		if r.err != nil {
-			_ = waitMark()
-			return r.err
+			return fail(r.err, nil)
 		}
-		if len(r.batch.states) == 0 {
+		b := r.batch
+		if len(b.states) == 0 {
 			break
 		}
-		next = prepare(r.batch.last)
-		if len(r.batch.msgs) > 0 {
-			if err := send(ctx, r.batch.msgs); err != nil {
-				_ = waitMark()
-				<-next
-				return err
+		if sentOne && time.Now().After(deadline) {
+			return fail(ErrMoreToSend, nil) // b was read, not sent: the next run reads it again
+		}
+		sentOne = true
+		next = prepare(b.last)
+		if err := s.recheck(ctx, c, &b); err != nil {
+			return fail(err, next)
+		}
+		if len(b.msgs) > 0 {
+			if err := send(ctx, b.msgs); err != nil {
+				return fail(err, next)
 			}
 		}
 		if err := waitMark(); err != nil {
-			<-next
-			return err
+			return fail(err, next)
 		}
+		// Sent is sent: the marking finishes even if the run is cancelled now.
 		done := make(chan error, 1)
 		marking = done
-		go func(states map[string][]any) { done <- s.markBatch(ctx, states) }(r.batch.states)
+		go func(states map[string][]any) { done <- s.markBatch(context.WithoutCancel(ctx), states) }(b.states)
 	}
 	if err := waitMark(); err != nil {
 		return err
@@ -392,13 +427,19 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	return err
 }
 
-// preparedBatch is a batch of a campaign ready to send: its messages, the state each
-// of its deliveries takes once they are sent (token ids by state), and the last token
-// id it read.
+// preparedBatch is a batch of a campaign ready to send: its messages and their
+// recipients, the state each of its deliveries takes once they are sent (token ids by
+// state), and the last token id it read.
 type preparedBatch struct {
 	msgs   []mail.Message
+	recips []preparedRecipient // for msgs[i]
 	states map[string][]any
 	last   string
+}
+
+type preparedRecipient struct {
+	Recipient
+	tokenID string
 }
 
 type sendBatchResult struct {
@@ -406,37 +447,12 @@ type sendBatchResult struct {
 	err   error
 }
 
-// prepareBatch reads the next pending deliveries after the token id, asks the ledger
-// again who of them may be mailed now, and renders their mails.
-func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpose, bodyHTML, after string) (preparedBatch, error) {
-	var out preparedBatch
-	rows, err := s.db.QueryContext(ctx, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
-		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`, c.ID, after, sendBatch)
-	if err != nil {
-		return out, fmt.Errorf("newsletter: send: %w", err)
-	}
-	subjects := map[string]string{} // subject -> token id
-	for rows.Next() {
-		var tid, subj string
-		if err := rows.Scan(&tid, &subj); err != nil {
-			rows.Close()
-			return out, fmt.Errorf("newsletter: send: %w", err)
-		}
-		subjects[subj] = tid
-		out.last = tid
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return out, fmt.Errorf("newsletter: send: %w", err)
-	}
-	if len(subjects) == 0 {
-		return out, nil
-	}
-	// Who of them the ledger still allows, now, and whether each may be measured (the
-	// open beacon), in one query.
+// allowedNow asks the rule which of the subjects may be mailed for the campaign's
+// purpose now, and whether each may be measured (the open beacon), in one query.
+func (s *Service) allowedNow(ctx context.Context, c Campaign, subjects []string, fn func(r Recipient, track bool)) error {
 	ids := make([]any, 0, len(subjects)+1)
 	ids = append(ids, c.Purpose)
-	for subj := range subjects {
+	for _, subj := range subjects {
 		ids = append(ids, subj)
 	}
 	track, err := s.consent.AllowedSQL("email_open_tracking", "s.subject_id")
@@ -446,32 +462,69 @@ func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpos
 	aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END",
 		" AND s.subject_id IN ("+store.Placeholders(2, len(subjects))+")")
 	if err != nil {
-		return out, err
+		return err
 	}
-	rows, err = s.db.QueryContext(ctx, aq, ids...)
+	rows, err := s.db.QueryContext(ctx, aq, ids...)
+	if err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Recipient
+		var t int
+		if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName, &t); err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+		fn(r, t == 1)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
+	}
+	return nil
+}
+
+// prepareBatch reads the next pending deliveries after the token id, asks the ledger
+// who of them may be mailed, and renders their mails.
+func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpose, bodyHTML, after string) (preparedBatch, error) {
+	var out preparedBatch
+	rows, err := s.db.QueryContext(ctx, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`, c.ID, after, sendBatch)
 	if err != nil {
 		return out, fmt.Errorf("newsletter: send: %w", err)
 	}
-	expires := s.now().Add(tokenTTL)
-	sent := map[string]bool{}
+	tokens := map[string]string{} // subject -> token id
+	var subjects []string
 	for rows.Next() {
-		var r Recipient
-		var track int
-		if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName, &track); err != nil {
+		var tid, subj string
+		if err := rows.Scan(&tid, &subj); err != nil {
 			rows.Close()
 			return out, fmt.Errorf("newsletter: send: %w", err)
 		}
-		tid := subjects[r.SubjectID]
-		raw, _ := hex.DecodeString(tid)
-		out.msgs = append(out.msgs, s.render(c, p, bodyHTML, r, s.token(raw, expires), track == 1))
-		sent[tid] = true
+		tokens[subj] = tid
+		subjects = append(subjects, subj)
+		out.last = tid
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("newsletter: send: %w", err)
 	}
 	out.states = map[string][]any{}
-	for _, tid := range subjects {
+	if len(subjects) == 0 {
+		return out, nil
+	}
+	expires := s.now().Add(tokenTTL)
+	sent := map[string]bool{}
+	err = s.allowedNow(ctx, c, subjects, func(r Recipient, track bool) {
+		tid := tokens[r.SubjectID]
+		raw, _ := hex.DecodeString(tid)
+		out.msgs = append(out.msgs, s.render(c, p, bodyHTML, r, s.token(raw, expires), track))
+		out.recips = append(out.recips, preparedRecipient{r, tid})
+		sent[tid] = true
+	})
+	if err != nil {
+		return out, err
+	}
+	for _, tid := range tokens {
 		state := "skipped"
 		if sent[tid] {
 			state = "sent"
@@ -481,11 +534,66 @@ func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpos
 	return out, nil
 }
 
+// recheck asks again, just before the batch is sent, who of it may be mailed, and
+// drops (as skipped) whoever may no longer be: the batch was read and checked against
+// the rule while the one before was being sent, which can take seconds. This check
+// reads the kept table of whom each purpose may mail (mailable), which every decision,
+// restriction, objection, suppression and erasure updates as it happens: a lookup per
+// recipient. (Whether an open is measured was decided with the rule; an open is only
+// recorded if the recipient's consent to it holds when the image is fetched.)
+func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) error {
+	if len(b.recips) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(b.recips)+1)
+	args = append(args, c.Purpose)
+	for _, r := range b.recips {
+		args = append(args, r.SubjectID)
+	}
+	ok, err := store.Strings(ctx, s.db, `SELECT subject_id FROM mailable WHERE purpose = $1 AND subject_id IN (`+
+		store.Placeholders(2, len(b.recips))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
+	}
+	if len(ok) == len(b.recips) {
+		return nil
+	}
+	allowed := map[string]bool{}
+	for _, id := range ok {
+		allowed[id] = true
+	}
+	var msgs []mail.Message
+	var recips []preparedRecipient
+	gone := map[any]bool{}
+	for i, r := range b.recips {
+		if !allowed[r.SubjectID] {
+			gone[r.tokenID] = true
+			continue
+		}
+		msgs = append(msgs, b.msgs[i])
+		recips = append(recips, r)
+	}
+	var sent []any
+	for _, tid := range b.states["sent"] {
+		if gone[tid] {
+			b.states["skipped"] = append(b.states["skipped"], tid)
+		} else {
+			sent = append(sent, tid)
+		}
+	}
+	b.states["sent"] = sent
+	b.msgs, b.recips = msgs, recips
+	return nil
+}
+
 // markBatch records how a sent batch's deliveries ended, a statement per state.
 func (s *Service) markBatch(ctx context.Context, states map[string][]any) error {
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		now := store.Millis(s.now())
 		for state, tids := range states {
+			if len(tids) == 0 {
+				continue
+			}
 			args := append([]any{state, now}, tids...)
 			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id IN (`+
 				store.Placeholders(3, len(tids))+`)`, args...); err != nil {

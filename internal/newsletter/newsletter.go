@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	"steward/internal/account"
 	"steward/internal/apperr"
@@ -50,6 +51,8 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	group   groupCommit
+	// sendBudget is how long one run of Send works (0: defaultSendBudget).
+	sendBudget time.Duration
 }
 
 // Config is what the service needs to know.
@@ -97,7 +100,7 @@ func checkName(field, v string, required bool) (string, error) {
 		return "", apperr.Field(field, "required", "is required")
 	case len([]rune(v)) > 100:
 		return "", apperr.Field(field, "too_long", "must be at most 100 characters")
-	case strings.ContainsAny(v, "\r\n\t<>"):
+	case strings.ContainsAny(v, "<>") || strings.ContainsFunc(v, unicode.IsControl):
 		return "", apperr.Field(field, "text_invalid", "must be plain text on one line")
 	case pan.Contains(v):
 		return "", apperr.Field(field, "card_number", "looks like a payment card number; card numbers are never stored here")

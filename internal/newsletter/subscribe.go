@@ -27,6 +27,7 @@ type pendingSub struct {
 	id        string // the subscriber's, once known
 	err       error
 	wake      chan bool // true: stored (err says how); false: lead
+	answered  bool      // wake was sent true (by the leader storing it)
 }
 
 // groupCommit stores concurrent subscriptions together (group commit). A caller leads
@@ -87,30 +88,48 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	batch = append(append(batch, p), g.queue[:n]...)
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
+	defer g.handOn() // even if storing panics, the callers waiting are not stranded
 	s.storeBatch(context.WithoutCancel(ctx), batch)
+	return p.err
+}
+
+// handOn ends a leader's turn: the first caller still queued leads next.
+func (g *groupCommit) handOn() {
 	g.mu.Lock()
 	if len(g.queue) == 0 {
 		g.leaders--
 		g.mu.Unlock()
-	} else {
-		next := g.queue[0]
-		g.queue = g.queue[1:]
-		g.mu.Unlock()
-		next.wake <- false
-	}
-	return p.err
-}
-
-// storeBatch stores a batch in one transaction. If the transaction fails, each
-// subscription is tried in a transaction of its own, so that one cannot fail another.
-// On PostgreSQL batches run side by side: two may both find an address new and both
-// insert it; the later one fails on the unique address and, tried again, finds the row.
-func (s *Service) storeBatch(ctx context.Context, batch []*pendingSub) {
-	if len(batch) == 0 {
 		return
 	}
+	next := g.queue[0]
+	g.queue = g.queue[1:]
+	g.mu.Unlock()
+	next.wake <- false
+}
+
+// storeBatch stores a batch in one transaction and answers every caller in it. If the
+// transaction fails for a reason that may lie in one subscription (a constraint, a value
+// the database refuses), each is tried in a transaction of its own, so that one cannot
+// fail another; if the database itself is unavailable, all fail at once. On PostgreSQL
+// batches run side by side: two may both find an address new and both insert it; the
+// later one fails on the unique address and, tried again, finds the row.
+func (s *Service) storeBatch(ctx context.Context, batch []*pendingSub) {
+	defer func() {
+		r := recover()
+		for _, p := range batch {
+			if !p.answered {
+				if p.err == nil {
+					p.err = fmt.Errorf("newsletter: subscribe: %v", r)
+				}
+				p.answer()
+			}
+		}
+		if r != nil {
+			panic(r)
+		}
+	}()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, batch) })
-	if err != nil && (len(batch) > 1 || store.IsUniqueViolation(err)) {
+	if err != nil && !store.IsUnavailable(err) && (len(batch) > 1 || store.IsUniqueViolation(err)) {
 		for _, p := range batch {
 			for range 3 {
 				p.err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.insertSubs(ctx, tx, []*pendingSub{p}) })
@@ -118,12 +137,20 @@ func (s *Service) storeBatch(ctx context.Context, batch []*pendingSub) {
 					break
 				}
 			}
-			p.wake <- true
+			p.answer()
 		}
 		return
 	}
 	for _, p := range batch {
 		p.err = err
+		p.answer()
+	}
+}
+
+// answer tells the caller its subscription is stored (or why not), once.
+func (p *pendingSub) answer() {
+	if !p.answered {
+		p.answered = true
 		p.wake <- true
 	}
 }

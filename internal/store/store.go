@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -289,6 +291,31 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		f()
 	}
 	return nil
+}
+
+// IsUnavailable reports whether err says the database could not be used at all (a
+// lost connection, a lock held too long, a cancelled request, a server shutting down)
+// rather than that it refused what a statement asked.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	s := err.Error()
+	for _, m := range []string{"database is locked", "SQLITE_BUSY", "SQLITE_LOCKED", "(SQLSTATE 08", "(SQLSTATE 53", "(SQLSTATE 57",
+		"conn closed", "connection refused"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsUniqueViolation reports whether err is a unique-constraint failure on either engine.
