@@ -44,6 +44,9 @@ type DB struct {
 	path    string // the SQLite file, "" on PostgreSQL
 	rebinds sync.Map
 	stmts   sync.Map // query -> *sql.Stmt prepared on the writer (InsertRows)
+	// SQLite: the connection that checkpoints the WAL, and its stop.
+	ckpt          *sql.DB
+	stop, stopped chan struct{}
 }
 
 // Open opens the database named by rawURL: "sqlite:PATH" (or a path ending in .db) or
@@ -74,8 +77,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	pragmas := "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_time_format=sqlite"
 	// The writer gets a larger page cache and keeps statement journals in memory: bulk
-	// writes (imports) otherwise spill to temporary files.
-	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_txlock=immediate")
+	// writes (imports) otherwise spill to temporary files. It leaves checkpoints to a
+	// connection of their own (below) unless the WAL passes 4,000 pages (16 MB), and a
+	// WAL that has been checkpointed shrinks back to 64 MB at most.
+	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)"+
+		"&_pragma=wal_autocheckpoint(4000)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -95,7 +101,33 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxIdleConns(8)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
-	return &DB{Dialect: SQLite, read: read, write: write, path: path}, nil
+	ckpt, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	db := &DB{Dialect: SQLite, read: read, write: write, path: path, ckpt: ckpt, stop: make(chan struct{}), stopped: make(chan struct{})}
+	go db.checkpoints(250 * time.Millisecond)
+	return db, nil
+}
+
+// checkpoints copies the WAL into the database file every interval, beside the writer
+// (a PASSIVE checkpoint waits for no one): the writer's commits do not pay for it. Once
+// a checkpoint has copied everything, the next write starts the WAL from its beginning.
+func (db *DB) checkpoints(interval time.Duration) {
+	defer close(db.stopped)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+			_, _ = db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`) // busy with another checkpoint: next time
+		}
+	}
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
@@ -129,6 +161,11 @@ func redact(raw string) string {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.ckpt != nil {
+		close(db.stop)
+		<-db.stopped
+		db.ckpt.Close()
+	}
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())

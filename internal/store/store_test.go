@@ -2,6 +2,10 @@ package store_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"steward/internal/store"
@@ -73,4 +77,31 @@ func TestPlaceholdersAndTx(t *testing.T) {
 			t.Errorf("compact: %v", err)
 		}
 	})
+}
+
+// The SQLite WAL is checkpointed as it grows: many small commits leave it a few
+// megabytes, not the sum of every page written.
+func TestSQLiteWALStaysSmall(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wal.db")
+	db, err := store.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20_000 {
+		if _, err := db.ExecContext(ctx, `INSERT INTO t (v) VALUES ($1)`, strings.Repeat("x", 200)+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 24<<20 {
+		t.Errorf("WAL is %d MB after 20,000 commits", st.Size()>>20)
+	}
 }
