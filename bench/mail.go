@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -93,6 +94,9 @@ func mailRows(o mailOpts) ([]row, error) {
 		if !o.figures[f.name] {
 			continue
 		}
+		// Each figure starts with what the one before wrote (mail files, a database
+		// being deleted) on disk, so that its writing back does not weigh on this one.
+		syscall.Sync()
 		t := time.Now()
 		r, err := f.run(ctx, o)
 		if err != nil {

@@ -89,6 +89,30 @@ func startRecordingSMTP(t *testing.T) (*recordingSMTP, string) {
 	return rec, ln.Addr().String()
 }
 
+// campaignSetup starts Steward sending through a recording SMTP server, imports n
+// subscribers (PREFIXNNNN@example.org) and writes a draft campaign to them.
+func campaignSetup(t *testing.T, dbURL string, n int, prefix, title string) (*apptest.Harness, *recordingSMTP, newsletter.Campaign, []string) {
+	t.Helper()
+	rec, addr := startRecordingSMTP(t)
+	h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
+	ctx := context.Background()
+	var csv bytes.Buffer
+	csv.WriteString("email,first_name,last_name\n")
+	addrs := make([]string, n)
+	for i := range n {
+		addrs[i] = fmt.Sprintf("%s%04d@example.org", prefix, i)
+		fmt.Fprintf(&csv, "%s,Reader,%d\n", addrs[i], i)
+	}
+	if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
+		t.Fatalf("import: %+v %v", rep, err)
+	}
+	c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, title, "Hello.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, rec, c, addrs
+}
+
 // noJobs takes the place of the job queue, so that a test runs the sending itself.
 type noJobs struct{}
 
@@ -101,24 +125,9 @@ func (noJobs) Enqueue(context.Context, *store.Tx, river.JobArgs) error { return 
 // not marked as sent.
 func TestCampaignManyBatches(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, dbURL string) {
-		rec, addr := startRecordingSMTP(t)
-		h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
-		ctx := context.Background()
 		const n = 1250
-		var csv bytes.Buffer
-		csv.WriteString("email,first_name,last_name\n")
-		addrs := make([]string, n)
-		for i := range n {
-			addrs[i] = fmt.Sprintf("reader%04d@example.org", i)
-			fmt.Fprintf(&csv, "%s,Reader,%d\n", addrs[i], i)
-		}
-		if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
-			t.Fatalf("import: %+v %v", rep, err)
-		}
-		c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, "Many batches", "Hello.")
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, rec, c, addrs := campaignSetup(t, dbURL, n, "reader", "Many batches")
+		ctx := context.Background()
 		if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +144,7 @@ func TestCampaignManyBatches(t *testing.T) {
 		rec.refuse, rec.refusals = addrs[610], 1
 		rec.mu.Unlock()
 
-		err = h.App.Newsletter.Send(ctx, c.ID)
+		err := h.App.Newsletter.Send(ctx, c.ID)
 		if err == nil || !strings.Contains(err.Error(), "not sent") {
 			t.Fatalf("a run with a refused recipient = %v", err)
 		}
@@ -251,23 +260,10 @@ marketing = true
 // runs again at once.
 func TestCampaignRunsInSlices(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, dbURL string) {
-		rec, addr := startRecordingSMTP(t)
-		h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
+		const n = 650 // four batches
+		h, rec, c, _ := campaignSetup(t, dbURL, n, "slice", "In slices")
 		h.App.Newsletter.SetSendBudget(time.Nanosecond)
 		ctx := context.Background()
-		const n = 650 // four batches
-		var csv bytes.Buffer
-		csv.WriteString("email,first_name,last_name\n")
-		for i := range n {
-			fmt.Fprintf(&csv, "slice%04d@example.org,Reader,%d\n", i, i)
-		}
-		if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
-			t.Fatalf("import: %+v %v", rep, err)
-		}
-		c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, "In slices", "Hello.")
-		if err != nil {
-			t.Fatal(err)
-		}
 		if _, err := h.App.Newsletter.StartSend(ctx, h.App.Jobs, c.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -310,22 +306,9 @@ func TestCampaignRunsInSlices(t *testing.T) {
 // was read and rendered meanwhile: it is checked again just before it goes.
 func TestCampaignWithdrawalDuringSend(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, dbURL string) {
-		rec, addr := startRecordingSMTP(t)
-		h := apptest.Start(t, dbURL, "--mail", "smtp", "--smtp-addr", addr, "--smtp-tls", "none")
-		ctx := context.Background()
 		const n = 450
-		var csv bytes.Buffer
-		csv.WriteString("email,first_name,last_name\n")
-		for i := range n {
-			fmt.Fprintf(&csv, "late%04d@example.org,Reader,%d\n", i, i)
-		}
-		if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
-			t.Fatalf("import: %+v %v", rep, err)
-		}
-		c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, "Late withdrawal", "Hello.")
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, rec, c, _ := campaignSetup(t, dbURL, n, "late", "Late withdrawal")
+		ctx := context.Background()
 		if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
 			t.Fatal(err)
 		}

@@ -281,25 +281,18 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
 		}
 		now := store.Millis(s.now())
-		for i := 0; i < len(recips); i += 200 {
-			batch := recips[i:min(i+200, len(recips))]
-			var q strings.Builder
-			q.WriteString(`INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES `)
-			args := make([]any, 0, 4*len(batch))
-			for j, r := range batch {
-				var tid [10]byte
-				_, _ = rand.Read(tid[:])
-				if j > 0 {
-					q.WriteString(", ")
-				}
-				n := len(args)
-				fmt.Fprintf(&q, "($%d, $%d, $%d, 'pending', $%d)", n+1, n+2, n+3, n+4)
-				args = append(args, id, r.SubjectID, hex.EncodeToString(tid[:]), now)
-			}
-			q.WriteString(` ON CONFLICT (campaign_id, subject_id) DO NOTHING`)
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		ins := tx.Bulk("campaign_deliveries", []string{"campaign_id", "subject_id", "token_id", "state", "at"}, 500,
+			" ON CONFLICT (campaign_id, subject_id) DO NOTHING")
+		defer ins.Close(ctx)
+		for _, r := range recips {
+			var tid [10]byte
+			_, _ = rand.Read(tid[:])
+			if err := ins.Add(ctx, id, r.SubjectID, hex.EncodeToString(tid[:]), "pending", now); err != nil {
 				return fmt.Errorf("newsletter: send: %w", err)
 			}
+		}
+		if err := ins.Close(ctx); err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
 		}
 		return jobs.Enqueue(ctx, tx, SendArgs{CampaignID: id})
 	})

@@ -90,6 +90,15 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	for range batches { // let the reader end
 	}
 	rep.Rows, rep.Invalid, rep.Errors = read.Rows, read.Invalid, read.Errors
+	if storeErr == nil && rep.Imported > 0 && s.db.Dialect == store.Postgres {
+		// After a bulk load PostgreSQL's statistics are stale until autovacuum comes
+		// round, and plans made meanwhile can scan what an index would find (a
+		// campaign sent right after an import checked each batch by reading the whole
+		// audience table). So they are brought up to date now.
+		if _, err := s.db.ExecContext(context.WithoutCancel(ctx), `ANALYZE subscribers, consent_events, consent_state, mailable`); err != nil {
+			s.log.Warn("newsletter: analyze after import", "err", err)
+		}
+	}
 	return rep, storeErr
 }
 
