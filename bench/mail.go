@@ -5,7 +5,8 @@ package main
 //   - newsletter subscriptions per second through POST /api/v1/newsletter at 16
 //     concurrent clients, each a new address, against a bare net/http handler decoding
 //     the same bodies, both loaded by wrk (a Lua script makes every body unique) or by an
-//     in-process Go client without it;
+//     in-process Go client without it; the confirmation mails go to an in-process SMTP
+//     sink, as to a mail server in production;
 //   - a CSV import of subscribers with their consent evidence, rows per second, against
 //     the same rows read from the same CSV and inserted into a plain table of as many
 //     columns in multi-row INSERTs, 2,000 rows a transaction, on the same database;
@@ -229,7 +230,14 @@ func profiled(o mailOpts, name string, fn func() error) error {
 // ---- 1. Subscriptions through the API.
 
 func subscribeRows(ctx context.Context, o mailOpts) ([]row, error) {
-	b, err := newApp(ctx, o, true)
+	// The confirmation mails go to an SMTP server, as in production (the default
+	// folder of .eml files stands in for one in development).
+	sink, err := startSink()
+	if err != nil {
+		return nil, err
+	}
+	defer sink.srv.Close()
+	b, err := newApp(ctx, o, true, "--mail", "smtp", "--smtp-addr", sink.addr, "--smtp-tls", "none")
 	if err != nil {
 		return nil, err
 	}
