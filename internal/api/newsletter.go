@@ -128,6 +128,7 @@ type campaignResponse struct {
 	Recipients int       `json:"recipients"`
 	Sent       int       `json:"sent"`
 	Skipped    int       `json:"skipped"`
+	Failed     int       `json:"failed"`
 	Preview    *preview  `json:"preview,omitempty"`
 }
 
@@ -141,7 +142,7 @@ type preview struct {
 
 func toCampaign(c newsletter.Campaign) campaignResponse {
 	return campaignResponse{ID: c.ID, Purpose: c.Purpose, Subject: c.Subject, Body: c.Body, Status: c.Status,
-		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped}
+		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped, Failed: c.Failed}
 }
 
 func (a *API) campaigns(w http.ResponseWriter, r *http.Request, _ account.Session) {

@@ -226,9 +226,15 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	if x.conn != nil && (x.conn.UpdateDeadline(smtpTimeout) != nil || x.conn.Noop() != nil) {
 		x.drop()
 	}
-	all := built
+	pe := &PartialError{Failed: map[int]bool{}}
 	var errs []error
-	for len(built) > 0 {
+	failFrom := func(from int, err error) { // nothing from here on was handed over
+		for i := from; i < len(built); i++ {
+			pe.Failed[i] = true
+		}
+		errs = append(errs, err)
+	}
+	for off := 0; off < len(built); {
 		if x.conn != nil && x.sent >= perConnection {
 			_ = x.Close()
 		}
@@ -236,35 +242,56 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 			// No NOOP before each message: the deadline is renewed without a round trip.
 			c, err := gomail.NewClient(x.s.host, append(x.s.opts, gomail.WithoutNoop())...)
 			if err != nil {
-				return fmt.Errorf("mail: smtp client: %w", err)
+				failFrom(off, err)
+				break
 			}
 			conn, err := c.DialToSMTPClientWithContext(ctx)
 			if err != nil {
-				return fmt.Errorf("mail: smtp: %s", redactAddresses(err.Error()))
+				failFrom(off, err)
+				break
 			}
 			x.client, x.conn, x.sent = c, conn, 0
 		}
 		// A few messages a call: the deadline is renewed at each call, so a slow
 		// server still gets the full timeout for every few messages.
-		n := min(len(built), perCall, perConnection-x.sent)
-		if err := x.client.SendWithSMTPClient(x.conn, built[:n]...); err != nil {
+		n := min(len(built)-off, perCall, perConnection-x.sent)
+		chunk := built[off : off+n]
+		if err := x.client.SendWithSMTPClient(x.conn, chunk...); err != nil {
 			errs = append(errs, err)
+			known := false
+			for i, m := range chunk {
+				if m.HasSendError() {
+					pe.Failed[off+i] = m.SendErrorIsTemp()
+					known = true
+				}
+			}
+			if !known { // the connection failed: none of the chunk is known sent
+				for i := range chunk {
+					pe.Failed[off+i] = true
+				}
+			}
 		}
 		x.sent += n
-		built = built[n:]
+		off += n
 	}
 	if len(errs) > 0 {
 		_ = x.Close()
-		failed := 0
-		for _, m := range all {
-			if m.HasSendError() {
-				failed++
-			}
-		}
-		return fmt.Errorf("mail: smtp: %d of %d message(s) not sent: %s", max(failed, 1), len(msgs), redactAddresses(errors.Join(errs...).Error()))
+		pe.err = fmt.Errorf("mail: smtp: %d of %d message(s) not sent: %s", len(pe.Failed), len(msgs), redactAddresses(errors.Join(errs...).Error()))
+		return pe
 	}
 	return nil
 }
+
+// PartialError says which messages of a batch (by index) were not sent, the others
+// having been accepted by the server, and for each whether the failure was temporary
+// (worth trying again: the server was busy, the connection dropped) rather than
+// permanent (a mailbox that does not exist).
+type PartialError struct {
+	Failed map[int]bool // index -> temporary
+	err    error
+}
+
+func (e *PartialError) Error() string { return e.err.Error() }
 
 // drop closes a connection that no longer answers, without a QUIT.
 func (x *smtpSession) drop() {

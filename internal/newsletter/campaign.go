@@ -45,7 +45,8 @@ type Campaign struct {
 	SentAt     time.Time
 	Recipients int
 	Sent       int
-	Skipped    int
+	Skipped    int // their consent ended before their turn
+	Failed     int // the mail server refused them for good (no such mailbox)
 }
 
 // SendArgs is the job that sends a campaign; it carries only the campaign's id.
@@ -116,6 +117,8 @@ func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) {
 			c.Sent = n
 		case "skipped":
 			c.Skipped = n
+		case "failed":
+			c.Failed = n
 		}
 	}
 	return c, rows.Err()
@@ -402,7 +405,37 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		}
 		if len(b.msgs) > 0 {
 			if err := send(ctx, b.msgs); err != nil {
-				return fail(err, next)
+				var pe *mail.PartialError
+				if !errors.As(err, &pe) {
+					return fail(err, next)
+				}
+				// What the server took is marked sent, a permanent refusal failed (never
+				// tried again); a temporary failure stays pending for the job's retry, and
+				// nobody else of the batch gets the mail twice.
+				states := map[string][]any{"skipped": b.states["skipped"]}
+				retry := false
+				for i, r := range b.recips {
+					temporary, failed := pe.Failed[i]
+					switch {
+					case !failed:
+						states["sent"] = append(states["sent"], r.tokenID)
+					case temporary:
+						retry = true
+					default:
+						states["failed"] = append(states["failed"], r.tokenID)
+					}
+				}
+				if err := waitMark(); err != nil {
+					return fail(err, next)
+				}
+				if err := s.markBatch(context.WithoutCancel(ctx), states); err != nil {
+					return fail(err, next)
+				}
+				if retry {
+					return fail(err, next)
+				}
+				s.log.Warn("newsletter: recipients refused by the mail server", "campaign", c.ID, "count", len(states["failed"]))
+				continue
 			}
 		}
 		if err := waitMark(); err != nil {

@@ -71,6 +71,7 @@ type campaignRow struct {
 	Recipients int
 	Sent       int
 	Skipped    int
+	Failed     int
 }
 
 func (p *Pages) campaignRow(c newsletter.Campaign) campaignRow {
@@ -79,7 +80,7 @@ func (p *Pages) campaignRow(c newsletter.Campaign) campaignRow {
 		name = pu.Name
 	}
 	return campaignRow{ID: c.ID, Subject: c.Subject, Purpose: name, Status: c.Status, Draft: c.Status == newsletter.CampaignDraft,
-		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped}
+		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped, Failed: c.Failed}
 }
 
 func (p *Pages) campaigns(w http.ResponseWriter, r *http.Request, _ account.Session) {
