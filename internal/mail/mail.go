@@ -11,6 +11,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
@@ -272,16 +273,59 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return len(unrenderable), nil
 	}
-	in := store.Placeholders(1, len(ids))
-	if err := o.sender.SendAll(ctx, msgs); err != nil {
-		wait := time.Duration(min(1<<min(maxAttempts, 10), 600)) * time.Second
-		_, _ = o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(ids)+1)+
-			` WHERE id IN (`+in+`)`, append(ids, store.Millis(o.now().Add(wait)))...)
-		return len(msgs), fmt.Errorf("mail: %d message(s): %s", len(msgs), redactAddresses(err.Error()))
+	// What the server took, or refused for good (no such mailbox), leaves the outbox;
+	// what failed for a while waits (2 s, 4 s, ... at most 10 minutes) and goes again,
+	// alone: nobody gets a message twice because another was refused.
+	sendErr := o.sender.SendAll(ctx, msgs)
+	done, retry := ids, []any(nil)
+	refused := 0
+	if sendErr != nil {
+		var pe *PartialError
+		if !errors.As(sendErr, &pe) { // nothing is known handed over
+			pe = &PartialError{Failed: map[int]bool{}}
+			for i := range msgs {
+				pe.Failed[i] = true
+			}
+		}
+		done = nil
+		for i, m := range msgs {
+			temporary, failed := pe.Failed[i]
+			switch {
+			case !failed:
+				done = append(done, m.ID)
+			case temporary:
+				retry = append(retry, m.ID)
+			default:
+				refused++
+				done = append(done, m.ID)
+			}
+		}
 	}
-	gone, err := o.db.QueryWriter(context.WithoutCancel(ctx), `DELETE FROM mail_outbox WHERE id IN (`+in+`) RETURNING id`, ids...)
+	if len(retry) > 0 {
+		wait := time.Duration(min(1<<min(maxAttempts, 10), 600)) * time.Second
+		_, _ = o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(retry)+1)+
+			` WHERE id IN (`+store.Placeholders(1, len(retry))+`)`, append(retry, store.Millis(o.now().Add(wait)))...)
+	}
+	if len(done) > 0 {
+		if err := o.remove(ctx, done); err != nil {
+			return len(msgs), err
+		}
+	}
+	if sendErr != nil {
+		return len(msgs), fmt.Errorf("mail: %d of %d message(s) not delivered (%d refused for good): %s",
+			len(retry)+refused, len(msgs), refused, redactAddresses(sendErr.Error()))
+	}
+	return len(msgs), nil
+}
+
+// remove deletes delivered rows. A row that vanished while its message was being handed
+// over was erased with its recipient meanwhile: a sender that still holds the message
+// (the .eml folder) takes it back, so the erasure leaves nothing.
+func (o *Outbox) remove(ctx context.Context, ids []any) error {
+	gone, err := o.db.QueryWriter(context.WithoutCancel(ctx), `DELETE FROM mail_outbox WHERE id IN (`+
+		store.Placeholders(1, len(ids))+`) RETURNING id`, ids...)
 	if err != nil {
-		return len(msgs), fmt.Errorf("mail: delivered but not removed: %w", err)
+		return fmt.Errorf("mail: delivered but not removed: %w", err)
 	}
 	removed := map[string]bool{}
 	for gone.Next() {
@@ -291,21 +335,18 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 		}
 	}
 	gone.Close()
-	// A row that vanished while its message was being handed over was erased with its
-	// recipient meanwhile: a sender that still holds the message (the .eml folder)
-	// takes it back, so the erasure leaves nothing.
 	var erased []string
-	for _, m := range msgs {
-		if !removed[m.ID] {
-			erased = append(erased, m.ID)
+	for _, id := range ids {
+		if !removed[id.(string)] {
+			erased = append(erased, id.(string))
 		}
 	}
 	if r, ok := o.sender.(Recaller); ok && len(erased) > 0 {
 		if err := r.Recall(erased); err != nil {
-			return len(msgs), fmt.Errorf("mail: recall: %w", err)
+			return fmt.Errorf("mail: recall: %w", err)
 		}
 	}
-	return len(msgs), nil
+	return nil
 }
 
 // renderStored renders a queued row's template and data.

@@ -187,3 +187,51 @@ func TestDispatchSetsAsideUnrenderable(t *testing.T) {
 		}
 	})
 }
+
+// partial takes every message but refuses one for a while and one for good.
+type partial struct{ got []string }
+
+func (p *partial) SendAll(_ context.Context, msgs []Message) error {
+	pe := &PartialError{Failed: map[int]bool{}, err: errors.New("refused")}
+	for i, m := range msgs {
+		switch m.To {
+		case "busy@example.org":
+			pe.Failed[i] = true
+		case "gone@example.org":
+			pe.Failed[i] = false
+		default:
+			p.got = append(p.got, m.To)
+		}
+	}
+	return pe
+}
+
+// A batch the server takes in part: what it took and what it refused for good leave
+// the outbox; only what it refused for a while is tried again.
+func TestDispatchKeepsOnlyTemporaryFailures(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		sender := &partial{}
+		o, err := NewOutbox(db, sender, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []string{"ok@example.org", "busy@example.org", "gone@example.org"} {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := o.DispatchOnce(ctx); err == nil || strings.Contains(err.Error(), "@") {
+			t.Errorf("dispatch of a partly refused batch = %v", err)
+		}
+		left, err := store.Strings(ctx, db, `SELECT recipient FROM mail_outbox`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 1 || left[0] != "busy@example.org" || len(sender.got) != 1 {
+			t.Errorf("left in the outbox %v, delivered %v", left, sender.got)
+		}
+	})
+}

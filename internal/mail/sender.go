@@ -138,42 +138,16 @@ func NewSMTPSender(addr, user, password, tlsMode, from string) (*SMTPSender, err
 	return &SMTPSender{host: host, opts: opts, from: from}, nil
 }
 
-// Send delivers one message.
+// Send delivers one message, over a connection of its own.
 func (s *SMTPSender) Send(ctx context.Context, m Message) error {
-	msg, err := build(s.from, m)
-	if err != nil {
-		return err
-	}
-	// A client per message: deliveries run concurrently and a client holds one
-	// connection.
-	c, err := gomail.NewClient(s.host, s.opts...)
-	if err != nil {
-		return fmt.Errorf("mail: smtp client: %w", err)
-	}
-	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return fmt.Errorf("mail: smtp: %w", err)
-	}
-	return nil
+	return s.SendAll(ctx, []Message{m})
 }
 
-// SendAll delivers every message over one connection.
+// SendAll delivers every message over one connection; see smtpSession.SendAll.
 func (s *SMTPSender) SendAll(ctx context.Context, msgs []Message) error {
-	built := make([]*gomail.Msg, 0, len(msgs))
-	for _, m := range msgs {
-		msg, err := build(s.from, m)
-		if err != nil {
-			return err
-		}
-		built = append(built, msg)
-	}
-	c, err := gomail.NewClient(s.host, s.opts...)
-	if err != nil {
-		return fmt.Errorf("mail: smtp client: %w", err)
-	}
-	if err := c.DialAndSendWithContext(ctx, built...); err != nil {
-		return fmt.Errorf("mail: smtp: %d message(s) not all sent: %s", len(msgs), redactAddresses(err.Error()))
-	}
-	return nil
+	sess := s.Open()
+	defer sess.Close()
+	return sess.SendAll(ctx, msgs)
 }
 
 // smtpTimeout bounds each exchange with the SMTP server (a dial, a message).
