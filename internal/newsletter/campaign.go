@@ -392,7 +392,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 			return fail(r.err, nil)
 		}
 		b := r.batch
-		if len(b.states) == 0 {
+		if len(b.tokens) == 0 {
 			break
 		}
 		if sentOne && time.Now().After(deadline) {
@@ -412,19 +412,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 				// What the server took is marked sent, a permanent refusal failed (never
 				// tried again); a temporary failure stays pending for the job's retry, and
 				// nobody else of the batch gets the mail twice.
-				states := map[string][]any{"skipped": b.states["skipped"]}
-				retry := false
-				for i, r := range b.recips {
-					temporary, failed := pe.Failed[i]
-					switch {
-					case !failed:
-						states["sent"] = append(states["sent"], r.tokenID)
-					case temporary:
-						retry = true
-					default:
-						states["failed"] = append(states["failed"], r.tokenID)
-					}
-				}
+				states, retry := b.outcome(pe.Failed)
 				if err := waitMark(); err != nil {
 					return fail(err, next)
 				}
@@ -444,7 +432,8 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		// Sent is sent: the marking finishes even if the run is cancelled now.
 		done := make(chan error, 1)
 		marking = done
-		go func(states map[string][]any) { done <- s.markBatch(context.WithoutCancel(ctx), states) }(b.states)
+		states, _ := b.outcome(nil)
+		go func() { done <- s.markBatch(context.WithoutCancel(ctx), states) }()
 	}
 	if err := waitMark(); err != nil {
 		return err
@@ -453,14 +442,41 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	return err
 }
 
-// preparedBatch is a batch of a campaign ready to send: its messages and their
-// recipients, the state each of its deliveries takes once they are sent (token ids by
-// state), and the last token id it read.
+// preparedBatch is a batch of a campaign ready to send: the token ids of the
+// deliveries it read, the last of them, and the messages for those of them who may be
+// mailed, with their recipients.
 type preparedBatch struct {
+	tokens []string
+	last   string
 	msgs   []mail.Message
 	recips []preparedRecipient // for msgs[i]
-	states map[string][]any
-	last   string
+}
+
+// outcome is how the batch's deliveries end once it was handed over, as token ids by
+// state, given the messages the server did not take (index -> refusal temporary):
+// sent, failed (refused for good), skipped (no longer allowed); a temporary refusal
+// stays pending, and retry says there is one.
+func (b preparedBatch) outcome(failed map[int]bool) (states map[string][]any, retry bool) {
+	states = map[string][]any{}
+	mailed := map[string]bool{}
+	for i, r := range b.recips {
+		mailed[r.tokenID] = true
+		temporary, refused := failed[i]
+		switch {
+		case !refused:
+			states["sent"] = append(states["sent"], r.tokenID)
+		case temporary:
+			retry = true
+		default:
+			states["failed"] = append(states["failed"], r.tokenID)
+		}
+	}
+	for _, tid := range b.tokens {
+		if !mailed[tid] {
+			states["skipped"] = append(states["skipped"], tid)
+		}
+	}
+	return states, retry
 }
 
 type preparedRecipient struct {
@@ -528,40 +544,28 @@ func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpos
 		}
 		tokens[subj] = tid
 		subjects = append(subjects, subj)
+		out.tokens = append(out.tokens, tid)
 		out.last = tid
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("newsletter: send: %w", err)
 	}
-	out.states = map[string][]any{}
 	if len(subjects) == 0 {
 		return out, nil
 	}
 	expires := s.now().Add(tokenTTL)
-	sent := map[string]bool{}
 	err = s.allowedNow(ctx, c, subjects, func(r Recipient, track bool) {
 		tid := tokens[r.SubjectID]
 		raw, _ := hex.DecodeString(tid)
 		out.msgs = append(out.msgs, s.render(c, p, bodyHTML, r, s.token(raw, expires), track))
 		out.recips = append(out.recips, preparedRecipient{r, tid})
-		sent[tid] = true
 	})
-	if err != nil {
-		return out, err
-	}
-	for _, tid := range tokens {
-		state := "skipped"
-		if sent[tid] {
-			state = "sent"
-		}
-		out.states[state] = append(out.states[state], tid)
-	}
-	return out, nil
+	return out, err
 }
 
 // recheck asks again, just before the batch is sent, who of it may be mailed, and
-// drops (as skipped) whoever may no longer be: the batch was read and checked against
+// drops whoever may no longer be (their delivery ends skipped): the batch was read and checked against
 // the rule while the one before was being sent, which can take seconds. This check
 // reads the kept table of whom each purpose may mail (mailable), which every decision,
 // restriction, objection, suppression and erasure updates as it happens: a lookup per
@@ -590,24 +594,12 @@ func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) err
 	}
 	var msgs []mail.Message
 	var recips []preparedRecipient
-	gone := map[any]bool{}
 	for i, r := range b.recips {
-		if !allowed[r.SubjectID] {
-			gone[r.tokenID] = true
-			continue
-		}
-		msgs = append(msgs, b.msgs[i])
-		recips = append(recips, r)
-	}
-	var sent []any
-	for _, tid := range b.states["sent"] {
-		if gone[tid] {
-			b.states["skipped"] = append(b.states["skipped"], tid)
-		} else {
-			sent = append(sent, tid)
+		if allowed[r.SubjectID] {
+			msgs = append(msgs, b.msgs[i])
+			recips = append(recips, r)
 		}
 	}
-	b.states["sent"] = sent
 	b.msgs, b.recips = msgs, recips
 	return nil
 }
