@@ -232,12 +232,7 @@ func profiled(o mailOpts, name string, fn func() error) error {
 func subscribeRows(ctx context.Context, o mailOpts) ([]row, error) {
 	// The confirmation mails go to an SMTP server, as in production (the default
 	// folder of .eml files stands in for one in development).
-	sink, err := startSink()
-	if err != nil {
-		return nil, err
-	}
-	defer sink.srv.Close()
-	b, err := newApp(ctx, o, true, "--mail", "smtp", "--smtp-addr", sink.addr, "--smtp-tls", "none")
+	b, _, err := newSMTPApp(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -907,13 +902,24 @@ the way you made it, and you can download a signed receipt of each one.
 Read the [full notes](https://example.org/notes) on our site. Thank you for reading.
 `
 
-func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
+// newSMTPApp is a serving Steward that sends its mail to an SMTP sink of its own,
+// stopped with it.
+func newSMTPApp(ctx context.Context, o mailOpts) (*benchApp, *smtpSink, error) {
 	sink, err := startSink()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer sink.srv.Close()
 	b, err := newApp(ctx, o, true, "--mail", "smtp", "--smtp-addr", sink.addr, "--smtp-tls", "none")
+	if err != nil {
+		sink.srv.Close()
+		return nil, nil, err
+	}
+	b.cleanup = append(b.cleanup, func() { sink.srv.Close() })
+	return b, sink, nil
+}
+
+func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
+	b, sink, err := newSMTPApp(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ type pendingSub struct {
 	sub       Subscription
 	evidence  string
 	tokenHash string
+	hash      string // AddressHash of the address, made before the writer is taken
 	mail      mail.Prepared
 	now       int64
 	id        string // the subscriber's, once known
@@ -63,7 +64,7 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	if err != nil {
 		return err
 	}
-	p := &pendingSub{sub: sub, evidence: string(ev), tokenHash: hex.EncodeToString(sum[:]), mail: m,
+	p := &pendingSub{sub: sub, evidence: string(ev), tokenHash: hex.EncodeToString(sum[:]), hash: s.AddressHash(sub.Email), mail: m,
 		now: store.Millis(s.now()), wake: make(chan bool, 1)}
 
 	g := &s.group
@@ -215,7 +216,7 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 	if len(inserts) > 0 {
 		args := make([]any, 0, len(inserts)*10)
 		for _, p := range inserts {
-			args = append(args, p.id, p.id, p.sub.Email, s.AddressHash(p.sub.Email), p.sub.FirstName, p.sub.LastName, p.sub.Company,
+			args = append(args, p.id, p.id, p.sub.Email, p.hash, p.sub.FirstName, p.sub.LastName, p.sub.Company,
 				StatusPending, "form", p.now)
 		}
 		if err := tx.InsertRows(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
