@@ -215,6 +215,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry.Register(files.Holder{S: a.Files})
 	a.Registry.Register(vault.Holder{})
 	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
+	a.Registry.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
 	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
 
 	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, key, a.now, a.Log)

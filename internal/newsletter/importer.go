@@ -38,8 +38,8 @@ const importChunk = 500
 // on the list are left alone; suppressed ones (unsubscribed, erased) are skipped.
 //
 // Two stages overlap: one reads, checks and prepares the next batch (and asks the
-// read connections which of its addresses are on the list already) while the other
-// stores the batch before it in one transaction.
+// read connections which of its addresses are on the list already or suppressed)
+// while the other stores the batch before it in one transaction.
 func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy string) (ImportReport, error) {
 	var rep ImportReport
 	if p, ok := s.consent.Register().Purpose(purpose); !ok || !p.NeedsConsent() || !p.Marketing {
@@ -67,7 +67,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	var read ImportReport // the reading stage's counts
 	go func() {
 		defer close(batches)
-		err := s.readImport(ctx, cr, col, importedBy, &read, batches)
+		err := s.readImport(ctx, cr, col, purpose, importedBy, &read, batches)
 		if err != nil {
 			select {
 			case batches <- importWork{err: err}:
@@ -81,7 +81,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 			storeErr = w.err
 			break
 		}
-		if err := s.importBatch(ctx, w.rows, purpose, &rep); err != nil {
+		if err := s.importBatch(ctx, w, purpose, &rep); err != nil {
 			storeErr = err
 			break
 		}
@@ -105,8 +105,16 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 // importWork is a batch ready to store, or the error that ended the reading.
 type importWork struct {
 	rows []importRow
-	err  error
+	// suppressed holds the hashes of the batch's addresses suppressed for the purpose
+	// or for everything, read when the count of suppressions made stood at changes
+	// or later.
+	suppressed map[string]bool
+	changes    int64
+	err        error
 }
+
+// suppressionsCounter names the count of suppressions made (change_counters).
+const suppressionsCounter = "suppressions"
 
 type importRow struct {
 	sub      Subscription
@@ -116,8 +124,9 @@ type importRow struct {
 }
 
 // readImport reads the CSV into batches: each row checked, its address hashed and its
-// evidence encoded, and the batch's addresses already on the list marked.
-func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string]int, importedBy string, rep *ImportReport, out chan<- importWork) error {
+// evidence encoded, the batch's addresses already on the list marked and its
+// suppressed ones found.
+func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string]int, purpose, importedBy string, rep *ImportReport, out chan<- importWork) error {
 	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
 			return strings.TrimSpace(rec[i])
@@ -130,11 +139,24 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		if len(batch) == 0 {
 			return nil
 		}
+		// The count is read first: a suppression added after it was read (and
+		// perhaps missed by the lookup below) changes it.
+		w := importWork{rows: batch}
+		var err error
+		if w.changes, err = s.suppressionChanges(ctx, s.db, false); err != nil {
+			return err
+		}
 		if err := s.markExisting(ctx, s.db, batch); err != nil {
 			return err
 		}
+		if w.suppressed, err = s.suppressedIn(ctx, s.db, batch, purpose); err != nil {
+			return err
+		}
+		if s.importRead != nil {
+			s.importRead()
+		}
 		select {
-		case out <- importWork{rows: batch}:
+		case out <- w:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -202,20 +224,21 @@ func (s *Service) markExisting(ctx context.Context, q store.Querier, batch []imp
 	return nil
 }
 
-// importBatch stores one batch in one transaction. Which addresses are suppressed is
-// asked within it (an erasure or unsubscribe that committed before is always seen);
-// which are on the list was asked when the batch was read: if an address joined the
-// list since, the insert fails on it and the batch is stored again, asking within.
-func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose string, rep *ImportReport) error {
+// importBatch stores one batch in one transaction. Which addresses are on the list and
+// which are suppressed was asked when the batch was read. An erasure or unsubscribe
+// that committed since has changed the count of suppressions, and the suppressions
+// are then asked again within the transaction. If an address joined the list since,
+// the insert fails on it and the batch is stored again, asking both within.
+func (s *Service) importBatch(ctx context.Context, w importWork, purpose string, rep *ImportReport) error {
 	var got ImportReport
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		got = ImportReport{}
-		return s.storeImport(ctx, tx, batch, purpose, &got, false)
+		return s.storeImport(ctx, tx, w, purpose, &got, false)
 	})
 	if store.IsUniqueViolation(err) {
 		err = s.db.InTx(ctx, func(tx *store.Tx) error {
 			got = ImportReport{}
-			return s.storeImport(ctx, tx, batch, purpose, &got, true)
+			return s.storeImport(ctx, tx, w, purpose, &got, true)
 		})
 	}
 	if err != nil {
@@ -227,22 +250,19 @@ func (s *Service) importBatch(ctx context.Context, batch []importRow, purpose st
 	return nil
 }
 
-func (s *Service) storeImport(ctx context.Context, tx *store.Tx, batch []importRow, purpose string, rep *ImportReport, recheck bool) error {
+func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, purpose string, rep *ImportReport, recheck bool) error {
+	batch, suppressed := w.rows, w.suppressed
 	if recheck {
 		if err := s.markExisting(ctx, tx, batch); err != nil {
 			return err
 		}
 	}
-	suppressed := map[string]bool{}
-	for i := 0; i < len(batch); i += importChunk {
-		chunk := batch[i:min(i+importChunk, len(batch))]
-		hs := make([]any, 0, len(chunk)+1)
-		hs = append(hs, purpose)
-		for _, r := range chunk {
-			hs = append(hs, r.hash)
-		}
-		if err := addStrings(ctx, tx, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash IN (`+
-			store.Placeholders(2, len(hs)-1)+`)`, hs); err != nil {
+	changes, err := s.suppressionChanges(ctx, tx, true)
+	if err != nil {
+		return err
+	}
+	if recheck || changes != w.changes {
+		if suppressed, err = s.suppressedIn(ctx, tx, batch, purpose); err != nil {
 			return err
 		}
 	}
@@ -311,6 +331,40 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, batch []importR
 	}
 	rep.Imported += len(decisions)
 	return nil
+}
+
+// suppressionChanges returns the count of suppressions made. Within a transaction on
+// PostgreSQL the count's row is taken FOR SHARE: a suppression (which raises it) cannot
+// commit until the transaction has, and is then seen by the list's own refresh.
+func (s *Service) suppressionChanges(ctx context.Context, q store.Querier, inTx bool) (int64, error) {
+	query := `SELECT value FROM change_counters WHERE name = $1`
+	if inTx && s.db.Dialect == store.Postgres {
+		query += ` FOR SHARE`
+	}
+	var n int64
+	if err := q.QueryRowContext(ctx, query, suppressionsCounter).Scan(&n); err != nil {
+		return 0, fmt.Errorf("newsletter: import: %w", err)
+	}
+	return n, nil
+}
+
+// suppressedIn returns the hashes of the batch's addresses that are suppressed for the
+// purpose or for everything.
+func (s *Service) suppressedIn(ctx context.Context, q store.Querier, batch []importRow, purpose string) (map[string]bool, error) {
+	suppressed := map[string]bool{}
+	for i := 0; i < len(batch); i += importChunk {
+		chunk := batch[i:min(i+importChunk, len(batch))]
+		hs := make([]any, 0, len(chunk)+1)
+		hs = append(hs, purpose)
+		for _, r := range chunk {
+			hs = append(hs, r.hash)
+		}
+		if err := addStrings(ctx, q, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash IN (`+
+			store.Placeholders(2, len(hs)-1)+`)`, hs); err != nil {
+			return nil, err
+		}
+	}
+	return suppressed, nil
 }
 
 // addStrings adds the values of a query of one text column to set.

@@ -53,6 +53,9 @@ type Service struct {
 	group   groupCommit
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
+	// importRead, when set (by tests), runs when an import's batch has been read and
+	// checked, before it is stored.
+	importRead func()
 }
 
 // Config is what the service needs to know.
@@ -285,6 +288,11 @@ func (s *Service) Suppress(ctx context.Context, q store.Querier, email, purpose,
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
 		s.AddressHash(email), purpose, reason, store.Millis(s.now()))
 	if err != nil {
+		return fmt.Errorf("newsletter: suppress: %w", err)
+	}
+	// An import that checked its batch against the suppressions before this one was
+	// added sees the count change, and checks again (importer.go).
+	if _, err := q.ExecContext(ctx, `UPDATE change_counters SET value = value + 1 WHERE name = $1`, suppressionsCounter); err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
 	return s.refreshEmail(ctx, q, strings.ToLower(strings.TrimSpace(email)))

@@ -78,10 +78,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		"&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_time_format=sqlite"
 	// The writer gets a larger page cache and keeps statement journals in memory: bulk
 	// writes (imports) otherwise spill to temporary files. It leaves checkpoints to a
-	// connection of their own (below) unless the WAL passes 4,000 pages (16 MB), and a
-	// WAL that has been checkpointed shrinks back to 64 MB at most.
+	// connection of their own (below) unless the WAL passes 16,000 pages (64 MB): a bulk
+	// write's commits do not stop to copy the WAL while the other connection can. A WAL
+	// that has been checkpointed shrinks back to 64 MB at most.
 	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)"+
-		"&_pragma=wal_autocheckpoint(4000)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
+		"&_pragma=wal_autocheckpoint(16000)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}

@@ -79,8 +79,8 @@ func TestPlaceholdersAndTx(t *testing.T) {
 	})
 }
 
-// The SQLite WAL is checkpointed as it grows: many small commits leave it a few
-// megabytes, not the sum of every page written.
+// The SQLite WAL is checkpointed as it grows: commits that write some 200 MB of pages
+// leave it at the writer's bound (64 MB), not the sum of every page written.
 func TestSQLiteWALStaysSmall(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "wal.db")
@@ -92,7 +92,7 @@ func TestSQLiteWALStaysSmall(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20_000 {
+	for i := range 50_000 {
 		if _, err := db.ExecContext(ctx, `INSERT INTO t (v) VALUES ($1)`, strings.Repeat("x", 200)+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func TestSQLiteWALStaysSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() > 24<<20 {
-		t.Errorf("WAL is %d MB after 20,000 commits", st.Size()>>20)
+	if st.Size() > 66<<20 {
+		t.Errorf("WAL is %d MB after 50,000 commits", st.Size()>>20)
 	}
 }
