@@ -652,29 +652,48 @@ type Imported struct {
 }
 
 // ImportTx records many opt-ins from an import in tx, in a few statements: the events,
-// then their state. It is for subjects new to the ledger (an import of subscribers).
+// then their state. It is for subjects new to the ledger (an import of subscribers),
+// each subject and purpose once.
 func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) error {
 	if len(in) == 0 {
 		return nil
 	}
-	var before int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM consent_events`).Scan(&before); err != nil {
-		return fmt.Errorf("consent: import: %w", err)
-	}
 	at := store.Millis(s.now())
-	ins := tx.Bulk("consent_events", []string{"subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, 500, "")
-	defer ins.Close(ctx)
 	for _, d := range in {
 		p, ok := s.reg.Purpose(d.Purpose)
 		if !ok || !p.NeedsConsent() {
 			return apperr.Field("purpose", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", d.Purpose))
 		}
-		ev := d.EvidenceJSON
-		if ev == "" {
-			b, _ := json.Marshal(d.Evidence)
-			ev = string(b)
+	}
+	if tx.Dialect() == store.Postgres {
+		// The events and their state in one statement of arrays, the state made from
+		// the rows the insert returns.
+		subjects, purposes, evidence := make([]string, len(in)), make([]string, len(in)), make([]string, len(in))
+		for i, d := range in {
+			subjects[i], purposes[i], evidence[i] = d.SubjectID, d.Purpose, importEvidence(d)
 		}
-		if err := ins.Add(ctx, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, ev, at); err != nil {
+		if _, err := tx.ExecContext(ctx, `WITH ev AS (
+				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
+				RETURNING id, subject_id, purpose, decision, at)
+			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev
+			ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at
+			WHERE excluded.event_id > consent_state.event_id`,
+			subjects, purposes, evidence, Granted, SourceImport, s.policyVersion, at); err != nil {
+			return fmt.Errorf("consent: import: %w", err)
+		}
+		return nil
+	}
+	// SQLite: the events, then the state from the events read back (one writer: the
+	// events after the largest id before are this import's).
+	var before int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM consent_events`).Scan(&before); err != nil {
+		return fmt.Errorf("consent: import: %w", err)
+	}
+	ins := tx.Bulk("consent_events", []string{"subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, importChunk, "")
+	defer ins.Close(ctx)
+	for _, d := range in {
+		if err := ins.Add(ctx, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, importEvidence(d), at); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
 	}
@@ -688,4 +707,16 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		return fmt.Errorf("consent: import: %w", err)
 	}
 	return nil
+}
+
+// importChunk is how many imported decisions go in one statement.
+const importChunk = 500
+
+// importEvidence is the decision's evidence as JSON.
+func importEvidence(d Imported) string {
+	if d.EvidenceJSON != "" {
+		return d.EvidenceJSON
+	}
+	b, _ := json.Marshal(d.Evidence)
+	return string(b)
 }

@@ -10,11 +10,9 @@ import (
 	"steward/internal/store/storetest"
 )
 
-// An address suppressed after an import's batch was read and checked, but before the
-// batch is stored, is not imported: the batch's check is taken again within the
-// transaction that stores it. And an address that joined the list meanwhile is left as
-// it is.
-func TestImportSeesSuppressionAfterRead(t *testing.T) {
+// eachEngine runs fn on a fresh Steward on SQLite, and on PostgreSQL when the test
+// database is configured.
+func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
 	for name, u := range map[string]string{"sqlite": "", "postgres": "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -23,52 +21,96 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 					t.Skip("STEWARD_TEST_POSTGRES_URL not set")
 				}
 			}
-			h := apptest.Start(t, u)
-			ctx := context.Background()
-			ns := h.App.Newsletter
-			importWith := func(csv string, meanwhile func()) newsletter.ImportReport {
-				t.Helper()
-				ran := 0
-				ns.SetImportRead(func() { ran++; meanwhile() })
-				rep, err := ns.Import(ctx, strings.NewReader("email,first_name,last_name\n"+csv), newsletter.Purpose, "test")
-				if err != nil || ran != 1 {
-					t.Fatalf("import of one batch: %v after %d batches", err, ran)
-				}
-				return rep
-			}
-			rep := importWith("kim@example.org,Kim,K\nmo@example.org,Mo,M\nola@example.org,Ola,O\n", func() {
-				if err := ns.Suppress(ctx, h.App.DB, "kim@example.org", "*", "erased"); err != nil {
-					t.Error(err)
-				}
-				if err := ns.Suppress(ctx, h.App.DB, "ola@example.org", "own_offers", "unsubscribed"); err != nil {
-					t.Error(err)
-				}
-			})
-			if rep.Imported != 2 || rep.Suppressed != 1 || rep.Existing != 0 {
-				t.Errorf("import: %+v, want 2 imported and kim suppressed", rep)
-			}
-			rep = importWith("lee@example.org,Lee,L\npat@example.org,Pat,P\n", func() {
-				if err := ns.EnsureMember(ctx, "acct-lee", "lee@example.org", "Lee Member"); err != nil {
-					t.Error(err)
-				}
-			})
-			if rep.Imported != 1 || rep.Suppressed != 0 || rep.Existing != 1 {
-				t.Errorf("import: %+v, want pat imported and lee existing", rep)
-			}
-			for email, want := range map[string]bool{"kim@example.org": false, "lee@example.org": true, "mo@example.org": true,
-				"ola@example.org": true, "pat@example.org": true} {
-				var n int
-				if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE email = $1`, email).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if (n == 1) != want {
-					t.Errorf("%s: %d subscribers, want on the list %v", email, n, want)
-				}
-			}
-			var lee string
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email = 'lee@example.org'`).Scan(&lee); err != nil || lee != "acct-lee" {
-				t.Errorf("lee's subject = %q, %v; want the account's, untouched by the import", lee, err)
-			}
+			fn(t, apptest.Start(t, u))
 		})
 	}
+}
+
+// An import keeps, for each subscriber, the consent as granted with what the file said
+// of it as evidence, and the keyed hash of the address.
+func TestImportKeepsEvidence(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		ns := h.App.Newsletter
+		csv := "email,first_name,last_name,consented_at,source,evidence\n" +
+			"Kim@Example.org,Kim,K,2024-03-01T10:00:00Z,\"webinar, spring\",\"ticked \"\"yes\"\" on form 3\"\n" +
+			"lee@example.org,Lee,L,,,\n"
+		rep, err := ns.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "staff-7")
+		if err != nil || rep.Imported != 2 {
+			t.Fatalf("import: %+v %v", rep, err)
+		}
+		want := map[string]string{
+			"kim@example.org": `{"imported_by":"staff-7","original_consented_at":"2024-03-01T10:00:00Z","original_evidence":"ticked \"yes\" on form 3","original_source":"webinar, spring"}`,
+			"lee@example.org": `{"imported_by":"staff-7"}`,
+		}
+		for email, ev := range want {
+			var hash, evidence, source, decision string
+			err := h.App.DB.QueryRowContext(ctx, `SELECT s.email_hash, e.evidence, e.source, c.decision FROM subscribers s
+				JOIN consent_events e ON e.subject_id = s.subject_id JOIN consent_state c ON c.subject_id = s.subject_id AND c.purpose = e.purpose
+				WHERE s.email = $1 AND e.purpose = $2`, email, newsletter.Purpose).Scan(&hash, &evidence, &source, &decision)
+			if err != nil {
+				t.Fatalf("%s: %v", email, err)
+			}
+			if evidence != ev || source != "import" || decision != "granted" {
+				t.Errorf("%s: evidence %s, source %s, decision %s; want %s from the import, granted", email, evidence, source, decision, ev)
+			}
+			if hash != ns.AddressHash(" "+strings.ToUpper(email)) || len(hash) != 64 {
+				t.Errorf("%s: hash %s, want the address's keyed hash %s", email, hash, ns.AddressHash(email))
+			}
+		}
+	})
+}
+
+// An address suppressed after an import's batch was read and checked, but before the
+// batch is stored, is not imported: the batch's check is taken again within the
+// transaction that stores it. And an address that joined the list meanwhile is left as
+// it is.
+func TestImportSeesSuppressionAfterRead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		ns := h.App.Newsletter
+		importWith := func(csv string, meanwhile func()) newsletter.ImportReport {
+			t.Helper()
+			ran := 0
+			ns.SetImportRead(func() { ran++; meanwhile() })
+			rep, err := ns.Import(ctx, strings.NewReader("email,first_name,last_name\n"+csv), newsletter.Purpose, "test")
+			if err != nil || ran != 1 {
+				t.Fatalf("import of one batch: %v after %d batches", err, ran)
+			}
+			return rep
+		}
+		rep := importWith("kim@example.org,Kim,K\nmo@example.org,Mo,M\nola@example.org,Ola,O\n", func() {
+			if err := ns.Suppress(ctx, h.App.DB, "kim@example.org", "*", "erased"); err != nil {
+				t.Error(err)
+			}
+			if err := ns.Suppress(ctx, h.App.DB, "ola@example.org", "own_offers", "unsubscribed"); err != nil {
+				t.Error(err)
+			}
+		})
+		if rep.Imported != 2 || rep.Suppressed != 1 || rep.Existing != 0 {
+			t.Errorf("import: %+v, want 2 imported and kim suppressed", rep)
+		}
+		rep = importWith("lee@example.org,Lee,L\npat@example.org,Pat,P\n", func() {
+			if err := ns.EnsureMember(ctx, "acct-lee", "lee@example.org", "Lee Member"); err != nil {
+				t.Error(err)
+			}
+		})
+		if rep.Imported != 1 || rep.Suppressed != 0 || rep.Existing != 1 {
+			t.Errorf("import: %+v, want pat imported and lee existing", rep)
+		}
+		for email, want := range map[string]bool{"kim@example.org": false, "lee@example.org": true, "mo@example.org": true,
+			"ola@example.org": true, "pat@example.org": true} {
+			var n int
+			if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE email = $1`, email).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if (n == 1) != want {
+				t.Errorf("%s: %d subscribers, want on the list %v", email, n, want)
+			}
+		}
+		var lee string
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email = 'lee@example.org'`).Scan(&lee); err != nil || lee != "acct-lee" {
+			t.Errorf("lee's subject = %q, %v; want the account's, untouched by the import", lee, err)
+		}
+	})
 }

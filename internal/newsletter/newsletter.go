@@ -14,8 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -51,6 +53,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	group   groupCommit
+	hashers sync.Pool // of *addressHasher
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead, when set (by tests), runs when an import's batch has been read and
@@ -81,9 +84,31 @@ func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.Bulk
 
 // AddressHash is the keyed hash under which an address is suppressed.
 func (s *Service) AddressHash(email string) string {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte("address:" + strings.ToLower(strings.TrimSpace(email))))
-	return hex.EncodeToString(m.Sum(nil))
+	h, _ := s.hashers.Get().(*addressHasher)
+	if h == nil {
+		h = s.newAddressHasher()
+	}
+	defer s.hashers.Put(h)
+	return h.sum(email)
+}
+
+// addressHasher computes AddressHash again and again without setting up the keyed
+// hash each time (an import hashes every row's address).
+type addressHasher struct {
+	m   hash.Hash
+	buf []byte
+}
+
+func (s *Service) newAddressHasher() *addressHasher {
+	return &addressHasher{m: hmac.New(sha256.New, s.key)}
+}
+
+func (h *addressHasher) sum(email string) string {
+	h.m.Reset()
+	h.buf = append(append(h.buf[:0], "address:"...), strings.ToLower(strings.TrimSpace(email))...)
+	h.m.Write(h.buf)
+	h.buf = h.m.Sum(h.buf[:0])
+	return hex.EncodeToString(h.buf)
 }
 
 func newID() string { return store.SortedID() }
