@@ -283,18 +283,7 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 		if n, _ := res.RowsAffected(); n != 1 {
 			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
 		}
-		now := store.Millis(s.now())
-		ins := tx.Bulk("campaign_deliveries", []string{"campaign_id", "subject_id", "token_id", "state", "at"}, 500,
-			" ON CONFLICT (campaign_id, subject_id) DO NOTHING")
-		defer ins.Close(ctx)
-		for _, r := range recips {
-			var tid [10]byte
-			_, _ = rand.Read(tid[:])
-			if err := ins.Add(ctx, id, r.SubjectID, hex.EncodeToString(tid[:]), "pending", now); err != nil {
-				return fmt.Errorf("newsletter: send: %w", err)
-			}
-		}
-		if err := ins.Close(ctx); err != nil {
+		if err := s.addDeliveries(ctx, tx, id, recips); err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		}
 		return jobs.Enqueue(ctx, tx, SendArgs{CampaignID: id})
@@ -303,6 +292,34 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 		return Campaign{}, err
 	}
 	return s.Campaign(ctx, id)
+}
+
+// addDeliveries writes a pending delivery, with its random token id, for each recipient
+// of the campaign: on PostgreSQL in one statement of two arrays, on SQLite in
+// multi-row INSERTs.
+func (s *Service) addDeliveries(ctx context.Context, tx *store.Tx, campaign string, recips []Recipient) error {
+	subjects, tokens := make([]string, len(recips)), make([]string, len(recips))
+	for i, r := range recips {
+		var tid [10]byte
+		_, _ = rand.Read(tid[:])
+		subjects[i], tokens[i] = r.SubjectID, hex.EncodeToString(tid[:])
+	}
+	now := store.Millis(s.now())
+	if s.db.Dialect == store.Postgres {
+		_, err := tx.ExecContext(ctx, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
+			SELECT $1, u.subject, u.token, 'pending', $2 FROM unnest($3::text[], $4::text[]) AS u(subject, token)
+			ON CONFLICT (campaign_id, subject_id) DO NOTHING`, campaign, now, subjects, tokens)
+		return err
+	}
+	ins := tx.Bulk("campaign_deliveries", []string{"campaign_id", "subject_id", "token_id", "state", "at"}, 500,
+		" ON CONFLICT (campaign_id, subject_id) DO NOTHING")
+	defer ins.Close(ctx)
+	for i := range subjects {
+		if err := ins.Add(ctx, campaign, subjects[i], tokens[i], "pending", now); err != nil {
+			return err
+		}
+	}
+	return ins.Close(ctx)
 }
 
 // sendBatch is how many mails go over one connection.
@@ -456,8 +473,8 @@ type preparedBatch struct {
 // state, given the messages the server did not take (index -> refusal temporary):
 // sent, failed (refused for good), skipped (no longer allowed); a temporary refusal
 // stays pending, and retry says there is one.
-func (b preparedBatch) outcome(failed map[int]bool) (states map[string][]any, retry bool) {
-	states = map[string][]any{}
+func (b preparedBatch) outcome(failed map[int]bool) (states map[string][]string, retry bool) {
+	states = map[string][]string{}
 	mailed := map[string]bool{}
 	for i, r := range b.recips {
 		mailed[r.tokenID] = true
@@ -492,21 +509,16 @@ type sendBatchResult struct {
 // allowedNow asks the rule which of the subjects may be mailed for the campaign's
 // purpose now, and whether each may be measured (the open beacon), in one query.
 func (s *Service) allowedNow(ctx context.Context, c Campaign, subjects []string, fn func(r Recipient, track bool)) error {
-	ids := make([]any, 0, len(subjects)+1)
-	ids = append(ids, c.Purpose)
-	for _, subj := range subjects {
-		ids = append(ids, subj)
-	}
+	in, args := s.db.In("s.subject_id", 2, subjects)
 	track, err := s.consent.AllowedSQL("email_open_tracking", "s.subject_id")
 	if err != nil {
 		track = "1 = 0" // no such purpose registered: never measured
 	}
-	aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END",
-		" AND s.subject_id IN ("+store.Placeholders(2, len(subjects))+")")
+	aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END", " AND "+in)
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, aq, ids...)
+	rows, err := s.db.QueryContext(ctx, aq, append([]any{c.Purpose}, args...)...)
 	if err != nil {
 		return fmt.Errorf("newsletter: send: %w", err)
 	}
@@ -575,13 +587,12 @@ func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) err
 	if len(b.recips) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(b.recips)+1)
-	args = append(args, c.Purpose)
-	for _, r := range b.recips {
-		args = append(args, r.SubjectID)
+	subjects := make([]string, len(b.recips))
+	for i, r := range b.recips {
+		subjects[i] = r.SubjectID
 	}
-	ok, err := store.Strings(ctx, s.db, `SELECT subject_id FROM mailable WHERE purpose = $1 AND subject_id IN (`+
-		store.Placeholders(2, len(b.recips))+`)`, args...)
+	in, args := s.db.In("subject_id", 2, subjects)
+	ok, err := store.Strings(ctx, s.db, `SELECT subject_id FROM mailable WHERE purpose = $1 AND `+in, append([]any{c.Purpose}, args...)...)
 	if err != nil {
 		return fmt.Errorf("newsletter: send: %w", err)
 	}
@@ -605,16 +616,16 @@ func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) err
 }
 
 // markBatch records how a sent batch's deliveries ended, a statement per state.
-func (s *Service) markBatch(ctx context.Context, states map[string][]any) error {
+func (s *Service) markBatch(ctx context.Context, states map[string][]string) error {
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		now := store.Millis(s.now())
 		for state, tids := range states {
 			if len(tids) == 0 {
 				continue
 			}
-			args := append([]any{state, now}, tids...)
-			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE token_id IN (`+
-				store.Placeholders(3, len(tids))+`)`, args...); err != nil {
+			in, args := s.db.In("token_id", 3, tids)
+			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE `+in,
+				append([]any{state, now}, args...)...); err != nil {
 				return err
 			}
 		}

@@ -473,6 +473,21 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // QuoteIdent quotes a table or column name for use in generated SQL.
 func QuoteIdent(s string) string { return quoteIdent(s) }
 
+// In returns the condition that col is one of vals, its placeholders numbered from
+// the one given, and its arguments. On PostgreSQL it is one array parameter
+// (col = ANY($n)): a statement of hundreds of parameters costs its server more to
+// parse and plan, and is a new statement for every length. On SQLite it is a list.
+func (db *DB) In(col string, from int, vals []string) (string, []any) {
+	if db.Dialect == Postgres {
+		return col + " = ANY($" + strconv.Itoa(from) + "::text[])", []any{vals}
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return col + " IN (" + Placeholders(from, len(vals)) + ")", args
+}
+
 // Placeholders returns "$from, $from+1, ..." for n values, for an IN list or a
 // multi-row INSERT.
 func Placeholders(from, n int) string {
