@@ -256,35 +256,36 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 	return send()
 }
 
-// markExisting marks the rows whose address is on the list, a chunk at a time (on
-// PostgreSQL all at once, in an array).
+// markExisting marks the rows whose address is on the list.
 func (s *Service) markExisting(ctx context.Context, q store.Querier, batch []importRow) error {
-	if s.db.Dialect == store.Postgres {
-		emails := make([]string, len(batch))
-		for i, r := range batch {
-			emails[i] = r.sub.Email
-		}
-		existing := map[string]bool{}
-		if err := addStrings(ctx, q, existing, `SELECT email FROM subscribers WHERE email = ANY($1::text[])`, []any{emails}); err != nil {
-			return err
-		}
-		for i := range batch {
-			batch[i].existing = existing[batch[i].sub.Email]
-		}
-		return nil
+	existing := map[string]bool{}
+	err := s.lookupBatch(batch, "email", 1, func(r importRow) string { return r.sub.Email }, func(in string, args []any) error {
+		return addStrings(ctx, q, existing, `SELECT email FROM subscribers WHERE `+in, args)
+	})
+	for i := range batch {
+		batch[i].existing = existing[batch[i].sub.Email]
 	}
-	for i := 0; i < len(batch); i += importChunk {
-		chunk := batch[i:min(i+importChunk, len(batch))]
-		emails := make([]any, len(chunk))
+	return err
+}
+
+// lookupBatch runs query with the condition that col is one of the batch's values of
+// key (its placeholders numbered from the one given) and its arguments: a chunk at a
+// time on SQLite (a statement's parameters are limited), all at once in an array on
+// PostgreSQL.
+func (s *Service) lookupBatch(batch []importRow, col string, from int, key func(importRow) string, query func(in string, args []any) error) error {
+	per := importChunk
+	if s.db.Dialect == store.Postgres {
+		per = len(batch)
+	}
+	for i := 0; i < len(batch); i += per {
+		chunk := batch[i:min(i+per, len(batch))]
+		vals := make([]string, len(chunk))
 		for j, r := range chunk {
-			emails[j] = r.sub.Email
+			vals[j] = key(r)
 		}
-		existing := map[string]bool{}
-		if err := addStrings(ctx, q, existing, `SELECT email FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails); err != nil {
+		in, args := s.db.In(col, from, vals)
+		if err := query(in, args); err != nil {
 			return err
-		}
-		for j := range chunk {
-			chunk[j].existing = existing[chunk[j].sub.Email]
 		}
 	}
 	return nil
@@ -455,27 +456,10 @@ func (s *Service) suppressionChanges(ctx context.Context, q store.Querier, inTx 
 // purpose or for everything.
 func (s *Service) suppressedIn(ctx context.Context, q store.Querier, batch []importRow, purpose string) (map[string]bool, error) {
 	suppressed := map[string]bool{}
-	if s.db.Dialect == store.Postgres {
-		hashes := make([]string, len(batch))
-		for i, r := range batch {
-			hashes[i] = r.hash
-		}
-		err := addStrings(ctx, q, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash = ANY($2::text[])`, []any{purpose, hashes})
-		return suppressed, err
-	}
-	for i := 0; i < len(batch); i += importChunk {
-		chunk := batch[i:min(i+importChunk, len(batch))]
-		hs := make([]any, 0, len(chunk)+1)
-		hs = append(hs, purpose)
-		for _, r := range chunk {
-			hs = append(hs, r.hash)
-		}
-		if err := addStrings(ctx, q, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND hash IN (`+
-			store.Placeholders(2, len(hs)-1)+`)`, hs); err != nil {
-			return nil, err
-		}
-	}
-	return suppressed, nil
+	err := s.lookupBatch(batch, "hash", 2, func(r importRow) string { return r.hash }, func(in string, args []any) error {
+		return addStrings(ctx, q, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND `+in, append([]any{purpose}, args...))
+	})
+	return suppressed, err
 }
 
 // addStrings adds the values of a query of one text column to set.
