@@ -690,10 +690,11 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM consent_events`).Scan(&before); err != nil {
 		return fmt.Errorf("consent: import: %w", err)
 	}
-	ins := tx.Bulk("consent_events", []string{"subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, importChunk, "")
+	ins := tx.BulkSelect(`INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES `, []any{Granted, SourceImport, s.policyVersion, at}, 3, importChunk, ")")
 	defer ins.Close(ctx)
 	for _, d := range in {
-		if err := ins.Add(ctx, d.SubjectID, d.Purpose, Granted, SourceImport, s.policyVersion, importEvidence(d), at); err != nil {
+		if err := ins.Add(ctx, d.SubjectID, d.Purpose, importEvidence(d)); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
 	}

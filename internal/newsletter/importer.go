@@ -384,24 +384,27 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 }
 
 // storeImportRows writes the new subscribers and their mailable rows in multi-row
-// INSERTs (SQLite: its statements are cheapest prepared once and run again).
+// INSERTs (SQLite: its statements are cheapest prepared once and run again), the
+// values the rows share bound once a statement.
 func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids []string, purpose string, now int64) error {
-	ins := tx.Bulk("subscribers", []string{"id", "subject_id", "email", "email_hash", "first_name", "last_name", "company",
-		"status", "source", "created_at", "confirmed_at"}, importChunk, "")
+	ins := tx.BulkSelect(`INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+		status, source, created_at, confirmed_at)
+		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES `,
+		[]any{StatusConfirmed, now, now}, 6, importChunk, ")")
 	defer ins.Close(ctx)
 	for i, r := range fresh {
-		if err := ins.Add(ctx, ids[i], ids[i], r.sub.Email, r.hash, r.sub.FirstName, r.sub.LastName, r.sub.Company,
-			StatusConfirmed, "import", now, now); err != nil {
+		if err := ins.Add(ctx, ids[i], r.sub.Email, r.hash, r.sub.FirstName, r.sub.LastName, r.sub.Company); err != nil {
 			return fmt.Errorf("newsletter: import: %w", err)
 		}
 	}
 	if err := ins.Close(ctx); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
-	kept := tx.Bulk("mailable", []string{"purpose", "subject_id", "email", "first_name"}, importChunk, "")
+	kept := tx.BulkSelect(`INSERT INTO mailable (purpose, subject_id, email, first_name)
+		SELECT $1, column1, column2, column3 FROM (VALUES `, []any{purpose}, 3, importChunk, ")")
 	defer kept.Close(ctx)
 	for i, r := range fresh {
-		if err := kept.Add(ctx, purpose, ids[i], r.sub.Email, r.sub.FirstName); err != nil {
+		if err := kept.Add(ctx, ids[i], r.sub.Email, r.sub.FirstName); err != nil {
 			return fmt.Errorf("newsletter: import: %w", err)
 		}
 	}

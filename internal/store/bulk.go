@@ -19,7 +19,8 @@ type Bulk struct {
 	suffix string // ON CONFLICT ..., or ""
 	cols   int
 	per    int
-	args   []any
+	fixed  int   // values every statement starts with (BulkSelect)
+	args   []any // the fixed values, then the queued rows'
 	rows   int
 	full   *sql.Stmt
 }
@@ -29,6 +30,19 @@ type Bulk struct {
 func (t *Tx) Bulk(table string, cols []string, per int, suffix string) *Bulk {
 	return &Bulk{tx: t, head: "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ",
 		suffix: suffix, cols: len(cols), per: max(per, 1), args: make([]any, 0, per*len(cols))}
+}
+
+// BulkSelect is Bulk for rows that share values: each row gives only cols values, and a
+// SELECT makes the table's row of them and of the fixed values. head ends with
+// "FROM (VALUES ", uses the fixed values as $1, $2, ... (each once, in that order) and
+// the row's as column1, column2, ...; suffix closes the parenthesis. An import's
+// consent events, of which five columns of seven are the same for every row, bind two
+// values a row instead of seven.
+func (t *Tx) BulkSelect(head string, fixed []any, cols, per int, suffix string) *Bulk {
+	per = max(per, 1)
+	args := make([]any, len(fixed), len(fixed)+per*cols)
+	copy(args, fixed)
+	return &Bulk{tx: t, head: head, suffix: suffix, cols: cols, per: per, fixed: len(fixed), args: args}
 }
 
 // OrIgnore drops rows that conflict with a constraint instead of failing: for rows
@@ -64,17 +78,17 @@ func (b *Bulk) Flush(ctx context.Context) error {
 	var err error
 	if b.rows == b.per {
 		if b.full == nil {
-			q := b.tx.db.Rebind(b.head + Tuples(b.per, b.cols) + b.suffix)
+			q := b.tx.db.Rebind(b.head + TuplesFrom(b.fixed+1, b.per, b.cols) + b.suffix)
 			if b.full, err = b.tx.tx.PrepareContext(ctx, q); err != nil {
 				return fmt.Errorf("store: bulk insert: %w", err)
 			}
 		}
 		_, err = b.full.ExecContext(ctx, b.args...)
 	} else {
-		_, err = b.tx.tx.ExecContext(ctx, b.tx.db.Rebind(b.head+Tuples(b.rows, b.cols)+b.suffix), b.args...)
+		_, err = b.tx.tx.ExecContext(ctx, b.tx.db.Rebind(b.head+TuplesFrom(b.fixed+1, b.rows, b.cols)+b.suffix), b.args...)
 	}
-	clear(b.args)
-	b.args, b.rows = b.args[:0], 0
+	clear(b.args[b.fixed:])
+	b.args, b.rows = b.args[:b.fixed], 0
 	if err != nil {
 		return fmt.Errorf("store: bulk insert: %w", err)
 	}

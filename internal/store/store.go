@@ -519,10 +519,13 @@ func SortedID() string {
 
 // Tuples is the VALUES list of a multi-row INSERT: rows tuples of cols placeholders,
 // numbered from 1: "($1, $2), ($3, $4)".
-func Tuples(rows, cols int) string {
+func Tuples(rows, cols int) string { return TuplesFrom(1, rows, cols) }
+
+// TuplesFrom is Tuples with placeholders numbered from the one given.
+func TuplesFrom(from, rows, cols int) string {
 	var b strings.Builder
 	b.Grow(rows * cols * 6)
-	n := 0
+	n := from - 1
 	for r := range rows {
 		if r > 0 {
 			b.WriteString(", ")
