@@ -691,7 +691,7 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		return fmt.Errorf("consent: import: %w", err)
 	}
 	ins := tx.BulkSelect(`INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES `, []any{Granted, SourceImport, s.policyVersion, at}, 3, importChunk, ")")
+		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES `, []any{Granted, SourceImport, s.policyVersion, at}, 3, importChunk, ") AS v")
 	defer ins.Close(ctx)
 	for _, d := range in {
 		if err := ins.Add(ctx, d.SubjectID, d.Purpose, importEvidence(d)); err != nil {

@@ -390,7 +390,7 @@ func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids [
 	ins := tx.BulkSelect(`INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES `,
-		[]any{StatusConfirmed, now, now}, 6, importChunk, ")")
+		[]any{StatusConfirmed, now, now}, 6, importChunk, ") AS v")
 	defer ins.Close(ctx)
 	for i, r := range fresh {
 		if err := ins.Add(ctx, ids[i], r.sub.Email, r.hash, r.sub.FirstName, r.sub.LastName, r.sub.Company); err != nil {
@@ -401,7 +401,7 @@ func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids [
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
 	kept := tx.BulkSelect(`INSERT INTO mailable (purpose, subject_id, email, first_name)
-		SELECT $1, column1, column2, column3 FROM (VALUES `, []any{purpose}, 3, importChunk, ")")
+		SELECT $1, column1, column2, column3 FROM (VALUES `, []any{purpose}, 3, importChunk, ") AS v")
 	defer kept.Close(ctx)
 	for i, r := range fresh {
 		if err := kept.Add(ctx, ids[i], r.sub.Email, r.sub.FirstName); err != nil {

@@ -35,7 +35,8 @@ func (t *Tx) Bulk(table string, cols []string, per int, suffix string) *Bulk {
 // BulkSelect is Bulk for rows that share values: each row gives only cols values, and a
 // SELECT makes the table's row of them and of the fixed values. head ends with
 // "FROM (VALUES ", uses the fixed values as $1, $2, ... (each once, in that order) and
-// the row's as column1, column2, ...; suffix closes the parenthesis. An import's
+// the row's as column1, column2, ...; suffix closes the parenthesis and names the list
+// (") AS v": PostgreSQL wants a name). An import's
 // consent events, of which five columns of seven are the same for every row, bind two
 // values a row instead of seven.
 func (t *Tx) BulkSelect(head string, fixed []any, cols, per int, suffix string) *Bulk {

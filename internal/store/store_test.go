@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,4 +105,83 @@ func TestSQLiteWALStaysSmall(t *testing.T) {
 	if st.Size() > 66<<20 {
 		t.Errorf("WAL is %d MB after 50,000 commits", st.Size()>>20)
 	}
+}
+
+// Bulk inserts write every row in full chunks and a last short one, BulkSelect adding
+// the values its rows share; DB.In finds exactly the values asked, on both engines.
+func TestBulkInsertsAndIn(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.ExecContext(ctx, `CREATE TABLE bulk_t (k TEXT PRIMARY KEY, tag TEXT NOT NULL, n BIGINT NOT NULL, v TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		err := db.InTx(ctx, func(tx *store.Tx) error {
+			shared := tx.BulkSelect(`INSERT INTO bulk_t (k, tag, n, v) SELECT column1, $1, $2, column2 FROM (VALUES `,
+				[]any{"shared", int64(1) << 40}, 2, 3, ") AS v")
+			defer shared.Close(ctx)
+			for i := range 7 {
+				if err := shared.Add(ctx, "s"+strconv.Itoa(i), "value "+strconv.Itoa(i)); err != nil {
+					return err
+				}
+			}
+			if err := shared.Add(ctx, "too few"); err == nil {
+				t.Error("a row of one value for two columns was taken")
+			}
+			if err := shared.Close(ctx); err != nil {
+				return err
+			}
+			plain := tx.Bulk("bulk_t", []string{"k", "tag", "n", "v"}, 3, "")
+			defer plain.Close(ctx)
+			for i := range 4 {
+				if err := plain.Add(ctx, "p"+strconv.Itoa(i), "plain", int64(i), "p"); err != nil {
+					return err
+				}
+			}
+			return plain.Close(ctx)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.QueryContext(ctx, `SELECT k, tag, n, v FROM bulk_t WHERE tag = 'shared' ORDER BY k`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var k, tag, v string
+			var n int64
+			if err := rows.Scan(&k, &tag, &n, &v); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1<<40 || v != "value "+strings.TrimPrefix(k, "s") {
+				t.Errorf("row %s: n %d, v %q", k, n, v)
+			}
+			got = append(got, k)
+		}
+		rows.Close()
+		if strings.Join(got, ",") != "s0,s1,s2,s3,s4,s5,s6" {
+			t.Errorf("shared rows %v, want s0 to s6", got)
+		}
+		var plain int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM bulk_t WHERE tag = 'plain'`).Scan(&plain); err != nil || plain != 4 {
+			t.Errorf("plain rows %d (%v), want 4", plain, err)
+		}
+		for _, ask := range [][]string{{"s1", "p3", "nobody", "s6"}, {"nobody"}, {}} {
+			in, args := db.In("k", 2, ask)
+			found, err := store.Strings(ctx, db, `SELECT k FROM bulk_t WHERE n >= $1 AND `+in+` ORDER BY k`, append([]any{0}, args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{}
+			for _, k := range ask {
+				if k != "nobody" {
+					want = append(want, k)
+				}
+			}
+			slices.Sort(want)
+			if strings.Join(found, ",") != strings.Join(want, ",") {
+				t.Errorf("In(%v) found %v, want %v", ask, found, want)
+			}
+		}
+	})
 }
