@@ -325,7 +325,9 @@ func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 			return err
 		}
 		for p := range decisions {
-			if err := a.Newsletter.Suppress(ctx, a.DB, addr, p, "unsubscribed by mail"); err != nil {
+			if err := a.DB.InTx(ctx, func(tx *store.Tx) error {
+				return a.Newsletter.Suppress(ctx, tx, addr, p, "unsubscribed by mail")
+			}); err != nil {
 				return err
 			}
 		}

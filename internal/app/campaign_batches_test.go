@@ -213,7 +213,9 @@ marketing = true
 		}
 		h := apptest.Start(t, dbURL, "--purposes", file)
 		ctx := context.Background()
-		if err := h.App.Newsletter.Suppress(ctx, h.App.DB, "kim@example.org", "customer_news", "objected"); err != nil {
+		if err := h.App.DB.InTx(ctx, func(tx *store.Tx) error {
+			return h.App.Newsletter.Suppress(ctx, tx, "kim@example.org", "customer_news", "objected")
+		}); err != nil {
 			t.Fatal(err)
 		}
 		csv := "email,first_name,last_name\nkim@example.org,Kim,K\nlee@example.org,Lee,L\nmo@example.org,Mo,M\n"

@@ -699,7 +699,7 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Sourc
 	}
 	// The suppression first: if the withdrawal then failed, the address would still
 	// be kept out of every audience and import.
-	if err := s.Suppress(ctx, s.db, email, purpose, "unsubscribed"); err != nil {
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error { return s.Suppress(ctx, tx, email, purpose, "unsubscribed") }); err != nil {
 		return Unsubscribed{}, err
 	}
 	if err := s.consent.Apply(ctx, subject, map[string]consent.Decision{purpose: consent.Withdrawn}, nil, src, evidence); err != nil {

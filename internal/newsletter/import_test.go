@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"steward/internal/app/apptest"
 	"steward/internal/newsletter"
+	"steward/internal/store"
 	"steward/internal/store/storetest"
 )
 
@@ -24,6 +26,14 @@ func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
 			fn(t, apptest.Start(t, u))
 		})
 	}
+}
+
+// suppress keeps the address from being mailed for the purpose, as an unsubscribe does.
+func suppress(h *apptest.Harness, email, purpose string) error {
+	ctx := context.Background()
+	return h.App.DB.InTx(ctx, func(tx *store.Tx) error {
+		return h.App.Newsletter.Suppress(ctx, tx, email, purpose, "unsubscribed")
+	})
 }
 
 // An import keeps, for each subscriber, the consent as granted with what the file said
@@ -80,10 +90,10 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 			return rep
 		}
 		rep := importWith("kim@example.org,Kim,K\nmo@example.org,Mo,M\nola@example.org,Ola,O\n", func() {
-			if err := ns.Suppress(ctx, h.App.DB, "kim@example.org", "*", "erased"); err != nil {
+			if err := suppress(h, "kim@example.org", "*"); err != nil {
 				t.Error(err)
 			}
-			if err := ns.Suppress(ctx, h.App.DB, "ola@example.org", "own_offers", "unsubscribed"); err != nil {
+			if err := suppress(h, "ola@example.org", "own_offers"); err != nil {
 				t.Error(err)
 			}
 		})
@@ -111,6 +121,57 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 		var lee string
 		if err := h.App.DB.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email = 'lee@example.org'`).Scan(&lee); err != nil || lee != "acct-lee" {
 			t.Errorf("lee's subject = %q, %v; want the account's, untouched by the import", lee, err)
+		}
+	})
+}
+
+// An unsubscribe made while an import stores a batch that holds the address waits for
+// that batch to commit, then takes the new subscriber off the list: the maintained
+// audience never keeps an address that is suppressed.
+func TestSuppressionWaitsForImportBatch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		ns := h.App.Newsletter
+		done := make(chan error, 1)
+		var waited bool
+		ns.SetImportStoring(func() {
+			go func() { done <- suppress(h, "kim@example.org", newsletter.Purpose) }()
+			select {
+			case err := <-done:
+				t.Errorf("the unsubscribe went through while the batch was being stored (%v)", err)
+			case <-time.After(300 * time.Millisecond):
+				waited = true
+			}
+		})
+		rep, err := ns.Import(ctx, strings.NewReader("email,first_name,last_name\nkim@example.org,Kim,K\nmo@example.org,Mo,M\n"), newsletter.Purpose, "test")
+		if err != nil || rep.Imported != 2 {
+			t.Fatalf("import: %+v %v", rep, err)
+		}
+		if !waited {
+			t.Fatal("the unsubscribe did not wait")
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		kept := map[string]bool{}
+		rows, err := h.App.DB.QueryContext(ctx, `SELECT email FROM mailable WHERE purpose = $1`, newsletter.Purpose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var e string
+			if err := rows.Scan(&e); err != nil {
+				t.Fatal(err)
+			}
+			kept[e] = true
+		}
+		rows.Close()
+		byRule := map[string]bool{}
+		if err := ns.AudienceByRule(ctx, newsletter.Purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if kept["kim@example.org"] || !kept["mo@example.org"] || len(kept) != len(byRule) || byRule["kim@example.org"] {
+			t.Errorf("audience kept %v, by the rule %v; want mo only", kept, byRule)
 		}
 	})
 }

@@ -33,7 +33,8 @@ const importBatch = 10_000
 // importWorkers is how many batches PostgreSQL stores at once.
 const importWorkers = 2
 
-// importChunk is how many rows go in one statement (a lookup's IN list, an INSERT).
+// importChunk is how many rows go in one statement on SQLite (a lookup's IN list, an
+// INSERT); PostgreSQL takes a whole batch in arrays.
 const importChunk = 500
 
 // Import reads a CSV of subscribers who consented to purpose in another system:
@@ -43,7 +44,8 @@ const importChunk = 500
 //
 // Two stages overlap: one reads, checks and prepares the next batch (and asks the
 // read connections which of its addresses are on the list already or suppressed)
-// while the other stores the batch before it in one transaction.
+// while the other stores the batch before it in one transaction (on PostgreSQL, two
+// batches at once).
 func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy string) (ImportReport, error) {
 	var rep ImportReport
 	if p, ok := s.consent.Register().Purpose(purpose); !ok || !p.NeedsConsent() || !p.Marketing {
@@ -68,16 +70,13 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan importWork, 1)
-	var read ImportReport // the reading stage's counts
+	var (
+		read    ImportReport // the reading stage's counts
+		readErr error        // and how it ended; both read once batches is closed
+	)
 	go func() {
 		defer close(batches)
-		err := s.readImport(ctx, cr, col, purpose, importedBy, &read, batches)
-		if err != nil {
-			select {
-			case batches <- importWork{err: err}:
-			case <-ctx.Done():
-			}
-		}
+		readErr = s.readImport(ctx, cr, col, purpose, importedBy, &read, batches)
 	}()
 	// SQLite has one writer: one batch at a time. PostgreSQL stores two at once, each
 	// on a server process of its own.
@@ -101,10 +100,6 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	for range workers {
 		wg.Go(func() {
 			for w := range batches {
-				if w.err != nil {
-					fail(w.err)
-					return
-				}
 				got, err := s.importBatch(ctx, w, purpose)
 				if err != nil {
 					fail(err)
@@ -122,6 +117,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	cancel()
 	for range batches { // let the reader end
 	}
+	if storeErr == nil {
+		storeErr = readErr // a bad line, or the caller gave up
+	}
 	rep.Rows, rep.Invalid, rep.Errors = read.Rows, read.Invalid, read.Errors
 	if storeErr == nil && rep.Imported > 0 && s.db.Dialect == store.Postgres {
 		s.analyzeAfterImport(context.WithoutCancel(ctx))
@@ -135,10 +133,10 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 // checked each batch by reading the whole audience table). Only the columns that the
 // audience, sending and lookup queries filter and join on are measured, each table on
 // a connection of its own: the whole tables took the server half a second per 100,000
-// rows.
+// rows. (consent_events is only read by subject, through its index.)
 func (s *Service) analyzeAfterImport(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, t := range []string{"subscribers (subject_id, email, status)", "consent_state (subject_id, purpose)", "mailable (purpose, subject_id)"} {
+	for _, t := range []string{"subscribers (subject_id, email, email_hash, status)", "consent_state (subject_id, purpose, decision)", "mailable (purpose, subject_id)"} {
 		wg.Go(func() {
 			if _, err := s.db.ExecContext(ctx, `ANALYZE `+t); err != nil {
 				s.log.Warn("newsletter: analyze after import", "table", t, "err", err)
@@ -148,7 +146,7 @@ func (s *Service) analyzeAfterImport(ctx context.Context) {
 	wg.Wait()
 }
 
-// importWork is a batch ready to store, or the error that ended the reading.
+// importWork is a batch ready to store.
 type importWork struct {
 	rows []importRow
 	// suppressed holds the hashes of the batch's addresses suppressed for the purpose
@@ -156,7 +154,6 @@ type importWork struct {
 	// or later.
 	suppressed map[string]bool
 	changes    int64
-	err        error
 }
 
 // suppressionsCounter names the count of suppressions made (change_counters).
@@ -199,7 +196,7 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		// perhaps missed by the lookup below) changes it.
 		w := importWork{rows: batch}
 		var err error
-		if w.changes, err = s.suppressionChanges(ctx, s.db, false); err != nil {
+		if w.changes, err = s.suppressionChanges(ctx, s.db); err != nil {
 			return err
 		}
 		if err := s.markExisting(ctx, s.db, batch); err != nil {
@@ -318,9 +315,16 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 			return err
 		}
 	}
-	changes, err := s.suppressionChanges(ctx, tx, true)
+	// The count is relied on until the commit: a suppression waits for the lock.
+	if err := tx.Lock(ctx, suppressionsCounter, true); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
+	}
+	changes, err := s.suppressionChanges(ctx, tx)
 	if err != nil {
 		return err
+	}
+	if s.importStoring != nil {
+		s.importStoring()
 	}
 	if recheck || changes != w.changes {
 		if suppressed, err = s.suppressedIn(ctx, tx, batch, purpose); err != nil {
@@ -440,16 +444,10 @@ func storeImportArrays(ctx context.Context, tx *store.Tx, fresh []importRow, ids
 	return nil
 }
 
-// suppressionChanges returns the count of suppressions made. Within a transaction on
-// PostgreSQL the count's row is taken FOR SHARE: a suppression (which raises it) cannot
-// commit until the transaction has, and is then seen by the list's own refresh.
-func (s *Service) suppressionChanges(ctx context.Context, q store.Querier, inTx bool) (int64, error) {
-	query := `SELECT value FROM change_counters WHERE name = $1`
-	if inTx && s.db.Dialect == store.Postgres {
-		query += ` FOR SHARE`
-	}
+// suppressionChanges returns the count of suppressions made (Suppress raises it).
+func (s *Service) suppressionChanges(ctx context.Context, q store.Querier) (int64, error) {
 	var n int64
-	if err := q.QueryRowContext(ctx, query, suppressionsCounter).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT value FROM change_counters WHERE name = $1`, suppressionsCounter).Scan(&n); err != nil {
 		return 0, fmt.Errorf("newsletter: import: %w", err)
 	}
 	return n, nil

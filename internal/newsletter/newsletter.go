@@ -56,9 +56,10 @@ type Service struct {
 	hashers sync.Pool // of *addressHasher
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
-	// importRead, when set (by tests), runs when an import's batch has been read and
-	// checked, before it is stored.
-	importRead func()
+	// importRead and importStoring, when set (by tests), run when an import's batch
+	// has been read and checked, and within the transaction that stores it, once the
+	// count of suppressions was read.
+	importRead, importStoring func()
 }
 
 // Config is what the service needs to know.
@@ -307,20 +308,25 @@ func (s *Service) EnsureMember(ctx context.Context, accountID, email, name strin
 	return s.Refresh(ctx, s.db, accountID)
 }
 
-// Suppress records that the address must not be mailed for the purpose ("*": any).
-func (s *Service) Suppress(ctx context.Context, q store.Querier, email, purpose, reason string) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+// Suppress records, in tx, that the address must not be mailed for the purpose ("*":
+// any). It raises the count of suppressions made, holding the lock that an import's
+// transaction shares while it relies on that count: an import that checked its batch
+// before this suppression either sees the count change and checks again, or commits
+// first, and then the refresh below takes its new subscriber off the list.
+func (s *Service) Suppress(ctx context.Context, tx *store.Tx, email, purpose, reason string) error {
+	if err := tx.Lock(ctx, suppressionsCounter, false); err != nil {
+		return fmt.Errorf("newsletter: suppress: %w", err)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
 		s.AddressHash(email), purpose, reason, store.Millis(s.now()))
 	if err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
-	// An import that checked its batch against the suppressions before this one was
-	// added sees the count change, and checks again (importer.go).
-	if _, err := q.ExecContext(ctx, `UPDATE change_counters SET value = value + 1 WHERE name = $1`, suppressionsCounter); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE change_counters SET value = value + 1 WHERE name = $1`, suppressionsCounter); err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
-	return s.refreshEmail(ctx, q, strings.ToLower(strings.TrimSpace(email)))
+	return s.refreshEmail(ctx, tx, strings.ToLower(strings.TrimSpace(email)))
 }
 
 // Suppressed reports whether the address may not be mailed for the purpose.

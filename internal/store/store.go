@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/url"
 	"os"
@@ -79,8 +80,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// The writer gets a larger page cache and keeps statement journals in memory: bulk
 	// writes (imports) otherwise spill to temporary files. It leaves checkpoints to a
 	// connection of their own (below) unless the WAL passes 16,000 pages (64 MB): a bulk
-	// write's commits do not stop to copy the WAL while the other connection can. A WAL
-	// that has been checkpointed shrinks back to 64 MB at most.
+	// write's commits do not stop to copy the WAL while the other connection can. The
+	// WAL file is cut back to 64 MB when it restarts; after an erasure Compact truncates
+	// it to nothing.
 	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)"+
 		"&_pragma=wal_autocheckpoint(16000)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
@@ -295,6 +297,27 @@ func (t *Tx) SQL() *sql.Tx { return t.tx }
 
 // Dialect is the engine of the transaction.
 func (t *Tx) Dialect() Dialect { return t.db.Dialect }
+
+// Lock takes the lock called name until the transaction ends, shared with other
+// shared holders or alone. On PostgreSQL it is an advisory transaction lock, and fair:
+// a request waiting for it alone holds back shared requests made after it, so a
+// stream of shared holders cannot starve it (row locks taken FOR SHARE are not fair
+// that way). On SQLite it is nothing: the transaction holds the only writer.
+func (t *Tx) Lock(ctx context.Context, name string, shared bool) error {
+	if t.db.Dialect != Postgres {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte("steward lock " + name))
+	f := "pg_advisory_xact_lock"
+	if shared {
+		f += "_shared"
+	}
+	if _, err := t.tx.ExecContext(ctx, `SELECT `+f+`($1)`, int64(h.Sum64())); err != nil {
+		return fmt.Errorf("store: lock %s: %w", name, err)
+	}
+	return nil
+}
 
 // ExecContext runs a statement in the transaction.
 func (t *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"steward/internal/store"
 	"steward/internal/store/storetest"
@@ -184,4 +185,75 @@ func TestBulkInsertsAndIn(t *testing.T) {
 			}
 		}
 	})
+}
+
+// On PostgreSQL a lock held shared holds back a request for it alone, and that waiting
+// request holds back shared requests made after it: a stream of shared holders (an
+// import's batches) cannot starve one that needs it alone (an unsubscribe).
+func TestLockIsFair(t *testing.T) {
+	u := storetest.PostgresURL(t)
+	if u == "" {
+		t.Skip("STEWARD_TEST_POSTGRES_URL not set; on SQLite the writer is the lock")
+	}
+	db := storetest.Open(t, u)
+	ctx := context.Background()
+	name := "fairness test " + store.SortedID() // advisory locks are per database, not per schema
+	order := make(chan string, 3)
+	hold, held := make(chan struct{}), make(chan struct{})
+	var pidA int // the server process of a, which holds the lock first
+	take := func(who string, shared bool, done chan<- error) {
+		done <- db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.Lock(ctx, name, shared); err != nil {
+				return err
+			}
+			if who == "a" {
+				if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pidA); err != nil {
+					return err
+				}
+				close(held)
+				<-hold
+			}
+			order <- who
+			return nil
+		})
+	}
+	waiting := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var got int
+			// Requests waiting for the lock a holds (other tests may wait for others).
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks w JOIN pg_locks g ON g.locktype = w.locktype
+				AND g.classid = w.classid AND g.objid = w.objid AND g.objsubid = w.objsubid
+				WHERE w.locktype = 'advisory' AND NOT w.granted AND g.granted AND g.pid = $1`, pidA).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests waiting for the lock, want %d", got, n)
+			}
+		}
+	}
+	done := make(chan error, 3)
+	go take("a", true, done)
+	<-held
+	go take("b", false, done)
+	waiting(1)
+	go take("c", true, done)
+	waiting(2)
+	select {
+	case who := <-order:
+		t.Fatalf("%s took the lock while a held it shared and b waited for it alone", who)
+	default:
+	}
+	close(hold)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := string([]byte{(<-order)[0], (<-order)[0], (<-order)[0]}); got != "abc" {
+		t.Errorf("the lock went to %s, want a, then b, then c", got)
+	}
 }
