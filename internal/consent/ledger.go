@@ -653,7 +653,8 @@ type Imported struct {
 
 // ImportTx records many opt-ins from an import in tx, in a few statements: the events,
 // then their state. It is for subjects new to the ledger (an import of subscribers),
-// each subject and purpose once.
+// each subject and purpose once: the state rows are inserted, not merged, and a
+// subject that has one already fails the transaction with a unique violation.
 func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) error {
 	if len(in) == 0 {
 		return nil
@@ -676,9 +677,7 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
-			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev
-			ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at
-			WHERE excluded.event_id > consent_state.event_id`,
+			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`,
 			subjects, purposes, evidence, Granted, SourceImport, s.policyVersion, at); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
@@ -702,9 +701,7 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		return fmt.Errorf("consent: import: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
-		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2
-		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at
-		WHERE excluded.event_id > consent_state.event_id`, before, SourceImport); err != nil {
+		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`, before, SourceImport); err != nil {
 		return fmt.Errorf("consent: import: %w", err)
 	}
 	return nil
