@@ -292,14 +292,17 @@ func (s *Service) lookupBatch(batch []importRow, col string, from int, key func(
 // which are suppressed was asked when the batch was read. An erasure or unsubscribe
 // that committed since has changed the count of suppressions, and the suppressions
 // are then asked again within the transaction. If an address joined the list since,
-// the insert fails on it and the batch is stored again, asking both within.
+// the insert fails on it and the batch is stored again, asking both within; so it is
+// too if PostgreSQL chose it as the victim of a deadlock (an erasure of an address the
+// batch holds, waiting for the batch's lock on the suppressions while the batch waits
+// for the erased row).
 func (s *Service) importBatch(ctx context.Context, w importWork, purpose string) (ImportReport, error) {
 	var got ImportReport
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		got = ImportReport{}
 		return s.storeImport(ctx, tx, w, purpose, &got, false)
 	})
-	if store.IsUniqueViolation(err) {
+	if store.IsUniqueViolation(err) || store.IsConflict(err) {
 		err = s.db.InTx(ctx, func(tx *store.Tx) error {
 			got = ImportReport{}
 			return s.storeImport(ctx, tx, w, purpose, &got, true)

@@ -388,6 +388,16 @@ func IsUniqueViolation(err error) bool {
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }
 
+// IsConflict reports whether err says the transaction lost to a concurrent one and
+// may simply be run again: a deadlock or a serialization failure on PostgreSQL.
+func IsConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 40P01") || strings.Contains(s, "SQLSTATE 40001")
+}
+
 // Millis is the form every timestamp is stored in: Unix milliseconds, the same on both
 // engines.
 func Millis(t time.Time) int64 { return t.UnixMilli() }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +256,43 @@ func TestLockIsFair(t *testing.T) {
 	}
 	if got := string([]byte{(<-order)[0], (<-order)[0], (<-order)[0]}); got != "abc" {
 		t.Errorf("the lock went to %s, want a, then b, then c", got)
+	}
+}
+
+// A deadlock on PostgreSQL ends one of its transactions with an error that IsConflict
+// recognizes (it may be run again), and that is not a unique violation.
+func TestDeadlockIsConflict(t *testing.T) {
+	u := storetest.PostgresURL(t)
+	if u == "" {
+		t.Skip("STEWARD_TEST_POSTGRES_URL not set; SQLite has one writer and no deadlocks")
+	}
+	db := storetest.Open(t, u)
+	ctx := context.Background()
+	one, two := "deadlock one "+store.SortedID(), "deadlock two "+store.SortedID()
+	var both sync.WaitGroup
+	both.Add(2)
+	errs := make(chan error, 2)
+	for _, order := range [][2]string{{one, two}, {two, one}} {
+		go func() {
+			errs <- db.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.Lock(ctx, order[0], false); err != nil {
+					return err
+				}
+				both.Done()
+				both.Wait() // each holds its first lock: now each asks for the other's
+				return tx.Lock(ctx, order[1], false)
+			})
+		}()
+	}
+	var conflicts int
+	for range 2 {
+		if err := <-errs; store.IsConflict(err) && !store.IsUniqueViolation(err) {
+			conflicts++
+		} else if err != nil {
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if conflicts != 1 {
+		t.Errorf("%d transactions ended by the deadlock, want 1", conflicts)
 	}
 }
