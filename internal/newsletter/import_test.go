@@ -2,6 +2,7 @@ package newsletter_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,56 @@ func TestSuppressionWaitsForImportBatch(t *testing.T) {
 		}
 		if kept["kim@example.org"] || !kept["mo@example.org"] || len(kept) != len(byRule) || byRule["kim@example.org"] {
 			t.Errorf("audience kept %v, by the rule %v; want mo only", kept, byRule)
+		}
+	})
+}
+
+// An import of several batches (stored two at a time on PostgreSQL) counts every row
+// once: new, on the list already, suppressed or invalid; and the kept audience holds
+// exactly the new and the earlier subscribers.
+func TestImportOfManyBatches(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		ns := h.App.Newsletter
+		const rows = 25_000 // three batches
+		addr := func(i int) string { return fmt.Sprintf("person%05d@example.org", i) }
+		// Already on the list: every 1,000th. Suppressed: every 1,000th from 500.
+		var earlier strings.Builder
+		earlier.WriteString("email,first_name,last_name\n")
+		for i := 0; i < rows; i += 1000 {
+			fmt.Fprintf(&earlier, "%s,Early,E\n", addr(i))
+			if err := suppress(h, addr(i+500), newsletter.Purpose); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, err := ns.Import(ctx, strings.NewReader(earlier.String()), newsletter.Purpose, "test"); err != nil || rep.Imported != rows/1000 {
+			t.Fatalf("first import: %+v %v", rep, err)
+		}
+		var csv strings.Builder
+		csv.WriteString("email,first_name,last_name\n")
+		for i := range rows {
+			fmt.Fprintf(&csv, "%s,Person,P\n", addr(i))
+			if i%5000 == 1 {
+				csv.WriteString("not an address,Bad,B\n")
+			}
+		}
+		rep, err := ns.Import(ctx, strings.NewReader(csv.String()), newsletter.Purpose, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := newsletter.ImportReport{Rows: rows + rows/5000, Imported: rows - 2*rows/1000, Existing: rows / 1000, Suppressed: rows / 1000, Invalid: rows / 5000}
+		if rep.Rows != want.Rows || rep.Imported != want.Imported || rep.Existing != want.Existing || rep.Suppressed != want.Suppressed || rep.Invalid != want.Invalid {
+			t.Errorf("import: %+v, want %+v", rep, want)
+		}
+		var kept, granted int
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM mailable WHERE purpose = $1`, newsletter.Purpose).Scan(&kept); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM consent_state WHERE purpose = $1 AND decision = 'granted'`, newsletter.Purpose).Scan(&granted); err != nil {
+			t.Fatal(err)
+		}
+		if kept != rows-rows/1000 || granted != kept {
+			t.Errorf("audience %d, consents %d; want %d each", kept, granted, rows-rows/1000)
 		}
 	})
 }
