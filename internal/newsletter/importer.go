@@ -390,10 +390,16 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	return nil
 }
 
-// storeImportRows writes the new subscribers and their mailable rows in multi-row
-// INSERTs (SQLite: its statements are cheapest prepared once and run again), the
-// values the rows share bound once a statement.
+// storeImportRows writes the new subscribers in multi-row INSERTs (SQLite: its
+// statements are cheapest prepared once and run again), the values the rows share
+// bound once a statement; their mailable rows are copied from them.
 func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids []string, purpose string, now int64) error {
+	// The transaction holds the only writer: rows with a larger rowid than any before
+	// are the ones it writes.
+	var before int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(rowid), 0) FROM subscribers`).Scan(&before); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
+	}
 	ins := tx.BulkSelect(`INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES `,
@@ -407,15 +413,8 @@ func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids [
 	if err := ins.Close(ctx); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
-	kept := tx.BulkSelect(`INSERT INTO mailable (purpose, subject_id, email, first_name)
-		SELECT $1, column1, column2, column3 FROM (VALUES `, []any{purpose}, 3, importChunk, ") AS v")
-	defer kept.Close(ctx)
-	for i, r := range fresh {
-		if err := kept.Add(ctx, ids[i], r.sub.Email, r.sub.FirstName); err != nil {
-			return fmt.Errorf("newsletter: import: %w", err)
-		}
-	}
-	if err := kept.Close(ctx); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+		SELECT $1, subject_id, email, first_name FROM subscribers WHERE rowid > $2 ORDER BY rowid`, purpose, before); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
 	return nil
