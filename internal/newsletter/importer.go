@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -192,6 +193,9 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		if len(batch) == 0 {
 			return nil
 		}
+		// In address order, the batch's inserts into the index of addresses go from
+		// one page to the next instead of jumping about.
+		slices.SortFunc(batch, func(a, b importRow) int { return strings.Compare(a.sub.Email, b.sub.Email) })
 		// The count is read first: a suppression added after it was read (and
 		// perhaps missed by the lookup below) changes it.
 		w := importWork{rows: batch}
@@ -348,10 +352,16 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	if len(fresh) == 0 {
 		return nil
 	}
+	// Ids made in the same millisecond are in random order: sorted, they follow the
+	// rows (which the reader sorted by address), and every index of the new rows is
+	// written in key order, one page after another.
 	ids := make([]string, len(fresh))
+	for i := range ids {
+		ids[i] = newID()
+	}
+	slices.Sort(ids)
 	decisions := make([]consent.Imported, len(fresh))
 	for i, r := range fresh {
-		ids[i] = newID()
 		decisions[i] = consent.Imported{SubjectID: ids[i], Purpose: purpose, EvidenceJSON: r.evidence}
 	}
 	// The new subscribers are mailable for the imported purpose: every input of the
