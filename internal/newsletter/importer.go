@@ -34,8 +34,8 @@ const importBatch = 10_000
 // importWorkers is how many batches PostgreSQL stores at once.
 const importWorkers = 2
 
-// importChunk is how many rows go in one statement on SQLite (a lookup's IN list, an
-// INSERT); PostgreSQL takes a whole batch in arrays.
+// importChunk is how many rows go in one INSERT on SQLite; PostgreSQL takes a whole
+// batch in arrays.
 const importChunk = 500
 
 // Import reads a CSV of subscribers who consented to purpose in another system:
@@ -260,36 +260,18 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 // markExisting marks the rows whose address is on the list.
 func (s *Service) markExisting(ctx context.Context, q store.Querier, batch []importRow) error {
 	existing := map[string]bool{}
-	err := s.lookupBatch(batch, "email", 1, func(r importRow) string { return r.sub.Email }, func(in string, args []any) error {
+	emails := make([]string, len(batch))
+	for i, r := range batch {
+		emails[i] = r.sub.Email
+	}
+	err := s.inChunks(emails, func(chunk []string) error {
+		in, args := s.db.In("email", 1, chunk)
 		return addStrings(ctx, q, existing, `SELECT email FROM subscribers WHERE `+in, args)
 	})
 	for i := range batch {
 		batch[i].existing = existing[batch[i].sub.Email]
 	}
 	return err
-}
-
-// lookupBatch runs query with the condition that col is one of the batch's values of
-// key (its placeholders numbered from the one given) and its arguments: a chunk at a
-// time on SQLite (a statement's parameters are limited), all at once in an array on
-// PostgreSQL.
-func (s *Service) lookupBatch(batch []importRow, col string, from int, key func(importRow) string, query func(in string, args []any) error) error {
-	per := importChunk
-	if s.db.Dialect == store.Postgres {
-		per = len(batch)
-	}
-	for i := 0; i < len(batch); i += per {
-		chunk := batch[i:min(i+per, len(batch))]
-		vals := make([]string, len(chunk))
-		for j, r := range chunk {
-			vals[j] = key(r)
-		}
-		in, args := s.db.In(col, from, vals)
-		if err := query(in, args); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // importBatch stores one batch in one transaction. Which addresses are on the list and
@@ -384,16 +366,8 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 		if p.NeedsConsent() {
 			continue
 		}
-		for i := 0; i < len(decisions); i += importChunk {
-			chunk := decisions[i:min(i+importChunk, len(decisions))]
-			ids := make([]any, 0, len(chunk)+1)
-			ids = append(ids, p.Key)
-			for _, d := range chunk {
-				ids = append(ids, d.SubjectID)
-			}
-			if err := s.fill(ctx, tx, p.Key, " AND s.subject_id IN ("+store.Placeholders(2, len(chunk))+")", ids...); err != nil {
-				return err
-			}
+		if err := s.fillSubjects(ctx, tx, p.Key, ids); err != nil {
+			return err
 		}
 	}
 	rep.Imported += len(decisions)
@@ -469,7 +443,12 @@ func (s *Service) suppressionChanges(ctx context.Context, q store.Querier) (int6
 // purpose or for everything.
 func (s *Service) suppressedIn(ctx context.Context, q store.Querier, batch []importRow, purpose string) (map[string]bool, error) {
 	suppressed := map[string]bool{}
-	err := s.lookupBatch(batch, "hash", 2, func(r importRow) string { return r.hash }, func(in string, args []any) error {
+	hashes := make([]string, len(batch))
+	for i, r := range batch {
+		hashes[i] = r.hash
+	}
+	err := s.inChunks(hashes, func(chunk []string) error {
+		in, args := s.db.In("hash", 2, chunk)
 		return addStrings(ctx, q, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND `+in, append([]any{purpose}, args...))
 	})
 	return suppressed, err

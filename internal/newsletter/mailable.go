@@ -24,20 +24,39 @@ func (s *Service) mailPurposes() []consent.Purpose {
 // status and the suppression list. Every change that can alter it calls it, in the
 // change's transaction where there is one.
 func (s *Service) Refresh(ctx context.Context, q store.Querier, subjects ...string) error {
-	for i := 0; i < len(subjects); i += 500 {
-		batch := subjects[i:min(i+500, len(subjects))]
-		args := make([]any, 0, len(batch)+1)
-		for _, id := range batch {
-			args = append(args, id)
-		}
-		in := store.Placeholders(1, len(batch))
-		if _, err := q.ExecContext(ctx, `DELETE FROM mailable WHERE subject_id IN (`+in+`)`, args...); err != nil {
+	return s.inChunks(subjects, func(chunk []string) error {
+		in, args := s.db.In("subject_id", 1, chunk)
+		if _, err := q.ExecContext(ctx, `DELETE FROM mailable WHERE `+in, args...); err != nil {
 			return fmt.Errorf("newsletter: refresh: %w", err)
 		}
 		for _, p := range s.mailPurposes() {
-			if err := s.fill(ctx, q, p.Key, " AND s.subject_id IN ("+store.Placeholders(2, len(batch))+")", append([]any{p.Key}, args...)...); err != nil {
+			if err := s.fillSubjects(ctx, q, p.Key, chunk); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+}
+
+// fillSubjects inserts, of the subjects, the recipients the rule allows for purpose.
+func (s *Service) fillSubjects(ctx context.Context, q store.Querier, purpose string, subjects []string) error {
+	return s.inChunks(subjects, func(chunk []string) error {
+		in, args := s.db.In("s.subject_id", 2, chunk)
+		return s.fill(ctx, q, purpose, " AND "+in, append([]any{purpose}, args...)...)
+	})
+}
+
+// inChunks calls fn with as many of the values as one statement takes: 500 at a time
+// on SQLite (a statement's parameters are limited), all at once on PostgreSQL (they go
+// in one array, see store.DB.In).
+func (s *Service) inChunks(vals []string, fn func(chunk []string) error) error {
+	per := 500
+	if s.db.Dialect == store.Postgres {
+		per = max(len(vals), 1)
+	}
+	for i := 0; i < len(vals); i += per {
+		if err := fn(vals[i:min(i+per, len(vals))]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -192,11 +192,7 @@ func TestBulkInsertsAndIn(t *testing.T) {
 // request holds back shared requests made after it: a stream of shared holders (an
 // import's batches) cannot starve one that needs it alone (an unsubscribe).
 func TestLockIsFair(t *testing.T) {
-	u := storetest.PostgresURL(t)
-	if u == "" {
-		t.Skip("STEWARD_TEST_POSTGRES_URL not set; on SQLite the writer is the lock")
-	}
-	db := storetest.Open(t, u)
+	db := postgresOnly(t, "on SQLite the writer is the lock")
 	ctx := context.Background()
 	name := "fairness test " + store.SortedID() // advisory locks are per database, not per schema
 	order := make(chan string, 3)
@@ -262,11 +258,7 @@ func TestLockIsFair(t *testing.T) {
 // A deadlock on PostgreSQL ends one of its transactions with an error that IsConflict
 // recognizes (it may be run again), and that is not a unique violation.
 func TestDeadlockIsConflict(t *testing.T) {
-	u := storetest.PostgresURL(t)
-	if u == "" {
-		t.Skip("STEWARD_TEST_POSTGRES_URL not set; SQLite has one writer and no deadlocks")
-	}
-	db := storetest.Open(t, u)
+	db := postgresOnly(t, "SQLite has one writer and no deadlocks")
 	ctx := context.Background()
 	one, two := "deadlock one "+store.SortedID(), "deadlock two "+store.SortedID()
 	var both sync.WaitGroup
@@ -295,4 +287,15 @@ func TestDeadlockIsConflict(t *testing.T) {
 	if conflicts != 1 {
 		t.Errorf("%d transactions ended by the deadlock, want 1", conflicts)
 	}
+}
+
+// postgresOnly opens a fresh PostgreSQL database for a test of what only it has, or
+// skips the test, saying why SQLite needs none.
+func postgresOnly(t *testing.T, sqliteHasNone string) *store.DB {
+	t.Helper()
+	u := storetest.PostgresURL(t)
+	if u == "" {
+		t.Skip("STEWARD_TEST_POSTGRES_URL not set; " + sqliteHasNone)
+	}
+	return storetest.Open(t, u)
 }
