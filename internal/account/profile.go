@@ -305,7 +305,7 @@ func (s *Service) Public(ctx context.Context, accountID string) (PublicProfile, 
 type Holder struct{}
 
 var (
-	accountsTable = datamap.Table{Name: "accounts", Columns: []datamap.Column{
+	accountsTable = datamap.Table{Name: "accounts", Subject: "id", Columns: []datamap.Column{
 		{Name: "id", Categories: []string{"user.unique_id"}},
 		{Name: "email", Categories: []string{"user.contact.email"}},
 		{Name: "pending_email", Categories: []string{"user.contact.email"}},
@@ -324,7 +324,7 @@ var (
 		{Name: "created_at", NotPersonal: "time of registration", Time: true},
 		{Name: "updated_at", NotPersonal: "time of the last change", Time: true},
 	}}
-	sessionsTable = datamap.Table{Name: "sessions", Columns: []datamap.Column{
+	sessionsTable = datamap.Table{Name: "sessions", Subject: "account_id", Columns: []datamap.Column{
 		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a session token"},
 		{Name: "account_id", Categories: []string{"user.unique_id"}},
 		{Name: "created_at", NotPersonal: "time of login", Time: true},
@@ -333,7 +333,7 @@ var (
 		{Name: "ip", Categories: []string{"user.device.ip_address"}},
 		{Name: "user_agent", Categories: []string{"user.device.browser"}},
 	}}
-	tokensTable = datamap.Table{Name: "account_tokens", Columns: []datamap.Column{
+	tokensTable = datamap.Table{Name: "account_tokens", Subject: "account_id", Columns: []datamap.Column{
 		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a one-time link"},
 		{Name: "account_id", Categories: []string{"user.unique_id"}},
 		{Name: "purpose", NotPersonal: "what the link is for"},

@@ -12,7 +12,7 @@ import (
 type Holder struct{}
 
 var (
-	eventsTable = datamap.Table{Name: "consent_events", Columns: []datamap.Column{
+	eventsTable = datamap.Table{Name: "consent_events", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "sequence number"},
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "purpose", NotPersonal: "key of a registered purpose"},
@@ -22,14 +22,14 @@ var (
 		{Name: "evidence", Categories: []string{"user.device.ip_address", "user.device.browser"}},
 		{Name: "at", NotPersonal: "time of the decision", Time: true},
 	}}
-	stateTable = datamap.Table{Name: "consent_state", Columns: []datamap.Column{
+	stateTable = datamap.Table{Name: "consent_state", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "purpose", NotPersonal: "key of a registered purpose"},
 		{Name: "decision", Categories: []string{"user.privacy_preferences"}},
 		{Name: "event_id", NotPersonal: "the ledger event it comes from"},
 		{Name: "at", NotPersonal: "time of the decision", Time: true},
 	}}
-	conflictsTable = datamap.Table{Name: "consent_conflicts", Columns: []datamap.Column{
+	conflictsTable = datamap.Table{Name: "consent_conflicts", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "sequence number"},
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "purpose", NotPersonal: "key of a registered purpose"},
@@ -37,7 +37,7 @@ var (
 		{Name: "later_id", NotPersonal: "ledger event"},
 		{Name: "at", NotPersonal: "time of the later decision", Time: true},
 	}}
-	flagsTable = datamap.Table{Name: "processing_flags", Columns: []datamap.Column{
+	flagsTable = datamap.Table{Name: "processing_flags", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "restricted", Categories: []string{"user.privacy_preferences"}},
 		{Name: "objected", Categories: []string{"user.privacy_preferences"}},

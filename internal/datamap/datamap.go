@@ -48,11 +48,33 @@ type Column struct {
 	Withheld string
 	// Time marks a column of Unix milliseconds, written as RFC 3339 in the export.
 	Time bool
+	// Sealed marks a column stored as AEAD ciphertext under the row's subject's data
+	// key, bound to the subject and to Label (table.column when empty): once the key
+	// is shredded, no copy of the value opens, wherever the bytes survive.
+	Sealed bool
+	// Label names what a sealed value is bound to, when several columns hold the same
+	// ciphertext (a kept copy of a subscriber's address); default "table.column".
+	Label string
+	// Plain says why a column with categories is kept unsealed: a keyed hash, a random
+	// id, a value that must be compared in SQL.
+	Plain string
+}
+
+// SealLabel is what a sealed column's values are bound to.
+func (c Column) SealLabel(table string) string {
+	if c.Label != "" {
+		return c.Label
+	}
+	return table + "." + c.Name
 }
 
 // Table declares one table owned by a holder.
 type Table struct {
-	Name    string
+	Name string
+	// Subject is the column naming the person each row is about (the subject whose
+	// data key seals the row's sealed columns), or "" for a table whose rows are not
+	// one person's.
+	Subject string
 	Columns []Column
 }
 

@@ -16,7 +16,7 @@ import (
 type Holder struct{ S *Service }
 
 var (
-	filesTable = datamap.Table{Name: "files", Columns: []datamap.Column{
+	filesTable = datamap.Table{Name: "files", Subject: "owner_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "random file id"},
 		{Name: "owner_id", Categories: []string{"user.unique_id"}},
 		{Name: "name", Categories: []string{"user.content"}},
@@ -28,7 +28,7 @@ var (
 		{Name: "lease_until", NotPersonal: "end of an upload's lease", Time: true},
 		{Name: "created_at", NotPersonal: "time of upload", Time: true},
 	}}
-	accessTable = datamap.Table{Name: "file_access_log", Columns: []datamap.Column{
+	accessTable = datamap.Table{Name: "file_access_log", Subject: "owner_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "sequence number"},
 		{Name: "file_id", NotPersonal: "random file id"},
 		{Name: "owner_id", Categories: []string{"user.unique_id"}},

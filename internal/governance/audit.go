@@ -73,7 +73,7 @@ func (a *Audit) ForAccount(ctx context.Context, q store.Querier, accountID strin
 	return out, rows.Err()
 }
 
-var auditTable = datamap.Table{Name: "audit_log", Columns: []datamap.Column{
+var auditTable = datamap.Table{Name: "audit_log", Subject: "account_id", Columns: []datamap.Column{
 	{Name: "id", NotPersonal: "sequence number"},
 	{Name: "at", NotPersonal: "time of the event", Time: true},
 	{Name: "event", NotPersonal: "name of a fixed event type"},

@@ -58,7 +58,7 @@ func (s *Staff) HasAny(ctx context.Context, accountID string, roles ...string) (
 	return false, rows.Err()
 }
 
-var staffTable = datamap.Table{Name: "staff_roles", Columns: []datamap.Column{
+var staffTable = datamap.Table{Name: "staff_roles", Subject: "account_id", Columns: []datamap.Column{
 	{Name: "account_id", Categories: []string{"user.unique_id"}},
 	{Name: "role", Categories: []string{"user.job_title"}},
 	{Name: "granted_at", NotPersonal: "time", Time: true},

@@ -12,7 +12,7 @@ import (
 type Holder struct{ S *Service }
 
 var (
-	subscribersTable = datamap.Table{Name: "subscribers", Columns: []datamap.Column{
+	subscribersTable = datamap.Table{Name: "subscribers", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "random subscriber id"},
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "email", Categories: []string{"user.contact.email"}},
@@ -49,20 +49,20 @@ var (
 		{Name: "created_at", NotPersonal: "time", Time: true},
 		{Name: "sent_at", NotPersonal: "time", Time: true},
 	}}
-	deliveriesTable = datamap.Table{Name: "campaign_deliveries", Columns: []datamap.Column{
+	deliveriesTable = datamap.Table{Name: "campaign_deliveries", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "campaign_id", NotPersonal: "random campaign id"},
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "token_id", NotPersonal: "random id inside the opt-out link"},
 		{Name: "state", Categories: []string{"user.behavior"}},
 		{Name: "at", NotPersonal: "time", Time: true},
 	}}
-	mailableTable = datamap.Table{Name: "mailable", Columns: []datamap.Column{
+	mailableTable = datamap.Table{Name: "mailable", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "purpose", NotPersonal: "purpose key"},
 		{Name: "subject_id", Categories: []string{"user.unique_id"}},
 		{Name: "email", Categories: []string{"user.contact.email"}},
 		{Name: "first_name", Categories: []string{"user.name"}},
 	}}
-	opensTable = datamap.Table{Name: "campaign_opens", Columns: []datamap.Column{
+	opensTable = datamap.Table{Name: "campaign_opens", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "campaign_id", NotPersonal: "random campaign id"},
 		{Name: "subject_id", Categories: []string{"user.unique_id", "user.behavior"}},
 		{Name: "at", NotPersonal: "time of the open", Time: true},

@@ -188,7 +188,7 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 	}
 	var batch []importRow
 	seen := map[string]bool{}
-	hasher := s.newAddressHasher()
+	hasher := s.index.Hasher()
 	send := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -247,7 +247,7 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		seen[sub.Email] = true
 		evJSON, _ := json.Marshal(importEvidence{ImportedBy: importedBy, ConsentedAt: field(rec, "consented_at"),
 			Evidence: field(rec, "evidence"), Source: field(rec, "source")})
-		batch = append(batch, importRow{sub: sub, evidence: string(evJSON), hash: hasher.sum(sub.Email)})
+		batch = append(batch, importRow{sub: sub, evidence: string(evJSON), hash: hasher.Address(sub.Email)})
 		if len(batch) == importBatch {
 			if err := send(); err != nil {
 				return err

@@ -14,10 +14,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -27,6 +25,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/pan"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // Subscriber states.
@@ -53,7 +52,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	group   groupCommit
-	hashers sync.Pool // of *addressHasher
+	index   *vault.Index
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead and importStoring, when set (by tests), run when an import's batch
@@ -64,7 +63,8 @@ type Service struct {
 
 // Config is what the service needs to know.
 type Config struct {
-	Key               []byte // keys address hashes and opt-out tokens
+	Key               []byte // keys opt-out tokens
+	Index             *vault.Index
 	BaseURL           string
 	UnsubscribeDomain string
 }
@@ -73,7 +73,7 @@ type Config struct {
 func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.BulkSender, cfg Config, now func() time.Time, log *slog.Logger) *Service {
 	m := hmac.New(sha256.New, cfg.Key)
 	m.Write([]byte("steward newsletter v1"))
-	s := &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), baseURL: cfg.BaseURL,
+	s := &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), index: cfg.Index, baseURL: cfg.BaseURL,
 		unsub: cfg.UnsubscribeDomain, now: now, log: log}
 	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
 	s.group.max = 1
@@ -83,34 +83,8 @@ func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.Bulk
 	return s
 }
 
-// AddressHash is the keyed hash under which an address is suppressed.
-func (s *Service) AddressHash(email string) string {
-	h, _ := s.hashers.Get().(*addressHasher)
-	if h == nil {
-		h = s.newAddressHasher()
-	}
-	defer s.hashers.Put(h)
-	return h.sum(email)
-}
-
-// addressHasher computes AddressHash again and again without setting up the keyed
-// hash each time (an import hashes every row's address).
-type addressHasher struct {
-	m   hash.Hash
-	buf []byte
-}
-
-func (s *Service) newAddressHasher() *addressHasher {
-	return &addressHasher{m: hmac.New(sha256.New, s.key)}
-}
-
-func (h *addressHasher) sum(email string) string {
-	h.m.Reset()
-	h.buf = append(append(h.buf[:0], "address:"...), strings.ToLower(strings.TrimSpace(email))...)
-	h.m.Write(h.buf)
-	h.buf = h.m.Sum(h.buf[:0])
-	return hex.EncodeToString(h.buf)
-}
+// AddressHash is the keyed hash under which an address is suppressed: its blind index.
+func (s *Service) AddressHash(email string) string { return s.index.Address(email) }
 
 func newID() string { return store.SortedID() }
 

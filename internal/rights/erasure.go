@@ -299,7 +299,7 @@ func (s *Service) Erased(ctx context.Context, identifier string) (time.Time, boo
 // Holder is the erasure requests' entry in the data map.
 type Holder struct{}
 
-var requestsTable = datamap.Table{Name: "erasure_requests", Columns: []datamap.Column{
+var requestsTable = datamap.Table{Name: "erasure_requests", Subject: "subject_id", Columns: []datamap.Column{
 	{Name: "id", NotPersonal: "random request id"},
 	{Name: "subject_id", Categories: []string{"user.unique_id"}},
 	{Name: "subject_email", Categories: []string{"user.contact.email"}},

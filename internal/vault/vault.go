@@ -274,7 +274,7 @@ func masterAEAD(m MasterKey) (cipher.AEAD, error) {
 // Holder is the vault's entry in the data map: the members' wrapped data keys.
 type Holder struct{}
 
-var keysTable = datamap.Table{Name: "vault_keys", Columns: []datamap.Column{
+var keysTable = datamap.Table{Name: "vault_keys", Subject: "subject_id", Columns: []datamap.Column{
 	{Name: "subject_id", Categories: []string{"user.unique_id"}},
 	{Name: "wrapped", Categories: []string{"user.authorization.credentials"},
 		Withheld: "key material: the data key wrapped by the operator's master key, of no use to the member outside Steward"},
