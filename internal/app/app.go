@@ -150,14 +150,21 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 
-	master, created, err := vault.LoadMasterKey(cfg.MasterKeyFile, cfg.MasterKey, true)
-	if err != nil {
+	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true}
+	if cfg.EscrowRecipients != "" {
+		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
+			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)
+		}
+	}
+	if a.Vault, err = vault.Open(ctx, a.DB, vcfg, a.now, a.Log); err != nil {
 		return err
 	}
-	if created {
-		a.Log.Warn("made a new master key for members' files; back it up: without it no file can be read", "file", cfg.MasterKeyFile)
+	if a.Vault.Created {
+		a.Log.Warn("made the key of a new deployment; copy it to every node and keep it safe: without it no member's data can be read", "file", cfg.MasterKeyFile)
 	}
-	a.Vault = vault.New(a.DB, master, a.now)
+	if vcfg.Escrow == nil {
+		a.Log.Warn("no --escrow-recipient: epoch keys are not escrowed, so a backup cannot be restored once its epoch has passed")
+	}
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return err
 	}
@@ -412,6 +419,12 @@ func (a *App) Start(ctx context.Context) error {
 	go func() {
 		defer a.resuming.Done()
 		a.Outbox.Dispatch(dctx, 20*a.poll)
+	}()
+	// Key epochs: this node follows (or begins) every rotation of the key-encryption key.
+	a.resuming.Add(1)
+	go func() {
+		defer a.resuming.Done()
+		a.Vault.Run(dctx)
 	}()
 	if a.Config.InboundAddr != "" {
 		if err := a.startInbound(); err != nil {

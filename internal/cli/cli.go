@@ -44,9 +44,15 @@ Commands:
                          source, evidence); suppressed addresses are skipped
   files reconcile        mend what a crash left in file storage (also done at start
                          and every 15 minutes): orphan objects, dead uploads
-  vault rotate --new-master-key-file FILE
-                         rewrap every member's data key under a new master key (made
-                         at FILE if it does not exist), without touching any file
+  keys rotate            begin a new key epoch now: rewrap every data key and destroy
+                         the old key-encryption key (also done every --key-epoch)
+  keys recover --identity FILE
+                         after restoring an older database by hand: open its epoch key
+                         from escrow with the offline identity and rewrap its data keys
+  keys escrow-keygen --out FILE
+                         make an escrow key pair: the private key goes to FILE (keep it
+                         offline), the public key (for --escrow-recipient) is printed
+  keys status            the epoch, and which epochs are escrowed
 
 Every command takes the same flags; each also reads a STEWARD_* variable.
 Run "steward serve -h" to list them.
@@ -68,9 +74,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "export":
 		extra = flag.NewFlagSet("export", flag.ContinueOnError)
 		extra.StringVar(&out, "out", "", "write the archive to this file instead of stdout")
-	case "vault":
-		extra = flag.NewFlagSet("vault", flag.ContinueOnError)
-		extra.StringVar(&out, "new-master-key-file", "", "the new master key (made there if missing)")
+	case "keys":
+		extra = flag.NewFlagSet("keys", flag.ContinueOnError)
+		extra.StringVar(&out, "identity", "", "recover: the age identity file the epoch keys were escrowed to")
+		extra.StringVar(&out, "out", "", "escrow-keygen: where to write the new private key")
 	case "receipt":
 		extra = flag.NewFlagSet("receipt", flag.ContinueOnError)
 		extra.StringVar(&out, "public-key", "", "trust this public key (base64) instead of the one of --receipt-key-file")
@@ -117,8 +124,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	case "datamap":
 		err = printDatamap(ctx, cfg, log, stdout)
-	case "vault":
-		err = vaultCommand(ctx, cfg, pos, out, stdout)
+	case "keys":
+		err = keysCommand(ctx, cfg, log, pos, out, stdout)
 	case "receipt":
 		var valid bool
 		valid, err = receiptCommand(cfg, pos, out, stdout)

@@ -2,11 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"steward/internal/app"
@@ -16,45 +16,95 @@ import (
 	"steward/internal/vault"
 )
 
-// vaultCommand runs "steward vault rotate": every data key is rewrapped under the new
-// master key; the files themselves are not touched. It is resumable: run it again after
-// an interruption. Afterwards the operator points --master-key-file (or
-// STEWARD_MASTER_KEY) at the new key.
-func vaultCommand(ctx context.Context, cfg *config.Config, pos []string, newFile string, stdout io.Writer) error {
-	if len(pos) != 1 || pos[0] != "rotate" {
-		return apperr.New(apperr.Invalid, "usage", "usage: steward vault rotate --new-master-key-file FILE")
+// keysCommand runs "steward keys rotate|recover|escrow-keygen|status".
+func keysCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, file string, stdout io.Writer) error {
+	const usageKeys = "usage: steward keys rotate | recover --identity FILE | escrow-keygen --out FILE | status"
+	if len(pos) != 1 {
+		return apperr.New(apperr.Invalid, "usage", usageKeys)
 	}
-	if newFile == "" {
-		return apperr.Field("new-master-key-file", "required", "is required: where the new master key is (or is to be made)")
-	}
-	if newFile == cfg.MasterKeyFile {
-		return apperr.Field("new-master-key-file", "same_key", "must differ from the current --master-key-file")
-	}
-	current, _, err := vault.LoadMasterKey(cfg.MasterKeyFile, cfg.MasterKey, false)
-	if err != nil {
-		return err
-	}
-	next, created, err := vault.LoadMasterKey(newFile, "", true)
-	if err != nil {
-		return err
-	}
-	if created {
-		fmt.Fprintf(stdout, "made a new master key at %s (id %s); back it up\n", newFile, next.ID())
-	}
-	if next.ID() == current.ID() {
-		return errors.New("the new master key is the current one")
+	if pos[0] == "escrow-keygen" {
+		return escrowKeygen(file, stdout)
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	n, err := vault.New(db, current, time.Now).Rotate(ctx, next)
-	if err != nil {
-		return fmt.Errorf("rotate (run it again to resume): %w", err)
+	if err := app.Migrate(ctx, db); err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "rewrapped %d data key(s) from master key %s to %s\n", n, current.ID(), next.ID())
-	fmt.Fprintf(stdout, "now set --master-key-file=%s (STEWARD_MASTER_KEY_FILE) and keep the old key until backups made before today expire\n", newFile)
+	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention}
+	if cfg.EscrowRecipients != "" {
+		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
+			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)
+		}
+	}
+	switch pos[0] {
+	case "rotate":
+		v, err := vault.Open(ctx, db, vcfg, time.Now, log)
+		if err != nil {
+			return err
+		}
+		from, _ := v.Epoch()
+		to, err := v.RotateNow(ctx)
+		if err != nil {
+			return fmt.Errorf("rotate (run it again, or start the server, to resume): %w", err)
+		}
+		fmt.Fprintf(stdout, "every data key is rewrapped from epoch %d to %d; epoch %d's key is destroyed on this node (other nodes follow within a minute)\n", from, to, from)
+		return nil
+	case "recover":
+		if file == "" {
+			return apperr.Field("identity", "required", "is required: the age identity file (the offline private key) the epoch keys were escrowed to")
+		}
+		ids, err := vault.ReadIdentities(file)
+		if err != nil {
+			return err
+		}
+		n, err := vault.Recover(ctx, db, cfg.MasterKeyFile, ids, time.Now)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rewrapped %d data key(s) from escrow under this node's key\n", n)
+		return nil
+	case "status":
+		v, err := vault.Open(ctx, db, vcfg, time.Now, log)
+		if err != nil {
+			return err
+		}
+		e, rotating := v.Epoch()
+		fmt.Fprintf(stdout, "epoch %d, rotating: %v\n", e, rotating)
+		epochs, err := store.Strings(ctx, db, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "escrowed epochs: %s\n", strings.Join(epochs, " "))
+		return nil
+	}
+	return apperr.New(apperr.Invalid, "usage", usageKeys)
+}
+
+// escrowKeygen makes the operator's escrow key pair: the identity goes to a new file
+// (to be kept offline), the public key is printed for --escrow-recipient.
+func escrowKeygen(out string, stdout io.Writer) error {
+	if out == "" {
+		return apperr.Field("out", "required", "is required: where to write the private key (keep it offline, not on the servers)")
+	}
+	id, recipient, err := vault.GenerateIdentity()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "# steward escrow identity: keep offline; it opens every escrowed epoch key\n# public key: %s\n%s\n", recipient, id)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", recipient)
 	return nil
 }
 

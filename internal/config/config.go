@@ -70,8 +70,10 @@ type Config struct {
 	LedgerKeyFile string
 	JobWorkers    int
 
-	MasterKeyFile string
-	MasterKey     string // base64, from STEWARD_MASTER_KEY only (never a flag: it would show in ps)
+	MasterKeyFile    string
+	KeyEpoch         time.Duration // how long a key-encryption key lives
+	EscrowRecipients string        // age public keys that epoch keys are escrowed to
+	BackupRetention  time.Duration // how long escrowed epoch keys are kept
 	Files         string // "disk" or "s3"
 	FilesDir      string
 	S3            S3
@@ -131,7 +133,10 @@ var settings = []setting{
 	{"fields", "STEWARD_FIELDS", "name=required,phone=optional,home_address=optional,business_address=optional", "registration fields: FIELD=required|optional|off for name, phone, home_address, business_address"},
 	{"ledger-key-file", "STEWARD_LEDGER_KEY_FILE", "", "key for the erasure ledger's keyed hashes (default: DATA/ledger.key, made at first start)"},
 	{"job-workers", "STEWARD_JOB_WORKERS", "4", "background job workers"},
-	{"master-key-file", "STEWARD_MASTER_KEY_FILE", "", "master key wrapping every member's data key (default: DATA/master.key, made at first start; STEWARD_MASTER_KEY, base64, takes precedence)"},
+	{"master-key-file", "STEWARD_MASTER_KEY_FILE", "", "this node's key file: the key-encryption key of the current epoch, which wraps every data key; Steward rewrites it at every epoch (default: DATA/master.key, made at the first start of a deployment; other nodes need a copy)"},
+	{"key-epoch", "STEWARD_KEY_EPOCH", "24h", "how long a key-encryption key lives: every epoch, data keys are rewrapped and the old key is destroyed on every node, so an erased member's key in dead rows, WAL and backups opens with nothing a node holds"},
+	{"escrow-recipient", "STEWARD_ESCROW_RECIPIENT", "", "age public keys (age1..., comma-separated) that each epoch's key is escrowed to, for restoring backups; keep the private key offline (make one with: steward keys escrow-keygen)"},
+	{"backup-retention", "STEWARD_BACKUP_RETENTION", "840h", "how long backups are kept: escrowed epoch keys older than this are deleted"},
 	{"files", "STEWARD_FILES", "disk", "where files are stored: disk (DATA/files) or s3"},
 	{"files-dir", "STEWARD_FILES_DIR", "", "folder for --files=disk (default: DATA/files)"},
 	{"s3-endpoint", "STEWARD_S3_ENDPOINT", "", "S3 endpoint host:port (with --files=s3)"},
@@ -273,7 +278,20 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	if c.MasterKeyFile == "" {
 		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
 	}
-	c.MasterKey = getenv("STEWARD_MASTER_KEY")
+	if getenv("STEWARD_MASTER_KEY") != "" {
+		bad("master-key-file", "STEWARD_MASTER_KEY is no longer read: keys rotate every epoch and live in a file Steward rewrites; write the key (base64) to the key file instead")
+	}
+	if d, err := time.ParseDuration(get("key-epoch")); err != nil || d < time.Minute {
+		bad("key-epoch", "want a duration of at least 1m, e.g. 24h")
+	} else {
+		c.KeyEpoch = d
+	}
+	c.EscrowRecipients = get("escrow-recipient")
+	if d, err := time.ParseDuration(get("backup-retention")); err != nil || d < time.Hour {
+		bad("backup-retention", "want a duration of at least 1h, e.g. 840h")
+	} else {
+		c.BackupRetention = d
+	}
 	c.Files = get("files")
 	c.FilesDir = get("files-dir")
 	if c.FilesDir == "" {

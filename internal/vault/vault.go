@@ -1,10 +1,13 @@
-// Package vault owns the vault_keys table: every member's data key, wrapped by the
-// operator's master key, and the streaming encryption of members' files under it.
-// Erasure deletes the data key (crypto-shredding), after which every copy of the
-// member's files, backups included, is unreadable.
+// Package vault owns the vault_keys, kek_state and kek_escrow tables: every subject's
+// data key, wrapped under a key-encryption key that changes every epoch; the sealing
+// of personal fields and the streaming encryption of members' files under data keys;
+// blind indexes; and the escrow of epoch keys for backups. Erasure deletes the data
+// key (crypto-shredding): once the epoch passes, no key a node holds opens any copy
+// of the subject's data, in dead rows, logs or backups.
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -12,6 +15,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
 	"time"
 
 	"steward/internal/datamap"
@@ -19,37 +25,285 @@ import (
 )
 
 // ErrNoKey is returned by DataKey when the subject has no key and none is to be
-// created: the subject was erased, or never stored a file.
+// created: the subject was erased, or never stored anything sealed.
 var ErrNoKey = errors.New("vault: no data key for the subject")
+
+// ErrKeysBehind is returned when the database's data keys are wrapped at an epoch
+// older than this node's key file: the database was restored from a backup, and the
+// epoch's key must come from escrow (`steward keys recover`).
+var ErrKeysBehind = errors.New("vault: the database's data keys are older than this node's key")
 
 // dataKeySize is the size of a data key.
 const dataKeySize = 32
 
-// RotateBatch is how many keys Rotate rewraps in one transaction.
-const RotateBatch = 100
+// rewrapBatch is how many keys a rotation rewraps in one transaction.
+const rewrapBatch = 1000
+
+// Config says where the node's key lives and how keys rotate.
+type Config struct {
+	KeyFile string        // the node's KEK file (mode 0600)
+	Epoch   time.Duration // how long an epoch lasts (default one day)
+	// Grace is how long a rotation waits, once every key was rewrapped, before it
+	// ends and the old KEK is destroyed: every node must have begun wrapping new keys
+	// under the next epoch by then (nodes look every Poll). Default two minutes.
+	Grace time.Duration
+	Poll  time.Duration // how often Run looks at the epoch (default 10 s)
+	// Escrow, if set, encrypts each epoch's KEK to the operator's offline keys,
+	// kept in kek_escrow for Retention (default 35 days), so backups can be restored.
+	Escrow    *Escrow
+	Retention time.Duration
+	// Create lets Open make the KEK of a new deployment.
+	Create bool
+}
+
+func (c *Config) defaults() {
+	if c.Epoch <= 0 {
+		c.Epoch = 24 * time.Hour
+	}
+	if c.Grace < 0 {
+		c.Grace = 0
+	} else if c.Grace == 0 {
+		c.Grace = 2 * time.Minute
+	}
+	if c.Poll <= 0 {
+		c.Poll = 10 * time.Second
+	}
+	if c.Retention <= 0 {
+		c.Retention = 35 * 24 * time.Hour
+	}
+}
 
 // Vault keeps the data keys.
 type Vault struct {
-	db     *store.DB
-	master MasterKey
-	now    func() time.Time
+	db  *store.DB
+	cfg Config
+	now func() time.Time
+	log *slog.Logger
 
-	batch      int         // keys per Rotate transaction
-	afterBatch func(n int) // test hook: called after each committed Rotate batch
+	// Created reports that Open made the KEK of a new deployment.
+	Created bool
+
+	mu       sync.RWMutex
+	cur      KEK                    // the node's KEK: the epoch every key is at, or before target
+	rotating bool                   // new keys are wrapped at cur's next epoch
+	aeads    map[int64]cipher.AEAD // by epoch: cur's, and later ones derived on demand
+
+	afterBatch func(n int) // test hook: called after each committed rewrap batch
 }
 
-// New returns a vault over db whose keys are wrapped by master.
-func New(db *store.DB, master MasterKey, now func() time.Time) *Vault {
-	return &Vault{db: db, master: master, now: now, batch: RotateBatch}
+type state struct {
+	epoch, target       int64
+	keyID               string
+	startedAt, targetAt int64
 }
 
-// MasterID is the ID of the vault's master key.
-func (v *Vault) MasterID() string { return v.master.ID() }
+func loadState(ctx context.Context, q store.Querier) (state, error) {
+	var st state
+	err := q.QueryRowContext(ctx, `SELECT epoch, target, key_id, started_at, target_at FROM kek_state WHERE id = 1`).
+		Scan(&st.epoch, &st.target, &st.keyID, &st.startedAt, &st.targetAt)
+	return st, err
+}
+
+// Open reads the node's KEK and agrees with the database on the epoch: a node whose
+// key is behind (it was stopped during rotations) moves it forward, destroying the
+// old one; a database behind the node (restored from a backup) is ErrKeysBehind.
+// A new deployment gets a new KEK when cfg.Create is set.
+func Open(ctx context.Context, db *store.DB, cfg Config, now func() time.Time, log *slog.Logger) (*Vault, error) {
+	cfg.defaults()
+	v := &Vault{db: db, cfg: cfg, now: now, log: log, aeads: map[int64]cipher.AEAD{}}
+	k, ferr := ReadKEK(cfg.KeyFile)
+	noFile := errors.Is(ferr, fs.ErrNotExist)
+	if ferr != nil && !noFile {
+		return nil, ferr
+	}
+	st, serr := loadState(ctx, db)
+	noState := errors.Is(serr, sql.ErrNoRows)
+	if serr != nil && !noState {
+		return nil, fmt.Errorf("vault: key state: %w", serr)
+	}
+	switch {
+	case noFile && noState:
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM vault_keys`).Scan(&n); err != nil {
+			return nil, fmt.Errorf("vault: %w", err)
+		}
+		if n > 0 || !cfg.Create {
+			return nil, fmt.Errorf("vault: no key file at %s (--master-key-file): the data keys cannot be opened without it", cfg.KeyFile)
+		}
+		k = GenerateKEK()
+		if err := WriteKEK(cfg.KeyFile, k); err != nil {
+			return nil, err
+		}
+		v.Created = true
+		fallthrough
+	case noState:
+		// A new deployment, or one of a release before epochs: its master key is the
+		// KEK of epoch 0, and every key it wrapped is at epoch 0.
+		ms := store.Millis(now())
+		if _, err := db.ExecContext(ctx, `INSERT INTO kek_state (id, epoch, key_id, target, started_at, target_at)
+			VALUES (1, $1, $2, $1, $3, $3) ON CONFLICT (id) DO NOTHING`, k.epoch, k.id, ms); err != nil {
+			return nil, fmt.Errorf("vault: key state: %w", err)
+		}
+		if st, serr = loadState(ctx, db); serr != nil {
+			return nil, fmt.Errorf("vault: key state: %w", serr)
+		}
+	case noFile:
+		return nil, fmt.Errorf("vault: this deployment's key (epoch %d, id %s) is not on this node: copy the key file of another node to %s (--master-key-file)",
+			st.epoch, st.keyID, cfg.KeyFile)
+	}
+	v.cur = k
+	if err := v.agree(ctx, st); err != nil {
+		return nil, err
+	}
+	if err := v.escrow(ctx, v.current()); err != nil {
+		return nil, err
+	}
+	if st.target > st.epoch {
+		if err := v.escrow(ctx, v.current().Next()); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// agree brings the node's key to the database's epoch, or says why it cannot.
+func (v *Vault) agree(ctx context.Context, st state) error {
+	cur := v.current()
+	switch {
+	case st.epoch < cur.epoch:
+		return fmt.Errorf("%w: the database is at epoch %d, this node at %d; the database was restored from an older backup: "+
+			"run `steward keys recover --identity FILE` with the offline escrow key", ErrKeysBehind, st.epoch, cur.epoch)
+	case st.epoch == cur.epoch:
+		if st.keyID != cur.id {
+			return fmt.Errorf("vault: the key file %s (id %s) is not this database's key of epoch %d (id %s): another deployment's",
+				v.cfg.KeyFile, cur.id, st.epoch, st.keyID)
+		}
+	default:
+		next, err := cur.Forward(st.epoch)
+		if err != nil {
+			return err
+		}
+		if next.id != st.keyID {
+			return fmt.Errorf("vault: the key file %s does not lead to this database's key of epoch %d: another deployment's", v.cfg.KeyFile, st.epoch)
+		}
+		// Keys this node wrapped at its old epoch while the others rotated are
+		// rewrapped before the old KEK goes.
+		if _, err := v.rewrap(ctx, st.epoch); err != nil {
+			return err
+		}
+		if err := v.ratchet(next); err != nil {
+			return err
+		}
+	}
+	v.mu.Lock()
+	v.rotating = st.target > st.epoch
+	v.mu.Unlock()
+	return nil
+}
+
+// escrow stores k encrypted to the operator's offline keys, once per epoch.
+func (v *Vault) escrow(ctx context.Context, k KEK) error {
+	if v.cfg.Escrow == nil {
+		return nil
+	}
+	sealed, err := v.cfg.Escrow.Seal(k)
+	if err != nil {
+		return err
+	}
+	if _, err := v.db.ExecContext(ctx, `INSERT INTO kek_escrow (epoch, key_id, recipients, sealed, created_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (epoch) DO NOTHING`,
+		k.epoch, k.id, v.cfg.Escrow.Recipients(), sealed, store.Millis(v.now())); err != nil {
+		return fmt.Errorf("vault: escrow: %w", err)
+	}
+	return nil
+}
+
+// ratchet replaces the node's KEK with next, destroying the old one in the key file
+// and dropping it from memory.
+func (v *Vault) ratchet(next KEK) error {
+	if err := WriteKEK(v.cfg.KeyFile, next); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for e := range v.aeads {
+		if e < next.epoch {
+			delete(v.aeads, e)
+		}
+	}
+	clear(v.cur.key[:])
+	v.cur = next
+	v.rotating = false
+	v.log.Info("vault: moved to a new epoch; the old key-encryption key is destroyed on this node", "epoch", next.epoch)
+	return nil
+}
+
+func (v *Vault) current() KEK {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.cur
+}
+
+// Epoch returns the node's epoch and whether a rotation to the next one runs.
+func (v *Vault) Epoch() (int64, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.cur.epoch, v.rotating
+}
+
+// writeEpoch is the epoch new keys are wrapped at.
+func (v *Vault) writeEpoch() int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.rotating {
+		return v.cur.epoch + 1
+	}
+	return v.cur.epoch
+}
+
+// aead returns the cipher of an epoch's KEK: the node's, or a later one derived from
+// it. An earlier epoch's KEK is gone.
+func (v *Vault) aead(epoch int64) (cipher.AEAD, error) {
+	v.mu.RLock()
+	a, cur := v.aeads[epoch], v.cur
+	v.mu.RUnlock()
+	if a != nil {
+		return a, nil
+	}
+	if epoch < cur.epoch {
+		return nil, fmt.Errorf("vault: a key wrapped at epoch %d, whose key-encryption key this node destroyed (it is at epoch %d)", epoch, cur.epoch)
+	}
+	if epoch > cur.epoch+1000 {
+		return nil, fmt.Errorf("vault: a key wrapped at epoch %d, far beyond this node's %d", epoch, cur.epoch)
+	}
+	k, err := cur.Forward(epoch)
+	if err != nil {
+		return nil, err
+	}
+	if a, err = gcm(k.key[:]); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if v.cur.id == cur.id {
+		v.aeads[epoch] = a
+	}
+	v.mu.Unlock()
+	return a, nil
+}
+
+func gcm(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
 
 // Key is one subject's data key.
 type Key struct {
 	subject string
 	data    [dataKeySize]byte
+	aead    cipher.AEAD
 }
 
 // Subject is the ID of the subject the key belongs to.
@@ -62,77 +316,99 @@ func (k *Key) String() string { return "vault.Key(" + k.subject + ")" }
 func (k *Key) GoString() string { return k.String() }
 
 // DataKey returns the subject's data key. When the subject has none, it creates one if
-// create is true and returns ErrNoKey otherwise. A key wrapped under another master key
-// is an error naming both keys' IDs.
+// create is true and returns ErrNoKey otherwise.
 func (v *Vault) DataKey(ctx context.Context, subjectID string, create bool) (*Key, error) {
+	k, err := v.KeyIn(ctx, v.db, subjectID, false)
+	if !errors.Is(err, ErrNoKey) || !create {
+		return k, err
+	}
+	err = v.db.InTx(ctx, func(tx *store.Tx) error {
+		k, err = v.KeyIn(ctx, tx, subjectID, true)
+		return err
+	})
+	return k, err
+}
+
+// KeyIn is DataKey on q: a transaction when create is true, so the key is stored with
+// what it seals.
+func (v *Vault) KeyIn(ctx context.Context, q store.Querier, subjectID string, create bool) (*Key, error) {
 	if subjectID == "" {
 		return nil, errors.New("vault: data key: empty subject id")
 	}
-	wrapped, masterID, err := v.read(ctx, v.db, subjectID)
+	var wrapped []byte
+	var epoch int64
+	err := q.QueryRowContext(ctx, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`, subjectID).Scan(&wrapped, &epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		if !create {
 			return nil, ErrNoKey
 		}
-		wrapped, masterID, err = v.create(ctx, subjectID)
+		k, row, err := v.NewKey(subjectID)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`, row...); err != nil {
+			return nil, fmt.Errorf("vault: data key: %w", err)
+		}
+		err = q.QueryRowContext(ctx, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`, subjectID).Scan(&wrapped, &epoch)
+		if err == nil && bytes.Equal(wrapped, row[1].([]byte)) {
+			return k, nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("vault: data key: %w", err)
 	}
-	return v.unwrap(subjectID, wrapped, masterID)
+	return v.Unwrap(subjectID, wrapped, epoch)
 }
 
-func (v *Vault) read(ctx context.Context, q store.Querier, subjectID string) ([]byte, string, error) {
-	var wrapped []byte
-	var masterID string
-	err := q.QueryRowContext(ctx, `SELECT wrapped, master_id FROM vault_keys WHERE subject_id = $1`, subjectID).
-		Scan(&wrapped, &masterID)
-	return wrapped, masterID, err
+// KeyColumns are the vault_keys columns Unwrap takes, for a query that joins
+// vault_keys (aliased alias) to read a row and its subject's key in one statement.
+func KeyColumns(alias string) string { return alias + ".wrapped, " + alias + ".epoch" }
+
+// KeyJoin joins vault_keys as alias on the subject expression.
+func KeyJoin(alias, subject string) string {
+	return "LEFT JOIN vault_keys " + alias + " ON " + alias + ".subject_id = " + subject
 }
 
-// create inserts a new key unless another caller got there first, and returns
-// whichever is stored.
-func (v *Vault) create(ctx context.Context, subjectID string) ([]byte, string, error) {
-	if v.master.IsZero() {
-		return nil, "", errors.New("no master key")
-	}
-	var data [dataKeySize]byte
-	_, _ = rand.Read(data[:]) // crypto/rand.Read never fails
-	w, err := wrap(v.master, subjectID, data[:])
+// NewKey makes a data key for a subject and returns it with its row for vault_keys
+// (subject_id, wrapped, epoch, created_at), for callers that store keys in bulk.
+func (v *Vault) NewKey(subjectID string) (*Key, []any, error) {
+	epoch := v.writeEpoch()
+	a, err := v.aead(epoch)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	var wrapped []byte
-	var masterID string
-	err = v.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO vault_keys (subject_id, wrapped, master_id, created_at)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`,
-			subjectID, w, v.master.ID(), store.Millis(v.now())); err != nil {
-			return err
-		}
-		var err error
-		wrapped, masterID, err = v.read(ctx, tx, subjectID)
-		return err
-	})
-	return wrapped, masterID, err
+	k := &Key{subject: subjectID}
+	_, _ = rand.Read(k.data[:]) // crypto/rand.Read never fails
+	if k.aead, err = gcm(k.data[:]); err != nil {
+		return nil, nil, err
+	}
+	w := wrap(a, subjectID, k.data[:])
+	return k, []any{subjectID, w, epoch, store.Millis(v.now())}, nil
 }
 
-func (v *Vault) unwrap(subjectID string, wrapped []byte, masterID string) (*Key, error) {
-	if masterID != v.master.ID() {
-		return nil, fmt.Errorf("vault: the data key of %s is wrapped under master key %s, but the configured master key is %s",
-			subjectID, masterID, v.master.ID())
+// Unwrap opens a subject's wrapped data key read at epoch.
+func (v *Vault) Unwrap(subjectID string, wrapped []byte, epoch int64) (*Key, error) {
+	a, err := v.aead(epoch)
+	if err != nil {
+		return nil, fmt.Errorf("vault: the data key of %s: %w", subjectID, err)
 	}
-	data, err := unwrap(v.master, subjectID, wrapped)
+	data, err := unwrap(a, subjectID, wrapped)
 	if err != nil {
 		return nil, err
 	}
 	k := &Key{subject: subjectID}
 	copy(k.data[:], data)
+	if k.aead, err = gcm(k.data[:]); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
 // Shred deletes the subject's data key in tx. Once tx commits, every ciphertext under
-// the key, wherever it is kept, is unreadable. Shredding a subject without a key is
-// not an error.
+// the key, wherever it is kept, is unreadable (and, once the epoch passes, so is the
+// key itself in the database's dead rows, logs and backups). Shredding a subject
+// without a key is not an error.
 func (v *Vault) Shred(ctx context.Context, tx *store.Tx, subjectID string) error {
 	return shred(ctx, tx, subjectID)
 }
@@ -153,122 +429,24 @@ func (v *Vault) HasKey(ctx context.Context, subjectID string) (bool, error) {
 	return n > 0, nil
 }
 
-// Rotate rewraps every data key from the vault's master key to next, RotateBatch keys
-// per transaction, without touching any ciphertext, and returns how many it rewrapped.
-// Keys already under next are skipped, so an interrupted rotation is resumed by
-// running it again. A key under a third master key stops it with an error naming
-// that key's ID. Once it returns, the operator configures next as the master key;
-// until then, this vault refuses the keys already rewrapped, so rotate with the
-// service stopped.
-func (v *Vault) Rotate(ctx context.Context, next MasterKey) (int, error) {
-	switch {
-	case next.IsZero() || v.master.IsZero():
-		return 0, errors.New("vault: rotate: no master key")
-	case next.ID() == v.master.ID():
-		return 0, fmt.Errorf("vault: rotate: the new master key %s is the current one", next.ID())
-	}
-	type row struct {
-		subject, masterID string
-		wrapped           []byte
-	}
-	total := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("vault: rotate: %w", err)
-		}
-		n := 0
-		err := v.db.InTx(ctx, func(tx *store.Tx) error {
-			rows, err := tx.QueryContext(ctx, `SELECT subject_id, wrapped, master_id FROM vault_keys
-				WHERE master_id <> $1 ORDER BY subject_id LIMIT $2`, next.ID(), v.batch)
-			if err != nil {
-				return err
-			}
-			var batch []row
-			for rows.Next() {
-				var r row
-				if err := rows.Scan(&r.subject, &r.wrapped, &r.masterID); err != nil {
-					rows.Close()
-					return err
-				}
-				batch = append(batch, r)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			for _, r := range batch {
-				k, err := v.unwrap(r.subject, r.wrapped, r.masterID)
-				if err != nil {
-					return err
-				}
-				w, err := wrap(next, r.subject, k.data[:])
-				if err != nil {
-					return err
-				}
-				res, err := tx.ExecContext(ctx, `UPDATE vault_keys SET wrapped = $1, master_id = $2
-					WHERE subject_id = $3 AND master_id = $4`, w, next.ID(), r.subject, r.masterID)
-				if err != nil {
-					return err
-				}
-				if c, _ := res.RowsAffected(); c > 0 {
-					n++
-				}
-			}
-			if len(batch) == 0 {
-				n = -1
-			}
-			return nil
-		})
-		if err != nil {
-			return total, fmt.Errorf("vault: rotate: %w", err)
-		}
-		if n < 0 {
-			return total, nil
-		}
-		total += n
-		if v.afterBatch != nil {
-			v.afterBatch(total)
-		}
-	}
-}
-
-// wrap seals a data key under the master key with AES-256-GCM, bound to the subject:
-// the result is nonce (12) | ciphertext (32) | tag (16).
-func wrap(m MasterKey, subjectID string, data []byte) ([]byte, error) {
-	aead, err := masterAEAD(m)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(data)+aead.Overhead())
+// wrap seals a data key under a KEK with AES-256-GCM, bound to the subject: the
+// result is nonce (12) | ciphertext (32) | tag (16).
+func wrap(a cipher.AEAD, subjectID string, data []byte) []byte {
+	out := make([]byte, a.NonceSize(), a.NonceSize()+len(data)+a.Overhead())
 	_, _ = rand.Read(out)
-	return aead.Seal(out, out[:aead.NonceSize()], data, []byte(subjectID)), nil
+	return a.Seal(out, out[:a.NonceSize()], data, []byte(subjectID))
 }
 
-func unwrap(m MasterKey, subjectID string, wrapped []byte) ([]byte, error) {
-	aead, err := masterAEAD(m)
-	if err != nil {
-		return nil, err
+func unwrap(a cipher.AEAD, subjectID string, wrapped []byte) ([]byte, error) {
+	ns := a.NonceSize()
+	if len(wrapped) != ns+dataKeySize+a.Overhead() {
+		return nil, fmt.Errorf("vault: the wrapped data key of %s is %d bytes, want %d", subjectID, len(wrapped), ns+dataKeySize+a.Overhead())
 	}
-	ns := aead.NonceSize()
-	if len(wrapped) != ns+dataKeySize+aead.Overhead() {
-		return nil, fmt.Errorf("vault: the wrapped data key of %s is %d bytes, want %d", subjectID, len(wrapped), ns+dataKeySize+aead.Overhead())
-	}
-	data, err := aead.Open(nil, wrapped[:ns], wrapped[ns:], []byte(subjectID))
+	data, err := a.Open(nil, wrapped[:ns], wrapped[ns:], []byte(subjectID))
 	if err != nil {
-		return nil, fmt.Errorf("vault: the wrapped data key of %s does not open under master key %s: damaged, or moved from another subject", subjectID, m.ID())
+		return nil, fmt.Errorf("vault: the wrapped data key of %s does not open: damaged, or moved from another subject", subjectID)
 	}
 	return data, nil
-}
-
-func masterAEAD(m MasterKey) (cipher.AEAD, error) {
-	if m.IsZero() {
-		return nil, errors.New("vault: no master key")
-	}
-	block, err := aes.NewCipher(m.key[:])
-	if err != nil {
-		return nil, fmt.Errorf("vault: master key: %w", err)
-	}
-	return cipher.NewGCM(block)
 }
 
 // Holder is the vault's entry in the data map: the members' wrapped data keys.
@@ -278,8 +456,25 @@ var keysTable = datamap.Table{Name: "vault_keys", Subject: "subject_id", Columns
 	{Name: "subject_id", Categories: []string{"user.unique_id"}},
 	{Name: "wrapped", Categories: []string{"user.authorization.credentials"},
 		Withheld: "key material: the data key wrapped by the operator's master key, of no use to the member outside Steward"},
-	{Name: "master_id", NotPersonal: "fingerprint of the operator's master key"},
+	{Name: "epoch", NotPersonal: "epoch of the key-encryption key that wraps the data key"},
 	{Name: "created_at", NotPersonal: "time the key was created", Time: true},
+}}
+
+var stateTable = datamap.Table{Name: "kek_state", Columns: []datamap.Column{
+	{Name: "id", NotPersonal: "the one row"},
+	{Name: "epoch", NotPersonal: "the epoch every data key is wrapped at"},
+	{Name: "key_id", NotPersonal: "fingerprint of the epoch's key-encryption key"},
+	{Name: "target", NotPersonal: "the epoch a running rotation moves keys to"},
+	{Name: "started_at", NotPersonal: "when the epoch began", Time: true},
+	{Name: "target_at", NotPersonal: "when the rotation began", Time: true},
+}}
+
+var escrowTable = datamap.Table{Name: "kek_escrow", Columns: []datamap.Column{
+	{Name: "epoch", NotPersonal: "epoch of the escrowed key"},
+	{Name: "key_id", NotPersonal: "fingerprint of the escrowed key"},
+	{Name: "recipients", NotPersonal: "the operator's public keys it is encrypted to"},
+	{Name: "sealed", NotPersonal: "an epoch's key-encryption key, encrypted to the operator's offline keys: no one's data, and nothing a node can open"},
+	{Name: "created_at", NotPersonal: "when it was escrowed", Time: true},
 }}
 
 // Declaration describes the vault.
@@ -290,7 +485,7 @@ func (Holder) Declaration() datamap.Declaration {
 		Purpose:     "Keep members' files confidential, and make erasure final: deleting the key makes every copy of the files unreadable (crypto-shredding).",
 		LawfulBasis: "contract",
 		Retention:   "Until erasure of the account.",
-		Tables:      []datamap.Table{keysTable},
+		Tables:      []datamap.Table{keysTable, stateTable, escrowTable},
 	}
 }
 

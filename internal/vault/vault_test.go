@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +21,26 @@ var testTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func clock() time.Time { return testTime }
 
+// openVault opens a vault whose key file is in dir, with no grace and a clock at
+// testTime unless cfg says otherwise.
+func openVault(t testing.TB, db *store.DB, dir string, cfg Config, now ...func() time.Time) *Vault {
+	t.Helper()
+	cfg.KeyFile = filepath.Join(dir, "master.key")
+	cfg.Create = true
+	if cfg.Grace == 0 {
+		cfg.Grace = -1
+	}
+	c := clock
+	if len(now) > 0 {
+		c = now[0]
+	}
+	v, err := Open(context.Background(), db, cfg, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return v
+}
+
 func countKeys(t *testing.T, db *store.DB, where string, args ...any) int {
 	t.Helper()
 	var n int
@@ -31,8 +53,7 @@ func countKeys(t *testing.T, db *store.DB, where string, args ...any) int {
 func TestDataKey(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		master := GenerateMasterKey()
-		v := New(db, master, clock)
+		v := openVault(t, db, t.TempDir(), Config{})
 
 		t.Run("create and reuse", func(t *testing.T) {
 			k1, err := v.DataKey(ctx, "alice", true)
@@ -53,7 +74,7 @@ func TestDataKey(t *testing.T) {
 					t.Fatalf("decrypt with the second key: got %q, %v", got, err)
 				}
 			}
-			if got := countKeys(t, db, "subject_id = $1 AND master_id = $2 AND created_at = $3", "alice", master.ID(), store.Millis(testTime)); got != 1 {
+			if got := countKeys(t, db, "subject_id = $1 AND epoch = 0 AND created_at = $2", "alice", store.Millis(testTime)); got != 1 {
 				t.Fatalf("alice has %d rows, want 1", got)
 			}
 			if fmt.Sprint(k1) != "vault.Key(alice)" {
@@ -123,17 +144,6 @@ func TestDataKey(t *testing.T) {
 			}
 		})
 
-		t.Run("another master", func(t *testing.T) {
-			if _, err := v.DataKey(ctx, "erin", true); err != nil {
-				t.Fatal(err)
-			}
-			other := GenerateMasterKey()
-			_, err := New(db, other, clock).DataKey(ctx, "erin", false)
-			if err == nil || !strings.Contains(err.Error(), master.ID()) || !strings.Contains(err.Error(), other.ID()) {
-				t.Fatalf("DataKey under another master: got %v, want an error naming %s and %s", err, master.ID(), other.ID())
-			}
-		})
-
 		t.Run("key moved to another subject", func(t *testing.T) {
 			if _, err := v.DataKey(ctx, "frank", true); err != nil {
 				t.Fatal(err)
@@ -148,110 +158,10 @@ func TestDataKey(t *testing.T) {
 	})
 }
 
-func TestRotate(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		ctx := context.Background()
-		old, next := GenerateMasterKey(), GenerateMasterKey()
-		v := New(db, old, clock)
-		const n = 250
-		want := map[string][dataKeySize]byte{}
-		for i := range n {
-			s := fmt.Sprintf("subject-%03d", i)
-			k, err := v.DataKey(ctx, s, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want[s] = k.data
-		}
-		var batches []int
-		v.afterBatch = func(total int) { batches = append(batches, total) }
-		got, err := v.Rotate(ctx, next)
-		if err != nil || got != n {
-			t.Fatalf("Rotate: got %d, %v, want %d", got, err, n)
-		}
-		if want := []int{100, 200, 250}; !slices.Equal(batches, want) {
-			t.Fatalf("batches ended at %v, want %v", batches, want)
-		}
-		if got := countKeys(t, db, "master_id = $1", next.ID()); got != n {
-			t.Fatalf("%d keys under the new master, want %d", got, n)
-		}
-		nv := New(db, next, clock)
-		for s, data := range want {
-			k, err := nv.DataKey(ctx, s, false)
-			if err != nil {
-				t.Fatalf("%s under the new master: %v", s, err)
-			}
-			if k.data != data {
-				t.Fatalf("%s: the data key changed in rotation", s)
-			}
-		}
-		_, err = v.DataKey(ctx, "subject-007", false)
-		if err == nil || !strings.Contains(err.Error(), old.ID()) || !strings.Contains(err.Error(), next.ID()) {
-			t.Fatalf("old master after rotation: got %v, want an error naming %s and %s", err, old.ID(), next.ID())
-		}
-		if got, err := v.Rotate(ctx, next); err != nil || got != 0 {
-			t.Fatalf("second Rotate: got %d, %v, want 0", got, err)
-		}
-		if _, err := nv.Rotate(ctx, next); err == nil {
-			t.Fatal("Rotate to the current master: got nil error")
-		}
-	})
-}
-
-func TestRotateResumes(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		old, next := GenerateMasterKey(), GenerateMasterKey()
-		v := New(db, old, clock)
-		const n = 250
-		for i := range n {
-			if _, err := v.DataKey(context.Background(), fmt.Sprintf("subject-%03d", i), true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		v.afterBatch = func(int) { cancel() }
-		got, err := v.Rotate(ctx, next)
-		if !errors.Is(err, context.Canceled) || got != 100 {
-			t.Fatalf("interrupted Rotate: got %d, %v, want 100, %v", got, err, context.Canceled)
-		}
-		if got := countKeys(t, db, "master_id = $1", next.ID()); got != 100 {
-			t.Fatalf("%d keys under the new master after the interruption, want 100", got)
-		}
-		v.afterBatch = nil
-		got, err = v.Rotate(context.Background(), next)
-		if err != nil || got != n-100 {
-			t.Fatalf("resumed Rotate: got %d, %v, want %d", got, err, n-100)
-		}
-		if got := countKeys(t, db, "master_id = $1", next.ID()); got != n {
-			t.Fatalf("%d keys under the new master, want %d", got, n)
-		}
-	})
-}
-
-func TestRotateStrayMaster(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		ctx := context.Background()
-		a, b, c := GenerateMasterKey(), GenerateMasterKey(), GenerateMasterKey()
-		if _, err := New(db, a, clock).DataKey(ctx, "alice", true); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := New(db, b, clock).DataKey(ctx, "bob", true); err != nil {
-			t.Fatal(err)
-		}
-		_, err := New(db, a, clock).Rotate(ctx, c)
-		if err == nil || !strings.Contains(err.Error(), b.ID()) {
-			t.Fatalf("Rotate with a key under a third master: got %v, want an error naming %s", err, b.ID())
-		}
-		if got := countKeys(t, db, "master_id = $1", c.ID()); got != 0 {
-			t.Fatalf("the failed batch rewrapped %d keys, want 0 (one transaction)", got)
-		}
-	})
-}
-
 func TestHolder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		v := New(db, GenerateMasterKey(), clock)
+		v := openVault(t, db, t.TempDir(), Config{})
 		for _, s := range []string{"alice", "bob"} {
 			if _, err := v.DataKey(ctx, s, true); err != nil {
 				t.Fatal(err)
@@ -278,10 +188,10 @@ func TestHolder(t *testing.T) {
 		if len(secs) != 1 || len(secs[0].Rows) != 1 {
 			t.Fatalf("Export: got %+v, want one section of one row", secs)
 		}
-		if got, want := secs[0].Columns, []string{"subject_id", "master_id", "created_at"}; !slices.Equal(got, want) {
+		if got, want := secs[0].Columns, []string{"subject_id", "epoch", "created_at"}; !slices.Equal(got, want) {
 			t.Fatalf("Export columns: got %v, want %v (wrapped withheld)", got, want)
 		}
-		if got, want := secs[0].Rows[0], []string{"alice", v.MasterID(), testTime.Format(time.RFC3339)}; !slices.Equal(got, want) {
+		if got, want := secs[0].Rows[0], []string{"alice", "0", testTime.Format(time.RFC3339)}; !slices.Equal(got, want) {
 			t.Fatalf("Export row: got %v, want %v", got, want)
 		}
 

@@ -5,6 +5,8 @@ package apptest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -49,6 +52,11 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	args := []string{"--data", data, "--addr", ln.Addr().String(), "--base-url", base, "--argon2-memory", "1024", "--rate-limits=false"}
 	if dbURL != "" {
 		args = append(args, "--database", dbURL)
+		if !slices.Contains(flags, "--master-key-file") {
+			// Nodes of one deployment share its key: every harness on this database
+			// gets the same key file, as an operator copies it to every node.
+			args = append(args, "--master-key-file", KeyFile(t, dbURL))
+		}
 	}
 	cfg, _, err := config.Load(append(args, flags...), func(string) string { return "" })
 	if err != nil {
@@ -75,6 +83,18 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	}
 	t.Cleanup(h.Close)
 	return h
+}
+
+// KeyFile is the key file that every harness started on dbURL shares.
+func KeyFile(t testing.TB, dbURL string) string {
+	if path, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
+		return filepath.Join(filepath.Dir(path), "master.key")
+	}
+	sum := sha256.Sum256([]byte(dbURL))
+	dir := filepath.Join(os.TempDir(), "steward-test-keys")
+	path := filepath.Join(dir, hex.EncodeToString(sum[:8])+".key")
+	t.Cleanup(func() { _ = os.Remove(path) })
+	return path
 }
 
 // Close stops Steward (it is also stopped when the test ends).

@@ -1,0 +1,71 @@
+package vault
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
+var errNotExist = fs.ErrNotExist
+
+// Sealed fields. A personal value is stored as AEAD ciphertext (AES-256-GCM) under its
+// subject's data key, bound to the subject and to the column it belongs to (its
+// label): version (1) | nonce (12) | ciphertext | tag (16). A value copied to another
+// row, another subject or another column does not open there.
+
+const sealVersion = 1
+
+// sealOverhead is what sealing adds to a value.
+const sealOverhead = 1 + 12 + 16
+
+// ErrSealed is returned for a sealed value that does not open: damaged, moved, or
+// sealed under another key.
+var ErrSealed = errors.New("vault: a sealed value does not open")
+
+func (k *Key) ad(buf []byte, label string) []byte {
+	buf = append(buf, "steward seal v1\x00"...)
+	buf = append(buf, label...)
+	buf = append(buf, 0)
+	return append(buf, k.subject...)
+}
+
+// Seal seals a value for the column named by label.
+func (k *Key) Seal(label string, plain []byte) []byte {
+	var adBuf [128]byte
+	out := make([]byte, 1+12, len(plain)+sealOverhead)
+	out[0] = sealVersion
+	_, _ = rand.Read(out[1:13])
+	return k.aead.Seal(out, out[1:13], plain, k.ad(adBuf[:0], label))
+}
+
+// SealString seals a text value; the empty string is stored as NULL (nil), so an
+// empty optional field costs nothing and stays empty.
+func (k *Key) SealString(label, s string) any {
+	if s == "" {
+		return nil
+	}
+	return k.Seal(label, []byte(s))
+}
+
+// Open opens a value sealed for label.
+func (k *Key) Open(label string, sealed []byte) ([]byte, error) {
+	if len(sealed) < sealOverhead || sealed[0] != sealVersion {
+		return nil, fmt.Errorf("%w: %s of %s is not a sealed value", ErrSealed, label, k.subject)
+	}
+	var adBuf [128]byte
+	out, err := k.aead.Open(nil, sealed[1:13], sealed[13:], k.ad(adBuf[:0], label))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s of %s", ErrSealed, label, k.subject)
+	}
+	return out, nil
+}
+
+// OpenString opens a text value sealed by SealString; NULL (nil) is "".
+func (k *Key) OpenString(label string, sealed []byte) (string, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	b, err := k.Open(label, sealed)
+	return string(b), err
+}
