@@ -74,12 +74,12 @@ type Config struct {
 	KeyEpoch         time.Duration // how long a key-encryption key lives
 	EscrowRecipients string        // age public keys that epoch keys are escrowed to
 	BackupRetention  time.Duration // how long escrowed epoch keys are kept
-	Files         string // "disk" or "s3"
-	FilesDir      string
-	S3            S3
-	MaxFileSize   int64
-	Quota         int64
-	UploadLease   time.Duration
+	Files            string        // "disk" or "s3"
+	FilesDir         string
+	S3               S3
+	MaxFileSize      int64
+	Quota            int64
+	UploadLease      time.Duration
 
 	InboundAddr       string
 	UnsubscribeDomain string

@@ -84,8 +84,8 @@ type Vault struct {
 	Created bool
 
 	mu       sync.RWMutex
-	cur      KEK                    // the node's KEK: the epoch every key is at, or before target
-	rotating bool                   // new keys are wrapped at cur's next epoch
+	cur      KEK                   // the node's KEK: the epoch every key is at, or before target
+	rotating bool                  // new keys are wrapped at cur's next epoch
 	aeads    map[int64]cipher.AEAD // by epoch: cur's, and later ones derived on demand
 
 	afterBatch func(n int) // test hook: called after each committed rewrap batch
