@@ -22,6 +22,7 @@ import (
 	"steward/internal/governance"
 	"steward/internal/mail"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // Status is the state of an account.
@@ -89,13 +90,16 @@ type Service struct {
 	profileStmt     *sql.Stmt
 	sessProfileStmt *sql.Stmt
 	eraser          Eraser
+	vault           *vault.Vault
+	index           *vault.Index
 	slots           chan struct{} // bounds concurrent password hashing
 	verified        func(ctx context.Context, accountID, email string) error
 }
 
 // New prepares the service's statements; a typo in them fails here.
-func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, set Settings, now func() time.Time) (*Service, error) {
-	s := &Service{db: db, outbox: outbox, audit: audit, set: set, now: now, common: commonPasswords(),
+func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, v *vault.Vault, index *vault.Index,
+	set Settings, now func() time.Time) (*Service, error) {
+	s := &Service{db: db, outbox: outbox, audit: audit, vault: v, index: index, set: set, now: now, common: commonPasswords(),
 		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	s.dummy = HashPassword(set.Argon2, "dummy password for timing")
 	var err error
@@ -196,18 +200,17 @@ func (s *Service) useToken(ctx context.Context, tx *store.Tx, token, purpose str
 
 // Subject returns the data-map subject of an account.
 func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subject, error) {
-	var email string
-	var pending sql.NullString
-	err := s.db.QueryRowContext(ctx, `SELECT email, pending_email FROM accounts WHERE id = $1`, accountID).Scan(&email, &pending)
-	if errors.Is(err, sql.ErrNoRows) {
-		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no such account")
+	p, err := s.Profile(ctx, accountID)
+	if err != nil {
+		return datamap.Subject{}, err
 	}
+	key, err := s.vault.KeyIn(ctx, s.db, accountID, false)
 	if err != nil {
 		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
 	}
-	subj := datamap.Subject{ID: accountID, Email: email}
-	if pending.Valid {
-		subj.OtherEmails = []string{pending.String}
+	subj := datamap.Subject{ID: accountID, Email: p.Email, Key: key}
+	if p.PendingEmail != "" {
+		subj.OtherEmails = []string{p.PendingEmail}
 	}
 	return subj, nil
 }
@@ -215,8 +218,8 @@ func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subjec
 // Lookup finds an account by email or id.
 func (s *Service) Lookup(ctx context.Context, emailOrID string) (datamap.Subject, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM accounts WHERE id = $1 OR email = $2`,
-		emailOrID, normalizeEmail(emailOrID)).Scan(&id)
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`,
+		emailOrID, s.index.Address(emailOrID)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no account with that email or id")
 	}
@@ -286,4 +289,71 @@ func (s *Service) Active(ctx context.Context, accountID string) (bool, error) {
 		return false, fmt.Errorf("account: active: %w", err)
 	}
 	return st == Active, nil
+}
+
+// SealLegacy seals the accounts an earlier release stored in plain text (their
+// email_idx is NULL) and their sessions, each account in a transaction of its own,
+// and returns how many it sealed. It runs at start, before requests are served.
+func (s *Service) SealLegacy(ctx context.Context) (int, error) {
+	ids, err := store.Strings(ctx, s.db, `SELECT id FROM accounts WHERE email_idx IS NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("account: seal: %w", err)
+	}
+	for _, id := range ids {
+		err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			var email, birth, country string
+			var pending, name, phone, home, business, guardian sql.NullString
+			err := tx.QueryRowContext(ctx, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`, id).
+				Scan(&email, &pending, &name, &phone, &home, &business, &birth, &country, &guardian)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			key, err := s.vault.KeyIn(ctx, tx, id, true)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`,
+				key.SealText(labelEmail, email), s.index.Address(email), key.SealOptional(labelEmail, pending.String),
+				key.SealOptional(labelName, name.String), key.SealOptional(labelPhone, phone.String),
+				key.SealOptional(labelHomeAddress, home.String), key.SealOptional(labelBusinessAddress, business.String),
+				key.SealText(labelBirthdate, birth), key.SealText(labelCountry, country),
+				key.SealOptional(labelGuardianEmail, guardian.String), id); err != nil {
+				return err
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`, id)
+			if err != nil {
+				return err
+			}
+			type sess struct{ id, ip, ua string }
+			var all []sess
+			for rows.Next() {
+				var x sess
+				if err := rows.Scan(&x.id, &x.ip, &x.ua); err != nil {
+					rows.Close()
+					return err
+				}
+				all = append(all, x)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, x := range all {
+				if _, err := tx.ExecContext(ctx, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`,
+					key.SealText(labelIP, x.ip), key.SealText(labelUserAgent, x.ua), x.id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("account: seal %s: %w", id, err)
+		}
+	}
+	return len(ids), nil
 }

@@ -66,14 +66,29 @@ var errNoAccount = apperr.New(apperr.NotFound, "account_not_found", "no such acc
 const profileColumns = `a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at`
 
+// Labels of the sealed columns. The current and the pending address share one: a
+// confirmed change moves the sealed value from one column to the other.
+const (
+	labelEmail           = "accounts.email"
+	labelName            = "accounts.name"
+	labelPhone           = "accounts.phone"
+	labelHomeAddress     = "accounts.home_address"
+	labelBusinessAddress = "accounts.business_address"
+	labelBirthdate       = "accounts.birthdate"
+	labelCountry         = "accounts.country"
+	labelGuardianEmail   = "accounts.guardian_email"
+	labelIP              = "sessions.ip"
+	labelUserAgent       = "sessions.user_agent"
+)
+
 // profileQuery reads a profile; it is prepared at start.
-const profileQuery = `SELECT ` + profileColumns + ` FROM accounts a WHERE a.id = $1`
+const profileQuery = `SELECT ` + profileColumns + `, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`
 
 // sessionProfileQuery checks a session and reads its profile in one statement: GET /me
 // is the hottest authenticated route, and on SQLite every statement opens a read
 // transaction of its own.
 const sessionProfileQuery = `SELECT s.expires_at, s.last_seen_at, ` + profileColumns +
-	` FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.id = $1`
+	`, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`
 
 // profileRow receives the profile columns of a query.
 type profileRow struct {
@@ -81,26 +96,51 @@ type profileRow struct {
 	pending, name, phone, home, business, gd sql.NullString
 	verified, guardianAt                     sql.NullInt64
 	mask, created, updated                   int64
+	birth, country                           string
+	wrapped                                  []byte
+	epoch                                    sql.NullInt64
 }
 
 // dest returns the scan destinations: lead first (columns selected before the
 // profile's), then the profile columns.
 func (r *profileRow) dest(lead ...any) []any {
 	return append(lead, &r.p.ID, &r.p.Email, &r.pending, &r.verified, &r.p.Status, &r.name, &r.phone, &r.home,
-		&r.business, &r.p.Birthdate, &r.p.Country, &r.gd, &r.guardianAt, &r.mask, &r.created, &r.updated)
+		&r.business, &r.birth, &r.country, &r.gd, &r.guardianAt, &r.mask, &r.created, &r.updated, &r.wrapped, &r.epoch)
 }
 
-func (r *profileRow) profile() Profile {
+// profile opens the sealed columns with the member's key. An account whose key is
+// gone is being erased: it is no account any more.
+func (s *Service) profile(r *profileRow) (Profile, error) {
+	if !r.epoch.Valid {
+		return Profile{}, errNoAccount
+	}
+	key, err := s.vault.Unwrap(r.p.ID, r.wrapped, r.epoch.Int64)
+	if err != nil {
+		return Profile{}, fmt.Errorf("account: profile: %w", err)
+	}
 	p := r.p
-	p.PendingEmail, p.Name, p.Phone, p.HomeAddress, p.BusinessAddress, p.GuardianEmail =
-		r.pending.String, r.name.String, r.phone.String, r.home.String, r.business.String, r.gd.String
+	for _, f := range []struct {
+		label  string
+		sealed string
+		out    *string
+	}{
+		{labelEmail, r.p.Email, &p.Email}, {labelEmail, r.pending.String, &p.PendingEmail},
+		{labelName, r.name.String, &p.Name}, {labelPhone, r.phone.String, &p.Phone},
+		{labelHomeAddress, r.home.String, &p.HomeAddress}, {labelBusinessAddress, r.business.String, &p.BusinessAddress},
+		{labelBirthdate, r.birth, &p.Birthdate}, {labelCountry, r.country, &p.Country},
+		{labelGuardianEmail, r.gd.String, &p.GuardianEmail},
+	} {
+		if *f.out, err = key.OpenText(f.label, f.sealed); err != nil {
+			return Profile{}, fmt.Errorf("account: profile: %w", err)
+		}
+	}
 	p.EmailVerified, p.GuardianConfirmed = r.verified.Valid, r.guardianAt.Valid
 	p.CreatedAt, p.UpdatedAt = store.FromMillis(r.created), store.FromMillis(r.updated)
 	p.Public = make(map[string]bool, len(PublicFields))
 	for i, f := range PublicFields {
 		p.Public[f] = r.mask&(1<<i) != 0
 	}
-	return p
+	return p, nil
 }
 
 // Profile returns the member's profile.
@@ -113,7 +153,7 @@ func (s *Service) Profile(ctx context.Context, accountID string) (Profile, error
 	if err != nil {
 		return Profile{}, fmt.Errorf("account: profile: %w", err)
 	}
-	return r.profile(), nil
+	return s.profile(&r)
 }
 
 // SessionProfile authenticates a token and returns the member's profile, in one query.
@@ -131,11 +171,18 @@ func (s *Service) SessionProfile(ctx context.Context, token string) (Session, Pr
 	if err != nil {
 		return Session{}, Profile{}, fmt.Errorf("account: authenticate: %w", err)
 	}
+	p, err := s.profile(&r)
+	if errors.Is(err, errNoAccount) {
+		return Session{}, Profile{}, errNoSession
+	}
+	if err != nil {
+		return Session{}, Profile{}, err
+	}
 	sess, err := s.liveSession(ctx, id, r.p.ID, expires, seen)
 	if err != nil {
 		return Session{}, Profile{}, err
 	}
-	return sess, r.profile(), nil
+	return sess, p, nil
 }
 
 // Minor reports whether the member is below the digital age of consent of their
@@ -238,15 +285,20 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
+		key, err := s.vault.KeyIn(ctx, tx, accountID, false)
+		if err != nil {
+			return fmt.Errorf("account: update: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`,
-			nullable(p.Name), nullable(p.Phone), nullable(p.HomeAddress), nullable(p.BusinessAddress), p.Birthdate, p.Country,
-			mask, store.Millis(s.now()), accountID)
+			key.SealOptional(labelName, p.Name), key.SealOptional(labelPhone, p.Phone), key.SealOptional(labelHomeAddress, p.HomeAddress),
+			key.SealOptional(labelBusinessAddress, p.BusinessAddress), key.SealText(labelBirthdate, p.Birthdate),
+			key.SealText(labelCountry, p.Country), mask, store.Millis(s.now()), accountID)
 		if err != nil {
 			return fmt.Errorf("account: update: %w", err)
 		}
 		if newEmail != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET pending_email = $1 WHERE id = $2`, newEmail, accountID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET pending_email = $1 WHERE id = $2`, key.SealText(labelEmail, newEmail), accountID); err != nil {
 				return fmt.Errorf("account: update: %w", err)
 			}
 			token, err := s.issueToken(ctx, tx, accountID, purposeEmailChange, verifyTTL)
@@ -306,36 +358,37 @@ type Holder struct{}
 
 var (
 	accountsTable = datamap.Table{Name: "accounts", Subject: "id", Columns: []datamap.Column{
-		{Name: "id", Categories: []string{"user.unique_id"}},
-		{Name: "email", Categories: []string{"user.contact.email"}},
-		{Name: "pending_email", Categories: []string{"user.contact.email"}},
+		{Name: "id", Categories: []string{"user.unique_id"}, Plain: "a random id: the subject's key is found by it"},
+		{Name: "email", Categories: []string{"user.contact.email"}, Sealed: true},
+		{Name: "email_idx", Categories: []string{"user.contact.email"}, Plain: "blind index: a keyed hash of the address, for login", Withheld: "a keyed hash of your address"},
+		{Name: "pending_email", Categories: []string{"user.contact.email"}, Sealed: true, Label: labelEmail},
 		{Name: "email_verified_at", NotPersonal: "time of verification", Time: true},
-		{Name: "password_hash", Categories: []string{"user.authorization.credentials"}, Withheld: "a salted argon2id hash of your password; giving it out would only help someone guess it"},
+		{Name: "password_hash", Categories: []string{"user.authorization.credentials"}, Plain: "a slow salted hash (argon2id), useless without the password", Withheld: "a salted argon2id hash of your password; giving it out would only help someone guess it"},
 		{Name: "status", NotPersonal: "state of the account"},
-		{Name: "name", Categories: []string{"user.name"}},
-		{Name: "phone", Categories: []string{"user.contact.phone_number"}},
-		{Name: "home_address", Categories: []string{"user.contact.address"}},
-		{Name: "business_address", Categories: []string{"user.contact.address"}},
-		{Name: "birthdate", Categories: []string{"user.demographic.date_of_birth"}},
-		{Name: "country", Categories: []string{"user.contact.address.country"}},
-		{Name: "guardian_email", Categories: []string{"user.contact.email"}},
+		{Name: "name", Categories: []string{"user.name"}, Sealed: true},
+		{Name: "phone", Categories: []string{"user.contact.phone_number"}, Sealed: true},
+		{Name: "home_address", Categories: []string{"user.contact.address"}, Sealed: true},
+		{Name: "business_address", Categories: []string{"user.contact.address"}, Sealed: true},
+		{Name: "birthdate", Categories: []string{"user.demographic.date_of_birth"}, Sealed: true},
+		{Name: "country", Categories: []string{"user.contact.address.country"}, Sealed: true},
+		{Name: "guardian_email", Categories: []string{"user.contact.email"}, Sealed: true},
 		{Name: "guardian_confirmed_at", NotPersonal: "time the guardian agreed", Time: true},
 		{Name: "public_mask", NotPersonal: "which fields are public"},
 		{Name: "created_at", NotPersonal: "time of registration", Time: true},
 		{Name: "updated_at", NotPersonal: "time of the last change", Time: true},
 	}}
 	sessionsTable = datamap.Table{Name: "sessions", Subject: "account_id", Columns: []datamap.Column{
-		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a session token"},
-		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "id", Categories: []string{"user.authorization.credentials"}, Plain: "the SHA-256 of a random token", Withheld: "the hash of a session token"},
+		{Name: "account_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
 		{Name: "created_at", NotPersonal: "time of login", Time: true},
 		{Name: "last_seen_at", NotPersonal: "time of the last request", Time: true},
 		{Name: "expires_at", NotPersonal: "end of the session", Time: true},
-		{Name: "ip", Categories: []string{"user.device.ip_address"}},
-		{Name: "user_agent", Categories: []string{"user.device.browser"}},
+		{Name: "ip", Categories: []string{"user.device.ip_address"}, Sealed: true},
+		{Name: "user_agent", Categories: []string{"user.device.browser"}, Sealed: true},
 	}}
 	tokensTable = datamap.Table{Name: "account_tokens", Subject: "account_id", Columns: []datamap.Column{
-		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a one-time link"},
-		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "id", Categories: []string{"user.authorization.credentials"}, Plain: "the SHA-256 of a random token", Withheld: "the hash of a one-time link"},
+		{Name: "account_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
 		{Name: "purpose", NotPersonal: "what the link is for"},
 		{Name: "created_at", NotPersonal: "time the link was made", Time: true},
 		{Name: "expires_at", NotPersonal: "end of the link", Time: true},
@@ -356,7 +409,7 @@ func (Holder) Declaration() datamap.Declaration {
 
 // Export returns the account row, its sessions and its pending links.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: accountsTable, Where: "id = $1"},
+	return s.SelectParts(ctx, q, datamap.Part{Table: accountsTable, Where: "id = $1"},
 		datamap.Part{Table: sessionsTable, Where: "account_id = $1"}, datamap.Part{Table: tokensTable, Where: "account_id = $1"})
 }
 

@@ -2,6 +2,8 @@ package account
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -212,18 +214,27 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 	now := store.Millis(s.now())
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var existing string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email = $1`, email).Scan(&existing)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1`, s.index.Address(email)).Scan(&existing)
 		if err == nil {
 			// Taken: answer as for a new account and tell the owner instead.
 			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountExists, Data: map[string]string{
 				"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
 			}})
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, password_hash, status, name, phone, home_address,
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account: register: %w", err)
+		}
+		key, err := s.vault.KeyIn(ctx, tx, out.ID, true)
+		if err != nil {
+			return fmt.Errorf("account: register: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
 			business_address, birthdate, country, guardian_email, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
-			out.ID, email, hash, out.Status, nullable(r.Name), nullable(r.Phone), nullable(r.HomeAddress),
-			nullable(r.BusinessAddress), birth.Format("2006-01-02"), country, nullable(guardian), now)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`,
+			out.ID, key.SealText(labelEmail, email), s.index.Address(email), hash, out.Status, key.SealOptional(labelName, r.Name),
+			key.SealOptional(labelPhone, r.Phone), key.SealOptional(labelHomeAddress, r.HomeAddress),
+			key.SealOptional(labelBusinessAddress, r.BusinessAddress), key.SealText(labelBirthdate, birth.Format("2006-01-02")),
+			key.SealText(labelCountry, country), key.SealOptional(labelGuardianEmail, guardian), now)
 		if err != nil {
 			return fmt.Errorf("account: register: %w", err)
 		}
@@ -257,13 +268,6 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 		return Registered{}, err
 	}
 	return out, nil
-}
-
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }
 
 // VerifyEmail uses a verification token: the address is confirmed and, unless a
@@ -305,15 +309,23 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 }
 
 func (s *Service) confirmEmailChange(ctx context.Context, tx *store.Tx, id string, status *Status, meta Meta) error {
-	var pending *string
+	var pending sql.NullString
 	if err := tx.QueryRowContext(ctx, `SELECT status, pending_email FROM accounts WHERE id = $1`, id).Scan(status, &pending); err != nil {
 		return fmt.Errorf("account: verify: %w", err)
 	}
-	if pending == nil {
+	if !pending.Valid {
 		return errBadToken
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE accounts SET email = pending_email, pending_email = NULL, email_verified_at = $1,
-		updated_at = $1 WHERE id = $2`, store.Millis(s.now()), id)
+	key, err := s.vault.KeyIn(ctx, tx, id, false)
+	if err != nil {
+		return fmt.Errorf("account: verify: %w", err)
+	}
+	addr, err := key.OpenText(labelEmail, pending.String)
+	if err != nil {
+		return fmt.Errorf("account: verify: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
+		updated_at = $2 WHERE id = $3`, s.index.Address(addr), store.Millis(s.now()), id)
 	if store.IsUniqueViolation(err) {
 		return apperr.Field("email", "email_taken", "this address now belongs to another account")
 	}
@@ -335,15 +347,11 @@ func (s *Service) GuardianRequestFor(ctx context.Context, token string) (Guardia
 	if err != nil {
 		return GuardianRequest{}, err
 	}
-	var g GuardianRequest
-	var name *string
-	if err := s.db.QueryRowContext(ctx, `SELECT name, email FROM accounts WHERE id = $1`, id).Scan(&name, &g.ChildEmail); err != nil {
+	p, err := s.Profile(ctx, id)
+	if err != nil {
 		return GuardianRequest{}, fmt.Errorf("account: guardian: %w", err)
 	}
-	if name != nil {
-		g.ChildName = *name
-	}
-	return g, nil
+	return GuardianRequest{ChildName: p.Name, ChildEmail: p.Email}, nil
 }
 
 // GuardianDecide records the guardian's answer. Agreeing activates the account once
@@ -358,6 +366,13 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`, id).
 			Scan(&email, &verified); err != nil {
+			return fmt.Errorf("account: guardian: %w", err)
+		}
+		key, err := s.vault.KeyIn(ctx, tx, id, false)
+		if err != nil {
+			return fmt.Errorf("account: guardian: %w", err)
+		}
+		if email, err = key.OpenText(labelEmail, email); err != nil {
 			return fmt.Errorf("account: guardian: %w", err)
 		}
 		if !agree {

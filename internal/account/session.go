@@ -44,7 +44,7 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	email = normalizeEmail(email)
 	var id, hash string
 	var status Status
-	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash, status FROM accounts WHERE email = $1`, email).Scan(&id, &hash, &status)
+	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`, s.index.Address(email)).Scan(&id, &hash, &status)
 	if errors.Is(err, sql.ErrNoRows) || status == Erasing {
 		// The same work and answer as for a real account; an account being erased is
 		// treated as gone, so nothing new is recorded against it.
@@ -73,13 +73,18 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	now := s.now()
 	sess := Session{ID: sessID, AccountID: id, ExpiresAt: now.Add(s.set.SessionTTL)}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		key, err := s.vault.KeyIn(ctx, tx, id, false)
+		if err != nil {
+			return fmt.Errorf("account: session: %w", err)
+		}
 		if stale {
 			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE id = $2`, s.hashPassword(password), id); err != nil {
 				return fmt.Errorf("account: rehash: %w", err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
-			VALUES ($1, $2, $3, $3, $4, $5, $6)`, sessID, id, store.Millis(now), store.Millis(sess.ExpiresAt), meta.IP, truncate(meta.UserAgent, 300)); err != nil {
+			VALUES ($1, $2, $3, $3, $4, $5, $6)`, sessID, id, store.Millis(now), store.Millis(sess.ExpiresAt),
+			key.SealText(labelIP, meta.IP), key.SealText(labelUserAgent, truncate(meta.UserAgent, 300))); err != nil {
 			return fmt.Errorf("account: session: %w", err)
 		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "login", AccountID: id, IP: meta.IP})
@@ -141,11 +146,21 @@ func (s *Service) Sessions(ctx context.Context, accountID, current string) ([]Se
 		return nil, fmt.Errorf("account: sessions: %w", err)
 	}
 	defer rows.Close()
+	key, err := s.vault.KeyIn(ctx, s.db, accountID, false)
+	if err != nil {
+		return nil, fmt.Errorf("account: sessions: %w", err)
+	}
 	var out []SessionInfo
 	for rows.Next() {
 		var si SessionInfo
 		var c, l, e int64
 		if err := rows.Scan(&si.ID, &c, &l, &e, &si.IP, &si.UserAgent); err != nil {
+			return nil, fmt.Errorf("account: sessions: %w", err)
+		}
+		if si.IP, err = key.OpenText(labelIP, si.IP); err != nil {
+			return nil, fmt.Errorf("account: sessions: %w", err)
+		}
+		if si.UserAgent, err = key.OpenText(labelUserAgent, si.UserAgent); err != nil {
 			return nil, fmt.Errorf("account: sessions: %w", err)
 		}
 		si.CreatedAt, si.LastSeenAt, si.ExpiresAt = store.FromMillis(c), store.FromMillis(l), store.FromMillis(e)
@@ -199,7 +214,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string, met
 	}
 	var id string
 	var status Status
-	err = s.db.QueryRowContext(ctx, `SELECT id, status FROM accounts WHERE email = $1`, email).Scan(&id, &status)
+	err = s.db.QueryRowContext(ctx, `SELECT id, status FROM accounts WHERE email_idx = $1`, s.index.Address(email)).Scan(&id, &status)
 	if errors.Is(err, sql.ErrNoRows) || status == Erasing {
 		return nil
 	}

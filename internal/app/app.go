@@ -139,17 +139,6 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 	a.Audit = governance.NewAudit(a.now)
-	a.Accounts, err = account.New(ctx, a.DB, a.Outbox, a.Audit, account.Settings{
-		BaseURL:      cfg.BaseURL,
-		Argon2:       account.Argon2(cfg.Argon2),
-		SessionTTL:   cfg.SessionTTL,
-		Fields:       cfg.Fields,
-		AgeOfConsent: cfg.AgeOfConsentFor,
-	}, a.now)
-	if err != nil {
-		return err
-	}
-
 	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true}
 	if cfg.EscrowRecipients != "" {
 		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
@@ -165,6 +154,18 @@ func (a *App) build(ctx context.Context, o options) error {
 	if vcfg.Escrow == nil {
 		a.Log.Warn("no --escrow-recipient: epoch keys are not escrowed, so a backup cannot be restored once its epoch has passed")
 	}
+	index := vault.NewIndex(key)
+	a.Accounts, err = account.New(ctx, a.DB, a.Outbox, a.Audit, a.Vault, index, account.Settings{
+		BaseURL:      cfg.BaseURL,
+		Argon2:       account.Argon2(cfg.Argon2),
+		SessionTTL:   cfg.SessionTTL,
+		Fields:       cfg.Fields,
+		AgeOfConsent: cfg.AgeOfConsentFor,
+	}, a.now)
+	if err != nil {
+		return err
+	}
+
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
-	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: vault.NewIndex(key), BaseURL: cfg.BaseURL,
+	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
 	// A verified address joins its subscription, if any, to the account: one subject.
 	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
@@ -396,6 +397,13 @@ func (a *App) Handler() http.Handler { return a.handler }
 // a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
 // Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
 func (a *App) Start(ctx context.Context) error {
+	// Accounts an earlier release kept in plain text are sealed before anything else.
+	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"accounts", n)
+	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/rights"
 	"steward/internal/store"
+	"steward/internal/vault"
 	"steward/internal/store/storetest"
 )
 
@@ -55,6 +56,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(governance.AuditHolder{})
 		reg.Register(mail.Holder{})
 		reg.Register(rights.Holder{})
+		reg.Register(vault.Holder{})
 		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		err = rs.EraseNow(ctx, id, "test")
@@ -66,7 +68,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 			t.Fatalf("pending = %v (%v), want one request", pending, err)
 		}
 		req, _ := rs.Request(ctx, pending[0])
-		if got := strings.Join(req.StepsDone, ","); got != "erasure,mail_outbox,audit_log" || !strings.Contains(req.LastError, "connection lost") {
+		if got := strings.Join(req.StepsDone, ","); got != "vault,erasure,mail_outbox,audit_log" || !strings.Contains(req.LastError, "connection lost") {
 			t.Errorf("after failure: steps %q, last error %q", got, req.LastError)
 		}
 		// Half-way, the member can no longer log in.
@@ -80,7 +82,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 			t.Errorf("flaky holder called %d times, want 2", calls)
 		}
 		req, _ = rs.Request(ctx, pending[0])
-		if req.State != rights.StateDone || len(req.StepsDone) != 5 {
+		if req.State != rights.StateDone || len(req.StepsDone) != 6 {
 			t.Errorf("after resume: %+v", req)
 		}
 		found, err := datamap.Scan(ctx, h.App.DB, terms)
@@ -115,7 +117,7 @@ func TestCLIEraseAndResidue(t *testing.T) {
 		code := cli.Run(ctx, args, env, &out, &errb)
 		return code, out.String() + errb.String()
 	}
-	if code, out := run("residue", email, "--log-level", "error"); code != 1 || !strings.Contains(out, "accounts.email") {
+	if code, out := run("residue", email, "--log-level", "error"); code != 1 || !strings.Contains(out, "accounts.id") {
 		t.Fatalf("residue of a live member: exit %d, %s", code, out)
 	}
 	exportFile := filepath.Join(t.TempDir(), "export.zip")

@@ -23,6 +23,14 @@ type Subject struct {
 	Email string
 	// Other addresses of the subject (an address waiting for confirmation).
 	OtherEmails []string
+	// Key opens what is sealed under the subject's data key (exports); nil when the
+	// subject has none.
+	Key Opener
+}
+
+// Opener opens values sealed under one subject's data key.
+type Opener interface {
+	OpenText(label, sealed string) (string, error)
 }
 
 // Addresses returns every known address of the subject.

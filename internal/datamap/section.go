@@ -15,6 +15,29 @@ import (
 // condition with $N placeholders) and returns them as a Section. Holders use it for
 // their Export.
 func SelectSection(ctx context.Context, q store.Querier, t Table, where string, args ...any) (Section, error) {
+	return selectSection(ctx, q, t, nil, where, args...)
+}
+
+// Select is SelectSection for rows of the subject, whose sealed columns it opens with
+// the subject's key.
+func (s Subject) Select(ctx context.Context, q store.Querier, t Table, where string, args ...any) (Section, error) {
+	return selectSection(ctx, q, t, s.Key, where, args...)
+}
+
+// SelectParts is SelectParts for the subject, opening sealed columns.
+func (s Subject) SelectParts(ctx context.Context, q store.Querier, parts ...Part) ([]Section, error) {
+	out := make([]Section, 0, len(parts))
+	for _, p := range parts {
+		sec, err := selectSection(ctx, q, p.Table, s.Key, p.Where, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+func selectSection(ctx context.Context, q store.Querier, t Table, key Opener, where string, args ...any) (Section, error) {
 	sec := Section{Table: t.Name}
 	var cols []Column
 	for _, c := range t.Columns {
@@ -46,6 +69,15 @@ func SelectSection(ctx context.Context, q store.Querier, t Table, where string, 
 		row := make([]string, len(cols))
 		for i, v := range vals {
 			row[i] = v.String
+			if cols[i].Sealed && v.Valid {
+				if key == nil {
+					return sec, fmt.Errorf("datamap: export %s.%s: a sealed column, and no key of the subject to open it", t.Name, cols[i].Name)
+				}
+				var err error
+				if row[i], err = key.OpenText(cols[i].SealLabel(t.Name), v.String); err != nil {
+					return sec, fmt.Errorf("datamap: export %s.%s: %w", t.Name, cols[i].Name, err)
+				}
+			}
 			if cols[i].Time && v.Valid {
 				if ms, err := strconv.ParseInt(v.String, 10, 64); err == nil {
 					row[i] = time.UnixMilli(ms).UTC().Format(time.RFC3339)

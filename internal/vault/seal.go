@@ -2,6 +2,7 @@ package vault
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -68,4 +69,35 @@ func (k *Key) OpenString(label string, sealed []byte) (string, error) {
 	}
 	b, err := k.Open(label, sealed)
 	return string(b), err
+}
+
+// Sealed values in text columns are the sealed bytes in base64 (standard alphabet,
+// no padding): the schemas keep their text columns on both engines.
+
+// SealText seals a text value for a text column. The empty string is sealed too, so a
+// NOT NULL column always holds a sealed value.
+func (k *Key) SealText(label, s string) string {
+	return base64.RawStdEncoding.EncodeToString(k.Seal(label, []byte(s)))
+}
+
+// SealOptional is SealText for a nullable column: the empty string is NULL.
+func (k *Key) SealOptional(label, s string) any {
+	if s == "" {
+		return nil
+	}
+	return k.SealText(label, s)
+}
+
+// OpenText opens a value sealed by SealText or SealOptional; "" (a NULL read as
+// empty) is "".
+func (k *Key) OpenText(label, sealed string) (string, error) {
+	if sealed == "" {
+		return "", nil
+	}
+	b, err := base64.RawStdEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s of %s is not a sealed value", ErrSealed, label, k.subject)
+	}
+	out, err := k.Open(label, b)
+	return string(out), err
 }

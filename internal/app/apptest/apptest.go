@@ -57,6 +57,10 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 			// gets the same key file, as an operator copies it to every node.
 			args = append(args, "--master-key-file", KeyFile(t, dbURL))
 		}
+		if !slices.Contains(flags, "--ledger-key-file") {
+			// So is the key of blind indexes (and of the erasure ledger).
+			args = append(args, "--ledger-key-file", strings.TrimSuffix(KeyFile(t, dbURL), filepath.Ext(KeyFile(t, dbURL)))+".ledger")
+		}
 	}
 	cfg, _, err := config.Load(append(args, flags...), func(string) string { return "" })
 	if err != nil {
