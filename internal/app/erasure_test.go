@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,4 +223,82 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	if _, ok, _ := h2.App.Rights.Erased(ctx, "restart@example.org"); !ok {
 		t.Error("the ledger does not record the resumed erasure")
 	}
+}
+
+// On PostgreSQL "steward residue" reads the server's files: a member's id is found in
+// the accounts table's file and in the WAL (exit 1); an address never written is found
+// nowhere (exit 0); and a role that may not read the files gets exit 2, with what it
+// could not read on stderr, rather than a clean answer.
+func TestCLIResidueReadsPostgresFiles(t *testing.T) {
+	u := storetest.PostgresURL(t)
+	if u == "" {
+		t.Skip("STEWARD_TEST_POSTGRES_URL not set")
+	}
+	h := apptest.Start(t, u)
+	ctx := context.Background()
+	email := "raw.scan@example.org"
+	id, _ := h.Member(email, pw, map[string]any{"name": "Raw Scan"})
+	run := func(dbURL string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		env := func(k string) string {
+			switch k {
+			case "STEWARD_DATA":
+				return h.Data
+			case "STEWARD_DATABASE":
+				return dbURL
+			}
+			return ""
+		}
+		code := cli.Run(ctx, append(args, "--log-level", "error"), env, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+
+	code, out, errs := run(u, "residue", email)
+	if code != 1 || !strings.Contains(out, "found: table file accounts: ") || !strings.Contains(out, "found: WAL ") || errs != "" {
+		t.Errorf("residue of a live member: exit %d, want 1 with the table file and the WAL\n%s%s", code, out, errs)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "found: ") && (strings.Contains(line, id) || strings.Contains(line, email) || strings.Contains(line, "Raw Scan")) {
+			t.Errorf("a finding names the value: %s", line)
+		}
+	}
+
+	nobody := "nobody." + strings.ToLower(id[len(id)-12:]) + "@example.org"
+	if code, out, errs := run(u, "residue", nobody); code != 0 || !strings.Contains(out, "no residue") || errs != "" {
+		t.Errorf("residue of an address never written: exit %d, want 0\n%s%s", code, out, errs)
+	}
+
+	// A role that may read the tables but not the server's files.
+	role := "steward_reader_" + strings.ToLower(id[len(id)-12:])
+	var schema string
+	if err := h.App.DB.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN PASSWORD 'reader-password'`,
+		`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role,
+	} {
+		if _, err := h.App.DB.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := h.App.DB.ExecContext(ctx, q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	ru, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru.User = url.UserPassword(role, "reader-password")
+	code, out, errs = run(ru.String(), "residue", nobody)
+	if code != 2 || !strings.Contains(errs, "could not read: CHECKPOINT was refused") ||
+		!strings.Contains(errs, "could not read: the WAL was not read") || strings.Contains(out, "no residue") {
+		t.Errorf("residue without the right to read files: exit %d, want 2 with what was not read\n%s%s", code, out, errs)
+	}
+	t.Logf("without the right to read files: exit %d\n%s%s", code, out, errs)
 }

@@ -29,8 +29,11 @@ Commands:
   migrate                apply database migrations and exit
   export EMAIL|ID        write the member's portability archive (zip) to --out or stdout
   erase EMAIL|ID         erase the member through every holder of the data map, now
-  residue EMAIL|ID       scan every text column (and on SQLite the database files) for
-                         the member's identifiers; exit 1 if any is found, 0 if none
+  residue EMAIL|ID       scan every text column and the database's files (SQLite: the
+                         database and its WAL; PostgreSQL: the files of the schema's
+                         tables and indexes, and the WAL) for the member's identifiers;
+                         exit 1 if any is found, 2 if none is but some file could not
+                         be read (said on stderr), 0 if none is anywhere
   datamap                print the data map (holders, tables, categories) as Markdown
   receipt verify FILE [--public-key BASE64]
                          check a consent receipt's signature against the operator's
@@ -117,10 +120,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		})
 	case "residue":
-		var found bool
-		found, err = residue(ctx, cfg, log, pos, terms, stdout)
-		if err == nil && found {
-			return 1
+		var code int
+		code, err = residue(ctx, cfg, log, pos, terms, stdout, stderr)
+		if err == nil {
+			return code
 		}
 	case "datamap":
 		err = printDatamap(ctx, cfg, log, stdout)
@@ -253,21 +256,24 @@ func export(ctx context.Context, a *app.App, s datamap.Subject, out string, stdo
 
 // residue scans for a member's identifiers. For a member who still exists it gathers
 // every identifier from the account; for an erased one it looks for what it is given
-// (the email or id, and --also) and reports what the erasure ledger says.
-func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, also string, stdout io.Writer) (bool, error) {
+// (the email or id, and --also) and reports what the erasure ledger says. It returns
+// the exit code: 1 if anything is found; 2 if nothing is but some place could not be
+// read, which it names on stderr (a scan that could not read everything proves nothing
+// of what it did not read, so a script must not take it for clean); 0 otherwise.
+func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, also string, stdout, stderr io.Writer) (int, error) {
 	if len(pos) != 1 {
-		return false, apperr.New(apperr.Invalid, "usage", "give exactly one member: an email address or an account id")
+		return 0, apperr.New(apperr.Invalid, "usage", "give exactly one member: an email address or an account id")
 	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	defer a.Close()
 	who := pos[0]
 	var terms []datamap.Term
 	if s, err := a.Accounts.Lookup(ctx, who); err == nil {
 		if terms, err = a.Accounts.Identifiers(ctx, s.ID); err != nil {
-			return false, err
+			return 0, err
 		}
 		fmt.Fprintf(stdout, "member %s exists; scanning for its %d identifiers\n", s.ID, len(terms))
 	} else {
@@ -277,7 +283,7 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 		}
 		terms = []datamap.Term{{Kind: kind, Value: who}}
 		if at, ok, err := a.Rights.Erased(ctx, who); err != nil {
-			return false, err
+			return 0, err
 		} else if ok {
 			fmt.Fprintf(stdout, "erasure ledger: erased at %s\n", at.Format("2006-01-02 15:04:05 MST"))
 		} else {
@@ -289,9 +295,12 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 			terms = append(terms, datamap.Term{Kind: "given identifier", Value: t})
 		}
 	}
-	findings, err := a.Registry.ScanAll(ctx, a.DB, terms)
+	findings, unread, err := a.Registry.ScanAllRaw(ctx, a.DB, terms)
 	if err != nil {
-		return false, err
+		return 0, err
+	}
+	for _, u := range unread {
+		fmt.Fprintln(stderr, "steward residue: could not read:", u)
 	}
 	for _, f := range findings {
 		fmt.Fprintln(stdout, "found:", f)
@@ -304,15 +313,20 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 		}
 		more, err := a.Registry.CheckResidue(ctx, t.Value)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		for _, m := range more {
 			fmt.Fprintln(stdout, "found:", m)
 		}
 		kept += len(more)
 	}
-	if len(findings)+kept == 0 {
-		fmt.Fprintln(stdout, "no residue: none of the identifiers is anywhere in the database, no file or key of the member remains")
+	switch {
+	case len(findings)+kept > 0:
+		return 1, nil
+	case len(unread) > 0:
+		fmt.Fprintf(stdout, "nothing found in what could be read, but %d place(s) could not be read (named on stderr): this proves nothing of them\n", len(unread))
+		return 2, nil
 	}
-	return len(findings)+kept > 0, nil
+	fmt.Fprintln(stdout, "no residue: none of the identifiers is anywhere in the database or its files, no file or key of the member remains")
+	return 0, nil
 }

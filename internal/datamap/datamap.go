@@ -137,6 +137,16 @@ func (r *Registry) ScanAll(ctx context.Context, db *store.DB, terms []Term) ([]F
 	if err != nil {
 		return nil, err
 	}
+	more, err := r.scanHolders(ctx, terms)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
+}
+
+// scanHolders asks every holder with a store of its own to search it.
+func (r *Registry) scanHolders(ctx context.Context, terms []Term) ([]Finding, error) {
+	var out []Finding
 	for _, h := range r.holders {
 		if ts, ok := h.(TermScanner); ok {
 			found, err := ts.ScanTerms(ctx, usable(terms))

@@ -1,10 +1,8 @@
 package datamap
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -35,13 +33,29 @@ const minTermLen = 4
 // Scan looks for every term in every text column of every table of the live schema,
 // case-insensitively, and, on SQLite, in the raw bytes of the database file and its
 // write-ahead log, where a deleted row could linger. skip names tables to leave out
-// (those a legal hold keeps).
+// (those a legal hold keeps). On PostgreSQL it reads live rows only: ScanRaw also reads
+// the server's files.
 func Scan(ctx context.Context, db *store.DB, terms []Term, skip ...string) ([]Finding, error) {
+	out, err := scanRows(ctx, db, usable(terms), skip)
+	if err != nil {
+		return nil, err
+	}
+	if db.Dialect == store.SQLite {
+		found, err := scanSQLiteFiles(db, usable(terms))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// scanRows looks for the terms in the text columns of live rows.
+func scanRows(ctx context.Context, db *store.DB, terms []Term, skip []string) ([]Finding, error) {
 	cols, err := db.Columns(ctx)
 	if err != nil {
 		return nil, err
 	}
-	usable := usable(terms)
 	var out []Finding
 	for _, c := range cols {
 		if !c.Text || slices.Contains(skip, c.Table) {
@@ -52,7 +66,7 @@ func Scan(ctx context.Context, db *store.DB, terms []Term, skip ...string) ([]Fi
 		if db.Dialect == store.Postgres {
 			q = fmt.Sprintf("SELECT count(*) FROM %s WHERE strpos(%s, $1) > 0", store.QuoteIdent(c.Table), expr)
 		}
-		for _, t := range usable {
+		for _, t := range terms {
 			var n int
 			if err := db.QueryRowContext(ctx, q, t.Value).Scan(&n); err != nil {
 				return nil, fmt.Errorf("datamap: scan %s.%s: %w", c.Table, c.Name, err)
@@ -62,23 +76,23 @@ func Scan(ctx context.Context, db *store.DB, terms []Term, skip ...string) ([]Fi
 			}
 		}
 	}
-	if db.Dialect == store.SQLite && db.Path() != "" {
-		for _, suffix := range []string{"", "-wal"} {
-			name := db.Path() + suffix
-			data, err := os.ReadFile(name)
-			if os.IsNotExist(err) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("datamap: scan %s: %w", name, err)
-			}
-			lower := bytes.ToLower(data)
-			for _, t := range usable {
-				if n := bytes.Count(lower, []byte(t.Value)); n > 0 {
-					out = append(out, Finding{Where: "file " + baseName(name), Kind: t.Kind, Count: n})
-				}
-			}
+	return out, nil
+}
+
+// scanSQLiteFiles looks for the terms in the SQLite database file and its write-ahead
+// log, chunk by chunk.
+func scanSQLiteFiles(db *store.DB, terms []Term) ([]Finding, error) {
+	if db.Path() == "" {
+		return nil, nil
+	}
+	var out []Finding
+	for _, suffix := range []string{"", "-wal"} {
+		name := db.Path() + suffix
+		found, err := scanFile(name, "file "+baseName(name), terms)
+		if err != nil {
+			return nil, fmt.Errorf("datamap: scan %s: %w", name, err)
 		}
+		out = append(out, found...)
 	}
 	return out, nil
 }
