@@ -21,8 +21,8 @@ import (
 	"steward/internal/mail"
 	"steward/internal/rights"
 	"steward/internal/store"
-	"steward/internal/vault"
 	"steward/internal/store/storetest"
+	"steward/internal/vault"
 )
 
 // flakyHolder fails its first Erase, as a crash or a lost connection would.
