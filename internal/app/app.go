@@ -70,10 +70,16 @@ type options struct {
 	now    func() time.Time
 	poll   time.Duration
 	sender mail.Sender
+	// keyGrace is vault.Config.Grace.
+	keyGrace time.Duration
 }
 
 // WithClock sets the clock.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithKeyGrace sets how long a key rotation waits for other nodes before it ends
+// (negative: not at all; a single-node test).
+func WithKeyGrace(d time.Duration) Option { return func(o *options) { o.keyGrace = d } }
 
 // WithPoll sets how often idle job workers look for work.
 func WithPoll(d time.Duration) Option { return func(o *options) { o.poll = d } }
@@ -139,7 +145,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 	a.Audit = governance.NewAudit(a.now)
-	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true}
+	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true, Grace: o.keyGrace}
 	if cfg.EscrowRecipients != "" {
 		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
 			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)

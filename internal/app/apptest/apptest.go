@@ -70,7 +70,7 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	if os.Getenv("STEWARD_TEST_LOG") == "1" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond))
+	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,63 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"steward/internal/app/apptest"
+	"steward/internal/datamap/residuetest"
+)
+
+func randomValue(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// A member's sealed profile fields never reach the engine's files in plain text, so
+// after an erasure none of them is on disk, in table files, dead rows or WAL; and once
+// the key epoch has passed, the member's wrapped data key, which PostgreSQL's dead
+// rows still keep, opens with no key the node holds.
+func TestErasedMemberUnreadableOnDisk(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		email := randomValue("sealed.") + "@example.org"
+		var n [4]byte
+		_, _ = rand.Read(n[:])
+		phone := fmt.Sprintf("+33 6 %08d", uint32(n[0])<<16|uint32(n[1])<<8|uint32(n[2]))
+		home := randomValue("12 rue ") + ", Lyon"
+		business := randomValue("Office ") + ", Paris"
+		id, token := h.Member(email, pw, map[string]any{"phone": phone, "home_address": home, "business_address": business})
+		var wrapped []byte
+		var epoch int64
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`, id).Scan(&wrapped, &epoch); err != nil {
+			t.Fatal(err)
+		}
+		// Live, the values are in the database only sealed.
+		if found := residuetest.RawFindings(t, h.App.DB, phone, home, business); len(found) > 0 {
+			t.Fatalf("a live member's sealed fields are on disk in plain text: %v", found)
+		}
+		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
+		if del.Status != http.StatusAccepted {
+			t.Fatalf("delete = %d %s", del.Status, del.Body)
+		}
+		h.WaitErasure(del.JSON()["request_id"].(string))
+		if found := residuetest.RawFindings(t, h.App.DB, phone, home, business); len(found) > 0 {
+			t.Fatalf("after erasure: %v", found)
+		}
+
+		to, err := h.App.Vault.RotateNow(ctx)
+		if err != nil || to != epoch+1 {
+			t.Fatalf("rotate: %d, %v", to, err)
+		}
+		for e := int64(0); e <= to+2; e++ {
+			if _, err := h.App.Vault.Unwrap(id, wrapped, e); err == nil {
+				t.Fatalf("after the epoch, the erased member's wrapped key opens at epoch %d", e)
+			}
+		}
+	})
+}
