@@ -246,6 +246,10 @@ func TestCLIResidueReadsPostgresFiles(t *testing.T) {
 				return h.Data
 			case "STEWARD_DATABASE":
 				return dbURL
+			case "STEWARD_MASTER_KEY_FILE":
+				return h.App.Config.MasterKeyFile
+			case "STEWARD_LEDGER_KEY_FILE":
+				return h.App.Config.LedgerKeyFile
 			}
 			return ""
 		}

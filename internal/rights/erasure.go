@@ -244,7 +244,13 @@ func (s *Service) PurgeAbandoned(ctx context.Context, abandoned func(context.Con
 	}
 	var errs []error
 	for _, id := range ids {
-		errs = append(errs, s.EraseNow(ctx, id, "abandoned_registration"))
+		err := s.EraseNow(ctx, id, "abandoned_registration")
+		if apperr.KindOf(err) == apperr.NotFound {
+			// Another run of the purge (another node, or the periodic job racing a
+			// direct call) erased it since it was listed: nothing is left to do.
+			continue
+		}
+		errs = append(errs, err)
 	}
 	stale, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`,
 		StateDone, store.Millis(s.now().Add(-time.Hour)))
