@@ -194,20 +194,24 @@ func (s *Service) useToken(ctx context.Context, tx *store.Tx, token, purpose str
 	return accountID, nil
 }
 
-// Subject returns the data-map subject of an account.
+// Subject returns the data-map subject of an account. Its address counts as proven
+// only once verified: a registration never verified, like a change of address never
+// confirmed, may have been made with someone else's address.
 func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subject, error) {
 	var email string
 	var pending sql.NullString
-	err := s.db.QueryRowContext(ctx, `SELECT email, pending_email FROM accounts WHERE id = $1`, accountID).Scan(&email, &pending)
+	var verified bool
+	err := s.db.QueryRowContext(ctx, `SELECT email, pending_email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`, accountID).
+		Scan(&email, &pending, &verified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no such account")
 	}
 	if err != nil {
 		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
 	}
-	subj := datamap.Subject{ID: accountID, Email: email}
-	if pending.Valid {
-		subj.OtherEmails = []string{pending.String}
+	subj := datamap.Subject{ID: accountID, Email: email, Pending: pending.String}
+	if !verified {
+		subj.Email, subj.Pending = "", email
 	}
 	return subj, nil
 }

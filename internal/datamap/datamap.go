@@ -17,23 +17,18 @@ import (
 	"steward/internal/store"
 )
 
-// Subject is the person an export or erasure is about.
+// Subject is the person an export or erasure is about. An erasure acts on an address
+// (suppresses it, removes mail to it, deletes what is filed under it) only when the
+// address is proven to be the subject's: anyone can type anyone's address.
 type Subject struct {
-	ID    string
+	ID string
+	// Email is the subject's current address if it is proven theirs (a verified account
+	// address, or the address a subscriber is known by), else "".
 	Email string
-	// Other addresses of the subject (an address waiting for confirmation).
-	OtherEmails []string
-}
-
-// Addresses returns every known address of the subject.
-func (s Subject) Addresses() []string {
-	var out []string
-	for _, e := range append([]string{s.Email}, s.OtherEmails...) {
-		if e != "" {
-			out = append(out, e)
-		}
-	}
-	return out
+	// Pending is an address the subject gave but never confirmed (a change of address
+	// not yet confirmed, a registration never verified). It may be someone else's: no
+	// holder acts on it; it is forgotten with the row that holds it.
+	Pending string
 }
 
 // Column declares one column of a holder's table.

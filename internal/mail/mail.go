@@ -414,25 +414,24 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 }
 
 // Erase drops every message waiting for the subject, or mentioning their address (a
-// guardian's mail names the child), and the .eml files that do.
+// guardian's mail names the child), and the .eml files that do. Only a proven address
+// counts: mail to an address the subject merely typed (s.Pending) is its owner's.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	for _, e := range s.Addresses() {
-		// data is JSON: an address with a quote or a backslash is stored escaped.
-		quoted, _ := json.Marshal(strings.ToLower(e))
-		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
-			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!'`,
-			e, containing(strings.ToLower(e)), containing(strings.Trim(string(quoted), `"`))); err != nil {
-			return fmt.Errorf("mail: erase: %w", err)
-		}
+	if s.Email == "" {
+		return nil
+	}
+	e := strings.ToLower(s.Email)
+	// data is JSON: an address with a quote or a backslash is stored escaped.
+	quoted, _ := json.Marshal(e)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+		OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!'`,
+		s.Email, containing(e), containing(strings.Trim(string(quoted), `"`))); err != nil {
+		return fmt.Errorf("mail: erase: %w", err)
 	}
 	if h.Dir == "" {
 		return nil
 	}
-	var terms []datamap.Term
-	for _, e := range s.Addresses() {
-		terms = append(terms, datamap.Term{Kind: "email", Value: strings.ToLower(e)})
-	}
-	found, err := h.files(terms)
+	found, err := h.files([]datamap.Term{{Kind: "email", Value: e}})
 	if err != nil {
 		return err
 	}

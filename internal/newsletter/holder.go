@@ -3,6 +3,7 @@ package newsletter
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
@@ -89,13 +90,15 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 }
 
 // Erase deletes the subscription, its links, deliveries and opens, and puts a keyed
-// hash of every address on the suppression list for any purpose.
+// hash of the subject's proven address on the suppression list for any purpose. An
+// address the subject only typed (s.Pending) is left alone: it may be another
+// person's, whose subscription and consent are theirs.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	for _, e := range s.Addresses() {
-		if err := h.S.Suppress(ctx, tx, e, "*", "erased"); err != nil {
+	if s.Email != "" {
+		if err := h.S.Suppress(ctx, tx, s.Email, "*", "erased"); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, e); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, strings.ToLower(strings.TrimSpace(s.Email))); err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)
 		}
 	}

@@ -97,7 +97,7 @@ func newID() string {
 func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.Subject, source string) (string, error) {
 	id := newID()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, subj.ID, strings.Join(subj.Addresses(), ","), StatePending, source, store.Millis(s.now())); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, subj.ID, subj.Email, StatePending, source, store.Millis(s.now())); err != nil {
 		return "", fmt.Errorf("rights: erasure request: %w", err)
 	}
 	if err := s.accounts.MarkErasing(ctx, tx, subj.ID); err != nil {
@@ -162,8 +162,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	if state == StateDone {
 		return nil
 	}
-	addrs := strings.Split(email.String, ",")
-	subj := datamap.Subject{ID: subjID.String, Email: addrs[0], OtherEmails: addrs[1:]}
+	subj := readSubject(subjID.String, email.String)
 	done := splitSteps(steps)
 	holders := s.reg.Holders()
 	var tables []string
@@ -213,6 +212,15 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	}
 	s.log.Info("erasure done", "request", requestID, "holders", len(done))
 	return nil
+}
+
+// readSubject is the subject as a request stores it: its proven address. A request
+// made before holders told addresses apart holds the account's address and then the
+// pending one, joined by a comma: the first is taken as proven, as it was then, and the
+// pending one is only forgotten.
+func readSubject(id, email string) datamap.Subject {
+	proven, pending, _ := strings.Cut(email, ",")
+	return datamap.Subject{ID: id, Email: proven, Pending: pending}
 }
 
 func splitSteps(s string) []string {

@@ -1,0 +1,119 @@
+package app_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"steward/internal/app/apptest"
+)
+
+// deleteMe deletes the member's account through the API and waits for the erasure.
+func deleteMe(t *testing.T, h *apptest.Harness, token string) {
+	t.Helper()
+	r := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
+	if r.Status != 202 {
+		t.Fatalf("delete = %d %s", r.Status, r.Body)
+	}
+	h.WaitErasure(r.JSON()["request_id"].(string))
+}
+
+// An erasure acts only on the addresses proven to be the subject's. A member who asks
+// to change to someone else's address and never confirms it, then deletes the account,
+// leaves that person's subscription, consent, audience and mail as they were; so does a
+// registration with someone else's address that was never verified and is purged.
+func TestErasureSparesUnprovenAddresses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		victims := []string{"victim@example.org", "second.victim@example.org"}
+		subjects := map[string]string{}
+		kept := map[string][]apptest.Mail{}
+		for _, v := range victims {
+			subscribe(t, h, v, true)
+			s, err := h.App.Newsletter.Lookup(ctx, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subjects[v] = s
+		}
+
+		// A member asks for the first victim's address and deletes the account.
+		_, token := h.Member("taker@example.org", pw, nil)
+		if r := h.Do("PATCH", "/api/v1/me", map[string]string{"email": victims[0], "current_password": pw}, token); r.Status != 200 {
+			t.Fatalf("email change = %d %s", r.Status, r.Body)
+		}
+		h.WaitLink(victims[0], "/verify?token=") // mailed to the victim, never opened
+		// Someone registers with the second victim's address and never verifies it.
+		reg := h.Register(map[string]any{"email": victims[1], "password": pw, "name": "Never Verified",
+			"birthdate": "1980-01-01", "country": "DE"})
+		if reg.Status != 201 {
+			t.Fatalf("register = %d %s", reg.Status, reg.Body)
+		}
+		h.WaitLink(victims[1], "/verify?token=")
+		for _, v := range victims {
+			kept[v] = h.Mails(v)
+		}
+
+		deleteMe(t, h, token)
+		old := time.Now().AddDate(0, 0, -15).UnixMilli()
+		if _, err := h.App.DB.ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, reg.JSON()["id"]); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.App.Rights.PurgeAbandoned(ctx, h.App.Accounts.Abandoned); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.App.Accounts.Lookup(ctx, reg.JSON()["id"].(string)); err == nil {
+			t.Fatal("the unverified registration survived the purge")
+		}
+
+		aud := audience(t, h, "newsletter")
+		for _, v := range victims {
+			if s, err := h.App.Newsletter.Lookup(ctx, v); err != nil || s != subjects[v] {
+				t.Errorf("%s: subscriber subject = %q (%v), want %q", v, s, err, subjects[v])
+			}
+			var status string
+			if err := h.App.DB.QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email = $1`, v).Scan(&status); err != nil || status != "confirmed" {
+				t.Errorf("%s: subscription %q (%v), want confirmed", v, status, err)
+			}
+			if a, err := h.App.Consent.Allowed(ctx, subjects[v], "newsletter"); err != nil || !a.Allowed {
+				t.Errorf("%s: consent allows the newsletter = %v (%v)", v, a.Allowed, err)
+			}
+			for _, p := range []string{"newsletter", "own_offers"} {
+				if s, err := h.App.Newsletter.Suppressed(ctx, v, p); err != nil || s {
+					t.Errorf("%s: suppressed for %s = %v (%v)", v, p, s, err)
+				}
+			}
+			if !aud[v] {
+				t.Errorf("%s is not in the newsletter audience", v)
+			}
+			for _, m := range kept[v] {
+				if _, err := os.Stat(m.File); err != nil {
+					t.Errorf("%s: a mail of theirs was removed from the outbox folder: %v", v, err)
+				}
+			}
+		}
+		// The member's own, proven address was erased.
+		if s, _ := h.App.Newsletter.Suppressed(ctx, "taker@example.org", "newsletter"); !s {
+			t.Error("the erased member's own address is not suppressed")
+		}
+
+		// The next campaign reaches both.
+		staffID, staff := h.Member("editor@example.org", pw, nil)
+		if err := h.App.Staff.Grant(ctx, staffID, "marketing"); err != nil {
+			t.Fatal(err)
+		}
+		c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Still here", "body": "Hello."}, staff)
+		if c.Status != 201 {
+			t.Fatalf("create = %d %s", c.Status, c.Body)
+		}
+		id := c.JSON()["id"].(string)
+		if r := h.Do("POST", "/api/v1/staff/campaigns/"+id+"/send", nil, staff); r.Status != 202 {
+			t.Fatalf("send = %d %s", r.Status, r.Body)
+		}
+		waitSent(t, h, staff, id)
+		for _, v := range victims {
+			lastMail(t, h, v, "Still here")
+		}
+	})
+}
