@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"steward/internal/app/apptest"
+	"steward/internal/cli"
 )
 
 // deleteMe deletes the member's account through the API and waits for the erasure.
@@ -114,6 +117,60 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 		waitSent(t, h, staff, id)
 		for _, v := range victims {
 			lastMail(t, h, v, "Still here")
+		}
+	})
+}
+
+// A marketing staff member's campaigns are the company's: when the member is erased
+// they stay, without their author, and the residue scan finds nothing of the member.
+func TestStaffErasureKeepsCampaigns(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		h := apptest.Start(t, dbURL)
+		staffID, staff := h.Member("marketer@example.org", pw, nil)
+		if err := h.App.Staff.Grant(ctx, staffID, "marketing"); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, subj := range []string{"Spring news", "Summer news"} {
+			c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": subj, "body": "Hello."}, staff)
+			if c.Status != 201 {
+				t.Fatalf("create = %d %s", c.Status, c.Body)
+			}
+			ids = append(ids, c.JSON()["id"].(string))
+		}
+
+		files := unzip(t, h.Do("GET", "/api/v1/me/export", nil, staff).Body)
+		for _, subj := range []string{"Spring news", "Summer news"} {
+			if !strings.Contains(files["newsletter/campaigns.csv"], subj) {
+				t.Errorf("the staff member's export lacks the campaign %q they wrote", subj)
+			}
+		}
+
+		deleteMe(t, h, staff)
+
+		for _, id := range ids {
+			c, err := h.App.Newsletter.Campaign(ctx, id)
+			if err != nil {
+				t.Fatalf("campaign %s after its author's erasure: %v", id, err)
+			}
+			if c.CreatedBy != "" {
+				t.Errorf("campaign %s: created_by = %q, want it blank", id, c.CreatedBy)
+			}
+		}
+		args := []string{"residue", staffID, "--log-level", "error"}
+		if dbURL != "" {
+			args = append(args, "--database", dbURL)
+		}
+		env := func(k string) string {
+			if k == "STEWARD_DATA" {
+				return h.Data
+			}
+			return ""
+		}
+		var out bytes.Buffer
+		if code := cli.Run(ctx, args, env, &out, &out); code != 0 || !strings.Contains(out.String(), "no residue") {
+			t.Errorf("residue of the erased staff member: exit %d, %s", code, out.String())
 		}
 	})
 }

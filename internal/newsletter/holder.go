@@ -46,7 +46,7 @@ var (
 		{Name: "subject", NotPersonal: "the campaign's subject line, written by staff"},
 		{Name: "body", NotPersonal: "the campaign's text, written by staff"},
 		{Name: "status", NotPersonal: "draft, sending or sent"},
-		{Name: "created_by", NotPersonal: "the staff account that wrote it (staff work record)"},
+		{Name: "created_by", Categories: []string{"user.unique_id"}, Plain: "a random account id, compared in SQL; blanked when that staff member is erased, as the campaign is the company's"},
 		{Name: "created_at", NotPersonal: "time", Time: true},
 		{Name: "sent_at", NotPersonal: "time", Time: true},
 	}}
@@ -74,7 +74,7 @@ var (
 func (Holder) Declaration() datamap.Declaration {
 	return datamap.Declaration{
 		Name:        "newsletter",
-		Description: "Your subscription, the campaigns sent to you, and the opens measured (only with your consent to it).",
+		Description: "Your subscription, the campaigns sent to you, and the opens measured (only with your consent to it); for staff, the campaigns you wrote.",
 		Purpose:     "Send the marketing mail you agreed to, and nothing you did not.",
 		LawfulBasis: "consent",
 		Retention:   "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list.",
@@ -82,14 +82,16 @@ func (Holder) Declaration() datamap.Declaration {
 	}
 }
 
-// Export returns the subject's subscription, deliveries and opens.
+// Export returns the subject's subscription, deliveries and opens, and the campaigns
+// the subject wrote as staff.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
 	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: subscribersTable, Where: "subject_id = $1"},
 		datamap.Part{Table: deliveriesTable, Where: "subject_id = $1"}, datamap.Part{Table: opensTable, Where: "subject_id = $1"},
-		datamap.Part{Table: mailableTable, Where: "subject_id = $1"})
+		datamap.Part{Table: mailableTable, Where: "subject_id = $1"}, datamap.Part{Table: campaignsTable, Where: "created_by = $1"})
 }
 
-// Erase deletes the subscription, its links, deliveries and opens, and puts a keyed
+// Erase deletes the subscription, its links, deliveries and opens, blanks the subject
+// as the author of campaigns (they are the company's and stay), and puts a keyed
 // hash of the subject's proven address on the suppression list for any purpose. An
 // address the subject only typed (s.Pending) is left alone: it may be another
 // person's, whose subscription and consent are theirs.
@@ -108,6 +110,7 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 		`DELETE FROM campaign_deliveries WHERE subject_id = $1`,
 		`DELETE FROM campaign_opens WHERE subject_id = $1`,
 		`DELETE FROM mailable WHERE subject_id = $1`,
+		`UPDATE campaigns SET created_by = '' WHERE created_by = $1`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, s.ID); err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)
