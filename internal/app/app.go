@@ -119,6 +119,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	index := vault.NewIndex(key)
 	sender := o.sender
 	if sender == nil {
 		if cfg.MailMode == "smtp" {
@@ -145,6 +146,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		SessionTTL:   cfg.SessionTTL,
 		Fields:       cfg.Fields,
 		AgeOfConsent: cfg.AgeOfConsentFor,
+		Index:        index,
 	}, a.now)
 	if err != nil {
 		return err
@@ -177,7 +179,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
-	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: vault.NewIndex(key), BaseURL: cfg.BaseURL,
+	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
 	// A verified address joins its subscription, if any, to the account: one subject.
 	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
@@ -207,7 +209,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if cfg.MailMode == "file" {
 		outboxDir = filepath.Join(cfg.DataDir, "outbox")
 	}
-	a.Registry.Register(mail.Holder{Dir: outboxDir})
+	a.Registry.Register(mail.Holder{Dir: outboxDir, Index: index})
 	a.Registry.Register(rights.Holder{})
 	a.Registry.Register(consent.Holder{})
 	a.Registry.Register(newsletter.Holder{S: a.Newsletter})

@@ -3,13 +3,19 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"steward/internal/app/apptest"
 	"steward/internal/cli"
+	"steward/internal/datamap"
+	"steward/internal/rights"
+	"steward/internal/store"
 )
 
 // deleteMe deletes the member's account through the API and waits for the erasure.
@@ -171,6 +177,145 @@ func TestStaffErasureKeepsCampaigns(t *testing.T) {
 		var out bytes.Buffer
 		if code := cli.Run(ctx, args, env, &out, &out); code != 0 || !strings.Contains(out.String(), "no residue") {
 			t.Errorf("residue of the erased staff member: exit %d, %s", code, out.String())
+		}
+	})
+}
+
+// Every address a member proved is theirs until erasure: after a confirmed change of
+// address, the erasure takes the mail to the former address out of the outbox folder
+// too, and keeps both addresses off the lists.
+func TestErasureCoversFormerAddresses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		former, current := "former.address@example.org", "current.address@example.org"
+		id, token := h.Member(former, pw, nil)
+		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, token); r.Status != 200 {
+			t.Fatalf("opt in = %d %s", r.Status, r.Body)
+		}
+		changeEmail(t, h, token, current)
+		lastMail(t, h, former, "A new email address was given") // the notice to the former address
+		var proven int
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM account_addresses WHERE account_id = $1`, id).Scan(&proven); err != nil || proven != 2 {
+			t.Fatalf("proven addresses = %d (%v), want 2", proven, err)
+		}
+
+		deleteMe(t, h, token)
+
+		for _, addr := range []string{former, current} {
+			for _, m := range h.Mails(addr) {
+				t.Errorf("mail to %s left in the outbox folder: %s", addr, m.File)
+			}
+			for _, p := range []string{"newsletter", "own_offers"} {
+				if s, err := h.App.Newsletter.Suppressed(ctx, addr, p); err != nil || !s {
+					t.Errorf("%s: suppressed for %s = %v (%v), want true", addr, p, s, err)
+				}
+			}
+		}
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM account_addresses WHERE account_id = $1`, id).Scan(&proven); err != nil || proven != 0 {
+			t.Errorf("proven addresses after erasure = %d (%v)", proven, err)
+		}
+	})
+}
+
+// An address is one account's at a time: once another member proved a member's former
+// address, erasing the first member leaves it, the other member's subscription and
+// their mail alone.
+func TestErasureLeavesAddressProvenSince(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		shared, moved := "shared.address@example.org", "moved.address@example.org"
+		_, first := h.Member(shared, pw, nil)
+		changeEmail(t, h, first, moved)
+		lastMail(t, h, shared, "A new email address was given")
+		// Another member registers with the address the first one left, and proves it.
+		before := len(h.Mails(shared))
+		if r := h.Register(map[string]any{"email": shared, "password": pw, "name": "Second Owner", "birthdate": "1990-05-05", "country": "DE"}); r.Status != 201 {
+			t.Fatalf("register = %d %s", r.Status, r.Body)
+		}
+		mails := h.WaitMail(shared, before+1)
+		_, tok := mails[len(mails)-1].Link()
+		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": tok}, ""); v.Status != 200 {
+			t.Fatalf("verify = %d %s", v.Status, v.Body)
+		}
+		l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": shared, "password": pw}, "")
+		if l.Status != 201 {
+			t.Fatalf("login = %d %s", l.Status, l.Body)
+		}
+		second := l.JSON()["token"].(string)
+		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, second); r.Status != 200 {
+			t.Fatalf("opt in = %d %s", r.Status, r.Body)
+		}
+		waitOutboxEmpty(t, h)
+		kept := h.Mails(shared)
+
+		deleteMe(t, h, first)
+
+		if s, _ := h.App.Newsletter.Suppressed(ctx, moved, "newsletter"); !s {
+			t.Error("the erased member's current address is not suppressed")
+		}
+		if s, _ := h.App.Newsletter.Suppressed(ctx, shared, "newsletter"); s {
+			t.Error("the address another member proved since is suppressed")
+		}
+		if !audience(t, h, "newsletter")[shared] {
+			t.Error("the other member left the newsletter audience")
+		}
+		for _, m := range kept {
+			if _, err := os.Stat(m.File); err != nil {
+				t.Errorf("mail to the address proven since was removed: %v", err)
+			}
+		}
+	})
+}
+
+// recordingHolder keeps the subjects it is asked to erase.
+type recordingHolder struct{ got *[]datamap.Subject }
+
+func (recordingHolder) Declaration() datamap.Declaration {
+	return datamap.Declaration{Name: "recording"}
+}
+func (recordingHolder) Export(context.Context, store.Querier, datamap.Subject) ([]datamap.Section, error) {
+	return nil, nil
+}
+func (r recordingHolder) Erase(_ context.Context, _ *store.Tx, s datamap.Subject) error {
+	*r.got = append(*r.got, s)
+	return nil
+}
+
+// An erasure request keeps its subject's proven addresses and not the pending one, and
+// a request stored before (every address joined by commas) is read with the first
+// address proven and the rest only pending. Done, a request forgets them all.
+func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		var got []datamap.Subject
+		reg := datamap.NewRegistry()
+		reg.Register(rights.Holder{})
+		reg.Register(recordingHolder{&got})
+		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now,
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+		if _, err := h.App.DB.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
+			VALUES ('old-form', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, time.Now().UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.Run(ctx, "old-form"); err != nil {
+			t.Fatal(err)
+		}
+		subj := datamap.Subject{ID: "new-subject", Email: "member@example.org", Proven: []string{"aa11", "bb22"}, Pending: "typed@example.org"}
+		if err := rs.EraseSubject(ctx, subj, "test"); err != nil {
+			t.Fatal(err)
+		}
+		want := []datamap.Subject{
+			{ID: "old-subject", Email: "member@example.org", Pending: "typed@example.org"},
+			{ID: "new-subject", Email: "member@example.org", Proven: []string{"aa11", "bb22"}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("subjects erased = %+v, want %+v", got, want)
+		}
+		var left int
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM erasure_requests WHERE subject_id IS NOT NULL
+			OR subject_email IS NOT NULL OR subject_proven IS NOT NULL`).Scan(&left); err != nil || left != 0 {
+			t.Errorf("%d done request(s) still name their subject (%v)", left, err)
 		}
 	})
 }

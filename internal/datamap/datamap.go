@@ -25,6 +25,10 @@ type Subject struct {
 	// Email is the subject's current address if it is proven theirs (a verified account
 	// address, or the address a subscriber is known by), else "".
 	Email string
+	// Proven are the blind indexes (vault.Index.Address) of the other addresses the
+	// subject proved before: until erasure they are the subject's too, and holders act
+	// on them as on Email. Only the hashes are kept, so holders compare hashes.
+	Proven []string
 	// Pending is an address the subject gave but never confirmed (a change of address
 	// not yet confirmed, a registration never verified). It may be someone else's: no
 	// holder acts on it; it is forgotten with the row that holds it.

@@ -92,9 +92,10 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 
 // Erase deletes the subscription, its links, deliveries and opens, blanks the subject
 // as the author of campaigns (they are the company's and stay), and puts a keyed
-// hash of the subject's proven address on the suppression list for any purpose. An
-// address the subject only typed (s.Pending) is left alone: it may be another
-// person's, whose subscription and consent are theirs.
+// hash of every address the subject proved, the current one and those before, on the
+// suppression list for any purpose, taking any subscription still filed under one
+// with it. An address the subject only typed (s.Pending) is left alone: it may be
+// another person's, whose subscription and consent are theirs.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
 	if s.Email != "" {
 		if err := h.S.Suppress(ctx, tx, s.Email, "*", "erased"); err != nil {
@@ -102,6 +103,25 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, strings.ToLower(strings.TrimSpace(s.Email))); err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+	}
+	if len(s.Proven) > 0 {
+		for _, x := range s.Proven {
+			if err := h.S.suppressHash(ctx, tx, x, "*", "erased"); err != nil {
+				return err
+			}
+		}
+		// The member's own row follows their address (LinkAccount), so a row under an
+		// earlier one is a subscription made with it since; it goes, and the audience
+		// of its subject is refreshed. email_hash has no index: this reads the table,
+		// and only for members who changed their address.
+		in, args := h.S.db.In("email_hash", 1, s.Proven)
+		subjects, err := store.Strings(ctx, tx, `DELETE FROM subscribers WHERE `+in+` RETURNING subject_id`, args...)
+		if err != nil {
+			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+		if err := h.S.Refresh(ctx, tx, subjects...); err != nil {
+			return err
 		}
 	}
 	for _, q := range []string{
