@@ -1,7 +1,8 @@
 // Package account owns members' accounts: registration with the operator's mandatory
 // and optional fields, the age gate and guardian consent, email verification, login
 // with argon2id, server-side sessions, password reset, and the profile with per-field
-// public visibility. Its tables are accounts, sessions and account_tokens.
+// public visibility. Its tables are accounts, sessions, account_tokens and
+// account_addresses (blind indexes of the addresses each account proved).
 package account
 
 import (
@@ -198,7 +199,10 @@ func (s *Service) useToken(ctx context.Context, tx *store.Tx, token, purpose str
 	return accountID, nil
 }
 
-// Subject returns the data-map subject of an account.
+// Subject returns the data-map subject of an account: its address once verified, and
+// the addresses it proved before. A registration never verified, like a change of
+// address never confirmed, may have been made with someone else's address: it is only
+// Pending. An address another account proved since is that account's now.
 func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subject, error) {
 	p, err := s.Profile(ctx, accountID)
 	if err != nil {
@@ -208,11 +212,33 @@ func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subjec
 	if err != nil {
 		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
 	}
-	subj := datamap.Subject{ID: accountID, Email: p.Email, Key: key}
-	if p.PendingEmail != "" {
-		subj.OtherEmails = []string{p.PendingEmail}
+	subj := datamap.Subject{ID: accountID, Email: p.Email, Pending: p.PendingEmail, Key: key}
+	if !p.EmailVerified {
+		subj.Email, subj.Pending = "", p.Email
+	}
+	current := ""
+	if subj.Email != "" {
+		current = s.index.Address(subj.Email)
+	}
+	subj.Proven, err = store.Strings(ctx, s.db, `SELECT a.address_hash FROM account_addresses a
+		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
+			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
+		ORDER BY a.address_hash`, accountID, current)
+	if err != nil {
+		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
 	}
 	return subj, nil
+}
+
+// proven records, in the transaction that proves it (a verification, a confirmed
+// change), that the address is the account's: its blind index only.
+func (s *Service) proven(ctx context.Context, tx *store.Tx, accountID, email string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`,
+		accountID, s.index.Address(email), store.Millis(s.now())); err != nil {
+		return fmt.Errorf("account: proven address: %w", err)
+	}
+	return nil
 }
 
 // Lookup finds an account by email or id.

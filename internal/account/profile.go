@@ -393,24 +393,33 @@ var (
 		{Name: "created_at", NotPersonal: "time the link was made", Time: true},
 		{Name: "expires_at", NotPersonal: "end of the link", Time: true},
 	}}
+	addressesTable = datamap.Table{Name: "account_addresses", Subject: "account_id", Columns: []datamap.Column{
+		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "address_hash", Categories: []string{"user.contact.email"},
+			Plain:    "a keyed hash (blind index) of an address, compared with the hashes of addresses held elsewhere; the address itself is not kept",
+			Withheld: "a keyed hash of an address you proved, kept only so that deleting your account erases what is filed under it"},
+		{Name: "proven_at", NotPersonal: "time the address was proven", Time: true},
+	}}
 )
 
 // Declaration describes the account's tables.
 func (Holder) Declaration() datamap.Declaration {
 	return datamap.Declaration{
 		Name:        "account",
-		Description: "Your account, profile, sessions and pending one-time links.",
+		Description: "Your account, profile, sessions, pending one-time links, and keyed hashes of the addresses you proved.",
 		Purpose:     "Provide the account you registered for: login, profile, public profile.",
 		LawfulBasis: "contract",
 		Retention:   "Until you delete the account; sessions end after their lifetime, links after 1 hour to 14 days.",
-		Tables:      []datamap.Table{accountsTable, sessionsTable, tokensTable},
+		Tables:      []datamap.Table{accountsTable, sessionsTable, tokensTable, addressesTable},
 	}
 }
 
-// Export returns the account row, its sessions and its pending links.
+// Export returns the account row, its sessions, its pending links and when it proved
+// each address.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
 	return s.SelectParts(ctx, q, datamap.Part{Table: accountsTable, Where: "id = $1"},
-		datamap.Part{Table: sessionsTable, Where: "account_id = $1"}, datamap.Part{Table: tokensTable, Where: "account_id = $1"})
+		datamap.Part{Table: sessionsTable, Where: "account_id = $1"}, datamap.Part{Table: tokensTable, Where: "account_id = $1"},
+		datamap.Part{Table: addressesTable, Where: "account_id = $1 ORDER BY proven_at"})
 }
 
 // Erase deletes the account and everything hanging from it.
@@ -418,6 +427,7 @@ func (Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error 
 	for _, q := range []string{
 		`DELETE FROM account_tokens WHERE account_id = $1`,
 		`DELETE FROM sessions WHERE account_id = $1`,
+		`DELETE FROM account_addresses WHERE account_id = $1`,
 		`DELETE FROM accounts WHERE id = $1`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, s.ID); err != nil {

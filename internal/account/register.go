@@ -285,9 +285,17 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		if err != nil {
 			return err
 		}
+		var email string
 		var guardianNeeded bool
-		if err := tx.QueryRowContext(ctx, `SELECT status, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`, id).
-			Scan(&status, &guardianNeeded); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`, id).
+			Scan(&status, &email, &guardianNeeded); err != nil {
+			return fmt.Errorf("account: verify: %w", err)
+		}
+		key, err := s.vault.KeyIn(ctx, tx, id, false)
+		if err != nil {
+			return fmt.Errorf("account: verify: %w", err)
+		}
+		if email, err = key.OpenText(labelEmail, email); err != nil {
 			return fmt.Errorf("account: verify: %w", err)
 		}
 		if status == PendingVerification && !guardianNeeded {
@@ -296,6 +304,9 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`,
 			store.Millis(s.now()), status, id); err != nil {
 			return fmt.Errorf("account: verify: %w", err)
+		}
+		if err := s.proven(ctx, tx, id, email); err != nil {
+			return err
 		}
 		verifiedID = id
 		return s.audit.Record(ctx, tx, governance.Event{Name: "email_verified", AccountID: id, IP: meta.IP})
@@ -331,6 +342,9 @@ func (s *Service) confirmEmailChange(ctx context.Context, tx *store.Tx, id strin
 	}
 	if err != nil {
 		return fmt.Errorf("account: verify: %w", err)
+	}
+	if err := s.proven(ctx, tx, id, addr); err != nil {
+		return err
 	}
 	return s.audit.Record(ctx, tx, governance.Event{Name: "email_changed", AccountID: id, IP: meta.IP})
 }

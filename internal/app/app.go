@@ -125,6 +125,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	index := vault.NewIndex(key)
 	sender := o.sender
 	if sender == nil {
 		if cfg.MailMode == "smtp" {
@@ -160,7 +161,6 @@ func (a *App) build(ctx context.Context, o options) error {
 	if vcfg.Escrow == nil {
 		a.Log.Warn("no --escrow-recipient: epoch keys are not escrowed, so a backup cannot be restored once its epoch has passed")
 	}
-	index := vault.NewIndex(key)
 	a.Accounts, err = account.New(ctx, a.DB, a.Outbox, a.Audit, a.Vault, index, account.Settings{
 		BaseURL:      cfg.BaseURL,
 		Argon2:       account.Argon2(cfg.Argon2),
@@ -221,7 +221,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if cfg.MailMode == "file" {
 		outboxDir = filepath.Join(cfg.DataDir, "outbox")
 	}
-	a.Registry.Register(mail.Holder{Dir: outboxDir})
+	a.Registry.Register(mail.Holder{Dir: outboxDir, Index: index})
 	a.Registry.Register(rights.Holder{})
 	a.Registry.Register(consent.Holder{})
 	a.Registry.Register(newsletter.Holder{S: a.Newsletter})

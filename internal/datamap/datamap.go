@@ -17,12 +17,22 @@ import (
 	"steward/internal/store"
 )
 
-// Subject is the person an export or erasure is about.
+// Subject is the person an export or erasure is about. An erasure acts on an address
+// (suppresses it, removes mail to it, deletes what is filed under it) only when the
+// address is proven to be the subject's: anyone can type anyone's address.
 type Subject struct {
-	ID    string
+	ID string
+	// Email is the subject's current address if it is proven theirs (a verified account
+	// address, or the address a subscriber is known by), else "".
 	Email string
-	// Other addresses of the subject (an address waiting for confirmation).
-	OtherEmails []string
+	// Proven are the blind indexes (vault.Index.Address) of the other addresses the
+	// subject proved before: until erasure they are the subject's too, and holders act
+	// on them as on Email. Only the hashes are kept, so holders compare hashes.
+	Proven []string
+	// Pending is an address the subject gave but never confirmed (a change of address
+	// not yet confirmed, a registration never verified). It may be someone else's: no
+	// holder acts on it; it is forgotten with the row that holds it.
+	Pending string
 	// Key opens what is sealed under the subject's data key (exports); nil when the
 	// subject has none.
 	Key Opener
@@ -31,17 +41,6 @@ type Subject struct {
 // Opener opens values sealed under one subject's data key.
 type Opener interface {
 	OpenText(label, sealed string) (string, error)
-}
-
-// Addresses returns every known address of the subject.
-func (s Subject) Addresses() []string {
-	var out []string
-	for _, e := range append([]string{s.Email}, s.OtherEmails...) {
-		if e != "" {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // Column declares one column of a holder's table.

@@ -19,12 +19,14 @@ import (
 	"mime/quotedprintable"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	texttemplate "text/template"
 	"time"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 //go:embed templates
@@ -380,7 +382,12 @@ func containing(s string) string {
 // Holder is the outbox's entry in the data map: messages waiting to be handed over,
 // and, in the embedded default, the folder of .eml files that stands in for the mail
 // server (Dir; "" with SMTP, where sent mail leaves Steward's control).
-type Holder struct{ Dir string }
+type Holder struct {
+	Dir string
+	// Index is the blind index of addresses: the addresses a subject proved before the
+	// current one are known by it alone (datamap.Subject.Proven).
+	Index *vault.Index
+}
 
 var outboxTable = datamap.Table{Name: "mail_outbox", Columns: []datamap.Column{
 	{Name: "id", NotPersonal: "random message id"},
@@ -414,25 +421,40 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 }
 
 // Erase drops every message waiting for the subject, or mentioning their address (a
-// guardian's mail names the child), and the .eml files that do.
+// guardian's mail names the child), and the .eml files that do: for the current
+// address by its text, for the addresses the subject proved before by their blind
+// index. Only proven addresses count: mail to an address the subject merely typed
+// (s.Pending) is its owner's.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	for _, e := range s.Addresses() {
+	var terms []datamap.Term
+	if s.Email != "" {
+		e := strings.ToLower(s.Email)
 		// data is JSON: an address with a quote or a backslash is stored escaped.
-		quoted, _ := json.Marshal(strings.ToLower(e))
+		quoted, _ := json.Marshal(e)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!'`,
-			e, containing(strings.ToLower(e)), containing(strings.Trim(string(quoted), `"`))); err != nil {
+			s.Email, containing(e), containing(strings.Trim(string(quoted), `"`))); err != nil {
 			return fmt.Errorf("mail: erase: %w", err)
 		}
+		terms = append(terms, datamap.Term{Kind: "email", Value: e})
 	}
-	if h.Dir == "" {
+	var proven map[string]bool
+	if len(s.Proven) > 0 {
+		if h.Index == nil {
+			return errors.New("mail: erase: the subject's earlier addresses are known by their blind index, and the holder has none to compare with")
+		}
+		proven = make(map[string]bool, len(s.Proven))
+		for _, x := range s.Proven {
+			proven[x] = true
+		}
+		if err := h.eraseQueued(ctx, tx, proven); err != nil {
+			return err
+		}
+	}
+	if h.Dir == "" || (len(terms) == 0 && len(proven) == 0) {
 		return nil
 	}
-	var terms []datamap.Term
-	for _, e := range s.Addresses() {
-		terms = append(terms, datamap.Term{Kind: "email", Value: strings.ToLower(e)})
-	}
-	found, err := h.files(terms)
+	found, err := h.files(terms, proven)
 	if err != nil {
 		return err
 	}
@@ -444,12 +466,70 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 	return nil
 }
 
+// eraseQueued drops the queued messages to, or mentioning, an address whose blind
+// index is among proven. The outbox holds messages for seconds, so reading it whole
+// is cheap; a stored address can only be compared by hashing it.
+func (h Holder) eraseQueued(ctx context.Context, tx *store.Tx, proven map[string]bool) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, recipient, text_body, data FROM mail_outbox`)
+	if err != nil {
+		return fmt.Errorf("mail: erase: %w", err)
+	}
+	var ids []any
+	for rows.Next() {
+		var id, to, text, data string
+		if err := rows.Scan(&id, &to, &text, &data); err != nil {
+			rows.Close()
+			return fmt.Errorf("mail: erase: %w", err)
+		}
+		values := []string{to, text}
+		var fields map[string]string
+		if data != "" && json.Unmarshal([]byte(data), &fields) == nil {
+			for _, v := range fields {
+				values = append(values, v)
+			}
+		}
+		if proven[h.Index.Address(to)] || h.mentions(strings.ToLower(strings.Join(values, "\n")), proven) {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("mail: erase: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE id IN (`+store.Placeholders(1, len(ids))+`)`, ids...); err != nil {
+		return fmt.Errorf("mail: erase: %w", err)
+	}
+	return nil
+}
+
+// addressRE finds what looks like an address in lower-case text. Its local part is
+// generous (a candidate that is no address only costs a hash); its domain stops at
+// anything a domain cannot hold (the &gt; of an HTML part).
+var addressRE = regexp.MustCompile(`[^\s<>()\[\]\\,;:@"]+@[\p{L}\p{N}.-]+`)
+
+// mentions reports whether lower-case text holds an address whose blind index is
+// among proven.
+func (h Holder) mentions(text string, proven map[string]bool) bool {
+	for _, m := range addressRE.FindAllString(text, -1) {
+		// Punctuation around an address in prose ('a@b.org'.) may have been taken in.
+		for _, c := range []string{m, strings.Trim(m, "'`.!?*=+-_/|~{}")} {
+			if proven[h.Index.Address(c)] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ScanTerms searches the .eml folder for the terms.
 func (h Holder) ScanTerms(_ context.Context, terms []datamap.Term) ([]datamap.Finding, error) {
 	if h.Dir == "" {
 		return nil, nil
 	}
-	found, err := h.files(terms)
+	found, err := h.files(terms, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -462,9 +542,10 @@ func (h Holder) ScanTerms(_ context.Context, terms []datamap.Term) ([]datamap.Fi
 	return out, nil
 }
 
-// files returns the .eml files of the folder holding any of the terms (lower case),
-// with the kinds found, reading each message decoded (quoted-printable, base64).
-func (h Holder) files(terms []datamap.Term) (map[string][]string, error) {
+// files returns the .eml files of the folder holding any of the terms (lower case), or
+// an address whose blind index is among proven, with the kinds found, reading each
+// message decoded (quoted-printable, base64).
+func (h Holder) files(terms []datamap.Term, proven map[string]bool) (map[string][]string, error) {
 	entries, err := os.ReadDir(h.Dir)
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -486,6 +567,9 @@ func (h Holder) files(terms []datamap.Term) (map[string][]string, error) {
 			if strings.Contains(text, t.Value) {
 				out[e.Name()] = append(out[e.Name()], t.Kind)
 			}
+		}
+		if len(proven) > 0 && h.mentions(text, proven) {
+			out[e.Name()] = append(out[e.Name()], "earlier email")
 		}
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/store"
 	"steward/internal/store/storetest"
+	"steward/internal/vault"
 )
 
 // flaky fails its first n batches, as an SMTP server that is down would.
@@ -232,6 +233,71 @@ func TestDispatchKeepsOnlyTemporaryFailures(t *testing.T) {
 		}
 		if len(left) != 1 || left[0] != "busy@example.org" || len(sender.got) != 1 {
 			t.Errorf("left in the outbox %v, delivered %v", left, sender.got)
+		}
+	})
+}
+
+// An erasure finds the mail of the addresses a subject proved before by their blind
+// index alone: .eml files addressed to one or naming one, in any case and between
+// punctuation, and queued messages to or about one; it leaves everyone else's.
+func TestEraseFindsEarlierAddressesByIndex(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		index := vault.NewIndex([]byte("0123456789abcdef0123456789abcdef"))
+		files := FileSender{Dir: dir, From: "Site <site@example.org>"}
+		mails := []Transactional{
+			{To: "Former@Example.org", Template: EmailChanging, Data: map[string]string{"ResetLink": "https://x/r"}},
+			{To: "guardian@example.org", Template: GuardianConsent, Data: map[string]string{"ChildName": "Kid", "ChildEmail": "former@example.org", "Link": "https://x/g"}},
+			{To: "other@example.org", Template: EmailChanging, Data: map[string]string{"ResetLink": "https://x/r"}},
+			{To: "guardian@example.org", Template: GuardianConsent, Data: map[string]string{"ChildName": "Kid", "ChildEmail": "not.former@example.org", "Link": "https://x/g"}},
+		}
+		o, err := NewOutbox(db, files, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enqueue := func() {
+			for _, m := range mails {
+				if err := db.InTx(ctx, func(tx *store.Tx) error { return o.Enqueue(ctx, tx, m) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		enqueue()
+		if n, err := o.DispatchOnce(ctx); n != len(mails) || err != nil {
+			t.Fatalf("dispatch: %d, %v", n, err)
+		}
+		enqueue() // and the same again, still queued
+		subj := datamap.Subject{ID: "x", Email: "current@example.org", Proven: []string{index.Address("former@example.org")}}
+
+		err = db.InTx(ctx, func(tx *store.Tx) error { return Holder{Dir: dir}.Erase(ctx, tx, subj) })
+		if err == nil {
+			t.Error("a holder without the index erased a subject with earlier addresses")
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error { return Holder{Dir: dir, Index: index}.Erase(ctx, tx, subj) }); err != nil {
+			t.Fatal(err)
+		}
+		terms := []datamap.Term{{Kind: "former", Value: "former@example.org"}, {Kind: "other", Value: "other@example.org"},
+			{Kind: "not former", Value: "not.former@example.org"}}
+		found, err := Holder{Dir: dir}.ScanTerms(ctx, terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for _, f := range found {
+			kinds[f.Kind]++
+		}
+		// "not.former@example.org" holds "former@example.org": the text search counts it.
+		if kinds["other"] != 1 || kinds["not former"] != 1 || kinds["former"] != 1 {
+			t.Errorf("outbox folder after the erasure: %v", found)
+		}
+		queued, err := store.Strings(ctx, db, `SELECT recipient || ' ' || data FROM mail_outbox ORDER BY recipient, data`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(queued) != 2 || !strings.HasPrefix(queued[0], "guardian@example.org") || !strings.Contains(queued[0], "not.former@") ||
+			!strings.HasPrefix(queued[1], "other@example.org") {
+			t.Errorf("queued after the erasure: %q", queued)
 		}
 	})
 }

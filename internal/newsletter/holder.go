@@ -3,6 +3,7 @@ package newsletter
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
@@ -45,7 +46,7 @@ var (
 		{Name: "subject", NotPersonal: "the campaign's subject line, written by staff"},
 		{Name: "body", NotPersonal: "the campaign's text, written by staff"},
 		{Name: "status", NotPersonal: "draft, sending or sent"},
-		{Name: "created_by", NotPersonal: "the staff account that wrote it (staff work record)"},
+		{Name: "created_by", Categories: []string{"user.unique_id"}, Plain: "a random account id, compared in SQL; blanked when that staff member is erased, as the campaign is the company's"},
 		{Name: "created_at", NotPersonal: "time", Time: true},
 		{Name: "sent_at", NotPersonal: "time", Time: true},
 	}}
@@ -73,7 +74,7 @@ var (
 func (Holder) Declaration() datamap.Declaration {
 	return datamap.Declaration{
 		Name:        "newsletter",
-		Description: "Your subscription, the campaigns sent to you, and the opens measured (only with your consent to it).",
+		Description: "Your subscription, the campaigns sent to you, and the opens measured (only with your consent to it); for staff, the campaigns you wrote.",
 		Purpose:     "Send the marketing mail you agreed to, and nothing you did not.",
 		LawfulBasis: "consent",
 		Retention:   "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list.",
@@ -81,22 +82,46 @@ func (Holder) Declaration() datamap.Declaration {
 	}
 }
 
-// Export returns the subject's subscription, deliveries and opens.
+// Export returns the subject's subscription, deliveries and opens, and the campaigns
+// the subject wrote as staff.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
 	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: subscribersTable, Where: "subject_id = $1"},
 		datamap.Part{Table: deliveriesTable, Where: "subject_id = $1"}, datamap.Part{Table: opensTable, Where: "subject_id = $1"},
-		datamap.Part{Table: mailableTable, Where: "subject_id = $1"})
+		datamap.Part{Table: mailableTable, Where: "subject_id = $1"}, datamap.Part{Table: campaignsTable, Where: "created_by = $1"})
 }
 
-// Erase deletes the subscription, its links, deliveries and opens, and puts a keyed
-// hash of every address on the suppression list for any purpose.
+// Erase deletes the subscription, its links, deliveries and opens, blanks the subject
+// as the author of campaigns (they are the company's and stay), and puts a keyed
+// hash of every address the subject proved, the current one and those before, on the
+// suppression list for any purpose, taking any subscription still filed under one
+// with it. An address the subject only typed (s.Pending) is left alone: it may be
+// another person's, whose subscription and consent are theirs.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	for _, e := range s.Addresses() {
-		if err := h.S.Suppress(ctx, tx, e, "*", "erased"); err != nil {
+	if s.Email != "" {
+		if err := h.S.Suppress(ctx, tx, s.Email, "*", "erased"); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, e); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, strings.ToLower(strings.TrimSpace(s.Email))); err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+	}
+	if len(s.Proven) > 0 {
+		for _, x := range s.Proven {
+			if err := h.S.suppressHash(ctx, tx, x, "*", "erased"); err != nil {
+				return err
+			}
+		}
+		// The member's own row follows their address (LinkAccount), so a row under an
+		// earlier one is a subscription made with it since; it goes, and the audience
+		// of its subject is refreshed. email_hash has no index: this reads the table,
+		// and only for members who changed their address.
+		in, args := h.S.db.In("email_hash", 1, s.Proven)
+		subjects, err := store.Strings(ctx, tx, `DELETE FROM subscribers WHERE `+in+` RETURNING subject_id`, args...)
+		if err != nil {
+			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+		if err := h.S.Refresh(ctx, tx, subjects...); err != nil {
+			return err
 		}
 	}
 	for _, q := range []string{
@@ -105,6 +130,7 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 		`DELETE FROM campaign_deliveries WHERE subject_id = $1`,
 		`DELETE FROM campaign_opens WHERE subject_id = $1`,
 		`DELETE FROM mailable WHERE subject_id = $1`,
+		`UPDATE campaigns SET created_by = '' WHERE created_by = $1`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, s.ID); err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)

@@ -288,19 +288,29 @@ func (s *Service) EnsureMember(ctx context.Context, accountID, email, name strin
 // before this suppression either sees the count change and checks again, or commits
 // first, and then the refresh below takes its new subscriber off the list.
 func (s *Service) Suppress(ctx context.Context, tx *store.Tx, email, purpose, reason string) error {
+	if err := s.suppressHash(ctx, tx, s.AddressHash(email), purpose, reason); err != nil {
+		return err
+	}
+	return s.refreshEmail(ctx, tx, strings.ToLower(strings.TrimSpace(email)))
+}
+
+// suppressHash is Suppress for an address known only by its blind index (an address a
+// member proved before), without the refresh: the caller refreshes the subjects it
+// touches.
+func (s *Service) suppressHash(ctx context.Context, tx *store.Tx, hash, purpose, reason string) error {
 	if err := tx.Lock(ctx, suppressionsCounter, false); err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
-		s.AddressHash(email), purpose, reason, store.Millis(s.now()))
+		hash, purpose, reason, store.Millis(s.now()))
 	if err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE change_counters SET value = value + 1 WHERE name = $1`, suppressionsCounter); err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
 	}
-	return s.refreshEmail(ctx, tx, strings.ToLower(strings.TrimSpace(email)))
+	return nil
 }
 
 // Suppressed reports whether the address may not be mailed for the purpose.

@@ -96,8 +96,9 @@ func newID() string {
 
 func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.Subject, source string) (string, error) {
 	id := newID()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, subj.ID, strings.Join(subj.Addresses(), ","), StatePending, source, store.Millis(s.now())); err != nil {
+	// The pending address is not kept: no holder acts on it.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, subj.ID, subj.Email, strings.Join(subj.Proven, ","), StatePending, source, store.Millis(s.now())); err != nil {
 		return "", fmt.Errorf("rights: erasure request: %w", err)
 	}
 	if err := s.accounts.MarkErasing(ctx, tx, subj.ID); err != nil {
@@ -149,10 +150,10 @@ func (s *Service) EraseSubject(ctx context.Context, subj datamap.Subject, source
 // so a crash never leaves a holder half-erased and never repeats a finished one. The
 // request forgets the subject when the ledger has its hashes.
 func (s *Service) Run(ctx context.Context, requestID string) error {
-	var subjID, email sql.NullString
+	var subjID, email, proven sql.NullString
 	var state, steps string
-	err := s.db.QueryRowContext(ctx, `SELECT subject_id, subject_email, state, steps_done FROM erasure_requests WHERE id = $1`, requestID).
-		Scan(&subjID, &email, &state, &steps)
+	err := s.db.QueryRowContext(ctx, `SELECT subject_id, subject_email, subject_proven, state, steps_done FROM erasure_requests WHERE id = $1`, requestID).
+		Scan(&subjID, &email, &proven, &state, &steps)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apperr.New(apperr.NotFound, "request_not_found", "no such erasure request")
 	}
@@ -162,8 +163,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	if state == StateDone {
 		return nil
 	}
-	addrs := strings.Split(email.String, ",")
-	subj := datamap.Subject{ID: subjID.String, Email: addrs[0], OtherEmails: addrs[1:]}
+	subj := readSubject(subjID.String, email, proven)
 	done := splitSteps(steps)
 	holders := s.reg.Holders()
 	var tables []string
@@ -200,7 +200,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, state = $1,
+		_, err := tx.ExecContext(ctx, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
 			last_error = '', completed_at = $2 WHERE id = $3`, StateDone, store.Millis(s.now()), requestID)
 		return err
 	})
@@ -213,6 +213,23 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	}
 	s.log.Info("erasure done", "request", requestID, "holders", len(done))
 	return nil
+}
+
+// readSubject is the subject as a request stores it: its proven address and the
+// blind indexes of those it proved before. A request made before holders told
+// addresses apart (proven is NULL) holds the account's address and then the pending
+// one, joined by a comma: the first is taken as proven, as it was then, and the
+// pending one is only forgotten.
+func readSubject(id string, email, proven sql.NullString) datamap.Subject {
+	if !proven.Valid {
+		current, pending, _ := strings.Cut(email.String, ",")
+		return datamap.Subject{ID: id, Email: current, Pending: pending}
+	}
+	subj := datamap.Subject{ID: id, Email: email.String}
+	if proven.String != "" {
+		subj.Proven = strings.Split(proven.String, ",")
+	}
+	return subj
 }
 
 func splitSteps(s string) []string {
@@ -309,6 +326,9 @@ var requestsTable = datamap.Table{Name: "erasure_requests", Subject: "subject_id
 	{Name: "id", NotPersonal: "random request id"},
 	{Name: "subject_id", Categories: []string{"user.unique_id"}},
 	{Name: "subject_email", Categories: []string{"user.contact.email"}},
+	{Name: "subject_proven", Categories: []string{"user.contact.email"},
+		Plain:    "keyed hashes (blind indexes) of the addresses the subject proved before, compared with the hashes of stored addresses; forgotten when the request completes",
+		Withheld: "keyed hashes of addresses you proved, kept only while the erasure runs"},
 	{Name: "state", NotPersonal: "state of the request"},
 	{Name: "steps_done", NotPersonal: "names of the holders already erased"},
 	{Name: "source", NotPersonal: "who asked: member, operator, guardian"},
@@ -331,7 +351,7 @@ func (Holder) Declaration() datamap.Declaration {
 		Description: "Erasure requests while they run, and the ledger of keyed hashes of erased identifiers.",
 		Purpose:     "Carry out erasure completely, and keep erased members erased after a backup is restored.",
 		LawfulBasis: "legal_obligation",
-		Retention:   "A request holds the subject's id and email only while it runs; the ledger keeps keyed hashes for good.",
+		Retention:   "A request holds the subject's id, email and keyed hashes of earlier addresses only while it runs; the ledger keeps keyed hashes for good.",
 		Tables:      []datamap.Table{requestsTable, ledgerTable},
 	}
 }
