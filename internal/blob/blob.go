@@ -34,6 +34,11 @@ type Store interface {
 	// List calls fn for every object whose name starts with prefix, in any order. An
 	// error from fn stops the listing and is returned as is.
 	List(ctx context.Context, prefix string, fn func(Info) error) error
+	// ListAfter is List of only the names that sort after after (in byte order): a
+	// listing that starts at a point known from the names, such as a time written
+	// into them with a fixed number of digits, without reading what lies before it.
+	// The order of the calls is unspecified, as for List; "" lists everything.
+	ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error
 	// Stat describes an object; a missing one is ErrNotFound.
 	Stat(ctx context.Context, name string) (Info, error)
 }

@@ -270,6 +270,7 @@ var contract = []struct {
 	{"Ranges", testRanges},
 	{"Missing", testMissing},
 	{"List", testList},
+	{"ListAfter", testListAfter},
 	{"FailingReader", testFailingReader},
 	{"Cancel", testCancel},
 	{"SizeMismatch", testSizeMismatch},
@@ -454,6 +455,60 @@ func testList(t *testing.T, _ backend, s Store) {
 	err := s.List(t.Context(), "", func(Info) error { calls++; return stop })
 	if err != stop || calls != 1 {
 		t.Errorf("List with failing fn: got %v after %d calls, want %v after 1", err, calls, stop)
+	}
+}
+
+func listAfter(t *testing.T, s Store, prefix, after string) []string {
+	t.Helper()
+	var names []string
+	err := s.ListAfter(t.Context(), prefix, after, func(i Info) error {
+		names = append(names, i.Name)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ListAfter(%q, %q): %v", prefix, after, err)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ListAfter lists what List lists, less every name up to after; names with a time of a
+// fixed number of digits can be listed from a point in time.
+func testListAfter(t *testing.T, _ backend, s Store) {
+	names := []string{"a/1", "a/2", "a/b/3", "ab", "b/1", "c",
+		"l/1699999999999-z.json", "l/1700000000000-x.json", "l/1700000000001-y.json"}
+	for _, n := range names {
+		put(t, s, n, []byte(n))
+	}
+	for _, c := range []struct {
+		prefix, after string
+		want          []string
+	}{
+		{"", "", names},
+		{"", "a/2", []string{"a/b/3", "ab", "b/1", "c", "l/1699999999999-z.json", "l/1700000000000-x.json", "l/1700000000001-y.json"}},
+		{"a/", "a/1", []string{"a/2", "a/b/3"}},
+		{"a/", "a", []string{"a/1", "a/2", "a/b/3"}},
+		{"a/", "a/b/3", nil},
+		{"a", "a/b", []string{"a/b/3", "ab"}},
+		{"", "b", []string{"b/1", "c", "l/1699999999999-z.json", "l/1700000000000-x.json", "l/1700000000001-y.json"}},
+		{"b/", "a", []string{"b/1"}},
+		{"l/", "l/1700000000000", []string{"l/1700000000000-x.json", "l/1700000000001-y.json"}},
+		{"l/", "l/1700000000000-x.json", []string{"l/1700000000001-y.json"}},
+		{"l/", "m", nil},
+		{"", "zz", nil},
+	} {
+		if got := listAfter(t, s, c.prefix, c.after); !slices.Equal(got, c.want) {
+			t.Errorf("ListAfter(%q, %q): got %q, want %q", c.prefix, c.after, got, c.want)
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := s.ListAfter(t.Context(), "l/", "l/1", func(Info) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Errorf("ListAfter with failing fn: got %v after %d calls, want %v after 1", err, calls, stop)
+	}
+	if err := s.ListAfter(t.Context(), "../", "", func(Info) error { return nil }); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("ListAfter of an invalid prefix: got %v, want ErrInvalidName", err)
 	}
 }
 

@@ -316,6 +316,13 @@ func (d *Disk) Stat(ctx context.Context, name string) (Info, error) {
 // List walks the directories that can hold names starting with prefix, reading them in
 // batches so that memory does not grow with the number of objects.
 func (d *Disk) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	return d.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter is List that skips names up to after, and directories whose every name
+// would sort before it. Within a directory it still reads every entry: the file system
+// keeps no order to start from.
+func (d *Disk) ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error {
 	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
@@ -323,7 +330,7 @@ func (d *Disk) List(ctx context.Context, prefix string, fn func(Info) error) err
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		rel = prefix[:i+1]
 	}
-	err := d.walk(ctx, d.path(rel), rel, prefix, fn)
+	err := d.walk(ctx, d.path(rel), rel, listing{prefix: prefix, after: after}, fn)
 	var stop stopError
 	switch {
 	case errors.As(err, &stop):
@@ -339,8 +346,25 @@ type stopError struct{ err error }
 
 func (e stopError) Error() string { return e.err.Error() }
 
+// listing is what a walk lists: names that start with prefix and sort after after.
+type listing struct{ prefix, after string }
+
+// wantsDir reports whether a directory whose names start with sub (ending in "/") can
+// hold a name of the listing. Every name under sub sorts before after when sub does and
+// after does not itself start with sub.
+func (l listing) wantsDir(sub string) bool {
+	if !strings.HasPrefix(sub, l.prefix) && !strings.HasPrefix(l.prefix, sub) {
+		return false
+	}
+	return l.after == "" || strings.HasPrefix(l.after, sub) || sub > l.after
+}
+
+func (l listing) wants(name string) bool {
+	return strings.HasPrefix(name, l.prefix) && name > l.after
+}
+
 // walk lists dir, whose objects' names start with rel (empty or ending in "/").
-func (d *Disk) walk(ctx context.Context, dir, rel, prefix string, fn func(Info) error) error {
+func (d *Disk) walk(ctx context.Context, dir, rel string, l listing, fn func(Info) error) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		if notFound(err) {
@@ -364,14 +388,14 @@ func (d *Disk) walk(ctx context.Context, dir, rel, prefix string, fn func(Info) 
 			}
 			if e.IsDir() {
 				sub := name + "/"
-				if strings.HasPrefix(sub, prefix) || strings.HasPrefix(prefix, sub) {
-					if err := d.walk(ctx, filepath.Join(dir, e.Name()), sub, prefix, fn); err != nil {
+				if l.wantsDir(sub) {
+					if err := d.walk(ctx, filepath.Join(dir, e.Name()), sub, l, fn); err != nil {
 						return err
 					}
 				}
 				continue
 			}
-			if !e.Type().IsRegular() || !strings.HasPrefix(name, prefix) || !ValidName(name) {
+			if !e.Type().IsRegular() || !l.wants(name) || !ValidName(name) {
 				continue
 			}
 			fi, err := e.Info()

@@ -258,19 +258,26 @@ func (s *S3) Stat(ctx context.Context, name string) (Info, error) {
 // List pages through ListObjectsV2 under Prefix+prefix; keys that are not valid names
 // (not written by this package) are skipped.
 func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	return s.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter is List starting after after (ListObjectsV2's StartAfter): the server
+// skips what sorts before it, so the listing costs only what follows.
+func (s *S3) ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error {
 	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
-	objects := s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{
-		Prefix:    s.key(prefix),
-		Recursive: true,
-	})
+	opts := minio.ListObjectsOptions{Prefix: s.key(prefix), Recursive: true}
+	if after != "" {
+		opts.StartAfter = s.key(after)
+	}
+	objects := s.client.ListObjectsIter(ctx, s.bucket, opts)
 	for oi := range objects {
 		if oi.Err != nil {
 			return fmt.Errorf("blob: list %q: %w", prefix, oi.Err)
 		}
 		name, ok := strings.CutPrefix(oi.Key, s.prefix)
-		if !ok || !ValidName(name) {
+		if !ok || !ValidName(name) || name <= after {
 			continue
 		}
 		if err := fn(Info{Name: name, Size: oi.Size, Modified: oi.LastModified}); err != nil {
