@@ -177,7 +177,8 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
-	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: vault.NewIndex(key), BaseURL: cfg.BaseURL,
+	index := vault.NewIndex(key)
+	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
 	// A verified address joins its subscription, if any, to the account: one subject.
 	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
@@ -218,7 +219,9 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
 	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
 
-	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, key, a.now, a.Log)
+	// The erasure ledger is kept in the database and, one object per erasure, in the
+	// files' blob store: apart from database backups (Start replays it).
+	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, rights.Ledger{Key: key, Index: index, Blobs: a.Blobs}, a.now, a.Log)
 	a.Accounts.SetEraser(a.Rights)
 
 	jobs.Register(a.Jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.Rights.Run(ctx, args.RequestID) })
@@ -388,7 +391,15 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Start starts the background jobs, and resumes at once any erasure that a crash or
 // a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
 // Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
+//
+// First it replays the erasure ledger: whoever the ledger objects say was erased and
+// the database still holds (it was restored from an older backup) is erased again
+// before anything else runs or any request is taken. A ledger object that does not
+// verify stops the start.
 func (a *App) Start(ctx context.Context) error {
+	if _, err := a.Rights.Replay(ctx, false); err != nil {
+		return err
+	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {
 		return err
