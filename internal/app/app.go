@@ -20,6 +20,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/api"
 	"steward/internal/apperr"
+	"steward/internal/backup"
 	"steward/internal/blob"
 	"steward/internal/config"
 	"steward/internal/consent"
@@ -61,6 +62,7 @@ type App struct {
 	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
+	serving    *backup.Lock // held from Start to Close: no restore meanwhile
 }
 
 // Option changes how the app is built (tests).
@@ -158,7 +160,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		a.Log.Warn("made a new master key for members' files; back it up: without it no file can be read", "file", cfg.MasterKeyFile)
 	}
 	a.Vault = vault.New(a.DB, master, a.now)
-	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
+	if a.Blobs, err = openBlobs(ctx, cfg, true); err != nil {
 		return err
 	}
 	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota, UploadLease: cfg.UploadLease}, a.now, a.Log)
@@ -338,8 +340,9 @@ func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 	return nil
 }
 
-// openBlobs opens the configured object store for files.
-func openBlobs(ctx context.Context, cfg *config.Config) (blob.Store, error) {
+// openBlobs opens the configured object store for files; clean removes what Puts cut
+// short by a crash left on disk (only where no server can be using the store).
+func openBlobs(ctx context.Context, cfg *config.Config, clean bool) (blob.Store, error) {
 	if cfg.Files == "s3" {
 		return blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, Bucket: cfg.S3.Bucket,
 			AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, UseTLS: cfg.S3.UseTLS, Prefix: cfg.S3.Prefix})
@@ -347,6 +350,9 @@ func openBlobs(ctx context.Context, cfg *config.Config) (blob.Store, error) {
 	d, err := blob.NewDisk(cfg.FilesDir)
 	if err != nil {
 		return nil, err
+	}
+	if !clean {
+		return d, nil
 	}
 	if err := d.CleanTemp(); err != nil {
 		return nil, err
@@ -361,20 +367,12 @@ func (a *App) logReconcile(rep files.Report) {
 	}
 }
 
-// ledgerKey reads the erasure ledger's key, making one at first start.
-func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
+// LedgerKey reads the erasure ledger's key, which must exist: backups are tied to it,
+// and a restore must not make a new one.
+func LedgerKey(path string) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		key = make([]byte, 32)
-		_, _ = rand.Read(key)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("app: ledger key: %w", err)
-		}
-		if err := os.WriteFile(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("app: ledger key: %w", err)
-		}
-		log.Warn("made a new erasure ledger key; keep a copy apart from database backups", "file", path)
-		return key, nil
+		return nil, fmt.Errorf("app: no erasure ledger key at %s (--ledger-key-file): put back the deployment's key first", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app: ledger key: %w", err)
@@ -385,6 +383,23 @@ func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
 	return key, nil
 }
 
+// ledgerKey reads the erasure ledger's key, making one at first start.
+func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return LedgerKey(path)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("app: ledger key: %w", err)
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("app: ledger key: %w", err)
+	}
+	log.Warn("made a new erasure ledger key; keep a copy apart from database backups: backups and the erasure ledger's objects are tied to it", "file", path)
+	return key, nil
+}
+
 // Handler is the whole site.
 func (a *App) Handler() http.Handler { return a.handler }
 
@@ -392,11 +407,20 @@ func (a *App) Handler() http.Handler { return a.handler }
 // a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
 // Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
 //
-// First it replays the erasure ledger: whoever the ledger objects say was erased and
-// the database still holds (it was restored from an older backup) is erased again
-// before anything else runs or any request is taken. A ledger object that does not
-// verify stops the start.
-func (a *App) Start(ctx context.Context) error {
+// First it takes the serving lock (no restore while it runs; on SQLite, no second
+// server) and replays the erasure ledger: whoever the ledger objects say was erased
+// and the database still holds (it was restored from an older backup, by hand or by
+// steward restore) is erased again before anything else runs or any request is taken.
+// A ledger object that does not verify stops the start.
+func (a *App) Start(ctx context.Context) (err error) {
+	if a.serving, err = backup.HoldServing(ctx, a.DB); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			a.releaseServing()
+		}
+	}()
 	if _, err := a.Rights.Replay(ctx, false); err != nil {
 		return err
 	}
@@ -479,7 +503,16 @@ func (a *App) Close() error {
 		err = errors.Join(err, a.inbound.Close())
 	}
 	a.resuming.Wait()
+	a.releaseServing()
 	return errors.Join(err, a.DB.Close())
+}
+
+func (a *App) releaseServing() {
+	if err := a.serving.Release(); err != nil {
+		// Safe to go on: the lock's session is closed with it, which releases it too.
+		a.Log.Warn("releasing the serving lock", "err", err)
+	}
+	a.serving = nil
 }
 
 // oneByOne makes any sender a bulk sender (a test's).

@@ -1,5 +1,5 @@
 // Package cli implements steward's subcommands: serve, migrate, export, erase,
-// residue and datamap.
+// residue, datamap, backup, restore and the rest of the usage below.
 package cli
 
 import (
@@ -47,6 +47,13 @@ Commands:
   vault rotate --new-master-key-file FILE
                          rewrap every member's data key under a new master key (made
                          at FILE if it does not exist), without touching any file
+  backup --out FILE      write a consistent backup of the database (online) to FILE:
+                         a tar of a manifest (MACed, naming the deployment) and the
+                         database; PostgreSQL needs pg_dump (--pg-dump)
+  restore FILE           with every server stopped: check the backup completely, put
+                         its database in place, migrate it, and erase again everyone
+                         the erasure ledger says was erased; PostgreSQL needs
+                         pg_restore (--pg-restore)
 
 Every command takes the same flags; each also reads a STEWARD_* variable.
 Run "steward serve -h" to list them.
@@ -68,6 +75,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "export":
 		extra = flag.NewFlagSet("export", flag.ContinueOnError)
 		extra.StringVar(&out, "out", "", "write the archive to this file instead of stdout")
+	case "backup":
+		extra = flag.NewFlagSet("backup", flag.ContinueOnError)
+		extra.StringVar(&out, "out", "", "the file to write the backup to (must not exist)")
 	case "vault":
 		extra = flag.NewFlagSet("vault", flag.ContinueOnError)
 		extra.StringVar(&out, "new-master-key-file", "", "the new master key (made there if missing)")
@@ -87,6 +97,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, pos, err := config.Load(rest, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if u, ok := commandUsage[cmd]; ok {
+				fmt.Fprintf(stderr, "Usage: %s\n\n", u)
+			}
+			if extra != nil {
+				fmt.Fprintf(stderr, "Flags of %s:\n", cmd)
+				extra.SetOutput(stderr)
+				extra.PrintDefaults()
+				fmt.Fprintln(stderr, "\nFlags of every command:")
+			}
 			fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), flag.ErrHelp.Error()+"\n"))
 			return 0
 		}
@@ -133,6 +152,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = staffCommand(ctx, cfg, log, pos, stdout)
 	case "newsletter":
 		err = newsletterCommand(ctx, cfg, log, pos, terms, stdout)
+	case "backup":
+		err = backupCommand(ctx, cfg, pos, out, stdout)
+	case "restore":
+		err = restoreCommand(ctx, cfg, log, pos, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2
