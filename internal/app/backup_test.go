@@ -18,6 +18,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/rights"
 	"steward/internal/store"
+	"steward/internal/store/storetest"
 )
 
 // P-ERASE-3: a backup made before an erasure, restored with steward restore, does
@@ -227,4 +228,56 @@ func TestRestoreVerifiesLedgerObjects(t *testing.T) {
 			t.Error("the refused restore changed the database")
 		}
 	})
+}
+
+// A backup goes back only into a database it fits: not into the other engine, not
+// into another PostgreSQL schema (pg_restore cannot rename one), not into a schema
+// holding tables the backup lacks (a later release's). Each is refused before the
+// database changes.
+func TestRestoreRefusesOtherTargets(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	lite, pg, pg2 := newSite(t, "sqlite", "disk"), newSite(t, "postgres", "disk"), newSite(t, "postgres", "disk")
+	lite.start().Close()
+	for _, s := range []*site{pg, pg2} { // the same deployment: the ledger key is the site's
+		key, err := os.ReadFile(filepath.Join(lite.data, "ledger.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.data, "ledger.key"), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.start().Close()
+	}
+	dir := t.TempDir()
+	liteBackup, pgBackup := filepath.Join(dir, "lite"), filepath.Join(dir, "pg")
+	if _, err := app.Backup(ctx, lite.config(), liteBackup); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Backup(ctx, pg.config(), pgBackup); err != nil {
+		t.Fatal(err)
+	}
+	extra := storetest.Open(t, pg.dbURL)
+	if _, err := extra.ExecContext(ctx, `CREATE TABLE notes_of_a_later_release (id TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, file string
+		into       *site
+		says       string
+	}{
+		{"SQLite into PostgreSQL", liteBackup, pg, "is of a sqlite database, and this one is postgres"},
+		{"PostgreSQL into SQLite", pgBackup, lite, "is of a postgres database, and this one is sqlite"},
+		{"another schema", pgBackup, pg2, "restore into a schema of that name"},
+		{"a schema with more tables", pgBackup, pg, "notes_of_a_later_release"},
+	} {
+		before := fingerprint(t, c.into)
+		_, err := app.Restore(ctx, c.into.config(), log, c.file, app.RestoreOptions{})
+		if !errors.Is(err, backup.ErrWrongTarget) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: err = %v, want ErrWrongTarget saying %q", c.name, err, c.says)
+		}
+		if fingerprint(t, c.into) != before {
+			t.Errorf("%s: the refused restore changed the database", c.name)
+		}
+	}
 }
