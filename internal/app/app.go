@@ -20,6 +20,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/api"
 	"steward/internal/apperr"
+	"steward/internal/backup"
 	"steward/internal/blob"
 	"steward/internal/config"
 	"steward/internal/consent"
@@ -61,6 +62,7 @@ type App struct {
 	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
+	serving    *backup.Lock // held from Start to Close: no restore meanwhile
 }
 
 // Option changes how the app is built (tests).
@@ -172,7 +174,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 
-	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
+	if a.Blobs, err = openBlobs(ctx, cfg, true); err != nil {
 		return err
 	}
 	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota, UploadLease: cfg.UploadLease}, a.now, a.Log)
@@ -232,7 +234,9 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
 	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
 
-	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, key, a.now, a.Log)
+	// The erasure ledger is kept in the database and, one object per erasure, in the
+	// files' blob store: apart from database backups (Start replays it).
+	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, rights.Ledger{Key: key, Index: index, Blobs: a.Blobs}, a.now, a.Log)
 	a.Accounts.SetEraser(a.Rights)
 
 	jobs.Register(a.Jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.Rights.Run(ctx, args.RequestID) })
@@ -349,8 +353,9 @@ func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 	return nil
 }
 
-// openBlobs opens the configured object store for files.
-func openBlobs(ctx context.Context, cfg *config.Config) (blob.Store, error) {
+// openBlobs opens the configured object store for files; clean removes what Puts cut
+// short by a crash left on disk (only where no server can be using the store).
+func openBlobs(ctx context.Context, cfg *config.Config, clean bool) (blob.Store, error) {
 	if cfg.Files == "s3" {
 		return blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, Bucket: cfg.S3.Bucket,
 			AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, UseTLS: cfg.S3.UseTLS, Prefix: cfg.S3.Prefix})
@@ -358,6 +363,9 @@ func openBlobs(ctx context.Context, cfg *config.Config) (blob.Store, error) {
 	d, err := blob.NewDisk(cfg.FilesDir)
 	if err != nil {
 		return nil, err
+	}
+	if !clean {
+		return d, nil
 	}
 	if err := d.CleanTemp(); err != nil {
 		return nil, err
@@ -372,20 +380,12 @@ func (a *App) logReconcile(rep files.Report) {
 	}
 }
 
-// ledgerKey reads the erasure ledger's key, making one at first start.
-func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
+// LedgerKey reads the erasure ledger's key, which must exist: backups are tied to it,
+// and a restore must not make a new one.
+func LedgerKey(path string) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		key = make([]byte, 32)
-		_, _ = rand.Read(key)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("app: ledger key: %w", err)
-		}
-		if err := os.WriteFile(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("app: ledger key: %w", err)
-		}
-		log.Warn("made a new erasure ledger key; keep a copy apart from database backups", "file", path)
-		return key, nil
+		return nil, fmt.Errorf("app: no erasure ledger key at %s (--ledger-key-file): put back the deployment's key first", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app: ledger key: %w", err)
@@ -396,19 +396,53 @@ func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
 	return key, nil
 }
 
+// ledgerKey reads the erasure ledger's key, making one at first start.
+func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return LedgerKey(path)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("app: ledger key: %w", err)
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("app: ledger key: %w", err)
+	}
+	log.Warn("made a new erasure ledger key; keep a copy apart from database backups: backups and the erasure ledger's objects are tied to it", "file", path)
+	return key, nil
+}
+
 // Handler is the whole site.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Start starts the background jobs, and resumes at once any erasure that a crash or
 // a stop left unfinished (its job would otherwise wait for the queue's stuck-job rescue).
 // Erasure steps are idempotent, so a run that overlaps the job's own is harmless.
-func (a *App) Start(ctx context.Context) error {
+//
+// First it takes the serving lock (no restore while it runs; on SQLite, no second
+// server) and replays the erasure ledger: whoever the ledger objects say was erased
+// and the database still holds (it was restored from an older backup, by hand or by
+// steward restore) is erased again before anything else runs or any request is taken.
+// A ledger object that does not verify stops the start.
+func (a *App) Start(ctx context.Context) (err error) {
+	if a.serving, err = backup.HoldServing(ctx, a.DB); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			a.releaseServing()
+		}
+	}()
 	// Accounts an earlier release kept in plain text are sealed before anything else.
 	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
 		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
+	}
+	if _, err := a.Rights.Replay(ctx, false); err != nil {
+		return err
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {
@@ -495,7 +529,16 @@ func (a *App) Close() error {
 		err = errors.Join(err, a.inbound.Close())
 	}
 	a.resuming.Wait()
+	a.releaseServing()
 	return errors.Join(err, a.DB.Close())
+}
+
+func (a *App) releaseServing() {
+	if err := a.serving.Release(); err != nil {
+		// Safe to go on: the lock's session is closed with it, which releases it too.
+		a.Log.Warn("releasing the serving lock", "err", err)
+	}
+	a.serving = nil
 }
 
 // oneByOne makes any sender a bulk sender (a test's).

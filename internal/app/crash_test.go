@@ -183,7 +183,7 @@ func crashDuringUploads(t *testing.T, bin string, extra []string) {
 		t.Fatal(err)
 	}
 	objects := map[string]bool{}
-	bs.List(ctx, "", func(i blob.Info) error { objects[i.Name] = true; return nil })
+	bs.List(ctx, "files/", func(i blob.Info) error { objects[i.Name] = true; return nil })
 	for o, s := range rows {
 		if s != "ready" {
 			t.Errorf("row of %s left %s", o, s)
@@ -290,7 +290,7 @@ func TestReconcile(t *testing.T) {
 		var rows int
 		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM files`).Scan(&rows)
 		objects := 0
-		h.App.Blobs.List(ctx, "", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if rows != 1 || objects != 1 {
 			t.Errorf("after reconcile: %d rows, %d objects, want only the fresh file's", rows, objects)
 		}

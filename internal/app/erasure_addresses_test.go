@@ -309,23 +309,23 @@ func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
 		reg := datamap.NewRegistry()
 		reg.Register(rights.Holder{})
 		reg.Register(recordingHolder{&got})
-		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now,
+		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		if _, err := h.App.DB.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
-			VALUES ('old-form', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, time.Now().UnixMilli()); err != nil {
+			VALUES ('0123456789abcdef0123456789abcdef', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, time.Now().UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
-		if err := rs.Run(ctx, "old-form"); err != nil {
+		if err := rs.Run(ctx, "0123456789abcdef0123456789abcdef"); err != nil {
 			t.Fatal(err)
 		}
-		subj := datamap.Subject{ID: "new-subject", Email: "member@example.org", Proven: []string{"aa11", "bb22"}, Pending: "typed@example.org"}
+		subj := datamap.Subject{ID: "new-subject", Email: "member@example.org", Proven: []string{strings.Repeat("a1", 32), strings.Repeat("b2", 32)}, Pending: "typed@example.org"}
 		if err := rs.EraseSubject(ctx, subj, "test"); err != nil {
 			t.Fatal(err)
 		}
 		want := []datamap.Subject{
 			{ID: "old-subject", Email: "member@example.org", Pending: "typed@example.org"},
-			{ID: "new-subject", Email: "member@example.org", Proven: []string{"aa11", "bb22"}},
+			{ID: "new-subject", Email: "member@example.org", Proven: []string{strings.Repeat("a1", 32), strings.Repeat("b2", 32)}},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("subjects erased = %+v, want %+v", got, want)

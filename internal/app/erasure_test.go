@@ -58,7 +58,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(mail.Holder{})
 		reg.Register(rights.Holder{})
 		reg.Register(vault.Holder{})
-		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		err = rs.EraseNow(ctx, id, "test")
 		if err == nil || !strings.Contains(err.Error(), "connection lost") {
@@ -98,6 +98,16 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 			t.Errorf("rerun of a done request: %v", err)
 		}
 	})
+}
+
+// testLedger is the app's ledger, for an erasure service of a test's own: the ledger
+// objects it writes must verify when the app starts again.
+func testLedger(h *apptest.Harness) rights.Ledger {
+	key, err := os.ReadFile(h.App.Config.LedgerKeyFile)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return rights.Ledger{Key: key, Index: vault.NewIndex(key), Blobs: h.App.Blobs}
 }
 
 // The command line erases a member and its residue scan exits 1 while anything is
@@ -208,7 +218,7 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	reg.Register(governance.AuditHolder{})
 	reg.Register(mail.Holder{})
 	reg.Register(rights.Holder{})
-	rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, []byte("0123456789abcdef0123456789abcdef"), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := rs.EraseNow(ctx, id, "test"); err == nil {
 		t.Fatal("the interrupted erasure succeeded")
 	}

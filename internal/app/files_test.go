@@ -227,7 +227,7 @@ func TestFilesLifecycle(t *testing.T) {
 			t.Errorf("after erasure: %s", f)
 		}
 		objects := 0
-		h.App.Blobs.List(ctx, "", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if objects != 0 {
 			t.Errorf("%d object(s) left in storage", objects)
 		}
@@ -257,7 +257,7 @@ func TestFileLimitsLeaveNothing(t *testing.T) {
 			t.Errorf("rows = %d (%v), want the 3 accepted", rows, err)
 		}
 		objects := 0
-		h.App.Blobs.List(ctx, "", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if objects != 3 {
 			t.Errorf("objects = %d, want the 3 accepted: refused uploads left something", objects)
 		}
@@ -305,7 +305,7 @@ func TestUploadRacingErasure(t *testing.T) {
 		var rows int
 		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE owner_id = $1`, id).Scan(&rows)
 		objects := 0
-		h.App.Blobs.List(ctx, "", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if rows != 0 || objects != 0 {
 			t.Errorf("after the late upload: %d rows, %d objects", rows, objects)
 		}

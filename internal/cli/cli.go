@@ -1,5 +1,5 @@
 // Package cli implements steward's subcommands: serve, migrate, export, erase,
-// residue and datamap.
+// residue, datamap, backup, restore and the rest of the usage below.
 package cli
 
 import (
@@ -56,6 +56,13 @@ Commands:
                          make an escrow key pair: the private key goes to FILE (keep it
                          offline), the public key (for --escrow-recipient) is printed
   keys status            the epoch, and which epochs are escrowed
+  backup --out FILE      write a consistent backup of the database (online) to FILE:
+                         a tar of a manifest (MACed, naming the deployment) and the
+                         database; PostgreSQL needs pg_dump (--pg-dump)
+  restore FILE           with every server stopped: check the backup completely, put
+                         its database in place, migrate it, and erase again everyone
+                         the erasure ledger says was erased; PostgreSQL needs
+                         pg_restore (--pg-restore)
 
 Every command takes the same flags; each also reads a STEWARD_* variable.
 Run "steward serve -h" to list them.
@@ -81,6 +88,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		extra = flag.NewFlagSet("keys", flag.ContinueOnError)
 		extra.StringVar(&out, "identity", "", "recover: the age identity file the epoch keys were escrowed to")
 		extra.StringVar(&out, "out", "", "escrow-keygen: where to write the new private key")
+	case "backup":
+		extra = flag.NewFlagSet("backup", flag.ContinueOnError)
+		extra.StringVar(&out, "out", "", "the file to write the backup to (must not exist)")
 	case "receipt":
 		extra = flag.NewFlagSet("receipt", flag.ContinueOnError)
 		extra.StringVar(&out, "public-key", "", "trust this public key (base64) instead of the one of --receipt-key-file")
@@ -97,6 +107,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, pos, err := config.Load(rest, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if u, ok := commandUsage[cmd]; ok {
+				fmt.Fprintf(stderr, "Usage: %s\n\n", u)
+			}
+			if extra != nil {
+				fmt.Fprintf(stderr, "Flags of %s:\n", cmd)
+				extra.SetOutput(stderr)
+				extra.PrintDefaults()
+				fmt.Fprintln(stderr, "\nFlags of every command:")
+			}
 			fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), flag.ErrHelp.Error()+"\n"))
 			return 0
 		}
@@ -143,6 +162,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = staffCommand(ctx, cfg, log, pos, stdout)
 	case "newsletter":
 		err = newsletterCommand(ctx, cfg, log, pos, terms, stdout)
+	case "backup":
+		err = backupCommand(ctx, cfg, pos, out, stdout)
+	case "restore":
+		err = restoreCommand(ctx, cfg, log, pos, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2

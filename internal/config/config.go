@@ -87,6 +87,9 @@ type Config struct {
 	PurposesFile   string
 	PolicyVersion  string
 	ReceiptKeyFile string
+
+	PgDump    string // pg_dump for steward backup on PostgreSQL; "": on PATH
+	PgRestore string // pg_restore for steward restore on PostgreSQL; "": on PATH
 }
 
 // S3 configures S3-compatible object storage for files.
@@ -154,6 +157,8 @@ var settings = []setting{
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
 	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "version of the privacy policy in force, recorded with every consent decision"},
 	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
+	{"pg-dump", "STEWARD_PG_DUMP", "", "pg_dump program for steward backup on PostgreSQL (default: pg_dump on PATH)"},
+	{"pg-restore", "STEWARD_PG_RESTORE", "", "pg_restore program for steward restore on PostgreSQL (default: pg_restore on PATH)"},
 }
 
 // Load reads the configuration from args (flags, without the program and subcommand
@@ -345,6 +350,8 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	if c.LedgerKeyFile == "" {
 		c.LedgerKeyFile = filepath.Join(c.DataDir, "ledger.key")
 	}
+	c.PgDump = get("pg-dump")
+	c.PgRestore = get("pg-restore")
 	if len(errs) > 0 {
 		return nil, nil, fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -138,3 +138,55 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 	}
 	return nil
 }
+
+var _ datamap.AddressIndexed = Holder{}
+
+// SubjectsByAddress returns the subjects subscribed with an address of one of the blind
+// indexes (email_hash is vault.Index.Address of the address).
+func (h Holder) SubjectsByAddress(ctx context.Context, q store.Querier, hashes []string) ([]string, error) {
+	set := map[string]bool{}
+	var out []string
+	err := h.S.inChunks(hashes, func(chunk []string) error {
+		in, args := h.S.db.In("email_hash", 1, chunk)
+		ids, err := store.Strings(ctx, q, `SELECT DISTINCT subject_id FROM subscribers WHERE `+in, args...)
+		if err != nil {
+			return fmt.Errorf("newsletter: subjects by address: %w", err)
+		}
+		for _, id := range ids {
+			if !set[id] {
+				set[id] = true
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AddressesErased puts the addresses back on the suppression list for any purpose, as
+// Erase did before the database was restored to a time before it: the ledger gives
+// their blind indexes, which are what the list keeps. It raises the count of
+// suppressions under its lock, and refreshes whom the list may mail, as Suppress does.
+func (h Holder) AddressesErased(ctx context.Context, tx *store.Tx, hashes []string) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	if err := tx.Lock(ctx, suppressionsCounter, false); err != nil {
+		return fmt.Errorf("newsletter: suppress: %w", err)
+	}
+	now := store.Millis(h.S.now())
+	for _, hash := range hashes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
+			ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`, hash, now); err != nil {
+			return fmt.Errorf("newsletter: suppress: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE change_counters SET value = value + 1 WHERE name = $1`, suppressionsCounter); err != nil {
+		return fmt.Errorf("newsletter: suppress: %w", err)
+	}
+	subjects, err := h.SubjectsByAddress(ctx, tx, hashes)
+	if err != nil {
+		return err
+	}
+	return h.S.Refresh(ctx, tx, subjects...)
+}

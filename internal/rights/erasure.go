@@ -1,8 +1,11 @@
 // Package rights carries out members' rights over their data. So far: erasure, as a
 // durable request that walks every holder of the data map, records each finished step
 // so that a crash resumes where it stopped, and ends in the erasure ledger, which keeps
-// only keyed hashes of the subject's identifiers. Its tables are erasure_requests and
-// erasure_ledger.
+// only keyed hashes of the subject's identifiers. The ledger is kept twice: in the
+// database, and as one object per erasure in the blob store, apart from database
+// backups, so that a restored database can be told again whom it must not hold
+// (Replay). Its tables are erasure_requests and erasure_ledger; its objects are under
+// ledger/ in the blob store.
 package rights
 
 import (
@@ -72,13 +75,16 @@ type Service struct {
 	accounts Accounts
 	jobs     Enqueuer
 	key      []byte
+	ledger   Ledger
+	objKey   []byte // keys the MACs of ledger objects
 	now      func() time.Time
 	log      *slog.Logger
 }
 
-// New returns the erasure service. key keys the ledger's hashes.
-func New(db *store.DB, reg *datamap.Registry, accounts Accounts, jobs Enqueuer, key []byte, now func() time.Time, log *slog.Logger) *Service {
-	return &Service{db: db, reg: reg, accounts: accounts, jobs: jobs, key: key, now: now, log: log}
+// New returns the erasure service; ledger says how erasures are remembered.
+func New(db *store.DB, reg *datamap.Registry, accounts Accounts, jobs Enqueuer, ledger Ledger, now func() time.Time, log *slog.Logger) *Service {
+	return &Service{db: db, reg: reg, accounts: accounts, jobs: jobs, key: ledger.Key, ledger: ledger,
+		objKey: deriveKey(ledger.Key, "steward ledger object v1"), now: now, log: log}
 }
 
 // LedgerHash is the keyed hash under which the ledger remembers an identifier.
@@ -186,17 +192,21 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 			return err
 		}
 	}
+	// The ledger object first: a database that says "done" always has its object, so a
+	// restore of an older backup finds the erasure in the blob store.
+	erasedAt := store.Millis(s.now())
+	entries := s.ledgerEntries(subj)
+	if err := s.writeLedgerObject(ctx, requestID, erasedAt, entries); err != nil {
+		_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, truncate(err.Error(), 500), requestID)
+		return fmt.Errorf("rights: erasure %s: %w", requestID, err)
+	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		for kind, v := range map[string]string{"id": subj.ID, "email": subj.Email} {
-			if v == "" {
-				continue
-			}
-			h := s.LedgerHash(kind, v)
-			if _, err := tx.ExecContext(ctx, `DELETE FROM erasure_ledger WHERE hash = $1`, h); err != nil {
+		for _, e := range entries {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM erasure_ledger WHERE hash = $1`, e.Hash); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`,
-				h, kind, requestID, store.Millis(s.now())); err != nil {
+				e.Hash, e.Kind, requestID, erasedAt); err != nil {
 				return err
 			}
 		}
@@ -308,11 +318,12 @@ func (s *Service) Pending(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Erased reports when an identifier (email or id) was erased, by its keyed hash.
+// Erased reports when an identifier (email or id) was erased, by its keyed hash (or,
+// for an address, its blind index; entries written before that hashed it as "email").
 func (s *Service) Erased(ctx context.Context, identifier string) (time.Time, bool, error) {
 	var at sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2)`,
-		s.LedgerHash("id", identifier), s.LedgerHash("email", identifier)).Scan(&at)
+	err := s.db.QueryRowContext(ctx, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`,
+		s.LedgerHash(KindID, identifier), s.ledger.Index.Address(identifier), s.LedgerHash(kindEmail, identifier)).Scan(&at)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("rights: ledger: %w", err)
 	}
@@ -338,8 +349,8 @@ var requestsTable = datamap.Table{Name: "erasure_requests", Subject: "subject_id
 }}
 
 var ledgerTable = datamap.Table{Name: "erasure_ledger", Columns: []datamap.Column{
-	{Name: "hash", NotPersonal: "HMAC-SHA-256 of an erased identifier under the ledger key: cannot be reversed or linked without the key, and is kept to re-erase after a restore"},
-	{Name: "kind", NotPersonal: "kind of identifier hashed (id, email)"},
+	{Name: "hash", NotPersonal: "HMAC-SHA-256 of an erased identifier under the ledger key (an address: its blind index): cannot be reversed or linked without the key, and is kept to re-erase after a restore"},
+	{Name: "kind", NotPersonal: "kind of identifier hashed (id, address; email in entries made before addresses were kept by their blind index)"},
 	{Name: "request_id", NotPersonal: "random request id"},
 	{Name: "erased_at", NotPersonal: "time of erasure", Time: true},
 }}
