@@ -230,6 +230,39 @@ func (s *Service) Subject(ctx context.Context, accountID string) (datamap.Subjec
 	return subj, nil
 }
 
+// ErasureSubject returns the account as erasure knows it, without opening anything
+// sealed (its key may be gone, or at an epoch this node no longer holds, in a
+// database restored from a backup): its id and the blind indexes of every address it
+// proved, the current one first if it is verified. An address another account proved
+// since is that account's now.
+func (s *Service) ErasureSubject(ctx context.Context, accountID string) (datamap.Subject, error) {
+	var current sql.NullString
+	var verified bool
+	err := s.db.QueryRowContext(ctx, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`, accountID).
+		Scan(&current, &verified)
+	if errors.Is(err, sql.ErrNoRows) {
+		return datamap.Subject{}, errNoAccount
+	}
+	if err != nil {
+		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
+	}
+	subj := datamap.Subject{ID: accountID}
+	cur := ""
+	if verified && current.Valid {
+		cur = current.String
+		subj.Proven = append(subj.Proven, cur)
+	}
+	earlier, err := store.Strings(ctx, s.db, `SELECT a.address_hash FROM account_addresses a
+		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
+			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
+		ORDER BY a.address_hash`, accountID, cur)
+	if err != nil {
+		return datamap.Subject{}, fmt.Errorf("account: subject: %w", err)
+	}
+	subj.Proven = append(subj.Proven, earlier...)
+	return subj, nil
+}
+
 // proven records, in the transaction that proves it (a verification, a confirmed
 // change), that the address is the account's: its blind index only.
 func (s *Service) proven(ctx context.Context, tx *store.Tx, accountID, email string) error {

@@ -55,7 +55,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(account.Holder{})
 		reg.Register(flakyHolder{&calls}) // runs after the others, before the account
 		reg.Register(governance.AuditHolder{})
-		reg.Register(mail.Holder{})
+		reg.Register(mail.Holder{Index: testLedger(h).Index})
 		reg.Register(rights.Holder{})
 		reg.Register(vault.Holder{})
 		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -216,7 +216,7 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	reg.Register(account.Holder{})
 	reg.Register(flakyHolder{&calls})
 	reg.Register(governance.AuditHolder{})
-	reg.Register(mail.Holder{})
+	reg.Register(mail.Holder{Index: testLedger(h).Index})
 	reg.Register(rights.Holder{})
 	rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := rs.EraseNow(ctx, id, "test"); err == nil {

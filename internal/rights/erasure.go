@@ -47,8 +47,9 @@ type Enqueuer interface {
 type Accounts interface {
 	// MarkErasing stops the account from logging in and ends its sessions.
 	MarkErasing(ctx context.Context, tx *store.Tx, accountID string) error
-	// Subject returns the account as a data-map subject, with every address.
-	Subject(ctx context.Context, accountID string) (datamap.Subject, error)
+	// ErasureSubject returns the account as erasure knows it: its id and the blind
+	// indexes of every address it proved, without opening anything sealed.
+	ErasureSubject(ctx context.Context, accountID string) (datamap.Subject, error)
 }
 
 // Request states.
@@ -102,9 +103,16 @@ func newID() string {
 
 func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.Subject, source string) (string, error) {
 	id := newID()
-	// The pending address is not kept: no holder acts on it.
+	// The request keeps no address, only blind indexes: the current address's and
+	// those of every address proven before. The pending address is not kept: no holder
+	// acts on it.
+	proven := subj.Proven
+	if subj.Email != "" {
+		proven = append([]string{s.ledger.Index.Address(subj.Email)}, subj.Proven...)
+	}
+	proven = slices.Compact(proven)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, subj.ID, subj.Email, strings.Join(subj.Proven, ","), StatePending, source, store.Millis(s.now())); err != nil {
+		VALUES ($1, $2, NULL, $3, $4, $5, $6)`, id, subj.ID, strings.Join(proven, ","), StatePending, source, store.Millis(s.now())); err != nil {
 		return "", fmt.Errorf("rights: erasure request: %w", err)
 	}
 	if err := s.accounts.MarkErasing(ctx, tx, subj.ID); err != nil {
@@ -130,7 +138,7 @@ func (s *Service) RequestErasure(ctx context.Context, subj datamap.Subject, sour
 // EraseNow records an erasure request and runs it before returning (command line,
 // declined guardian consent). If it fails half-way, Resume or the next Run finishes it.
 func (s *Service) EraseNow(ctx context.Context, subjectID, source string) error {
-	subj, err := s.accounts.Subject(ctx, subjectID)
+	subj, err := s.accounts.ErasureSubject(ctx, subjectID)
 	if err != nil {
 		return err
 	}
@@ -335,10 +343,11 @@ type Holder struct{}
 
 var requestsTable = datamap.Table{Name: "erasure_requests", Subject: "subject_id", Columns: []datamap.Column{
 	{Name: "id", NotPersonal: "random request id"},
-	{Name: "subject_id", Categories: []string{"user.unique_id"}},
-	{Name: "subject_email", Categories: []string{"user.contact.email"}},
+	{Name: "subject_id", Categories: []string{"user.unique_id"}, Plain: "a random id, forgotten when the request completes"},
+	{Name: "subject_email", Categories: []string{"user.contact.email"},
+		Plain: "written only by releases before blind indexes: new requests keep no address, and a request forgets it when it completes"},
 	{Name: "subject_proven", Categories: []string{"user.contact.email"},
-		Plain:    "keyed hashes (blind indexes) of the addresses the subject proved before, compared with the hashes of stored addresses; forgotten when the request completes",
+		Plain:    "keyed hashes (blind indexes) of the addresses the subject proved, the current one included, compared with the hashes of stored addresses; forgotten when the request completes",
 		Withheld: "keyed hashes of addresses you proved, kept only while the erasure runs"},
 	{Name: "state", NotPersonal: "state of the request"},
 	{Name: "steps_done", NotPersonal: "names of the holders already erased"},

@@ -394,7 +394,7 @@ func (s *Service) replayMissing(ctx context.Context, missing map[string]*missing
 			if _, ok := subjects[id]; ok {
 				continue
 			}
-			subj, err := s.accounts.Subject(ctx, id)
+			subj, err := s.accounts.ErasureSubject(ctx, id)
 			if apperr.KindOf(err) == apperr.NotFound {
 				subj, err = datamap.Subject{ID: id}, nil
 			}
