@@ -62,6 +62,7 @@ type App struct {
 	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
+	keysBehind error // the database is at an older key epoch than this node (restored)
 	serving    *backup.Lock // held from Start to Close: no restore meanwhile
 }
 
@@ -154,7 +155,12 @@ func (a *App) build(ctx context.Context, o options) error {
 			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)
 		}
 	}
-	if a.Vault, err = vault.Open(ctx, a.DB, vcfg, a.now, a.Log); err != nil {
+	if a.Vault, err = vault.Open(ctx, a.DB, vcfg, a.now, a.Log); errors.Is(err, vault.ErrKeysBehind) {
+		// A database restored from an older backup: Start replays the erasure ledger,
+		// which needs no key, then refuses to serve until the keys are recovered.
+		a.keysBehind, err = err, nil
+	}
+	if err != nil {
 		return err
 	}
 	if a.Vault.Created {
@@ -434,15 +440,18 @@ func (a *App) Start(ctx context.Context) (err error) {
 			a.releaseServing()
 		}
 	}()
+	if _, err := a.Rights.Replay(ctx, false); err != nil {
+		return err
+	}
+	if a.keysBehind != nil {
+		return a.keysBehind
+	}
 	// Accounts an earlier release kept in plain text are sealed before anything else.
 	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
 		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
-	}
-	if _, err := a.Rights.Replay(ctx, false); err != nil {
-		return err
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {

@@ -19,6 +19,7 @@ import (
 	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/store/storetest"
+	"steward/internal/vault"
 )
 
 // P-ERASE-3: a backup made before an erasure, restored with steward restore, does
@@ -280,4 +281,71 @@ func TestRestoreRefusesOtherTargets(t *testing.T) {
 			t.Errorf("%s: the refused restore changed the database", c.name)
 		}
 	}
+}
+
+// A backup whose key epoch has passed: the nodes destroyed the key its data keys are
+// wrapped under. Restored without the offline escrow identity, the erased are still
+// erased again, but Steward refuses to serve until `steward keys recover`; restored
+// with it, the keys are rewrapped from escrow at once. Either way the member who
+// stayed logs in, and the erased one stays erased.
+func TestRestoreAcrossEpochs(t *testing.T) {
+	eachSite(t, []string{"disk"}, func(t *testing.T, s *site) {
+		ctx := context.Background()
+		identity, recipient, err := vault.GenerateIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		idFile := filepath.Join(t.TempDir(), "escrow-identity.txt")
+		if err := os.WriteFile(idFile, []byte(identity+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.flags = append(s.flags, "--escrow-recipient", recipient)
+		h := s.start()
+		member, subscriber, _ := populate(t, h)
+		file := filepath.Join(t.TempDir(), "steward.backup")
+		if code, out := s.run("backup", "--out", file); code != 0 {
+			t.Fatalf("backup: exit %d: %s", code, out)
+		}
+		erase(t, h, member, subscriber)
+		if _, err := h.App.Vault.RotateNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+
+		// Without the identity: replayed, then refused.
+		code, out := s.run("restore", file)
+		if code == 0 || !strings.Contains(out, "keys recover") || !strings.Contains(out, "2 subject(s) erased again") {
+			t.Fatalf("restore without the identity: exit %d: %s", code, out)
+		}
+		// A start replays the ledger (nothing left to do) and refuses to serve.
+		a, err := app.New(ctx, s.config(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		if err := a.Start(ctx); !errors.Is(err, vault.ErrKeysBehind) {
+			t.Errorf("start with keys behind: %v, want ErrKeysBehind", err)
+		}
+		a.Close()
+		if code, out := s.run("keys", "recover", "--identity", idFile); code != 0 || !strings.Contains(out, "rewrapped") {
+			t.Fatalf("keys recover: exit %d: %s", code, out)
+		}
+		h = s.start()
+		assertErased(t, h, member)
+		assertErased(t, h, subscriber)
+		assertStays(t, h)
+		if _, err := h.App.Vault.RotateNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+
+		// With it: recovered during the restore.
+		code, out = s.run("restore", file, "--identity", idFile)
+		if code != 0 || !strings.Contains(out, "rewrapped") || !strings.Contains(out, "2 subject(s) erased again") {
+			t.Fatalf("restore with the identity: exit %d: %s", code, out)
+		}
+		h = s.start()
+		assertErased(t, h, member)
+		assertErased(t, h, subscriber)
+		assertStays(t, h)
+	})
 }

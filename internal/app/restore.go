@@ -66,20 +66,36 @@ func Restore(ctx context.Context, cfg *config.Config, log *slog.Logger, path str
 	}
 	rep.Manifest, err = backup.Restore(ctx, path, cfg.DatabaseURL, backup.RestoreOptions{Key: key, PgRestore: cfg.PgRestore, Log: log},
 		func(ctx context.Context) error {
+			if opts.AfterRestore != nil {
+				// Before the services are built: the vault opens no key of a
+				// database at an older epoch until they are rewrapped.
+				db, err := store.Open(ctx, cfg.DatabaseURL)
+				if err != nil {
+					return fmt.Errorf("app: restored database: %w", err)
+				}
+				err = Migrate(ctx, db)
+				if err == nil {
+					err = opts.AfterRestore(ctx, db)
+				}
+				if cerr := db.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return fmt.Errorf("app: after restore: %w", err)
+				}
+			}
 			a, err := New(ctx, cfg, log) // migrates
 			if err != nil {
 				return fmt.Errorf("app: restored database: %w", err)
 			}
 			defer a.Close()
-			if opts.AfterRestore != nil {
-				if err := opts.AfterRestore(ctx, a.DB); err != nil {
-					return fmt.Errorf("app: after restore: %w", err)
-				}
-			}
 			// All of it, not from the backup's newest erasure less a margin: a
 			// restore is rare, and reading every object costs little beside it.
-			rep.Replay, err = a.Rights.Replay(ctx, true)
-			return err
+			if rep.Replay, err = a.Rights.Replay(ctx, true); err != nil {
+				return err
+			}
+			// The replay needs no key; serving does.
+			return a.keysBehind
 		})
 	return rep, err
 }

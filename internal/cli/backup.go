@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,12 +11,14 @@ import (
 	"steward/internal/app"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // commandUsage is the usage line "steward COMMAND -h" prints before the flags.
 var commandUsage = map[string]string{
 	"backup":  "steward backup --out FILE",
-	"restore": "steward restore FILE   (with every steward serve stopped)",
+	"restore": "steward restore FILE [--identity FILE]   (with every steward serve stopped)",
 	"export":  "steward export EMAIL|ID [--out FILE]",
 }
 
@@ -43,20 +46,40 @@ func backupCommand(ctx context.Context, cfg *config.Config, pos []string, out st
 
 // restoreCommand restores a backup ("steward restore FILE") and replays the erasure
 // ledger.
-func restoreCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, stdout io.Writer) error {
+func restoreCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, identity string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return apperr.New(apperr.Invalid, "usage", "usage: steward restore FILE")
 	}
-	// Key recovery plugs in here: app.RestoreOptions.AfterRestore rewraps data keys from
-	// escrow before the ledger is replayed.
-	rep, err := app.Restore(ctx, cfg, log, pos[0], app.RestoreOptions{})
-	if err != nil {
+	var opts app.RestoreOptions
+	if identity != "" {
+		ids, err := vault.ReadIdentities(identity)
+		if err != nil {
+			return err
+		}
+		// The backup's data keys are wrapped at its epoch, whose key the nodes may
+		// have destroyed since: they are opened from escrow and rewrapped under this
+		// node's key before anything else reads them.
+		opts.AfterRestore = func(ctx context.Context, db *store.DB) error {
+			behind, err := vault.NeedsRecovery(ctx, db, cfg.MasterKeyFile)
+			if err != nil || !behind {
+				return err
+			}
+			n, err := vault.Recover(ctx, db, cfg.MasterKeyFile, ids, time.Now)
+			if err == nil {
+				fmt.Fprintf(stdout, "rewrapped %d data key(s) from escrow under this node's key\n", n)
+			}
+			return err
+		}
+	}
+	rep, err := app.Restore(ctx, cfg, log, pos[0], opts)
+	if err != nil && !errors.Is(err, vault.ErrKeysBehind) {
 		return err
 	}
+	// Restored and replayed; with keys behind, serving waits for their recovery.
 	m := rep.Manifest
 	fmt.Fprintf(stdout, "restored the %s database of %s (schema version %d)\n", m.Engine,
 		time.UnixMilli(m.CreatedAt).UTC().Format(time.RFC3339), m.SchemaVersion)
 	fmt.Fprintf(stdout, "erasure ledger replayed: %d object(s) read, %d entry(ies) the backup lacked, %d subject(s) erased again\n",
 		rep.Replay.Objects, rep.Replay.Entries, rep.Replay.Subjects)
-	return nil
+	return err
 }

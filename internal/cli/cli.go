@@ -88,6 +88,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		extra = flag.NewFlagSet("keys", flag.ContinueOnError)
 		extra.StringVar(&out, "identity", "", "recover: the age identity file the epoch keys were escrowed to")
 		extra.StringVar(&out, "out", "", "escrow-keygen: where to write the new private key")
+	case "restore":
+		extra = flag.NewFlagSet("restore", flag.ContinueOnError)
+		extra.StringVar(&out, "identity", "", "the age identity file (offline private key) the epoch keys were escrowed to: needed when the backup's key epoch has passed")
 	case "backup":
 		extra = flag.NewFlagSet("backup", flag.ContinueOnError)
 		extra.StringVar(&out, "out", "", "the file to write the backup to (must not exist)")
@@ -165,7 +168,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "backup":
 		err = backupCommand(ctx, cfg, pos, out, stdout)
 	case "restore":
-		err = restoreCommand(ctx, cfg, log, pos, stdout)
+		err = restoreCommand(ctx, cfg, log, pos, out, stdout)
 	default:
 		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -28,6 +28,27 @@ import (
 // created: the subject was erased, or never stored anything sealed.
 var ErrNoKey = errors.New("vault: no data key for the subject")
 
+// NeedsRecovery reports whether the database's data keys are at an older epoch than
+// the node's key file: a database restored from a backup, which Recover makes
+// readable.
+func NeedsRecovery(ctx context.Context, db *store.DB, keyFile string) (bool, error) {
+	st, err := loadState(ctx, db)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("vault: key state: %w", err)
+	}
+	k, err := ReadKEK(keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return st.epoch < k.epoch, nil
+}
+
 // ErrKeysBehind is returned when the database's data keys are wrapped at an epoch
 // older than this node's key file: the database was restored from a backup, and the
 // epoch's key must come from escrow (`steward keys recover`).
@@ -106,7 +127,9 @@ func loadState(ctx context.Context, q store.Querier) (state, error) {
 
 // Open reads the node's KEK and agrees with the database on the epoch: a node whose
 // key is behind (it was stopped during rotations) moves it forward, destroying the
-// old one; a database behind the node (restored from a backup) is ErrKeysBehind.
+// old one; a database behind the node (restored from a backup) is ErrKeysBehind, with
+// a vault that can shred keys but open none, so that the erasure ledger can still be
+// replayed before the operator recovers the keys from escrow.
 // A new deployment gets a new KEK when cfg.Create is set.
 func Open(ctx context.Context, db *store.DB, cfg Config, now func() time.Time, log *slog.Logger) (*Vault, error) {
 	cfg.defaults()
@@ -153,6 +176,11 @@ func Open(ctx context.Context, db *store.DB, cfg Config, now func() time.Time, l
 	}
 	v.cur = k
 	if err := v.agree(ctx, st); err != nil {
+		if errors.Is(err, ErrKeysBehind) {
+			// The vault still shreds keys (an erasure needs no key), but opens none:
+			// every key of the database is older than the node's.
+			return v, err
+		}
 		return nil, err
 	}
 	if err := v.escrow(ctx, v.current()); err != nil {
