@@ -62,7 +62,7 @@ type App struct {
 	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
-	keysBehind error // the database is at an older key epoch than this node (restored)
+	keysBehind error        // the database is at an older key epoch than this node (restored)
 	serving    *backup.Lock // held from Start to Close: no restore meanwhile
 }
 
