@@ -236,6 +236,13 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Registry.Register(governance.StaffHolder{})
 	a.Registry.Register(files.Holder{S: a.Files})
 	a.Registry.Register(vault.Holder{})
+	// Erasure: the data key goes first, so every copy of what it sealed (files, fields,
+	// in dead rows and backups too) is unreadable at once; then what references the
+	// member; the account last, so the member stays unable to log in throughout.
+	if err := a.Registry.SetErasureOrder("vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
+		"audit_log", "account"); err != nil {
+		return err
+	}
 	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
 	a.Registry.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
 	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")

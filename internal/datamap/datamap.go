@@ -177,6 +177,7 @@ func (r *Registry) CheckResidue(ctx context.Context, subjectID string) ([]string
 // with the reason why.
 type Registry struct {
 	holders     []Holder
+	order       []Holder          // erasure order, when set
 	nonPersonal map[string]string // table name or prefix ending in "*" -> why
 }
 
@@ -185,8 +186,8 @@ func NewRegistry() *Registry {
 	return &Registry{nonPersonal: map[string]string{}}
 }
 
-// Register adds a holder. Erasure runs holders in the reverse order of registration,
-// so a holder whose rows reference another's registers after it.
+// Register adds a holder. Erasure runs holders in the order SetErasureOrder gives, or
+// else in the reverse order of registration.
 func (r *Registry) Register(h Holder) {
 	name := h.Declaration().Name
 	for _, o := range r.holders {

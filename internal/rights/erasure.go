@@ -179,9 +179,9 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	}
 	subj := readSubject(subjID.String, email, proven)
 	done := splitSteps(steps)
-	holders := s.reg.Holders()
+	holders := s.reg.ErasureOrder()
 	var tables []string
-	for i := len(holders) - 1; i >= 0; i-- {
+	for i := range holders {
 		d := holders[i].Declaration()
 		tables = append(tables, d.TableNames()...)
 		if slices.Contains(done, d.Name) {

@@ -481,9 +481,9 @@ func unwrap(a cipher.AEAD, subjectID string, wrapped []byte) ([]byte, error) {
 type Holder struct{}
 
 var keysTable = datamap.Table{Name: "vault_keys", Subject: "subject_id", Columns: []datamap.Column{
-	{Name: "subject_id", Categories: []string{"user.unique_id"}},
-	{Name: "wrapped", Categories: []string{"user.authorization.credentials"},
-		Withheld: "key material: the data key wrapped by the operator's master key, of no use to the member outside Steward"},
+	{Name: "subject_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
+	{Name: "wrapped", Categories: []string{"user.authorization.credentials"}, Plain: "the data key itself, wrapped under the epoch's key-encryption key",
+		Withheld: "key material: the data key wrapped under Steward's key-encryption key, of no use to the member outside Steward"},
 	{Name: "epoch", NotPersonal: "epoch of the key-encryption key that wraps the data key"},
 	{Name: "created_at", NotPersonal: "time the key was created", Time: true},
 }}
@@ -518,15 +518,11 @@ func (Holder) Declaration() datamap.Declaration {
 }
 
 // Export returns the subject's key row, without the key itself.
-func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	sec, err := datamap.SelectSection(ctx, q, keysTable, "subject_id = $1", s.ID)
-	return []datamap.Section{sec}, err
+func (h Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
+	return datamap.ExportDeclared(ctx, q, s, h.Declaration())
 }
 
 // Erase deletes the subject's data key: the same as Shred.
-func (Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	if s.ID == "" {
-		return nil
-	}
-	return shred(ctx, tx, s.ID)
+func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
+	return datamap.EraseDeclared(ctx, tx, s, h.Declaration())
 }
