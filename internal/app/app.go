@@ -150,6 +150,9 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Audit = governance.NewAudit(a.now)
 	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true, Grace: o.keyGrace}
+	if o.keyGrace == 0 {
+		vcfg.Grace = graceOf(cfg.KeyGrace)
+	}
 	if cfg.EscrowRecipients != "" {
 		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
 			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)
@@ -425,6 +428,17 @@ func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
 	log.Warn("made a new erasure ledger key; keep a copy apart from database backups: backups and the erasure ledger's objects are tied to it", "file", path)
 	return key, nil
 }
+
+// graceOf turns --key-grace into vault.Config.Grace, whose zero means the default.
+func graceOf(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// KeyGrace is the grace of key rotations the configuration sets, for vault.Config.
+func KeyGrace(cfg *config.Config) time.Duration { return graceOf(cfg.KeyGrace) }
 
 // Handler is the whole site.
 func (a *App) Handler() http.Handler { return a.handler }

@@ -33,7 +33,7 @@ func keysCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos 
 	if err := app.Migrate(ctx, db); err != nil {
 		return err
 	}
-	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention}
+	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Grace: app.KeyGrace(cfg)}
 	if cfg.EscrowRecipients != "" {
 		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
 			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)

@@ -72,6 +72,7 @@ type Config struct {
 
 	MasterKeyFile    string
 	KeyEpoch         time.Duration // how long a key-encryption key lives
+	KeyGrace         time.Duration // how long a rotation waits for every node before the old key goes
 	EscrowRecipients string        // age public keys that epoch keys are escrowed to
 	BackupRetention  time.Duration // how long escrowed epoch keys are kept
 	Files            string        // "disk" or "s3"
@@ -138,6 +139,7 @@ var settings = []setting{
 	{"job-workers", "STEWARD_JOB_WORKERS", "4", "background job workers"},
 	{"master-key-file", "STEWARD_MASTER_KEY_FILE", "", "this node's key file: the key-encryption key of the current epoch, which wraps every data key; Steward rewrites it at every epoch (default: DATA/master.key, made at the first start of a deployment; other nodes need a copy)"},
 	{"key-epoch", "STEWARD_KEY_EPOCH", "24h", "how long a key-encryption key lives: every epoch, data keys are rewrapped and the old key is destroyed on every node, so an erased member's key in dead rows, WAL and backups opens with nothing a node holds"},
+	{"key-grace", "STEWARD_KEY_GRACE", "2m", "how long a key rotation waits, once begun, before the old key is destroyed: every node must have begun wrapping new keys at the new epoch by then (nodes look every 10s); 0 for a single node"},
 	{"escrow-recipient", "STEWARD_ESCROW_RECIPIENT", "", "age public keys (age1..., comma-separated) that each epoch's key is escrowed to, for restoring backups; keep the private key offline (make one with: steward keys escrow-keygen)"},
 	{"backup-retention", "STEWARD_BACKUP_RETENTION", "840h", "how long backups are kept: escrowed epoch keys older than this are deleted"},
 	{"files", "STEWARD_FILES", "disk", "where files are stored: disk (DATA/files) or s3"},
@@ -290,6 +292,11 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 		bad("key-epoch", "want a duration of at least 1m, e.g. 24h")
 	} else {
 		c.KeyEpoch = d
+	}
+	if d, err := time.ParseDuration(get("key-grace")); err != nil || d < 0 {
+		bad("key-grace", "want a duration, e.g. 2m, or 0 for a single node")
+	} else {
+		c.KeyGrace = d
 	}
 	c.EscrowRecipients = get("escrow-recipient")
 	if d, err := time.ParseDuration(get("backup-retention")); err != nil || d < time.Hour {

@@ -67,6 +67,7 @@ type Config struct {
 	// Grace is how long a rotation waits, once every key was rewrapped, before it
 	// ends and the old KEK is destroyed: every node must have begun wrapping new keys
 	// under the next epoch by then (nodes look every Poll). Default two minutes.
+	// Zero is the default; negative is none.
 	Grace time.Duration
 	Poll  time.Duration // how often Run looks at the epoch (default 10 s)
 	// Escrow, if set, encrypts each epoch's KEK to the operator's offline keys,
