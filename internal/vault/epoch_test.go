@@ -365,6 +365,25 @@ func TestRecover(t *testing.T) {
 		if _, err := Recover(ctx, db, cfg.KeyFile, wrong, clock); err == nil {
 			t.Fatal("Recover with another identity succeeded")
 		}
+		// Without the escrowed key of the database's epoch: a clear refusal, nothing
+		// changed.
+		var escrowed []byte
+		if err := db.QueryRowContext(ctx, `SELECT sealed FROM kek_escrow WHERE epoch = $1`, st.epoch).Scan(&escrowed); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `DELETE FROM kek_escrow WHERE epoch = $1`, st.epoch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Recover(ctx, db, cfg.KeyFile, identity, clock); err == nil || !strings.Contains(err.Error(), "no escrowed key for epoch") {
+			t.Fatalf("Recover without the escrowed key: %v", err)
+		}
+		if got := keyRows(t, db); !bytes.Equal(got[0].wrapped, backup[0].wrapped) {
+			t.Fatal("a refused recovery changed the keys")
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO kek_escrow (epoch, key_id, recipients, sealed, created_at) VALUES ($1, $2, '', $3, 0)`,
+			st.epoch, st.keyID, escrowed); err != nil {
+			t.Fatal(err)
+		}
 		n, err := Recover(ctx, db, cfg.KeyFile, identity, clock)
 		if err != nil || n == 0 {
 			t.Fatalf("Recover: %d, %v", n, err)
