@@ -35,8 +35,8 @@ func TestRestoreErasesAgain(t *testing.T) {
 		// subscription under an id the ledger never saw; its address finds it.
 		linked := subscribeAs(t, h, "philippa.quenneville@example.org", "Philippa", "Quenneville")
 		file := filepath.Join(t.TempDir(), "steward.backup")
-		if code, out := s.run("backup", "--out", file); code != 0 || !strings.Contains(out, "backup written to") {
-			t.Fatalf("backup: exit %d: %s", code, out)
+		if code, out := s.run("backup", "--out", file); code != 0 || !strings.Contains(out, "backup written to") || !strings.Contains(out, "not escrowed") {
+			t.Fatalf("backup: exit %d: %s (want a warning that the epoch is not escrowed)", code, out)
 		}
 		if code, out := s.run("backup", "--out", file); code == 0 || !strings.Contains(out, "exists") {
 			t.Errorf("a backup over an existing file: exit %d: %s", code, out)
@@ -303,7 +303,7 @@ func TestRestoreAcrossEpochs(t *testing.T) {
 		h := s.start()
 		member, subscriber, _ := populate(t, h)
 		file := filepath.Join(t.TempDir(), "steward.backup")
-		if code, out := s.run("backup", "--out", file); code != 0 {
+		if code, out := s.run("backup", "--out", file); code != 0 || strings.Contains(out, "not escrowed") {
 			t.Fatalf("backup: exit %d: %s", code, out)
 		}
 		erase(t, h, member, subscriber)

@@ -41,6 +41,13 @@ func backupCommand(ctx context.Context, cfg *config.Config, pos []string, out st
 	fmt.Fprintf(stdout, "backup written to %s: %s database, schema version %d, %d bytes, newest erasure %s, deployment %s\n",
 		out, m.Engine, m.SchemaVersion, m.Entries[0].Size, newest, m.Deployment)
 	fmt.Fprintln(stdout, "objects are not in it: keep files/ (versioned or replicated) and ledger/ of the blob store; never restore ledger/ to an older state")
+	escrowed, err := epochEscrowed(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if !escrowed {
+		fmt.Fprintln(stdout, "warning: this key epoch is not escrowed (no --escrow-recipient): once it passes (--key-epoch), the nodes destroy its key and nothing opens this backup's data keys")
+	}
 	return nil
 }
 
@@ -82,4 +89,17 @@ func restoreCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, p
 	fmt.Fprintf(stdout, "erasure ledger replayed: %d object(s) read, %d entry(ies) the backup lacked, %d subject(s) erased again\n",
 		rep.Replay.Objects, rep.Replay.Entries, rep.Replay.Subjects)
 	return err
+}
+
+// epochEscrowed reports whether the database's current key epoch has its key escrowed,
+// so that a backup of it can be restored after the epoch passes.
+func epochEscrowed(ctx context.Context, cfg *config.Config) (bool, error) {
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`).Scan(&n)
+	return n > 0, err
 }
