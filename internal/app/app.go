@@ -191,7 +191,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if created {
 		a.Log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
 	}
-	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
+	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.Vault, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
 	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
@@ -225,7 +225,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Registry.Register(mail.Holder{Dir: outboxDir, Index: index})
 	a.Registry.Register(rights.Holder{})
-	a.Registry.Register(consent.Holder{})
+	a.Registry.Register(consent.Holder{S: a.Consent})
 	a.Registry.Register(newsletter.Holder{S: a.Newsletter})
 	a.Registry.Register(governance.StaffHolder{})
 	a.Registry.Register(files.Holder{S: a.Files})
@@ -434,12 +434,19 @@ func (a *App) Start(ctx context.Context) (err error) {
 			a.releaseServing()
 		}
 	}()
-	// Accounts an earlier release kept in plain text are sealed before anything else.
+	// Accounts an earlier release kept in plain text are sealed before anything else,
+	// then the consent ledger's evidence.
 	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
 		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
+	}
+	if n, err := a.Consent.SealLegacy(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed consent evidence kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"events", n)
 	}
 	if _, err := a.Rights.Replay(ctx, false); err != nil {
 		return err
