@@ -435,7 +435,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}()
 	// Accounts an earlier release kept in plain text are sealed before anything else,
-	// then the consent ledger's evidence.
+	// then the consent ledger's evidence and the files' names and access log.
 	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
@@ -447,6 +447,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 	} else if n > 0 {
 		a.Log.Warn("sealed consent evidence kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"events", n)
+	}
+	if n, err := a.Files.SealLegacy(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed file names and access addresses kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"rows", n)
 	}
 	if _, err := a.Rights.Replay(ctx, false); err != nil {
 		return err
