@@ -64,38 +64,10 @@ func (s *Service) rowKey(keys map[string]*vault.Key, subjectID string, wrapped [
 }
 
 // keysIn returns the data keys of subjects, in tx, making those that have none: a
-// subscriber gets one with the first decision it makes. Keys are read in chunks, and
-// made and stored in bulk; a key another transaction stored first is the one returned.
+// subscriber gets one with the first decision it makes. Keys are read, made and stored
+// in bulk; a key another transaction stored first is the one returned.
 func (s *Service) keysIn(ctx context.Context, tx *store.Tx, subjects []string) (map[string]*vault.Key, error) {
 	out := make(map[string]*vault.Key, len(subjects))
-	read := func(ids []string) error {
-		for lo := 0; lo < len(ids); lo += keyChunk {
-			chunk := ids[lo:min(lo+keyChunk, len(ids))]
-			in, args := s.db.In("subject_id", 1, chunk)
-			rows, err := tx.QueryContext(ctx, `SELECT subject_id, wrapped, epoch FROM vault_keys WHERE `+in, args...)
-			if err != nil {
-				return fmt.Errorf("consent: keys: %w", err)
-			}
-			for rows.Next() {
-				var id string
-				var wrapped []byte
-				var epoch int64
-				if err := rows.Scan(&id, &wrapped, &epoch); err != nil {
-					rows.Close()
-					return fmt.Errorf("consent: keys: %w", err)
-				}
-				if out[id], err = s.vault.Unwrap(id, wrapped, epoch); err != nil {
-					rows.Close()
-					return fmt.Errorf("consent: keys: %w", err)
-				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("consent: keys: %w", err)
-			}
-		}
-		return nil
-	}
 	seen := make(map[string]bool, len(subjects))
 	var ids []string
 	for _, id := range subjects {
@@ -104,38 +76,102 @@ func (s *Service) keysIn(ctx context.Context, tx *store.Tx, subjects []string) (
 			ids = append(ids, id)
 		}
 	}
-	if err := read(ids); err != nil {
+	if err := s.readKeys(ctx, tx, ids, out); err != nil {
 		return nil, err
 	}
 	var missing []string
+	var made []any // vault_keys rows
 	for _, id := range ids {
-		if out[id] == nil {
-			missing = append(missing, id)
+		if out[id] != nil {
+			continue
 		}
+		k, row, err := s.vault.NewKey(id)
+		if err != nil {
+			return nil, fmt.Errorf("consent: keys: %w", err)
+		}
+		out[id] = k
+		missing = append(missing, id)
+		made = append(made, row...)
 	}
 	if len(missing) == 0 {
 		return out, nil
 	}
-	ins := tx.Bulk("vault_keys", []string{"subject_id", "wrapped", "epoch", "created_at"}, keyChunk, " ON CONFLICT (subject_id) DO NOTHING")
-	defer ins.Close(ctx)
-	for _, id := range missing {
-		_, row, err := s.vault.NewKey(id)
-		if err != nil {
+	if tx.Dialect() == store.SQLite {
+		// The transaction holds the only writer: no key can have been stored since
+		// they were read.
+		if err := tx.InsertRows(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES `, 4, made, ""); err != nil {
 			return nil, fmt.Errorf("consent: keys: %w", err)
 		}
-		if err := ins.Add(ctx, row...); err != nil {
-			return nil, fmt.Errorf("consent: keys: %w", err)
-		}
+		return out, nil
 	}
-	if err := ins.Close(ctx); err != nil {
+	// PostgreSQL: one statement of arrays, which says which keys it stored; the others
+	// were stored by another transaction meanwhile, and are read.
+	cols := [4][]any{}
+	for i, v := range made {
+		cols[i%4] = append(cols[i%4], v)
+	}
+	wrapped := make([][]byte, len(missing))
+	epochs, created := make([]int64, len(missing)), make([]int64, len(missing))
+	for i := range missing {
+		wrapped[i], epochs[i], created[i] = cols[1][i].([]byte), cols[2][i].(int64), cols[3][i].(int64)
+	}
+	stored, err := store.Strings(ctx, tx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id`,
+		missing, wrapped, epochs, created)
+	if err != nil {
 		return nil, fmt.Errorf("consent: keys: %w", err)
 	}
-	// Read back what was stored: the keys just made, or one another transaction
-	// stored first.
-	return out, read(missing)
+	if len(stored) == len(missing) {
+		return out, nil
+	}
+	isStored := make(map[string]bool, len(stored))
+	for _, id := range stored {
+		isStored[id] = true
+	}
+	var lost []string
+	for _, id := range missing {
+		if !isStored[id] {
+			lost = append(lost, id)
+			delete(out, id)
+		}
+	}
+	return out, s.readKeys(ctx, tx, lost, out)
 }
 
-// keyChunk is how many keys keysIn reads or stores in one statement.
+// readKeys reads the keys of ids that exist into out.
+func (s *Service) readKeys(ctx context.Context, tx *store.Tx, ids []string, out map[string]*vault.Key) error {
+	chunk := keyChunk
+	if tx.Dialect() == store.Postgres {
+		chunk = max(len(ids), 1) // one array parameter
+	}
+	for lo := 0; lo < len(ids); lo += chunk {
+		in, args := s.db.In("subject_id", 1, ids[lo:min(lo+chunk, len(ids))])
+		rows, err := tx.QueryContext(ctx, `SELECT subject_id, wrapped, epoch FROM vault_keys WHERE `+in, args...)
+		if err != nil {
+			return fmt.Errorf("consent: keys: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var wrapped []byte
+			var epoch int64
+			if err := rows.Scan(&id, &wrapped, &epoch); err != nil {
+				rows.Close()
+				return fmt.Errorf("consent: keys: %w", err)
+			}
+			if out[id], err = s.vault.Unwrap(id, wrapped, epoch); err != nil {
+				rows.Close()
+				return fmt.Errorf("consent: keys: %w", err)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("consent: keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// keyChunk is how many keys readKeys reads in one statement on SQLite.
 const keyChunk = 500
 
 // sealBatch is how many events an earlier release left in plain text SealLegacy seals
@@ -185,8 +221,10 @@ func (s *Service) SealLegacy(ctx context.Context) (int, error) {
 				ids[i], sealed[i] = p.id, keys[p.subject].SealText(labelEvidence, p.sealed)
 			}
 			if tx.Dialect() == store.Postgres {
+				// The range of ids keeps the plan to the batch's rows: without it the
+				// planner may hash every plain row at each batch.
 				_, err := tx.ExecContext(ctx, `UPDATE consent_events SET evidence = u.ev FROM unnest($1::bigint[], $2::text[]) AS u(id, ev)
-					WHERE consent_events.id = u.id AND `+plainEvidence, ids, sealed)
+					WHERE consent_events.id = u.id AND consent_events.id BETWEEN $3 AND $4 AND `+plainEvidence, ids, sealed, ids[0], ids[len(ids)-1])
 				return err
 			}
 			st, err := tx.SQL().PrepareContext(ctx, s.db.Rebind(`UPDATE consent_events SET evidence = $1 WHERE id = $2 AND `+plainEvidence))

@@ -185,8 +185,12 @@ func sealLegacyBatch[ID int64 | string](ctx context.Context, s *Service, l legac
 				names = append(names, "c"+strconv.Itoa(i))
 				args = append(args, sealed[i])
 			}
+			// The range of ids keeps the plan to the batch's rows: without it the planner
+			// may hash every plain row at each batch.
+			args = append(args, ids[0], ids[len(ids)-1])
 			_, err := tx.ExecContext(ctx, `UPDATE `+l.table+` SET `+strings.Join(set, ", ")+`, sealed = 1 FROM unnest(`+strings.Join(arrays, ", ")+
-				`) AS u(`+strings.Join(names, ", ")+`) WHERE `+l.table+`.id = u.id AND `+l.table+`.sealed IS NULL`, args...)
+				`) AS u(`+strings.Join(names, ", ")+`) WHERE `+l.table+`.id = u.id AND `+l.table+`.id BETWEEN $`+strconv.Itoa(len(args)-1)+` AND $`+strconv.Itoa(len(args))+
+				` AND `+l.table+`.sealed IS NULL`, args...)
 			return err
 		}
 		for i, c := range l.cols {
