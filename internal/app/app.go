@@ -200,7 +200,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if created {
 		a.Log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
 	}
-	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.now)
+	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.Vault, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
 	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
@@ -234,7 +234,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Registry.Register(mail.Holder{Dir: outboxDir, Index: index})
 	a.Registry.Register(rights.Holder{})
-	a.Registry.Register(consent.Holder{})
+	a.Registry.Register(consent.Holder{S: a.Consent})
 	a.Registry.Register(newsletter.Holder{S: a.Newsletter})
 	a.Registry.Register(governance.StaffHolder{})
 	a.Registry.Register(files.Holder{S: a.Files})
@@ -467,12 +467,25 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.keysBehind != nil {
 		return a.keysBehind
 	}
-	// Accounts an earlier release kept in plain text are sealed before anything else.
+	// Accounts an earlier release kept in plain text are sealed before anything else,
+	// then the consent ledger's evidence and the files' names and access log.
 	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
 		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
+	}
+	if n, err := a.Consent.SealLegacy(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed consent evidence kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"events", n)
+	}
+	if n, err := a.Files.SealLegacy(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed file names and access addresses kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"rows", n)
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"steward/internal/apperr"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // Decision is what a subject decided about a purpose.
@@ -64,7 +65,8 @@ const (
 	SourceAccountLink Source = "account_link"
 )
 
-// Event is one entry of the ledger.
+// Event is one entry of the ledger. Its evidence is stored sealed under the subject's
+// data key; an Event holds it opened.
 type Event struct {
 	ID            int64
 	SubjectID     string
@@ -87,6 +89,7 @@ type Service struct {
 	policyVersion string
 	now           func() time.Time
 	signer        *Signer
+	vault         *vault.Vault
 	granted       func(ctx context.Context, subjectID string, p Purpose) error
 	changed       func(ctx context.Context, subjectID string) error
 }
@@ -108,9 +111,9 @@ func (s *Service) SetOnGranted(f func(ctx context.Context, subjectID string, p P
 	s.granted = f
 }
 
-// New returns the consent service.
-func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, now func() time.Time) *Service {
-	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer}
+// New returns the consent service. Evidence is sealed under each subject's data key in v.
+func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, v *vault.Vault, now func() time.Time) *Service {
+	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer, vault: v}
 }
 
 // Register returns the register of purposes and processors.
@@ -148,23 +151,42 @@ func (s *Service) afterGrant(ctx context.Context, subjectID, purpose string) err
 	return s.granted(ctx, subjectID, p)
 }
 
-// RecordTx is Record inside the caller's transaction.
+// RecordTx is Record inside the caller's transaction. The evidence is sealed under the
+// subject's data key, made in tx if the subject has none yet (a subscriber's first
+// decision).
 func (s *Service) RecordTx(ctx context.Context, tx *store.Tx, subjectID, purpose string, d Decision, src Source, evidence map[string]string) (Event, error) {
+	if err := s.check(purpose, d); err != nil {
+		return Event{}, err
+	}
+	key, err := s.vault.KeyIn(ctx, tx, subjectID, true)
+	if err != nil {
+		return Event{}, fmt.Errorf("consent: record: %w", err)
+	}
+	return s.recordTx(ctx, tx, key, purpose, d, src, evidence)
+}
+
+// check says whether a decision about purpose can be recorded.
+func (s *Service) check(purpose string, d Decision) error {
 	p, ok := s.reg.Purpose(purpose)
 	if !ok {
-		return Event{}, apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
+		return apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
 	}
 	if !p.NeedsConsent() && !p.Objectable() {
-		return Event{}, apperr.Field("purpose", "purpose_not_optional",
+		return apperr.Field("purpose", "purpose_not_optional",
 			fmt.Sprintf("%s is needed for the service you use (%s) and does not depend on a choice", p.Name, p.Basis))
 	}
 	if d != Granted && d != Withdrawn {
-		return Event{}, apperr.Field("decision", "decision_invalid", "must be granted or withdrawn")
+		return apperr.Field("decision", "decision_invalid", "must be granted or withdrawn")
 	}
+	return nil
+}
+
+// recordTx appends a checked decision of key's subject, its evidence sealed under key.
+func (s *Service) recordTx(ctx context.Context, tx *store.Tx, key *vault.Key, purpose string, d Decision, src Source, evidence map[string]string) (Event, error) {
+	subjectID := key.Subject()
 	if evidence == nil {
 		evidence = map[string]string{}
 	}
-	ev, _ := json.Marshal(evidence)
 	e := Event{SubjectID: subjectID, Purpose: purpose, Decision: d, Source: src, PolicyVersion: s.policyVersion,
 		Evidence: evidence, At: s.now().UTC()}
 	at := store.Millis(e.At)
@@ -178,7 +200,7 @@ func (s *Service) RecordTx(ctx context.Context, tx *store.Tx, subjectID, purpose
 		return Event{}, fmt.Errorf("consent: record: %w", err)
 	}
 	if err := tx.QueryRowContext(ctx, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, subjectID, purpose, d, src, s.policyVersion, string(ev), at).Scan(&e.ID); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, subjectID, purpose, d, src, s.policyVersion, sealEvidence(key, evidence), at).Scan(&e.ID); err != nil {
 		return Event{}, fmt.Errorf("consent: record: %w", err)
 	}
 	// The newest event wins, always.
@@ -239,6 +261,18 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		grants = grants[:0]
 		changed = false
+		// The subject's key, read (or made) once, when a first change is recorded.
+		var key *vault.Key
+		subjectKey := func() (*vault.Key, error) {
+			if key != nil {
+				return key, nil
+			}
+			var err error
+			if key, err = s.vault.KeyIn(ctx, tx, subjectID, true); err != nil {
+				return nil, fmt.Errorf("consent: apply: %w", err)
+			}
+			return key, nil
+		}
 		for _, k := range keys {
 			p, _ := s.reg.Purpose(k)
 			var cur string
@@ -250,12 +284,19 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			if Decision(cur) == want || (cur == "" && ((want == Withdrawn && p.NeedsConsent()) || (want == Granted && p.Objectable()))) {
 				continue
 			}
-			if _, err := s.RecordTx(ctx, tx, subjectID, k, want, src, evidence); err != nil {
+			if err := s.check(k, want); err != nil {
 				if e, ok := apperr.As(err); ok && e.Field == "purpose" {
 					e2 := *e
 					e2.Field = "choices." + k
 					return &e2
 				}
+				return err
+			}
+			sk, err := subjectKey()
+			if err != nil {
+				return err
+			}
+			if _, err := s.recordTx(ctx, tx, sk, k, want, src, evidence); err != nil {
 				return err
 			}
 			changed = true
@@ -271,7 +312,11 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			return err
 		}
 		changed = true
-		if err := s.recordFlags(ctx, tx, subjectID, cur, *flags, src, evidence); err != nil {
+		k, err := subjectKey()
+		if err != nil {
+			return err
+		}
+		if err := s.recordFlags(ctx, tx, k, cur, *flags, src, evidence); err != nil {
 			return err
 		}
 		return s.setFlags(ctx, tx, subjectID, *flags)
@@ -295,12 +340,11 @@ func (s *Service) SetFlags(ctx context.Context, subjectID string, f Flags) error
 	return s.Apply(ctx, subjectID, nil, &f, SourceAPI, nil)
 }
 
-// recordFlags appends an event for each flag that changes from cur to want.
-func (s *Service) recordFlags(ctx context.Context, tx *store.Tx, subjectID string, cur, want Flags, src Source, evidence map[string]string) error {
-	if evidence == nil {
-		evidence = map[string]string{}
-	}
-	ev, _ := json.Marshal(evidence)
+// recordFlags appends an event of key's subject for each flag that changes from cur
+// to want, its evidence sealed under key.
+func (s *Service) recordFlags(ctx context.Context, tx *store.Tx, key *vault.Key, cur, want Flags, src Source, evidence map[string]string) error {
+	subjectID := key.Subject()
+	ev := sealEvidence(key, evidence)
 	at := store.Millis(s.now())
 	for _, f := range []struct {
 		key      string
@@ -314,7 +358,7 @@ func (s *Service) recordFlags(ctx context.Context, tx *store.Tx, subjectID strin
 			d = FlagSet
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, subjectID, f.key, d, src, s.policyVersion, string(ev), at); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, subjectID, f.key, d, src, s.policyVersion, ev, at); err != nil {
 			return fmt.Errorf("consent: record flags: %w", err)
 		}
 	}
@@ -435,17 +479,21 @@ func (s *Service) Choices(ctx context.Context, subjectID string) ([]Choice, Flag
 	return out, flags, nil
 }
 
-// History returns the subject's ledger, newest first.
+// eventQuery reads events with their subject's key.
+var eventQuery = `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, ` +
+	keyColumns + ` FROM consent_events e ` + vault.KeyJoin("k", "e.subject_id")
+
+// History returns the subject's ledger, newest first, its evidence opened.
 func (s *Service) History(ctx context.Context, subjectID string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, subject_id, purpose, decision, source, policy_version, evidence, at
-		FROM consent_events WHERE subject_id = $1 ORDER BY id DESC`, subjectID)
+	rows, err := s.db.QueryContext(ctx, eventQuery+` WHERE e.subject_id = $1 ORDER BY e.id DESC`, subjectID)
 	if err != nil {
 		return nil, fmt.Errorf("consent: history: %w", err)
 	}
 	defer rows.Close()
 	var out []Event
+	keys := map[string]*vault.Key{}
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		e, err := s.scanEvent(rows, keys)
 		if err != nil {
 			return nil, err
 		}
@@ -454,24 +502,36 @@ func (s *Service) History(ctx context.Context, subjectID string) ([]Event, error
 	return out, rows.Err()
 }
 
-func scanEvent(r interface{ Scan(...any) error }) (Event, error) {
+// scanEvent reads a row of eventQuery and opens its evidence.
+func (s *Service) scanEvent(r interface{ Scan(...any) error }, keys map[string]*vault.Key) (Event, error) {
 	var e Event
 	var ev string
 	var at int64
-	if err := r.Scan(&e.ID, &e.SubjectID, &e.Purpose, &e.Decision, &e.Source, &e.PolicyVersion, &ev, &at); err != nil {
+	var wrapped []byte
+	var epoch sql.NullInt64
+	if err := r.Scan(&e.ID, &e.SubjectID, &e.Purpose, &e.Decision, &e.Source, &e.PolicyVersion, &ev, &at, &wrapped, &epoch); err != nil {
 		return Event{}, fmt.Errorf("consent: event: %w", err)
 	}
-	_ = json.Unmarshal([]byte(ev), &e.Evidence)
+	key, err := s.rowKey(keys, e.SubjectID, wrapped, epoch)
+	if err != nil {
+		return Event{}, err
+	}
+	if e.Evidence, err = openEvidence(key, ev); err != nil {
+		return Event{}, err
+	}
 	e.At = store.FromMillis(at)
 	return e, nil
 }
 
-// Event returns one of the subject's events; another subject's is not found.
+// Event returns one of the subject's events, its evidence opened; another subject's is
+// not found.
 func (s *Service) Event(ctx context.Context, subjectID string, id int64) (Event, error) {
-	e, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT id, subject_id, purpose, decision, source, policy_version, evidence, at
-		FROM consent_events WHERE id = $1 AND subject_id = $2`, id, subjectID))
-	if err != nil {
+	e, err := s.scanEvent(s.db.QueryRowContext(ctx, eventQuery+` WHERE e.id = $1 AND e.subject_id = $2`, id, subjectID), map[string]*vault.Key{})
+	if errors.Is(err, sql.ErrNoRows) {
 		return Event{}, apperr.New(apperr.NotFound, "event_not_found", "no such consent decision")
+	}
+	if err != nil {
+		return Event{}, err
 	}
 	return e, nil
 }
@@ -600,10 +660,19 @@ func (s *Service) AllowedSQL(purpose, col string) (string, error) {
 // Rekey moves a subject's ledger, conflicts and flags to another subject id, in tx, and
 // derives the state afresh from the merged ledger (the newest event per purpose wins):
 // a newsletter subscriber who registers with the same verified address becomes one
-// subject with the account. The decisions themselves are not changed.
+// subject with the account. The decisions themselves are not changed; their evidence
+// is sealed again under the surviving subject's key (made in tx if it has none), so
+// from's key seals nothing of the ledger afterwards.
 func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) error {
 	if from == to {
 		return nil
+	}
+	toKey, err := s.vault.KeyIn(ctx, tx, to, true)
+	if err != nil {
+		return fmt.Errorf("consent: rekey: %w", err)
+	}
+	if err := s.reseal(ctx, tx, from, toKey); err != nil {
+		return err
 	}
 	// The flags combine to the more protective: a restriction or objection of either
 	// holds for the one subject (and, where that changes the surviving subject's flags,
@@ -618,7 +687,6 @@ func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) erro
 	}
 	merged := Flags{Restricted: fromFlags.Restricted || toFlags.Restricted, Objected: fromFlags.Objected || toFlags.Objected}
 	for _, q := range []string{
-		`UPDATE consent_events SET subject_id = $1 WHERE subject_id = $2`,
 		`UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`,
 		`DELETE FROM consent_state WHERE subject_id IN ($1, $2)`,
 		`DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`,
@@ -635,10 +703,58 @@ func (s *Service) Rekey(ctx context.Context, tx *store.Tx, from, to string) erro
 	if merged == toFlags {
 		return nil
 	}
-	if err := s.recordFlags(ctx, tx, to, toFlags, merged, SourceAccountLink, map[string]string{"merged_from": from}); err != nil {
+	if err := s.recordFlags(ctx, tx, toKey, toFlags, merged, SourceAccountLink, map[string]string{"merged_from": from}); err != nil {
 		return err
 	}
 	return s.setFlags(ctx, tx, to, merged)
+}
+
+// reseal moves from's events to the subject of key, their evidence opened with from's
+// key and sealed under key.
+func (s *Service) reseal(ctx context.Context, tx *store.Tx, from string, key *vault.Key) error {
+	rows, err := tx.QueryContext(ctx, `SELECT e.id, e.evidence, `+keyColumns+` FROM consent_events e `+vault.KeyJoin("k", "e.subject_id")+
+		` WHERE e.subject_id = $1 ORDER BY e.id`, from)
+	if err != nil {
+		return fmt.Errorf("consent: rekey: %w", err)
+	}
+	type moved struct {
+		id       int64
+		evidence string
+	}
+	var all []moved
+	keys := map[string]*vault.Key{}
+	for rows.Next() {
+		var m moved
+		var wrapped []byte
+		var epoch sql.NullInt64
+		if err := rows.Scan(&m.id, &m.evidence, &wrapped, &epoch); err != nil {
+			rows.Close()
+			return fmt.Errorf("consent: rekey: %w", err)
+		}
+		fromKey, err := s.rowKey(keys, from, wrapped, epoch)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		plain, err := fromKey.OpenText(labelEvidence, m.evidence)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("consent: rekey: %w", err)
+		}
+		m.evidence = key.SealText(labelEvidence, plain)
+		all = append(all, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("consent: rekey: %w", err)
+	}
+	for _, m := range all {
+		if _, err := tx.ExecContext(ctx, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`,
+			key.Subject(), m.evidence, m.id); err != nil {
+			return fmt.Errorf("consent: rekey: %w", err)
+		}
+	}
+	return nil
 }
 
 // Imported is a decision brought from another system, with its evidence.
@@ -649,36 +765,64 @@ type Imported struct {
 	// EvidenceJSON is Evidence already encoded (an importer encodes it ahead of the
 	// transaction); it is used when set.
 	EvidenceJSON string
+	// Key is the subject's data key, when the importer has it: one it made with
+	// vault.NewKey and whose vault_keys row it stores in the same transaction. The
+	// evidence is sealed under it. Without it, ImportTx reads the subject's key, or
+	// makes and stores one: an importer that stores keys of its own must then store
+	// them before calling ImportTx, or its own would be the one refused.
+	Key *vault.Key
 }
 
 // ImportTx records many opt-ins from an import in tx, in a few statements: the events,
 // then their state. It is for subjects new to the ledger (an import of subscribers),
 // each subject and purpose once: the state rows are inserted, not merged, and a
-// subject that has one already fails the transaction with a unique violation.
+// subject that has one already fails the transaction with a unique violation. Each
+// evidence is sealed under its subject's key (Imported.Key, or one read or made in tx).
 func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) error {
 	if len(in) == 0 {
 		return nil
 	}
 	at := store.Millis(s.now())
+	var keyless []string
 	for _, d := range in {
 		p, ok := s.reg.Purpose(d.Purpose)
 		if !ok || !p.NeedsConsent() {
 			return apperr.Field("purpose", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", d.Purpose))
 		}
+		switch {
+		case d.Key == nil:
+			keyless = append(keyless, d.SubjectID)
+		case d.Key.Subject() != d.SubjectID:
+			return fmt.Errorf("consent: import: the key given for %s is %s's", d.SubjectID, d.Key.Subject())
+		}
+	}
+	var keys map[string]*vault.Key
+	if len(keyless) > 0 {
+		var err error
+		if keys, err = s.keysIn(ctx, tx, keyless); err != nil {
+			return err
+		}
+	}
+	evidence := func(d Imported) string {
+		k := d.Key
+		if k == nil {
+			k = keys[d.SubjectID]
+		}
+		return k.SealText(labelEvidence, importEvidence(d))
 	}
 	if tx.Dialect() == store.Postgres {
 		// The events and their state in one statement of arrays, the state made from
 		// the rows the insert returns.
-		subjects, purposes, evidence := make([]string, len(in)), make([]string, len(in)), make([]string, len(in))
+		subjects, purposes, sealed := make([]string, len(in)), make([]string, len(in)), make([]string, len(in))
 		for i, d := range in {
-			subjects[i], purposes[i], evidence[i] = d.SubjectID, d.Purpose, importEvidence(d)
+			subjects[i], purposes[i], sealed[i] = d.SubjectID, d.Purpose, evidence(d)
 		}
 		if _, err := tx.ExecContext(ctx, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`,
-			subjects, purposes, evidence, Granted, SourceImport, s.policyVersion, at); err != nil {
+			subjects, purposes, sealed, Granted, SourceImport, s.policyVersion, at); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
 		return nil
@@ -693,7 +837,7 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES `, []any{Granted, SourceImport, s.policyVersion, at}, 3, importChunk, ") AS v")
 	defer ins.Close(ctx)
 	for _, d := range in {
-		if err := ins.Add(ctx, d.SubjectID, d.Purpose, importEvidence(d)); err != nil {
+		if err := ins.Add(ctx, d.SubjectID, d.Purpose, evidence(d)); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
 	}

@@ -3,7 +3,8 @@
 // SHA-256 of the plaintext, a per-file limit and a per-member quota, ranged downloads,
 // deletion, an access log of every upload, download, delete and refused attempt, and a
 // reconciler that leaves no object without its row and no row without its object after
-// a crash. Its tables are files and file_access_log.
+// a crash. Its tables are files and file_access_log; their personal columns (a file's
+// name, type and checksum, an access's address) are sealed under data keys (sealed.go).
 package files
 
 import (
@@ -172,9 +173,9 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	f := File{ID: newID(), Name: name, ContentType: ctype, CreatedAt: s.now().UTC()}
 	object := objectPrefix + newID()
 	// The declared size counts against the quota while the upload runs.
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, f.ID, owner, name, ctype, max(up.Size, 0), object, stateUploading,
-		store.Millis(s.now().Add(s.limits.UploadLease)), store.Millis(f.CreatedAt)); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at, sealed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`, f.ID, owner, key.SealText(labelName, name), key.SealText(labelContentType, ctype),
+		max(up.Size, 0), object, stateUploading, store.Millis(s.now().Add(s.limits.UploadLease)), store.Millis(f.CreatedAt)); err != nil {
 		return File{}, fmt.Errorf("files: upload: %w", err)
 	}
 	stopLease := s.holdLease(ctx, f.ID)
@@ -185,7 +186,7 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	}
 	if err == nil {
 		f.Size, f.SHA256 = size, sum
-		err = s.finish(ctx, owner, f, up.IP)
+		err = s.finish(ctx, key, f, up.IP)
 	}
 	if err != nil {
 		// Leave nothing: the object (if any part of it was stored) and the row, and,
@@ -391,8 +392,9 @@ func (e *encryptingReader) Read(p []byte) (int, error) {
 }
 
 // finish marks the upload ready, checking the quota again: two uploads at once must
-// not together exceed it.
-func (s *Service) finish(ctx context.Context, owner string, f File, ip string) error {
+// not together exceed it. key is the owner's.
+func (s *Service) finish(ctx context.Context, key *vault.Key, f File, ip string) error {
+	owner := key.Subject()
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if s.db.Dialect == store.Postgres {
 			// One member's uploads finish one at a time, or two could each see room for
@@ -410,14 +412,14 @@ func (s *Service) finish(ctx context.Context, owner string, f File, ip string) e
 			return tooLarge(fmt.Sprintf("the file would take you over your quota of %d bytes", s.limits.Quota))
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE files SET state = $1, size = $2, sha256 = $3, lease_until = 0 WHERE id = $4 AND state = $5`,
-			stateReady, f.Size, f.SHA256, f.ID, stateUploading)
+			stateReady, f.Size, key.SealText(labelSHA256, f.SHA256), f.ID, stateUploading)
 		if err != nil {
 			return fmt.Errorf("files: upload: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errors.New("files: upload: the row was reclaimed while uploading")
 		}
-		return s.record(ctx, tx, f.ID, owner, owner, ActionUpload, ip)
+		return s.record(ctx, tx, f.ID, owner, owner, key, ActionUpload, ip)
 	})
 }
 
@@ -425,10 +427,21 @@ func (s *Service) finish(ctx context.Context, owner string, f File, ip string) e
 // same download (a player seeking, a resumed transfer): one log entry, not dozens.
 const downloadCoalesce = time.Minute
 
-func (s *Service) record(ctx context.Context, q store.Querier, fileID, owner, actor, action, ip string) error {
+// record adds an entry to owner's access log. The address is the actor's (the owner,
+// or another member who was refused), not the owner's: it is sealed under the actor's
+// key, actorKey, so that it goes with the actor's erasure, dead rows and logs
+// included. An actor without a key (no account any more) leaves no address.
+func (s *Service) record(ctx context.Context, q store.Querier, fileID, owner, actor string, actorKey *vault.Key, action, ip string) error {
 	var a any
 	if actor != "" {
 		a = actor
+	}
+	sealedIP := ""
+	if actorKey != nil && ip != "" {
+		if actorKey.Subject() != actor {
+			return fmt.Errorf("files: access log: the key of %s given for %s", actorKey.Subject(), actor)
+		}
+		sealedIP = actorKey.SealText(labelIP, ip)
 	}
 	if action == ActionDownload {
 		var n int
@@ -440,8 +453,8 @@ func (s *Service) record(ctx context.Context, q store.Querier, fileID, owner, ac
 			return nil
 		}
 	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		fileID, owner, a, action, ip, store.Millis(s.now())); err != nil {
+	if _, err := q.ExecContext(ctx, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed) VALUES ($1, $2, $3, $4, $5, $6, 1)`,
+		fileID, owner, a, action, sealedIP, store.Millis(s.now())); err != nil {
 		return fmt.Errorf("files: access log: %w", err)
 	}
 	return nil
@@ -449,17 +462,28 @@ func (s *Service) record(ctx context.Context, q store.Querier, fileID, owner, ac
 
 // List returns the member's files, newest first.
 func (s *Service) List(ctx context.Context, owner string) ([]File, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, content_type, size, sha256, created_at FROM files
-		WHERE owner_id = $1 AND state = $2 ORDER BY created_at DESC, id`, owner, stateReady)
+	rows, err := s.db.QueryContext(ctx, `SELECT f.id, f.name, f.content_type, f.size, f.sha256, f.created_at, `+vault.KeyColumns("k")+`
+		FROM files f `+vault.KeyJoin("k", "f.owner_id")+` WHERE f.owner_id = $1 AND f.state = $2 ORDER BY f.created_at DESC, f.id`, owner, stateReady)
 	if err != nil {
 		return nil, fmt.Errorf("files: list: %w", err)
 	}
 	defer rows.Close()
 	var out []File
+	var key *vault.Key
 	for rows.Next() {
 		var f File
 		var created int64
-		if err := rows.Scan(&f.ID, &f.Name, &f.ContentType, &f.Size, &f.SHA256, &created); err != nil {
+		var wrapped []byte
+		var epoch sql.NullInt64
+		if err := rows.Scan(&f.ID, &f.Name, &f.ContentType, &f.Size, &f.SHA256, &created, &wrapped, &epoch); err != nil {
+			return nil, fmt.Errorf("files: list: %w", err)
+		}
+		if key == nil {
+			if key, err = s.unwrap(owner, wrapped, epoch); err != nil {
+				return nil, fmt.Errorf("files: list: %w", err)
+			}
+		}
+		if err := f.open(key); err != nil {
 			return nil, fmt.Errorf("files: list: %w", err)
 		}
 		f.CreatedAt = store.FromMillis(created)
@@ -474,20 +498,31 @@ var errNoFile = apperr.New(apperr.NotFound, "file_not_found", "no such file")
 // errNoFile.
 var errDenied = errors.New("files: not the owner")
 
+// row is a ready file as stored: its File still sealed, with its owner's key.
 type row struct {
 	File
 	owner, object string
+	key           *vault.Key
 }
 
+// get reads a ready file and its owner's key; the sealed columns are opened by the
+// caller, for the owner only. A file whose owner's key is gone (an erasure under way)
+// is no file.
 func (s *Service) get(ctx context.Context, id string) (row, error) {
 	var r row
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, owner_id, name, content_type, size, sha256, object, created_at FROM files
-		WHERE id = $1 AND state = $2`, id, stateReady).Scan(&r.ID, &r.owner, &r.Name, &r.ContentType, &r.Size, &r.SHA256, &r.object, &created)
-	if errors.Is(err, sql.ErrNoRows) {
+	var wrapped []byte
+	var epoch sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT f.id, f.owner_id, f.name, f.content_type, f.size, f.sha256, f.object, f.created_at, `+
+		vault.KeyColumns("k")+` FROM files f `+vault.KeyJoin("k", "f.owner_id")+` WHERE f.id = $1 AND f.state = $2`, id, stateReady).
+		Scan(&r.ID, &r.owner, &r.Name, &r.ContentType, &r.Size, &r.SHA256, &r.object, &created, &wrapped, &epoch)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !epoch.Valid) {
 		return row{}, errNoFile
 	}
 	if err != nil {
+		return row{}, fmt.Errorf("files: %w", err)
+	}
+	if r.key, err = s.unwrap(r.owner, wrapped, epoch); err != nil {
 		return row{}, fmt.Errorf("files: %w", err)
 	}
 	r.CreatedAt = store.FromMillis(created)
@@ -504,23 +539,22 @@ func (s *Service) Open(ctx context.Context, actor, id, ip string, record bool) (
 		return File{}, nil, err
 	}
 	if r.owner != actor {
-		if err := s.record(ctx, s.db, r.ID, r.owner, actor, ActionDenied, ip); err != nil {
+		if err := s.denied(ctx, r.ID, r.owner, actor, ip); err != nil {
 			return File{}, nil, err
 		}
 		return File{}, nil, errNoFile
 	}
-	key, err := s.vault.DataKey(ctx, r.owner, false)
-	if err != nil {
+	if err := r.open(r.key); err != nil {
 		return File{}, nil, fmt.Errorf("files: open: %w", err)
 	}
-	rs, err := key.NewReadSeeker(r.Size, func(off, n int64) (io.ReadCloser, error) {
+	rs, err := r.key.NewReadSeeker(r.Size, func(off, n int64) (io.ReadCloser, error) {
 		return s.blobs.Open(ctx, r.object, off, n)
 	})
 	if err != nil {
 		return File{}, nil, fmt.Errorf("files: open: %w", err)
 	}
 	if record {
-		if err := s.record(ctx, s.db, r.ID, r.owner, actor, ActionDownload, ip); err != nil {
+		if err := s.record(ctx, s.db, r.ID, r.owner, actor, r.key, ActionDownload, ip); err != nil {
 			rs.Close()
 			return File{}, nil, err
 		}
@@ -548,7 +582,7 @@ func (s *Service) Delete(ctx context.Context, actor, id, ip string) error {
 		return err
 	})
 	if errors.Is(err, errDenied) {
-		if err := s.record(ctx, s.db, id, realOwner, actor, ActionDenied, ip); err != nil {
+		if err := s.denied(ctx, id, realOwner, actor, ip); err != nil {
 			return err
 		}
 		return errNoFile
@@ -559,12 +593,27 @@ func (s *Service) Delete(ctx context.Context, actor, id, ip string) error {
 	if err := s.blobs.Delete(ctx, object); err != nil {
 		return fmt.Errorf("files: delete: %w", err)
 	}
+	key, err := s.vault.KeyIn(ctx, s.db, owner, false)
+	if err != nil && !errors.Is(err, vault.ErrNoKey) {
+		return fmt.Errorf("files: delete: %w", err)
+	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("files: delete: %w", err)
 		}
-		return s.record(ctx, tx, id, owner, owner, ActionDelete, ip)
+		return s.record(ctx, tx, id, owner, owner, key, ActionDelete, ip)
 	})
+}
+
+// denied records in owner's log that actor was refused a file. The actor's address is
+// the actor's: sealed under their key (the owner cannot open it, and it goes with the
+// actor's erasure), or not kept if they have none.
+func (s *Service) denied(ctx context.Context, fileID, owner, actor, ip string) error {
+	key, err := s.vault.KeyIn(ctx, s.db, actor, false)
+	if err != nil && !errors.Is(err, vault.ErrNoKey) {
+		return fmt.Errorf("files: access log: %w", err)
+	}
+	return s.record(ctx, s.db, fileID, owner, actor, key, ActionDenied, ip)
 }
 
 // Access is one entry of a member's access log.
@@ -577,7 +626,8 @@ type Access struct {
 	IP      string
 }
 
-// AccessLog returns the newest entries of the owner's access log.
+// AccessLog returns the newest entries of the owner's access log. The address of
+// another member's refused attempt is theirs, sealed under their key: it is "".
 func (s *Service) AccessLog(ctx context.Context, owner string, limit int) ([]Access, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT l.at, l.file_id, COALESCE(f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`, owner, limit)
@@ -586,11 +636,26 @@ func (s *Service) AccessLog(ctx context.Context, owner string, limit int) ([]Acc
 	}
 	defer rows.Close()
 	var out []Access
+	var key *vault.Key
 	for rows.Next() {
 		var a Access
 		var at int64
-		if err := rows.Scan(&at, &a.FileID, &a.Name, &a.Action, &a.ByOwner, &a.IP); err != nil {
+		var ip string
+		if err := rows.Scan(&at, &a.FileID, &a.Name, &a.Action, &a.ByOwner, &ip); err != nil {
 			return nil, fmt.Errorf("files: access log: %w", err)
+		}
+		if key == nil {
+			if key, err = s.vault.KeyIn(ctx, s.db, owner, false); err != nil {
+				return nil, fmt.Errorf("files: access log: %w", err)
+			}
+		}
+		if a.Name, err = key.OpenText(labelName, a.Name); err != nil {
+			return nil, fmt.Errorf("files: access log: %w", err)
+		}
+		if a.ByOwner {
+			if a.IP, err = key.OpenText(labelIP, ip); err != nil {
+				return nil, fmt.Errorf("files: access log: %w", err)
+			}
 		}
 		a.At = store.FromMillis(at)
 		out = append(out, a)

@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"steward/internal/blob"
 	"steward/internal/datamap"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // Holder is the files' entry in the data map. It also streams the decrypted files into
@@ -18,26 +20,46 @@ type Holder struct{ S *Service }
 var (
 	filesTable = datamap.Table{Name: "files", Subject: "owner_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "random file id"},
-		{Name: "owner_id", Categories: []string{"user.unique_id"}},
-		{Name: "name", Categories: []string{"user.content"}},
-		{Name: "content_type", NotPersonal: "media type the client declared"},
+		{Name: "owner_id", Categories: []string{"user.unique_id"}, Plain: "a random id: the owner's key is found by it"},
+		{Name: "name", Categories: []string{"user.content"}, Sealed: true},
+		{Name: "content_type", Categories: []string{"user.content"}, Sealed: true},
 		{Name: "size", NotPersonal: "size in bytes"},
-		{Name: "sha256", NotPersonal: "SHA-256 of the content, for the member to check a download"},
+		// A checksum of the content confirms a guess of it: sealed like the name.
+		{Name: "sha256", Categories: []string{"user.content"}, Sealed: true},
 		{Name: "object", NotPersonal: "random name of the encrypted object in storage"},
 		{Name: "state", NotPersonal: "uploading, ready or deleting"},
 		{Name: "lease_until", NotPersonal: "end of an upload's lease", Time: true},
 		{Name: "created_at", NotPersonal: "time of upload", Time: true},
+		{Name: "sealed", NotPersonal: "set once the row's personal columns are sealed (NULL: written by an earlier release, sealed at start)"},
 	}}
+	// An access's address belongs to whoever made it: it is sealed under the actor's
+	// key, not the owner's (the one column of these tables sealed under another key
+	// than the row's subject's), so that a refused member's address goes with their
+	// own erasure, and the owner never reads it.
 	accessTable = datamap.Table{Name: "file_access_log", Subject: "owner_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "sequence number"},
 		{Name: "file_id", NotPersonal: "random file id"},
-		{Name: "owner_id", Categories: []string{"user.unique_id"}},
-		{Name: "actor_id", Categories: []string{"user.unique_id"}},
+		{Name: "owner_id", Categories: []string{"user.unique_id"}, Plain: "a random id: the owner's key is found by it"},
+		{Name: "actor_id", Categories: []string{"user.unique_id"},
+			Plain: "a random account id, compared in SQL (whose access it was); blanked when that member is erased"},
 		{Name: "action", NotPersonal: "upload, download, delete or denied"},
-		{Name: "ip", Categories: []string{"user.device.ip_address"}},
+		{Name: "ip", Categories: []string{"user.device.ip_address"}, Sealed: true},
 		{Name: "at", NotPersonal: "time of access", Time: true},
+		{Name: "sealed", NotPersonal: "set once the row's address is sealed (NULL: written by an earlier release, sealed at start)"},
 	}}
+	// accessRaw reads the access log with the addresses left sealed: Export opens each
+	// with the key it is sealed under.
+	accessRaw = unsealed(accessTable)
 )
+
+// unsealed is t with no column marked sealed.
+func unsealed(t datamap.Table) datamap.Table {
+	t.Columns = slices.Clone(t.Columns)
+	for i := range t.Columns {
+		t.Columns[i].Sealed = false
+	}
+	return t
+}
 
 // Declaration describes the files tables.
 func (Holder) Declaration() datamap.Declaration {
@@ -51,23 +73,47 @@ func (Holder) Declaration() datamap.Declaration {
 	}
 }
 
-// Export returns the files' records and the access log; the contents come through
-// ExportFiles.
-func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	f, err := datamap.SelectSection(ctx, q, filesTable, "owner_id = $1 AND state = 'ready' ORDER BY created_at", s.ID)
+// Export returns the files' records and the access log, their sealed columns opened;
+// the contents come through ExportFiles. The log holds the subject's files' accesses
+// and the subject's own refused attempts at other members' files.
+func (h Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
+	if s.Key == nil {
+		key, err := h.S.vault.KeyIn(ctx, q, s.ID, false)
+		switch {
+		case err == nil:
+			s.Key = key
+		case !errors.Is(err, vault.ErrNoKey):
+			return nil, fmt.Errorf("files: export: %w", err)
+		}
+		// Without a key the subject has no file, and no address in any log.
+	}
+	f, err := s.Select(ctx, q, filesTable, "owner_id = $1 AND state = 'ready' ORDER BY created_at", s.ID)
 	if err != nil {
 		return nil, err
 	}
-	a, err := datamap.SelectSection(ctx, q, accessTable, "owner_id = $1 ORDER BY id", s.ID)
+	a, err := datamap.SelectSection(ctx, q, accessRaw, "owner_id = $1 OR actor_id = $1 ORDER BY id", s.ID)
 	if err != nil {
 		return nil, err
 	}
 	// Another member's refused attempt is in the owner's log, but who they are and
-	// their address are theirs, not the owner's: blanked, as on the page.
-	actor, ip := slices.Index(a.Columns, "actor_id"), slices.Index(a.Columns, "ip")
+	// their address are theirs, not the owner's: blanked, as on the page. The
+	// subject's own attempt at another's file shows their address, not the owner.
+	owner, actor, ip := slices.Index(a.Columns, "owner_id"), slices.Index(a.Columns, "actor_id"), slices.Index(a.Columns, "ip")
 	for _, row := range a.Rows {
 		if row[actor] != s.ID {
 			row[actor], row[ip] = "another member", ""
+			continue
+		}
+		if row[owner] != s.ID {
+			row[owner] = "another member"
+		}
+		if row[ip] != "" {
+			if s.Key == nil {
+				return nil, fmt.Errorf("files: export: an address sealed under %s's key, which is gone", s.ID)
+			}
+			if row[ip], err = s.Key.OpenText(labelIP, row[ip]); err != nil {
+				return nil, fmt.Errorf("files: export: %w", err)
+			}
 		}
 	}
 	return []datamap.Section{f, a}, nil
@@ -84,15 +130,11 @@ func (h Holder) ExportFiles(ctx context.Context, s datamap.Subject, add func(nam
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		key, err := h.S.vault.DataKey(ctx, s.ID, false)
-		if err != nil {
-			return fmt.Errorf("files: export: %w", err)
-		}
 		obj, err := h.S.blobs.Open(ctx, r.object, 0, -1)
 		if err != nil {
 			return fmt.Errorf("files: export %s: %w", f.ID, err)
 		}
-		plain, err := key.Decrypt(obj)
+		plain, err := r.key.Decrypt(obj)
 		if err == nil {
 			err = add(f.ID+"-"+f.Name, plain)
 		}

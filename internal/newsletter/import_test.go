@@ -2,6 +2,7 @@ package newsletter_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -55,14 +56,20 @@ func TestImportKeepsEvidence(t *testing.T) {
 			"lee@example.org": `{"imported_by":"staff-7"}`,
 		}
 		for email, ev := range want {
-			var hash, evidence, source, decision string
-			err := h.App.DB.QueryRowContext(ctx, `SELECT s.email_hash, e.evidence, e.source, c.decision FROM subscribers s
+			var subject, hash, source, decision string
+			err := h.App.DB.QueryRowContext(ctx, `SELECT s.subject_id, s.email_hash, e.source, c.decision FROM subscribers s
 				JOIN consent_events e ON e.subject_id = s.subject_id JOIN consent_state c ON c.subject_id = s.subject_id AND c.purpose = e.purpose
-				WHERE s.email = $1 AND e.purpose = $2`, email, newsletter.Purpose).Scan(&hash, &evidence, &source, &decision)
+				WHERE s.email = $1 AND e.purpose = $2`, email, newsletter.Purpose).Scan(&subject, &hash, &source, &decision)
 			if err != nil {
 				t.Fatalf("%s: %v", email, err)
 			}
-			if evidence != ev || source != "import" || decision != "granted" {
+			// The evidence is stored sealed under the subscriber's key: read it opened.
+			hist, err := h.App.Consent.History(ctx, subject)
+			if err != nil || len(hist) != 1 {
+				t.Fatalf("%s: history %v, %v", email, hist, err)
+			}
+			got, _ := json.Marshal(hist[0].Evidence)
+			if evidence := string(got); evidence != ev || source != "import" || decision != "granted" {
 				t.Errorf("%s: evidence %s, source %s, decision %s; want %s from the import, granted", email, evidence, source, decision, ev)
 			}
 			if hash != ns.AddressHash(" "+strings.ToUpper(email)) || len(hash) != 64 {

@@ -476,7 +476,10 @@ func (db *DB) Compact(ctx context.Context, tables ...string) error {
 	switch db.Dialect {
 	case SQLite:
 		var busy, logFrames, done int
-		for range 50 {
+		// Readers come and go every few milliseconds (job polls, the dispatcher): a
+		// truncating checkpoint needs a moment without one, which a loaded machine may
+		// take seconds to offer.
+		for range 250 {
 			if err := db.write.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
 				return fmt.Errorf("store: checkpoint: %w", err)
 			}
