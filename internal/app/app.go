@@ -161,7 +161,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	// Queued mail and the audit log are sealed under their subjects' data keys: both
 	// come after the vault.
-	if a.Outbox, err = mail.NewOutbox(a.DB, a.Vault, bulk, cfg.SiteName, a.now, a.Log); err != nil {
+	if a.Outbox, err = mail.NewOutbox(ctx, a.DB, a.Vault, bulk, cfg.SiteName, a.now, a.Log); err != nil {
 		return err
 	}
 	a.Audit = governance.NewAudit(a.Vault, index, a.now)

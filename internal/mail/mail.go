@@ -100,21 +100,25 @@ const (
 
 // Outbox queues transactional messages and delivers them.
 type Outbox struct {
-	db       *store.DB
-	vault    *vault.Vault
-	sender   BulkSender
-	wake     chan struct{}
-	log      *slog.Logger
-	siteName string
-	from     string
-	now      func() time.Time
-	text     *texttemplate.Template
-	html     *htmltemplate.Template
+	db    *store.DB
+	vault *vault.Vault
+	// The subjects' wrapped keys by a list of ids, prepared at start: on the writer
+	// (within the queuing transaction) and on the readers (for the dispatcher).
+	keysWrite, keysRead *sql.Stmt
+	sender              BulkSender
+	wake                chan struct{}
+	log                 *slog.Logger
+	siteName            string
+	from                string
+	now                 func() time.Time
+	text                *texttemplate.Template
+	html                *htmltemplate.Template
 }
 
-// NewOutbox parses the templates; a template error fails here, at start. The vault
-// seals queued mail under its subject's data key and opens it for the dispatcher.
-func NewOutbox(db *store.DB, v *vault.Vault, sender BulkSender, siteName string, now func() time.Time, log *slog.Logger) (*Outbox, error) {
+// NewOutbox parses the templates and prepares the outbox's reads of data keys; an
+// error in either fails here, at start. The vault seals queued mail under its
+// subject's data key and opens it for the dispatcher.
+func NewOutbox(ctx context.Context, db *store.DB, v *vault.Vault, sender BulkSender, siteName string, now func() time.Time, log *slog.Logger) (*Outbox, error) {
 	text, err := texttemplate.ParseFS(templateFS, "templates/*.txt")
 	if err != nil {
 		return nil, fmt.Errorf("mail: templates: %w", err)
@@ -128,6 +132,19 @@ func NewOutbox(db *store.DB, v *vault.Vault, sender BulkSender, siteName string,
 		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]string{}}); err != nil {
 			return nil, err
 		}
+	}
+	// One statement for any number of ids (a JSON array on SQLite, an array on
+	// PostgreSQL), so that it is parsed once, not at every batch for its length. On
+	// SQLite a join: IN (SELECT ...) would build a temporary index at every run.
+	q := `SELECT k.subject_id, ` + vault.KeyColumns("k") + ` FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`
+	if db.Dialect == store.Postgres {
+		q = `SELECT k.subject_id, ` + vault.KeyColumns("k") + ` FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`
+	}
+	if o.keysRead, err = db.Prepare(ctx, q); err != nil {
+		return nil, fmt.Errorf("mail: %w", err)
+	}
+	if o.keysWrite, err = db.Writer().PrepareContext(ctx, db.Rebind(q)); err != nil {
+		return nil, fmt.Errorf("mail: prepare %q: %w", q, err)
 	}
 	return o, nil
 }
@@ -236,9 +253,11 @@ func (o *Outbox) EnqueuePrepared(ctx context.Context, tx *store.Tx, ps ...Prepar
 }
 
 // keysIn returns the data keys of the subjects within tx, making the missing ones:
-// one statement to read them all and, for new subjects, one to store theirs and one
-// to read them back (on PostgreSQL another transaction may have stored a key for the
-// same subject first; the stored key is the subject's).
+// one statement to read them all and, for new subjects, one to store theirs. On
+// PostgreSQL another transaction may have stored a key for the same subject since
+// the read: a third statement reads the new keys back, and the stored key is the
+// subject's. On SQLite nothing can: a write transaction holds the database's write
+// lock from its start (BEGIN IMMEDIATE), so the read is the truth.
 func (o *Outbox) keysIn(ctx context.Context, tx *store.Tx, subjects []string) (map[string]*vault.Key, error) {
 	keys := make(map[string]*vault.Key, len(subjects))
 	stored, err := o.wrappedKeys(ctx, tx, subjects)
@@ -273,6 +292,9 @@ func (o *Outbox) keysIn(ctx context.Context, tx *store.Tx, subjects []string) (m
 		` ON CONFLICT (subject_id) DO NOTHING`); err != nil {
 		return nil, err
 	}
+	if tx.Dialect() == store.SQLite {
+		return keys, nil
+	}
 	if stored, err = o.wrappedKeys(ctx, tx, missing); err != nil {
 		return nil, err
 	}
@@ -295,11 +317,23 @@ type wrappedKey struct {
 	epoch   int64
 }
 
-// wrappedKeys reads the wrapped data keys of the subjects; a subject without one (never
-// given one, or erased) is missing from the map.
-func (o *Outbox) wrappedKeys(ctx context.Context, q store.Querier, subjects []string) (map[string]wrappedKey, error) {
-	in, args := o.db.In("k.subject_id", 1, subjects)
-	rows, err := q.QueryContext(ctx, `SELECT k.subject_id, `+vault.KeyColumns("k")+` FROM vault_keys k WHERE `+in, args...)
+// wrappedKeys reads the wrapped data keys of the subjects, within tx or, if tx is
+// nil, on the readers; a subject without one (never given one, or erased) is missing
+// from the map.
+func (o *Outbox) wrappedKeys(ctx context.Context, tx *store.Tx, subjects []string) (map[string]wrappedKey, error) {
+	var ids any = subjects
+	if o.db.Dialect == store.SQLite {
+		js, err := json.Marshal(subjects)
+		if err != nil {
+			return nil, fmt.Errorf("data keys: %w", err)
+		}
+		ids = string(js)
+	}
+	st := o.keysRead
+	if tx != nil {
+		st = tx.SQL().StmtContext(ctx, o.keysWrite)
+	}
+	rows, err := st.QueryContext(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("data keys: %w", err)
 	}
@@ -394,7 +428,7 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	keys := make(map[string]*vault.Key, len(subjects))
 	keyErr := map[string]error{}
 	if len(subjects) > 0 {
-		stored, err := o.wrappedKeys(ctx, o.db, subjects)
+		stored, err := o.wrappedKeys(ctx, nil, subjects)
 		if err != nil {
 			return 0, fmt.Errorf("mail: claim: %w", err) // the claim expires, and the batch goes again
 		}

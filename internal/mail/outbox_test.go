@@ -34,7 +34,7 @@ func testVault(t *testing.T, db *store.DB) *vault.Vault {
 func newOutbox(t *testing.T, db *store.DB, sender BulkSender, now func() time.Time) (*Outbox, *vault.Vault) {
 	t.Helper()
 	v := testVault(t, db)
-	o, err := NewOutbox(db, v, sender, "Site", now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o, err := NewOutbox(context.Background(), db, v, sender, "Site", now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
