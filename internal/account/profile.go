@@ -305,13 +305,13 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 			if err != nil {
 				return err
 			}
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: newEmail, Template: stmail.VerifyEmail, Data: map[string]string{
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: accountID, To: newEmail, Template: stmail.VerifyEmail, Data: map[string]string{
 				"Name": p.Name, "Link": s.link("/verify", token),
 			}}); err != nil {
 				return err
 			}
 			// The old address hears of it, so a change nobody asked for is noticed.
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: p.Email, Template: stmail.EmailChanging, Data: map[string]string{
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: accountID, To: p.Email, Template: stmail.EmailChanging, Data: map[string]string{
 				"ResetLink": s.set.BaseURL + "/password/forgot",
 			}}); err != nil {
 				return err

@@ -214,10 +214,12 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 	now := store.Millis(s.now())
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var existing string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1`, s.index.Address(email)).Scan(&existing)
+		// An account being erased is gone already: its key is shredded, and no mail is
+		// made about it (the insert below then fails on the address, answered alike).
+		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1 AND status <> $2`, s.index.Address(email), Erasing).Scan(&existing)
 		if err == nil {
 			// Taken: answer as for a new account and tell the owner instead.
-			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountExists, Data: map[string]string{
+			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: existing, To: email, Template: stmail.AccountExists, Data: map[string]string{
 				"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
 			}})
 		}
@@ -242,7 +244,7 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 		if err != nil {
 			return err
 		}
-		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.VerifyEmail, Data: map[string]string{
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: email, Template: stmail.VerifyEmail, Data: map[string]string{
 			"Name": r.Name, "Link": s.link("/verify", token),
 		}}); err != nil {
 			return err
@@ -252,7 +254,7 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 			if err != nil {
 				return err
 			}
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
 				"ChildName": r.Name, "ChildEmail": email, "Link": s.link("/guardian", token),
 			}}); err != nil {
 				return err
@@ -401,7 +403,7 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 			return fmt.Errorf("account: guardian: %w", err)
 		}
 		if verified {
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.AccountActive,
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: id, To: email, Template: stmail.AccountActive,
 				Data: map[string]string{"LoginLink": s.set.BaseURL + "/login"}}); err != nil {
 				return err
 			}

@@ -226,7 +226,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string, met
 		if err != nil {
 			return err
 		}
-		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: email, Template: stmail.PasswordReset,
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: id, To: email, Template: stmail.PasswordReset,
 			Data: map[string]string{"Link": s.link("/password/reset", token)}}); err != nil {
 			return err
 		}
@@ -296,7 +296,7 @@ func (s *Service) setPassword(ctx context.Context, tx *store.Tx, p Profile, hash
 	if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`, p.ID, purposeReset); err != nil {
 		return fmt.Errorf("account: password: %w", err)
 	}
-	if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{To: p.Email, Template: stmail.PasswordChanged,
+	if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: p.ID, To: p.Email, Template: stmail.PasswordChanged,
 		Data: map[string]string{"ResetLink": s.set.BaseURL + "/password/forgot"}}); err != nil {
 		return err
 	}

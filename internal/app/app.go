@@ -145,10 +145,6 @@ func (a *App) build(ctx context.Context, o options) error {
 	if !ok {
 		bulk = oneByOne{sender}
 	}
-	if a.Outbox, err = mail.NewOutbox(a.DB, bulk, cfg.SiteName, a.now, a.Log); err != nil {
-		return err
-	}
-	a.Audit = governance.NewAudit(a.now)
 	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true, Grace: o.keyGrace}
 	if o.keyGrace == 0 {
 		vcfg.Grace = graceOf(cfg.KeyGrace)
@@ -172,6 +168,12 @@ func (a *App) build(ctx context.Context, o options) error {
 	if vcfg.Escrow == nil {
 		a.Log.Warn("no --escrow-recipient: epoch keys are not escrowed, so a backup cannot be restored once its epoch has passed")
 	}
+	// Queued mail and the audit log are sealed under their subjects' data keys: both
+	// come after the vault.
+	if a.Outbox, err = mail.NewOutbox(ctx, a.DB, a.Vault, bulk, cfg.SiteName, a.now, a.Log); err != nil {
+		return err
+	}
+	a.Audit = governance.NewAudit(a.Vault, index, a.now)
 	a.Accounts, err = account.New(ctx, a.DB, a.Outbox, a.Audit, a.Vault, index, account.Settings{
 		BaseURL:      cfg.BaseURL,
 		Argon2:       account.Argon2(cfg.Argon2),
@@ -474,6 +476,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	} else if n > 0 {
 		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
+	}
+	// Then the audit log of an earlier release: its accounts have their keys now.
+	if n, err := a.Audit.SealLegacy(ctx, a.DB); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed audit log entries kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"entries", n)
 	}
 	if n, err := a.Consent.SealLegacy(ctx); err != nil {
 		return err

@@ -3,9 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,14 +13,6 @@ import (
 	"steward/internal/consent"
 	"steward/internal/datamap/residuetest"
 )
-
-// randomIP is a random address of the IPv6 documentation prefix, as Steward writes it.
-func randomIP() string {
-	ip := make(net.IP, net.IPv6len)
-	copy(ip, []byte{0x20, 0x01, 0x0d, 0xb8})
-	_, _ = rand.Read(ip[4:])
-	return ip.String()
-}
 
 // send makes a request from the address ip (the harness trusts X-Forwarded-For) with
 // the browser ua.

@@ -1,13 +1,15 @@
-// Package mail owns the outbox: transactional messages are rendered from embedded
-// templates, stored in the mail_outbox table in the same transaction as the change that
-// causes them, and delivered by a dispatcher on each node through a Sender (.eml files
-// in a folder, or SMTP), many over one connection. A row lives only until its message
-// is handed over, so the outbox keeps no copy of what was sent.
+// Package mail owns the outbox: transactional messages are stored in the mail_outbox
+// table in the same transaction as the change that causes them, sealed under the data
+// key of the subject they are about, and rendered from embedded templates and delivered
+// by a dispatcher on each node through a Sender (.eml files in a folder, or SMTP), many
+// over one connection. A row lives only until its message is handed over, so the outbox
+// keeps no copy of what was sent.
 package mail
 
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -61,9 +63,14 @@ type Sender interface {
 // templates have no place for marketing content: only the fixed transactional templates
 // can be named.
 type Transactional struct {
-	To       string
-	Template TransactionalTemplate
-	Data     map[string]string
+	// SubjectID is the account or subscriber the mail is about: the member for their
+	// own mail, the child for a guardian's, the owner of an address registered again,
+	// the subscriber for a newsletter confirmation. The queued mail is sealed under
+	// its data key, and its erasure takes the mail out of the outbox.
+	SubjectID string
+	To        string
+	Template  TransactionalTemplate
+	Data      map[string]string
 }
 
 // TransactionalTemplate names one of the fixed transactional templates.
@@ -85,21 +92,33 @@ const (
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true}
 
+// Labels the outbox's sealed values are bound to.
+const (
+	labelRecipient = "mail_outbox.recipient"
+	labelData      = "mail_outbox.data"
+)
+
 // Outbox queues transactional messages and delivers them.
 type Outbox struct {
-	db       *store.DB
-	sender   BulkSender
-	wake     chan struct{}
-	log      *slog.Logger
-	siteName string
-	from     string
-	now      func() time.Time
-	text     *texttemplate.Template
-	html     *htmltemplate.Template
+	db    *store.DB
+	vault *vault.Vault
+	// The subjects' wrapped keys by a list of ids, prepared at start: on the writer
+	// (within the queuing transaction) and on the readers (for the dispatcher).
+	keysWrite, keysRead *sql.Stmt
+	sender              BulkSender
+	wake                chan struct{}
+	log                 *slog.Logger
+	siteName            string
+	from                string
+	now                 func() time.Time
+	text                *texttemplate.Template
+	html                *htmltemplate.Template
 }
 
-// NewOutbox parses the templates; a template error fails here, at start.
-func NewOutbox(db *store.DB, sender BulkSender, siteName string, now func() time.Time, log *slog.Logger) (*Outbox, error) {
+// NewOutbox parses the templates and prepares the outbox's reads of data keys; an
+// error in either fails here, at start. The vault seals queued mail under its
+// subject's data key and opens it for the dispatcher.
+func NewOutbox(ctx context.Context, db *store.DB, v *vault.Vault, sender BulkSender, siteName string, now func() time.Time, log *slog.Logger) (*Outbox, error) {
 	text, err := texttemplate.ParseFS(templateFS, "templates/*.txt")
 	if err != nil {
 		return nil, fmt.Errorf("mail: templates: %w", err)
@@ -108,11 +127,24 @@ func NewOutbox(db *store.DB, sender BulkSender, siteName string, now func() time
 	if err != nil {
 		return nil, fmt.Errorf("mail: templates: %w", err)
 	}
-	o := &Outbox{db: db, sender: sender, wake: make(chan struct{}, 1), log: log, siteName: siteName, now: now, text: text, html: html}
+	o := &Outbox{db: db, vault: v, sender: sender, wake: make(chan struct{}, 1), log: log, siteName: siteName, now: now, text: text, html: html}
 	for name := range transactional {
 		if _, err := o.render(Transactional{To: "check@example.invalid", Template: name, Data: map[string]string{}}); err != nil {
 			return nil, err
 		}
+	}
+	// One statement for any number of ids (a JSON array on SQLite, an array on
+	// PostgreSQL), so that it is parsed once, not at every batch for its length. On
+	// SQLite a join: IN (SELECT ...) would build a temporary index at every run.
+	q := `SELECT k.subject_id, ` + vault.KeyColumns("k") + ` FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`
+	if db.Dialect == store.Postgres {
+		q = `SELECT k.subject_id, ` + vault.KeyColumns("k") + ` FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`
+	}
+	if o.keysRead, err = db.Prepare(ctx, q); err != nil {
+		return nil, fmt.Errorf("mail: %w", err)
+	}
+	if o.keysWrite, err = db.Writer().PrepareContext(ctx, db.Rebind(q)); err != nil {
+		return nil, fmt.Errorf("mail: prepare %q: %w", q, err)
 	}
 	return o, nil
 }
@@ -138,8 +170,8 @@ func (o *Outbox) render(t Transactional) (Message, error) {
 	}, nil
 }
 
-// Enqueue renders the mail and stores it in the outbox within tx, with its delivery
-// job; nothing is sent unless tx commits.
+// Enqueue stores the mail in the outbox within tx, sealed under the data key of its
+// subject (made in tx if the subject has none yet); nothing is sent unless tx commits.
 func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, t Transactional) error {
 	p, err := o.Prepare(t)
 	if err != nil {
@@ -150,9 +182,16 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, t Transactional) err
 
 // Prepared is a transactional mail made ready ahead of the transaction that queues it,
 // so that the transaction holds the writer no longer than its statements take. The
-// outbox keeps the template's name and data; the dispatcher renders the message.
+// outbox keeps the template's name and data, sealed; the dispatcher renders the message.
 type Prepared struct {
-	id, to, template, data string
+	id, subject, to, template, data string
+}
+
+// About names the subject of a mail prepared before its subject was known (a new
+// subscriber's id is made in the transaction that stores it).
+func (p Prepared) About(subjectID string) Prepared {
+	p.subject = subjectID
+	return p
 }
 
 // Prepare makes a transactional mail ready to queue.
@@ -168,19 +207,39 @@ func (o *Outbox) Prepare(t Transactional) (Prepared, error) {
 	if err := enc.Encode(t.Data); err != nil {
 		return Prepared{}, fmt.Errorf("mail: %s: %w", t.Template, err)
 	}
-	return Prepared{id: newID(), to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
+	return Prepared{id: newID(), subject: t.SubjectID, to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
 }
 
-// EnqueuePrepared stores mails in the outbox within tx; nothing is sent unless tx
-// commits.
+// EnqueuePrepared stores mails in the outbox within tx, each sealed under the data
+// key of its subject (made in tx for a subject that has none yet: a new subscriber);
+// nothing is sent unless tx commits.
 func (o *Outbox) EnqueuePrepared(ctx context.Context, tx *store.Tx, ps ...Prepared) error {
-	now := store.Millis(o.now())
-	args := make([]any, 0, len(ps)*8)
-	for _, p := range ps {
-		args = append(args, p.id, p.to, p.template, p.data, now, "", "", "")
+	if len(ps) == 0 {
+		return nil
 	}
-	if err := tx.InsertRows(ctx, `INSERT INTO mail_outbox (id, recipient, template, data, created_at, subject, text_body, html_body) VALUES `,
-		8, args, ""); err != nil {
+	subjects := make([]string, 0, len(ps))
+	seen := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		if p.subject == "" {
+			return fmt.Errorf("mail: enqueue %s: no subject to seal the mail under", p.template)
+		}
+		if !seen[p.subject] {
+			seen[p.subject] = true
+			subjects = append(subjects, p.subject)
+		}
+	}
+	keys, err := o.keysIn(ctx, tx, subjects)
+	if err != nil {
+		return fmt.Errorf("mail: enqueue: %w", err)
+	}
+	now := store.Millis(o.now())
+	args := make([]any, 0, len(ps)*9)
+	for _, p := range ps {
+		k := keys[p.subject]
+		args = append(args, p.id, p.subject, k.SealText(labelRecipient, p.to), p.template, k.SealText(labelData, p.data), now, "", "", "")
+	}
+	if err := tx.InsertRows(ctx, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES `,
+		9, args, ""); err != nil {
 		return fmt.Errorf("mail: enqueue: %w", err)
 	}
 	// The dispatcher looks once tx has committed.
@@ -191,6 +250,104 @@ func (o *Outbox) EnqueuePrepared(ctx context.Context, tx *store.Tx, ps ...Prepar
 		}
 	})
 	return nil
+}
+
+// keysIn returns the data keys of the subjects within tx, making the missing ones:
+// one statement to read them all and, for new subjects, one to store theirs. On
+// PostgreSQL another transaction may have stored a key for the same subject since
+// the read: a third statement reads the new keys back, and the stored key is the
+// subject's. On SQLite nothing can: a write transaction holds the database's write
+// lock from its start (BEGIN IMMEDIATE), so the read is the truth.
+func (o *Outbox) keysIn(ctx context.Context, tx *store.Tx, subjects []string) (map[string]*vault.Key, error) {
+	keys := make(map[string]*vault.Key, len(subjects))
+	stored, err := o.wrappedKeys(ctx, tx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, s := range subjects {
+		w, ok := stored[s]
+		if !ok {
+			missing = append(missing, s)
+			continue
+		}
+		if keys[s], err = o.vault.Unwrap(s, w.wrapped, w.epoch); err != nil {
+			return nil, err
+		}
+	}
+	if len(missing) == 0 {
+		return keys, nil
+	}
+	made := make(map[string][]byte, len(missing))
+	args := make([]any, 0, len(missing)*4)
+	for _, s := range missing {
+		k, row, err := o.vault.NewKey(s)
+		if err != nil {
+			return nil, err
+		}
+		keys[s], made[s] = k, row[1].([]byte)
+		args = append(args, row...)
+	}
+	if err := tx.InsertRows(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES `, 4, args,
+		` ON CONFLICT (subject_id) DO NOTHING`); err != nil {
+		return nil, err
+	}
+	if tx.Dialect() == store.SQLite {
+		return keys, nil
+	}
+	if stored, err = o.wrappedKeys(ctx, tx, missing); err != nil {
+		return nil, err
+	}
+	for _, s := range missing {
+		w, ok := stored[s]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("the data key of %s vanished as it was made", s)
+		case !bytes.Equal(w.wrapped, made[s]):
+			if keys[s], err = o.vault.Unwrap(s, w.wrapped, w.epoch); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return keys, nil
+}
+
+type wrappedKey struct {
+	wrapped []byte
+	epoch   int64
+}
+
+// wrappedKeys reads the wrapped data keys of the subjects, within tx or, if tx is
+// nil, on the readers; a subject without one (never given one, or erased) is missing
+// from the map.
+func (o *Outbox) wrappedKeys(ctx context.Context, tx *store.Tx, subjects []string) (map[string]wrappedKey, error) {
+	var ids any = subjects
+	if o.db.Dialect == store.SQLite {
+		js, err := json.Marshal(subjects)
+		if err != nil {
+			return nil, fmt.Errorf("data keys: %w", err)
+		}
+		ids = string(js)
+	}
+	st := o.keysRead
+	if tx != nil {
+		st = tx.SQL().StmtContext(ctx, o.keysWrite)
+	}
+	rows, err := st.QueryContext(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("data keys: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]wrappedKey, len(subjects))
+	for rows.Next() {
+		var s string
+		var w wrappedKey
+		if err := rows.Scan(&s, &w.wrapped, &w.epoch); err != nil {
+			return nil, fmt.Errorf("data keys: %w", err)
+		}
+		out[s] = w
+	}
+	return out, rows.Err()
 }
 
 // dispatchBatch is how many messages go over one connection.
@@ -225,27 +382,92 @@ func (o *Outbox) Dispatch(ctx context.Context, poll time.Duration) {
 	}
 }
 
-// DispatchOnce delivers one batch and says how many messages it held.
+// DispatchOnce delivers one batch and says how many messages it held. It opens each
+// message with its subject's data key; a message whose subject has no key any more
+// (erased since it was queued) is dropped unsent. A message of an earlier release
+// (no subject) is sent as it was stored.
 func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	now := o.now()
 	q := `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
-		RETURNING id, recipient, subject, text_body, html_body, template, data, attempts`
+		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`
 	rows, err := o.db.QueryWriter(ctx, q, store.Millis(now.Add(dispatchLease)), store.Millis(now), dispatchBatch)
 	if err != nil {
 		return 0, fmt.Errorf("mail: claim: %w", err)
 	}
-	var msgs []Message
-	var ids []any
-	var unrenderable []any
-	maxAttempts := 0
+	type claimed struct {
+		m        Message
+		subject  sql.NullString
+		data     string
+		attempts int
+	}
+	var batch []claimed
+	var subjects []string
+	seen := map[string]bool{}
 	for rows.Next() {
-		var m Message
-		var data string
-		var attempts int
-		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Template, &data, &attempts); err != nil {
+		var c claimed
+		if err := rows.Scan(&c.m.ID, &c.subject, &c.m.To, &c.m.Subject, &c.m.Text, &c.m.HTML, &c.m.Template, &c.data, &c.attempts); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("mail: claim: %w", err)
+		}
+		if c.subject.Valid && !seen[c.subject.String] {
+			seen[c.subject.String] = true
+			subjects = append(subjects, c.subject.String)
+		}
+		batch = append(batch, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("mail: claim: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	// The subjects' keys, read after the claim: a subject erased before this read has
+	// no key, and its mail goes nowhere; one erased after it loses its mail in remove.
+	keys := make(map[string]*vault.Key, len(subjects))
+	keyErr := map[string]error{}
+	if len(subjects) > 0 {
+		stored, err := o.wrappedKeys(ctx, nil, subjects)
+		if err != nil {
+			return 0, fmt.Errorf("mail: claim: %w", err) // the claim expires, and the batch goes again
+		}
+		for s, w := range stored {
+			if keys[s], err = o.vault.Unwrap(s, w.wrapped, w.epoch); err != nil {
+				delete(keys, s)
+				keyErr[s] = err
+			}
+		}
+	}
+	var msgs []Message
+	var ids []any
+	var unrenderable, erased []any
+	maxAttempts := 0
+	for _, c := range batch {
+		m, data := c.m, c.data
+		if c.subject.Valid {
+			k := keys[c.subject.String]
+			if k == nil && keyErr[c.subject.String] == nil {
+				erased = append(erased, m.ID)
+				continue
+			}
+			var err error
+			if k == nil {
+				err = keyErr[c.subject.String]
+			} else {
+				var toErr, dataErr error
+				m.To, toErr = k.OpenText(labelRecipient, m.To)
+				data, dataErr = k.OpenText(labelData, data)
+				err = errors.Join(toErr, dataErr)
+			}
+			if err != nil {
+				// A damaged value, or a key this node cannot unwrap: set aside for a
+				// day like a message that cannot be rendered, and said in the log (by
+				// id only).
+				o.log.Error("mail: a queued message cannot be opened; set aside", "id", m.ID, "err", err)
+				unrenderable = append(unrenderable, m.ID)
+				continue
+			}
 		}
 		if data != "" { // queued as template data (rows from before keep their bodies)
 			r, err := o.renderStored(m.ID, m.To, m.Template, data)
@@ -260,11 +482,13 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 		}
 		msgs = append(msgs, m)
 		ids = append(ids, m.ID)
-		maxAttempts = max(maxAttempts, attempts)
+		maxAttempts = max(maxAttempts, c.attempts)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("mail: claim: %w", err)
+	if len(erased) > 0 {
+		if _, err := o.db.ExecContext(ctx, `DELETE FROM mail_outbox WHERE id IN (`+store.Placeholders(1, len(erased))+`)`, erased...); err != nil {
+			return 0, fmt.Errorf("mail: drop: %w", err)
+		}
+		o.log.Info("mail: dropped queued messages unsent: their subject was erased", "messages", len(erased))
 	}
 	for _, id := range unrenderable {
 		if _, err := o.db.ExecContext(ctx, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`,
@@ -273,7 +497,7 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 		}
 	}
 	if len(msgs) == 0 {
-		return len(unrenderable), nil
+		return len(batch), nil
 	}
 	// What the server took, or refused for good (no such mailbox), leaves the outbox;
 	// what failed for a while waits (2 s, 4 s, ... at most 10 minutes) and goes again,
@@ -310,14 +534,14 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	}
 	if len(done) > 0 {
 		if err := o.remove(ctx, done); err != nil {
-			return len(msgs), err
+			return len(batch), err
 		}
 	}
 	if sendErr != nil {
-		return len(msgs), fmt.Errorf("mail: %d of %d message(s) not delivered (%d refused for good): %s",
+		return len(batch), fmt.Errorf("mail: %d of %d message(s) not delivered (%d refused for good): %s",
 			len(retry)+refused, len(msgs), refused, redactAddresses(sendErr.Error()))
 	}
-	return len(msgs), nil
+	return len(batch), nil
 }
 
 // remove deletes delivered rows. A row that vanished while its message was being handed
@@ -389,14 +613,20 @@ type Holder struct {
 	Index *vault.Index
 }
 
-var outboxTable = datamap.Table{Name: "mail_outbox", Columns: []datamap.Column{
+// bodiesPlain is why the rendered columns are not sealed.
+const bodiesPlain = "empty in this release's rows (a message is rendered from its sealed data when handed over); " +
+	"only rows queued by an earlier release, sent within seconds of the upgrade, hold text here"
+
+var outboxTable = datamap.Table{Name: "mail_outbox", Subject: "subject_id", Columns: []datamap.Column{
 	{Name: "id", NotPersonal: "random message id"},
-	{Name: "recipient", Categories: []string{"user.contact.email"}},
-	{Name: "subject", Categories: []string{"user.content"}},
-	{Name: "text_body", Categories: []string{"user.content", "user.name"}},
-	{Name: "html_body", Categories: []string{"user.content", "user.name"}},
+	{Name: "subject_id", Categories: []string{"user.unique_id"},
+		Plain: "a random id: the subject whose data key seals the message, and whose erasure takes it (NULL in an earlier release's rows)"},
+	{Name: "recipient", Categories: []string{"user.contact.email"}, Sealed: true},
+	{Name: "subject", Categories: []string{"user.content"}, Plain: bodiesPlain},
+	{Name: "text_body", Categories: []string{"user.content", "user.name"}, Plain: bodiesPlain},
+	{Name: "html_body", Categories: []string{"user.content", "user.name"}, Plain: bodiesPlain},
 	{Name: "template", NotPersonal: "name of a fixed template"},
-	{Name: "data", Categories: []string{"user.name", "user.contact.email", "user.content"}},
+	{Name: "data", Categories: []string{"user.name", "user.contact.email", "user.content"}, Sealed: true},
 	{Name: "created_at", NotPersonal: "time the message was queued", Time: true},
 	{Name: "claimed_until", NotPersonal: "end of a node's claim on the message", Time: true},
 	{Name: "attempts", NotPersonal: "delivery attempts so far"},
@@ -414,25 +644,31 @@ func (Holder) Declaration() datamap.Declaration {
 	}
 }
 
-// Export returns the messages still waiting for the subject.
+// Export returns the messages still waiting about the subject, opened.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	sec, err := datamap.SelectSection(ctx, q, outboxTable, "recipient = $1", s.Email)
+	sec, err := s.Select(ctx, q, outboxTable, "subject_id = $1", s.ID)
 	return []datamap.Section{sec}, err
 }
 
-// Erase drops every message waiting for the subject, or mentioning their address (a
-// guardian's mail names the child), and the .eml files that do: for the current
-// address by its text, for the addresses the subject proved before by their blind
-// index. Only proven addresses count: mail to an address the subject merely typed
-// (s.Pending) is its owner's.
+// Erase drops every message waiting about the subject (by subject_id: their key is
+// shredded already, so nothing of it would open), and the .eml files to or naming one of
+// their addresses: the current one by its text, those the subject proved before by
+// their blind index. Only proven addresses count: mail to an address the subject merely
+// typed (s.Pending) is its owner's. Messages an earlier release queued in plain text
+// (no subject_id) are found by address as they were then.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
+	if s.ID != "" {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE subject_id = $1`, s.ID); err != nil {
+			return fmt.Errorf("mail: erase: %w", err)
+		}
+	}
 	var terms []datamap.Term
 	if s.Email != "" {
 		e := strings.ToLower(s.Email)
 		// data is JSON: an address with a quote or a backslash is stored escaped.
 		quoted, _ := json.Marshal(e)
-		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
-			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!'`,
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`,
 			s.Email, containing(e), containing(strings.Trim(string(quoted), `"`))); err != nil {
 			return fmt.Errorf("mail: erase: %w", err)
 		}
@@ -466,11 +702,11 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 	return nil
 }
 
-// eraseQueued drops the queued messages to, or mentioning, an address whose blind
-// index is among proven. The outbox holds messages for seconds, so reading it whole
-// is cheap; a stored address can only be compared by hashing it.
+// eraseQueued drops the plain messages of an earlier release to, or mentioning, an
+// address whose blind index is among proven. The outbox holds messages for seconds,
+// so reading it is cheap; a stored address can only be compared by hashing it.
 func (h Holder) eraseQueued(ctx context.Context, tx *store.Tx, proven map[string]bool) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, recipient, text_body, data FROM mail_outbox`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`)
 	if err != nil {
 		return fmt.Errorf("mail: erase: %w", err)
 	}

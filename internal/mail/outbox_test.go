@@ -2,9 +2,13 @@ package mail
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,64 @@ import (
 	"steward/internal/store/storetest"
 	"steward/internal/vault"
 )
+
+// testVault opens a vault on db with its key file in a temporary folder.
+func testVault(t *testing.T, db *store.DB) *vault.Vault {
+	t.Helper()
+	v, err := vault.Open(context.Background(), db, vault.Config{KeyFile: filepath.Join(t.TempDir(), "master.key"), Create: true, Grace: -1},
+		time.Now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// newOutbox is an outbox on db with its own vault.
+func newOutbox(t *testing.T, db *store.DB, sender BulkSender, now func() time.Time) (*Outbox, *vault.Vault) {
+	t.Helper()
+	v := testVault(t, db)
+	o, err := NewOutbox(context.Background(), db, v, sender, "Site", now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, v
+}
+
+// queued returns the recipients (opened) and template data of the queued messages,
+// as "recipient data", sorted.
+func queued(t *testing.T, db *store.DB, v *vault.Vault) []string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := db.QueryContext(ctx, `SELECT subject_id, recipient, data FROM mail_outbox`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ subject, to, data string }
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.subject, &r.to, &r.data); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	var out []string
+	for _, r := range all {
+		k, err := v.DataKey(ctx, r.subject, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err1 := k.OpenText(labelRecipient, r.to)
+		data, err2 := k.OpenText(labelData, r.data)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, to+" "+data)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // flaky fails its first n batches, as an SMTP server that is down would.
 type flaky struct {
@@ -36,13 +98,10 @@ func TestDispatchRetriesAndForgets(t *testing.T) {
 		now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 		clock := func() time.Time { return now }
 		sender := &flaky{fail: 1}
-		o, err := NewOutbox(db, sender, "Site", clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		o, _ := newOutbox(t, db, sender, clock)
 		for _, to := range []string{"ann@example.org", "bob@example.org"} {
 			if err := db.InTx(ctx, func(tx *store.Tx) error {
-				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
+				return o.Enqueue(ctx, tx, Transactional{SubjectID: "s-" + to, To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -97,14 +156,13 @@ func TestDispatchRecallsErased(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		o, err := NewOutbox(db, s, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, to := range []string{"gone@example.org", "stays@example.org"} {
-			db.InTx(ctx, func(tx *store.Tx) error {
-				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
-			})
+		o, _ := newOutbox(t, db, s, time.Now)
+		for subject, to := range map[string]string{"x": "gone@example.org", "y": "stays@example.org"} {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return o.Enqueue(ctx, tx, Transactional{SubjectID: subject, To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
+			}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := o.DispatchOnce(ctx); err != nil {
 			t.Fatal(err)
@@ -119,21 +177,46 @@ func TestDispatchRecallsErased(t *testing.T) {
 	})
 }
 
-// An erasure takes out every queued mail that names the address in its data, however
-// JSON would write it (& and quotes included), and leaves the others.
-func TestEraseFindsAddressInData(t *testing.T) {
+// An erasure takes out every queued mail about the subject, the guardian's mail about
+// a child included, and leaves the others.
+func TestEraseTakesTheSubjectsMail(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		o, err := NewOutbox(db, &flaky{}, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		children := []string{`tom&jerry@example.org`, `o"neil@example.org`, `plain@example.org`}
-		for _, child := range append(children, "other.child@example.org") {
+		o, v := newOutbox(t, db, &flaky{}, time.Now)
+		children := []string{"child-1", "child-2", "child-3"}
+		for _, child := range append(children, "other-child") {
 			if err := db.InTx(ctx, func(tx *store.Tx) error {
-				return o.Enqueue(ctx, tx, Transactional{To: "guardian@example.org", Template: GuardianConsent,
-					Data: map[string]string{"ChildName": "Kid", "ChildEmail": child, "Link": "https://x/y"}})
+				return o.Enqueue(ctx, tx, Transactional{SubjectID: child, To: "guardian@example.org", Template: GuardianConsent,
+					Data: map[string]string{"ChildName": "Kid", "ChildEmail": child + "@example.org", "Link": "https://x/y"}})
 			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, child := range children {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return Holder{}.Erase(ctx, tx, datamap.Subject{ID: child})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := queued(t, db, v); len(got) != 1 || !strings.Contains(got[0], "other-child@example.org") {
+			t.Errorf("queued after erasing the children: %q", got)
+		}
+	})
+}
+
+// An erasure takes out every plain mail an earlier release queued (no subject) that
+// names the address in its data, however JSON would write it (& and quotes included),
+// and leaves the others.
+func TestEraseFindsAddressInEarlierReleasesData(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		children := []string{`tom&jerry@example.org`, `o"neil@example.org`, `plain@example.org`}
+		for i, child := range append(children, "other.child@example.org") {
+			data, _ := json.Marshal(map[string]string{"ChildName": "Kid", "ChildEmail": child, "Link": "https://x/y"})
+			if _, err := db.ExecContext(ctx, `INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body, template, data, created_at)
+				VALUES ($1, 'guardian@example.org', '', '', '', 'guardian_consent', $2, 1)`, fmt.Sprint("old-", i),
+				strings.ReplaceAll(string(data), `\u0026`, "&")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -160,16 +243,13 @@ func TestDispatchSetsAsideUnrenderable(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		sender := &flaky{}
-		o, err := NewOutbox(db, sender, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		o, _ := newOutbox(t, db, sender, time.Now)
 		if _, err := db.ExecContext(ctx, `INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body, template, data, created_at)
 			VALUES ('bad', 'x@example.org', '', '', '', 'password_reset', '{not json', 1)`); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			return o.Enqueue(ctx, tx, Transactional{To: "good@example.org", Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
+			return o.Enqueue(ctx, tx, Transactional{SubjectID: "good", To: "good@example.org", Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -213,13 +293,10 @@ func TestDispatchKeepsOnlyTemporaryFailures(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		sender := &partial{}
-		o, err := NewOutbox(db, sender, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		o, v := newOutbox(t, db, sender, time.Now)
 		for _, to := range []string{"ok@example.org", "busy@example.org", "gone@example.org"} {
 			if err := db.InTx(ctx, func(tx *store.Tx) error {
-				return o.Enqueue(ctx, tx, Transactional{To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
+				return o.Enqueue(ctx, tx, Transactional{SubjectID: "s-" + to, To: to, Template: PasswordReset, Data: map[string]string{"Link": "https://x/y"}})
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -227,11 +304,8 @@ func TestDispatchKeepsOnlyTemporaryFailures(t *testing.T) {
 		if _, err := o.DispatchOnce(ctx); err == nil || strings.Contains(err.Error(), "@") {
 			t.Errorf("dispatch of a partly refused batch = %v", err)
 		}
-		left, err := store.Strings(ctx, db, `SELECT recipient FROM mail_outbox`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(left) != 1 || left[0] != "busy@example.org" || len(sender.got) != 1 {
+		left := queued(t, db, v)
+		if len(left) != 1 || !strings.HasPrefix(left[0], "busy@example.org ") || len(sender.got) != 1 {
 			t.Errorf("left in the outbox %v, delivered %v", left, sender.got)
 		}
 	})
@@ -239,7 +313,7 @@ func TestDispatchKeepsOnlyTemporaryFailures(t *testing.T) {
 
 // An erasure finds the mail of the addresses a subject proved before by their blind
 // index alone: .eml files addressed to one or naming one, in any case and between
-// punctuation, and queued messages to or about one; it leaves everyone else's.
+// punctuation; queued messages go by their subject. It leaves everyone else's.
 func TestEraseFindsEarlierAddressesByIndex(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -247,15 +321,12 @@ func TestEraseFindsEarlierAddressesByIndex(t *testing.T) {
 		index := vault.NewIndex([]byte("0123456789abcdef0123456789abcdef"))
 		files := FileSender{Dir: dir, From: "Site <site@example.org>"}
 		mails := []Transactional{
-			{To: "Former@Example.org", Template: EmailChanging, Data: map[string]string{"ResetLink": "https://x/r"}},
-			{To: "guardian@example.org", Template: GuardianConsent, Data: map[string]string{"ChildName": "Kid", "ChildEmail": "former@example.org", "Link": "https://x/g"}},
-			{To: "other@example.org", Template: EmailChanging, Data: map[string]string{"ResetLink": "https://x/r"}},
-			{To: "guardian@example.org", Template: GuardianConsent, Data: map[string]string{"ChildName": "Kid", "ChildEmail": "not.former@example.org", "Link": "https://x/g"}},
+			{SubjectID: "x", To: "Former@Example.org", Template: EmailChanging, Data: map[string]string{"ResetLink": "https://x/r"}},
+			{SubjectID: "x", To: "guardian@example.org", Template: GuardianConsent, Data: map[string]string{"ChildName": "Kid", "ChildEmail": "former@example.org", "Link": "https://x/g"}},
+			{SubjectID: "y", To: "other@example.org", Template: EmailChanging, Data: map[string]string{"ResetLink": "https://x/r"}},
+			{SubjectID: "z", To: "guardian@example.org", Template: GuardianConsent, Data: map[string]string{"ChildName": "Kid", "ChildEmail": "not.former@example.org", "Link": "https://x/g"}},
 		}
-		o, err := NewOutbox(db, files, "Site", time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		o, v := newOutbox(t, db, files, time.Now)
 		enqueue := func() {
 			for _, m := range mails {
 				if err := db.InTx(ctx, func(tx *store.Tx) error { return o.Enqueue(ctx, tx, m) }); err != nil {
@@ -270,7 +341,7 @@ func TestEraseFindsEarlierAddressesByIndex(t *testing.T) {
 		enqueue() // and the same again, still queued
 		subj := datamap.Subject{ID: "x", Email: "current@example.org", Proven: []string{index.Address("former@example.org")}}
 
-		err = db.InTx(ctx, func(tx *store.Tx) error { return Holder{Dir: dir}.Erase(ctx, tx, subj) })
+		err := db.InTx(ctx, func(tx *store.Tx) error { return Holder{Dir: dir}.Erase(ctx, tx, subj) })
 		if err == nil {
 			t.Error("a holder without the index erased a subject with earlier addresses")
 		}
@@ -291,10 +362,7 @@ func TestEraseFindsEarlierAddressesByIndex(t *testing.T) {
 		if kinds["other"] != 1 || kinds["not former"] != 1 || kinds["former"] != 1 {
 			t.Errorf("outbox folder after the erasure: %v", found)
 		}
-		queued, err := store.Strings(ctx, db, `SELECT recipient || ' ' || data FROM mail_outbox ORDER BY recipient, data`)
-		if err != nil {
-			t.Fatal(err)
-		}
+		queued := queued(t, db, v)
 		if len(queued) != 2 || !strings.HasPrefix(queued[0], "guardian@example.org") || !strings.Contains(queued[0], "not.former@") ||
 			!strings.HasPrefix(queued[1], "other@example.org") {
 			t.Errorf("queued after the erasure: %q", queued)

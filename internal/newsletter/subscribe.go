@@ -26,6 +26,7 @@ type pendingSub struct {
 	mail      mail.Prepared
 	now       int64
 	id        string // the subscriber's, once known
+	subject   string // the subscriber's subject (its id, or the account it joined), once known
 	err       error
 	wake      chan bool // true: stored (err says how); false: lead
 	answered  bool      // wake was sent true (by the leader storing it)
@@ -164,16 +165,16 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 	for i, p := range batch {
 		emails[i] = p.sub.Email
 	}
-	type known struct{ id, status string }
+	type known struct{ id, subject, status string }
 	found := map[string]known{}
-	rows, err := tx.QueryContext(ctx, `SELECT email, id, status FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails...)
+	rows, err := tx.QueryContext(ctx, `SELECT email, id, subject_id, status FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails...)
 	if err != nil {
 		return fmt.Errorf("newsletter: subscribe: %w", err)
 	}
 	for rows.Next() {
 		var e string
 		var k known
-		if err := rows.Scan(&e, &k.id, &k.status); err != nil {
+		if err := rows.Scan(&e, &k.id, &k.subject, &k.status); err != nil {
 			rows.Close()
 			return fmt.Errorf("newsletter: subscribe: %w", err)
 		}
@@ -201,8 +202,9 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 				newRow[p.sub.Email] = len(inserts)
 				inserts = append(inserts, p)
 			}
+			p.subject = p.id
 		default:
-			p.id = k.id
+			p.id, p.subject = k.id, k.subject
 			if k.status == StatusPending {
 				renamed = append(renamed, p)
 			}
@@ -247,7 +249,7 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 	}
 	mails := make([]mail.Prepared, len(batch))
 	for i, p := range batch {
-		mails[i] = p.mail
+		mails[i] = p.mail.About(p.subject) // sealed under the subject's key
 	}
 	return s.outbox.EnqueuePrepared(ctx, tx, mails...)
 }

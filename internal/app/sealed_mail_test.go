@@ -1,0 +1,139 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"steward/internal/app/apptest"
+	"steward/internal/datamap/residuetest"
+)
+
+// randomIP is an IPv6 address of the documentation range, random and written as
+// Steward writes it (no zero group, no leading zero), so it is unique in raw files.
+func randomIP() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	groups := []string{"2001", "db8"}
+	for i := 0; i < 12; i += 2 {
+		groups = append(groups, fmt.Sprintf("%x%03x", 1+b[i]%15, (uint16(b[i+1])<<4|uint16(b[i]>>4))&0xfff))
+	}
+	ip := strings.Join(groups, ":")
+	if net.ParseIP(ip).String() != ip {
+		panic("not canonical: " + ip)
+	}
+	return ip
+}
+
+// doAs is Harness.Do from a browser and an address of the test's own.
+func doAs(t *testing.T, h *apptest.Harness, ip, agent, method, path string, body any, token string) apptest.Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		js, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, h.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("X-Forwarded-For", ip)
+	req.Header.Set("User-Agent", agent)
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// A member's mail and security log never reach the engine's files in plain text: they
+// register (the verification mail is queued, sealed, and sent), log in with a wrong
+// password and then the right one, and delete their account. While they are a member
+// their IP and browser are in the database (the activity page and the export open
+// them) but their address, name, IP and browser are in no raw file, the WAL
+// included; after the erasure none is either.
+func TestMemberMailAndAuditSealedOnDisk(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, dbURL string) {
+		h := apptest.Start(t, dbURL, "--trust-proxy=true")
+		ctx := context.Background()
+		email := randomValue("mailseal.") + "@example.org"
+		name := "Ottilie " + randomValue("Sealwright")
+		ip := randomIP()
+		agent := randomValue("SealBrowser/")
+
+		r := doAs(t, h, ip, agent, "POST", "/api/v1/accounts", map[string]any{"email": email, "password": pw, "name": name,
+			"birthdate": "1985-03-02", "country": "DE"}, "")
+		if r.Status != http.StatusCreated {
+			t.Fatalf("register: %d %s", r.Status, r.Body)
+		}
+		id := r.JSON()["id"].(string)
+		tok := h.WaitLink(email, "/verify?token=") // queued, then handed over
+		if m := h.Mails(email); len(m) != 1 || !strings.Contains(m[0].Raw, name) {
+			t.Fatalf("the verification mail does not greet the member: %v", m)
+		}
+		if v := doAs(t, h, ip, agent, "POST", "/api/v1/verifications", map[string]string{"token": tok}, ""); v.Status != http.StatusOK {
+			t.Fatalf("verify: %d %s", v.Status, v.Body)
+		}
+		if l := doAs(t, h, ip, agent, "POST", "/api/v1/sessions", map[string]string{"email": email, "password": "not-" + pw}, ""); l.Status != http.StatusUnauthorized {
+			t.Fatalf("login with a wrong password: %d %s", l.Status, l.Body)
+		}
+		l := doAs(t, h, ip, agent, "POST", "/api/v1/sessions", map[string]string{"email": email, "password": pw}, "")
+		if l.Status != http.StatusCreated {
+			t.Fatalf("login: %d %s", l.Status, l.Body)
+		}
+		token := l.JSON()["token"].(string)
+
+		// The values are kept, and open for the member.
+		act := h.Do("GET", "/api/v1/me/activity", nil, token)
+		if act.Status != http.StatusOK || strings.Count(string(act.Body), ip) < 4 || !strings.Contains(string(act.Body), "wrong password") {
+			t.Fatalf("activity (registered, verified, failed and good login from %s): %d %s", ip, act.Status, act.Body)
+		}
+		ex := h.Do("GET", "/api/v1/me/export", nil, token)
+		if ex.Status != http.StatusOK {
+			t.Fatalf("export: %d", ex.Status)
+		}
+		files := unzip(t, ex.Body)
+		if log := files["audit_log/audit_log.json"]; !strings.Contains(log, ip) || !strings.Contains(log, "wrong password") {
+			t.Errorf("the export's audit log is not opened: %s", log)
+		}
+		if !strings.Contains(files["account/sessions.csv"], agent) {
+			t.Errorf("the export's sessions lack the browser: %s", files["account/sessions.csv"])
+		}
+		var events int
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE account_id = $1`, id).Scan(&events); err != nil || events < 4 {
+			t.Fatalf("audit events of the member: %d, %v", events, err)
+		}
+		if found := residuetest.RawFindings(t, h.App.DB, email, name, ip, agent); len(found) > 0 {
+			t.Errorf("a live member's name, IP or browser is on disk in plain text: %v", found)
+		}
+
+		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
+		if del.Status != http.StatusAccepted {
+			t.Fatalf("delete: %d %s", del.Status, del.Body)
+		}
+		h.WaitErasure(del.JSON()["request_id"].(string))
+		// Nothing of them, the address included: the erasure request keeps only its
+		// blind index.
+		if found := residuetest.RawFindings(t, h.App.DB, email, name, ip, agent); len(found) > 0 {
+			t.Errorf("after erasure, on disk: %v", found)
+		}
+	})
+}
