@@ -394,7 +394,7 @@ var (
 		{Name: "expires_at", NotPersonal: "end of the link", Time: true},
 	}}
 	addressesTable = datamap.Table{Name: "account_addresses", Subject: "account_id", Columns: []datamap.Column{
-		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "account_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
 		{Name: "address_hash", Categories: []string{"user.contact.email"},
 			Plain:    "a keyed hash (blind index) of an address, compared with the hashes of addresses held elsewhere; the address itself is not kept",
 			Withheld: "a keyed hash of an address you proved, kept only so that deleting your account erases what is filed under it"},
