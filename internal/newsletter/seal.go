@@ -292,37 +292,61 @@ func (s *Service) sealLegacyBatch(ctx context.Context) (sealed int, more bool, e
 				return err
 			}
 		}
-		subjects := make([]string, 0, len(subs))
+		// The links' evidence, under the key of their subscriber's subject.
+		subjectOf := map[string]string{}
 		for _, r := range subs {
-			k := keys[r.subject]
-			v := sealSub(k, r.sub)
-			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, first_name = $2, last_name = $3, company = $4 WHERE id = $5`,
-				v.email, v.first, v.last, v.company, r.id); err != nil {
+			subjectOf[r.id] = r.subject
+		}
+		type link struct{ id, evidence string }
+		var links []link
+		in, args = s.db.In("subscriber_id", 1, ids)
+		rows, err = tx.QueryContext(ctx, `SELECT id, subscriber_id, evidence FROM subscriber_tokens WHERE `+in, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var l link
+			var sub string
+			if err := rows.Scan(&l.id, &sub, &l.evidence); err != nil {
+				rows.Close()
 				return err
 			}
-			lrows, err := tx.QueryContext(ctx, `SELECT id, evidence FROM subscriber_tokens WHERE subscriber_id = $1`, r.id)
-			if err != nil {
+			l.evidence = keys[subjectOf[sub]].SealText(labelEvidence, l.evidence)
+			links = append(links, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, l := range links {
+			if _, err := tx.ExecContext(ctx, `UPDATE subscriber_tokens SET evidence = $1 WHERE id = $2`, l.evidence, l.id); err != nil {
 				return err
 			}
-			var links [][2]string
-			for lrows.Next() {
-				var l [2]string
-				if err := lrows.Scan(&l[0], &l[1]); err != nil {
-					lrows.Close()
-					return err
-				}
-				links = append(links, l)
-			}
-			lrows.Close()
-			if err := lrows.Err(); err != nil {
-				return err
-			}
-			for _, l := range links {
-				if _, err := tx.ExecContext(ctx, `UPDATE subscriber_tokens SET evidence = $1 WHERE id = $2`, k.SealText(labelEvidence, l[1]), l[0]); err != nil {
-					return err
-				}
+		}
+		subjects := make([]string, 0, len(subs))
+		cols := make([][]string, 5)
+		for _, r := range subs {
+			v := sealSub(keys[r.subject], r.sub)
+			for i, x := range []string{r.id, v.email, v.first, v.last, v.company} {
+				cols[i] = append(cols[i], x)
 			}
 			subjects = append(subjects, r.subject)
+		}
+		if s.db.Dialect == store.Postgres {
+			// One statement of arrays: a round trip per row would take minutes for a
+			// large list.
+			if _, err := tx.ExecContext(ctx, `UPDATE subscribers s SET email = u.email, first_name = u.first, last_name = u.last, company = u.company
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, email, first, last, company)
+				WHERE s.id = u.id`, cols[0], cols[1], cols[2], cols[3], cols[4]); err != nil {
+				return err
+			}
+		} else {
+			for i := range cols[0] {
+				if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, first_name = $2, last_name = $3, company = $4 WHERE id = $5`,
+					cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[0][i]); err != nil {
+					return err
+				}
+			}
 		}
 		sealed = len(subs)
 		// The kept audience's copies are made again from the sealed rows.
