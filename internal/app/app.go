@@ -204,7 +204,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.Vault, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
-	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, BaseURL: cfg.BaseURL,
+	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.Vault, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
 	// A verified address joins its subscription, if any, to the account: one subject.
 	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
@@ -476,6 +476,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	} else if n > 0 {
 		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
+	}
+	// And so are the subscribers (after the accounts: a member's subscription is
+	// sealed under the account's key).
+	if n, err := a.Newsletter.SealLegacy(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Warn("sealed subscribers kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+			"subscribers", n)
 	}
 	// Then the audit log of an earlier release: its accounts have their keys now.
 	if n, err := a.Audit.SealLegacy(ctx, a.DB); err != nil {

@@ -298,12 +298,12 @@ func TestCampaignWithdrawalDuringSend(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Someone in the second batch (deliveries go in token order).
-		var subject, email string
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT d.subject_id, s.email FROM campaign_deliveries d
-			JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.campaign_id = $1
-			ORDER BY d.token_id LIMIT 1 OFFSET 250`, c.ID).Scan(&subject, &email); err != nil {
+		var subject string
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT subject_id FROM campaign_deliveries WHERE campaign_id = $1
+			ORDER BY token_id LIMIT 1 OFFSET 250`, c.ID).Scan(&subject); err != nil {
 			t.Fatal(err)
 		}
+		email := subjectAddress(t, h, subject)
 		rec.mu.Lock()
 		rec.onFirst = func() {
 			if _, err := h.App.Consent.Record(context.Background(), subject, newsletter.Purpose, consent.Withdrawn, consent.SourceEmailLink, nil); err != nil {

@@ -34,9 +34,17 @@ func TestMemberEmailChangeMovesSubscription(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
+			// Sealed under the account's key.
+			key, err := h.App.Vault.KeyIn(ctx, h.App.DB, subject, false)
+			if err != nil {
+				t.Fatal(err)
+			}
 			for r.Next() {
 				var e, s string
 				r.Scan(&e, &s)
+				if e, err = key.OpenText("subscribers.email", e); err != nil {
+					t.Fatal(err)
+				}
 				out[e] = s
 			}
 			return out

@@ -38,7 +38,7 @@ func subscribe(t *testing.T, h *apptest.Harness, email string, confirm bool) {
 func audience(t *testing.T, h *apptest.Harness, purpose string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	if err := h.App.Newsletter.Audience(context.Background(), purpose, func(r newsletter.Recipient) error {
+	if err := h.App.Newsletter.Recipients(context.Background(), purpose, func(r newsletter.Recipient) error {
 		out[r.Email] = true
 		return nil
 	}); err != nil {
@@ -271,7 +271,7 @@ func TestCampaign(t *testing.T) {
 			v, _ := h.App.Consent.Allowed(ctx, subj, "newsletter")
 			supp, _ := h.App.Newsletter.Suppressed(ctx, e, "newsletter")
 			var status string
-			h.App.DB.QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email = $1`, e).Scan(&status)
+			h.App.DB.QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email_hash = $1`, h.App.Newsletter.AddressHash(e)).Scan(&status)
 			want := v.Allowed && !supp && status == "confirmed"
 			if aud[e] != want {
 				t.Errorf("%s: in audience %v, but Allowed %v, suppressed %v, %s", e, aud[e], v.Allowed, supp, status)

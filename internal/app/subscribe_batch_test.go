@@ -153,9 +153,9 @@ func TestSubscribeConcurrentBatches(t *testing.T) {
 
 		in := make([]any, len(emails))
 		for i, e := range emails {
-			in[i] = e
+			in[i] = h.App.Newsletter.AddressHash(e)
 		}
-		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email IN (`+store.Placeholders(1, len(in))+`)`, in...); n != addresses {
+		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email_hash IN (`+store.Placeholders(1, len(in))+`)`, in...); n != addresses {
 			t.Errorf("%d subscribers for the %d addresses, want %d", n, addresses, addresses)
 		}
 		if n := countRows(t, h, `SELECT count(*) FROM subscribers`); n != addresses {
@@ -170,11 +170,12 @@ func TestSubscribeConcurrentBatches(t *testing.T) {
 
 		confirmed := 0
 		for _, e := range emails {
-			var id, status, first string
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT id, status, first_name FROM subscribers WHERE email = $1`, e).Scan(&id, &status, &first); err != nil {
-				t.Errorf("subscriber %s: %v", e, err)
+			row, found := subscriberOf(t, h, e)
+			if !found {
+				t.Errorf("subscriber %s: none", e)
 				continue
 			}
+			id, status, first := row.id, row.status, row.first
 			if status != "pending" {
 				t.Errorf("%s: status %q, want pending", e, status)
 			}
@@ -283,7 +284,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 				`CREATE SEQUENCE refused_attempts`,
 				`CREATE FUNCTION refuse_subscriber() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN
-					IF NEW.email = 'refused@example.org' THEN
+					IF NEW.email_hash = '` + h.App.Newsletter.AddressHash(refused) + `' THEN
 						PERFORM nextval('refused_attempts');
 						RAISE EXCEPTION 'refused';
 					END IF;
@@ -297,7 +298,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 			}
 		} else {
 			if _, err := h.App.DB.ExecContext(ctx, `CREATE TRIGGER refuse_subscriber BEFORE INSERT ON subscribers
-				WHEN NEW.email = 'refused@example.org' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+				WHEN NEW.email_hash = '`+h.App.Newsletter.AddressHash(refused)+`' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -389,11 +390,12 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 		}
 
 		for _, e := range goods {
-			var id, status string
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT id, status FROM subscribers WHERE email = $1`, e).Scan(&id, &status); err != nil {
-				t.Errorf("subscriber %s: %v", e, err)
+			row, ok := subscriberOf(t, h, e)
+			if !ok {
+				t.Errorf("subscriber %s: none", e)
 				continue
 			}
+			id, status := row.id, row.status
 			if status != "pending" {
 				t.Errorf("%s: status %q, want pending", e, status)
 			}
@@ -404,7 +406,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 		if n := countRows(t, h, `SELECT count(*) FROM subscribers`); n != len(goods) {
 			t.Errorf("%d subscribers, want %d (the good ones)", n, len(goods))
 		}
-		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email = $1`, refused); n != 0 {
+		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email_hash = $1`, h.App.Newsletter.AddressHash(refused)); n != 0 {
 			t.Errorf("the refused address has %d subscriber rows", n)
 		}
 		if n := countRows(t, h, `SELECT count(*) FROM subscriber_tokens`); n != len(goods) {

@@ -255,11 +255,14 @@ func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	s, err := a.Accounts.Lookup(ctx, pos[0])
 	if err != nil {
 		// Not a member: perhaps a newsletter subscriber without an account.
-		id, nerr := a.Newsletter.Lookup(ctx, pos[0])
-		if nerr != nil {
+		sub, nerr := a.Newsletter.Subject(ctx, pos[0])
+		if apperr.KindOf(nerr) == apperr.NotFound {
 			return err
 		}
-		s = datamap.Subject{ID: id, Email: strings.ToLower(strings.TrimSpace(pos[0]))}
+		if nerr != nil {
+			return nerr
+		}
+		s = sub
 	}
 	return fn(a, s)
 }

@@ -25,6 +25,7 @@ import (
 	"steward/internal/consent"
 	"steward/internal/mail"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // Campaign states.
@@ -158,18 +159,20 @@ func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
 
 // audienceQuery selects the recipients the ledger allows for the purpose now:
 // confirmed subscribers whose subject may be processed for it (consent, restriction,
-// objection: consent.AllowedSQL) and whose address is not suppressed for it.
+// objection: consent.AllowedSQL) and whose address is not suppressed for it. Their
+// address and first name are sealed.
 func (s *Service) audienceQuery(purpose, extra string) (string, error) {
-	return s.audienceQueryCols(purpose, "", extra)
+	return s.audienceQueryCols(purpose, "", "", extra)
 }
 
-// audienceQueryCols is audienceQuery with more selected columns.
-func (s *Service) audienceQueryCols(purpose, cols, extra string) (string, error) {
+// audienceQueryCols is audienceQuery with more selected columns, and what they need
+// joined to subscribers s.
+func (s *Service) audienceQueryCols(purpose, cols, join, extra string) (string, error) {
 	allowed, err := s.consent.AllowedSQL(purpose, "s.subject_id")
 	if err != nil {
 		return "", err
 	}
-	return `SELECT s.subject_id, s.email, s.first_name` + cols + ` FROM subscribers s
+	return `SELECT s.subject_id, s.email, s.first_name` + cols + ` FROM subscribers s ` + join + `
 		WHERE s.status = 'confirmed' AND ` + allowed + `
 		AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN ($1, '*'))` + extra, nil
 }
@@ -181,25 +184,51 @@ type Recipient struct {
 	FirstName string
 }
 
-// Audience calls fn for every recipient the ledger allows for the purpose now: one
-// range read of the mailable table, which every change that can alter the answer keeps
-// current (Refresh). A test holds it equal to the rule evaluated subscriber by
-// subscriber; sending checks each batch against the rule again anyway.
-func (s *Service) Audience(ctx context.Context, purpose string, fn func(Recipient) error) error {
+// Audience calls fn for every subject the ledger allows to be mailed for the purpose
+// now: one range read of the mailable table, which every change that can alter the
+// answer keeps current (Refresh). A test holds it equal to the rule evaluated
+// subscriber by subscriber; sending checks each batch against the rule again anyway,
+// and opens each batch's addresses as it sends it.
+func (s *Service) Audience(ctx context.Context, purpose string, fn func(subjectID string) error) error {
 	if _, ok := s.consent.Register().Purpose(purpose); !ok {
 		return apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT subject_id, email, first_name FROM mailable WHERE purpose = $1`, purpose)
+	rows, err := s.db.QueryContext(ctx, `SELECT subject_id FROM mailable WHERE purpose = $1`, purpose)
 	if err != nil {
 		return fmt.Errorf("newsletter: audience: %w", err)
 	}
-	return scanRecipients(rows, fn)
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("newsletter: audience: %w", err)
+		}
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
-// AudienceByRule is Audience evaluated from the rule for every subscriber, without the
-// maintained table (tests and benchmarks compare the two).
+// Recipients is Audience with each recipient's address and first name, opened from
+// the mailable table's sealed copies with the subject's key. A recipient whose key is
+// gone (an erasure under way) is left out.
+func (s *Service) Recipients(ctx context.Context, purpose string, fn func(Recipient) error) error {
+	if _, ok := s.consent.Register().Purpose(purpose); !ok {
+		return apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT m.subject_id, m.email, m.first_name, `+vault.KeyColumns("k")+` FROM mailable m
+		`+vault.KeyJoin("k", "m.subject_id")+` WHERE m.purpose = $1`, purpose)
+	if err != nil {
+		return fmt.Errorf("newsletter: audience: %w", err)
+	}
+	return s.scanRecipients(rows, func(r Recipient, _ []any) error { return fn(r) })
+}
+
+// AudienceByRule is Recipients evaluated from the rule for every subscriber, without
+// the maintained table (tests and benchmarks compare the two).
 func (s *Service) AudienceByRule(ctx context.Context, purpose string, fn func(Recipient) error) error {
-	q, err := s.audienceQuery(purpose, "")
+	q, err := s.audienceQueryCols(purpose, ", "+vault.KeyColumns("k"), vault.KeyJoin("k", "s.subject_id"), "")
 	if err != nil {
 		return err
 	}
@@ -207,17 +236,44 @@ func (s *Service) AudienceByRule(ctx context.Context, purpose string, fn func(Re
 	if err != nil {
 		return fmt.Errorf("newsletter: audience: %w", err)
 	}
-	return scanRecipients(rows, fn)
+	return s.scanRecipients(rows, func(r Recipient, _ []any) error { return fn(r) })
 }
 
-func scanRecipients(rows *sql.Rows, fn func(Recipient) error) error {
+// scanRecipients reads rows of subject id, sealed address and first name, the
+// subject's key (vault.KeyColumns) and as many more columns as extra holds pointers
+// for, opens the address and first name and calls fn with each recipient and extra. A
+// subject without a key (an erasure under way) is left out.
+func (s *Service) scanRecipients(rows *sql.Rows, fn func(r Recipient, extra []any) error, extra ...any) error {
 	defer rows.Close()
+	keys := map[string]*vault.Key{} // a subject has one row per purpose, or per address
 	for rows.Next() {
 		var r Recipient
-		if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName); err != nil {
+		var wrapped []byte
+		var epoch sql.NullInt64
+		if err := rows.Scan(append([]any{&r.SubjectID, &r.Email, &r.FirstName, &wrapped, &epoch}, extra...)...); err != nil {
 			return fmt.Errorf("newsletter: audience: %w", err)
 		}
-		if err := fn(r); err != nil {
+		k := keys[r.SubjectID]
+		if k == nil {
+			var err error
+			if k, err = s.keyOf(r.SubjectID, wrapped, epoch); err != nil {
+				return fmt.Errorf("newsletter: audience: %w", err)
+			}
+			if k == nil {
+				continue
+			}
+			if len(keys) < 1024 {
+				keys[r.SubjectID] = k
+			}
+		}
+		var err error
+		if r.Email, err = k.OpenText(labelEmail, r.Email); err != nil {
+			return fmt.Errorf("newsletter: audience: %w", err)
+		}
+		if r.FirstName, err = k.OpenText(labelFirstName, r.FirstName); err != nil {
+			return fmt.Errorf("newsletter: audience: %w", err)
+		}
+		if err := fn(r, extra); err != nil {
 			return err
 		}
 	}
@@ -272,8 +328,8 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 	if c.Status != CampaignDraft {
 		return Campaign{}, apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
 	}
-	var recips []Recipient
-	if err := s.Audience(ctx, c.Purpose, func(r Recipient) error { recips = append(recips, r); return nil }); err != nil {
+	var subjects []string
+	if err := s.Audience(ctx, c.Purpose, func(id string) error { subjects = append(subjects, id); return nil }); err != nil {
 		return Campaign{}, err
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -284,7 +340,7 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 		if n, _ := res.RowsAffected(); n != 1 {
 			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
 		}
-		if err := s.addDeliveries(ctx, tx, id, recips); err != nil {
+		if err := s.addDeliveries(ctx, tx, id, subjects); err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		}
 		return jobs.Enqueue(ctx, tx, SendArgs{CampaignID: id})
@@ -295,17 +351,17 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 	return s.Campaign(ctx, id)
 }
 
-// addDeliveries writes a pending delivery, with its random token id, for each recipient
-// of the campaign: on PostgreSQL in one statement of two arrays, on SQLite in
-// multi-row INSERTs.
-func (s *Service) addDeliveries(ctx context.Context, tx *store.Tx, campaign string, recips []Recipient) error {
+// addDeliveries writes a pending delivery, with its random token id, for each subject
+// of the campaign's audience: on PostgreSQL in one statement of two arrays, on SQLite
+// in multi-row INSERTs. It sorts subjects.
+func (s *Service) addDeliveries(ctx context.Context, tx *store.Tx, campaign string, subjects []string) error {
 	// Subjects in order, and the random token ids handed out to them in order: every
 	// index of the new rows is written page by page, not at random.
-	subjects, tokens := make([]string, len(recips)), make([]string, len(recips))
-	for i, r := range recips {
+	tokens := make([]string, len(subjects))
+	for i := range tokens {
 		var tid [10]byte
 		_, _ = rand.Read(tid[:])
-		subjects[i], tokens[i] = r.SubjectID, hex.EncodeToString(tid[:])
+		tokens[i] = hex.EncodeToString(tid[:])
 	}
 	slices.Sort(subjects)
 	slices.Sort(tokens)
@@ -512,14 +568,16 @@ type sendBatchResult struct {
 }
 
 // allowedNow asks the rule which of the subjects may be mailed for the campaign's
-// purpose now, and whether each may be measured (the open beacon), in one query.
+// purpose now, and whether each may be measured (the open beacon), in one query that
+// reads their keys too: each recipient's address and first name are opened here.
 func (s *Service) allowedNow(ctx context.Context, c Campaign, subjects []string, fn func(r Recipient, track bool)) error {
 	in, args := s.db.In("s.subject_id", 2, subjects)
 	track, err := s.consent.AllowedSQL("email_open_tracking", "s.subject_id")
 	if err != nil {
 		track = "1 = 0" // no such purpose registered: never measured
 	}
-	aq, err := s.audienceQueryCols(c.Purpose, ", CASE WHEN "+track+" THEN 1 ELSE 0 END", " AND "+in)
+	aq, err := s.audienceQueryCols(c.Purpose, ", "+vault.KeyColumns("k")+", CASE WHEN "+track+" THEN 1 ELSE 0 END",
+		vault.KeyJoin("k", "s.subject_id"), " AND "+in)
 	if err != nil {
 		return err
 	}
@@ -527,19 +585,11 @@ func (s *Service) allowedNow(ctx context.Context, c Campaign, subjects []string,
 	if err != nil {
 		return fmt.Errorf("newsletter: send: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var r Recipient
-		var t int
-		if err := rows.Scan(&r.SubjectID, &r.Email, &r.FirstName, &t); err != nil {
-			return fmt.Errorf("newsletter: send: %w", err)
-		}
+	var t int
+	return s.scanRecipients(rows, func(r Recipient, _ []any) error {
 		fn(r, t == 1)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("newsletter: send: %w", err)
-	}
-	return nil
+		return nil
+	}, &t)
 }
 
 // prepareBatch reads the next pending deliveries after the token id, asks the ledger
@@ -692,10 +742,10 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Sourc
 	if err != nil {
 		return Unsubscribed{}, err
 	}
-	var subject, purpose, email string
-	err = s.db.QueryRowContext(ctx, `SELECT d.subject_id, c.purpose, s.email FROM campaign_deliveries d
+	var subject, purpose, hash string
+	err = s.db.QueryRowContext(ctx, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.token_id = $1`, tid).
-		Scan(&subject, &purpose, &email)
+		Scan(&subject, &purpose, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Unsubscribed{}, errBadToken // erased since, or never sent
 	}
@@ -704,7 +754,7 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Sourc
 	}
 	// The suppression first: if the withdrawal then failed, the address would still
 	// be kept out of every audience and import.
-	if err := s.db.InTx(ctx, func(tx *store.Tx) error { return s.Suppress(ctx, tx, email, purpose, "unsubscribed") }); err != nil {
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error { return s.suppressAddress(ctx, tx, hash, purpose, "unsubscribed") }); err != nil {
 		return Unsubscribed{}, err
 	}
 	if err := s.consent.Apply(ctx, subject, map[string]consent.Decision{purpose: consent.Withdrawn}, nil, src, evidence); err != nil {
@@ -769,7 +819,7 @@ func (s *Service) Preview(ctx context.Context, id string) (mail.Message, int, er
 		return mail.Message{}, 0, err
 	}
 	n := 0
-	if err := s.Audience(ctx, c.Purpose, func(Recipient) error { n++; return nil }); err != nil {
+	if err := s.Audience(ctx, c.Purpose, func(string) error { n++; return nil }); err != nil {
 		return mail.Message{}, 0, err
 	}
 	tid := make([]byte, 10)

@@ -3,7 +3,6 @@ package newsletter
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
@@ -12,25 +11,37 @@ import (
 // Holder is the newsletter's entry in the data map.
 type Holder struct{ S *Service }
 
+// The labels sealed values are bound to. The kept audience (mailable) holds copies of
+// a subscriber's sealed address and first name, so its columns share their labels.
+const (
+	labelEmail     = "subscribers.email"
+	labelFirstName = "subscribers.first_name"
+	labelLastName  = "subscribers.last_name"
+	labelCompany   = "subscribers.company"
+	labelEvidence  = "subscriber_tokens.evidence"
+)
+
 var (
 	subscribersTable = datamap.Table{Name: "subscribers", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "id", NotPersonal: "random subscriber id"},
-		{Name: "subject_id", Categories: []string{"user.unique_id"}},
-		{Name: "email", Categories: []string{"user.contact.email"}},
-		{Name: "email_hash", Categories: []string{"user.contact.email"}, Withheld: "a keyed hash of your address, used only to keep it off the list if you leave"},
-		{Name: "first_name", Categories: []string{"user.name"}},
-		{Name: "last_name", Categories: []string{"user.name"}},
-		{Name: "company", Categories: []string{"user.workplace"}},
+		{Name: "subject_id", Categories: []string{"user.unique_id"}, Plain: "a random id (the subscriber's own, or the account's): the subject's key is found by it"},
+		{Name: "email", Categories: []string{"user.contact.email"}, Sealed: true},
+		{Name: "email_hash", Categories: []string{"user.contact.email"}, Withheld: "a keyed hash of your address, used only to keep it off the list if you leave",
+			Plain: "blind index: a keyed hash of the address, for lookups by address and the suppression list"},
+		{Name: "first_name", Categories: []string{"user.name"}, Sealed: true},
+		{Name: "last_name", Categories: []string{"user.name"}, Sealed: true},
+		{Name: "company", Categories: []string{"user.workplace"}, Sealed: true},
 		{Name: "status", NotPersonal: "pending or confirmed"},
-		{Name: "account_id", Categories: []string{"user.unique_id"}},
+		{Name: "account_id", Categories: []string{"user.unique_id"}, Plain: "a random account id"},
 		{Name: "source", NotPersonal: "how the subscription began"},
 		{Name: "created_at", NotPersonal: "time of subscription", Time: true},
 		{Name: "confirmed_at", NotPersonal: "time of confirmation", Time: true},
 	}}
+	// A link's evidence is sealed under the key of its subscriber's subject.
 	tokensTable = datamap.Table{Name: "subscriber_tokens", Columns: []datamap.Column{
-		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a confirmation link"},
+		{Name: "id", Categories: []string{"user.authorization.credentials"}, Withheld: "the hash of a confirmation link", Plain: "the SHA-256 of a random token"},
 		{Name: "subscriber_id", NotPersonal: "random subscriber id"},
-		{Name: "evidence", Categories: []string{"user.device.ip_address", "user.device.browser"}},
+		{Name: "evidence", Categories: []string{"user.device.ip_address", "user.device.browser"}, Sealed: true},
 		{Name: "created_at", NotPersonal: "time of the request", Time: true},
 		{Name: "expires_at", NotPersonal: "end of the link", Time: true},
 	}}
@@ -52,21 +63,24 @@ var (
 	}}
 	deliveriesTable = datamap.Table{Name: "campaign_deliveries", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "campaign_id", NotPersonal: "random campaign id"},
-		{Name: "subject_id", Categories: []string{"user.unique_id"}},
+		{Name: "subject_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
 		{Name: "token_id", NotPersonal: "random id inside the opt-out link"},
-		{Name: "state", Categories: []string{"user.behavior"}},
+		{Name: "state", Categories: []string{"user.behavior"}, Plain: "pending, sent, skipped or failed: what sending did, read in SQL"},
 		{Name: "at", NotPersonal: "time", Time: true},
 	}}
 	mailableTable = datamap.Table{Name: "mailable", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "purpose", NotPersonal: "purpose key"},
-		{Name: "subject_id", Categories: []string{"user.unique_id"}},
-		{Name: "email", Categories: []string{"user.contact.email"}},
-		{Name: "first_name", Categories: []string{"user.name"}},
+		{Name: "subject_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
+		{Name: "email", Categories: []string{"user.contact.email"}, Sealed: true, Label: labelEmail},
+		{Name: "first_name", Categories: []string{"user.name"}, Sealed: true, Label: labelFirstName},
 	}}
 	opensTable = datamap.Table{Name: "campaign_opens", Subject: "subject_id", Columns: []datamap.Column{
 		{Name: "campaign_id", NotPersonal: "random campaign id"},
-		{Name: "subject_id", Categories: []string{"user.unique_id", "user.behavior"}},
+		{Name: "subject_id", Categories: []string{"user.unique_id", "user.behavior"}, Plain: "a random id: the row records that the subject opened the campaign"},
 		{Name: "at", NotPersonal: "time of the open", Time: true},
+	}}
+	unsealedTable = datamap.Table{Name: "subscribers_unsealed", Columns: []datamap.Column{
+		{Name: "id", NotPersonal: "random id of a subscriber an earlier release stored in plain text, until it is sealed at start"},
 	}}
 )
 
@@ -78,14 +92,14 @@ func (Holder) Declaration() datamap.Declaration {
 		Purpose:     "Send the marketing mail you agreed to, and nothing you did not.",
 		LawfulBasis: "consent",
 		Retention:   "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list.",
-		Tables:      []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable, mailableTable},
+		Tables:      []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable, mailableTable, unsealedTable},
 	}
 }
 
 // Export returns the subject's subscription, deliveries and opens, and the campaigns
-// the subject wrote as staff.
+// the subject wrote as staff; sealed columns are opened with the subject's key.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	return datamap.SelectParts(ctx, q, s.ID, datamap.Part{Table: subscribersTable, Where: "subject_id = $1"},
+	return s.SelectParts(ctx, q, datamap.Part{Table: subscribersTable, Where: "subject_id = $1"},
 		datamap.Part{Table: deliveriesTable, Where: "subject_id = $1"}, datamap.Part{Table: opensTable, Where: "subject_id = $1"},
 		datamap.Part{Table: mailableTable, Where: "subject_id = $1"}, datamap.Part{Table: campaignsTable, Where: "created_by = $1"})
 }
@@ -95,30 +109,48 @@ func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([
 // hash of every address the subject proved, the current one and those before, on the
 // suppression list for any purpose, taking any subscription still filed under one
 // with it. An address the subject only typed (s.Pending) is left alone: it may be
-// another person's, whose subscription and consent are theirs.
+// another person's, whose subscription and consent are theirs. A subscription filed
+// under one of the subject's addresses by a subscriber without an account goes with
+// that subscriber's data key, so that nothing sealed under it opens again either.
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
+	hashes := s.Proven
 	if s.Email != "" {
-		if err := h.S.Suppress(ctx, tx, s.Email, "*", "erased"); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE email = $1`, strings.ToLower(strings.TrimSpace(s.Email))); err != nil {
-			return fmt.Errorf("newsletter: erase: %w", err)
-		}
+		hashes = append([]string{h.S.AddressHash(s.Email)}, hashes...)
 	}
-	if len(s.Proven) > 0 {
-		for _, x := range s.Proven {
+	if len(hashes) > 0 {
+		for _, x := range hashes {
 			if err := h.S.suppressHash(ctx, tx, x, "*", "erased"); err != nil {
 				return err
 			}
 		}
 		// The member's own row follows their address (LinkAccount), so a row under an
 		// earlier one is a subscription made with it since; it goes, and the audience
-		// of its subject is refreshed. email_hash has no index: this reads the table,
-		// and only for members who changed their address.
-		in, args := h.S.db.In("email_hash", 1, s.Proven)
-		subjects, err := store.Strings(ctx, tx, `DELETE FROM subscribers WHERE `+in+` RETURNING subject_id`, args...)
+		// of its subject is refreshed.
+		in, args := h.S.db.In("email_hash", 1, hashes)
+		rows, err := tx.QueryContext(ctx, `DELETE FROM subscribers WHERE `+in+` RETURNING id, subject_id`, args...)
 		if err != nil {
 			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+		var subjects, own []string
+		for rows.Next() {
+			var id, subject string
+			if err := rows.Scan(&id, &subject); err != nil {
+				rows.Close()
+				return fmt.Errorf("newsletter: erase: %w", err)
+			}
+			subjects = append(subjects, subject)
+			if id == subject && subject != s.ID {
+				own = append(own, subject) // a subscriber without an account: its subject is its row
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("newsletter: erase: %w", err)
+		}
+		for _, subject := range own {
+			if err := h.S.vault.Shred(ctx, tx, subject); err != nil {
+				return err
+			}
 		}
 		if err := h.S.Refresh(ctx, tx, subjects...); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // ImportReport says what an import did.
@@ -43,10 +45,11 @@ const importChunk = 500
 // consented_at, source and evidence (kept as the consent's evidence). Addresses already
 // on the list are left alone; suppressed ones (unsubscribed, erased) are skipped.
 //
-// Two stages overlap: one reads, checks and prepares the next batch (and asks the
-// read connections which of its addresses are on the list already or suppressed)
-// while the other stores the batch before it in one transaction (on PostgreSQL, two
-// batches at once).
+// Two stages overlap: one reads, checks and prepares the next batch (it makes a data
+// key for each new subscriber and seals the values under it, on every core, while it
+// asks the read connections which of its addresses are on the list already or
+// suppressed) while the other stores the batch before it in one transaction (on
+// PostgreSQL, two batches at once), the subscribers' keys with them.
 func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy string) (ImportReport, error) {
 	var rep ImportReport
 	if p, ok := s.consent.Register().Purpose(purpose); !ok || !p.NeedsConsent() || !p.Marketing {
@@ -137,7 +140,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 // rows. (consent_events is only read by subject, through its index.)
 func (s *Service) analyzeAfterImport(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, t := range []string{"subscribers (subject_id, email, email_hash, status)", "consent_state (subject_id, purpose, decision)", "mailable (purpose, subject_id)"} {
+	for _, t := range []string{"subscribers (subject_id, email_hash, status)", "consent_state (subject_id, purpose, decision)", "mailable (purpose, subject_id)"} {
 		wg.Go(func() {
 			if _, err := s.db.ExecContext(ctx, `ANALYZE `+t); err != nil {
 				s.log.Warn("newsletter: analyze after import", "table", t, "err", err)
@@ -174,11 +177,18 @@ type importRow struct {
 	evidence string // JSON
 	hash     string // AddressHash of the address
 	existing bool   // on the list already, when the batch was read
+	// The new subscriber's id (its subject), its data key with the key's vault_keys
+	// row, and its values sealed under it. The key is stored before the consent
+	// events, in the same transaction, so that what seals their evidence finds it.
+	id     string
+	key    *vault.Key
+	keyRow []any
+	sealed sealedSub
 }
 
 // readImport reads the CSV into batches: each row checked, its address hashed and its
 // evidence encoded, the batch's addresses already on the list marked and its
-// suppressed ones found.
+// suppressed ones found, and every row given its id, data key and sealed values.
 func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string]int, purpose, importedBy string, rep *ImportReport, out chan<- importWork) error {
 	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
@@ -193,21 +203,34 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		if len(batch) == 0 {
 			return nil
 		}
-		// In address order, the batch's inserts into the index of addresses go from
-		// one page to the next instead of jumping about.
-		slices.SortFunc(batch, func(a, b importRow) int { return strings.Compare(a.sub.Email, b.sub.Email) })
-		// The count is read first: a suppression added after it was read (and
-		// perhaps missed by the lookup below) changes it.
+		// In the order of their blind indexes, the batch's inserts into the unique
+		// index of addresses go from one page to the next instead of jumping about.
+		slices.SortFunc(batch, func(a, b importRow) int { return strings.Compare(a.hash, b.hash) })
+		// Ids made in the same millisecond are in random order: sorted, they follow
+		// the rows, and every index of the new rows (and of their keys) is written
+		// in key order too, one page after another.
+		ids := make([]string, len(batch))
+		for i := range ids {
+			ids[i] = newID()
+		}
+		slices.Sort(ids)
+		for i := range batch {
+			batch[i].id = ids[i]
+		}
+		// Keys are made and values sealed (other goroutines write the rows' key and
+		// sealed values) while the read connections are asked about the addresses.
+		hashes := rowHashes(batch)
+		sealed := s.sealImport(batch)
 		w := importWork{rows: batch}
-		var err error
-		if w.changes, err = s.suppressionChanges(ctx, s.db); err != nil {
+		existing, err := s.lookUpImport(ctx, &w, hashes, purpose)
+		if serr := sealed(); err == nil {
+			err = serr
+		}
+		if err != nil {
 			return err
 		}
-		if err := s.markExisting(ctx, s.db, batch); err != nil {
-			return err
-		}
-		if w.suppressed, err = s.suppressedIn(ctx, s.db, batch, purpose); err != nil {
-			return err
+		for i := range batch {
+			batch[i].existing = existing[batch[i].hash]
 		}
 		if s.importRead != nil {
 			s.importRead()
@@ -257,21 +280,72 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 	return send()
 }
 
+// lookUpImport reads the count of suppressions made, then which of the addresses (by
+// their blind indexes) are on the list, and which are suppressed. The count is read
+// first: a suppression added after it was read (and perhaps missed by the lookup) changes it.
+func (s *Service) lookUpImport(ctx context.Context, w *importWork, hashes []string, purpose string) (existing map[string]bool, err error) {
+	if w.changes, err = s.suppressionChanges(ctx, s.db); err != nil {
+		return nil, err
+	}
+	if existing, err = s.existingIn(ctx, s.db, hashes); err != nil {
+		return nil, err
+	}
+	w.suppressed, err = s.suppressedIn(ctx, s.db, hashes, purpose)
+	return existing, err
+}
+
+// sealImport makes each row's data key and seals its values under it, the rows shared
+// among as many goroutines as there are cores; the function it returns waits for them.
+func (s *Service) sealImport(batch []importRow) func() error {
+	n := min(runtime.GOMAXPROCS(0), max(len(batch)/100, 1))
+	per := (len(batch) + n - 1) / n
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		part := batch[min(i*per, len(batch)):min((i+1)*per, len(batch))]
+		wg.Go(func() {
+			for j := range part {
+				r := &part[j]
+				k, row, err := s.vault.NewKey(r.id)
+				if err != nil {
+					errs[i] = fmt.Errorf("newsletter: import: %w", err)
+					return
+				}
+				r.key, r.keyRow, r.sealed = k, row, sealSub(k, r.sub)
+			}
+		})
+	}
+	return func() error {
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+}
+
 // markExisting marks the rows whose address is on the list.
 func (s *Service) markExisting(ctx context.Context, q store.Querier, batch []importRow) error {
-	existing := map[string]bool{}
-	emails := make([]string, len(batch))
-	for i, r := range batch {
-		emails[i] = r.sub.Email
-	}
-	err := s.inChunks(emails, func(chunk []string) error {
-		in, args := s.db.In("email", 1, chunk)
-		return addStrings(ctx, q, existing, `SELECT email FROM subscribers WHERE `+in, args)
-	})
+	existing, err := s.existingIn(ctx, q, rowHashes(batch))
 	for i := range batch {
-		batch[i].existing = existing[batch[i].sub.Email]
+		batch[i].existing = existing[batch[i].hash]
 	}
 	return err
+}
+
+// existingIn returns which of the addresses (by their blind indexes) are on the list.
+func (s *Service) existingIn(ctx context.Context, q store.Querier, hashes []string) (map[string]bool, error) {
+	existing := map[string]bool{}
+	err := s.inChunks(hashes, func(chunk []string) error {
+		in, args := s.db.In("email_hash", 1, chunk)
+		return addStrings(ctx, q, existing, `SELECT email_hash FROM subscribers WHERE `+in, args)
+	})
+	return existing, err
+}
+
+func rowHashes(batch []importRow) []string {
+	hashes := make([]string, len(batch))
+	for i := range batch {
+		hashes[i] = batch[i].hash
+	}
+	return hashes
 }
 
 // importBatch stores one batch in one transaction. Which addresses are on the list and
@@ -316,7 +390,7 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 		s.importStoring()
 	}
 	if recheck || changes != w.changes {
-		if suppressed, err = s.suppressedIn(ctx, tx, batch, purpose); err != nil {
+		if suppressed, err = s.suppressedIn(ctx, tx, rowHashes(batch), purpose); err != nil {
 			return err
 		}
 	}
@@ -334,17 +408,12 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	if len(fresh) == 0 {
 		return nil
 	}
-	// Ids made in the same millisecond are in random order: sorted, they follow the
-	// rows (which the reader sorted by address), and every index of the new rows is
-	// written in key order, one page after another.
+	// The rows' ids were made and sorted with the rows when the batch was read.
 	ids := make([]string, len(fresh))
-	for i := range ids {
-		ids[i] = newID()
-	}
-	slices.Sort(ids)
 	decisions := make([]consent.Imported, len(fresh))
 	for i, r := range fresh {
-		decisions[i] = consent.Imported{SubjectID: ids[i], Purpose: purpose, EvidenceJSON: r.evidence}
+		ids[i] = r.id
+		decisions[i] = consent.Imported{SubjectID: r.id, Purpose: purpose, EvidenceJSON: r.evidence}
 	}
 	// The new subscribers are mailable for the imported purpose: every input of the
 	// rule was written or read in this transaction (confirmed, consent granted, not
@@ -353,10 +422,10 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	// itself (its suppressions differ); one that takes consent is not theirs yet.
 	now := store.Millis(s.now())
 	if s.db.Dialect == store.Postgres {
-		if err := storeImportArrays(ctx, tx, fresh, ids, purpose, now); err != nil {
+		if err := storeImportArrays(ctx, tx, fresh, purpose, now); err != nil {
 			return err
 		}
-	} else if err := storeImportRows(ctx, tx, fresh, ids, purpose, now); err != nil {
+	} else if err := storeImportRows(ctx, tx, fresh, purpose, now); err != nil {
 		return err
 	}
 	if err := s.consent.ImportTx(ctx, tx, decisions); err != nil {
@@ -374,14 +443,24 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	return nil
 }
 
-// storeImportRows writes the new subscribers in multi-row INSERTs (SQLite: its
-// statements are cheapest prepared once and run again), the values the rows share
-// bound once a statement; their mailable rows are copied from them.
-func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids []string, purpose string, now int64) error {
+// storeImportRows writes the new subscribers and their keys in multi-row INSERTs
+// (SQLite: its statements are cheapest prepared once and run again), the values the
+// rows share bound once a statement; their mailable rows are copied from them.
+func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, purpose string, now int64) error {
 	// The transaction holds the only writer: rows with a larger rowid than any before
 	// are the ones it writes.
 	var before int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(rowid), 0) FROM subscribers`).Scan(&before); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
+	}
+	keys := tx.Bulk("vault_keys", []string{"subject_id", "wrapped", "epoch", "created_at"}, importChunk, "")
+	defer keys.Close(ctx)
+	for _, r := range fresh {
+		if err := keys.Add(ctx, r.keyRow...); err != nil {
+			return fmt.Errorf("newsletter: import: %w", err)
+		}
+	}
+	if err := keys.Close(ctx); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
 	ins := tx.BulkSelect(`INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
@@ -389,14 +468,16 @@ func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids [
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES `,
 		[]any{StatusConfirmed, now, now}, 6, importChunk, ") AS v")
 	defer ins.Close(ctx)
-	for i, r := range fresh {
-		if err := ins.Add(ctx, ids[i], r.sub.Email, r.hash, r.sub.FirstName, r.sub.LastName, r.sub.Company); err != nil {
+	for _, r := range fresh {
+		if err := ins.Add(ctx, r.id, r.sealed.email, r.hash, r.sealed.first, r.sealed.last, r.sealed.company); err != nil {
 			return fmt.Errorf("newsletter: import: %w", err)
 		}
 	}
 	if err := ins.Close(ctx); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
+	// The kept copies of the address and first name are the same ciphertexts: the
+	// columns share their labels.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, subject_id, email, first_name FROM subscribers WHERE rowid > $2 ORDER BY rowid`, purpose, before); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
@@ -404,27 +485,33 @@ func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, ids [
 	return nil
 }
 
-// storeImportArrays writes the new subscribers and their mailable rows each in one
-// statement of a few arrays (PostgreSQL: parsing and binding tens of thousands of
-// parameters costs it more than unnesting arrays).
-func storeImportArrays(ctx context.Context, tx *store.Tx, fresh []importRow, ids []string, purpose string, now int64) error {
-	cols := make([][]string, 5)
+// storeImportArrays writes the new subscribers, their keys and their mailable rows each
+// in one statement of a few arrays (PostgreSQL: parsing and binding tens of thousands
+// of parameters costs it more than unnesting arrays).
+func storeImportArrays(ctx context.Context, tx *store.Tx, fresh []importRow, purpose string, now int64) error {
+	cols := make([][]string, 6)
 	for i := range cols {
 		cols[i] = make([]string, len(fresh))
 	}
+	wrapped, epochs, created := make([][]byte, len(fresh)), make([]int64, len(fresh)), make([]int64, len(fresh))
 	for i, r := range fresh {
-		cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i] = r.sub.Email, r.hash, r.sub.FirstName, r.sub.LastName, r.sub.Company
+		cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i] = r.id, r.sealed.email, r.hash, r.sealed.first, r.sealed.last, r.sealed.company
+		wrapped[i], epochs[i], created[i] = r.keyRow[1].([]byte), r.keyRow[2].(int64), r.keyRow[3].(int64)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[])`, cols[0], wrapped, epochs, created); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $7, 'import', $8, $8
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, email, hash, first, last, company)`,
-		ids, cols[0], cols[1], cols[2], cols[3], cols[4], StatusConfirmed, now); err != nil {
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], StatusConfirmed, now); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, u.id, u.email, u.first FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, email, first)`,
-		purpose, ids, cols[0], cols[2]); err != nil {
+		purpose, cols[0], cols[1], cols[3]); err != nil {
 		return fmt.Errorf("newsletter: import: %w", err)
 	}
 	return nil
@@ -439,14 +526,10 @@ func (s *Service) suppressionChanges(ctx context.Context, q store.Querier) (int6
 	return n, nil
 }
 
-// suppressedIn returns the hashes of the batch's addresses that are suppressed for the
-// purpose or for everything.
-func (s *Service) suppressedIn(ctx context.Context, q store.Querier, batch []importRow, purpose string) (map[string]bool, error) {
+// suppressedIn returns which of the addresses (by their blind indexes) are suppressed
+// for the purpose or for everything.
+func (s *Service) suppressedIn(ctx context.Context, q store.Querier, hashes []string, purpose string) (map[string]bool, error) {
 	suppressed := map[string]bool{}
-	hashes := make([]string, len(batch))
-	for i, r := range batch {
-		hashes[i] = r.hash
-	}
 	err := s.inChunks(hashes, func(chunk []string) error {
 		in, args := s.db.In("hash", 2, chunk)
 		return addStrings(ctx, q, suppressed, `SELECT hash FROM suppressions WHERE purpose IN ($1, '*') AND `+in, append([]any{purpose}, args...))

@@ -62,7 +62,8 @@ func (s *Service) inChunks(vals []string, fn func(chunk []string) error) error {
 	return nil
 }
 
-// fill inserts the recipients the rule allows for purpose (and the extra condition).
+// fill inserts the recipients the rule allows for purpose (and the extra condition),
+// with copies of their sealed address and first name (the columns share their labels).
 func (s *Service) fill(ctx context.Context, q store.Querier, purpose, extra string, args ...any) error {
 	aq, err := s.audienceQuery(purpose, extra)
 	if err != nil {
@@ -103,13 +104,4 @@ func (s *Service) RefreshIfEmpty(ctx context.Context) error {
 		return nil
 	}
 	return s.RefreshAll(ctx)
-}
-
-// refreshEmail refreshes the subjects subscribed with an address.
-func (s *Service) refreshEmail(ctx context.Context, q store.Querier, email string) error {
-	ids, err := store.Strings(ctx, q, `SELECT subject_id FROM subscribers WHERE email = $1`, email)
-	if err != nil {
-		return fmt.Errorf("newsletter: refresh: %w", err)
-	}
-	return s.Refresh(ctx, q, ids...)
 }

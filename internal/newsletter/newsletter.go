@@ -2,7 +2,11 @@
 // account: subscriptions with double opt-in, the suppression list of keyed address
 // hashes, imports, and campaigns that send only to whom the consent ledger allows, each
 // mail with a signed one-click opt-out. Its tables are subscribers, subscriber_tokens,
-// suppressions, campaigns, campaign_deliveries and campaign_opens.
+// suppressions, campaigns, campaign_deliveries, campaign_opens, mailable (whom each
+// purpose may mail now) and subscribers_unsealed (rows of an earlier release still to
+// seal). A subscriber's address, names and company, and a link's evidence, are sealed
+// under the data key of the subscriber's subject: its own id, or the account's once
+// the address is proven a member's; lookups by address go through its blind index.
 package newsletter
 
 import (
@@ -22,6 +26,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/consent"
+	"steward/internal/datamap"
 	"steward/internal/mail"
 	"steward/internal/pan"
 	"steward/internal/store"
@@ -53,6 +58,7 @@ type Service struct {
 	log     *slog.Logger
 	group   groupCommit
 	index   *vault.Index
+	vault   *vault.Vault
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead and importStoring, when set (by tests), run when an import's batch
@@ -65,6 +71,7 @@ type Service struct {
 type Config struct {
 	Key               []byte // keys opt-out tokens
 	Index             *vault.Index
+	Vault             *vault.Vault // seals subscribers' values under their subjects' keys
 	BaseURL           string
 	UnsubscribeDomain string
 }
@@ -73,7 +80,7 @@ type Config struct {
 func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.BulkSender, cfg Config, now func() time.Time, log *slog.Logger) *Service {
 	m := hmac.New(sha256.New, cfg.Key)
 	m.Write([]byte("steward newsletter v1"))
-	s := &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), index: cfg.Index, baseURL: cfg.BaseURL,
+	s := &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), index: cfg.Index, vault: cfg.Vault, baseURL: cfg.BaseURL,
 		unsub: cfg.UnsubscribeDomain, now: now, log: log}
 	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
 	s.group.max = 1
@@ -139,14 +146,24 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 	}
 	sum := sha256.Sum256([]byte(token))
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		var subID, subject, email, reqEv string
+		var subID, subject, hash, reqEv string
 		var expires int64
-		err := tx.QueryRowContext(ctx, `SELECT t.subscriber_id, s.subject_id, s.email, t.evidence, t.expires_at FROM subscriber_tokens t
-			JOIN subscribers s ON s.id = t.subscriber_id WHERE t.id = $1`, hex.EncodeToString(sum[:])).Scan(&subID, &subject, &email, &reqEv, &expires)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && s.now().UnixMilli() > expires) {
-			return errBadLink
+		var wrapped []byte
+		var epoch sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, `+vault.KeyColumns("k")+`
+			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id `+vault.KeyJoin("k", "s.subject_id")+`
+			WHERE t.id = $1`, hex.EncodeToString(sum[:])).Scan(&subID, &subject, &hash, &reqEv, &expires, &wrapped, &epoch)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (s.now().UnixMilli() > expires || !epoch.Valid)) {
+			return errBadLink // no key: the subscriber is being erased
 		}
 		if err != nil {
+			return fmt.Errorf("newsletter: confirm: %w", err)
+		}
+		key, err := s.vault.Unwrap(subject, wrapped, epoch.Int64)
+		if err != nil {
+			return fmt.Errorf("newsletter: confirm: %w", err)
+		}
+		if reqEv, err = key.OpenText(labelEvidence, reqEv); err != nil {
 			return fmt.Errorf("newsletter: confirm: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, subID); err != nil {
@@ -157,12 +174,14 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 			StatusConfirmed, now, subID); err != nil {
 			return fmt.Errorf("newsletter: confirm: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`, s.AddressHash(email), Purpose); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`, hash, Purpose); err != nil {
 			return fmt.Errorf("newsletter: confirm: %w", err)
 		}
 		ev := map[string]string{}
 		var req map[string]string
-		_ = json.Unmarshal([]byte(reqEv), &req)
+		if err := json.Unmarshal([]byte(reqEv), &req); err != nil {
+			return fmt.Errorf("newsletter: confirm: the request's evidence: %w", err)
+		}
 		for k, v := range req {
 			ev["request_"+k] = v
 		}
@@ -179,16 +198,19 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 
 // LinkAccount is called when an address is proven to be a member's (at registration
 // or after an email change). A subscriber with that address and the member become one
-// subject: the subscriber row and its consent ledger move to the account's id. And the
-// member's own place on the list follows their address: a row under an old address
-// takes the new one (or, if the new address had a row of its own, gives way to it,
-// handing on its confirmation), so campaigns reach the address the member uses now.
+// subject: the subscriber row, its links, deliveries, opens and consent ledger move to
+// the account's id, its values are sealed again under the account's key, and the
+// subscriber's own key is shredded. And the member's own place on the list follows
+// their address: a row under an old address takes the new one (or, if the new address
+// had a row of its own, gives way to it, handing on its confirmation), so campaigns
+// reach the address the member uses now.
 func (s *Service) LinkAccount(ctx context.Context, accountID, email string) error {
 	email = strings.ToLower(strings.TrimSpace(email))
+	hash := s.AddressHash(email)
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		var id, subject, status string
 		var owner sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email = $1`, email).
+		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`, hash).
 			Scan(&id, &subject, &status, &owner)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("newsletter: link: %w", err)
@@ -207,8 +229,8 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 		// The member's rows under other addresses, a confirmed one first.
 		var stale []string
 		var staleConfirmed bool
-		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email <> $2
-			ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`, accountID, email)
+		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+			ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`, accountID, hash)
 		if err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
@@ -229,8 +251,12 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 		case !found && len(stale) > 0:
 			// The address changed: the member's row takes the new one, and a pending
 			// confirmation link mailed to the old address stops working.
+			key, err := s.vault.KeyIn(ctx, tx, accountID, true)
+			if err != nil {
+				return fmt.Errorf("newsletter: link: %w", err)
+			}
 			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`,
-				email, s.AddressHash(email), stale[0]); err != nil {
+				key.SealText(labelEmail, email), hash, stale[0]); err != nil {
 				return fmt.Errorf("newsletter: link: %w", err)
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, stale[0]); err != nil {
@@ -238,16 +264,7 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 			}
 			stale = stale[1:]
 		case found && subject != accountID:
-			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET subject_id = $1, account_id = $1 WHERE id = $2`, accountID, id); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE campaign_opens SET subject_id = $1 WHERE subject_id = $2`, accountID, subject); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			if err := s.consent.Rekey(ctx, tx, subject, accountID); err != nil {
+			if err := s.moveSubject(ctx, tx, subject, accountID); err != nil {
 				return err
 			}
 			refresh = append(refresh, subject)
@@ -269,34 +286,80 @@ func (s *Service) LinkAccount(ctx context.Context, accountID, email string) erro
 }
 
 // EnsureMember gives a member who opts in to marketing from the preferences page a
-// place on the mailing list (their address is verified: no second opt-in).
+// place on the mailing list (their address is verified: no second opt-in). A
+// subscription already filed under the address becomes the member's, as LinkAccount
+// does: its values are sealed again under the account's key.
 func (s *Service) EnsureMember(ctx context.Context, accountID, email, name string) error {
 	first, last, _ := strings.Cut(strings.TrimSpace(name), " ")
-	_, err := s.db.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, status,
-		account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $2, 'account', $8, $8)
-		ON CONFLICT (email) DO UPDATE SET status = $7, account_id = $2, subject_id = $2`,
-		newID(), accountID, strings.ToLower(email), s.AddressHash(email), first, last, StatusConfirmed, store.Millis(s.now()))
-	if err != nil {
-		return fmt.Errorf("newsletter: member: %w", err)
-	}
-	return s.Refresh(ctx, s.db, accountID)
+	email = strings.ToLower(strings.TrimSpace(email))
+	hash := s.AddressHash(email)
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		var id, subject string
+		var owner sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`, hash).Scan(&id, &subject, &owner)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("newsletter: member: %w", err)
+		}
+		refresh := []string{accountID}
+		if err == nil && owner.Valid && owner.String != accountID {
+			// Another account's row, left from when the address was theirs.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, id); err != nil {
+				return fmt.Errorf("newsletter: member: %w", err)
+			}
+			refresh = append(refresh, subject)
+			err = sql.ErrNoRows
+		}
+		now := store.Millis(s.now())
+		switch {
+		case err != nil:
+			key, err := s.vault.KeyIn(ctx, tx, accountID, true)
+			if err != nil {
+				return fmt.Errorf("newsletter: member: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+				status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`,
+				newID(), accountID, key.SealText(labelEmail, email), hash, key.SealText(labelFirstName, first),
+				key.SealText(labelLastName, last), StatusConfirmed, now); err != nil {
+				return fmt.Errorf("newsletter: member: %w", err)
+			}
+			return s.Refresh(ctx, tx, refresh...)
+		case subject != accountID:
+			if err := s.moveSubject(ctx, tx, subject, accountID); err != nil {
+				return err
+			}
+			refresh = append(refresh, subject)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+			WHERE id = $4`, StatusConfirmed, accountID, now, id); err != nil {
+			return fmt.Errorf("newsletter: member: %w", err)
+		}
+		return s.Refresh(ctx, tx, refresh...)
+	})
 }
 
 // Suppress records, in tx, that the address must not be mailed for the purpose ("*":
-// any). It raises the count of suppressions made, holding the lock that an import's
-// transaction shares while it relies on that count: an import that checked its batch
-// before this suppression either sees the count change and checks again, or commits
-// first, and then the refresh below takes its new subscriber off the list.
+// any), and refreshes whom the list may mail.
 func (s *Service) Suppress(ctx context.Context, tx *store.Tx, email, purpose, reason string) error {
-	if err := s.suppressHash(ctx, tx, s.AddressHash(email), purpose, reason); err != nil {
-		return err
-	}
-	return s.refreshEmail(ctx, tx, strings.ToLower(strings.TrimSpace(email)))
+	return s.suppressAddress(ctx, tx, s.AddressHash(email), purpose, reason)
 }
 
-// suppressHash is Suppress for an address known only by its blind index (an address a
-// member proved before), without the refresh: the caller refreshes the subjects it
-// touches.
+// suppressAddress is Suppress for an address known by its blind index.
+func (s *Service) suppressAddress(ctx context.Context, tx *store.Tx, hash, purpose, reason string) error {
+	if err := s.suppressHash(ctx, tx, hash, purpose, reason); err != nil {
+		return err
+	}
+	ids, err := store.Strings(ctx, tx, `SELECT subject_id FROM subscribers WHERE email_hash = $1`, hash)
+	if err != nil {
+		return fmt.Errorf("newsletter: refresh: %w", err)
+	}
+	return s.Refresh(ctx, tx, ids...)
+}
+
+// suppressHash records a suppression without the refresh: the caller refreshes the
+// subjects it touches. It raises the count of suppressions made, holding the lock that
+// an import's transaction shares while it relies on that count: an import that checked
+// its batch before this suppression either sees the count change and checks again, or
+// commits first, and then the refresh takes its new subscriber off the list.
 func (s *Service) suppressHash(ctx context.Context, tx *store.Tx, hash, purpose, reason string) error {
 	if err := tx.Lock(ctx, suppressionsCounter, false); err != nil {
 		return fmt.Errorf("newsletter: suppress: %w", err)
@@ -326,9 +389,31 @@ func (s *Service) Suppressed(ctx context.Context, email, purpose string) (bool, 
 // Lookup finds a subscriber (without an account) by address, for the command line.
 func (s *Service) Lookup(ctx context.Context, email string) (string, error) {
 	var subject string
-	err := s.db.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email = $1`, strings.ToLower(strings.TrimSpace(email))).Scan(&subject)
+	err := s.db.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email_hash = $1`, s.AddressHash(email)).Scan(&subject)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "subscriber_not_found", "no subscriber with that address")
 	}
-	return subject, err
+	if err != nil {
+		return "", fmt.Errorf("newsletter: lookup: %w", err)
+	}
+	return subject, nil
+}
+
+// Subject is the data-map subject of a subscriber without an account, found by
+// address (the command line's export and erasure): its id, the address it is known
+// by, and its data key, which opens what is sealed for an export.
+func (s *Service) Subject(ctx context.Context, email string) (datamap.Subject, error) {
+	id, err := s.Lookup(ctx, email)
+	if err != nil {
+		return datamap.Subject{}, err
+	}
+	subj := datamap.Subject{ID: id, Email: strings.ToLower(strings.TrimSpace(email))}
+	key, err := s.vault.KeyIn(ctx, s.db, id, false)
+	switch {
+	case err == nil:
+		subj.Key = key
+	case !errors.Is(err, vault.ErrNoKey): // none: being erased, or not sealed yet (an export says so)
+		return datamap.Subject{}, fmt.Errorf("newsletter: subject: %w", err)
+	}
+	return subj, nil
 }

@@ -12,21 +12,30 @@ import (
 
 	"steward/internal/mail"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // subscribeBatch is the most subscriptions one transaction takes.
 const subscribeBatch = 256
 
-// pendingSub is one Subscribe call waiting for the transaction that stores it.
+// pendingSub is one Subscribe call waiting for the transaction that stores it. What
+// can be made before the writer is taken is: the blind index of the address, and for
+// a new address its row's id, the data key of that subject and the values sealed
+// under it.
 type pendingSub struct {
 	sub       Subscription
-	evidence  string
+	evidence  string // JSON, sealed under the subject's key when stored
 	tokenHash string
-	hash      string // AddressHash of the address, made before the writer is taken
+	hash      string // AddressHash of the address
 	mail      mail.Prepared
 	now       int64
-	id        string // the subscriber's, once known
-	subject   string // the subscriber's subject (its id, or the account it joined), once known
+	newID     string     // the id (and subject) of the subscriber, if the address is new
+	key       *vault.Key // newID's data key
+	keyRow    []any      // its vault_keys row
+	sealed    sealedSub  // sub sealed under key
+	sealedEv  string     // evidence sealed under key
+	id        string     // the subscriber's, once known
+	subject   string     // the subscriber's subject (its id, or the account it joined), once known
 	err       error
 	wake      chan bool // true: stored (err says how); false: lead
 	answered  bool      // wake was sent true (by the leader storing it)
@@ -65,8 +74,14 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	if err != nil {
 		return err
 	}
+	id := newID()
+	key, keyRow, err := s.vault.NewKey(id)
+	if err != nil {
+		return fmt.Errorf("newsletter: subscribe: %w", err)
+	}
 	p := &pendingSub{sub: sub, evidence: string(ev), tokenHash: hex.EncodeToString(sum[:]), hash: s.AddressHash(sub.Email), mail: m,
-		now: store.Millis(s.now()), wake: make(chan bool, 1)}
+		now: store.Millis(s.now()), newID: id, key: key, keyRow: keyRow, sealed: sealSub(key, sub),
+		sealedEv: key.SealText(labelEvidence, string(ev)), wake: make(chan bool, 1)}
 
 	g := &s.group
 	lead := false
@@ -158,51 +173,77 @@ func (p *pendingSub) answer() {
 }
 
 // insertSubs stores subscriptions within tx: a new address becomes a pending
-// subscriber; a pending one gets the newest names; the newest token of each subscriber
-// is the only one that works; every request gets its confirmation mail.
+// subscriber, a subject of its own with its data key; a pending one gets the newest
+// names; the newest token of each subscriber is the only one that works; every request
+// gets its confirmation mail. Values are sealed under the subscriber's subject's key:
+// a new one's were sealed before, an existing one's are sealed here under its key.
 func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pendingSub) error {
-	emails := make([]any, len(batch))
+	hashes := make([]any, len(batch))
 	for i, p := range batch {
-		emails[i] = p.sub.Email
+		hashes[i] = p.hash
 	}
-	type known struct{ id, subject, status string }
+	type known struct {
+		id, subject, status string
+		key                 *vault.Key // nil: the subscriber's erasure has begun
+	}
 	found := map[string]known{}
-	rows, err := tx.QueryContext(ctx, `SELECT email, id, subject_id, status FROM subscribers WHERE email IN (`+store.Placeholders(1, len(emails))+`)`, emails...)
+	rows, err := tx.QueryContext(ctx, `SELECT email_hash, id, subject_id, status FROM subscribers
+		WHERE email_hash IN (`+store.Placeholders(1, len(hashes))+`)`, hashes...)
 	if err != nil {
 		return fmt.Errorf("newsletter: subscribe: %w", err)
 	}
+	var subjects []string
 	for rows.Next() {
-		var e string
+		var h string
 		var k known
-		if err := rows.Scan(&e, &k.id, &k.subject, &k.status); err != nil {
+		if err := rows.Scan(&h, &k.id, &k.subject, &k.status); err != nil {
 			rows.Close()
 			return fmt.Errorf("newsletter: subscribe: %w", err)
 		}
-		found[e] = k
+		found[h] = k
+		subjects = append(subjects, k.subject)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("newsletter: subscribe: %w", err)
 	}
+	if len(subjects) > 0 {
+		// Addresses on the list already (most are new): their subjects' keys.
+		keys, err := s.keysOf(ctx, tx, subjects)
+		if err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
+		}
+		for h, k := range found {
+			k.key = keys[k.subject]
+			found[h] = k
+		}
+	}
 
 	var inserts []*pendingSub         // new addresses, the newest request of each
-	newRow := map[string]int{}        // email -> index in inserts
+	newRow := map[string]int{}        // hash -> index in inserts
 	var renamed []*pendingSub         // pending subscribers already stored: their newest names
 	var stale []any                   // subscribers whose earlier tokens stop working
 	token := map[string]*pendingSub{} // subscriber id -> the request whose token works
+	evidence := map[*pendingSub]string{}
 	for _, p := range batch {
-		k, ok := found[p.sub.Email]
+		k, ok := found[p.hash]
 		switch {
 		case !ok:
-			if j, dup := newRow[p.sub.Email]; dup { // asked twice in one batch: the newest names
-				p.id = inserts[j].id
+			p.id = p.newID
+			if j, dup := newRow[p.hash]; dup { // asked twice in one batch: the newest request's row
+				delete(token, inserts[j].id)
 				inserts[j] = p
 			} else {
-				p.id = newID()
-				newRow[p.sub.Email] = len(inserts)
+				newRow[p.hash] = len(inserts)
 				inserts = append(inserts, p)
 			}
 			p.subject = p.id
+			evidence[p] = p.sealedEv
+		case k.key == nil:
+			// Being erased: the erasure takes the row and suppresses the address. The
+			// request gets its mail, whose link will not work.
+			p.id, p.subject = k.id, k.subject
+			continue
 		default:
 			p.id, p.subject = k.id, k.subject
 			if k.status == StatusPending {
@@ -211,15 +252,21 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 			if token[k.id] == nil {
 				stale = append(stale, k.id)
 			}
+			evidence[p] = k.key.SealText(labelEvidence, p.evidence)
 		}
 		token[p.id] = p
 	}
 
 	if len(inserts) > 0 {
 		args := make([]any, 0, len(inserts)*10)
+		keys := make([]any, 0, len(inserts)*4)
 		for _, p := range inserts {
-			args = append(args, p.id, p.id, p.sub.Email, p.hash, p.sub.FirstName, p.sub.LastName, p.sub.Company,
+			args = append(args, p.id, p.id, p.sealed.email, p.hash, p.sealed.first, p.sealed.last, p.sealed.company,
 				StatusPending, "form", p.now)
+			keys = append(keys, p.keyRow...)
+		}
+		if err := tx.InsertRows(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES `, 4, keys, ""); err != nil {
+			return fmt.Errorf("newsletter: subscribe: %w", err)
 		}
 		if err := tx.InsertRows(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, source, created_at) VALUES `, 10, args, ""); err != nil {
@@ -227,8 +274,10 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 		}
 	}
 	for _, p := range renamed {
-		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE email = $4`,
-			p.sub.FirstName, p.sub.LastName, p.sub.Company, p.sub.Email); err != nil {
+		k := found[p.hash].key
+		v := sealSub(k, p.sub)
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`,
+			v.first, v.last, v.company, p.id); err != nil {
 			return fmt.Errorf("newsletter: subscribe: %w", err)
 		}
 	}
@@ -240,7 +289,7 @@ func (s *Service) insertSubs(ctx context.Context, tx *store.Tx, batch []*pending
 	args := make([]any, 0, len(token)*5)
 	for _, p := range batch {
 		if token[p.id] == p {
-			args = append(args, p.tokenHash, p.id, p.evidence, p.now, p.now+confirmTTL.Milliseconds())
+			args = append(args, p.tokenHash, p.id, evidence[p], p.now, p.now+confirmTTL.Milliseconds())
 		}
 	}
 	if err := tx.InsertRows(ctx, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES `,

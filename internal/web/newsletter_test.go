@@ -15,7 +15,8 @@ import (
 // subscriber returns the newsletter subscriber's status and subject.
 func (s *site) subscriber(email string) (status, subject string) {
 	s.t.Helper()
-	if err := s.app.DB.QueryRowContext(s.t.Context(), `SELECT status, subject_id FROM subscribers WHERE email = $1`, email).
+	if err := s.app.DB.QueryRowContext(s.t.Context(), `SELECT status, subject_id FROM subscribers WHERE email_hash = $1`,
+		s.app.Newsletter.AddressHash(email)).
 		Scan(&status, &subject); err != nil {
 		s.t.Fatalf("subscriber %s: %v", email, err)
 	}
