@@ -268,6 +268,8 @@ func (r *Registry) Coverage(ctx context.Context, db *store.DB) ([]string, error)
 			problems = append(problems, fmt.Sprintf("%s.%s: not declared by any holder", c.Table, c.Name))
 		case len(d.Categories) == 0 && d.NotPersonal == "":
 			problems = append(problems, fmt.Sprintf("%s.%s: declared without categories or a reason it holds no personal data", c.Table, c.Name))
+		case len(d.Categories) > 0 && !d.Sealed && d.Plain == "":
+			problems = append(problems, fmt.Sprintf("%s.%s: personal data, neither sealed nor with a reason it is kept plain", c.Table, c.Name))
 		}
 	}
 	for t, cs := range declared {

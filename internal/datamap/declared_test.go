@@ -96,3 +96,42 @@ func TestErasureOrder(t *testing.T) {
 		t.Errorf("set order %v", got)
 	}
 }
+
+type declaring struct{ d datamap.Declaration }
+
+func (h declaring) Declaration() datamap.Declaration { return h.d }
+func (declaring) Export(context.Context, store.Querier, datamap.Subject) ([]datamap.Section, error) {
+	return nil, nil
+}
+func (declaring) Erase(context.Context, *store.Tx, datamap.Subject) error { return nil }
+
+// A personal column must be sealed or say why it is kept plain: the schema check fails
+// on any other, on both engines.
+func TestCoverageWantsSealedOrPlain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.ExecContext(ctx, `CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, phone TEXT, colour TEXT)`); err != nil {
+			t.Fatal(err)
+		}
+		r := datamap.NewRegistry()
+		r.Register(declaring{datamap.Declaration{Name: "people", Tables: []datamap.Table{{Name: "people", Subject: "id", Columns: []datamap.Column{
+			{Name: "id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
+			{Name: "name", Categories: []string{"user.name"}, Sealed: true},
+			{Name: "phone", Categories: []string{"user.contact.phone_number"}},
+			{Name: "colour", NotPersonal: "a favourite colour of the product"},
+		}}}}})
+		got, err := r.Coverage(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mine []string
+		for _, p := range got {
+			if strings.HasPrefix(p, "people.") {
+				mine = append(mine, p)
+			}
+		}
+		if want := []string{"people.phone: personal data, neither sealed nor with a reason it is kept plain"}; !slices.Equal(mine, want) {
+			t.Errorf("coverage: %v, want %v", mine, want)
+		}
+	})
+}
