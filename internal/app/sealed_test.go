@@ -20,9 +20,8 @@ func randomValue(prefix string) string {
 
 // A member's values (address, name, phone, addresses; in the account, the newsletter,
 // the consent ledger, the outbox and the audit log) never reach the engine's files in
-// plain text, so
-// after an erasure none of them is on disk, in table files, dead rows or WAL; and once
-// the key epoch has passed, the member's wrapped data key, which PostgreSQL's dead
+// plain text, so after an erasure none of them is on disk, in table files, dead rows
+// or WAL; and once the key epoch has passed, the member's wrapped data key, which PostgreSQL's dead
 // rows still keep, opens with no key the node holds.
 func TestErasedMemberUnreadableOnDisk(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
