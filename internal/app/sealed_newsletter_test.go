@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -146,11 +149,35 @@ func steward(t *testing.T, h *apptest.Harness, args ...string) string {
 	return out.String()
 }
 
+// zipText is the text of every file of a zip archive.
+func zipText(t *testing.T, path string) string {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var b strings.Builder
+	for _, f := range zr.File {
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(data)
+	}
+	return b.String()
+}
+
 // A subscriber's address, names and company are stored only sealed under a data key of
 // their own; a campaign reaches them (the mail opens the address and greets them by
-// their first name), and after the operator erases them (at once, or after they
-// unsubscribed by a campaign's one-click link) none of their values is in the
-// database's raw files, and their key is gone.
+// their first name), the operator's export opens them, and after the operator erases
+// them (at once, or after they unsubscribed by a campaign's one-click link) none of
+// their values is in the database's raw files, and their key is gone.
 func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 	for _, unsubscribe := range []bool{false, true} {
 		name := "erase"
@@ -216,6 +243,14 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 					if s, _ := h.App.Newsletter.Suppressed(ctx, email, newsletter.Purpose); !s {
 						t.Fatal("the unsubscribed address is not suppressed")
 					}
+				}
+
+				// The operator's export of the subscriber opens the sealed values with the
+				// subscriber's key.
+				file := filepath.Join(t.TempDir(), "export.zip")
+				steward(t, h, "export", email, "--out", file)
+				if got := zipText(t, file); !strings.Contains(got, last) || !strings.Contains(got, company) || !strings.Contains(got, email) {
+					t.Errorf("the export does not hold the subscriber's values opened:\n%s", got)
 				}
 
 				if out := steward(t, h, "erase", email); !strings.Contains(out, "erased "+row.subject) {
@@ -296,6 +331,21 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 		}
 		if c := choice(t, h.Do("GET", "/api/v1/me/consents", nil, token), "newsletter"); c["decision"] != "granted" {
 			t.Errorf("the member does not see the subscription's consent: %v", c)
+		}
+
+		// A pending subscription whose address an account then proves: its link's
+		// evidence moves under the account's key too, and the link still works.
+		pending := randomValue("pending.") + "@example.org"
+		if r := h.Do("POST", "/api/v1/newsletter", map[string]string{"first_name": "Pen", "last_name": "Ding", "email": pending}, ""); r.Status != http.StatusAccepted {
+			t.Fatalf("subscribe = %d %s", r.Status, r.Body)
+		}
+		_, pendingTok := h.WaitMail(pending, 1)[0].Link()
+		pendingID, _ := h.Member(pending, pw, nil)
+		if r := h.Do("POST", "/api/v1/newsletter/confirm", map[string]string{"token": pendingTok}, ""); r.Status != http.StatusOK {
+			t.Fatalf("confirming a link sealed again under the account's key = %d %s", r.Status, r.Body)
+		}
+		if got, _ := subscriberOf(t, h, pending); got.subject != pendingID || got.status != newsletter.StatusConfirmed || got.first != "Pen" {
+			t.Errorf("the pending subscription after its address joined an account and was confirmed: %+v", got)
 		}
 
 		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
