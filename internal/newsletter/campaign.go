@@ -245,7 +245,6 @@ func (s *Service) AudienceByRule(ctx context.Context, purpose string, fn func(Re
 // subject without a key (an erasure under way) is left out.
 func (s *Service) scanRecipients(rows *sql.Rows, fn func(r Recipient, extra []any) error, extra ...any) error {
 	defer rows.Close()
-	keys := map[string]*vault.Key{} // a subject has one row per purpose, or per address
 	for rows.Next() {
 		var r Recipient
 		var wrapped []byte
@@ -253,20 +252,13 @@ func (s *Service) scanRecipients(rows *sql.Rows, fn func(r Recipient, extra []an
 		if err := rows.Scan(append([]any{&r.SubjectID, &r.Email, &r.FirstName, &wrapped, &epoch}, extra...)...); err != nil {
 			return fmt.Errorf("newsletter: audience: %w", err)
 		}
-		k := keys[r.SubjectID]
-		if k == nil {
-			var err error
-			if k, err = s.keyOf(r.SubjectID, wrapped, epoch); err != nil {
-				return fmt.Errorf("newsletter: audience: %w", err)
-			}
-			if k == nil {
-				continue
-			}
-			if len(keys) < 1024 {
-				keys[r.SubjectID] = k
-			}
+		k, err := s.keyOf(r.SubjectID, wrapped, epoch)
+		if err != nil {
+			return fmt.Errorf("newsletter: audience: %w", err)
 		}
-		var err error
+		if k == nil {
+			continue
+		}
 		if r.Email, err = k.OpenText(labelEmail, r.Email); err != nil {
 			return fmt.Errorf("newsletter: audience: %w", err)
 		}

@@ -413,7 +413,7 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	decisions := make([]consent.Imported, len(fresh))
 	for i, r := range fresh {
 		ids[i] = r.id
-		decisions[i] = consent.Imported{SubjectID: r.id, Purpose: purpose, EvidenceJSON: r.evidence}
+		decisions[i] = consent.Imported{SubjectID: r.id, Purpose: purpose, EvidenceJSON: r.evidence, Key: r.key}
 	}
 	// The new subscribers are mailable for the imported purpose: every input of the
 	// rule was written or read in this transaction (confirmed, consent granted, not
