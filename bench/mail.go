@@ -116,6 +116,7 @@ type benchApp struct {
 	*app.App
 	dir     string
 	base    string
+	ln      net.Listener // where base answers once served
 	cancel  context.CancelFunc
 	cleanup []func()
 }
@@ -131,6 +132,11 @@ func (b *benchApp) Close() {
 // newApp builds a Steward on a fresh database with rate limits off and the given extra
 // settings. With serve it also starts the jobs and answers HTTP.
 func newApp(ctx context.Context, o mailOpts, serve bool, extra ...string) (*benchApp, error) {
+	return newAppWith(ctx, o, serve, nil, extra...)
+}
+
+// newAppWith is newApp with options for app.New.
+func newAppWith(ctx context.Context, o mailOpts, serve bool, opts []app.Option, extra ...string) (*benchApp, error) {
 	dir, err := os.MkdirTemp("", "steward-bench-mail-")
 	if err != nil {
 		return nil, err
@@ -149,7 +155,7 @@ func newApp(ctx context.Context, o mailOpts, serve bool, extra ...string) (*benc
 		return fail(err)
 	}
 	b.cleanup = append(b.cleanup, func() { ln.Close() })
-	b.base = "http://" + ln.Addr().String()
+	b.ln, b.base = ln, "http://"+ln.Addr().String()
 	args := []string{"--data", dir, "--addr", ln.Addr().String(), "--base-url", b.base, "--rate-limits=false", "--log-level", "error"}
 	if o.dbURL != "" {
 		u, drop, err := freshSchema(o.dbURL)
@@ -164,7 +170,7 @@ func newApp(ctx context.Context, o mailOpts, serve bool, extra ...string) (*benc
 	if err != nil {
 		return fail(err)
 	}
-	a, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
 	if err != nil {
 		return fail(err)
 	}
@@ -1061,12 +1067,13 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 		f0(ourRate), f0(bareRate), ratio(ourRate, bareRate), ">= 0.80"}}, nil
 }
 
-// parseOnly turns -only into the set of parts to run: accounts, files, mail, or single
-// mail figures (subscriptions, import, audience, sending), comma-separated.
+// parseOnly turns -only into the set of parts to run: accounts, files, mail, keys, or
+// single figures of mail (subscriptions, import, audience, sending) or of keys (export,
+// rotation, erasure), comma-separated.
 func parseOnly(only string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if only == "" {
-		only = "accounts,files,mail"
+		only = "accounts,files,mail,keys"
 	}
 	for _, p := range strings.Split(only, ",") {
 		p = strings.TrimSpace(p)
@@ -1077,18 +1084,23 @@ func parseOnly(only string) (map[string]bool, error) {
 			for _, f := range mailFigures {
 				out[f] = true
 			}
-		case slices.Contains(mailFigures, p):
+		case p == "keys":
+			for _, f := range keysFigures {
+				out[f] = true
+			}
+		case slices.Contains(mailFigures, p), slices.Contains(keysFigures, p):
 			out[p] = true
 		default:
-			return nil, fmt.Errorf("-only %q: want accounts, files, mail or one of %s", p, strings.Join(mailFigures, ", "))
+			return nil, fmt.Errorf("-only %q: want accounts, files, mail, keys or one of %s, %s", p,
+				strings.Join(mailFigures, ", "), strings.Join(keysFigures, ", "))
 		}
 	}
 	return out, nil
 }
 
-// anyMail reports whether any mail figure is selected.
-func anyMail(sel map[string]bool) bool {
-	for _, f := range mailFigures {
+// anyOf reports whether any of the figures is selected.
+func anyOf(sel map[string]bool, figures []string) bool {
+	for _, f := range figures {
 		if sel[f] {
 			return true
 		}

@@ -10,7 +10,9 @@
 //   - registration latency p50 and p99 at 32 concurrent clients, against the latency
 //     of the argon2id hash alone at the same concurrency;
 //   - file throughput and peak memory (files.go);
-//   - subscriptions, CSV import, audience resolution and campaign sending (mail.go).
+//   - subscriptions, CSV import, audience resolution and campaign sending (mail.go);
+//   - a member's export, an epoch rotation of the data keys, and erasure in a large
+//     population (keys.go).
 package main
 
 import (
@@ -49,14 +51,20 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, or one mail figure: subscriptions, import, audience, sending")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail figure to FILE.FIGURE")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, or one figure of mail (subscriptions, import, audience, sending) or of keys (export, rotation, erasure)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail and keys figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
 	audienceN := flag.Int("audience", 1_000_000, "generated subscribers of the audience figure")
 	recipientsN := flag.Int("recipients", 5000, "recipients of the campaign sending figure")
 	drain := flag.Duration("drain", 20*time.Second, "how long to wait for the confirmation mails after the subscription load")
-	flag.BoolVar(&explain, "explain", false, "print the audience query's plan")
+	flag.BoolVar(&explain, "explain", false, "print the audience query's plan, and the plans of the erasure's statements")
+	exportsN := flag.Int("exports", 300, "requests of the export latency figure")
+	rotationN := flag.Int("rotation-keys", 1_000_000, "data keys of the rotation figure")
+	meRate := flag.Int("me-rate", 1000, "requests per second of GET /api/v1/me during the rotation figure (and without it)")
+	membersN := flag.Int("erasure-members", 1_000_000, "members in the large population of the erasure figure")
+	baseMembersN := flag.Int("erasure-baseline", 10_000, "members in the small population the erasure figure compares with")
+	erasuresN := flag.Int("erasures", 40, "members erased at each scale (and a quarter as many who changed address)")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -77,11 +85,17 @@ func main() {
 		fr, err = fileRows(*fileSize<<20, *bigMiB<<20, fileArgs)
 		rows = append(rows, fr...)
 	}
-	if err == nil && anyMail(sel) {
+	if err == nil && anyOf(sel, mailFigures) {
 		var mr []row
 		mr, err = mailRows(mailOpts{dbURL: *dbURL, dur: *dur, clients: *subClients, importRows: *importN, audience: *audienceN,
 			recipients: *recipientsN, drain: *drain, figures: sel, profilePath: cpuProfile, steward: flag.Args()})
 		rows = append(rows, mr...)
+	}
+	if err == nil && anyOf(sel, keysFigures) {
+		var kr []row
+		kr, err = keysRows(keysOpts{dbURL: *dbURL, figures: sel, steward: flag.Args(), exports: *exportsN, rotationKeys: *rotationN,
+			meRate: *meRate, meDur: *dur, members: *membersN, baseMembers: *baseMembersN, erasures: *erasuresN, profilePath: cpuProfile})
+		rows = append(rows, kr...)
 	}
 	if err == nil {
 		printTable(rows)
@@ -242,7 +256,13 @@ func printTable(rows []row) {
 
 // member registers, verifies and returns once the account can log in.
 func member(ctx context.Context, a *app.App, base, email, pw, dir string) error {
-	b, _ := json.Marshal(map[string]string{"email": email, "password": pw, "name": "Bench", "birthdate": "1980-01-01", "country": "DE"})
+	return memberWith(ctx, a, base, map[string]string{"email": email, "password": pw, "name": "Bench", "birthdate": "1980-01-01", "country": "DE"}, dir)
+}
+
+// memberWith is member with the registration's fields given (email and password among
+// them). The confirmation mail is read from dir's outbox folder.
+func memberWith(ctx context.Context, a *app.App, base string, fields map[string]string, dir string) error {
+	b, _ := json.Marshal(fields)
 	resp, err := http.Post(base+"/api/v1/accounts", "application/json", bytes.NewReader(b))
 	if err != nil {
 		return err
