@@ -796,7 +796,7 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 			"birthdate", "country", "email_verified_at", "created_at", "updated_at"},
 		"sessions":            {"id", "account_id", "created_at", "last_seen_at", "expires_at", "ip", "user_agent"},
 		"account_addresses":   {"account_id", "address_hash", "proven_at"},
-		"audit_log":           {"at", "event", "account_id", "ip", "detail"},
+		"audit_log":           {"at", "event", "account_id", "ip", "detail", "sealed"},
 		"consent_events":      {"id", "subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"},
 		"consent_state":       {"subject_id", "purpose", "decision", "event_id", "at"},
 		"processing_flags":    {"subject_id", "restricted", "objected", "updated_at"},
@@ -868,12 +868,17 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 					// Changed address once: the earlier one was proven first.
 					add("account_addresses", id, index.Address("old."+email), created-86400_000)
 				}
-				add("audit_log", created, "registered", id, "198.51.100.7", "pending_verification")
-				add("audit_log", created+60_000, "email_verified", id, "198.51.100.7", "")
-				add("audit_log", ms0-int64(h%(20*86400_000)), "login", id, "198.51.100.8", "")
+				// Stored as Steward stores them: sealed under the member's key.
+				audit := func(at int64, event, ip, detail string) {
+					add("audit_log", at, event, id, k.SealText("audit_log.ip", ip), k.SealText("audit_log.detail", detail), 1)
+				}
+				audit(created, "registered", "198.51.100.7", "pending_verification")
+				audit(created+60_000, "email_verified", "198.51.100.7", "")
+				audit(ms0-int64(h%(20*86400_000)), "login", "198.51.100.8", "")
 				decide := func(purpose, decision string, at int64) {
 					eventID++
-					add("consent_events", eventID, id, purpose, decision, "api", "2026.1", `{"ip":"198.51.100.7"}`, at)
+					add("consent_events", eventID, id, purpose, decision, "api", "2026.1",
+						k.SealText("consent_events.evidence", `{"ip":"198.51.100.7"}`), at)
 				}
 				c, d := pct(48), pct(56)
 				subscribed := c < 40
@@ -898,9 +903,10 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 					add("processing_flags", id, 1, 0, created+240_000)
 				}
 				if subscribed {
-					add("subscribers", fmt.Sprintf("%016x", uint64(created))+id[:16], id, email, index.Address(email), first, last, "",
-						newsletter.StatusConfirmed, id, "account", created+120_000, created+120_000)
-					add("mailable", newsletter.Purpose, id, email, first)
+					sealedEmail, sealedFirst := k.SealText("subscribers.email", email), k.SealText("subscribers.first_name", first)
+					add("subscribers", fmt.Sprintf("%016x", uint64(created))+id[:16], id, sealedEmail, index.Address(email), sealedFirst,
+						k.SealText("subscribers.last_name", last), "", newsletter.StatusConfirmed, id, "account", created+120_000, created+120_000)
+					add("mailable", newsletter.Purpose, id, sealedEmail, sealedFirst)
 					add("campaign_deliveries", campaign, id, rnd(), "sent", ms0-30*86400_000)
 					if d%5 == 0 {
 						add("campaign_opens", campaign, id, ms0-29*86400_000)
