@@ -3,12 +3,14 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -322,4 +324,77 @@ func TestCLIResidueReadsPostgresFiles(t *testing.T) {
 		t.Errorf("residue without the right to read files: exit %d, want 2 with what was not read\n%s%s", code, out, errs)
 	}
 	t.Logf("without the right to read files: exit %d\n%s%s", code, out, errs)
+}
+
+// A request reads "done" only once the engine's files have let go of the erased rows:
+// while a reader pins an old snapshot of SQLite's write-ahead log, the request stays in
+// "scrubbing" with the reason, and the next run finishes it.
+func TestErasureDoneOnlyOnceScrubbed(t *testing.T) {
+	h := apptest.Start(t, "")
+	ctx := context.Background()
+	email := "scrubbed@example.org"
+	id, _ := h.Member(email, pw, map[string]any{"name": "Pinned Snapshot", "phone": "+33 1 23 45 67 89"})
+	terms, err := h.App.Accounts.Identifiers(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := sql.Open("sqlite", "file:"+h.App.DB.Path()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	snap, err := reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := snap.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("reader sees %d accounts (%v)", n, err)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	err = h.App.Rights.EraseNow(short, id, "test")
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "scrub") {
+		t.Fatalf("erasure with a pinned reader: err = %v, want a scrub failure", err)
+	}
+	pending, err := h.App.Rights.Pending(ctx)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending = %v (%v), want the one request", pending, err)
+	}
+	req, err := h.App.Rights.Request(ctx, pending[0])
+	if err != nil || req.State != rights.StateScrubbing || req.LastError == "" || !req.CompletedAt.IsZero() {
+		t.Fatalf("while pinned: %+v (%v), want scrubbing with a reason and no completion time", req, err)
+	}
+	if r := h.Do("GET", "/api/v1/erasures/"+pending[0], nil, ""); r.Status != 200 || r.JSON()["state"] != "scrubbing" {
+		t.Errorf("GET /erasures while pinned = %d %s", r.Status, r.Body)
+	}
+	// The live rows are gone already; the log still holds their old images, which is
+	// why the request does not say done.
+	pinned, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(pinned, func(f datamap.Finding) bool { return !strings.HasPrefix(f.Where, "file ") }) ||
+		!slices.ContainsFunc(pinned, func(f datamap.Finding) bool { return f.Where == "file steward.db-wal" }) {
+		t.Errorf("while pinned: %v, want residue in the write-ahead log only", pinned)
+	}
+
+	if err := snap.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.App.Rights.Run(ctx, pending[0]); err != nil {
+		t.Fatalf("run after the reader let go: %v", err)
+	}
+	req, _ = h.App.Rights.Request(ctx, pending[0])
+	if req.State != rights.StateDone || req.LastError != "" || req.CompletedAt.IsZero() {
+		t.Errorf("after the rerun: %+v", req)
+	}
+	after, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range after {
+		t.Errorf("residue once done: %s", f)
+	}
 }

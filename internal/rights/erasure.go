@@ -55,7 +55,12 @@ type Accounts interface {
 // Request states.
 const (
 	StatePending = "pending"
-	StateDone    = "done"
+	// StateScrubbing: every holder has erased, the ledger has the hashes and the
+	// request has forgotten the subject; what is left is to make the engine's own
+	// files (SQLite's write-ahead log, PostgreSQL's dead tuples) let go of the old
+	// rows. Only then is the request done.
+	StateScrubbing = "scrubbing"
+	StateDone      = "done"
 )
 
 // Request is an erasure request as its subject or an operator sees it.
@@ -177,13 +182,19 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	if state == StateDone {
 		return nil
 	}
-	subj := readSubject(subjID.String, email, proven)
-	done := splitSteps(steps)
 	holders := s.reg.ErasureOrder()
 	var tables []string
 	for i := range holders {
+		tables = append(tables, holders[i].Declaration().TableNames()...)
+	}
+	tables = append(tables, "erasure_requests")
+	if state == StateScrubbing {
+		return s.scrub(ctx, requestID, tables)
+	}
+	subj := readSubject(subjID.String, email, proven)
+	done := splitSteps(steps)
+	for i := range holders {
 		d := holders[i].Declaration()
-		tables = append(tables, d.TableNames()...)
 		if slices.Contains(done, d.Name) {
 			continue
 		}
@@ -219,17 +230,29 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 			}
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
-			last_error = '', completed_at = $2 WHERE id = $3`, StateDone, store.Millis(s.now()), requestID)
+			last_error = '' WHERE id = $2`, StateScrubbing, requestID)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("rights: erasure %s: finish: %w", requestID, err)
 	}
-	// Deleted rows must not linger in the engine's own files.
-	if err := s.db.Compact(ctx, append(tables, "erasure_requests")...); err != nil {
-		s.log.Warn("compact after erasure", "request", requestID, "err", err)
+	return s.scrub(ctx, requestID, tables)
+}
+
+// scrub makes the engine's own files let go of the erased rows, then marks the
+// request done: a request reads "done" only when a scan of the files would find
+// nothing. If the engine cannot scrub now (SQLite readers keep its log busy), the
+// request stays in scrubbing with the reason, and the next Run finishes it.
+func (s *Service) scrub(ctx context.Context, requestID string, tables []string) error {
+	if err := s.db.Compact(ctx, tables...); err != nil {
+		_, _ = s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, truncate(err.Error(), 500), requestID)
+		return fmt.Errorf("rights: erasure %s: scrub: %w", requestID, err)
 	}
-	s.log.Info("erasure done", "request", requestID, "holders", len(done))
+	if _, err := s.db.ExecContext(ctx, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`,
+		StateDone, store.Millis(s.now()), requestID); err != nil {
+		return fmt.Errorf("rights: erasure %s: done: %w", requestID, err)
+	}
+	s.log.Info("erasure done", "request", requestID)
 	return nil
 }
 
