@@ -32,22 +32,12 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out, err := RegisterLimited(r, a.Accounts, a.Limits, a.TrustProxy, account.Registration(req))
+	out, err := a.RegisterLimited(r, account.Registration(req))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	server.WriteJSON(w, http.StatusCreated, registerResponse{ID: out.ID, Status: string(out.Status)})
-}
-
-// RegisterLimited registers under the registration limits, per IP and per address (a
-// taken address mails its owner, who must not be flooded from many IPs). The web form
-// uses it too.
-func RegisterLimited(r *http.Request, accounts *account.Service, limits *server.Limits, trustProxy bool, reg account.Registration) (account.Registered, error) {
-	if !limits.Register.Allow("ip:"+server.ClientIP(r, trustProxy), "addr:"+account.NormalizeEmail(reg.Email)) {
-		return account.Registered{}, server.ErrRateLimited
-	}
-	return accounts.Register(r.Context(), reg, server.Meta(r, trustProxy))
 }
 
 type tokenRequest struct {
@@ -60,7 +50,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	status, err := a.Accounts.VerifyEmail(r.Context(), req.Token, a.meta(r))
+	status, err := a.Accounts.VerifyEmail(r.Context(), req.Token, a.Meta(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -92,7 +82,7 @@ func (a *API) guardianDecide(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.Field("agree", "required", "is required: true to agree, false to decline"))
 		return
 	}
-	if err := a.Accounts.GuardianDecide(r.Context(), req.Token, *req.Agree, a.meta(r)); err != nil {
+	if err := a.Accounts.GuardianDecide(r.Context(), req.Token, *req.Agree, a.Meta(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -116,28 +106,12 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	token, sess, err := LoginLimited(r, a.Accounts, a.Limits, a.TrustProxy, req.Email, req.Password)
+	token, sess, err := a.LoginLimited(r, req.Email, req.Password)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	server.WriteJSON(w, http.StatusCreated, loginResponse{Token: token, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt})
-}
-
-// LoginLimited logs in under the login rate limits, per IP and per account; the web
-// login form uses it too.
-func LoginLimited(r *http.Request, accounts *account.Service, limits *server.Limits, trustProxy bool, email, password string) (string, account.Session, error) {
-	if email == "" {
-		return "", account.Session{}, apperr.Field("email", "required", "is required")
-	}
-	if password == "" {
-		return "", account.Session{}, apperr.Field("password", "required", "is required")
-	}
-	ip := server.ClientIP(r, trustProxy)
-	if !limits.LoginIP.Allow("ip:"+ip) || !limits.LoginAccount.Allow("acct:"+account.NormalizeEmail(email)) {
-		return "", account.Session{}, server.ErrRateLimited
-	}
-	return accounts.Login(r.Context(), email, password, server.Meta(r, trustProxy))
 }
 
 type sessionResponse struct {
@@ -164,7 +138,7 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request, sess account.Sess
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	if err := a.Accounts.Logout(r.Context(), sess, a.meta(r)); err != nil {
+	if err := a.Accounts.Logout(r.Context(), sess, a.Meta(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -172,7 +146,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, sess account.Sessio
 }
 
 func (a *API) revoke(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	if err := a.Accounts.RevokeSession(r.Context(), sess.AccountID, r.PathValue("id"), a.meta(r)); err != nil {
+	if err := a.Accounts.RevokeSession(r.Context(), sess.AccountID, r.PathValue("id"), a.Meta(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -180,7 +154,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request, sess account.Sessio
 }
 
 func (a *API) logoutEverywhere(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	n, err := a.Accounts.LogoutEverywhere(r.Context(), sess.AccountID, a.meta(r))
+	n, err := a.Accounts.LogoutEverywhere(r.Context(), sess.AccountID, a.Meta(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -198,20 +172,11 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := ResetLimited(r, a.Accounts, a.Limits, a.TrustProxy, req.Email); err != nil {
+	if err := a.ResetLimited(r, req.Email); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	server.WriteJSON(w, http.StatusAccepted, map[string]string{"message": "if an account has this address, a reset link is on its way"})
-}
-
-// ResetLimited asks for a reset link under the reset rate limits (per IP and per
-// address); the web form uses it too.
-func ResetLimited(r *http.Request, accounts *account.Service, limits *server.Limits, trustProxy bool, email string) error {
-	if !limits.Reset.Allow("ip:"+server.ClientIP(r, trustProxy), "addr:"+account.NormalizeEmail(email)) {
-		return server.ErrRateLimited
-	}
-	return accounts.RequestPasswordReset(r.Context(), email, server.Meta(r, trustProxy))
 }
 
 type confirmResetRequest struct {
@@ -225,7 +190,7 @@ func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Accounts.ResetPassword(r.Context(), req.Token, req.Password, a.meta(r)); err != nil {
+	if err := a.Accounts.ResetPassword(r.Context(), req.Token, req.Password, a.Meta(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -247,7 +212,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, sess accoun
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Accounts.ChangePassword(r.Context(), sess, req.CurrentPassword, req.Password, a.meta(r)); err != nil {
+	if err := a.Accounts.ChangePassword(r.Context(), sess, req.CurrentPassword, req.Password, a.Meta(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

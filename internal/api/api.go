@@ -4,33 +4,16 @@ package api
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
-	"time"
 
 	"steward/internal/account"
 	"steward/internal/apperr"
-	"steward/internal/consent"
-	"steward/internal/files"
-	"steward/internal/governance"
-	"steward/internal/newsletter"
-	"steward/internal/rights"
 	"steward/internal/server"
 )
 
-// API holds what the handlers need.
+// API holds what the handlers need: the services the pages use too.
 type API struct {
-	Accounts   *account.Service
-	Rights     *rights.Service
-	Files      *files.Service
-	Consent    *consent.Service
-	Newsletter *newsletter.Service
-	Staff      *governance.Staff
-	Jobs       newsletter.Enqueuer
-	Limits     *server.Limits
-	Log        *slog.Logger
-	TrustProxy bool
-	Now        func() time.Time
+	server.Services
 }
 
 // Register adds the API's routes to mux.
@@ -66,8 +49,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	server.WriteError(a.Log, w, r, err)
 }
 
-func (a *API) meta(r *http.Request) account.Meta { return server.Meta(r, a.TrustProxy) }
-
 // auth admits only requests with a live session, by bearer token or cookie.
 func (a *API) auth(h func(http.ResponseWriter, *http.Request, account.Session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -77,7 +58,7 @@ func (a *API) auth(h func(http.ResponseWriter, *http.Request, account.Session)) 
 			a.fail(w, r, err)
 			return
 		}
-		if err := GPC(r, a.Consent, sess.AccountID, a.TrustProxy); err != nil {
+		if err := a.GPC(r, sess.AccountID); err != nil {
 			a.fail(w, r, err)
 			return
 		}

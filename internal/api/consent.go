@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/server"
 )
@@ -19,29 +18,6 @@ func (a *API) registerConsent(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/me/consents/history", a.auth(a.consentHistory))
 	mux.HandleFunc("GET /api/v1/me/consents/receipts/{id}", a.auth(a.receipt))
 	mux.HandleFunc("GET /.well-known/steward-receipt-key", a.receiptKey)
-}
-
-// GPC honours a request's Global Privacy Control signal for a known subject: an
-// opt-out of every sharing purpose, recorded with the browser signal as its source.
-// The web pages call it too.
-func GPC(r *http.Request, c *consent.Service, subjectID string, trustProxy bool) error {
-	if r.Header.Get("Sec-GPC") != "1" {
-		return nil
-	}
-	_, err := c.ApplyGPC(r.Context(), subjectID, Evidence(r, trustProxy))
-	return err
-}
-
-// Evidence is what a decision records about the request that made it.
-func Evidence(r *http.Request, trustProxy bool) map[string]string {
-	ev := map[string]string{"ip": server.ClientIP(r, trustProxy)}
-	if ua := r.UserAgent(); ua != "" {
-		if len(ua) > 300 {
-			ua = ua[:300]
-		}
-		ev["user_agent"] = ua
-	}
-	return ev
 }
 
 type purposeResponse struct {
@@ -139,39 +115,11 @@ func (a *API) putConsents(w http.ResponseWriter, r *http.Request, sess account.S
 		a.fail(w, r, err)
 		return
 	}
-	if err := SaveChoices(r, a.Consent, sess.AccountID, req.Choices, req.Restricted, req.Objected, consent.SourceAPI, a.TrustProxy); err != nil {
+	if err := a.SaveChoices(r, sess.AccountID, req.Choices, req.Restricted, req.Objected, consent.SourceAPI); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	a.consentsFor(w, r, sess.AccountID)
-}
-
-// SaveChoices records the choices that change something and sets the flags, all in one
-// transaction. The preferences page uses it too.
-func SaveChoices(r *http.Request, c *consent.Service, subjectID string, choices map[string]bool, restricted, objected *bool,
-	src consent.Source, trustProxy bool) error {
-	decisions := make(map[string]consent.Decision, len(choices))
-	for k, v := range choices {
-		decisions[k] = consent.Withdrawn
-		if v {
-			decisions[k] = consent.Granted
-		}
-	}
-	var flags *consent.Flags
-	if restricted != nil || objected != nil {
-		f, err := c.Flags(r.Context(), subjectID)
-		if err != nil {
-			return err
-		}
-		if restricted != nil {
-			f.Restricted = *restricted
-		}
-		if objected != nil {
-			f.Objected = *objected
-		}
-		flags = &f
-	}
-	return c.Apply(r.Context(), subjectID, decisions, flags, src, Evidence(r, trustProxy))
 }
 
 type eventResponse struct {
@@ -201,24 +149,7 @@ func (a *API) consentHistory(w http.ResponseWriter, r *http.Request, sess accoun
 }
 
 func (a *API) receipt(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	WriteReceipt(w, r, a.Consent, sess.AccountID, r.PathValue("id"), a.fail)
-}
-
-// WriteReceipt answers with a signed receipt as a JSON attachment. The web page uses it.
-func WriteReceipt(w http.ResponseWriter, r *http.Request, c *consent.Service, subjectID, rawID string,
-	fail func(http.ResponseWriter, *http.Request, error)) {
-	id, err := strconv.ParseInt(rawID, 10, 64)
-	if err != nil {
-		fail(w, r, apperr.New(apperr.NotFound, "event_not_found", "no such consent decision"))
-		return
-	}
-	s, err := c.Receipt(r.Context(), subjectID, id)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Disposition", `attachment; filename="consent-receipt-`+rawID+`.json"`)
-	server.WriteJSON(w, http.StatusOK, s)
+	a.WriteReceipt(w, r, sess.AccountID, r.PathValue("id"), a.fail)
 }
 
 func (a *API) receiptKey(w http.ResponseWriter, r *http.Request) {

@@ -1,16 +1,10 @@
 package api
 
 import (
-	"errors"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/apperr"
 	"steward/internal/files"
 	"steward/internal/server"
 )
@@ -37,12 +31,12 @@ func (a *API) registerFiles(mux *http.ServeMux) {
 // upload takes a raw body (name in ?name=, type in Content-Type) or a multipart form
 // whose part "file" is the file; either way it streams into storage.
 func (a *API) upload(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	up, err := UploadFrom(r)
+	up, err := server.UploadFrom(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	up.IP = server.ClientIP(r, a.TrustProxy)
+	up.IP = a.ClientIP(r)
 	f, err := a.Files.Upload(r.Context(), sess.AccountID, up)
 	if err != nil {
 		a.fail(w, r, err)
@@ -50,36 +44,6 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, sess account.Sessio
 	}
 	w.Header().Set("Location", "/api/v1/me/files/"+f.ID)
 	server.WriteJSON(w, http.StatusCreated, toFile(f))
-}
-
-// UploadFrom reads an upload from a request: a multipart form's "file" part, or the raw
-// body named by ?name=. The web page uses it too.
-func UploadFrom(r *http.Request) (files.Upload, error) {
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct != "multipart/form-data" {
-		name := r.URL.Query().Get("name")
-		if name == "" {
-			return files.Upload{}, apperr.Field("name", "required", "is required: give the file name as ?name=")
-		}
-		return files.Upload{Name: name, ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength, Body: r.Body}, nil
-	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return files.Upload{}, apperr.New(apperr.Invalid, "multipart_invalid", "the multipart body cannot be read: "+err.Error())
-	}
-	for range 16 {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return files.Upload{}, apperr.New(apperr.Invalid, "multipart_invalid", "the multipart body cannot be read: "+err.Error())
-		}
-		if part.FormName() == "file" && part.FileName() != "" {
-			return files.Upload{Name: part.FileName(), ContentType: part.Header.Get("Content-Type"), Size: -1, Body: part}, nil
-		}
-	}
-	return files.Upload{}, apperr.Field("file", "required", "is required: send the file in a form field named file")
 }
 
 func (a *API) listFiles(w http.ResponseWriter, r *http.Request, sess account.Session) {
@@ -102,46 +66,11 @@ func (a *API) listFiles(w http.ResponseWriter, r *http.Request, sess account.Ses
 }
 
 func (a *API) download(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	ServeFile(w, r, a.Files, sess.AccountID, r.PathValue("id"), server.ClientIP(r, a.TrustProxy), a.fail)
-}
-
-// ServeFile answers with a file as an attachment, with Range support, never rendered by
-// the browser: octet-stream, nosniff and a sandboxing CSP, the name sanitized and
-// encoded per RFC 6266. The web page uses it too.
-func ServeFile(w http.ResponseWriter, r *http.Request, fs *files.Service, actor, id, ip string,
-	fail func(http.ResponseWriter, *http.Request, error)) {
-	// Every GET is a download (the service folds a burst of Range requests into one
-	// entry); HEAD reads nothing.
-	f, rs, err := fs.Open(r.Context(), actor, id, ip, r.Method == http.MethodGet)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	defer rs.Close()
-	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", ContentDisposition(f.Name))
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
-	h.Set("Cache-Control", "private, no-store")
-	h.Set("ETag", `"`+f.SHA256+`"`)
-	h.Set("X-Content-SHA256", f.SHA256)
-	http.ServeContent(w, r, "", f.CreatedAt, rs)
-}
-
-// ContentDisposition names an attachment safely: an ASCII fallback and the UTF-8 name.
-func ContentDisposition(name string) string {
-	ascii := strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
-			return '_'
-		}
-		return r
-	}, name)
-	return `attachment; filename="` + ascii + `"; filename*=UTF-8''` + url.PathEscape(name)
+	a.ServeFile(w, r, sess.AccountID, r.PathValue("id"), a.fail)
 }
 
 func (a *API) deleteFile(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	if err := a.Files.Delete(r.Context(), sess.AccountID, r.PathValue("id"), server.ClientIP(r, a.TrustProxy)); err != nil {
+	if err := a.Files.Delete(r.Context(), sess.AccountID, r.PathValue("id"), a.ClientIP(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -43,7 +43,7 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := GPC(r, a.Consent, p.ID, a.TrustProxy); err != nil {
+	if err := a.GPC(r, p.ID); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -74,7 +74,7 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request, sess account.Sess
 			return
 		}
 	}
-	p, err := a.Accounts.Update(r.Context(), sess.AccountID, account.Patch(req), a.meta(r))
+	p, err := a.Accounts.Update(r.Context(), sess.AccountID, account.Patch(req), a.Meta(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -144,7 +144,7 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, sess account.Sessio
 		a.fail(w, r, err)
 		return
 	}
-	WriteExport(w, r, a.Rights, subj, a.Now(), a.fail)
+	a.WriteExport(w, r, subj, a.fail)
 }
 
 type activityEntry struct {

@@ -48,22 +48,13 @@ type subscribeRequest struct {
 	Company   string `json:"company"`
 }
 
-// Subscribe starts a newsletter subscription under the registration limits (per IP and
-// per address): a confirmation mail goes out, nothing else. The web form uses it too.
-func Subscribe(r *http.Request, n *newsletter.Service, limits *server.Limits, trustProxy bool, sub newsletter.Subscription) error {
-	if !limits.Register.Allow("ip:"+server.ClientIP(r, trustProxy), "news:"+account.NormalizeEmail(sub.Email)) {
-		return server.ErrRateLimited
-	}
-	return n.Subscribe(r.Context(), sub, Evidence(r, trustProxy))
-}
-
 func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 	var req subscribeRequest
 	if err := server.DecodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := Subscribe(r, a.Newsletter, a.Limits, a.TrustProxy, newsletter.Subscription(req)); err != nil {
+	if err := a.SubscribeLimited(r, newsletter.Subscription(req)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -77,7 +68,7 @@ func (a *API) confirmSubscription(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Newsletter.Confirm(r.Context(), req.Token, Evidence(r, a.TrustProxy)); err != nil {
+	if err := a.Newsletter.Confirm(r.Context(), req.Token, a.Evidence(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -91,7 +82,7 @@ func (a *API) oneClick(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.Field("List-Unsubscribe", "one_click_required", "post List-Unsubscribe=One-Click"))
 		return
 	}
-	if _, err := a.Newsletter.Unsubscribe(r.Context(), r.URL.Query().Get("t"), consent.SourceEmailLink, Evidence(r, a.TrustProxy)); err != nil {
+	if _, err := a.Newsletter.Unsubscribe(r.Context(), r.URL.Query().Get("t"), consent.SourceEmailLink, a.Evidence(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -281,11 +281,11 @@ func (a *App) build(ctx context.Context, o options) error {
 
 	a.Limits = server.NewLimits(!cfg.RateLimits)
 	mux := http.NewServeMux()
-	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter, Staff: a.Staff, Jobs: a.Jobs, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
-	pages, err := web.New(web.Options{
-		Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter, Jobs: a.Jobs, Staff: a.Staff, Limits: a.Limits, Log: a.Log, SiteName: cfg.SiteName, Fields: cfg.Fields,
-		TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent,
-	})
+	shared := server.Services{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter,
+		Staff: a.Staff, Jobs: a.Jobs, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}
+	(&api.API{Services: shared}).Register(mux)
+	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
+		CookieSecure: cfg.CookieSecure, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent})
 	if err != nil {
 		return err
 	}

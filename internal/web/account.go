@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/api"
 	"steward/internal/config"
-	"steward/internal/server"
 )
 
 // accountView is the profile page: every field the member gave, editable, with the
@@ -122,7 +120,7 @@ func (p *Pages) updateProfile(w http.ResponseWriter, r *http.Request, sess accou
 		err = p.o.Limits.PasswordCheck(sess.AccountID)
 	}
 	if err == nil {
-		_, err = p.o.Accounts.Update(r.Context(), sess.AccountID, patch, server.Meta(r, p.o.TrustProxy))
+		_, err = p.o.Accounts.Update(r.Context(), sess.AccountID, patch, p.o.Meta(r))
 	}
 	if err != nil {
 		pr, perr := p.o.Accounts.Profile(r.Context(), sess.AccountID)
@@ -145,5 +143,5 @@ func (p *Pages) export(w http.ResponseWriter, r *http.Request, sess account.Sess
 		p.fail(w, r, err)
 		return
 	}
-	api.WriteExport(w, r, p.o.Rights, subj, p.o.Now(), p.fail)
+	p.o.WriteExport(w, r, subj, p.fail)
 }

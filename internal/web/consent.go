@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/api"
 	"steward/internal/consent"
 )
 
@@ -243,7 +242,7 @@ func (p *Pages) savePreferences(w http.ResponseWriter, r *http.Request, sess acc
 	}
 	// The flags are set as ticked (the service writes them only when they change).
 	restricted, objected := ticked("restricted"), ticked("objected")
-	err = api.SaveChoices(r, p.o.Consent, sess.AccountID, choices, &restricted, &objected, consent.SourceForm, p.o.TrustProxy)
+	err = p.o.SaveChoices(r, sess.AccountID, choices, &restricted, &objected, consent.SourceForm)
 	if err != nil {
 		v, verr := p.readPreferences(r, sess.AccountID)
 		if verr != nil {
@@ -260,5 +259,5 @@ func (p *Pages) savePreferences(w http.ResponseWriter, r *http.Request, sess acc
 // receipt downloads the signed receipt of one of the member's decisions; another
 // member's is not found.
 func (p *Pages) receipt(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	api.WriteReceipt(w, r, p.o.Consent, sess.AccountID, r.PathValue("id"), p.fail)
+	p.o.WriteReceipt(w, r, sess.AccountID, r.PathValue("id"), p.fail)
 }

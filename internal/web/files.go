@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/api"
 	"steward/internal/apperr"
 	"steward/internal/files"
 	"steward/internal/server"
@@ -128,7 +127,7 @@ func (p *Pages) filesPage(w http.ResponseWriter, r *http.Request, sess account.S
 func (p *Pages) upload(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	up, err := uploadFrom(r)
 	if err == nil {
-		up.IP = server.ClientIP(r, p.o.TrustProxy)
+		up.IP = p.o.ClientIP(r)
 		_, err = p.o.Files.Upload(r.Context(), sess.AccountID, up)
 	}
 	if err != nil {
@@ -150,7 +149,7 @@ func uploadFrom(r *http.Request) (files.Upload, error) {
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "multipart/form-data" {
 		return files.Upload{}, apperr.Field("file", "required", "is required")
 	}
-	return api.UploadFrom(r)
+	return server.UploadFrom(r)
 }
 
 // uploadError words the service's errors for the form, which has one field, the file:
@@ -173,12 +172,12 @@ func uploadError(err error) error {
 
 // download sends the file as an attachment; another member's file is not found.
 func (p *Pages) download(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	api.ServeFile(w, r, p.o.Files, sess.AccountID, r.PathValue("id"), server.ClientIP(r, p.o.TrustProxy), p.fail)
+	p.o.ServeFile(w, r, sess.AccountID, r.PathValue("id"), p.fail)
 }
 
 // deleteFile deletes one of the member's files.
 func (p *Pages) deleteFile(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	if err := p.o.Files.Delete(r.Context(), sess.AccountID, r.PathValue("id"), server.ClientIP(r, p.o.TrustProxy)); err != nil {
+	if err := p.o.Files.Delete(r.Context(), sess.AccountID, r.PathValue("id"), p.o.ClientIP(r)); err != nil {
 		p.fail(w, r, err)
 		return
 	}

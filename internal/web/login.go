@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 
-	"steward/internal/api"
 	"steward/internal/server"
 )
 
@@ -40,7 +39,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostFormValue("email")
-	token, _, err := api.LoginLimited(r, p.o.Accounts, p.o.Limits, p.o.TrustProxy, email, r.PostFormValue("password"))
+	token, _, err := p.o.LoginLimited(r, email, r.PostFormValue("password"))
 	if err != nil {
 		v := loginView{Fields: loginFields(email)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
@@ -53,7 +52,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 
 func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
 	if sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r)); err == nil {
-		if err := p.o.Accounts.Logout(r.Context(), sess, server.Meta(r, p.o.TrustProxy)); err != nil {
+		if err := p.o.Accounts.Logout(r.Context(), sess, p.o.Meta(r)); err != nil {
 			p.fail(w, r, err)
 			return
 		}
@@ -82,7 +81,7 @@ func (p *Pages) forgot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostFormValue("email")
-	if err := api.ResetLimited(r, p.o.Accounts, p.o.Limits, p.o.TrustProxy, email); err != nil {
+	if err := p.o.ResetLimited(r, email); err != nil {
 		v := emailView{Fields: forgotFields(email)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
 		p.render(w, r, st, "forgot", "Forgot your password?", p.loggedIn(r), v)
@@ -123,7 +122,7 @@ func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := resetView{Token: r.PostFormValue("token"), Fields: resetFields()}
-	if err := p.o.Accounts.ResetPassword(r.Context(), v.Token, r.PostFormValue("password"), server.Meta(r, p.o.TrustProxy)); err != nil {
+	if err := p.o.Accounts.ResetPassword(r.Context(), v.Token, r.PostFormValue("password"), p.o.Meta(r)); err != nil {
 		st := p.formError(w, r, v.Fields, &v.Error, err)
 		p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
 		return

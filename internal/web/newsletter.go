@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 
-	"steward/internal/api"
 	"steward/internal/consent"
 	"steward/internal/newsletter"
 	"steward/internal/server"
@@ -43,7 +42,7 @@ func (p *Pages) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostFormValue
 	sub := newsletter.Subscription{FirstName: f("first_name"), LastName: f("last_name"), Email: f("email"), Company: f("company")}
-	if err := api.Subscribe(r, p.o.Newsletter, p.o.Limits, p.o.TrustProxy, sub); err != nil {
+	if err := p.o.SubscribeLimited(r, sub); err != nil {
 		in := p.loggedIn(r)
 		v := subscribeView{Fields: subscribeFields(sub), LoggedIn: in}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
@@ -75,7 +74,7 @@ func (p *Pages) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := tokenView{Token: r.PostFormValue("token")}
-	if err := p.o.Newsletter.Confirm(r.Context(), v.Token, api.Evidence(r, p.o.TrustProxy)); err != nil {
+	if err := p.o.Newsletter.Confirm(r.Context(), v.Token, p.o.Evidence(r)); err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
 		if st < http.StatusInternalServerError {
 			v.Token = "" // the link is dead: no button that cannot work
@@ -124,7 +123,7 @@ func (p *Pages) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := unsubscribeView{Token: r.PostFormValue("t")}
-	out, err := p.o.Newsletter.Unsubscribe(r.Context(), v.Token, consent.SourceEmailLink, api.Evidence(r, p.o.TrustProxy))
+	out, err := p.o.Newsletter.Unsubscribe(r.Context(), v.Token, consent.SourceEmailLink, p.o.Evidence(r))
 	if err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
 		if st < http.StatusInternalServerError {

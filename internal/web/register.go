@@ -6,9 +6,7 @@ import (
 	"net/url"
 
 	"steward/internal/account"
-	"steward/internal/api"
 	"steward/internal/config"
-	"steward/internal/server"
 )
 
 // registerView is the registration form.
@@ -63,7 +61,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		Email: f("email"), Password: f("password"), Name: f("name"), Phone: f("phone"), HomeAddress: f("home_address"),
 		BusinessAddress: f("business_address"), Birthdate: f("birthdate"), Country: f("country"), GuardianEmail: f("guardian_email"),
 	}
-	out, err := api.RegisterLimited(r, p.o.Accounts, p.o.Limits, p.o.TrustProxy, reg)
+	out, err := p.o.RegisterLimited(r, reg)
 	if err != nil {
 		v := registerView{Fields: p.registerFields(reg)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
@@ -110,7 +108,7 @@ func (p *Pages) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := tokenView{Token: r.PostFormValue("token")}
-	status, err := p.o.Accounts.VerifyEmail(r.Context(), v.Token, server.Meta(r, p.o.TrustProxy))
+	status, err := p.o.Accounts.VerifyEmail(r.Context(), v.Token, p.o.Meta(r))
 	if err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
 		p.render(w, r, st, "verify", "Confirm your email address", p.loggedIn(r), v)
@@ -167,7 +165,7 @@ func (p *Pages) guardianDecide(w http.ResponseWriter, r *http.Request) {
 			guardianView{Token: token, Error: "Choose Agree or Decline."})
 		return
 	}
-	if err := p.o.Accounts.GuardianDecide(r.Context(), token, agree, server.Meta(r, p.o.TrustProxy)); err != nil {
+	if err := p.o.Accounts.GuardianDecide(r.Context(), token, agree, p.o.Meta(r)); err != nil {
 		v := guardianView{}
 		st := p.formError(w, r, nil, &v.Error, err)
 		p.render(w, r, st, "guardian", "Parent or guardian consent", p.loggedIn(r), v)

@@ -43,7 +43,7 @@ func (p *Pages) sessions(w http.ResponseWriter, r *http.Request, sess account.Se
 // revoke ends one session; ending this browser's own session logs it out.
 func (p *Pages) revoke(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	id := r.PathValue("id")
-	if err := p.o.Accounts.RevokeSession(r.Context(), sess.AccountID, id, server.Meta(r, p.o.TrustProxy)); err != nil {
+	if err := p.o.Accounts.RevokeSession(r.Context(), sess.AccountID, id, p.o.Meta(r)); err != nil {
 		p.fail(w, r, err)
 		return
 	}
@@ -57,7 +57,7 @@ func (p *Pages) revoke(w http.ResponseWriter, r *http.Request, sess account.Sess
 
 // revokeAll ends every session of the account, this one included.
 func (p *Pages) revokeAll(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	if _, err := p.o.Accounts.LogoutEverywhere(r.Context(), sess.AccountID, server.Meta(r, p.o.TrustProxy)); err != nil {
+	if _, err := p.o.Accounts.LogoutEverywhere(r.Context(), sess.AccountID, p.o.Meta(r)); err != nil {
 		p.fail(w, r, err)
 		return
 	}
@@ -142,7 +142,7 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request, sess acco
 	err := p.o.Limits.PasswordCheck(sess.AccountID)
 	if err == nil {
 		err = p.o.Accounts.ChangePassword(r.Context(), sess, r.PostFormValue("current_password"),
-			r.PostFormValue("password"), server.Meta(r, p.o.TrustProxy))
+			r.PostFormValue("password"), p.o.Meta(r))
 	}
 	if err != nil {
 		v := passwordView{Fields: passwordFields()}

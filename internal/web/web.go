@@ -21,40 +21,23 @@ import (
 	"time"
 
 	"steward/internal/account"
-	"steward/internal/api"
 	"steward/internal/apperr"
 	"steward/internal/config"
-	"steward/internal/consent"
-	"steward/internal/files"
-	"steward/internal/governance"
-	"steward/internal/newsletter"
-	"steward/internal/rights"
 	"steward/internal/server"
 )
 
 //go:embed templates/*.html static/* countries.txt
 var assets embed.FS
 
-// Options are what the pages need.
+// Options are what the pages need: the services the API uses too, and how the pages
+// look and which fields they ask for.
 type Options struct {
-	Accounts *account.Service
-	Rights   *rights.Service
-	Files    *files.Service
-	Consent  *consent.Service
-	// Newsletter runs subscriptions, opt-outs and campaigns; Jobs (the app's queue)
-	// sends campaigns; Staff says who may reach the staff pages.
-	Newsletter *newsletter.Service
-	Jobs       newsletter.Enqueuer
-	Staff      *governance.Staff
-	Limits     *server.Limits
-	Log        *slog.Logger
-	SiteName   string
-	Fields     map[string]config.Requirement
+	server.Services
+	SiteName string
+	Fields   map[string]config.Requirement
 	// DefaultAgeOfConsent is the age of consent of countries without their own.
 	DefaultAgeOfConsent int
-	TrustProxy          bool
 	CookieSecure        bool
-	Now                 func() time.Time
 }
 
 // Pages is the web interface.
@@ -336,7 +319,7 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 			return
 		}
 		if err == nil {
-			err = api.GPC(r, p.o.Consent, sess.AccountID, p.o.TrustProxy)
+			err = p.o.GPC(r, sess.AccountID)
 		}
 		if err != nil {
 			p.fail(w, r, err)

@@ -1,0 +1,114 @@
+package app_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// httpTier are the packages (under internal/) that may import net/http: the front ends,
+// what they share, the composition root, and the S3 client of the blob store. Every
+// other package is a capability or below it, and speaks no HTTP.
+var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob"}
+
+// frontEnds are the packages a capability must never import: the arrows point from
+// them down to the capabilities, never back up.
+var frontEnds = []string{"app", "api", "web", "server", "cli"}
+
+// TestLayers reads the imports of every package under internal/ (test files left out)
+// and checks the arrows of STYLE.md: the pages and the API share services, not each
+// other; no capability imports net/http or a front end.
+func TestLayers(t *testing.T) {
+	imports := packageImports(t, "..")
+	// The reading itself: packages known to exist and an edge known to be there, so
+	// the rules below cannot pass on an empty map.
+	for _, p := range []string{"web", "api", "account", "consent", "newsletter", "rights", "files"} {
+		if _, ok := imports[p]; !ok {
+			t.Fatalf("package %s not found under internal/; read %d packages", p, len(imports))
+		}
+	}
+	if !imports["web"]["steward/internal/server"] {
+		t.Fatal("web does not import server: the import reading is broken")
+	}
+
+	forbidden := []struct{ from, to string }{
+		{"web", "steward/internal/api"},
+		{"api", "steward/internal/web"},
+	}
+	for _, f := range forbidden {
+		if imports[f.from][f.to] {
+			t.Errorf("%s imports %s: pages and the API share services (internal/server), not each other", f.from, f.to)
+		}
+	}
+	for pkg, imps := range imports {
+		if slices.Contains(httpTier, pkg) {
+			continue
+		}
+		if imps["net/http"] {
+			t.Errorf("%s imports net/http: only %v may", pkg, httpTier)
+		}
+		if pkg == "cli" || strings.HasPrefix(pkg, "cli/") {
+			continue // the command line is a front end: it may build the app
+		}
+		for _, fe := range frontEnds {
+			if imps["steward/internal/"+fe] {
+				t.Errorf("%s imports steward/internal/%s: a capability never imports a front end", pkg, fe)
+			}
+		}
+	}
+}
+
+// packageImports maps each package folder under root (relative, with slashes) to the
+// set of paths its non-test files import.
+func packageImports(t *testing.T, root string) map[string]map[string]bool {
+	t.Helper()
+	out := map[string]map[string]bool{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != root {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(rel)
+		if out[pkg] == nil {
+			out[pkg] = map[string]bool{}
+		}
+		for _, imp := range f.Imports {
+			p, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				return err
+			}
+			out[pkg][p] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "app", "app.go")); err != nil {
+		t.Fatalf("root %s is not internal/: %v", root, err)
+	}
+	return out
+}

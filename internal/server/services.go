@@ -1,0 +1,170 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/consent"
+	"steward/internal/datamap"
+	"steward/internal/files"
+	"steward/internal/governance"
+	"steward/internal/newsletter"
+	"steward/internal/rights"
+)
+
+// Services are what the pages and the API share: the capabilities they call, the rate
+// limits of the flows both offer, and how to read a request. Both take one Services,
+// and the flows they have in common are its methods, so neither imports the other.
+type Services struct {
+	Accounts   *account.Service
+	Rights     *rights.Service
+	Files      *files.Service
+	Consent    *consent.Service
+	Newsletter *newsletter.Service
+	Staff      *governance.Staff
+	// Jobs (the app's queue) sends campaigns.
+	Jobs   newsletter.Enqueuer
+	Limits *Limits
+	Log    *slog.Logger
+	// TrustProxy reads the client's address from X-Forwarded-For (ClientIP).
+	TrustProxy bool
+	Now        func() time.Time
+}
+
+// Meta describes the request for the account service.
+func (s *Services) Meta(r *http.Request) account.Meta { return Meta(r, s.TrustProxy) }
+
+// ClientIP is the request's client address (see ClientIP).
+func (s *Services) ClientIP(r *http.Request) string { return ClientIP(r, s.TrustProxy) }
+
+// RegisterLimited registers under the registration limits, per IP and per address (a
+// taken address mails its owner, who must not be flooded from many IPs).
+func (s *Services) RegisterLimited(r *http.Request, reg account.Registration) (account.Registered, error) {
+	if !s.Limits.Register.Allow("ip:"+s.ClientIP(r), "addr:"+account.NormalizeEmail(reg.Email)) {
+		return account.Registered{}, ErrRateLimited
+	}
+	return s.Accounts.Register(r.Context(), reg, s.Meta(r))
+}
+
+// LoginLimited logs in under the login rate limits, per IP and per account.
+func (s *Services) LoginLimited(r *http.Request, email, password string) (string, account.Session, error) {
+	if email == "" {
+		return "", account.Session{}, apperr.Field("email", "required", "is required")
+	}
+	if password == "" {
+		return "", account.Session{}, apperr.Field("password", "required", "is required")
+	}
+	if !s.Limits.LoginIP.Allow("ip:"+s.ClientIP(r)) || !s.Limits.LoginAccount.Allow("acct:"+account.NormalizeEmail(email)) {
+		return "", account.Session{}, ErrRateLimited
+	}
+	return s.Accounts.Login(r.Context(), email, password, s.Meta(r))
+}
+
+// ResetLimited asks for a reset link under the reset rate limits (per IP and per
+// address).
+func (s *Services) ResetLimited(r *http.Request, email string) error {
+	if !s.Limits.Reset.Allow("ip:"+s.ClientIP(r), "addr:"+account.NormalizeEmail(email)) {
+		return ErrRateLimited
+	}
+	return s.Accounts.RequestPasswordReset(r.Context(), email, s.Meta(r))
+}
+
+// SubscribeLimited starts a newsletter subscription under the registration limits
+// (per IP and per address): a confirmation mail goes out, nothing else.
+func (s *Services) SubscribeLimited(r *http.Request, sub newsletter.Subscription) error {
+	if !s.Limits.Register.Allow("ip:"+s.ClientIP(r), "news:"+account.NormalizeEmail(sub.Email)) {
+		return ErrRateLimited
+	}
+	return s.Newsletter.Subscribe(r.Context(), sub, s.Evidence(r))
+}
+
+// GPC honours a request's Global Privacy Control signal for a known subject: an
+// opt-out of every sharing purpose, recorded with the browser signal as its source.
+func (s *Services) GPC(r *http.Request, subjectID string) error {
+	if r.Header.Get("Sec-GPC") != "1" {
+		return nil
+	}
+	_, err := s.Consent.ApplyGPC(r.Context(), subjectID, s.Evidence(r))
+	return err
+}
+
+// Evidence is what a decision records about the request that made it.
+func (s *Services) Evidence(r *http.Request) map[string]string {
+	ev := map[string]string{"ip": s.ClientIP(r)}
+	if ua := r.UserAgent(); ua != "" {
+		if len(ua) > 300 {
+			ua = ua[:300]
+		}
+		ev["user_agent"] = ua
+	}
+	return ev
+}
+
+// SaveChoices records a subject's choices and flags (consent.Service.SaveChoices) with
+// the request as evidence.
+func (s *Services) SaveChoices(r *http.Request, subjectID string, choices map[string]bool, restricted, objected *bool, src consent.Source) error {
+	return s.Consent.SaveChoices(r.Context(), subjectID, choices, restricted, objected, src, s.Evidence(r))
+}
+
+// FailFunc answers a request with an error, as a page or as JSON.
+type FailFunc func(http.ResponseWriter, *http.Request, error)
+
+// WriteReceipt answers with a signed receipt as a JSON attachment.
+func (s *Services) WriteReceipt(w http.ResponseWriter, r *http.Request, subjectID, rawID string, fail FailFunc) {
+	id, err := strconv.ParseInt(rawID, 10, 64)
+	if err != nil {
+		fail(w, r, apperr.New(apperr.NotFound, "event_not_found", "no such consent decision"))
+		return
+	}
+	sig, err := s.Consent.Receipt(r.Context(), subjectID, id)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="consent-receipt-`+rawID+`.json"`)
+	WriteJSON(w, http.StatusOK, sig)
+}
+
+// WriteExport streams the subject's portability archive: files of any size pass
+// through without being held in memory. A failure before anything is written is an
+// error answer; a failure half-way aborts the connection, so the client sees a broken
+// download rather than a truncated archive that looks whole.
+func (s *Services) WriteExport(w http.ResponseWriter, r *http.Request, subj datamap.Subject, fail FailFunc) {
+	now := s.Now()
+	cw := &countingWriter{w: w, before: func() {
+		w.Header().Set("Content-Type", "application/zip")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="steward-export-%s.zip"`, now.UTC().Format("20060102-150405")))
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+	}}
+	if err := s.Rights.Export(r.Context(), subj, cw); err != nil {
+		if cw.n == 0 {
+			fail(w, r, err)
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// countingWriter sets the headers before the first byte and counts what it wrote.
+type countingWriter struct {
+	w      io.Writer
+	n      int64
+	before func()
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.n == 0 && c.before != nil {
+		c.before()
+		c.before = nil
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
