@@ -77,7 +77,8 @@ type options struct {
 	keyGrace time.Duration
 }
 
-// WithClock sets the clock.
+// WithClock sets the clock every service reads (a test that moves time rather than
+// rewriting timestamps).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithKeyGrace sets how long a key rotation waits for other nodes before it ends

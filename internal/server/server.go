@@ -6,7 +6,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -174,19 +173,6 @@ func Token(r *http.Request) string {
 		return c.Value
 	}
 	return ""
-}
-
-type sessionKey struct{}
-
-// WithSession stores the authenticated session in the request context.
-func WithSession(ctx context.Context, s account.Session) context.Context {
-	return context.WithValue(ctx, sessionKey{}, s)
-}
-
-// SessionFrom returns the session stored by WithSession.
-func SessionFrom(ctx context.Context) (account.Session, bool) {
-	s, ok := ctx.Value(sessionKey{}).(account.Session)
-	return s, ok
 }
 
 // SetSessionCookie sets the session cookie: HttpOnly, SameSite=Lax, Secure when the

@@ -38,14 +38,6 @@ func newMasterKey(b []byte) MasterKey {
 	return m
 }
 
-// MasterKeyFromBytes returns the master key made of b, which must be 32 bytes.
-func MasterKeyFromBytes(b []byte) (MasterKey, error) {
-	if len(b) != MasterKeySize {
-		return MasterKey{}, fmt.Errorf("vault: master key: %d bytes, want %d", len(b), MasterKeySize)
-	}
-	return newMasterKey(b), nil
-}
-
 // ParseMasterKey decodes a master key written in base64 (standard or URL alphabet,
 // padded or not), as in EnvVar or a key file.
 func ParseMasterKey(s string) (MasterKey, error) {
