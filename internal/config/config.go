@@ -166,6 +166,34 @@ var settings = []setting{
 // Load reads the configuration from args (flags, without the program and subcommand
 // names) and getenv. It returns the remaining positional arguments.
 func Load(args []string, getenv func(string) string) (*Config, []string, error) {
+	vals, positional, err := parseFlags(args, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &loader{vals: vals}
+	get := l.get
+	c := &Config{
+		Addr: get("addr"), DataDir: get("data"), DatabaseURL: get("database"), BaseURL: get("base-url"),
+		SiteName: get("site-name"), LogLevel: get("log-level"),
+		MailMode: get("mail"), MailFrom: get("mail-from"), SMTPAddr: get("smtp-addr"), SMTPUser: get("smtp-user"),
+		SMTPPassword: *vals["smtp-password"], SMTPTLS: get("smtp-tls"), LedgerKeyFile: get("ledger-key-file"),
+	}
+	l.site(c)
+	l.mail(c)
+	l.accounts(c)
+	l.keys(c, getenv)
+	l.files(c)
+	l.unsubscribe(c)
+	l.records(c)
+	if len(l.errs) > 0 {
+		return nil, nil, fmt.Errorf("config: %w", errors.Join(l.errs...))
+	}
+	return c, positional, nil
+}
+
+// parseFlags parses args over the defaults that settings and getenv give, and returns
+// every setting's value by flag name and the positional arguments.
+func parseFlags(args []string, getenv func(string) string) (map[string]*string, []string, error) {
 	fs := flag.NewFlagSet("steward", flag.ContinueOnError)
 	vals := map[string]*string{}
 	secretFromEnv := map[string]string{}
@@ -204,70 +232,95 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 			*vals[name] = v
 		}
 	}
-	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
-	c := &Config{
-		Addr: get("addr"), DataDir: get("data"), DatabaseURL: get("database"), BaseURL: get("base-url"),
-		SiteName: get("site-name"), LogLevel: get("log-level"),
-		MailMode: get("mail"), MailFrom: get("mail-from"), SMTPAddr: get("smtp-addr"), SMTPUser: get("smtp-user"),
-		SMTPPassword: *vals["smtp-password"], SMTPTLS: get("smtp-tls"), LedgerKeyFile: get("ledger-key-file"),
-	}
-	var errs []error
-	bad := func(name, msg string) {
-		env := ""
-		for _, s := range settings {
-			if s.flag == name {
-				env = s.env
-			}
+	return vals, positional, nil
+}
+
+// loader reads the parsed settings into a Config, collecting every error so that one
+// start reports them all.
+type loader struct {
+	vals map[string]*string
+	errs []error
+}
+
+// get is a setting's value, trimmed.
+func (l *loader) get(name string) string { return strings.TrimSpace(*l.vals[name]) }
+
+// bad records that a setting is wrong, naming its flag and its variable.
+func (l *loader) bad(name, msg string) {
+	env := ""
+	for _, s := range settings {
+		if s.flag == name {
+			env = s.env
 		}
-		errs = append(errs, fmt.Errorf("--%s (%s): %s", name, env, msg))
 	}
+	l.errs = append(l.errs, fmt.Errorf("--%s (%s): %s", name, env, msg))
+}
+
+// duration reads a duration of at least lo; wrong, it is bad and 0.
+func (l *loader) duration(name string, lo time.Duration, msg string) time.Duration {
+	d, err := time.ParseDuration(l.get(name))
+	if err != nil || d < lo {
+		l.bad(name, msg)
+		return 0
+	}
+	return d
+}
+
+// site checks where Steward listens, keeps its data and is reached, and its log level.
+func (l *loader) site(c *Config) {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		bad("addr", fmt.Sprintf("%q is not host:port", c.Addr))
+		l.bad("addr", fmt.Sprintf("%q is not host:port", c.Addr))
 	}
 	if c.DataDir == "" {
-		bad("data", "must not be empty")
+		l.bad("data", "must not be empty")
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = "sqlite:" + filepath.Join(c.DataDir, "steward.db")
 	} else if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		bad("database", "want sqlite:PATH or postgres://...")
+		l.bad("database", "want sqlite:PATH or postgres://...")
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Addr
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("base-url", fmt.Sprintf("%q is not an http(s) URL", c.BaseURL))
+		l.bad("base-url", fmt.Sprintf("%q is not an http(s) URL", c.BaseURL))
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log-level", "want debug, info, warn or error")
+		l.bad("log-level", "want debug, info, warn or error")
 	}
+}
+
+// mail checks how mail goes out.
+func (l *loader) mail(c *Config) {
 	switch c.MailMode {
 	case "file":
 	case "smtp":
 		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
-			bad("smtp-addr", "with --mail=smtp, want the SMTP server as host:port")
+			l.bad("smtp-addr", "with --mail=smtp, want the SMTP server as host:port")
 		}
 	default:
-		bad("mail", "want file or smtp")
+		l.bad("mail", "want file or smtp")
 	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:
-		bad("smtp-tls", "want none, starttls or tls")
+		l.bad("smtp-tls", "want none, starttls or tls")
 	}
+}
+
+// accounts reads password hashing, the job workers, sessions and cookies, the rate
+// limits, the ages of consent and which profile fields are asked.
+func (l *loader) accounts(c *Config) {
+	get, bad := l.get, l.bad
 	c.Argon2.MemoryKiB = uint32(positive(get("argon2-memory"), 8, 4<<20, "argon2-memory", bad))
 	c.Argon2.Time = uint32(positive(get("argon2-time"), 1, 100, "argon2-time", bad))
 	c.Argon2.Threads = uint8(positive(get("argon2-threads"), 1, 64, "argon2-threads", bad))
 	c.JobWorkers = positive(get("job-workers"), 1, 1000, "job-workers", bad)
-	if d, err := time.ParseDuration(get("session-ttl")); err != nil || d < time.Minute {
-		bad("session-ttl", "want a duration of at least 1m, e.g. 336h")
-	} else {
-		c.SessionTTL = d
-	}
+	c.SessionTTL = l.duration("session-ttl", time.Minute, "want a duration of at least 1m, e.g. 336h")
 	switch get("cookie-secure") {
 	case "auto":
 		c.CookieSecure = strings.HasPrefix(c.BaseURL, "https://")
@@ -281,36 +334,34 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	c.RateLimits = boolean(get("rate-limits"), "rate-limits", bad)
 	c.DefaultAgeOfConsent, c.AgeOfConsent = ageOfConsent(get("age-of-consent"), bad)
 	c.Fields = fields(get("fields"), bad)
-	c.MasterKeyFile = get("master-key-file")
+}
+
+// keys reads the master key's file, the key epochs, the escrow and how long backups
+// are kept.
+func (l *loader) keys(c *Config, getenv func(string) string) {
+	c.MasterKeyFile = l.get("master-key-file")
 	if c.MasterKeyFile == "" {
 		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
 	}
 	if getenv("STEWARD_MASTER_KEY") != "" {
-		bad("master-key-file", "STEWARD_MASTER_KEY is no longer read: keys rotate every epoch and live in a file Steward rewrites; write the key (base64) to the key file instead")
+		l.bad("master-key-file", "STEWARD_MASTER_KEY is no longer read: keys rotate every epoch and live in a file Steward rewrites; write the key (base64) to the key file instead")
 	}
-	if d, err := time.ParseDuration(get("key-epoch")); err != nil || d < time.Minute {
-		bad("key-epoch", "want a duration of at least 1m, e.g. 24h")
-	} else {
-		c.KeyEpoch = d
-	}
-	if d, err := time.ParseDuration(get("key-grace")); err != nil || d < 0 {
-		bad("key-grace", "want a duration, e.g. 2m, or 0 for a single node")
-	} else {
-		c.KeyGrace = d
-	}
-	c.EscrowRecipients = get("escrow-recipient")
-	if d, err := time.ParseDuration(get("backup-retention")); err != nil || d < time.Hour {
-		bad("backup-retention", "want a duration of at least 1h, e.g. 840h")
-	} else {
-		c.BackupRetention = d
-	}
+	c.KeyEpoch = l.duration("key-epoch", time.Minute, "want a duration of at least 1m, e.g. 24h")
+	c.KeyGrace = l.duration("key-grace", 0, "want a duration, e.g. 2m, or 0 for a single node")
+	c.EscrowRecipients = l.get("escrow-recipient")
+	c.BackupRetention = l.duration("backup-retention", time.Hour, "want a duration of at least 1h, e.g. 840h")
+}
+
+// files reads where members' files are kept (a folder or S3) and their limits.
+func (l *loader) files(c *Config) {
+	get, bad := l.get, l.bad
 	c.Files = get("files")
 	c.FilesDir = get("files-dir")
 	if c.FilesDir == "" {
 		c.FilesDir = filepath.Join(c.DataDir, "files")
 	}
 	c.S3 = S3{Endpoint: get("s3-endpoint"), Region: get("s3-region"), Bucket: get("s3-bucket"), AccessKey: get("s3-access-key"),
-		SecretKey: *vals["s3-secret-key"], Prefix: get("s3-prefix")}
+		SecretKey: *l.vals["s3-secret-key"], Prefix: get("s3-prefix")}
 	c.S3.UseTLS = boolean(get("s3-tls"), "s3-tls", bad)
 	switch c.Files {
 	case "disk":
@@ -326,11 +377,12 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	}
 	c.MaxFileSize = size(get("max-file-size"), "max-file-size", bad)
 	c.Quota = size(get("quota"), "quota", bad)
-	if d, err := time.ParseDuration(get("upload-lease")); err != nil || d < time.Second {
-		bad("upload-lease", "want a duration of at least 1s, e.g. 2m")
-	} else {
-		c.UploadLease = d
-	}
+	c.UploadLease = l.duration("upload-lease", time.Second, "want a duration of at least 1s, e.g. 2m")
+}
+
+// unsubscribe reads the inbound SMTP listener and the unsubscribe address's domain.
+func (l *loader) unsubscribe(c *Config) {
+	get, bad := l.get, l.bad
 	c.InboundAddr = get("inbound-smtp-addr")
 	if c.InboundAddr != "" {
 		if _, _, err := net.SplitHostPort(c.InboundAddr); err != nil {
@@ -345,6 +397,12 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 			bad("mail-from", fmt.Sprintf("%q is not an address", c.MailFrom))
 		}
 	}
+}
+
+// records reads the purposes register and the policy in force, the keys of consent
+// receipts and of the erasure ledger, and the PostgreSQL backup programs.
+func (l *loader) records(c *Config) {
+	get, bad := l.get, l.bad
 	c.PurposesFile = get("purposes")
 	c.PolicyVersion = get("policy-version")
 	if c.PolicyVersion == "" || len(c.PolicyVersion) > 40 {
@@ -359,10 +417,6 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	}
 	c.PgDump = get("pg-dump")
 	c.PgRestore = get("pg-restore")
-	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("config: %w", errors.Join(errs...))
-	}
-	return c, positional, nil
 }
 
 func positive(s string, lo, hi int, name string, bad func(string, string)) int {
