@@ -153,115 +153,17 @@ func checkProfileField(name, v string) error {
 // ones must be present. Below the country's digital age of consent the account waits
 // for the guardian, and only the mandatory fields are kept until then.
 func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Registered, error) {
-	email, err := ValidEmail("email", r.Email)
+	v, err := s.checkRegistration(r)
 	if err != nil {
 		return Registered{}, err
 	}
-	values := map[string]*string{"name": &r.Name, "phone": &r.Phone, "home_address": &r.HomeAddress, "business_address": &r.BusinessAddress}
-	for _, f := range config.ProfileFields {
-		v := strings.TrimSpace(*values[f])
-		*values[f] = v
-		switch req := s.set.Fields[f]; {
-		case req == config.Required && v == "":
-			return Registered{}, apperr.Field(f, "required", "is required")
-		case req == config.Off && v != "":
-			return Registered{}, apperr.Field(f, "field_disabled", "is not collected by this site")
-		case v != "":
-			if err := checkProfileField(f, v); err != nil {
-				return Registered{}, err
-			}
-		}
-	}
-	if err := s.checkPassword("password", r.Password, email, r.Name); err != nil {
-		return Registered{}, err
-	}
-	birth, err := s.validBirthdate("birthdate", r.Birthdate)
-	if err != nil {
-		return Registered{}, err
-	}
-	country, err := validCountry("country", r.Country)
-	if err != nil {
-		return Registered{}, err
-	}
-	minor := Age(birth, s.now()) < s.set.AgeOfConsent(country)
-	var guardian string
-	if minor {
-		if r.GuardianEmail == "" {
-			return Registered{}, apperr.Field("guardian_email", "guardian_required",
-				fmt.Sprintf("is required: below %d a parent or guardian must agree", s.set.AgeOfConsent(country)))
-		}
-		if guardian, err = ValidEmail("guardian_email", r.GuardianEmail); err != nil {
-			return Registered{}, err
-		}
-		if guardian == email {
-			return Registered{}, apperr.Field("guardian_email", "guardian_self", "must be the guardian's own address, not yours")
-		}
-		// Nothing beyond the minimum before the guardian agrees: optional fields wait.
-		for _, f := range config.ProfileFields {
-			if s.set.Fields[f] != config.Required {
-				*values[f] = ""
-			}
-		}
-	} else if strings.TrimSpace(r.GuardianEmail) != "" {
-		return Registered{}, apperr.Field("guardian_email", "guardian_not_needed", "is only asked of members below the age of consent")
-	}
-
-	hash := s.hashPassword(r.Password)
+	hash := s.hashPassword(v.Password)
 	out := Registered{ID: newID(), Status: PendingVerification}
-	if minor {
+	if v.minor {
 		out.Status = PendingGuardian
 	}
 	now := store.Millis(s.now())
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		var existing string
-		// An account being erased is gone already: its key is shredded, and no mail is
-		// made about it (the insert below then fails on the address, answered alike).
-		err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1 AND status <> $2`, s.index.Address(email), Erasing).Scan(&existing)
-		if err == nil {
-			// Taken: answer as for a new account and tell the owner instead.
-			return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: existing, To: email, Template: stmail.AccountExists, Data: map[string]string{
-				"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
-			}})
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account: register: %w", err)
-		}
-		key, err := s.vault.KeyIn(ctx, tx, out.ID, true)
-		if err != nil {
-			return fmt.Errorf("account: register: %w", err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
-			business_address, birthdate, country, guardian_email, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`,
-			out.ID, key.SealText(labelEmail, email), s.index.Address(email), hash, out.Status, key.SealOptional(labelName, r.Name),
-			key.SealOptional(labelPhone, r.Phone), key.SealOptional(labelHomeAddress, r.HomeAddress),
-			key.SealOptional(labelBusinessAddress, r.BusinessAddress), key.SealText(labelBirthdate, birth.Format("2006-01-02")),
-			key.SealText(labelCountry, country), key.SealOptional(labelGuardianEmail, guardian), now)
-		if err != nil {
-			return fmt.Errorf("account: register: %w", err)
-		}
-		token, err := s.issueToken(ctx, tx, out.ID, purposeVerify, verifyTTL)
-		if err != nil {
-			return err
-		}
-		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: email, Template: stmail.VerifyEmail, Data: map[string]string{
-			"Name": r.Name, "Link": s.link("/verify", token),
-		}}); err != nil {
-			return err
-		}
-		if minor {
-			token, err := s.issueToken(ctx, tx, out.ID, purposeGuardian, guardianTTL)
-			if err != nil {
-				return err
-			}
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
-				"ChildName": r.Name, "ChildEmail": email, "Link": s.link("/guardian", token),
-			}}); err != nil {
-				return err
-			}
-		}
-		return s.audit.Record(ctx, tx, governance.Event{Name: "registered", AccountID: out.ID, IP: meta.IP, Detail: string(out.Status)})
-	})
+	err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.register(ctx, tx, v, out, hash, now, meta) })
 	if store.IsUniqueViolation(err) {
 		// Two registrations of one address raced: the loser is answered like any other.
 		return out, nil
@@ -270,6 +172,137 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 		return Registered{}, err
 	}
 	return out, nil
+}
+
+// registration is a Registration checked: its fields trimmed (and, for a minor, the
+// optional ones emptied), its addresses normalized and its birthdate parsed.
+type registration struct {
+	Registration
+	email, guardian, country string
+	birth                    time.Time
+	minor                    bool
+}
+
+// checkRegistration checks a registration's fields and decides whether the member is
+// a minor who needs a guardian.
+func (s *Service) checkRegistration(r Registration) (registration, error) {
+	email, err := ValidEmail("email", r.Email)
+	if err != nil {
+		return registration{}, err
+	}
+	values := map[string]*string{"name": &r.Name, "phone": &r.Phone, "home_address": &r.HomeAddress, "business_address": &r.BusinessAddress}
+	if err := s.checkProfileFields(values); err != nil {
+		return registration{}, err
+	}
+	if err := s.checkPassword("password", r.Password, email, r.Name); err != nil {
+		return registration{}, err
+	}
+	birth, err := s.validBirthdate("birthdate", r.Birthdate)
+	if err != nil {
+		return registration{}, err
+	}
+	country, err := validCountry("country", r.Country)
+	if err != nil {
+		return registration{}, err
+	}
+	minor := Age(birth, s.now()) < s.set.AgeOfConsent(country)
+	var guardian string
+	if minor {
+		if r.GuardianEmail == "" {
+			return registration{}, apperr.Field("guardian_email", "guardian_required",
+				fmt.Sprintf("is required: below %d a parent or guardian must agree", s.set.AgeOfConsent(country)))
+		}
+		if guardian, err = ValidEmail("guardian_email", r.GuardianEmail); err != nil {
+			return registration{}, err
+		}
+		if guardian == email {
+			return registration{}, apperr.Field("guardian_email", "guardian_self", "must be the guardian's own address, not yours")
+		}
+		// Nothing beyond the minimum before the guardian agrees: optional fields wait.
+		for _, f := range config.ProfileFields {
+			if s.set.Fields[f] != config.Required {
+				*values[f] = ""
+			}
+		}
+	} else if strings.TrimSpace(r.GuardianEmail) != "" {
+		return registration{}, apperr.Field("guardian_email", "guardian_not_needed", "is only asked of members below the age of consent")
+	}
+	return registration{Registration: r, email: email, guardian: guardian, country: country, birth: birth, minor: minor}, nil
+}
+
+// checkProfileFields trims the optional profile fields in place and checks each
+// against what the operator asks for: required, collected, or off.
+func (s *Service) checkProfileFields(values map[string]*string) error {
+	for _, f := range config.ProfileFields {
+		v := strings.TrimSpace(*values[f])
+		*values[f] = v
+		switch req := s.set.Fields[f]; {
+		case req == config.Required && v == "":
+			return apperr.Field(f, "required", "is required")
+		case req == config.Off && v != "":
+			return apperr.Field(f, "field_disabled", "is not collected by this site")
+		case v != "":
+			if err := checkProfileField(f, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// register writes a checked registration in tx: the account and its data key, the
+// verification mail (and the guardian's), and the audit entry. A taken address gets
+// its owner a mail instead, and nothing else changes.
+func (s *Service) register(ctx context.Context, tx *store.Tx, r registration, out Registered, hash string, now int64, meta Meta) error {
+	email, guardian := r.email, r.guardian
+	var existing string
+	// An account being erased is gone already: its key is shredded, and no mail is
+	// made about it (the insert below then fails on the address, answered alike).
+	err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1 AND status <> $2`, s.index.Address(email), Erasing).Scan(&existing)
+	if err == nil {
+		// Taken: answer as for a new account and tell the owner instead.
+		return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: existing, To: email, Template: stmail.AccountExists, Data: map[string]string{
+			"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
+		}})
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("account: register: %w", err)
+	}
+	key, err := s.vault.KeyIn(ctx, tx, out.ID, true)
+	if err != nil {
+		return fmt.Errorf("account: register: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
+		business_address, birthdate, country, guardian_email, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`,
+		out.ID, key.SealText(labelEmail, email), s.index.Address(email), hash, out.Status, key.SealOptional(labelName, r.Name),
+		key.SealOptional(labelPhone, r.Phone), key.SealOptional(labelHomeAddress, r.HomeAddress),
+		key.SealOptional(labelBusinessAddress, r.BusinessAddress), key.SealText(labelBirthdate, r.birth.Format("2006-01-02")),
+		key.SealText(labelCountry, r.country), key.SealOptional(labelGuardianEmail, guardian), now)
+	if err != nil {
+		return fmt.Errorf("account: register: %w", err)
+	}
+	token, err := s.issueToken(ctx, tx, out.ID, purposeVerify, verifyTTL)
+	if err != nil {
+		return err
+	}
+	if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: email, Template: stmail.VerifyEmail, Data: map[string]string{
+		"Name": r.Name, "Link": s.link("/verify", token),
+	}}); err != nil {
+		return err
+	}
+	if r.minor {
+		token, err := s.issueToken(ctx, tx, out.ID, purposeGuardian, guardianTTL)
+		if err != nil {
+			return err
+		}
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
+			"ChildName": r.Name, "ChildEmail": email, "Link": s.link("/guardian", token),
+		}}); err != nil {
+			return err
+		}
+	}
+	return s.audit.Record(ctx, tx, governance.Event{Name: "registered", AccountID: out.ID, IP: meta.IP, Detail: string(out.Status)})
 }
 
 // VerifyEmail uses a verification token: the address is confirmed and, unless a
