@@ -15,6 +15,7 @@ import (
 	"steward/internal/governance"
 	stmail "steward/internal/mail"
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // PublicFields are the profile fields a member can show on the public profile, in the
@@ -213,76 +214,16 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 	if err != nil {
 		return Profile{}, err
 	}
-	fields := map[string]struct {
-		in  *string
-		cur *string
-	}{
-		"name": {patch.Name, &p.Name}, "phone": {patch.Phone, &p.Phone},
-		"home_address": {patch.HomeAddress, &p.HomeAddress}, "business_address": {patch.BusinessAddress, &p.BusinessAddress},
+	if err := s.patchProfile(&p, patch); err != nil {
+		return Profile{}, err
 	}
-	for _, f := range config.ProfileFields {
-		in := fields[f].in
-		if in == nil {
-			continue
-		}
-		v := strings.TrimSpace(*in)
-		switch req := s.set.Fields[f]; {
-		case v == "" && req == config.Required:
-			return Profile{}, apperr.Field(f, "required", "is required")
-		case v != "" && req == config.Off && v != *fields[f].cur:
-			return Profile{}, apperr.Field(f, "field_disabled", "is not collected by this site")
-		case v != "":
-			if err := checkProfileField(f, v); err != nil {
-				return Profile{}, err
-			}
-		}
-		if p.Status == PendingGuardian && v != "" && s.set.Fields[f] != config.Required {
-			return Profile{}, apperr.Field(f, "guardian_pending", "can be added once your parent or guardian has agreed")
-		}
-		*fields[f].cur = v
+	mask, err := publicMask(p, patch.Public)
+	if err != nil {
+		return Profile{}, err
 	}
-	if patch.Birthdate != nil {
-		if _, err := s.validBirthdate("birthdate", *patch.Birthdate); err != nil {
-			return Profile{}, err
-		}
-		p.Birthdate = *patch.Birthdate
-	}
-	if patch.Country != nil {
-		if p.Country, err = validCountry("country", *patch.Country); err != nil {
-			return Profile{}, err
-		}
-	}
-	if (patch.Birthdate != nil || patch.Country != nil) && s.Minor(p) && !p.GuardianConfirmed {
-		return Profile{}, apperr.Field("birthdate", "guardian_required",
-			"puts you below the age of consent of your country; a parent or guardian must agree first, please contact support")
-	}
-	var mask int64
-	for i, f := range PublicFields {
-		on := p.Public[f]
-		if v, ok := patch.Public[f]; ok {
-			on = v
-		}
-		if on {
-			mask |= 1 << i
-		}
-	}
-	for f := range patch.Public {
-		if !slices.Contains(PublicFields, f) {
-			return Profile{}, apperr.Field("public."+f, "field_unknown", "is not a field that can be shown publicly")
-		}
-	}
-	var newEmail string
-	if patch.Email != nil {
-		e, err := ValidEmail("email", *patch.Email)
-		if err != nil {
-			return Profile{}, err
-		}
-		if e != p.Email {
-			newEmail = e
-			if err := s.CheckPassword(ctx, accountID, "current_password", patch.CurrentPassword); err != nil {
-				return Profile{}, err
-			}
-		}
+	newEmail, err := s.patchedEmail(ctx, p, patch)
+	if err != nil {
+		return Profile{}, err
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		key, err := s.vault.KeyIn(ctx, tx, accountID, false)
@@ -298,22 +239,7 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 			return fmt.Errorf("account: update: %w", err)
 		}
 		if newEmail != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET pending_email = $1 WHERE id = $2`, key.SealText(labelEmail, newEmail), accountID); err != nil {
-				return fmt.Errorf("account: update: %w", err)
-			}
-			token, err := s.issueToken(ctx, tx, accountID, purposeEmailChange, verifyTTL)
-			if err != nil {
-				return err
-			}
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: accountID, To: newEmail, Template: stmail.VerifyEmail, Data: map[string]string{
-				"Name": p.Name, "Link": s.link("/verify", token),
-			}}); err != nil {
-				return err
-			}
-			// The old address hears of it, so a change nobody asked for is noticed.
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: accountID, To: p.Email, Template: stmail.EmailChanging, Data: map[string]string{
-				"ResetLink": s.set.BaseURL + "/password/forgot",
-			}}); err != nil {
+			if err := s.requestEmailChange(ctx, tx, key, p, newEmail); err != nil {
 				return err
 			}
 		}
@@ -323,6 +249,115 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 		return Profile{}, err
 	}
 	return s.Profile(ctx, accountID)
+}
+
+// patchProfile checks the patch's profile fields, birthdate and country against what
+// the operator asks for and what the member's age allows, and applies them to p.
+func (s *Service) patchProfile(p *Profile, patch Patch) error {
+	fields := map[string]struct {
+		in  *string
+		cur *string
+	}{
+		"name": {patch.Name, &p.Name}, "phone": {patch.Phone, &p.Phone},
+		"home_address": {patch.HomeAddress, &p.HomeAddress}, "business_address": {patch.BusinessAddress, &p.BusinessAddress},
+	}
+	for _, f := range config.ProfileFields {
+		in := fields[f].in
+		if in == nil {
+			continue
+		}
+		v := strings.TrimSpace(*in)
+		switch req := s.set.Fields[f]; {
+		case v == "" && req == config.Required:
+			return apperr.Field(f, "required", "is required")
+		case v != "" && req == config.Off && v != *fields[f].cur:
+			return apperr.Field(f, "field_disabled", "is not collected by this site")
+		case v != "":
+			if err := checkProfileField(f, v); err != nil {
+				return err
+			}
+		}
+		if p.Status == PendingGuardian && v != "" && s.set.Fields[f] != config.Required {
+			return apperr.Field(f, "guardian_pending", "can be added once your parent or guardian has agreed")
+		}
+		*fields[f].cur = v
+	}
+	if patch.Birthdate != nil {
+		if _, err := s.validBirthdate("birthdate", *patch.Birthdate); err != nil {
+			return err
+		}
+		p.Birthdate = *patch.Birthdate
+	}
+	if patch.Country != nil {
+		var err error
+		if p.Country, err = validCountry("country", *patch.Country); err != nil {
+			return err
+		}
+	}
+	if (patch.Birthdate != nil || patch.Country != nil) && s.Minor(*p) && !p.GuardianConfirmed {
+		return apperr.Field("birthdate", "guardian_required",
+			"puts you below the age of consent of your country; a parent or guardian must agree first, please contact support")
+	}
+	return nil
+}
+
+// publicMask is the bit mask of PublicFields the member shows once patch is applied.
+func publicMask(p Profile, patch map[string]bool) (int64, error) {
+	var mask int64
+	for i, f := range PublicFields {
+		on := p.Public[f]
+		if v, ok := patch[f]; ok {
+			on = v
+		}
+		if on {
+			mask |= 1 << i
+		}
+	}
+	for f := range patch {
+		if !slices.Contains(PublicFields, f) {
+			return 0, apperr.Field("public."+f, "field_unknown", "is not a field that can be shown publicly")
+		}
+	}
+	return mask, nil
+}
+
+// patchedEmail is the new address a patch asks for, or "" when it asks for none or for
+// the current one. Changing it takes the current password.
+func (s *Service) patchedEmail(ctx context.Context, p Profile, patch Patch) (string, error) {
+	if patch.Email == nil {
+		return "", nil
+	}
+	e, err := ValidEmail("email", *patch.Email)
+	if err != nil {
+		return "", err
+	}
+	if e == p.Email {
+		return "", nil
+	}
+	if err := s.CheckPassword(ctx, p.ID, "current_password", patch.CurrentPassword); err != nil {
+		return "", err
+	}
+	return e, nil
+}
+
+// requestEmailChange keeps the new address as pending and mails it a link to confirm
+// it; the old address hears of it, so a change nobody asked for is noticed.
+func (s *Service) requestEmailChange(ctx context.Context, tx *store.Tx, key *vault.Key, p Profile, newEmail string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET pending_email = $1 WHERE id = $2`, key.SealText(labelEmail, newEmail), p.ID); err != nil {
+		return fmt.Errorf("account: update: %w", err)
+	}
+	token, err := s.issueToken(ctx, tx, p.ID, purposeEmailChange, verifyTTL)
+	if err != nil {
+		return err
+	}
+	if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: p.ID, To: newEmail, Template: stmail.VerifyEmail, Data: map[string]string{
+		"Name": p.Name, "Link": s.link("/verify", token),
+	}}); err != nil {
+		return err
+	}
+	return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: p.ID, To: p.Email, Template: stmail.EmailChanging, Data: map[string]string{
+		"ResetLink": s.set.BaseURL + "/password/forgot",
+	}})
 }
 
 // PublicProfile is what anyone may see of a member.
