@@ -418,97 +418,130 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		budget = defaultSendBudget
 	}
 	deadline := time.Now().Add(budget)
-	sentOne := false
-	// Batches are read in token order after the last one read, so reading does not
-	// wait for marking.
-	prepare := func(after string) <-chan sendBatchResult {
-		out := make(chan sendBatchResult, 1)
-		go func() {
-			b, err := s.prepareBatch(ctx, c, p, bodyHTML, after)
-			out <- sendBatchResult{b, err}
-		}()
-		return out
-	}
-	next := prepare("")
+	run := &sendRun{s: s, c: c, p: p, bodyHTML: bodyHTML, send: s.sender.SendAll}
 	// One connection for the whole campaign where the sender can hold one.
-	send := s.sender.SendAll
 	if ss, ok := s.sender.(mail.SessionSender); ok {
 		sess := ss.Open()
 		defer sess.Close()
-		send = sess.SendAll
+		run.send = sess.SendAll
 	}
-	var marking <-chan error
-	waitMark := func() error {
-		if marking == nil {
-			return nil
-		}
-		err := <-marking
-		marking = nil
-		return err
-	}
-	// fail ends the run: the batch being read and the one being marked finish first.
-	fail := func(err error, pending <-chan sendBatchResult) error {
-		if pending != nil {
-			<-pending
-		}
-		if merr := waitMark(); merr != nil && err == nil {
-			err = merr
-		}
-		return err
-	}
-	for {
-		r := <-next
-		if r.err != nil {
-			return fail(r.err, nil)
-		}
-		b := r.batch
-		if len(b.tokens) == 0 {
-			break
-		}
-		if sentOne && time.Now().After(deadline) {
-			return fail(ErrMoreToSend, nil) // b was read, not sent: the next run reads it again
-		}
-		sentOne = true
-		next = prepare(b.last)
-		if err := s.recheck(ctx, c, &b); err != nil {
-			return fail(err, next)
-		}
-		if len(b.msgs) > 0 {
-			if err := send(ctx, b.msgs); err != nil {
-				var pe *mail.PartialError
-				if !errors.As(err, &pe) {
-					return fail(err, next)
-				}
-				// What the server took is marked sent, a permanent refusal failed (never
-				// tried again); a temporary failure stays pending for the job's retry, and
-				// nobody else of the batch gets the mail twice.
-				states, retry := b.outcome(pe.Failed)
-				if err := waitMark(); err != nil {
-					return fail(err, next)
-				}
-				if err := s.markBatch(context.WithoutCancel(ctx), states); err != nil {
-					return fail(err, next)
-				}
-				if retry {
-					return fail(err, next)
-				}
-				s.log.Warn("newsletter: recipients refused by the mail server", "campaign", c.ID, "count", len(states["failed"]))
-				continue
-			}
-		}
-		if err := waitMark(); err != nil {
-			return fail(err, next)
-		}
-		// Sent is sent: the marking finishes even if the run is cancelled now.
-		done := make(chan error, 1)
-		marking = done
-		states, _ := b.outcome(nil)
-		go func() { done <- s.markBatch(context.WithoutCancel(ctx), states) }()
-	}
-	if err := waitMark(); err != nil {
+	if err := run.batches(ctx, deadline); err != nil {
 		return err
 	}
 	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`, CampaignSent, store.Millis(s.now()), id)
+	return err
+}
+
+// sendRun is one run of Send.
+type sendRun struct {
+	s        *Service
+	c        Campaign
+	p        consent.Purpose
+	bodyHTML string
+	send     func(context.Context, []mail.Message) error
+	marking  <-chan error // the batch being marked, if one is
+}
+
+// batches sends batch after batch until none is left, or until the deadline has
+// passed after one was sent (ErrMoreToSend).
+func (r *sendRun) batches(ctx context.Context, deadline time.Time) error {
+	sentOne := false
+	next := r.prepare(ctx, "")
+	for {
+		res := <-next
+		if res.err != nil {
+			return r.fail(res.err, nil)
+		}
+		b := res.batch
+		if len(b.tokens) == 0 {
+			return r.waitMark()
+		}
+		if sentOne && time.Now().After(deadline) {
+			return r.fail(ErrMoreToSend, nil) // b was read, not sent: the next run reads it again
+		}
+		sentOne = true
+		next = r.prepare(ctx, b.last)
+		if err := r.sendBatch(ctx, &b); err != nil {
+			return r.fail(err, next)
+		}
+	}
+}
+
+// prepare reads, checks and renders the batch after the token id after, in the
+// background. Batches are read in token order after the last one read, so reading
+// does not wait for marking.
+func (r *sendRun) prepare(ctx context.Context, after string) <-chan sendBatchResult {
+	out := make(chan sendBatchResult, 1)
+	go func() {
+		b, err := r.s.prepareBatch(ctx, r.c, r.p, r.bodyHTML, after)
+		out <- sendBatchResult{b, err}
+	}()
+	return out
+}
+
+// sendBatch checks a prepared batch again, sends it, and starts marking it once the
+// batch before is marked.
+func (r *sendRun) sendBatch(ctx context.Context, b *preparedBatch) error {
+	if err := r.s.recheck(ctx, r.c, b); err != nil {
+		return err
+	}
+	if len(b.msgs) > 0 {
+		if err := r.send(ctx, b.msgs); err != nil {
+			return r.partlySent(ctx, b, err)
+		}
+	}
+	if err := r.waitMark(); err != nil {
+		return err
+	}
+	// Sent is sent: the marking finishes even if the run is cancelled now.
+	done := make(chan error, 1)
+	r.marking = done
+	states, _ := b.outcome(nil)
+	go func() { done <- r.s.markBatch(context.WithoutCancel(ctx), states) }()
+	return nil
+}
+
+// partlySent settles a batch whose sending failed: what the server took is marked
+// sent, a permanent refusal failed (never tried again); a temporary failure stays
+// pending for the job's retry, and nobody else of the batch gets the mail twice. It
+// returns nil when the run may go on.
+func (r *sendRun) partlySent(ctx context.Context, b *preparedBatch, sendErr error) error {
+	var pe *mail.PartialError
+	if !errors.As(sendErr, &pe) {
+		return sendErr
+	}
+	states, retry := b.outcome(pe.Failed)
+	if err := r.waitMark(); err != nil {
+		return err
+	}
+	if err := r.s.markBatch(context.WithoutCancel(ctx), states); err != nil {
+		return err
+	}
+	if retry {
+		return sendErr
+	}
+	r.s.log.Warn("newsletter: recipients refused by the mail server", "campaign", r.c.ID, "count", len(states["failed"]))
+	return nil
+}
+
+// waitMark waits for the batch being marked, if one is.
+func (r *sendRun) waitMark() error {
+	if r.marking == nil {
+		return nil
+	}
+	err := <-r.marking
+	r.marking = nil
+	return err
+}
+
+// fail ends the run: the batch being read and the one being marked finish first.
+func (r *sendRun) fail(err error, pending <-chan sendBatchResult) error {
+	if pending != nil {
+		<-pending
+	}
+	if merr := r.waitMark(); merr != nil && err == nil {
+		err = merr
+	}
 	return err
 }
 
