@@ -88,31 +88,87 @@ func (s *Service) CreateCampaign(ctx context.Context, staffID, purpose, subject,
 	return c, nil
 }
 
-// Campaign returns a campaign with its delivery counts.
-func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) {
+// campaignColumns are the columns scanCampaign reads.
+const campaignColumns = `id, purpose, subject, body, status, created_by, created_at, sent_at`
+
+// scanCampaign reads a row of campaignColumns.
+func scanCampaign(row interface{ Scan(...any) error }) (Campaign, error) {
 	var c Campaign
 	var created int64
 	var sent sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`, id).
-		Scan(&c.ID, &c.Purpose, &c.Subject, &c.Body, &c.Status, &c.CreatedBy, &created, &sent)
+	if err := row.Scan(&c.ID, &c.Purpose, &c.Subject, &c.Body, &c.Status, &c.CreatedBy, &created, &sent); err != nil {
+		return Campaign{}, err
+	}
+	c.CreatedAt, c.SentAt = store.FromMillis(created), store.NullMillis(sent)
+	return c, nil
+}
+
+// Campaign returns a campaign with its delivery counts.
+func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) {
+	c, err := scanCampaign(s.db.QueryRowContext(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Campaign{}, apperr.New(apperr.NotFound, "campaign_not_found", "no such campaign")
 	}
 	if err != nil {
 		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
 	}
-	c.CreatedAt, c.SentAt = store.FromMillis(created), store.NullMillis(sent)
-	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM campaign_deliveries WHERE campaign_id = $1 GROUP BY state`, id)
+	cs := []Campaign{c}
+	if err := s.countDeliveries(ctx, cs); err != nil {
+		return Campaign{}, err
+	}
+	return cs[0], nil
+}
+
+// Campaigns lists campaigns, newest first, with their delivery counts: two queries
+// whatever the number of campaigns.
+func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+campaignColumns+` FROM campaigns ORDER BY created_at DESC LIMIT 200`)
 	if err != nil {
-		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
+		return nil, fmt.Errorf("newsletter: campaigns: %w", err)
+	}
+	defer rows.Close()
+	var out []Campaign
+	for rows.Next() {
+		c, err := scanCampaign(rows)
+		if err != nil {
+			return nil, fmt.Errorf("newsletter: campaigns: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("newsletter: campaigns: %w", err)
+	}
+	rows.Close()
+	if err := s.countDeliveries(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// countDeliveries sets the delivery counts of the campaigns cs, in one query.
+func (s *Service) countDeliveries(ctx context.Context, cs []Campaign) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(cs))
+	byID := make(map[string]*Campaign, len(cs))
+	for i := range cs {
+		ids[i] = cs[i].ID
+		byID[cs[i].ID] = &cs[i]
+	}
+	cond, args := s.db.In("campaign_id", 1, ids)
+	rows, err := s.db.QueryContext(ctx, `SELECT campaign_id, state, count(*) FROM campaign_deliveries WHERE `+cond+` GROUP BY campaign_id, state`, args...)
+	if err != nil {
+		return fmt.Errorf("newsletter: campaign deliveries: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var st string
+		var id, st string
 		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return Campaign{}, err
+		if err := rows.Scan(&id, &st, &n); err != nil {
+			return fmt.Errorf("newsletter: campaign deliveries: %w", err)
 		}
+		c := byID[id]
 		c.Recipients += n
 		switch st {
 		case "sent":
@@ -123,38 +179,10 @@ func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) {
 			c.Failed = n
 		}
 	}
-	return c, rows.Err()
-}
-
-// Campaigns lists campaigns, newest first.
-func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM campaigns ORDER BY created_at DESC LIMIT 200`)
-	if err != nil {
-		return nil, fmt.Errorf("newsletter: campaigns: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("newsletter: campaigns: %w", err)
-		}
-		ids = append(ids, id)
-	}
 	if err := rows.Err(); err != nil {
-		rows.Close()
-		return nil, fmt.Errorf("newsletter: campaigns: %w", err)
+		return fmt.Errorf("newsletter: campaign deliveries: %w", err)
 	}
-	rows.Close()
-	out := make([]Campaign, 0, len(ids))
-	for _, id := range ids {
-		c, err := s.Campaign(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return nil
 }
 
 // audienceQuery selects the recipients the ledger allows for the purpose now:
