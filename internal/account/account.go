@@ -139,7 +139,7 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// NewID returns a random account id.
+// newID returns a random account id.
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])

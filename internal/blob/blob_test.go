@@ -472,8 +472,9 @@ func listAfter(t *testing.T, s Store, prefix, after string) []string {
 	return names
 }
 
-// ListAfter lists what List lists, less every name up to after; names with a time of a
-// fixed number of digits can be listed from a point in time.
+// testListAfter checks that ListAfter lists what List lists, less every name up to
+// after, so that names with a time of a fixed number of digits can be listed from a
+// point in time.
 func testListAfter(t *testing.T, _ backend, s Store) {
 	names := []string{"a/1", "a/2", "a/b/3", "ab", "b/1", "c",
 		"l/1699999999999-z.json", "l/1700000000000-x.json", "l/1700000000001-y.json"}

@@ -104,7 +104,7 @@ type S3 struct {
 	Prefix    string
 }
 
-// Usage documents every setting: flag, variable, default.
+// setting documents one setting: its flag, its variable, its default and its help.
 type setting struct {
 	flag, env, def, help string
 }

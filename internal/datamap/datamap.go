@@ -301,7 +301,7 @@ func (d Declaration) Categories() []string {
 	return out
 }
 
-// Tables returns the names of the tables a declaration covers.
+// TableNames returns the names of the tables a declaration covers.
 func (d Declaration) TableNames() []string {
 	out := make([]string, len(d.Tables))
 	for i, t := range d.Tables {

@@ -503,7 +503,7 @@ func (db *DB) Compact(ctx context.Context, tables ...string) error {
 	}
 }
 
-// QuoteIdent quotes an identifier taken from the schema listing.
+// quoteIdent quotes an identifier taken from the schema listing.
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // QuoteIdent quotes a table or column name for use in generated SQL.
