@@ -113,6 +113,7 @@ type setting struct {
 // default, so that -h never prints a password.
 var secret = map[string]bool{"smtp-password": true, "s3-secret-key": true, "database": true}
 
+// settings are every setting Steward reads, in the order -h lists them.
 var settings = []setting{
 	{"addr", "STEWARD_ADDR", "localhost:8080", "listen address"},
 	{"data", "STEWARD_DATA", "./steward-data", "data folder (SQLite database, outbox, keys)"},
