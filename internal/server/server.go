@@ -6,6 +6,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"steward/internal/account"
@@ -76,11 +79,31 @@ func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 
 // WriteJSON answers with v as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			jsonBufs.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		// A value that does not encode is a bug of the caller, never the client's.
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd["Content-Type"] = jsonContentType
+	hd["Cache-Control"] = noStore
+	hd["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes()) // a client that went away is not an error of ours
 }
+
+var (
+	jsonBufs        = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+)
 
 // MaxJSONBody is the largest JSON request body accepted.
 const MaxJSONBody = 64 << 10
@@ -187,22 +210,38 @@ func ClearSessionCookie(w http.ResponseWriter, secure bool) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 }
 
+type header struct {
+	name  string
+	value []string
+}
+
+// securityHeaders go on every response. Each value is a slice of capacity one: a
+// handler that Adds to one of them gets a new array, never changes the shared one.
+var securityHeaders = []header{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"Content-Security-Policy", []string{"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"}},
+	{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+	{"Cross-Origin-Resource-Policy", []string{"same-origin"}},
+	{"Permissions-Policy", []string{"camera=(), microphone=(), geolocation=(), interest-cohort=()"}},
+}
+
 // Middleware wraps the whole site: security headers on every answer, cross-origin
 // protection for every state-changing request, and recovery from panics.
 func Middleware(h http.Handler, log *slog.Logger, hsts bool) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	protected := cop.Handler(h)
+	headers := securityHeaders
+	if hsts {
+		headers = append(headers[:len(headers):len(headers)], header{"Strict-Transport-Security", []string{"max-age=63072000; includeSubDomains"}})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
-		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-		if hsts {
-			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		for _, h := range headers {
+			// The names are canonical and the value slices are never appended to by
+			// net/http: every response shares them, with no canonicalizing per request.
+			hd[h.name] = h.value
 		}
 		defer func() {
 			if v := recover(); v != nil {

@@ -31,6 +31,7 @@ func (v *Vault) Run(ctx context.Context) {
 		if err := v.Step(ctx); err != nil && ctx.Err() == nil {
 			v.log.Error("vault: key rotation", "err", err)
 		}
+		v.keys.sweep(v.now())
 		select {
 		case <-ctx.Done():
 			return

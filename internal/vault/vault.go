@@ -109,6 +109,7 @@ type Vault struct {
 	cur      KEK                   // the node's KEK: the epoch every key is at, or before target
 	rotating bool                  // new keys are wrapped at cur's next epoch
 	aeads    map[int64]cipher.AEAD // by epoch: cur's, and later ones derived on demand
+	keys     *keyCache             // data keys unwrapped recently
 
 	afterBatch func(n int) // test hook: called after each committed rewrap batch
 }
@@ -134,7 +135,7 @@ func loadState(ctx context.Context, q store.Querier) (state, error) {
 // A new deployment gets a new KEK when cfg.Create is set.
 func Open(ctx context.Context, db *store.DB, cfg Config, now func() time.Time, log *slog.Logger) (*Vault, error) {
 	cfg.defaults()
-	v := &Vault{db: db, cfg: cfg, now: now, log: log, aeads: map[int64]cipher.AEAD{}}
+	v := &Vault{db: db, cfg: cfg, now: now, log: log, aeads: map[int64]cipher.AEAD{}, keys: newKeyCache(keyCacheSize, keyCacheTTL)}
 	k, ferr := ReadKEK(cfg.KeyFile)
 	noFile := errors.Is(ferr, fs.ErrNotExist)
 	if ferr != nil && !noFile {
@@ -260,6 +261,7 @@ func (v *Vault) ratchet(next KEK) error {
 			delete(v.aeads, e)
 		}
 	}
+	v.keys.dropBefore(next.epoch)
 	clear(v.cur.key[:])
 	v.cur = next
 	v.rotating = false
@@ -422,15 +424,20 @@ func (v *Vault) Unwrap(subjectID string, wrapped []byte, epoch int64) (*Key, err
 	if err != nil {
 		return nil, fmt.Errorf("vault: the data key of %s: %w", subjectID, err)
 	}
+	if k := v.keys.get(subjectID, wrapped, epoch, v.now()); k != nil {
+		return k, nil
+	}
 	data, err := unwrap(a, subjectID, wrapped)
 	if err != nil {
 		return nil, err
 	}
 	k := &Key{subject: subjectID}
 	copy(k.data[:], data)
+	clear(data)
 	if k.aead, err = gcm(k.data[:]); err != nil {
 		return nil, err
 	}
+	v.keys.put(subjectID, wrapped, epoch, k, v.now())
 	return k, nil
 }
 
@@ -439,6 +446,7 @@ func (v *Vault) Unwrap(subjectID string, wrapped []byte, epoch int64) (*Key, err
 // key itself in the database's dead rows, logs and backups). Shredding a subject
 // without a key is not an error.
 func (v *Vault) Shred(ctx context.Context, tx *store.Tx, subjectID string) error {
+	v.keys.drop(subjectID)
 	return shred(ctx, tx, subjectID)
 }
 
