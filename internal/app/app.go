@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"steward/internal/account"
 	"steward/internal/api"
 	"steward/internal/apperr"
@@ -266,7 +264,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	jobs.Register(a.Jobs, func(ctx context.Context, args newsletter.SendArgs) error {
 		err := a.Newsletter.Send(ctx, args.CampaignID)
 		if errors.Is(err, newsletter.ErrMoreToSend) {
-			return river.JobSnooze(0) // runs again at once; a snooze costs no attempt
+			return jobs.RunAgain()
 		}
 		return err
 	})

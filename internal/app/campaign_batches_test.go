@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/riverqueue/river"
 
 	"steward/internal/app/apptest"
 	"steward/internal/consent"
+	"steward/internal/jobs"
 	"steward/internal/newsletter"
 	"steward/internal/store"
 )
@@ -115,7 +115,7 @@ func campaignSetup(t *testing.T, dbURL string, n int, prefix, title string) (*ap
 // noJobs takes the place of the job queue, so that a test runs the sending itself.
 type noJobs struct{}
 
-func (noJobs) Enqueue(context.Context, *store.Tx, river.JobArgs) error { return nil }
+func (noJobs) Enqueue(context.Context, *store.Tx, jobs.Args) error { return nil }
 
 // TestCampaignManyBatches sends a campaign of several batches over SMTP: one connection
 // carries up to 1,000 messages, each recipient allowed when their batch is sent gets

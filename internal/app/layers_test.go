@@ -23,7 +23,7 @@ var frontEnds = []string{"app", "api", "web", "server", "cli"}
 
 // TestLayers reads the imports of every package under internal/ (test files left out)
 // and checks the arrows of STYLE.md: the pages and the API share services, not each
-// other; no capability imports net/http or a front end.
+// other; no capability imports net/http or a front end; River is known to jobs alone.
 func TestLayers(t *testing.T) {
 	imports := packageImports(t, "..")
 	// The reading itself: packages known to exist and an edge known to be there, so
@@ -47,6 +47,11 @@ func TestLayers(t *testing.T) {
 		}
 	}
 	for pkg, imps := range imports {
+		for imp := range imps {
+			if strings.HasPrefix(imp, "github.com/riverqueue/") && pkg != "jobs" {
+				t.Errorf("%s imports %s: River's types stay in jobs (jobs.Args, jobs.RunAgain)", pkg, imp)
+			}
+		}
 		if slices.Contains(httpTier, pkg) {
 			continue
 		}

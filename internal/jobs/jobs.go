@@ -49,6 +49,17 @@ func Migrate(ctx context.Context, db *store.DB) error {
 	return nil
 }
 
+// Args are a job's arguments: random ids only. Kind names the job's kind, which has
+// one worker (Register). Capabilities enqueue jobs through their own small interface
+// taking Args, so that River's types stay here.
+type Args interface {
+	Kind() string
+}
+
+// RunAgain is what a worker returns to run its job again at once, without counting
+// an attempt: it did part of the work and yields to other jobs.
+func RunAgain() error { return river.JobSnooze(0) }
+
 // Queue is the job client: register workers, then Start.
 type Queue struct {
 	work     bool // this client runs jobs
@@ -63,7 +74,7 @@ type Queue struct {
 }
 
 // Every schedules args to run every interval (and once at start). Call before Open.
-func (q *Queue) Every(interval time.Duration, args river.JobArgs) {
+func (q *Queue) Every(interval time.Duration, args Args) {
 	q.periodic = append(q.periodic, river.NewPeriodicJob(river.PeriodicInterval(interval),
 		func() (river.JobArgs, *river.InsertOpts) { return args, nil }, &river.PeriodicJobOpts{RunOnStart: true}))
 }
@@ -75,7 +86,7 @@ func New(db *store.DB, log *slog.Logger, size int, poll time.Duration) *Queue {
 }
 
 // Register adds a worker for the job kind of T. Call before Start.
-func Register[T river.JobArgs](q *Queue, fn func(ctx context.Context, args T) error) {
+func Register[T Args](q *Queue, fn func(ctx context.Context, args T) error) {
 	river.AddWorker(q.workers, river.WorkFunc(func(ctx context.Context, j *river.Job[T]) error {
 		return fn(ctx, j.Args)
 	}))
@@ -139,7 +150,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 }
 
 // Enqueue inserts a job in tx; it runs only if tx commits.
-func (q *Queue) Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error {
+func (q *Queue) Enqueue(ctx context.Context, tx *store.Tx, args Args) error {
 	if q.client == nil {
 		return errors.New("jobs: enqueue before open")
 	}

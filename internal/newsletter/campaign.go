@@ -18,11 +18,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/yuin/goldmark"
 
 	"steward/internal/apperr"
 	"steward/internal/consent"
+	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/store"
 	"steward/internal/vault"
@@ -61,7 +61,7 @@ func (SendArgs) Kind() string { return "campaign_send" }
 
 // Enqueuer schedules jobs in the caller's transaction.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error
+	Enqueue(ctx context.Context, tx *store.Tx, args jobs.Args) error
 }
 
 // CreateCampaign stores a draft. Only a marketing purpose can be mailed for.

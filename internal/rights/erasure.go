@@ -23,10 +23,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"steward/internal/apperr"
 	"steward/internal/datamap"
+	"steward/internal/jobs"
 	"steward/internal/store"
 )
 
@@ -40,7 +39,7 @@ func (ErasureArgs) Kind() string { return "erasure" }
 
 // Enqueuer schedules jobs in the caller's transaction.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs) error
+	Enqueue(ctx context.Context, tx *store.Tx, args jobs.Args) error
 }
 
 // Accounts is what erasure needs of the account capability.
