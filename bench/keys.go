@@ -363,7 +363,7 @@ func rotationRows(ctx context.Context, o keysOpts) ([]row, error) {
 	defer b.Close()
 	sctx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
-	go b.Outbox.Dispatch(sctx, 100*time.Millisecond)
+	go b.Outbox().Dispatch(sctx, 100*time.Millisecond)
 	go b.Serve(sctx, b.ln)
 	token, err := richMember(ctx, b)
 	if err != nil {
@@ -374,8 +374,8 @@ func rotationRows(ctx context.Context, o keysOpts) ([]row, error) {
 	if err := bulkKeys(ctx, b, o.rotationKeys); err != nil {
 		return nil, err
 	}
-	if b.DB.Dialect == store.Postgres {
-		if _, err := b.DB.ExecContext(ctx, `VACUUM ANALYZE vault_keys`); err != nil {
+	if b.DB().Dialect == store.Postgres {
+		if _, err := b.DB().ExecContext(ctx, `VACUUM ANALYZE vault_keys`); err != nil {
 			return nil, err
 		}
 	}
@@ -383,7 +383,7 @@ func rotationRows(ctx context.Context, o keysOpts) ([]row, error) {
 
 	// Baselines: the engine rewriting every row of a copy of the table in one UPDATE
 	// (no batches, no crypto), and the crypto alone (unwrap and wrap every key, one core).
-	plain, err := plainRewrite(ctx, b.DB)
+	plain, err := plainRewrite(ctx, b.DB())
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +396,7 @@ func rotationRows(ctx context.Context, o keysOpts) ([]row, error) {
 		return nil, fmt.Errorf("GET /api/v1/me without a rotation: %d errors", qerrs)
 	}
 
-	from, _ := b.Vault.Epoch()
+	from, _ := b.Vault().Epoch()
 	var during []time.Duration
 	var derrs int
 	var rotating atomic.Bool
@@ -410,7 +410,7 @@ func rotationRows(ctx context.Context, o keysOpts) ([]row, error) {
 	var took time.Duration
 	err = profiled(o.mail(), "rotation", func() error {
 		t := time.Now()
-		to, err = b.Vault.RotateNow(ctx)
+		to, err = b.Vault().RotateNow(ctx)
 		took = time.Since(t)
 		return err
 	})
@@ -420,7 +420,7 @@ func rotationRows(ctx context.Context, o keysOpts) ([]row, error) {
 		return nil, err
 	}
 	var left int
-	if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM vault_keys WHERE epoch <> $1`, to).Scan(&left); err != nil {
+	if err := b.DB().QueryRowContext(ctx, `SELECT count(*) FROM vault_keys WHERE epoch <> $1`, to).Scan(&left); err != nil {
 		return nil, err
 	}
 	if to != from+1 || left != 0 {
@@ -472,11 +472,11 @@ func bulkKeys(ctx context.Context, b *benchApp, n int) error {
 	}
 	sort.Strings(ids)
 	for lo := 0; lo < n; lo += 50_000 {
-		err := b.DB.InTx(ctx, func(tx *store.Tx) error {
+		err := b.DB().InTx(ctx, func(tx *store.Tx) error {
 			ins := tx.Bulk("vault_keys", []string{"subject_id", "wrapped", "epoch", "created_at"}, 1000, "").OrIgnore()
 			defer ins.Close(ctx)
 			for _, id := range ids[lo:min(lo+50_000, n)] {
-				_, r, err := b.Vault.NewKey(id)
+				_, r, err := b.Vault().NewKey(id)
 				if err != nil {
 					return err
 				}
@@ -650,9 +650,9 @@ func erasureRows(ctx context.Context, o keysOpts) ([]row, error) {
 	for i := range o.erasures {
 		for _, p := range pops {
 			t := time.Now()
-			subj, err := p.b.Accounts.Subject(ctx, p.plain[i])
+			subj, err := p.b.Accounts().Subject(ctx, p.plain[i])
 			if err == nil {
-				err = p.b.Rights.Export(ctx, subj, io.Discard)
+				err = p.b.Rights().Export(ctx, subj, io.Discard)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("export at %d members: %w", p.n, err)
@@ -670,7 +670,7 @@ func erasureRows(ctx context.Context, o keysOpts) ([]row, error) {
 				id, out = p.moved[i-o.erasures], &p.movedT
 			}
 			t := time.Now()
-			if err := p.b.Rights.EraseNow(ctx, id, "bench"); err != nil {
+			if err := p.b.Rights().EraseNow(ctx, id, "bench"); err != nil {
 				return nil, fmt.Errorf("erase at %d members: %w", p.n, err)
 			}
 			*out = append(*out, time.Since(t))
@@ -679,8 +679,8 @@ func erasureRows(ctx context.Context, o keysOpts) ([]row, error) {
 	for _, p := range pops {
 		var left int
 		ids := append(append([]string(nil), p.plain...), p.moved...)
-		in, args := p.b.DB.In("id", 1, ids)
-		if err := p.b.DB.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE `+in, args...).Scan(&left); err != nil {
+		in, args := p.b.DB().In("id", 1, ids)
+		if err := p.b.DB().QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE `+in, args...).Scan(&left); err != nil {
 			return nil, err
 		}
 		if left != 0 {
@@ -713,13 +713,13 @@ func medianD(d []time.Duration) time.Duration {
 // dbSize describes how large the database is, for the log.
 func dbSize(ctx context.Context, b *benchApp) string {
 	var size int64
-	if b.DB.Dialect == store.Postgres {
-		if err := b.DB.QueryRowContext(ctx, `SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+	if b.DB().Dialect == store.Postgres {
+		if err := b.DB().QueryRowContext(ctx, `SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
 			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'`).Scan(&size); err != nil {
 			return ""
 		}
 	} else {
-		st, err := os.Stat(b.DB.Path())
+		st, err := os.Stat(b.DB().Path())
 		if err != nil {
 			return ""
 		}
@@ -737,12 +737,12 @@ func dbSize(ctx context.Context, b *benchApp) string {
 // before. It picks members to erase: with one address, and who changed address.
 func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error) {
 	b, n := p.b, p.n
-	key, err := app.LedgerKey(b.Config.LedgerKeyFile)
+	key, err := app.LedgerKey(b.Config().LedgerKeyFile)
 	if err != nil {
 		return err
 	}
 	index := vault.NewIndex(key)
-	pwHash := account.HashPassword(account.Argon2(b.Config.Argon2), richPassword)
+	pwHash := account.HashPassword(account.Argon2(b.Config().Argon2), richPassword)
 	ids := make([]string, n)
 	for i := range ids {
 		h := splitmix(uint64(i) ^ 0x6d656d62)
@@ -753,7 +753,7 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 	tables := []string{"accounts", "sessions", "account_addresses", "audit_log", "consent_events", "consent_state",
 		"processing_flags", "subscribers", "mailable", "campaign_deliveries", "campaign_opens", "erasure_requests",
 		"erasure_ledger", "suppressions", "vault_keys"}
-	restore, err := dropIndexes(ctx, b.DB, tables...)
+	restore, err := dropIndexes(ctx, b.DB(), tables...)
 	if err != nil {
 		return err
 	}
@@ -762,19 +762,19 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 			err = rerr
 		}
 	}()
-	if b.DB.Dialect == store.SQLite {
+	if b.DB().Dialect == store.SQLite {
 		// As for the audience figure: the writer's cache holds the database while it
 		// is made, then gets its usual size back, and the log is checkpointed.
 		for _, q := range []string{`PRAGMA cache_size = -1048576`} {
-			if _, err := b.DB.ExecContext(ctx, q); err != nil {
+			if _, err := b.DB().ExecContext(ctx, q); err != nil {
 				return err
 			}
 		}
 		defer func() {
-			if _, cerr := b.DB.ExecContext(ctx, `PRAGMA cache_size = -16384`); err == nil {
+			if _, cerr := b.DB().ExecContext(ctx, `PRAGMA cache_size = -16384`); err == nil {
 				err = cerr
 			}
-			if cerr := b.DB.Compact(ctx); err == nil {
+			if cerr := b.DB().Compact(ctx); err == nil {
 				err = cerr
 			}
 		}()
@@ -782,7 +782,7 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 	now := time.Now()
 	ms0 := store.Millis(now)
 	const campaign = "0000000000000000bench-campaign-01"
-	if _, err := b.DB.ExecContext(ctx, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at, sent_at)
+	if _, err := b.DB().ExecContext(ctx, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at, sent_at)
 		VALUES ($1, $2, 'Spring news', 'Hello', 'sent', 'staff', $3, $3)`, campaign, newsletter.Purpose, ms0-30*86400_000); err != nil {
 		return err
 	}
@@ -836,7 +836,7 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 					add("erasure_ledger", rnd(), "address", req, created+5000)
 					add("suppressions", rnd(), "*", "erased", created+5000)
 				}
-				k, kr, err := b.Vault.NewKey(id)
+				k, kr, err := b.Vault().NewKey(id)
 				if err != nil {
 					genErr <- err
 					return
@@ -924,12 +924,12 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 		genErr <- nil
 	}()
 	perTx := 50_000 / per
-	if b.DB.Dialect == store.SQLite {
+	if b.DB().Dialect == store.SQLite {
 		perTx = n // one transaction, as for the audience figure
 	}
 	var werr error
 	for closed := false; !closed && werr == nil; {
-		werr = b.DB.InTx(ctx, func(tx *store.Tx) error {
+		werr = b.DB().InTx(ctx, func(tx *store.Tx) error {
 			for range perTx {
 				c, ok := <-chunks
 				if !ok {
@@ -963,8 +963,8 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 	if len(p.plain) < nPlain || len(p.moved) < nMoved {
 		return fmt.Errorf("picked %d and %d members to erase, want %d and %d", len(p.plain), len(p.moved), nPlain, nMoved)
 	}
-	if b.DB.Dialect == store.Postgres {
-		if _, err := b.DB.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('consent_events', 'id'), $1)`, eventID); err != nil {
+	if b.DB().Dialect == store.Postgres {
+		if _, err := b.DB().ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('consent_events', 'id'), $1)`, eventID); err != nil {
 			return err
 		}
 	}
@@ -972,10 +972,10 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 		return err
 	}
 	restore = func() error { return nil }
-	if b.DB.Dialect == store.Postgres {
+	if b.DB().Dialect == store.Postgres {
 		// Autovacuum would have vacuumed and analyzed such tables long ago: the figure
 		// is the steady state.
-		if _, err := b.DB.ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
+		if _, err := b.DB().ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
 			return err
 		}
 	}
@@ -987,11 +987,11 @@ func populate(ctx context.Context, p *population, nPlain, nMoved int) (err error
 func explainErasure(ctx context.Context, p *population) error {
 	id := p.moved[len(p.moved)-1]
 	prefix := "EXPLAIN QUERY PLAN "
-	if p.b.DB.Dialect == store.Postgres {
+	if p.b.DB().Dialect == store.Postgres {
 		prefix = "EXPLAIN "
 	}
 	var proven string
-	if err := p.b.DB.QueryRowContext(ctx, `SELECT address_hash FROM account_addresses WHERE account_id = $1 ORDER BY proven_at LIMIT 1`, id).Scan(&proven); err != nil {
+	if err := p.b.DB().QueryRowContext(ctx, `SELECT address_hash FROM account_addresses WHERE account_id = $1 ORDER BY proven_at LIMIT 1`, id).Scan(&proven); err != nil {
 		return err
 	}
 	fmt.Printf("  erasure plans at %d members:\n", p.n)
@@ -1020,7 +1020,7 @@ func explainErasure(ctx context.Context, p *population) error {
 		{`SELECT * FROM sessions WHERE account_id = $1`, id},
 		{`SELECT * FROM account_addresses WHERE address_hash = $1`, proven},
 	} {
-		rows, err := p.b.DB.QueryContext(ctx, prefix+q.sql, q.arg)
+		rows, err := p.b.DB().QueryContext(ctx, prefix+q.sql, q.arg)
 		if err != nil {
 			return fmt.Errorf("%s: %w", q.sql, err)
 		}

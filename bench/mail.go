@@ -286,7 +286,7 @@ func subscribeRows(ctx context.Context, o mailOpts) ([]row, error) {
 	// Every accepted request must have left a pending subscriber (wrk counts the
 	// requests it completed; one cut off at the end may still have been stored).
 	var stored, backlog int
-	if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE status = 'pending'`).Scan(&stored); err != nil {
+	if err := b.DB().QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE status = 'pending'`).Scan(&stored); err != nil {
 		return nil, err
 	}
 	if stored < ours.requests {
@@ -294,12 +294,12 @@ func subscribeRows(ctx context.Context, o mailOpts) ([]row, error) {
 	}
 	// The confirmation mails are written by the background job after the answer: how
 	// far behind it is, and how fast it catches up.
-	if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox`).Scan(&backlog); err != nil {
+	if err := b.DB().QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox`).Scan(&backlog); err != nil {
 		return nil, err
 	}
 	left := backlog
 	for deadline := time.Now().Add(o.drain); left > 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox`).Scan(&left); err != nil {
+		if err := b.DB().QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox`).Scan(&left); err != nil {
 			return nil, err
 		}
 	}
@@ -455,12 +455,12 @@ func importRows(ctx context.Context, o mailOpts) ([]row, error) {
 
 	// Baseline: the same CSV read and its rows inserted as they are into a plain table
 	// of as many columns, in multi-row INSERTs of 2,000 rows a transaction.
-	if _, err := b.DB.ExecContext(ctx, `CREATE TABLE bench_plain (email TEXT, first_name TEXT, last_name TEXT, company TEXT,
+	if _, err := b.DB().ExecContext(ctx, `CREATE TABLE bench_plain (email TEXT, first_name TEXT, last_name TEXT, company TEXT,
 		consented_at TEXT, source TEXT, evidence TEXT)`); err != nil {
 		return nil, err
 	}
 	t := time.Now()
-	if err := plainImport(ctx, b.DB, data); err != nil {
+	if err := plainImport(ctx, b.DB(), data); err != nil {
 		return nil, err
 	}
 	plain := time.Since(t)
@@ -468,7 +468,7 @@ func importRows(ctx context.Context, o mailOpts) ([]row, error) {
 	var rep newsletter.ImportReport
 	err = profiled(o, "import", func() error {
 		t = time.Now()
-		rep, err = b.Newsletter.Import(ctx, bytes.NewReader(data), newsletter.Purpose, "bench")
+		rep, err = b.Newsletter().Import(ctx, bytes.NewReader(data), newsletter.Purpose, "bench")
 		return err
 	})
 	if err != nil {
@@ -479,7 +479,7 @@ func importRows(ctx context.Context, o mailOpts) ([]row, error) {
 		return nil, fmt.Errorf("imported %d of %d rows: %+v", rep.Imported, o.importRows, rep)
 	}
 	var granted int
-	if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM consent_state WHERE purpose = $1 AND decision = 'granted'`,
+	if err := b.DB().QueryRowContext(ctx, `SELECT count(*) FROM consent_state WHERE purpose = $1 AND decision = 'granted'`,
 		newsletter.Purpose).Scan(&granted); err != nil {
 		return nil, err
 	}
@@ -549,7 +549,7 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 	// The secondary indexes are dropped during the load and made again afterwards from
 	// their own definitions, as read from the database: building an index from sorted
 	// rows is much faster than a million random inserts into it.
-	restore, err := dropIndexes(ctx, b.DB, "subscribers", "consent_events", "consent_state", "processing_flags", "suppressions")
+	restore, err := dropIndexes(ctx, b.DB(), "subscribers", "consent_events", "consent_state", "processing_flags", "suppressions")
 	if err != nil {
 		return 0, err
 	}
@@ -559,11 +559,11 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 		}
 	}()
 	perTx := 50_000
-	if b.DB.Dialect == store.SQLite {
+	if b.DB().Dialect == store.SQLite {
 		perTx = n // one transaction: each commit would write every page its random inserts touched to the WAL
 	}
 	now := store.Millis(time.Now()) - 3600_000
-	if b.DB.Dialect == store.SQLite {
+	if b.DB().Dialect == store.SQLite {
 		// While the database is made, the writer's page cache holds all of it
 		// (randomly ordered inserts into a 2 MB cache would spill and re-read pages
 		// all along) and statement journals stay in memory (each multi-row INSERT
@@ -571,19 +571,19 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 		// the writer gets its usual settings back and the WAL is checkpointed into the
 		// file, as in a database that has been running for a while.
 		for _, p := range []string{`PRAGMA cache_size = -1048576`, `PRAGMA temp_store = MEMORY`} {
-			if _, err := b.DB.ExecContext(ctx, p); err != nil {
+			if _, err := b.DB().ExecContext(ctx, p); err != nil {
 				return 0, err
 			}
 		}
 		defer func() {
 			for _, p := range []string{`PRAGMA cache_size = -2000`, `PRAGMA temp_store = DEFAULT`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
-				b.DB.ExecContext(ctx, p)
+				b.DB().ExecContext(ctx, p)
 			}
 		}()
 	}
 	var eventID int64
 	for lo := 0; lo < n; lo += perTx {
-		err := b.DB.InTx(ctx, func(tx *store.Tx) error {
+		err := b.DB().InTx(ctx, func(tx *store.Tx) error {
 			subs := tx.Bulk("subscribers", []string{"id", "subject_id", "email", "email_hash", "first_name", "last_name", "company",
 				"status", "source", "created_at", "confirmed_at"}, 1000, "").OrIgnore()
 			events := tx.Bulk("consent_events", []string{"id", "subject_id", "purpose", "decision", "source", "policy_version", "evidence", "at"}, 1000, "").OrIgnore()
@@ -608,7 +608,7 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 				}
 				// Sealed as Steward seals them: under a data key of the subscriber's own,
 				// bound to the newsletter's labels.
-				key, keyRow, err := b.Vault.NewKey(id)
+				key, keyRow, err := b.Vault().NewKey(id)
 				if err != nil {
 					return err
 				}
@@ -619,7 +619,7 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 				if company != "" {
 					sealedCompany = key.SealText("subscribers.company", company)
 				}
-				if err := subs.Add(ctx, id, id, key.SealText("subscribers.email", email), b.Newsletter.AddressHash(email),
+				if err := subs.Add(ctx, id, id, key.SealText("subscribers.email", email), b.Newsletter().AddressHash(email),
 					key.SealText("subscribers.first_name", firstNames[h%12]), key.SealText("subscribers.last_name", lastNames[(h>>8)%12]),
 					sealedCompany, newsletter.StatusConfirmed, "import", now, now); err != nil {
 					return err
@@ -654,7 +654,7 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 					if h%2 == 0 {
 						purpose = "*"
 					}
-					if err := supp.Add(ctx, b.Newsletter.AddressHash(email), purpose, "unsubscribed", now); err != nil {
+					if err := supp.Add(ctx, b.Newsletter().AddressHash(email), purpose, "unsubscribed", now); err != nil {
 						return err
 					}
 				}
@@ -673,8 +673,8 @@ func genAudience(ctx context.Context, b *benchApp, n int) (allowed int, err erro
 			return 0, err
 		}
 	}
-	if b.DB.Dialect == store.Postgres {
-		if _, err := b.DB.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('consent_events', 'id'), $1)`, eventID); err != nil {
+	if b.DB().Dialect == store.Postgres {
+		if _, err := b.DB().ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('consent_events', 'id'), $1)`, eventID); err != nil {
 			return 0, err
 		}
 	}
@@ -739,11 +739,11 @@ func audienceRows(ctx context.Context, o mailOpts) ([]row, error) {
 		return nil, err
 	}
 	analyzed := ""
-	if b.DB.Dialect == store.Postgres {
+	if b.DB().Dialect == store.Postgres {
 		// Autovacuum would analyze the tables within a minute of such a load; the
 		// figure is the steady state. SQLite has no statistics unless asked (Steward
 		// never runs ANALYZE), so none are made there.
-		if _, err := b.DB.ExecContext(ctx, `ANALYZE`); err != nil {
+		if _, err := b.DB().ExecContext(ctx, `ANALYZE`); err != nil {
 			return nil, err
 		}
 		analyzed = ", analyzed"
@@ -752,14 +752,14 @@ func audienceRows(ctx context.Context, o mailOpts) ([]row, error) {
 	// The generation wrote the tables directly; Steward keeps the table of whom it may
 	// mail with each change, so here it is built once from the rule, timed apart.
 	t = time.Now()
-	if err := b.Newsletter.RefreshAll(ctx); err != nil {
+	if err := b.Newsletter().RefreshAll(ctx); err != nil {
 		return nil, err
 	}
 	rebuild := ms(time.Since(t))
 	// The rule evaluated over every subscriber, without the maintained table, timed once.
 	t = time.Now()
 	byRule := 0
-	if err := b.Newsletter.AudienceByRule(ctx, newsletter.Purpose, func(newsletter.Recipient) error { byRule++; return nil }); err != nil {
+	if err := b.Newsletter().AudienceByRule(ctx, newsletter.Purpose, func(newsletter.Recipient) error { byRule++; return nil }); err != nil {
 		return nil, err
 	}
 	ruleT := ms(time.Since(t))
@@ -768,7 +768,7 @@ func audienceRows(ctx context.Context, o mailOpts) ([]row, error) {
 	// it), timed once.
 	t = time.Now()
 	opened := 0
-	if err := b.Newsletter.Recipients(ctx, newsletter.Purpose, func(newsletter.Recipient) error { opened++; return nil }); err != nil {
+	if err := b.Newsletter().Recipients(ctx, newsletter.Purpose, func(newsletter.Recipient) error { opened++; return nil }); err != nil {
 		return nil, err
 	}
 	openT := ms(time.Since(t))
@@ -779,7 +779,7 @@ func audienceRows(ctx context.Context, o mailOpts) ([]row, error) {
 		for range 3 {
 			t := time.Now()
 			n := 0
-			if err := b.Newsletter.Audience(ctx, newsletter.Purpose, func(string) error { n++; return nil }); err != nil {
+			if err := b.Newsletter().Audience(ctx, newsletter.Purpose, func(string) error { n++; return nil }); err != nil {
 				return err
 			}
 			ourT = append(ourT, ms(time.Since(t)))
@@ -793,14 +793,14 @@ func audienceRows(ctx context.Context, o mailOpts) ([]row, error) {
 	var plainT []float64
 	for range 3 {
 		t := time.Now()
-		if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&total); err != nil {
+		if err := b.DB().QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&total); err != nil {
 			return nil, err
 		}
 		baseT = append(baseT, ms(time.Since(t)))
 		// And, for reference, what reading the same columns of every subscriber costs
 		// without asking the ledger: the floor of streaming rows out of this database.
 		t = time.Now()
-		rows, err := b.DB.QueryContext(ctx, `SELECT subject_id, email, first_name FROM subscribers`)
+		rows, err := b.DB().QueryContext(ctx, `SELECT subject_id, email, first_name FROM subscribers`)
 		if err != nil {
 			return nil, err
 		}
@@ -837,7 +837,7 @@ func explainAudience(ctx context.Context, b *benchApp) error {
 	if !explain {
 		return nil
 	}
-	allowed, err := b.Consent.AllowedSQL(newsletter.Purpose, "s.subject_id")
+	allowed, err := b.Consent().AllowedSQL(newsletter.Purpose, "s.subject_id")
 	if err != nil {
 		return err
 	}
@@ -846,10 +846,10 @@ func explainAudience(ctx context.Context, b *benchApp) error {
 		WHERE s.status = 'confirmed' AND ` + allowed + `
 		AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN ($1, '*'))`
 	prefix := "EXPLAIN QUERY PLAN "
-	if b.DB.Dialect == store.Postgres {
+	if b.DB().Dialect == store.Postgres {
 		prefix = "EXPLAIN (ANALYZE, BUFFERS) "
 	}
-	rows, err := b.DB.QueryContext(ctx, prefix+q, newsletter.Purpose)
+	rows, err := b.DB().QueryContext(ctx, prefix+q, newsletter.Purpose)
 	if err != nil {
 		return err
 	}
@@ -956,7 +956,7 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 		return nil, err
 	}
 	defer b.Close()
-	rep, err := b.Newsletter.Import(ctx, bytes.NewReader(genCSV(o.recipients, 0xca4a)), newsletter.Purpose, "bench")
+	rep, err := b.Newsletter().Import(ctx, bytes.NewReader(genCSV(o.recipients, 0xca4a)), newsletter.Purpose, "bench")
 	if err != nil {
 		return nil, err
 	}
@@ -964,7 +964,7 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 		return nil, fmt.Errorf("imported %d of %d recipients", rep.Imported, o.recipients)
 	}
 	const staff = "bench-staff"
-	if err := b.Staff.Grant(ctx, staff, "marketing"); err != nil {
+	if err := b.Staff().Grant(ctx, staff, "marketing"); err != nil {
 		return nil, err
 	}
 	// Three campaigns to the same audience, each followed by the baseline: the figure
@@ -973,11 +973,11 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 	p, _ := strconv.Atoi(port)
 	var ourT, bareT []float64
 	for round := range 3 {
-		c, err := b.Newsletter.CreateCampaign(ctx, staff, newsletter.Purpose, "What is new at Steward this month", campaignBody)
+		c, err := b.Newsletter().CreateCampaign(ctx, staff, newsletter.Purpose, "What is new at Steward this month", campaignBody)
 		if err != nil {
 			return nil, err
 		}
-		sample, n, err := b.Newsletter.Preview(ctx, c.ID)
+		sample, n, err := b.Newsletter().Preview(ctx, c.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -993,12 +993,12 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 			prof.profilePath = "" // the first round's profile is enough
 		}
 		err = profiled(prof, "sending", func() error {
-			if _, err := b.Newsletter.StartSend(ctx, b.Jobs, c.ID); err != nil {
+			if _, err := b.Newsletter().StartSend(ctx, b.Jobs(), c.ID); err != nil {
 				return err
 			}
 			start = time.Since(t0)
 			for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-				cur, err := b.Newsletter.Campaign(ctx, c.ID)
+				cur, err := b.Newsletter().Campaign(ctx, c.ID)
 				if err != nil {
 					return err
 				}
@@ -1037,7 +1037,7 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 		msgs := make([]*gomail.Msg, 0, o.recipients)
 		for i := range o.recipients {
 			m := gomail.NewMsg()
-			if err := m.From(b.Config.MailFrom); err != nil {
+			if err := m.From(b.Config().MailFrom); err != nil {
 				return nil, err
 			}
 			if err := m.To(fmt.Sprintf("%016x@example.org", splitmix(uint64(i)))); err != nil {

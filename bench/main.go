@@ -280,7 +280,7 @@ func memberWith(ctx context.Context, a *app.App, base string, fields map[string]
 			enc, _ := os.ReadFile(f)
 			raw, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(enc)))
 			if m := re.FindSubmatch(raw); m != nil {
-				_, err := a.Accounts.VerifyEmail(ctx, string(m[1]), account.Meta{})
+				_, err := a.Accounts().VerifyEmail(ctx, string(m[1]), account.Meta{})
 				return err
 			}
 		}

@@ -72,10 +72,14 @@ type Meta struct {
 	UserAgent string
 }
 
-// Eraser erases a subject through every holder of the data map; the rights package
-// provides it. The account package uses it when a guardian declines.
-type Eraser interface {
-	EraseNow(ctx context.Context, subjectID, source string) error
+// Hooks are what the account capability calls in others.
+type Hooks struct {
+	// Verified runs when an address is proven to be the member's (the newsletter
+	// links a subscriber with the same address to the account).
+	Verified func(ctx context.Context, accountID, email string) error
+	// Erase erases a subject through every holder of the data map (the rights
+	// capability), when a guardian declines.
+	Erase func(ctx context.Context, subjectID, source string) error
 }
 
 // Service is the account capability.
@@ -90,7 +94,7 @@ type Service struct {
 	sessStmt        *sql.Stmt
 	profileStmt     *sql.Stmt
 	sessProfileStmt *sql.Stmt
-	eraser          Eraser
+	eraser          func(ctx context.Context, subjectID, source string) error
 	vault           *vault.Vault
 	index           *vault.Index
 	slots           chan struct{} // bounds concurrent password hashing
@@ -99,9 +103,9 @@ type Service struct {
 
 // New prepares the service's statements; a typo in them fails here.
 func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, v *vault.Vault, index *vault.Index,
-	set Settings, now func() time.Time) (*Service, error) {
+	set Settings, hooks Hooks, now func() time.Time) (*Service, error) {
 	s := &Service{db: db, outbox: outbox, audit: audit, vault: v, index: index, set: set, now: now, common: commonPasswords(),
-		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), verified: hooks.Verified, eraser: hooks.Erase}
 	s.dummy = HashPassword(set.Argon2, "dummy password for timing")
 	var err error
 	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)
@@ -116,15 +120,6 @@ func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governan
 	}
 	return s, nil
 }
-
-// SetOnVerified wires what happens when an address is proven to be the member's
-// (the newsletter links a subscriber with the same address to the account).
-func (s *Service) SetOnVerified(f func(ctx context.Context, accountID, email string) error) {
-	s.verified = f
-}
-
-// SetEraser wires the erasure used when a guardian declines.
-func (s *Service) SetEraser(e Eraser) { s.eraser = e }
 
 // newToken returns a random token for a link or a session and the hash stored for it.
 func newToken() (token, hash string) {

@@ -449,7 +449,7 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 	if s.eraser == nil {
 		return fmt.Errorf("account: guardian declined but no eraser is wired")
 	}
-	return s.eraser.EraseNow(ctx, id, "guardian_declined")
+	return s.eraser(ctx, id, "guardian_declined")
 }
 
 // NormalizeEmail returns the form in which addresses are stored and compared.

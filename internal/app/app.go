@@ -17,7 +17,6 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/api"
-	"steward/internal/apperr"
 	"steward/internal/backup"
 	"steward/internal/blob"
 	"steward/internal/config"
@@ -36,24 +35,24 @@ import (
 	"steward/internal/web"
 )
 
-// App is a built Steward.
+// App is a built Steward. Its services are built once, by New, from what each
+// depends on; the command line and tests reach them through its accessors (access.go).
 type App struct {
-	Config     *config.Config
-	Log        *slog.Logger
-	DB         *store.DB
-	Registry   *datamap.Registry
-	Jobs       *jobs.Queue
-	Outbox     *mail.Outbox
-	Audit      *governance.Audit
-	Accounts   *account.Service
-	Rights     *rights.Service
-	Vault      *vault.Vault
-	Blobs      blob.Store
-	Files      *files.Service
-	Consent    *consent.Service
-	Newsletter *newsletter.Service
-	Staff      *governance.Staff
-	Limits     *server.Limits
+	config     *config.Config
+	log        *slog.Logger
+	db         *store.DB
+	registry   *datamap.Registry
+	jobs       *jobs.Queue
+	outbox     *mail.Outbox
+	audit      *governance.Audit
+	accounts   *account.Service
+	rights     *rights.Service
+	vault      *vault.Vault
+	blobs      blob.Store
+	files      *files.Service
+	consent    *consent.Service
+	newsletter *newsletter.Service
+	staff      *governance.Staff
 	handler    http.Handler
 	inbound    *inbound.Server
 	poll       time.Duration
@@ -102,7 +101,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db, now: o.now}
+	a := &App{config: cfg, log: log, db: db, now: o.now, poll: o.poll}
 	if err := a.build(ctx, o); err != nil {
 		db.Close()
 		return nil, err
@@ -118,42 +117,77 @@ func Migrate(ctx context.Context, db *store.DB) error {
 	return jobs.Migrate(ctx, db)
 }
 
+// build makes every service from what it depends on, in that order: the vault, then
+// the mail and the audit log it seals, the capabilities, the job workers, the routes.
 func (a *App) build(ctx context.Context, o options) error {
-	cfg := a.Config
-	if err := Migrate(ctx, a.DB); err != nil {
+	cfg := a.config
+	if err := Migrate(ctx, a.db); err != nil {
 		return err
 	}
-	key, err := ledgerKey(cfg.LedgerKeyFile, a.Log)
+	key, err := ledgerKey(cfg.LedgerKeyFile, a.log)
 	if err != nil {
 		return err
 	}
 	index := vault.NewIndex(key)
-	sender := o.sender
+	bulk, err := mailSender(cfg, o.sender)
+	if err != nil {
+		return err
+	}
+	a.jobs = jobs.New(a.db, a.log, cfg.JobWorkers, o.poll)
+	if err := a.openVault(ctx, o.keyGrace); err != nil {
+		return err
+	}
+	// Queued mail and the audit log are sealed under their subjects' data keys: both
+	// come after the vault.
+	if a.outbox, err = mail.NewOutbox(ctx, a.db, a.vault, bulk, cfg.SiteName, a.now, a.log); err != nil {
+		return err
+	}
+	a.audit = governance.NewAudit(a.vault, index, a.now)
+	if err := a.buildCapabilities(ctx, key, index, bulk); err != nil {
+		return err
+	}
+	a.registerJobs()
+	if err := a.jobs.Open(true); err != nil {
+		return err
+	}
+	a.handler, err = a.routes()
+	return err
+}
+
+// mailSender is the sender a test gave, else the configured one (SMTP, or .eml files
+// in the data folder), as a bulk sender.
+func mailSender(cfg *config.Config, sender mail.Sender) (mail.BulkSender, error) {
 	if sender == nil {
 		if cfg.MailMode == "smtp" {
+			var err error
 			if sender, err = mail.NewSMTPSender(cfg.SMTPAddr, cfg.SMTPUser, cfg.SMTPPassword, cfg.SMTPTLS, cfg.MailFrom); err != nil {
-				return err
+				return nil, err
 			}
 		} else {
 			sender = mail.FileSender{Dir: filepath.Join(cfg.DataDir, "outbox"), From: cfg.MailFrom}
 		}
 	}
-	a.Jobs = jobs.New(a.DB, a.Log, cfg.JobWorkers, o.poll)
-	a.poll = o.poll
-	bulk, ok := sender.(mail.BulkSender)
-	if !ok {
-		bulk = oneByOne{sender}
+	if bulk, ok := sender.(mail.BulkSender); ok {
+		return bulk, nil
 	}
-	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true, Grace: o.keyGrace}
-	if o.keyGrace == 0 {
+	return oneByOne{sender}, nil
+}
+
+// openVault opens the vault of data keys, making the deployment's key at first start.
+// keyGrace is a test's vault.Config.Grace (0: the configured one).
+func (a *App) openVault(ctx context.Context, keyGrace time.Duration) error {
+	cfg := a.config
+	vcfg := vault.Config{KeyFile: cfg.MasterKeyFile, Epoch: cfg.KeyEpoch, Retention: cfg.BackupRetention, Create: true, Grace: keyGrace}
+	if keyGrace == 0 {
 		vcfg.Grace = graceOf(cfg.KeyGrace)
 	}
+	var err error
 	if cfg.EscrowRecipients != "" {
 		if vcfg.Escrow, err = vault.ParseRecipients(cfg.EscrowRecipients); err != nil {
 			return fmt.Errorf("--escrow-recipient (STEWARD_ESCROW_RECIPIENT): %w", err)
 		}
 	}
-	if a.Vault, err = vault.Open(ctx, a.DB, vcfg, a.now, a.Log); errors.Is(err, vault.ErrKeysBehind) {
+	if a.vault, err = vault.Open(ctx, a.db, vcfg, a.now, a.log); errors.Is(err, vault.ErrKeysBehind) {
 		// A database restored from an older backup: Start replays the erasure ledger,
 		// which needs no key, then refuses to serve until the keys are recovered.
 		a.keysBehind, err = err, nil
@@ -161,154 +195,186 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if a.Vault.Created {
-		a.Log.Warn("made the key of a new deployment; copy it to every node and keep it safe: without it no member's data can be read", "file", cfg.MasterKeyFile)
+	if a.vault.Created {
+		a.log.Warn("made the key of a new deployment; copy it to every node and keep it safe: without it no member's data can be read", "file", cfg.MasterKeyFile)
 	}
 	if vcfg.Escrow == nil {
-		a.Log.Warn("no --escrow-recipient: epoch keys are not escrowed, so a backup cannot be restored once its epoch has passed")
+		a.log.Warn("no --escrow-recipient: epoch keys are not escrowed, so a backup cannot be restored once its epoch has passed")
 	}
-	// Queued mail and the audit log are sealed under their subjects' data keys: both
-	// come after the vault.
-	if a.Outbox, err = mail.NewOutbox(ctx, a.DB, a.Vault, bulk, cfg.SiteName, a.now, a.Log); err != nil {
-		return err
-	}
-	a.Audit = governance.NewAudit(a.Vault, index, a.now)
-	a.Accounts, err = account.New(ctx, a.DB, a.Outbox, a.Audit, a.Vault, index, account.Settings{
+	return nil
+}
+
+// buildCapabilities builds the capabilities, each from its dependencies. Three pairs
+// of them call each other: a verified address joins its subscription to the account
+// (accounts to newsletter), and a mail to the unsubscribe address finds its sender's
+// account (newsletter to accounts); a decision changes whom the newsletter may mail
+// (consent to newsletter), which reads the ledger (newsletter to consent); a guardian's
+// refusal erases the child (accounts to rights), and erasure marks the account (rights
+// to accounts). The first of each pair is given a function that calls the second,
+// which runs only once both are built; nothing is wired after construction.
+func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.Index, bulk mail.BulkSender) error {
+	cfg := a.config
+	var err error
+	a.accounts, err = account.New(ctx, a.db, a.outbox, a.audit, a.vault, index, account.Settings{
 		BaseURL:      cfg.BaseURL,
 		Argon2:       account.Argon2(cfg.Argon2),
 		SessionTTL:   cfg.SessionTTL,
 		Fields:       cfg.Fields,
 		AgeOfConsent: cfg.AgeOfConsentFor,
+	}, account.Hooks{
+		// A verified address joins its subscription, if any, to the account: one subject.
+		Verified: func(ctx context.Context, accountID, email string) error {
+			return a.newsletter.LinkAccount(ctx, accountID, email)
+		},
+		Erase: func(ctx context.Context, subjectID, source string) error {
+			return a.rights.EraseNow(ctx, subjectID, source)
+		},
 	}, a.now)
 	if err != nil {
 		return err
 	}
 
-	if a.Blobs, err = openBlobs(ctx, cfg, true); err != nil {
+	if a.blobs, err = openBlobs(ctx, cfg, true); err != nil {
 		return err
 	}
-	a.Files = files.New(a.DB, a.Blobs, a.Vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota, UploadLease: cfg.UploadLease}, a.now, a.Log)
-	a.Files.SetActiveCheck(a.Accounts.Active)
+	a.files = files.New(a.db, a.blobs, a.vault, files.Limits{MaxFileSize: cfg.MaxFileSize, Quota: cfg.Quota, UploadLease: cfg.UploadLease},
+		a.accounts.Active, a.now, a.log)
 
+	if a.consent, err = a.openConsent(); err != nil {
+		return err
+	}
+	a.staff = governance.NewStaff(a.db, a.now)
+	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
+		UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts}, a.now, a.log)
+
+	if a.registry, err = a.dataMap(index); err != nil {
+		return err
+	}
+	// The erasure ledger is kept in the database and, one object per erasure, in the
+	// files' blob store: apart from database backups (Start replays it).
+	a.rights = rights.New(a.db, a.registry, a.accounts, a.jobs, rights.Ledger{Key: key, Index: index, Blobs: a.blobs}, a.now, a.log)
+	return nil
+}
+
+// openConsent loads the purposes register and the receipts' signing key (made at first
+// start) and builds the consent capability.
+func (a *App) openConsent() (*consent.Service, error) {
+	cfg := a.config
 	reg, err := consent.LoadRegister(cfg.PurposesFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	signer, created, err := consent.LoadSigner(cfg.ReceiptKeyFile, cfg.BaseURL, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if created {
-		a.Log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
+		a.log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
 	}
-	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.Vault, a.now)
-	a.Staff = governance.NewStaff(a.DB, a.now)
-	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.Vault, BaseURL: cfg.BaseURL,
-		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
-	// A verified address joins its subscription, if any, to the account: one subject.
-	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
-	// Whom the newsletter may mail follows every decision.
-	a.Consent.SetOnChanged(func(ctx context.Context, subjectID string) error {
-		return a.Newsletter.Refresh(ctx, a.DB, subjectID)
-	})
-	// A member who opts in to marketing mail joins the mailing list.
-	a.Consent.SetOnGranted(func(ctx context.Context, subjectID string, p consent.Purpose) error {
-		if !p.Marketing || p.Sharing {
-			return nil
-		}
-		prof, err := a.Accounts.Profile(ctx, subjectID)
-		if err != nil {
-			return nil // not an account: a subscriber, already on the list
-		}
-		return a.Newsletter.EnsureMember(ctx, subjectID, prof.Email, prof.Name)
-	})
+	return consent.New(a.db, reg, cfg.PolicyVersion, signer, a.vault, consent.Hooks{
+		// Whom the newsletter may mail follows every decision.
+		Changed: func(ctx context.Context, subjectID string) error {
+			return a.newsletter.Refresh(ctx, a.db, subjectID)
+		},
+		// A member who opts in to marketing mail joins the mailing list.
+		Granted: func(ctx context.Context, subjectID string, p consent.Purpose) error {
+			if !p.Marketing || p.Sharing {
+				return nil
+			}
+			prof, err := a.accounts.Profile(ctx, subjectID)
+			if err != nil {
+				return nil // not an account: a subscriber, already on the list
+			}
+			return a.newsletter.EnsureMember(ctx, subjectID, prof.Email, prof.Name)
+		},
+	}, a.now), nil
+}
 
-	// The data map. Erasure runs holders in reverse order: the vault shreds the data key
-	// before anything else, so every copy of the member's files is unreadable at once,
-	// and the account goes last.
-	a.Registry = datamap.NewRegistry()
-	a.Registry.Register(account.Holder{})
-	a.Registry.Register(governance.AuditHolder{})
+// dataMap registers every holder of personal data and declares the rest.
+func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
+	reg := datamap.NewRegistry()
+	reg.Register(account.Holder{})
+	reg.Register(governance.AuditHolder{})
 	outboxDir := ""
-	if cfg.MailMode == "file" {
-		outboxDir = filepath.Join(cfg.DataDir, "outbox")
+	if a.config.MailMode == "file" {
+		outboxDir = filepath.Join(a.config.DataDir, "outbox")
 	}
-	a.Registry.Register(mail.Holder{Dir: outboxDir, Index: index})
-	a.Registry.Register(rights.Holder{})
-	a.Registry.Register(consent.Holder{S: a.Consent})
-	a.Registry.Register(newsletter.Holder{S: a.Newsletter})
-	a.Registry.Register(governance.StaffHolder{})
-	a.Registry.Register(files.Holder{S: a.Files})
-	a.Registry.Register(vault.Holder{})
+	reg.Register(mail.Holder{Dir: outboxDir, Index: index})
+	reg.Register(rights.Holder{})
+	reg.Register(consent.Holder{S: a.consent})
+	reg.Register(newsletter.Holder{S: a.newsletter})
+	reg.Register(governance.StaffHolder{})
+	reg.Register(files.Holder{S: a.files})
+	reg.Register(vault.Holder{})
 	// Erasure: the data key goes first, so every copy of what it sealed (files, fields,
 	// in dead rows and backups too) is unreadable at once; then what references the
 	// member; the account last, so the member stays unable to log in throughout.
-	if err := a.Registry.SetErasureOrder("vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
+	if err := reg.SetErasureOrder("vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
 		"audit_log", "account"); err != nil {
-		return err
+		return nil, err
 	}
-	a.Registry.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
-	a.Registry.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
-	a.Registry.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
+	reg.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
+	reg.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
+	reg.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
+	return reg, nil
+}
 
-	// The erasure ledger is kept in the database and, one object per erasure, in the
-	// files' blob store: apart from database backups (Start replays it).
-	a.Rights = rights.New(a.DB, a.Registry, a.Accounts, a.Jobs, rights.Ledger{Key: key, Index: index, Blobs: a.Blobs}, a.now, a.Log)
-	a.Accounts.SetEraser(a.Rights)
-
-	jobs.Register(a.Jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.Rights.Run(ctx, args.RequestID) })
-	jobs.Register(a.Jobs, func(ctx context.Context, _ rights.PurgeArgs) error {
-		return a.Rights.PurgeAbandoned(ctx, a.Accounts.Abandoned)
+// registerJobs gives each kind of job its worker, and schedules the periodic ones.
+func (a *App) registerJobs() {
+	jobs.Register(a.jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.rights.Run(ctx, args.RequestID) })
+	jobs.Register(a.jobs, func(ctx context.Context, _ rights.PurgeArgs) error {
+		return a.rights.PurgeAbandoned(ctx, a.accounts.Abandoned)
 	})
-	a.Jobs.Every(time.Hour, rights.PurgeArgs{})
-	jobs.Register(a.Jobs, func(ctx context.Context, args newsletter.SendArgs) error {
-		err := a.Newsletter.Send(ctx, args.CampaignID)
+	a.jobs.Every(time.Hour, rights.PurgeArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, args newsletter.SendArgs) error {
+		err := a.newsletter.Send(ctx, args.CampaignID)
 		if errors.Is(err, newsletter.ErrMoreToSend) {
 			return jobs.RunAgain()
 		}
 		return err
 	})
-	jobs.Register(a.Jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
-		rep, err := a.Files.Reconcile(ctx, false)
+	jobs.Register(a.jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
+		rep, err := a.files.Reconcile(ctx, false)
 		a.logReconcile(rep)
 		return err
 	})
-	a.Jobs.Every(15*time.Minute, files.ReconcileArgs{})
-	if err := a.Jobs.Open(true); err != nil {
-		return err
-	}
+	a.jobs.Every(15*time.Minute, files.ReconcileArgs{})
+}
 
-	a.Limits = server.NewLimits(!cfg.RateLimits)
+// routes is the whole site: the API and the pages, on the services they share.
+func (a *App) routes() (http.Handler, error) {
+	cfg := a.config
+	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
+		Staff: a.staff, Jobs: a.jobs, Limits: server.NewLimits(!cfg.RateLimits), Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
 	mux := http.NewServeMux()
-	shared := server.Services{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter,
-		Staff: a.Staff, Jobs: a.Jobs, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		CookieSecure: cfg.CookieSecure, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pages.Register(mux)
-	a.handler = server.Middleware(mux, a.Log, cfg.CookieSecure)
-	return nil
+	return server.Middleware(mux, a.log, cfg.CookieSecure), nil
 }
 
 // startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts
 // the sender out of every marketing purpose.
 func (a *App) startInbound() error {
-	srv, err := inbound.New(inbound.Config{Addr: a.Config.InboundAddr, Domain: a.Config.UnsubscribeDomain, Log: a.Log},
-		func(ctx context.Context, r inbound.Request) error { return a.UnsubscribeByMail(ctx, r) })
+	srv, err := inbound.New(inbound.Config{Addr: a.config.InboundAddr, Domain: a.config.UnsubscribeDomain, Log: a.log},
+		func(ctx context.Context, r inbound.Request) error {
+			return a.newsletter.UnsubscribeByMail(ctx, newsletter.MailedUnsubscribe{Sender: r.Sender, From: r.From, Token: r.Token, RemoteIP: r.RemoteIP})
+		})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", a.Config.InboundAddr)
+	ln, err := net.Listen("tcp", a.config.InboundAddr)
 	if err != nil {
-		return fmt.Errorf("app: inbound smtp on %s (--inbound-smtp-addr): %w", a.Config.InboundAddr, err)
+		return fmt.Errorf("app: inbound smtp on %s (--inbound-smtp-addr): %w", a.config.InboundAddr, err)
 	}
 	a.inbound = srv
 	go func() {
 		if err := srv.Serve(ln); err != nil {
-			a.Log.Error("inbound smtp stopped", "err", err)
+			a.log.Error("inbound smtp stopped", "err", err)
 		}
 	}()
 	return nil
@@ -320,54 +386,6 @@ func (a *App) InboundAddr() net.Addr {
 		return nil
 	}
 	return a.inbound.Addr()
-}
-
-// UnsubscribeByMail honours a mail to the unsubscribe address. With a token (from a
-// campaign's List-Unsubscribe) it withdraws that campaign's purpose; without, every
-// marketing consent of the member or subscriber whose address sent the mail (envelope
-// sender and From: header). An unknown address or a bad token is no error: the sender
-// must not retry.
-func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
-	if r.Token != "" {
-		_, err := a.Newsletter.Unsubscribe(ctx, r.Token, consent.SourceInboundEmail, map[string]string{"sender": r.Sender, "ip": r.RemoteIP})
-		if apperr.KindOf(err) != "" {
-			return nil // a forged or expired token: nothing to retry
-		}
-		return err
-	}
-	decisions := map[string]consent.Decision{}
-	for _, p := range a.Consent.Register().Purposes {
-		if p.Marketing {
-			decisions[p.Key] = consent.Withdrawn
-		}
-	}
-	seen := map[string]bool{}
-	for _, addr := range []string{r.Sender, r.From} {
-		if addr == "" || seen[addr] {
-			continue
-		}
-		seen[addr] = true
-		subject := ""
-		if subj, err := a.Accounts.Lookup(ctx, addr); err == nil {
-			subject = subj.ID
-		} else if id, err := a.Newsletter.Lookup(ctx, addr); err == nil {
-			subject = id
-		} else {
-			continue
-		}
-		if err := a.Consent.Apply(ctx, subject, decisions, nil, consent.SourceInboundEmail,
-			map[string]string{"sender": addr, "ip": r.RemoteIP}); err != nil {
-			return err
-		}
-		for p := range decisions {
-			if err := a.DB.InTx(ctx, func(tx *store.Tx) error {
-				return a.Newsletter.Suppress(ctx, tx, addr, p, "unsubscribed by mail")
-			}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // openBlobs opens the configured object store for files; clean removes what Puts cut
@@ -392,7 +410,7 @@ func openBlobs(ctx context.Context, cfg *config.Config, clean bool) (blob.Store,
 
 func (a *App) logReconcile(rep files.Report) {
 	if rep.OrphanObjects+rep.DeadUploads+rep.FinishedDeletes+rep.LostObjects > 0 {
-		a.Log.Warn("files reconciled", "objects", rep.Objects, "orphans_deleted", rep.OrphanObjects,
+		a.log.Warn("files reconciled", "objects", rep.Objects, "orphans_deleted", rep.OrphanObjects,
 			"dead_uploads_removed", rep.DeadUploads, "deletions_finished", rep.FinishedDeletes, "lost_objects", rep.LostObjects)
 	}
 }
@@ -454,7 +472,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 // steward restore) is erased again before anything else runs or any request is taken.
 // A ledger object that does not verify stops the start.
 func (a *App) Start(ctx context.Context) (err error) {
-	if a.serving, err = backup.HoldServing(ctx, a.DB); err != nil {
+	if a.serving, err = backup.HoldServing(ctx, a.db); err != nil {
 		return err
 	}
 	defer func() {
@@ -462,7 +480,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			a.releaseServing()
 		}
 	}()
-	if _, err := a.Rights.Replay(ctx, false); err != nil {
+	if _, err := a.rights.Replay(ctx, false); err != nil {
 		return err
 	}
 	if a.keysBehind != nil {
@@ -470,51 +488,51 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	// Accounts an earlier release kept in plain text are sealed before anything else,
 	// then the consent ledger's evidence and the files' names and access log.
-	if n, err := a.Accounts.SealLegacy(ctx); err != nil {
+	if n, err := a.accounts.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
-		a.Log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+		a.log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"accounts", n)
 	}
 	// And so are the subscribers (after the accounts: a member's subscription is
 	// sealed under the account's key).
-	if n, err := a.Newsletter.SealLegacy(ctx); err != nil {
+	if n, err := a.newsletter.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
-		a.Log.Warn("sealed subscribers kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+		a.log.Warn("sealed subscribers kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"subscribers", n)
 	}
 	// Then the audit log of an earlier release: its accounts have their keys now.
-	if n, err := a.Audit.SealLegacy(ctx, a.DB); err != nil {
+	if n, err := a.audit.SealLegacy(ctx, a.db); err != nil {
 		return err
 	} else if n > 0 {
-		a.Log.Warn("sealed audit log entries kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+		a.log.Warn("sealed audit log entries kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"entries", n)
 	}
-	if n, err := a.Consent.SealLegacy(ctx); err != nil {
+	if n, err := a.consent.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
-		a.Log.Warn("sealed consent evidence kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+		a.log.Warn("sealed consent evidence kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"events", n)
 	}
-	if n, err := a.Files.SealLegacy(ctx); err != nil {
+	if n, err := a.files.SealLegacy(ctx); err != nil {
 		return err
 	} else if n > 0 {
-		a.Log.Warn("sealed file names and access addresses kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+		a.log.Warn("sealed file names and access addresses kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
 			"rows", n)
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
-	if err := a.Newsletter.RefreshIfEmpty(ctx); err != nil {
+	if err := a.newsletter.RefreshIfEmpty(ctx); err != nil {
 		return err
 	}
 	// Before serving: uploads and deletions a crash cut short are mended. On SQLite this
 	// process is the only node, so every upload still marked in progress is dead.
-	rep, err := a.Files.Reconcile(ctx, a.DB.Dialect == store.SQLite)
+	rep, err := a.files.Reconcile(ctx, a.db.Dialect == store.SQLite)
 	if err != nil {
 		return err
 	}
 	a.logReconcile(rep)
-	if err := a.Jobs.Start(ctx); err != nil {
+	if err := a.jobs.Start(ctx); err != nil {
 		return err
 	}
 	// The outbox's dispatcher: until Close. A mail queued on this node wakes it at
@@ -525,20 +543,20 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.resuming.Add(1)
 	go func() {
 		defer a.resuming.Done()
-		a.Outbox.Dispatch(dctx, 20*a.poll)
+		a.outbox.Dispatch(dctx, 20*a.poll)
 	}()
 	// Key epochs: this node follows (or begins) every rotation of the key-encryption key.
 	a.resuming.Add(1)
 	go func() {
 		defer a.resuming.Done()
-		a.Vault.Run(dctx)
+		a.vault.Run(dctx)
 	}()
-	if a.Config.InboundAddr != "" {
+	if a.config.InboundAddr != "" {
 		if err := a.startInbound(); err != nil {
 			return err
 		}
 	}
-	pending, err := a.Rights.Pending(ctx)
+	pending, err := a.rights.Pending(ctx)
 	if err != nil {
 		return err
 	}
@@ -547,8 +565,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		go func() {
 			defer a.resuming.Done()
 			for _, id := range pending {
-				if err := a.Rights.Run(ctx, id); err != nil {
-					a.Log.Warn("resuming erasure", "request", id, "err", err)
+				if err := a.rights.Run(ctx, id); err != nil {
+					a.log.Warn("resuming erasure", "request", id, "err", err)
 				}
 			}
 		}()
@@ -562,7 +580,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           a.handler,
 		ReadHeaderTimeout: server.ReadHeaderTimeout,
 		IdleTimeout:       server.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -580,7 +598,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := a.Jobs.Stop(ctx)
+	err := a.jobs.Stop(ctx)
 	if a.stop != nil {
 		a.stop()
 	}
@@ -589,13 +607,13 @@ func (a *App) Close() error {
 	}
 	a.resuming.Wait()
 	a.releaseServing()
-	return errors.Join(err, a.DB.Close())
+	return errors.Join(err, a.db.Close())
 }
 
 func (a *App) releaseServing() {
 	if err := a.serving.Release(); err != nil {
 		// Safe to go on: the lock's session is closed with it, which releases it too.
-		a.Log.Warn("releasing the serving lock", "err", err)
+		a.log.Warn("releasing the serving lock", "err", err)
 	}
 	a.serving = nil
 }

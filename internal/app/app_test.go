@@ -107,18 +107,18 @@ func TestMemberLifecycle(t *testing.T) {
 		}
 
 		// Identifiers before erasure: the scanner must see them, or its silence proves nothing.
-		terms, err := h.App.Accounts.Identifiers(ctx, id)
+		terms, err := h.App.Accounts().Identifiers(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(terms) < 6 {
 			t.Fatalf("identifiers = %d, want id, email, name, phone, two addresses", len(terms))
 		}
-		before, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
+		before, err := h.App.Registry().ScanAll(ctx, h.App.DB(), terms)
 		if err != nil || len(before) == 0 {
 			t.Fatalf("scan before erasure found nothing (err %v)", err)
 		}
-		if h.App.DB.Dialect == store.SQLite && !slices.ContainsFunc(before, func(f datamap.Finding) bool { return strings.HasPrefix(f.Where, "file ") }) {
+		if h.App.DB().Dialect == store.SQLite && !slices.ContainsFunc(before, func(f datamap.Finding) bool { return strings.HasPrefix(f.Where, "file ") }) {
 			t.Errorf("the raw file scan did not see the live member: %v", before)
 		}
 		if !slices.ContainsFunc(before, func(f datamap.Finding) bool { return strings.HasPrefix(f.Where, "outbox file ") }) {
@@ -144,14 +144,14 @@ func TestMemberLifecycle(t *testing.T) {
 		if r := h.Do("GET", "/api/v1/members/"+id, nil, ""); r.Status != http.StatusNotFound {
 			t.Errorf("public profile after erasure = %d", r.Status)
 		}
-		after, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
+		after, err := h.App.Registry().ScanAll(ctx, h.App.DB(), terms)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range after {
 			t.Errorf("residue after erasure: %s", f)
 		}
-		if at, ok, err := h.App.Rights.Erased(ctx, email); err != nil || !ok || at.IsZero() {
+		if at, ok, err := h.App.Rights().Erased(ctx, email); err != nil || !ok || at.IsZero() {
 			t.Errorf("ledger has no erasure of the email: %v %v", ok, err)
 		}
 	})
@@ -221,7 +221,7 @@ func TestBadInput(t *testing.T) {
 		}
 		// Nothing was stored by any of them.
 		var n int
-		if err := h.App.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM accounts`).Scan(&n); err != nil || n != 0 {
+		if err := h.App.DB().QueryRowContext(context.Background(), `SELECT count(*) FROM accounts`).Scan(&n); err != nil || n != 0 {
 			t.Errorf("accounts after bad input = %d (%v), want 0", n, err)
 		}
 		// Card numbers are refused on profile edits too.
@@ -289,7 +289,7 @@ func TestChildNeedsGuardian(t *testing.T) {
 			t.Fatalf("child with guardian = %d %s", r.Status, r.Body)
 		}
 		id := r.JSON()["id"].(string)
-		p, err := h.App.Accounts.Profile(ctx, id)
+		p, err := h.App.Accounts().Profile(ctx, id)
 		if err != nil || p.Phone != "" {
 			t.Errorf("optional phone kept before the guardian agreed: %q (%v)", p.Phone, err)
 		}
@@ -325,13 +325,13 @@ func TestChildNeedsGuardian(t *testing.T) {
 		if r := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": gtok2, "agree": false}, ""); r.Status != 204 {
 			t.Fatalf("guardian decline = %d %s", r.Status, r.Body)
 		}
-		if _, err := h.App.Accounts.Lookup(ctx, id2); err == nil {
+		if _, err := h.App.Accounts().Lookup(ctx, id2); err == nil {
 			t.Error("declined child's account still exists")
 		}
 		// The child never proved the address: the mail already handed to it and to the
 		// guardian is theirs (the .eml folder stands in for their mailboxes), as it would
 		// be with a mail server. Steward keeps nothing.
-		found, err := datamap.Scan(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "kid2@example.org"}, {Kind: "id", Value: id2}, {Kind: "name", Value: "Kid Two"}})
+		found, err := datamap.Scan(ctx, h.App.DB(), []datamap.Term{{Kind: "email", Value: "kid2@example.org"}, {Kind: "id", Value: id2}, {Kind: "name", Value: "Kid Two"}})
 		if err != nil || len(found) > 0 {
 			t.Errorf("residue of declined child: %v %v", found, err)
 		}
@@ -394,7 +394,7 @@ func TestLogoutEverywhere(t *testing.T) {
 func TestDataMapCoversSchema(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		problems, err := h.App.Registry.Coverage(ctx, h.App.DB)
+		problems, err := h.App.Registry().Coverage(ctx, h.App.DB())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,10 +402,10 @@ func TestDataMapCoversSchema(t *testing.T) {
 			t.Errorf("data map: %s", p)
 		}
 		// The check must catch what nobody declared.
-		if _, err := h.App.DB.ExecContext(ctx, `CREATE TABLE stray_notes (id TEXT PRIMARY KEY, note TEXT)`); err != nil {
+		if _, err := h.App.DB().ExecContext(ctx, `CREATE TABLE stray_notes (id TEXT PRIMARY KEY, note TEXT)`); err != nil {
 			t.Fatal(err)
 		}
-		problems, _ = h.App.Registry.Coverage(ctx, h.App.DB)
+		problems, _ = h.App.Registry().Coverage(ctx, h.App.DB())
 		if len(problems) != 2 || !strings.Contains(strings.Join(problems, "\n"), "stray_notes.note: not declared") {
 			t.Errorf("undeclared table not reported: %v", problems)
 		}
@@ -428,7 +428,7 @@ func TestArgon2RehashOnParameterChange(t *testing.T) {
 		t.Fatalf("login = %d %s", r.Status, r.Body)
 	}
 	var hash string
-	if err := h2.App.DB.QueryRowContext(context.Background(), `SELECT password_hash FROM accounts WHERE id = $1`, id).Scan(&hash); err != nil {
+	if err := h2.App.DB().QueryRowContext(context.Background(), `SELECT password_hash FROM accounts WHERE id = $1`, id).Scan(&hash); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(hash, "m=2048,t=2,") {
@@ -451,7 +451,7 @@ func TestConfirmationOverSMTP(t *testing.T) {
 		t.Fatalf("verify with the delivered link = %d %s", v.Status, v.Body)
 	}
 	var left int
-	if err := h.App.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM mail_outbox`).Scan(&left); err != nil || left != 0 {
+	if err := h.App.DB().QueryRowContext(context.Background(), `SELECT count(*) FROM mail_outbox`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("outbox keeps %d delivered message(s)", left)
 	}
 }

@@ -43,10 +43,10 @@ func TestRestoreErasesAgain(t *testing.T) {
 		}
 		erase(t, h, member, subscriber)
 		accountID, _ := h.Member(linked.email, pw, map[string]any{"name": "Philippa Quenneville"})
-		if id, err := h.App.Newsletter.Lookup(ctx, linked.email); err != nil || id != accountID {
+		if id, err := h.App.Newsletter().Lookup(ctx, linked.email); err != nil || id != accountID {
 			t.Fatalf("the subscription is %q (%v), want it joined to the account %s", id, err, accountID)
 		}
-		if err := h.App.Rights.EraseNow(ctx, accountID, "test"); err != nil {
+		if err := h.App.Rights().EraseNow(ctx, accountID, "test"); err != nil {
 			t.Fatal(err)
 		}
 		linked.terms = append(linked.terms, datamap.Term{Kind: "id", Value: accountID})
@@ -62,11 +62,11 @@ func TestRestoreErasesAgain(t *testing.T) {
 		for _, f := range present(t, h, linked) {
 			t.Errorf("%s: still there: %s", linked.email, f)
 		}
-		if _, ok, _ := h.App.Rights.Erased(ctx, linked.email); !ok {
+		if _, ok, _ := h.App.Rights().Erased(ctx, linked.email); !ok {
 			t.Errorf("the ledger lacks %s", linked.email)
 		}
 		assertStays(t, h)
-		if ok, err := h.App.Newsletter.Suppressed(context.Background(), subscriber.email, "newsletter"); err != nil || !ok {
+		if ok, err := h.App.Newsletter().Suppressed(context.Background(), subscriber.email, "newsletter"); err != nil || !ok {
 			t.Errorf("the erased subscriber's address is not suppressed again (%v)", err)
 		}
 		// Restored twice: the ledger already has everything, nobody is erased again.
@@ -153,7 +153,7 @@ func TestRestoreRefusesBadInput(t *testing.T) {
 			t.Errorf("a refused restore changed the database")
 		}
 		h = s.start()
-		if _, err := h.App.Accounts.Lookup(ctx, later); err != nil {
+		if _, err := h.App.Accounts().Lookup(ctx, later); err != nil {
 			t.Errorf("the member who registered after the backup is gone: %v", err)
 		}
 		assertErased(t, h, member)
@@ -307,7 +307,7 @@ func TestRestoreAcrossEpochs(t *testing.T) {
 			t.Fatalf("backup: exit %d: %s", code, out)
 		}
 		erase(t, h, member, subscriber)
-		if _, err := h.App.Vault.RotateNow(ctx); err != nil {
+		if _, err := h.App.Vault().RotateNow(ctx); err != nil {
 			t.Fatal(err)
 		}
 		h.Close()
@@ -333,7 +333,7 @@ func TestRestoreAcrossEpochs(t *testing.T) {
 		assertErased(t, h, member)
 		assertErased(t, h, subscriber)
 		assertStays(t, h)
-		if _, err := h.App.Vault.RotateNow(ctx); err != nil {
+		if _, err := h.App.Vault().RotateNow(ctx); err != nil {
 			t.Fatal(err)
 		}
 		h.Close()

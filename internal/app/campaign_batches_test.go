@@ -102,10 +102,10 @@ func campaignSetup(t *testing.T, dbURL string, n int, prefix, title string) (*ap
 		addrs[i] = fmt.Sprintf("%s%04d@example.org", prefix, i)
 		fmt.Fprintf(&csv, "%s,Reader,%d\n", addrs[i], i)
 	}
-	if rep, err := h.App.Newsletter.Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
+	if rep, err := h.App.Newsletter().Import(ctx, &csv, newsletter.Purpose, "test"); err != nil || rep.Imported != n {
 		t.Fatalf("import: %+v %v", rep, err)
 	}
-	c, err := h.App.Newsletter.CreateCampaign(ctx, "staff", newsletter.Purpose, title, "Hello.")
+	c, err := h.App.Newsletter().CreateCampaign(ctx, "staff", newsletter.Purpose, title, "Hello.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,15 +127,15 @@ func TestCampaignManyBatches(t *testing.T) {
 		const n = 1250
 		h, rec, c, addrs := campaignSetup(t, dbURL, n, "reader", "Many batches")
 		ctx := context.Background()
-		if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
+		if _, err := h.App.Newsletter().StartSend(ctx, noJobs{}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		// Three withdraw after the audience was taken; of the others, one is refused
 		// for a while (451) and one for good (550, no such mailbox).
 		withdrawn := map[string]bool{addrs[3]: true, addrs[700]: true, addrs[1249]: true}
 		for a := range withdrawn {
-			subj, _ := h.App.Newsletter.Lookup(ctx, a)
-			if _, err := h.App.Consent.Record(ctx, subj, newsletter.Purpose, consent.Withdrawn, consent.SourceForm, nil); err != nil {
+			subj, _ := h.App.Newsletter().Lookup(ctx, a)
+			if _, err := h.App.Consent().Record(ctx, subj, newsletter.Purpose, consent.Withdrawn, consent.SourceForm, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -144,20 +144,20 @@ func TestCampaignManyBatches(t *testing.T) {
 		rec.refuse = map[string]int{busy: 451, gone: 550}
 		rec.mu.Unlock()
 
-		err := h.App.Newsletter.Send(ctx, c.ID)
+		err := h.App.Newsletter().Send(ctx, c.ID)
 		if err == nil || !strings.Contains(err.Error(), "not sent") {
 			t.Fatalf("a run with a recipient refused for a while = %v", err)
 		}
 		if strings.Contains(err.Error(), "@") {
 			t.Errorf("the error names an address: %v", err)
 		}
-		if cur, _ := h.App.Newsletter.Campaign(ctx, c.ID); cur.Status == newsletter.CampaignSent {
+		if cur, _ := h.App.Newsletter().Campaign(ctx, c.ID); cur.Status == newsletter.CampaignSent {
 			t.Fatal("the campaign is marked sent with a recipient still to try")
 		}
-		if err := h.App.Newsletter.Send(ctx, c.ID); err != nil {
+		if err := h.App.Newsletter().Send(ctx, c.ID); err != nil {
 			t.Fatalf("the second run: %v", err)
 		}
-		cur, err := h.App.Newsletter.Campaign(ctx, c.ID)
+		cur, err := h.App.Newsletter().Campaign(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,13 +213,13 @@ marketing = true
 		}
 		h := apptest.Start(t, dbURL, "--purposes", file)
 		ctx := context.Background()
-		if err := h.App.DB.InTx(ctx, func(tx *store.Tx) error {
-			return h.App.Newsletter.Suppress(ctx, tx, "kim@example.org", "customer_news", "objected")
+		if err := h.App.DB().InTx(ctx, func(tx *store.Tx) error {
+			return h.App.Newsletter().Suppress(ctx, tx, "kim@example.org", "customer_news", "objected")
 		}); err != nil {
 			t.Fatal(err)
 		}
 		csv := "email,first_name,last_name\nkim@example.org,Kim,K\nlee@example.org,Lee,L\nmo@example.org,Mo,M\n"
-		if rep, err := h.App.Newsletter.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "test"); err != nil || rep.Imported != 3 {
+		if rep, err := h.App.Newsletter().Import(ctx, strings.NewReader(csv), newsletter.Purpose, "test"); err != nil || rep.Imported != 3 {
 			t.Fatalf("import: %+v %v", rep, err)
 		}
 		want := map[string]map[string]bool{
@@ -229,7 +229,7 @@ marketing = true
 		}
 		for purpose, w := range want {
 			byRule := map[string]bool{}
-			if err := h.App.Newsletter.AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil }); err != nil {
+			if err := h.App.Newsletter().AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			kept := audience(t, h, purpose)
@@ -247,14 +247,14 @@ func TestCampaignRunsInSlices(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, dbURL string) {
 		const n = 650 // four batches
 		h, rec, c, _ := campaignSetup(t, dbURL, n, "slice", "In slices")
-		h.App.Newsletter.SetSendBudget(time.Nanosecond)
+		h.App.Newsletter().SetSendBudget(time.Nanosecond)
 		ctx := context.Background()
-		if _, err := h.App.Newsletter.StartSend(ctx, h.App.Jobs, c.ID); err != nil {
+		if _, err := h.App.Newsletter().StartSend(ctx, h.App.Jobs(), c.ID); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			cur, err := h.App.Newsletter.Campaign(ctx, c.ID)
+			cur, err := h.App.Newsletter().Campaign(ctx, c.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -280,7 +280,7 @@ func TestCampaignRunsInSlices(t *testing.T) {
 			}
 		}
 		var runs int
-		h.App.DB.QueryRowContext(ctx, `SELECT attempt FROM river_job WHERE kind = 'campaign_send'`).Scan(&runs)
+		h.App.DB().QueryRowContext(ctx, `SELECT attempt FROM river_job WHERE kind = 'campaign_send'`).Scan(&runs)
 		if runs < 1 {
 			t.Errorf("the job's attempt = %d", runs)
 		}
@@ -294,27 +294,27 @@ func TestCampaignWithdrawalDuringSend(t *testing.T) {
 		const n = 450
 		h, rec, c, _ := campaignSetup(t, dbURL, n, "late", "Late withdrawal")
 		ctx := context.Background()
-		if _, err := h.App.Newsletter.StartSend(ctx, noJobs{}, c.ID); err != nil {
+		if _, err := h.App.Newsletter().StartSend(ctx, noJobs{}, c.ID); err != nil {
 			t.Fatal(err)
 		}
 		// Someone in the second batch (deliveries go in token order).
 		var subject string
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT subject_id FROM campaign_deliveries WHERE campaign_id = $1
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT subject_id FROM campaign_deliveries WHERE campaign_id = $1
 			ORDER BY token_id LIMIT 1 OFFSET 250`, c.ID).Scan(&subject); err != nil {
 			t.Fatal(err)
 		}
 		email := subjectAddress(t, h, subject)
 		rec.mu.Lock()
 		rec.onFirst = func() {
-			if _, err := h.App.Consent.Record(context.Background(), subject, newsletter.Purpose, consent.Withdrawn, consent.SourceEmailLink, nil); err != nil {
+			if _, err := h.App.Consent().Record(context.Background(), subject, newsletter.Purpose, consent.Withdrawn, consent.SourceEmailLink, nil); err != nil {
 				t.Error(err)
 			}
 		}
 		rec.mu.Unlock()
-		if err := h.App.Newsletter.Send(ctx, c.ID); err != nil {
+		if err := h.App.Newsletter().Send(ctx, c.ID); err != nil {
 			t.Fatal(err)
 		}
-		cur, _ := h.App.Newsletter.Campaign(ctx, c.ID)
+		cur, _ := h.App.Newsletter().Campaign(ctx, c.ID)
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		if rec.got[email] != 0 || len(rec.got) != n-1 || cur.Sent != n-1 || cur.Skipped != 1 {

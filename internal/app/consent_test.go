@@ -62,7 +62,7 @@ func TestConsentLedger(t *testing.T) {
 		if r.Status != 200 || choice(t, r, "newsletter")["allowed"] != true || choice(t, r, "newsletter")["source"] != "api" {
 			t.Fatalf("opt-in = %d %s", r.Status, r.Body)
 		}
-		if v, _ := h.App.Consent.Allowed(ctx, id, "newsletter"); !v.Allowed {
+		if v, _ := h.App.Consent().Allowed(ctx, id, "newsletter"); !v.Allowed {
 			t.Errorf("Allowed(newsletter) after opt-in = %+v", v)
 		}
 		// Withdrawing is as easy as giving.
@@ -99,11 +99,11 @@ func TestConsentLedger(t *testing.T) {
 			t.Errorf("a member reading conflicts = %d", r.Status)
 		}
 		dpoID, dpo := h.Member("dpo@example.org", pw, nil)
-		h.App.Staff.Grant(ctx, dpoID, "dpo")
+		h.App.Staff().Grant(ctx, dpoID, "dpo")
 		if r := h.Do("GET", "/api/v1/staff/consent-conflicts", nil, dpo); r.Status != 200 || len(r.JSON()["conflicts"].([]any)) == 0 {
 			t.Errorf("the DPO reading conflicts = %d %s", r.Status, r.Body)
 		}
-		conflicts, err := h.App.Consent.Conflicts(ctx, 10)
+		conflicts, err := h.App.Consent().Conflicts(ctx, 10)
 		if err != nil || len(conflicts) < 1 || conflicts[len(conflicts)-1].Purpose != "partner_sharing" || conflicts[len(conflicts)-1].Later.Source != consent.SourceBrowserSignal {
 			t.Errorf("conflicts = %+v (%v)", conflicts, err)
 		}
@@ -152,7 +152,7 @@ func TestConsentLedger(t *testing.T) {
 		if rc.Status != 200 || !strings.Contains(rc.Header.Get("Content-Disposition"), "attachment") {
 			t.Fatalf("receipt = %d %s", rc.Status, rc.Body)
 		}
-		pub := h.App.Consent.Signer().PublicKey()
+		pub := h.App.Consent().Signer().PublicKey()
 		got, err := consent.Verify(rc.Body, pub)
 		if err != nil || got.Subject != id || got.Purpose != "newsletter" || got.Decision != "granted" || got.PolicyVersion == "" {
 			t.Errorf("verify = %+v, %v", got, err)
@@ -200,7 +200,7 @@ func TestConsentLedger(t *testing.T) {
 		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
 		h.WaitErasure(del.JSON()["request_id"].(string))
 		var n int
-		h.App.DB.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM consent_events WHERE subject_id = $1) + (SELECT count(*) FROM consent_state WHERE subject_id = $1) + (SELECT count(*) FROM processing_flags WHERE subject_id = $1) + (SELECT count(*) FROM consent_conflicts WHERE subject_id = $1)`, id).Scan(&n)
+		h.App.DB().QueryRowContext(ctx, `SELECT (SELECT count(*) FROM consent_events WHERE subject_id = $1) + (SELECT count(*) FROM consent_state WHERE subject_id = $1) + (SELECT count(*) FROM processing_flags WHERE subject_id = $1) + (SELECT count(*) FROM consent_conflicts WHERE subject_id = $1)`, id).Scan(&n)
 		if n != 0 {
 			t.Errorf("%d consent rows left after erasure", n)
 		}

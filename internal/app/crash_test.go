@@ -263,24 +263,24 @@ func TestReconcile(t *testing.T) {
 		}
 		object := func(id string) string {
 			var o string
-			h.App.DB.QueryRowContext(ctx, `SELECT object FROM files WHERE id = $1`, id).Scan(&o)
+			h.App.DB().QueryRowContext(ctx, `SELECT object FROM files WHERE id = $1`, id).Scan(&o)
 			return o
 		}
 		// ids[0]: deletion cut short before its object went; ids[1]: after.
-		h.App.DB.ExecContext(ctx, `UPDATE files SET state = 'deleting' WHERE id IN ($1, $2)`, ids[0], ids[1])
-		h.App.Blobs.Delete(ctx, object(ids[1]))
+		h.App.DB().ExecContext(ctx, `UPDATE files SET state = 'deleting' WHERE id IN ($1, $2)`, ids[0], ids[1])
+		h.App.Blobs().Delete(ctx, object(ids[1]))
 		// ids[2]: a ready file, uploaded long ago, whose object vanished.
-		h.App.Blobs.Delete(ctx, object(ids[2]))
-		h.App.DB.ExecContext(ctx, `UPDATE files SET created_at = 1 WHERE id = $1`, ids[2])
+		h.App.Blobs().Delete(ctx, object(ids[2]))
+		h.App.DB().ExecContext(ctx, `UPDATE files SET created_at = 1 WHERE id = $1`, ids[2])
 		// A file that became ready while the objects were being listed must survive:
 		// the reconciler asks storage again and spares files younger than a lease.
 		fresh := upload(h, token, "fresh.bin", random(1000), false).JSON()["id"].(string)
 		// An upload whose node died long ago, and an orphan object.
-		h.App.DB.ExecContext(ctx, `UPDATE files SET state = 'uploading', lease_until = 1 WHERE id = $1`, ids[3])
-		if _, err := h.App.Blobs.Put(ctx, "files/orphan0123456789", strings.NewReader("junk"), 4); err != nil {
+		h.App.DB().ExecContext(ctx, `UPDATE files SET state = 'uploading', lease_until = 1 WHERE id = $1`, ids[3])
+		if _, err := h.App.Blobs().Put(ctx, "files/orphan0123456789", strings.NewReader("junk"), 4); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := h.App.Files.Reconcile(ctx, false)
+		rep, err := h.App.Files().Reconcile(ctx, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,9 +288,9 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("report = %+v", rep)
 		}
 		var rows int
-		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM files`).Scan(&rows)
+		h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM files`).Scan(&rows)
 		objects := 0
-		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs().List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if rows != 1 || objects != 1 {
 			t.Errorf("after reconcile: %d rows, %d objects, want only the fresh file's", rows, objects)
 		}

@@ -40,7 +40,7 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 		kept := map[string][]apptest.Mail{}
 		for _, v := range victims {
 			subscribe(t, h, v, true)
-			s, err := h.App.Newsletter.Lookup(ctx, v)
+			s, err := h.App.Newsletter().Lookup(ctx, v)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,30 +66,30 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 
 		deleteMe(t, h, token)
 		old := time.Now().AddDate(0, 0, -15).UnixMilli()
-		if _, err := h.App.DB.ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, reg.JSON()["id"]); err != nil {
+		if _, err := h.App.DB().ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, reg.JSON()["id"]); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.App.Rights.PurgeAbandoned(ctx, h.App.Accounts.Abandoned); err != nil {
+		if err := h.App.Rights().PurgeAbandoned(ctx, h.App.Accounts().Abandoned); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.App.Accounts.Lookup(ctx, reg.JSON()["id"].(string)); err == nil {
+		if _, err := h.App.Accounts().Lookup(ctx, reg.JSON()["id"].(string)); err == nil {
 			t.Fatal("the unverified registration survived the purge")
 		}
 
 		aud := audience(t, h, "newsletter")
 		for _, v := range victims {
-			if s, err := h.App.Newsletter.Lookup(ctx, v); err != nil || s != subjects[v] {
+			if s, err := h.App.Newsletter().Lookup(ctx, v); err != nil || s != subjects[v] {
 				t.Errorf("%s: subscriber subject = %q (%v), want %q", v, s, err, subjects[v])
 			}
 			var status string
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email_hash = $1`, h.App.Newsletter.AddressHash(v)).Scan(&status); err != nil || status != "confirmed" {
+			if err := h.App.DB().QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email_hash = $1`, h.App.Newsletter().AddressHash(v)).Scan(&status); err != nil || status != "confirmed" {
 				t.Errorf("%s: subscription %q (%v), want confirmed", v, status, err)
 			}
-			if a, err := h.App.Consent.Allowed(ctx, subjects[v], "newsletter"); err != nil || !a.Allowed {
+			if a, err := h.App.Consent().Allowed(ctx, subjects[v], "newsletter"); err != nil || !a.Allowed {
 				t.Errorf("%s: consent allows the newsletter = %v (%v)", v, a.Allowed, err)
 			}
 			for _, p := range []string{"newsletter", "own_offers"} {
-				if s, err := h.App.Newsletter.Suppressed(ctx, v, p); err != nil || s {
+				if s, err := h.App.Newsletter().Suppressed(ctx, v, p); err != nil || s {
 					t.Errorf("%s: suppressed for %s = %v (%v)", v, p, s, err)
 				}
 			}
@@ -103,13 +103,13 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 			}
 		}
 		// The member's own, proven address was erased.
-		if s, _ := h.App.Newsletter.Suppressed(ctx, "taker@example.org", "newsletter"); !s {
+		if s, _ := h.App.Newsletter().Suppressed(ctx, "taker@example.org", "newsletter"); !s {
 			t.Error("the erased member's own address is not suppressed")
 		}
 
 		// The next campaign reaches both.
 		staffID, staff := h.Member("editor@example.org", pw, nil)
-		if err := h.App.Staff.Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Still here", "body": "Hello."}, staff)
@@ -134,7 +134,7 @@ func TestStaffErasureKeepsCampaigns(t *testing.T) {
 		ctx := context.Background()
 		h := apptest.Start(t, dbURL)
 		staffID, staff := h.Member("marketer@example.org", pw, nil)
-		if err := h.App.Staff.Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		var ids []string
@@ -156,7 +156,7 @@ func TestStaffErasureKeepsCampaigns(t *testing.T) {
 		deleteMe(t, h, staff)
 
 		for _, id := range ids {
-			c, err := h.App.Newsletter.Campaign(ctx, id)
+			c, err := h.App.Newsletter().Campaign(ctx, id)
 			if err != nil {
 				t.Fatalf("campaign %s after its author's erasure: %v", id, err)
 			}
@@ -173,9 +173,9 @@ func TestStaffErasureKeepsCampaigns(t *testing.T) {
 			case "STEWARD_DATA":
 				return h.Data
 			case "STEWARD_MASTER_KEY_FILE":
-				return h.App.Config.MasterKeyFile
+				return h.App.Config().MasterKeyFile
 			case "STEWARD_LEDGER_KEY_FILE":
-				return h.App.Config.LedgerKeyFile
+				return h.App.Config().LedgerKeyFile
 			}
 			return ""
 		}
@@ -213,7 +213,7 @@ func TestErasureCoversFormerAddresses(t *testing.T) {
 		changeEmail(t, h, token, current)
 		lastMail(t, h, former, "A new email address was given") // the notice to the former address
 		var proven int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM account_addresses WHERE account_id = $1`, id).Scan(&proven); err != nil || proven != 2 {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM account_addresses WHERE account_id = $1`, id).Scan(&proven); err != nil || proven != 2 {
 			t.Fatalf("proven addresses = %d (%v), want 2", proven, err)
 		}
 
@@ -224,12 +224,12 @@ func TestErasureCoversFormerAddresses(t *testing.T) {
 				t.Errorf("mail to %s left in the outbox folder: %s", addr, m.File)
 			}
 			for _, p := range []string{"newsletter", "own_offers"} {
-				if s, err := h.App.Newsletter.Suppressed(ctx, addr, p); err != nil || !s {
+				if s, err := h.App.Newsletter().Suppressed(ctx, addr, p); err != nil || !s {
 					t.Errorf("%s: suppressed for %s = %v (%v), want true", addr, p, s, err)
 				}
 			}
 		}
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM account_addresses WHERE account_id = $1`, id).Scan(&proven); err != nil || proven != 0 {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM account_addresses WHERE account_id = $1`, id).Scan(&proven); err != nil || proven != 0 {
 			t.Errorf("proven addresses after erasure = %d (%v)", proven, err)
 		}
 	})
@@ -268,10 +268,10 @@ func TestErasureLeavesAddressProvenSince(t *testing.T) {
 
 		deleteMe(t, h, first)
 
-		if s, _ := h.App.Newsletter.Suppressed(ctx, moved, "newsletter"); !s {
+		if s, _ := h.App.Newsletter().Suppressed(ctx, moved, "newsletter"); !s {
 			t.Error("the erased member's current address is not suppressed")
 		}
-		if s, _ := h.App.Newsletter.Suppressed(ctx, shared, "newsletter"); s {
+		if s, _ := h.App.Newsletter().Suppressed(ctx, shared, "newsletter"); s {
 			t.Error("the address another member proved since is suppressed")
 		}
 		if !audience(t, h, "newsletter")[shared] {
@@ -309,10 +309,10 @@ func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
 		reg := datamap.NewRegistry()
 		reg.Register(rights.Holder{})
 		reg.Register(recordingHolder{&got})
-		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now,
+		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), time.Now,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 
-		if _, err := h.App.DB.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
+		if _, err := h.App.DB().ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
 			VALUES ('0123456789abcdef0123456789abcdef', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, time.Now().UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +332,7 @@ func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
 			t.Errorf("subjects erased = %+v, want %+v", got, want)
 		}
 		var left int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM erasure_requests WHERE subject_id IS NOT NULL
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM erasure_requests WHERE subject_id IS NOT NULL
 			OR subject_email IS NOT NULL OR subject_proven IS NOT NULL`).Scan(&left); err != nil || left != 0 {
 			t.Errorf("%d done request(s) still name their subject (%v)", left, err)
 		}

@@ -48,7 +48,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		id, _ := h.Member("resume@example.org", pw, map[string]any{"name": "Resumed Person"})
-		terms, err := h.App.Accounts.Identifiers(ctx, id)
+		terms, err := h.App.Accounts().Identifiers(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(mail.Holder{Index: testLedger(h).Index})
 		reg.Register(rights.Holder{})
 		reg.Register(vault.Holder{})
-		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		err = rs.EraseNow(ctx, id, "test")
 		if err == nil || !strings.Contains(err.Error(), "connection lost") {
@@ -88,7 +88,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		if req.State != rights.StateDone || len(req.StepsDone) != 6 {
 			t.Errorf("after resume: %+v", req)
 		}
-		found, err := datamap.Scan(ctx, h.App.DB, terms)
+		found, err := datamap.Scan(ctx, h.App.DB(), terms)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,11 +105,11 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 // testLedger is the app's ledger, for an erasure service of a test's own: the ledger
 // objects it writes must verify when the app starts again.
 func testLedger(h *apptest.Harness) rights.Ledger {
-	key, err := os.ReadFile(h.App.Config.LedgerKeyFile)
+	key, err := os.ReadFile(h.App.Config().LedgerKeyFile)
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	return rights.Ledger{Key: key, Index: vault.NewIndex(key), Blobs: h.App.Blobs}
+	return rights.Ledger{Key: key, Index: vault.NewIndex(key), Blobs: h.App.Blobs()}
 }
 
 // The command line erases a member and its residue scan exits 1 while anything is
@@ -176,25 +176,25 @@ func TestPurgeAbandonedRegistrations(t *testing.T) {
 		// Age the two registrations past their deadlines.
 		old := time.Now().AddDate(0, 0, -15).UnixMilli()
 		for _, r := range []apptest.Response{child, adult} {
-			if _, err := h.App.DB.ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, r.JSON()["id"]); err != nil {
+			if _, err := h.App.DB().ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, r.JSON()["id"]); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := h.App.Rights.PurgeAbandoned(ctx, h.App.Accounts.Abandoned); err != nil {
+		if err := h.App.Rights().PurgeAbandoned(ctx, h.App.Accounts().Abandoned); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range []apptest.Response{child, adult} {
-			if _, err := h.App.Accounts.Lookup(ctx, r.JSON()["id"].(string)); err == nil {
+			if _, err := h.App.Accounts().Lookup(ctx, r.JSON()["id"].(string)); err == nil {
 				t.Errorf("abandoned registration %s survived the purge", r.JSON()["id"])
 			}
 		}
-		if _, err := h.App.Accounts.Lookup(ctx, keep); err != nil {
+		if _, err := h.App.Accounts().Lookup(ctx, keep); err != nil {
 			t.Errorf("active member purged: %v", err)
 		}
 		// Nobody proved those addresses were the registrants': the mail already handed
 		// to them (the .eml folder stands in for their mailboxes) is left to whoever
 		// owns them, as it would be with a mail server. Nothing of them is kept.
-		found, _ := datamap.Scan(ctx, h.App.DB, []datamap.Term{{Kind: "email", Value: "waiting.kid@example.org"}, {Kind: "guardian email", Value: "absent@example.org"}, {Kind: "email", Value: "never.confirmed@example.org"}})
+		found, _ := datamap.Scan(ctx, h.App.DB(), []datamap.Term{{Kind: "email", Value: "waiting.kid@example.org"}, {Kind: "guardian email", Value: "absent@example.org"}, {Kind: "email", Value: "never.confirmed@example.org"}})
 		for _, f := range found {
 			t.Errorf("residue: %s", f)
 		}
@@ -212,7 +212,7 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	h := apptest.Start(t, dbURL, "--ledger-key-file", keyFile)
 	ctx := context.Background()
 	id, _ := h.Member("restart@example.org", pw, map[string]any{"name": "Restarted Person"})
-	terms, _ := h.App.Accounts.Identifiers(ctx, id)
+	terms, _ := h.App.Accounts().Identifiers(ctx, id)
 	calls := 0
 	reg := datamap.NewRegistry()
 	reg.Register(account.Holder{})
@@ -220,7 +220,7 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	reg.Register(governance.AuditHolder{})
 	reg.Register(mail.Holder{Index: testLedger(h).Index})
 	reg.Register(rights.Holder{})
-	rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := rs.EraseNow(ctx, id, "test"); err == nil {
 		t.Fatal("the interrupted erasure succeeded")
 	}
@@ -232,14 +232,14 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 
 	h2 := apptest.Start(t, dbURL, "--ledger-key-file", keyFile)
 	h2.WaitErasure(pending[0])
-	found, err := datamap.Scan(ctx, h2.App.DB, terms)
+	found, err := datamap.Scan(ctx, h2.App.DB(), terms)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range found {
 		t.Errorf("residue after resumed erasure: %s", f)
 	}
-	if _, ok, _ := h2.App.Rights.Erased(ctx, "restart@example.org"); !ok {
+	if _, ok, _ := h2.App.Rights().Erased(ctx, "restart@example.org"); !ok {
 		t.Error("the ledger does not record the resumed erasure")
 	}
 }
@@ -266,9 +266,9 @@ func TestCLIResidueReadsPostgresFiles(t *testing.T) {
 			case "STEWARD_DATABASE":
 				return dbURL
 			case "STEWARD_MASTER_KEY_FILE":
-				return h.App.Config.MasterKeyFile
+				return h.App.Config().MasterKeyFile
 			case "STEWARD_LEDGER_KEY_FILE":
-				return h.App.Config.LedgerKeyFile
+				return h.App.Config().LedgerKeyFile
 			}
 			return ""
 		}
@@ -294,7 +294,7 @@ func TestCLIResidueReadsPostgresFiles(t *testing.T) {
 	// A role that may read the tables but not the server's files.
 	role := "steward_reader_" + strings.ToLower(id[len(id)-12:])
 	var schema string
-	if err := h.App.DB.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+	if err := h.App.DB().QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -302,13 +302,13 @@ func TestCLIResidueReadsPostgresFiles(t *testing.T) {
 		`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role,
 		`GRANT SELECT ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role,
 	} {
-		if _, err := h.App.DB.ExecContext(ctx, q); err != nil {
+		if _, err := h.App.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 	t.Cleanup(func() {
 		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
-			if _, err := h.App.DB.ExecContext(ctx, q); err != nil {
+			if _, err := h.App.DB().ExecContext(ctx, q); err != nil {
 				t.Errorf("%s: %v", q, err)
 			}
 		}
@@ -334,11 +334,11 @@ func TestErasureDoneOnlyOnceScrubbed(t *testing.T) {
 	ctx := context.Background()
 	email := "scrubbed@example.org"
 	id, _ := h.Member(email, pw, map[string]any{"name": "Pinned Snapshot", "phone": "+33 1 23 45 67 89"})
-	terms, err := h.App.Accounts.Identifiers(ctx, id)
+	terms, err := h.App.Accounts().Identifiers(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader, err := sql.Open("sqlite", "file:"+h.App.DB.Path()+"?_pragma=busy_timeout(10000)")
+	reader, err := sql.Open("sqlite", "file:"+h.App.DB().Path()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,16 +353,16 @@ func TestErasureDoneOnlyOnceScrubbed(t *testing.T) {
 	}
 
 	short, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
-	err = h.App.Rights.EraseNow(short, id, "test")
+	err = h.App.Rights().EraseNow(short, id, "test")
 	cancel()
 	if err == nil || !strings.Contains(err.Error(), "scrub") {
 		t.Fatalf("erasure with a pinned reader: err = %v, want a scrub failure", err)
 	}
-	pending, err := h.App.Rights.Pending(ctx)
+	pending, err := h.App.Rights().Pending(ctx)
 	if err != nil || len(pending) != 1 {
 		t.Fatalf("pending = %v (%v), want the one request", pending, err)
 	}
-	req, err := h.App.Rights.Request(ctx, pending[0])
+	req, err := h.App.Rights().Request(ctx, pending[0])
 	if err != nil || req.State != rights.StateScrubbing || req.LastError == "" || !req.CompletedAt.IsZero() {
 		t.Fatalf("while pinned: %+v (%v), want scrubbing with a reason and no completion time", req, err)
 	}
@@ -371,7 +371,7 @@ func TestErasureDoneOnlyOnceScrubbed(t *testing.T) {
 	}
 	// The live rows are gone already; the log still holds their old images, which is
 	// why the request does not say done.
-	pinned, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
+	pinned, err := h.App.Registry().ScanAll(ctx, h.App.DB(), terms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,14 +383,14 @@ func TestErasureDoneOnlyOnceScrubbed(t *testing.T) {
 	if err := snap.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.App.Rights.Run(ctx, pending[0]); err != nil {
+	if err := h.App.Rights().Run(ctx, pending[0]); err != nil {
 		t.Fatalf("run after the reader let go: %v", err)
 	}
-	req, _ = h.App.Rights.Request(ctx, pending[0])
+	req, _ = h.App.Rights().Request(ctx, pending[0])
 	if req.State != rights.StateDone || req.LastError != "" || req.CompletedAt.IsZero() {
 		t.Errorf("after the rerun: %+v", req)
 	}
-	after, err := h.App.Registry.ScanAll(ctx, h.App.DB, terms)
+	after, err := h.App.Registry().ScanAll(ctx, h.App.DB(), terms)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,13 +213,13 @@ func TestFilesLifecycle(t *testing.T) {
 		}
 
 		// Erasure: rows, objects and the key go; the residue check says so.
-		before, err := h.App.Registry.CheckResidue(ctx, ownerID)
+		before, err := h.App.Registry().CheckResidue(ctx, ownerID)
 		if err != nil || len(before) == 0 {
 			t.Fatalf("residue check before erasure found nothing (%v)", err)
 		}
 		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, owner)
 		h.WaitErasure(del.JSON()["request_id"].(string))
-		after, err := h.App.Registry.CheckResidue(ctx, ownerID)
+		after, err := h.App.Registry().CheckResidue(ctx, ownerID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func TestFilesLifecycle(t *testing.T) {
 			t.Errorf("after erasure: %s", f)
 		}
 		objects := 0
-		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs().List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if objects != 0 {
 			t.Errorf("%d object(s) left in storage", objects)
 		}
@@ -253,11 +253,11 @@ func TestFileLimitsLeaveNothing(t *testing.T) {
 			t.Errorf("over the quota = %d %s", r.Status, r.Body)
 		}
 		var rows int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM files`).Scan(&rows); err != nil || rows != 3 {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM files`).Scan(&rows); err != nil || rows != 3 {
 			t.Errorf("rows = %d (%v), want the 3 accepted", rows, err)
 		}
 		objects := 0
-		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs().List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if objects != 3 {
 			t.Errorf("objects = %d, want the 3 accepted: refused uploads left something", objects)
 		}
@@ -289,7 +289,7 @@ func TestUploadRacingErasure(t *testing.T) {
 			done <- resp.StatusCode
 		}()
 		time.Sleep(200 * time.Millisecond) // the request is in, past its authorization
-		if err := h.App.Rights.EraseNow(ctx, id, "test"); err != nil {
+		if err := h.App.Rights().EraseNow(ctx, id, "test"); err != nil {
 			t.Fatal(err)
 		}
 		fw, _ := mw.CreateFormFile("file", "late.bin")
@@ -299,13 +299,13 @@ func TestUploadRacingErasure(t *testing.T) {
 		if st := <-done; st != http.StatusUnauthorized {
 			t.Errorf("late upload = %d, want 401", st)
 		}
-		if has, _ := h.App.Vault.HasKey(ctx, id); has {
+		if has, _ := h.App.Vault().HasKey(ctx, id); has {
 			t.Error("the erased member has a data key again")
 		}
 		var rows int
-		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE owner_id = $1`, id).Scan(&rows)
+		h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM files WHERE owner_id = $1`, id).Scan(&rows)
 		objects := 0
-		h.App.Blobs.List(ctx, "files/", func(blob.Info) error { objects++; return nil })
+		h.App.Blobs().List(ctx, "files/", func(blob.Info) error { objects++; return nil })
 		if rows != 0 || objects != 0 {
 			t.Errorf("after the late upload: %d rows, %d objects", rows, objects)
 		}

@@ -119,7 +119,7 @@ func populate(t *testing.T, h *apptest.Harness) (member, subscriber person, stay
 		t.Fatalf("upload = %d %s", r.Status, r.Body)
 	}
 	var err error
-	if member.terms, err = h.App.Accounts.Identifiers(ctx, member.id); err != nil {
+	if member.terms, err = h.App.Accounts().Identifiers(ctx, member.id); err != nil {
 		t.Fatal(err)
 	}
 	subscriber = subscribeAs(t, h, "quintessa.vandermolen@example.org", "Quintessa", "Vandermolen")
@@ -138,7 +138,7 @@ func subscribeAs(t *testing.T, h *apptest.Harness, email, first, last string) pe
 	if c := h.Do("POST", "/api/v1/newsletter/confirm", map[string]string{"token": tok}, ""); c.Status != http.StatusOK {
 		t.Fatalf("confirm = %d %s", c.Status, c.Body)
 	}
-	id, err := h.App.Newsletter.Lookup(context.Background(), email)
+	id, err := h.App.Newsletter().Lookup(context.Background(), email)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,10 +150,10 @@ func subscribeAs(t *testing.T, h *apptest.Harness, email, first, last string) pe
 func erase(t *testing.T, h *apptest.Harness, member, subscriber person) {
 	t.Helper()
 	ctx := context.Background()
-	if err := h.App.Rights.EraseNow(ctx, member.id, "test"); err != nil {
+	if err := h.App.Rights().EraseNow(ctx, member.id, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.App.Rights.EraseSubject(ctx, datamap.Subject{ID: subscriber.id, Email: subscriber.email}, "test"); err != nil {
+	if err := h.App.Rights().EraseSubject(ctx, datamap.Subject{ID: subscriber.id, Email: subscriber.email}, "test"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -163,20 +163,20 @@ func present(t *testing.T, h *apptest.Harness, p person) []string {
 	t.Helper()
 	ctx := context.Background()
 	var found []string
-	if _, err := h.App.Accounts.Lookup(ctx, p.email); err == nil {
+	if _, err := h.App.Accounts().Lookup(ctx, p.email); err == nil {
 		found = append(found, "an account with the address")
 	}
-	if _, err := h.App.Newsletter.Lookup(ctx, p.email); err == nil {
+	if _, err := h.App.Newsletter().Lookup(ctx, p.email); err == nil {
 		found = append(found, "a subscription of the address")
 	}
-	fs, err := h.App.Registry.ScanAll(ctx, h.App.DB, p.terms)
+	fs, err := h.App.Registry().ScanAll(ctx, h.App.DB(), p.terms)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range fs {
 		found = append(found, f.String())
 	}
-	more, err := h.App.Registry.CheckResidue(ctx, p.id)
+	more, err := h.App.Registry().CheckResidue(ctx, p.id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func assertErased(t *testing.T, h *apptest.Harness, p person) {
 		t.Errorf("%s: still there: %s", p.email, f)
 	}
 	for _, ident := range []string{p.id, p.email} {
-		if _, ok, err := h.App.Rights.Erased(context.Background(), ident); err != nil || !ok {
+		if _, ok, err := h.App.Rights().Erased(context.Background(), ident); err != nil || !ok {
 			t.Errorf("the erasure ledger lacks %s (%v)", ident, err)
 		}
 	}
@@ -340,11 +340,11 @@ func eraseOne(t *testing.T, h *apptest.Harness, email string) string {
 	t.Helper()
 	ctx := context.Background()
 	id, _ := h.Member(email, pw, nil)
-	if err := h.App.Rights.EraseNow(ctx, id, "test"); err != nil {
+	if err := h.App.Rights().EraseNow(ctx, id, "test"); err != nil {
 		t.Fatal(err)
 	}
 	var name string
-	h.App.Blobs.List(ctx, rights.LedgerPrefix, func(i blob.Info) error {
+	h.App.Blobs().List(ctx, rights.LedgerPrefix, func(i blob.Info) error {
 		if !strings.Contains(i.Name, "backfill") {
 			name = i.Name
 		}
@@ -414,12 +414,12 @@ func TestLedgerObjectSurvivesReconcile(t *testing.T) {
 	eachStorage(t, nil, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		id, _ := h.Member("reconciled.ledger@example.org", pw, nil)
-		if err := h.App.Rights.EraseNow(ctx, id, "test"); err != nil {
+		if err := h.App.Rights().EraseNow(ctx, id, "test"); err != nil {
 			t.Fatal(err)
 		}
 		names := func() []string {
 			var out []string
-			h.App.Blobs.List(ctx, rights.LedgerPrefix, func(i blob.Info) error { out = append(out, i.Name); return nil })
+			h.App.Blobs().List(ctx, rights.LedgerPrefix, func(i blob.Info) error { out = append(out, i.Name); return nil })
 			return out
 		}
 		before := names()
@@ -427,7 +427,7 @@ func TestLedgerObjectSurvivesReconcile(t *testing.T) {
 			t.Fatalf("ledger objects = %q", before)
 		}
 		for _, allDead := range []bool{false, true} {
-			rep, err := h.App.Files.Reconcile(ctx, allDead)
+			rep, err := h.App.Files().Reconcile(ctx, allDead)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -449,7 +449,7 @@ func TestLedgerObjectsWrittenForOlderErasures(t *testing.T) {
 		ctx := context.Background()
 		h := s.start()
 		at := time.Now().Add(-48 * time.Hour).UnixMilli()
-		if _, err := h.App.DB.ExecContext(ctx, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, 'email', 'abc123', $2)`,
+		if _, err := h.App.DB().ExecContext(ctx, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, 'email', 'abc123', $2)`,
 			strings.Repeat("ab", 32), at); err != nil {
 			t.Fatal(err)
 		}
@@ -459,19 +459,19 @@ func TestLedgerObjectsWrittenForOlderErasures(t *testing.T) {
 			t.Fatal(err)
 		}
 		h = s.start()
-		if _, err := h.App.Blobs.Stat(ctx, fmt.Sprintf("ledger/%013d-abc123.json", at)); err != nil {
+		if _, err := h.App.Blobs().Stat(ctx, fmt.Sprintf("ledger/%013d-abc123.json", at)); err != nil {
 			t.Fatalf("the older erasure's object: %v", err)
 		}
-		if _, err := h.App.Blobs.Stat(ctx, "ledger/0000000000000-backfill.json"); err != nil {
+		if _, err := h.App.Blobs().Stat(ctx, "ledger/0000000000000-backfill.json"); err != nil {
 			t.Errorf("no record of having written them: %v", err)
 		}
-		if _, err := h.App.DB.ExecContext(ctx, `DELETE FROM erasure_ledger`); err != nil {
+		if _, err := h.App.DB().ExecContext(ctx, `DELETE FROM erasure_ledger`); err != nil {
 			t.Fatal(err)
 		}
 		h.Close()
 		h = s.start()
 		var n int
-		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM erasure_ledger WHERE request_id = 'abc123' AND kind = 'email'`).Scan(&n)
+		h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM erasure_ledger WHERE request_id = 'abc123' AND kind = 'email'`).Scan(&n)
 		if n != 1 {
 			t.Errorf("the entry was not replayed into an empty ledger: %d", n)
 		}

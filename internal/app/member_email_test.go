@@ -29,13 +29,13 @@ func TestMemberEmailChangeMovesSubscription(t *testing.T) {
 		rows := func(subject string) map[string]string {
 			t.Helper()
 			out := map[string]string{}
-			r, err := h.App.DB.QueryContext(ctx, `SELECT email, status FROM subscribers WHERE subject_id = $1`, subject)
+			r, err := h.App.DB().QueryContext(ctx, `SELECT email, status FROM subscribers WHERE subject_id = $1`, subject)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer r.Close()
 			// Sealed under the account's key.
-			key, err := h.App.Vault.KeyIn(ctx, h.App.DB, subject, false)
+			key, err := h.App.Vault().KeyIn(ctx, h.App.DB(), subject, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestMemberEmailChangeMovesSubscription(t *testing.T) {
 			t.Errorf("audience after the second change = %v", a)
 		}
 		var n int
-		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&n)
+		h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&n)
 		if n != 1 {
 			t.Errorf("%d subscriber rows, want the member's one", n)
 		}
@@ -89,25 +89,25 @@ func TestLinkKeepsObjection(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		subscribe(t, h, "objector@example.org", true)
-		sub, err := h.App.Newsletter.Lookup(ctx, "objector@example.org")
+		sub, err := h.App.Newsletter().Lookup(ctx, "objector@example.org")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := h.App.Consent.SetFlags(ctx, sub, consent.Flags{Objected: true}); err != nil {
+		if err := h.App.Consent().SetFlags(ctx, sub, consent.Flags{Objected: true}); err != nil {
 			t.Fatal(err)
 		}
 		id, token := h.Member("member@example.org", pw, nil)
 		h.Do("PUT", "/api/v1/me/consents", `{"restricted":true}`, token)
 		h.Do("PUT", "/api/v1/me/consents", `{"restricted":false}`, token)
 		changeEmail(t, h, token, "objector@example.org")
-		if s, _ := h.App.Newsletter.Lookup(ctx, "objector@example.org"); s != id {
+		if s, _ := h.App.Newsletter().Lookup(ctx, "objector@example.org"); s != id {
 			t.Fatalf("the subscription's subject = %s, want the account %s", s, id)
 		}
-		f, err := h.App.Consent.Flags(ctx, id)
+		f, err := h.App.Consent().Flags(ctx, id)
 		if err != nil || !f.Objected || f.Restricted {
 			t.Errorf("flags after the merge = %+v (%v), want the objection only", f, err)
 		}
-		hist, _ := h.App.Consent.History(ctx, id)
+		hist, _ := h.App.Consent().History(ctx, id)
 		if len(hist) == 0 || hist[0].Purpose != consent.FlagObjection || hist[0].Decision != consent.FlagSet || hist[0].Source != consent.SourceAccountLink {
 			t.Errorf("newest event = %+v, want the objection set by the link", hist)
 		}

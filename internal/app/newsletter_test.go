@@ -38,7 +38,7 @@ func subscribe(t *testing.T, h *apptest.Harness, email string, confirm bool) {
 func audience(t *testing.T, h *apptest.Harness, purpose string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	if err := h.App.Newsletter.Recipients(context.Background(), purpose, func(r newsletter.Recipient) error {
+	if err := h.App.Newsletter().Recipients(context.Background(), purpose, func(r newsletter.Recipient) error {
 		out[r.Email] = true
 		return nil
 	}); err != nil {
@@ -90,14 +90,14 @@ func TestNewsletterDoubleOptIn(t *testing.T) {
 		if a := audience(t, h, "newsletter"); !a[email] {
 			t.Fatal("the confirmed subscriber is not in the audience")
 		}
-		subject, _ := h.App.Newsletter.Lookup(ctx, email)
-		hist, _ := h.App.Consent.History(ctx, subject)
+		subject, _ := h.App.Newsletter().Lookup(ctx, email)
+		hist, _ := h.App.Consent().History(ctx, subject)
 		if len(hist) != 1 || hist[0].Source != consent.SourceEmailLink || hist[0].Evidence["request_ip"] == "" || hist[0].Evidence["confirm_ip"] == "" {
 			t.Errorf("consent recorded = %+v", hist)
 		}
 		// Registering later with the same, verified address makes one subject.
 		id, token := h.Member(email, pw, nil)
-		if s, _ := h.App.Newsletter.Lookup(ctx, email); s != id {
+		if s, _ := h.App.Newsletter().Lookup(ctx, email); s != id {
 			t.Errorf("subscriber's subject = %s, want the account %s", s, id)
 		}
 		if c := choice(t, h.Do("GET", "/api/v1/me/consents", nil, token), "newsletter"); c["decision"] != "granted" {
@@ -126,7 +126,7 @@ func TestCampaign(t *testing.T) {
 		if r := h.Do("POST", "/api/v1/staff/campaigns", body, plain); r.Status != http.StatusForbidden {
 			t.Fatalf("a member without the role = %d", r.Status)
 		}
-		if err := h.App.Staff.Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		if r := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "account", "subject": "x", "body": "y"}, staff); r.Status != 400 {
@@ -136,8 +136,8 @@ func TestCampaign(t *testing.T) {
 		subscribe(t, h, "bob@example.org", true)
 		subscribe(t, h, "cat@example.org", false) // never confirms
 		subscribe(t, h, "dan@example.org", true)
-		danSubject, _ := h.App.Newsletter.Lookup(ctx, "dan@example.org")
-		h.App.Consent.SetFlags(ctx, danSubject, consent.Flags{Restricted: true})
+		danSubject, _ := h.App.Newsletter().Lookup(ctx, "dan@example.org")
+		h.App.Consent().SetFlags(ctx, danSubject, consent.Flags{Restricted: true})
 
 		c := h.Do("POST", "/api/v1/staff/campaigns", body, staff)
 		if c.Status != 201 {
@@ -197,11 +197,11 @@ func TestCampaign(t *testing.T) {
 		if st := oneClick(bobTok); st != 200 {
 			t.Fatalf("one-click = %d", st)
 		}
-		bobSubject, _ := h.App.Newsletter.Lookup(ctx, "bob@example.org")
-		if v, _ := h.App.Consent.Allowed(ctx, bobSubject, "newsletter"); v.Allowed {
+		bobSubject, _ := h.App.Newsletter().Lookup(ctx, "bob@example.org")
+		if v, _ := h.App.Consent().Allowed(ctx, bobSubject, "newsletter"); v.Allowed {
 			t.Error("Bob still allowed after unsubscribing")
 		}
-		if s, _ := h.App.Newsletter.Suppressed(ctx, "bob@example.org", "newsletter"); !s {
+		if s, _ := h.App.Newsletter().Suppressed(ctx, "bob@example.org", "newsletter"); !s {
 			t.Error("Bob's address is not suppressed")
 		}
 		// The beacon answers an image and records nothing without consent.
@@ -209,7 +209,7 @@ func TestCampaign(t *testing.T) {
 			t.Errorf("beacon = %d %s", r.Status, r.Header.Get("Content-Type"))
 		}
 		var opens int
-		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM campaign_opens`).Scan(&opens)
+		h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM campaign_opens`).Scan(&opens)
 		if opens != 0 {
 			t.Errorf("%d opens recorded without consent", opens)
 		}
@@ -234,8 +234,8 @@ func TestCampaign(t *testing.T) {
 
 		// The next campaign reaches Ann and Eve only; every recipient is what Allowed
 		// says, subject by subject.
-		annSubject, _ := h.App.Newsletter.Lookup(ctx, "ann@example.org")
-		if _, err := h.App.Consent.Record(ctx, annSubject, "email_open_tracking", consent.Granted, consent.SourceForm, nil); err != nil {
+		annSubject, _ := h.App.Newsletter().Lookup(ctx, "ann@example.org")
+		if _, err := h.App.Consent().Record(ctx, annSubject, "email_open_tracking", consent.Granted, consent.SourceForm, nil); err != nil {
 			t.Fatal(err)
 		}
 		c2 := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Winter news", "body": "Brr."}, staff)
@@ -253,7 +253,7 @@ func TestCampaign(t *testing.T) {
 			t.Error("no open beacon for a recipient who agreed to it")
 		}
 		h.Do("GET", "/b/o.gif?t="+campaignToken(t, annWinter), nil, "")
-		h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM campaign_opens`).Scan(&opens)
+		h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM campaign_opens`).Scan(&opens)
 		if opens != 1 {
 			t.Errorf("%d opens recorded, want Ann's one", opens)
 		}
@@ -264,14 +264,14 @@ func TestCampaign(t *testing.T) {
 		}
 		aud := audience(t, h, "newsletter")
 		for _, e := range []string{"ann@example.org", "bob@example.org", "cat@example.org", "dan@example.org", "eve@example.org"} {
-			subj, err := h.App.Newsletter.Lookup(ctx, e)
+			subj, err := h.App.Newsletter().Lookup(ctx, e)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, _ := h.App.Consent.Allowed(ctx, subj, "newsletter")
-			supp, _ := h.App.Newsletter.Suppressed(ctx, e, "newsletter")
+			v, _ := h.App.Consent().Allowed(ctx, subj, "newsletter")
+			supp, _ := h.App.Newsletter().Suppressed(ctx, e, "newsletter")
 			var status string
-			h.App.DB.QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email_hash = $1`, h.App.Newsletter.AddressHash(e)).Scan(&status)
+			h.App.DB().QueryRowContext(ctx, `SELECT status FROM subscribers WHERE email_hash = $1`, h.App.Newsletter().AddressHash(e)).Scan(&status)
 			want := v.Allowed && !supp && status == "confirmed"
 			if aud[e] != want {
 				t.Errorf("%s: in audience %v, but Allowed %v, suppressed %v, %s", e, aud[e], v.Allowed, supp, status)
@@ -281,7 +281,7 @@ func TestCampaign(t *testing.T) {
 		// The maintained table says what the rule says, for every mail purpose.
 		for _, purpose := range []string{"newsletter", "own_offers", "partner_offers"} {
 			byRule := map[string]bool{}
-			h.App.Newsletter.AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil })
+			h.App.Newsletter().AudienceByRule(ctx, purpose, func(r newsletter.Recipient) error { byRule[r.Email] = true; return nil })
 			kept := audience(t, h, purpose)
 			if len(kept) != len(byRule) {
 				t.Errorf("%s: maintained audience %v, by the rule %v", purpose, kept, byRule)
@@ -302,16 +302,16 @@ func TestCampaign(t *testing.T) {
 			return ""
 		}
 		args := []string{"erase", "eve@example.org", "--log-level", "error"}
-		if h.App.DB.Dialect == "postgres" {
+		if h.App.DB().Dialect == "postgres" {
 			return // the command line opens its own SQLite by default; the service path is the same
 		}
 		if code := cli.Run(ctx, args, env, &out, &out); code != 0 {
 			t.Fatalf("erase subscriber: %d %s", code, out.String())
 		}
-		if _, err := h.App.Newsletter.Lookup(ctx, "eve@example.org"); err == nil {
+		if _, err := h.App.Newsletter().Lookup(ctx, "eve@example.org"); err == nil {
 			t.Error("the erased subscriber is still on the list")
 		}
-		if s, _ := h.App.Newsletter.Suppressed(ctx, "eve@example.org", "own_offers"); !s {
+		if s, _ := h.App.Newsletter().Suppressed(ctx, "eve@example.org", "own_offers"); !s {
 			t.Error("the erased address is not suppressed for every purpose")
 		}
 	})
@@ -405,8 +405,8 @@ func TestCampaignOverSMTP(t *testing.T) {
 	_, vtok := apptest.Mail{Raw: vtext}.Link()
 	h.Do("POST", "/api/v1/verifications", map[string]string{"token": vtok}, "")
 	staff := h.Do("POST", "/api/v1/sessions", map[string]string{"email": editor, "password": pw}, "").JSON()["token"].(string)
-	subj, _ := h.App.Accounts.Lookup(ctx, editor)
-	h.App.Staff.Grant(ctx, subj.ID, "marketing")
+	subj, _ := h.App.Accounts().Lookup(ctx, editor)
+	h.App.Staff().Grant(ctx, subj.ID, "marketing")
 	subject := fmt.Sprintf("Campaign %d", stamp)
 	id := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": subject, "body": "Hi."}, staff).JSON()["id"].(string)
 	h.Do("POST", "/api/v1/staff/campaigns/"+id+"/send", nil, staff)

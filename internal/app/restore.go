@@ -91,7 +91,7 @@ func Restore(ctx context.Context, cfg *config.Config, log *slog.Logger, path str
 			defer a.Close()
 			// All of it, not from the backup's newest erasure less a margin: a
 			// restore is rare, and reading every object costs little beside it.
-			if rep.Replay, err = a.Rights.Replay(ctx, true); err != nil {
+			if rep.Replay, err = a.rights.Replay(ctx, true); err != nil {
 				return err
 			}
 			// The replay needs no key; serving does.

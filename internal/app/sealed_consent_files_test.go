@@ -79,7 +79,7 @@ func TestConsentAndFilesSealedOnDisk(t *testing.T) {
 		}
 		// A receipt is built from the event and verifies.
 		rc := get(h, token, hist[len(hist)-1].(map[string]any)["receipt_url"].(string), nil)
-		got, err := consent.Verify(rc.Body, h.App.Consent.Signer().PublicKey())
+		got, err := consent.Verify(rc.Body, h.App.Consent().Signer().PublicKey())
 		if err != nil || got.Subject != id || got.Decision != "granted" {
 			t.Errorf("receipt: %+v, %v (%d %s)", got, err, rc.Status, rc.Body)
 		}
@@ -117,7 +117,7 @@ func TestConsentAndFilesSealedOnDisk(t *testing.T) {
 
 		// Live, none of it is on disk in plain text.
 		terms := []string{ip, ua, fileIP, otherIP, name, ctype, sha}
-		if found := residuetest.RawFindings(t, h.App.DB, terms...); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), terms...); len(found) > 0 {
 			t.Fatalf("a live member's sealed values are on disk in plain text: %v", found)
 		}
 
@@ -154,11 +154,11 @@ func TestConsentAndFilesSealedOnDisk(t *testing.T) {
 			t.Fatalf("delete = %d %s", del.Status, del.Body)
 		}
 		h.WaitErasure(del.JSON()["request_id"].(string))
-		if found := residuetest.RawFindings(t, h.App.DB, terms...); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), terms...); len(found) > 0 {
 			t.Fatalf("after erasure: %v", found)
 		}
 		var left int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM consent_events WHERE subject_id = $1)
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT (SELECT count(*) FROM consent_events WHERE subject_id = $1)
 			+ (SELECT count(*) FROM files WHERE owner_id = $1) + (SELECT count(*) FROM file_access_log WHERE owner_id = $1 OR actor_id = $1)`,
 			id).Scan(&left); err != nil || left != 0 {
 			t.Errorf("%d rows of the erased member left (%v)", left, err)

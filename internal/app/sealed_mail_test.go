@@ -118,10 +118,10 @@ func TestMemberMailAndAuditSealedOnDisk(t *testing.T) {
 			t.Errorf("the export's sessions lack the browser: %s", files["account/sessions.csv"])
 		}
 		var events int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE account_id = $1`, id).Scan(&events); err != nil || events < 4 {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE account_id = $1`, id).Scan(&events); err != nil || events < 4 {
 			t.Fatalf("audit events of the member: %d, %v", events, err)
 		}
-		if found := residuetest.RawFindings(t, h.App.DB, email, name, ip, agent); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), email, name, ip, agent); len(found) > 0 {
 			t.Errorf("a live member's name, IP or browser is on disk in plain text: %v", found)
 		}
 
@@ -132,7 +132,7 @@ func TestMemberMailAndAuditSealedOnDisk(t *testing.T) {
 		h.WaitErasure(del.JSON()["request_id"].(string))
 		// Nothing of them, the address included: the erasure request keeps only its
 		// blind index.
-		if found := residuetest.RawFindings(t, h.App.DB, email, name, ip, agent); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), email, name, ip, agent); len(found) > 0 {
 			t.Errorf("after erasure, on disk: %v", found)
 		}
 	})

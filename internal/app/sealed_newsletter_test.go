@@ -39,8 +39,8 @@ func subscriberOf(t *testing.T, h *apptest.Harness, email string) (subscriberRow
 	var r subscriberRow
 	var account sql.NullString
 	var sealed [4]string
-	err := h.App.DB.QueryRowContext(ctx, `SELECT id, subject_id, status, account_id, email, first_name, last_name, company
-		FROM subscribers WHERE email_hash = $1`, h.App.Newsletter.AddressHash(email)).
+	err := h.App.DB().QueryRowContext(ctx, `SELECT id, subject_id, status, account_id, email, first_name, last_name, company
+		FROM subscribers WHERE email_hash = $1`, h.App.Newsletter().AddressHash(email)).
 		Scan(&r.id, &r.subject, &r.status, &account, &sealed[0], &sealed[1], &sealed[2], &sealed[3])
 	if err == sql.ErrNoRows {
 		return r, false
@@ -49,7 +49,7 @@ func subscriberOf(t *testing.T, h *apptest.Harness, email string) (subscriberRow
 		t.Fatalf("subscriber %s: %v", email, err)
 	}
 	r.account = account.String
-	key, err := h.App.Vault.KeyIn(ctx, h.App.DB, r.subject, false)
+	key, err := h.App.Vault().KeyIn(ctx, h.App.DB(), r.subject, false)
 	if err != nil {
 		t.Fatalf("subscriber %s: the key of its subject %s: %v", email, r.subject, err)
 	}
@@ -69,10 +69,10 @@ func subjectAddress(t *testing.T, h *apptest.Harness, subject string) string {
 	t.Helper()
 	ctx := context.Background()
 	var sealed string
-	if err := h.App.DB.QueryRowContext(ctx, `SELECT email FROM subscribers WHERE subject_id = $1`, subject).Scan(&sealed); err != nil {
+	if err := h.App.DB().QueryRowContext(ctx, `SELECT email FROM subscribers WHERE subject_id = $1`, subject).Scan(&sealed); err != nil {
 		t.Fatalf("subscriber of %s: %v", subject, err)
 	}
-	key, err := h.App.Vault.KeyIn(ctx, h.App.DB, subject, false)
+	key, err := h.App.Vault().KeyIn(ctx, h.App.DB(), subject, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +99,13 @@ func steward(t *testing.T, h *apptest.Harness, args ...string) string {
 		case "STEWARD_DATA":
 			return h.Data
 		case "STEWARD_DATABASE":
-			if h.App.DB.Dialect == "postgres" {
-				return h.App.Config.DatabaseURL
+			if h.App.DB().Dialect == "postgres" {
+				return h.App.Config().DatabaseURL
 			}
 		case "STEWARD_MASTER_KEY_FILE":
-			return h.App.Config.MasterKeyFile
+			return h.App.Config().MasterKeyFile
 		case "STEWARD_LEDGER_KEY_FILE":
-			return h.App.Config.LedgerKeyFile
+			return h.App.Config().LedgerKeyFile
 		}
 		return ""
 	}
@@ -169,7 +169,7 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 					t.Fatalf("stored %+v, want %s %s %s %s confirmed under its own subject", row, email, first, last, company)
 				}
 				// Live, the values the newsletter alone holds are on disk only sealed.
-				if found := residuetest.RawFindings(t, h.App.DB, last, company); len(found) > 0 {
+				if found := residuetest.RawFindings(t, h.App.DB(), last, company); len(found) > 0 {
 					t.Fatalf("a live subscriber's sealed values are on disk in plain text: %v", found)
 				}
 				aud := audience(t, h, newsletter.Purpose)
@@ -178,7 +178,7 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 				}
 
 				staffID, staff := h.Member(randomValue("editor.")+"@example.org", pw, nil)
-				if err := h.App.Staff.Grant(ctx, staffID, "marketing"); err != nil {
+				if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
 					t.Fatal(err)
 				}
 				c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Sealed news",
@@ -206,7 +206,7 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 					if resp.StatusCode != http.StatusOK {
 						t.Fatalf("one-click = %d", resp.StatusCode)
 					}
-					if s, _ := h.App.Newsletter.Suppressed(ctx, email, newsletter.Purpose); !s {
+					if s, _ := h.App.Newsletter().Suppressed(ctx, email, newsletter.Purpose); !s {
 						t.Fatal("the unsubscribed address is not suppressed")
 					}
 				}
@@ -225,13 +225,13 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 				if _, ok := subscriberOf(t, h, email); ok {
 					t.Fatal("the erased subscriber is still on the list")
 				}
-				if has, err := h.App.Vault.HasKey(ctx, row.subject); err != nil || has {
+				if has, err := h.App.Vault().HasKey(ctx, row.subject); err != nil || has {
 					t.Fatalf("the erased subscriber's key: %v %v", has, err)
 				}
-				if s, _ := h.App.Newsletter.Suppressed(ctx, email, "own_offers"); !s {
+				if s, _ := h.App.Newsletter().Suppressed(ctx, email, "own_offers"); !s {
 					t.Error("the erased address is not suppressed for every purpose")
 				}
-				if found := residuetest.RawFindings(t, h.App.DB, rawTerms(email, first, last, company)...); len(found) > 0 {
+				if found := residuetest.RawFindings(t, h.App.DB(), rawTerms(email, first, last, company)...); len(found) > 0 {
 					t.Fatalf("after erasure: %v", found)
 				}
 			})
@@ -258,10 +258,10 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 		}
 		before, _ := subscriberOf(t, h, email)
 		var oldSealed string
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT last_name FROM subscribers WHERE id = $1`, before.id).Scan(&oldSealed); err != nil {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT last_name FROM subscribers WHERE id = $1`, before.id).Scan(&oldSealed); err != nil {
 			t.Fatal(err)
 		}
-		oldKey, err := h.App.Vault.KeyIn(ctx, h.App.DB, before.subject, false)
+		oldKey, err := h.App.Vault().KeyIn(ctx, h.App.DB(), before.subject, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,12 +272,12 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 			after.first != first || after.last != last || after.company != company {
 			t.Fatalf("after registering: %+v, want the row %s under the account %s with the same values", after, before.id, accountID)
 		}
-		if has, err := h.App.Vault.HasKey(ctx, before.subject); err != nil || has {
+		if has, err := h.App.Vault().HasKey(ctx, before.subject); err != nil || has {
 			t.Errorf("the subscriber's own key after the link: %v %v; want it shredded", has, err)
 		}
 		// What was sealed under the subscriber's own key opens under no key now: not
 		// under the account's (the values were sealed again), and the old key is gone.
-		accountKey, err := h.App.Vault.KeyIn(ctx, h.App.DB, accountID, false)
+		accountKey, err := h.App.Vault().KeyIn(ctx, h.App.DB(), accountID, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +289,7 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 		}
 		// The kept audience's copies are the account's too.
 		got := map[string]newsletter.Recipient{}
-		if err := h.App.Newsletter.Recipients(ctx, newsletter.Purpose, func(r newsletter.Recipient) error { got[r.SubjectID] = r; return nil }); err != nil {
+		if err := h.App.Newsletter().Recipients(ctx, newsletter.Purpose, func(r newsletter.Recipient) error { got[r.SubjectID] = r; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if r := got[accountID]; r.Email != email || r.FirstName != first {
@@ -322,7 +322,7 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 		if _, ok := subscriberOf(t, h, email); ok {
 			t.Fatal("the erased member's subscription is still on the list")
 		}
-		if found := residuetest.RawFindings(t, h.App.DB, rawTerms(email, first, last, company)...); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), rawTerms(email, first, last, company)...); len(found) > 0 {
 			t.Fatalf("after the member's erasure: %v", found)
 		}
 	})
@@ -335,7 +335,7 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 func TestSealLegacySubscribers(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		ns := h.App.Newsletter
+		ns := h.App.Newsletter()
 		accountID, _ := h.Member(randomValue("member.")+"@example.org", pw, nil)
 		memberSub := randomValue("old.member.") + "@example.org"
 		alone := randomValue("old.alone.") + "@example.org"
@@ -359,7 +359,7 @@ func TestSealLegacySubscribers(t *testing.T) {
 			{`INSERT INTO mailable (purpose, subject_id, email, first_name) VALUES ('newsletter', 'legacy-1', $1, 'Alma')`, []any{alone}},
 			{`INSERT INTO subscribers_unsealed (id) VALUES ('legacy-1'), ('legacy-2'), ('legacy-3')`, nil},
 		} {
-			if _, err := h.App.DB.ExecContext(ctx, q.sql, q.args...); err != nil {
+			if _, err := h.App.DB().ExecContext(ctx, q.sql, q.args...); err != nil {
 				t.Fatalf("%s: %v", q.sql, err)
 			}
 		}
@@ -381,7 +381,7 @@ func TestSealLegacySubscribers(t *testing.T) {
 			}
 		}
 		var plain int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE email LIKE '%@%' OR first_name IN ('Alma', 'Mem', 'Pen')`).Scan(&plain); err != nil || plain != 0 {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE email LIKE '%@%' OR first_name IN ('Alma', 'Mem', 'Pen')`).Scan(&plain); err != nil || plain != 0 {
 			t.Errorf("%d rows still in plain text (%v)", plain, err)
 		}
 		got := map[string]newsletter.Recipient{}
@@ -398,12 +398,12 @@ func TestSealLegacySubscribers(t *testing.T) {
 		if got, _ := subscriberOf(t, h, pending); got.status != newsletter.StatusConfirmed {
 			t.Errorf("the pending subscriber after confirming: %+v", got)
 		}
-		hist, err := h.App.Consent.History(ctx, "legacy-3")
+		hist, err := h.App.Consent().History(ctx, "legacy-3")
 		if err != nil || len(hist) != 1 || hist[0].Evidence["request_ip"] != "192.0.2.7" {
 			t.Errorf("the confirmation's consent: %+v %v", hist, err)
 		}
 		var left int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers_unsealed`).Scan(&left); err != nil || left != 0 {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM subscribers_unsealed`).Scan(&left); err != nil || left != 0 {
 			t.Errorf("%d rows left to seal (%v)", left, err)
 		}
 	})

@@ -39,16 +39,16 @@ func TestErasedMemberUnreadableOnDisk(t *testing.T) {
 		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, token); r.Status != http.StatusOK {
 			t.Fatalf("consents = %d %s", r.Status, r.Body)
 		}
-		if _, err := h.App.Newsletter.Lookup(ctx, email); err != nil {
+		if _, err := h.App.Newsletter().Lookup(ctx, email); err != nil {
 			t.Fatalf("the member is not on the list: %v", err)
 		}
 		var wrapped []byte
 		var epoch int64
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`, id).Scan(&wrapped, &epoch); err != nil {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`, id).Scan(&wrapped, &epoch); err != nil {
 			t.Fatal(err)
 		}
 		// Live, the values are in the database only sealed.
-		if found := residuetest.RawFindings(t, h.App.DB, email, name, phone, home, business); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), email, name, phone, home, business); len(found) > 0 {
 			t.Fatalf("a live member's sealed fields are on disk in plain text: %v", found)
 		}
 		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
@@ -56,16 +56,16 @@ func TestErasedMemberUnreadableOnDisk(t *testing.T) {
 			t.Fatalf("delete = %d %s", del.Status, del.Body)
 		}
 		h.WaitErasure(del.JSON()["request_id"].(string))
-		if found := residuetest.RawFindings(t, h.App.DB, email, name, phone, home, business); len(found) > 0 {
+		if found := residuetest.RawFindings(t, h.App.DB(), email, name, phone, home, business); len(found) > 0 {
 			t.Fatalf("after erasure: %v", found)
 		}
 
-		to, err := h.App.Vault.RotateNow(ctx)
+		to, err := h.App.Vault().RotateNow(ctx)
 		if err != nil || to != epoch+1 {
 			t.Fatalf("rotate: %d, %v", to, err)
 		}
 		for e := int64(0); e <= to+2; e++ {
-			if _, err := h.App.Vault.Unwrap(id, wrapped, e); err == nil {
+			if _, err := h.App.Vault().Unwrap(id, wrapped, e); err == nil {
 				t.Fatalf("after the epoch, the erased member's wrapped key opens at epoch %d", e)
 			}
 		}

@@ -80,7 +80,7 @@ func confirmTokenID(token string) string {
 // subscriberTokens returns the stored token ids of the subscriber.
 func subscriberTokens(t *testing.T, h *apptest.Harness, subscriberID string) []string {
 	t.Helper()
-	rows, err := h.App.DB.QueryContext(context.Background(), `SELECT id FROM subscriber_tokens WHERE subscriber_id = $1`, subscriberID)
+	rows, err := h.App.DB().QueryContext(context.Background(), `SELECT id FROM subscriber_tokens WHERE subscriber_id = $1`, subscriberID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func subscriberTokens(t *testing.T, h *apptest.Harness, subscriberID string) []s
 func countRows(t *testing.T, h *apptest.Harness, q string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := h.App.DB.QueryRowContext(context.Background(), q, args...).Scan(&n); err != nil {
+	if err := h.App.DB().QueryRowContext(context.Background(), q, args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n
@@ -153,7 +153,7 @@ func TestSubscribeConcurrentBatches(t *testing.T) {
 
 		in := make([]any, len(emails))
 		for i, e := range emails {
-			in[i] = h.App.Newsletter.AddressHash(e)
+			in[i] = h.App.Newsletter().AddressHash(e)
 		}
 		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email_hash IN (`+store.Placeholders(1, len(in))+`)`, in...); n != addresses {
 			t.Errorf("%d subscribers for the %d addresses, want %d", n, addresses, addresses)
@@ -251,7 +251,7 @@ func TestSubscribeConcurrentBatches(t *testing.T) {
 					t.Errorf("%s: the used link again = %d, want 400", e, r.Status)
 				}
 			}
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT status FROM subscribers WHERE id = $1`, id).Scan(&status); err != nil || status != "confirmed" {
+			if err := h.App.DB().QueryRowContext(ctx, `SELECT status FROM subscribers WHERE id = $1`, id).Scan(&status); err != nil || status != "confirmed" {
 				t.Errorf("%s: after confirming, status %q %v", e, status, err)
 			} else {
 				confirmed++
@@ -273,7 +273,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		const refused = "refused@example.org"
-		pg := h.App.DB.Dialect == store.Postgres
+		pg := h.App.DB().Dialect == store.Postgres
 		// Created through the application's own pool, so that on PostgreSQL the objects
 		// land in the test's schema (its search_path).
 		if pg {
@@ -284,7 +284,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 				`CREATE SEQUENCE refused_attempts`,
 				`CREATE FUNCTION refuse_subscriber() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN
-					IF NEW.email_hash = '` + h.App.Newsletter.AddressHash(refused) + `' THEN
+					IF NEW.email_hash = '` + h.App.Newsletter().AddressHash(refused) + `' THEN
 						PERFORM nextval('refused_attempts');
 						RAISE EXCEPTION 'refused';
 					END IF;
@@ -292,20 +292,20 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 				END $$`,
 				`CREATE TRIGGER refuse_subscriber BEFORE INSERT ON subscribers FOR EACH ROW EXECUTE FUNCTION refuse_subscriber()`,
 			} {
-				if _, err := h.App.DB.ExecContext(ctx, q); err != nil {
+				if _, err := h.App.DB().ExecContext(ctx, q); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}
 		} else {
-			if _, err := h.App.DB.ExecContext(ctx, `CREATE TRIGGER refuse_subscriber BEFORE INSERT ON subscribers
-				WHEN NEW.email_hash = '`+h.App.Newsletter.AddressHash(refused)+`' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+			if _, err := h.App.DB().ExecContext(ctx, `CREATE TRIGGER refuse_subscriber BEFORE INSERT ON subscribers
+				WHEN NEW.email_hash = '`+h.App.Newsletter().AddressHash(refused)+`' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
 				t.Fatal(err)
 			}
 		}
 		attempts := func() int {
 			var last int
 			var called bool
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT last_value, is_called FROM refused_attempts`).Scan(&last, &called); err != nil {
+			if err := h.App.DB().QueryRowContext(ctx, `SELECT last_value, is_called FROM refused_attempts`).Scan(&last, &called); err != nil {
 				t.Fatal(err)
 			}
 			if !called {
@@ -334,7 +334,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 				// burst queues behind it; when the writer is free, the plug stores
 				// itself alone and the next leader takes the whole queue, the refused
 				// subscription with it, in one transaction.
-				hold, err := h.App.DB.Writer().BeginTx(ctx, nil)
+				hold, err := h.App.DB().Writer().BeginTx(ctx, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -406,7 +406,7 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 		if n := countRows(t, h, `SELECT count(*) FROM subscribers`); n != len(goods) {
 			t.Errorf("%d subscribers, want %d (the good ones)", n, len(goods))
 		}
-		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email_hash = $1`, h.App.Newsletter.AddressHash(refused)); n != 0 {
+		if n := countRows(t, h, `SELECT count(*) FROM subscribers WHERE email_hash = $1`, h.App.Newsletter().AddressHash(refused)); n != 0 {
 			t.Errorf("the refused address has %d subscriber rows", n)
 		}
 		if n := countRows(t, h, `SELECT count(*) FROM subscriber_tokens`); n != len(goods) {

@@ -50,7 +50,7 @@ func TestUpgradeSealsAuditLogAndSendsQueuedMail(t *testing.T) {
 		if m := h.WaitMail(to, 1); !strings.Contains(m[0].Raw, "https://example.org/legacy-link") {
 			t.Errorf("the mail queued before the upgrade: %s", m[0].Raw)
 		}
-		raw, err := store.Strings(ctx, h.App.DB, `SELECT ip || ' ' || detail || ' ' || sealed FROM audit_log`)
+		raw, err := store.Strings(ctx, h.App.DB(), `SELECT ip || ' ' || detail || ' ' || sealed FROM audit_log`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,11 +59,11 @@ func TestUpgradeSealsAuditLogAndSendsQueuedMail(t *testing.T) {
 				t.Errorf("an audit row not sealed at start: %s", r)
 			}
 		}
-		got, err := h.App.Audit.ForAccount(ctx, h.App.DB, "legacy-acct", 10)
+		got, err := h.App.Audit().ForAccount(ctx, h.App.DB(), "legacy-acct", 10)
 		if err != nil || len(got) != 1 || got[0].IP != ipAccount || got[0].Detail != "wrong password" {
 			t.Errorf("the legacy account's log: %+v, %v", got, err)
 		}
-		from, err := h.App.Audit.FromIP(ctx, h.App.DB, ipNone, 10)
+		from, err := h.App.Audit().FromIP(ctx, h.App.DB(), ipNone, 10)
 		if err != nil || len(from) != 1 || from[0].Detail != "unknown account" {
 			t.Errorf("the failed login from %s: %+v, %v", ipNone, from, err)
 		}

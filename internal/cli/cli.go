@@ -135,7 +135,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = withApp(ctx, cfg, log, pos, func(a *app.App, s datamap.Subject) error { return export(ctx, a, s, out, stdout) })
 	case "erase":
 		err = withApp(ctx, cfg, log, pos, func(a *app.App, s datamap.Subject) error {
-			if err := a.Rights.EraseSubject(ctx, s, "operator"); err != nil {
+			if err := a.Rights().EraseSubject(ctx, s, "operator"); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "erased %s\n", s.ID)
@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	dialect := "SQLite"
-	if a.DB.Dialect == store.Postgres {
+	if a.DB().Dialect == store.Postgres {
 		dialect = "PostgreSQL"
 	}
 	log.Info("steward is serving", "url", "http://"+ln.Addr().String(), "database", dialect, "mail", cfg.MailMode, "data", cfg.DataDir)
@@ -252,10 +252,10 @@ func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 		return err
 	}
 	defer a.Close()
-	s, err := a.Accounts.Lookup(ctx, pos[0])
+	s, err := a.Accounts().Lookup(ctx, pos[0])
 	if err != nil {
 		// Not a member: perhaps a newsletter subscriber without an account.
-		sub, nerr := a.Newsletter.Subject(ctx, pos[0])
+		sub, nerr := a.Newsletter().Subject(ctx, pos[0])
 		if apperr.KindOf(nerr) == apperr.NotFound {
 			return err
 		}
@@ -269,13 +269,13 @@ func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 
 func export(ctx context.Context, a *app.App, s datamap.Subject, out string, stdout io.Writer) error {
 	if out == "" {
-		return a.Rights.Export(ctx, s, stdout)
+		return a.Rights().Export(ctx, s, stdout)
 	}
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := a.Rights.Export(ctx, s, f); err != nil {
+	if err := a.Rights().Export(ctx, s, f); err != nil {
 		f.Close()
 		os.Remove(out)
 		return err
@@ -300,8 +300,8 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	defer a.Close()
 	who := pos[0]
 	var terms []datamap.Term
-	if s, err := a.Accounts.Lookup(ctx, who); err == nil {
-		if terms, err = a.Accounts.Identifiers(ctx, s.ID); err != nil {
+	if s, err := a.Accounts().Lookup(ctx, who); err == nil {
+		if terms, err = a.Accounts().Identifiers(ctx, s.ID); err != nil {
 			return 0, err
 		}
 		fmt.Fprintf(stdout, "member %s exists; scanning for its %d identifiers\n", s.ID, len(terms))
@@ -311,7 +311,7 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 			kind = "email"
 		}
 		terms = []datamap.Term{{Kind: kind, Value: who}}
-		if at, ok, err := a.Rights.Erased(ctx, who); err != nil {
+		if at, ok, err := a.Rights().Erased(ctx, who); err != nil {
 			return 0, err
 		} else if ok {
 			fmt.Fprintf(stdout, "erasure ledger: erased at %s\n", at.Format("2006-01-02 15:04:05 MST"))
@@ -324,7 +324,7 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 			terms = append(terms, datamap.Term{Kind: "given identifier", Value: t})
 		}
 	}
-	findings, unread, err := a.Registry.ScanAllRaw(ctx, a.DB, terms)
+	findings, unread, err := a.Registry().ScanAllRaw(ctx, a.DB(), terms)
 	if err != nil {
 		return 0, err
 	}
@@ -340,7 +340,7 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 		if t.Kind != "id" && !(t.Kind == "given identifier" && !strings.Contains(t.Value, "@")) {
 			continue
 		}
-		more, err := a.Registry.CheckResidue(ctx, t.Value)
+		more, err := a.Registry().CheckResidue(ctx, t.Value)
 		if err != nil {
 			return 0, err
 		}

@@ -60,7 +60,7 @@ func conflictsCommand(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return err
 	}
 	defer a.Close()
-	list, err := a.Consent.Conflicts(ctx, 100)
+	list, err := a.Consent().Conflicts(ctx, 100)
 	if err != nil {
 		return err
 	}

@@ -118,7 +118,7 @@ func filesCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 		return err
 	}
 	defer a.Close()
-	rep, err := a.Files.Reconcile(ctx, false)
+	rep, err := a.Files().Reconcile(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -137,14 +137,14 @@ func staffCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 		return err
 	}
 	defer a.Close()
-	s, err := a.Accounts.Lookup(ctx, pos[1])
+	s, err := a.Accounts().Lookup(ctx, pos[1])
 	if err != nil {
 		return err
 	}
 	if pos[0] == "grant" {
-		err = a.Staff.Grant(ctx, s.ID, pos[2])
+		err = a.Staff().Grant(ctx, s.ID, pos[2])
 	} else {
-		err = a.Staff.Revoke(ctx, s.ID, pos[2])
+		err = a.Staff().Revoke(ctx, s.ID, pos[2])
 	}
 	if err != nil {
 		return err
@@ -169,7 +169,7 @@ func newsletterCommand(ctx context.Context, cfg *config.Config, log *slog.Logger
 	}
 	defer a.Close()
 	start := time.Now()
-	rep, err := a.Newsletter.Import(ctx, f, purpose, "operator")
+	rep, err := a.Newsletter().Import(ctx, f, purpose, "operator")
 	if err != nil {
 		return err
 	}

@@ -94,10 +94,6 @@ type Service struct {
 	changed       func(ctx context.Context, subjectID string) error
 }
 
-// SetOnChanged wires what happens after any of a subject's decisions or flags changed
-// (the newsletter recomputes whom it may mail).
-func (s *Service) SetOnChanged(f func(ctx context.Context, subjectID string) error) { s.changed = f }
-
 func (s *Service) afterChange(ctx context.Context, subjectID string) error {
 	if s.changed == nil {
 		return nil
@@ -105,15 +101,20 @@ func (s *Service) afterChange(ctx context.Context, subjectID string) error {
 	return s.changed(ctx, subjectID)
 }
 
-// SetOnGranted wires what happens after a subject opts in to a purpose (a member who
-// opts in to marketing mail joins the mailing list).
-func (s *Service) SetOnGranted(f func(ctx context.Context, subjectID string, p Purpose) error) {
-	s.granted = f
+// Hooks are what follows, in other capabilities, from a change of the ledger.
+type Hooks struct {
+	// Changed runs after any of a subject's decisions or flags changed (the
+	// newsletter recomputes whom it may mail).
+	Changed func(ctx context.Context, subjectID string) error
+	// Granted runs after a subject opts in to a purpose (a member who opts in to
+	// marketing mail joins the mailing list).
+	Granted func(ctx context.Context, subjectID string, p Purpose) error
 }
 
 // New returns the consent service. Evidence is sealed under each subject's data key in v.
-func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, v *vault.Vault, now func() time.Time) *Service {
-	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer, vault: v}
+func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, v *vault.Vault, hooks Hooks, now func() time.Time) *Service {
+	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer, vault: v,
+		granted: hooks.Granted, changed: hooks.Changed}
 }
 
 // Register returns the register of purposes and processors.

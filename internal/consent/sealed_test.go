@@ -55,7 +55,7 @@ func eachUpgrade(t *testing.T, fn func(t *testing.T, db *store.DB, upgrade func(
 				if err != nil {
 					t.Fatal(err)
 				}
-				return consent.New(db, reg, "2025.1", signer, v, clock), v
+				return consent.New(db, reg, "2025.1", signer, v, consent.Hooks{}, clock), v
 			})
 		})
 	}
@@ -215,7 +215,7 @@ func BenchmarkImportTx(b *testing.B) {
 		}
 		reg, _ := consent.LoadRegister("")
 		signer, _, _ := consent.LoadSigner(filepath.Join(dir, "receipt.key"), "https://example.org", true)
-		c := consent.New(db, reg, "2025.1", signer, v, clock)
+		c := consent.New(db, reg, "2025.1", signer, v, consent.Hooks{}, clock)
 		run := 0
 		for _, mode := range []string{"key-given", "key-made"} {
 			b.Run(string(dialect)+"/"+mode, func(b *testing.B) {

@@ -77,14 +77,10 @@ type Service struct {
 	limits Limits
 	now    func() time.Time
 	log    *slog.Logger
+	// active answers "may this owner still store files?" (the account is active, not
+	// erasing or gone). An upload asks it before it creates anything and again before
+	// it completes, so an upload racing an erasure cannot bring data back.
 	active func(ctx context.Context, owner string) (bool, error)
-}
-
-// SetActiveCheck wires the question "may this owner still store files?" (the account
-// is active, not erasing or gone). An upload asks it before it creates anything and
-// again before it completes, so an upload racing an erasure cannot bring data back.
-func (s *Service) SetActiveCheck(f func(ctx context.Context, owner string) (bool, error)) {
-	s.active = f
 }
 
 var errOwnerGone = apperr.New(apperr.Unauthorized, "unauthenticated", "your account is being deleted; the upload was discarded")
@@ -103,12 +99,14 @@ func (s *Service) ownerActive(ctx context.Context, owner string) error {
 	return nil
 }
 
-// New returns the files service.
-func New(db *store.DB, blobs blob.Store, v *vault.Vault, limits Limits, now func() time.Time, log *slog.Logger) *Service {
+// New returns the files service. active says whether an owner may still store files
+// (nil: every owner may).
+func New(db *store.DB, blobs blob.Store, v *vault.Vault, limits Limits, active func(ctx context.Context, owner string) (bool, error),
+	now func() time.Time, log *slog.Logger) *Service {
 	if limits.UploadLease <= 0 {
 		limits.UploadLease = leaseTTL
 	}
-	return &Service{db: db, blobs: blobs, vault: v, limits: limits, now: now, log: log}
+	return &Service{db: db, blobs: blobs, vault: v, limits: limits, active: active, now: now, log: log}
 }
 
 // Limits returns the configured limits.

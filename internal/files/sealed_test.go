@@ -77,7 +77,7 @@ func TestSealLegacyFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := files.New(db, blobs, v, files.Limits{MaxFileSize: 1 << 20, Quota: 1 << 20}, clock, slog.New(slog.DiscardHandler))
+			s := files.New(db, blobs, v, files.Limits{MaxFileSize: 1 << 20, Quota: 1 << 20}, nil, clock, slog.New(slog.DiscardHandler))
 
 			n, err := s.SealLegacy(ctx)
 			if err != nil || n != 4 {

@@ -16,7 +16,7 @@ import (
 func TestCampaignsCountEachOwnDeliveries(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		ns := h.App.Newsletter
+		ns := h.App.Newsletter()
 		importN := func(from, n int) {
 			t.Helper()
 			var csv strings.Builder
@@ -34,7 +34,7 @@ func TestCampaignsCountEachOwnDeliveries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ns.StartSend(ctx, h.App.Jobs, c.ID); err != nil {
+			if _, err := ns.StartSend(ctx, h.App.Jobs(), c.ID); err != nil {
 				t.Fatal(err)
 			}
 			return c.ID

@@ -33,8 +33,8 @@ func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
 // suppress keeps the address from being mailed for the purpose, as an unsubscribe does.
 func suppress(h *apptest.Harness, email, purpose string) error {
 	ctx := context.Background()
-	return h.App.DB.InTx(ctx, func(tx *store.Tx) error {
-		return h.App.Newsletter.Suppress(ctx, tx, email, purpose, "unsubscribed")
+	return h.App.DB().InTx(ctx, func(tx *store.Tx) error {
+		return h.App.Newsletter().Suppress(ctx, tx, email, purpose, "unsubscribed")
 	})
 }
 
@@ -43,7 +43,7 @@ func suppress(h *apptest.Harness, email, purpose string) error {
 func TestImportKeepsEvidence(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		ns := h.App.Newsletter
+		ns := h.App.Newsletter()
 		csv := "email,first_name,last_name,consented_at,source,evidence\n" +
 			"Kim@Example.org,Kim,K,2024-03-01T10:00:00Z,\"webinar, spring\",\"ticked \"\"yes\"\" on form 3\"\n" +
 			"lee@example.org,Lee,L,,,\n"
@@ -57,14 +57,14 @@ func TestImportKeepsEvidence(t *testing.T) {
 		}
 		for email, ev := range want {
 			var subject, hash, source, decision string
-			err := h.App.DB.QueryRowContext(ctx, `SELECT s.subject_id, s.email_hash, e.source, c.decision FROM subscribers s
+			err := h.App.DB().QueryRowContext(ctx, `SELECT s.subject_id, s.email_hash, e.source, c.decision FROM subscribers s
 				JOIN consent_events e ON e.subject_id = s.subject_id JOIN consent_state c ON c.subject_id = s.subject_id AND c.purpose = e.purpose
 				WHERE s.email_hash = $1 AND e.purpose = $2`, ns.AddressHash(email), newsletter.Purpose).Scan(&subject, &hash, &source, &decision)
 			if err != nil {
 				t.Fatalf("%s: %v", email, err)
 			}
 			// The evidence is stored sealed under the subscriber's key: read it opened.
-			hist, err := h.App.Consent.History(ctx, subject)
+			hist, err := h.App.Consent().History(ctx, subject)
 			if err != nil || len(hist) != 1 {
 				t.Fatalf("%s: history %v, %v", email, hist, err)
 			}
@@ -86,7 +86,7 @@ func TestImportKeepsEvidence(t *testing.T) {
 func TestImportSeesSuppressionAfterRead(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		ns := h.App.Newsletter
+		ns := h.App.Newsletter()
 		importWith := func(csv string, meanwhile func()) newsletter.ImportReport {
 			t.Helper()
 			ran := 0
@@ -119,7 +119,7 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 		for email, want := range map[string]bool{"kim@example.org": false, "lee@example.org": true, "mo@example.org": true,
 			"ola@example.org": true, "pat@example.org": true} {
 			var n int
-			if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE email_hash = $1`, ns.AddressHash(email)).Scan(&n); err != nil {
+			if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE email_hash = $1`, ns.AddressHash(email)).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if (n == 1) != want {
@@ -127,7 +127,7 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 			}
 		}
 		var lee string
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email_hash = $1`, ns.AddressHash("lee@example.org")).Scan(&lee); err != nil || lee != "acct-lee" {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT subject_id FROM subscribers WHERE email_hash = $1`, ns.AddressHash("lee@example.org")).Scan(&lee); err != nil || lee != "acct-lee" {
 			t.Errorf("lee's subject = %q, %v; want the account's, untouched by the import", lee, err)
 		}
 	})
@@ -139,7 +139,7 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 func TestSuppressionWaitsForImportBatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		ns := h.App.Newsletter
+		ns := h.App.Newsletter()
 		done := make(chan error, 1)
 		var waited bool
 		ns.SetImportStoring(func() {
@@ -181,7 +181,7 @@ func TestSuppressionWaitsForImportBatch(t *testing.T) {
 func TestImportOfManyBatches(t *testing.T) {
 	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
-		ns := h.App.Newsletter
+		ns := h.App.Newsletter()
 		const rows = 25_000 // three batches
 		addr := func(i int) string { return fmt.Sprintf("person%05d@example.org", i) }
 		// Already on the list: every 1,000th. Suppressed: every 1,000th from 500.
@@ -213,10 +213,10 @@ func TestImportOfManyBatches(t *testing.T) {
 			t.Errorf("import: %+v, want %+v", rep, want)
 		}
 		var kept, granted int
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM mailable WHERE purpose = $1`, newsletter.Purpose).Scan(&kept); err != nil {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM mailable WHERE purpose = $1`, newsletter.Purpose).Scan(&kept); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM consent_state WHERE purpose = $1 AND decision = 'granted'`, newsletter.Purpose).Scan(&granted); err != nil {
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM consent_state WHERE purpose = $1 AND decision = 'granted'`, newsletter.Purpose).Scan(&granted); err != nil {
 			t.Fatal(err)
 		}
 		if kept != rows-rows/1000 || granted != kept {

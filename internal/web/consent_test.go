@@ -33,7 +33,7 @@ func (p page) wantBox(t *testing.T, name string, ticked bool) {
 // choices returns the member's current decisions by purpose, and the flags.
 func (s *site) choices(subjectID string) (map[string]consent.Choice, consent.Flags) {
 	s.t.Helper()
-	list, flags, err := s.app.Consent.Choices(s.t.Context(), subjectID)
+	list, flags, err := s.app.Consent().Choices(s.t.Context(), subjectID)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func (s *site) choices(subjectID string) (map[string]consent.Choice, consent.Fla
 // history returns the member's ledger, newest first.
 func (s *site) history(subjectID string) []consent.Event {
 	s.t.Helper()
-	h, err := s.app.Consent.History(s.t.Context(), subjectID)
+	h, err := s.app.Consent().History(s.t.Context(), subjectID)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestConsent(t *testing.T) {
 }
 
 func testConsent(t *testing.T, s *site) {
-	reg := s.app.Consent.Register()
+	reg := s.app.Consent().Register()
 	c := s.client()
 	id := s.signUp(t, c, "ada@example.com", "Ada Lovelace", "analytical engine 1843")
 	c.get("/account").want(t, "account", http.StatusOK, `<a href="/account/preferences">Privacy preferences</a>`)
@@ -77,7 +77,7 @@ func testConsent(t *testing.T, s *site) {
 	// A new member: every box there, none ticked; opt-in only.
 	p := c.get("/account/preferences")
 	p.want(t, "preferences", http.StatusOK, `action="/account/preferences"`, "Save my choices",
-		"Privacy policy version "+s.app.Consent.PolicyVersion()+" is in force.", "No decisions yet.",
+		"Privacy policy version "+s.app.Consent().PolicyVersion()+" is in force.", "No decisions yet.",
 		"Contract — needed for the service", "Legitimate interest — you may object", "Consent — only if you opt in",
 		"steward receipt verify", `href="/.well-known/steward-receipt-key"`)
 	if got := p.header.Get("Cache-Control"); got != "no-store" {
@@ -228,7 +228,7 @@ func testConsent(t *testing.T, s *site) {
 	if got := r.header.Get("Content-Disposition"); !strings.HasPrefix(got, "attachment") {
 		t.Errorf("receipt Content-Disposition = %q", got)
 	}
-	rc, err := consent.Verify([]byte(r.body), s.app.Consent.Signer().PublicKey())
+	rc, err := consent.Verify([]byte(r.body), s.app.Consent().Signer().PublicKey())
 	if err != nil {
 		t.Fatalf("receipt does not verify: %v\n%s", err, r.body)
 	}
@@ -243,12 +243,12 @@ func testConsent(t *testing.T, s *site) {
 func TestPurposesPage(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
-	reg := s.app.Consent.Register()
+	reg := s.app.Consent().Register()
 	p := s.client().get("/privacy/purposes")
 	p.want(t, "purposes", http.StatusOK, "Email delivery provider", template.HTMLEscapeString("Sends the site's email on its behalf"), "DE",
 		"user.contact.email", "Processing agreement (GDPR art. 28)", `href="#processor-email_provider"`,
 		"Contract — needed for the service", "Legitimate interest — you may object", "Consent — only if you opt in",
-		"Privacy policy version "+s.app.Consent.PolicyVersion(), `href="/login"`)
+		"Privacy policy version "+s.app.Consent().PolicyVersion(), `href="/login"`)
 	for _, pu := range reg.Purposes {
 		for _, want := range []string{template.HTMLEscapeString(pu.Name), template.HTMLEscapeString(pu.Description)} {
 			if !strings.Contains(p.body, want) {

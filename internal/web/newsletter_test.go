@@ -15,8 +15,8 @@ import (
 // subscriber returns the newsletter subscriber's status and subject.
 func (s *site) subscriber(email string) (status, subject string) {
 	s.t.Helper()
-	if err := s.app.DB.QueryRowContext(s.t.Context(), `SELECT status, subject_id FROM subscribers WHERE email_hash = $1`,
-		s.app.Newsletter.AddressHash(email)).
+	if err := s.app.DB().QueryRowContext(s.t.Context(), `SELECT status, subject_id FROM subscribers WHERE email_hash = $1`,
+		s.app.Newsletter().AddressHash(email)).
 		Scan(&status, &subject); err != nil {
 		s.t.Fatalf("subscriber %s: %v", email, err)
 	}
@@ -112,7 +112,7 @@ func testNewsletter(t *testing.T, s *site) {
 	if p := m.get("/account"); strings.Contains(p.body, `href="/staff/campaigns"`) {
 		t.Error("a member without a staff role sees the Staff link")
 	}
-	if err := s.app.Staff.Grant(t.Context(), id, "marketing"); err != nil {
+	if err := s.app.Staff().Grant(t.Context(), id, "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	m.get("/account").want(t, "account as staff", http.StatusOK, `<a href="/staff/campaigns">Staff</a>`)
@@ -122,7 +122,7 @@ func testNewsletter(t *testing.T, s *site) {
 	p = m.get("/staff/campaigns/new")
 	p.want(t, "campaign form", http.StatusOK, `<option value="">Choose a purpose</option>`, `<option value="newsletter">`,
 		`name="subject"`, `<textarea id="f-body" name="body" rows="16"`)
-	for _, pu := range s.app.Consent.Register().Purposes {
+	for _, pu := range s.app.Consent().Register().Purposes {
 		offered := strings.Contains(p.body, `<option value="`+pu.Key+`"`)
 		if want := pu.Marketing && !pu.Sharing; offered != want {
 			t.Errorf("purpose %s offered = %v, want %v", pu.Key, offered, want)

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"steward/internal/account"
+	"steward/internal/blob"
+	"steward/internal/config"
+	"steward/internal/consent"
+	"steward/internal/datamap"
+	"steward/internal/files"
+	"steward/internal/governance"
+	"steward/internal/jobs"
+	"steward/internal/mail"
+	"steward/internal/newsletter"
+	"steward/internal/rights"
+	"steward/internal/store"
+	"steward/internal/vault"
+)
+
+// The command line and the tests reach the app's parts through these accessors;
+// nothing outside New can replace one.
+
+// Config is the configuration the app was built with.
+func (a *App) Config() *config.Config { return a.config }
+
+// DB is the database.
+func (a *App) DB() *store.DB { return a.db }
+
+// Registry is the data map.
+func (a *App) Registry() *datamap.Registry { return a.registry }
+
+// Jobs is the job queue.
+func (a *App) Jobs() *jobs.Queue { return a.jobs }
+
+// Audit is the audit log.
+func (a *App) Audit() *governance.Audit { return a.audit }
+
+// Accounts is the account capability.
+func (a *App) Accounts() *account.Service { return a.accounts }
+
+// Rights is the erasure and export capability.
+func (a *App) Rights() *rights.Service { return a.rights }
+
+// Vault holds the data keys.
+func (a *App) Vault() *vault.Vault { return a.vault }
+
+// Blobs is the object store of members' files.
+func (a *App) Blobs() blob.Store { return a.blobs }
+
+// Files is the files capability.
+func (a *App) Files() *files.Service { return a.files }
+
+// Consent is the consent capability.
+func (a *App) Consent() *consent.Service { return a.consent }
+
+// Newsletter is the newsletter capability.
+func (a *App) Newsletter() *newsletter.Service { return a.newsletter }
+
+// Outbox is the queue of transactional mail.
+func (a *App) Outbox() *mail.Outbox { return a.outbox }
+
+// Staff says who is staff.
+func (a *App) Staff() *governance.Staff { return a.staff }
