@@ -21,16 +21,17 @@ func (s *Service) mailPurposes() []consent.Purpose {
 
 // Refresh recomputes, for the given subjects, which purposes they may be mailed for now
 // (the mailable table), from the rule itself: consent.AllowedSQL, the subscription's
-// status and the suppression list. Every change that can alter it calls it, in the
-// change's transaction where there is one.
-func (s *Service) Refresh(ctx context.Context, q store.Querier, subjects ...string) error {
+// status and the suppression list. Every change that can alter it calls it in the
+// change's transaction, tx: the delete and the inserts commit with the change, so
+// neither a crash nor a campaign's snapshot can find a subject half-refreshed.
+func (s *Service) Refresh(ctx context.Context, tx *store.Tx, subjects ...string) error {
 	return s.inChunks(subjects, func(chunk []string) error {
 		in, args := s.db.In("subject_id", 1, chunk)
-		if _, err := q.ExecContext(ctx, `DELETE FROM mailable WHERE `+in, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mailable WHERE `+in, args...); err != nil {
 			return fmt.Errorf("newsletter: refresh: %w", err)
 		}
 		for _, p := range s.mailPurposes() {
-			if err := s.fillSubjects(ctx, q, p.Key, chunk); err != nil {
+			if err := s.fillSubjects(ctx, tx, p.Key, chunk); err != nil {
 				return err
 			}
 		}
