@@ -231,78 +231,150 @@ func TestDerivedCrashChild(t *testing.T) {
 	if !ok {
 		t.Fatalf("no scenario %q", name)
 	}
-	url, lock := os.Getenv(derivedURLEnv), os.Getenv(derivedLockEnv)
-	report := os.NewFile(3, "report")
-	stopped := make(chan struct{})
-	var once sync.Once
-	stop := func() { once.Do(func() { close(stopped) }) }
-	var armed atomic.Bool
-	isPG := strings.HasPrefix(url, "postgres")
-	if !isPG {
-		// SQLite runs the trigger's function in this process: once armed, it stops the
-		// writer there, inside the statement.
-		sqlite.MustRegisterScalarFunction("steward_test_stop", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
-			if !armed.Load() {
-				return nil, nil
-			}
-			stop()
-			select {}
-		})
-	}
+	url := os.Getenv(derivedURLEnv)
+	registerStop()
 	h := apptest.Start(t, url)
 	arg := sc.setup(t, h)
+	reached, _ := armStop(t, h, url, os.Getenv(derivedLockEnv), sc.stopAt)
+	go sc.change(t, h, arg)
+	<-reached
+	fmt.Fprintln(os.NewFile(3, "report"), "stopped")
+	select {}
+}
+
+// stopped is the stop armed on SQLite, if any: its function closes reached and waits
+// for release.
+var stopped atomic.Pointer[struct{ reached, release chan struct{} }]
+
+var registerOnce sync.Once
+
+// registerStop makes the SQL function steward_test_stop() that a stop's trigger calls
+// on SQLite, for the connections opened after.
+func registerStop() {
+	registerOnce.Do(func() {
+		sqlite.MustRegisterScalarFunction("steward_test_stop", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+			if st := stopped.Swap(nil); st != nil {
+				close(st.reached)
+				<-st.release
+			}
+			return nil, nil
+		})
+	})
+}
+
+// armStop stops the first statement of event (e.g. "BEFORE INSERT ON mailable") made
+// after it: inside the statement, in its transaction. reached is closed once the
+// statement waits there; release lets it go on. On SQLite the trigger calls a function
+// of this process (registerStop must have run before the database was opened); on
+// PostgreSQL the trigger runs in the server and waits for the advisory lock with key
+// lock, which a connection of this process holds until release.
+func armStop(t *testing.T, h *apptest.Harness, url, lock, event string) (reached <-chan struct{}, release func()) {
+	t.Helper()
 	ctx := context.Background()
-	var stmts []string
-	if isPG {
-		// PostgreSQL runs the trigger in the server: it waits there for an advisory
-		// lock that this process holds on a connection of its own.
-		stmts = []string{
-			`CREATE FUNCTION steward_test_stop() RETURNS trigger LANGUAGE plpgsql AS $$
-			 BEGIN PERFORM pg_advisory_xact_lock(` + lock + `); RETURN COALESCE(NEW, OLD); END $$`,
-			`CREATE TRIGGER steward_test_stop ` + sc.stopAt + ` FOR EACH ROW EXECUTE FUNCTION steward_test_stop()`,
+	rc, rel := make(chan struct{}), make(chan struct{})
+	if !strings.HasPrefix(url, "postgres") {
+		if _, err := h.App.DB.ExecContext(ctx, `CREATE TRIGGER steward_test_stop `+event+` BEGIN SELECT steward_test_stop(); END`); err != nil {
+			t.Fatal(err)
 		}
-	} else {
-		stmts = []string{`CREATE TRIGGER steward_test_stop ` + sc.stopAt + ` BEGIN SELECT steward_test_stop(); END`}
+		stopped.Store(&struct{ reached, release chan struct{} }{rc, rel})
+		var once sync.Once
+		return rc, func() { once.Do(func() { close(rel) }) }
 	}
-	for _, q := range stmts {
+	for _, q := range []string{
+		`CREATE FUNCTION steward_test_stop() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN PERFORM pg_advisory_xact_lock(` + lock + `); RETURN COALESCE(NEW, OLD); END $$`,
+		`CREATE TRIGGER steward_test_stop ` + event + ` FOR EACH ROW EXECUTE FUNCTION steward_test_stop()`,
+	} {
 		if _, err := h.App.DB.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if isPG {
-		other, err := store.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := other.Writer().Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+lock+`)`); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for {
-				var n int
-				if err := other.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
-					lock).Scan(&n); err != nil {
-					t.Error(err)
-					return
-				}
-				if n > 0 {
-					stop()
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-	} else {
-		armed.Store(true)
+	other, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go sc.change(t, h, arg)
-	<-stopped
-	fmt.Fprintln(report, "stopped")
-	select {}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Writer().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+lock+`)`); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			var n int
+			if err := other.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
+				lock).Scan(&n); err != nil {
+				t.Error(err)
+				return
+			}
+			if n > 0 {
+				close(rc)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var once sync.Once
+	return rc, func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock(`+lock+`)`); err != nil {
+				t.Error(err)
+			}
+			conn.Close()
+		})
+	}
+}
+
+// TestSnapshotDuringConsentChange takes the newsletter's audience, as a campaign's
+// snapshot does, while a member's consent change stands between the delete and the
+// insert of the member's kept audience, and finds the member there: the change and
+// what it derives are one transaction, so a snapshot sees both or neither.
+func TestSnapshotDuringConsentChange(t *testing.T) {
+	registerStop()
+	for engine, url := range storetest.Engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			h := apptest.Start(t, url)
+			id, token := h.Member("snapshot@example.org", pw, nil)
+			if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"own_offers":true}}`, token); r.Status != http.StatusOK {
+				t.Fatalf("opt in = %d %s", r.Status, r.Body)
+			}
+			reached, release := armStop(t, h, url, strconv.Itoa(1_000_000+rand.IntN(1_000_000_000)), "BEFORE INSERT ON mailable")
+			defer release()
+			done := make(chan apptest.Response, 1)
+			go func() { done <- h.Do("PUT", "/api/v1/me/consents", `{"choices":{"own_offers":false}}`, token) }()
+			select {
+			case <-reached:
+			case r := <-done:
+				t.Fatalf("the change ended (%d %s) without reaching the audience's insert", r.Status, r.Body)
+			}
+			snapshot := func() map[string]bool {
+				out := map[string]bool{}
+				for _, p := range []string{"newsletter", "own_offers"} {
+					if err := h.App.Newsletter.Audience(context.Background(), p, func(s string) error {
+						out[p+" "+s] = true
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return out
+			}
+			during := snapshot()
+			if !during["newsletter "+id] || !during["own_offers "+id] {
+				t.Errorf("snapshot during the change = %v, want the member in both audiences (the change is not committed)", during)
+			}
+			release()
+			if r := <-done; r.Status != http.StatusOK {
+				t.Fatalf("withdraw = %d %s", r.Status, r.Body)
+			}
+			after := snapshot()
+			if !after["newsletter "+id] || after["own_offers "+id] {
+				t.Errorf("snapshot after the change = %v, want the member in the newsletter's audience only", after)
+			}
+		})
+	}
 }
 
 // checkDerived reopens the database the killed child left and holds what is derived
