@@ -471,3 +471,64 @@ func queryPairs(t *testing.T, db *store.DB, q string) map[string]string {
 	}
 	return out
 }
+
+// TestConcurrentChangesOfOneMember makes a second consent change of a member wait for
+// a first that stands between the delete and the insert of the member's kept
+// audience, then lets both go on: both succeed, and the kept audience is what the
+// rule allows after both. PostgreSQL only: on SQLite the second cannot begin before
+// the first ends (one writer).
+func TestConcurrentChangesOfOneMember(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	if url == "" {
+		t.Skip("PostgreSQL not configured")
+	}
+	h := apptest.Start(t, url)
+	id, token := h.Member("both@example.org", pw, nil)
+	if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"own_offers":true}}`, token); r.Status != http.StatusOK {
+		t.Fatalf("opt in = %d %s", r.Status, r.Body)
+	}
+	lock := strconv.Itoa(1_000_000 + rand.IntN(1_000_000_000))
+	reached, release := armStop(t, h, url, lock, "BEFORE INSERT ON mailable")
+	defer release()
+	first, second := make(chan apptest.Response, 1), make(chan apptest.Response, 1)
+	go func() { first <- h.Do("PUT", "/api/v1/me/consents", `{"choices":{"own_offers":false}}`, token) }()
+	<-reached
+	ctx := context.Background()
+	var pid int
+	if err := h.App.DB.QueryRowContext(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, lock).
+		Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	go func() { second <- h.Do("PUT", "/api/v1/me/consents", `{"choices":{"partner_offers":true}}`, token) }()
+	// The second waits for the first.
+	for {
+		var n int
+		if err := h.App.DB.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).
+			Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		select {
+		case r := <-second:
+			t.Fatalf("the second change ended (%d %s) while the first was not committed", r.Status, r.Body)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	release()
+	for name, ch := range map[string]chan apptest.Response{"first": first, "second": second} {
+		if r := <-ch; r.Status != http.StatusOK {
+			t.Errorf("%s change = %d %s", name, r.Status, r.Body)
+		}
+	}
+	got := map[string]bool{}
+	for _, p := range []string{"newsletter", "own_offers", "partner_offers"} {
+		if err := h.App.Newsletter.Audience(ctx, p, func(s string) error { got[p] = s == id; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := map[string]bool{"newsletter": true, "partner_offers": true}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the member's audiences = %v, want %v", got, want)
+	}
+}
