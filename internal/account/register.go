@@ -277,10 +277,8 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 // changed address, which then replaces the old one.
 func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Status, error) {
 	var status Status
-	var verifiedID string
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if id, err := s.useToken(ctx, tx, token, purposeEmailChange); err == nil {
-			verifiedID = id
 			return s.confirmEmailChange(ctx, tx, id, &status, meta)
 		}
 		id, err := s.useToken(ctx, tx, token, purposeVerify)
@@ -310,14 +308,8 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		if err := s.proven(ctx, tx, id, email); err != nil {
 			return err
 		}
-		verifiedID = id
 		return s.audit.Record(ctx, tx, governance.Event{Name: "email_verified", AccountID: id, IP: meta.IP})
 	})
-	if err == nil && s.verified != nil && verifiedID != "" {
-		if sub, serr := s.Subject(ctx, verifiedID); serr == nil {
-			err = s.verified(ctx, verifiedID, sub.Email)
-		}
-	}
 	return status, err
 }
 

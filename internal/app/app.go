@@ -206,14 +206,16 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Staff = governance.NewStaff(a.DB, a.now)
 	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.Vault, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
+	// Each hook runs in the transaction of the change that causes it: what it derives
+	// commits with the change, or not at all.
 	// A verified address joins its subscription, if any, to the account: one subject.
 	a.Accounts.SetOnVerified(a.Newsletter.LinkAccount)
 	// Whom the newsletter may mail follows every decision.
-	a.Consent.SetOnChanged(func(ctx context.Context, subjectID string) error {
-		return a.Newsletter.Refresh(ctx, a.DB, subjectID)
+	a.Consent.SetOnChanged(func(ctx context.Context, tx *store.Tx, subjectID string) error {
+		return a.Newsletter.Refresh(ctx, tx, subjectID)
 	})
 	// A member who opts in to marketing mail joins the mailing list.
-	a.Consent.SetOnGranted(func(ctx context.Context, subjectID string, p consent.Purpose) error {
+	a.Consent.SetOnGranted(func(ctx context.Context, tx *store.Tx, subjectID string, p consent.Purpose) error {
 		if !p.Marketing || p.Sharing {
 			return nil
 		}
@@ -221,7 +223,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		if err != nil {
 			return nil // not an account: a subscriber, already on the list
 		}
-		return a.Newsletter.EnsureMember(ctx, subjectID, prof.Email, prof.Name)
+		return a.Newsletter.EnsureMember(ctx, tx, subjectID, prof.Email, prof.Name)
 	})
 
 	// The data map. Erasure runs holders in reverse order: the vault shreds the data key
