@@ -116,7 +116,7 @@ func target(dbURL string) (engine, path string, err error) {
 		path = dbURL
 	}
 	if path == "" {
-		return "", "", fmt.Errorf("backup: database %q: want sqlite:PATH or postgres://...", dbURL)
+		return "", "", fmt.Errorf("backup: database %q: want sqlite:PATH or postgres://HOST/DB", dbURL)
 	}
 	return EngineSQLite, path, nil
 }

@@ -61,7 +61,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	case strings.HasSuffix(rawURL, ".db"):
 		return openSQLite(ctx, rawURL)
 	}
-	return nil, fmt.Errorf("store: database %q: want sqlite:PATH or postgres://...", redact(rawURL))
+	return nil, fmt.Errorf("store: database %q: want sqlite:PATH or postgres://HOST/DB", redact(rawURL))
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {
