@@ -119,6 +119,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 // checkpoints copies the WAL into the database file every interval, beside the writer
 // (a PASSIVE checkpoint waits for no one): the writer's commits do not pay for it. Once
 // a checkpoint has copied everything, the next write starts the WAL from its beginning.
+//
+//sqlcheck:sqlite
 func (db *DB) checkpoints(interval time.Duration) {
 	defer close(db.stopped)
 	t := time.NewTicker(interval)
