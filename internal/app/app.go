@@ -34,6 +34,7 @@ import (
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
+	"steward/internal/store/sqlcheck"
 	"steward/internal/vault"
 	"steward/internal/web"
 )
@@ -124,6 +125,14 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err := Migrate(ctx, a.DB); err != nil {
 		return err
 	}
+	// A statement that does not prepare (a typo, a column a migration dropped) fails
+	// the start, not a member's request (internal/store/sqlcheck).
+	checkStart := time.Now()
+	n, err := sqlcheck.Check(ctx, a.DB)
+	if err != nil {
+		return err
+	}
+	a.Log.Debug("app: sql statements prepared", "statements", n, "took", time.Since(checkStart))
 	key, err := ledgerKey(cfg.LedgerKeyFile, a.Log)
 	if err != nil {
 		return err

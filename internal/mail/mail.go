@@ -109,7 +109,6 @@ type Outbox struct {
 	wake                chan struct{}
 	log                 *slog.Logger
 	siteName            string
-	from                string
 	now                 func() time.Time
 	text                *texttemplate.Template
 	html                *htmltemplate.Template
