@@ -9,34 +9,34 @@ var statements = []statement{
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`},
 	{"internal/account/account.go:114", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`},
-	{"internal/account/account.go:156", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/account.go:162", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/account/account.go:179", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
-	{"internal/account/account.go:196", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/account.go:223", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:157", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/account.go:163", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/account/account.go:180", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
+	{"internal/account/account.go:197", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/account.go:224", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:241", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:255", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:242", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:256", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:269", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+	{"internal/account/account.go:271", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`},
-	{"internal/account/account.go:280", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
-	{"internal/account/account.go:316", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
-	{"internal/account/account.go:319", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/account.go:319", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:332", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
-	{"internal/account/account.go:343", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:357", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:365", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:285", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
+	{"internal/account/account.go:321", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
+	{"internal/account/account.go:324", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/account.go:324", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:337", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
+	{"internal/account/account.go:348", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:362", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:370", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:378", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:383", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`},
-	{"internal/account/account.go:387", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:406", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/account.go:392", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:411", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
 	{"internal/account/profile.go:292", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:301", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
@@ -48,13 +48,13 @@ var statements = []statement{
 	{"internal/account/register.go:233", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
 			business_address, birthdate, country, guardian_email, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`},
-	{"internal/account/register.go:292", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:306", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
-	{"internal/account/register.go:326", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:340", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
+	{"internal/account/register.go:290", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:304", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:318", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:332", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
 		updated_at = $2 WHERE id = $3`},
-	{"internal/account/register.go:383", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:401", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:375", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:393", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
 	{"internal/account/session.go:47", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:81", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
 	{"internal/account/session.go:85", bothEngines, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
@@ -83,46 +83,46 @@ var statements = []statement{
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
-	{"internal/consent/ledger.go:196", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	{"internal/consent/ledger.go:201", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
-	{"internal/consent/ledger.go:202", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:207", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`},
-	{"internal/consent/ledger.go:207", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+	{"internal/consent/ledger.go:212", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`},
-	{"internal/consent/ledger.go:213", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/consent/ledger.go:236", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
-	{"internal/consent/ledger.go:279", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:360", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:218", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/consent/ledger.go:241", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
+	{"internal/consent/ledger.go:282", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:364", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/consent/ledger.go:369", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	{"internal/consent/ledger.go:373", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`},
-	{"internal/consent/ledger.go:404", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:452", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	{"internal/consent/ledger.go:408", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:456", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`},
-	{"internal/consent/ledger.go:488", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
-	{"internal/consent/ledger.go:529", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
-	{"internal/consent/ledger.go:557", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+	{"internal/consent/ledger.go:492", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
+	{"internal/consent/ledger.go:533", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
+	{"internal/consent/ledger.go:561", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:601", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
-	{"internal/consent/ledger.go:690", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:691", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:692", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:693", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:605", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
+	{"internal/consent/ledger.go:694", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:695", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:696", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:697", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:715", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:752", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:820", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:719", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:756", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:824", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:833", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:836", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:837", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:840", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:847", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:851", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -246,8 +246,8 @@ SELECT what, path FROM (
 	{"internal/newsletter/importer.go:512", postgresOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, u.id, u.email, u.first FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, email, first)`},
 	{"internal/newsletter/importer.go:523", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
-	{"internal/newsletter/mailable.go:83", bothEngines, `DELETE FROM mailable`},
-	{"internal/newsletter/mailable.go:99", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
+	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
+	{"internal/newsletter/mailable.go:132", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
 	{"internal/newsletter/newsletter.go:153", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
@@ -258,23 +258,23 @@ SELECT what, path FROM (
 	{"internal/newsletter/newsletter.go:213", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/newsletter.go:223", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
 	{"internal/newsletter/newsletter.go:232", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
-			ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
+		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
 	{"internal/newsletter/newsletter.go:258", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
 	{"internal/newsletter/newsletter.go:262", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
 	{"internal/newsletter/newsletter.go:274", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
 	{"internal/newsletter/newsletter.go:280", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:299", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:306", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:319", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
-				status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
-	{"internal/newsletter/newsletter.go:332", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
-			WHERE id = $4`},
-	{"internal/newsletter/newsletter.go:351", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:367", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+	{"internal/newsletter/newsletter.go:298", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:305", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:318", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
+	{"internal/newsletter/newsletter.go:331", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+		WHERE id = $4`},
+	{"internal/newsletter/newsletter.go:349", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:365", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/newsletter.go:373", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/newsletter.go:382", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:392", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:371", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/newsletter.go:380", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:390", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/seal.go:120", bothEngines, `SELECT t.id, t.evidence FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id
 		WHERE s.subject_id = $1`},
@@ -322,28 +322,28 @@ SELECT what, path FROM (
 	{"internal/store/store.go:453", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`},
 	{"internal/store/store.go:485", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
-	{"internal/vault/rotate.go:120", bothEngines, `UPDATE kek_state SET target = $1, target_at = $2 WHERE id = 1 AND epoch = $3 AND target = $3`},
-	{"internal/vault/rotate.go:142", bothEngines, `SELECT count(*) FROM vault_keys WHERE epoch < $1`},
-	{"internal/vault/rotate.go:148", bothEngines, `UPDATE kek_state SET epoch = $1, key_id = $2, started_at = $3 WHERE id = 1 AND epoch = $4 AND target = $1`},
-	{"internal/vault/rotate.go:158", bothEngines, `DELETE FROM kek_escrow WHERE epoch < $1 AND created_at < $2`},
-	{"internal/vault/rotate.go:192", bothEngines, `SELECT subject_id, wrapped, epoch FROM vault_keys
+	{"internal/vault/rotate.go:121", bothEngines, `UPDATE kek_state SET target = $1, target_at = $2 WHERE id = 1 AND epoch = $3 AND target = $3`},
+	{"internal/vault/rotate.go:143", bothEngines, `SELECT count(*) FROM vault_keys WHERE epoch < $1`},
+	{"internal/vault/rotate.go:149", bothEngines, `UPDATE kek_state SET epoch = $1, key_id = $2, started_at = $3 WHERE id = 1 AND epoch = $4 AND target = $1`},
+	{"internal/vault/rotate.go:159", bothEngines, `DELETE FROM kek_escrow WHERE epoch < $1 AND created_at < $2`},
+	{"internal/vault/rotate.go:193", bothEngines, `SELECT subject_id, wrapped, epoch FROM vault_keys
 				WHERE subject_id > $1 AND epoch < $2 ORDER BY subject_id LIMIT $3`},
-	{"internal/vault/rotate.go:231", postgresOnly, `UPDATE vault_keys k SET wrapped = u.w, epoch = $1
+	{"internal/vault/rotate.go:232", postgresOnly, `UPDATE vault_keys k SET wrapped = u.w, epoch = $1
 					FROM unnest($2::text[], $3::bytea[], $4::bigint[]) AS u(s, w, e)
 					WHERE k.subject_id = u.s AND k.epoch = u.e`},
-	{"internal/vault/rotate.go:236", sqliteOnly, `UPDATE vault_keys SET wrapped = ?1, epoch = ?2 WHERE subject_id = ?3 AND epoch = ?4`},
-	{"internal/vault/rotate.go:272", bothEngines, `SELECT sealed FROM kek_escrow WHERE epoch = $1`},
-	{"internal/vault/rotate.go:318", bothEngines, `UPDATE kek_state SET epoch = $1, target = $1, key_id = $2, started_at = $3, target_at = $3 WHERE id = 1`},
-	{"internal/vault/vault.go:124", bothEngines, `SELECT epoch, target, key_id, started_at, target_at FROM kek_state WHERE id = 1`},
-	{"internal/vault/vault.go:151", bothEngines, `SELECT count(*) FROM vault_keys`},
-	{"internal/vault/vault.go:167", bothEngines, `INSERT INTO kek_state (id, epoch, key_id, target, started_at, target_at)
+	{"internal/vault/rotate.go:237", sqliteOnly, `UPDATE vault_keys SET wrapped = ?1, epoch = ?2 WHERE subject_id = ?3 AND epoch = ?4`},
+	{"internal/vault/rotate.go:273", bothEngines, `SELECT sealed FROM kek_escrow WHERE epoch = $1`},
+	{"internal/vault/rotate.go:319", bothEngines, `UPDATE kek_state SET epoch = $1, target = $1, key_id = $2, started_at = $3, target_at = $3 WHERE id = 1`},
+	{"internal/vault/vault.go:125", bothEngines, `SELECT epoch, target, key_id, started_at, target_at FROM kek_state WHERE id = 1`},
+	{"internal/vault/vault.go:152", bothEngines, `SELECT count(*) FROM vault_keys`},
+	{"internal/vault/vault.go:168", bothEngines, `INSERT INTO kek_state (id, epoch, key_id, target, started_at, target_at)
 			VALUES (1, $1, $2, $1, $3, $3) ON CONFLICT (id) DO NOTHING`},
-	{"internal/vault/vault.go:242", bothEngines, `INSERT INTO kek_escrow (epoch, key_id, recipients, sealed, created_at)
+	{"internal/vault/vault.go:243", bothEngines, `INSERT INTO kek_escrow (epoch, key_id, recipients, sealed, created_at)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (epoch) DO NOTHING`},
-	{"internal/vault/vault.go:369", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:378", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+	{"internal/vault/vault.go:371", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:380", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/vault/vault.go:382", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:446", bothEngines, `DELETE FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:455", bothEngines, `SELECT count(*) FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:384", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:454", bothEngines, `DELETE FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:463", bothEngines, `SELECT count(*) FROM vault_keys WHERE subject_id = $1`},
 }
