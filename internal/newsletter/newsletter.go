@@ -21,15 +21,14 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode"
 
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/datamap"
 	"steward/internal/mail"
-	"steward/internal/pan"
 	"steward/internal/store"
+	"steward/internal/text"
 	"steward/internal/vault"
 )
 
@@ -108,14 +107,10 @@ func checkName(field, v string, required bool) (string, error) {
 	switch {
 	case v == "" && required:
 		return "", apperr.Field(field, "required", "is required")
-	case len([]rune(v)) > 100:
-		return "", apperr.Field(field, "too_long", "must be at most 100 characters")
-	case strings.ContainsAny(v, "<>") || strings.ContainsFunc(v, unicode.IsControl):
+	case strings.ContainsAny(v, "<>"):
 		return "", apperr.Field(field, "text_invalid", "must be plain text on one line")
-	case pan.Contains(v):
-		return "", apperr.Field(field, "card_number", "looks like a payment card number; card numbers are never stored here")
 	}
-	return v, nil
+	return v, text.Line(field, v, 100)
 }
 
 func (sub Subscription) check() (Subscription, error) {
