@@ -10,6 +10,7 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/server"
+	"steward/internal/text"
 )
 
 func (a *API) registerConsent(mux *http.ServeMux) {
@@ -36,10 +37,7 @@ func GPC(r *http.Request, c *consent.Service, subjectID string, trustProxy bool)
 func Evidence(r *http.Request, trustProxy bool) map[string]string {
 	ev := map[string]string{"ip": server.ClientIP(r, trustProxy)}
 	if ua := r.UserAgent(); ua != "" {
-		if len(ua) > 300 {
-			ua = ua[:300]
-		}
-		ev["user_agent"] = ua
+		ev["user_agent"] = text.Cut(ua, 300)
 	}
 	return ev
 }

@@ -66,7 +66,13 @@ func Public(log *slog.Logger, r *http.Request, err error) ErrorDetail {
 	if e, ok := apperr.As(err); ok {
 		return ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field}
 	}
-	log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away (or its deadline passed) mid-request: nothing of ours
+		// failed, and no one reads the answer.
+		log.DebugContext(r.Context(), "request ended by the client", "method", r.Method, "path", r.URL.Path)
+	} else {
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 	return ErrorDetail{Code: "internal", Message: "something went wrong on our side; please try again"}
 }
 

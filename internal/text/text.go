@@ -66,3 +66,15 @@ func Forbidden(r rune) bool {
 	}
 	return false
 }
+
+// Cut returns s cut to at most n bytes, never inside a UTF-8 sequence: what is kept of
+// a long browser name or error stays valid text.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -3,6 +3,7 @@ package text
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"steward/internal/apperr"
 )
@@ -43,6 +44,27 @@ func TestLines(t *testing.T) {
 	for _, bad := range []string{"a\x00b", "a\vb", "a\u2028b", "a\u202eb", "a\x1bb"} {
 		if err := Lines("home_address", bad, 500); err == nil {
 			t.Errorf("Lines(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCut(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 300, "short"},
+		{"abcdef", 3, "abc"},
+		{"aé", 2, "a"}, // é is two bytes: cut before it, not inside
+		{"aéb", 3, "aé"},
+		{"€€", 4, "€"}, // three bytes each
+		{"€", 2, ""},
+		{strings.Repeat("x", 299) + "é", 300, strings.Repeat("x", 299)},
+	} {
+		got := Cut(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) || len(got) > tc.n {
+			t.Errorf("Cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
 }
