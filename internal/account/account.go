@@ -75,8 +75,9 @@ type Meta struct {
 // Hooks are what the account capability calls in others.
 type Hooks struct {
 	// Verified runs when an address is proven to be the member's (the newsletter
-	// links a subscriber with the same address to the account).
-	Verified func(ctx context.Context, accountID, email string) error
+	// links a subscriber with the same address to the account). It runs in the
+	// transaction that proves the address, so the link commits with the proof.
+	Verified func(ctx context.Context, tx *store.Tx, accountID, email string) error
 	// Erase erases a subject through every holder of the data map (the rights
 	// capability), when a guardian declines.
 	Erase func(ctx context.Context, subjectID, source string) error
@@ -98,7 +99,7 @@ type Service struct {
 	vault           *vault.Vault
 	index           *vault.Index
 	slots           chan struct{} // bounds concurrent password hashing
-	verified        func(ctx context.Context, accountID, email string) error
+	verified        func(ctx context.Context, tx *store.Tx, accountID, email string) error
 }
 
 // New prepares the service's statements; a typo in them fails here.
@@ -259,14 +260,18 @@ func (s *Service) ErasureSubject(ctx context.Context, accountID string) (datamap
 }
 
 // proven records, in the transaction that proves it (a verification, a confirmed
-// change), that the address is the account's: its blind index only.
+// change), that the address is the account's: its blind index only. What follows from
+// the proof (the verified hook) runs in the same transaction.
 func (s *Service) proven(ctx context.Context, tx *store.Tx, accountID, email string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`,
 		accountID, s.index.Address(email), store.Millis(s.now())); err != nil {
 		return fmt.Errorf("account: proven address: %w", err)
 	}
-	return nil
+	if s.verified == nil {
+		return nil
+	}
+	return s.verified(ctx, tx, accountID, email)
 }
 
 // Lookup finds an account by email or id.

@@ -8,15 +8,13 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"steward/internal/apperr"
 	"steward/internal/config"
 	"steward/internal/governance"
 	stmail "steward/internal/mail"
-	"steward/internal/pan"
 	"steward/internal/store"
+	"steward/internal/text"
 )
 
 // Registration is what a new member gives.
@@ -54,27 +52,8 @@ func ValidEmail(field, raw string) (string, error) {
 	return e, nil
 }
 
-// freeText checks a free-text field: length, no control characters, no card number.
-func freeText(field, v string, max int) error {
-	if !utf8.ValidString(v) {
-		return apperr.Field(field, "text_invalid", "is not valid UTF-8")
-	}
-	if utf8.RuneCountInString(v) > max {
-		return apperr.Field(field, "too_long", fmt.Sprintf("must be at most %d characters", max))
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
-			return apperr.Field(field, "text_invalid", "contains control characters")
-		}
-	}
-	if pan.Contains(v) {
-		return apperr.Field(field, "card_number", "looks like a payment card number; card numbers are never stored here, please remove it")
-	}
-	return nil
-}
-
 func validPhone(field, v string) error {
-	if err := freeText(field, v, 40); err != nil {
+	if err := text.Line(field, v, 40); err != nil {
 		return err
 	}
 	digits := 0
@@ -141,11 +120,11 @@ const (
 func checkProfileField(name, v string) error {
 	switch name {
 	case "name":
-		return freeText(name, v, maxName)
+		return text.Line(name, v, maxName)
 	case "phone":
 		return validPhone(name, v)
-	default:
-		return freeText(name, v, maxAddress)
+	default: // the postal addresses
+		return text.Lines(name, v, maxAddress)
 	}
 }
 
@@ -310,10 +289,8 @@ func (s *Service) register(ctx context.Context, tx *store.Tx, r registration, ou
 // changed address, which then replaces the old one.
 func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Status, error) {
 	var status Status
-	var verifiedID string
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if id, err := s.useToken(ctx, tx, token, purposeEmailChange); err == nil {
-			verifiedID = id
 			return s.confirmEmailChange(ctx, tx, id, &status, meta)
 		}
 		id, err := s.useToken(ctx, tx, token, purposeVerify)
@@ -343,14 +320,8 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		if err := s.proven(ctx, tx, id, email); err != nil {
 			return err
 		}
-		verifiedID = id
 		return s.audit.Record(ctx, tx, governance.Event{Name: "email_verified", AccountID: id, IP: meta.IP})
 	})
-	if err == nil && s.verified != nil && verifiedID != "" {
-		if sub, serr := s.Subject(ctx, verifiedID); serr == nil {
-			err = s.verified(ctx, verifiedID, sub.Email)
-		}
-	}
 	return status, err
 }
 

@@ -11,6 +11,7 @@ import (
 	"steward/internal/governance"
 	stmail "steward/internal/mail"
 	"steward/internal/store"
+	"steward/internal/text"
 )
 
 // Session is an authenticated session.
@@ -84,7 +85,7 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
 			VALUES ($1, $2, $3, $3, $4, $5, $6)`, sessID, id, store.Millis(now), store.Millis(sess.ExpiresAt),
-			key.SealText(labelIP, meta.IP), key.SealText(labelUserAgent, truncate(meta.UserAgent, 300))); err != nil {
+			key.SealText(labelIP, meta.IP), key.SealText(labelUserAgent, text.Cut(meta.UserAgent, 300))); err != nil {
 			return fmt.Errorf("account: session: %w", err)
 		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "login", AccountID: id, IP: meta.IP})
@@ -95,12 +96,6 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	return token, sess, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
 
 var errNoSession = apperr.New(apperr.Unauthorized, "unauthenticated", "log in first")
 

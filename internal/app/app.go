@@ -31,6 +31,7 @@ import (
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
+	"steward/internal/store/sqlcheck"
 	"steward/internal/vault"
 	"steward/internal/web"
 )
@@ -124,6 +125,14 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err := Migrate(ctx, a.db); err != nil {
 		return err
 	}
+	// A statement that does not prepare (a typo, a column a migration dropped) fails
+	// the start, not a member's request (internal/store/sqlcheck).
+	checkStart := time.Now()
+	n, err := sqlcheck.Check(ctx, a.db)
+	if err != nil {
+		return err
+	}
+	a.log.Debug("app: sql statements prepared", "statements", n, "took", time.Since(checkStart))
 	key, err := ledgerKey(cfg.LedgerKeyFile, a.log)
 	if err != nil {
 		return err
@@ -222,9 +231,10 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 		Fields:       cfg.Fields,
 		AgeOfConsent: cfg.AgeOfConsentFor,
 	}, account.Hooks{
-		// A verified address joins its subscription, if any, to the account: one subject.
-		Verified: func(ctx context.Context, accountID, email string) error {
-			return a.newsletter.LinkAccount(ctx, accountID, email)
+		// A verified address joins its subscription, if any, to the account: one
+		// subject. It runs in the transaction that proves the address.
+		Verified: func(ctx context.Context, tx *store.Tx, accountID, email string) error {
+			return a.newsletter.LinkAccount(ctx, tx, accountID, email)
 		},
 		Erase: func(ctx context.Context, subjectID, source string) error {
 			return a.rights.EraseNow(ctx, subjectID, source)
@@ -271,13 +281,15 @@ func (a *App) openConsent() (*consent.Service, error) {
 	if created {
 		a.log.Warn("made a new key for signing consent receipts; back it up: receipts already given are checked against it", "file", cfg.ReceiptKeyFile)
 	}
+	// Each hook runs in the transaction of the change that causes it: what it derives
+	// commits with the change, or not at all.
 	return consent.New(a.db, reg, cfg.PolicyVersion, signer, a.vault, consent.Hooks{
 		// Whom the newsletter may mail follows every decision.
-		Changed: func(ctx context.Context, subjectID string) error {
-			return a.newsletter.Refresh(ctx, a.db, subjectID)
+		Changed: func(ctx context.Context, tx *store.Tx, subjectID string) error {
+			return a.newsletter.Refresh(ctx, tx, subjectID)
 		},
 		// A member who opts in to marketing mail joins the mailing list.
-		Granted: func(ctx context.Context, subjectID string, p consent.Purpose) error {
+		Granted: func(ctx context.Context, tx *store.Tx, subjectID string, p consent.Purpose) error {
 			if !p.Marketing || p.Sharing {
 				return nil
 			}
@@ -285,7 +297,7 @@ func (a *App) openConsent() (*consent.Service, error) {
 			if err != nil {
 				return nil // not an account: a subscriber, already on the list
 			}
-			return a.newsletter.EnsureMember(ctx, subjectID, prof.Email, prof.Name)
+			return a.newsletter.EnsureMember(ctx, tx, subjectID, prof.Email, prof.Name)
 		},
 	}, a.now), nil
 }

@@ -431,3 +431,48 @@ func TestCampaignOverSMTP(t *testing.T) {
 		}
 	}
 }
+
+// Single-line fields refuse what breaks or hides a line (the name of a mail's
+// greeting could otherwise forge lines of its text), each with an error naming the
+// field; a postal address keeps its lines. Nothing refused is stored.
+func TestSingleLineFields(t *testing.T) {
+	h := apptest.Start(t, "")
+	ctx := context.Background()
+	staffID, staff := h.Member("lines.editor@example.org", pw, nil)
+	if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		t.Fatal(err)
+	}
+	_, member := h.Member("lines.member@example.org", pw, map[string]any{"name": "Plain Name"})
+	forged := "Eve\r\nBcc: victim@example.com\r\n\r\nInjected body"
+	for _, tc := range []struct {
+		name, path, token, field string
+		body                     map[string]any
+	}{
+		{"a name with line breaks", "/api/v1/me", member, "name", map[string]any{"name": forged}},
+		{"a name with NUL", "/api/v1/me", member, "name", map[string]any{"name": "Eve\x00"}},
+		{"a name with VT", "/api/v1/me", member, "name", map[string]any{"name": "Eve\vAdams"}},
+		{"a name with ESC", "/api/v1/me", member, "name", map[string]any{"name": "Eve\x1b[2J"}},
+		{"a name with a line separator", "/api/v1/me", member, "name", map[string]any{"name": "Eve\u2028Adams"}},
+		{"a name with a bidi override", "/api/v1/me", member, "name", map[string]any{"name": "Eve\u202eexe.txt"}},
+		{"a phone with a line break", "/api/v1/me", member, "phone", map[string]any{"phone": "+44 20\n7946 0958"}},
+		{"a subscriber's first name", "/api/v1/newsletter", "", "first_name", map[string]any{"first_name": "Eve\u2028Bcc", "last_name": "A", "email": "lines.sub@example.org"}},
+		{"a subscriber's company", "/api/v1/newsletter", "", "company", map[string]any{"first_name": "Eve", "last_name": "A", "company": "Evil\x1bCorp", "email": "lines.sub@example.org"}},
+		{"a campaign subject", "/api/v1/staff/campaigns", staff, "subject", map[string]any{"purpose": "newsletter", "subject": "News\x00\x1b", "body": "Hello"}},
+	} {
+		r := h.Do(map[bool]string{true: "PATCH", false: "POST"}[tc.path == "/api/v1/me"], tc.path, tc.body, tc.token)
+		if r.Status != 400 || !strings.Contains(string(r.Body), `"`+tc.field+`"`) {
+			t.Errorf("%s = %d %s, want 400 naming %s", tc.name, r.Status, r.Body, tc.field)
+		}
+	}
+	me := h.Do("GET", "/api/v1/me", nil, member).JSON()
+	if me["name"] != "Plain Name" || me["phone"] != "" && me["phone"] != nil {
+		t.Errorf("a refused change was stored: %v", me)
+	}
+	if s, _ := h.App.Newsletter().Lookup(ctx, "lines.sub@example.org"); s != "" {
+		t.Errorf("a refused subscription was stored: %s", s)
+	}
+	// An address keeps its lines.
+	if r := h.Do("PATCH", "/api/v1/me", map[string]any{"home_address": "12 Analytical Row\nLondon"}, member); r.Status != 200 || r.JSON()["home_address"] != "12 Analytical Row\nLondon" {
+		t.Errorf("a two-line address = %d %s", r.Status, r.Body)
+	}
+}

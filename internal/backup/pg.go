@@ -136,6 +136,8 @@ func (t pgTarget) archiveTables(ctx context.Context, pgRestore, file, schema str
 // if pg_restore fails, nothing has changed. It refuses a schema other than the one
 // dumped (pg_restore cannot rename one), and a schema holding tables the archive lacks
 // (a later release's, which the restored migration version would make again).
+//
+//sqlcheck:postgres
 func restorePostgres(ctx context.Context, db *store.DB, dbURL, pgRestore, file string, m Manifest) error {
 	t, err := newPGTarget(dbURL)
 	if err != nil {

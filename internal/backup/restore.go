@@ -116,7 +116,7 @@ func target(dbURL string) (engine, path string, err error) {
 		path = dbURL
 	}
 	if path == "" {
-		return "", "", fmt.Errorf("backup: database %q: want sqlite:PATH or postgres://...", dbURL)
+		return "", "", fmt.Errorf("backup: database %q: want sqlite:PATH or postgres://HOST/DB", dbURL)
 	}
 	return EngineSQLite, path, nil
 }
@@ -253,6 +253,8 @@ func replaceSQLite(ctx context.Context, dbPath, file string, log *slog.Logger) e
 }
 
 // checkpoint copies the log of a SQLite database into its file and truncates the log.
+//
+//sqlcheck:sqlite
 func checkpoint(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {

@@ -149,7 +149,11 @@ func staffCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%sed %s to %s\n", pos[0], pos[2], s.ID)
+	if pos[0] == "grant" {
+		fmt.Fprintf(stdout, "granted %s to %s\n", pos[2], s.ID)
+	} else {
+		fmt.Fprintf(stdout, "revoked %s from %s\n", pos[2], s.ID)
+	}
 	return nil
 }
 

@@ -90,25 +90,27 @@ type Service struct {
 	now           func() time.Time
 	signer        *Signer
 	vault         *vault.Vault
-	granted       func(ctx context.Context, subjectID string, p Purpose) error
-	changed       func(ctx context.Context, subjectID string) error
+	granted       func(ctx context.Context, tx *store.Tx, subjectID string, p Purpose) error
+	changed       func(ctx context.Context, tx *store.Tx, subjectID string) error
 }
 
-func (s *Service) afterChange(ctx context.Context, subjectID string) error {
+func (s *Service) onChange(ctx context.Context, tx *store.Tx, subjectID string) error {
 	if s.changed == nil {
 		return nil
 	}
-	return s.changed(ctx, subjectID)
+	return s.changed(ctx, tx, subjectID)
 }
 
 // Hooks are what follows, in other capabilities, from a change of the ledger.
 type Hooks struct {
-	// Changed runs after any of a subject's decisions or flags changed (the
-	// newsletter recomputes whom it may mail).
-	Changed func(ctx context.Context, subjectID string) error
-	// Granted runs after a subject opts in to a purpose (a member who opts in to
-	// marketing mail joins the mailing list).
-	Granted func(ctx context.Context, subjectID string, p Purpose) error
+	// Changed runs on any change of a subject's decisions or flags (the newsletter
+	// recomputes whom it may mail). It runs in the change's transaction, after the
+	// ledger's writes: what it derives commits with the change or not at all.
+	Changed func(ctx context.Context, tx *store.Tx, subjectID string) error
+	// Granted runs on a subject's opt-in to a purpose (a member who opts in to
+	// marketing mail joins the mailing list). It runs in the opt-in's transaction,
+	// before Changed, so the recomputed audience sees its writes.
+	Granted func(ctx context.Context, tx *store.Tx, subjectID string, p Purpose) error
 }
 
 // New returns the consent service. Evidence is sealed under each subject's data key in v.
@@ -132,24 +134,25 @@ func (s *Service) Record(ctx context.Context, subjectID, purpose string, d Decis
 	var e Event
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		e, err = s.RecordTx(ctx, tx, subjectID, purpose, d, src, evidence)
-		return err
+		if e, err = s.RecordTx(ctx, tx, subjectID, purpose, d, src, evidence); err != nil {
+			return err
+		}
+		if d == Granted {
+			if err := s.onGrant(ctx, tx, subjectID, purpose); err != nil {
+				return err
+			}
+		}
+		return s.onChange(ctx, tx, subjectID)
 	})
-	if err == nil && d == Granted {
-		err = s.afterGrant(ctx, subjectID, purpose)
-	}
-	if err == nil {
-		err = s.afterChange(ctx, subjectID)
-	}
 	return e, err
 }
 
-func (s *Service) afterGrant(ctx context.Context, subjectID, purpose string) error {
+func (s *Service) onGrant(ctx context.Context, tx *store.Tx, subjectID, purpose string) error {
 	p, ok := s.reg.Purpose(purpose)
 	if !ok || s.granted == nil {
 		return nil
 	}
-	return s.granted(ctx, subjectID, p)
+	return s.granted(ctx, tx, subjectID, p)
 }
 
 // RecordTx is Record inside the caller's transaction. The evidence is sealed under the
@@ -257,11 +260,9 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var grants []string
-	changed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		grants = grants[:0]
-		changed = false
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		var grants []string
+		changed := false
 		// The subject's key, read (or made) once, when a first change is recorded.
 		var key *vault.Key
 		subjectKey := func() (*vault.Key, error) {
@@ -305,35 +306,36 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 				grants = append(grants, k)
 			}
 		}
-		if flags == nil {
+		if flags != nil {
+			cur, err := flagsOf(ctx, tx, subjectID)
+			if err != nil {
+				return err
+			}
+			if cur != *flags {
+				changed = true
+				k, err := subjectKey()
+				if err != nil {
+					return err
+				}
+				if err := s.recordFlags(ctx, tx, k, cur, *flags, src, evidence); err != nil {
+					return err
+				}
+				if err := s.setFlags(ctx, tx, subjectID, *flags); err != nil {
+					return err
+				}
+			}
+		}
+		if !changed {
 			return nil
 		}
-		cur, err := flagsOf(ctx, tx, subjectID)
-		if err != nil || cur == *flags {
-			return err
+		// What follows from the change commits with it.
+		for _, k := range grants {
+			if err := s.onGrant(ctx, tx, subjectID, k); err != nil {
+				return err
+			}
 		}
-		changed = true
-		k, err := subjectKey()
-		if err != nil {
-			return err
-		}
-		if err := s.recordFlags(ctx, tx, k, cur, *flags, src, evidence); err != nil {
-			return err
-		}
-		return s.setFlags(ctx, tx, subjectID, *flags)
+		return s.onChange(ctx, tx, subjectID)
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range grants {
-		if err := s.afterGrant(ctx, subjectID, k); err != nil {
-			return err
-		}
-	}
-	if changed {
-		return s.afterChange(ctx, subjectID)
-	}
-	return nil
 }
 
 // SetFlags sets the subject's flags (source: API), each change recorded in the ledger.

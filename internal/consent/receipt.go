@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,8 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,32 +124,115 @@ func (s *Signer) Sign(r Receipt) Signed {
 // ErrBadReceipt is returned for a receipt whose signature does not hold.
 var ErrBadReceipt = errors.New("consent: receipt: signature does not match")
 
-// Verify checks a signed receipt file against the trusted key (the operator's). A
-// receipt signed by any other key, or changed in any field, is refused.
+// receiptKeys and signedKeys are the exact member names of a receipt and of its file.
+var (
+	receiptKeys = []string{"format", "receipt_id", "issuer", "subject", "purpose", "purpose_name", "lawful_basis",
+		"decision", "time", "source", "policy_version", "key_id"}
+	signedKeys = []string{"receipt", "algorithm", "public_key", "signature"}
+)
+
+// Verify checks a signed receipt file against the trusted key (the operator's). The
+// signature is checked over the receipt's bytes as received (whitespace aside), and the
+// receipt is read from those bytes strictly: every member named exactly once, in its
+// exact case, each a string, nothing unknown and nothing after the file's one object.
+// So a receipt reads the same to everyone who verifies it, and one signed by any other
+// key, or changed in any byte that matters, is refused.
 func Verify(data []byte, trusted ed25519.PublicKey) (Receipt, error) {
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	var s Signed
-	if err := dec.Decode(&s); err != nil {
+	file, err := strictObject(data, signedKeys)
+	if err != nil {
 		return Receipt{}, fmt.Errorf("consent: receipt: not a receipt file: %w", err)
 	}
-	if s.Receipt.Format != receiptFormat || s.Algorithm != "Ed25519" {
-		return Receipt{}, fmt.Errorf("consent: receipt: unknown format %q / algorithm %q", s.Receipt.Format, s.Algorithm)
+	var alg, pubText, sigText string
+	for _, f := range []struct {
+		name string
+		out  *string
+	}{{"algorithm", &alg}, {"public_key", &pubText}, {"signature", &sigText}} {
+		if err := json.Unmarshal(file[f.name], f.out); err != nil {
+			return Receipt{}, fmt.Errorf("consent: receipt: not a receipt file: %s is not a string", f.name)
+		}
 	}
-	pub, err := base64.StdEncoding.DecodeString(s.PublicKey)
+	var signed bytes.Buffer
+	if err := json.Compact(&signed, file["receipt"]); err != nil {
+		return Receipt{}, fmt.Errorf("consent: receipt: not a receipt file: %w", err)
+	}
+	fields, err := strictObject(signed.Bytes(), receiptKeys)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("consent: receipt: not a receipt: %w", err)
+	}
+	vals := map[string]string{}
+	for _, k := range receiptKeys {
+		var v string
+		if err := json.Unmarshal(fields[k], &v); err != nil {
+			return Receipt{}, fmt.Errorf("consent: receipt: not a receipt: %s is not a string", k)
+		}
+		vals[k] = v
+	}
+	r := Receipt{Format: vals["format"], ReceiptID: vals["receipt_id"], Issuer: vals["issuer"], Subject: vals["subject"],
+		Purpose: vals["purpose"], PurposeName: vals["purpose_name"], LawfulBasis: vals["lawful_basis"], Decision: vals["decision"],
+		Time: vals["time"], Source: vals["source"], PolicyVersion: vals["policy_version"], KeyID: vals["key_id"]}
+	if r.Format != receiptFormat || alg != "Ed25519" {
+		return Receipt{}, fmt.Errorf("consent: receipt: unknown format %q / algorithm %q", r.Format, alg)
+	}
+	pub, err := base64.StdEncoding.DecodeString(pubText)
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return Receipt{}, fmt.Errorf("consent: receipt: bad public key")
 	}
 	if !ed25519.PublicKey(pub).Equal(trusted) {
 		return Receipt{}, fmt.Errorf("consent: receipt: signed by key %s, not by the operator's key %s", KeyID(pub), KeyID(trusted))
 	}
-	sig, err := base64.StdEncoding.DecodeString(s.Signature)
+	sig, err := base64.StdEncoding.DecodeString(sigText)
 	if err != nil {
 		return Receipt{}, ErrBadReceipt
 	}
-	msg, _ := json.Marshal(s.Receipt)
-	if !ed25519.Verify(trusted, msg, sig) || s.Receipt.KeyID != KeyID(trusted) {
+	if !ed25519.Verify(trusted, signed.Bytes(), sig) || r.KeyID != KeyID(trusted) {
 		return Receipt{}, ErrBadReceipt
 	}
-	return s.Receipt, nil
+	// The bytes signed are the receipt as Sign encodes it: a reading of them that
+	// differs from what was signed (an escaped key, say) cannot have verified, and
+	// this says so should the encoding ever change.
+	if again, _ := json.Marshal(r); !bytes.Equal(again, signed.Bytes()) {
+		return Receipt{}, ErrBadReceipt
+	}
+	return r, nil
+}
+
+// strictObject reads data as exactly one JSON object whose members are exactly the
+// named ones, each once and in its exact case, with nothing after it, and returns each
+// member's raw value.
+func strictObject(data []byte, names []string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("want a JSON object")
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := t.(string)
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("unknown member %q", name)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("member %q given twice", name)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("member %q: %w", name, err)
+		}
+		out[name] = v
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, errors.New("the object does not end")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("data after the object")
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("member %q missing", n)
+		}
+	}
+	return out, nil
 }

@@ -183,6 +183,9 @@ type serverFile struct {
 	off       int64
 }
 
+// Read reads the next bytes of the file through pg_read_binary_file.
+//
+//sqlcheck:postgres
 func (f *serverFile) Read(p []byte) (int, error) {
 	for {
 		name := f.path

@@ -128,8 +128,7 @@ func sealLegacyBatch[ID int64 | string](ctx context.Context, s *Service, l legac
 			return err
 		}
 		var ids []ID
-		var sealed [][]string // by column
-		sealed = make([][]string, len(l.cols))
+		sealed := make([][]string, len(l.cols)) // by column
 		keys := map[string]*vault.Key{}
 		count := 0
 		for rows.Next() {

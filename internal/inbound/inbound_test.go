@@ -976,3 +976,27 @@ func TestClientKey(t *testing.T) {
 		}
 	}
 }
+
+// A header line longer than the listener takes is refused for good (resending does
+// not shorten it), and no log line at INFO or above names the client's address.
+func TestLongLineRefusedForGood(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	rec := &recorder{}
+	_, addr := start(t, Config{Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}, rec.handle)
+	c := dial(t, addr, "")
+	long := message("From: a@sender.example", "Subject: "+strings.Repeat("x", 10_000))
+	err := send(c, "a@sender.example", []string{"unsubscribe@" + domain}, long)
+	if got := code(err); got < 500 || got > 599 {
+		t.Errorf("a 10,000-character header line = %v (code %d), want a permanent 5xx", err, got)
+	}
+	if got := rec.calls(); len(got) != 0 {
+		t.Fatalf("handler called %d times for a refused message", len(got))
+	}
+	if !strings.Contains(logs.String(), "line too long") {
+		t.Errorf("the refusal is not logged: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), "remote_ip") {
+		t.Errorf("the client's address is logged at INFO: %s", logs.String())
+	}
+}

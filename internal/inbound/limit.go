@@ -125,7 +125,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip, key := clientKey(c.RemoteAddr())
 		if !l.s.conns.acquire(key) {
-			l.s.log.Warn("inbound connection refused: too many connections", "remote_ip", ip)
+			l.s.log.Warn("inbound connection refused: too many connections")
+			l.s.log.Debug("inbound connection refused: too many connections", "remote_ip", ip)
 			// A fresh socket's send buffer takes this line at once; the
 			// deadline only guards against the unexpected.
 			c.SetWriteDeadline(time.Now().Add(time.Second))

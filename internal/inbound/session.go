@@ -26,6 +26,9 @@ var (
 	errMalformed = &smtp.SMTPError{
 		Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "malformed message header",
 	}
+	errLineTooLong = &smtp.SMTPError{
+		Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "a line of the message is too long",
+	}
 	errShuttingDown = &smtp.SMTPError{
 		Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "service shutting down, try again later",
 	}
@@ -71,7 +74,10 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !ss.s.rate.allow(ss.rateKey, ss.s.now()) {
 		ss.limited++
 		if ss.limited == 1 {
-			ss.s.log.Info("inbound mail refused: rate limit", "remote_ip", ss.remoteIP)
+			// An address is personal data: it is logged only when the operator asks
+			// for debug logs.
+			ss.s.log.Info("inbound mail refused: rate limit")
+			ss.s.log.Debug("inbound mail refused: rate limit", "remote_ip", ss.remoteIP)
 		}
 		if ss.limited >= maxLimited {
 			ss.conn.Close()
@@ -104,7 +110,8 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // bounce or automatic, hands one Request to the Handler before the client is
 // told the message was accepted.
 func (ss *session) Data(r io.Reader) error {
-	log := ss.s.log.With("remote_ip", ss.remoteIP, "sender_domain", domainOf(ss.sender))
+	log := ss.s.log.With("sender_domain", domainOf(ss.sender)) // no remote address: see Mail
+	ss.s.log.Debug("inbound message", "remote_ip", ss.remoteIP, "sender_domain", domainOf(ss.sender))
 
 	msg, err := mail.ReadMessage(r)
 	if err != nil {
@@ -113,6 +120,11 @@ func (ss *session) Data(r io.Reader) error {
 		if errors.Is(err, smtp.ErrDataTooLarge) || errors.Is(derr, smtp.ErrDataTooLarge) {
 			log.Info("inbound message refused: too large")
 			return smtp.ErrDataTooLarge
+		}
+		if errors.Is(err, smtp.ErrTooLongLine) || errors.Is(derr, smtp.ErrTooLongLine) {
+			// Sending it again will not shorten the line: a permanent refusal.
+			log.Info("inbound message refused: line too long")
+			return errLineTooLong
 		}
 		if derr != nil { // the client went away or aborted
 			return errTryLater

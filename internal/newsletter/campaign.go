@@ -25,6 +25,7 @@ import (
 	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/store"
+	"steward/internal/text"
 	"steward/internal/vault"
 )
 
@@ -74,8 +75,11 @@ func (s *Service) CreateCampaign(ctx context.Context, staffID, purpose, subject,
 		return Campaign{}, apperr.Field("purpose", "purpose_not_mail", "is not a purpose marketing mail can be sent for")
 	}
 	subject = strings.TrimSpace(subject)
-	if subject == "" || len(subject) > 200 || strings.ContainsAny(subject, "\r\n") {
+	if subject == "" {
 		return Campaign{}, apperr.Field("subject", "subject_invalid", "is required: one line of at most 200 characters")
+	}
+	if err := text.Line("subject", subject, 200); err != nil {
+		return Campaign{}, err
 	}
 	if strings.TrimSpace(body) == "" || len(body) > 200<<10 {
 		return Campaign{}, apperr.Field("body", "body_invalid", "is required, at most 200 KiB of Markdown")

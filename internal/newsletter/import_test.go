@@ -109,7 +109,9 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 			t.Errorf("import: %+v, want 2 imported and kim suppressed", rep)
 		}
 		rep = importWith("lee@example.org,Lee,L\npat@example.org,Pat,P\n", func() {
-			if err := ns.EnsureMember(ctx, "acct-lee", "lee@example.org", "Lee Member"); err != nil {
+			if err := h.App.DB().InTx(ctx, func(tx *store.Tx) error {
+				return ns.EnsureMember(ctx, tx, "acct-lee", "lee@example.org", "Lee Member")
+			}); err != nil {
 				t.Error(err)
 			}
 		})

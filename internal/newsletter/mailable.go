@@ -3,6 +3,7 @@ package newsletter
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"steward/internal/consent"
 	"steward/internal/store"
@@ -21,22 +22,51 @@ func (s *Service) mailPurposes() []consent.Purpose {
 
 // Refresh recomputes, for the given subjects, which purposes they may be mailed for now
 // (the mailable table), from the rule itself: consent.AllowedSQL, the subscription's
-// status and the suppression list. Every change that can alter it calls it, in the
-// change's transaction where there is one.
-func (s *Service) Refresh(ctx context.Context, q store.Querier, subjects ...string) error {
+// status and the suppression list. Every change that can alter it calls it in the
+// change's transaction, tx: the delete and the inserts commit with the change, so
+// neither a crash nor a campaign's snapshot can find a subject half-refreshed.
+func (s *Service) Refresh(ctx context.Context, tx *store.Tx, subjects ...string) error {
+	if err := lockSubjects(ctx, tx, subjects); err != nil {
+		return err
+	}
 	return s.inChunks(subjects, func(chunk []string) error {
 		in, args := s.db.In("subject_id", 1, chunk)
-		if _, err := q.ExecContext(ctx, `DELETE FROM mailable WHERE `+in, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mailable WHERE `+in, args...); err != nil {
 			return fmt.Errorf("newsletter: refresh: %w", err)
 		}
 		for _, p := range s.mailPurposes() {
-			if err := s.fillSubjects(ctx, q, p.Key, chunk); err != nil {
+			if err := s.fillSubjects(ctx, tx, p.Key, chunk); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 }
+
+// lockSubjects takes, until tx ends, the locks that keep two refreshes of one subject
+// apart. On PostgreSQL two transactions could otherwise both delete the subject's
+// rows, each unable to see what the other inserts, and the second's insert would then
+// fail on the first's rows (SQLite has one writer at a time: the locks are nothing
+// there). A refresh of a few subjects locks each, in order, under a shared lock of the
+// table; one of many (an upgrade's batch) takes the table alone, so as not to fill
+// the server's table of locks.
+func lockSubjects(ctx context.Context, tx *store.Tx, subjects []string) error {
+	if len(subjects) > maxSubjectLocks {
+		return tx.Lock(ctx, "mailable", false)
+	}
+	if err := tx.Lock(ctx, "mailable", true); err != nil {
+		return err
+	}
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(subjects))) {
+		if err := tx.Lock(ctx, "mailable "+id, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxSubjectLocks is the most subjects a refresh locks one by one.
+const maxSubjectLocks = 16
 
 // fillSubjects inserts, of the subjects, the recipients the rule allows for purpose.
 func (s *Service) fillSubjects(ctx context.Context, q store.Querier, purpose string, subjects []string) error {
@@ -80,6 +110,9 @@ func (s *Service) fill(ctx context.Context, q store.Querier, purpose, extra stri
 // there are subscribers, after an upgrade or a restore, and in benchmarks).
 func (s *Service) RefreshAll(ctx context.Context) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.Lock(ctx, "mailable", false); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM mailable`); err != nil {
 			return fmt.Errorf("newsletter: refresh: %w", err)
 		}

@@ -21,15 +21,14 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode"
 
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/datamap"
 	"steward/internal/mail"
-	"steward/internal/pan"
 	"steward/internal/store"
+	"steward/internal/text"
 	"steward/internal/vault"
 )
 
@@ -110,14 +109,10 @@ func checkName(field, v string, required bool) (string, error) {
 	switch {
 	case v == "" && required:
 		return "", apperr.Field(field, "required", "is required")
-	case len([]rune(v)) > 100:
-		return "", apperr.Field(field, "too_long", "must be at most 100 characters")
-	case strings.ContainsAny(v, "<>") || strings.ContainsFunc(v, unicode.IsControl):
+	case strings.ContainsAny(v, "<>"):
 		return "", apperr.Field(field, "text_invalid", "must be plain text on one line")
-	case pan.Contains(v):
-		return "", apperr.Field(field, "card_number", "looks like a payment card number; card numbers are never stored here")
 	}
-	return v, nil
+	return v, text.Line(field, v, 100)
 }
 
 func (sub Subscription) check() (Subscription, error) {
@@ -205,138 +200,136 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 // subscriber's own key is shredded. And the member's own place on the list follows
 // their address: a row under an old address takes the new one (or, if the new address
 // had a row of its own, gives way to it, handing on its confirmation), so campaigns
-// reach the address the member uses now.
-func (s *Service) LinkAccount(ctx context.Context, accountID, email string) error {
+// reach the address the member uses now. It runs in tx, the transaction that proves
+// the address, so the proof and the link commit together.
+func (s *Service) LinkAccount(ctx context.Context, tx *store.Tx, accountID, email string) error {
 	email = strings.ToLower(strings.TrimSpace(email))
 	hash := s.AddressHash(email)
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		var id, subject, status string
-		var owner sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`, hash).
-			Scan(&id, &subject, &status, &owner)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var id, subject, status string
+	var owner sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`, hash).
+		Scan(&id, &subject, &status, &owner)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("newsletter: link: %w", err)
+	}
+	found := err == nil
+	refresh := []string{accountID}
+	if found && owner.Valid && owner.String != accountID {
+		// Left by another account that had this address before (an address is one
+		// account's at a time): that account's row, not a subscription to merge.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		found := err == nil
-		refresh := []string{accountID}
-		if found && owner.Valid && owner.String != accountID {
-			// Left by another account that had this address before (an address is one
-			// account's at a time): that account's row, not a subscription to merge.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, id); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			refresh = append(refresh, subject)
-			found = false
+		refresh = append(refresh, subject)
+		found = false
+	}
+	// The member's rows under other addresses, a confirmed one first.
+	var stale []string
+	var staleConfirmed bool
+	rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`, accountID, hash)
+	if err != nil {
+		return fmt.Errorf("newsletter: link: %w", err)
+	}
+	for rows.Next() {
+		var sid, st string
+		if err := rows.Scan(&sid, &st); err != nil {
+			rows.Close()
+			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		// The member's rows under other addresses, a confirmed one first.
-		var stale []string
-		var staleConfirmed bool
-		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
-			ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`, accountID, hash)
+		stale = append(stale, sid)
+		staleConfirmed = staleConfirmed || st == StatusConfirmed
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("newsletter: link: %w", err)
+	}
+	switch {
+	case !found && len(stale) > 0:
+		// The address changed: the member's row takes the new one, and a pending
+		// confirmation link mailed to the old address stops working.
+		key, err := s.vault.KeyIn(ctx, tx, accountID, true)
 		if err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		for rows.Next() {
-			var sid, st string
-			if err := rows.Scan(&sid, &st); err != nil {
-				rows.Close()
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			stale = append(stale, sid)
-			staleConfirmed = staleConfirmed || st == StatusConfirmed
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`,
+			key.SealText(labelEmail, email), hash, stale[0]); err != nil {
 			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		switch {
-		case !found && len(stale) > 0:
-			// The address changed: the member's row takes the new one, and a pending
-			// confirmation link mailed to the old address stops working.
-			key, err := s.vault.KeyIn(ctx, tx, accountID, true)
-			if err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`,
-				key.SealText(labelEmail, email), hash, stale[0]); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, stale[0]); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
-			stale = stale[1:]
-		case found && subject != accountID:
-			if err := s.moveSubject(ctx, tx, subject, accountID); err != nil {
-				return err
-			}
-			refresh = append(refresh, subject)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`, stale[0]); err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		if found && staleConfirmed && status != StatusConfirmed {
-			// The member was on the list under the old address; the new one is verified.
-			if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`,
-				StatusConfirmed, store.Millis(s.now()), id); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
+		stale = stale[1:]
+	case found && subject != accountID:
+		if err := s.moveSubject(ctx, tx, subject, accountID); err != nil {
+			return err
 		}
-		for _, sid := range stale {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, sid); err != nil {
-				return fmt.Errorf("newsletter: link: %w", err)
-			}
+		refresh = append(refresh, subject)
+	}
+	if found && staleConfirmed && status != StatusConfirmed {
+		// The member was on the list under the old address; the new one is verified.
+		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`,
+			StatusConfirmed, store.Millis(s.now()), id); err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
 		}
-		return s.Refresh(ctx, tx, refresh...)
-	})
+	}
+	for _, sid := range stale {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, sid); err != nil {
+			return fmt.Errorf("newsletter: link: %w", err)
+		}
+	}
+	return s.Refresh(ctx, tx, refresh...)
 }
 
 // EnsureMember gives a member who opts in to marketing from the preferences page a
 // place on the mailing list (their address is verified: no second opt-in). A
 // subscription already filed under the address becomes the member's, as LinkAccount
-// does: its values are sealed again under the account's key.
-func (s *Service) EnsureMember(ctx context.Context, accountID, email, name string) error {
+// does: its values are sealed again under the account's key. It runs in tx, the
+// transaction of the opt-in.
+func (s *Service) EnsureMember(ctx context.Context, tx *store.Tx, accountID, email, name string) error {
 	first, last, _ := strings.Cut(strings.TrimSpace(name), " ")
 	email = strings.ToLower(strings.TrimSpace(email))
 	hash := s.AddressHash(email)
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		var id, subject string
-		var owner sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`, hash).Scan(&id, &subject, &owner)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var id, subject string
+	var owner sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`, hash).Scan(&id, &subject, &owner)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("newsletter: member: %w", err)
+	}
+	refresh := []string{accountID}
+	if err == nil && owner.Valid && owner.String != accountID {
+		// Another account's row, left from when the address was theirs.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("newsletter: member: %w", err)
 		}
-		refresh := []string{accountID}
-		if err == nil && owner.Valid && owner.String != accountID {
-			// Another account's row, left from when the address was theirs.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, id); err != nil {
-				return fmt.Errorf("newsletter: member: %w", err)
-			}
-			refresh = append(refresh, subject)
-			err = sql.ErrNoRows
+		refresh = append(refresh, subject)
+		err = sql.ErrNoRows
+	}
+	now := store.Millis(s.now())
+	switch {
+	case err != nil:
+		key, err := s.vault.KeyIn(ctx, tx, accountID, true)
+		if err != nil {
+			return fmt.Errorf("newsletter: member: %w", err)
 		}
-		now := store.Millis(s.now())
-		switch {
-		case err != nil:
-			key, err := s.vault.KeyIn(ctx, tx, accountID, true)
-			if err != nil {
-				return fmt.Errorf("newsletter: member: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
-				status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`,
-				newID(), accountID, key.SealText(labelEmail, email), hash, key.SealText(labelFirstName, first),
-				key.SealText(labelLastName, last), StatusConfirmed, now); err != nil {
-				return fmt.Errorf("newsletter: member: %w", err)
-			}
-			return s.Refresh(ctx, tx, refresh...)
-		case subject != accountID:
-			if err := s.moveSubject(ctx, tx, subject, accountID); err != nil {
-				return err
-			}
-			refresh = append(refresh, subject)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
-			WHERE id = $4`, StatusConfirmed, accountID, now, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`,
+			newID(), accountID, key.SealText(labelEmail, email), hash, key.SealText(labelFirstName, first),
+			key.SealText(labelLastName, last), StatusConfirmed, now); err != nil {
 			return fmt.Errorf("newsletter: member: %w", err)
 		}
 		return s.Refresh(ctx, tx, refresh...)
-	})
+	case subject != accountID:
+		if err := s.moveSubject(ctx, tx, subject, accountID); err != nil {
+			return err
+		}
+		refresh = append(refresh, subject)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+		WHERE id = $4`, StatusConfirmed, accountID, now, id); err != nil {
+		return fmt.Errorf("newsletter: member: %w", err)
+	}
+	return s.Refresh(ctx, tx, refresh...)
 }
 
 // Suppress records, in tx, that the address must not be mailed for the purpose ("*":

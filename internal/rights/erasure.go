@@ -27,6 +27,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/jobs"
 	"steward/internal/store"
+	"steward/internal/text"
 )
 
 // ErasureArgs is the job that runs an erasure request; it carries only the request id.
@@ -206,7 +207,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 			return err
 		})
 		if err != nil {
-			_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, truncate(err.Error(), 500), requestID)
+			_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(err.Error(), 500), requestID)
 			return err
 		}
 	}
@@ -215,7 +216,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	erasedAt := store.Millis(s.now())
 	entries := s.ledgerEntries(subj)
 	if err := s.writeLedgerObject(ctx, requestID, erasedAt, entries); err != nil {
-		_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, truncate(err.Error(), 500), requestID)
+		_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(err.Error(), 500), requestID)
 		return fmt.Errorf("rights: erasure %s: %w", requestID, err)
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -244,7 +245,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 // request stays in scrubbing with the reason, and the next Run finishes it.
 func (s *Service) scrub(ctx context.Context, requestID string, tables []string) error {
 	if err := s.db.Compact(ctx, tables...); err != nil {
-		_, _ = s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, truncate(err.Error(), 500), requestID)
+		_, _ = s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(err.Error(), 500), requestID)
 		return fmt.Errorf("rights: erasure %s: scrub: %w", requestID, err)
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`,
@@ -279,12 +280,6 @@ func splitSteps(s string) []string {
 	return strings.Split(s, ",")
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
 
 // PurgeArgs is the periodic job that erases abandoned registrations.
 type PurgeArgs struct{}

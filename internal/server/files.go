@@ -48,6 +48,13 @@ func UploadFrom(r *http.Request) (files.Upload, error) {
 func (s *Services) ServeFile(w http.ResponseWriter, r *http.Request, actor, id string, fail FailFunc) {
 	// Every GET is a download (the service folds a burst of Range requests into one
 	// entry); HEAD reads nothing.
+	// Each range of a multi-range request reads and decrypts its segment again: past
+	// a few, the request costs the server many times the whole file (fifty thousand
+	// one-byte ranges of an 8 MiB file took 4.4 s, the whole file 33 ms). Such a
+	// request gets the whole file, as RFC 9110 lets a server answer any Range.
+	if rg := r.Header.Get("Range"); strings.Count(rg, ",") >= MaxRanges {
+		r.Header.Del("Range")
+	}
 	f, rs, err := s.Files.Open(r.Context(), actor, id, s.ClientIP(r), r.Method == http.MethodGet)
 	if err != nil {
 		fail(w, r, err)
@@ -64,6 +71,10 @@ func (s *Services) ServeFile(w http.ResponseWriter, r *http.Request, actor, id s
 	h.Set("X-Content-SHA256", f.SHA256)
 	http.ServeContent(w, r, "", f.CreatedAt, rs)
 }
+
+// MaxRanges is the most ranges a download request is answered with; more get the
+// whole file.
+const MaxRanges = 16
 
 // ContentDisposition names an attachment safely: an ASCII fallback and the UTF-8 name.
 func ContentDisposition(name string) string {

@@ -65,7 +65,13 @@ func Public(log *slog.Logger, r *http.Request, err error) ErrorDetail {
 	if e, ok := apperr.As(err); ok {
 		return ErrorDetail{Code: e.Code, Message: e.Message, Field: e.Field}
 	}
-	log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away (or its deadline passed) mid-request: nothing of ours
+		// failed, and no one reads the answer.
+		log.DebugContext(r.Context(), "request ended by the client", "method", r.Method, "path", r.URL.Path)
+	} else {
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 	return ErrorDetail{Code: "internal", Message: "something went wrong on our side; please try again"}
 }
 
@@ -230,6 +236,45 @@ var securityHeaders = []header{
 // Middleware wraps the whole site: security headers on every answer, cross-origin
 // protection for every state-changing request, and recovery from panics.
 func Middleware(h http.Handler, log *slog.Logger, hsts bool) http.Handler {
+	return middleware(h, log, hsts, defaultPace)
+}
+
+// pace is how fast a request body must arrive: it may take grace, plus one second for
+// every rate bytes received. A client that drips a body (a byte every ten seconds
+// would hold a connection and a handler forever) is cut off once it falls behind;
+// an upload that keeps flowing at rate or faster is never cut.
+type pace struct {
+	grace time.Duration
+	rate  int64 // bytes a second
+}
+
+// defaultPace lets a body take 10 s plus a second for every 16 KiB: a 1 GiB upload
+// must arrive at 16 KiB/s on average.
+var defaultPace = pace{grace: 10 * time.Second, rate: 16 << 10}
+
+// pacedBody renews the connection's read deadline before every read, to the time the
+// bytes received so far earn.
+type pacedBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	pace  pace
+	start time.Time
+	n     int64
+}
+
+func (b *pacedBody) Read(p []byte) (int, error) {
+	earned := b.pace.grace + time.Duration(b.n)*time.Second/time.Duration(b.pace.rate)
+	// A writer that cannot take deadlines (a test's recorder) just reads.
+	_ = b.rc.SetReadDeadline(b.start.Add(earned))
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	// Once the whole body is in, net/http clears the deadline as it starts reading in
+	// the background (a test holds it to that: a deadline passing there would end the
+	// request's context while the handler works).
+	return n, err
+}
+
+func middleware(h http.Handler, log *slog.Logger, hsts bool, pc pace) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	protected := cop.Handler(h)
 	headers := securityHeaders
@@ -242,6 +287,9 @@ func Middleware(h http.Handler, log *slog.Logger, hsts bool) http.Handler {
 			// The names are canonical and the value slices are never appended to by
 			// net/http: every response shares them, with no canonicalizing per request.
 			hd[h.name] = h.value
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &pacedBody{ReadCloser: r.Body, rc: http.NewResponseController(w), pace: pc, start: time.Now()}
 		}
 		defer func() {
 			if v := recover(); v != nil {

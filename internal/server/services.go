@@ -16,6 +16,7 @@ import (
 	"steward/internal/governance"
 	"steward/internal/newsletter"
 	"steward/internal/rights"
+	"steward/internal/text"
 )
 
 // Services are what the pages and the API share: the capabilities they call, the rate
@@ -98,10 +99,7 @@ func (s *Services) GPC(r *http.Request, subjectID string) error {
 func (s *Services) Evidence(r *http.Request) map[string]string {
 	ev := map[string]string{"ip": s.ClientIP(r)}
 	if ua := r.UserAgent(); ua != "" {
-		if len(ua) > 300 {
-			ua = ua[:300]
-		}
-		ev["user_agent"] = ua
+		ev["user_agent"] = text.Cut(ua, 300)
 	}
 	return ev
 }

@@ -61,7 +61,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	case strings.HasSuffix(rawURL, ".db"):
 		return openSQLite(ctx, rawURL)
 	}
-	return nil, fmt.Errorf("store: database %q: want sqlite:PATH or postgres://...", redact(rawURL))
+	return nil, fmt.Errorf("store: database %q: want sqlite:PATH or postgres://HOST/DB", redact(rawURL))
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {
@@ -119,6 +119,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 // checkpoints copies the WAL into the database file every interval, beside the writer
 // (a PASSIVE checkpoint waits for no one): the writer's commits do not pay for it. Once
 // a checkpoint has copied everything, the next write starts the WAL from its beginning.
+//
+//sqlcheck:sqlite
 func (db *DB) checkpoints(interval time.Duration) {
 	defer close(db.stopped)
 	t := time.NewTicker(interval)
