@@ -6,10 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"steward/internal/app"
 )
 
 // httpTier are the packages (under internal/) that may import net/http: the front ends,
@@ -116,4 +119,18 @@ func packageImports(t *testing.T, root string) map[string]map[string]bool {
 		t.Fatalf("root %s is not internal/: %v", root, err)
 	}
 	return out
+}
+
+// TestAppExportsNoServices checks that the app's services are reached through its
+// accessors only: nothing outside New can replace one after the app is built.
+func TestAppExportsNoServices(t *testing.T) {
+	typ := reflect.TypeOf(app.App{})
+	if typ.NumField() < 10 {
+		t.Fatalf("app.App has %d fields: the reading is broken", typ.NumField())
+	}
+	for i := range typ.NumField() {
+		if f := typ.Field(i); f.IsExported() {
+			t.Errorf("app.App exports field %s: give it an accessor instead", f.Name)
+		}
+	}
 }
