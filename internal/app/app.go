@@ -498,40 +498,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.keysBehind != nil {
 		return a.keysBehind
 	}
-	// Accounts an earlier release kept in plain text are sealed before anything else,
-	// then the consent ledger's evidence and the files' names and access log.
-	if n, err := a.accounts.SealLegacy(ctx); err != nil {
+	if err := a.sealLegacy(ctx); err != nil {
 		return err
-	} else if n > 0 {
-		a.log.Warn("sealed accounts kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
-			"accounts", n)
-	}
-	// And so are the subscribers (after the accounts: a member's subscription is
-	// sealed under the account's key).
-	if n, err := a.newsletter.SealLegacy(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		a.log.Warn("sealed subscribers kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
-			"subscribers", n)
-	}
-	// Then the audit log of an earlier release: its accounts have their keys now.
-	if n, err := a.audit.SealLegacy(ctx, a.db); err != nil {
-		return err
-	} else if n > 0 {
-		a.log.Warn("sealed audit log entries kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
-			"entries", n)
-	}
-	if n, err := a.consent.SealLegacy(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		a.log.Warn("sealed consent evidence kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
-			"events", n)
-	}
-	if n, err := a.files.SealLegacy(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		a.log.Warn("sealed file names and access addresses kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
-			"rows", n)
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.newsletter.RefreshIfEmpty(ctx); err != nil {
@@ -582,6 +550,33 @@ func (a *App) Start(ctx context.Context) (err error) {
 				}
 			}
 		}()
+	}
+	return nil
+}
+
+// sealLegacy seals what an earlier release kept in plain text, before anything else
+// runs: the accounts first, then the subscribers (a member's subscription is sealed
+// under the account's key), the audit log (its accounts have their keys now), the
+// consent ledger's evidence, and the files' names and access log.
+func (a *App) sealLegacy(ctx context.Context) error {
+	for _, step := range []struct {
+		what, unit string
+		seal       func(context.Context) (int, error)
+	}{
+		{"accounts", "accounts", a.accounts.SealLegacy},
+		{"subscribers", "subscribers", a.newsletter.SealLegacy},
+		{"audit log entries", "entries", func(ctx context.Context) (int, error) { return a.audit.SealLegacy(ctx, a.db) }},
+		{"consent evidence", "events", a.consent.SealLegacy},
+		{"file names and access addresses", "rows", a.files.SealLegacy},
+	} {
+		n, err := step.seal(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			a.log.Warn("sealed "+step.what+" kept in plain text by an earlier release; their old bytes remain in the database's files until overwritten",
+				step.unit, n)
+		}
 	}
 	return nil
 }
