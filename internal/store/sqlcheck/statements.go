@@ -4,57 +4,57 @@ package sqlcheck
 
 // statements are the statements the code passes to the database, where they stand.
 var statements = []statement{
-	{"internal/account/account.go:107", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
-	{"internal/account/account.go:111", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:112", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
+	{"internal/account/account.go:116", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`},
-	{"internal/account/account.go:114", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:119", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`},
-	{"internal/account/account.go:157", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/account.go:163", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/account/account.go:180", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
-	{"internal/account/account.go:197", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/account.go:224", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:152", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/account.go:158", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/account/account.go:175", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
+	{"internal/account/account.go:192", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/account.go:219", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:242", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:256", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:237", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:251", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:271", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+	{"internal/account/account.go:266", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`},
-	{"internal/account/account.go:285", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
-	{"internal/account/account.go:321", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
-	{"internal/account/account.go:324", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/account.go:324", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:337", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
-	{"internal/account/account.go:348", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:362", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:370", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:280", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
+	{"internal/account/account.go:316", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
+	{"internal/account/account.go:319", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/account.go:319", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:332", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
+	{"internal/account/account.go:343", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:357", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:365", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:383", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:378", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`},
-	{"internal/account/account.go:392", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:411", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
-	{"internal/account/profile.go:292", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
+	{"internal/account/account.go:387", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:406", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/profile.go:233", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
-	{"internal/account/profile.go:301", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
-	{"internal/account/profile.go:428", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/profile.go:429", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/profile.go:430", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
-	{"internal/account/profile.go:431", bothEngines, `DELETE FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:198", bothEngines, `SELECT id FROM accounts WHERE email_idx = $1 AND status <> $2`},
-	{"internal/account/register.go:212", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
-			business_address, birthdate, country, guardian_email, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`},
-	{"internal/account/register.go:269", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:283", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
-	{"internal/account/register.go:297", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:311", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
+	{"internal/account/profile.go:346", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
+	{"internal/account/profile.go:463", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/profile.go:464", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/profile.go:465", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
+	{"internal/account/profile.go:466", bothEngines, `DELETE FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:240", bothEngines, `SELECT id FROM accounts WHERE email_idx = $1 AND status <> $2`},
+	{"internal/account/register.go:254", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
+		business_address, birthdate, country, guardian_email, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`},
+	{"internal/account/register.go:302", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:316", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:330", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:344", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
 		updated_at = $2 WHERE id = $3`},
-	{"internal/account/register.go:354", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:372", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:387", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:405", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
 	{"internal/account/session.go:48", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:82", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
 	{"internal/account/session.go:86", bothEngines, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
@@ -83,46 +83,46 @@ var statements = []statement{
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
-	{"internal/consent/ledger.go:201", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	{"internal/consent/ledger.go:200", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
-	{"internal/consent/ledger.go:207", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:206", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`},
-	{"internal/consent/ledger.go:212", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+	{"internal/consent/ledger.go:211", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`},
-	{"internal/consent/ledger.go:218", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/consent/ledger.go:241", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
-	{"internal/consent/ledger.go:282", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:364", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:217", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/consent/ledger.go:240", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
+	{"internal/consent/ledger.go:281", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:363", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/consent/ledger.go:373", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	{"internal/consent/ledger.go:372", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`},
-	{"internal/consent/ledger.go:408", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:456", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	{"internal/consent/ledger.go:407", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:455", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`},
-	{"internal/consent/ledger.go:492", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
-	{"internal/consent/ledger.go:533", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
-	{"internal/consent/ledger.go:561", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+	{"internal/consent/ledger.go:491", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
+	{"internal/consent/ledger.go:532", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
+	{"internal/consent/ledger.go:560", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:605", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
-	{"internal/consent/ledger.go:694", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:695", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:696", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:697", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:604", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
+	{"internal/consent/ledger.go:693", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:694", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:695", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:696", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:719", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:756", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:824", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:718", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:755", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:823", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:837", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:840", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:836", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:839", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:851", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:850", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -148,23 +148,23 @@ SELECT what, path FROM (
 ) f WHERE path IS NOT NULL ORDER BY what`},
 	{"internal/datamap/raw.go:140", postgresOnly, `SELECT name FROM pg_ls_waldir() ORDER BY name`},
 	{"internal/datamap/raw.go:198", postgresOnly, `SELECT b IS NULL, coalesce(b, ''::bytea) FROM pg_read_binary_file($1, $2, $3, true) AS b`},
-	{"internal/files/files.go:126", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state <> $2`},
-	{"internal/files/files.go:176", bothEngines, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at, sealed)
+	{"internal/files/files.go:124", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state <> $2`},
+	{"internal/files/files.go:174", bothEngines, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at, sealed)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`},
-	{"internal/files/files.go:204", bothEngines, `DELETE FROM files WHERE id = $1`},
-	{"internal/files/files.go:225", bothEngines, `UPDATE files SET lease_until = $1 WHERE id = $2 AND state = $3`},
-	{"internal/files/files.go:402", postgresOnly, `SELECT pg_advisory_xact_lock(hashtext($1))`},
-	{"internal/files/files.go:407", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state = $2 AND id <> $3`},
-	{"internal/files/files.go:414", bothEngines, `UPDATE files SET state = $1, size = $2, sha256 = $3, lease_until = 0 WHERE id = $4 AND state = $5`},
-	{"internal/files/files.go:448", bothEngines, `SELECT count(*) FROM file_access_log WHERE file_id = $1 AND actor_id = $2 AND action = $3 AND at > $4`},
-	{"internal/files/files.go:456", bothEngines, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed) VALUES ($1, $2, $3, $4, $5, $6, 1)`},
-	{"internal/files/files.go:465", bothEngines, `SELECT f.id, f.name, f.content_type, f.size, f.sha256, f.created_at, k.wrapped, k.epoch
+	{"internal/files/files.go:202", bothEngines, `DELETE FROM files WHERE id = $1`},
+	{"internal/files/files.go:223", bothEngines, `UPDATE files SET lease_until = $1 WHERE id = $2 AND state = $3`},
+	{"internal/files/files.go:400", postgresOnly, `SELECT pg_advisory_xact_lock(hashtext($1))`},
+	{"internal/files/files.go:405", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state = $2 AND id <> $3`},
+	{"internal/files/files.go:412", bothEngines, `UPDATE files SET state = $1, size = $2, sha256 = $3, lease_until = 0 WHERE id = $4 AND state = $5`},
+	{"internal/files/files.go:446", bothEngines, `SELECT count(*) FROM file_access_log WHERE file_id = $1 AND actor_id = $2 AND action = $3 AND at > $4`},
+	{"internal/files/files.go:454", bothEngines, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed) VALUES ($1, $2, $3, $4, $5, $6, 1)`},
+	{"internal/files/files.go:463", bothEngines, `SELECT f.id, f.name, f.content_type, f.size, f.sha256, f.created_at, k.wrapped, k.epoch
 		FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.owner_id = $1 AND f.state = $2 ORDER BY f.created_at DESC, f.id`},
-	{"internal/files/files.go:516", bothEngines, `SELECT f.id, f.owner_id, f.name, f.content_type, f.size, f.sha256, f.object, f.created_at, k.wrapped, k.epoch FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.id = $1 AND f.state = $2`},
-	{"internal/files/files.go:571", bothEngines, `SELECT object, owner_id FROM files WHERE id = $1 AND state = $2`},
-	{"internal/files/files.go:581", bothEngines, `UPDATE files SET state = $1 WHERE id = $2`},
-	{"internal/files/files.go:601", bothEngines, `DELETE FROM files WHERE id = $1`},
-	{"internal/files/files.go:632", bothEngines, `SELECT l.at, l.file_id, COALESCE(f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
+	{"internal/files/files.go:514", bothEngines, `SELECT f.id, f.owner_id, f.name, f.content_type, f.size, f.sha256, f.object, f.created_at, k.wrapped, k.epoch FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.id = $1 AND f.state = $2`},
+	{"internal/files/files.go:569", bothEngines, `SELECT object, owner_id FROM files WHERE id = $1 AND state = $2`},
+	{"internal/files/files.go:579", bothEngines, `UPDATE files SET state = $1 WHERE id = $2`},
+	{"internal/files/files.go:599", bothEngines, `DELETE FROM files WHERE id = $1`},
+	{"internal/files/files.go:630", bothEngines, `SELECT l.at, l.file_id, COALESCE(f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`},
 	{"internal/files/holder.go:153", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
 	{"internal/files/holder.go:173", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
@@ -202,25 +202,24 @@ SELECT what, path FROM (
 	{"internal/mail/mail.go:708", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/newsletter/campaign.go:88", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/newsletter/campaign.go:100", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
-	{"internal/newsletter/campaign.go:109", bothEngines, `SELECT state, count(*) FROM campaign_deliveries WHERE campaign_id = $1 GROUP BY state`},
-	{"internal/newsletter/campaign.go:135", bothEngines, `SELECT id FROM campaigns ORDER BY created_at DESC LIMIT 200`},
-	{"internal/newsletter/campaign.go:200", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
-	{"internal/newsletter/campaign.go:224", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
+	{"internal/newsletter/campaign.go:112", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
+	{"internal/newsletter/campaign.go:129", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns ORDER BY created_at DESC LIMIT 200`},
+	{"internal/newsletter/campaign.go:228", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
+	{"internal/newsletter/campaign.go:252", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
 		LEFT JOIN vault_keys k ON k.subject_id = m.subject_id WHERE m.purpose = $1`},
-	{"internal/newsletter/campaign.go:332", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
-	{"internal/newsletter/campaign.go:366", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
+	{"internal/newsletter/campaign.go:360", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
+	{"internal/newsletter/campaign.go:394", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
 			SELECT $1, u.subject, u.token, 'pending', $2 FROM unnest($3::text[], $4::text[]) AS u(subject, token)
 			ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:371", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:515", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
-	{"internal/newsletter/campaign.go:595", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:399", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:463", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
+	{"internal/newsletter/campaign.go:656", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`},
-	{"internal/newsletter/campaign.go:742", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:803", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:777", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:795", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
-	{"internal/newsletter/campaign.go:801", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:838", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
+	{"internal/newsletter/campaign.go:856", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
+	{"internal/newsletter/campaign.go:862", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/holder.go:160", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
 	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
@@ -249,32 +248,32 @@ SELECT what, path FROM (
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
 	{"internal/newsletter/mailable.go:132", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
-	{"internal/newsletter/newsletter.go:148", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
+	{"internal/newsletter/newsletter.go:150", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
 			WHERE t.id = $1`},
-	{"internal/newsletter/newsletter.go:164", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:168", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:172", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:208", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:218", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:227", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+	{"internal/newsletter/newsletter.go:166", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:170", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:174", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:210", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:220", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:229", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
 		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
-	{"internal/newsletter/newsletter.go:253", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:257", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:269", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:275", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:293", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:300", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:313", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/newsletter.go:255", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:259", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:271", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:277", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:295", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:302", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:315", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
-	{"internal/newsletter/newsletter.go:326", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+	{"internal/newsletter/newsletter.go:328", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
 		WHERE id = $4`},
-	{"internal/newsletter/newsletter.go:344", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:360", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+	{"internal/newsletter/newsletter.go:346", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:362", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/newsletter.go:366", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/newsletter.go:375", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:385", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:368", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/newsletter.go:377", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:387", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/seal.go:120", bothEngines, `SELECT t.id, t.evidence FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id
 		WHERE s.subject_id = $1`},
@@ -295,23 +294,23 @@ SELECT what, path FROM (
 			status, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`},
 	{"internal/newsletter/subscribe.go:279", bothEngines, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`},
 	{"internal/newsletter/subscribe.go:295", bothEngines, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/rights/erasure.go:120", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
+	{"internal/rights/erasure.go:119", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
-	{"internal/rights/erasure.go:175", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:207", bothEngines, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:211", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:220", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:225", bothEngines, `DELETE FROM erasure_ledger WHERE hash = $1`},
-	{"internal/rights/erasure.go:228", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/rights/erasure.go:233", bothEngines, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
+	{"internal/rights/erasure.go:174", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done FROM erasure_requests WHERE id = $1`},
+	{"internal/rights/erasure.go:206", bothEngines, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:210", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:219", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:224", bothEngines, `DELETE FROM erasure_ledger WHERE hash = $1`},
+	{"internal/rights/erasure.go:227", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/rights/erasure.go:232", bothEngines, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
 			last_error = '' WHERE id = $2`},
-	{"internal/rights/erasure.go:249", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:252", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
-	{"internal/rights/erasure.go:308", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`},
-	{"internal/rights/erasure.go:325", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
+	{"internal/rights/erasure.go:248", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:251", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
+	{"internal/rights/erasure.go:307", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`},
+	{"internal/rights/erasure.go:324", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
 		FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:340", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
-	{"internal/rights/erasure.go:351", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
+	{"internal/rights/erasure.go:339", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:350", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
 	{"internal/rights/ledger.go:419", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (hash) DO NOTHING`},
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
