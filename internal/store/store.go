@@ -22,8 +22,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"modernc.org/sqlite"               // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Dialect names a database engine.
@@ -362,40 +365,66 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
 	var ne net.Error
-	if errors.As(err, &ne) {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ne) || errors.As(err, &ce) {
 		return true
 	}
-	s := err.Error()
-	for _, m := range []string{"database is locked", "SQLITE_BUSY", "SQLITE_LOCKED", "(SQLSTATE 08", "(SQLSTATE 53", "(SQLSTATE 57",
-		"conn closed", "connection refused"} {
-		if strings.Contains(s, m) {
+	if code, ok := sqliteCode(err); ok {
+		// The primary code, whatever the extended one (SQLITE_BUSY_SNAPSHOT...).
+		switch code & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+		return false
+	}
+	// Connection exceptions, insufficient resources, operator intervention (a
+	// shutdown, a cancelled statement): classes 08, 53 and 57.
+	if code, ok := pgCode(err); ok {
+		switch code[:2] {
+		case "08", "53", "57":
 			return true
 		}
 	}
 	return false
 }
 
-// IsUniqueViolation reports whether err is a unique-constraint failure on either engine.
+// IsUniqueViolation reports whether err is a unique-constraint failure on either engine
+// (a primary key included).
 func IsUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	if code, ok := sqliteCode(err); ok {
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+	code, ok := pgCode(err)
+	return ok && code == pgerrcode.UniqueViolation
 }
 
 // IsConflict reports whether err says the transaction lost to a concurrent one and
 // may simply be run again: a deadlock or a serialization failure on PostgreSQL.
 func IsConflict(err error) bool {
-	if err == nil {
-		return false
+	code, ok := pgCode(err)
+	return ok && (code == pgerrcode.DeadlockDetected || code == pgerrcode.SerializationFailure)
+}
+
+// sqliteCode is the (extended) result code of a SQLite error in err's chain.
+func sqliteCode(err error) (int, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return 0, false
 	}
-	s := err.Error()
-	return strings.Contains(s, "SQLSTATE 40P01") || strings.Contains(s, "SQLSTATE 40001")
+	return se.Code(), true
+}
+
+// pgCode is the SQLSTATE of a PostgreSQL error in err's chain.
+func pgCode(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) != 5 {
+		return "", false
+	}
+	return pe.Code, true
 }
 
 // Millis is the form every timestamp is stored in: Unix milliseconds, the same on both
