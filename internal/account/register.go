@@ -282,6 +282,8 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		if id, err := s.useToken(ctx, tx, token, purposeEmailChange); err == nil {
 			verifiedID = id
 			return s.confirmEmailChange(ctx, tx, id, &status, meta)
+		} else if !errors.Is(err, errBadToken) {
+			return err
 		}
 		id, err := s.useToken(ctx, tx, token, purposeVerify)
 		if err != nil {
@@ -314,7 +316,9 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		return s.audit.Record(ctx, tx, governance.Event{Name: "email_verified", AccountID: id, IP: meta.IP})
 	})
 	if err == nil && s.verified != nil && verifiedID != "" {
-		if sub, serr := s.Subject(ctx, verifiedID); serr == nil {
+		if sub, serr := s.Subject(ctx, verifiedID); serr != nil {
+			err = serr
+		} else {
 			err = s.verified(ctx, verifiedID, sub.Email)
 		}
 	}

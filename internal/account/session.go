@@ -49,8 +49,7 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 		// The same work and answer as for a real account; an account being erased is
 		// treated as gone, so nothing new is recorded against it.
 		_, _, _ = s.verifyPassword(s.dummy, password)
-		_ = s.audit.Record(ctx, s.db, governance.Event{Name: "login_failed", IP: meta.IP, Detail: "unknown account"})
-		return "", Session{}, errLogin
+		return "", Session{}, s.loginFailed(ctx, governance.Event{Name: "login_failed", IP: meta.IP, Detail: "unknown account"})
 	}
 	if err != nil {
 		return "", Session{}, fmt.Errorf("account: login: %w", err)
@@ -60,8 +59,7 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 		return "", Session{}, err
 	}
 	if !ok {
-		_ = s.audit.Record(ctx, s.db, governance.Event{Name: "login_failed", AccountID: id, IP: meta.IP, Detail: "wrong password"})
-		return "", Session{}, errLogin
+		return "", Session{}, s.loginFailed(ctx, governance.Event{Name: "login_failed", AccountID: id, IP: meta.IP, Detail: "wrong password"})
 	}
 	switch status {
 	case PendingVerification:
@@ -93,6 +91,16 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 		return "", Session{}, err
 	}
 	return token, sess, nil
+}
+
+// loginFailed records a refused login and answers it. A refusal that cannot be
+// recorded is not answered as a plain refusal: the audit trail is what shows a guessing
+// attack, and an attempt it misses must not look like one it kept.
+func (s *Service) loginFailed(ctx context.Context, e governance.Event) error {
+	if err := s.audit.Record(ctx, s.db, e); err != nil {
+		return fmt.Errorf("account: login: recording the failure: %w", err)
+	}
+	return errLogin
 }
 
 func truncate(s string, n int) string {
@@ -127,7 +135,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 func (s *Service) liveSession(ctx context.Context, id, accountID string, expires, seen int64) (Session, error) {
 	now := s.now()
 	if now.UnixMilli() >= expires {
-		_, _ = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1`, id)
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1`, id); err != nil {
+			return Session{}, fmt.Errorf("account: ending an expired session: %w", err)
+		}
 		return Session{}, errNoSession
 	}
 	if now.UnixMilli()-seen > touchEvery.Milliseconds() {
