@@ -188,7 +188,9 @@ func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string
 		if err != nil {
 			return fmt.Errorf("account: revoke: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("account: revoke: %w", err)
+		} else if n == 0 {
 			return apperr.New(apperr.NotFound, "session_not_found", "no such session")
 		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "session_revoked", AccountID: accountID, IP: meta.IP})
@@ -208,7 +210,9 @@ func (s *Service) LogoutEverywhere(ctx context.Context, accountID string, meta M
 		if err != nil {
 			return fmt.Errorf("account: logout everywhere: %w", err)
 		}
-		n, _ = res.RowsAffected()
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("account: logout everywhere: %w", err)
+		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "logout_everywhere", AccountID: accountID, IP: meta.IP,
 			Detail: fmt.Sprintf("%d sessions", n)})
 	})

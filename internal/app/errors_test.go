@@ -10,6 +10,7 @@ import (
 
 	"steward/internal/app/apptest"
 	"steward/internal/inbound"
+	"steward/internal/server"
 )
 
 // An upload whose row another node reclaimed (its lease seen as run out) stops and
@@ -125,6 +126,33 @@ func breakTable(t *testing.T, h *apptest.Harness, table string) {
 	t.Cleanup(func() {
 		if _, err := h.App.DB.ExecContext(ctx, `ALTER TABLE `+table+`_broken RENAME TO `+table); err != nil {
 			t.Error(err)
+		}
+	})
+}
+
+// A logout whose session cannot be looked up fails: it must not clear the cookie and
+// say "logged out" while the session lives on.
+func TestLogoutThatCannotReadTheSessionFails(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		_, token := h.Member("leaving.soon@example.org", pw, nil)
+		breakTable(t, h, "sessions")
+		req, _ := http.NewRequest("POST", h.URL+"/logout", strings.NewReader(""))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: server.CookieName, Value: token})
+		hc := &http.Client{Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("logout with the sessions unreadable: status %d, want %d", resp.StatusCode, http.StatusInternalServerError)
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == server.CookieName {
+				t.Errorf("the failed logout set the cookie %q", c.Value)
+			}
 		}
 	})
 }

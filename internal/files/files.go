@@ -457,7 +457,9 @@ func (s *Service) finish(ctx context.Context, key *vault.Key, f File, ip string)
 		if err != nil {
 			return fmt.Errorf("files: upload: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("files: upload: %w", err)
+		} else if n != 1 {
 			return errors.New("files: upload: the row was reclaimed while uploading")
 		}
 		return s.record(ctx, tx, f.ID, owner, owner, key, ActionUpload, ip)

@@ -529,8 +529,12 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	}
 	if len(retry) > 0 {
 		wait := time.Duration(min(1<<min(maxAttempts, 10), 600)) * time.Second
-		_, _ = o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(retry)+1)+
-			` WHERE id IN (`+store.Placeholders(1, len(retry))+`)`, append(retry, store.Millis(o.now().Add(wait)))...)
+		// Best effort: a message whose new wait is not written is retried when its claim
+		// runs out, only sooner than the backoff asks.
+		if _, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(retry)+1)+
+			` WHERE id IN (`+store.Placeholders(1, len(retry))+`)`, append(retry, store.Millis(o.now().Add(wait)))...); err != nil {
+			o.log.Warn("mail: putting off messages to retry", "messages", len(retry), "err", err)
+		}
 	}
 	if len(done) > 0 {
 		if err := o.remove(ctx, done); err != nil {

@@ -210,7 +210,7 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	}
 	for off := 0; off < len(built); {
 		if x.conn != nil && x.sent >= perConnection {
-			_ = x.Close()
+			_ = x.Close() // the server has accepted what was sent: a failed QUIT loses nothing
 		}
 		if x.conn == nil {
 			// No NOOP before each message: the deadline is renewed without a round trip.
@@ -249,7 +249,7 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 		off += n
 	}
 	if len(errs) > 0 {
-		_ = x.Close()
+		_ = x.Close() // a fresh connection for the retry; the failures are reported below
 		pe.err = fmt.Errorf("mail: smtp: %d of %d message(s) not sent: %s", len(pe.Failed), len(msgs), redactAddresses(errors.Join(errs...).Error()))
 		return pe
 	}

@@ -329,7 +329,9 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 		if err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		} else if n != 1 {
 			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
 		}
 		if err := s.addDeliveries(ctx, tx, id, subjects); err != nil {
@@ -787,15 +789,29 @@ func (s *Service) RecordOpen(ctx context.Context, tok string) {
 	if err != nil {
 		return
 	}
+	// The beacon answers the same whatever happens here; a failure to look up or
+	// record costs one open in the figures, and is logged.
 	var subject, campaign string
-	if err := s.db.QueryRowContext(ctx, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`, tid).Scan(&subject, &campaign); err != nil {
+	err = s.db.QueryRowContext(ctx, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`, tid).Scan(&subject, &campaign)
+	if errors.Is(err, sql.ErrNoRows) {
+		return // the delivery is gone (erased, or the campaign deleted)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "newsletter: recording an open", "err", err)
 		return
 	}
-	if v, err := s.consent.Allowed(ctx, subject, "email_open_tracking"); err != nil || !v.Allowed {
+	v, err := s.consent.Allowed(ctx, subject, "email_open_tracking")
+	if err != nil {
+		s.log.ErrorContext(ctx, "newsletter: recording an open", "err", err)
 		return
 	}
-	_, _ = s.db.ExecContext(ctx, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`,
-		campaign, subject, store.Millis(s.now()))
+	if !v.Allowed {
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`,
+		campaign, subject, store.Millis(s.now())); err != nil {
+		s.log.ErrorContext(ctx, "newsletter: recording an open", "err", err)
+	}
 }
 
 // Preview renders the campaign as a sample recipient would get it, and counts whom the

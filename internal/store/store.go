@@ -345,7 +345,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	tx := &Tx{db: db, tx: sqlTx}
 	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
+		if rerr := sqlTx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			// The engine ends the transaction with its connection anyway; the caller
+			// learns both, and errors.Is and As still find fn's error.
+			return errors.Join(err, fmt.Errorf("store: rollback: %w", rerr))
+		}
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

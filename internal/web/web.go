@@ -270,7 +270,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(buf.Bytes()) // the status is sent: a failed write is a client gone
 }
 
 // redirect answers a successful POST (or a page that needs a login) with a GET of
