@@ -207,7 +207,7 @@ func (o *Outbox) Prepare(t Transactional) (Prepared, error) {
 	if err := enc.Encode(t.Data); err != nil {
 		return Prepared{}, fmt.Errorf("mail: %s: %w", t.Template, err)
 	}
-	return Prepared{id: newID(), subject: t.SubjectID, to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
+	return Prepared{id: o.newID(), subject: t.SubjectID, to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
 }
 
 // EnqueuePrepared stores mails in the outbox within tx, each sealed under the data
@@ -598,7 +598,7 @@ type Recaller interface {
 	Recall(ids []string) error
 }
 
-func newID() string { return store.SortedID() }
+func (o *Outbox) newID() string { return store.SortedID(o.now()) }
 
 // containing is a LIKE pattern (with ESCAPE '!') for text that contains s: the same on
 // both engines (PostgreSQL would otherwise read a backslash in s as an escape).

@@ -80,7 +80,7 @@ func (s *Service) CreateCampaign(ctx context.Context, staffID, purpose, subject,
 	if strings.TrimSpace(body) == "" || len(body) > 200<<10 {
 		return Campaign{}, apperr.Field("body", "body_invalid", "is required, at most 200 KiB of Markdown")
 	}
-	c := Campaign{ID: newID(), Purpose: purpose, Subject: subject, Body: body, Status: CampaignDraft, CreatedBy: staffID, CreatedAt: s.now().UTC()}
+	c := Campaign{ID: s.newID(), Purpose: purpose, Subject: subject, Body: body, Status: CampaignDraft, CreatedBy: staffID, CreatedAt: s.now().UTC()}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.ID, c.Purpose, c.Subject, c.Body, c.Status, c.CreatedBy, store.Millis(c.CreatedAt)); err != nil {
 		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
@@ -419,7 +419,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	if budget <= 0 {
 		budget = defaultSendBudget
 	}
-	deadline := time.Now().Add(budget)
+	deadline := s.now().Add(budget)
 	sentOne := false
 	// Batches are read in token order after the last one read, so reading does not
 	// wait for marking.
@@ -467,7 +467,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 		if len(b.tokens) == 0 {
 			break
 		}
-		if sentOne && time.Now().After(deadline) {
+		if sentOne && s.now().After(deadline) {
 			return fail(ErrMoreToSend, nil) // b was read, not sent: the next run reads it again
 		}
 		sentOne = true

@@ -74,7 +74,7 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	if err != nil {
 		return err
 	}
-	id := newID()
+	id := s.newID()
 	key, keyRow, err := s.vault.NewKey(id)
 	if err != nil {
 		return fmt.Errorf("newsletter: subscribe: %w", err)

@@ -570,14 +570,14 @@ func Placeholders(from, n int) string {
 	return b.String()
 }
 
-// SortedID is a new random id that sorts by creation time (as a UUIDv7 does): 12 hex
-// digits of Unix milliseconds, then 20 random ones. Rows written together land on the
+// SortedID is a new random id that sorts by creation time, at (as a UUIDv7 does): 12
+// hex digits of Unix milliseconds, then 20 random ones. Rows written together land on the
 // same index pages, so a busy table's inserts touch few pages instead of one per row;
 // 80 random bits keep ids unguessable. It reveals the creation time to the second, which
 // the rows it keys record anyway.
-func SortedID() string {
+func SortedID(at time.Time) string {
 	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(at.UnixMilli())
 	for i := 5; i >= 0; i-- {
 		b[i] = byte(ms)
 		ms >>= 8
