@@ -269,13 +269,15 @@ func TestReconcile(t *testing.T) {
 		// ids[0]: deletion cut short before its object went; ids[1]: after.
 		h.App.DB.ExecContext(ctx, `UPDATE files SET state = 'deleting' WHERE id IN ($1, $2)`, ids[0], ids[1])
 		h.App.Blobs.Delete(ctx, object(ids[1]))
-		// ids[2]: a ready file, uploaded long ago, whose object vanished.
+		// ids[2]: a ready file, uploaded long ago (more than a lease before now), whose
+		// object vanished.
 		h.App.Blobs.Delete(ctx, object(ids[2]))
-		h.App.DB.ExecContext(ctx, `UPDATE files SET created_at = 1 WHERE id = $1`, ids[2])
+		h.Clock.Advance(3 * time.Minute)
 		// A file that became ready while the objects were being listed must survive:
 		// the reconciler asks storage again and spares files younger than a lease.
 		fresh := upload(h, token, "fresh.bin", random(1000), false).JSON()["id"].(string)
-		// An upload whose node died long ago, and an orphan object.
+		// An upload whose node died long ago, and an orphan object. The row is written
+		// as the dead node left it: no clock makes a finished upload's row uploading.
 		h.App.DB.ExecContext(ctx, `UPDATE files SET state = 'uploading', lease_until = 1 WHERE id = $1`, ids[3])
 		if _, err := h.App.Blobs.Put(ctx, "files/orphan0123456789", strings.NewReader("junk"), 4); err != nil {
 			t.Fatal(err)

@@ -65,10 +65,7 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 		}
 
 		deleteMe(t, h, token)
-		old := time.Now().AddDate(0, 0, -15).UnixMilli()
-		if _, err := h.App.DB.ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, reg.JSON()["id"]); err != nil {
-			t.Fatal(err)
-		}
+		h.Clock.Advance(15 * 24 * time.Hour) // past the deadline of an unverified registration
 		if err := h.App.Rights.PurgeAbandoned(ctx, h.App.Accounts.Abandoned); err != nil {
 			t.Fatal(err)
 		}

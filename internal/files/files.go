@@ -181,7 +181,12 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	leased, stopLease := s.holdLease(ctx, f.ID)
 	size, sum, err := s.store(leased, key, object, up, allowed)
 	if lerr := stopLease(); lerr != nil {
-		err = lerr // whatever the store made of its cancelled context: the lease ended it
+		// Whatever the store made of its cancelled context, the lease ended it; if an
+		// erasure took the row, that is the answer (and its key goes, below).
+		err = lerr
+		if oerr := s.ownerActive(ctx, owner); oerr != nil {
+			err = oerr
+		}
 	}
 	if err == nil {
 		err = s.ownerActive(ctx, owner)
