@@ -97,11 +97,13 @@ func crashDuringUploads(t *testing.T, bin string, extra []string) {
 		break
 	}
 	// Uploads that never finish: their bodies stall after 1 MiB.
+	handed := make(chan struct{}, 3)
 	for i := range 3 {
 		pr, pw := io.Pipe()
 		go func() {
-			pw.Write(random(1 << 20))
-			time.Sleep(time.Hour) // the server dies first
+			pw.Write(random(1 << 20)) // returns once the client has sent it all to the server
+			handed <- struct{}{}
+			// The body stays open: the server dies first.
 		}()
 		req, _ := http.NewRequest("POST", h.URL+"/api/v1/me/files?name=stalled.bin", pr)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -128,6 +130,13 @@ func crashDuringUploads(t *testing.T, bin string, extra []string) {
 	}
 	defer db.Close()
 	stalled := waitUploading(t, db, 3)
+	for range 3 {
+		select {
+		case <-handed: // the kill lands with the MiB sent, mid-stream
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stalled uploads' first MiB never went out")
+		}
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
@@ -243,7 +252,6 @@ func waitUploading(t *testing.T, db *store.DB, n int) []string {
 			rows.Close()
 		}
 		if len(names) >= n {
-			time.Sleep(300 * time.Millisecond) // let the first MiB reach storage
 			return names
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -110,6 +110,14 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	return p.err
 }
 
+// SubscribeBacklog is how many subscriptions are being stored now (leading, one per
+// batch) and how many wait for a batch (queued): the load on the group commit.
+func (s *Service) SubscribeBacklog() (leading, queued int) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return s.group.leaders, len(s.group.queue)
+}
+
 // handOn ends a leader's turn: the first caller still queued leads next.
 func (g *groupCommit) handOn() {
 	g.mu.Lock()
