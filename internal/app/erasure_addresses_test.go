@@ -306,11 +306,11 @@ func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
 		reg := datamap.NewRegistry()
 		reg.Register(rights.Holder{})
 		reg.Register(recordingHolder{&got})
-		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), time.Now,
+		rs := rights.New(h.App.DB, reg, h.App.Accounts, h.App.Jobs, testLedger(h), h.Clock.Now,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		if _, err := h.App.DB.ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
-			VALUES ('0123456789abcdef0123456789abcdef', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, time.Now().UnixMilli()); err != nil {
+			VALUES ('0123456789abcdef0123456789abcdef', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, h.Clock.Now().UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
 		if err := rs.Run(ctx, "0123456789abcdef0123456789abcdef"); err != nil {
