@@ -253,6 +253,9 @@ func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	}
 	defer a.Close()
 	s, err := a.Accounts.Lookup(ctx, pos[0])
+	if err != nil && apperr.KindOf(err) != apperr.NotFound {
+		return err
+	}
 	if err != nil {
 		// Not a member: perhaps a newsletter subscriber without an account.
 		sub, nerr := a.Newsletter.Subject(ctx, pos[0])

@@ -312,13 +312,17 @@ func (p *Pages) renderNotFound(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// loggedIn reports whether the request carries a live session, for the navigation.
+// loggedIn reports whether the request carries a live session, for the navigation. A
+// failure to tell only shows the links of a visitor; it is logged.
 func (p *Pages) loggedIn(r *http.Request) bool {
 	token := server.Token(r)
 	if token == "" {
 		return false
 	}
 	_, err := p.o.Accounts.Authenticate(r.Context(), token)
+	if err != nil && apperr.KindOf(err) != apperr.Unauthorized {
+		p.o.Log.ErrorContext(r.Context(), "session for the navigation", "err", err)
+	}
 	return err == nil
 }
 
