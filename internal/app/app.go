@@ -229,8 +229,11 @@ func (a *App) build(ctx context.Context, o options) error {
 			return nil
 		}
 		prof, err := a.Accounts.Profile(ctx, subjectID)
-		if err != nil {
+		if apperr.KindOf(err) == apperr.NotFound {
 			return nil // not an account: a subscriber, already on the list
+		}
+		if err != nil {
+			return err
 		}
 		return a.Newsletter.EnsureMember(ctx, tx, subjectID, prof.Email, prof.Name)
 	})
@@ -338,7 +341,7 @@ func (a *App) InboundAddr() net.Addr {
 // campaign's List-Unsubscribe) it withdraws that campaign's purpose; without, every
 // marketing consent of the member or subscriber whose address sent the mail (envelope
 // sender and From: header). An unknown address or a bad token is no error: the sender
-// must not retry.
+// must not retry. A failure to look the address up is: the sender tries again later.
 func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 	if r.Token != "" {
 		_, err := a.Newsletter.Unsubscribe(ctx, r.Token, consent.SourceInboundEmail, map[string]string{"sender": r.Sender, "ip": r.RemoteIP})
@@ -359,13 +362,12 @@ func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 			continue
 		}
 		seen[addr] = true
-		subject := ""
-		if subj, err := a.Accounts.Lookup(ctx, addr); err == nil {
-			subject = subj.ID
-		} else if id, err := a.Newsletter.Lookup(ctx, addr); err == nil {
-			subject = id
-		} else {
-			continue
+		subject, err := a.mailSubject(ctx, addr)
+		if err != nil {
+			return err // the sender retries later
+		}
+		if subject == "" {
+			continue // nobody we know
 		}
 		if err := a.Consent.Apply(ctx, subject, decisions, nil, consent.SourceInboundEmail,
 			map[string]string{"sender": addr, "ip": r.RemoteIP}); err != nil {
@@ -380,6 +382,23 @@ func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
 		}
 	}
 	return nil
+}
+
+// mailSubject is the member, or else the subscriber, whose address addr is; "" when
+// neither is known.
+func (a *App) mailSubject(ctx context.Context, addr string) (string, error) {
+	subj, err := a.Accounts.Lookup(ctx, addr)
+	if err == nil {
+		return subj.ID, nil
+	}
+	if apperr.KindOf(err) != apperr.NotFound {
+		return "", err
+	}
+	id, err := a.Newsletter.Lookup(ctx, addr)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return "", nil
+	}
+	return id, err
 }
 
 // openBlobs opens the configured object store for files; clean removes what Puts cut

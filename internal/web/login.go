@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"steward/internal/api"
+	"steward/internal/apperr"
 	"steward/internal/server"
 )
 
@@ -52,11 +53,15 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
-	if sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r)); err == nil {
-		if err := p.o.Accounts.Logout(r.Context(), sess, server.Meta(r, p.o.TrustProxy)); err != nil {
-			p.fail(w, r, err)
-			return
-		}
+	// No live session: nothing to end but the cookie. Any other failure must not look
+	// like a logout, or the session would live on behind a cleared cookie.
+	sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r))
+	if err == nil {
+		err = p.o.Accounts.Logout(r.Context(), sess, server.Meta(r, p.o.TrustProxy))
+	}
+	if err != nil && apperr.KindOf(err) != apperr.Unauthorized {
+		p.fail(w, r, err)
+		return
 	}
 	server.ClearSessionCookie(w, p.o.CookieSecure)
 	redirect(w, r, "/")
