@@ -55,6 +55,18 @@ func HashPassword(p Argon2, pw string) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
+// dummyHash returns a PHC string of p's parameters with a random salt and key: what
+// verifying against it costs is what verifying a real hash costs, and no password
+// matches it. It is made without hashing, so the service holds no argon2 memory from
+// the moment it starts (hashing at start left 64 MiB resident in an idle process).
+func dummyHash(p Argon2) string {
+	salt, key := make([]byte, saltLen), make([]byte, keyLen)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(key)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
 // VerifyPassword checks pw against a stored PHC string in constant time and reports
 // whether the hash was made with parameters other than p (and so wants a rehash).
 func VerifyPassword(p Argon2, encoded, pw string) (ok, stale bool, err error) {

@@ -292,6 +292,8 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if id, err := s.useToken(ctx, tx, token, purposeEmailChange); err == nil {
 			return s.confirmEmailChange(ctx, tx, id, &status, meta)
+		} else if !errors.Is(err, errBadToken) {
+			return err
 		}
 		id, err := s.useToken(ctx, tx, token, purposeVerify)
 		if err != nil {

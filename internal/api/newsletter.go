@@ -99,7 +99,7 @@ func (a *API) beacon(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/gif")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Cross-Origin-Resource-Policy", "cross-origin")
-	_, _ = w.Write(gif)
+	_, _ = w.Write(gif) // a failed write is a client gone
 }
 
 type campaignRequest struct {

@@ -17,6 +17,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/api"
+	"steward/internal/apperr"
 	"steward/internal/backup"
 	"steward/internal/blob"
 	"steward/internal/config"
@@ -294,8 +295,11 @@ func (a *App) openConsent() (*consent.Service, error) {
 				return nil
 			}
 			prof, err := a.accounts.Profile(ctx, subjectID)
-			if err != nil {
+			if apperr.KindOf(err) == apperr.NotFound {
 				return nil // not an account: a subscriber, already on the list
+			}
+			if err != nil {
+				return err
 			}
 			return a.newsletter.EnsureMember(ctx, tx, subjectID, prof.Email, prof.Name)
 		},

@@ -97,11 +97,13 @@ func crashDuringUploads(t *testing.T, bin string, extra []string) {
 		break
 	}
 	// Uploads that never finish: their bodies stall after 1 MiB.
+	handed := make(chan struct{}, 3)
 	for i := range 3 {
 		pr, pw := io.Pipe()
 		go func() {
-			pw.Write(random(1 << 20))
-			time.Sleep(time.Hour) // the server dies first
+			pw.Write(random(1 << 20)) // returns once the client has sent it all to the server
+			handed <- struct{}{}
+			// The body stays open: the server dies first.
 		}()
 		req, _ := http.NewRequest("POST", h.URL+"/api/v1/me/files?name=stalled.bin", pr)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -128,6 +130,13 @@ func crashDuringUploads(t *testing.T, bin string, extra []string) {
 	}
 	defer db.Close()
 	stalled := waitUploading(t, db, 3)
+	for range 3 {
+		select {
+		case <-handed: // the kill lands with the MiB sent, mid-stream
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stalled uploads' first MiB never went out")
+		}
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
@@ -243,7 +252,6 @@ func waitUploading(t *testing.T, db *store.DB, n int) []string {
 			rows.Close()
 		}
 		if len(names) >= n {
-			time.Sleep(300 * time.Millisecond) // let the first MiB reach storage
 			return names
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -269,13 +277,15 @@ func TestReconcile(t *testing.T) {
 		// ids[0]: deletion cut short before its object went; ids[1]: after.
 		h.App.DB().ExecContext(ctx, `UPDATE files SET state = 'deleting' WHERE id IN ($1, $2)`, ids[0], ids[1])
 		h.App.Blobs().Delete(ctx, object(ids[1]))
-		// ids[2]: a ready file, uploaded long ago, whose object vanished.
+		// ids[2]: a ready file, uploaded long ago (more than a lease before now), whose
+		// object vanished.
 		h.App.Blobs().Delete(ctx, object(ids[2]))
-		h.App.DB().ExecContext(ctx, `UPDATE files SET created_at = 1 WHERE id = $1`, ids[2])
+		h.Clock.Advance(3 * time.Minute)
 		// A file that became ready while the objects were being listed must survive:
 		// the reconciler asks storage again and spares files younger than a lease.
 		fresh := upload(h, token, "fresh.bin", random(1000), false).JSON()["id"].(string)
-		// An upload whose node died long ago, and an orphan object.
+		// An upload whose node died long ago, and an orphan object. The row is written
+		// as the dead node left it: no clock makes a finished upload's row uploading.
 		h.App.DB().ExecContext(ctx, `UPDATE files SET state = 'uploading', lease_until = 1 WHERE id = $1`, ids[3])
 		if _, err := h.App.Blobs().Put(ctx, "files/orphan0123456789", strings.NewReader("junk"), 4); err != nil {
 			t.Fatal(err)

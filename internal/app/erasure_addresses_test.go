@@ -65,10 +65,7 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 		}
 
 		deleteMe(t, h, token)
-		old := time.Now().AddDate(0, 0, -15).UnixMilli()
-		if _, err := h.App.DB().ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, reg.JSON()["id"]); err != nil {
-			t.Fatal(err)
-		}
+		h.Clock.Advance(15 * 24 * time.Hour) // past the deadline of an unverified registration
 		if err := h.App.Rights().PurgeAbandoned(ctx, h.App.Accounts().Abandoned); err != nil {
 			t.Fatal(err)
 		}
@@ -309,11 +306,11 @@ func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
 		reg := datamap.NewRegistry()
 		reg.Register(rights.Holder{})
 		reg.Register(recordingHolder{&got})
-		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), time.Now,
+		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), h.Clock.Now,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		if _, err := h.App.DB().ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)
-			VALUES ('0123456789abcdef0123456789abcdef', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, time.Now().UnixMilli()); err != nil {
+			VALUES ('0123456789abcdef0123456789abcdef', 'old-subject', 'member@example.org,typed@example.org', 'pending', 'member', $1)`, h.Clock.Now().UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
 		if err := rs.Run(ctx, "0123456789abcdef0123456789abcdef"); err != nil {

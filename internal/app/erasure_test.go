@@ -60,7 +60,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(mail.Holder{Index: testLedger(h).Index})
 		reg.Register(rights.Holder{})
 		reg.Register(vault.Holder{})
-		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		err = rs.EraseNow(ctx, id, "test")
 		if err == nil || !strings.Contains(err.Error(), "connection lost") {
@@ -180,12 +180,7 @@ func TestPurgeAbandonedRegistrations(t *testing.T) {
 		}
 		waitOutboxEmpty(t, h)
 		// Age the two registrations past their deadlines.
-		old := time.Now().AddDate(0, 0, -15).UnixMilli()
-		for _, r := range []apptest.Response{child, adult} {
-			if _, err := h.App.DB().ExecContext(ctx, `UPDATE accounts SET created_at = $1 WHERE id = $2`, old, r.JSON()["id"]); err != nil {
-				t.Fatal(err)
-			}
-		}
+		h.Clock.Advance(15 * 24 * time.Hour)
 		if err := h.App.Rights().PurgeAbandoned(ctx, h.App.Accounts().Abandoned); err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +221,7 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	reg.Register(governance.AuditHolder{})
 	reg.Register(mail.Holder{Index: testLedger(h).Index})
 	reg.Register(rights.Holder{})
-	rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := rs.EraseNow(ctx, id, "test"); err == nil {
 		t.Fatal("the interrupted erasure succeeded")
 	}

@@ -305,11 +305,19 @@ func TestUploadRacingErasure(t *testing.T) {
 			resp.Body.Close()
 			done <- resp.StatusCode
 		}()
-		time.Sleep(200 * time.Millisecond) // the request is in, past its authorization
+		// The file's part begins: the request is in, past its authorization, and the
+		// upload has its row and is waiting for the content.
+		fw, _ := mw.CreateFormFile("file", "late.bin")
+		deadline := time.Now().Add(10 * time.Second)
+		for countRows(t, h, `SELECT count(*) FROM files WHERE state = 'uploading'`) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the upload never began")
+			}
+			time.Sleep(5 * time.Millisecond) // polling for the row, not ordering events
+		}
 		if err := h.App.Rights().EraseNow(ctx, id, "test"); err != nil {
 			t.Fatal(err)
 		}
-		fw, _ := mw.CreateFormFile("file", "late.bin")
 		fw.Write(random(5000))
 		mw.Close()
 		pw.Close()

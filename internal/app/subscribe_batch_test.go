@@ -100,6 +100,23 @@ func subscriberTokens(t *testing.T, h *apptest.Harness, subscriberID string) []s
 }
 
 // countRows runs a count(*) query.
+// waitBacklog waits until the subscriptions' group commit has leading batches being
+// stored and queued subscriptions waiting.
+func waitBacklog(t *testing.T, h *apptest.Harness, leading, queued int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, q := h.App.Newsletter().SubscribeBacklog()
+		if l == leading && q == queued {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriptions: %d leading, %d queued; want %d and %d", l, q, leading, queued)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the state, not ordering events
+	}
+}
+
 func countRows(t *testing.T, h *apptest.Harness, q string, args ...any) int {
 	t.Helper()
 	var n int
@@ -341,9 +358,9 @@ func TestSubscribeBatchIsolatesFailure(t *testing.T) {
 				e := fmt.Sprintf("good-r%d-plug@example.org", r)
 				goods = append(goods, e)
 				plugWait := fireSubscriptions(h, []map[string]string{{"first_name": "Plug", "last_name": "Reader", "email": e}})
-				time.Sleep(200 * time.Millisecond)
+				waitBacklog(t, h, 1, 0)
 				wait := fireSubscriptions(h, bodies)
-				time.Sleep(300 * time.Millisecond)
+				waitBacklog(t, h, 1, len(bodies))
 				if err := hold.Rollback(); err != nil {
 					t.Fatal(err)
 				}

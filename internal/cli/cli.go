@@ -195,7 +195,7 @@ func splitExtra(fs *flag.FlagSet, args []string) []string {
 				i++
 				val = args[i]
 			}
-			_ = fs.Set(name, val)
+			_ = fs.Set(name, val) // every command's own flag is a string: Set cannot fail
 			continue
 		}
 		rest = append(rest, a)
@@ -205,7 +205,7 @@ func splitExtra(fs *flag.FlagSet, args []string) []string {
 
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
+	_ = l.UnmarshalText([]byte(level)) // config.Load has checked the level
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
@@ -253,6 +253,9 @@ func withApp(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	}
 	defer a.Close()
 	s, err := a.Accounts().Lookup(ctx, pos[0])
+	if err != nil && apperr.KindOf(err) != apperr.NotFound {
+		return err
+	}
 	if err != nil {
 		// Not a member: perhaps a newsletter subscriber without an account.
 		sub, nerr := a.Newsletter().Subject(ctx, pos[0])

@@ -131,6 +131,7 @@ func writeCSV(zw *zip.Writer, name string, sec Section) error {
 		return fmt.Errorf("datamap: export %s: %w", name, err)
 	}
 	cw := csv.NewWriter(f)
+	// A csv.Writer keeps its first error: cw.Error below reports it.
 	_ = cw.Write(sec.Columns)
 	for _, row := range sec.Rows {
 		_ = cw.Write(neutralize(row))

@@ -176,9 +176,16 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 		max(up.Size, 0), object, stateUploading, store.Millis(s.now().Add(s.limits.UploadLease)), store.Millis(f.CreatedAt)); err != nil {
 		return File{}, fmt.Errorf("files: upload: %w", err)
 	}
-	stopLease := s.holdLease(ctx, f.ID)
-	size, sum, err := s.store(ctx, key, object, up, allowed)
-	stopLease()
+	leased, stopLease := s.holdLease(ctx, f.ID)
+	size, sum, err := s.store(leased, key, object, up, allowed)
+	if lerr := stopLease(); lerr != nil {
+		// Whatever the store made of its cancelled context, the lease ended it; if an
+		// erasure took the row, that is the answer (and its key goes, below).
+		err = lerr
+		if oerr := s.ownerActive(ctx, owner); oerr != nil {
+			err = oerr
+		}
+	}
 	if err == nil {
 		err = s.ownerActive(ctx, owner)
 	}
@@ -207,25 +214,64 @@ func (s *Service) Upload(ctx context.Context, owner string, up Upload) (File, er
 	return f, nil
 }
 
-// holdLease renews the upload's lease until the returned function is called.
-func (s *Service) holdLease(ctx context.Context, id string) func() {
-	done := make(chan struct{})
+// errLeaseLost ends an upload whose row this node no longer holds: once its lease
+// runs out another node may reclaim the row and delete the object under it.
+var errLeaseLost = errors.New("files: upload: lease lost")
+
+// holdLease renews the upload's lease until the returned function is called. The
+// context it returns is cancelled when a renewal fails or finds the row reclaimed: the
+// upload must stop then rather than go on unleased. The function returns that failure
+// (wrapping errLeaseLost), or nil.
+func (s *Service) holdLease(ctx context.Context, id string) (context.Context, func() error) {
+	leased, cancel := context.WithCancelCause(ctx)
+	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(ended)
 		t := time.NewTicker(s.limits.UploadLease / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-ctx.Done():
+			case <-leased.Done():
 				return
 			case <-t.C:
-				_, _ = s.db.ExecContext(ctx, `UPDATE files SET lease_until = $1 WHERE id = $2 AND state = $3`,
-					store.Millis(s.now().Add(s.limits.UploadLease)), id, stateUploading)
+				if err := s.renewLease(leased, id); err != nil {
+					if ctx.Err() != nil {
+						return // the upload is over anyway (the client left)
+					}
+					s.log.Error("files: an upload lost its lease and stops", "file", id, "err", err)
+					cancel(err)
+					return
+				}
 			}
 		}
 	}()
-	return func() { close(done) }
+	return leased, func() error {
+		close(done)
+		<-ended
+		err := context.Cause(leased)
+		cancel(nil)
+		if errors.Is(err, errLeaseLost) {
+			return err
+		}
+		return nil
+	}
+}
+
+// renewLease extends the lease of an upload in progress.
+func (s *Service) renewLease(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE files SET lease_until = $1 WHERE id = $2 AND state = $3`,
+		store.Millis(s.now().Add(s.limits.UploadLease)), id, stateUploading)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errLeaseLost, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("%w: %w", errLeaseLost, err)
+	} else if n != 1 {
+		return fmt.Errorf("%w: the row was reclaimed", errLeaseLost)
+	}
+	return nil
 }
 
 // limitReader fails once more than n bytes come through, and hands what passes to h.
@@ -414,7 +460,9 @@ func (s *Service) finish(ctx context.Context, key *vault.Key, f File, ip string)
 		if err != nil {
 			return fmt.Errorf("files: upload: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("files: upload: %w", err)
+		} else if n != 1 {
 			return errors.New("files: upload: the row was reclaimed while uploading")
 		}
 		return s.record(ctx, tx, f.ID, owner, owner, key, ActionUpload, ip)

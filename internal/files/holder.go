@@ -127,8 +127,11 @@ func (h Holder) ExportFiles(ctx context.Context, s datamap.Subject, add func(nam
 	}
 	for _, f := range list {
 		r, err := h.S.get(ctx, f.ID)
-		if err != nil {
+		if errors.Is(err, errNoFile) {
 			continue // deleted meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("files: export %s: %w", f.ID, err)
 		}
 		obj, err := h.S.blobs.Open(ctx, r.object, 0, -1)
 		if err != nil {

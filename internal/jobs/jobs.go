@@ -92,12 +92,18 @@ func Register[T Args](q *Queue, fn func(ctx context.Context, args T) error) {
 	}))
 }
 
-// backoff retries soon at first, then at most every ten minutes.
+// backoff retries soon at first, then at most every ten minutes. The wait counts from
+// when River began the failed attempt, by River's own clock, which is the one that
+// decides when a scheduled job is due.
 type backoff struct{}
 
 func (backoff) NextRetry(j *rivertype.JobRow) time.Time {
 	d := time.Duration(math.Min(math.Pow(2, float64(j.Attempt)), 600)) * time.Second
-	return time.Now().Add(d)
+	from := j.CreatedAt
+	if j.AttemptedAt != nil {
+		from = *j.AttemptedAt
+	}
+	return from.Add(d)
 }
 
 // Open builds the client. With work set it also processes jobs after Start; without,

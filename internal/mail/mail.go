@@ -206,7 +206,7 @@ func (o *Outbox) Prepare(t Transactional) (Prepared, error) {
 	if err := enc.Encode(t.Data); err != nil {
 		return Prepared{}, fmt.Errorf("mail: %s: %w", t.Template, err)
 	}
-	return Prepared{id: newID(), subject: t.SubjectID, to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
+	return Prepared{id: o.newID(), subject: t.SubjectID, to: t.To, template: string(t.Template), data: strings.TrimSuffix(data.String(), "\n")}, nil
 }
 
 // EnqueuePrepared stores mails in the outbox within tx, each sealed under the data
@@ -528,8 +528,12 @@ func (o *Outbox) DispatchOnce(ctx context.Context) (int, error) {
 	}
 	if len(retry) > 0 {
 		wait := time.Duration(min(1<<min(maxAttempts, 10), 600)) * time.Second
-		_, _ = o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(retry)+1)+
-			` WHERE id IN (`+store.Placeholders(1, len(retry))+`)`, append(retry, store.Millis(o.now().Add(wait)))...)
+		// Best effort: a message whose new wait is not written is retried when its claim
+		// runs out, only sooner than the backoff asks.
+		if _, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mail_outbox SET claimed_until = $`+fmt.Sprint(len(retry)+1)+
+			` WHERE id IN (`+store.Placeholders(1, len(retry))+`)`, append(retry, store.Millis(o.now().Add(wait)))...); err != nil {
+			o.log.Warn("mail: putting off messages to retry", "messages", len(retry), "err", err)
+		}
 	}
 	if len(done) > 0 {
 		if err := o.remove(ctx, done); err != nil {
@@ -593,7 +597,7 @@ type Recaller interface {
 	Recall(ids []string) error
 }
 
-func newID() string { return store.SortedID() }
+func (o *Outbox) newID() string { return store.SortedID(o.now()) }
 
 // containing is a LIKE pattern (with ESCAPE '!') for text that contains s: the same on
 // both engines (PostgreSQL would otherwise read a backslash in s as an escape).

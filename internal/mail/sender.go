@@ -104,14 +104,25 @@ func (f FileSender) Recall(ids []string) error {
 
 // SMTPSender delivers through an SMTP server.
 type SMTPSender struct {
-	host string
-	opts []gomail.Option
-	from string
+	host    string
+	opts    []gomail.Option
+	from    string
+	timeout time.Duration // bounds each exchange with the server (a dial, a message)
 }
+
+// SMTPOption changes how an SMTPSender talks to its server.
+type SMTPOption func(*SMTPSender)
+
+// WithSMTPTimeout bounds each exchange with the server (default 30 seconds).
+func WithSMTPTimeout(d time.Duration) SMTPOption { return func(s *SMTPSender) { s.timeout = d } }
 
 // NewSMTPSender configures a client for addr (host:port). tlsMode is none, starttls or
 // tls. The password is never logged.
-func NewSMTPSender(addr, user, password, tlsMode, from string) (*SMTPSender, error) {
+func NewSMTPSender(addr, user, password, tlsMode, from string, options ...SMTPOption) (*SMTPSender, error) {
+	s := &SMTPSender{from: from, timeout: defaultSMTPTimeout}
+	for _, o := range options {
+		o(s)
+	}
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("mail: smtp address: %w", err)
@@ -120,7 +131,7 @@ func NewSMTPSender(addr, user, password, tlsMode, from string) (*SMTPSender, err
 	if err != nil {
 		return nil, fmt.Errorf("mail: smtp port: %w", err)
 	}
-	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(smtpTimeout)}
+	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(s.timeout)}
 	switch tlsMode {
 	case "none":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
@@ -135,7 +146,8 @@ func NewSMTPSender(addr, user, password, tlsMode, from string) (*SMTPSender, err
 	if _, err := gomail.NewClient(host, opts...); err != nil {
 		return nil, fmt.Errorf("mail: smtp client: %w", err)
 	}
-	return &SMTPSender{host: host, opts: opts, from: from}, nil
+	s.host, s.opts = host, opts
+	return s, nil
 }
 
 // Send delivers one message, over a connection of its own.
@@ -150,8 +162,8 @@ func (s *SMTPSender) SendAll(ctx context.Context, msgs []Message) error {
 	return sess.SendAll(ctx, msgs)
 }
 
-// smtpTimeout bounds each exchange with the SMTP server (a dial, a message).
-var smtpTimeout = 30 * time.Second // a variable for tests
+// defaultSMTPTimeout bounds each exchange with the SMTP server (a dial, a message).
+const defaultSMTPTimeout = 30 * time.Second
 
 // perCall is how many messages go between two renewals of the connection's deadline.
 const perCall = 10
@@ -197,7 +209,7 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 		}
 		built = append(built, msg)
 	}
-	if x.conn != nil && (x.conn.UpdateDeadline(smtpTimeout) != nil || x.conn.Noop() != nil) {
+	if x.conn != nil && (x.conn.UpdateDeadline(x.s.timeout) != nil || x.conn.Noop() != nil) {
 		x.drop()
 	}
 	pe := &PartialError{Failed: map[int]bool{}}
@@ -210,7 +222,7 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	}
 	for off := 0; off < len(built); {
 		if x.conn != nil && x.sent >= perConnection {
-			_ = x.Close()
+			_ = x.Close() // the server has accepted what was sent: a failed QUIT loses nothing
 		}
 		if x.conn == nil {
 			// No NOOP before each message: the deadline is renewed without a round trip.
@@ -249,7 +261,7 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 		off += n
 	}
 	if len(errs) > 0 {
-		_ = x.Close()
+		_ = x.Close() // a fresh connection for the retry; the failures are reported below
 		pe.err = fmt.Errorf("mail: smtp: %d of %d message(s) not sent: %s", len(pe.Failed), len(msgs), redactAddresses(errors.Join(errs...).Error()))
 		return pe
 	}

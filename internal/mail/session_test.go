@@ -74,12 +74,11 @@ func batch(n int, tag string) []Message {
 // slow batch before) does not break the next batch, nor does a server that closed the
 // idle connection meanwhile: the session notices before sending and dials again.
 func TestSMTPSessionSurvivesPauses(t *testing.T) {
-	defer func(d time.Duration) { smtpTimeout = d }(smtpTimeout)
-	smtpTimeout = 300 * time.Millisecond
 	ctx := context.Background()
+	timeout := WithSMTPTimeout(300 * time.Millisecond)
 
 	srv, addr := startCountingSMTP(t, time.Minute)
-	s, err := NewSMTPSender(addr, "", "", "none", "S <s@example.org>")
+	s, err := NewSMTPSender(addr, "", "", "none", "S <s@example.org>", timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +95,7 @@ func TestSMTPSessionSurvivesPauses(t *testing.T) {
 	}
 
 	idle, addr2 := startCountingSMTP(t, 200*time.Millisecond)
-	s2, _ := NewSMTPSender(addr2, "", "", "none", "S <s@example.org>")
+	s2, _ := NewSMTPSender(addr2, "", "", "none", "S <s@example.org>", timeout)
 	sess2 := s2.Open()
 	defer sess2.Close()
 	for i := range 2 {

@@ -84,7 +84,7 @@ func (s *Service) CreateCampaign(ctx context.Context, staffID, purpose, subject,
 	if strings.TrimSpace(body) == "" || len(body) > 200<<10 {
 		return Campaign{}, apperr.Field("body", "body_invalid", "is required, at most 200 KiB of Markdown")
 	}
-	c := Campaign{ID: newID(), Purpose: purpose, Subject: subject, Body: body, Status: CampaignDraft, CreatedBy: staffID, CreatedAt: s.now().UTC()}
+	c := Campaign{ID: s.newID(), Purpose: purpose, Subject: subject, Body: body, Status: CampaignDraft, CreatedBy: staffID, CreatedAt: s.now().UTC()}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.ID, c.Purpose, c.Subject, c.Body, c.Status, c.CreatedBy, store.Millis(c.CreatedAt)); err != nil {
 		return Campaign{}, fmt.Errorf("newsletter: campaign: %w", err)
@@ -361,7 +361,9 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 		if err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		} else if n != 1 {
 			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
 		}
 		if err := s.addDeliveries(ctx, tx, id, subjects); err != nil {
@@ -449,7 +451,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	if budget <= 0 {
 		budget = defaultSendBudget
 	}
-	deadline := time.Now().Add(budget)
+	deadline := s.now().Add(budget)
 	run := &sendRun{s: s, c: c, p: p, bodyHTML: bodyHTML, send: s.sender.SendAll}
 	// One connection for the whole campaign where the sender can hold one.
 	if ss, ok := s.sender.(mail.SessionSender); ok {
@@ -488,7 +490,7 @@ func (r *sendRun) batches(ctx context.Context, deadline time.Time) error {
 		if len(b.tokens) == 0 {
 			return r.waitMark()
 		}
-		if sentOne && time.Now().After(deadline) {
+		if sentOne && r.s.now().After(deadline) {
 			return r.fail(ErrMoreToSend, nil) // b was read, not sent: the next run reads it again
 		}
 		sentOne = true
@@ -852,15 +854,29 @@ func (s *Service) RecordOpen(ctx context.Context, tok string) {
 	if err != nil {
 		return
 	}
+	// The beacon answers the same whatever happens here; a failure to look up or
+	// record costs one open in the figures, and is logged.
 	var subject, campaign string
-	if err := s.db.QueryRowContext(ctx, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`, tid).Scan(&subject, &campaign); err != nil {
+	err = s.db.QueryRowContext(ctx, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`, tid).Scan(&subject, &campaign)
+	if errors.Is(err, sql.ErrNoRows) {
+		return // the delivery is gone (erased, or the campaign deleted)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "newsletter: recording an open", "err", err)
 		return
 	}
-	if v, err := s.consent.Allowed(ctx, subject, "email_open_tracking"); err != nil || !v.Allowed {
+	v, err := s.consent.Allowed(ctx, subject, "email_open_tracking")
+	if err != nil {
+		s.log.ErrorContext(ctx, "newsletter: recording an open", "err", err)
 		return
 	}
-	_, _ = s.db.ExecContext(ctx, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`,
-		campaign, subject, store.Millis(s.now()))
+	if !v.Allowed {
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`,
+		campaign, subject, store.Millis(s.now())); err != nil {
+		s.log.ErrorContext(ctx, "newsletter: recording an open", "err", err)
+	}
 }
 
 // Preview renders the campaign as a sample recipient would get it, and counts whom the

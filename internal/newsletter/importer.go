@@ -211,7 +211,7 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		// in key order too, one page after another.
 		ids := make([]string, len(batch))
 		for i := range ids {
-			ids[i] = newID()
+			ids[i] = s.newID()
 		}
 		slices.Sort(ids)
 		for i := range batch {

@@ -94,7 +94,7 @@ func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.Bulk
 // AddressHash is the keyed hash under which an address is suppressed: its blind index.
 func (s *Service) AddressHash(email string) string { return s.index.Address(email) }
 
-func newID() string { return store.SortedID() }
+func (s *Service) newID() string { return store.SortedID(s.now()) }
 
 // Subscription is what the form and the API take.
 type Subscription struct {
@@ -314,7 +314,7 @@ func (s *Service) EnsureMember(ctx context.Context, tx *store.Tx, accountID, ema
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`,
-			newID(), accountID, key.SealText(labelEmail, email), hash, key.SealText(labelFirstName, first),
+			s.newID(), accountID, key.SealText(labelEmail, email), hash, key.SealText(labelFirstName, first),
 			key.SealText(labelLastName, last), StatusConfirmed, now); err != nil {
 			return fmt.Errorf("newsletter: member: %w", err)
 		}

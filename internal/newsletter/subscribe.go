@@ -74,7 +74,7 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	if err != nil {
 		return err
 	}
-	id := newID()
+	id := s.newID()
 	key, keyRow, err := s.vault.NewKey(id)
 	if err != nil {
 		return fmt.Errorf("newsletter: subscribe: %w", err)
@@ -108,6 +108,14 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription, evidence map[
 	defer g.handOn() // even if storing panics, the callers waiting are not stranded
 	s.storeBatch(context.WithoutCancel(ctx), batch)
 	return p.err
+}
+
+// SubscribeBacklog is how many subscriptions are being stored now (leading, one per
+// batch) and how many wait for a batch (queued): the load on the group commit.
+func (s *Service) SubscribeBacklog() (leading, queued int) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return s.group.leaders, len(s.group.queue)
 }
 
 // handOn ends a leader's turn: the first caller still queued leads next.

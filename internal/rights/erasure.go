@@ -207,7 +207,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 			return err
 		})
 		if err != nil {
-			_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(err.Error(), 500), requestID)
+			s.noteError(ctx, requestID, err)
 			return err
 		}
 	}
@@ -216,7 +216,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	erasedAt := store.Millis(s.now())
 	entries := s.ledgerEntries(subj)
 	if err := s.writeLedgerObject(ctx, requestID, erasedAt, entries); err != nil {
-		_, _ = s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(err.Error(), 500), requestID)
+		s.noteError(ctx, requestID, err)
 		return fmt.Errorf("rights: erasure %s: %w", requestID, err)
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -239,13 +239,22 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	return s.scrub(ctx, requestID, tables)
 }
 
+// noteError records why a step of an erasure failed, for the staff's view. It is
+// best effort: the failure itself is returned and the job runs again, so a note that
+// cannot be written is logged and the run goes on.
+func (s *Service) noteError(ctx context.Context, requestID string, cause error) {
+	if _, err := s.db.ExecContext(ctx, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(cause.Error(), 500), requestID); err != nil {
+		s.log.Warn("rights: recording an erasure's last error", "request", requestID, "err", err)
+	}
+}
+
 // scrub makes the engine's own files let go of the erased rows, then marks the
 // request done: a request reads "done" only when a scan of the files would find
 // nothing. If the engine cannot scrub now (SQLite readers keep its log busy), the
 // request stays in scrubbing with the reason, and the next Run finishes it.
 func (s *Service) scrub(ctx context.Context, requestID string, tables []string) error {
 	if err := s.db.Compact(ctx, tables...); err != nil {
-		_, _ = s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`, text.Cut(err.Error(), 500), requestID)
+		s.noteError(context.WithoutCancel(ctx), requestID, err)
 		return fmt.Errorf("rights: erasure %s: scrub: %w", requestID, err)
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`,

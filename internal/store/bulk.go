@@ -130,6 +130,8 @@ func (t *Tx) InsertRows(ctx context.Context, head string, cols int, args []any, 
 			// Not prepared yet: parsed this once, and prepared on the writer after the
 			// commit (the transaction holds SQLite's only writer connection now).
 			_, err = t.tx.ExecContext(ctx, t.db.Rebind(q), args[:n*cols]...)
+			// A statement that fails to prepare is only parsed again next time: the
+			// insert itself has run.
 			t.AfterCommit(func() { _, _ = t.db.writerStmt(context.WithoutCancel(ctx), q) })
 		}
 		if err != nil {

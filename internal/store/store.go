@@ -22,8 +22,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"modernc.org/sqlite"               // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Dialect names a database engine.
@@ -344,7 +347,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	tx := &Tx{db: db, tx: sqlTx}
 	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
+		if rerr := sqlTx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			// The engine ends the transaction with its connection anyway; the caller
+			// learns both, and errors.Is and As still find fn's error.
+			return errors.Join(err, fmt.Errorf("store: rollback: %w", rerr))
+		}
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -364,40 +371,66 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
 	var ne net.Error
-	if errors.As(err, &ne) {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ne) || errors.As(err, &ce) {
 		return true
 	}
-	s := err.Error()
-	for _, m := range []string{"database is locked", "SQLITE_BUSY", "SQLITE_LOCKED", "(SQLSTATE 08", "(SQLSTATE 53", "(SQLSTATE 57",
-		"conn closed", "connection refused"} {
-		if strings.Contains(s, m) {
+	if code, ok := sqliteCode(err); ok {
+		// The primary code, whatever the extended one (SQLITE_BUSY_SNAPSHOT...).
+		switch code & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+		return false
+	}
+	// Connection exceptions, insufficient resources, operator intervention (a
+	// shutdown, a cancelled statement): classes 08, 53 and 57.
+	if code, ok := pgCode(err); ok {
+		switch code[:2] {
+		case "08", "53", "57":
 			return true
 		}
 	}
 	return false
 }
 
-// IsUniqueViolation reports whether err is a unique-constraint failure on either engine.
+// IsUniqueViolation reports whether err is a unique-constraint failure on either engine
+// (a primary key included).
 func IsUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	if code, ok := sqliteCode(err); ok {
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+	code, ok := pgCode(err)
+	return ok && code == pgerrcode.UniqueViolation
 }
 
 // IsConflict reports whether err says the transaction lost to a concurrent one and
 // may simply be run again: a deadlock or a serialization failure on PostgreSQL.
 func IsConflict(err error) bool {
-	if err == nil {
-		return false
+	code, ok := pgCode(err)
+	return ok && (code == pgerrcode.DeadlockDetected || code == pgerrcode.SerializationFailure)
+}
+
+// sqliteCode is the (extended) result code of a SQLite error in err's chain.
+func sqliteCode(err error) (int, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return 0, false
 	}
-	s := err.Error()
-	return strings.Contains(s, "SQLSTATE 40P01") || strings.Contains(s, "SQLSTATE 40001")
+	return se.Code(), true
+}
+
+// pgCode is the SQLSTATE of a PostgreSQL error in err's chain.
+func pgCode(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) != 5 {
+		return "", false
+	}
+	return pe.Code, true
 }
 
 // Millis is the form every timestamp is stored in: Unix milliseconds, the same on both
@@ -539,14 +572,14 @@ func Placeholders(from, n int) string {
 	return b.String()
 }
 
-// SortedID is a new random id that sorts by creation time (as a UUIDv7 does): 12 hex
-// digits of Unix milliseconds, then 20 random ones. Rows written together land on the
+// SortedID is a new random id that sorts by creation time, at (as a UUIDv7 does): 12
+// hex digits of Unix milliseconds, then 20 random ones. Rows written together land on the
 // same index pages, so a busy table's inserts touch few pages instead of one per row;
 // 80 random bits keep ids unguessable. It reveals the creation time to the second, which
 // the rows it keys record anyway.
-func SortedID() string {
+func SortedID(at time.Time) string {
 	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(at.UnixMilli())
 	for i := 5; i >= 0; i-- {
 		b[i] = byte(ms)
 		ms >>= 8

@@ -194,7 +194,7 @@ func TestBulkInsertsAndIn(t *testing.T) {
 func TestLockIsFair(t *testing.T) {
 	db := postgresOnly(t, "on SQLite the writer is the lock")
 	ctx := context.Background()
-	name := "fairness test " + store.SortedID() // advisory locks are per database, not per schema
+	name := "fairness test " + store.SortedID(time.Now()) // advisory locks are per database, not per schema
 	order := make(chan string, 3)
 	hold, held := make(chan struct{}), make(chan struct{})
 	var pidA int // the server process of a, which holds the lock first
@@ -260,7 +260,7 @@ func TestLockIsFair(t *testing.T) {
 func TestDeadlockIsConflict(t *testing.T) {
 	db := postgresOnly(t, "SQLite has one writer and no deadlocks")
 	ctx := context.Background()
-	one, two := "deadlock one "+store.SortedID(), "deadlock two "+store.SortedID()
+	one, two := "deadlock one "+store.SortedID(time.Now()), "deadlock two "+store.SortedID(time.Now())
 	var both sync.WaitGroup
 	both.Add(2)
 	errs := make(chan error, 2)

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 
+	"steward/internal/apperr"
 	"steward/internal/server"
 )
 
@@ -51,11 +52,15 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
-	if sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r)); err == nil {
-		if err := p.o.Accounts.Logout(r.Context(), sess, p.o.Meta(r)); err != nil {
-			p.fail(w, r, err)
-			return
-		}
+	// No live session: nothing to end but the cookie. Any other failure must not look
+	// like a logout, or the session would live on behind a cleared cookie.
+	sess, err := p.o.Accounts.Authenticate(r.Context(), server.Token(r))
+	if err == nil {
+		err = p.o.Accounts.Logout(r.Context(), sess, p.o.Meta(r))
+	}
+	if err != nil && apperr.KindOf(err) != apperr.Unauthorized {
+		p.fail(w, r, err)
+		return
 	}
 	server.ClearSessionCookie(w, p.o.CookieSecure)
 	redirect(w, r, "/")

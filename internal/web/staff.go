@@ -44,6 +44,9 @@ func (p *Pages) isStaff(r *http.Request) bool {
 	if !ok {
 		var err error
 		if sess, err = p.o.Accounts.Authenticate(r.Context(), server.Token(r)); err != nil {
+			if apperr.KindOf(err) != apperr.Unauthorized {
+				p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
+			}
 			return false
 		}
 	}

@@ -253,7 +253,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(buf.Bytes()) // the status is sent: a failed write is a client gone
 }
 
 // redirect answers a successful POST (or a page that needs a login) with a GET of
@@ -295,13 +295,17 @@ func (p *Pages) renderNotFound(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// loggedIn reports whether the request carries a live session, for the navigation.
+// loggedIn reports whether the request carries a live session, for the navigation. A
+// failure to tell only shows the links of a visitor; it is logged.
 func (p *Pages) loggedIn(r *http.Request) bool {
 	token := server.Token(r)
 	if token == "" {
 		return false
 	}
 	_, err := p.o.Accounts.Authenticate(r.Context(), token)
+	if err != nil && apperr.KindOf(err) != apperr.Unauthorized {
+		p.o.Log.ErrorContext(r.Context(), "session for the navigation", "err", err)
+	}
 	return err == nil
 }
 

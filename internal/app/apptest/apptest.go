@@ -35,8 +35,31 @@ type Harness struct {
 	URL    string
 	Data   string
 	Client *http.Client
+	Clock  *Clock // Steward's clock: move it on to age what Steward stored
 	stop   func()
 	once   sync.Once
+}
+
+// Clock is the clock a harness gives Steward: the real time, moved on by Advance. A test
+// ages what Steward stored (a registration left unconfirmed, a file uploaded long ago)
+// by moving the clock, not by rewriting timestamps in the database.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now is the real time plus every Advance so far.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
 }
 
 // Start boots Steward on dbURL ("" for SQLite in a temporary folder) with extra flags.
@@ -70,7 +93,8 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	if os.Getenv("STEWARD_TEST_LOG") == "1" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1))
+	clock := &Clock{}
+	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1), app.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +103,7 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	}
 	done := make(chan struct{})
 	go func() { _ = a.Serve(ctx, ln); close(done) }()
-	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}}
+	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}, Clock: clock}
 	h.stop = func() {
 		cancel()
 		<-done
