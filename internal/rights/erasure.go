@@ -289,7 +289,6 @@ func splitSteps(s string) []string {
 	return strings.Split(s, ",")
 }
 
-
 // PurgeArgs is the periodic job that erases abandoned registrations.
 type PurgeArgs struct{}
 

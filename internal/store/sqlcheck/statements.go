@@ -304,11 +304,11 @@ SELECT what, path FROM (
 			last_error = '' WHERE id = $2`},
 	{"internal/rights/erasure.go:246", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
 	{"internal/rights/erasure.go:260", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
-	{"internal/rights/erasure.go:316", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`},
-	{"internal/rights/erasure.go:333", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
+	{"internal/rights/erasure.go:315", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`},
+	{"internal/rights/erasure.go:332", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
 		FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:348", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
-	{"internal/rights/erasure.go:359", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
+	{"internal/rights/erasure.go:347", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:358", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
 	{"internal/rights/ledger.go:419", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (hash) DO NOTHING`},
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
