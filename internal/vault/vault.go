@@ -373,14 +373,16 @@ func (v *Vault) KeyIn(ctx context.Context, q store.Querier, subjectID string, cr
 		if !create {
 			return nil, ErrNoKey
 		}
-		k, row, err := v.NewKey(subjectID)
-		if err != nil {
-			return nil, err
+		k, row, nerr := v.NewKey(subjectID)
+		if nerr != nil {
+			return nil, nerr
 		}
 		if _, err := q.ExecContext(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`, row...); err != nil {
 			return nil, fmt.Errorf("vault: data key: %w", err)
 		}
+		// Read back: ours, or the key a concurrent first use stored before ours (then
+		// err is nil and that key is unwrapped below).
 		err = q.QueryRowContext(ctx, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`, subjectID).Scan(&wrapped, &epoch)
 		if err == nil && bytes.Equal(wrapped, row[1].([]byte)) {
 			return k, nil
