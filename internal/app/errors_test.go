@@ -66,8 +66,11 @@ func TestUploadStopsWhenItsLeaseIsLost(t *testing.T) {
 		}
 		select {
 		case got := <-status:
-			if got != http.StatusInternalServerError {
-				t.Errorf("upload after its row was reclaimed: status %d, want %d", got, http.StatusInternalServerError)
+			// The server answers 500 and closes the connection while the client is
+			// still sending: the client sees the answer, or (when its write fails
+			// first) only the closed connection. Either way the upload stopped.
+			if got != http.StatusInternalServerError && got != -1 {
+				t.Errorf("upload after its row was reclaimed: status %d, want %d or the connection closed", got, http.StatusInternalServerError)
 			}
 		case <-time.After(15 * time.Second):
 			t.Fatal("the upload went on after its row was reclaimed")
