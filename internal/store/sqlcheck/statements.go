@@ -340,7 +340,7 @@ SELECT what, path FROM (
 	{"internal/vault/vault.go:371", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
 	{"internal/vault/vault.go:380", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/vault/vault.go:384", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:454", bothEngines, `DELETE FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:463", bothEngines, `SELECT count(*) FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:386", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:456", bothEngines, `DELETE FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:465", bothEngines, `SELECT count(*) FROM vault_keys WHERE subject_id = $1`},
 }
