@@ -19,7 +19,6 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/api"
-	"steward/internal/apperr"
 	"steward/internal/backup"
 	"steward/internal/blob"
 	"steward/internal/config"
@@ -59,6 +58,7 @@ type App struct {
 	Limits     *server.Limits
 	handler    http.Handler
 	inbound    *inbound.Server
+	resolver   inbound.Resolver // the inbound checks' DNS (nil: the system's)
 	poll       time.Duration
 	stop       context.CancelFunc
 	now        func() time.Time
@@ -76,6 +76,7 @@ type options struct {
 	sender mail.Sender
 	// keyGrace is vault.Config.Grace.
 	keyGrace time.Duration
+	resolver inbound.Resolver
 }
 
 // WithClock sets the clock.
@@ -87,6 +88,9 @@ func WithKeyGrace(d time.Duration) Option { return func(o *options) { o.keyGrace
 
 // WithPoll sets how often idle job workers look for work.
 func WithPoll(d time.Duration) Option { return func(o *options) { o.poll = d } }
+
+// WithResolver sets the DNS that the inbound listener's SPF and DKIM checks ask.
+func WithResolver(r inbound.Resolver) Option { return func(o *options) { o.resolver = r } }
 
 // WithSender replaces the configured mail sender.
 func WithSender(s mail.Sender) Option { return func(o *options) { o.sender = s } }
@@ -104,7 +108,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db, now: o.now}
+	a := &App{Config: cfg, Log: log, DB: db, now: o.now, resolver: o.resolver}
 	if err := a.build(ctx, o); err != nil {
 		db.Close()
 		return nil, err
@@ -214,7 +218,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.Consent = consent.New(a.DB, reg, cfg.PolicyVersion, signer, a.Vault, a.now)
 	a.Staff = governance.NewStaff(a.DB, a.now)
 	a.Newsletter = newsletter.New(a.DB, a.Outbox, a.Consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.Vault, BaseURL: cfg.BaseURL,
-		UnsubscribeDomain: cfg.UnsubscribeDomain}, a.now, a.Log)
+		UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.Accounts}, a.now, a.Log)
 	// Each hook runs in the transaction of the change that causes it: what it derives
 	// commits with the change, or not at all.
 	// A verified address joins its subscription, if any, to the account: one subject.
@@ -308,8 +312,11 @@ func (a *App) build(ctx context.Context, o options) error {
 // startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts
 // the sender out of every marketing purpose.
 func (a *App) startInbound() error {
-	srv, err := inbound.New(inbound.Config{Addr: a.Config.InboundAddr, Domain: a.Config.UnsubscribeDomain, Log: a.Log},
-		func(ctx context.Context, r inbound.Request) error { return a.UnsubscribeByMail(ctx, r) })
+	srv, err := inbound.New(inbound.Config{Addr: a.Config.InboundAddr, Domain: a.Config.UnsubscribeDomain, Log: a.Log, Resolver: a.resolver},
+		func(ctx context.Context, r inbound.Request) error {
+			return a.Newsletter.UnsubscribeByMail(ctx, newsletter.MailedUnsubscribe{Sender: r.Sender, From: r.From, Token: r.Token,
+				RemoteIP: r.RemoteIP, Authenticated: r.Authenticated})
+		})
 	if err != nil {
 		return err
 	}
@@ -332,54 +339,6 @@ func (a *App) InboundAddr() net.Addr {
 		return nil
 	}
 	return a.inbound.Addr()
-}
-
-// UnsubscribeByMail honours a mail to the unsubscribe address. With a token (from a
-// campaign's List-Unsubscribe) it withdraws that campaign's purpose; without, every
-// marketing consent of the member or subscriber whose address sent the mail (envelope
-// sender and From: header). An unknown address or a bad token is no error: the sender
-// must not retry.
-func (a *App) UnsubscribeByMail(ctx context.Context, r inbound.Request) error {
-	if r.Token != "" {
-		_, err := a.Newsletter.Unsubscribe(ctx, r.Token, consent.SourceInboundEmail, map[string]string{"sender": r.Sender, "ip": r.RemoteIP})
-		if apperr.KindOf(err) != "" {
-			return nil // a forged or expired token: nothing to retry
-		}
-		return err
-	}
-	decisions := map[string]consent.Decision{}
-	for _, p := range a.Consent.Register().Purposes {
-		if p.Marketing {
-			decisions[p.Key] = consent.Withdrawn
-		}
-	}
-	seen := map[string]bool{}
-	for _, addr := range []string{r.Sender, r.From} {
-		if addr == "" || seen[addr] {
-			continue
-		}
-		seen[addr] = true
-		subject := ""
-		if subj, err := a.Accounts.Lookup(ctx, addr); err == nil {
-			subject = subj.ID
-		} else if id, err := a.Newsletter.Lookup(ctx, addr); err == nil {
-			subject = id
-		} else {
-			continue
-		}
-		if err := a.Consent.Apply(ctx, subject, decisions, nil, consent.SourceInboundEmail,
-			map[string]string{"sender": addr, "ip": r.RemoteIP}); err != nil {
-			return err
-		}
-		for p := range decisions {
-			if err := a.DB.InTx(ctx, func(tx *store.Tx) error {
-				return a.Newsletter.Suppress(ctx, tx, addr, p, "unsubscribed by mail")
-			}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // openBlobs opens the configured object store for files; clean removes what Puts cut

@@ -49,6 +49,7 @@ type Service struct {
 	db      *store.DB
 	outbox  *mail.Outbox
 	consent *consent.Service
+	members Accounts // whose address an address is
 	sender  mail.BulkSender
 	key     []byte
 	baseURL string
@@ -58,6 +59,8 @@ type Service struct {
 	group   groupCommit
 	index   *vault.Index
 	vault   *vault.Vault
+	// confirms limits the confirmation links mailed for unauthenticated unsubscribe mail.
+	confirms confirmLimit
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead and importStoring, when set (by tests), run when an import's batch
@@ -73,13 +76,14 @@ type Config struct {
 	Vault             *vault.Vault // seals subscribers' values under their subjects' keys
 	BaseURL           string
 	UnsubscribeDomain string
+	Accounts          Accounts // whose address an unsubscribe mail came from
 }
 
 // New returns the newsletter service.
 func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.BulkSender, cfg Config, now func() time.Time, log *slog.Logger) *Service {
 	m := hmac.New(sha256.New, cfg.Key)
 	m.Write([]byte("steward newsletter v1"))
-	s := &Service{db: db, outbox: outbox, consent: c, sender: sender, key: m.Sum(nil), index: cfg.Index, vault: cfg.Vault, baseURL: cfg.BaseURL,
+	s := &Service{db: db, outbox: outbox, consent: c, members: cfg.Accounts, sender: sender, key: m.Sum(nil), index: cfg.Index, vault: cfg.Vault, baseURL: cfg.BaseURL,
 		unsub: cfg.UnsubscribeDomain, now: now, log: log}
 	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
 	s.group.max = 1

@@ -26,6 +26,7 @@ import (
 
 	"steward/internal/app"
 	"steward/internal/config"
+	"steward/internal/inbound/fakedns"
 )
 
 // Harness is a running Steward.
@@ -35,8 +36,11 @@ type Harness struct {
 	URL    string
 	Data   string
 	Client *http.Client
-	stop   func()
-	once   sync.Once
+	// DNS answers the inbound listener's SPF and DKIM lookups: a test publishes
+	// records in it; nothing asks the network.
+	DNS  *fakedns.Resolver
+	stop func()
+	once sync.Once
 }
 
 // Start boots Steward on dbURL ("" for SQLite in a temporary folder) with extra flags.
@@ -70,7 +74,8 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	if os.Getenv("STEWARD_TEST_LOG") == "1" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1))
+	dns := fakedns.New()
+	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1), app.WithResolver(dns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +84,7 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	}
 	done := make(chan struct{})
 	go func() { _ = a.Serve(ctx, ln); close(done) }()
-	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}}
+	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}, DNS: dns}
 	h.stop = func() {
 		cancel()
 		<-done
