@@ -264,4 +264,3 @@ func TestUnsubscribeMailAuthentication(t *testing.T) {
 		})
 	})
 }
-
