@@ -109,16 +109,28 @@ func confirmations(t *testing.T, h *apptest.Harness, addr string) int {
 	return n
 }
 
+// confirmationLink waits for the confirmation mail to addr and returns its link's token.
+func confirmationLink(t *testing.T, h *apptest.Harness, addr string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range h.Mails(addr) {
+			if sub := confirmRE.FindStringSubmatch(m.Raw); sub != nil {
+				return sub[1]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no confirmation mail to %s after 10s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // openConfirmation opens the link of the confirmation mail to addr: the page first,
 // which changes nothing, then its button.
 func openConfirmation(t *testing.T, h *apptest.Harness, token, addr string) {
 	t.Helper()
-	mails := h.WaitMail(addr, 1)
-	sub := confirmRE.FindStringSubmatch(mails[len(mails)-1].Raw)
-	if sub == nil {
-		t.Fatalf("no confirmation link in %s", mails[len(mails)-1].Raw)
-	}
-	tok := sub[1]
+	tok := confirmationLink(t, h, addr)
 	if r := h.Do("GET", "/unsubscribe?t="+url.QueryEscape(tok), nil, ""); r.Status != 200 || !strings.Contains(string(r.Body), "all marketing mail") {
 		t.Fatalf("the confirmation page = %d %s", r.Status, r.Body)
 	}
@@ -225,6 +237,25 @@ func TestUnsubscribeMailAuthentication(t *testing.T) {
 			}
 			openConfirmation(t, h, token, "target@victim.example")
 			checkConsents(t, h, token, "target@victim.example", "withdrawn")
+		})
+
+		t.Run("a link whose member was erased since does nothing", func(t *testing.T) {
+			token := marketingMember(t, h, "gone@example.com")
+			mailUnsubscribe(t, h, "attacker@evil.example", unsubAddr, unsubscribeMessage("<gone@example.com>"))
+			tok := confirmationLink(t, h, "gone@example.com")
+			del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)
+			h.WaitErasure(del.JSON()["request_id"].(string))
+			if r := h.Do("GET", "/unsubscribe?t="+url.QueryEscape(tok), nil, ""); r.Status != 400 {
+				t.Errorf("the link of an erased member = %d", r.Status)
+			}
+			resp, err := h.Client.PostForm(h.URL+"/unsubscribe", url.Values{"t": {tok}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 {
+				t.Errorf("confirming for an erased member = %d", resp.StatusCode)
+			}
 		})
 
 		t.Run("token: trusted by its token, unchanged", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -235,7 +236,7 @@ const allMarketing = "all marketing mail"
 // unsubscribeByLink honours an opened confirmation link: the same as an
 // authenticated mail, with the opening as the proof.
 func (s *Service) unsubscribeByLink(ctx context.Context, tok string, src consent.Source, evidence map[string]string) (Unsubscribed, error) {
-	subject, hash, err := s.parseMailToken(tok)
+	subject, hash, err := s.checkMailToken(ctx, tok)
 	if err != nil {
 		return Unsubscribed{}, err
 	}
@@ -247,4 +248,45 @@ func (s *Service) unsubscribeByLink(ctx context.Context, tok string, src consent
 		return Unsubscribed{}, err
 	}
 	return Unsubscribed{PurposeName: allMarketing}, nil
+}
+
+// checkMailToken checks a confirmation link's token and that its subject was not
+// erased since the link was mailed (nothing to record a decision for).
+func (s *Service) checkMailToken(ctx context.Context, tok string) (subject, hash string, err error) {
+	subject, hash, err = s.parseMailToken(tok)
+	if err != nil {
+		return "", "", err
+	}
+	ok, err := s.subjectKnown(ctx, subject)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", errBadToken
+	}
+	return subject, hash, nil
+}
+
+// mailTokenPurpose names what a confirmation link opts out of, changing nothing.
+func (s *Service) mailTokenPurpose(ctx context.Context, tok string) (string, error) {
+	if _, _, err := s.checkMailToken(ctx, tok); err != nil {
+		return "", err
+	}
+	return allMarketing, nil
+}
+
+// subjectKnown reports whether subject is still a member or a subscriber.
+func (s *Service) subjectKnown(ctx context.Context, subject string) (bool, error) {
+	_, err := s.members.Lookup(ctx, subject) // by id
+	if err == nil {
+		return true, nil
+	}
+	if apperr.KindOf(err) != apperr.NotFound {
+		return false, err
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM subscribers WHERE subject_id = $1`, subject).Scan(&n); err != nil {
+		return false, fmt.Errorf("newsletter: unsubscribe: %w", err)
+	}
+	return n > 0, nil
 }

@@ -775,10 +775,7 @@ func (s *Service) purposeName(key string) string {
 // changing nothing (the page before the click).
 func (s *Service) PurposeOf(ctx context.Context, tok string) (string, error) {
 	if strings.HasPrefix(tok, mailTokenPrefix) {
-		if _, _, err := s.parseMailToken(tok); err != nil {
-			return "", err
-		}
-		return allMarketing, nil
+		return s.mailTokenPurpose(ctx, tok)
 	}
 	tid, err := s.parseToken(tok)
 	if err != nil {
