@@ -310,7 +310,8 @@ func (a *App) build(ctx context.Context, o options) error {
 }
 
 // startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts
-// the sender out of every marketing purpose.
+// its From: address out of every marketing purpose once authenticated or confirmed
+// (newsletter.UnsubscribeByMail).
 func (a *App) startInbound() error {
 	srv, err := inbound.New(inbound.Config{Addr: a.Config.InboundAddr, Domain: a.Config.UnsubscribeDomain, Log: a.Log, Resolver: a.resolver},
 		func(ctx context.Context, r inbound.Request) error {
