@@ -26,6 +26,7 @@ import (
 
 	"steward/internal/app"
 	"steward/internal/config"
+	"steward/internal/inbound/fakedns"
 )
 
 // Harness is a running Steward.
@@ -36,8 +37,11 @@ type Harness struct {
 	Data   string
 	Client *http.Client
 	Clock  *Clock // Steward's clock: move it on to age what Steward stored
-	stop   func()
-	once   sync.Once
+	// DNS answers the inbound listener's SPF and DKIM lookups: a test publishes
+	// records in it; nothing asks the network.
+	DNS  *fakedns.Resolver
+	stop func()
+	once sync.Once
 }
 
 // Clock is the clock a harness gives Steward: the real time, moved on by Advance. A test
@@ -94,7 +98,8 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	clock := &Clock{}
-	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1), app.WithClock(clock.Now))
+	dns := fakedns.New()
+	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1), app.WithClock(clock.Now), app.WithResolver(dns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +108,7 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	}
 	done := make(chan struct{})
 	go func() { _ = a.Serve(ctx, ln); close(done) }()
-	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}, Clock: clock}
+	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}, Clock: clock, DNS: dns}
 	h.stop = func() {
 		cancel()
 		<-done
