@@ -51,7 +51,13 @@ func FuzzHeaders(f *testing.F) {
 		}
 		said := false
 		for _, v := range msg.Header["Auto-Submitted"] {
-			said = said || !strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "no")
+			// The keyword is what comes before any parameter or comment (RFC 3834).
+			kw := v
+			if i := strings.IndexAny(kw, ";("); i >= 0 {
+				kw = kw[:i]
+			}
+			kw = strings.ToLower(strings.TrimSpace(kw))
+			said = said || kw != "no"
 		}
 		if autoSubmitted(msg.Header) && !said {
 			t.Fatalf("auto-submitted without a field saying so: %q", msg.Header["Auto-Submitted"])
