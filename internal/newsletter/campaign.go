@@ -327,8 +327,11 @@ var errBadToken = apperr.Field("t", "link_invalid", "this opt-out link is not va
 
 // parseToken checks a token and returns its delivery's token id.
 func (s *Service) parseToken(tok string) (string, error) {
-	raw, err := b32.DecodeString(strings.ToUpper(strings.TrimSpace(tok)))
-	if err != nil || len(raw) != 26 {
+	tok = strings.ToUpper(strings.TrimSpace(tok))
+	raw, err := b32.DecodeString(tok)
+	// Only the token's own text: base32 decoding skips line breaks and the last
+	// character's spare bits, and a token is one text, as it was mailed.
+	if err != nil || len(raw) != 26 || b32.EncodeToString(raw) != tok {
 		return "", errBadToken
 	}
 	m := hmac.New(sha256.New, s.key)

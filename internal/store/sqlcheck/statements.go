@@ -208,19 +208,19 @@ SELECT what, path FROM (
 	{"internal/newsletter/campaign.go:228", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
 	{"internal/newsletter/campaign.go:252", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
 		LEFT JOIN vault_keys k ON k.subject_id = m.subject_id WHERE m.purpose = $1`},
-	{"internal/newsletter/campaign.go:360", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
-	{"internal/newsletter/campaign.go:396", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
+	{"internal/newsletter/campaign.go:363", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
+	{"internal/newsletter/campaign.go:399", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
 			SELECT $1, u.subject, u.token, 'pending', $2 FROM unnest($3::text[], $4::text[]) AS u(subject, token)
 			ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:401", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:465", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
-	{"internal/newsletter/campaign.go:658", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:404", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:468", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
+	{"internal/newsletter/campaign.go:661", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`},
-	{"internal/newsletter/campaign.go:810", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:813", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:848", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:868", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
-	{"internal/newsletter/campaign.go:884", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:851", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
+	{"internal/newsletter/campaign.go:871", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
+	{"internal/newsletter/campaign.go:887", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/holder.go:160", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
 	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
@@ -230,22 +230,22 @@ SELECT what, path FROM (
 	{"internal/newsletter/holder.go:211", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
 			ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
 	{"internal/newsletter/holder.go:216", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/importer.go:453", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
-	{"internal/newsletter/importer.go:456", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/newsletter/importer.go:466", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/importer.go:463", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
+	{"internal/newsletter/importer.go:466", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/newsletter/importer.go:476", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES ($4, $5, $6, $7, $8, $9)) AS v`},
-	{"internal/newsletter/importer.go:481", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+	{"internal/newsletter/importer.go:491", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, subject_id, email, first_name FROM subscribers WHERE rowid > $2 ORDER BY rowid`},
-	{"internal/newsletter/importer.go:501", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+	{"internal/newsletter/importer.go:511", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[])`},
-	{"internal/newsletter/importer.go:505", postgresOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/importer.go:515", postgresOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $7, 'import', $8, $8
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, email, hash, first, last, company)`},
-	{"internal/newsletter/importer.go:512", postgresOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+	{"internal/newsletter/importer.go:522", postgresOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, u.id, u.email, u.first FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, email, first)`},
-	{"internal/newsletter/importer.go:523", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
+	{"internal/newsletter/importer.go:533", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
 	{"internal/newsletter/mailable.go:132", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
