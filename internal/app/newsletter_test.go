@@ -48,7 +48,7 @@ func audience(t *testing.T, h *apptest.Harness, purpose string) map[string]bool 
 }
 
 func TestNewsletterDoubleOptIn(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		for body, field := range map[string]string{
 			`{"last_name":"X","email":"a@example.org"}`:                                                  "first_name",
@@ -118,7 +118,7 @@ func campaignToken(t *testing.T, m apptest.Mail) string {
 }
 
 func TestCampaign(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		staffID, staff := h.Member("editor@example.org", pw, nil)
 		_, plain := h.Member("plain@example.org", pw, nil)
