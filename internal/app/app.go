@@ -293,7 +293,7 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 
-	a.Limits = server.NewLimits(!cfg.RateLimits)
+	a.Limits = server.NewLimits(!cfg.RateLimits, a.now)
 	mux := http.NewServeMux()
 	(&api.API{Accounts: a.Accounts, Rights: a.Rights, Files: a.Files, Consent: a.Consent, Newsletter: a.Newsletter, Staff: a.Staff, Jobs: a.Jobs, Limits: a.Limits, Log: a.Log, TrustProxy: cfg.TrustProxy, Now: a.now}).Register(mux)
 	pages, err := web.New(web.Options{
