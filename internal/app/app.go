@@ -366,7 +366,7 @@ func (a *App) registerJobs() {
 func (a *App) routes() (http.Handler, error) {
 	cfg := a.config
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
-		Staff: a.staff, Jobs: a.jobs, Limits: server.NewLimits(!cfg.RateLimits), Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
+		Staff: a.staff, Jobs: a.jobs, Limits: server.NewLimits(!cfg.RateLimits, a.now), Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
 	mux := http.NewServeMux()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

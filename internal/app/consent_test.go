@@ -27,7 +27,7 @@ func choice(t *testing.T, r apptest.Response, key string) map[string]any {
 }
 
 func TestConsentLedger(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		id, token := h.Member("consent@example.org", pw, nil)
 

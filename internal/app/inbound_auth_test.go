@@ -158,7 +158,7 @@ func openConfirmation(t *testing.T, h *apptest.Harness, token, addr string) {
 // aligned with its From: domain; otherwise the From: address is mailed a link that
 // does the same once opened. The client's answer is the same either way.
 func TestUnsubscribeMailAuthentication(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		h := apptest.Start(t, dbURL, "--inbound-smtp-addr", "127.0.0.1:0")
 
 		t.Run("forged From, no SPF, no DKIM: a confirmation link", func(t *testing.T) {

@@ -18,6 +18,7 @@ type Limiter struct {
 	burst   int
 	off     bool
 	last    time.Time
+	now     func() time.Time
 }
 
 type bucket struct {
@@ -25,10 +26,11 @@ type bucket struct {
 	seen time.Time
 }
 
-// NewLimiter returns a limiter of burst actions, refilled at one every per. A limiter
-// with off set allows everything (benchmarks, tests of other things).
-func NewLimiter(burst int, per time.Duration, off bool) *Limiter {
-	return &Limiter{buckets: map[string]*bucket{}, every: rate.Every(per), burst: burst, off: off}
+// NewLimiter returns a limiter of burst actions, refilled at one every per on the
+// clock now. A limiter with off set allows everything (benchmarks, tests of other
+// things).
+func NewLimiter(burst int, per time.Duration, off bool, now func() time.Time) *Limiter {
+	return &Limiter{buckets: map[string]*bucket{}, every: rate.Every(per), burst: burst, off: off, now: now}
 }
 
 // ErrRateLimited is returned when a limit is hit.
@@ -39,7 +41,7 @@ func (l *Limiter) Allow(keys ...string) bool {
 	if l.off {
 		return true
 	}
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.last) > time.Minute {
@@ -92,12 +94,13 @@ type Limits struct {
 	LoginIP, LoginAccount, Register, Reset *Limiter
 }
 
-// NewLimits returns the default limits; with off set none of them limits.
-func NewLimits(off bool) *Limits {
+// NewLimits returns the default limits on the clock now; with off set none of them
+// limits.
+func NewLimits(off bool, now func() time.Time) *Limits {
 	return &Limits{
-		LoginIP:      NewLimiter(20, 6*time.Second, off), // 10 a minute after a burst of 20
-		LoginAccount: NewLimiter(5, 20*time.Second, off), // 3 a minute after a burst of 5
-		Register:     NewLimiter(5, 2*time.Minute, off),  // per IP
-		Reset:        NewLimiter(3, 5*time.Minute, off),  // per IP and per address
+		LoginIP:      NewLimiter(20, 6*time.Second, off, now), // 10 a minute after a burst of 20
+		LoginAccount: NewLimiter(5, 20*time.Second, off, now), // 3 a minute after a burst of 5
+		Register:     NewLimiter(5, 2*time.Minute, off, now),  // per IP
+		Reset:        NewLimiter(3, 5*time.Minute, off, now),  // per IP and per address
 	}
 }

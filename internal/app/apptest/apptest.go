@@ -27,7 +27,33 @@ import (
 	"steward/internal/app"
 	"steward/internal/config"
 	"steward/internal/inbound/fakedns"
+	"steward/internal/store/storetest"
 )
+
+// Each runs fn against a fresh Steward on SQLite, and on PostgreSQL when the test
+// database is configured, in parallel subtests.
+func Each(t *testing.T, fn func(t *testing.T, h *Harness)) {
+	t.Helper()
+	EachDatabase(t, func(t *testing.T, dbURL string) { fn(t, Start(t, dbURL)) })
+}
+
+// EachDatabase runs fn in parallel subtests with the database URL of each engine ("" for
+// SQLite), for a test that starts Steward with settings of its own.
+func EachDatabase(t *testing.T, fn func(t *testing.T, dbURL string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, "")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		u := storetest.PostgresURL(t)
+		if u == "" {
+			t.Skip("STEWARD_TEST_POSTGRES_URL not set")
+		}
+		fn(t, u)
+	})
+}
 
 // Harness is a running Steward.
 type Harness struct {
