@@ -82,20 +82,20 @@ func TestMetrics(t *testing.T) {
 			return m[`steward_job_runs_total{kind="erasure",result="ok"}`] >= 1 && m[`steward_mails_total{result="sent"}`] >= 1
 		})
 		for sample, want := range map[string]float64{
-			`steward_http_requests_total{code="200",method="GET",route="GET /api/v1/members/{id}"}`: 1,
-			`steward_http_requests_total{code="201",method="POST",route="POST /api/v1/accounts"}`:   1,
-			`steward_http_requests_total{code="202",method="DELETE",route="DELETE /api/v1/me"}`:     1,
+			`steward_http_requests_total{code="200",method="GET",route="GET /api/v1/members/{id}"}`:      1,
+			`steward_http_requests_total{code="201",method="POST",route="POST /api/v1/accounts"}`:        1,
+			`steward_http_requests_total{code="202",method="DELETE",route="DELETE /api/v1/me"}`:          1,
 			`steward_http_request_duration_seconds_count{method="GET",route="GET /api/v1/members/{id}"}`: 1,
-			`steward_erasures_started_total`: 1,
-			`steward_erasures_done_total`:    1,
-			`steward_erasures_unfinished`:    0,
-			`steward_erasures_overdue`:       0,
-			`steward_erasures_failing`:       0,
-			`steward_metrics_source_up{source="jobs"}`:     1,
-			`steward_metrics_source_up{source="outbox"}`:   1,
-			`steward_metrics_source_up{source="erasures"}`: 1,
+			`steward_erasures_started_total`:                     1,
+			`steward_erasures_done_total`:                        1,
+			`steward_erasures_unfinished`:                        0,
+			`steward_erasures_overdue`:                           0,
+			`steward_erasures_failing`:                           0,
+			`steward_metrics_source_up{source="jobs"}`:           1,
+			`steward_metrics_source_up{source="outbox"}`:         1,
+			`steward_metrics_source_up{source="erasures"}`:       1,
 			`steward_job_runs_total{kind="erasure",result="ok"}`: 1,
-			`steward_mails_total{result="refused"}`:             0,
+			`steward_mails_total{result="refused"}`:              0,
 		} {
 			if got, ok := m[sample]; !ok || got != want {
 				t.Errorf("%s = %v (present %v), want %v", sample, got, ok, want)
