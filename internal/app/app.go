@@ -28,6 +28,7 @@ import (
 	"steward/internal/inbound"
 	"steward/internal/jobs"
 	"steward/internal/mail"
+	"steward/internal/metrics"
 	"steward/internal/newsletter"
 	"steward/internal/rights"
 	"steward/internal/server"
@@ -64,6 +65,8 @@ type App struct {
 	resuming   sync.WaitGroup
 	keysBehind error        // the database is at an older key epoch than this node (restored)
 	serving    *backup.Lock // held from Start to Close: no restore meanwhile
+	metrics    *metrics.Metrics
+	ready      *readiness
 }
 
 // Option changes how the app is built (tests).
@@ -148,6 +151,8 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	a.metrics = metrics.New(a.metricSources(), a.log)
+	bulk = a.metrics.Sender(bulk) // counts what the outbox and campaigns hand over
 	a.jobs = jobs.New(a.db, a.log, cfg.JobWorkers, o.poll)
 	if err := a.openVault(ctx, o.keyGrace); err != nil {
 		return err
@@ -375,7 +380,10 @@ func (a *App) routes() (http.Handler, error) {
 		return nil, err
 	}
 	pages.Register(mux)
-	return server.Middleware(mux, a.log, cfg.CookieSecure), nil
+	a.ready = &readiness{checks: a.readinessChecks(), log: a.log}
+	a.registerHealth(mux)
+	// Counted outside the middleware, which answers a panic with 500 first.
+	return a.metrics.Instrument(server.Middleware(mux, a.log, cfg.CookieSecure)), nil
 }
 
 // startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts

@@ -219,8 +219,23 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (--addr, STEWARD_ADDR): %w", cfg.Addr, err)
 	}
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (--metrics-addr, STEWARD_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+	}
 	if err := a.Start(ctx); err != nil {
 		return err
+	}
+	if metricsLn != nil {
+		go func() {
+			if err := a.ServeMetrics(ctx, metricsLn); err != nil {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+		log.Info("metrics are served", "url", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
 	dialect := "SQLite"
 	if a.DB().Dialect == store.Postgres {

@@ -49,6 +49,7 @@ type Config struct {
 	BaseURL     string
 	SiteName    string
 	LogLevel    string
+	MetricsAddr string // "" : no metrics listener
 
 	MailMode     string // "file" or "smtp"
 	MailFrom     string
@@ -121,6 +122,7 @@ var settings = []setting{
 	{"base-url", "STEWARD_BASE_URL", "", "public URL used in links of mails (default: http://ADDR)"},
 	{"site-name", "STEWARD_SITE_NAME", "Steward", "name of the site shown on pages and mails"},
 	{"log-level", "STEWARD_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"metrics-addr", "STEWARD_METRICS_ADDR", "", "listen address of /metrics (Prometheus), with /healthz and /readyz, apart from the site, e.g. 127.0.0.1:9464 (off when empty)"},
 	{"mail", "STEWARD_MAIL", "file", "mail sender: file (.eml files in DATA/outbox) or smtp"},
 	{"mail-from", "STEWARD_MAIL_FROM", "Steward <no-reply@steward.localhost>", "From address of mails"},
 	{"smtp-addr", "STEWARD_SMTP_ADDR", "", "SMTP server host:port (with --mail=smtp)"},
@@ -175,7 +177,7 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	get := l.get
 	c := &Config{
 		Addr: get("addr"), DataDir: get("data"), DatabaseURL: get("database"), BaseURL: get("base-url"),
-		SiteName: get("site-name"), LogLevel: get("log-level"),
+		SiteName: get("site-name"), LogLevel: get("log-level"), MetricsAddr: get("metrics-addr"),
 		MailMode: get("mail"), MailFrom: get("mail-from"), SMTPAddr: get("smtp-addr"), SMTPUser: get("smtp-user"),
 		SMTPPassword: *vals["smtp-password"], SMTPTLS: get("smtp-tls"), LedgerKeyFile: get("ledger-key-file"),
 	}
@@ -271,6 +273,9 @@ func (l *loader) duration(name string, lo time.Duration, msg string) time.Durati
 func (l *loader) site(c *Config) {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		l.bad("addr", fmt.Sprintf("%q is not host:port", c.Addr))
+	}
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
+		l.bad("metrics-addr", fmt.Sprintf("%q is not host:port", c.MetricsAddr))
 	}
 	if c.DataDir == "" {
 		l.bad("data", "must not be empty")

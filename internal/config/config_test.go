@@ -48,6 +48,7 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		{[]string{"--fields", "name=sometimes"}, "--fields (STEWARD_FIELDS): field name"},
 		{[]string{"--fields", "shoe_size=required"}, `unknown field "shoe_size"`},
 		{[]string{"--base-url", "ftp://x"}, "--base-url (STEWARD_BASE_URL)"},
+		{[]string{"--metrics-addr", "9464"}, "--metrics-addr (STEWARD_METRICS_ADDR)"},
 	}
 	for _, tt := range tests {
 		_, _, err := Load(tt.args, noEnv)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -71,6 +72,8 @@ type Queue struct {
 	poll     time.Duration
 	started  bool
 	periodic []*river.PeriodicJob
+	runsMu   sync.Mutex
+	runs     map[Run]int64 // Run.N unset: the key
 }
 
 // Every schedules args to run every interval (and once at start). Call before Open.
@@ -88,7 +91,9 @@ func New(db *store.DB, log *slog.Logger, size int, poll time.Duration) *Queue {
 // Register adds a worker for the job kind of T. Call before Start.
 func Register[T Args](q *Queue, fn func(ctx context.Context, args T) error) {
 	river.AddWorker(q.workers, river.WorkFunc(func(ctx context.Context, j *river.Job[T]) error {
-		return fn(ctx, j.Args)
+		err := fn(ctx, j.Args)
+		q.ran(j.Args.Kind(), err)
+		return err
 	}))
 }
 
@@ -110,7 +115,7 @@ func (backoff) NextRetry(j *rivertype.JobRow) time.Time {
 // it only inserts (for command-line tools).
 func (q *Queue) Open(work bool) error {
 	cfg := &river.Config{
-		Logger:               q.log,
+		Logger:               quietLogger(q.log),
 		FetchPollInterval:    q.poll,
 		FetchCooldown:        min(q.poll/4, 10*time.Millisecond), // how soon after a fetch a wake can fetch again
 		JobTimeout:           2 * time.Minute,
@@ -182,4 +187,71 @@ func (q *Queue) wake(ctx context.Context) {
 	if _, err := q.client.Insert(ctx, wakeArgs{}, &river.InsertOpts{MaxAttempts: 1}); err != nil {
 		q.log.Debug("jobs: wake", "err", err)
 	}
+}
+
+// Run counts the runs of one kind of job on this node that ended one way: "ok",
+// "again" (it yielded with RunAgain) or "error" (it failed; River retries it later,
+// or discards it after its last attempt).
+type Run struct {
+	Kind, Result string
+	N            int64
+}
+
+func (q *Queue) ran(kind string, err error) {
+	result := "ok"
+	var snooze *river.JobSnoozeError
+	switch {
+	case errors.As(err, &snooze):
+		result = "again"
+	case err != nil:
+		result = "error"
+	}
+	q.runsMu.Lock()
+	defer q.runsMu.Unlock()
+	if q.runs == nil {
+		q.runs = map[Run]int64{}
+	}
+	q.runs[Run{Kind: kind, Result: result}]++
+}
+
+// Runs returns the counts of job runs on this node since it started.
+func (q *Queue) Runs() []Run {
+	q.runsMu.Lock()
+	defer q.runsMu.Unlock()
+	out := make([]Run, 0, len(q.runs))
+	for k, n := range q.runs {
+		k.N = n
+		out = append(out, k)
+	}
+	return out
+}
+
+// Count is how many jobs of a kind are in a state, on every node: "available",
+// "scheduled", "retryable" and "running" are queued or working; "discarded" failed
+// for good (kept by River for a week); "cancelled" will not run.
+type Count struct {
+	Kind, State string
+	N           int64
+}
+
+// Counts reads how many jobs of each kind are in each state but completed, from
+// River's table: one grouped count.
+func (q *Queue) Counts(ctx context.Context) ([]Count, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: counts: %w", err)
+	}
+	defer rows.Close()
+	var out []Count
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Kind, &c.State, &c.N); err != nil {
+			return nil, fmt.Errorf("jobs: counts: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("jobs: counts: %w", err)
+	}
+	return out, nil
 }

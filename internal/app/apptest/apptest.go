@@ -93,7 +93,20 @@ func (c *Clock) Advance(d time.Duration) {
 }
 
 // Start boots Steward on dbURL ("" for SQLite in a temporary folder) with extra flags.
+// Its log is discarded (STEWARD_TEST_LOG=1: written to stderr).
 func Start(t testing.TB, dbURL string, flags ...string) *Harness {
+	t.Helper()
+	return start(t, dbURL, nil, flags)
+}
+
+// StartLogged is Start with every line Steward logs, at DEBUG, written to w (which
+// must take writes from several goroutines).
+func StartLogged(t testing.TB, dbURL string, w io.Writer, flags ...string) *Harness {
+	t.Helper()
+	return start(t, dbURL, w, flags)
+}
+
+func start(t testing.TB, dbURL string, logTo io.Writer, flags []string) *Harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	data := t.TempDir()
@@ -122,6 +135,9 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("STEWARD_TEST_LOG") == "1" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if logTo != nil {
+		log = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	clock := &Clock{}
 	dns := fakedns.New()

@@ -73,6 +73,7 @@ var statements = []statement{
 	{"internal/account/session.go:324", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
 	{"internal/account/session.go:327", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
 	{"internal/account/session.go:344", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
+	{"internal/app/observe.go:152", bothEngines, `SELECT 1`},
 	{"internal/backup/backup.go:179", bothEngines, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`},
 	{"internal/backup/backup.go:183", bothEngines, `SELECT max(erased_at) FROM erasure_ledger`},
 	{"internal/backup/backup.go:199", sqliteOnly, `VACUUM INTO ?`},
@@ -188,6 +189,7 @@ SELECT what, path FROM (
 		ON CONFLICT (account_id, role) DO NOTHING`},
 	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
 	{"internal/governance/staff.go:44", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
+	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
 	{"internal/mail/mail.go:142", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
 	{"internal/mail/mail.go:144", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
 	{"internal/mail/mail.go:244", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
@@ -200,6 +202,7 @@ SELECT what, path FROM (
 	{"internal/mail/mail.go:677", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
 	{"internal/mail/mail.go:716", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:288", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:88", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`},
@@ -314,6 +317,11 @@ SELECT what, path FROM (
 				ON CONFLICT (hash) DO NOTHING`},
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
 	{"internal/rights/ledger.go:526", bothEngines, `SELECT max(erased_at) FROM erasure_ledger`},
+	{"internal/rights/stats.go:24", bothEngines, `SELECT COUNT(*),
+		COUNT(CASE WHEN state = $1 THEN 1 END),
+		COUNT(CASE WHEN state <> $1 AND last_error <> '' THEN 1 END),
+		COUNT(CASE WHEN state <> $1 AND created_at < $2 THEN 1 END)
+		FROM erasure_requests`},
 	{"internal/store/store.go:136", sqliteOnly, `PRAGMA wal_checkpoint(PASSIVE)`},
 	{"internal/store/store.go:461", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`},
