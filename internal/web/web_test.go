@@ -674,6 +674,10 @@ func TestGuardianConsent(t *testing.T) {
 	if strings.Contains(acct.body, "1234567") {
 		t.Error("an optional field given before the guardian agreed was kept")
 	}
+	// The child cannot make themselves an adult (issue 11, defect 6).
+	c.post("/account", url.Values{"birthdate": {"1990-01-01"}}).
+		want(t, "child changes birthdate", http.StatusBadRequest, "can be changed only with your parent or guardian")
+	c.get("/account").want(t, "account after refusal", http.StatusOK, time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
 }
 
 func TestRateLimits(t *testing.T) {
