@@ -56,6 +56,7 @@ type App struct {
 	newsletter *newsletter.Service
 	staff      *governance.Staff
 	handler    http.Handler
+	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
 	poll       time.Duration
 	stop       context.CancelFunc
@@ -362,7 +363,7 @@ func (a *App) routes() (http.Handler, error) {
 	cfg := a.config
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Staff: a.staff, Jobs: a.jobs, Limits: server.NewLimits(!cfg.RateLimits), Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
-	mux := http.NewServeMux()
+	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		CookieSecure: cfg.CookieSecure, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent})
@@ -370,6 +371,7 @@ func (a *App) routes() (http.Handler, error) {
 		return nil, err
 	}
 	pages.Register(mux)
+	a.patterns = mux.Patterns()
 	return server.Middleware(mux, a.log, cfg.CookieSecure), nil
 }
 
