@@ -77,3 +77,39 @@ func TestRegistrationRevealsNoAccount(t *testing.T) {
 		}
 	})
 }
+
+// TestGuardianAskedAtFirstProof: a child's guardian is mailed once the child proves the
+// address, by a password reset as well as by the verification link, and only once.
+func TestGuardianAskedAtFirstProof(t *testing.T) {
+	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+		twelve := time.Now().AddDate(-12, 0, -1).Format("2006-01-02")
+		if r := h.Register(map[string]any{"email": "kid@example.org", "password": pw, "name": "Kid", "birthdate": twelve,
+			"country": "FR", "guardian_email": "parent@example.org"}); r.Status != 201 {
+			t.Fatalf("register = %d %s", r.Status, r.Body)
+		}
+		vtok := h.WaitLink("kid@example.org", "/verify?token=")
+		waitOutboxEmpty(t, h)
+		if n := len(h.Mails("parent@example.org")); n != 0 {
+			t.Fatalf("guardian mailed %d time(s) before the child proved the address", n)
+		}
+		if r := h.Do("POST", "/api/v1/password-resets", map[string]string{"email": "kid@example.org"}, ""); r.Status != 202 {
+			t.Fatalf("reset request = %d %s", r.Status, r.Body)
+		}
+		rtok := h.WaitLink("kid@example.org", "/password/reset?token=")
+		if r := h.Do("POST", "/api/v1/password-resets/confirm", map[string]string{"token": rtok, "password": "a-new-secret-41"}, ""); r.Status != 204 {
+			t.Fatalf("reset = %d %s", r.Status, r.Body)
+		}
+		gtok := h.WaitLink("parent@example.org", "/guardian?token=")
+		// The verification link, opened after, proves nothing new: no second mail.
+		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": vtok}, ""); v.Status != 200 {
+			t.Fatalf("verify = %d %s", v.Status, v.Body)
+		}
+		waitOutboxEmpty(t, h)
+		if n := len(h.Mails("parent@example.org")); n != 1 {
+			t.Errorf("guardian got %d mails, want 1", n)
+		}
+		if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": gtok, "agree": true}, ""); g.Status != 204 {
+			t.Errorf("guardian agree = %d %s", g.Status, g.Body)
+		}
+	})
+}
