@@ -282,23 +282,41 @@ func (s *Service) patchProfile(p *Profile, patch Patch) error {
 		}
 		*fields[f].cur = v
 	}
+	// A minor's age rests on what their guardian agreed to: the birthdate and the
+	// country (whose age of consent applies) change only with the guardian, through
+	// support, or the child could make themselves an adult. Sending the values as they
+	// are (as the profile form does) is no change.
+	minor := s.Minor(*p)
 	if patch.Birthdate != nil {
 		if _, err := s.validBirthdate("birthdate", *patch.Birthdate); err != nil {
 			return err
 		}
+		if minor && *patch.Birthdate != p.Birthdate {
+			return errMinorLocked("birthdate")
+		}
 		p.Birthdate = *patch.Birthdate
 	}
 	if patch.Country != nil {
-		var err error
-		if p.Country, err = validCountry("country", *patch.Country); err != nil {
+		c, err := validCountry("country", *patch.Country)
+		if err != nil {
 			return err
 		}
+		if minor && c != p.Country {
+			return errMinorLocked("country")
+		}
+		p.Country = c
 	}
 	if (patch.Birthdate != nil || patch.Country != nil) && s.Minor(*p) && !p.GuardianConfirmed {
 		return apperr.Field("birthdate", "guardian_required",
 			"puts you below the age of consent of your country; a parent or guardian must agree first, please contact support")
 	}
 	return nil
+}
+
+// errMinorLocked refuses a minor's change of a field their age rests on.
+func errMinorLocked(field string) error {
+	return apperr.Field(field, "guardian_required",
+		"can be changed only with your parent or guardian: ask them to contact support")
 }
 
 // publicMask is the bit mask of PublicFields the member shows once patch is applied.

@@ -270,17 +270,9 @@ func (s *Service) register(ctx context.Context, tx *store.Tx, r registration, ou
 	}}); err != nil {
 		return err
 	}
-	if r.minor {
-		token, err := s.issueToken(ctx, tx, out.ID, purposeGuardian, guardianTTL)
-		if err != nil {
-			return err
-		}
-		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: out.ID, To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
-			"ChildName": r.Name, "ChildEmail": email, "Link": s.link("/guardian", token),
-		}}); err != nil {
-			return err
-		}
-	}
+	// A minor's guardian is asked only once the child has proven the address (askGuardian):
+	// mailed now, the guardian's mailbox, which anyone can name, would learn whether the
+	// address was free.
 	return s.audit.Record(ctx, tx, governance.Event{Name: "registered", AccountID: out.ID, IP: meta.IP, Detail: string(out.Status)})
 }
 
@@ -300,9 +292,10 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 			return err
 		}
 		var email string
-		var guardianNeeded bool
-		if err := tx.QueryRowContext(ctx, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE id = $1`, id).
-			Scan(&status, &email, &guardianNeeded); err != nil {
+		var guardianNeeded, firstProof bool
+		if err := tx.QueryRowContext(ctx, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL,
+			email_verified_at IS NULL FROM accounts WHERE id = $1`, id).
+			Scan(&status, &email, &guardianNeeded, &firstProof); err != nil {
 			return fmt.Errorf("account: verify: %w", err)
 		}
 		key, err := s.vault.KeyIn(ctx, tx, id, false)
@@ -321,6 +314,11 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, meta Meta) (Sta
 		}
 		if err := s.proven(ctx, tx, id, email); err != nil {
 			return err
+		}
+		if guardianNeeded && firstProof {
+			if err := s.askGuardian(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "email_verified", AccountID: id, IP: meta.IP})
 	})
@@ -355,6 +353,43 @@ func (s *Service) confirmEmailChange(ctx context.Context, tx *store.Tx, id strin
 		return err
 	}
 	return s.audit.Record(ctx, tx, governance.Event{Name: "email_changed", AccountID: id, IP: meta.IP})
+}
+
+// askGuardian mails a minor's guardian the link to agree or decline. It is called when
+// the child first proves the address (the verification link, or a password reset),
+// never at registration: what the guardian's mailbox receives then depends only on what
+// the holder of the child's address did, not on whether the address had an account.
+// The link lasts until the registration would be erased as abandoned.
+func (s *Service) askGuardian(ctx context.Context, tx *store.Tx, id string) error {
+	var email, name, guardian string
+	var created int64
+	if err := tx.QueryRowContext(ctx, `SELECT email, COALESCE(name, ''), guardian_email, created_at FROM accounts WHERE id = $1`, id).
+		Scan(&email, &name, &guardian, &created); err != nil {
+		return fmt.Errorf("account: guardian: %w", err)
+	}
+	key, err := s.vault.KeyIn(ctx, tx, id, false)
+	if err != nil {
+		return fmt.Errorf("account: guardian: %w", err)
+	}
+	for _, f := range []struct {
+		label string
+		v     *string
+	}{{labelEmail, &email}, {labelName, &name}, {labelGuardianEmail, &guardian}} {
+		if *f.v, err = key.OpenText(f.label, *f.v); err != nil {
+			return fmt.Errorf("account: guardian: %w", err)
+		}
+	}
+	ttl := store.FromMillis(created).Add(guardianTTL).Sub(s.now())
+	if ttl <= 0 {
+		return nil // abandoned already: the registration is about to be erased
+	}
+	token, err := s.issueToken(ctx, tx, id, purposeGuardian, ttl)
+	if err != nil {
+		return err
+	}
+	return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: id, To: guardian, Template: stmail.GuardianConsent, Data: map[string]string{
+		"ChildName": name, "ChildEmail": email, "Link": s.link("/guardian", token),
+	}})
 }
 
 // GuardianRequest is what the guardian sees before deciding.

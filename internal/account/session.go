@@ -62,11 +62,11 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	if !ok {
 		return "", Session{}, s.loginFailed(ctx, governance.Event{Name: "login_failed", AccountID: id, IP: meta.IP, Detail: "wrong password"})
 	}
-	switch status {
-	case PendingVerification:
-		return "", Session{}, apperr.New(apperr.Forbidden, "email_unverified", "confirm your email address first: open the link we mailed you")
-	case PendingGuardian:
-		return "", Session{}, apperr.New(apperr.Forbidden, "guardian_pending", "your parent or guardian has not agreed yet")
+	if status == PendingVerification || status == PendingGuardian {
+		// Answered as a wrong password: anyone may register any address with a password
+		// of their choosing, and an answer of its own here would tell them whether the
+		// address was free (their registration made an account) or taken (it did not).
+		return "", Session{}, s.loginFailed(ctx, governance.Event{Name: "login_failed", AccountID: id, IP: meta.IP, Detail: "not active yet"})
 	}
 	token, sessID := newToken()
 	now := s.now()
@@ -285,7 +285,17 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 		}
 		// The reset link reached the mailbox: the address is verified, so a member
 		// whose confirmation link expired (or whose address someone else registered
-		// first) gets in this way.
+		// first) gets in this way. A minor's guardian is asked at the first proof.
+		var askGuardian bool
+		if err := tx.QueryRowContext(ctx, `SELECT email_verified_at IS NULL AND guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL
+			FROM accounts WHERE id = $1`, p.ID).Scan(&askGuardian); err != nil {
+			return fmt.Errorf("account: reset: %w", err)
+		}
+		if askGuardian {
+			if err := s.askGuardian(ctx, tx, p.ID); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1),
 			status = CASE WHEN status = $2 AND (guardian_email IS NULL OR guardian_confirmed_at IS NOT NULL) THEN $3 ELSE status END
 			WHERE id = $4`, store.Millis(s.now()), PendingVerification, Active, p.ID); err != nil {

@@ -17,7 +17,7 @@ type API struct {
 }
 
 // Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/accounts", a.register)
 	mux.HandleFunc("POST /api/v1/verifications", a.verify)
 	mux.HandleFunc("GET /api/v1/guardian-consents", a.guardianRequest)

@@ -11,7 +11,7 @@ import (
 	"steward/internal/server"
 )
 
-func (a *API) registerConsent(mux *http.ServeMux) {
+func (a *API) registerConsent(mux server.Router) {
 	mux.HandleFunc("GET /api/v1/purposes", a.purposes)
 	mux.HandleFunc("GET /api/v1/me/consents", a.auth(a.consents))
 	mux.HandleFunc("PUT /api/v1/me/consents", a.auth(a.putConsents))

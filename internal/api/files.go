@@ -20,7 +20,7 @@ type fileResponse struct {
 
 func toFile(f files.File) fileResponse { return fileResponse(f) }
 
-func (a *API) registerFiles(mux *http.ServeMux) {
+func (a *API) registerFiles(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/me/files", a.auth(a.upload))
 	mux.HandleFunc("GET /api/v1/me/files", a.auth(a.listFiles))
 	mux.HandleFunc("GET /api/v1/me/files/{id}", a.auth(a.download))

@@ -12,7 +12,7 @@ import (
 	"steward/internal/server"
 )
 
-func (a *API) registerNewsletter(mux *http.ServeMux) {
+func (a *API) registerNewsletter(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/newsletter", a.subscribe)
 	mux.HandleFunc("POST /api/v1/newsletter/confirm", a.confirmSubscription)
 	mux.HandleFunc("POST /unsubscribe/one-click", a.oneClick)

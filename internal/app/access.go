@@ -60,3 +60,6 @@ func (a *App) Outbox() *mail.Outbox { return a.outbox }
 
 // Staff says who is staff.
 func (a *App) Staff() *governance.Staff { return a.staff }
+
+// Routes are the patterns of every route the site serves, API and pages.
+func (a *App) Routes() []string { return append([]string(nil), a.patterns...) }

@@ -57,6 +57,7 @@ type App struct {
 	newsletter *newsletter.Service
 	staff      *governance.Staff
 	handler    http.Handler
+	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
 	resolver   inbound.Resolver // the inbound checks' DNS (nil: the system's)
 	poll       time.Duration
@@ -372,7 +373,7 @@ func (a *App) routes() (http.Handler, error) {
 	cfg := a.config
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Staff: a.staff, Jobs: a.jobs, Limits: server.NewLimits(!cfg.RateLimits, a.now), Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
-	mux := http.NewServeMux()
+	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
 		CookieSecure: cfg.CookieSecure, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent})
@@ -382,6 +383,7 @@ func (a *App) routes() (http.Handler, error) {
 	pages.Register(mux)
 	a.ready = &readiness{checks: a.readinessChecks(), log: a.log}
 	a.registerHealth(mux)
+	a.patterns = mux.Patterns()
 	// Counted outside the middleware, which answers a panic with 500 first.
 	return a.metrics.Instrument(server.Middleware(mux, a.log, cfg.CookieSecure)), nil
 }

@@ -175,6 +175,10 @@ func TestPurgeAbandonedRegistrations(t *testing.T) {
 		adult := h.Register(map[string]any{"email": "never.confirmed@example.org", "password": pw, "name": "Never Confirmed",
 			"birthdate": "1970-01-01", "country": "DE"})
 		keep, _ := h.Member("keeper@example.org", pw, nil)
+		// The guardian is asked once the child proves the address.
+		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink("waiting.kid@example.org", "/verify?token=")}, ""); v.Status != 200 {
+			t.Fatalf("child verify = %d %s", v.Status, v.Body)
+		}
 		for _, addr := range []string{"waiting.kid@example.org", "absent@example.org", "never.confirmed@example.org"} {
 			h.WaitMail(addr, 1)
 		}

@@ -63,7 +63,7 @@ func (a *App) ServeMetrics(ctx context.Context, ln net.Listener) error {
 
 // registerHealth adds /healthz (the process answers: 200) and /readyz (what it needs
 // answers too: 200, or 503 naming what failed).
-func (a *App) registerHealth(mux *http.ServeMux) {
+func (a *App) registerHealth(mux server.Router) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		server.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

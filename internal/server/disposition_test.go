@@ -42,4 +42,3 @@ func TestContentDisposition(t *testing.T) {
 		})
 	}
 }
-

@@ -142,7 +142,7 @@ var funcs = template.FuncMap{
 }
 
 // Register adds the pages' routes to mux.
-func (p *Pages) Register(mux *http.ServeMux) {
+func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /{$}", p.home)
 	mux.Handle("GET /static/", p.static())
 

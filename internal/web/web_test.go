@@ -480,7 +480,7 @@ func testFlow(t *testing.T, s *site) {
 	link := s.link(email, "/verify")
 	c.get(link).want(t, "verify page", http.StatusOK, "Confirm my email address", `name="token"`)
 	c.post("/login", url.Values{"email": {email}, "password": {password}}).
-		want(t, "login before confirming", http.StatusForbidden, "Confirm your email address first")
+		want(t, "login before confirming", http.StatusUnauthorized, "Wrong email or password.", "Just registered?")
 	token := strings.TrimPrefix(link, "/verify?token=")
 	p := c.post("/verify", url.Values{"token": {token}})
 	p.wantRedirect(t, "verify", "/verify/done?status=active")
@@ -652,13 +652,13 @@ func TestGuardianConsent(t *testing.T) {
 	form.Set("phone", "+49 30 1234567") // optional: not kept until the guardian agrees
 	p := c.post("/register", form)
 	p.wantRedirect(t, "register", "/register/sent?guardian=1")
-	c.get(p.location()).want(t, "sent", http.StatusOK, "a parent or guardian must also agree")
+	c.get(p.location()).want(t, "sent", http.StatusOK, "a parent or guardian must also agree", "Once you have confirmed your address")
 
 	p = c.post("/verify", url.Values{"token": {strings.TrimPrefix(s.link(child, "/verify"), "/verify?token=")}})
 	p.wantRedirect(t, "verify", "/verify/done?status=pending_guardian")
 	c.get(p.location()).want(t, "verify done", http.StatusOK, "once your parent or guardian agrees")
 	c.post("/login", url.Values{"email": {child}, "password": {password}}).
-		want(t, "login before consent", http.StatusForbidden, "Your parent or guardian has not agreed yet.")
+		want(t, "login before consent", http.StatusUnauthorized, "Wrong email or password.")
 
 	g := s.client()
 	link := s.link(guardian, "/guardian")
@@ -674,6 +674,10 @@ func TestGuardianConsent(t *testing.T) {
 	if strings.Contains(acct.body, "1234567") {
 		t.Error("an optional field given before the guardian agreed was kept")
 	}
+	// The child cannot make themselves an adult (issue 11, defect 6).
+	c.post("/account", url.Values{"birthdate": {"1990-01-01"}}).
+		want(t, "child changes birthdate", http.StatusBadRequest, "can be changed only with your parent or guardian")
+	c.get("/account").want(t, "account after refusal", http.StatusOK, time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
 }
 
 func TestRateLimits(t *testing.T) {

@@ -1,0 +1,435 @@
+package app_test
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"steward/internal/app/apptest"
+	"steward/internal/server"
+)
+
+// The callers the authorization matrix tries every route as. The owner is member A;
+// every route that names a resource names one of A's (its file, session, consent
+// event, the campaign marketing drafted, A's public profile), so that every other
+// member, the child, the guardian and each staff role try A's resources.
+type actor string
+
+const (
+	anon      actor = "anon"
+	other     actor = "member B"
+	child     actor = "child"
+	guardian  actor = "guardian"
+	admin     actor = "admin"
+	marketing actor = "marketing"
+	support   actor = "support"
+	dpo       actor = "dpo"
+	owner     actor = "member A" // last: what it does to A's resources, it does after the others tried
+)
+
+var actors = []actor{anon, other, child, guardian, admin, marketing, support, dpo, owner}
+
+// members are the actors with an account; staff are those that hold a role (the
+// role of the same name).
+var (
+	members = actors[1:]
+	staff   = []actor{admin, marketing, support, dpo}
+)
+
+// answers is the expected answer of a route per actor: a status, and for a redirect
+// the path it leads to ("303 /login").
+type answers map[actor]string
+
+// everyone answers all alike.
+func everyone(s string) answers {
+	a := answers{}
+	for _, c := range actors {
+		a[c] = s
+	}
+	return a
+}
+
+// own is a route on the caller's own account: anonymous gets anonAnswer, and every
+// member gets s, each about themselves.
+func own(s, anonAnswer string) answers {
+	a := everyone(s)
+	a[anon] = anonAnswer
+	return a
+}
+
+// owned is a route on one of A's resources: A gets s, anonymous anonAnswer, and every
+// other member, staff included, the same "not found" as for a resource that does not
+// exist.
+func owned(s, anonAnswer string) answers {
+	a := everyone("404")
+	a[anon], a[owner] = anonAnswer, s
+	return a
+}
+
+// staffOnly is a staff route: admin and the roles get s, other members refused,
+// anonymous anonAnswer.
+func staffOnly(s, anonAnswer, refused string, roles ...actor) answers {
+	a := everyone(refused)
+	a[anon], a[admin] = anonAnswer, s
+	for _, r := range roles {
+		a[r] = s
+	}
+	return a
+}
+
+// probe is how a route is tried: the path (with {file}, {session}, {receipt},
+// {campaign}, {erasure} or {owner} for A's resources), the body of a request that
+// has one (JSON for the API, a form for the pages), and the answers expected.
+type probe struct {
+	path string // the pattern's path when empty
+	body string
+	want answers
+}
+
+const toLogin = "303 /login"
+
+// authz is the authorization matrix: one entry per route the site registers, keyed by
+// its pattern. A route added without an entry fails TestAuthorizationMatrix.
+var authz = map[string]probe{
+	// The API: accounts and sessions.
+	"POST /api/v1/accounts":                  {body: `{}`, want: everyone("400")},
+	"POST /api/v1/verifications":             {body: `{}`, want: everyone("400")},
+	"GET /api/v1/guardian-consents":          {want: everyone("400")},
+	"POST /api/v1/guardian-consents":         {body: `{}`, want: everyone("400")},
+	"POST /api/v1/sessions":                  {body: `{}`, want: everyone("400")},
+	"GET /api/v1/sessions":                   {want: own("200", "401")},
+	"DELETE /api/v1/sessions":                {want: own("200", "401")},
+	"DELETE /api/v1/sessions/current":        {want: own("204", "401")},
+	"DELETE /api/v1/sessions/{id}":           {path: "/api/v1/sessions/{session}", want: owned("204", "401")},
+	"POST /api/v1/password-resets":           {body: `{}`, want: everyone("400")},
+	"POST /api/v1/password-resets/confirm":   {body: `{}`, want: everyone("400")},
+	"GET /api/v1/me":                         {want: own("200", "401")},
+	"PATCH /api/v1/me":                       {body: `{}`, want: own("200", "401")},
+	"DELETE /api/v1/me":                      {body: `{}`, want: own("400", "401")},
+	"PUT /api/v1/me/password":                {body: `{}`, want: own("400", "401")},
+	"GET /api/v1/me/export":                  {want: own("200", "401")},
+	"GET /api/v1/me/activity":                {want: own("200", "401")},
+	"GET /api/v1/erasures/{id}":              {path: "/api/v1/erasures/{erasure}", want: everyone("200")}, // its random id is the capability
+	"GET /api/v1/members/{id}":               {path: "/api/v1/members/{owner}", want: everyone("200")},    // A chose to show a field
+	"POST /api/v1/me/files":                  {path: "/api/v1/me/files?name=a.txt", body: `hello`, want: own("201", "401")},
+	"GET /api/v1/me/files":                   {want: own("200", "401")},
+	"GET /api/v1/me/files/{id}":              {path: "/api/v1/me/files/{file}", want: owned("200", "401")},
+	"DELETE /api/v1/me/files/{id}":           {path: "/api/v1/me/files/{file}", want: owned("204", "401")},
+	"GET /api/v1/me/file-access":             {want: own("200", "401")},
+	"GET /api/v1/purposes":                   {want: everyone("200")},
+	"GET /api/v1/me/consents":                {want: own("200", "401")},
+	"PUT /api/v1/me/consents":                {body: `{}`, want: own("200", "401")}, // no choice: no change
+	"GET /api/v1/me/consents/history":        {want: own("200", "401")},
+	"GET /api/v1/me/consents/receipts/{id}":  {path: "/api/v1/me/consents/receipts/{receipt}", want: owned("200", "401")},
+	"GET /.well-known/steward-receipt-key":   {want: everyone("200")},
+	"GET /healthz":                           {want: everyone("200")},
+	"GET /readyz":                            {want: everyone("200")},
+	"POST /api/v1/newsletter":                {body: `{}`, want: everyone("400")},
+	"POST /api/v1/newsletter/confirm":        {body: `{}`, want: everyone("400")},
+	"POST /unsubscribe/one-click":            {want: everyone("400")},
+	"GET /b/o.gif":                           {want: everyone("200")},
+	"GET /api/v1/staff/campaigns":            {want: staffOnly("200", "401", "403", marketing)},
+	"POST /api/v1/staff/campaigns":           {body: `{}`, want: staffOnly("400", "401", "403", marketing)},
+	"GET /api/v1/staff/campaigns/{id}":       {path: "/api/v1/staff/campaigns/{campaign}", want: staffOnly("200", "401", "403", marketing)},
+	"POST /api/v1/staff/campaigns/{id}/send": {path: "/api/v1/staff/campaigns/{campaign}/send", want: staffOnly("202", "401", "403", marketing)},
+	"POST /api/v1/staff/subscribers/import":  {body: `{}`, want: staffOnly("400", "401", "403", marketing)},
+	"GET /api/v1/staff/consent-conflicts":    {want: staffOnly("200", "401", "403", dpo, support)},
+	"/api/":                                  {path: "/api/v1/nothing-here", want: everyone("404")},
+
+	// The pages.
+	"GET /{$}":                  {path: "/", want: everyone("200")},
+	"GET /static/":              {path: "/static/style.css", want: everyone("200")},
+	"GET /register":             {want: everyone("200")},
+	"POST /register":            {want: everyone("400")},
+	"GET /register/sent":        {want: everyone("200")},
+	"GET /verify":               {want: everyone("400")},
+	"POST /verify":              {want: everyone("400")},
+	"GET /verify/done":          {want: everyone("200")},
+	"GET /guardian":             {want: everyone("400")},
+	"POST /guardian":            {want: everyone("400")},
+	"GET /guardian/done":        {want: everyone("200")},
+	"GET /login":                {want: everyone("200")},
+	"POST /login":               {want: everyone("400")},
+	"POST /logout":              {want: everyone("303 /")},
+	"GET /password/forgot":      {want: everyone("200")},
+	"POST /password/forgot":     {want: everyone("400")},
+	"GET /password/forgot/sent": {want: everyone("200")},
+	"GET /password/reset":       {want: everyone("400")},
+	"POST /password/reset":      {want: everyone("400")},
+
+	"GET /account":                           {want: own("200", toLogin)},
+	"POST /account":                          {want: own("303 /account?saved=1", toLogin)},
+	"GET /account/export":                    {want: own("200", toLogin)},
+	"GET /account/sessions":                  {want: own("200", toLogin)},
+	"POST /account/sessions/{id}/revoke":     {path: "/account/sessions/{session}/revoke", want: owned("303 /account/sessions?ended=1", toLogin)},
+	"POST /account/sessions/revoke-all":      {want: own("303 /login?notice=everywhere", toLogin)},
+	"GET /account/password":                  {want: own("200", toLogin)},
+	"POST /account/password":                 {want: own("400", toLogin)},
+	"GET /account/activity":                  {want: own("200", toLogin)},
+	"GET /account/files":                     {want: own("200", toLogin)},
+	"POST /account/files":                    {want: own("400", toLogin)},
+	"GET /account/files/{id}/download":       {path: "/account/files/{file}/download", want: owned("200", toLogin)},
+	"POST /account/files/{id}/delete":        {path: "/account/files/{file}/delete", want: owned("303 /account/files?deleted=1", toLogin)},
+	"GET /account/preferences":               {want: own("200", toLogin)},
+	"POST /account/preferences":              {want: own("303 /account/preferences?saved=1", toLogin)},
+	"GET /account/preferences/receipts/{id}": {path: "/account/preferences/receipts/{receipt}", want: owned("200", toLogin)},
+	"GET /account/delete":                    {want: own("200", toLogin)},
+	"POST /account/delete":                   {want: own("400", toLogin)},
+	"GET /erasures/{id}":                     {path: "/erasures/{erasure}", want: everyone("200")},
+	"GET /members/{id}":                      {path: "/members/{owner}", want: everyone("200")},
+	"GET /privacy/purposes":                  {want: everyone("200")},
+	"GET /newsletter":                        {want: everyone("200")},
+	"POST /newsletter":                       {want: everyone("400")},
+	"GET /newsletter/sent":                   {want: everyone("200")},
+	"GET /newsletter/confirm":                {want: everyone("400")},
+	"POST /newsletter/confirm":               {want: everyone("400")},
+	"GET /newsletter/confirmed":              {want: everyone("200")},
+	"GET /unsubscribe":                       {want: everyone("400")},
+	"POST /unsubscribe":                      {want: everyone("400")},
+	"GET /staff/campaigns":                   {want: staffOnly("200", toLogin, "403", marketing)},
+	"GET /staff/campaigns/new":               {want: staffOnly("200", toLogin, "403", marketing)},
+	"POST /staff/campaigns/new":              {want: staffOnly("400", toLogin, "403", marketing)},
+	"GET /staff/campaigns/{id}":              {path: "/staff/campaigns/{campaign}", want: staffOnly("200", toLogin, "403", marketing)},
+	"POST /staff/campaigns/{id}/send":        {path: "/staff/campaigns/{campaign}/send", want: staffOnly("303 /staff/campaigns/{campaign}?started=1", toLogin, "403", marketing)},
+	"/":                                      {path: "/nothing-here", want: everyone("404")},
+}
+
+// matrix is what the test sets up: a token maker for each member, and A's resources.
+type matrix struct {
+	t     *testing.T
+	h     *apptest.Harness
+	email map[actor]string
+	fixed map[string]string // A's resources that GETs try
+	last  map[string]string // those the last request tried
+}
+
+// TestAuthorizationMatrix tries every route the site registers as every kind of caller
+// and compares each answer with the one kept in authz.
+func TestAuthorizationMatrix(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		routes := h.App.Routes()
+		for _, p := range routes {
+			if _, ok := authz[p]; !ok {
+				t.Errorf("route %q has no authorization entry in authz", p)
+			}
+		}
+		for p := range authz {
+			if !slices.Contains(routes, p) {
+				t.Errorf("authz has an entry for %q, which is not a route", p)
+			}
+		}
+		m := setUpMatrix(t, h)
+		tried := 0
+		for _, p := range routes {
+			pr, ok := authz[p]
+			if !ok {
+				continue
+			}
+			for _, a := range actors {
+				want, ok := pr.want[a]
+				if !ok {
+					t.Errorf("%s: no answer given for %s", p, a)
+					continue
+				}
+				path, got := m.try(p, pr, a)
+				tried++
+				if want = m.filled(want); got != want {
+					t.Errorf("%s as %s: %s answered %q, want %q", p, a, path, got, want)
+				}
+			}
+		}
+		t.Logf("%d routes, %d requests", len(routes), tried)
+	})
+}
+
+func setUpMatrix(t *testing.T, h *apptest.Harness) *matrix {
+	t.Helper()
+	m := &matrix{t: t, h: h, email: map[actor]string{}, fixed: map[string]string{}}
+	ids := map[actor]string{}
+	for _, a := range members {
+		if a == child {
+			continue
+		}
+		m.email[a] = strings.ReplaceAll(string(a), " ", "-") + "@example.org"
+		ids[a], _ = h.Member(m.email[a], pw, nil)
+	}
+	for _, a := range staff {
+		if err := h.App.Staff().Grant(t.Context(), ids[a], string(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The child, whose guardian is the guardian member, agreed.
+	m.email[child] = "child@example.org"
+	r := h.Register(map[string]any{"email": m.email[child], "password": pw, "name": "Child", "country": "FR",
+		"birthdate": time.Now().AddDate(-12, 0, -1).Format("2006-01-02"), "guardian_email": m.email[guardian]})
+	if r.Status != 201 {
+		t.Fatalf("register child = %d %s", r.Status, r.Body)
+	}
+	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink(m.email[child], "/verify?token=")}, ""); v.Status != 200 {
+		t.Fatalf("verify child = %d %s", v.Status, v.Body)
+	}
+	if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": h.WaitLink(m.email[guardian], "/guardian?token="), "agree": true}, ""); g.Status != 204 {
+		t.Fatalf("guardian = %d %s", g.Status, g.Body)
+	}
+
+	tok := m.login(owner)
+	m.fixed["{owner}"] = ids[owner]
+	if r := h.Do("PATCH", "/api/v1/me", map[string]any{"public": map[string]bool{"name": true}}, tok); r.Status != 200 {
+		t.Fatalf("A shows the name = %d %s", r.Status, r.Body)
+	}
+	if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, tok); r.Status != 200 {
+		t.Fatalf("A's consent = %d %s", r.Status, r.Body)
+	}
+	events, _ := h.Do("GET", "/api/v1/me/consents/history", nil, tok).JSON()["events"].([]any)
+	if len(events) == 0 {
+		t.Fatal("A has no consent event")
+	}
+	m.fixed["{receipt}"] = strconv.FormatInt(int64(events[0].(map[string]any)["id"].(float64)), 10)
+	// An erasure request, of a member who left.
+	_, gone := h.Member("gone@example.org", pw, nil)
+	e := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, gone)
+	if e.Status != 202 {
+		t.Fatalf("erasure = %d %s", e.Status, e.Body)
+	}
+	m.fixed["{erasure}"] = e.JSON()["request_id"].(string)
+	return m
+}
+
+// login starts a session of the actor and returns its token.
+func (m *matrix) login(a actor) string {
+	m.t.Helper()
+	l := m.h.Do("POST", "/api/v1/sessions", map[string]string{"email": m.email[a], "password": pw}, "")
+	if l.Status != 201 {
+		m.t.Fatalf("login %s = %d %s", a, l.Status, l.Body)
+	}
+	return l.JSON()["token"].(string)
+}
+
+// fill puts A's resources into s. With fresh, those a request may use up (a file, a
+// session, a campaign) are made anew for it, so that each caller tries a live one;
+// the values used are kept in m.last, to read the expected answer with.
+func (m *matrix) fill(s string, fresh bool) string {
+	m.t.Helper()
+	m.last = maps.Clone(m.fixed)
+	for _, r := range []string{"{file}", "{session}", "{campaign}"} {
+		if !strings.Contains(s, r) {
+			continue
+		}
+		if _, ok := m.fixed[r]; !ok {
+			m.fixed[r] = m.make(r)
+		}
+		m.last[r] = m.fixed[r]
+		if fresh {
+			m.last[r] = m.make(r)
+		}
+	}
+	return m.filled(s)
+}
+
+// filled puts into s the resources the last request used.
+func (m *matrix) filled(s string) string {
+	for k, v := range m.last {
+		s = strings.ReplaceAll(s, k, v)
+	}
+	return s
+}
+
+// make makes one of A's resources and returns its id.
+func (m *matrix) make(kind string) string {
+	m.t.Helper()
+	var r apptest.Response
+	var field string
+	switch kind {
+	case "{file}":
+		req, _ := http.NewRequest("POST", m.h.URL+"/api/v1/me/files?name=a.txt", strings.NewReader("A's file"))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Authorization", "Bearer "+m.login(owner)) // a request may have ended earlier sessions
+		r, field = m.send(req), "id"
+	case "{session}":
+		tok := m.login(owner)
+		for _, s := range m.h.Do("GET", "/api/v1/sessions", nil, tok).JSON()["sessions"].([]any) {
+			if s := s.(map[string]any); s["current"] == true {
+				return s["id"].(string)
+			}
+		}
+		m.t.Fatal("no current session in A's list")
+	case "{campaign}":
+		r = m.h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Hello", "body": "Hi."}, m.login(marketing))
+		field = "id"
+	}
+	id, _ := r.JSON()[field].(string)
+	if r.Status != 201 || id == "" {
+		m.t.Fatalf("making %s = %d %s", kind, r.Status, r.Body)
+	}
+	return id
+}
+
+// try sends the route's request as the actor: with a bearer token to the API, with
+// the session cookie (as a browser on the site) to the pages; each member request on
+// a session of its own, as a request may end it. It returns the path tried and the
+// answer.
+func (m *matrix) try(pattern string, pr probe, a actor) (string, string) {
+	m.t.Helper()
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "GET", pattern
+	}
+	if pr.path != "" {
+		path = pr.path
+	}
+	path = m.fill(path, method != "GET")
+	api := strings.HasPrefix(path, "/api/") || strings.HasPrefix(pattern, "POST /unsubscribe/one-click") || strings.HasPrefix(path, "/.well-known/")
+	var body io.Reader
+	if method != "GET" {
+		body = strings.NewReader(pr.body)
+	}
+	req, err := http.NewRequest(method, m.h.URL+path, body)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	switch {
+	case method == "GET":
+	case api && strings.HasPrefix(pr.body, "{"):
+		req.Header.Set("Content-Type", "application/json")
+	case api:
+		req.Header.Set("Content-Type", "text/plain")
+	default:
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Origin", m.h.URL)
+	}
+	if a != anon {
+		tok := m.login(a)
+		if api {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		} else {
+			req.AddCookie(&http.Cookie{Name: server.CookieName, Value: tok})
+		}
+	}
+	r := m.send(req)
+	got := strconv.Itoa(r.Status)
+	if loc := r.Header.Get("Location"); r.Status >= 300 && r.Status < 400 {
+		u, _ := url.Parse(loc)
+		got += " " + u.RequestURI()
+	}
+	return path, got
+}
+
+func (m *matrix) send(req *http.Request) apptest.Response {
+	m.t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		m.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: bytes.TrimSpace(b)}
+}
