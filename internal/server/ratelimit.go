@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,12 +77,11 @@ func (l *Limits) take(ctx context.Context, name string, r ratelimit.Rule, value 
 func (l *Limits) takeAll(ctx context.Context, name string, r ratelimit.Rule, values ...string) error {
 	var limited error
 	for _, v := range values {
-		err := l.take(ctx, name, r, v)
-		if err != nil && err != ErrRateLimited {
-			return err
-		}
-		if err != nil {
+		switch err := l.take(ctx, name, r, v); {
+		case errors.Is(err, ErrRateLimited):
 			limited = err
+		case err != nil:
+			return err
 		}
 	}
 	return limited
@@ -114,12 +114,11 @@ func (l *Limits) PasswordCheck(ctx context.Context, accountID string) error {
 	if l.off {
 		return nil
 	}
-	if err := l.take(ctx, "check", rulePasswordCheck, accountID); err == ErrRateLimited {
+	err := l.take(ctx, "check", rulePasswordCheck, accountID)
+	if errors.Is(err, ErrRateLimited) {
 		return errPasswordTries
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }
 
 // Register spends the registration limits, per IP and per address (a taken address
