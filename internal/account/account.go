@@ -183,14 +183,22 @@ func (s *Service) peekToken(ctx context.Context, q store.Querier, token, purpose
 	return accountID, nil
 }
 
-// useToken checks a token and deletes it, in tx.
+// useToken checks a token and deletes it, in tx. Only the transaction whose delete
+// removed the row has used it: a concurrent use read the same row, then waited for
+// the first's delete and removed nothing.
 func (s *Service) useToken(ctx context.Context, tx *store.Tx, token, purpose string) (string, error) {
 	accountID, err := s.peekToken(ctx, tx, token, purpose)
 	if err != nil {
 		return "", err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE id = $1`, hashToken(token)); err != nil {
+	res, err := tx.ExecContext(ctx, `DELETE FROM account_tokens WHERE id = $1`, hashToken(token))
+	if err != nil {
 		return "", fmt.Errorf("account: token: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return "", fmt.Errorf("account: token: %w", err)
+	} else if n == 0 {
+		return "", errBadToken
 	}
 	return accountID, nil
 }

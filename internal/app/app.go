@@ -58,6 +58,7 @@ type App struct {
 	staff      *governance.Staff
 	handler    http.Handler
 	inbound    *inbound.Server
+	resolver   inbound.Resolver // the inbound checks' DNS (nil: the system's)
 	poll       time.Duration
 	stop       context.CancelFunc
 	now        func() time.Time
@@ -75,6 +76,7 @@ type options struct {
 	sender mail.Sender
 	// keyGrace is vault.Config.Grace.
 	keyGrace time.Duration
+	resolver inbound.Resolver
 }
 
 // WithClock sets the clock every service reads (a test that moves time rather than
@@ -87,6 +89,9 @@ func WithKeyGrace(d time.Duration) Option { return func(o *options) { o.keyGrace
 
 // WithPoll sets how often idle job workers look for work.
 func WithPoll(d time.Duration) Option { return func(o *options) { o.poll = d } }
+
+// WithResolver sets the DNS that the inbound listener's SPF and DKIM checks ask.
+func WithResolver(r inbound.Resolver) Option { return func(o *options) { o.resolver = r } }
 
 // WithSender replaces the configured mail sender.
 func WithSender(s mail.Sender) Option { return func(o *options) { o.sender = s } }
@@ -104,7 +109,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	a := &App{config: cfg, log: log, db: db, now: o.now, poll: o.poll}
+	a := &App{config: cfg, log: log, db: db, now: o.now, poll: o.poll, resolver: o.resolver}
 	if err := a.build(ctx, o); err != nil {
 		db.Close()
 		return nil, err
@@ -379,11 +384,13 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 }
 
 // startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts
-// the sender out of every marketing purpose.
+// its From: address out of every marketing purpose once authenticated or confirmed
+// (newsletter.UnsubscribeByMail).
 func (a *App) startInbound() error {
-	srv, err := inbound.New(inbound.Config{Addr: a.config.InboundAddr, Domain: a.config.UnsubscribeDomain, Log: a.log},
+	srv, err := inbound.New(inbound.Config{Addr: a.config.InboundAddr, Domain: a.config.UnsubscribeDomain, Log: a.log, Resolver: a.resolver},
 		func(ctx context.Context, r inbound.Request) error {
-			return a.newsletter.UnsubscribeByMail(ctx, newsletter.MailedUnsubscribe{Sender: r.Sender, From: r.From, Token: r.Token, RemoteIP: r.RemoteIP})
+			return a.newsletter.UnsubscribeByMail(ctx, newsletter.MailedUnsubscribe{Sender: r.Sender, From: r.From, Token: r.Token,
+				RemoteIP: r.RemoteIP, Authenticated: r.Authenticated})
 		})
 	if err != nil {
 		return err

@@ -20,35 +20,10 @@ import (
 	"steward/internal/store/storetest"
 )
 
-// eachEngine runs fn against a fresh Steward on SQLite, and on PostgreSQL when the test
-// database is configured.
-func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
-	t.Helper()
-	eachDatabase(t, func(t *testing.T, dbURL string) { fn(t, apptest.Start(t, dbURL)) })
-}
-
-// eachDatabase runs fn in parallel subtests with the database URL of each engine ("" for
-// SQLite), for a test that starts Steward with settings of its own.
-func eachDatabase(t *testing.T, fn func(t *testing.T, dbURL string)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, "")
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		u := storetest.PostgresURL(t)
-		if u == "" {
-			t.Skip("STEWARD_TEST_POSTGRES_URL not set")
-		}
-		fn(t, u)
-	})
-}
-
 const pw = "tangerine-orbit-42"
 
 func TestMemberLifecycle(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		email := "ada.lovelace@example.org"
 		id, token := h.Member(email, pw, map[string]any{
@@ -185,7 +160,7 @@ func keys(m map[string]string) []string {
 }
 
 func TestBadInput(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		future := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
 		valid := `"email":"bad@example.org","password":"` + pw + `","name":"B","birthdate":"1980-01-01","country":"FR"`
 		tests := []struct {
@@ -237,7 +212,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestNoAccountEnumeration(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		email := "taken@example.org"
 		h.Member(email, pw, nil)
 		again := h.Register(map[string]any{"email": email, "password": "another-good-pass-9", "name": "Someone", "birthdate": "1970-01-01", "country": "IT"})
@@ -273,7 +248,7 @@ func TestNoAccountEnumeration(t *testing.T) {
 }
 
 func TestChildNeedsGuardian(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		twelve := time.Now().AddDate(-12, 0, -1).Format("2006-01-02")
 		fourteen := time.Now().AddDate(-14, 0, -1).Format("2006-01-02")
@@ -348,7 +323,7 @@ func TestChildNeedsGuardian(t *testing.T) {
 }
 
 func TestPasswordReset(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		email := "forgetful@example.org"
 		_, token := h.Member(email, pw, nil)
 		if r := h.Do("POST", "/api/v1/password-resets", map[string]string{"email": email}, ""); r.Status != 202 {
@@ -375,7 +350,7 @@ func TestPasswordReset(t *testing.T) {
 }
 
 func TestLogoutEverywhere(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		email := "many@example.org"
 		_, t1 := h.Member(email, pw, nil)
 		t2 := h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": pw}, "").JSON()["token"].(string)
@@ -401,7 +376,7 @@ func TestLogoutEverywhere(t *testing.T) {
 }
 
 func TestDataMapCoversSchema(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		problems, err := h.App.Registry().Coverage(ctx, h.App.DB())
 		if err != nil {

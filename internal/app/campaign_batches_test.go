@@ -123,7 +123,7 @@ func (noJobs) Enqueue(context.Context, *store.Tx, jobs.Args) error { return nil 
 // A batch the server refuses in part fails the run; the next run sends only what was
 // not marked as sent.
 func TestCampaignManyBatches(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		const n = 1250
 		h, rec, c, addrs := campaignSetup(t, dbURL, n, "reader", "Many batches")
 		ctx := context.Background()
@@ -193,7 +193,7 @@ func TestCampaignManyBatches(t *testing.T) {
 // after the import, the maintained audience of each purpose is the rule's, including an
 // address suppressed for the one purpose but not the other.
 func TestImportKeepsAudienceByRule(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		reg, err := os.ReadFile("../consent/purposes.toml")
 		if err != nil {
 			t.Fatal(err)
@@ -244,7 +244,7 @@ marketing = true
 // made tiny) reaches everyone exactly once: each run stops between batches and the job
 // runs again at once.
 func TestCampaignRunsInSlices(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		const n = 650 // four batches
 		h, rec, c, _ := campaignSetup(t, dbURL, n, "slice", "In slices")
 		h.App.Newsletter().SetSendBudget(time.Nanosecond)
@@ -290,7 +290,7 @@ func TestCampaignRunsInSlices(t *testing.T) {
 // A withdrawal made while a batch is being sent is honoured for the next batch, which
 // was read and rendered meanwhile: it is checked again just before it goes.
 func TestCampaignWithdrawalDuringSend(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		const n = 450
 		h, rec, c, _ := campaignSetup(t, dbURL, n, "late", "Late withdrawal")
 		ctx := context.Background()

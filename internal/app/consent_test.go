@@ -27,7 +27,7 @@ func choice(t *testing.T, r apptest.Response, key string) map[string]any {
 }
 
 func TestConsentLedger(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		id, token := h.Member("consent@example.org", pw, nil)
 
@@ -208,9 +208,11 @@ func TestConsentLedger(t *testing.T) {
 }
 
 // A mail to the unsubscribe address withdraws every marketing consent of the member
-// who sent it, with the inbound mail as the recorded source.
+// who sent it, with the inbound mail as the recorded source, when SPF passes for the
+// From: domain (the test client is 127.0.0.1). See TestUnsubscribeMailAuthentication.
 func TestUnsubscribeByMail(t *testing.T) {
 	h := apptest.Start(t, "", "--inbound-smtp-addr", "127.0.0.1:0")
+	h.DNS.TXT("example.org", "v=spf1 ip4:127.0.0.1 -all")
 	_, token := h.Member("leaving@example.org", pw, nil)
 	h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"own_offers":true,"email_open_tracking":true}}`, token)
 	addr := h.App.InboundAddr()

@@ -33,7 +33,7 @@ func deleteMe(t *testing.T, h *apptest.Harness, token string) {
 // leaves that person's subscription, consent, audience and mail as they were; so does a
 // registration with someone else's address that was never verified and is purged.
 func TestErasureSparesUnprovenAddresses(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		victims := []string{"victim@example.org", "second.victim@example.org"}
 		subjects := map[string]string{}
@@ -127,7 +127,7 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 // A marketing staff member's campaigns are the company's: when the member is erased
 // they stay, without their author, and the residue scan finds nothing of the member.
 func TestStaffErasureKeepsCampaigns(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
 		h := apptest.Start(t, dbURL)
 		staffID, staff := h.Member("marketer@example.org", pw, nil)
@@ -200,7 +200,7 @@ func TestStaffErasureKeepsCampaigns(t *testing.T) {
 // address, the erasure takes the mail to the former address out of the outbox folder
 // too, and keeps both addresses off the lists.
 func TestErasureCoversFormerAddresses(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		former, current := "former.address@example.org", "current.address@example.org"
 		id, token := h.Member(former, pw, nil)
@@ -236,7 +236,7 @@ func TestErasureCoversFormerAddresses(t *testing.T) {
 // address, erasing the first member leaves it, the other member's subscription and
 // their mail alone.
 func TestErasureLeavesAddressProvenSince(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		shared, moved := "shared.address@example.org", "moved.address@example.org"
 		_, first := h.Member(shared, pw, nil)
@@ -300,7 +300,7 @@ func (r recordingHolder) Erase(_ context.Context, _ *store.Tx, s datamap.Subject
 // a request stored before (every address joined by commas) is read with the first
 // address proven and the rest only pending. Done, a request forgets them all.
 func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		var got []datamap.Subject
 		reg := datamap.NewRegistry()

@@ -45,7 +45,7 @@ func (f flakyHolder) Erase(context.Context, *store.Tx, datamap.Subject) error {
 // An erasure interrupted half-way keeps what it finished, says where it stopped, and
 // the next run completes it without repeating finished holders.
 func TestErasureResumesAfterFailure(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		id, _ := h.Member("resume@example.org", pw, map[string]any{"name": "Resumed Person"})
 		terms, err := h.App.Accounts().Identifiers(ctx, id)
@@ -168,7 +168,7 @@ func TestCLIEraseAndResidue(t *testing.T) {
 // Registrations never completed are erased by the periodic purge: a child whose
 // guardian never answered, an adult who never confirmed the address.
 func TestPurgeAbandonedRegistrations(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		child := h.Register(map[string]any{"email": "waiting.kid@example.org", "password": pw, "name": "Waiting Kid",
 			"birthdate": time.Now().AddDate(-10, 0, 0).Format("2006-01-02"), "country": "DE", "guardian_email": "absent@example.org"})

@@ -16,7 +16,7 @@ import (
 // An upload whose row another node reclaimed (its lease seen as run out) stops and
 // fails, instead of streaming on into an object nobody holds.
 func TestUploadStopsWhenItsLeaseIsLost(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		h := apptest.Start(t, dbURL, "--upload-lease", "1s")
 		_, token := h.Member("leased@example.org", pw, nil)
 		ctx := context.Background()
@@ -85,7 +85,7 @@ func TestUploadStopsWhenItsLeaseIsLost(t *testing.T) {
 // A refused login that cannot be written to the audit log is not answered as a plain
 // refusal: it fails, as the attempt went unrecorded.
 func TestFailedLoginThatCannotBeAuditedFails(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		h.Member("audited@example.org", pw, nil)
 		login := func(email string) int {
 			return h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": "wrong-" + pw}, "").Status
@@ -105,7 +105,7 @@ func TestFailedLoginThatCannotBeAuditedFails(t *testing.T) {
 // An unsubscribe mail from an address nobody knows is accepted and forgotten; one the
 // database could not look up is refused for now, so that the sender tries again.
 func TestUnsubscribeByMailLookupFailureIsRetried(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		req := newsletter.MailedUnsubscribe{Sender: "stranger@example.org", From: "stranger@example.org", RemoteIP: "192.0.2.1"}
 		if err := h.App.Newsletter().UnsubscribeByMail(ctx, req); err != nil {
@@ -136,7 +136,7 @@ func breakTable(t *testing.T, h *apptest.Harness, table string) {
 // A logout whose session cannot be looked up fails: it must not clear the cookie and
 // say "logged out" while the session lives on.
 func TestLogoutThatCannotReadTheSessionFails(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		_, token := h.Member("leaving.soon@example.org", pw, nil)
 		breakTable(t, h, "sessions")
 		req, _ := http.NewRequest("POST", h.URL+"/logout", strings.NewReader(""))

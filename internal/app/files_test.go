@@ -287,7 +287,7 @@ func TestFileLimitsLeaveNothing(t *testing.T) {
 // An upload that was authorized before an erasure and sends its file after it stores
 // nothing and leaves no key: it cannot bring the member back.
 func TestUploadRacingErasure(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		id, token := h.Member("racer@example.org", pw, nil)
 		pr, pw := io.Pipe()

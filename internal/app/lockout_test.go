@@ -43,7 +43,7 @@ func apiLogin(t *testing.T, h *apptest.Harness, ip, email, password string, cook
 // one IP trying many accounts is stopped (per IP); many IPs together exhaust the
 // account's slow bucket, which then refuses every browser but the owner's known device.
 func TestTargetedLockout(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		h := apptest.Start(t, dbURL, "--rate-limits=true", "--trust-proxy=true")
 		owner := "targeted.owner@example.org"
 		h.Member(owner, pw, nil) // one login spent, from the loopback address

@@ -24,7 +24,7 @@ func changeEmail(t *testing.T, h *apptest.Harness, token, to string) {
 // never at the old; where the new address had a pending subscription of its own, the
 // two become one entry, confirmed.
 func TestMemberEmailChangeMovesSubscription(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		rows := func(subject string) map[string]string {
 			t.Helper()
@@ -86,7 +86,7 @@ func TestMemberEmailChangeMovesSubscription(t *testing.T) {
 // objection made as a subscriber survives an account whose own restriction was lifted,
 // and the change is in the account's ledger.
 func TestLinkKeepsObjection(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		subscribe(t, h, "objector@example.org", true)
 		sub, err := h.App.Newsletter().Lookup(ctx, "objector@example.org")

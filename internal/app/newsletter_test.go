@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func audience(t *testing.T, h *apptest.Harness, purpose string) map[string]bool 
 }
 
 func TestNewsletterDoubleOptIn(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		for body, field := range map[string]string{
 			`{"last_name":"X","email":"a@example.org"}`:                                                  "first_name",
@@ -118,7 +119,7 @@ func campaignToken(t *testing.T, m apptest.Mail) string {
 }
 
 func TestCampaign(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		staffID, staff := h.Member("editor@example.org", pw, nil)
 		_, plain := h.Member("plain@example.org", pw, nil)
@@ -407,7 +408,9 @@ func TestCampaignOverSMTP(t *testing.T) {
 	staff := h.Do("POST", "/api/v1/sessions", map[string]string{"email": editor, "password": pw}, "").JSON()["token"].(string)
 	subj, _ := h.App.Accounts().Lookup(ctx, editor)
 	h.App.Staff().Grant(ctx, subj.ID, "marketing")
-	subject := fmt.Sprintf("Campaign %d", stamp)
+	// In base 36: a run of 16 digits could pass for a card number, which a subject
+	// may not hold.
+	subject := "Campaign " + strconv.FormatInt(stamp, 36)
 	id := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": subject, "body": "Hi."}, staff).JSON()["id"].(string)
 	h.Do("POST", "/api/v1/staff/campaigns/"+id+"/send", nil, staff)
 	waitSent(t, h, staff, id)

@@ -51,7 +51,7 @@ func jsonOK(t *testing.T, r apptest.Response) map[string]any {
 // refused attempt keeps their address sealed under their own key: the owner never
 // reads it, the other member's export shows it.
 func TestConsentAndFilesSealedOnDisk(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		h := apptest.Start(t, dbURL, "--trust-proxy", "true")
 		ctx := context.Background()
 		id, token := h.Member(randomValue("sealed.consent.")+"@example.org", pw, nil)

@@ -71,7 +71,7 @@ func doAs(t *testing.T, h *apptest.Harness, ip, agent, method, path string, body
 // them) but their address, name, IP and browser are in no raw file, the WAL
 // included; after the erasure none is either.
 func TestMemberMailAndAuditSealedOnDisk(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		h := apptest.Start(t, dbURL, "--trust-proxy=true")
 		ctx := context.Background()
 		email := randomValue("mailseal.") + "@example.org"

@@ -151,7 +151,7 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 			name = "unsubscribe-then-erase"
 		}
 		t.Run(name, func(t *testing.T) {
-			eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+			apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 				ctx := context.Background()
 				email := randomValue("sub.") + "@example.org"
 				first, last, company := randomValue("Fn"), randomValue("Ln"), randomValue("Co ")
@@ -244,7 +244,7 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 // the account's key; the subscriber's own key is shredded. Erasing the member then
 // leaves none of the subscriber's values on disk.
 func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		email := randomValue("joiner.") + "@example.org"
 		first, last, company := randomValue("Fn"), randomValue("Ln"), randomValue("Co ")
@@ -333,7 +333,7 @@ func TestSubscriberWhoRegistersIsSealedUnderTheAccountKey(t *testing.T) {
 // subscription under the account's key, a pending link's evidence too, and the kept
 // audience is made again from the sealed rows; the list of rows to seal is emptied.
 func TestSealLegacySubscribers(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		ns := h.App.Newsletter()
 		accountID, _ := h.Member(randomValue("member.")+"@example.org", pw, nil)

@@ -24,7 +24,7 @@ func randomValue(prefix string) string {
 // or WAL; and once the key epoch has passed, the member's wrapped data key, which PostgreSQL's dead
 // rows still keep, opens with no key the node holds.
 func TestErasedMemberUnreadableOnDisk(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		email := randomValue("sealed.") + "@example.org"
 		var n [4]byte

@@ -145,7 +145,7 @@ func waitOutboxEmpty(t *testing.T, h *apptest.Harness) {
 // request, and one working link per address, the one of the request whose names are
 // stored.
 func TestSubscribeConcurrentBatches(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		const addresses = 16
 		names := []string{"Ada", "Bea", "Cleo"}
@@ -287,7 +287,7 @@ func TestSubscribeConcurrentBatches(t *testing.T) {
 // the others stored in the same batch transaction are retried and stored, and the
 // refused one leaves nothing behind: no subscriber, no token, no mail.
 func TestSubscribeBatchIsolatesFailure(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		const refused = "refused@example.org"
 		pg := h.App.DB().Dialect == store.Postgres

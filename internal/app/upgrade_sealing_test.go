@@ -15,7 +15,7 @@ import (
 // under its key, the IP of an entry without an account kept only as its blind
 // index), and a mail it queued in plain text is sent as it is.
 func TestUpgradeSealsAuditLogAndSendsQueuedMail(t *testing.T) {
-	eachDatabase(t, func(t *testing.T, dbURL string) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
 		if dbURL == "" {
 			dbURL = "sqlite:" + filepath.Join(t.TempDir(), "steward.db")

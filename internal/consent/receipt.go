@@ -114,8 +114,15 @@ func (s *Service) Receipt(ctx context.Context, subjectID string, eventID int64) 
 	return s.signer.Sign(r), nil
 }
 
-// Sign signs a receipt.
+// Sign signs a receipt. A value that is not valid UTF-8 is signed with U+FFFD in
+// place of each bad byte, as it is written in the file: JSON would write the escape
+// \ufffd instead, which no reading of the file re-encodes to, and the receipt would
+// not verify.
 func (s *Signer) Sign(r Receipt) Signed {
+	for _, v := range []*string{&r.Format, &r.ReceiptID, &r.Issuer, &r.Subject, &r.Purpose, &r.PurposeName,
+		&r.LawfulBasis, &r.Decision, &r.Time, &r.Source, &r.PolicyVersion, &r.KeyID} {
+		*v = strings.ToValidUTF8(*v, "\uFFFD")
+	}
 	msg, _ := json.Marshal(r)
 	return Signed{Receipt: r, Algorithm: "Ed25519", PublicKey: base64.StdEncoding.EncodeToString(s.PublicKey()),
 		Signature: base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, msg))}

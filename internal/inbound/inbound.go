@@ -4,8 +4,10 @@
 // Request for a Handler (P-MAIL-4).
 //
 // It accepts mail for that one address and nothing else: it never relays, stores
-// or forwards a message, and reads only the headers (the body is read and
-// discarded within the size limit). Bounces and auto-replies are accepted and
+// or forwards a message; it reads the headers, and the body only to check a DKIM
+// signature (within the size limit). A mail to the plain address is checked for
+// a DKIM signature or an SPF pass aligned with its From: domain (DMARC's relaxed
+// alignment), and the Handler is told which passed (Request.Authenticated). Bounces and auto-replies are accepted and
 // dropped so that no backscatter loop can start. Against mail bombs it limits
 // message size, recipients, line length, messages per remote IP, connections
 // (in total and per IP) and the length of a session.
@@ -27,16 +29,23 @@ import (
 
 // Request is one unsubscribe request that arrived by mail.
 //
-// Nothing in it is authenticated: the envelope sender and the From: header can
-// be forged by anyone (no SPF or DKIM check is made), so only Token can tie a
-// request to a recipient the way a link in a sent mail does.
+// The envelope sender and the From: header can be forged by anyone: only Token,
+// or an Authenticated From: domain, ties a request to a recipient. A Handler
+// acts on a plain request only when Authenticated is set, and otherwise asks
+// the From: address to confirm.
 type Request struct {
 	// Sender is the envelope sender (MAIL FROM), lower-cased. It is never ""
 	// in a Request: null-sender messages are dropped before the Handler.
 	Sender string
 	// From is the first address of the From: header, lower-cased; "" when the
-	// header is missing or cannot be parsed.
+	// header is missing, cannot be parsed or appears more than once.
 	From string
+	// Authenticated says which check tied From's domain to the message, as
+	// DMARC's relaxed alignment does: "dkim:DOMAIN aligned" for a valid DKIM
+	// signature of DOMAIN, "spf:DOMAIN aligned" for an SPF pass of the envelope
+	// sender at DOMAIN, DOMAIN being in From's organizational domain. "" when
+	// no check passed aligned, and for a request with a Token (not checked).
+	Authenticated string
 	// Token comes from a recipient unsubscribe+TOKEN@Domain, case preserved;
 	// "" for the plain address. A token matches [A-Za-z0-9_.=-]{1,512}.
 	Token string
@@ -118,6 +127,9 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock for the rate limit; defaults to time.Now.
 	Now func() time.Time
+	// Resolver answers the SPF and DKIM checks' DNS queries; defaults to
+	// net.DefaultResolver.
+	Resolver Resolver
 }
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
@@ -212,6 +224,9 @@ func New(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
 	}
 
 	s := &Server{
@@ -328,8 +343,9 @@ func (s *Server) isClosed() bool {
 }
 
 // call runs the handler unless the server is closing, with a context that
-// Close cancels, turning a panic into an error.
-func (s *Server) call(r Request) (err error) {
+// Close cancels, turning a panic into an error. prepare, if not nil, completes
+// the request first, with the same context (the checks' DNS lookups).
+func (s *Server) call(r Request, prepare func(ctx context.Context, r *Request)) (err error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -356,6 +372,9 @@ func (s *Server) call(r Request) (err error) {
 			err = fmt.Errorf("handler panic: %v", p)
 		}
 	}()
+	if prepare != nil {
+		prepare(ctx, &r)
+	}
 	return s.handler(ctx, r)
 }
 

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"steward/internal/inbound/fakedns"
 )
 
 const domain = "steward.localhost"
@@ -51,6 +53,9 @@ func start(t *testing.T, cfg Config, h Handler) (*Server, string) {
 	t.Helper()
 	if cfg.Domain == "" {
 		cfg.Domain = domain
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = fakedns.New() // never the network
 	}
 	s, err := New(cfg, h)
 	if err != nil {
@@ -735,7 +740,7 @@ func testCert(t *testing.T) (*tls.Config, *x509.CertPool) {
 
 func TestCloseStopsServe(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{Domain: domain}, (&recorder{}).handle)
+	s, err := New(Config{Domain: domain, Resolver: fakedns.New()}, (&recorder{}).handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -799,7 +804,7 @@ func TestCloseCancelsAndWaitsForHandler(t *testing.T) {
 		returned = true
 		return ctx.Err()
 	}
-	s, err := New(Config{Domain: domain}, h)
+	s, err := New(Config{Domain: domain, Resolver: fakedns.New()}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -836,7 +841,7 @@ func TestCloseCancelsAndWaitsForHandler(t *testing.T) {
 func TestListenAndServe(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
-	s, err := New(Config{Addr: "127.0.0.1:0", Domain: domain}, rec.handle)
+	s, err := New(Config{Addr: "127.0.0.1:0", Domain: domain, Resolver: fakedns.New()}, rec.handle)
 	if err != nil {
 		t.Fatal(err)
 	}

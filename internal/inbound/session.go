@@ -1,8 +1,11 @@
 package inbound
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/mail"
 	"strings"
 
@@ -106,38 +109,32 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data reads the headers, discards the body and, unless the message is a
-// bounce or automatic, hands one Request to the Handler before the client is
-// told the message was accepted.
+// Data reads the message and, unless it is a bounce or automatic, hands one
+// Request to the Handler before the client is told the message was accepted.
+// A plain request (no token) is first checked for an aligned DKIM or SPF pass
+// (Request.Authenticated); the answer to the client is the same either way.
 func (ss *session) Data(r io.Reader) error {
 	log := ss.s.log.With("sender_domain", domainOf(ss.sender)) // no remote address: see Mail
 	ss.s.log.Debug("inbound message", "remote_ip", ss.remoteIP, "sender_domain", domainOf(ss.sender))
 
-	msg, err := mail.ReadMessage(r)
+	// The whole message, within MaxMessageBytes: a DKIM signature covers the body.
+	raw, err := io.ReadAll(r)
 	if err != nil {
-		// Read to the end first: a message too large must be refused as such.
-		_, derr := io.Copy(io.Discard, r)
-		if errors.Is(err, smtp.ErrDataTooLarge) || errors.Is(derr, smtp.ErrDataTooLarge) {
-			log.Info("inbound message refused: too large")
-			return smtp.ErrDataTooLarge
-		}
-		if errors.Is(err, smtp.ErrTooLongLine) || errors.Is(derr, smtp.ErrTooLongLine) {
-			// Sending it again will not shorten the line: a permanent refusal.
-			log.Info("inbound message refused: line too long")
-			return errLineTooLong
-		}
-		if derr != nil { // the client went away or aborted
-			return errTryLater
-		}
-		log.Info("inbound message refused: malformed header")
-		return errMalformed
-	}
-	if _, err := io.Copy(io.Discard, msg.Body); err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			log.Info("inbound message refused: too large")
 			return smtp.ErrDataTooLarge
 		}
-		return errTryLater
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			// Sending it again will not shorten the line: a permanent refusal.
+			log.Info("inbound message refused: line too long")
+			return errLineTooLong
+		}
+		return errTryLater // the client went away or aborted
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		log.Info("inbound message refused: malformed header")
+		return errMalformed
 	}
 
 	if ss.nullFrom {
@@ -156,7 +153,17 @@ func (ss *session) Data(r io.Reader) error {
 		Recipient: ss.s.recipient(ss.token),
 		RemoteIP:  ss.remoteIP,
 	}
-	if err := ss.s.call(req); err != nil {
+	var prepare func(ctx context.Context, r *Request)
+	auth := ""
+	if req.Token == "" && req.From != "" {
+		ip := net.ParseIP(ss.remoteIP)
+		helo := ss.conn.Hostname()
+		prepare = func(ctx context.Context, r *Request) {
+			auth = authenticate(ctx, ss.s.cfg.Resolver, raw, r.From, r.Sender, helo, ip)
+			r.Authenticated = auth
+		}
+	}
+	if err := ss.s.call(req, prepare); err != nil {
 		if errors.Is(err, errShuttingDown) {
 			return errShuttingDown
 		}
@@ -164,7 +171,7 @@ func (ss *session) Data(r io.Reader) error {
 		return errTryLater
 	}
 	log.Info("inbound unsubscribe request accepted",
-		"from_domain", domainOf(req.From), "has_token", req.Token != "", "recipients", ss.rcptCount)
+		"from_domain", domainOf(req.From), "has_token", req.Token != "", "authenticated", auth, "recipients", ss.rcptCount)
 	return nil
 }
 
@@ -182,7 +189,13 @@ func autoSubmitted(h mail.Header) bool {
 	return false
 }
 
+// fromAddress is the first address of the From: header; "" if there is none or
+// more than one From: header (RFC 5322 allows one; with two, a signature could
+// cover one and Steward read the other).
 func fromAddress(h mail.Header) string {
+	if len(h["From"]) != 1 {
+		return ""
+	}
 	list, err := h.AddressList("From")
 	if err != nil || len(list) == 0 {
 		return ""

@@ -86,11 +86,15 @@ const (
 	PasswordChanged   TransactionalTemplate = "password_changed"
 	AccountActive     TransactionalTemplate = "account_active"
 	EmailChanging     TransactionalTemplate = "email_changing"
+	// UnsubscribeConfirm asks the From: address of an unsubscribe mail that could
+	// not be authenticated to confirm it with a link.
+	UnsubscribeConfirm TransactionalTemplate = "unsubscribe_confirm"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
-	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true}
+	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
+	UnsubscribeConfirm: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

@@ -327,8 +327,11 @@ var errBadToken = apperr.Field("t", "link_invalid", "this opt-out link is not va
 
 // parseToken checks a token and returns its delivery's token id.
 func (s *Service) parseToken(tok string) (string, error) {
-	raw, err := b32.DecodeString(strings.ToUpper(strings.TrimSpace(tok)))
-	if err != nil || len(raw) != 26 {
+	tok = strings.ToUpper(strings.TrimSpace(tok))
+	raw, err := b32.DecodeString(tok)
+	// Only the token's own text: base32 decoding skips line breaks and the last
+	// character's spare bits, and a token is one text, as it was mailed.
+	if err != nil || len(raw) != 26 || b32.EncodeToString(raw) != tok {
 		return "", errBadToken
 	}
 	m := hmac.New(sha256.New, s.key)
@@ -795,8 +798,13 @@ type Unsubscribed struct {
 
 // Unsubscribe honours an opt-out token: the consent for the campaign's purpose is
 // withdrawn (source: email link, or inbound email) and the address is suppressed for it,
-// so an old import cannot bring it back. A used token works again, harmlessly.
+// so an old import cannot bring it back. A used token works again, harmlessly. The token
+// of a link mailed to confirm an unsubscribe mail (UnsubscribeByMail) withdraws every
+// marketing consent instead, as the mail asked.
 func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Source, evidence map[string]string) (Unsubscribed, error) {
+	if strings.HasPrefix(tok, mailTokenPrefix) {
+		return s.unsubscribeByLink(ctx, tok, src, evidence)
+	}
 	tid, err := s.parseToken(tok)
 	if err != nil {
 		return Unsubscribed{}, err
@@ -832,6 +840,9 @@ func (s *Service) purposeName(key string) string {
 // PurposeOf checks an opt-out token and names the purpose it would opt out of,
 // changing nothing (the page before the click).
 func (s *Service) PurposeOf(ctx context.Context, tok string) (string, error) {
+	if strings.HasPrefix(tok, mailTokenPrefix) {
+		return s.mailTokenPurpose(ctx, tok)
+	}
 	tid, err := s.parseToken(tok)
 	if err != nil {
 		return "", err

@@ -14,7 +14,7 @@ import (
 // campaigns in one query): a campaign started with three subscribers, one started
 // with five and a draft.
 func TestCampaignsCountEachOwnDeliveries(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		ns := h.App.Newsletter()
 		importN := func(from, n int) {

@@ -11,24 +11,7 @@ import (
 	"steward/internal/app/apptest"
 	"steward/internal/newsletter"
 	"steward/internal/store"
-	"steward/internal/store/storetest"
 )
-
-// eachEngine runs fn on a fresh Steward on SQLite, and on PostgreSQL when the test
-// database is configured.
-func eachEngine(t *testing.T, fn func(t *testing.T, h *apptest.Harness)) {
-	for name, u := range map[string]string{"sqlite": "", "postgres": "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if u != "" {
-				if u = storetest.PostgresURL(t); u == "" {
-					t.Skip("STEWARD_TEST_POSTGRES_URL not set")
-				}
-			}
-			fn(t, apptest.Start(t, u))
-		})
-	}
-}
 
 // suppress keeps the address from being mailed for the purpose, as an unsubscribe does.
 func suppress(h *apptest.Harness, email, purpose string) error {
@@ -41,7 +24,7 @@ func suppress(h *apptest.Harness, email, purpose string) error {
 // An import keeps, for each subscriber, the consent as granted with what the file said
 // of it as evidence, and the keyed hash of the address.
 func TestImportKeepsEvidence(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		ns := h.App.Newsletter()
 		csv := "email,first_name,last_name,consented_at,source,evidence\n" +
@@ -84,7 +67,7 @@ func TestImportKeepsEvidence(t *testing.T) {
 // transaction that stores it. And an address that joined the list meanwhile is left as
 // it is.
 func TestImportSeesSuppressionAfterRead(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		ns := h.App.Newsletter()
 		importWith := func(csv string, meanwhile func()) newsletter.ImportReport {
@@ -139,7 +122,7 @@ func TestImportSeesSuppressionAfterRead(t *testing.T) {
 // that batch to commit, then takes the new subscriber off the list: the maintained
 // audience never keeps an address that is suppressed.
 func TestSuppressionWaitsForImportBatch(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		ns := h.App.Newsletter()
 		done := make(chan error, 1)
@@ -181,7 +164,7 @@ func TestSuppressionWaitsForImportBatch(t *testing.T) {
 // once: new, on the list already, suppressed or invalid; and the kept audience holds
 // exactly the new and the earlier subscribers.
 func TestImportOfManyBatches(t *testing.T) {
-	eachEngine(t, func(t *testing.T, h *apptest.Harness) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		ns := h.App.Newsletter()
 		const rows = 25_000 // three batches

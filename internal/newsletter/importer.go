@@ -55,21 +55,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 	if p, ok := s.consent.Register().Purpose(purpose); !ok || !p.NeedsConsent() || !p.Marketing {
 		return rep, apperr.Field("purpose", "purpose_not_mail", "is not a marketing purpose that takes consent")
 	}
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	head, err := cr.Read()
+	cr, col, err := importReader(r)
 	if err != nil {
-		return rep, apperr.Field("file", "csv_invalid", "cannot read the CSV header: "+err.Error())
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
-	}
-	for _, need := range []string{"email", "first_name", "last_name"} {
-		if _, ok := col[need]; !ok {
-			return rep, apperr.Field("file", "csv_invalid", "the header must name a column "+need)
-		}
+		return rep, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -129,6 +117,28 @@ func (s *Service) Import(ctx context.Context, r io.Reader, purpose, importedBy s
 		s.analyzeAfterImport(context.WithoutCancel(ctx))
 	}
 	return rep, storeErr
+}
+
+// importReader reads an import's header and returns the reader of its rows and the
+// column of each name.
+func importReader(r io.Reader) (*csv.Reader, map[string]int, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, nil, apperr.Field("file", "csv_invalid", "cannot read the CSV header: "+err.Error())
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	for _, need := range []string{"email", "first_name", "last_name"} {
+		if _, ok := col[need]; !ok {
+			return nil, nil, apperr.Field("file", "csv_invalid", "the header must name a column "+need)
+		}
+	}
+	return cr, col, nil
 }
 
 // analyzeAfterImport brings PostgreSQL's statistics of what an import wrote up to date.

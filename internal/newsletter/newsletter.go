@@ -59,6 +59,8 @@ type Service struct {
 	group   groupCommit
 	index   *vault.Index
 	vault   *vault.Vault
+	// confirms limits the confirmation links mailed for unauthenticated unsubscribe mail.
+	confirms confirmLimit
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead and importStoring, when set (by tests), run when an import's batch

@@ -10,11 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 )
@@ -100,30 +98,12 @@ func (k KEK) encode() []byte {
 // ReadKEK reads a node's key file. A file of an earlier release (a master key alone:
 // 32 bytes or their base64) is the KEK of epoch 0.
 func ReadKEK(path string) (KEK, error) {
-	f, err := os.Open(path)
+	data, err := readKeyFile(path, "key file", 1024)
 	if err != nil {
-		return KEK{}, fmt.Errorf("vault: key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return KEK{}, fmt.Errorf("vault: key file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return KEK{}, fmt.Errorf("vault: key file %s: not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return KEK{}, fmt.Errorf("vault: key file %s has mode %04o, open to group or others: run chmod 600 %s", path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 1025))
-	if err != nil {
-		return KEK{}, fmt.Errorf("vault: key file %s: %w", path, err)
-	}
-	if len(data) > 1024 {
-		return KEK{}, fmt.Errorf("vault: key file %s: too long to be a key file", path)
+		return KEK{}, err
 	}
 	if !bytes.HasPrefix(data, []byte(kekFormat+"\n")) {
-		m, err := readMasterKey(path)
+		m, err := parseMasterFile(path, data)
 		if err != nil {
 			return KEK{}, err
 		}

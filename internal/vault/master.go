@@ -117,29 +117,16 @@ func LoadMasterKey(path, envValue string, create bool) (MasterKey, bool, error) 
 }
 
 func readMasterKey(path string) (MasterKey, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return MasterKey{}, fmt.Errorf("vault: master key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return MasterKey{}, fmt.Errorf("vault: master key file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return MasterKey{}, fmt.Errorf("vault: master key file %s: not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return MasterKey{}, fmt.Errorf("vault: master key file %s has mode %04o, open to group or others: run chmod 600 %s", path, perm, path)
-	}
 	// A key file is 32 bytes or about 45 characters; refuse to slurp anything large.
-	data, err := io.ReadAll(io.LimitReader(f, 257))
+	data, err := readKeyFile(path, "master key file", 256)
 	if err != nil {
-		return MasterKey{}, fmt.Errorf("vault: master key file %s: %w", path, err)
+		return MasterKey{}, err
 	}
-	if len(data) > 256 {
-		return MasterKey{}, fmt.Errorf("vault: master key file %s: too long to be a key (want 32 raw bytes or their base64)", path)
-	}
+	return parseMasterFile(path, data)
+}
+
+// parseMasterFile reads a master key file's content: 32 raw bytes or their base64.
+func parseMasterFile(path string, data []byte) (MasterKey, error) {
 	if len(data) == MasterKeySize {
 		return newMasterKey(data), nil
 	}
@@ -148,6 +135,34 @@ func readMasterKey(path string) (MasterKey, error) {
 		return MasterKey{}, fmt.Errorf("vault: master key file %s: want 32 raw bytes or their base64: %w", path, err)
 	}
 	return m, nil
+}
+
+// readKeyFile reads a file that holds a key (what names it in errors): a regular
+// file, of at most limit bytes, open to no one but its owner.
+func readKeyFile(path, what string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("vault: %s: %w", what, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("vault: %s %s: not a regular file", what, path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("vault: %s %s has mode %04o, open to group or others: run chmod 600 %s", what, path, perm, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("vault: %s %s: %w", what, path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("vault: %s %s: too long to be a key file", what, path)
+	}
+	return data, nil
 }
 
 // WriteMasterKey writes m to a new file at path in base64 with mode 0600, creating

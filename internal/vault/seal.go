@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 )
 
@@ -81,12 +82,15 @@ func (k *Key) OpenString(label string, sealed []byte) (string, error) {
 }
 
 // Sealed values in text columns are the sealed bytes in base64 (standard alphabet,
-// no padding): the schemas keep their text columns on both engines.
+// no padding): the schemas keep their text columns on both engines. They are read
+// strictly (no line breaks, no stray bits in the last character), so one sealed value
+// has one text: a text changed in any byte does not open.
+var sealedText = base64.RawStdEncoding.Strict()
 
 // SealText seals a text value for a text column. The empty string is sealed too, so a
 // NOT NULL column always holds a sealed value.
 func (k *Key) SealText(label, s string) string {
-	return base64.RawStdEncoding.EncodeToString(k.Seal(label, []byte(s)))
+	return sealedText.EncodeToString(k.Seal(label, []byte(s)))
 }
 
 // SealOptional is SealText for a nullable column: the empty string is NULL.
@@ -112,11 +116,11 @@ func (k *Key) OpenText(label, sealed string) (string, error) {
 		clear(sc.buf[:]) // the value opened in place does not linger in the pool
 		scratchPool.Put(sc)
 	}()
-	if n := base64.RawStdEncoding.DecodedLen(len(sealed)); n > len(buf) {
+	if n := sealedText.DecodedLen(len(sealed)); n > len(buf) {
 		buf = make([]byte, n)
 	}
-	n, err := base64.RawStdEncoding.Decode(buf, []byte(sealed)) // converted without a copy
-	if err != nil || n < sealOverhead || buf[0] != sealVersion {
+	n, err := sealedText.Decode(buf, []byte(sealed)) // converted without a copy
+	if err != nil || strings.ContainsAny(sealed, "\r\n") || n < sealOverhead || buf[0] != sealVersion {
 		return "", fmt.Errorf("%w: %s of %s is not a sealed value", ErrSealed, label, k.subject)
 	}
 	ct := buf[13:n]

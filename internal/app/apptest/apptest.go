@@ -26,7 +26,34 @@ import (
 
 	"steward/internal/app"
 	"steward/internal/config"
+	"steward/internal/inbound/fakedns"
+	"steward/internal/store/storetest"
 )
+
+// Each runs fn against a fresh Steward on SQLite, and on PostgreSQL when the test
+// database is configured, in parallel subtests.
+func Each(t *testing.T, fn func(t *testing.T, h *Harness)) {
+	t.Helper()
+	EachDatabase(t, func(t *testing.T, dbURL string) { fn(t, Start(t, dbURL)) })
+}
+
+// EachDatabase runs fn in parallel subtests with the database URL of each engine ("" for
+// SQLite), for a test that starts Steward with settings of its own.
+func EachDatabase(t *testing.T, fn func(t *testing.T, dbURL string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, "")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		u := storetest.PostgresURL(t)
+		if u == "" {
+			t.Skip("STEWARD_TEST_POSTGRES_URL not set")
+		}
+		fn(t, u)
+	})
+}
 
 // Harness is a running Steward.
 type Harness struct {
@@ -36,8 +63,11 @@ type Harness struct {
 	Data   string
 	Client *http.Client
 	Clock  *Clock // Steward's clock: move it on to age what Steward stored
-	stop   func()
-	once   sync.Once
+	// DNS answers the inbound listener's SPF and DKIM lookups: a test publishes
+	// records in it; nothing asks the network.
+	DNS  *fakedns.Resolver
+	stop func()
+	once sync.Once
 }
 
 // Clock is the clock a harness gives Steward: the real time, moved on by Advance. A test
@@ -94,7 +124,8 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	clock := &Clock{}
-	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1), app.WithClock(clock.Now))
+	dns := fakedns.New()
+	a, err := app.New(ctx, cfg, log, app.WithPoll(20*time.Millisecond), app.WithKeyGrace(-1), app.WithClock(clock.Now), app.WithResolver(dns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +134,7 @@ func Start(t testing.TB, dbURL string, flags ...string) *Harness {
 	}
 	done := make(chan struct{})
 	go func() { _ = a.Serve(ctx, ln); close(done) }()
-	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}, Clock: clock}
+	h := &Harness{T: t, App: a, URL: base, Data: data, Client: &http.Client{Timeout: 30 * time.Second}, Clock: clock, DNS: dns}
 	h.stop = func() {
 		cancel()
 		<-done

@@ -12,31 +12,31 @@ var statements = []statement{
 	{"internal/account/account.go:152", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
 	{"internal/account/account.go:158", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
 	{"internal/account/account.go:175", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
-	{"internal/account/account.go:192", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/account.go:219", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:194", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/account.go:227", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:237", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:251", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:245", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:259", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:266", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+	{"internal/account/account.go:274", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`},
-	{"internal/account/account.go:280", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
-	{"internal/account/account.go:316", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
-	{"internal/account/account.go:319", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/account.go:319", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:332", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
-	{"internal/account/account.go:343", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:357", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:365", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:288", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
+	{"internal/account/account.go:324", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
+	{"internal/account/account.go:327", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/account.go:327", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:340", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
+	{"internal/account/account.go:351", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:365", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:373", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:378", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:386", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`},
-	{"internal/account/account.go:387", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:406", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/account.go:395", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:414", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
 	{"internal/account/profile.go:233", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:346", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
@@ -188,18 +188,19 @@ SELECT what, path FROM (
 		ON CONFLICT (account_id, role) DO NOTHING`},
 	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
 	{"internal/governance/staff.go:44", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
-	{"internal/mail/mail.go:138", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
-	{"internal/mail/mail.go:140", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
-	{"internal/mail/mail.go:240", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/mail/mail.go:290", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/mail/mail.go:390", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+	{"internal/mail/mail.go:142", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
+	{"internal/mail/mail.go:144", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
+	{"internal/mail/mail.go:244", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/mail/mail.go:294", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
+	{"internal/mail/mail.go:394", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
 		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`},
-	{"internal/mail/mail.go:493", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
-	{"internal/mail/mail.go:664", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
-	{"internal/mail/mail.go:673", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+	{"internal/mail/mail.go:497", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
+	{"internal/mail/mail.go:668", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
+	{"internal/mail/mail.go:677", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
-	{"internal/mail/mail.go:712", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/mail.go:716", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/newsletter/bymail.go:288", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:88", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`},
 	{"internal/newsletter/campaign.go:112", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
@@ -207,19 +208,19 @@ SELECT what, path FROM (
 	{"internal/newsletter/campaign.go:228", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
 	{"internal/newsletter/campaign.go:252", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
 		LEFT JOIN vault_keys k ON k.subject_id = m.subject_id WHERE m.purpose = $1`},
-	{"internal/newsletter/campaign.go:360", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
-	{"internal/newsletter/campaign.go:396", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
+	{"internal/newsletter/campaign.go:363", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
+	{"internal/newsletter/campaign.go:399", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
 			SELECT $1, u.subject, u.token, 'pending', $2 FROM unnest($3::text[], $4::text[]) AS u(subject, token)
 			ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:401", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:465", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
-	{"internal/newsletter/campaign.go:658", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:404", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:468", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
+	{"internal/newsletter/campaign.go:661", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`},
-	{"internal/newsletter/campaign.go:805", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:813", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:840", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:860", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
-	{"internal/newsletter/campaign.go:876", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:851", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
+	{"internal/newsletter/campaign.go:871", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
+	{"internal/newsletter/campaign.go:887", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/holder.go:160", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
 	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
@@ -229,51 +230,51 @@ SELECT what, path FROM (
 	{"internal/newsletter/holder.go:211", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
 			ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
 	{"internal/newsletter/holder.go:216", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/importer.go:453", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
-	{"internal/newsletter/importer.go:456", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/newsletter/importer.go:466", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/importer.go:463", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
+	{"internal/newsletter/importer.go:466", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/newsletter/importer.go:476", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES ($4, $5, $6, $7, $8, $9)) AS v`},
-	{"internal/newsletter/importer.go:481", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+	{"internal/newsletter/importer.go:491", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, subject_id, email, first_name FROM subscribers WHERE rowid > $2 ORDER BY rowid`},
-	{"internal/newsletter/importer.go:501", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+	{"internal/newsletter/importer.go:511", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[])`},
-	{"internal/newsletter/importer.go:505", postgresOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/importer.go:515", postgresOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $7, 'import', $8, $8
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, email, hash, first, last, company)`},
-	{"internal/newsletter/importer.go:512", postgresOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+	{"internal/newsletter/importer.go:522", postgresOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, u.id, u.email, u.first FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, email, first)`},
-	{"internal/newsletter/importer.go:523", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
+	{"internal/newsletter/importer.go:533", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
 	{"internal/newsletter/mailable.go:132", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
-	{"internal/newsletter/newsletter.go:150", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
+	{"internal/newsletter/newsletter.go:152", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
 			WHERE t.id = $1`},
-	{"internal/newsletter/newsletter.go:166", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:170", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:174", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:210", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:220", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:229", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+	{"internal/newsletter/newsletter.go:168", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:172", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:176", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:212", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:222", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:231", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
 		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
-	{"internal/newsletter/newsletter.go:255", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:259", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:271", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:277", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:295", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:302", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:315", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/newsletter.go:257", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:261", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:273", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:279", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:297", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:304", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:317", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
-	{"internal/newsletter/newsletter.go:328", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+	{"internal/newsletter/newsletter.go:330", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
 		WHERE id = $4`},
-	{"internal/newsletter/newsletter.go:346", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:362", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+	{"internal/newsletter/newsletter.go:348", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:364", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/newsletter.go:368", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/newsletter.go:377", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:387", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:370", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/newsletter.go:379", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:389", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/seal.go:120", bothEngines, `SELECT t.id, t.evidence FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id
 		WHERE s.subject_id = $1`},
