@@ -446,17 +446,24 @@ var EUAgesOfConsent = map[string]int{
 	"GB": 13, "NO": 13, "IS": 13, "LI": 16, "US": 13,
 }
 
+// listItems returns the items of a comma-separated setting, trimmed, without empty ones.
+func listItems(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
 func ageOfConsent(s string, bad func(string, string)) (int, map[string]int) {
 	def := 16
 	table := map[string]int{}
 	for k, v := range EUAgesOfConsent {
 		table[k] = v
 	}
-	for i, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
+	for i, part := range listItems(s) {
 		country, age, found := strings.Cut(part, "=")
 		if !found {
 			if i != 0 {
@@ -514,11 +521,7 @@ func fields(s string, bad func(string, string)) map[string]Requirement {
 	for _, f := range ProfileFields {
 		out[f] = Optional
 	}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
+	for _, part := range listItems(s) {
 		name, req, _ := strings.Cut(part, "=")
 		if _, ok := out[name]; !ok {
 			bad("fields", fmt.Sprintf("unknown field %q; known: %s", name, strings.Join(sorted(ProfileFields), ", ")))

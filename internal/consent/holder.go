@@ -2,12 +2,10 @@ package consent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
-	"steward/internal/vault"
 )
 
 // Holder is the consent ledger's entry in the data map.
@@ -70,15 +68,10 @@ func (Holder) Declaration() datamap.Declaration {
 // Export returns the subject's ledger, its evidence opened, state, conflicts and flags.
 // A subject built without its key (a subscriber found by address) is given it here.
 func (h Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	if s.Key == nil {
-		key, err := h.S.vault.KeyIn(ctx, q, s.ID, false)
-		switch {
-		case err == nil:
-			s.Key = key
-		case !errors.Is(err, vault.ErrNoKey):
-			return nil, fmt.Errorf("consent: export: %w", err)
-		}
-		// Without a key the subject never made a decision: there is nothing sealed.
+	// Without a key the subject never made a decision: there is nothing sealed.
+	s, err := h.S.vault.WithKey(ctx, q, s)
+	if err != nil {
+		return nil, fmt.Errorf("consent: export: %w", err)
 	}
 	return s.SelectParts(ctx, q,
 		datamap.Part{Table: eventsTable, Where: "subject_id = $1 ORDER BY id"}, datamap.Part{Table: stateTable, Where: "subject_id = $1 ORDER BY purpose"},

@@ -10,7 +10,6 @@ import (
 	"steward/internal/blob"
 	"steward/internal/datamap"
 	"steward/internal/store"
-	"steward/internal/vault"
 )
 
 // Holder is the files' entry in the data map. It also streams the decrypted files into
@@ -77,15 +76,10 @@ func (Holder) Declaration() datamap.Declaration {
 // the contents come through ExportFiles. The log holds the subject's files' accesses
 // and the subject's own refused attempts at other members' files.
 func (h Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	if s.Key == nil {
-		key, err := h.S.vault.KeyIn(ctx, q, s.ID, false)
-		switch {
-		case err == nil:
-			s.Key = key
-		case !errors.Is(err, vault.ErrNoKey):
-			return nil, fmt.Errorf("files: export: %w", err)
-		}
-		// Without a key the subject has no file, and no address in any log.
+	// Without a key the subject has no file, and no address in any log.
+	s, err := h.S.vault.WithKey(ctx, q, s)
+	if err != nil {
+		return nil, fmt.Errorf("files: export: %w", err)
 	}
 	f, err := s.Select(ctx, q, filesTable, "owner_id = $1 AND state = 'ready' ORDER BY created_at", s.ID)
 	if err != nil {

@@ -458,49 +458,43 @@ type Column struct {
 
 // Columns lists every column of every table of the live schema.
 func (db *DB) Columns(ctx context.Context) ([]Column, error) {
-	var out []Column
-	switch db.Dialect {
-	case SQLite:
-		rows, err := db.read.QueryContext(ctx,
-			`SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
-			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`)
-		if err != nil {
-			return nil, fmt.Errorf("store: columns: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c Column
-			if err := rows.Scan(&c.Table, &c.Name, &c.Type); err != nil {
-				return nil, err
-			}
-			t := strings.ToUpper(c.Type)
-			// SQLite's type affinity: anything declaring TEXT, CHAR, CLOB, or no type
-			// at all can hold text; so can BLOB (JSON is stored as text or blob).
-			c.Text = t == "" || strings.Contains(t, "TEXT") || strings.Contains(t, "CHAR") ||
-				strings.Contains(t, "CLOB") || strings.Contains(t, "BLOB") || strings.Contains(t, "JSON")
-			out = append(out, c)
-		}
-		return out, rows.Err()
-	default:
-		rows, err := db.read.QueryContext(ctx,
-			`SELECT table_name, column_name, data_type FROM information_schema.columns
-			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`)
-		if err != nil {
-			return nil, fmt.Errorf("store: columns: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c Column
-			if err := rows.Scan(&c.Table, &c.Name, &c.Type); err != nil {
-				return nil, err
-			}
-			t := strings.ToLower(c.Type)
-			c.Text = strings.Contains(t, "char") || t == "text" || strings.Contains(t, "json") ||
-				t == "bytea" || t == "array" || t == "user-defined"
-			out = append(out, c)
-		}
-		return out, rows.Err()
+	q, textual := `SELECT table_name, column_name, data_type FROM information_schema.columns
+			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`, postgresText
+	if db.Dialect == SQLite {
+		q, textual = `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
+			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`, sqliteText
 	}
+	rows, err := db.read.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: columns: %w", err)
+	}
+	defer rows.Close()
+	var out []Column
+	for rows.Next() {
+		var c Column
+		if err := rows.Scan(&c.Table, &c.Name, &c.Type); err != nil {
+			return nil, err
+		}
+		c.Text = textual(c.Type)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// sqliteText reports whether a column of SQLite's declared type can hold text: by type
+// affinity, anything declaring TEXT, CHAR, CLOB, or no type at all; so can BLOB (JSON
+// is stored as text or blob).
+func sqliteText(typ string) bool {
+	t := strings.ToUpper(typ)
+	return t == "" || strings.Contains(t, "TEXT") || strings.Contains(t, "CHAR") ||
+		strings.Contains(t, "CLOB") || strings.Contains(t, "BLOB") || strings.Contains(t, "JSON")
+}
+
+// postgresText reports whether a PostgreSQL column of the data type can hold text.
+func postgresText(typ string) bool {
+	t := strings.ToLower(typ)
+	return strings.Contains(t, "char") || t == "text" || strings.Contains(t, "json") ||
+		t == "bytea" || t == "array" || t == "user-defined"
 }
 
 // Compact makes deleted rows unrecoverable from the database's own files as far as

@@ -394,6 +394,23 @@ func (v *Vault) KeyIn(ctx context.Context, q store.Querier, subjectID string, cr
 	return v.Unwrap(subjectID, wrapped, epoch)
 }
 
+// WithKey returns s with its data key, read in q, for opening sealed columns, unless s
+// carries one already. A subject without a key is returned as it is: it has nothing
+// sealed (or it was erased).
+func (v *Vault) WithKey(ctx context.Context, q store.Querier, s datamap.Subject) (datamap.Subject, error) {
+	if s.Key != nil {
+		return s, nil
+	}
+	key, err := v.KeyIn(ctx, q, s.ID, false)
+	switch {
+	case err == nil:
+		s.Key = key
+	case !errors.Is(err, ErrNoKey):
+		return s, err
+	}
+	return s, nil
+}
+
 // KeyColumns are the vault_keys columns Unwrap takes, for a query that joins
 // vault_keys (aliased alias) to read a row and its subject's key in one statement.
 func KeyColumns(alias string) string { return alias + ".wrapped, " + alias + ".epoch" }

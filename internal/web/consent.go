@@ -50,11 +50,15 @@ var basisWords = map[consent.Basis]string{
 	consent.LegalObligation:    "Legal obligation",
 }
 
-func basisOf(b consent.Basis) string {
-	if w := basisWords[b]; w != "" {
+func basisOf(b consent.Basis) string { return inWords(basisWords, b) }
+
+// inWords says a key in the words of m, or, for a key m lacks, as its text with spaces
+// for underscores.
+func inWords[K ~string](m map[K]string, k K) string {
+	if w := m[k]; w != "" {
 		return w
 	}
-	return strings.ReplaceAll(string(b), "_", " ")
+	return strings.ReplaceAll(string(k), "_", " ")
 }
 
 // sourceWords say where a decision came from.
@@ -68,12 +72,7 @@ var sourceWords = map[consent.Source]string{
 	consent.SourceAccountLink:   "your newsletter subscription joining your account",
 }
 
-func sourceOf(s consent.Source) string {
-	if w := sourceWords[s]; w != "" {
-		return w
-	}
-	return strings.ReplaceAll(string(s), "_", " ")
-}
+func sourceOf(s consent.Source) string { return inWords(sourceWords, s) }
 
 // decisionOf says a decision in words: on a purpose of legitimate interest a
 // withdrawal is an objection.

@@ -7,6 +7,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/server"
+	"steward/internal/text"
 )
 
 // sessionsView lists the member's sessions.
@@ -68,36 +69,9 @@ func (p *Pages) revokeAll(w http.ResponseWriter, r *http.Request, sess account.S
 // browser names the browser and system of a User-Agent header in a few words; the
 // list shows the whole header on hover.
 func browser(ua string) string {
-	var name, system string
-	switch {
-	case strings.Contains(ua, "Edg/"):
-		name = "Edge"
-	case strings.Contains(ua, "OPR/"):
-		name = "Opera"
-	case strings.Contains(ua, "Firefox/"):
-		name = "Firefox"
-	case strings.Contains(ua, "Chromium/"):
-		name = "Chromium"
-	case strings.Contains(ua, "Chrome/"):
-		name = "Chrome"
-	case strings.Contains(ua, "Safari/"):
-		name = "Safari"
-	case strings.HasPrefix(ua, "curl/"):
+	name, system := firstIn(ua, browserNames), firstIn(ua, systemNames)
+	if strings.HasPrefix(ua, "curl/") {
 		name = "curl"
-	}
-	switch {
-	case strings.Contains(ua, "Android"):
-		system = "Android"
-	case strings.Contains(ua, "iPhone"), strings.Contains(ua, "iPad"):
-		system = "iOS"
-	case strings.Contains(ua, "Windows"):
-		system = "Windows"
-	case strings.Contains(ua, "Mac OS X"):
-		system = "macOS"
-	case strings.Contains(ua, "CrOS"):
-		system = "ChromeOS"
-	case strings.Contains(ua, "Linux"):
-		system = "Linux"
 	}
 	switch {
 	case name != "" && system != "":
@@ -110,9 +84,29 @@ func browser(ua string) string {
 		return "Unknown browser"
 	}
 	if len(ua) > 40 {
-		return ua[:40] + "…"
+		return text.Cut(ua, 40) + "…"
 	}
 	return ua
+}
+
+// browserNames and systemNames name what a User-Agent header says, by a token it
+// holds: the first that matches, so the order matters (Edge and Opera also say
+// Chrome, Chrome also says Safari, Android also says Linux).
+var (
+	browserNames = [][2]string{{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chromium/", "Chromium"},
+		{"Chrome/", "Chrome"}, {"Safari/", "Safari"}}
+	systemNames = [][2]string{{"Android", "Android"}, {"iPhone", "iOS"}, {"iPad", "iOS"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"}}
+)
+
+// firstIn returns the name of the first token of names that ua holds, or "".
+func firstIn(ua string, names [][2]string) string {
+	for _, n := range names {
+		if strings.Contains(ua, n[0]) {
+			return n[1]
+		}
+	}
+	return ""
 }
 
 // passwordView is the form that changes the password.

@@ -166,12 +166,12 @@ SELECT what, path FROM (
 	{"internal/files/files.go:647", bothEngines, `DELETE FROM files WHERE id = $1`},
 	{"internal/files/files.go:678", bothEngines, `SELECT l.at, l.file_id, COALESCE(f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`},
-	{"internal/files/holder.go:156", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:176", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:177", bothEngines, `DELETE FROM file_access_log WHERE owner_id = $1`},
-	{"internal/files/holder.go:178", bothEngines, `UPDATE file_access_log SET actor_id = NULL, ip = '' WHERE actor_id = $1`},
-	{"internal/files/holder.go:192", bothEngines, `SELECT count(*) FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:206", bothEngines, `SELECT object FROM files`},
+	{"internal/files/holder.go:150", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:170", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:171", bothEngines, `DELETE FROM file_access_log WHERE owner_id = $1`},
+	{"internal/files/holder.go:172", bothEngines, `UPDATE file_access_log SET actor_id = NULL, ip = '' WHERE actor_id = $1`},
+	{"internal/files/holder.go:186", bothEngines, `SELECT count(*) FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:200", bothEngines, `SELECT object FROM files`},
 	{"internal/files/reconcile.go:50", bothEngines, `SELECT id, object, state, lease_until, created_at FROM files`},
 	{"internal/files/reconcile.go:94", bothEngines, `DELETE FROM files WHERE id = $1 AND state = $2`},
 	{"internal/governance/audit.go:60", bothEngines, `INSERT INTO audit_log (at, event, account_id, ip, ip_idx, detail, sealed) VALUES ($1, $2, NULL, '', $3, $4, 1)`},
@@ -322,11 +322,11 @@ SELECT what, path FROM (
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
 	{"internal/rights/ledger.go:526", bothEngines, `SELECT max(erased_at) FROM erasure_ledger`},
 	{"internal/store/store.go:136", sqliteOnly, `PRAGMA wal_checkpoint(PASSIVE)`},
-	{"internal/store/store.go:465", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
-			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
-	{"internal/store/store.go:486", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
+	{"internal/store/store.go:461", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`},
-	{"internal/store/store.go:518", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
+	{"internal/store/store.go:464", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
+			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
+	{"internal/store/store.go:512", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/vault/rotate.go:121", bothEngines, `UPDATE kek_state SET target = $1, target_at = $2 WHERE id = 1 AND epoch = $3 AND target = $3`},
 	{"internal/vault/rotate.go:143", bothEngines, `SELECT count(*) FROM vault_keys WHERE epoch < $1`},
 	{"internal/vault/rotate.go:149", bothEngines, `UPDATE kek_state SET epoch = $1, key_id = $2, started_at = $3 WHERE id = 1 AND epoch = $4 AND target = $1`},
@@ -349,6 +349,6 @@ SELECT what, path FROM (
 	{"internal/vault/vault.go:380", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
 	{"internal/vault/vault.go:386", bothEngines, `SELECT wrapped, epoch FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:456", bothEngines, `DELETE FROM vault_keys WHERE subject_id = $1`},
-	{"internal/vault/vault.go:465", bothEngines, `SELECT count(*) FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:473", bothEngines, `DELETE FROM vault_keys WHERE subject_id = $1`},
+	{"internal/vault/vault.go:482", bothEngines, `SELECT count(*) FROM vault_keys WHERE subject_id = $1`},
 }
