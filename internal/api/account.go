@@ -106,7 +106,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	token, sess, err := a.LoginLimited(r, req.Email, req.Password)
+	token, sess, err := a.LoginLimited(w, r, req.Email, req.Password)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -208,7 +208,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, sess accoun
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Limits.PasswordCheck(sess.AccountID); err != nil {
+	if err := a.Limits.PasswordCheck(r.Context(), sess.AccountID); err != nil {
 		a.fail(w, r, err)
 		return
 	}

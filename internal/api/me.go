@@ -69,7 +69,7 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request, sess account.Sess
 		return
 	}
 	if req.CurrentPassword != "" {
-		if err := a.Limits.PasswordCheck(sess.AccountID); err != nil {
+		if err := a.Limits.PasswordCheck(r.Context(), sess.AccountID); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -100,7 +100,7 @@ func (a *API) deleteMe(w http.ResponseWriter, r *http.Request, sess account.Sess
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Limits.PasswordCheck(sess.AccountID); err != nil {
+	if err := a.Limits.PasswordCheck(r.Context(), sess.AccountID); err != nil {
 		a.fail(w, r, err)
 		return
 	}

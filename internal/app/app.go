@@ -30,6 +30,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/metrics"
 	"steward/internal/newsletter"
+	"steward/internal/ratelimit"
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
@@ -171,7 +172,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	if err := a.jobs.Open(true); err != nil {
 		return err
 	}
-	a.handler, err = a.routes()
+	a.handler, err = a.routes(index)
 	return err
 }
 
@@ -342,6 +343,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	}
 	reg.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
 	reg.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
+	reg.DeclareNonPersonal("rate_limits", "rate limit buckets: keyed hashes of IPs, addresses and account ids (never the values), each deleted once full again (hours at most)")
 	reg.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
 	return reg, nil
 }
@@ -369,10 +371,13 @@ func (a *App) registerJobs() {
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
-func (a *App) routes() (http.Handler, error) {
+// Its rate limits are kept in the database, keyed by blind indexes: every node spends
+// from the same buckets.
+func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	cfg := a.config
+	limits := server.NewLimits(ratelimit.New(a.db, a.now, a.log), index, !cfg.RateLimits, cfg.CookieSecure, a.now)
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
-		Staff: a.staff, Jobs: a.jobs, Limits: server.NewLimits(!cfg.RateLimits, a.now), Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
+		Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

@@ -53,7 +53,7 @@ func TestRateLimits(t *testing.T) {
 	if _, code := last.ErrorField(); last.Status != http.StatusTooManyRequests || code != "rate_limited" || last.Header.Get("Retry-After") == "" {
 		t.Errorf("6 failed logins on one account: last = %d %s", last.Status, last.Body)
 	}
-	// Even the right password waits: the budget is per account, not per mistake.
+	// Even the right password waits at this IP: the budget is per account and IP, not per mistake.
 	if r := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "limited@example.org", "password": pw}, ""); r.Status != http.StatusTooManyRequests {
 		t.Errorf("login while limited = %d", r.Status)
 	}

@@ -1,106 +1,206 @@
 package server
 
 import (
-	"sync"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
+	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/ratelimit"
+	"steward/internal/vault"
 )
-
-// Limiter is a set of token buckets by key (an IP address, an account): each key may
-// do burst actions at once and then one every per. Idle keys are forgotten.
-type Limiter struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	every   rate.Limit
-	burst   int
-	off     bool
-	last    time.Time
-	now     func() time.Time
-}
-
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// NewLimiter returns a limiter of burst actions, refilled at one every per on the
-// clock now. A limiter with off set allows everything (benchmarks, tests of other
-// things).
-func NewLimiter(burst int, per time.Duration, off bool, now func() time.Time) *Limiter {
-	return &Limiter{buckets: map[string]*bucket{}, every: rate.Every(per), burst: burst, off: off, now: now}
-}
 
 // ErrRateLimited is returned when a limit is hit.
 var ErrRateLimited = apperr.New(apperr.RateLimited, "rate_limited", "too many attempts; wait a minute and try again")
-
-// Allow takes one token from every key's bucket and reports whether all had one.
-func (l *Limiter) Allow(keys ...string) bool {
-	if l.off {
-		return true
-	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) > time.Minute {
-		l.sweep(now)
-	}
-	ok := true
-	for _, k := range keys {
-		if k == "" {
-			continue
-		}
-		b := l.buckets[k]
-		if b == nil {
-			b = &bucket{lim: rate.NewLimiter(l.every, l.burst)}
-			l.buckets[k] = b
-		}
-		b.seen = now
-		if !b.lim.AllowN(now, 1) {
-			ok = false
-		}
-	}
-	return ok
-}
-
-// sweep forgets buckets that have been idle long enough to be full again.
-func (l *Limiter) sweep(now time.Time) {
-	l.last = now
-	full := time.Duration(float64(l.burst)/float64(l.every)*float64(time.Second)) + time.Minute
-	for k, b := range l.buckets {
-		if now.Sub(b.seen) > full {
-			delete(l.buckets, k)
-		}
-	}
-}
 
 // errPasswordTries stops a stolen session from guessing the password through the
 // routes that ask for it again.
 var errPasswordTries = apperr.New(apperr.RateLimited, "rate_limited", "too many password attempts; wait a minute and try again")
 
-// PasswordCheck takes one try from the account's budget of password checks (deletion,
-// password change): the same budget the login spends per account.
-func (l *Limits) PasswordCheck(accountID string) error {
-	if !l.LoginAccount.Allow("check:" + accountID) {
-		return errPasswordTries
+// The limits of the account routes (docs/design.md, Accounts). A login is limited per
+// client IP across accounts (credential stuffing), per account and IP pair (guessing
+// one member's password), and per account across IPs, slowly; a login from a browser
+// that holds the account's known-device cookie is limited per account and device
+// instead, so that no one elsewhere can lock the owner out. One IP cannot empty an
+// account's bucket: its pair bucket refills slower than the account's.
+var (
+	ruleLoginIP       = ratelimit.Rule{Burst: 20, Every: 6 * time.Second} // 10 a minute after 20
+	ruleLoginPair     = ratelimit.Rule{Burst: 5, Every: 5 * time.Minute}  // 12 an hour after 5
+	ruleLoginAccount  = ratelimit.Rule{Burst: 20, Every: 2 * time.Minute} // 30 an hour after 20
+	ruleLoginDevice   = ratelimit.Rule{Burst: 5, Every: 5 * time.Minute}  // as a pair
+	rulePasswordCheck = ratelimit.Rule{Burst: 5, Every: 20 * time.Second} // per account
+	ruleRegister      = ratelimit.Rule{Burst: 5, Every: 2 * time.Minute}  // per IP, per address
+	ruleReset         = ratelimit.Rule{Burst: 3, Every: 5 * time.Minute}  // per IP, per address
+)
+
+// knownDeviceFor is how long a browser stays a known device after its last login.
+const knownDeviceFor = 180 * 24 * time.Hour
+
+// Limits are the rate limits of the account routes, kept in the database (every node
+// spends from the same buckets). Their keys are blind indexes, never the IP or address.
+type Limits struct {
+	buckets *ratelimit.Buckets
+	index   *vault.Index
+	off     bool
+	secure  bool // the known-device cookie is sent over HTTPS only
+	now     func() time.Time
+}
+
+// NewLimits returns the limits kept in buckets, their keys hashed under index; with off
+// set none of them limits. secure marks the known-device cookie Secure.
+func NewLimits(buckets *ratelimit.Buckets, index *vault.Index, off, secure bool, now func() time.Time) *Limits {
+	return &Limits{buckets: buckets, index: index, off: off, secure: secure, now: now}
+}
+
+// take spends a token of the bucket of value under the named rule; any refusal is
+// ErrRateLimited.
+func (l *Limits) take(ctx context.Context, name string, r ratelimit.Rule, value string) error {
+	ok, err := l.buckets.Take(ctx, name+":"+l.index.Of("ratelimit-"+name, value), r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrRateLimited
 	}
 	return nil
 }
 
-// Limits are the rate limits of the account routes.
-type Limits struct {
-	LoginIP, LoginAccount, Register, Reset *Limiter
+// takeAll spends a token of every bucket, refused or not (each counts the attempt), and
+// answers ErrRateLimited if any was empty.
+func (l *Limits) takeAll(ctx context.Context, name string, r ratelimit.Rule, values ...string) error {
+	var limited error
+	for _, v := range values {
+		switch err := l.take(ctx, name, r, v); {
+		case errors.Is(err, ErrRateLimited):
+			limited = err
+		case err != nil:
+			return err
+		}
+	}
+	return limited
 }
 
-// NewLimits returns the default limits on the clock now; with off set none of them
-// limits.
-func NewLimits(off bool, now func() time.Time) *Limits {
-	return &Limits{
-		LoginIP:      NewLimiter(20, 6*time.Second, off, now), // 10 a minute after a burst of 20
-		LoginAccount: NewLimiter(5, 20*time.Second, off, now), // 3 a minute after a burst of 5
-		Register:     NewLimiter(5, 2*time.Minute, off, now),  // per IP
-		Reset:        NewLimiter(3, 5*time.Minute, off, now),  // per IP and per address
+// Login spends the login limits of an attempt on email from ip; device is the id of
+// the account's known-device cookie the browser sent, if it is valid.
+func (l *Limits) Login(ctx context.Context, ip, email, device string) error {
+	if l.off {
+		return nil
 	}
+	acct := account.NormalizeEmail(email)
+	if device != "" {
+		return l.take(ctx, "login-device", ruleLoginDevice, acct+"\n"+device)
+	}
+	// In this order, each only once the one before let the attempt through: an IP
+	// refused (or a pair refused) spends nothing of the account's bucket.
+	if err := l.take(ctx, "login-ip", ruleLoginIP, ip); err != nil {
+		return err
+	}
+	if err := l.take(ctx, "login-pair", ruleLoginPair, acct+"\n"+ip); err != nil {
+		return err
+	}
+	return l.take(ctx, "login-account", ruleLoginAccount, acct)
+}
+
+// PasswordCheck takes one try from the account's budget of password checks (deletion,
+// password change, a change of address).
+func (l *Limits) PasswordCheck(ctx context.Context, accountID string) error {
+	if l.off {
+		return nil
+	}
+	err := l.take(ctx, "check", rulePasswordCheck, accountID)
+	if errors.Is(err, ErrRateLimited) {
+		return errPasswordTries
+	}
+	return err
+}
+
+// Register spends the registration limits, per IP and per address (a taken address
+// mails its owner, who must not be flooded from many IPs).
+func (l *Limits) Register(ctx context.Context, ip, email string) error {
+	if l.off {
+		return nil
+	}
+	return l.takeAll(ctx, "register", ruleRegister, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+}
+
+// Subscribe spends the limits of a newsletter subscription: the registration's, per IP
+// (one budget for both), and per address.
+func (l *Limits) Subscribe(ctx context.Context, ip, email string) error {
+	if l.off {
+		return nil
+	}
+	return l.takeAll(ctx, "register", ruleRegister, "ip\n"+ip, "news\n"+account.NormalizeEmail(email))
+}
+
+// Reset spends the limits of a password reset request, per IP and per address.
+func (l *Limits) Reset(ctx context.Context, ip, email string) error {
+	if l.off {
+		return nil
+	}
+	return l.takeAll(ctx, "reset", ruleReset, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+}
+
+// The known-device cookie: set when a login succeeds, one per account on a browser,
+// named by a blind index of the address and holding a random device id, its expiry and
+// a keyed hash of the three. It proves that this browser logged in to the account
+// before; it authenticates no one (the password is still asked).
+const deviceCookiePrefix = "steward_device_"
+
+func (l *Limits) deviceCookieName(acct string) string {
+	return deviceCookiePrefix + l.index.Of("known-device-name", acct)[:16]
+}
+
+func (l *Limits) deviceMAC(acct, device string, expires int64) string {
+	return l.index.Of("known-device", acct+"\n"+device+"\n"+strconv.FormatInt(expires, 10))
+}
+
+// KnownDevice returns the device id of the account's known-device cookie that r
+// carries, or "" when it carries none that is valid and unexpired.
+func (l *Limits) KnownDevice(r *http.Request, email string) string {
+	acct := account.NormalizeEmail(email)
+	c, err := r.Cookie(l.deviceCookieName(acct))
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 || len(parts[0]) != 32 {
+		return ""
+	}
+	expires, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || l.now().Unix() > expires {
+		return ""
+	}
+	if !hmac.Equal([]byte(parts[2]), []byte(l.deviceMAC(acct, parts[0], expires))) {
+		return ""
+	}
+	return parts[0]
+}
+
+// RememberDevice sets the account's known-device cookie after a successful login,
+// keeping the device id the browser already had.
+func (l *Limits) RememberDevice(w http.ResponseWriter, r *http.Request, email string) {
+	acct := account.NormalizeEmail(email)
+	device := l.KnownDevice(r, acct)
+	if device == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		device = hex.EncodeToString(b[:])
+	}
+	expires := l.now().Add(knownDeviceFor).Unix()
+	http.SetCookie(w, &http.Cookie{
+		Name:     l.deviceCookieName(acct),
+		Value:    device + "." + strconv.FormatInt(expires, 10) + "." + l.deviceMAC(acct, device, expires),
+		Path:     "/",
+		MaxAge:   int(knownDeviceFor / time.Second),
+		HttpOnly: true,
+		Secure:   l.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
 }

@@ -47,31 +47,36 @@ func (s *Services) ClientIP(r *http.Request) string { return ClientIP(r, s.Trust
 // RegisterLimited registers under the registration limits, per IP and per address (a
 // taken address mails its owner, who must not be flooded from many IPs).
 func (s *Services) RegisterLimited(r *http.Request, reg account.Registration) (account.Registered, error) {
-	if !s.Limits.Register.Allow("ip:"+s.ClientIP(r), "addr:"+account.NormalizeEmail(reg.Email)) {
-		return account.Registered{}, ErrRateLimited
+	if err := s.Limits.Register(r.Context(), s.ClientIP(r), reg.Email); err != nil {
+		return account.Registered{}, err
 	}
 	return s.Accounts.Register(r.Context(), reg, s.Meta(r))
 }
 
-// LoginLimited logs in under the login rate limits, per IP and per account.
-func (s *Services) LoginLimited(r *http.Request, email, password string) (string, account.Session, error) {
+// LoginLimited logs in under the login rate limits (Limits.Login), and marks the
+// browser a known device of the account when the login succeeds.
+func (s *Services) LoginLimited(w http.ResponseWriter, r *http.Request, email, password string) (string, account.Session, error) {
 	if email == "" {
 		return "", account.Session{}, apperr.Field("email", "required", "is required")
 	}
 	if password == "" {
 		return "", account.Session{}, apperr.Field("password", "required", "is required")
 	}
-	if !s.Limits.LoginIP.Allow("ip:"+s.ClientIP(r)) || !s.Limits.LoginAccount.Allow("acct:"+account.NormalizeEmail(email)) {
-		return "", account.Session{}, ErrRateLimited
+	if err := s.Limits.Login(r.Context(), s.ClientIP(r), email, s.Limits.KnownDevice(r, email)); err != nil {
+		return "", account.Session{}, err
 	}
-	return s.Accounts.Login(r.Context(), email, password, s.Meta(r))
+	token, sess, err := s.Accounts.Login(r.Context(), email, password, s.Meta(r))
+	if err == nil {
+		s.Limits.RememberDevice(w, r, email)
+	}
+	return token, sess, err
 }
 
 // ResetLimited asks for a reset link under the reset rate limits (per IP and per
 // address).
 func (s *Services) ResetLimited(r *http.Request, email string) error {
-	if !s.Limits.Reset.Allow("ip:"+s.ClientIP(r), "addr:"+account.NormalizeEmail(email)) {
-		return ErrRateLimited
+	if err := s.Limits.Reset(r.Context(), s.ClientIP(r), email); err != nil {
+		return err
 	}
 	return s.Accounts.RequestPasswordReset(r.Context(), email, s.Meta(r))
 }
@@ -79,8 +84,8 @@ func (s *Services) ResetLimited(r *http.Request, email string) error {
 // SubscribeLimited starts a newsletter subscription under the registration limits
 // (per IP and per address): a confirmation mail goes out, nothing else.
 func (s *Services) SubscribeLimited(r *http.Request, sub newsletter.Subscription) error {
-	if !s.Limits.Register.Allow("ip:"+s.ClientIP(r), "news:"+account.NormalizeEmail(sub.Email)) {
-		return ErrRateLimited
+	if err := s.Limits.Subscribe(r.Context(), s.ClientIP(r), sub.Email); err != nil {
+		return err
 	}
 	return s.Newsletter.Subscribe(r.Context(), sub, s.Evidence(r))
 }

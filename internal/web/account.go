@@ -117,7 +117,7 @@ func (p *Pages) updateProfile(w http.ResponseWriter, r *http.Request, sess accou
 	patch.CurrentPassword = r.PostFormValue("current_password")
 	var err error
 	if patch.CurrentPassword != "" {
-		err = p.o.Limits.PasswordCheck(sess.AccountID)
+		err = p.o.Limits.PasswordCheck(r.Context(), sess.AccountID)
 	}
 	if err == nil {
 		_, err = p.o.Accounts.Update(r.Context(), sess.AccountID, patch, p.o.Meta(r))

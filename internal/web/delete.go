@@ -32,7 +32,7 @@ func (p *Pages) deleteAccount(w http.ResponseWriter, r *http.Request, sess accou
 		p.fail(w, r, err)
 		return
 	}
-	err := p.o.Limits.PasswordCheck(sess.AccountID)
+	err := p.o.Limits.PasswordCheck(r.Context(), sess.AccountID)
 	if err == nil {
 		err = p.o.Accounts.CheckPassword(r.Context(), sess.AccountID, "password", r.PostFormValue("password"))
 	}

@@ -40,7 +40,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostFormValue("email")
-	token, _, err := p.o.LoginLimited(r, email, r.PostFormValue("password"))
+	token, _, err := p.o.LoginLimited(w, r, email, r.PostFormValue("password"))
 	if err != nil {
 		v := loginView{Fields: loginFields(email)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)

@@ -133,7 +133,7 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request, sess acco
 		p.fail(w, r, err)
 		return
 	}
-	err := p.o.Limits.PasswordCheck(sess.AccountID)
+	err := p.o.Limits.PasswordCheck(r.Context(), sess.AccountID)
 	if err == nil {
 		err = p.o.Accounts.ChangePassword(r.Context(), sess, r.PostFormValue("current_password"),
 			r.PostFormValue("password"), p.o.Meta(r))

@@ -302,6 +302,13 @@ SELECT what, path FROM (
 			status, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`},
 	{"internal/newsletter/subscribe.go:287", bothEngines, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`},
 	{"internal/newsletter/subscribe.go:303", bothEngines, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
+		ON CONFLICT (bucket) DO UPDATE SET tat = CASE
+			WHEN rate_limits.tat <= $3 THEN $2
+			WHEN rate_limits.tat + $4 > $5 THEN $5
+			ELSE rate_limits.tat + $4 END
+		RETURNING tat`},
+	{"internal/ratelimit/ratelimit.go:88", bothEngines, `DELETE FROM rate_limits WHERE tat < $1`},
 	{"internal/rights/erasure.go:119", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
 	{"internal/rights/erasure.go:174", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done FROM erasure_requests WHERE id = $1`},
