@@ -34,7 +34,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"steward/internal/account"
@@ -73,29 +72,11 @@ func keysRows(o keysOpts) ([]row, error) {
 		engine = "PostgreSQL"
 	}
 	fmt.Printf("Steward keys benchmark: %s\n", engine)
-	var rows []row
-	for _, f := range []struct {
-		name string
-		run  func(context.Context, keysOpts) ([]row, error)
-	}{
+	return runFigures(ctx, o, o.figures, []figure[keysOpts]{
 		{"export", exportRows},
 		{"rotation", rotationRows},
 		{"erasure", erasureRows},
-	} {
-		if !o.figures[f.name] {
-			continue
-		}
-		syscall.Sync()
-		t := time.Now()
-		r, err := f.run(ctx, o)
-		if err != nil {
-			return rows, fmt.Errorf("%s: %w", f.name, err)
-		}
-		fmt.Printf("  %s: %.1f s\n", f.name, time.Since(t).Seconds())
-		rows = append(rows, r...)
-	}
-	fmt.Println()
-	return rows, nil
+	})
 }
 
 // ---- 1. A member's export.

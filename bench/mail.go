@@ -83,17 +83,25 @@ func (o mailOpts) engine() string {
 func mailRows(o mailOpts) ([]row, error) {
 	ctx := context.Background()
 	fmt.Printf("Steward mail benchmark: %s, GOMAXPROCS=%d\n", o.engine(), runtime.GOMAXPROCS(0))
-	var rows []row
-	for _, f := range []struct {
-		name string
-		run  func(context.Context, mailOpts) ([]row, error)
-	}{
+	return runFigures(ctx, o, o.figures, []figure[mailOpts]{
 		{"subscriptions", subscribeRows},
 		{"import", importRows},
 		{"audience", audienceRows},
 		{"sending", sendingRows},
-	} {
-		if !o.figures[f.name] {
+	})
+}
+
+// figure is one figure of a group: its name (as -only gives it) and what measures it.
+type figure[O any] struct {
+	name string
+	run  func(context.Context, O) ([]row, error)
+}
+
+// runFigures measures the selected figures of a group in order, timing each.
+func runFigures[O any](ctx context.Context, o O, selected map[string]bool, figures []figure[O]) ([]row, error) {
+	var rows []row
+	for _, f := range figures {
+		if !selected[f.name] {
 			continue
 		}
 		// Each figure starts with what the one before wrote (mail files, a database

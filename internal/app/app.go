@@ -609,12 +609,17 @@ func (a *App) sealLegacy(ctx context.Context) error {
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
+	return serveUntil(ctx, ln, &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: server.ReadHeaderTimeout,
 		IdleTimeout:       server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	}, 10*time.Second)
+}
+
+// serveUntil runs srv on ln until it fails or ctx ends, then shuts it down, giving
+// requests in flight up to grace to finish.
+func serveUntil(ctx context.Context, ln net.Listener, srv *http.Server, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -622,7 +627,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	return srv.Shutdown(sctx)
 }

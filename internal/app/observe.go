@@ -42,23 +42,13 @@ func (a *App) MetricsHandler() http.Handler {
 
 // ServeMetrics answers MetricsHandler on ln until ctx ends.
 func (a *App) ServeMetrics(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
+	return serveUntil(ctx, ln, &http.Server{
 		Handler:           a.MetricsHandler(),
 		ReadHeaderTimeout: server.ReadHeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	}, 5*time.Second)
 }
 
 // registerHealth adds /healthz (the process answers: 200) and /readyz (what it needs
