@@ -77,7 +77,7 @@ var statements = []statement{
 	{"internal/account/session.go:334", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
 	{"internal/account/session.go:337", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
 	{"internal/account/session.go:354", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
-	{"internal/app/observe.go:152", bothEngines, `SELECT 1`},
+	{"internal/app/observe.go:142", bothEngines, `SELECT 1`},
 	{"internal/backup/backup.go:179", bothEngines, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`},
 	{"internal/backup/backup.go:183", bothEngines, `SELECT max(erased_at) FROM erasure_ledger`},
 	{"internal/backup/backup.go:199", sqliteOnly, `VACUUM INTO ?`},
