@@ -462,3 +462,20 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 
 // NormalizeEmail returns the form in which addresses are stored and compared.
 func NormalizeEmail(e string) string { return normalizeEmail(e) }
+
+// VerifyLinkValid reports whether a confirmation link (of a registration or of a
+// changed address) is live, without using it: the page checks it before offering its
+// button. It returns the same error VerifyEmail would.
+func (s *Service) VerifyLinkValid(ctx context.Context, token string) error {
+	if _, err := s.peekToken(ctx, s.db, token, purposeEmailChange); err == nil || !errors.Is(err, errBadToken) {
+		return err
+	}
+	_, err := s.peekToken(ctx, s.db, token, purposeVerify)
+	return err
+}
+
+// ResetLinkValid reports whether a password-reset link is live, without using it.
+func (s *Service) ResetLinkValid(ctx context.Context, token string) error {
+	_, err := s.peekToken(ctx, s.db, token, purposeReset)
+	return err
+}

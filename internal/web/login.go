@@ -117,6 +117,12 @@ func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
 	if v.Token == "" {
 		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or ask for a new one."
 		st = http.StatusBadRequest
+	} else if err := p.o.Accounts.ResetLinkValid(r.Context(), v.Token); err != nil {
+		// Said now, not after a new password is typed.
+		st = p.formError(w, r, nil, &v.Error, err)
+		if st < http.StatusInternalServerError {
+			v.Token = ""
+		}
 	}
 	p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
 }
@@ -129,6 +135,9 @@ func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
 	v := resetView{Token: r.PostFormValue("token"), Fields: resetFields()}
 	if err := p.o.Accounts.ResetPassword(r.Context(), v.Token, r.PostFormValue("password"), p.o.Meta(r)); err != nil {
 		st := p.formError(w, r, v.Fields, &v.Error, err)
+		if e, ok := apperr.As(err); ok && e.Field == "token" {
+			v.Token = "" // the link died meanwhile: no form that cannot work
+		}
 		p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
 		return
 	}

@@ -108,6 +108,9 @@ func (p *Pages) unsubscribeForm(w http.ResponseWriter, r *http.Request) {
 		st = http.StatusBadRequest
 	} else if name, err := p.o.Newsletter.PurposeOf(r.Context(), v.Token); err != nil {
 		v.Error, st = "This opt-out link is not valid or has expired.", server.Status(err)
+		if st < http.StatusInternalServerError {
+			v.Token = "" // no button that cannot work
+		}
 	} else {
 		v.From = name
 	}

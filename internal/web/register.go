@@ -98,6 +98,12 @@ func (p *Pages) verifyForm(w http.ResponseWriter, r *http.Request) {
 	if v.Token == "" {
 		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or copy all of it into the address bar."
 		st = http.StatusBadRequest
+	} else if err := p.o.Accounts.VerifyLinkValid(r.Context(), v.Token); err != nil {
+		// A used or expired link offers no button that cannot work, but what to do now.
+		st = p.formError(w, r, nil, &v.Error, err)
+		if st < http.StatusInternalServerError {
+			v.Token = ""
+		}
 	}
 	p.render(w, r, st, "verify", "Confirm your email address", p.loggedIn(r), v)
 }
@@ -111,6 +117,9 @@ func (p *Pages) verify(w http.ResponseWriter, r *http.Request) {
 	status, err := p.o.Accounts.VerifyEmail(r.Context(), v.Token, p.o.Meta(r))
 	if err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
+		if st < http.StatusInternalServerError {
+			v.Token = "" // the link is dead: no button that cannot work
+		}
 		p.render(w, r, st, "verify", "Confirm your email address", p.loggedIn(r), v)
 		return
 	}
@@ -130,10 +139,11 @@ func (p *Pages) verifyDone(w http.ResponseWriter, r *http.Request) {
 
 // guardianView asks a parent or guardian to agree.
 type guardianView struct {
-	Token      string
-	ChildName  string
-	ChildEmail string
-	Error      string
+	Token          string
+	ConfirmDecline bool // the step before a decline erases the registration
+	ChildName      string
+	ChildEmail     string
+	Error          string
 }
 
 func (p *Pages) guardianForm(w http.ResponseWriter, r *http.Request) {
@@ -160,6 +170,20 @@ func (p *Pages) guardianDecide(w http.ResponseWriter, r *http.Request) {
 	case "agree":
 		agree = true
 	case "decline":
+		if r.PostFormValue("confirm") != "yes" {
+			// Declining erases: it asks once more, on a page of its own (no script).
+			v := guardianView{Token: token, ConfirmDecline: true}
+			g, err := p.o.Accounts.GuardianRequestFor(r.Context(), token)
+			if err != nil {
+				v = guardianView{}
+				st := p.formError(w, r, nil, &v.Error, err)
+				p.render(w, r, st, "guardian", "Parent or guardian consent", p.loggedIn(r), v)
+				return
+			}
+			v.ChildEmail = g.ChildEmail
+			p.render(w, r, http.StatusOK, "guardian", "Decline the registration?", p.loggedIn(r), v)
+			return
+		}
 	default:
 		p.render(w, r, http.StatusBadRequest, "guardian", "Parent or guardian consent", p.loggedIn(r),
 			guardianView{Token: token, Error: "Choose Agree or Decline."})

@@ -1,0 +1,93 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lacks fails if the page contains any of the strings.
+func (p page) lacks(t *testing.T, what string, strs ...string) {
+	t.Helper()
+	for _, s := range strs {
+		if strings.Contains(p.body, s) {
+			t.Errorf("%s: page has %q, want not; body:\n%s", what, s, p.body)
+		}
+	}
+}
+
+// TestDeadLinks: a used, forged or expired link says so and what to do, and offers no
+// button or form that cannot work (issue 12, finding 1).
+func TestDeadLinks(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const email = "dennis@example.com"
+
+	// A confirmation link, once used, shows no button.
+	c.post("/register", registration(email, "Dennis Ritchie", "the c programming")).wantRedirect(t, "register", "/register/sent")
+	link := s.link(email, "/verify")
+	c.get(link).want(t, "live verify link", http.StatusOK, "Confirm my email address")
+	token := strings.TrimPrefix(link, "/verify?token=")
+	c.post("/verify", url.Values{"token": {token}}).wantRedirect(t, "verify", "/verify/done")
+	for _, p := range []page{c.get(link), c.post("/verify", url.Values{"token": {token}})} {
+		p.want(t, "used verify link", http.StatusBadRequest, "This link is invalid, used or expired.", `href="/login"`, `href="/verify/resend"`)
+		p.lacks(t, "used verify link", "Confirm my email address", `name="token"`)
+	}
+
+	// A forged opt-out link names nothing and offers no button.
+	p := c.get("/unsubscribe?t=bogus")
+	p.want(t, "bogus unsubscribe", http.StatusBadRequest, "This opt-out link is not valid or has expired.")
+	p.lacks(t, "bogus unsubscribe", "Unsubscribe from", `<button`)
+
+	// A forged reset link fails on opening, not after a new password is typed.
+	p = c.get("/password/reset?token=bogus")
+	p.want(t, "bogus reset", http.StatusBadRequest, "This link is invalid, used or expired.", `href="/password/forgot"`, `href="/login"`)
+	p.lacks(t, "bogus reset", `name="password"`, "Set my new password")
+	// A live one shows the form; used, it is dead too.
+	c.post("/password/forgot", url.Values{"email": {email}}).wantRedirect(t, "forgot", "/password/forgot/sent")
+	reset := s.link(email, "/password/reset")
+	c.get(reset).want(t, "live reset link", http.StatusOK, `name="password"`)
+	c.post("/password/reset", url.Values{"token": {strings.TrimPrefix(reset, "/password/reset?token=")}, "password": {"plan nine from outer space"}}).
+		wantRedirect(t, "reset", "/login?notice=reset")
+	c.get(reset).want(t, "used reset link", http.StatusBadRequest, "This link is invalid, used or expired.")
+	c.get(reset).lacks(t, "used reset link", `name="password"`)
+
+	// A used guardian link says what happened and what to do.
+	p = c.get("/guardian?token=bogus")
+	p.want(t, "used guardian link", http.StatusBadRequest, "This link no longer works", `href="/verify/resend"`, `href="/privacy/purposes"`)
+	p.lacks(t, "used guardian link", `value="agree"`)
+}
+
+// TestGuardianDecline: declining asks once more before it erases; the pages link to
+// how data is used; agreeing says the account is active (issue 12, finding 10).
+func TestGuardianDecline(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const child, guardian = "tiny@example.com", "mum@example.com"
+	form := registration(child, "Tiny Tim", "a christmas carol 1843")
+	form.Set("birthdate", time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
+	form.Set("guardian_email", guardian)
+	c.post("/register", form).wantRedirect(t, "register", "/register/sent")
+	c.post("/verify", url.Values{"token": {strings.TrimPrefix(s.link(child, "/verify"), "/verify?token=")}}).
+		wantRedirect(t, "verify", "/verify/done?status=pending_guardian")
+	link := s.link(guardian, "/guardian")
+	token := strings.TrimPrefix(link, "/guardian?token=")
+	g := s.client()
+	g.get(link).want(t, "guardian page", http.StatusOK, `href="/privacy/purposes"`)
+
+	// The first Decline only asks.
+	p := g.post("/guardian", url.Values{"token": {token}, "decision": {"decline"}})
+	p.want(t, "decline asks", http.StatusOK, "Decline and erase the registration?", `name="confirm" value="yes"`, child, `href="/guardian?token=`+token+`"`)
+	// Nothing is erased yet: the link still works.
+	g.get(link).want(t, "after asking", http.StatusOK, `value="agree"`)
+	g.post("/guardian", url.Values{"token": {token}, "decision": {"decline"}, "confirm": {"yes"}}).
+		wantRedirect(t, "decline", "/guardian/done?decision=declined")
+	g.get(link).want(t, "after declining", http.StatusBadRequest, "This link no longer works")
+
+	g.get("/guardian/done?decision=agreed").want(t, "agreed page", http.StatusOK, "The account is active now", `href="/privacy/purposes"`)
+	g.get("/guardian/done?decision=agreed").lacks(t, "agreed page", "as soon as its email address is confirmed")
+}
