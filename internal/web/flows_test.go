@@ -3,10 +3,26 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
+
+// newLink waits for a mail to the address with a link to path other than old.
+func (s *site) newLink(to, path, old string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if l := s.link(to, path); l != old {
+			return l
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no new mail to %s with a link to %s", to, path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // lacks fails if the page contains any of the strings.
 func (p page) lacks(t *testing.T, what string, strs ...string) {
@@ -90,4 +106,57 @@ func TestGuardianDecline(t *testing.T) {
 
 	g.get("/guardian/done?decision=agreed").want(t, "agreed page", http.StatusOK, "The account is active now", `href="/privacy/purposes"`)
 	g.get("/guardian/done?decision=agreed").lacks(t, "agreed page", "as soon as its email address is confirmed")
+}
+
+// TestResendConfirmation: the login page links to a form that mails a new link to an
+// unconfirmed account, and asks a pending child's guardian again, with one answer
+// whatever the address; the "check your email" pages show the address; registering
+// again with an unconfirmed address mails a confirmation link (issue 12, finding 3).
+func TestResendConfirmation(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	c.get("/login").want(t, "login", http.StatusOK, `href="/verify/resend"`, "Send it again")
+
+	const email = "brian@example.com"
+	p := c.post("/register", registration(email, "Brian Kernighan", "awk and the c book"))
+	p.wantRedirect(t, "register", "/register/sent")
+	sent := s.client()
+	sent.send(http.MethodGet, "/register/sent", nil, http.Header{"Cookie": {p.header.Get("Set-Cookie")}}).
+		want(t, "sent page", http.StatusOK, "<strong>"+email+"</strong>", `href="/verify/resend"`)
+	first := s.link(email, "/verify")
+
+	// The same answer for an unknown, an unconfirmed and (below) a confirmed address.
+	for _, addr := range []string{"nobody@example.com", email} {
+		p := c.post("/verify/resend", url.Values{"email": {addr}})
+		p.wantRedirect(t, "resend "+addr, "/verify/resend/sent")
+		c.send(http.MethodGet, "/verify/resend/sent", nil, http.Header{"Cookie": {p.header.Get("Set-Cookie")}}).
+			want(t, "resend sent", http.StatusOK, "<strong>"+addr+"</strong>")
+	}
+	second := s.newLink(email, "/verify", first)
+	c.get(first).want(t, "older link", http.StatusBadRequest, "This link is invalid, used or expired.")
+	c.post("/verify", url.Values{"token": {strings.TrimPrefix(second, "/verify?token=")}}).wantRedirect(t, "verify", "/verify/done?status=active")
+	c.post("/verify/resend", url.Values{"email": {email}}).wantRedirect(t, "resend confirmed", "/verify/resend/sent")
+	c.post("/verify/resend", url.Values{"email": {"not an address"}}).want(t, "bad address", http.StatusBadRequest, `id="f-email-error"`)
+
+	// Registering again with an unconfirmed address mails a confirmation link.
+	const late = "late@example.com"
+	c.post("/register", registration(late, "Late Comer", "the tortoise wins again")).wantRedirect(t, "register", "/register/sent")
+	one := s.link(late, "/verify")
+	c.post("/register", registration(late, "Late Comer", "the tortoise wins again")).wantRedirect(t, "register again", "/register/sent")
+	if two := s.find(late, regexp.MustCompile(`Confirm it here[^\n]*/verify\?token=[A-Za-z0-9_-]+`)); strings.Contains(two, one) {
+		t.Errorf("the account-exists mail has the old link: %s", two)
+	}
+
+	// A child whose guardian has not answered: the guardian is mailed again.
+	const child, guardian = "kiddo@example.com", "dad@example.com"
+	form := registration(child, "Small Person", "lego bricks forever")
+	form.Set("birthdate", time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
+	form.Set("guardian_email", guardian)
+	c.post("/register", form).wantRedirect(t, "register child", "/register/sent?guardian=1")
+	c.post("/verify", url.Values{"token": {strings.TrimPrefix(s.link(child, "/verify"), "/verify?token=")}}).wantRedirect(t, "verify child", "/verify/done")
+	g1 := s.link(guardian, "/guardian")
+	c.post("/verify/resend", url.Values{"email": {child}}).wantRedirect(t, "resend child", "/verify/resend/sent")
+	s.newLink(guardian, "/guardian", g1)
+	c.get(g1).want(t, "older guardian link", http.StatusBadRequest, "This link no longer works")
 }

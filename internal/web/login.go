@@ -92,11 +92,12 @@ func (p *Pages) forgot(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "forgot", "Forgot your password?", p.loggedIn(r), v)
 		return
 	}
+	p.setSentTo(w, "/password/forgot/sent", email)
 	redirect(w, r, "/password/forgot/sent")
 }
 
 func (p *Pages) forgotSent(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "forgot-sent", "Check your email", p.loggedIn(r), nil)
+	p.render(w, r, http.StatusOK, "forgot-sent", "Check your email", p.loggedIn(r), sentView{Email: sentTo(r)})
 }
 
 // resetView is the form that sets a new password with a mailed link.

@@ -49,11 +49,12 @@ func (p *Pages) subscribe(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "newsletter", "Newsletter", in, v)
 		return
 	}
+	p.setSentTo(w, "/newsletter/sent", sub.Email)
 	redirect(w, r, "/newsletter/sent")
 }
 
 func (p *Pages) subscribeSent(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "newsletter-sent", "Check your mailbox", p.loggedIn(r), nil)
+	p.render(w, r, http.StatusOK, "newsletter-sent", "Check your mailbox", p.loggedIn(r), sentView{Email: sentTo(r)})
 }
 
 // confirmForm only shows a button: opening the link must not subscribe anyone, since

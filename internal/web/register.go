@@ -72,16 +72,12 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if out.Status == account.PendingGuardian {
 		to += "?guardian=1"
 	}
+	p.setSentTo(w, "/register/sent", reg.Email)
 	redirect(w, r, to)
 }
 
-// sentView is the page after registering.
-type sentView struct {
-	Guardian bool
-}
-
 func (p *Pages) registerSent(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "register-sent", "Check your email", p.loggedIn(r), sentView{Guardian: r.URL.Query().Get("guardian") == "1"})
+	p.render(w, r, http.StatusOK, "register-sent", "Check your email", p.loggedIn(r), sentView{Email: sentTo(r), Guardian: r.URL.Query().Get("guardian") == "1"})
 }
 
 // tokenView is a page that acts on the token of a mailed link.

@@ -175,6 +175,7 @@ var eventNames = map[string]string{
 	"password_reset":           "Password reset with a mailed link",
 	"password_changed":         "Password changed",
 	"profile_updated":          "Profile changed",
+	"confirmation_resent":      "Confirmation mail sent again",
 }
 
 // activityLimit is how many events the page shows.

@@ -101,7 +101,7 @@ func New(o Options) (*Pages, error) {
 
 // pageNames are the templates the handlers render; New checks that each exists.
 var pageNames = []string{
-	"home", "register", "register-sent", "verify", "verify-done", "guardian", "guardian-done",
+	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
@@ -152,6 +152,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /verify", p.verifyForm)
 	mux.HandleFunc("POST /verify", p.verify)
 	mux.HandleFunc("GET /verify/done", p.verifyDone)
+	mux.HandleFunc("GET /verify/resend", p.resendForm)
+	mux.HandleFunc("POST /verify/resend", p.resend)
+	mux.HandleFunc("GET /verify/resend/sent", p.resendSent)
 	mux.HandleFunc("GET /guardian", p.guardianForm)
 	mux.HandleFunc("POST /guardian", p.guardianDecide)
 	mux.HandleFunc("GET /guardian/done", p.guardianDone)
