@@ -420,6 +420,12 @@ func (m *matrix) try(pattern string, pr probe, a actor) (string, string) {
 	got := strconv.Itoa(r.Status)
 	if loc := r.Header.Get("Location"); r.Status >= 300 && r.Status < 400 {
 		u, _ := url.Parse(loc)
+		if u.Path == "/login" {
+			// The page to return to after the login is the web tests' concern.
+			q := u.Query()
+			q.Del("next")
+			u.RawQuery = q.Encode()
+		}
 		got += " " + u.RequestURI()
 	}
 	return path, got

@@ -160,3 +160,36 @@ func TestResendConfirmation(t *testing.T) {
 	s.newLink(guardian, "/guardian", g1)
 	c.get(g1).want(t, "older guardian link", http.StatusBadRequest, "This link no longer works")
 }
+
+// TestDeepLink: a page that needs a login is returned to after it, and only a path of
+// this site is ever followed (issue 12, finding 4).
+func TestDeepLink(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const email, password = "linus@example.com", "a kernel of truth"
+	s.signUp(t, c, email, "Linus T", password)
+	c.post("/logout", url.Values{}).wantRedirect(t, "logout", "/")
+
+	p := c.get("/account/files?x=1")
+	p.wantRedirect(t, "files logged out", "/login?next=")
+	if got, want := p.location(), "/login?next="+url.QueryEscape("/account/files?x=1"); got != want {
+		t.Fatalf("redirect to %q, want %q", got, want)
+	}
+	c.get(p.location()).want(t, "login form", http.StatusOK, `name="next" value="/account/files?x=1"`)
+	c.post("/login", url.Values{"email": {email}, "password": {password}, "next": {"/account/files?x=1"}}).
+		wantRedirect(t, "login with next", "/account/files?x=1")
+
+	// A wrong password keeps the way back.
+	c.post("/login", url.Values{"email": {email}, "password": {"wrong wrong wrong"}, "next": {"/account/activity"}}).
+		want(t, "wrong password", http.StatusUnauthorized, `name="next" value="/account/activity"`)
+
+	for _, bad := range []string{"//evil.example/x", "/\\evil.example", "https://evil.example/", "evil", "/\t/evil.example", ""} {
+		p := c.post("/login", url.Values{"email": {email}, "password": {password}, "next": {bad}})
+		p.wantRedirect(t, "login next "+bad, "/account")
+		if p.location() != "/account" {
+			t.Errorf("next %q: redirect to %q, want /account", bad, p.location())
+		}
+		c.get("/login?next="+url.QueryEscape(bad)).lacks(t, "login form next "+bad, `name="next"`)
+	}
+}

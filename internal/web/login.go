@@ -12,6 +12,7 @@ type loginView struct {
 	Fields []field
 	Error  string
 	Notice string
+	Next   string // the page to return to after the login, checked by safeNext
 }
 
 // notices are the messages a redirect to the login page may ask for, by key, so that
@@ -31,7 +32,7 @@ func loginFields(email string) []field {
 
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "login", "Log in", p.loggedIn(r),
-		loginView{Fields: loginFields(""), Notice: notices[r.URL.Query().Get("notice")]})
+		loginView{Fields: loginFields(""), Notice: notices[r.URL.Query().Get("notice")], Next: safeNext(r.URL.Query().Get("next"))})
 }
 
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
@@ -42,13 +43,17 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	email := r.PostFormValue("email")
 	token, _, err := p.o.LoginLimited(w, r, email, r.PostFormValue("password"))
 	if err != nil {
-		v := loginView{Fields: loginFields(email)}
+		v := loginView{Fields: loginFields(email), Next: safeNext(r.PostFormValue("next"))}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
 		p.render(w, r, st, "login", "Log in", p.loggedIn(r), v)
 		return
 	}
 	server.SetSessionCookie(w, token, p.o.CookieSecure)
-	redirect(w, r, "/account")
+	to := safeNext(r.PostFormValue("next"))
+	if to == "" {
+		to = "/account"
+	}
+	redirect(w, r, to)
 }
 
 func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {

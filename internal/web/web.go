@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -322,7 +323,7 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 			if _, cerr := r.Cookie(server.CookieName); cerr == nil {
 				server.ClearSessionCookie(w, p.o.CookieSecure)
 			}
-			redirect(w, r, "/login")
+			redirect(w, r, loginFor(r))
 			return
 		}
 		if err == nil {
@@ -334,6 +335,35 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)), sess)
 	}
+}
+
+// loginFor is the login page's address for a request that needs a login: a page
+// (GET) is returned to after the login, through a next parameter; a form sent (POST)
+// is not replayed, and leads to the account.
+func loginFor(r *http.Request) string {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return "/login"
+	}
+	return "/login?next=" + url.QueryEscape(r.URL.RequestURI())
+}
+
+// safeNext returns next if it is a path of this site, else "": it must start with one
+// "/" (not "//" or "/\", which browsers read as another host) and hold no control
+// character or backslash.
+func safeNext(next string) string {
+	if len(next) < 1 || len(next) > 2000 || next[0] != '/' || strings.HasPrefix(next, "//") {
+		return ""
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return ""
+	}
+	return next
 }
 
 // sessionKey carries the session member admitted, so that render need not look it up
