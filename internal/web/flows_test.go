@@ -193,3 +193,27 @@ func TestDeepLink(t *testing.T) {
 		c.get("/login?next="+url.QueryEscape(bad)).lacks(t, "login form next "+bad, `name="next"`)
 	}
 }
+
+// TestRegisterKeepsFields: an error elsewhere keeps every field but the password, and
+// says plainly that the password must be typed again; a password holding a part of the
+// name is refused (issue 12, finding 11).
+func TestRegisterKeepsFields(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const password = "correct horse battery"
+	form := registration("ada@example.com", "Ada Lovelace", password)
+	form.Set("guardian_email", "not an address")
+	form.Set("phone", "+49 30 1234567")
+	p := c.post("/register", form)
+	p.want(t, "bad guardian", http.StatusBadRequest, `id="f-guardian_email-error"`, `id="f-password-error"`,
+		"Type your password again", "Your password was not kept: type it again.",
+		`value="ada@example.com"`, `value="Ada Lovelace"`, value("+49 30 1234567"), `value="1990-05-17"`, `<option value="DE" selected>`)
+	p.lacks(t, "bad guardian", password)
+
+	// The password's own error says nothing of typing it again.
+	form = registration("ada@example.com", "Ada Lovelace", "lovelace rules ok")
+	p = c.post("/register", form)
+	p.want(t, "password with the name", http.StatusBadRequest, `id="f-password-error"`, "must not contain your name")
+	p.lacks(t, "password with the name", "Type your password again")
+}

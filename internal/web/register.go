@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"steward/internal/account"
+	"steward/internal/apperr"
 	"steward/internal/config"
 )
 
@@ -39,7 +41,7 @@ func (p *Pages) registerFields(reg account.Registration) []field {
 		field{Name: "birthdate", Label: labels["birthdate"], Need: "required", Type: "date", Value: reg.Birthdate, Autocomplete: "bday",
 			Hint: "To check whether you may register on your own. It is never shown on your public profile."},
 		p.countryField(reg.Country),
-		field{Name: "guardian_email", Label: labels["guardian_email"], Type: "email", Value: reg.GuardianEmail,
+		field{Name: "guardian_email", Label: labels["guardian_email"], Need: "optional", Type: "email", Value: reg.GuardianEmail,
 			Hint: fmt.Sprintf("Only if you are younger than the digital age of consent of your country: %d, or between 13 and 16 "+
 				"where your country sets another. A parent or guardian must then agree by a link we mail to them, "+
 				"and your account waits until they do. Leave it empty otherwise.", p.o.DefaultAgeOfConsent)},
@@ -65,6 +67,16 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		v := registerView{Fields: p.registerFields(reg)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
+		if e, ok := apperr.As(err); reg.Password != "" && (!ok || e.Field != "password") {
+			// Every other field keeps what was typed; the password is never sent back,
+			// so the form says plainly that it must be typed again.
+			for i := range v.Fields {
+				if v.Fields[i].Name == "password" {
+					v.Fields[i].Error = "Type your password again: for its safety, it is never sent back to your browser."
+				}
+			}
+			v.Error = strings.TrimSpace(v.Error + " Your password was not kept: type it again.")
+		}
 		p.render(w, r, st, "register", "Register", p.loggedIn(r), v)
 		return
 	}

@@ -281,6 +281,7 @@ func TestRegisterFormLabels(t *testing.T) {
 				`Country <span class="need">(required)</span>`,
 				`<option value="DE">Germany</option>`,
 				`name="guardian_email"`,
+				`Parent or guardian’s email address <span class="need">(optional)</span>`,
 				`digital age of consent`,
 			},
 		},
