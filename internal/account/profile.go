@@ -221,6 +221,15 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 	if err != nil {
 		return Profile{}, err
 	}
+	if s.Minor(p) {
+		// A child has no public profile (Public): nothing can be made to show on it.
+		for _, f := range PublicFields {
+			if patch.Public[f] {
+				return Profile{}, apperr.Field("public."+f, "public_minor", "cannot be shown: members below the age of consent have no public profile")
+			}
+		}
+		mask = 0
+	}
 	newEmail, err := s.patchedEmail(ctx, p, patch)
 	if err != nil {
 		return Profile{}, err

@@ -23,6 +23,7 @@ type accountView struct {
 	Error             string
 	Saved             bool
 	PasswordChanged   bool
+	Minor             bool // below the age of consent: no public profile
 }
 
 // profileFields lays out the profile form from the stored profile, with typed values
@@ -58,7 +59,7 @@ func (p *Pages) profileFields(pr account.Profile, typed map[string]*string) []fi
 		p.countryField(val("country", pr.Country)),
 	)
 	for i := range out {
-		if slices.Contains(account.PublicFields, out[i].Name) {
+		if slices.Contains(account.PublicFields, out[i].Name) && !p.o.Accounts.Minor(pr) {
 			out[i].PublicBox = true
 			out[i].Public = pr.Public[out[i].Name]
 			if typed != nil {
@@ -73,7 +74,7 @@ func (p *Pages) accountView(pr account.Profile, typed map[string]*string) accoun
 	return accountView{
 		ID: pr.ID, Email: pr.Email, EmailVerified: pr.EmailVerified, PendingEmail: pr.PendingEmail,
 		GuardianEmail: pr.GuardianEmail, GuardianConfirmed: pr.GuardianConfirmed, CreatedAt: pr.CreatedAt,
-		Fields: p.profileFields(pr, typed),
+		Fields: p.profileFields(pr, typed), Minor: p.o.Accounts.Minor(pr),
 	}
 }
 

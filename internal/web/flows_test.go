@@ -217,3 +217,31 @@ func TestRegisterKeepsFields(t *testing.T) {
 	p.want(t, "password with the name", http.StatusBadRequest, `id="f-password-error"`, "must not contain your name")
 	p.lacks(t, "password with the name", "Type your password again")
 }
+
+// TestChildNoPublicProfile: a child's account page says there is no public profile,
+// offers no boxes for it, and the service refuses to show anything (issue 12,
+// finding 2).
+func TestChildNoPublicProfile(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const child, guardian, password = "young@example.com", "elder@example.com", "hopscotch and marbles"
+	form := registration(child, "Young One", password)
+	form.Set("birthdate", time.Now().AddDate(-14, 0, 0).Format("2006-01-02"))
+	form.Set("guardian_email", guardian)
+	c.post("/register", form).wantRedirect(t, "register", "/register/sent")
+	c.post("/verify", url.Values{"token": {strings.TrimPrefix(s.link(child, "/verify"), "/verify?token=")}}).wantRedirect(t, "verify", "/verify/done")
+	g := s.client()
+	g.post("/guardian", url.Values{"token": {strings.TrimPrefix(s.link(guardian, "/guardian"), "/guardian?token=")}, "decision": {"agree"}}).
+		wantRedirect(t, "agree", "/guardian/done")
+	c.post("/login", url.Values{"email": {child}, "password": {password}}).wantRedirect(t, "login", "/account")
+
+	p := c.get("/account")
+	p.want(t, "child account", http.StatusOK, "members below the age of consent have\nno public profile")
+	p.lacks(t, "child account", "Show on my public profile", "My public profile", `href="/members/`, `name="public_`)
+
+	// Asked anyway (an old form, or by hand), nothing is shown.
+	c.post("/account", url.Values{"name": {"Young One"}, "public_name": {"on"}}).
+		want(t, "child shows name", http.StatusBadRequest, "members below the age of consent have no public profile")
+	c.post("/account", url.Values{"name": {"Young One"}}).wantRedirect(t, "child saves", "/account?saved=1")
+}
