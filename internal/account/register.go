@@ -473,14 +473,14 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 func NormalizeEmail(e string) string { return normalizeEmail(e) }
 
 // VerifyLinkValid reports whether a confirmation link (of a registration or of a
-// changed address) is live, without using it: the page checks it before offering its
-// button. It returns the same error VerifyEmail would.
-func (s *Service) VerifyLinkValid(ctx context.Context, token string) error {
+// changed address, then emailChange) is live, without using it: the page checks it
+// before offering its button. It returns the same error VerifyEmail would.
+func (s *Service) VerifyLinkValid(ctx context.Context, token string) (emailChange bool, err error) {
 	if _, err := s.peekToken(ctx, s.db, token, purposeEmailChange); err == nil || !errors.Is(err, errBadToken) {
-		return err
+		return err == nil, err
 	}
-	_, err := s.peekToken(ctx, s.db, token, purposeVerify)
-	return err
+	_, err = s.peekToken(ctx, s.db, token, purposeVerify)
+	return false, err
 }
 
 // ResetLinkValid reports whether a password-reset link is live, without using it.

@@ -45,8 +45,8 @@ func (p *Pages) profileFields(pr account.Profile, typed map[string]*string) []fi
 		email.Hint = "Waiting for you to confirm " + pr.PendingEmail + ": open the link we mailed there. Until then we keep using " + pr.Email + "."
 	}
 	out = append(out, email,
-		field{Name: "current_password", Label: labels["current_password"], Type: "password", Autocomplete: "current-password",
-			Hint: "Only to change your email address: a session alone must not be enough to take your account."})
+		field{Name: "current_password", Label: labels["current_password"], Need: "needed only to change your email", Type: "password",
+			Autocomplete: "current-password", Hint: "Leave it empty otherwise: a session alone must not be enough to take your account."})
 	stored := map[string]string{"phone": pr.Phone, "home_address": pr.HomeAddress, "business_address": pr.BusinessAddress}
 	for _, f := range config.ProfileFields {
 		if f != "name" && p.shown(f, stored[f]) {
@@ -145,4 +145,14 @@ func (p *Pages) export(w http.ResponseWriter, r *http.Request, sess account.Sess
 		return
 	}
 	p.o.WriteExport(w, r, subj, p.fail)
+}
+
+// EmailGroup is the email field and the current password it alone needs, drawn
+// together in the form (a slice of Fields, which formError marks).
+func (v accountView) EmailGroup() []field {
+	i := slices.IndexFunc(v.Fields, func(f field) bool { return f.Name == "email" })
+	if i < 0 || i+1 >= len(v.Fields) || v.Fields[i+1].Name != "current_password" {
+		return nil
+	}
+	return v.Fields[i : i+2]
 }

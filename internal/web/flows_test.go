@@ -245,3 +245,37 @@ func TestChildNoPublicProfile(t *testing.T) {
 		want(t, "child shows name", http.StatusBadRequest, "members below the age of consent have no public profile")
 	c.post("/account", url.Values{"name": {"Young One"}}).wantRedirect(t, "child saves", "/account?saved=1")
 }
+
+// TestAccountPage: the current password sits with the email, marked as needed only to
+// change it; the public profile names the country; confirming a new address says so
+// (issue 12, finding 12).
+func TestAccountPage(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const email, password = "barbara@example.com", "liskov substitution"
+	id := s.signUp(t, c, email, "Barbara L", password)
+	p := c.get("/account")
+	p.want(t, "account", http.StatusOK,
+		`Current password <span class="need">(needed only to change your email)</span>`, "<legend>Your email address</legend>")
+	// The password comes right after the email, inside the email's group, before the phone.
+	e, pw, fs, ph := strings.Index(p.body, `id="f-email"`), strings.Index(p.body, `id="f-current_password"`),
+		strings.Index(p.body, "</fieldset>"), strings.Index(p.body, `id="f-phone"`)
+	if !(e < pw && pw < fs && fs < ph) {
+		t.Errorf("order: email %d, current password %d, end of group %d, phone %d", e, pw, fs, ph)
+	}
+
+	c.post("/account", url.Values{"country": {"GB"}, "public_country": {"on"}}).wantRedirect(t, "show country", "/account?saved=1")
+	pub := c.get("/members/" + id)
+	pub.want(t, "public profile", http.StatusOK, "United Kingdom")
+	pub.lacks(t, "public profile", ">GB<")
+
+	// A new address, confirmed while logged in.
+	c.post("/account", url.Values{"email": {"babs@example.com"}, "current_password": {password}}).wantRedirect(t, "change email", "/account?saved=1")
+	link := s.link("babs@example.com", "/verify")
+	p = c.post("/verify", url.Values{"token": {strings.TrimPrefix(link, "/verify?token=")}})
+	p.wantRedirect(t, "confirm new address", "/verify/done?changed=1")
+	p = c.get(p.location())
+	p.want(t, "new address confirmed", http.StatusOK, "Your new email address is confirmed", `href="/account"`)
+	p.lacks(t, "new address confirmed", "Your account is ready")
+}

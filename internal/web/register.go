@@ -106,7 +106,7 @@ func (p *Pages) verifyForm(w http.ResponseWriter, r *http.Request) {
 	if v.Token == "" {
 		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or copy all of it into the address bar."
 		st = http.StatusBadRequest
-	} else if err := p.o.Accounts.VerifyLinkValid(r.Context(), v.Token); err != nil {
+	} else if _, err := p.o.Accounts.VerifyLinkValid(r.Context(), v.Token); err != nil {
 		// A used or expired link offers no button that cannot work, but what to do now.
 		st = p.formError(w, r, nil, &v.Error, err)
 		if st < http.StatusInternalServerError {
@@ -122,6 +122,9 @@ func (p *Pages) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := tokenView{Token: r.PostFormValue("token")}
+	// Whether the link confirms a changed address decides what the next page says; a
+	// link that is no longer valid fails in VerifyEmail below.
+	change, _ := p.o.Accounts.VerifyLinkValid(r.Context(), v.Token)
 	status, err := p.o.Accounts.VerifyEmail(r.Context(), v.Token, p.o.Meta(r))
 	if err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
@@ -131,18 +134,29 @@ func (p *Pages) verify(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "verify", "Confirm your email address", p.loggedIn(r), v)
 		return
 	}
-	redirect(w, r, "/verify/done?status="+url.QueryEscape(string(status)))
+	to := "/verify/done?status=" + url.QueryEscape(string(status))
+	if change {
+		to = "/verify/done?changed=1"
+	}
+	redirect(w, r, to)
 }
 
 // verifyDoneView is the result of a confirmation.
 type verifyDoneView struct {
 	Active, WaitingForGuardian bool
+	Changed                    bool // a changed address was confirmed
+	LoggedIn                   bool
 }
 
 func (p *Pages) verifyDone(w http.ResponseWriter, r *http.Request) {
 	s := account.Status(r.URL.Query().Get("status"))
-	p.render(w, r, http.StatusOK, "verify-done", "Email address confirmed", p.loggedIn(r),
-		verifyDoneView{Active: s == account.Active, WaitingForGuardian: s == account.PendingGuardian})
+	in := p.loggedIn(r)
+	if r.URL.Query().Get("changed") == "1" {
+		p.render(w, r, http.StatusOK, "verify-done", "New email address confirmed", in, verifyDoneView{Changed: true, LoggedIn: in})
+		return
+	}
+	p.render(w, r, http.StatusOK, "verify-done", "Email address confirmed", in,
+		verifyDoneView{Active: s == account.Active, WaitingForGuardian: s == account.PendingGuardian, LoggedIn: in})
 }
 
 // guardianView asks a parent or guardian to agree.
