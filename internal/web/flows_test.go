@@ -279,3 +279,31 @@ func TestAccountPage(t *testing.T) {
 	p.want(t, "new address confirmed", http.StatusOK, "Your new email address is confirmed", `href="/account"`)
 	p.lacks(t, "new address confirmed", "Your account is ready")
 }
+
+// TestLogoutOthers: the sessions page and the API end every other session and keep
+// this one (issue 12, finding 17).
+func TestLogoutOthers(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	const email, password = "margaret@example.com", "apollo guidance computer"
+	a, b, api := s.client(), s.client(), s.client()
+	s.signUp(t, a, email, "Margaret H", password)
+	login := url.Values{"email": {email}, "password": {password}}
+	b.post("/login", login).wantRedirect(t, "login b", "/account")
+	a.get("/account/sessions").want(t, "sessions", http.StatusOK, `action="/account/sessions/revoke-others"`, "Log out my other sessions")
+	a.post("/account/sessions/revoke-others", url.Values{}).wantRedirect(t, "revoke others", "/account/sessions?others=1")
+	p := a.get("/account/sessions?others=1")
+	p.want(t, "after", http.StatusOK, "Every other session has ended; this one goes on.")
+	p.lacks(t, "after", "Log out my other sessions") // one session left: nothing to offer
+	b.get("/account").wantRedirect(t, "other session", "/login")
+	a.get("/account/activity").want(t, "activity", http.StatusOK, "Logged out of every other session")
+
+	// The API: DELETE /api/v1/sessions/others.
+	b.post("/login", login).wantRedirect(t, "login b again", "/account")
+	api.post("/login", login).wantRedirect(t, "login api", "/account")
+	r := api.send(http.MethodDelete, "/api/v1/sessions/others", nil, http.Header{"Authorization": {"Bearer " + api.session}})
+	r.want(t, "api others", http.StatusOK, `"ended":2`)
+	b.get("/account").wantRedirect(t, "b after api", "/login")
+	a.get("/account").wantRedirect(t, "a after api", "/login")
+	api.get("/account").want(t, "the caller's session", http.StatusOK)
+}

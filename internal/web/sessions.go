@@ -12,8 +12,9 @@ import (
 
 // sessionsView lists the member's sessions.
 type sessionsView struct {
-	Sessions []sessionRow
-	Ended    bool
+	Sessions    []sessionRow
+	Ended       bool
+	OthersEnded bool
 }
 
 // sessionRow is one session as the list shows it.
@@ -33,7 +34,7 @@ func (p *Pages) sessions(w http.ResponseWriter, r *http.Request, sess account.Se
 		p.fail(w, r, err)
 		return
 	}
-	v := sessionsView{Ended: r.URL.Query().Get("ended") == "1"}
+	v := sessionsView{Ended: r.URL.Query().Get("ended") == "1", OthersEnded: r.URL.Query().Get("others") == "1"}
 	for _, s := range list {
 		v.Sessions = append(v.Sessions, sessionRow{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, IP: s.IP,
 			Browser: browser(s.UserAgent), UserAgent: s.UserAgent, Current: s.Current})
@@ -64,6 +65,15 @@ func (p *Pages) revokeAll(w http.ResponseWriter, r *http.Request, sess account.S
 	}
 	server.ClearSessionCookie(w, p.o.CookieSecure)
 	redirect(w, r, "/login?notice=everywhere")
+}
+
+// revokeOthers ends every session of the account but this one.
+func (p *Pages) revokeOthers(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if _, err := p.o.Accounts.LogoutOthers(r.Context(), sess, p.o.Meta(r)); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/account/sessions?others=1")
 }
 
 // browser names the browser and system of a User-Agent header in a few words; the
@@ -171,6 +181,7 @@ var eventNames = map[string]string{
 	"login_failed":             "Failed login attempt",
 	"session_revoked":          "Session ended",
 	"logout_everywhere":        "Logged out everywhere",
+	"logout_others":            "Logged out of every other session",
 	"password_reset_requested": "Password reset link requested",
 	"password_reset":           "Password reset with a mailed link",
 	"password_changed":         "Password changed",

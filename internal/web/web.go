@@ -175,6 +175,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/sessions", p.member(p.sessions))
 	mux.HandleFunc("POST /account/sessions/{id}/revoke", p.member(p.revoke))
 	mux.HandleFunc("POST /account/sessions/revoke-all", p.member(p.revokeAll))
+	mux.HandleFunc("POST /account/sessions/revoke-others", p.member(p.revokeOthers))
 	mux.HandleFunc("GET /account/password", p.member(p.passwordForm))
 	mux.HandleFunc("POST /account/password", p.member(p.changePassword))
 	mux.HandleFunc("GET /account/activity", p.member(p.activity))
