@@ -181,6 +181,7 @@ var authz = map[string]probe{
 	"GET /account/files":                     {want: own("200", toLogin)},
 	"POST /account/files":                    {want: own("400", toLogin)},
 	"GET /account/files/{id}/download":       {path: "/account/files/{file}/download", want: owned("200", toLogin)},
+	"GET /account/files/{id}/delete":         {path: "/account/files/{file}/delete", want: owned("200", toLogin)},
 	"POST /account/files/{id}/delete":        {path: "/account/files/{file}/delete", want: owned("303 /account/files?deleted=1", toLogin)},
 	"GET /account/preferences":               {want: own("200", toLogin)},
 	"POST /account/preferences":              {want: own("303 /account/preferences?saved=1", toLogin)},

@@ -104,7 +104,7 @@ func New(o Options) (*Pages, error) {
 var pageNames = []string{
 	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
-	"files", "delete", "erasure", "member", "error", "purposes", "preferences",
+	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign",
 }
@@ -182,6 +182,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/files", p.member(p.filesPage))
 	mux.HandleFunc("POST /account/files", p.member(p.upload))
 	mux.HandleFunc("GET /account/files/{id}/download", p.member(p.download))
+	mux.HandleFunc("GET /account/files/{id}/delete", p.member(p.deleteFileForm))
 	mux.HandleFunc("POST /account/files/{id}/delete", p.member(p.deleteFile))
 	mux.HandleFunc("GET /account/preferences", p.member(p.preferences))
 	mux.HandleFunc("POST /account/preferences", p.member(p.savePreferences))
