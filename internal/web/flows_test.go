@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"archive/zip"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -306,4 +308,54 @@ func TestLogoutOthers(t *testing.T) {
 	b.get("/account").wantRedirect(t, "b after api", "/login")
 	a.get("/account").wantRedirect(t, "a after api", "/login")
 	api.get("/account").want(t, "the caller's session", http.StatusOK)
+}
+
+// TestPlainWords: the activity list says a registration's state and which fields a
+// change touched; the export names the public fields; the erasure page names no holder
+// by its internal name (issue 12, finding 13, in part).
+func TestPlainWords(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	c := s.client()
+	const email, password = "frances@example.com", "fortran optimizing"
+	s.signUp(t, c, email, "Frances A", password)
+	c.post("/account", url.Values{"name": {"Frances Allen"}, "phone": {"+1 914 555 0101"}, "public_name": {"on"}, "public_country": {"on"},
+		"country": {"DE"}}).wantRedirect(t, "edit", "/account?saved=1")
+	p := c.get("/account/activity")
+	p.want(t, "activity", http.StatusOK, "waiting for the email address to be confirmed",
+		"changed: Name, Phone number, what your public profile shows")
+	p.lacks(t, "activity", "pending_verification", "Frances Allen", "555 0101")
+
+	exp := c.get("/account/export")
+	exp.want(t, "export", http.StatusOK)
+	zr, err := zip.NewReader(strings.NewReader(exp.body), int64(len(exp.body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := zr.Open("account/account.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.Contains(string(b), `"public_fields": "name,country"`) || strings.Contains(string(b), "public_mask") {
+		t.Errorf("the export does not name the public fields:\n%s", b)
+	}
+
+	p = c.post("/account/delete", url.Values{"password": {password}})
+	p.wantRedirect(t, "delete", "/erasures/")
+	erasure := p.location()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(c.get(erasure).body, "Your account is deleted") {
+		if time.Now().After(deadline) {
+			t.Fatal("the erasure did not finish")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p = c.get(erasure)
+	p.want(t, "erasure", http.StatusOK, "Your consent decisions and privacy choices", "Any staff roles your account held")
+	for _, h := range s.app.Registry().Holders() {
+		p.lacks(t, "erasure", "<li>"+h.Declaration().Name+"</li>")
+	}
+	p.lacks(t, "erasure", "Other records held about you")
 }

@@ -189,6 +189,47 @@ var eventNames = map[string]string{
 	"confirmation_resent":      "Confirmation mail sent again",
 }
 
+// eventDetail says an event's detail in words: a registration's state, the fields a
+// profile change touched (by name: the log never holds their values).
+func eventDetail(event, detail string) string {
+	switch event {
+	case "registered":
+		switch account.Status(detail) {
+		case account.PendingVerification:
+			return "waiting for the email address to be confirmed"
+		case account.PendingGuardian:
+			return "waiting for the address to be confirmed and a parent or guardian to agree"
+		case account.Active:
+			return "active"
+		}
+	case "profile_updated":
+		if detail == "" {
+			return ""
+		}
+		var words []string
+		for _, f := range strings.Split(detail, ",") {
+			switch f {
+			case "public":
+				words = append(words, "what your public profile shows")
+			case "email":
+				words = append(words, "email address (waiting for the new one to be confirmed)")
+			default:
+				if l := labels[f]; l != "" {
+					words = append(words, l)
+				}
+			}
+		}
+		if len(words) == 0 {
+			return ""
+		}
+		return "changed: " + strings.Join(words, ", ")
+	}
+	if strings.Contains(detail, "_") {
+		return strings.ReplaceAll(detail, "_", " ") // a code, readable at least
+	}
+	return detail
+}
+
 // activityLimit is how many events the page shows.
 const activityLimit = 100
 
@@ -204,7 +245,7 @@ func (p *Pages) activity(w http.ResponseWriter, r *http.Request, sess account.Se
 		if name == "" {
 			name = strings.ReplaceAll(e.Event, "_", " ")
 		}
-		v.Events = append(v.Events, activityRow{At: e.At, Event: name, IP: e.IP, Detail: e.Detail})
+		v.Events = append(v.Events, activityRow{At: e.At, Event: name, IP: e.IP, Detail: eventDetail(e.Event, e.Detail)})
 	}
 	p.render(w, r, http.StatusOK, "activity", "Security activity", true, v)
 }
