@@ -293,10 +293,22 @@ func TestCheckPassword(t *testing.T) {
 		{strings.Repeat("ab", maxPasswordLen/2+1), "password_too_long"},
 		{"Password123", "password_common"},
 		{"zzzzzzzzzzzz", "password_common"},
-		{"my-lovelace-pass", "password_personal"}, // the email's local part
-		{"xx-adabyron-xx", "password_personal"},   // the name without spaces
+		{"my-lovelace-pass", "password_personal"},   // the email's local part
+		{"xx-adabyron-xx", "password_personal"},     // the name without spaces
+		{"mister BYRON rides", "password_personal"}, // one part of the name, any case
+		{"Augusta the great", "password_personal"},  // one part of the full name
+		{"gracious ada 1815", ""},                   // "Ada" is too short a part to refuse
+		{"dear lord lovelace", "password_personal"},
+		{"smith-and-jones!", "password_personal"}, // a part of a dotted local part
 	} {
-		err := s.checkPassword("password", tc.pw, "lovelace@example.org", "Ada Byron")
+		email, name := "lovelace@example.org", "Ada Byron"
+		switch tc.pw {
+		case "Augusta the great":
+			name = "Augusta Ada King"
+		case "smith-and-jones!":
+			email = "j.smith@example.org"
+		}
+		err := s.checkPassword("password", tc.pw, email, name)
 		if tc.code == "" {
 			if err != nil {
 				t.Errorf("%q: %v, want nil", tc.pw, err)

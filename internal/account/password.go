@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -133,11 +134,38 @@ func (s *Service) checkPassword(field, pw, email, name string) error {
 		return apperr.Field(field, "password_common", "repeats one character; choose another")
 	}
 	local, _, _ := strings.Cut(email, "@")
-	if (len(local) >= 4 && strings.Contains(lower, strings.ToLower(local))) ||
-		(len(name) >= 4 && strings.Contains(lower, strings.ToLower(strings.ReplaceAll(name, " ", "")))) {
-		return apperr.Field(field, "password_personal", "must not contain your email address or name")
+	for _, part := range personalParts(local, name) {
+		if strings.Contains(lower, part) {
+			return apperr.Field(field, "password_personal", "must not contain your name or the part of your email address before the @")
+		}
 	}
 	return nil
+}
+
+// minPersonalPart is the shortest part of a name or address a password may not hold:
+// shorter ones ("Al", "li") are common inside ordinary words.
+const minPersonalPart = 4
+
+// personalParts are the lower-case parts of the email's local part and of the name
+// that a password must not contain: the whole local part, the whole name without
+// spaces, and each of their words, of minPersonalPart characters or more.
+func personalParts(local, name string) []string {
+	notWord := func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }
+	var out []string
+	add := func(p string) {
+		if p = strings.ToLower(p); utf8.RuneCountInString(p) >= minPersonalPart {
+			out = append(out, p)
+		}
+	}
+	add(local)
+	add(strings.Join(strings.Fields(name), ""))
+	for _, p := range strings.FieldsFunc(local, notWord) {
+		add(p)
+	}
+	for _, p := range strings.FieldsFunc(name, notWord) {
+		add(p)
+	}
+	return out
 }
 
 func allSame(s string) bool {

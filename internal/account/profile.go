@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -214,12 +215,22 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 	if err != nil {
 		return Profile{}, err
 	}
+	before := p
 	if err := s.patchProfile(&p, patch); err != nil {
 		return Profile{}, err
 	}
 	mask, err := publicMask(p, patch.Public)
 	if err != nil {
 		return Profile{}, err
+	}
+	if s.Minor(p) {
+		// A child has no public profile (Public): nothing can be made to show on it.
+		for _, f := range PublicFields {
+			if patch.Public[f] {
+				return Profile{}, apperr.Field("public."+f, "public_minor", "cannot be shown: members below the age of consent have no public profile")
+			}
+		}
+		mask = 0
 	}
 	newEmail, err := s.patchedEmail(ctx, p, patch)
 	if err != nil {
@@ -243,7 +254,8 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 				return err
 			}
 		}
-		return s.audit.Record(ctx, tx, governance.Event{Name: "profile_updated", AccountID: accountID, IP: meta.IP})
+		return s.audit.Record(ctx, tx, governance.Event{Name: "profile_updated", AccountID: accountID, IP: meta.IP,
+			Detail: changedFields(before, p, before.publicMask() != mask, newEmail != "")})
 	})
 	if err != nil {
 		return Profile{}, err
@@ -317,6 +329,34 @@ func (s *Service) patchProfile(p *Profile, patch Patch) error {
 func errMinorLocked(field string) error {
 	return apperr.Field(field, "guardian_required",
 		"can be changed only with your parent or guardian: ask them to contact support")
+}
+
+// changedFields names what an update changed, for the security log: the names of the
+// fields, comma separated, never their values; "public" when what the public profile
+// shows changed, "email" when a new address waits for its confirmation.
+func changedFields(before, after Profile, public, email bool) string {
+	var out []string
+	for _, f := range []string{"name", "phone", "home_address", "business_address", "country"} {
+		if before.Value(f) != after.Value(f) {
+			out = append(out, f)
+		}
+	}
+	if before.Birthdate != after.Birthdate {
+		out = append(out, "birthdate")
+	}
+	if email {
+		out = append(out, "email")
+	}
+	if public {
+		out = append(out, "public")
+	}
+	return strings.Join(out, ",")
+}
+
+// publicMask is the stored mask of the fields the profile shows now.
+func (p Profile) publicMask() int64 {
+	m, _ := publicMask(p, nil)
+	return m
 }
 
 // publicMask is the bit mask of PublicFields the member shows once patch is applied.
@@ -468,11 +508,44 @@ func (Holder) Declaration() datamap.Declaration {
 }
 
 // Export returns the account row, its sessions, its pending links and when it proved
-// each address.
+// each address. The public fields are written by name, not as the stored bit mask.
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	return s.SelectParts(ctx, q, datamap.Part{Table: accountsTable, Where: "id = $1"},
+	secs, err := s.SelectParts(ctx, q, datamap.Part{Table: accountsTable, Where: "id = $1"},
 		datamap.Part{Table: sessionsTable, Where: "account_id = $1"}, datamap.Part{Table: tokensTable, Where: "account_id = $1"},
 		datamap.Part{Table: addressesTable, Where: "account_id = $1 ORDER BY proven_at"})
+	if err != nil {
+		return nil, err
+	}
+	for _, sec := range secs {
+		if sec.Table != accountsTable.Name {
+			continue
+		}
+		i := slices.Index(sec.Columns, "public_mask")
+		if i < 0 {
+			continue
+		}
+		sec.Columns[i] = "public_fields"
+		for _, row := range sec.Rows {
+			row[i] = publicNames(row[i])
+		}
+	}
+	return secs, nil
+}
+
+// publicNames says a stored public_mask as the names of the fields it shows, comma
+// separated ("" for none).
+func publicNames(mask string) string {
+	m, err := strconv.ParseInt(mask, 10, 64)
+	if err != nil {
+		return mask
+	}
+	var names []string
+	for i, f := range PublicFields {
+		if m&(1<<i) != 0 {
+			names = append(names, f)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // Erase deletes the account and everything hanging from it.

@@ -237,12 +237,21 @@ func (s *Service) register(ctx context.Context, tx *store.Tx, r registration, ou
 	var existing string
 	// An account being erased is gone already: its key is shredded, and no mail is
 	// made about it (the insert below then fails on the address, answered alike).
-	err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1 AND status <> $2`, s.index.Address(email), Erasing).Scan(&existing)
+	var unconfirmed bool
+	err := tx.QueryRowContext(ctx, `SELECT id, email_verified_at IS NULL FROM accounts WHERE email_idx = $1 AND status <> $2`,
+		s.index.Address(email), Erasing).Scan(&existing, &unconfirmed)
 	if err == nil {
-		// Taken: answer as for a new account and tell the owner instead.
-		return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: existing, To: email, Template: stmail.AccountExists, Data: map[string]string{
-			"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot",
-		}})
+		// Taken: answer as for a new account and tell the owner instead. An account
+		// whose address was never confirmed gets a new confirmation link in that mail.
+		data := map[string]string{"LoginLink": s.set.BaseURL + "/login", "ResetLink": s.set.BaseURL + "/password/forgot"}
+		if unconfirmed {
+			token, err := s.issueToken(ctx, tx, existing, purposeVerify, verifyTTL)
+			if err != nil {
+				return err
+			}
+			data["ConfirmLink"] = s.link("/verify", token)
+		}
+		return s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: existing, To: email, Template: stmail.AccountExists, Data: data})
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("account: register: %w", err)
@@ -462,3 +471,61 @@ func (s *Service) GuardianDecide(ctx context.Context, token string, agree bool, 
 
 // NormalizeEmail returns the form in which addresses are stored and compared.
 func NormalizeEmail(e string) string { return normalizeEmail(e) }
+
+// VerifyLinkValid reports whether a confirmation link (of a registration or of a
+// changed address, then emailChange) is live, without using it: the page checks it
+// before offering its button. It returns the same error VerifyEmail would.
+func (s *Service) VerifyLinkValid(ctx context.Context, token string) (emailChange bool, err error) {
+	if _, err := s.peekToken(ctx, s.db, token, purposeEmailChange); err == nil || !errors.Is(err, errBadToken) {
+		return err == nil, err
+	}
+	_, err = s.peekToken(ctx, s.db, token, purposeVerify)
+	return false, err
+}
+
+// ResetLinkValid reports whether a password-reset link is live, without using it.
+func (s *Service) ResetLinkValid(ctx context.Context, token string) error {
+	_, err := s.peekToken(ctx, s.db, token, purposeReset)
+	return err
+}
+
+// ResendConfirmation mails a new confirmation link if the address belongs to an
+// account that has not confirmed it yet, and for a child whose address is confirmed
+// but whose guardian has not answered, mails the guardian again. It answers the same
+// whatever the address is, no sooner than resetFloor, like a password reset.
+func (s *Service) ResendConfirmation(ctx context.Context, rawEmail string, meta Meta) error {
+	email, err := ValidEmail("email", rawEmail)
+	if err != nil {
+		return err
+	}
+	defer waitUntil(ctx, time.Now().Add(resetFloor))
+	var id string
+	var status Status
+	var unverified, guardianPending bool
+	err = s.db.QueryRowContext(ctx, `SELECT id, status, email_verified_at IS NULL,
+		guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE email_idx = $1`, s.index.Address(email)).
+		Scan(&id, &status, &unverified, &guardianPending)
+	if errors.Is(err, sql.ErrNoRows) || (status != PendingVerification && status != PendingGuardian) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("account: resend: %w", err)
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if unverified {
+			token, err := s.issueToken(ctx, tx, id, purposeVerify, verifyTTL)
+			if err != nil {
+				return err
+			}
+			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: id, To: email, Template: stmail.VerifyEmail,
+				Data: map[string]string{"Link": s.link("/verify", token)}}); err != nil {
+				return err
+			}
+		} else if guardianPending {
+			if err := s.askGuardian(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "confirmation_resent", AccountID: id, IP: meta.IP})
+	})
+}

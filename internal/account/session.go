@@ -213,6 +213,24 @@ func (s *Service) LogoutEverywhere(ctx context.Context, accountID string, meta M
 	return int(n), err
 }
 
+// LogoutOthers ends every session of the account but the caller's, and returns how
+// many it ended.
+func (s *Service) LogoutOthers(ctx context.Context, sess Session, meta Meta) (int, error) {
+	var n int64
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`, sess.AccountID, sess.ID)
+		if err != nil {
+			return fmt.Errorf("account: logout others: %w", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("account: logout others: %w", err)
+		}
+		return s.audit.Record(ctx, tx, governance.Event{Name: "logout_others", AccountID: sess.AccountID, IP: meta.IP,
+			Detail: fmt.Sprintf("%d sessions", n)})
+	})
+	return int(n), err
+}
+
 // RequestPasswordReset mails a reset link if the address has a usable account, and
 // answers the same either way.
 func (s *Service) RequestPasswordReset(ctx context.Context, rawEmail string, meta Meta) error {

@@ -162,6 +162,15 @@ func (a *API) logoutEverywhere(w http.ResponseWriter, r *http.Request, sess acco
 	server.WriteJSON(w, http.StatusOK, map[string]int{"ended": n})
 }
 
+func (a *API) logoutOthers(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	n, err := a.Accounts.LogoutOthers(r.Context(), sess, a.Meta(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]int{"ended": n})
+}
+
 type resetRequest struct {
 	Email string `json:"email"`
 }

@@ -26,6 +26,7 @@ func (a *API) Register(mux server.Router) {
 	mux.HandleFunc("GET /api/v1/sessions", a.auth(a.sessions))
 	mux.HandleFunc("DELETE /api/v1/sessions", a.auth(a.logoutEverywhere))
 	mux.HandleFunc("DELETE /api/v1/sessions/current", a.auth(a.logout))
+	mux.HandleFunc("DELETE /api/v1/sessions/others", a.auth(a.logoutOthers))
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", a.auth(a.revoke))
 	mux.HandleFunc("POST /api/v1/password-resets", a.requestReset)
 	mux.HandleFunc("POST /api/v1/password-resets/confirm", a.confirmReset)

@@ -107,6 +107,7 @@ var authz = map[string]probe{
 	"GET /api/v1/sessions":                   {want: own("200", "401")},
 	"DELETE /api/v1/sessions":                {want: own("200", "401")},
 	"DELETE /api/v1/sessions/current":        {want: own("204", "401")},
+	"DELETE /api/v1/sessions/others":         {want: own("200", "401")},
 	"DELETE /api/v1/sessions/{id}":           {path: "/api/v1/sessions/{session}", want: owned("204", "401")},
 	"POST /api/v1/password-resets":           {body: `{}`, want: everyone("400")},
 	"POST /api/v1/password-resets/confirm":   {body: `{}`, want: everyone("400")},
@@ -152,6 +153,9 @@ var authz = map[string]probe{
 	"GET /verify":               {want: everyone("400")},
 	"POST /verify":              {want: everyone("400")},
 	"GET /verify/done":          {want: everyone("200")},
+	"GET /verify/resend":        {want: everyone("200")},
+	"POST /verify/resend":       {want: everyone("400")},
+	"GET /verify/resend/sent":   {want: everyone("200")},
 	"GET /guardian":             {want: everyone("400")},
 	"POST /guardian":            {want: everyone("400")},
 	"GET /guardian/done":        {want: everyone("200")},
@@ -170,12 +174,14 @@ var authz = map[string]probe{
 	"GET /account/sessions":                  {want: own("200", toLogin)},
 	"POST /account/sessions/{id}/revoke":     {path: "/account/sessions/{session}/revoke", want: owned("303 /account/sessions?ended=1", toLogin)},
 	"POST /account/sessions/revoke-all":      {want: own("303 /login?notice=everywhere", toLogin)},
+	"POST /account/sessions/revoke-others":   {want: own("303 /account/sessions?others=1", toLogin)},
 	"GET /account/password":                  {want: own("200", toLogin)},
 	"POST /account/password":                 {want: own("400", toLogin)},
 	"GET /account/activity":                  {want: own("200", toLogin)},
 	"GET /account/files":                     {want: own("200", toLogin)},
 	"POST /account/files":                    {want: own("400", toLogin)},
 	"GET /account/files/{id}/download":       {path: "/account/files/{file}/download", want: owned("200", toLogin)},
+	"GET /account/files/{id}/delete":         {path: "/account/files/{file}/delete", want: owned("200", toLogin)},
 	"POST /account/files/{id}/delete":        {path: "/account/files/{file}/delete", want: owned("303 /account/files?deleted=1", toLogin)},
 	"GET /account/preferences":               {want: own("200", toLogin)},
 	"POST /account/preferences":              {want: own("303 /account/preferences?saved=1", toLogin)},
@@ -417,6 +423,12 @@ func (m *matrix) try(pattern string, pr probe, a actor) (string, string) {
 	got := strconv.Itoa(r.Status)
 	if loc := r.Header.Get("Location"); r.Status >= 300 && r.Status < 400 {
 		u, _ := url.Parse(loc)
+		if u.Path == "/login" {
+			// The page to return to after the login is the web tests' concern.
+			q := u.Query()
+			q.Del("next")
+			u.RawQuery = q.Encode()
+		}
 		got += " " + u.RequestURI()
 	}
 	return path, got

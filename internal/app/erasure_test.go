@@ -133,10 +133,10 @@ func TestCLIEraseAndResidue(t *testing.T) {
 	if code, out := run("residue", email, "--log-level", "error"); code != 1 || !strings.Contains(out, "accounts.id") {
 		t.Fatalf("residue of a live member: exit %d, %s", code, out)
 	}
-	if code, out := run("staff", "grant", email, "support", "--log-level", "error"); code != 0 || strings.TrimSpace(out) != "granted support to "+id {
+	if code, out := run("staff", "grant", email, "support", "--log-level", "error"); code != 0 || strings.TrimSpace(out) != "granted support to "+email {
 		t.Errorf("staff grant: exit %d, %q", code, out)
 	}
-	if code, out := run("staff", "revoke", email, "support", "--log-level", "error"); code != 0 || strings.TrimSpace(out) != "revoked support from "+id {
+	if code, out := run("staff", "revoke", email, "support", "--log-level", "error"); code != 0 || strings.TrimSpace(out) != "revoked support from "+email {
 		t.Errorf("staff revoke: exit %d, %q", code, out)
 	}
 	exportFile := filepath.Join(t.TempDir(), "export.zip")

@@ -52,7 +52,7 @@ func TestNewsletterDoubleOptIn(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		for body, field := range map[string]string{
-			`{"last_name":"X","email":"a@example.org"}`:                                                  "first_name",
+			`{"first_name":"A","last_name":"X"}`:                                                         "email",
 			`{"first_name":"A","last_name":"X","email":"not-mail"}`:                                      "email",
 			`{"first_name":"A","last_name":"X","email":"a@example.org","company":"4111 1111 1111 1111"}`: "company",
 			`{"first_name":"A","last_name":"X","email":"a@example.org","phone":"1"}`:                     "phone",
@@ -63,6 +63,10 @@ func TestNewsletterDoubleOptIn(t *testing.T) {
 			} else if f, _ := r.ErrorField(); f != field {
 				t.Errorf("%s: field %q, want %q", body, f, field)
 			}
+		}
+		// The address alone is enough: names are optional (issue 12, finding 9).
+		if r := h.Do("POST", "/api/v1/newsletter", `{"email":"names.optional@example.org"}`, ""); r.Status != 202 {
+			t.Errorf("address alone = %d, want 202", r.Status)
 		}
 		email := "reader@example.org"
 		subscribe(t, h, email, false)

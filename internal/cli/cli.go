@@ -210,11 +210,8 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	a, err := app.New(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	// Listen first: a busy port fails before anything (the data folder, its keys) is
+	// made.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--addr, STEWARD_ADDR): %w", cfg.Addr, err)
@@ -226,6 +223,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("listen on %s (--metrics-addr, STEWARD_METRICS_ADDR): %w", cfg.MetricsAddr, err)
 		}
 	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
+	defer a.Close()
 	if err := a.Start(ctx); err != nil {
 		return err
 	}

@@ -149,10 +149,16 @@ func staffCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 	if err != nil {
 		return err
 	}
+	// The address the operator knows the member by; the id of one without a proven
+	// address (looked up by id).
+	who := s.Email
+	if who == "" {
+		who = s.ID
+	}
 	if pos[0] == "grant" {
-		fmt.Fprintf(stdout, "granted %s to %s\n", pos[2], s.ID)
+		fmt.Fprintf(stdout, "granted %s to %s\n", pos[2], who)
 	} else {
-		fmt.Fprintf(stdout, "revoked %s from %s\n", pos[2], s.ID)
+		fmt.Fprintf(stdout, "revoked %s from %s\n", pos[2], who)
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func (r *Registry) Export(ctx context.Context, q store.Querier, s Subject, now t
 			tables[sec.Table] = objs
 			mh.Rows += len(sec.Rows)
 			name := d.Name + "/" + sec.Table + ".csv"
-			if err := writeCSV(zw, name, sec); err != nil {
+			if err := writeCSV(zw, name, now, sec); err != nil {
 				return err
 			}
 			mh.Files = append(mh.Files, name)
@@ -97,13 +97,13 @@ func (r *Registry) Export(ctx context.Context, q store.Querier, s Subject, now t
 		}
 		doc["tables"] = tables
 		name := d.Name + "/" + d.Name + ".json"
-		if err := writeJSON(zw, name, doc); err != nil {
+		if err := writeJSON(zw, name, now, doc); err != nil {
 			return err
 		}
 		mh.Files = append([]string{name}, mh.Files...)
 		m.Holders = append(m.Holders, mh)
 	}
-	if err := writeJSON(zw, "manifest.json", m); err != nil {
+	if err := writeJSON(zw, "manifest.json", now, m); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {
@@ -112,8 +112,14 @@ func (r *Registry) Export(ctx context.Context, q store.Querier, s Subject, now t
 	return nil
 }
 
-func writeJSON(zw *zip.Writer, name string, v any) error {
-	f, err := zw.Create(name)
+// create adds a compressed entry dated now: zip.Writer.Create leaves the date zero,
+// which unzip shows as 1979-12-31.
+func create(zw *zip.Writer, name string, now time.Time) (io.Writer, error) {
+	return zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: now.UTC()})
+}
+
+func writeJSON(zw *zip.Writer, name string, now time.Time, v any) error {
+	f, err := create(zw, name, now)
 	if err != nil {
 		return fmt.Errorf("datamap: export %s: %w", name, err)
 	}
@@ -125,8 +131,8 @@ func writeJSON(zw *zip.Writer, name string, v any) error {
 	return nil
 }
 
-func writeCSV(zw *zip.Writer, name string, sec Section) error {
-	f, err := zw.Create(name)
+func writeCSV(zw *zip.Writer, name string, now time.Time, sec Section) error {
+	f, err := create(zw, name, now)
 	if err != nil {
 		return fmt.Errorf("datamap: export %s: %w", name, err)
 	}

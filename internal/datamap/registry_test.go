@@ -254,6 +254,12 @@ func TestExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every entry is dated the export's time, not zip's zero date (issue 12, finding 16).
+		for _, f := range zr.File {
+			if !f.Modified.Equal(at) {
+				t.Errorf("%s: modified %v, want %v", f.Name, f.Modified, at)
+			}
+		}
 		read := func(name string) []byte {
 			t.Helper()
 			f, err := zr.Open(name)

@@ -794,6 +794,8 @@ func (s *Service) render(c Campaign, p consent.Purpose, bodyHTML string, r Recip
 // Unsubscribed says what an opt-out did.
 type Unsubscribed struct {
 	PurposeName string
+	Already     bool // the address was unsubscribed from it before this opt-out
+	Member      bool // the subject has an account, whose preferences show every choice
 }
 
 // Unsubscribe honours an opt-out token: the consent for the campaign's purpose is
@@ -809,15 +811,9 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Sourc
 	if err != nil {
 		return Unsubscribed{}, err
 	}
-	var subject, purpose, hash string
-	err = s.db.QueryRowContext(ctx, `SELECT d.subject_id, c.purpose, s.email_hash FROM campaign_deliveries d
-		JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id WHERE d.token_id = $1`, tid).
-		Scan(&subject, &purpose, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Unsubscribed{}, errBadToken // erased since, or never sent
-	}
+	subject, purpose, hash, state, err := s.tokenState(ctx, tid)
 	if err != nil {
-		return Unsubscribed{}, fmt.Errorf("newsletter: unsubscribe: %w", err)
+		return Unsubscribed{}, err
 	}
 	// The suppression first: if the withdrawal then failed, the address would still
 	// be kept out of every audience and import.
@@ -827,7 +823,47 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string, src consent.Sourc
 	if err := s.consent.Apply(ctx, subject, map[string]consent.Decision{purpose: consent.Withdrawn}, nil, src, evidence); err != nil {
 		return Unsubscribed{}, err
 	}
-	return Unsubscribed{PurposeName: s.purposeName(purpose)}, nil
+	return state, nil
+}
+
+// tokenState finds what a campaign's opt-out token is about, and whether its address
+// is unsubscribed from the purpose already.
+func (s *Service) tokenState(ctx context.Context, tid string) (subject, purpose, hash string, out Unsubscribed, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
+		EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN (c.purpose, '*'))
+		FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id
+		WHERE d.token_id = $1`, tid).
+		Scan(&subject, &purpose, &hash, &out.Member, &out.Already)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", "", Unsubscribed{}, errBadToken // erased since, or never sent
+	}
+	if err != nil {
+		return "", "", "", Unsubscribed{}, fmt.Errorf("newsletter: unsubscribe: %w", err)
+	}
+	out.PurposeName = s.purposeName(purpose)
+	return subject, purpose, hash, out, nil
+}
+
+// UnsubscribeState checks an opt-out token and says what it would opt out of and
+// whether that is done already, changing nothing (the page before the click).
+func (s *Service) UnsubscribeState(ctx context.Context, tok string) (Unsubscribed, error) {
+	if strings.HasPrefix(tok, mailTokenPrefix) {
+		subject, _, err := s.checkMailToken(ctx, tok)
+		if err != nil {
+			return Unsubscribed{}, err
+		}
+		_, err = s.members.Lookup(ctx, subject)
+		if err != nil && apperr.KindOf(err) != apperr.NotFound {
+			return Unsubscribed{}, err
+		}
+		return Unsubscribed{PurposeName: allMarketing, Member: err == nil}, nil
+	}
+	tid, err := s.parseToken(tok)
+	if err != nil {
+		return Unsubscribed{}, err
+	}
+	_, _, _, out, err := s.tokenState(ctx, tid)
+	return out, err
 }
 
 func (s *Service) purposeName(key string) string {

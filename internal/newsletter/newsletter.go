@@ -119,10 +119,10 @@ func checkName(field, v string, required bool) (string, error) {
 
 func (sub Subscription) check() (Subscription, error) {
 	var err error
-	if sub.FirstName, err = checkName("first_name", sub.FirstName, true); err != nil {
+	if sub.FirstName, err = checkName("first_name", sub.FirstName, false); err != nil {
 		return sub, err
 	}
-	if sub.LastName, err = checkName("last_name", sub.LastName, true); err != nil {
+	if sub.LastName, err = checkName("last_name", sub.LastName, false); err != nil {
 		return sub, err
 	}
 	if sub.Company, err = checkName("company", sub.Company, false); err != nil {

@@ -81,6 +81,15 @@ func (s *Services) ResetLimited(r *http.Request, email string) error {
 	return s.Accounts.RequestPasswordReset(r.Context(), email, s.Meta(r))
 }
 
+// ResendLimited asks for a new confirmation mail under the resend rate limits (per IP
+// and per address).
+func (s *Services) ResendLimited(r *http.Request, email string) error {
+	if err := s.Limits.Resend(r.Context(), s.ClientIP(r), email); err != nil {
+		return err
+	}
+	return s.Accounts.ResendConfirmation(r.Context(), email, s.Meta(r))
+}
+
 // SubscribeLimited starts a newsletter subscription under the registration limits
 // (per IP and per address): a confirmation mail goes out, nothing else.
 func (s *Services) SubscribeLimited(r *http.Request, sub newsletter.Subscription) error {

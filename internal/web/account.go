@@ -23,6 +23,7 @@ type accountView struct {
 	Error             string
 	Saved             bool
 	PasswordChanged   bool
+	Minor             bool // below the age of consent: no public profile
 }
 
 // profileFields lays out the profile form from the stored profile, with typed values
@@ -44,8 +45,8 @@ func (p *Pages) profileFields(pr account.Profile, typed map[string]*string) []fi
 		email.Hint = "Waiting for you to confirm " + pr.PendingEmail + ": open the link we mailed there. Until then we keep using " + pr.Email + "."
 	}
 	out = append(out, email,
-		field{Name: "current_password", Label: labels["current_password"], Type: "password", Autocomplete: "current-password",
-			Hint: "Only to change your email address: a session alone must not be enough to take your account."})
+		field{Name: "current_password", Label: labels["current_password"], Need: "needed only to change your email", Type: "password",
+			Autocomplete: "current-password", Hint: "Leave it empty otherwise: a session alone must not be enough to take your account."})
 	stored := map[string]string{"phone": pr.Phone, "home_address": pr.HomeAddress, "business_address": pr.BusinessAddress}
 	for _, f := range config.ProfileFields {
 		if f != "name" && p.shown(f, stored[f]) {
@@ -58,7 +59,7 @@ func (p *Pages) profileFields(pr account.Profile, typed map[string]*string) []fi
 		p.countryField(val("country", pr.Country)),
 	)
 	for i := range out {
-		if slices.Contains(account.PublicFields, out[i].Name) {
+		if slices.Contains(account.PublicFields, out[i].Name) && !p.o.Accounts.Minor(pr) {
 			out[i].PublicBox = true
 			out[i].Public = pr.Public[out[i].Name]
 			if typed != nil {
@@ -73,7 +74,7 @@ func (p *Pages) accountView(pr account.Profile, typed map[string]*string) accoun
 	return accountView{
 		ID: pr.ID, Email: pr.Email, EmailVerified: pr.EmailVerified, PendingEmail: pr.PendingEmail,
 		GuardianEmail: pr.GuardianEmail, GuardianConfirmed: pr.GuardianConfirmed, CreatedAt: pr.CreatedAt,
-		Fields: p.profileFields(pr, typed),
+		Fields: p.profileFields(pr, typed), Minor: p.o.Accounts.Minor(pr),
 	}
 }
 
@@ -144,4 +145,14 @@ func (p *Pages) export(w http.ResponseWriter, r *http.Request, sess account.Sess
 		return
 	}
 	p.o.WriteExport(w, r, subj, p.fail)
+}
+
+// EmailGroup is the email field and the current password it alone needs, drawn
+// together in the form (a slice of Fields, which formError marks).
+func (v accountView) EmailGroup() []field {
+	i := slices.IndexFunc(v.Fields, func(f field) bool { return f.Name == "email" })
+	if i < 0 || i+1 >= len(v.Fields) || v.Fields[i+1].Name != "current_password" {
+		return nil
+	}
+	return v.Fields[i : i+2]
 }

@@ -74,6 +74,9 @@ var stepNames = map[string]string{
 	"files":       "Your files and their access log",
 	"vault":       "The key your files were encrypted with, so that no copy of them can be read again",
 	"erasure":     "Erasure bookkeeping (only keyed hashes remain, to keep you erased if a backup is restored)",
+	"staff":       "Any staff roles your account held",
+	"consent":     "Your consent decisions and privacy choices",
+	"newsletter":  "Your newsletter subscription and the mailings sent to you",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
@@ -84,10 +87,11 @@ func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
 	}
 	v := erasureView{ID: req.ID, Done: req.State == rights.StateDone, CreatedAt: req.CreatedAt, CompletedAt: req.CompletedAt}
 	for _, s := range req.StepsDone {
-		if words := stepNames[s]; words != "" {
-			s = words
+		words := stepNames[s]
+		if words == "" {
+			words = "Other records held about you" // never an internal name
 		}
-		v.StepsDone = append(v.StepsDone, s)
+		v.StepsDone = append(v.StepsDone, words)
 	}
 	title := "Your account is being deleted"
 	if v.Done {

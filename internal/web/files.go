@@ -176,6 +176,24 @@ func (p *Pages) download(w http.ResponseWriter, r *http.Request, sess account.Se
 }
 
 // deleteFile deletes one of the member's files.
+// deleteFileForm asks before a file is deleted: a page of its own, with the button
+// that deletes, so that no script is needed and one stray click deletes nothing.
+func (p *Pages) deleteFileForm(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	list, err := p.o.Files.List(r.Context(), sess.AccountID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	for _, f := range list {
+		if f.ID == r.PathValue("id") {
+			p.render(w, r, http.StatusOK, "file-delete", "Delete "+f.Name+"?", true,
+				fileRow{ID: f.ID, Name: f.Name, Size: sizeOf(f.Size), SHA256: f.SHA256, CreatedAt: f.CreatedAt})
+			return
+		}
+	}
+	p.renderNotFound(w, r) // another member's file, or none: alike
+}
+
 func (p *Pages) deleteFile(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	if err := p.o.Files.Delete(r.Context(), sess.AccountID, r.PathValue("id"), p.o.ClientIP(r)); err != nil {
 		p.fail(w, r, err)

@@ -103,8 +103,8 @@ func testFiles(t *testing.T, s *site) {
 		t.Fatalf("no download link:\n%s", p.body)
 	}
 	id := m[1]
-	if !strings.Contains(p.body, `action="/account/files/`+id+`/delete"`) {
-		t.Errorf("no delete button for %s", id)
+	if !strings.Contains(p.body, `href="/account/files/`+id+`/delete"`) || strings.Contains(p.body, `action="/account/files/`+id+`/delete"`) {
+		t.Errorf("no link to delete %s, or a button that deletes at one click", id)
 	}
 
 	// Download: the same bytes, as an attachment the browser never renders.
@@ -152,6 +152,11 @@ func testFiles(t *testing.T, s *site) {
 	c.get("/account/files/"+strings.Repeat("0", 32)+"/download").want(t, "unknown download", http.StatusNotFound, "Page not found")
 
 	// Delete.
+	// Delete asks first, on a page of its own; the other member gets no such page.
+	other.get("/account/files/"+id+"/delete").want(t, "other's delete page", http.StatusNotFound, "Page not found")
+	p = c.get("/account/files/" + id + "/delete")
+	p.want(t, "delete page", http.StatusOK, "cannot be undone", `action="/account/files/`+id+`/delete"`, "Yes, delete it", `href="/account/files"`)
+	c.get("/account/files").want(t, "files after asking", http.StatusOK, `href="/account/files/`+id+`/download"`)
 	c.post("/account/files/"+id+"/delete", url.Values{}).wantRedirect(t, "delete", "/account/files?deleted=1")
 	p = c.get("/account/files?deleted=1")
 	p.want(t, "files after delete", http.StatusOK, "File deleted.", "No files yet.", "0 bytes</span> of",

@@ -12,6 +12,7 @@ type loginView struct {
 	Fields []field
 	Error  string
 	Notice string
+	Next   string // the page to return to after the login, checked by safeNext
 }
 
 // notices are the messages a redirect to the login page may ask for, by key, so that
@@ -31,7 +32,7 @@ func loginFields(email string) []field {
 
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "login", "Log in", p.loggedIn(r),
-		loginView{Fields: loginFields(""), Notice: notices[r.URL.Query().Get("notice")]})
+		loginView{Fields: loginFields(""), Notice: notices[r.URL.Query().Get("notice")], Next: safeNext(r.URL.Query().Get("next"))})
 }
 
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
@@ -42,13 +43,17 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	email := r.PostFormValue("email")
 	token, _, err := p.o.LoginLimited(w, r, email, r.PostFormValue("password"))
 	if err != nil {
-		v := loginView{Fields: loginFields(email)}
+		v := loginView{Fields: loginFields(email), Next: safeNext(r.PostFormValue("next"))}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
 		p.render(w, r, st, "login", "Log in", p.loggedIn(r), v)
 		return
 	}
 	server.SetSessionCookie(w, token, p.o.CookieSecure)
-	redirect(w, r, "/account")
+	to := safeNext(r.PostFormValue("next"))
+	if to == "" {
+		to = "/account"
+	}
+	redirect(w, r, to)
 }
 
 func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
@@ -92,11 +97,12 @@ func (p *Pages) forgot(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "forgot", "Forgot your password?", p.loggedIn(r), v)
 		return
 	}
+	p.setSentTo(w, "/password/forgot/sent", email)
 	redirect(w, r, "/password/forgot/sent")
 }
 
 func (p *Pages) forgotSent(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "forgot-sent", "Check your email", p.loggedIn(r), nil)
+	p.render(w, r, http.StatusOK, "forgot-sent", "Check your email", p.loggedIn(r), sentView{Email: sentTo(r)})
 }
 
 // resetView is the form that sets a new password with a mailed link.
@@ -117,6 +123,12 @@ func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
 	if v.Token == "" {
 		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or ask for a new one."
 		st = http.StatusBadRequest
+	} else if err := p.o.Accounts.ResetLinkValid(r.Context(), v.Token); err != nil {
+		// Said now, not after a new password is typed.
+		st = p.formError(w, r, nil, &v.Error, err)
+		if st < http.StatusInternalServerError {
+			v.Token = ""
+		}
 	}
 	p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
 }
@@ -129,6 +141,9 @@ func (p *Pages) reset(w http.ResponseWriter, r *http.Request) {
 	v := resetView{Token: r.PostFormValue("token"), Fields: resetFields()}
 	if err := p.o.Accounts.ResetPassword(r.Context(), v.Token, r.PostFormValue("password"), p.o.Meta(r)); err != nil {
 		st := p.formError(w, r, v.Fields, &v.Error, err)
+		if e, ok := apperr.As(err); ok && e.Field == "token" {
+			v.Token = "" // the link died meanwhile: no form that cannot work
+		}
 		p.render(w, r, st, "reset", "Choose a new password", p.loggedIn(r), v)
 		return
 	}

@@ -29,7 +29,21 @@ func (p *Pages) publicProfile(w http.ResponseWriter, r *http.Request) {
 			v.Heading, v.Named = f.Value, true
 			continue
 		}
-		v.Fields = append(v.Fields, publicField{Label: labels[f.Name], Value: f.Value})
+		value := f.Value
+		if f.Name == "country" {
+			value = p.countryName(value)
+		}
+		v.Fields = append(v.Fields, publicField{Label: labels[f.Name], Value: value})
 	}
 	p.render(w, r, http.StatusOK, "member", v.Heading, p.loggedIn(r), v)
+}
+
+// countryName is the name of a country code, or the code if the list lacks it.
+func (p *Pages) countryName(code string) string {
+	for _, c := range p.countries {
+		if c.Code == code {
+			return c.Name
+		}
+	}
+	return code
 }

@@ -19,8 +19,8 @@ type subscribeView struct {
 // checkbox: sending the form is the request, and the mailed link is the consent.
 func subscribeFields(sub newsletter.Subscription) []field {
 	return []field{
-		{Name: "first_name", Label: labels["first_name"], Need: "required", Type: "text", Value: sub.FirstName, Autocomplete: "given-name"},
-		{Name: "last_name", Label: labels["last_name"], Need: "required", Type: "text", Value: sub.LastName, Autocomplete: "family-name"},
+		{Name: "first_name", Label: labels["first_name"], Need: "optional", Type: "text", Value: sub.FirstName, Autocomplete: "given-name"},
+		{Name: "last_name", Label: labels["last_name"], Need: "optional", Type: "text", Value: sub.LastName, Autocomplete: "family-name"},
 		{Name: "email", Label: labels["email"], Need: "required", Type: "email", Value: sub.Email, Autocomplete: "email",
 			Hint: "We send a link to it; the subscription starts only when you open it."},
 		{Name: "company", Label: labels["company"], Need: "optional", Type: "text", Value: sub.Company, Autocomplete: "organization"},
@@ -49,11 +49,12 @@ func (p *Pages) subscribe(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "newsletter", "Newsletter", in, v)
 		return
 	}
+	p.setSentTo(w, "/newsletter/sent", sub.Email)
 	redirect(w, r, "/newsletter/sent")
 }
 
 func (p *Pages) subscribeSent(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "newsletter-sent", "Check your mailbox", p.loggedIn(r), nil)
+	p.render(w, r, http.StatusOK, "newsletter-sent", "Check your mailbox", p.loggedIn(r), sentView{Email: sentTo(r)})
 }
 
 // confirmForm only shows a button: opening the link must not subscribe anyone, since
@@ -95,6 +96,8 @@ type unsubscribeView struct {
 	Error   string
 	Purpose string // after the opt-out: what it was from
 	From    string // before the click: what the link opts out of
+	Already bool   // the address was unsubscribed before: nothing to ask
+	Member  bool   // the subject has an account: its preferences show every choice
 }
 
 // unsubscribeForm names what the link opts out of and shows one button. Opening the
@@ -106,10 +109,18 @@ func (p *Pages) unsubscribeForm(w http.ResponseWriter, r *http.Request) {
 	if v.Token == "" {
 		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or copy all of it into the address bar."
 		st = http.StatusBadRequest
-	} else if name, err := p.o.Newsletter.PurposeOf(r.Context(), v.Token); err != nil {
+	} else if state, err := p.o.Newsletter.UnsubscribeState(r.Context(), v.Token); err != nil {
 		v.Error, st = "This opt-out link is not valid or has expired.", server.Status(err)
+		if st < http.StatusInternalServerError {
+			v.Token = "" // no button that cannot work
+		}
+	} else if state.Already {
+		// Nothing to ask: say so, with the way back.
+		p.render(w, r, http.StatusOK, "unsubscribed", "You are already unsubscribed", p.loggedIn(r),
+			unsubscribeView{Purpose: state.PurposeName, Already: true, Member: state.Member})
+		return
 	} else {
-		v.From = name
+		v.From = state.PurposeName
 	}
 	p.render(w, r, st, "unsubscribe", "Unsubscribe", p.loggedIn(r), v)
 }
@@ -132,7 +143,7 @@ func (p *Pages) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "unsubscribe", "Unsubscribe", p.loggedIn(r), v)
 		return
 	}
-	v.Purpose = out.PurposeName
+	v.Purpose, v.Already, v.Member = out.PurposeName, out.Already, out.Member
 	if v.Purpose == "" {
 		v.Purpose = "this mailing list" // a purpose since removed from the register
 	}

@@ -47,7 +47,7 @@ func testNewsletter(t *testing.T, s *site) {
 	// The form: what is required is marked, nothing is ticked, and every page links to it.
 	p := c.get("/newsletter")
 	p.want(t, "newsletter form", http.StatusOK, `action="/newsletter"`,
-		`First name <span class="need">(required)</span>`, `Last name <span class="need">(required)</span>`,
+		`First name <span class="need">(optional)</span>`, `Last name <span class="need">(optional)</span>`,
 		`Email address <span class="need">(required)</span>`, `Company <span class="need">(optional)</span>`,
 		"nothing else is sent until you open it", `href="/privacy/purposes"`)
 	if strings.Contains(p.body, "checked") || strings.Contains(p.body, `type="checkbox"`) {
@@ -55,11 +55,15 @@ func testNewsletter(t *testing.T, s *site) {
 	}
 	c.get("/").want(t, "home", http.StatusOK, `<a href="/newsletter">Newsletter</a>`)
 
-	// A missing first name is named beside its field; what was typed stays.
-	form := url.Values{"first_name": {""}, "last_name": {"Lamarr"}, "email": {email}, "company": {"Frequency Hopping Ltd"}}
+	// A bad address is named beside its field; what was typed stays.
+	form := url.Values{"first_name": {""}, "last_name": {"Lamarr"}, "email": {"hedy at example"}, "company": {"Frequency Hopping Ltd"}}
 	p = c.post("/newsletter", form)
-	p.want(t, "no first name", http.StatusBadRequest, `id="f-first_name-error"`, "First name is required.",
-		`value="Lamarr"`, `value="`+email+`"`, `value="Frequency Hopping Ltd"`)
+	p.want(t, "bad address", http.StatusBadRequest, `id="f-email-error"`, `value="Lamarr"`, `value="hedy at example"`,
+		`value="Frequency Hopping Ltd"`)
+	form.Set("email", email)
+	// The address alone is enough (issue 12, finding 9).
+	c.post("/newsletter", url.Values{"email": {"only.me@example.com"}}).wantRedirect(t, "address alone", "/newsletter/sent")
+	s.link("only.me@example.com", "/newsletter/confirm")
 
 	// Subscribe: a mail goes out, and nothing is subscribed until its link is used.
 	form.Set("first_name", "Hedy")
@@ -186,8 +190,16 @@ func testNewsletter(t *testing.T, s *site) {
 	if n := ch["newsletter"]; n.Decision != consent.Withdrawn || n.Source != consent.SourceEmailLink || n.Verdict.Allowed {
 		t.Errorf("newsletter after unsubscribing = %+v, want withdrawn through the email link", n)
 	}
-	// A second click does no harm.
-	u.post("/unsubscribe", url.Values{"t": {tok}}).want(t, "unsubscribe again", http.StatusOK, "You are unsubscribed")
+	if !strings.Contains(p.body, `href="/newsletter"`) || strings.Contains(p.body, "already") {
+		t.Errorf("the unsubscribed page offers no way to subscribe again, or says already:\n%s", p.body)
+	}
+	// A second click does no harm; the used link says it is done, and asks nothing.
+	u.post("/unsubscribe", url.Values{"t": {tok}}).want(t, "unsubscribe again", http.StatusOK, "You are already unsubscribed")
+	p = u.get(unsub)
+	p.want(t, "used unsubscribe link", http.StatusOK, "You are already unsubscribed", "Newsletter", `href="/newsletter"`)
+	if strings.Contains(p.body, `<button`) {
+		t.Error("a used opt-out link asks again")
+	}
 
 	// A forged or missing token is refused with a page that says so.
 	forged := []byte(tok)

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"steward/internal/account"
+	"steward/internal/apperr"
 	"steward/internal/config"
 )
 
@@ -39,7 +41,7 @@ func (p *Pages) registerFields(reg account.Registration) []field {
 		field{Name: "birthdate", Label: labels["birthdate"], Need: "required", Type: "date", Value: reg.Birthdate, Autocomplete: "bday",
 			Hint: "To check whether you may register on your own. It is never shown on your public profile."},
 		p.countryField(reg.Country),
-		field{Name: "guardian_email", Label: labels["guardian_email"], Type: "email", Value: reg.GuardianEmail,
+		field{Name: "guardian_email", Label: labels["guardian_email"], Need: "optional", Type: "email", Value: reg.GuardianEmail,
 			Hint: fmt.Sprintf("Only if you are younger than the digital age of consent of your country: %d, or between 13 and 16 "+
 				"where your country sets another. A parent or guardian must then agree by a link we mail to them, "+
 				"and your account waits until they do. Leave it empty otherwise.", p.o.DefaultAgeOfConsent)},
@@ -65,6 +67,16 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		v := registerView{Fields: p.registerFields(reg)}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
+		if e, ok := apperr.As(err); reg.Password != "" && (!ok || e.Field != "password") {
+			// Every other field keeps what was typed; the password is never sent back,
+			// so the form says plainly that it must be typed again.
+			for i := range v.Fields {
+				if v.Fields[i].Name == "password" {
+					v.Fields[i].Error = "Type your password again: for its safety, it is never sent back to your browser."
+				}
+			}
+			v.Error = strings.TrimSpace(v.Error + " Your password was not kept: type it again.")
+		}
 		p.render(w, r, st, "register", "Register", p.loggedIn(r), v)
 		return
 	}
@@ -72,16 +84,12 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if out.Status == account.PendingGuardian {
 		to += "?guardian=1"
 	}
+	p.setSentTo(w, "/register/sent", reg.Email)
 	redirect(w, r, to)
 }
 
-// sentView is the page after registering.
-type sentView struct {
-	Guardian bool
-}
-
 func (p *Pages) registerSent(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "register-sent", "Check your email", p.loggedIn(r), sentView{Guardian: r.URL.Query().Get("guardian") == "1"})
+	p.render(w, r, http.StatusOK, "register-sent", "Check your email", p.loggedIn(r), sentView{Email: sentTo(r), Guardian: r.URL.Query().Get("guardian") == "1"})
 }
 
 // tokenView is a page that acts on the token of a mailed link.
@@ -98,6 +106,12 @@ func (p *Pages) verifyForm(w http.ResponseWriter, r *http.Request) {
 	if v.Token == "" {
 		v.Error = "This link is incomplete. Open the link from the mail exactly as it is, or copy all of it into the address bar."
 		st = http.StatusBadRequest
+	} else if _, err := p.o.Accounts.VerifyLinkValid(r.Context(), v.Token); err != nil {
+		// A used or expired link offers no button that cannot work, but what to do now.
+		st = p.formError(w, r, nil, &v.Error, err)
+		if st < http.StatusInternalServerError {
+			v.Token = ""
+		}
 	}
 	p.render(w, r, st, "verify", "Confirm your email address", p.loggedIn(r), v)
 }
@@ -108,32 +122,50 @@ func (p *Pages) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := tokenView{Token: r.PostFormValue("token")}
+	// Whether the link confirms a changed address decides what the next page says; a
+	// link that is no longer valid fails in VerifyEmail below.
+	change, _ := p.o.Accounts.VerifyLinkValid(r.Context(), v.Token)
 	status, err := p.o.Accounts.VerifyEmail(r.Context(), v.Token, p.o.Meta(r))
 	if err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
+		if st < http.StatusInternalServerError {
+			v.Token = "" // the link is dead: no button that cannot work
+		}
 		p.render(w, r, st, "verify", "Confirm your email address", p.loggedIn(r), v)
 		return
 	}
-	redirect(w, r, "/verify/done?status="+url.QueryEscape(string(status)))
+	to := "/verify/done?status=" + url.QueryEscape(string(status))
+	if change {
+		to = "/verify/done?changed=1"
+	}
+	redirect(w, r, to)
 }
 
 // verifyDoneView is the result of a confirmation.
 type verifyDoneView struct {
 	Active, WaitingForGuardian bool
+	Changed                    bool // a changed address was confirmed
+	LoggedIn                   bool
 }
 
 func (p *Pages) verifyDone(w http.ResponseWriter, r *http.Request) {
 	s := account.Status(r.URL.Query().Get("status"))
-	p.render(w, r, http.StatusOK, "verify-done", "Email address confirmed", p.loggedIn(r),
-		verifyDoneView{Active: s == account.Active, WaitingForGuardian: s == account.PendingGuardian})
+	in := p.loggedIn(r)
+	if r.URL.Query().Get("changed") == "1" {
+		p.render(w, r, http.StatusOK, "verify-done", "New email address confirmed", in, verifyDoneView{Changed: true, LoggedIn: in})
+		return
+	}
+	p.render(w, r, http.StatusOK, "verify-done", "Email address confirmed", in,
+		verifyDoneView{Active: s == account.Active, WaitingForGuardian: s == account.PendingGuardian, LoggedIn: in})
 }
 
 // guardianView asks a parent or guardian to agree.
 type guardianView struct {
-	Token      string
-	ChildName  string
-	ChildEmail string
-	Error      string
+	Token          string
+	ConfirmDecline bool // the step before a decline erases the registration
+	ChildName      string
+	ChildEmail     string
+	Error          string
 }
 
 func (p *Pages) guardianForm(w http.ResponseWriter, r *http.Request) {
@@ -160,6 +192,20 @@ func (p *Pages) guardianDecide(w http.ResponseWriter, r *http.Request) {
 	case "agree":
 		agree = true
 	case "decline":
+		if r.PostFormValue("confirm") != "yes" {
+			// Declining erases: it asks once more, on a page of its own (no script).
+			v := guardianView{Token: token, ConfirmDecline: true}
+			g, err := p.o.Accounts.GuardianRequestFor(r.Context(), token)
+			if err != nil {
+				v = guardianView{}
+				st := p.formError(w, r, nil, &v.Error, err)
+				p.render(w, r, st, "guardian", "Parent or guardian consent", p.loggedIn(r), v)
+				return
+			}
+			v.ChildEmail = g.ChildEmail
+			p.render(w, r, http.StatusOK, "guardian", "Decline the registration?", p.loggedIn(r), v)
+			return
+		}
 	default:
 		p.render(w, r, http.StatusBadRequest, "guardian", "Parent or guardian consent", p.loggedIn(r),
 			guardianView{Token: token, Error: "Choose Agree or Decline."})

@@ -12,8 +12,9 @@ import (
 
 // sessionsView lists the member's sessions.
 type sessionsView struct {
-	Sessions []sessionRow
-	Ended    bool
+	Sessions    []sessionRow
+	Ended       bool
+	OthersEnded bool
 }
 
 // sessionRow is one session as the list shows it.
@@ -33,7 +34,7 @@ func (p *Pages) sessions(w http.ResponseWriter, r *http.Request, sess account.Se
 		p.fail(w, r, err)
 		return
 	}
-	v := sessionsView{Ended: r.URL.Query().Get("ended") == "1"}
+	v := sessionsView{Ended: r.URL.Query().Get("ended") == "1", OthersEnded: r.URL.Query().Get("others") == "1"}
 	for _, s := range list {
 		v.Sessions = append(v.Sessions, sessionRow{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, IP: s.IP,
 			Browser: browser(s.UserAgent), UserAgent: s.UserAgent, Current: s.Current})
@@ -64,6 +65,15 @@ func (p *Pages) revokeAll(w http.ResponseWriter, r *http.Request, sess account.S
 	}
 	server.ClearSessionCookie(w, p.o.CookieSecure)
 	redirect(w, r, "/login?notice=everywhere")
+}
+
+// revokeOthers ends every session of the account but this one.
+func (p *Pages) revokeOthers(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if _, err := p.o.Accounts.LogoutOthers(r.Context(), sess, p.o.Meta(r)); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/account/sessions?others=1")
 }
 
 // browser names the browser and system of a User-Agent header in a few words; the
@@ -171,10 +181,53 @@ var eventNames = map[string]string{
 	"login_failed":             "Failed login attempt",
 	"session_revoked":          "Session ended",
 	"logout_everywhere":        "Logged out everywhere",
+	"logout_others":            "Logged out of every other session",
 	"password_reset_requested": "Password reset link requested",
 	"password_reset":           "Password reset with a mailed link",
 	"password_changed":         "Password changed",
 	"profile_updated":          "Profile changed",
+	"confirmation_resent":      "Confirmation mail sent again",
+}
+
+// eventDetail says an event's detail in words: a registration's state, the fields a
+// profile change touched (by name: the log never holds their values).
+func eventDetail(event, detail string) string {
+	switch event {
+	case "registered":
+		switch account.Status(detail) {
+		case account.PendingVerification:
+			return "waiting for the email address to be confirmed"
+		case account.PendingGuardian:
+			return "waiting for the address to be confirmed and a parent or guardian to agree"
+		case account.Active:
+			return "active"
+		}
+	case "profile_updated":
+		if detail == "" {
+			return ""
+		}
+		var words []string
+		for _, f := range strings.Split(detail, ",") {
+			switch f {
+			case "public":
+				words = append(words, "what your public profile shows")
+			case "email":
+				words = append(words, "email address (waiting for the new one to be confirmed)")
+			default:
+				if l := labels[f]; l != "" {
+					words = append(words, l)
+				}
+			}
+		}
+		if len(words) == 0 {
+			return ""
+		}
+		return "changed: " + strings.Join(words, ", ")
+	}
+	if strings.Contains(detail, "_") {
+		return strings.ReplaceAll(detail, "_", " ") // a code, readable at least
+	}
+	return detail
 }
 
 // activityLimit is how many events the page shows.
@@ -192,7 +245,7 @@ func (p *Pages) activity(w http.ResponseWriter, r *http.Request, sess account.Se
 		if name == "" {
 			name = strings.ReplaceAll(e.Event, "_", " ")
 		}
-		v.Events = append(v.Events, activityRow{At: e.At, Event: name, IP: e.IP, Detail: e.Detail})
+		v.Events = append(v.Events, activityRow{At: e.At, Event: name, IP: e.IP, Detail: eventDetail(e.Event, e.Detail)})
 	}
 	p.render(w, r, http.StatusOK, "activity", "Security activity", true, v)
 }

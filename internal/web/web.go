@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -101,9 +102,9 @@ func New(o Options) (*Pages, error) {
 
 // pageNames are the templates the handlers render; New checks that each exists.
 var pageNames = []string{
-	"home", "register", "register-sent", "verify", "verify-done", "guardian", "guardian-done",
+	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
-	"files", "delete", "erasure", "member", "error", "purposes", "preferences",
+	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign",
 }
@@ -152,6 +153,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /verify", p.verifyForm)
 	mux.HandleFunc("POST /verify", p.verify)
 	mux.HandleFunc("GET /verify/done", p.verifyDone)
+	mux.HandleFunc("GET /verify/resend", p.resendForm)
+	mux.HandleFunc("POST /verify/resend", p.resend)
+	mux.HandleFunc("GET /verify/resend/sent", p.resendSent)
 	mux.HandleFunc("GET /guardian", p.guardianForm)
 	mux.HandleFunc("POST /guardian", p.guardianDecide)
 	mux.HandleFunc("GET /guardian/done", p.guardianDone)
@@ -171,12 +175,14 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/sessions", p.member(p.sessions))
 	mux.HandleFunc("POST /account/sessions/{id}/revoke", p.member(p.revoke))
 	mux.HandleFunc("POST /account/sessions/revoke-all", p.member(p.revokeAll))
+	mux.HandleFunc("POST /account/sessions/revoke-others", p.member(p.revokeOthers))
 	mux.HandleFunc("GET /account/password", p.member(p.passwordForm))
 	mux.HandleFunc("POST /account/password", p.member(p.changePassword))
 	mux.HandleFunc("GET /account/activity", p.member(p.activity))
 	mux.HandleFunc("GET /account/files", p.member(p.filesPage))
 	mux.HandleFunc("POST /account/files", p.member(p.upload))
 	mux.HandleFunc("GET /account/files/{id}/download", p.member(p.download))
+	mux.HandleFunc("GET /account/files/{id}/delete", p.member(p.deleteFileForm))
 	mux.HandleFunc("POST /account/files/{id}/delete", p.member(p.deleteFile))
 	mux.HandleFunc("GET /account/preferences", p.member(p.preferences))
 	mux.HandleFunc("POST /account/preferences", p.member(p.savePreferences))
@@ -319,7 +325,7 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 			if _, cerr := r.Cookie(server.CookieName); cerr == nil {
 				server.ClearSessionCookie(w, p.o.CookieSecure)
 			}
-			redirect(w, r, "/login")
+			redirect(w, r, loginFor(r))
 			return
 		}
 		if err == nil {
@@ -331,6 +337,35 @@ func (p *Pages) member(h func(http.ResponseWriter, *http.Request, account.Sessio
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)), sess)
 	}
+}
+
+// loginFor is the login page's address for a request that needs a login: a page
+// (GET) is returned to after the login, through a next parameter; a form sent (POST)
+// is not replayed, and leads to the account.
+func loginFor(r *http.Request) string {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return "/login"
+	}
+	return "/login?next=" + url.QueryEscape(r.URL.RequestURI())
+}
+
+// safeNext returns next if it is a path of this site, else "": it must start with one
+// "/" (not "//" or "/\", which browsers read as another host) and hold no control
+// character or backslash.
+func safeNext(next string) string {
+	if len(next) < 1 || len(next) > 2000 || next[0] != '/' || strings.HasPrefix(next, "//") {
+		return ""
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return ""
+	}
+	return next
 }
 
 // sessionKey carries the session member admitted, so that render need not look it up

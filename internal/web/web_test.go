@@ -281,6 +281,7 @@ func TestRegisterFormLabels(t *testing.T) {
 				`Country <span class="need">(required)</span>`,
 				`<option value="DE">Germany</option>`,
 				`name="guardian_email"`,
+				`Parent or guardian’s email address <span class="need">(optional)</span>`,
 				`digital age of consent`,
 			},
 		},
@@ -447,8 +448,12 @@ func TestPages(t *testing.T) {
 			}
 		})
 	}
-	// An invalid verification link is refused on POST, not GET.
-	c.get("/verify?token=nope").want(t, "verify page", http.StatusOK, "Confirm my email address")
+	// An invalid verification link is refused on GET already, without a button.
+	p := c.get("/verify?token=nope")
+	p.want(t, "verify page", http.StatusBadRequest, "This link is invalid, used or expired.", `href="/verify/resend"`, `href="/login"`)
+	if strings.Contains(p.body, "Confirm my email address") {
+		t.Error("an invalid verification link still offers its button")
+	}
 	c.post("/verify", url.Values{"token": {"nope"}}).want(t, "verify", http.StatusBadRequest, "This link is invalid, used or expired.")
 }
 
