@@ -18,7 +18,7 @@ var memberTabs = []struct {
 }{
 	{"account", navLink{Href: "/account", Label: "Profile"}},
 	{"files", navLink{Href: "/account/files", Label: "Files"}},
-	{"preferences", navLink{Href: "/account/preferences", Label: "Privacy"}},
+	{"preferences", navLink{Href: "/account/preferences", Label: "Privacy preferences"}},
 	{"sessions", navLink{Href: "/account/sessions", Label: "Sessions"}},
 	{"password", navLink{Href: "/account/password", Label: "Password"}},
 	{"activity", navLink{Href: "/account/activity", Label: "Activity"}},
