@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -67,11 +69,21 @@ func browserContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// widths are the viewports every page is checked at: a phone and a desktop.
+// widths are the viewports every page is checked at: a phone and a desktop, the
+// desktop in the dark colour scheme too.
 var widths = []struct {
-	name          string
+	scheme        string
 	width, height int64
-}{{"phone", 390, 844}, {"desktop", 1280, 800}}
+}{{"light", 390, 844}, {"light", 1280, 800}, {"dark", 1280, 800}}
+
+// colorScheme emulates the user's preferred colour scheme, "light" or "dark".
+func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return chromedp.Void{}, err
+	}
+}
 
 // axeTags are the rule sets of WCAG 2.2 level AA.
 const axeTags = `["wcag2a","wcag2aa","wcag21a","wcag21aa","wcag22aa"]`
@@ -93,20 +105,24 @@ func checkPage(t *testing.T, ctx context.Context, axe, name string) {
 	t.Helper()
 	shots := os.Getenv("STEWARD_SCREENSHOTS")
 	for _, w := range widths {
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(w.width, w.height)); err != nil {
+		at := fmt.Sprintf("%d px", w.width)
+		if w.scheme != "light" {
+			at += ", " + w.scheme
+		}
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(w.width, w.height), colorScheme(w.scheme)); err != nil {
 			t.Fatalf("%s: viewport: %v", name, err)
 		}
 		overflow, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](
 			`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`))
 		if err != nil {
-			t.Fatalf("%s at %d px: %v", name, w.width, err)
+			t.Fatalf("%s at %s: %v", name, at, err)
 		}
 		if overflow[0] > overflow[1] {
 			wide, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('body *')).
 				filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5).
 				slice(0, 5).map(e => e.tagName + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '') +
 				' right=' + Math.round(e.getBoundingClientRect().right))`))
-			t.Errorf("%s at %d px scrolls sideways: %d px wide in %d px; too wide: %v", name, w.width, overflow[0], overflow[1], wide)
+			t.Errorf("%s at %s scrolls sideways: %d px wide in %d px; too wide: %v", name, at, overflow[0], overflow[1], wide)
 		}
 		if shots != "" {
 			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -116,7 +132,7 @@ func checkPage(t *testing.T, ctx context.Context, axe, name string) {
 			if err := os.MkdirAll(shots, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, w.width)), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(shots, fmt.Sprintf("%s-%d-%s.png", name, w.width, w.scheme)), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -140,7 +156,7 @@ func checkPage(t *testing.T, ctx context.Context, axe, name string) {
 		}
 		for _, v := range vs {
 			for _, n := range v.Nodes {
-				t.Errorf("%s at %d px: axe %s (%s): %v: %s", name, w.width, v.ID, v.Help, n.Target, n.Summary)
+				t.Errorf("%s at %s: axe %s (%s): %v: %s", name, at, v.ID, v.Help, n.Target, n.Summary)
 			}
 		}
 	}
@@ -289,6 +305,20 @@ func TestPagesInBrowser(t *testing.T) {
 			t.Errorf("%s: the links marked as the current page are %q, want just %s", v.name, current, v.path)
 		}
 	}
+	// On a phone each choice of the preferences is a switch whose target is at least 44 px high.
+	open(ctx, visit{"preferences", "/account/preferences"})
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	small, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#page-preferences input[type="checkbox"]')).
+		filter(b => !b.closest('label') || b.closest('label').getBoundingClientRect().height < 44).map(b => b.name)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(small) > 0 {
+		t.Errorf("on a phone these preferences have no 44 px target: %q", small)
+	}
+
 	// Each box of the profile form names its field: no two share an accessible name.
 	open(ctx, visit{"account", "/account"})
 	names, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#page-account input[type="checkbox"]')).
