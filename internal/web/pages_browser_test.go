@@ -346,6 +346,14 @@ func TestPagesInBrowser(t *testing.T) {
 	for _, v := range staffs {
 		open(ctx, v)
 	}
+	// Sending asks first, with the audience's size, in a dialog that needs no script.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#send > summary`)), chromedp.WaitVisible(chromedp.ID("send-question"))); err != nil {
+		t.Fatalf("open the send dialog: %v", err)
+	}
+	checkPage(t, ctx, axe, "campaign-send")
+	if q, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("send-question"))); err != nil || !strings.Contains(q, "to 1 recipient now?") {
+		t.Errorf("the send dialog asks %q (%v), want the audience of 1 recipient named", q, err)
+	}
 }
 
 // publicBox matches the accessible names of the account page's public-profile boxes.
