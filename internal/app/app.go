@@ -381,7 +381,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
-		CookieSecure: cfg.CookieSecure, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent})
+		CookieSecure: cfg.CookieSecure, DefaultAgeOfConsent: cfg.DefaultAgeOfConsent, Dev: cfg.Dev})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,7 @@ type Config struct {
 	CookieSecure bool
 	TrustProxy   bool
 	RateLimits   bool
+	Dev          bool // development mode: /_styleguide
 
 	DefaultAgeOfConsent int
 	AgeOfConsent        map[string]int
@@ -136,6 +137,7 @@ var settings = []setting{
 	{"cookie-secure", "STEWARD_COOKIE_SECURE", "auto", "Secure flag on cookies: true, false, or auto (true when the base URL is https)"},
 	{"trust-proxy", "STEWARD_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (only behind a proxy you run)"},
 	{"rate-limits", "STEWARD_RATE_LIMITS", "true", "rate limits on login, registration and password reset"},
+	{"dev", "STEWARD_DEV", "false", "development mode: serves the style guide at /_styleguide"},
 	{"age-of-consent", "STEWARD_AGE_OF_CONSENT", "16", "digital age of consent: a default, then COUNTRY=AGE overrides, e.g. 16,FR=15,BE=13"},
 	{"fields", "STEWARD_FIELDS", "name=required,phone=optional,home_address=optional,business_address=optional", "registration fields: FIELD=required|optional|off for name, phone, home_address, business_address"},
 	{"ledger-key-file", "STEWARD_LEDGER_KEY_FILE", "", "key for the erasure ledger's keyed hashes (default: DATA/ledger.key, made at first start)"},
@@ -209,6 +211,13 @@ func parseFlags(args []string, getenv func(string) string) (map[string]*string, 
 			} else {
 				def = v
 			}
+		}
+		if s.flag == "dev" {
+			// A switch: --dev alone means --dev=true.
+			v := boolFlag(def)
+			fs.Var(&v, s.flag, s.help+" ["+s.env+"]")
+			vals[s.flag] = (*string)(&v)
+			continue
 		}
 		vals[s.flag] = fs.String(s.flag, def, s.help+" ["+s.env+"]")
 	}
@@ -338,6 +347,7 @@ func (l *loader) accounts(c *Config) {
 	}
 	c.TrustProxy = boolean(get("trust-proxy"), "trust-proxy", bad)
 	c.RateLimits = boolean(get("rate-limits"), "rate-limits", bad)
+	c.Dev = boolean(get("dev"), "dev", bad)
 	c.DefaultAgeOfConsent, c.AgeOfConsent = ageOfConsent(get("age-of-consent"), bad)
 	c.Fields = fields(get("fields"), bad)
 }
@@ -578,3 +588,10 @@ func size(s, name string, bad func(string, string)) int64 {
 	}
 	return n * mult
 }
+
+// boolFlag is a setting given as a switch: --NAME alone sets it to "true".
+type boolFlag string
+
+func (b *boolFlag) String() string     { return string(*b) }
+func (b *boolFlag) Set(v string) error { *b = boolFlag(v); return nil }
+func (b *boolFlag) IsBoolFlag() bool   { return true }

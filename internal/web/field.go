@@ -74,9 +74,9 @@ func (p *Pages) profileField(name, value string) field {
 	case "phone":
 		f.Type, f.Autocomplete = "tel", "tel"
 	case "home_address":
-		f.Type, f.Autocomplete = "textarea", "home street-address"
+		f.Type, f.Autocomplete = "textarea", "section-home street-address"
 	case "business_address":
-		f.Type, f.Autocomplete = "textarea", "work street-address"
+		f.Type, f.Autocomplete = "textarea", "section-work street-address"
 	}
 	return f
 }

@@ -39,6 +39,8 @@ type Options struct {
 	// DefaultAgeOfConsent is the age of consent of countries without their own.
 	DefaultAgeOfConsent int
 	CookieSecure        bool
+	// Dev serves the style guide at /_styleguide (development mode, --dev).
+	Dev bool
 }
 
 // Pages is the web interface.
@@ -134,6 +136,7 @@ func readCountries() ([]country, error) {
 }
 
 var funcs = template.FuncMap{
+	"lower": strings.ToLower,
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -210,6 +213,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
+	if p.o.Dev {
+		mux.HandleFunc("GET /_styleguide", p.styleguide)
+	}
 
 	// Every other path is a page that does not exist. The API registers /api/ itself,
 	// which is more specific and so keeps its JSON answers.
@@ -238,7 +244,9 @@ type layout struct {
 	Page     string
 	CSS      string
 	LoggedIn bool
-	Staff    bool // shows the link to the staff pages
+	Staff    bool      // shows the link to the staff pages
+	Tabs     []navLink // the member area's tabs, on its pages
+	Sidebar  []navLink // the staff pages' sidebar, on theirs
 	Main     any
 }
 
@@ -248,8 +256,10 @@ type layout struct {
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name, title string, loggedIn bool, view any) {
 	t := p.pages[name]
 	var buf bytes.Buffer
+	tabs, sidebar := navFor(name, loggedIn)
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
-		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r), Main: view,
+		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r),
+		Tabs: tabs, Sidebar: sidebar, Main: view,
 	}); err != nil {
 		p.o.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

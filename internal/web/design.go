@@ -1,0 +1,87 @@
+package web
+
+import "net/http"
+
+// navLink is one link of the member tabs or the staff sidebar; Current marks the page
+// shown (aria-current="page").
+type navLink struct {
+	Href, Label string
+	Current     bool
+	Danger      bool // a link to an action that cannot be undone
+	Download    bool // a file, not a page
+}
+
+// memberTabs are the tabs of the member area, in the order shown.
+var memberTabs = []struct {
+	page string
+	link navLink
+}{
+	{"account", navLink{Href: "/account", Label: "Profile"}},
+	{"files", navLink{Href: "/account/files", Label: "Files"}},
+	{"preferences", navLink{Href: "/account/preferences", Label: "Privacy preferences"}},
+	{"sessions", navLink{Href: "/account/sessions", Label: "Sessions"}},
+	{"password", navLink{Href: "/account/password", Label: "Password"}},
+	{"activity", navLink{Href: "/account/activity", Label: "Activity"}},
+	{"", navLink{Href: "/account/export", Label: "Download my data", Download: true}},
+	{"delete", navLink{Href: "/account/delete", Label: "Delete account", Danger: true}},
+}
+
+// staffNav are the links of the staff sidebar.
+var staffNav = []struct {
+	pages []string
+	link  navLink
+}{
+	{[]string{"campaigns", "campaign"}, navLink{Href: "/staff/campaigns", Label: "Campaigns"}},
+	{[]string{"campaign-new"}, navLink{Href: "/staff/campaigns/new", Label: "New campaign"}},
+}
+
+// navFor returns the member tabs of a member page and the staff sidebar of a staff
+// page, the current page marked; other pages have neither.
+func navFor(page string, loggedIn bool) (tabs, sidebar []navLink) {
+	if !loggedIn {
+		return nil, nil
+	}
+	for _, t := range memberTabs {
+		if t.page == page && page != "" {
+			tabs = make([]navLink, 0, len(memberTabs))
+			for _, u := range memberTabs {
+				l := u.link
+				l.Current = u.page == page
+				tabs = append(tabs, l)
+			}
+			return tabs, nil
+		}
+	}
+	for _, s := range staffNav {
+		for _, p := range s.pages {
+			if p == page {
+				sidebar = make([]navLink, 0, len(staffNav))
+				for _, u := range staffNav {
+					l := u.link
+					for _, q := range u.pages {
+						l.Current = l.Current || q == page
+					}
+					sidebar = append(sidebar, l)
+				}
+				return nil, sidebar
+			}
+		}
+	}
+	return nil, nil
+}
+
+// styleguide shows every component of the stylesheet (development mode only).
+func (p *Pages) styleguide(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "styleguide", "Style guide", p.loggedIn(r), styleguideView{
+		Fields: []field{
+			{Name: "sg_name", Label: "Name", Type: "text", Need: "required", Autocomplete: "name", Value: "Ada Lovelace"},
+			{Name: "sg_email", Label: "Email address", Type: "email", Need: "required", Autocomplete: "email",
+				Error: "Enter an email address like name@example.com.", Value: "ada@"},
+			{Name: "sg_phone", Label: "Phone", Type: "tel", Need: "optional", Autocomplete: "tel", Hint: "With the country code, e.g. +44 20 7946 0000."},
+		},
+	})
+}
+
+type styleguideView struct {
+	Fields []field
+}
