@@ -174,6 +174,9 @@ func (r *crashRun) violation(format string, args ...any) {
 	if !r.violated[v] {
 		r.violated[v] = true
 		r.rep.Violations = append(r.rep.Violations, v)
+		if r.opts.Progress != nil {
+			fmt.Fprintln(r.opts.Progress, "violation: "+v)
+		}
 	}
 }
 

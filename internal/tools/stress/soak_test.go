@@ -1,0 +1,34 @@
+package stress
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestSoak is the short version of scripts/soak: a minute of the mix on SQLite from 50
+// clients with production argon2id settings. It holds the server to no errors and to
+// issue 11's memory targets; latencies and the slope are logged, never asserted (the
+// machine's load decides them).
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak loads a real server for a minute")
+	}
+	rep, err := Soak(context.Background(), SoakOptions{Duration: time.Minute, Clients: 50, Engine: "sqlite", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + FormatSoak(rep, "sqlite", 50))
+	if rep.Requests < 100 {
+		t.Errorf("%d requests served in a minute", rep.Requests)
+	}
+	if rep.Errors != 0 {
+		t.Errorf("%d errors: %v", rep.Errors, rep.ErrorSamples)
+	}
+	if rep.IdleRSS > 40<<20 {
+		t.Errorf("idle RSS %d MiB, want at most 40", rep.IdleRSS>>20)
+	}
+	if rep.PeakRSS > rep.Budget {
+		t.Errorf("peak RSS %d MiB, want at most the argon2id budget + 64 MiB = %d MiB", rep.PeakRSS>>20, rep.Budget>>20)
+	}
+}
