@@ -86,7 +86,8 @@ type crashRun struct {
 	regs       map[string]string // account id -> email
 	uploads    []ackUpload
 	erasures   []ackErasure
-	erased     map[string]bool // account ids
+	erased     map[string]bool // account ids whose erasure was answered 202
+	asked      map[string]bool // account ids whose erasure was asked: it may have committed unanswered
 	imported   []string
 	campaigns  []ackCampaign
 	withdrawn  map[string]time.Time // address -> when its withdrawal was answered 200
@@ -113,7 +114,7 @@ func Crash(ctx context.Context, opts CrashOptions) (*CrashReport, error) {
 	}
 	rep := &CrashReport{Seed: opts.Seed, Acknowledged: map[string]int{}}
 	r := &crashRun{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, 11)), rep: rep, regs: map[string]string{},
-		erased: map[string]bool{}, withdrawn: map[string]time.Time{}, considered: map[string]bool{}, violated: map[string]bool{}}
+		erased: map[string]bool{}, asked: map[string]bool{}, withdrawn: map[string]time.Time{}, considered: map[string]bool{}, violated: map[string]bool{}}
 	if opts.Bin == "" {
 		bin, err := Build(ctx, opts.Dir)
 		if err != nil {
@@ -360,6 +361,9 @@ func (r *crashRun) register(ctx context.Context, cycle int) error {
 }
 
 func (r *crashRun) erase(ctx context.Context, m *crashMember) error {
+	r.mu.Lock()
+	r.asked[m.id] = true
+	r.mu.Unlock()
 	a, err := r.c.Do(ctx, "DELETE", "/api/v1/me", map[string]string{"password": m.password}, m.token)
 	if err != nil {
 		return err
@@ -526,8 +530,8 @@ func (r *crashRun) check(ctx context.Context, cycle int) {
 		rows.Close()
 	}
 	for _, u := range r.uploads {
-		if r.erased[u.owner.id] {
-			continue
+		if r.asked[u.owner.id] {
+			continue // erased, or maybe erased: the kill may have cut the answer off
 		}
 		if ready[u.id] != "ready" {
 			r.violation("cycle %d: upload %s (answered 201) lost: state %q", c, u.id, ready[u.id])
