@@ -31,12 +31,10 @@ const (
 	keyLen  = 32
 )
 
-// hashSlots is how many argon2id computations run at once (see hashPassword).
-func hashSlots() int { return 2 * runtime.GOMAXPROCS(0) }
-
-// HashMemory is the most memory password hashing holds at once: every slot busy with a
-// hash of memKiB. It is the process's memory budget beyond its steady state.
-func HashMemory(memKiB uint32) int64 { return int64(hashSlots()) * int64(memKiB) << 10 }
+// HashMemory is the most memory password hashing holds at once: every one of New's
+// slots (two per core) busy with a hash of memKiB. It is the process's memory budget
+// beyond its steady state.
+func HashMemory(memKiB uint32) int64 { return int64(2*runtime.GOMAXPROCS(0)) * int64(memKiB) << 10 }
 
 // hashPassword and verifyPassword bound how many argon2id computations the service
 // runs at once. Each takes the configured memory (64 MiB by default), so 200
