@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// TestSoak is the short version of scripts/soak: a minute of the mix on SQLite from 50
+// TestSoak is the short version of scripts/soak: a minute of the mix on SQLite from 32
 // clients with production argon2id settings. It holds the server to no errors and to
 // issue 11's memory targets; latencies and the slope are logged, never asserted (the
 // machine's load decides them).
@@ -14,11 +14,11 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak loads a real server for a minute")
 	}
-	rep, err := Soak(context.Background(), SoakOptions{Duration: time.Minute, Clients: 50, Engine: "sqlite", Dir: t.TempDir()})
+	rep, err := Soak(context.Background(), SoakOptions{Duration: time.Minute, Clients: 32, Engine: "sqlite", Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + FormatSoak(rep, "sqlite", 50))
+	t.Log("\n" + FormatSoak(rep, "sqlite", 32))
 	if rep.Requests < 100 {
 		t.Errorf("%d requests served in a minute", rep.Requests)
 	}
