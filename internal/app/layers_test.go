@@ -16,9 +16,10 @@ import (
 )
 
 // httpTier are the packages (under internal/) that may import net/http: the front ends,
-// what they share, the composition root, and the S3 client of the blob store. Every
-// other package is a capability or below it, and speaks no HTTP.
-var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob"}
+// what they share, the composition root, the S3 client of the blob store, and the tools
+// that call a running steward from outside (crash cycles, soak). Every other package is
+// a capability or below it, and speaks no HTTP.
+var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob", "tools/stress"}
 
 // frontEnds are the packages a capability must never import: the arrows point from
 // them down to the capabilities, never back up.
