@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -30,6 +31,11 @@ const (
 	saltLen = 16
 	keyLen  = 32
 )
+
+// HashMemory is the most memory password hashing holds at once: every one of New's
+// slots (two per core) busy with a hash of memKiB. It is the process's memory budget
+// beyond its steady state.
+func HashMemory(memKiB uint32) int64 { return int64(2*runtime.GOMAXPROCS(0)) * int64(memKiB) << 10 }
 
 // hashPassword and verifyPassword bound how many argon2id computations the service
 // runs at once. Each takes the configured memory (64 MiB by default), so 200

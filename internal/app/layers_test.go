@@ -16,10 +16,11 @@ import (
 )
 
 // httpTier are the packages (under internal/) that may import net/http: the front ends,
-// what they share, the composition root, the S3 client of the blob store, and the
-// metrics (served to Prometheus, counted per route). Every other package is a
-// capability or below it, and speaks no HTTP.
-var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob", "metrics"}
+// what they share, the composition root, the S3 client of the blob store, the metrics
+// (served to Prometheus, counted per route), and the tools that call a running steward
+// from outside (crash cycles, soak). Every other package is a capability or below it,
+// and speaks no HTTP.
+var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob", "metrics", "tools/stress"}
 
 // frontEnds are the packages a capability must never import: the arrows point from
 // them down to the capabilities, never back up.

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 
+	"steward/internal/account"
 	"steward/internal/app"
 	"steward/internal/apperr"
 	"steward/internal/config"
@@ -128,6 +130,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr, cfg.LogLevel)
 	switch cmd {
 	case "serve":
+		if getenv("GOMEMLIMIT") == "" {
+			setMemoryLimit(cfg, log)
+		}
 		err = serve(ctx, cfg, log)
 	case "migrate":
 		err = migrate(ctx, cfg, stdout)
@@ -249,6 +254,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("steward is serving", "url", "http://"+ln.Addr().String(), "database", dialect, "mail", cfg.MailMode, "data", cfg.DataDir)
 	return a.Serve(ctx, ln)
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit: the password hashes' budget
+// (account.HashMemory) plus 32 MiB. Each argon2id hash allocates its memory (64 MiB by
+// default) afresh and drops it; without a limit the collector lets the heap grow to
+// twice what is live (GOGC=100), and a burst of logins took the process past 600 MiB.
+// With it the collector reclaims a finished hash's memory before asking the system for
+// more, and the scavenger returns what a burst took. The other 32 MiB of issue 11's
+// target (budget + 64 MiB resident) are left to what the limit does not count, such as
+// SQLite's page caches. (A lower limit, +24 MiB, did not lower the measured peak: what
+// passes the target is the moment a new hash's 64 MiB is mapped before the collector
+// has freed a finished one's.) GOMEMLIMIT, when set, wins.
+func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	limit := account.HashMemory(cfg.Argon2.MemoryKiB) + 32<<20
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit", "MiB", limit>>20)
 }
 
 func migrate(ctx context.Context, cfg *config.Config, stdout io.Writer) error {

@@ -124,3 +124,24 @@ func TestWorkAfterBodyIsNotCut(t *testing.T) {
 		t.Fatalf("the request's context ended while the handler worked after the body: %v", r.ctx)
 	}
 }
+
+// The pace counts from the handler's first read: a handler that waits before reading
+// (its turn on a busy node) does not spend the client's grace.
+func TestPaceStartsAtFirstRead(t *testing.T) {
+	got := make(chan bodyResult, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-time.After(500 * time.Millisecond) // past the 300 ms grace before reading
+		b, err := io.ReadAll(r.Body)
+		got <- bodyResult{n: len(b), err: err}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(middleware(h, slog.New(slog.DiscardHandler), false, pace{grace: 300 * time.Millisecond, rate: 1000}))
+	t.Cleanup(srv.Close)
+	c := post(t, srv, 10)
+	if _, err := c.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || r.n != 10 {
+		t.Fatalf("a body sent at once, read late: %d bytes, %v", r.n, r.err)
+	}
+}

@@ -264,6 +264,12 @@ type pacedBody struct {
 }
 
 func (b *pacedBody) Read(p []byte) (int, error) {
+	if b.start.IsZero() {
+		// The clock starts when the handler first reads, not when the request came:
+		// a handler that waits its turn (a busy node) must not cost the client its
+		// grace.
+		b.start = time.Now()
+	}
 	earned := b.pace.grace + time.Duration(b.n)*time.Second/time.Duration(b.pace.rate)
 	// A writer that cannot take deadlines (a test's recorder) just reads.
 	_ = b.rc.SetReadDeadline(b.start.Add(earned))
@@ -290,7 +296,7 @@ func middleware(h http.Handler, log *slog.Logger, hsts bool, pc pace) http.Handl
 			hd[h.name] = h.value
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &pacedBody{ReadCloser: r.Body, rc: http.NewResponseController(w), pace: pc, start: time.Now()}
+			r.Body = &pacedBody{ReadCloser: r.Body, rc: http.NewResponseController(w), pace: pc}
 		}
 		defer func() {
 			if v := recover(); v != nil {
