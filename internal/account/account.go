@@ -99,6 +99,7 @@ type Service struct {
 	vault           *vault.Vault
 	index           *vault.Index
 	slots           chan struct{} // bounds concurrent password hashing
+	slotWait        time.Duration // how long a password check waits for a slot
 	verified        func(ctx context.Context, tx *store.Tx, accountID, email string) error
 }
 
@@ -106,7 +107,7 @@ type Service struct {
 func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, v *vault.Vault, index *vault.Index,
 	set Settings, hooks Hooks, now func() time.Time) (*Service, error) {
 	s := &Service{db: db, outbox: outbox, audit: audit, vault: v, index: index, set: set, now: now, common: commonPasswords(),
-		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), verified: hooks.Verified, eraser: hooks.Erase}
+		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), slotWait: slotWait, verified: hooks.Verified, eraser: hooks.Erase}
 	s.dummy = dummyHash(set.Argon2)
 	var err error
 	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)

@@ -642,3 +642,31 @@ func TestLogin(t *testing.T) {
 		}
 	})
 }
+
+// A node asked for more password checks than it can hash tells the client to come back
+// (429) after slotWait instead of queueing it towards its time-out, for a known and an
+// unknown address alike; once a slot is free, logins work again.
+func TestBusyHashing(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newService(t, db, newClock())
+		id := register(t, s, "busy@example.org")
+		activate(t, s, id)
+		s.slotWait = 50 * time.Millisecond
+		for range cap(s.slots) {
+			s.slots <- struct{}{}
+		}
+		for _, addr := range []string{"busy@example.org", "nobody@example.org"} {
+			_, _, err := s.Login(ctx, addr, testPassword, Meta{})
+			if !errors.Is(err, errBusy) || apperr.KindOf(err) != apperr.RateLimited {
+				t.Errorf("login of %s with every slot taken: %v, want busy", addr, err)
+			}
+		}
+		for range cap(s.slots) {
+			<-s.slots
+		}
+		if _, _, err := s.Login(ctx, "busy@example.org", testPassword, Meta{}); err != nil {
+			t.Errorf("login once a slot is free: %v", err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package account
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	_ "embed"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -41,16 +43,48 @@ func HashMemory(memKiB uint32) int64 { return int64(2*runtime.GOMAXPROCS(0)) * i
 // runs at once. Each takes the configured memory (64 MiB by default), so 200
 // concurrent logins would otherwise ask for 12 GiB; beyond two per core they only
 // queue for the CPU anyway.
-func (s *Service) hashPassword(pw string) string {
-	s.slots <- struct{}{}
+// A request waits at most slotWait for a slot: past it, the node is answering more
+// sign-ins than it can hash, and the request is told to come back (429, Retry-After)
+// instead of queueing towards a client's time-out.
+func (s *Service) hashPassword(ctx context.Context, pw string) (string, error) {
+	if err := s.acquireSlot(ctx); err != nil {
+		return "", err
+	}
 	defer func() { <-s.slots }()
-	return HashPassword(s.set.Argon2, pw)
+	return HashPassword(s.set.Argon2, pw), nil
 }
 
-func (s *Service) verifyPassword(encoded, pw string) (ok, stale bool, err error) {
-	s.slots <- struct{}{}
+func (s *Service) verifyPassword(ctx context.Context, encoded, pw string) (ok, stale bool, err error) {
+	if err := s.acquireSlot(ctx); err != nil {
+		return false, false, err
+	}
 	defer func() { <-s.slots }()
 	return VerifyPassword(s.set.Argon2, encoded, pw)
+}
+
+// slotWait is the longest a password check waits for a hashing slot (the service's
+// slotWait, which a test shortens).
+const slotWait = 10 * time.Second
+
+// errBusy answers a password check that found no hashing slot in time.
+var errBusy = apperr.New(apperr.RateLimited, "busy", "too many sign-ins at this moment: try again in a minute")
+
+func (s *Service) acquireSlot(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(s.slotWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // HashPassword returns the PHC string of an argon2id hash of pw with a fresh salt.

@@ -136,7 +136,10 @@ func (s *Service) Register(ctx context.Context, r Registration, meta Meta) (Regi
 	if err != nil {
 		return Registered{}, err
 	}
-	hash := s.hashPassword(v.Password)
+	hash, err := s.hashPassword(ctx, v.Password)
+	if err != nil {
+		return Registered{}, err
+	}
 	out := Registered{ID: newID(), Status: PendingVerification}
 	if v.minor {
 		out.Status = PendingGuardian

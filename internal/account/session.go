@@ -49,13 +49,15 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	if errors.Is(err, sql.ErrNoRows) || status == Erasing {
 		// The same work and answer as for a real account; an account being erased is
 		// treated as gone, so nothing new is recorded against it.
-		_, _, _ = s.verifyPassword(s.dummy, password)
+		if _, _, err := s.verifyPassword(ctx, s.dummy, password); errors.Is(err, errBusy) {
+			return "", Session{}, err // as a known account would be answered
+		}
 		return "", Session{}, s.loginFailed(ctx, governance.Event{Name: "login_failed", IP: meta.IP, Detail: "unknown account"})
 	}
 	if err != nil {
 		return "", Session{}, fmt.Errorf("account: login: %w", err)
 	}
-	ok, stale, err := s.verifyPassword(hash, password)
+	ok, stale, err := s.verifyPassword(ctx, hash, password)
 	if err != nil {
 		return "", Session{}, err
 	}
@@ -77,8 +79,11 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 			return fmt.Errorf("account: session: %w", err)
 		}
 		if stale {
-			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE id = $2`, s.hashPassword(password), id); err != nil {
-				return fmt.Errorf("account: rehash: %w", err)
+			// A rehash that finds no slot waits for the next login.
+			if newHash, err := s.hashPassword(ctx, password); err == nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE accounts SET password_hash = $1 WHERE id = $2`, newHash, id); err != nil {
+					return fmt.Errorf("account: rehash: %w", err)
+				}
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
@@ -296,7 +301,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 	if err := s.checkPassword("password", password, p.Email, p.Name); err != nil {
 		return err
 	}
-	hash := s.hashPassword(password)
+	hash, err := s.hashPassword(ctx, password)
+	if err != nil {
+		return err
+	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := s.useToken(ctx, tx, token, purposeReset); err != nil {
 			return err
@@ -337,7 +345,10 @@ func (s *Service) ChangePassword(ctx context.Context, sess Session, current, pas
 	if err := s.checkPassword("password", password, p.Email, p.Name); err != nil {
 		return err
 	}
-	newHash := s.hashPassword(password)
+	newHash, err := s.hashPassword(ctx, password)
+	if err != nil {
+		return err
+	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		return s.setPassword(ctx, tx, p, newHash, "password_changed", sess.ID, meta)
 	})
@@ -372,7 +383,11 @@ func (s *Service) CheckPassword(ctx context.Context, accountID, field, password 
 	if err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE id = $1`, accountID).Scan(&hash); err != nil {
 		return fmt.Errorf("account: check password: %w", err)
 	}
-	if ok, _, err := s.verifyPassword(hash, password); err != nil || !ok {
+	ok, _, err := s.verifyPassword(ctx, hash, password)
+	if errors.Is(err, errBusy) {
+		return err
+	}
+	if err != nil || !ok {
 		return apperr.Field(field, "password_wrong", "is not your current password")
 	}
 	return nil
