@@ -99,7 +99,7 @@ type crashRun struct {
 // rescueStuckJobs is River's RescueStuckJobsAfter in jobs.Open.
 const rescueStuckJobs = 5 * time.Minute
 
-const crashPassword = "crash cycles password 1"
+const crashPassword = "violet harbour lantern 7" // holds no part of a member's name or address
 
 // Crash runs the crash cycles: in each, concurrent registrations, uploads, erasures,
 // imports, campaigns and withdrawals run against a real steward until it is killed with
