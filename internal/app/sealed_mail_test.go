@@ -1,12 +1,9 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -35,33 +32,7 @@ func randomIP() string {
 // doAs is Harness.Do from a browser and an address of the test's own.
 func doAs(t *testing.T, h *apptest.Harness, ip, agent, method, path string, body any, token string) apptest.Response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		js, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequest(method, h.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("X-Forwarded-For", ip)
-	req.Header.Set("User-Agent", agent)
-	resp, err := h.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return apptest.Call(t, h.Client, h.URL, method, path, body, token, map[string]string{"X-Forwarded-For": ip, "User-Agent": agent})
 }
 
 // A member's mail and security log never reach the engine's files in plain text: they

@@ -73,20 +73,7 @@ func TestBrowser(t *testing.T) {
 
 	// The browser, with a profile of its own that is removed after it exits.
 	profile := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exec),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(profile),
-	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), browserFlags(exec, profile)...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelBrowser)
@@ -185,4 +172,23 @@ func TestBrowser(t *testing.T) {
 	if got := text("login error", "form-error"); got != "Wrong email or password." {
 		t.Fatalf("login after deletion says %q, want %q", got, "Wrong email or password.")
 	}
+}
+
+// browserFlags start Debian's Chromium headless as root, quiet (no network of its own,
+// no updates, no sync), with the profile folder given.
+func browserFlags(exec, profile string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	return append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exec),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(profile),
+	}, extra...)
 }
