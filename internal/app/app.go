@@ -47,6 +47,8 @@ type App struct {
 	db         *store.DB
 	registry   *datamap.Registry
 	jobs       *jobs.Queue
+	buckets    *ratelimit.Buckets // every rate limit, in the database
+	index      *vault.Index       // blind indexes, of rate limits' keys among others
 	outbox     *mail.Outbox
 	audit      *governance.Audit
 	accounts   *account.Service
@@ -156,6 +158,8 @@ func (a *App) build(ctx context.Context, o options) error {
 	a.metrics = metrics.New(a.metricSources(), a.log)
 	bulk = a.metrics.Sender(bulk) // counts what the outbox and campaigns hand over
 	a.jobs = jobs.New(a.db, a.log, cfg.JobWorkers, o.poll)
+	a.buckets = ratelimit.New(a.db, a.now, a.log)
+	a.index = index
 	if err := a.openVault(ctx, o.keyGrace); err != nil {
 		return err
 	}
@@ -268,7 +272,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	}
 	a.staff = governance.NewStaff(a.db, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
-		UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts}, a.now, a.log)
+		UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
 
 	if a.registry, err = a.dataMap(index); err != nil {
 		return err
@@ -375,7 +379,7 @@ func (a *App) registerJobs() {
 // from the same buckets.
 func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	cfg := a.config
-	limits := server.NewLimits(ratelimit.New(a.db, a.now, a.log), index, !cfg.RateLimits, cfg.CookieSecure, a.now)
+	limits := server.NewLimits(a.buckets, index, !cfg.RateLimits, cfg.CookieSecure, a.now)
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
 	mux := server.NewRoutes()
@@ -397,7 +401,15 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 // its From: address out of every marketing purpose once authenticated or confirmed
 // (newsletter.UnsubscribeByMail).
 func (a *App) startInbound() error {
-	srv, err := inbound.New(inbound.Config{Addr: a.config.InboundAddr, Domain: a.config.UnsubscribeDomain, Log: a.log, Resolver: a.resolver},
+	// Every node spends from the same bucket per client, kept in the database under a
+	// blind index of the client's IP (or /64).
+	perMinute := inbound.DefaultRatePerMinute
+	rule := ratelimit.Rule{Burst: perMinute, Every: time.Minute / time.Duration(perMinute)}
+	limit := func(ctx context.Context, client string) (bool, error) {
+		return a.buckets.Take(ctx, "inbound-mail:"+a.index.Of("ratelimit-inbound-mail", client), rule)
+	}
+	srv, err := inbound.New(inbound.Config{Addr: a.config.InboundAddr, Domain: a.config.UnsubscribeDomain, Log: a.log, Resolver: a.resolver,
+		Limit: limit},
 		func(ctx context.Context, r inbound.Request) error {
 			return a.newsletter.UnsubscribeByMail(ctx, newsletter.MailedUnsubscribe{Sender: r.Sender, From: r.From, Token: r.Token,
 				RemoteIP: r.RemoteIP, Authenticated: r.Authenticated})

@@ -295,3 +295,56 @@ func TestUnsubscribeMailAuthentication(t *testing.T) {
 		})
 	})
 }
+
+// The listener's rate per client and the hourly confirmation per address are buckets
+// in the database, shared by every node, keyed by blind indexes: the 31st mail of a
+// minute from one IP is refused, and no bucket names the IP or the address.
+func TestInboundLimitsAreShared(t *testing.T) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
+		h := apptest.Start(t, dbURL, "--inbound-smtp-addr", "127.0.0.1:0")
+		marketingMember(t, h, "bucket@example.com")
+		h.DNS.TXT("evil.example", "v=spf1 -all")
+		for i := range 30 {
+			from := "Bucket <bucket@example.com>"
+			if i > 0 {
+				from = "<nobody" + string(rune('a'+i%26)) + "@example.com>"
+			}
+			mailUnsubscribe(t, h, "attacker@evil.example", unsubAddr, unsubscribeMessage(from))
+		}
+		err := smtp.SendMail(h.App.InboundAddr().String(), nil, "attacker@evil.example", []string{unsubAddr},
+			[]byte(unsubscribeMessage("<bucket@example.com>")))
+		if err == nil || !strings.Contains(err.Error(), "450") {
+			t.Errorf("the 31st mail within the minute = %v, want 450", err)
+		}
+		if n := confirmations(t, h, "bucket@example.com"); n != 1 {
+			t.Errorf("%d confirmation mails, want 1", n)
+		}
+		var inbound, confirm int
+		rows, qerr := h.App.DB().QueryContext(context.Background(), `SELECT bucket FROM rate_limits`)
+		if qerr != nil {
+			t.Fatal(qerr)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b string
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(b, "127.0.0.1") || strings.Contains(b, "example.com") {
+				t.Errorf("a bucket names its client: %q", b)
+			}
+			switch {
+			case strings.HasPrefix(b, "inbound-mail:"):
+				inbound++
+			case strings.HasPrefix(b, "unsubscribe-confirm:"):
+				confirm++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if inbound != 1 || confirm != 1 {
+			t.Errorf("buckets in the database: %d inbound, %d confirmation, want 1 and 1", inbound, confirm)
+		}
+	})
+}

@@ -130,7 +130,15 @@ type Config struct {
 	// Resolver answers the SPF and DKIM checks' DNS queries; defaults to
 	// net.DefaultResolver.
 	Resolver Resolver
+	// Limit, if set, spends one of the client's mail transactions and reports
+	// whether it had one: a store every node shares, so that the rate holds for the
+	// deployment (client is the IP, or the /64 for IPv6). By default each Server
+	// keeps a bucket of RatePerMinute per client in memory.
+	Limit func(ctx context.Context, client string) (bool, error)
 }
+
+// limitTimeout bounds a Config.Limit call.
+const limitTimeout = 5 * time.Second
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
 var ErrServerClosed = errors.New("inbound: server closed")
@@ -376,6 +384,16 @@ func (s *Server) call(r Request, prepare func(ctx context.Context, r *Request)) 
 		prepare(ctx, &r)
 	}
 	return s.handler(ctx, r)
+}
+
+// allow spends one mail transaction of the client's rate.
+func (s *Server) allow(client string) (bool, error) {
+	if s.cfg.Limit == nil {
+		return s.rate.allow(client, s.now()), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limitTimeout)
+	defer cancel()
+	return s.cfg.Limit(ctx, client)
 }
 
 // match reports whether addr is the unsubscribe address, and its token.

@@ -363,6 +363,53 @@ func TestRateLimitPerIP(t *testing.T) {
 	}
 }
 
+// A Config.Limit replaces the per-server buckets: what it refuses gets 450, and a
+// limit that cannot be read defers the mail (451) rather than letting it in.
+func TestSharedLimit(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var clients []string
+	answer := struct {
+		ok  bool
+		err error
+	}{ok: true}
+	limit := func(_ context.Context, client string) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		clients = append(clients, client)
+		return answer.ok, answer.err
+	}
+	rec := &recorder{}
+	_, addr := start(t, Config{Limit: limit, RatePerMinute: 1}, rec.handle)
+	to := []string{"unsubscribe@" + domain}
+	c := dial(t, addr, "")
+	for i := range 3 { // past RatePerMinute: the shared limit decides, not the server's own
+		if err := send(c, "a@sender.example", to, plain); err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+	}
+	mu.Lock()
+	answer.ok = false
+	mu.Unlock()
+	if err := send(c, "a@sender.example", to, plain); code(err) != 450 {
+		t.Errorf("refused by the limit = %v, want 450", err)
+	}
+	mu.Lock()
+	answer.ok, answer.err = true, errors.New("database unavailable")
+	mu.Unlock()
+	if err := send(c, "a@sender.example", to, plain); code(err) != 451 {
+		t.Errorf("the limit failing = %v, want 451", err)
+	}
+	if got := len(rec.calls()); got != 3 {
+		t.Errorf("handler called %d times, want 3", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(clients) != 5 || clients[0] != "127.0.0.1" {
+		t.Errorf("the limit was asked for %q, want 127.0.0.1 five times", clients)
+	}
+}
+
 func TestRateLimitCutsPersistentClient(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}

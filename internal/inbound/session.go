@@ -74,7 +74,12 @@ const maxLimited = 3
 // Mail spends the client's rate: a refused transaction costs as much as an
 // accepted one, so that probing recipients is limited too.
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	if !ss.s.rate.allow(ss.rateKey, ss.s.now()) {
+	ok, err := ss.s.allow(ss.rateKey)
+	if err != nil {
+		ss.s.log.Warn("inbound mail deferred: the rate limit could not be read", "err", err)
+		return errTryLater
+	}
+	if !ok {
 		ss.limited++
 		if ss.limited == 1 {
 			// An address is personal data: it is logged only when the operator asks

@@ -8,15 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/datamap"
 	"steward/internal/mail"
+	"steward/internal/ratelimit"
 	"steward/internal/store"
 )
 
@@ -122,65 +123,32 @@ func (s *Service) mailSubject(ctx context.Context, addr string) (string, error) 
 	return id, err
 }
 
-// confirmEvery is how often one address may be mailed a confirmation link.
-const confirmEvery = time.Hour
-
-// maxConfirmLimited bounds the addresses the rate limit remembers: past it, those
-// whose hour is over are forgotten.
-const maxConfirmLimited = 10000
-
-// confirmLimit remembers, on this node, when each address (by its hash) was last
-// mailed a confirmation link.
-type confirmLimit struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-// take reports whether hash may be mailed now, and if so counts it.
-func (l *confirmLimit) take(hash string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last = map[string]time.Time{}
-	}
-	if t, ok := l.last[hash]; ok && now.Sub(t) < confirmEvery {
-		return false
-	}
-	if len(l.last) >= maxConfirmLimited {
-		for h, t := range l.last {
-			if now.Sub(t) >= confirmEvery {
-				delete(l.last, h)
-			}
-		}
-	}
-	l.last[hash] = now
-	return true
-}
-
-// give undoes take, for a mail that could not be queued (the sender retries).
-func (l *confirmLimit) give(hash string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.last, hash)
-}
+// confirmRule is how often one address may be mailed a confirmation link: once an
+// hour, counted in the database's buckets, so across every node.
+var confirmRule = ratelimit.Rule{Burst: 1, Every: time.Hour}
 
 // askToConfirm mails addr a link that unsubscribes it from all marketing once opened,
 // unless one went to it within the hour. The mail is the subject's: sealed under
 // its key, and taken out of the outbox by its erasure.
 func (s *Service) askToConfirm(ctx context.Context, subject, addr string) error {
 	hash := s.AddressHash(addr)
-	if !s.confirms.take(hash, s.now()) {
+	bucket := "unsubscribe-confirm:" + hash // a blind index, never the address
+	ok, err := s.limits.Take(ctx, bucket, confirmRule)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		s.log.Info("newsletter: unsubscribe confirmation not mailed: one was mailed within the hour")
 		return nil
 	}
 	tok := s.mailToken(subject, hash, s.now().Add(confirmTTL))
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		return s.outbox.Enqueue(ctx, tx, mail.Transactional{SubjectID: subject, To: addr, Template: mail.UnsubscribeConfirm,
 			Data: map[string]string{"Link": s.baseURL + "/unsubscribe?t=" + tok}})
 	})
 	if err != nil {
-		s.confirms.give(hash)
-		return err
+		// Not queued: the sender tries again, and may be mailed then.
+		return errors.Join(err, s.limits.Give(context.WithoutCancel(ctx), bucket, confirmRule))
 	}
 	return nil
 }

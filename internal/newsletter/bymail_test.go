@@ -43,32 +43,3 @@ func TestConfirmationTokens(t *testing.T) {
 		}
 	}
 }
-
-func TestConfirmLimit(t *testing.T) {
-	var l confirmLimit
-	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	if !l.take("a", t0) {
-		t.Fatal("the first confirmation refused")
-	}
-	if l.take("a", t0.Add(59*time.Minute)) {
-		t.Error("a second confirmation within the hour")
-	}
-	if !l.take("b", t0.Add(time.Minute)) {
-		t.Error("another address refused")
-	}
-	if !l.take("a", t0.Add(time.Hour)) {
-		t.Error("refused after the hour")
-	}
-	l.give("a")
-	if !l.take("a", t0.Add(time.Hour+time.Second)) {
-		t.Error("refused after a mail that was not queued")
-	}
-	// Full: those whose hour is over are forgotten, the others kept.
-	for i := range maxConfirmLimited {
-		l.take(string(rune(0x1000+i)), t0)
-	}
-	l.take("late", t0.Add(2*time.Hour))
-	if len(l.last) > 3 {
-		t.Errorf("%d addresses kept after the hour, want at most 3", len(l.last))
-	}
-}

@@ -27,6 +27,7 @@ import (
 	"steward/internal/consent"
 	"steward/internal/datamap"
 	"steward/internal/mail"
+	"steward/internal/ratelimit"
 	"steward/internal/store"
 	"steward/internal/text"
 	"steward/internal/vault"
@@ -59,8 +60,9 @@ type Service struct {
 	group   groupCommit
 	index   *vault.Index
 	vault   *vault.Vault
-	// confirms limits the confirmation links mailed for unauthenticated unsubscribe mail.
-	confirms confirmLimit
+	// limits holds the bucket per address of the confirmation links mailed for
+	// unauthenticated unsubscribe mail.
+	limits *ratelimit.Buckets
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead and importStoring, when set (by tests), run when an import's batch
@@ -77,6 +79,8 @@ type Config struct {
 	BaseURL           string
 	UnsubscribeDomain string
 	Accounts          Accounts // whose address an unsubscribe mail came from
+	// Limits holds how many confirmation links each address was mailed.
+	Limits *ratelimit.Buckets
 }
 
 // New returns the newsletter service.
@@ -84,7 +88,7 @@ func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.Bulk
 	m := hmac.New(sha256.New, cfg.Key)
 	m.Write([]byte("steward newsletter v1"))
 	s := &Service{db: db, outbox: outbox, consent: c, members: cfg.Accounts, sender: sender, key: m.Sum(nil), index: cfg.Index, vault: cfg.Vault, baseURL: cfg.BaseURL,
-		unsub: cfg.UnsubscribeDomain, now: now, log: log}
+		unsub: cfg.UnsubscribeDomain, limits: cfg.Limits, now: now, log: log}
 	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
 	s.group.max = 1
 	if db.Dialect == store.Postgres {

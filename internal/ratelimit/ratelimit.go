@@ -78,6 +78,17 @@ func (b *Buckets) Take(ctx context.Context, key string, r Rule) (bool, error) {
 	return tat-now <= tolerance, nil
 }
 
+// Give returns the token a Take spent on something that then did not happen (a mail
+// that could not be queued, which its sender tries again): the bucket moves back by
+// one interval.
+func (b *Buckets) Give(ctx context.Context, key string, r Rule) error {
+	every := max(r.Every.Milliseconds(), 1)
+	if _, err := b.db.ExecContext(ctx, `UPDATE rate_limits SET tat = tat - $1 WHERE bucket = $2`, every, key); err != nil {
+		return fmt.Errorf("ratelimit: give: %w", err)
+	}
+	return nil
+}
+
 // prune deletes the full buckets, at most once a minute on each node. A failure only
 // leaves rows that the next prune deletes: it is logged, and the take stands.
 func (b *Buckets) prune(ctx context.Context, now int64) {

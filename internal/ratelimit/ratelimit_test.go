@@ -91,6 +91,30 @@ func TestBucket(t *testing.T) {
 	})
 }
 
+// A token given back can be taken again; a bucket given more than it spent is only
+// full.
+func TestGive(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := &clock{t: time.Unix(1_800_000_000, 0)}
+		b := New(db, c.now, quiet)
+		r := Rule{Burst: 1, Every: time.Hour}
+		if got := takes(t, b, "k", r, 2); !got[0] || got[1] {
+			t.Fatalf("a burst of 1 = %v, want allowed then refused", got)
+		}
+		for range 3 { // the refused take counted too: two back make it full, a third is spare
+			if err := b.Give(context.Background(), "k", r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := takes(t, b, "k", r, 2); !got[0] || got[1] {
+			t.Errorf("after giving back = %v, want one allowed, then refused (no more than the burst)", got)
+		}
+		if err := b.Give(context.Background(), "absent", r); err != nil {
+			t.Errorf("giving to a bucket never taken: %v", err)
+		}
+	})
+}
+
 // Nodes share the buckets: takes from two connections to one database, at once, spend
 // one bucket; PostgreSQL only, as SQLite is one node.
 func TestBucketsSharedByNodes(t *testing.T) {
