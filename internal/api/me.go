@@ -173,7 +173,7 @@ type publicResponse struct {
 }
 
 func (a *API) publicProfile(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Accounts.Public(r.Context(), r.PathValue("id"))
+	p, err := a.PublicProfile(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
 		return

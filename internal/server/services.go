@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,6 +99,27 @@ func (s *Services) SubscribeLimited(r *http.Request, sub newsletter.Subscription
 	}
 	return s.Newsletter.Subscribe(r.Context(), sub, s.Evidence(r))
 }
+
+// PublicProfile is a member's public profile. While the member's processing is
+// restricted (GDPR art. 18) their data is kept, not shown: the profile answers as one
+// that does not exist.
+func (s *Services) PublicProfile(ctx context.Context, accountID string) (account.PublicProfile, error) {
+	p, err := s.Accounts.Public(ctx, accountID)
+	if err != nil {
+		return p, err
+	}
+	f, err := s.Consent.Flags(ctx, p.ID)
+	if err != nil {
+		return account.PublicProfile{}, err
+	}
+	if f.Restricted {
+		return account.PublicProfile{}, errNoPublicProfile
+	}
+	return p, nil
+}
+
+// errNoPublicProfile is Accounts.Public's answer for a member without a public profile.
+var errNoPublicProfile = apperr.New(apperr.NotFound, "account_not_found", "no such account")
 
 // GPC honours a request's Global Privacy Control signal for a known subject: an
 // opt-out of every sharing purpose, recorded with the browser signal as its source.

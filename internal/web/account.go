@@ -24,6 +24,7 @@ type accountView struct {
 	Saved             bool
 	PasswordChanged   bool
 	Minor             bool // below the age of consent: no public profile
+	Restricted        bool // processing restricted: the public profile is hidden
 }
 
 // profileFields lays out the profile form from the stored profile, with typed values
@@ -78,6 +79,12 @@ func (p *Pages) accountView(pr account.Profile, typed map[string]*string) accoun
 	}
 }
 
+// restricted reports whether the member's processing is restricted.
+func (p *Pages) restricted(r *http.Request, subjectID string) (bool, error) {
+	f, err := p.o.Consent.Flags(r.Context(), subjectID)
+	return f.Restricted, err
+}
+
 func (p *Pages) profile(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	pr, err := p.o.Accounts.Profile(r.Context(), sess.AccountID)
 	if err != nil {
@@ -85,6 +92,10 @@ func (p *Pages) profile(w http.ResponseWriter, r *http.Request, sess account.Ses
 		return
 	}
 	v := p.accountView(pr, nil)
+	if v.Restricted, err = p.restricted(r, pr.ID); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	v.Saved = r.URL.Query().Get("saved") == "1"
 	v.PasswordChanged = r.URL.Query().Get("saved") == "password"
 	p.render(w, r, http.StatusOK, "account", "Your account", true, v)
@@ -130,6 +141,10 @@ func (p *Pages) updateProfile(w http.ResponseWriter, r *http.Request, sess accou
 			return
 		}
 		v := p.accountView(pr, typed)
+		if v.Restricted, perr = p.restricted(r, pr.ID); perr != nil {
+			p.fail(w, r, perr)
+			return
+		}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
 		p.render(w, r, st, "account", "Your account", true, v)
 		return

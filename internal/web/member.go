@@ -18,7 +18,7 @@ type publicField struct {
 }
 
 func (p *Pages) publicProfile(w http.ResponseWriter, r *http.Request) {
-	pub, err := p.o.Accounts.Public(r.Context(), r.PathValue("id"))
+	pub, err := p.o.PublicProfile(r.Context(), r.PathValue("id"))
 	if err != nil {
 		p.fail(w, r, err)
 		return
