@@ -89,6 +89,36 @@ func (a *API) guardianDecide(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// guardianPurpose shows what a guardian's link about a child's choice asks.
+func (a *API) guardianPurpose(w http.ResponseWriter, r *http.Request) {
+	g, err := a.Accounts.GuardianPurposeFor(r.Context(), r.URL.Query().Get("token"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, _ := a.Consent.Register().Purpose(g.Purpose)
+	server.WriteJSON(w, http.StatusOK, map[string]string{"child_name": g.ChildName, "child_email": g.ChildEmail,
+		"purpose": g.Purpose, "purpose_name": p.Name, "purpose_description": p.Description})
+}
+
+// decideGuardianPurpose records a guardian's answer to a child's choice.
+func (a *API) decideGuardianPurpose(w http.ResponseWriter, r *http.Request) {
+	var req guardianDecision
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.Agree == nil {
+		a.fail(w, r, apperr.Field("agree", "required", "is required: true to agree, false to decline"))
+		return
+	}
+	if _, err := a.DecideGuardianPurpose(r, req.Token, *req.Agree); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 type loginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`

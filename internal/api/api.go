@@ -22,6 +22,8 @@ func (a *API) Register(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/verifications", a.verify)
 	mux.HandleFunc("GET /api/v1/guardian-consents", a.guardianRequest)
 	mux.HandleFunc("POST /api/v1/guardian-consents", a.guardianDecide)
+	mux.HandleFunc("GET /api/v1/guardian-purposes", a.guardianPurpose)
+	mux.HandleFunc("POST /api/v1/guardian-purposes", a.decideGuardianPurpose)
 	mux.HandleFunc("POST /api/v1/sessions", a.login)
 	mux.HandleFunc("GET /api/v1/sessions", a.auth(a.sessions))
 	mux.HandleFunc("DELETE /api/v1/sessions", a.auth(a.logoutEverywhere))

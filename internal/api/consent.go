@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -73,6 +74,8 @@ type choiceResponse struct {
 	EventID   int64     `json:"event_id,omitempty"`
 	Allowed   bool      `json:"allowed"`
 	Reason    string    `json:"reason"`
+	// AwaitingGuardian: a child opted in, and the purpose waits for the guardian.
+	AwaitingGuardian bool `json:"awaiting_guardian,omitempty"`
 }
 
 type consentsResponse struct {
@@ -88,10 +91,16 @@ func (a *API) consentsFor(w http.ResponseWriter, r *http.Request, subjectID stri
 		a.fail(w, r, err)
 		return
 	}
+	awaiting, err := a.Accounts.PurposesAwaitingGuardian(r.Context(), subjectID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out := consentsResponse{PolicyVersion: a.Consent.PolicyVersion(), Restricted: flags.Restricted, Objected: flags.Objected}
 	for _, c := range choices {
 		out.Purposes = append(out.Purposes, choiceResponse{purposeResponse: toPurpose(c.Purpose), Decision: string(c.Decision),
-			Source: string(c.Source), DecidedAt: c.At, EventID: c.EventID, Allowed: c.Verdict.Allowed, Reason: c.Verdict.Reason})
+			Source: string(c.Source), DecidedAt: c.At, EventID: c.EventID, Allowed: c.Verdict.Allowed, Reason: c.Verdict.Reason,
+			AwaitingGuardian: slices.Contains(awaiting, c.Purpose.Key)})
 	}
 	server.WriteJSON(w, http.StatusOK, out)
 }

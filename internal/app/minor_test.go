@@ -1,6 +1,9 @@
 package app_test
 
 import (
+	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,3 +66,113 @@ func TestMinorCannotBecomeAdult(t *testing.T) {
 		}
 	})
 }
+
+// A child cannot consent alone to marketing or sharing (P-CHILD-3): tried as a
+// 14-year-old from Germany, the opt-ins to the newsletter and to sharing with partners
+// wait for the guardian, who is mailed a link for each; the guardian agrees to one
+// (page) and declines the other (API); what a child may choose alone, and withdrawals,
+// are recorded at once. A used link says so.
+func TestChildChoicesWaitForGuardian(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		fourteen := time.Now().AddDate(-14, 0, -1).Format("2006-01-02")
+		r := h.Register(map[string]any{"email": "teen@example.org", "password": pw, "name": "Teen", "birthdate": fourteen,
+			"country": "DE", "guardian_email": "mum@example.org"})
+		if r.Status != 201 {
+			t.Fatalf("register child = %d %s", r.Status, r.Body)
+		}
+		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink("teen@example.org", "/verify?token=")}, ""); v.Status != 200 {
+			t.Fatalf("verify = %d %s", v.Status, v.Body)
+		}
+		if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": h.WaitLink("mum@example.org", "/guardian?token="), "agree": true}, ""); g.Status != 204 {
+			t.Fatalf("guardian agree = %d %s", g.Status, g.Body)
+		}
+		l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "teen@example.org", "password": pw}, "")
+		if l.Status != 201 {
+			t.Fatalf("child login = %d %s", l.Status, l.Body)
+		}
+		tok := l.JSON()["token"].(string)
+
+		put := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"partner_sharing":true,"email_open_tracking":true}}`, tok)
+		if put.Status != 200 {
+			t.Fatalf("child's choices = %d %s", put.Status, put.Body)
+		}
+		state := func() map[string]map[string]any {
+			out := map[string]map[string]any{}
+			for _, p := range h.Do("GET", "/api/v1/me/consents", nil, tok).JSON()["purposes"].([]any) {
+				m := p.(map[string]any)
+				out[m["key"].(string)] = m
+			}
+			return out
+		}
+		s := state()
+		for _, k := range []string{"newsletter", "partner_sharing"} {
+			if s[k]["decision"] == "granted" || s[k]["awaiting_guardian"] != true {
+				t.Errorf("%s after the child's opt-in: %v, want not granted, awaiting the guardian", k, s[k])
+			}
+		}
+		if s["email_open_tracking"]["decision"] != "granted" || s["email_open_tracking"]["awaiting_guardian"] != nil {
+			t.Errorf("a purpose a child may choose: %v, want granted at once", s["email_open_tracking"])
+		}
+		if page := h.Do("GET", "/account/preferences", nil, tok); !strings.Contains(string(page.Body), "Waiting for your parent or guardian") {
+			t.Error("the preferences page does not say what waits for the guardian")
+		}
+		newsletterLink, sharingLink := "", ""
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (newsletterLink == "" || sharingLink == ""); {
+			for _, m := range h.Mails("mum@example.org") {
+				link := guardianPurposeRE.FindString(m.Raw)
+				switch {
+				case link == "":
+				case strings.Contains(m.Raw, "Newsletter"):
+					newsletterLink = link
+				case strings.Contains(m.Raw, "Sharing with selected partners"):
+					sharingLink = link
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if newsletterLink == "" || sharingLink == "" {
+			t.Fatalf("the guardian's mails lack a link per purpose: newsletter %q, sharing %q", newsletterLink, sharingLink)
+		}
+		nlTok := strings.TrimPrefix(newsletterLink, "/guardian/purpose?token=")
+		shTok := strings.TrimPrefix(sharingLink, "/guardian/purpose?token=")
+
+		// The page shows the choice without using the link; agreeing grants it.
+		if page := h.Do("GET", newsletterLink, nil, ""); page.Status != 200 || !strings.Contains(string(page.Body), "Teen") {
+			t.Fatalf("the guardian's page = %d", page.Status)
+		}
+		resp, err := h.Client.PostForm(h.URL+"/guardian/purpose", url.Values{"token": {nlTok}, "decision": {"agree"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(resp.Request.URL.String(), "done=agreed") {
+			t.Errorf("agreeing on the page = %d %s", resp.StatusCode, resp.Request.URL)
+		}
+		// Declining by the API records nothing and ends the wait.
+		if d := h.Do("POST", "/api/v1/guardian-purposes", map[string]any{"token": shTok, "agree": false}, ""); d.Status != 204 {
+			t.Errorf("declining = %d %s", d.Status, d.Body)
+		}
+		s = state()
+		if s["newsletter"]["decision"] != "granted" || s["newsletter"]["source"] != "guardian" || s["newsletter"]["awaiting_guardian"] != nil {
+			t.Errorf("newsletter after the guardian agreed: %v", s["newsletter"])
+		}
+		if s["partner_sharing"]["decision"] == "granted" || s["partner_sharing"]["awaiting_guardian"] != nil {
+			t.Errorf("sharing after the guardian declined: %v", s["partner_sharing"])
+		}
+		// Used links say so; the child may withdraw alone.
+		if g := h.Do("GET", "/api/v1/guardian-purposes?token="+url.QueryEscape(nlTok), nil, ""); g.Status != 400 {
+			t.Errorf("a used link = %d %s", g.Status, g.Body)
+		}
+		if page := h.Do("GET", newsletterLink, nil, ""); page.Status != 400 || !strings.Contains(string(page.Body), "no longer works") {
+			t.Errorf("a used link's page = %d", page.Status)
+		}
+		if w := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":false}}`, tok); w.Status != 200 {
+			t.Fatalf("child withdraws = %d %s", w.Status, w.Body)
+		}
+		if s = state(); s["newsletter"]["decision"] != "withdrawn" {
+			t.Errorf("newsletter after the child withdrew: %v", s["newsletter"])
+		}
+	})
+}
+
+var guardianPurposeRE = regexp.MustCompile(`/guardian/purpose\?token=[A-Za-z0-9_-]+`)

@@ -63,6 +63,8 @@ const (
 	// SourceAccountLink: a subscription joined the account with the same address, and
 	// the more protective of their flags holds.
 	SourceAccountLink Source = "account_link"
+	// SourceGuardian: a child's parent or guardian agreed, by the link mailed to them.
+	SourceGuardian Source = "guardian"
 )
 
 // Event is one entry of the ledger. Its evidence is stored sealed under the subject's

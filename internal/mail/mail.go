@@ -89,12 +89,15 @@ const (
 	// UnsubscribeConfirm asks the From: address of an unsubscribe mail that could
 	// not be authenticated to confirm it with a link.
 	UnsubscribeConfirm TransactionalTemplate = "unsubscribe_confirm"
+	// GuardianPurpose asks a child's guardian to agree to a purpose the child chose
+	// that a child's own consent does not cover (marketing, sharing).
+	GuardianPurpose TransactionalTemplate = "guardian_purpose"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
-	UnsubscribeConfirm: true}
+	UnsubscribeConfirm: true, GuardianPurpose: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -140,10 +141,90 @@ func (s *Services) Evidence(r *http.Request) map[string]string {
 	return ev
 }
 
-// SaveChoices records a subject's choices and flags (consent.Service.SaveChoices) with
-// the request as evidence.
-func (s *Services) SaveChoices(r *http.Request, subjectID string, choices map[string]bool, restricted, objected *bool, src consent.Source) error {
-	return s.Consent.SaveChoices(r.Context(), subjectID, choices, restricted, objected, src, s.Evidence(r))
+// SaveChoices records a member's choices and flags (consent.Service.SaveChoices) with
+// the request as evidence. A child's own consent does not cover marketing or sharing
+// (P-CHILD-3): those of a child's opt-ins wait for the guardian, who is mailed a link
+// per purpose, and are not recorded until the guardian agrees. Withdrawals, and what a
+// guardian agreed to already, are recorded as they are.
+func (s *Services) SaveChoices(r *http.Request, accountID string, choices map[string]bool, restricted, objected *bool, src consent.Source) error {
+	ctx := r.Context()
+	asked, err := s.guardianWaits(ctx, accountID, choices)
+	if err != nil {
+		return err
+	}
+	if len(asked) > 0 {
+		kept := make(map[string]bool, len(choices))
+		for k, v := range choices {
+			kept[k] = v
+		}
+		for _, p := range asked {
+			delete(kept, p.Key)
+		}
+		choices = kept
+	}
+	if err := s.Consent.SaveChoices(ctx, accountID, choices, restricted, objected, src, s.Evidence(r)); err != nil {
+		return err
+	}
+	return s.Accounts.AskGuardianForPurposes(ctx, accountID, asked, s.Meta(r))
+}
+
+// guardianWaits returns the purposes among choices that a child opts into and that
+// wait for the guardian: marketing and sharing purposes not granted already. An adult,
+// or a subject that is not an account, waits for no one.
+func (s *Services) guardianWaits(ctx context.Context, accountID string, choices map[string]bool) ([]account.AskedPurpose, error) {
+	var wanted []string
+	for k, v := range choices {
+		if p, ok := s.Consent.Register().Purpose(k); ok && v && (p.Marketing || p.Sharing) {
+			wanted = append(wanted, k)
+		}
+	}
+	if len(wanted) == 0 {
+		return nil, nil
+	}
+	p, err := s.Accounts.Profile(ctx, accountID)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return nil, nil
+	}
+	if err != nil || !s.Accounts.Minor(p) {
+		return nil, err
+	}
+	current, _, err := s.Consent.Choices(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	granted := map[string]bool{}
+	for _, c := range current {
+		granted[c.Purpose.Key] = c.Decision == consent.Granted
+	}
+	slices.Sort(wanted)
+	var out []account.AskedPurpose
+	for _, k := range wanted {
+		if !granted[k] {
+			p, _ := s.Consent.Register().Purpose(k)
+			out = append(out, account.AskedPurpose{Key: p.Key, Name: p.Name, Description: p.Description})
+		}
+	}
+	return out, nil
+}
+
+// DecideGuardianPurpose records a guardian's answer to a child's choice: agreed, the
+// purpose is granted in the child's ledger with the guardian's link as its source;
+// either way the link is used up.
+func (s *Services) DecideGuardianPurpose(r *http.Request, token string, agree bool) (account.GuardianPurposeRequest, error) {
+	ctx := r.Context()
+	req, err := s.Accounts.GuardianPurposeFor(ctx, token)
+	if err != nil {
+		return req, err
+	}
+	if agree {
+		ev := s.Evidence(r)
+		ev["check"] = "guardian's link opened"
+		if err := s.Consent.Apply(ctx, req.AccountID, map[string]consent.Decision{req.Purpose: consent.Granted}, nil,
+			consent.SourceGuardian, ev); err != nil {
+			return req, err
+		}
+	}
+	return req, s.Accounts.CloseGuardianPurpose(ctx, req, token, agree, s.Meta(r))
 }
 
 // FailFunc answers a request with an error, as a page or as JSON.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ var sourceWords = map[consent.Source]string{
 	consent.SourceBrowserSignal: "your browser’s signal (Global Privacy Control)",
 	consent.SourceImport:        "an import from an earlier system",
 	consent.SourceAccountLink:   "your newsletter subscription joining your account",
+	consent.SourceGuardian:      "your parent or guardian’s agreement",
 }
 
 func sourceOf(s consent.Source) string { return inWords(sourceWords, s) }
@@ -145,6 +147,8 @@ type choiceRow struct {
 	At          time.Time
 	Allowed     bool
 	Reason      string
+	// AwaitingGuardian: a child opted in to what waits for the guardian's agreement.
+	AwaitingGuardian bool
 }
 
 // historyRow is one event of the ledger.
@@ -167,13 +171,17 @@ func (p *Pages) readPreferences(r *http.Request, subjectID string) (preferencesV
 	if err != nil {
 		return preferencesView{}, err
 	}
+	awaiting, err := p.o.Accounts.PurposesAwaitingGuardian(r.Context(), subjectID)
+	if err != nil {
+		return preferencesView{}, err
+	}
 	v := preferencesView{PolicyVersion: p.o.Consent.PolicyVersion(), Restricted: flags.Restricted, Objected: flags.Objected}
 	for _, c := range choices {
 		pu := c.Purpose
 		row := choiceRow{Key: pu.Key, Name: pu.Name, Description: pu.Description, Basis: basisOf(pu.Basis),
 			Consent: pu.NeedsConsent(), Objectable: pu.Objectable(), Decided: c.Decision != "",
 			Decision: decisionOf(pu, c.Decision), Source: sourceOf(c.Source), At: c.At,
-			Allowed: c.Verdict.Allowed, Reason: reasonOf(c.Verdict.Reason)}
+			Allowed: c.Verdict.Allowed, Reason: reasonOf(c.Verdict.Reason), AwaitingGuardian: slices.Contains(awaiting, pu.Key)}
 		switch {
 		case row.Consent:
 			row.Checked = c.Decision == consent.Granted

@@ -212,6 +212,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"reset-bad", "/password/reset?token=bogus"}, {"purposes", "/privacy/purposes"},
 		{"public-profile", "/members/" + memberID}, {"erasure", erasure}, {"not-found", "/no-such-page"},
 		{"guardian", guardian}, {"guardian-done", "/guardian/done?decision=agreed"},
+		{"guardian-purpose-bad", "/guardian/purpose?token=bogus"}, {"guardian-purpose-done", "/guardian/purpose?done=agreed"},
 		{"newsletter", "/newsletter"}, {"newsletter-sent", "/newsletter/sent"}, {"newsletter-confirm", confirm},
 		{"newsletter-confirmed", "/newsletter/confirmed"}, {"unsubscribe-bad", "/unsubscribe?t=bogus"},
 		{"styleguide", "/_styleguide"},

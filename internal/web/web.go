@@ -104,7 +104,7 @@ func New(o Options) (*Pages, error) {
 
 // pageNames are the templates the handlers render; New checks that each exists.
 var pageNames = []string{
-	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done",
+	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done", "guardian-purpose",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
@@ -162,6 +162,8 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /guardian", p.guardianForm)
 	mux.HandleFunc("POST /guardian", p.guardianDecide)
 	mux.HandleFunc("GET /guardian/done", p.guardianDone)
+	mux.HandleFunc("GET /guardian/purpose", p.guardianPurposeForm)
+	mux.HandleFunc("POST /guardian/purpose", p.guardianPurposeDecide)
 
 	mux.HandleFunc("GET /login", p.loginForm)
 	mux.HandleFunc("POST /login", p.login)

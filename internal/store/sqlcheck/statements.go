@@ -37,6 +37,13 @@ var statements = []statement{
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`},
 	{"internal/account/account.go:396", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
 	{"internal/account/account.go:415", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/guardian_purpose.go:43", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), guardian_confirmed_at IS NOT NULL
+			FROM accounts WHERE id = $1`},
+	{"internal/account/guardian_purpose.go:88", bothEngines, `SELECT purpose FROM account_tokens
+		WHERE account_id = $1 AND purpose LIKE 'guardian_purpose:%' AND expires_at >= $2 ORDER BY purpose`},
+	{"internal/account/guardian_purpose.go:117", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
+		WHERE id = $1 AND purpose LIKE 'guardian_purpose:%'`},
+	{"internal/account/guardian_purpose.go:138", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
 	{"internal/account/profile.go:244", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:404", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
@@ -91,46 +98,46 @@ var statements = []statement{
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
-	{"internal/consent/ledger.go:200", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	{"internal/consent/ledger.go:202", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
-	{"internal/consent/ledger.go:206", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:208", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`},
-	{"internal/consent/ledger.go:211", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+	{"internal/consent/ledger.go:213", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`},
-	{"internal/consent/ledger.go:217", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/consent/ledger.go:240", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
-	{"internal/consent/ledger.go:281", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:363", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:219", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/consent/ledger.go:242", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
+	{"internal/consent/ledger.go:283", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:365", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/consent/ledger.go:372", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	{"internal/consent/ledger.go:374", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`},
-	{"internal/consent/ledger.go:407", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:455", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	{"internal/consent/ledger.go:409", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:457", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`},
-	{"internal/consent/ledger.go:491", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
-	{"internal/consent/ledger.go:532", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
-	{"internal/consent/ledger.go:560", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+	{"internal/consent/ledger.go:493", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
+	{"internal/consent/ledger.go:534", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
+	{"internal/consent/ledger.go:562", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:604", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
-	{"internal/consent/ledger.go:693", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:694", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:695", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:696", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:606", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
+	{"internal/consent/ledger.go:695", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:696", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:697", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:698", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:718", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:755", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:823", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:720", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:757", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:825", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:836", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:839", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:838", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:841", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:850", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:852", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -197,18 +204,18 @@ SELECT what, path FROM (
 	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
 	{"internal/governance/staff.go:44", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
 	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
-	{"internal/mail/mail.go:142", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
-	{"internal/mail/mail.go:144", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
-	{"internal/mail/mail.go:244", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/mail/mail.go:294", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/mail/mail.go:394", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+	{"internal/mail/mail.go:145", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
+	{"internal/mail/mail.go:147", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
+	{"internal/mail/mail.go:247", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/mail/mail.go:297", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
+	{"internal/mail/mail.go:397", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
 		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`},
-	{"internal/mail/mail.go:497", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
-	{"internal/mail/mail.go:668", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
-	{"internal/mail/mail.go:677", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+	{"internal/mail/mail.go:500", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
+	{"internal/mail/mail.go:671", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
+	{"internal/mail/mail.go:680", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
-	{"internal/mail/mail.go:716", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/mail.go:719", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:256", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:88", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
