@@ -385,12 +385,12 @@ func (s *Service) SealLegacy(ctx context.Context) (int, error) {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
-				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`,
+				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`,
 				key.SealText(labelEmail, email), s.index.Address(email), key.SealOptional(labelEmail, pending.String),
 				key.SealOptional(labelName, name.String), key.SealOptional(labelPhone, phone.String),
 				key.SealOptional(labelHomeAddress, home.String), key.SealOptional(labelBusinessAddress, business.String),
 				key.SealText(labelBirthdate, birth), key.SealText(labelCountry, country),
-				key.SealOptional(labelGuardianEmail, guardian.String), id); err != nil {
+				key.SealOptional(labelGuardianEmail, guardian.String), s.guardianIndex(guardian.String), id); err != nil {
 				return err
 			}
 			rows, err := tx.QueryContext(ctx, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`, id)

@@ -465,6 +465,7 @@ var (
 		{Name: "birthdate", Categories: []string{"user.demographic.date_of_birth"}, Sealed: true},
 		{Name: "country", Categories: []string{"user.contact.address.country"}, Sealed: true},
 		{Name: "guardian_email", Categories: []string{"user.contact.email"}, Sealed: true},
+		{Name: "guardian_idx", Categories: []string{"user.contact.email"}, Plain: "blind index: a keyed hash of the guardian's address, for the guardian's own account to find the child", Withheld: "a keyed hash of your guardian's address"},
 		{Name: "guardian_confirmed_at", NotPersonal: "time the guardian agreed", Time: true},
 		{Name: "public_mask", NotPersonal: "which fields are public"},
 		{Name: "created_at", NotPersonal: "time of registration", Time: true},

@@ -264,12 +264,12 @@ func (s *Service) register(ctx context.Context, tx *store.Tx, r registration, ou
 		return fmt.Errorf("account: register: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
-		business_address, birthdate, country, guardian_email, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`,
+		business_address, birthdate, country, guardian_email, guardian_idx, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
 		out.ID, key.SealText(labelEmail, email), s.index.Address(email), hash, out.Status, key.SealOptional(labelName, r.Name),
 		key.SealOptional(labelPhone, r.Phone), key.SealOptional(labelHomeAddress, r.HomeAddress),
 		key.SealOptional(labelBusinessAddress, r.BusinessAddress), key.SealText(labelBirthdate, r.birth.Format("2006-01-02")),
-		key.SealText(labelCountry, r.country), key.SealOptional(labelGuardianEmail, guardian), now)
+		key.SealText(labelCountry, r.country), key.SealOptional(labelGuardianEmail, guardian), s.guardianIndex(guardian), now)
 	if err != nil {
 		return fmt.Errorf("account: register: %w", err)
 	}

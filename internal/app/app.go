@@ -616,7 +616,11 @@ func (a *App) sealLegacy(ctx context.Context) error {
 				step.unit, n)
 		}
 	}
-	return nil
+	n, err := a.accounts.IndexGuardians(ctx)
+	if n > 0 {
+		a.log.Info("indexed the guardians' addresses of children registered before the index", "accounts", n)
+	}
+	return err
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully.

@@ -73,6 +73,14 @@ func owned(s, anonAnswer string) answers {
 	return a
 }
 
+// guardianOf is a route on the child's account for its guardian: the guardian gets s,
+// anonymous anonAnswer, and everyone else, the child and A included, "not found".
+func guardianOf(s, anonAnswer string) answers {
+	a := everyone("404")
+	a[anon], a[guardian] = anonAnswer, s
+	return a
+}
+
 // staffOnly is a staff route: admin and the roles get s, other members refused,
 // anonymous anonAnswer.
 func staffOnly(s, anonAnswer, refused string, roles ...actor) answers {
@@ -118,6 +126,12 @@ var authz = map[string]probe{
 	"DELETE /api/v1/me":                      {body: `{}`, want: own("400", "401")},
 	"PUT /api/v1/me/password":                {body: `{}`, want: own("400", "401")},
 	"GET /api/v1/me/export":                  {want: own("200", "401")},
+	"GET /api/v1/me/children":                {want: own("200", "401")},
+	"GET /api/v1/me/children/{id}":           {path: "/api/v1/me/children/{child}", want: guardianOf("200", "401")},
+	"GET /api/v1/me/children/{id}/consents":  {path: "/api/v1/me/children/{child}/consents", want: guardianOf("200", "401")},
+	"PUT /api/v1/me/children/{id}/consents":  {path: "/api/v1/me/children/{child}/consents", body: `{}`, want: guardianOf("200", "401")},
+	"GET /api/v1/me/children/{id}/export":    {path: "/api/v1/me/children/{child}/export", want: guardianOf("200", "401")},
+	"DELETE /api/v1/me/children/{id}":        {path: "/api/v1/me/children/{child}", body: `{}`, want: guardianOf("400", "401")},
 	"GET /api/v1/me/activity":                {want: own("200", "401")},
 	"GET /api/v1/erasures/{id}":              {path: "/api/v1/erasures/{erasure}", want: everyone("200")}, // its random id is the capability
 	"GET /api/v1/members/{id}":               {path: "/api/v1/members/{owner}", want: everyone("200")},    // A chose to show a field
@@ -172,9 +186,15 @@ var authz = map[string]probe{
 	"GET /password/reset":       {want: everyone("400")},
 	"POST /password/reset":      {want: everyone("400")},
 
-	"GET /account":                           {want: own("200", toLogin)},
-	"POST /account":                          {want: own("303 /account?saved=1", toLogin)},
-	"GET /account/export":                    {want: own("200", toLogin)},
+	"GET /account":               {want: own("200", toLogin)},
+	"POST /account":              {want: own("303 /account?saved=1", toLogin)},
+	"GET /account/export":        {want: own("200", toLogin)},
+	"GET /account/children":      {want: own("200", toLogin)},
+	"GET /account/children/{id}": {path: "/account/children/{child}", want: guardianOf("200", toLogin)},
+	"POST /account/children/{id}/preferences": {path: "/account/children/{child}/preferences",
+		want: guardianOf("303 /account/children/{child}?saved=1", toLogin)},
+	"GET /account/children/{id}/export":      {path: "/account/children/{child}/export", want: guardianOf("200", toLogin)},
+	"POST /account/children/{id}/delete":     {path: "/account/children/{child}/delete", want: guardianOf("400", toLogin)},
 	"GET /account/sessions":                  {want: own("200", toLogin)},
 	"POST /account/sessions/{id}/revoke":     {path: "/account/sessions/{session}/revoke", want: owned("303 /account/sessions?ended=1", toLogin)},
 	"POST /account/sessions/revoke-all":      {want: own("303 /login?notice=everywhere", toLogin)},
@@ -282,6 +302,7 @@ func setUpMatrix(t *testing.T, h *apptest.Harness) *matrix {
 	if r.Status != 201 {
 		t.Fatalf("register child = %d %s", r.Status, r.Body)
 	}
+	m.fixed["{child}"] = r.JSON()["id"].(string)
 	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink(m.email[child], "/verify?token=")}, ""); v.Status != 200 {
 		t.Fatalf("verify child = %d %s", v.Status, v.Body)
 	}

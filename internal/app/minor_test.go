@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -176,3 +177,111 @@ func TestChildChoicesWaitForGuardian(t *testing.T) {
 }
 
 var guardianPurposeRE = regexp.MustCompile(`/guardian/purpose\?token=[A-Za-z0-9_-]+`)
+
+// A confirmed guardian acts for the child from their own login (P-CHILD-3): sees the
+// child's data and choices, agrees to a marketing purpose for them (recorded as the
+// guardian's, with nothing waiting), stops the use of the child's data, downloads it
+// and erases the account with their own password; another member, and the child,
+// find no such account; pages and API alike.
+func TestGuardianActsForChild(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		_, mum := h.Member("mother@example.org", pw, nil)
+		_, other := h.Member("stranger@example.org", pw, nil)
+		twelve := time.Now().AddDate(-12, 0, -1).Format("2006-01-02")
+		r := h.Register(map[string]any{"email": "kiddo@example.org", "password": pw, "name": "Kiddo", "birthdate": twelve,
+			"country": "FR", "guardian_email": "mother@example.org"})
+		if r.Status != 201 {
+			t.Fatalf("register child = %d %s", r.Status, r.Body)
+		}
+		kid := r.JSON()["id"].(string)
+		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink("kiddo@example.org", "/verify?token=")}, ""); v.Status != 200 {
+			t.Fatalf("verify = %d %s", v.Status, v.Body)
+		}
+		// Before the guardian agreed, the child is nobody's.
+		if l := h.Do("GET", "/api/v1/me/children", nil, mum).JSON()["children"].([]any); len(l) != 0 {
+			t.Errorf("children before the guardian agreed: %v", l)
+		}
+		if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": h.WaitLink("mother@example.org", "/guardian?token="), "agree": true}, ""); g.Status != 204 {
+			t.Fatalf("guardian agree = %d %s", g.Status, g.Body)
+		}
+		l := h.Do("GET", "/api/v1/me/children", nil, mum).JSON()["children"].([]any)
+		if len(l) != 1 || l[0].(map[string]any)["id"] != kid || l[0].(map[string]any)["email"] != "kiddo@example.org" {
+			t.Fatalf("the guardian's children = %v", l)
+		}
+		if c := h.Do("GET", "/api/v1/me/children/"+kid, nil, mum); c.Status != 200 || c.JSON()["name"] != "Kiddo" {
+			t.Errorf("the child's data = %d %s", c.Status, c.Body)
+		}
+		for _, path := range []string{"/api/v1/me/children/" + kid, "/api/v1/me/children/" + kid + "/export", "/api/v1/me/children/" + kid + "/consents"} {
+			if c := h.Do("GET", path, nil, other); c.Status != 404 {
+				t.Errorf("a stranger's GET %s = %d", path, c.Status)
+			}
+		}
+		// The guardian agrees for the child: granted at once, the guardian as source.
+		c := h.Do("PUT", "/api/v1/me/children/"+kid+"/consents", `{"choices":{"newsletter":true}}`, mum)
+		if c.Status != 200 {
+			t.Fatalf("guardian's choices = %d %s", c.Status, c.Body)
+		}
+		for _, p := range c.JSON()["purposes"].([]any) {
+			if m := p.(map[string]any); m["key"] == "newsletter" && (m["decision"] != "granted" || m["source"] != "guardian" || m["awaiting_guardian"] != nil) {
+				t.Errorf("newsletter after the guardian's choice: %v", m)
+			}
+		}
+		// The pages: the account page links to the children, whose page shows the data.
+		if p := h.Do("GET", "/account", nil, mum); !strings.Contains(string(p.Body), `href="/account/children"`) {
+			t.Error("the guardian's account page does not link to the children")
+		}
+		if p := h.Do("GET", "/account/children/"+kid, nil, mum); p.Status != 200 || !strings.Contains(string(p.Body), "kiddo@example.org") {
+			t.Errorf("the child's page = %d", p.Status)
+		}
+		if p := h.Do("GET", "/account/children/"+kid, nil, other); p.Status != 404 {
+			t.Errorf("the child's page for a stranger = %d", p.Status)
+		}
+		// Stop the use of the child's data, on the page.
+		form := url.Values{"consent_newsletter": {"on"}, "restricted": {"on"}}
+		req, _ := http.NewRequest("POST", h.URL+"/account/children/"+kid+"/preferences", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+mum)
+		resp, err := h.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(resp.Request.URL.String(), "saved=1") {
+			t.Errorf("saving on the page = %d %s", resp.StatusCode, resp.Request.URL)
+		}
+		if f, err := h.App.Consent().Flags(t.Context(), kid); err != nil || !f.Restricted {
+			t.Errorf("the child's processing after the guardian stopped it: %+v %v", f, err)
+		}
+		// Download.
+		ex := h.Do("GET", "/api/v1/me/children/"+kid+"/export", nil, mum)
+		if ex.Status != 200 || !strings.Contains(strings.Join(mapValues(unzip(t, ex.Body)), "\n"), "kiddo@example.org") {
+			t.Errorf("the child's export = %d", ex.Status)
+		}
+		// Erase, with the guardian's own password.
+		if d := h.Do("DELETE", "/api/v1/me/children/"+kid, map[string]string{"password": "not-the-password"}, mum); d.Status != 400 {
+			t.Errorf("erasing with a wrong password = %d %s", d.Status, d.Body)
+		}
+		if d := h.Do("DELETE", "/api/v1/me/children/"+kid, map[string]string{"password": pw}, other); d.Status != 404 {
+			t.Errorf("a stranger erasing = %d %s", d.Status, d.Body)
+		}
+		d := h.Do("DELETE", "/api/v1/me/children/"+kid, map[string]string{"password": pw}, mum)
+		if d.Status != 202 {
+			t.Fatalf("erasing = %d %s", d.Status, d.Body)
+		}
+		h.WaitErasure(d.JSON()["request_id"].(string))
+		if l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "kiddo@example.org", "password": pw}, ""); l.Status != 401 {
+			t.Errorf("the child's login after the erasure = %d", l.Status)
+		}
+		if l := h.Do("GET", "/api/v1/me/children", nil, mum).JSON()["children"].([]any); len(l) != 0 {
+			t.Errorf("children after the erasure: %v", l)
+		}
+	})
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

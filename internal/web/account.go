@@ -25,6 +25,7 @@ type accountView struct {
 	PasswordChanged   bool
 	Minor             bool // below the age of consent: no public profile
 	Restricted        bool // processing restricted: the public profile is hidden
+	Children          int  // accounts whose registration the member agreed to as guardian
 }
 
 // profileFields lays out the profile form from the stored profile, with typed values
@@ -96,6 +97,12 @@ func (p *Pages) profile(w http.ResponseWriter, r *http.Request, sess account.Ses
 		p.fail(w, r, err)
 		return
 	}
+	children, err := p.o.Accounts.Children(r.Context(), pr.ID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v.Children = len(children)
 	v.Saved = r.URL.Query().Get("saved") == "1"
 	v.PasswordChanged = r.URL.Query().Get("saved") == "password"
 	p.render(w, r, http.StatusOK, "account", "Your account", true, v)

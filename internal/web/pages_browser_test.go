@@ -222,6 +222,8 @@ func TestPagesInBrowser(t *testing.T) {
 		{"sessions", "/account/sessions"}, {"password", "/account/password"}, {"activity", "/account/activity"},
 		{"delete", "/account/delete"},
 	}
+	// Member pages outside the tabs.
+	memberOther := []visit{{"children", "/account/children"}}
 	staffs := []visit{
 		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign},
 	}
@@ -292,6 +294,9 @@ func TestPagesInBrowser(t *testing.T) {
 		if len(current) != 1 || current[0] != v.path {
 			t.Errorf("%s: the links marked as the current page are %q, want just %s", v.name, current, v.path)
 		}
+	}
+	for _, v := range memberOther {
+		open(ctx, v)
 	}
 	// On a phone each choice of the preferences is a switch whose target is at least 44 px high.
 	open(ctx, visit{"preferences", "/account/preferences"})

@@ -104,7 +104,7 @@ func New(o Options) (*Pages, error) {
 
 // pageNames are the templates the handlers render; New checks that each exists.
 var pageNames = []string{
-	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done", "guardian-purpose",
+	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done", "guardian-purpose", "children", "child",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
@@ -189,6 +189,11 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/files/{id}/download", p.member(p.download))
 	mux.HandleFunc("GET /account/files/{id}/delete", p.member(p.deleteFileForm))
 	mux.HandleFunc("POST /account/files/{id}/delete", p.member(p.deleteFile))
+	mux.HandleFunc("GET /account/children", p.member(p.children))
+	mux.HandleFunc("GET /account/children/{id}", p.member(p.child))
+	mux.HandleFunc("POST /account/children/{id}/preferences", p.member(p.saveChild))
+	mux.HandleFunc("GET /account/children/{id}/export", p.member(p.childExport))
+	mux.HandleFunc("POST /account/children/{id}/delete", p.member(p.deleteChild))
 	mux.HandleFunc("GET /account/preferences", p.member(p.preferences))
 	mux.HandleFunc("POST /account/preferences", p.member(p.savePreferences))
 	mux.HandleFunc("GET /account/preferences/receipts/{id}", p.member(p.receipt))

@@ -34,9 +34,14 @@ var statements = []statement{
 	{"internal/account/account.go:374", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
 	{"internal/account/account.go:387", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
-				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10 WHERE id = $11`},
+				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`},
 	{"internal/account/account.go:396", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
 	{"internal/account/account.go:415", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/children.go:25", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
+	{"internal/account/children.go:33", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
+	{"internal/account/children.go:49", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
+	{"internal/account/children.go:73", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
+		AND id <> $2 ORDER BY created_at, id`},
 	{"internal/account/guardian_purpose.go:43", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), guardian_confirmed_at IS NOT NULL
 			FROM accounts WHERE id = $1`},
 	{"internal/account/guardian_purpose.go:88", bothEngines, `SELECT purpose FROM account_tokens
@@ -47,14 +52,14 @@ var statements = []statement{
 	{"internal/account/profile.go:244", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:404", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
-	{"internal/account/profile.go:554", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/profile.go:555", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/profile.go:556", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
-	{"internal/account/profile.go:557", bothEngines, `DELETE FROM accounts WHERE id = $1`},
+	{"internal/account/profile.go:555", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/profile.go:556", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/profile.go:557", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
+	{"internal/account/profile.go:558", bothEngines, `DELETE FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:244", bothEngines, `SELECT id, email_verified_at IS NULL FROM accounts WHERE email_idx = $1 AND status <> $2`},
 	{"internal/account/register.go:266", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
-		business_address, birthdate, country, guardian_email, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`},
+		business_address, birthdate, country, guardian_email, guardian_idx, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`},
 	{"internal/account/register.go:308", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL,
 			email_verified_at IS NULL FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:323", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
