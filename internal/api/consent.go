@@ -61,7 +61,8 @@ func (a *API) purposes(w http.ResponseWriter, r *http.Request) {
 	}
 	prs := make([]processorResponse, len(reg.Processors))
 	for i, p := range reg.Processors {
-		prs[i] = processorResponse(p)
+		prs[i] = processorResponse{Key: p.Key, Name: p.Name, Service: p.Service, Country: p.Country, Categories: p.Categories,
+			Safeguard: p.Safeguard}
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"policy_version": a.Consent.PolicyVersion(), "purposes": ps, "processors": prs})
 }

@@ -11,6 +11,7 @@ import (
 	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/newsletter"
+	"steward/internal/notices"
 	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/vault"
@@ -54,6 +55,9 @@ func (a *App) Consent() *consent.Service { return a.consent }
 
 // Newsletter is the newsletter capability.
 func (a *App) Newsletter() *newsletter.Service { return a.newsletter }
+
+// Notices tells processors of erasures.
+func (a *App) Notices() *notices.Service { return a.notices }
 
 // Outbox is the queue of transactional mail.
 func (a *App) Outbox() *mail.Outbox { return a.outbox }

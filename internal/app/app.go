@@ -30,6 +30,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/metrics"
 	"steward/internal/newsletter"
+	"steward/internal/notices"
 	"steward/internal/ratelimit"
 	"steward/internal/rights"
 	"steward/internal/server"
@@ -58,6 +59,7 @@ type App struct {
 	files      *files.Service
 	consent    *consent.Service
 	newsletter *newsletter.Service
+	notices    *notices.Service
 	staff      *governance.Staff
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
@@ -273,6 +275,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	a.staff = governance.NewStaff(a.db, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
 		UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
+	a.notices = notices.New(a.db, a.vault, index, a.consent.Register(), a.jobs, key, a.now, a.log)
 
 	if a.registry, err = a.dataMap(index); err != nil {
 		return err
@@ -338,10 +341,13 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.Register(governance.StaffHolder{})
 	reg.Register(files.Holder{S: a.files})
 	reg.Register(vault.Holder{})
-	// Erasure: the data key goes first, so every copy of what it sealed (files, fields,
-	// in dead rows and backups too) is unreadable at once; then what references the
-	// member; the account last, so the member stays unable to log in throughout.
-	if err := reg.SetErasureOrder("vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
+	reg.Register(notices.Holder{S: a.notices})
+	// Erasure: the processors' notices are recorded first, while the member's address
+	// and ledger still tell what to send and to whom; then the data key goes, so every
+	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
+	// at once; then what references the member; the account last, so the member stays
+	// unable to log in throughout.
+	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
 		"audit_log", "account"); err != nil {
 		return nil, err
 	}
@@ -366,6 +372,7 @@ func (a *App) registerJobs() {
 		}
 		return err
 	})
+	jobs.Register(a.jobs, func(ctx context.Context, args notices.Args) error { return a.notices.Deliver(ctx, args.ID) })
 	jobs.Register(a.jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
 		rep, err := a.files.Reconcile(ctx, false)
 		a.logReconcile(rep)
@@ -381,7 +388,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	cfg := a.config
 	limits := server.NewLimits(a.buckets, index, !cfg.RateLimits, cfg.CookieSecure, a.now)
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
-		Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
+		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

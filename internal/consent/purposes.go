@@ -9,6 +9,8 @@ package consent
 import (
 	_ "embed"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -58,6 +60,10 @@ type Processor struct {
 	Country    string   `toml:"country"`
 	Categories []string `toml:"categories"`
 	Safeguard  string   `toml:"safeguard"`
+	// NotifyURL is where the processor is sent notices of erasure (a signed webhook);
+	// the register is the allow-list of such destinations. Without one, staff get a
+	// task to tell the processor by hand.
+	NotifyURL string `toml:"notify_url"`
 }
 
 // Register is the operator's register of purposes and processors.
@@ -110,6 +116,9 @@ func (r *Register) check() error {
 		}
 		if p.Name == "" || p.Country == "" {
 			return fmt.Errorf("processor %q: name and country are required", p.Key)
+		}
+		if err := checkNotifyURL(p.NotifyURL); err != nil {
+			return fmt.Errorf("processor %q: notify_url: %w", p.Key, err)
 		}
 		procs[p.Key] = true
 	}
@@ -174,4 +183,27 @@ func (r *Register) Processor(key string) (Processor, bool) {
 // Describe is a one-line summary of a purpose, for logs and pages.
 func (p Purpose) Describe() string {
 	return fmt.Sprintf("%s (%s)", p.Name, strings.ReplaceAll(string(p.Basis), "_", " "))
+}
+
+// checkNotifyURL accepts an https URL, or an http one on the loopback interface (a
+// processor's relay on the same machine, and tests).
+func checkNotifyURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%q is not an absolute URL without credentials", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+			return nil
+		}
+		return fmt.Errorf("%q: plain http is accepted on the loopback interface only", raw)
+	}
+	return fmt.Errorf("%q: want https", raw)
 }

@@ -17,6 +17,7 @@ import (
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/newsletter"
+	"steward/internal/notices"
 	"steward/internal/rights"
 	"steward/internal/text"
 )
@@ -30,6 +31,7 @@ type Services struct {
 	Files      *files.Service
 	Consent    *consent.Service
 	Newsletter *newsletter.Service
+	Notices    *notices.Service
 	Staff      *governance.Staff
 	// Jobs (the app's queue) sends campaigns.
 	Jobs   newsletter.Enqueuer

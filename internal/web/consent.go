@@ -114,7 +114,8 @@ func (p *Pages) purposes(w http.ResponseWriter, r *http.Request) {
 		v.Purposes = append(v.Purposes, row)
 	}
 	for _, pr := range reg.Processors {
-		v.Processors = append(v.Processors, processorRow(pr))
+		v.Processors = append(v.Processors, processorRow{Key: pr.Key, Name: pr.Name, Service: pr.Service, Country: pr.Country,
+			Categories: pr.Categories, Safeguard: pr.Safeguard})
 	}
 	p.render(w, r, http.StatusOK, "purposes", "How we use your data", p.loggedIn(r), v)
 }

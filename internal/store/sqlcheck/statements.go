@@ -319,6 +319,28 @@ SELECT what, path FROM (
 			status, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`},
 	{"internal/newsletter/subscribe.go:287", bothEngines, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`},
 	{"internal/newsletter/subscribe.go:303", bothEngines, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/notices/notices.go:136", bothEngines, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`},
+	{"internal/notices/notices.go:142", bothEngines, `SELECT count(*) FROM accounts WHERE id = $1`},
+	{"internal/notices/notices.go:183", bothEngines, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = 'erasure'`},
+	{"internal/notices/notices.go:203", bothEngines, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)
+			VALUES ($1, $2, 'erasure', $3, $4, $5, 0, $6)`},
+	{"internal/notices/notices.go:245", bothEngines, `SELECT email FROM accounts WHERE id = $1`},
+	{"internal/notices/notices.go:249", bothEngines, `SELECT email FROM subscribers WHERE subject_id = $1`},
+	{"internal/notices/notices.go:275", bothEngines, `SELECT processor, payload, state, attempts FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:304", bothEngines, `UPDATE processor_notices SET attempts = $1, last_error = $2 WHERE id = $3`},
+	{"internal/notices/notices.go:343", bothEngines, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
+			acknowledged_at = $4, payload = CASE WHEN $1 = 'acknowledged' THEN '' ELSE payload END WHERE id = $5`},
+	{"internal/notices/notices.go:354", bothEngines, `UPDATE processor_notices SET state = $1, acknowledged_at = $2, payload = ''
+			WHERE id = $3 AND state = $4`},
+	{"internal/notices/notices.go:376", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1 AND state = $2`},
+	{"internal/notices/notices.go:389", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:412", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+			COALESCE(acknowledged_at, 0) FROM processor_notices ORDER BY id DESC LIMIT $1`},
+	{"internal/notices/notices.go:415", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+			COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`},
+	{"internal/notices/notices.go:426", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET tat = CASE
 			WHEN rate_limits.tat <= $3 THEN $2
