@@ -106,7 +106,7 @@ func New(o Options) (*Pages, error) {
 var pageNames = []string{
 	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
-	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
+	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences", "receipt", "receipt-verify",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign",
 }
@@ -190,6 +190,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/preferences", p.member(p.preferences))
 	mux.HandleFunc("POST /account/preferences", p.member(p.savePreferences))
 	mux.HandleFunc("GET /account/preferences/receipts/{id}", p.member(p.receipt))
+	mux.HandleFunc("GET /account/preferences/receipts/{id}/download", p.member(p.receiptDownload))
+	mux.HandleFunc("GET /receipts/verify", p.verifyReceiptForm)
+	mux.HandleFunc("POST /receipts/verify", p.verifyReceipt)
 	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
