@@ -137,6 +137,16 @@ func readCountries() ([]country, error) {
 
 var funcs = template.FuncMap{
 	"lower": strings.ToLower,
+	// invalid lists a form's fields in error, for the summary's links.
+	"invalid": func(fields []field) []field {
+		var out []field
+		for _, f := range fields {
+			if f.Error != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	},
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
