@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"steward/internal/consent"
 )
 
 // axeFile is where .ci/run installs axe-core (npm install --prefix .tools/axe axe-core@4.10.3),
@@ -183,6 +185,20 @@ func TestPagesInBrowser(t *testing.T) {
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
 	if err := s.app.Staff().Grant(t.Context(), staffID, "marketing"); err != nil {
 		t.Fatal(err)
+	}
+	// The DPO's role too, for the consent conflicts: 60 of them (two pages), made by
+	// decisions that alternate between two sources.
+	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 61 {
+		d, src := consent.Granted, consent.SourceForm
+		if i%2 == 1 {
+			d, src = consent.Withdrawn, consent.SourceAPI
+		}
+		if _, err := s.app.Consent().Record(t.Context(), memberID, "partner_sharing", d, src, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := st.post("/staff/campaigns/new", url.Values{"purpose": {"newsletter"}, "subject": {"Autumn news"},
 		"body": {"Dear reader,\n\nThe engine is running.\n\nSee you soon."}})
@@ -409,6 +425,9 @@ func TestPagesInBrowser(t *testing.T) {
 	if q, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("send-question"))); err != nil || !strings.Contains(q, "to 1 recipient now?") {
 		t.Errorf("the send dialog asks %q (%v), want the audience of 1 recipient named", q, err)
 	}
+	// A staff list with its filter and pagination, on its first and last page.
+	open(ctx, visit{"conflicts", "/staff/consent-conflicts"})
+	open(ctx, visit{"conflicts-page-2", "/staff/consent-conflicts?page=2&purpose=partner_sharing"})
 }
 
 // publicBox matches the accessible names of the account page's public-profile boxes.
