@@ -17,6 +17,35 @@ var conflictRoles = []string{"dpo", "support"}
 // staffRoles are the roles that reach some staff page, for the header's link.
 var staffRoles = append([]string{marketing}, conflictRoles...)
 
+// staffLinkRoles are the roles a staff page needs, by its address, where it is not
+// marketing's.
+var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles}
+
+// ownLinks keeps the links of the staff sidebar that the member's roles open, so that
+// none leads to a refusal. An error keeps the link (the page itself still checks).
+func (p *Pages) ownLinks(r *http.Request, links []navLink) []navLink {
+	sess, ok := r.Context().Value(sessionKey{}).(account.Session)
+	if len(links) == 0 || !ok {
+		return links
+	}
+	out := links[:0:0]
+	for _, l := range links {
+		roles := staffLinkRoles[l.Href]
+		if roles == nil {
+			roles = []string{marketing}
+		}
+		yes, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, roles...)
+		if err != nil {
+			p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
+			yes = true // the page checks again
+		}
+		if yes {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // staffHome leads a member of staff to the first staff page their roles open.
 func (p *Pages) staffHome(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	ok, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, marketing)

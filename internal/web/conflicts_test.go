@@ -67,7 +67,8 @@ func testConflictsPage(t *testing.T, s *site) {
 		{"first page", "/staff/consent-conflicts", 50, []string{"Showing 1–50 of 59", "Page 1 of 2",
 			`href="/staff/consent-conflicts?page=2" rel="next"`, `aria-current="page">Consent conflicts`, "Sharing with selected partners",
 			"consent withdrawn, through the API", "consent given, through the preferences form", id},
-			[]string{`rel="prev"`, evidence}},
+			// The sidebar offers only what the DPO's role opens.
+			[]string{`rel="prev"`, evidence, `href="/staff/campaigns"`}},
 		{"second page", "/staff/consent-conflicts?page=2", 9, []string{"Showing 51–59 of 59", "Page 2 of 2",
 			`href="/staff/consent-conflicts" rel="prev"`}, []string{`rel="next"`}},
 		{"smaller pages", "/staff/consent-conflicts?page=2&size=25", 25, []string{"Showing 26–50 of 59", "Page 2 of 3",

@@ -272,6 +272,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	t := p.pages[name]
 	var buf bytes.Buffer
 	tabs, sidebar := navFor(name, loggedIn)
+	sidebar = p.ownLinks(r, sidebar)
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
 		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r),
 		Tabs: tabs, Sidebar: sidebar, Main: view,
