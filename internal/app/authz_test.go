@@ -234,6 +234,23 @@ var authz = map[string]probe{
 	"GET /staff/campaigns/{id}":              {path: "/staff/campaigns/{campaign}", want: staffOnly("200", toLogin, "403", marketing)},
 	"POST /staff/campaigns/{id}/send":        {path: "/staff/campaigns/{campaign}/send", want: staffOnly("303 /staff/campaigns/{campaign}?started=1", toLogin, "403", marketing)},
 	"/":                                      {path: "/nothing-here", want: everyone("404")},
+
+	// A receipt in words, its file, and the public check of a receipt.
+	"GET /account/preferences/receipts/{id}/download": {path: "/account/preferences/receipts/{receipt}/download", want: owned("200", toLogin)},
+	"GET /receipts/verify":                            {want: everyone("200")},
+	"POST /receipts/verify":                           {want: everyone("400")},
+
+	// The staff pages' home leads each role to its first page; the consent conflicts.
+	"GET /staff":                   {want: staffHome()},
+	"GET /staff/consent-conflicts": {want: staffOnly("200", toLogin, "403", dpo, support)},
+}
+
+// staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO and
+// support to the consent conflicts.
+func staffHome() answers {
+	a := staffOnly("303 /staff/consent-conflicts", toLogin, "403", dpo, support)
+	a[admin], a[marketing] = "303 /staff/campaigns", "303 /staff/campaigns"
+	return a
 }
 
 // matrix is what the test sets up: a token maker for each member, and A's resources.

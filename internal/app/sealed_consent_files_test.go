@@ -147,6 +147,27 @@ func TestConsentAndFilesSealedOnDisk(t *testing.T) {
 		if !strings.Contains(theirs, otherIP) || !strings.Contains(theirs, "denied") || strings.Contains(theirs, id) || strings.Contains(theirs, fileIP) {
 			t.Errorf("the other member's export of their attempt:\n%s", theirs)
 		}
+		if strings.Contains(theirs, name) {
+			t.Errorf("the other member's export names the owner's file:\n%s", theirs)
+		}
+
+		// Deleted, the file is still named in its log (sealed: never on disk in plain
+		// text), and in the export, until the erasure.
+		if d := send(h, "DELETE", "/api/v1/me/files/"+fileID, nil, token, fileIP, ua, ""); d.Status != http.StatusNoContent {
+			t.Fatalf("delete = %d %s", d.Status, d.Body)
+		}
+		for _, a := range jsonOK(t, get(h, token, "/api/v1/me/file-access", nil))["access"].([]any) {
+			if m := a.(map[string]any); m["name"] != name {
+				t.Errorf("after the delete, the access log's %v entry names the file %q, want %s", m["action"], m["name"], name)
+			}
+		}
+		if found := residuetest.RawFindings(t, h.App.DB(), name); len(found) > 0 {
+			t.Errorf("a deleted file's name is on disk in plain text: %v", found)
+		}
+		log := unzip(t, get(h, token, "/api/v1/me/export", nil).Body)["files/file_access_log.csv"]
+		if n := strings.Count(log, name); n != 4 {
+			t.Errorf("the export's access log names the file %d times, want 4 (upload, download, refused, delete):\n%s", n, log)
+		}
 
 		// After the erasure, nothing of it is on disk.
 		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, token)

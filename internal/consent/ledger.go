@@ -603,9 +603,21 @@ type Conflict struct {
 
 // Conflicts returns the newest conflicts, for staff.
 func (s *Service) Conflicts(ctx context.Context, limit int) ([]Conflict, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`, limit)
+	list, _, err := s.ConflictsPage(ctx, "", 0, limit)
+	return list, err
+}
+
+// ConflictsPage returns a page of the conflicts, newest first, about one purpose (""
+// for any): limit of them after the first offset, and how many there are in all.
+func (s *Service) ConflictsPage(ctx context.Context, purpose string, offset, limit int) ([]Conflict, int, error) {
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`, purpose).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("consent: conflicts: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
+		WHERE ($1 = '' OR purpose = $1) ORDER BY id DESC LIMIT $2 OFFSET $3`, purpose, limit, offset)
 	if err != nil {
-		return nil, fmt.Errorf("consent: conflicts: %w", err)
+		return nil, 0, fmt.Errorf("consent: conflicts: %w", err)
 	}
 	var out []Conflict
 	var ids [][2]int64
@@ -614,22 +626,25 @@ func (s *Service) Conflicts(ctx context.Context, limit int) ([]Conflict, error) 
 		var e, l, at int64
 		if err := rows.Scan(&c.ID, &c.SubjectID, &c.Purpose, &e, &l, &at); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, 0, err
 		}
 		c.At = store.FromMillis(at)
 		out = append(out, c)
 		ids = append(ids, [2]int64{e, l})
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("consent: conflicts: %w", err)
+	}
 	for i := range out {
 		if out[i].Earlier, err = s.Event(ctx, out[i].SubjectID, ids[i][0]); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if out[i].Later, err = s.Event(ctx, out[i].SubjectID, ids[i][1]); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return out, nil
+	return out, total, nil
 }
 
 // AllowedSQL returns a SQL condition, true for the subjects whose id is in column col

@@ -131,6 +131,9 @@ func (s *Signer) Sign(r Receipt) Signed {
 // ErrBadReceipt is returned for a receipt whose signature does not hold.
 var ErrBadReceipt = errors.New("consent: receipt: signature does not match")
 
+// ErrOtherKey is returned for a receipt signed by another key than the one trusted.
+var ErrOtherKey = errors.New("consent: receipt: another key")
+
 // receiptKeys and signedKeys are the exact member names of a receipt and of its file.
 var (
 	receiptKeys = []string{"format", "receipt_id", "issuer", "subject", "purpose", "purpose_name", "lawful_basis",
@@ -185,7 +188,7 @@ func Verify(data []byte, trusted ed25519.PublicKey) (Receipt, error) {
 		return Receipt{}, fmt.Errorf("consent: receipt: bad public key")
 	}
 	if !ed25519.PublicKey(pub).Equal(trusted) {
-		return Receipt{}, fmt.Errorf("consent: receipt: signed by key %s, not by the operator's key %s", KeyID(pub), KeyID(trusted))
+		return Receipt{}, fmt.Errorf("%w: signed by key %s, not by the operator's key %s", ErrOtherKey, KeyID(pub), KeyID(trusted))
 	}
 	sig, err := base64.StdEncoding.DecodeString(sigText)
 	if err != nil {

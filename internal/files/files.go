@@ -499,7 +499,11 @@ func (s *Service) record(ctx context.Context, q store.Querier, fileID, owner, ac
 			return nil
 		}
 	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed) VALUES ($1, $2, $3, $4, $5, $6, 1)`,
+	// The file's name as it is now is kept with the entry, so the log still names a
+	// file deleted since: a copy of its ciphertext, sealed under the owner's key with
+	// the same label, which goes with the owner's erasure like the file's own row.
+	if _, err := q.ExecContext(ctx, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed, name)
+		VALUES ($1, $2, $3, $4, $5, $6, 1, (SELECT name FROM files WHERE id = $1 AND owner_id = $2))`,
 		fileID, owner, a, action, sealedIP, store.Millis(s.now())); err != nil {
 		return fmt.Errorf("files: access log: %w", err)
 	}
@@ -644,10 +648,14 @@ func (s *Service) Delete(ctx context.Context, actor, id, ip string) error {
 		return fmt.Errorf("files: delete: %w", err)
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		// Recorded before the row goes: the entry keeps the file's name.
+		if err := s.record(ctx, tx, id, owner, owner, key, ActionDelete, ip); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("files: delete: %w", err)
 		}
-		return s.record(ctx, tx, id, owner, owner, key, ActionDelete, ip)
+		return nil
 	})
 }
 
@@ -666,7 +674,7 @@ func (s *Service) denied(ctx context.Context, fileID, owner, actor, ip string) e
 type Access struct {
 	At      time.Time
 	FileID  string
-	Name    string // "" when the file is gone
+	Name    string // the file's name at the time ("" only for an entry of an earlier release whose file is gone)
 	Action  string
 	ByOwner bool
 	IP      string
@@ -675,7 +683,7 @@ type Access struct {
 // AccessLog returns the newest entries of the owner's access log. The address of
 // another member's refused attempt is theirs, sealed under their key: it is "".
 func (s *Service) AccessLog(ctx context.Context, owner string, limit int) ([]Access, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT l.at, l.file_id, COALESCE(f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
+	rows, err := s.db.QueryContext(ctx, `SELECT l.at, l.file_id, COALESCE(l.name, f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`, owner, limit)
 	if err != nil {
 		return nil, fmt.Errorf("files: access log: %w", err)

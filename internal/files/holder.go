@@ -45,6 +45,9 @@ var (
 		{Name: "ip", Categories: []string{"user.device.ip_address"}, Sealed: true},
 		{Name: "at", NotPersonal: "time of access", Time: true},
 		{Name: "sealed", NotPersonal: "set once the row's address is sealed (NULL: written by an earlier release, sealed at start)"},
+		// A copy of the file's sealed name when the entry was written, so the log names
+		// a file deleted since; the owner's, like the file.
+		{Name: "name", Categories: []string{"user.content"}, Sealed: true, Label: labelName},
 	}}
 	// accessRaw reads the access log with the addresses left sealed: Export opens each
 	// with the key it is sealed under.
@@ -92,8 +95,20 @@ func (h Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) 
 	// Another member's refused attempt is in the owner's log, but who they are and
 	// their address are theirs, not the owner's: blanked, as on the page. The
 	// subject's own attempt at another's file shows their address, not the owner.
-	owner, actor, ip := slices.Index(a.Columns, "owner_id"), slices.Index(a.Columns, "actor_id"), slices.Index(a.Columns, "ip")
+	// The file's name is the owner's: opened for the subject's own files, left out of
+	// an attempt at another member's.
+	owner, actor, ip, name := slices.Index(a.Columns, "owner_id"), slices.Index(a.Columns, "actor_id"), slices.Index(a.Columns, "ip"), slices.Index(a.Columns, "name")
 	for _, row := range a.Rows {
+		if row[owner] != s.ID {
+			row[name] = ""
+		} else if row[name] != "" {
+			if s.Key == nil {
+				return nil, fmt.Errorf("files: export: a file name sealed under %s's key, which is gone", s.ID)
+			}
+			if row[name], err = s.Key.OpenText(labelName, row[name]); err != nil {
+				return nil, fmt.Errorf("files: export: %w", err)
+			}
+		}
 		if row[actor] != s.ID {
 			row[actor], row[ip] = "another member", ""
 			continue

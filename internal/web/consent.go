@@ -1,12 +1,17 @@
 package web
 
 import (
+	"errors"
+	"io"
+	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"steward/internal/account"
+	"steward/internal/apperr"
 	"steward/internal/consent"
 )
 
@@ -39,8 +44,54 @@ type processorRow struct {
 	Name       string
 	Service    string
 	Country    string
-	Categories []string
+	Categories []category
 	Safeguard  string
+}
+
+// category is a data category in words, with its code in Fides' taxonomy.
+type category struct {
+	Name, Code string
+}
+
+// categoryNames say Fides' data categories (those the data map and the register use,
+// and their parents) in words.
+var categoryNames = map[string]string{
+	"user":                           "Personal data",
+	"user.name":                      "Name",
+	"user.contact":                   "Contact details",
+	"user.contact.email":             "Email address",
+	"user.contact.phone_number":      "Phone number",
+	"user.contact.address":           "Postal address",
+	"user.contact.address.country":   "Country",
+	"user.unique_id":                 "Account identifier",
+	"user.content":                   "What you upload or write",
+	"user.device":                    "Device data",
+	"user.device.ip_address":         "IP address",
+	"user.device.browser":            "Browser",
+	"user.authorization":             "Sign-in data",
+	"user.authorization.credentials": "Password and sign-in secrets",
+	"user.privacy_preferences":       "Privacy choices",
+	"user.behavior":                  "How you use the service",
+	"user.demographic":               "Demographic data",
+	"user.demographic.date_of_birth": "Date of birth",
+	"user.workplace":                 "Workplace",
+	"user.job_title":                 "Job title",
+	"system.operations":              "Service operation data",
+}
+
+// categoryOf says a category in words: its own name, or its nearest named parent's.
+func categoryOf(code string) category {
+	for c := code; c != ""; {
+		if n := categoryNames[c]; n != "" {
+			return category{Name: n, Code: code}
+		}
+		i := strings.LastIndexByte(c, '.')
+		if i < 0 {
+			break
+		}
+		c = c[:i]
+	}
+	return category{Name: strings.ReplaceAll(code, "_", " "), Code: code}
 }
 
 // basisWords say each lawful basis as what it means for the member.
@@ -114,8 +165,11 @@ func (p *Pages) purposes(w http.ResponseWriter, r *http.Request) {
 		v.Purposes = append(v.Purposes, row)
 	}
 	for _, pr := range reg.Processors {
-		v.Processors = append(v.Processors, processorRow{Key: pr.Key, Name: pr.Name, Service: pr.Service, Country: pr.Country,
-			Categories: pr.Categories, Safeguard: pr.Safeguard})
+		row := processorRow{Key: pr.Key, Name: pr.Name, Service: pr.Service, Country: pr.Country, Safeguard: pr.Safeguard}
+		for _, c := range pr.Categories {
+			row.Categories = append(row.Categories, categoryOf(c))
+		}
+		v.Processors = append(v.Processors, row)
 	}
 	p.render(w, r, http.StatusOK, "purposes", "How we use your data", p.loggedIn(r), v)
 }
@@ -264,8 +318,142 @@ func (p *Pages) savePreferences(w http.ResponseWriter, r *http.Request, sess acc
 	redirect(w, r, "/account/preferences?saved=1")
 }
 
-// receipt downloads the signed receipt of one of the member's decisions; another
-// member's is not found.
+// receiptView is a signed receipt in words: what was decided, when, under which policy,
+// and what the signature proves.
+type receiptView struct {
+	ID            string
+	Purpose       string
+	Decision      string
+	Basis         string
+	Source        string
+	At            time.Time
+	PolicyVersion string
+	Issuer        string
+	KeyID         string
+}
+
+// receiptViewOf says a receipt in words.
+func (p *Pages) receiptViewOf(rc consent.Receipt) receiptView {
+	pu, _ := p.o.Consent.Register().Purpose(rc.Purpose)
+	v := receiptView{ID: rc.ReceiptID, Purpose: rc.PurposeName, Decision: decisionOf(pu, consent.Decision(rc.Decision)),
+		Source: sourceOf(consent.Source(rc.Source)), PolicyVersion: rc.PolicyVersion, Issuer: rc.Issuer, KeyID: rc.KeyID}
+	if rc.LawfulBasis != "" {
+		v.Basis = basisOf(consent.Basis(rc.LawfulBasis))
+	}
+	if v.Purpose == "" {
+		v.Purpose = inWords(nil, rc.Purpose)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, rc.Time); err == nil {
+		v.At = t
+	}
+	return v
+}
+
+// receipt shows the signed receipt of one of the member's decisions in words, with
+// its file to download; another member's is not found.
 func (p *Pages) receipt(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		p.renderNotFound(w, r)
+		return
+	}
+	sig, err := p.o.Consent.Receipt(r.Context(), sess.AccountID, id)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := p.receiptViewOf(sig.Receipt)
+	p.render(w, r, http.StatusOK, "receipt", "Receipt: "+v.Purpose+", "+v.Decision, true, v)
+}
+
+// receiptDownload sends the signed receipt file (JSON, as an attachment).
+func (p *Pages) receiptDownload(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	p.o.WriteReceipt(w, r, sess.AccountID, r.PathValue("id"), p.fail)
+}
+
+// verifyView is the public page that checks a receipt: the form, and the verdict.
+type verifyView struct {
+	Fields  []field
+	Error   string
+	Checked bool // a receipt was given and checked
+	Valid   bool
+	Problem string // why it is not valid, in words
+	Receipt receiptView
+	KeyID   string // the operator's key
+}
+
+func receiptFields() []field {
+	return []field{
+		{Name: "file", Label: "The receipt file", Type: "file", Need: "optional", Hint: "The .json file you downloaded."},
+		{Name: "receipt", Label: "Or its text", Type: "textarea", Need: "optional", Rows: 6,
+			Hint: "Open the file in a text editor, copy everything and paste it here."},
+	}
+}
+
+func (p *Pages) verifyReceiptForm(w http.ResponseWriter, r *http.Request) {
+	v := verifyView{Fields: receiptFields(), KeyID: consent.KeyID(p.o.Consent.Signer().PublicKey())}
+	p.render(w, r, http.StatusOK, "receipt-verify", "Check a consent receipt", p.loggedIn(r), v)
+}
+
+// maxReceipt is the largest receipt the check reads: a receipt is well under 2 KB.
+const maxReceipt = 16 << 10
+
+// verifyReceipt checks a receipt, uploaded or pasted, against the operator's key and
+// says whether it holds. It changes nothing, and needs no account: anyone a member
+// shows a receipt to can check it here.
+func (p *Pages) verifyReceipt(w http.ResponseWriter, r *http.Request) {
+	pub := p.o.Consent.Signer().PublicKey()
+	v := verifyView{Fields: receiptFields(), KeyID: consent.KeyID(pub)}
+	data, err := receiptFrom(w, r)
+	if err != nil {
+		st := p.formError(w, r, v.Fields, &v.Error, err)
+		p.render(w, r, st, "receipt-verify", "Check a consent receipt", p.loggedIn(r), v)
+		return
+	}
+	v.Checked = true
+	rc, err := consent.Verify(data, pub)
+	switch {
+	case err == nil:
+		v.Valid, v.Receipt = true, p.receiptViewOf(rc)
+	case errors.Is(err, consent.ErrBadReceipt):
+		v.Problem = "The signature does not match what the receipt says: it was changed after we signed it."
+	case errors.Is(err, consent.ErrOtherKey):
+		v.Problem = "It was signed with another key than ours: we did not issue it."
+	default:
+		v.Problem = "This is not a consent receipt of ours, or it is incomplete: use the file exactly as you downloaded it."
+	}
+	p.render(w, r, http.StatusOK, "receipt-verify", "Check a consent receipt", p.loggedIn(r), v)
+}
+
+// receiptFrom reads the receipt from the form: the file if one was chosen, else the
+// pasted text.
+func receiptFrom(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxReceipt)
+	var err error
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
+		err = r.ParseMultipartForm(maxReceipt)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, apperr.Field("receipt", "too_large", "is larger than any receipt")
+		}
+		return nil, apperr.New(apperr.Invalid, "form_invalid", "the form could not be read; please try again")
+	}
+	if r.MultipartForm != nil {
+		if fh := r.MultipartForm.File["file"]; len(fh) > 0 && fh[0].Size > 0 {
+			f, err := fh[0].Open()
+			if err != nil {
+				return nil, apperr.Field("file", "unreadable", "could not be read")
+			}
+			defer f.Close()
+			return io.ReadAll(io.LimitReader(f, maxReceipt))
+		}
+	}
+	if text := strings.TrimSpace(r.FormValue("receipt")); text != "" {
+		return []byte(text), nil
+	}
+	return nil, apperr.Field("file", "required", "is required: choose the file, or paste its text below")
 }

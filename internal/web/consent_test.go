@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bytes"
 	"html/template"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -79,7 +81,10 @@ func testConsent(t *testing.T, s *site) {
 	p.want(t, "preferences", http.StatusOK, `action="/account/preferences"`, "Save my choices",
 		"Privacy policy version "+s.app.Consent().PolicyVersion()+" is in force.", "No decisions yet.",
 		"Contract — needed for the service", "Legitimate interest — you may object", "Consent — only if you opt in",
-		"steward receipt verify", `href="/.well-known/steward-receipt-key"`)
+		`href="/receipts/verify"`)
+	if strings.Contains(p.body, "steward receipt") {
+		t.Error("the preferences page names a server command")
+	}
 	if got := p.header.Get("Cache-Control"); got != "no-store" {
 		t.Errorf("preferences Cache-Control = %q, want no-store", got)
 	}
@@ -223,7 +228,15 @@ func testConsent(t *testing.T, s *site) {
 	if n := len(receiptLink.FindAllString(p.body, -1)); n != 9 {
 		t.Errorf("%d receipt links, want 9", n)
 	}
+	// The link opens the receipt in words, with its file to download.
 	r := c.get(m[1])
+	r.want(t, "receipt page", http.StatusOK, "Sharing with selected partners", "consent withdrawn",
+		"your browser’s signal (Global Privacy Control)", "version "+s.app.Consent().PolicyVersion(), "What the signature proves",
+		`href="`+m[1]+`/download"`, "Download the signed receipt", `href="/receipts/verify"`, `href="/.well-known/steward-receipt-key"`)
+	if strings.Contains(r.body, `"signature"`) || strings.Contains(r.body, "browser_signal") {
+		t.Errorf("the receipt page shows the raw receipt:\n%s", r.body)
+	}
+	r = c.get(m[1] + "/download")
 	r.want(t, "receipt", http.StatusOK)
 	if got := r.header.Get("Content-Disposition"); !strings.HasPrefix(got, "attachment") {
 		t.Errorf("receipt Content-Disposition = %q", got)
@@ -236,7 +249,34 @@ func testConsent(t *testing.T, s *site) {
 		t.Errorf("receipt = %+v", rc)
 	}
 	other.get(m[1]).want(t, "other's receipt", http.StatusNotFound, "Page not found")
+	other.get(m[1]+"/download").want(t, "other's receipt file", http.StatusNotFound, "Page not found")
 	c.get("/account/preferences/receipts/nope").want(t, "bad receipt id", http.StatusNotFound, "Page not found")
+	c.get("/account/preferences/receipts/nope/download").want(t, "bad receipt file id", http.StatusNotFound, "Page not found")
+
+	// Anyone can check it, without an account: pasted or uploaded, as it is, it is
+	// valid; a changed byte, or none, is not.
+	anon := s.client()
+	anon.get("/receipts/verify").want(t, "check page", http.StatusOK, `action="/receipts/verify"`, `type="file"`, `name="receipt"`)
+	anon.post("/receipts/verify", url.Values{"receipt": {r.body}}).want(t, "valid receipt", http.StatusOK,
+		"<strong>Valid.</strong>", "Sharing with selected partners", "consent withdrawn")
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	part, _ := mw.CreateFormFile("file", "consent-receipt.json")
+	part.Write([]byte(r.body))
+	mw.Close()
+	anon.send(http.MethodPost, "/receipts/verify", &body, http.Header{"Content-Type": {mw.FormDataContentType()}}).
+		want(t, "valid receipt file", http.StatusOK, "<strong>Valid.</strong>", "consent withdrawn")
+	changed := strings.Replace(r.body, `"withdrawn"`, `"granted"`, 1)
+	if changed == r.body {
+		t.Fatalf("the receipt has no decision to change:\n%s", r.body)
+	}
+	p = anon.post("/receipts/verify", url.Values{"receipt": {changed}})
+	p.want(t, "changed receipt", http.StatusOK, "<strong>Not valid.</strong>", "changed after we signed it")
+	if strings.Contains(p.body, "<strong>Valid.") {
+		t.Error("a changed receipt is called valid")
+	}
+	anon.post("/receipts/verify", url.Values{"receipt": {"{}"}}).want(t, "not a receipt", http.StatusOK, "<strong>Not valid.</strong>", "not a consent receipt")
+	anon.post("/receipts/verify", url.Values{}).want(t, "nothing given", http.StatusBadRequest, "is required", `id="form-error"`)
 }
 
 // TestPurposesPage shows the register to anyone.
@@ -246,7 +286,7 @@ func TestPurposesPage(t *testing.T) {
 	reg := s.app.Consent().Register()
 	p := s.client().get("/privacy/purposes")
 	p.want(t, "purposes", http.StatusOK, "Email delivery provider", template.HTMLEscapeString("Sends the site's email on its behalf"), "DE",
-		"user.contact.email", "Processing agreement (GDPR art. 28)", `href="#processor-email_provider"`,
+		`Email address <code class="nowrap small">user.contact.email</code>`, "Processing agreement (GDPR art. 28)", `href="#processor-email_provider"`,
 		"Contract — needed for the service", "Legitimate interest — you may object", "Consent — only if you opt in",
 		"Privacy policy version "+s.app.Consent().PolicyVersion(), `href="/login"`)
 	for _, pu := range reg.Purposes {

@@ -33,6 +33,7 @@ var staffNav = []struct {
 }{
 	{[]string{"campaigns", "campaign"}, navLink{Href: "/staff/campaigns", Label: "Campaigns"}},
 	{[]string{"campaign-new"}, navLink{Href: "/staff/campaigns/new", Label: "New campaign"}},
+	{[]string{"conflicts"}, navLink{Href: "/staff/consent-conflicts", Label: "Consent conflicts"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -212,6 +212,13 @@ func TestRegisterKeepsFields(t *testing.T) {
 		"Type your password again", "Your password was not kept: type it again.",
 		`value="ada@example.com"`, `value="Ada Lovelace"`, value("+49 30 1234567"), `value="1990-05-17"`, `<option value="DE" selected>`)
 	p.lacks(t, "bad guardian", password)
+	// The summary, which takes the focus, links to each field in error, in the form's
+	// order: the password to type again, then the guardian's address.
+	summary := regexp.MustCompile(`(?s)<div class="alert" id="form-error" role="alert" tabindex="-1" autofocus>.*?</div>`).FindString(p.body)
+	again, wrong := strings.Index(summary, `href="#f-password"`), strings.Index(summary, `href="#f-guardian_email"`)
+	if again < 0 || wrong < again {
+		t.Errorf("the error summary does not link to the password, then the guardian's address:\n%s", summary)
+	}
 
 	// The password's own error says nothing of typing it again.
 	form = registration("ada@example.com", "Ada Lovelace", "lovelace rules ok")

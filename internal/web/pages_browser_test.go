@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"steward/internal/consent"
 )
 
 // axeFile is where .ci/run installs axe-core (npm install --prefix .tools/axe axe-core@4.10.3),
@@ -168,11 +170,35 @@ func TestPagesInBrowser(t *testing.T) {
 	c := s.client()
 	memberID := s.signUp(t, c, member, "Ada Lovelace", memberPW)
 	c.post("/account/preferences", url.Values{"consent_newsletter": {"on"}})
+	c.upload("annual report.pdf", []byte("the engine's accounts"))
+	fileLink := downloadLink.FindStringSubmatch(c.get("/account/files").body)
+	if fileLink == nil {
+		t.Fatal("the member's file has no download link")
+	}
+	decisions := s.history(memberID)
+	if len(decisions) == 0 {
+		t.Fatal("the member has no decision to show a receipt of")
+	}
+	receipt := fmt.Sprintf("/account/preferences/receipts/%d", decisions[0].ID)
 
 	st := s.client()
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
 	if err := s.app.Staff().Grant(t.Context(), staffID, "marketing"); err != nil {
 		t.Fatal(err)
+	}
+	// The DPO's role too, for the consent conflicts: 60 of them (two pages), made by
+	// decisions that alternate between two sources.
+	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 61 {
+		d, src := consent.Granted, consent.SourceForm
+		if i%2 == 1 {
+			d, src = consent.Withdrawn, consent.SourceAPI
+		}
+		if _, err := s.app.Consent().Record(t.Context(), memberID, "partner_sharing", d, src, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := st.post("/staff/campaigns/new", url.Values{"purpose": {"newsletter"}, "subject": {"Autumn news"},
 		"body": {"Dear reader,\n\nThe engine is running.\n\nSee you soon."}})
@@ -215,7 +241,8 @@ func TestPagesInBrowser(t *testing.T) {
 		{"guardian-purpose-bad", "/guardian/purpose?token=bogus"}, {"guardian-purpose-done", "/guardian/purpose?done=agreed"},
 		{"newsletter", "/newsletter"}, {"newsletter-sent", "/newsletter/sent"}, {"newsletter-confirm", confirm},
 		{"newsletter-confirmed", "/newsletter/confirmed"}, {"unsubscribe-bad", "/unsubscribe?t=bogus"},
-		{"styleguide", "/_styleguide"},
+		{"styleguide", "/_styleguide"}, {"resend", "/verify/resend"}, {"resend-sent", "/verify/resend/sent"},
+		{"receipt-verify", "/receipts/verify"},
 	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
@@ -277,6 +304,60 @@ func TestPagesInBrowser(t *testing.T) {
 	if err != nil || focused != "form-error" {
 		t.Errorf("after a failed login the focus is on %q (%v), want the error summary #form-error", focused, err)
 	}
+	// A failed registration: the summary has the focus and links to each field in
+	// error; following the first link puts the cursor in that field.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/register"),
+		chromedp.WaitVisible(chromedp.ID("page-register")),
+		chromedp.SetValue(chromedp.ID("f-email"), "late@example.com"),
+		chromedp.SetValue(chromedp.ID("f-password"), "a long enough passphrase"),
+		chromedp.SetValue(chromedp.ID("f-name"), "Late Comer"),
+		chromedp.SetValue(chromedp.ID("f-birthdate"), "1990-05-17"),
+		chromedp.SetValue(chromedp.ID("f-country"), "DE"),
+		// A guardian for an adult: refused by the server, not the browser.
+		chromedp.SetValue(chromedp.ID("f-guardian_email"), "parent@example.org"),
+		chromedp.Click(chromedp.CSS(`#page-register button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("form-error")),
+	); err != nil {
+		t.Fatalf("failed registration: %v", err)
+	}
+	checkPage(t, ctx, axe, "register-failed")
+	focused, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.id : ""`))
+	if err != nil || focused != "form-error" {
+		t.Errorf("after a failed registration the focus is on %q (%v), want the error summary #form-error", focused, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#form-error .error-links a`))); err != nil {
+		t.Fatalf("follow the summary's first link: %v", err)
+	}
+	focused, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.id : ""`))
+	if err != nil || focused != "f-password" {
+		t.Errorf("the summary's first link leads to %q (%v), want the password to type again, f-password", focused, err)
+	}
+	// The guardian's Decline asks first, on a page of its own.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+guardian),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="decline"]`)),
+		chromedp.Click(chromedp.CSS(`button[value="decline"]`)),
+		chromedp.WaitReady(chromedp.CSS(`input[name="confirm"]`)),
+	); err != nil {
+		t.Fatalf("guardian's decline: %v", err)
+	}
+	checkPage(t, ctx, axe, "guardian-decline")
+	// A receipt checked by anyone: pasted, it is valid.
+	receiptFile := c.get(receipt + "/download").body
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/receipts/verify"),
+		chromedp.WaitVisible(chromedp.ID("f-receipt")),
+		chromedp.SetValue(chromedp.ID("f-receipt"), receiptFile),
+		chromedp.Click(chromedp.CSS(`#page-receipt-verify button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("verdict")),
+	); err != nil {
+		t.Fatalf("check a receipt: %v", err)
+	}
+	checkPage(t, ctx, axe, "receipt-verify-valid")
+	if v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("verdict"))); err != nil || !strings.HasPrefix(strings.TrimSpace(v), "Valid.") {
+		t.Errorf("the check of a genuine receipt says %q (%v)", v, err)
+	}
 
 	// The guardian agrees, so that the child can log in.
 	k.post("/guardian", url.Values{"token": {strings.TrimPrefix(guardian, "/guardian?token=")}, "decision": {"agree"}}).
@@ -329,6 +410,9 @@ func TestPagesInBrowser(t *testing.T) {
 	if len(names) == 0 {
 		t.Error("the account page has no public-profile boxes")
 	}
+	// Pages below the tabs: a file's delete confirmation, a receipt.
+	open(ctx, visit{"file-delete", "/account/files/" + fileLink[1] + "/delete"})
+	open(ctx, visit{"receipt", receipt})
 
 	ctx = tab()
 	login(ctx, child, childPW)
@@ -347,6 +431,9 @@ func TestPagesInBrowser(t *testing.T) {
 	if q, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("send-question"))); err != nil || !strings.Contains(q, "to 1 recipient now?") {
 		t.Errorf("the send dialog asks %q (%v), want the audience of 1 recipient named", q, err)
 	}
+	// A staff list with its filter and pagination, on its first and last page.
+	open(ctx, visit{"conflicts", "/staff/consent-conflicts"})
+	open(ctx, visit{"conflicts-page-2", "/staff/consent-conflicts?page=2&purpose=partner_sharing"})
 }
 
 // publicBox matches the accessible names of the account page's public-profile boxes.

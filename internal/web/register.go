@@ -75,6 +75,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 					v.Fields[i].Error = "Type your password again: for its safety, it is never sent back to your browser."
 				}
 			}
+			v.Error = strings.Replace(v.Error, "the field marked below", "the fields marked below", 1)
 			v.Error = strings.TrimSpace(v.Error + " Your password was not kept: type it again.")
 		}
 		p.render(w, r, st, "register", "Register", p.loggedIn(r), v)

@@ -16,11 +16,12 @@ import (
 // marketing is the staff role the campaign pages need (admin holds every role).
 const marketing = "marketing"
 
-// staff admits only logged-in members holding the role; another member gets the
-// forbidden page.
-func (p *Pages) staff(h func(http.ResponseWriter, *http.Request, account.Session), role string) http.HandlerFunc {
+// staff admits only logged-in members holding one of the roles; another member gets
+// the forbidden page.
+func (p *Pages) staff(h func(http.ResponseWriter, *http.Request, account.Session), roles ...string) http.HandlerFunc {
+	role := strings.Join(roles, " or ")
 	return p.member(func(w http.ResponseWriter, r *http.Request, sess account.Session) {
-		ok, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, role)
+		ok, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, roles...)
 		if err != nil {
 			p.fail(w, r, err)
 			return
@@ -50,7 +51,7 @@ func (p *Pages) isStaff(r *http.Request) bool {
 			return false
 		}
 	}
-	yes, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, marketing)
+	yes, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, staffRoles...)
 	if err != nil {
 		p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
 	}

@@ -106,7 +106,7 @@ func New(o Options) (*Pages, error) {
 var pageNames = []string{
 	"home", "register", "register-sent", "verify", "verify-done", "resend", "resend-sent", "guardian", "guardian-done", "guardian-purpose", "children", "child",
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
-	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
+	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences", "receipt", "receipt-verify", "conflicts",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign",
 }
@@ -137,6 +137,16 @@ func readCountries() ([]country, error) {
 
 var funcs = template.FuncMap{
 	"lower": strings.ToLower,
+	// invalid lists a form's fields in error, for the summary's links.
+	"invalid": func(fields []field) []field {
+		var out []field
+		for _, f := range fields {
+			if f.Error != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	},
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -197,6 +207,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/preferences", p.member(p.preferences))
 	mux.HandleFunc("POST /account/preferences", p.member(p.savePreferences))
 	mux.HandleFunc("GET /account/preferences/receipts/{id}", p.member(p.receipt))
+	mux.HandleFunc("GET /account/preferences/receipts/{id}/download", p.member(p.receiptDownload))
+	mux.HandleFunc("GET /receipts/verify", p.verifyReceiptForm)
+	mux.HandleFunc("POST /receipts/verify", p.verifyReceipt)
 	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
@@ -220,6 +233,8 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
+	mux.HandleFunc("GET /staff", p.staff(p.staffHome, staffRoles...))
+	mux.HandleFunc("GET /staff/consent-conflicts", p.staff(p.conflicts, conflictRoles...))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
@@ -264,6 +279,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	t := p.pages[name]
 	var buf bytes.Buffer
 	tabs, sidebar := navFor(name, loggedIn)
+	sidebar = p.ownLinks(r, sidebar)
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
 		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r),
 		Tabs: tabs, Sidebar: sidebar, Main: view,

@@ -399,6 +399,7 @@ func TestLoginRequired(t *testing.T) {
 		{"GET", "/account/preferences"},
 		{"POST", "/account/preferences"},
 		{"GET", "/account/preferences/receipts/1"},
+		{"GET", "/account/preferences/receipts/1/download"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

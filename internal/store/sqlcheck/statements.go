@@ -123,26 +123,28 @@ var statements = []statement{
 	{"internal/consent/ledger.go:534", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
 	{"internal/consent/ledger.go:562", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:606", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts ORDER BY id DESC LIMIT $1`},
-	{"internal/consent/ledger.go:695", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:696", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:697", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:698", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:614", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
+	{"internal/consent/ledger.go:617", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
+		WHERE ($1 = '' OR purpose = $1) ORDER BY id DESC LIMIT $2 OFFSET $3`},
+	{"internal/consent/ledger.go:710", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:711", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:712", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:713", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:720", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:757", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:825", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:735", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:772", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:840", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:838", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:841", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:853", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:856", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:852", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:867", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -177,21 +179,22 @@ SELECT what, path FROM (
 	{"internal/files/files.go:451", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state = $2 AND id <> $3`},
 	{"internal/files/files.go:458", bothEngines, `UPDATE files SET state = $1, size = $2, sha256 = $3, lease_until = 0 WHERE id = $4 AND state = $5`},
 	{"internal/files/files.go:494", bothEngines, `SELECT count(*) FROM file_access_log WHERE file_id = $1 AND actor_id = $2 AND action = $3 AND at > $4`},
-	{"internal/files/files.go:502", bothEngines, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed) VALUES ($1, $2, $3, $4, $5, $6, 1)`},
-	{"internal/files/files.go:511", bothEngines, `SELECT f.id, f.name, f.content_type, f.size, f.sha256, f.created_at, k.wrapped, k.epoch
+	{"internal/files/files.go:505", bothEngines, `INSERT INTO file_access_log (file_id, owner_id, actor_id, action, ip, at, sealed, name)
+		VALUES ($1, $2, $3, $4, $5, $6, 1, (SELECT name FROM files WHERE id = $1 AND owner_id = $2))`},
+	{"internal/files/files.go:515", bothEngines, `SELECT f.id, f.name, f.content_type, f.size, f.sha256, f.created_at, k.wrapped, k.epoch
 		FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.owner_id = $1 AND f.state = $2 ORDER BY f.created_at DESC, f.id`},
-	{"internal/files/files.go:562", bothEngines, `SELECT f.id, f.owner_id, f.name, f.content_type, f.size, f.sha256, f.object, f.created_at, k.wrapped, k.epoch FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.id = $1 AND f.state = $2`},
-	{"internal/files/files.go:617", bothEngines, `SELECT object, owner_id FROM files WHERE id = $1 AND state = $2`},
-	{"internal/files/files.go:627", bothEngines, `UPDATE files SET state = $1 WHERE id = $2`},
-	{"internal/files/files.go:647", bothEngines, `DELETE FROM files WHERE id = $1`},
-	{"internal/files/files.go:678", bothEngines, `SELECT l.at, l.file_id, COALESCE(f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
+	{"internal/files/files.go:566", bothEngines, `SELECT f.id, f.owner_id, f.name, f.content_type, f.size, f.sha256, f.object, f.created_at, k.wrapped, k.epoch FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.id = $1 AND f.state = $2`},
+	{"internal/files/files.go:621", bothEngines, `SELECT object, owner_id FROM files WHERE id = $1 AND state = $2`},
+	{"internal/files/files.go:631", bothEngines, `UPDATE files SET state = $1 WHERE id = $2`},
+	{"internal/files/files.go:655", bothEngines, `DELETE FROM files WHERE id = $1`},
+	{"internal/files/files.go:686", bothEngines, `SELECT l.at, l.file_id, COALESCE(l.name, f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`},
-	{"internal/files/holder.go:150", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:170", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:171", bothEngines, `DELETE FROM file_access_log WHERE owner_id = $1`},
-	{"internal/files/holder.go:172", bothEngines, `UPDATE file_access_log SET actor_id = NULL, ip = '' WHERE actor_id = $1`},
-	{"internal/files/holder.go:186", bothEngines, `SELECT count(*) FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:200", bothEngines, `SELECT object FROM files`},
+	{"internal/files/holder.go:165", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:185", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:186", bothEngines, `DELETE FROM file_access_log WHERE owner_id = $1`},
+	{"internal/files/holder.go:187", bothEngines, `UPDATE file_access_log SET actor_id = NULL, ip = '' WHERE actor_id = $1`},
+	{"internal/files/holder.go:201", bothEngines, `SELECT count(*) FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:215", bothEngines, `SELECT object FROM files`},
 	{"internal/files/reconcile.go:50", bothEngines, `SELECT id, object, state, lease_until, created_at FROM files`},
 	{"internal/files/reconcile.go:94", bothEngines, `DELETE FROM files WHERE id = $1 AND state = $2`},
 	{"internal/governance/audit.go:60", bothEngines, `INSERT INTO audit_log (at, event, account_id, ip, ip_idx, detail, sealed) VALUES ($1, $2, NULL, '', $3, $4, 1)`},

@@ -1,0 +1,121 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/consent"
+)
+
+// The roles that read the consent conflicts (as the API's list): the DPO, and support,
+// who answer members about their choices.
+var conflictRoles = []string{"dpo", "support"}
+
+// staffRoles are the roles that reach some staff page, for the header's link.
+var staffRoles = append([]string{marketing}, conflictRoles...)
+
+// staffLinkRoles are the roles a staff page needs, by its address, where it is not
+// marketing's.
+var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles}
+
+// ownLinks keeps the links of the staff sidebar that the member's roles open, so that
+// none leads to a refusal. An error keeps the link (the page itself still checks).
+func (p *Pages) ownLinks(r *http.Request, links []navLink) []navLink {
+	sess, ok := r.Context().Value(sessionKey{}).(account.Session)
+	if len(links) == 0 || !ok {
+		return links
+	}
+	out := links[:0:0]
+	for _, l := range links {
+		roles := staffLinkRoles[l.Href]
+		if roles == nil {
+			roles = []string{marketing}
+		}
+		yes, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, roles...)
+		if err != nil {
+			p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
+			yes = true // the page checks again
+		}
+		if yes {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// staffHome leads a member of staff to the first staff page their roles open.
+func (p *Pages) staffHome(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	ok, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, marketing)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if ok {
+		redirect(w, r, "/staff/campaigns")
+		return
+	}
+	redirect(w, r, "/staff/consent-conflicts")
+}
+
+// conflictsView is a page of the consent conflicts: two sources that disagreed about
+// a member's choice within 30 days. It shows the decisions, never their evidence.
+type conflictsView struct {
+	Purposes  []option // the filter
+	Purpose   string   // the purpose shown, "" for all
+	Sizes     []option
+	Conflicts []conflictRow
+	Nav       pageNav
+}
+
+// conflictRow is one conflict as the list shows it.
+type conflictRow struct {
+	At      time.Time
+	Subject string // the member's random id
+	Purpose string
+	Earlier decisionRow
+	Later   decisionRow
+}
+
+// decisionRow is one side of a conflict, in words.
+type decisionRow struct {
+	Decision string
+	Source   string
+	At       time.Time
+}
+
+func (p *Pages) conflicts(w http.ResponseWriter, r *http.Request, _ account.Session) {
+	reg := p.o.Consent.Register()
+	purpose := r.URL.Query().Get("purpose")
+	if _, ok := reg.Purpose(purpose); !ok {
+		purpose = "" // any: an unknown purpose is no filter
+	}
+	pg := pagerFor(r, url.Values{"purpose": {purpose}})
+	list, total, err := p.o.Consent.ConflictsPage(r.Context(), purpose, pg.Offset(), pg.Size)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := conflictsView{Purpose: purpose, Nav: pg.nav(total)}
+	for _, pu := range reg.Purposes {
+		v.Purposes = append(v.Purposes, option{Value: pu.Key, Name: pu.Name, Selected: pu.Key == purpose})
+	}
+	for _, s := range pageSizes {
+		n := strconv.Itoa(s)
+		v.Sizes = append(v.Sizes, option{Value: n, Name: n + " a page", Selected: s == pg.Size})
+	}
+	for _, c := range list {
+		pu, _ := reg.Purpose(c.Purpose)
+		name := pu.Name
+		if name == "" {
+			name = inWords(nil, c.Purpose)
+		}
+		side := func(e consent.Event) decisionRow {
+			return decisionRow{Decision: decisionOf(pu, e.Decision), Source: sourceOf(e.Source), At: e.At}
+		}
+		v.Conflicts = append(v.Conflicts, conflictRow{At: c.At, Subject: c.SubjectID, Purpose: name, Earlier: side(c.Earlier), Later: side(c.Later)})
+	}
+	p.render(w, r, http.StatusOK, "conflicts", "Consent conflicts", true, v)
+}
