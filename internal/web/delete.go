@@ -68,15 +68,16 @@ type erasureView struct {
 
 // stepNames say in words what each holder of the data map erased.
 var stepNames = map[string]string{
-	"account":     "Your account, profile, sessions and one-time links",
-	"audit_log":   "The security log of your account",
-	"mail_outbox": "Mails to you still waiting to be sent",
-	"files":       "Your files and their access log",
-	"vault":       "The key your files were encrypted with, so that no copy of them can be read again",
-	"erasure":     "Erasure bookkeeping (only keyed hashes remain, to keep you erased if a backup is restored)",
-	"staff":       "Any staff roles your account held",
-	"consent":     "Your consent decisions and privacy choices",
-	"newsletter":  "Your newsletter subscription and the mailings sent to you",
+	"account":           "Your account, profile, sessions and one-time links",
+	"audit_log":         "The security log of your account",
+	"mail_outbox":       "Mails to you still waiting to be sent",
+	"files":             "Your files and their access log",
+	"vault":             "The key your files were encrypted with, so that no copy of them can be read again",
+	"erasure":           "Erasure bookkeeping (only keyed hashes remain, to keep you erased if a backup is restored)",
+	"staff":             "Any staff roles your account held",
+	"consent":           "Your consent decisions and privacy choices",
+	"newsletter":        "Your newsletter subscription and the mailings sent to you",
+	"processor_notices": "Notices to the companies that process data for us (such as our mail provider), telling them to erase you too",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
