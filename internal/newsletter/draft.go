@@ -56,8 +56,8 @@ func (s *Service) UpdateCampaign(ctx context.Context, id string, e CampaignEdit)
 	if err != nil {
 		return Campaign{}, err
 	}
-	if c.Status != CampaignDraft {
-		return Campaign{}, errNotDraft("changed")
+	if err := c.CheckDraft("changed"); err != nil {
+		return Campaign{}, err
 	}
 	if e.Purpose != nil {
 		c.Purpose = *e.Purpose
@@ -100,10 +100,26 @@ func (s *Service) DeleteCampaign(ctx context.Context, id string) error {
 	return nil
 }
 
+// CheckDraft returns nil for a draft, else the conflict of what is to be done to it
+// ("changed", "deleted"; "" for a send).
+func (c Campaign) CheckDraft(done string) error {
+	if c.Status == CampaignDraft {
+		return nil
+	}
+	return errNotDraft(done)
+}
+
 // errNotDraft is the conflict of changing a campaign that is no longer a draft.
 func errNotDraft(done string) error {
+	if done == "" {
+		return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
+	}
 	return apperr.New(apperr.Conflict, "campaign_not_draft", "only a draft can be "+done+": this campaign is being sent or was sent")
 }
+
+// ErrDraftChanged is the conflict of a send or change meant for a version of a draft
+// that was changed meanwhile.
+var ErrDraftChanged = apperr.New(apperr.Conflict, "campaign_changed", "the draft was changed meanwhile: look at it again")
 
 // notDraft says why a statement meant for a draft changed no row: the campaign does
 // not exist, is no longer a draft, or (still a draft) was changed meanwhile.
@@ -116,9 +132,7 @@ func (s *Service) notDraft(ctx context.Context, id, done string) error {
 	case err != nil:
 		return fmt.Errorf("newsletter: campaign: %w", err)
 	case status == CampaignDraft:
-		return apperr.New(apperr.Conflict, "campaign_changed", "the draft was changed meanwhile: look at it again")
-	case done == "":
-		return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
+		return ErrDraftChanged
 	}
 	return errNotDraft(done)
 }
