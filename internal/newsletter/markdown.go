@@ -38,9 +38,11 @@ func markdown(src string) (mailBody, error) {
 }
 
 // inlineStyles gives goldmark's own tags the inline styles mail clients need (many
-// drop a <style> element). Raw HTML never reaches here (it is omitted, and text is
-// escaped), so only the renderer's tags match.
+// drop a <style> element), and drops the comments that mark raw HTML left out. Raw
+// HTML never reaches here (it is omitted, and text is escaped), so only the
+// renderer's tags match.
 var inlineStyles = strings.NewReplacer(
+	"<!-- raw HTML omitted -->", "",
 	"<h1>", `<h1 style="margin:0 0 16px;font-size:24px;line-height:1.3;">`,
 	"<h2>", `<h2 style="margin:24px 0 12px;font-size:20px;line-height:1.3;">`,
 	"<h3>", `<h3 style="margin:20px 0 8px;font-size:17px;line-height:1.3;">`,
