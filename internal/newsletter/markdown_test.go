@@ -1,6 +1,7 @@
 package newsletter
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -68,3 +69,25 @@ func TestMarkdownHTML(t *testing.T) {
 		t.Errorf("the text keeps raw HTML: %q", b.Text)
 	}
 }
+
+// Whatever the Markdown, the HTML part holds no markup but the renderer's own: no
+// script, frame, style or object, no event handler, no script link.
+func FuzzMarkdown(f *testing.F) {
+	for _, s := range []string{"# Hi\n\n*x* [a](b)", "<script>alert(1)</script>", "<scr<b>ipt>", "[x](javascript:alert(1))",
+		"<img src=x onerror=alert(1)>", "- a\n  - b\n\n> q", "```\n<b>\n```", "<!-- c -->x", "&lt;b&gt;", "![a](javascript:x)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		b, err := markdown(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := unsafeHTML.FindString(strings.ToLower(b.HTML)); m != "" {
+			t.Errorf("the HTML of %q holds %q:\n%s", src, m, b.HTML)
+		}
+	})
+}
+
+// unsafeHTML matches markup that could run or load anything: a tag the renderer never
+// makes, an event handler, a script address (text is escaped, so every "<" opens a tag).
+var unsafeHTML = regexp.MustCompile(`<(script|iframe|style|object|embed|svg|math|form|input|link|meta|base)\b|<[^>]*\son[a-z]+\s*=|(href|src)="\s*(javascript:|vbscript:|data:text)`)
