@@ -41,3 +41,28 @@ func TestCampaignLayout(t *testing.T) {
 		t.Errorf("a test layout lacks its banner, or has a beacon:\n%s", h)
 	}
 }
+
+// The frame filled for a recipient is the layout rendered with the recipient's values.
+func TestCampaignFrame(t *testing.T) {
+	body := `<p>Body with <a href="https://example.org/?a=1&amp;b=2">a link</a>.</p>`
+	for _, test := range []bool{false, true} {
+		l := CampaignLayout{Site: "Ada & Co", SiteURL: "https://example.org", Subject: "News", Purpose: "Offers & news", Test: test}
+		f, err := l.Frame(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct{ greeting, unsubscribe, beacon string }{
+			{"Hello,", "https://example.org/unsubscribe?t=abc", ""},
+			{`Hello <Eve> "&" 'x',`, "https://example.org/unsubscribe?t=abc&x=1", "https://example.org/b/o.gif?t=abc"},
+		} {
+			l.Greeting, l.Unsubscribe, l.Beacon = r.greeting, r.unsubscribe, r.beacon
+			want, err := l.HTML(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.Fill(r.greeting, r.unsubscribe, r.beacon); got != want {
+				t.Errorf("test %v, %+v: the frame filled is\n%s\nwant\n%s", test, r, got, want)
+			}
+		}
+	}
+}

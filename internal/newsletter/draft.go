@@ -163,13 +163,15 @@ func (s *Service) compose(c Campaign, p consent.Purpose, body mailBody, r Recipi
 	}
 	t.WriteString(greeting + "\n\n" + body.Text)
 	t.WriteString("\n-- \nYou receive this from " + s.site + " because you agreed to: " + p.Name + ".\nUnsubscribe with one click: " + unsubscribe + "\n")
-	h, err := mail.CampaignLayout{Site: s.site, SiteURL: s.baseURL, Subject: c.Subject, Greeting: greeting, Purpose: p.Name,
-		Unsubscribe: unsubscribe, Beacon: beacon, Test: test}.HTML(body.HTML)
+	h := ""
+	frame, err := body.layout(mail.CampaignLayout{Site: s.site, SiteURL: s.baseURL, Subject: c.Subject, Purpose: p.Name, Test: test})
 	if err != nil {
 		// The layout is embedded and takes strings only: it cannot fail but for a bug
 		// in it, which the tests would show. The text part still carries everything,
 		// the opt-out link included.
 		s.log.Error("newsletter: campaign layout; sending the text part alone", "campaign", c.ID, "err", err)
+	} else {
+		h = frame.Fill(greeting, unsubscribe, beacon)
 	}
 	return mail.Message{To: r.Email, Subject: c.Subject, Text: t.String(), HTML: h, Template: "campaign"}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/yuin/goldmark"
@@ -12,6 +13,8 @@ import (
 	"github.com/yuin/goldmark/renderer/html"
 	gtext "github.com/yuin/goldmark/text"
 	"github.com/yuin/goldmark/util"
+
+	"steward/internal/mail"
 )
 
 // mailBody is a campaign's Markdown rendered once for all its recipients, from one
@@ -21,6 +24,25 @@ import (
 type mailBody struct {
 	HTML string
 	Text string
+	// frame is the HTML part's layout around HTML, made at the first mail: a
+	// mailBody serves one campaign's mails (the same subject, purpose and kind).
+	frame *frameOnce
+}
+
+// frameOnce makes a layout's frame once, whichever goroutine renders first.
+type frameOnce struct {
+	once  sync.Once
+	frame mail.CampaignFrame
+	err   error
+}
+
+// layout returns the frame of l around the body, made at the first call.
+func (b mailBody) layout(l mail.CampaignLayout) (mail.CampaignFrame, error) {
+	if b.frame == nil { // a mailBody not made by markdown: no cache
+		return l.Frame(b.HTML)
+	}
+	b.frame.once.Do(func() { b.frame.frame, b.frame.err = l.Frame(b.HTML) })
+	return b.frame.frame, b.frame.err
 }
 
 // md is CommonMark without raw HTML (goldmark's default).
@@ -34,7 +56,7 @@ func markdown(src string) (mailBody, error) {
 	if err := md.Renderer().Render(&buf, source, doc); err != nil {
 		return mailBody{}, fmt.Errorf("newsletter: markdown: %w", err)
 	}
-	return mailBody{HTML: inlineStyles.Replace(buf.String()), Text: plainText(doc, source)}, nil
+	return mailBody{HTML: inlineStyles.Replace(buf.String()), Text: plainText(doc, source), frame: &frameOnce{}}, nil
 }
 
 // inlineStyles gives goldmark's own tags the inline styles mail clients need (many
