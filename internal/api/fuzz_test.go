@@ -26,6 +26,7 @@ var requestTypes = []func() any{
 	func() any { return new(deleteRequest) },
 	func() any { return new(subscribeRequest) },
 	func() any { return new(campaignRequest) },
+	func() any { return new(campaignPatch) },
 }
 
 // Any body DecodeJSON is given, into any of the API's request types, is either refused

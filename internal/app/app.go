@@ -274,7 +274,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	}
 	a.staff = governance.NewStaff(a.db, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
-		UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
+		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
 	a.notices = notices.New(a.db, a.vault, index, a.consent.Register(), a.jobs, key, a.now, a.log)
 
 	if a.registry, err = a.dataMap(index); err != nil {

@@ -150,7 +150,8 @@ func TestCampaign(t *testing.T) {
 		}
 		id := c.JSON()["id"].(string)
 		pv := h.Do("GET", "/api/v1/staff/campaigns/"+id, nil, staff).JSON()["preview"].(map[string]any)
-		if pv["audience"] != float64(2) || strings.Contains(pv["html"].(string), "<b>") || !strings.Contains(pv["html"].(string), "<h1>News</h1>") {
+		if pv["audience"] != float64(2) || strings.Contains(pv["html"].(string), "<b>") || !strings.Contains(pv["html"].(string), `;">News</h1>`) ||
+			!strings.Contains(pv["text"].(string), "News\n====\n\nHello world, see us (https://example.org).") {
 			t.Errorf("preview = %v", pv)
 		}
 		if r := h.Do("POST", "/api/v1/staff/campaigns/"+id+"/send", nil, staff); r.Status != 202 {

@@ -1,7 +1,6 @@
 package newsletter
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -13,19 +12,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/yuin/goldmark"
 
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/store"
-	"steward/internal/text"
 	"steward/internal/vault"
 )
 
@@ -67,22 +62,9 @@ type Enqueuer interface {
 
 // CreateCampaign stores a draft. Only a marketing purpose can be mailed for.
 func (s *Service) CreateCampaign(ctx context.Context, staffID, purpose, subject, body string) (Campaign, error) {
-	p, ok := s.consent.Register().Purpose(purpose)
-	switch {
-	case !ok:
-		return Campaign{}, apperr.Field("purpose", "purpose_unknown", fmt.Sprintf("%q is not a registered purpose", purpose))
-	case !p.Marketing || p.Sharing:
-		return Campaign{}, apperr.Field("purpose", "purpose_not_mail", "is not a purpose marketing mail can be sent for")
-	}
-	subject = strings.TrimSpace(subject)
-	if subject == "" {
-		return Campaign{}, apperr.Field("subject", "subject_invalid", "is required: one line of at most 200 characters")
-	}
-	if err := text.Line("subject", subject, 200); err != nil {
+	subject, err := s.checkCampaign(purpose, subject, body)
+	if err != nil {
 		return Campaign{}, err
-	}
-	if strings.TrimSpace(body) == "" || len(body) > 200<<10 {
-		return Campaign{}, apperr.Field("body", "body_invalid", "is required, at most 200 KiB of Markdown")
 	}
 	c := Campaign{ID: s.newID(), Purpose: purpose, Subject: subject, Body: body, Status: CampaignDraft, CreatedBy: staffID, CreatedAt: s.now().UTC()}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
@@ -360,14 +342,16 @@ func (s *Service) StartSend(ctx context.Context, jobs Enqueuer, id string) (Camp
 		return Campaign{}, err
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`, CampaignSending, id, CampaignDraft)
+		// The purpose too: the audience read above is that purpose's, and a draft's
+		// purpose may have been changed since (UpdateCampaign).
+		res, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3 AND purpose = $4`, CampaignSending, id, CampaignDraft, c.Purpose)
 		if err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
 		} else if n != 1 {
-			return apperr.New(apperr.Conflict, "campaign_not_draft", "this campaign was already sent")
+			return s.notDraft(ctx, id, "")
 		}
 		if err := s.addDeliveries(ctx, tx, id, subjects); err != nil {
 			return fmt.Errorf("newsletter: send: %w", err)
@@ -474,7 +458,7 @@ type sendRun struct {
 	s        *Service
 	c        Campaign
 	p        consent.Purpose
-	bodyHTML string
+	bodyHTML mailBody
 	send     func(context.Context, []mail.Message) error
 	marking  <-chan error // the batch being marked, if one is
 }
@@ -656,7 +640,7 @@ func (s *Service) allowedNow(ctx context.Context, c Campaign, subjects []string,
 
 // prepareBatch reads the next pending deliveries after the token id, asks the ledger
 // who of them may be mailed, and renders their mails.
-func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpose, bodyHTML, after string) (preparedBatch, error) {
+func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpose, bodyHTML mailBody, after string) (preparedBatch, error) {
 	var out preparedBatch
 	rows, err := s.db.QueryContext(ctx, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`, c.ID, after, sendBatch)
@@ -754,41 +738,25 @@ func (s *Service) markBatch(ctx context.Context, states map[string][]string) err
 	return nil
 }
 
-func markdown(src string) (string, error) {
-	var buf bytes.Buffer
-	// goldmark without the unsafe option escapes any raw HTML in the Markdown.
-	if err := goldmark.Convert([]byte(src), &buf); err != nil {
-		return "", fmt.Errorf("newsletter: markdown: %w", err)
-	}
-	return buf.String(), nil
-}
-
-// render builds one marketing mail: the campaign, the purpose it is sent for, a signed
-// one-click opt-out (a link, and List-Unsubscribe with mailto and https per RFC 8058),
-// and an open beacon only when the recipient's consent covers it.
-func (s *Service) render(c Campaign, p consent.Purpose, bodyHTML string, r Recipient, tok string, track bool) mail.Message {
+// render builds one marketing mail: the campaign in the site's layout, the purpose it
+// is sent for, a signed one-click opt-out (a link, and List-Unsubscribe with mailto and
+// https per RFC 8058), and an open beacon only when the recipient's consent covers it.
+func (s *Service) render(c Campaign, p consent.Purpose, body mailBody, r Recipient, tok string, track bool) mail.Message {
 	link := s.baseURL + "/unsubscribe?t=" + tok
 	oneClick := s.baseURL + "/unsubscribe/one-click?t=" + tok
 	mailto := "mailto:unsubscribe+" + tok + "@" + s.unsub + "?subject=unsubscribe"
-	greeting := "Hello,"
-	if r.FirstName != "" {
-		greeting = "Hello " + r.FirstName + ","
-	}
-	text := greeting + "\n\n" + c.Body + "\n\n--\nYou receive this because you agreed to: " + p.Name +
-		".\nUnsubscribe with one click: " + link + "\n"
-	var h strings.Builder
-	h.WriteString("<p>" + html.EscapeString(greeting) + "</p>\n" + bodyHTML)
-	h.WriteString(`<hr><p>You receive this because you agreed to: ` + html.EscapeString(p.Name) +
-		`. <a href="` + html.EscapeString(link) + `">Unsubscribe with one click</a>.</p>`)
+	beacon := ""
 	if track {
-		h.WriteString(`<img src="` + html.EscapeString(s.baseURL+"/b/o.gif?t="+tok) + `" width="1" height="1" alt="">`)
+		beacon = s.baseURL + "/b/o.gif?t=" + tok
 	}
-	return mail.Message{ID: tok[:16], To: r.Email, Subject: c.Subject, Text: text, HTML: h.String(), Template: "campaign",
-		Headers: map[string]string{
-			"List-Unsubscribe":      "<" + oneClick + ">, <" + mailto + ">",
-			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-			"Precedence":            "bulk",
-		}}
+	m := s.compose(c, p, body, r, link, beacon, false)
+	m.ID = tok[:16]
+	m.Headers = map[string]string{
+		"List-Unsubscribe":      "<" + oneClick + ">, <" + mailto + ">",
+		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+		"Precedence":            "bulk",
+	}
+	return m
 }
 
 // Unsubscribed says what an opt-out did.
@@ -929,12 +897,7 @@ func (s *Service) RecordOpen(ctx context.Context, tok string) {
 // Preview renders the campaign as a sample recipient would get it, and counts whom the
 // ledger allows it to go to now.
 func (s *Service) Preview(ctx context.Context, id string) (mail.Message, int, error) {
-	c, err := s.Campaign(ctx, id)
-	if err != nil {
-		return mail.Message{}, 0, err
-	}
-	p, _ := s.consent.Register().Purpose(c.Purpose)
-	bodyHTML, err := markdown(c.Body)
+	m, c, err := s.PreviewMail(ctx, id)
 	if err != nil {
 		return mail.Message{}, 0, err
 	}
@@ -942,6 +905,5 @@ func (s *Service) Preview(ctx context.Context, id string) (mail.Message, int, er
 	if err := s.Audience(ctx, c.Purpose, func(string) error { n++; return nil }); err != nil {
 		return mail.Message{}, 0, err
 	}
-	tid := make([]byte, 10)
-	return s.render(c, p, bodyHTML, Recipient{Email: "preview@example.invalid", FirstName: "Ada"}, s.token(tid, s.now()), false), n, nil
+	return m, n, nil
 }

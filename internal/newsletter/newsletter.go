@@ -54,6 +54,7 @@ type Service struct {
 	sender  mail.BulkSender
 	key     []byte
 	baseURL string
+	site    string // the site's name, in the campaigns' layout
 	unsub   string // the unsubscribe address's domain
 	now     func() time.Time
 	log     *slog.Logger
@@ -77,6 +78,7 @@ type Config struct {
 	Index             *vault.Index
 	Vault             *vault.Vault // seals subscribers' values under their subjects' keys
 	BaseURL           string
+	SiteName          string // shown in the campaigns' layout ("Steward" when empty)
 	UnsubscribeDomain string
 	Accounts          Accounts // whose address an unsubscribe mail came from
 	// Limits holds how many confirmation links each address was mailed.
@@ -88,7 +90,10 @@ func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.Bulk
 	m := hmac.New(sha256.New, cfg.Key)
 	m.Write([]byte("steward newsletter v1"))
 	s := &Service{db: db, outbox: outbox, consent: c, members: cfg.Accounts, sender: sender, key: m.Sum(nil), index: cfg.Index, vault: cfg.Vault, baseURL: cfg.BaseURL,
-		unsub: cfg.UnsubscribeDomain, limits: cfg.Limits, now: now, log: log}
+		unsub: cfg.UnsubscribeDomain, limits: cfg.Limits, now: now, log: log, site: cfg.SiteName}
+	if s.site == "" {
+		s.site = "Steward"
+	}
 	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
 	s.group.max = 1
 	if db.Dialect == store.Postgres {

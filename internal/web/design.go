@@ -31,7 +31,7 @@ var staffNav = []struct {
 	pages []string
 	link  navLink
 }{
-	{[]string{"campaigns", "campaign"}, navLink{Href: "/staff/campaigns", Label: "Campaigns"}},
+	{[]string{"campaigns", "campaign", "campaign-edit", "campaign-delete", "campaign-send"}, navLink{Href: "/staff/campaigns", Label: "Campaigns"}},
 	{[]string{"campaign-new"}, navLink{Href: "/staff/campaigns/new", Label: "New campaign"}},
 	{[]string{"conflicts"}, navLink{Href: "/staff/consent-conflicts", Label: "Consent conflicts"}},
 }

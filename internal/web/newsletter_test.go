@@ -147,16 +147,20 @@ func testNewsletter(t *testing.T, s *site) {
 	page := p.location()
 	p = m.get(page)
 	p.want(t, "campaign", http.StatusOK, subjectLine, "draft", "Will go to 1 recipient the consent ledger allows now.",
-		"List-Unsubscribe", "List-Unsubscribe=One-Click", "/unsubscribe/one-click?t=", `<iframe class="preview" sandbox srcdoc="`,
-		"&lt;h1&gt;Frequency hopping&lt;/h1&gt;", "&lt;em&gt;secret&lt;/em&gt;", "# Frequency hopping", "Send now",
-		`action="`+page+`/send"`)
-	srcdoc := regexp.MustCompile(`srcdoc="([^"]*)"`).FindStringSubmatch(p.body)
-	if strings.Contains(p.body, "<h1>Frequency hopping") || srcdoc == nil || strings.Contains(srcdoc[1], "&lt;b&gt;") {
-		t.Errorf("the preview's HTML is not escaped into the frame, or keeps raw HTML:\n%s", p.body)
+		"List-Unsubscribe", "List-Unsubscribe=One-Click", "/unsubscribe/one-click?t=", `<iframe class="preview" sandbox src="`+page+`/preview"`,
+		"Frequency hopping\n=================", "A secret communication system. raw", "Send now", `href="`+page+`/send"`)
+	if strings.Contains(p.body, "<h1>Frequency hopping") || strings.Contains(p.body, "# Frequency") || strings.Contains(p.body, "&lt;b&gt;") {
+		t.Errorf("the page shows the mail's HTML unframed, or the text part keeps Markdown or raw HTML:\n%s", p.body)
+	}
+	p = m.get(page + "/preview")
+	p.want(t, "preview", http.StatusOK, `<h1 style="`, "Frequency hopping</h1>", "<em>secret</em>", "max-width:600px")
+	if strings.Contains(p.body, "<b>") {
+		t.Errorf("the preview keeps raw HTML:\n%s", p.body)
 	}
 	m.get("/staff/campaigns").want(t, "list", http.StatusOK, subjectLine, "Newsletter", "draft")
 
 	// Send it: the subscriber gets it, with a working opt-out link.
+	m.get(page+"/send").want(t, "confirm send", http.StatusOK, "Send to 1 recipient</button>", `action="`+page+`/send"`)
 	m.post(page+"/send", url.Values{}).wantRedirect(t, "send", page+"?started=1")
 	m.get(page+"?started=1").want(t, "sending", http.StatusOK, "The campaign is being sent.")
 	m.post(page+"/send", url.Values{}).want(t, "send again", http.StatusConflict, "This campaign was already sent.")

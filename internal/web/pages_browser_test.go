@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -70,6 +72,18 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return chromedp.Void{}, err
+	}
+}
+
+// documentContent replaces the document of the tab's main frame with html.
+func documentContent(html string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		tree, err := cdp.Call(ctx, t, cdppage.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		_, err = cdp.Call(ctx, t, cdppage.SetDocumentContent, cdppage.SetDocumentContentParams{FrameID: tree.FrameTree.Frame.ID, HTML: html})
 		return chromedp.Void{}, err
 	}
 }
@@ -243,6 +257,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"newsletter-confirmed", "/newsletter/confirmed"}, {"unsubscribe-bad", "/unsubscribe?t=bogus"},
 		{"styleguide", "/_styleguide"}, {"resend", "/verify/resend"}, {"resend-sent", "/verify/resend/sent"},
 		{"receipt-verify", "/receipts/verify"},
+		{"styleguide", "/_styleguide"}, {"unsubscribe-test", "/unsubscribe/test"},
 	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
@@ -251,8 +266,12 @@ func TestPagesInBrowser(t *testing.T) {
 	}
 	// Member pages outside the tabs.
 	memberOther := []visit{{"children", "/account/children"}}
+	st.post(campaign+"/test", nil).wantRedirect(t, "test mail", campaign+"?tested=1")
 	staffs := []visit{
 		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign},
+		{"campaign-tested", campaign + "?tested=1"}, {"campaign-edit", campaign + "/edit"},
+		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
+		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.
@@ -423,17 +442,28 @@ func TestPagesInBrowser(t *testing.T) {
 	for _, v := range staffs {
 		open(ctx, v)
 	}
-	// Sending asks first, with the audience's size, in a dialog that needs no script.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#send > summary`)), chromedp.WaitVisible(chromedp.ID("send-question"))); err != nil {
-		t.Fatalf("open the send dialog: %v", err)
+	// Sending asks first, on a page of its own, with the audience's size now.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+campaign+"/send"), chromedp.WaitReady(chromedp.CSS("footer"))); err != nil {
+		t.Fatalf("open the send confirmation: %v", err)
 	}
-	checkPage(t, ctx, axe, "campaign-send")
-	if q, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("send-question"))); err != nil || !strings.Contains(q, "to 1 recipient now?") {
-		t.Errorf("the send dialog asks %q (%v), want the audience of 1 recipient named", q, err)
+	if n, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("audience"))); err != nil || strings.TrimSpace(n) != "1" {
+		t.Errorf("the send confirmation names an audience of %q (%v), want 1", n, err)
 	}
 	// A staff list with its filter and pagination, on its first and last page.
 	open(ctx, visit{"conflicts", "/staff/consent-conflicts"})
 	open(ctx, visit{"conflicts-page-2", "/staff/consent-conflicts?page=2&purpose=partner_sharing"})
+	// The HTML preview is the mail in its layout: it fits a phone and passes as well.
+	// Its CSP sandbox runs no script, axe-core's included, so the same HTML is checked
+	// in a blank page.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+campaign+"/preview"), chromedp.WaitReady(chromedp.CSS("body table"))); err != nil {
+		t.Fatalf("open the preview: %v", err)
+	}
+	preview := st.get(campaign + "/preview")
+	preview.want(t, "preview", http.StatusOK, "max-width:600px")
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), documentContent(preview.body), chromedp.WaitReady(chromedp.CSS("body table"))); err != nil {
+		t.Fatalf("show the preview's HTML: %v", err)
+	}
+	checkPage(t, ctx, axe, "campaign-preview")
 }
 
 // publicBox matches the accessible names of the account page's public-profile boxes.

@@ -61,6 +61,7 @@ func (p *Pages) isStaff(r *http.Request) bool {
 // campaignsView lists the campaigns.
 type campaignsView struct {
 	Campaigns []campaignRow
+	Deleted   bool // a draft was just deleted
 }
 
 // campaignRow is a campaign as the list and its page show it.
@@ -93,7 +94,7 @@ func (p *Pages) campaigns(w http.ResponseWriter, r *http.Request, _ account.Sess
 		p.fail(w, r, err)
 		return
 	}
-	var v campaignsView
+	v := campaignsView{Deleted: r.URL.Query().Get("deleted") == "1"}
 	for _, c := range list {
 		v.Campaigns = append(v.Campaigns, p.campaignRow(c))
 	}
@@ -154,9 +155,10 @@ type campaignView struct {
 	campaignRow
 	Audience int // whom the ledger allows it to go to now
 	Text     string
-	HTML     string // shown in a sandboxed frame, escaped into its srcdoc
 	Headers  []header
 	Started  bool
+	Saved    bool
+	TestTo   string // the address a test was just sent to
 }
 
 // header is one mail header of the preview.
@@ -164,7 +166,7 @@ type header struct {
 	Name, Value string
 }
 
-func (p *Pages) campaign(w http.ResponseWriter, r *http.Request, _ account.Session) {
+func (p *Pages) campaign(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	c, err := p.o.Newsletter.Campaign(r.Context(), r.PathValue("id"))
 	if err != nil {
 		p.fail(w, r, err)
@@ -175,22 +177,20 @@ func (p *Pages) campaign(w http.ResponseWriter, r *http.Request, _ account.Sessi
 		p.fail(w, r, err)
 		return
 	}
-	v := campaignView{campaignRow: p.campaignRow(c), Audience: n, Text: m.Text, HTML: m.HTML,
-		Started: r.URL.Query().Get("started") == "1"}
+	q := r.URL.Query()
+	v := campaignView{campaignRow: p.campaignRow(c), Audience: n, Text: m.Text, Started: q.Get("started") == "1", Saved: q.Get("saved") == "1"}
+	if q.Get("tested") == "1" {
+		// The test went to the staff member's own address: say which.
+		prof, err := p.o.Accounts.Profile(r.Context(), sess.AccountID)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		v.TestTo = prof.Email
+	}
 	for k, val := range m.Headers {
 		v.Headers = append(v.Headers, header{Name: k, Value: val})
 	}
 	slices.SortFunc(v.Headers, func(a, b header) int { return strings.Compare(a.Name, b.Name) })
 	p.render(w, r, http.StatusOK, "campaign", c.Subject, true, v)
-}
-
-// sendCampaign snapshots a draft's audience and schedules its sending; a campaign
-// already sent is a conflict.
-func (p *Pages) sendCampaign(w http.ResponseWriter, r *http.Request, _ account.Session) {
-	c, err := p.o.Newsletter.StartSend(r.Context(), p.o.Jobs, r.PathValue("id"))
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	redirect(w, r, "/staff/campaigns/"+url.PathEscape(c.ID)+"?started=1")
 }

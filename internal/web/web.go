@@ -108,7 +108,7 @@ var pageNames = []string{
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences", "receipt", "receipt-verify", "conflicts",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
-	"campaigns", "campaign-new", "campaign",
+	"campaigns", "campaign-new", "campaign", "campaign-edit", "campaign-delete", "campaign-send", "unsubscribe-test",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -227,14 +227,22 @@ func (p *Pages) Register(mux server.Router) {
 	// person opens from the mail.
 	mux.HandleFunc("GET /unsubscribe", p.unsubscribeForm)
 	mux.HandleFunc("POST /unsubscribe", p.unsubscribe)
+	mux.HandleFunc("GET /unsubscribe/test", p.unsubscribeTest)
 
 	mux.HandleFunc("GET /staff/campaigns", p.staff(p.campaigns, marketing))
 	mux.HandleFunc("GET /staff/campaigns/new", p.staff(p.campaignForm, marketing))
 	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
+	mux.HandleFunc("GET /staff/campaigns/{id}/send", p.staff(p.sendCampaignForm, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
 	mux.HandleFunc("GET /staff", p.staff(p.staffHome, staffRoles...))
 	mux.HandleFunc("GET /staff/consent-conflicts", p.staff(p.conflicts, conflictRoles...))
+	mux.HandleFunc("GET /staff/campaigns/{id}/edit", p.staff(p.editCampaignForm, marketing))
+	mux.HandleFunc("POST /staff/campaigns/{id}/edit", p.staff(p.editCampaign, marketing))
+	mux.HandleFunc("GET /staff/campaigns/{id}/delete", p.staff(p.deleteCampaignForm, marketing))
+	mux.HandleFunc("POST /staff/campaigns/{id}/delete", p.staff(p.deleteCampaign, marketing))
+	mux.HandleFunc("POST /staff/campaigns/{id}/test", p.staff(p.testCampaign, marketing))
+	mux.HandleFunc("GET /staff/campaigns/{id}/preview", p.staff(p.campaignPreview, marketing))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
