@@ -257,7 +257,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"newsletter-confirmed", "/newsletter/confirmed"}, {"unsubscribe-bad", "/unsubscribe?t=bogus"},
 		{"styleguide", "/_styleguide"}, {"resend", "/verify/resend"}, {"resend-sent", "/verify/resend/sent"},
 		{"receipt-verify", "/receipts/verify"},
-		{"styleguide", "/_styleguide"}, {"unsubscribe-test", "/unsubscribe/test"},
+		{"unsubscribe-test", "/unsubscribe/test"},
 	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
