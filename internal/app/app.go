@@ -31,6 +31,7 @@ import (
 	"steward/internal/metrics"
 	"steward/internal/newsletter"
 	"steward/internal/ratelimit"
+	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
@@ -57,6 +58,7 @@ type App struct {
 	consent    *consent.Service
 	newsletter *newsletter.Service
 	staff      *governance.Staff
+	requests   *requests.Service
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -276,6 +278,8 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	// The erasure ledger is kept in the database and, one object per erasure, in the
 	// files' blob store: apart from database backups (Start replays it).
 	a.rights = rights.New(a.db, a.registry, a.accounts, a.jobs, rights.Ledger{Key: key, Index: index, Blobs: a.blobs}, a.now, a.log)
+	a.requests = requests.New(a.db, a.vault, a.outbox, a.audit, directory{a}, requests.Config{BaseURL: cfg.BaseURL,
+		Authority: cfg.SupervisoryAuthority}, a.now, a.log)
 	return nil
 }
 
@@ -329,6 +333,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	}
 	reg.Register(mail.Holder{Dir: outboxDir, Index: index})
 	reg.Register(rights.Holder{})
+	reg.Register(requests.Holder{})
 	reg.Register(consent.Holder{S: a.consent})
 	reg.Register(newsletter.Holder{S: a.newsletter})
 	reg.Register(governance.StaffHolder{})
@@ -337,7 +342,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	// Erasure: the data key goes first, so every copy of what it sealed (files, fields,
 	// in dead rows and backups too) is unreadable at once; then what references the
 	// member; the account last, so the member stays unable to log in throughout.
-	if err := reg.SetErasureOrder("vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
+	if err := reg.SetErasureOrder("vault", "files", "staff", "newsletter", "consent", "erasure", "requests", "mail_outbox",
 		"audit_log", "account"); err != nil {
 		return nil, err
 	}
@@ -368,6 +373,11 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(15*time.Minute, files.ReconcileArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ requests.WarnArgs) error {
+		_, _, err := a.requests.WarnDue(ctx)
+		return err
+	})
+	a.jobs.Every(24*time.Hour, requests.WarnArgs{})
 }
 
 // routes is the whole site: the API and the pages, on the services they share.

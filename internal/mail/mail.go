@@ -89,12 +89,18 @@ const (
 	// UnsubscribeConfirm asks the From: address of an unsubscribe mail that could
 	// not be authenticated to confirm it with a link.
 	UnsubscribeConfirm TransactionalTemplate = "unsubscribe_confirm"
+	// The rights desk: a request received, extended or closed (to the requester), and
+	// the daily warning of requests coming due (to the dpo staff).
+	RequestReceived TransactionalTemplate = "request_received"
+	RequestExtended TransactionalTemplate = "request_extended"
+	RequestClosed   TransactionalTemplate = "request_closed"
+	RequestsDue     TransactionalTemplate = "requests_due"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
-	UnsubscribeConfirm: true}
+	UnsubscribeConfirm: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true}
 
 // Labels the outbox's sealed values are bound to.
 const (
