@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"steward/internal/apperr"
 	"steward/internal/app/apptest"
+	"steward/internal/apperr"
 	"steward/internal/datamap/residuetest"
 	"steward/internal/requests"
 )
