@@ -234,3 +234,241 @@ func mailWith(h *apptest.Harness, addr, s string) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The privacy center's API: every right through POST /api/v1/me/requests, carried out
+// by the flow that already does it or left for staff, each shown with its state and
+// due date, with the contacts from config; bad input refused, another member's
+// requests out of reach.
+func TestPrivacyCenterAPI(t *testing.T) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
+		h := apptest.Start(t, dbURL, "--dpo-contact", "Jane Roe, dpo@example.com", "--eu-representative", "EU Rep GmbH, Berlin",
+			"--supervisory-authority", "The Commissioner, https://authority.example")
+		const pw = "correct horse battery"
+		_, token := h.Member("center@example.org", pw, nil)
+		_, other := h.Member("center.other@example.org", pw, nil)
+		post := func(body map[string]any) apptest.Response {
+			t.Helper()
+			return h.Do("POST", "/api/v1/me/requests", body, token)
+		}
+
+		list := jsonOK(t, h.Do("GET", "/api/v1/me/requests", nil, token))
+		c := list["contacts"].(map[string]any)
+		if c["dpo"] != "Jane Roe, dpo@example.com" || c["eu_representative"] != "EU Rep GmbH, Berlin" ||
+			c["supervisory_authority"] != "The Commissioner, https://authority.example" {
+			t.Errorf("contacts = %v", c)
+		}
+		if rs := list["requests"].([]any); len(rs) != 0 || len(list["rights"].([]any)) != 9 {
+			t.Errorf("a new member's list = %v", list)
+		}
+
+		// Bad input: a clear error on the field, nothing recorded.
+		for _, c := range []struct {
+			body        map[string]any
+			field, code string
+		}{
+			{map[string]any{}, "right", "required"},
+			{map[string]any{"right": "be_forgotten"}, "right", "right_unknown"},
+			{map[string]any{"right": "rectification"}, "details", "required"},
+			{map[string]any{"right": "complaint", "details": strings.Repeat("é", 10001)}, "details", "too_long"},
+			{map[string]any{"right": "restriction"}, "restricted", "required"},
+			{map[string]any{"right": "objection", "purpose": "newsletter"}, "purpose", "not_objectable"},
+			{map[string]any{"right": "withdrawal", "purpose": "security"}, "purpose", "not_consent"},
+			{map[string]any{"right": "withdrawal", "purpose": "no_such_purpose"}, "purpose", "purpose_unknown"},
+			{map[string]any{"right": "erasure"}, "password", "required"},
+		} {
+			r := post(c.body)
+			if f, code := r.ErrorField(); r.Status != 400 || f != c.field || code != c.code {
+				t.Errorf("%v = %d %s, want 400 on %s (%s)", c.body, r.Status, r.Body, c.field, c.code)
+			}
+		}
+		if r := post(map[string]any{"right": "withdrawal"}); r.Status != 409 {
+			t.Errorf("withdrawing with no consent given = %d %s, want 409", r.Status, r.Body)
+		}
+		if r := post(map[string]any{"right": "erasure", "password": "wrong password!"}); r.Status < 400 || r.Status == 202 {
+			t.Errorf("erasure with a wrong password = %d %s", r.Status, r.Body)
+		}
+		if rs := jsonOK(t, h.Do("GET", "/api/v1/me/requests", nil, token))["requests"].([]any); len(rs) != 0 {
+			t.Fatalf("refused requests recorded: %v", rs)
+		}
+
+		// Rights carried out at once are recorded as done.
+		access := post(map[string]any{"right": "access"})
+		if access.Status != 201 || access.JSON()["state"] != "done" || access.JSON()["links"].(map[string]any)["export"] != "/api/v1/me/export" {
+			t.Errorf("access = %d %s", access.Status, access.Body)
+		}
+		if r := post(map[string]any{"right": "restriction", "restricted": true}); r.Status != 201 || r.JSON()["state"] != "done" {
+			t.Errorf("restriction = %d %s", r.Status, r.Body)
+		}
+		if !jsonOK(t, h.Do("GET", "/api/v1/me/consents", nil, token))["restricted"].(bool) {
+			t.Error("restriction not in the ledger")
+		}
+		if r := post(map[string]any{"right": "restriction", "restricted": false}); r.Status != 201 {
+			t.Errorf("lifting = %d %s", r.Status, r.Body)
+		}
+		if jsonOK(t, h.Do("GET", "/api/v1/me/consents", nil, token))["restricted"].(bool) {
+			t.Error("restriction not lifted")
+		}
+		if r := post(map[string]any{"right": "objection", "purpose": "security"}); r.Status != 201 {
+			t.Errorf("objection = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("PUT", "/api/v1/me/consents", map[string]any{"choices": map[string]bool{"newsletter": true, "own_offers": true}}, token); r.Status != 200 {
+			t.Fatalf("opt in = %d %s", r.Status, r.Body)
+		}
+		if r := post(map[string]any{"right": "withdrawal", "purpose": "newsletter"}); r.Status != 201 {
+			t.Errorf("withdrawal = %d %s", r.Status, r.Body)
+		}
+		decisions := map[string]string{}
+		for _, p := range jsonOK(t, h.Do("GET", "/api/v1/me/consents", nil, token))["purposes"].([]any) {
+			p := p.(map[string]any)
+			decisions[p["key"].(string)] = p["decision"].(string)
+		}
+		if decisions["newsletter"] != "withdrawn" || decisions["own_offers"] != "granted" || decisions["security"] != "withdrawn" {
+			t.Errorf("decisions after objection and one withdrawal = %v", decisions)
+		}
+		if r := post(map[string]any{"right": "withdrawal"}); r.Status != 201 {
+			t.Errorf("withdrawing every consent = %d %s", r.Status, r.Body)
+		}
+		for _, p := range jsonOK(t, h.Do("GET", "/api/v1/me/consents", nil, token))["purposes"].([]any) {
+			if p := p.(map[string]any); p["decision"] == "granted" {
+				t.Errorf("%s still granted after withdrawing every consent", p["key"])
+			}
+		}
+
+		// What needs a person waits for staff, with its due date; twice is once.
+		rect := post(map[string]any{"right": "rectification", "details": "My name at birth was Zorbalind"})
+		if rect.Status != 201 || rect.JSON()["state"] != "received" || rect.JSON()["due_date"] != requests.DueDate(h.Clock.Now(), 0).String() {
+			t.Fatalf("rectification = %d %s", rect.Status, rect.Body)
+		}
+		id := rect.JSON()["id"].(string)
+		if again := post(map[string]any{"right": "rectification", "details": "My name at birth was Zorbalind"}); again.Status != 200 || again.JSON()["id"] != id {
+			t.Errorf("the same request again = %d %s, want 200 with %s", again.Status, again.Body, id)
+		}
+		if r := post(map[string]any{"right": "inquiry", "details": "Whom do you share my data with?"}); r.Status != 201 {
+			t.Errorf("inquiry = %d %s", r.Status, r.Body)
+		}
+		rs := jsonOK(t, h.Do("GET", "/api/v1/me/requests", nil, token))["requests"].([]any)
+		if len(rs) != 8 {
+			t.Errorf("%d requests listed, want 8", len(rs))
+		}
+		for _, r := range rs {
+			r := r.(map[string]any)
+			if r["due_date"] == "" || r["state"] == "" || r["right"] == "" {
+				t.Errorf("listed without right, state or due date: %v", r)
+			}
+		}
+		one := jsonOK(t, h.Do("GET", "/api/v1/me/requests/"+id, nil, token))
+		if evs := one["events"].([]any); len(evs) != 1 || one["details"] != "My name at birth was Zorbalind" {
+			t.Errorf("one request = %v", one)
+		}
+		if r := h.Do("GET", "/api/v1/me/requests/"+id, nil, other); r.Status != 404 {
+			t.Errorf("another member reads it: %d", r.Status)
+		}
+		if r := h.Do("POST", "/api/v1/me/requests/"+id+"/withdraw", nil, other); r.Status != 404 {
+			t.Errorf("another member withdraws it: %d", r.Status)
+		}
+		if r := h.Do("POST", "/api/v1/me/requests/"+id+"/withdraw", nil, token); r.Status != 200 || r.JSON()["state"] != "withdrawn" {
+			t.Errorf("withdraw = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("POST", "/api/v1/me/requests/"+id+"/withdraw", nil, token); r.Status != 409 {
+			t.Errorf("withdraw twice = %d %s, want 409", r.Status, r.Body)
+		}
+
+		// Erasure is the account's erasure, which takes the requests with it.
+		er := post(map[string]any{"right": "erasure", "password": pw})
+		if er.Status != 202 || er.JSON()["links"].(map[string]any)["erasure"] == nil {
+			t.Fatalf("erasure = %d %s", er.Status, er.Body)
+		}
+		h.WaitErasure(er.JSON()["id"].(string))
+		var left int
+		if err := h.App.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM privacy_requests WHERE requester = 'member'`).Scan(&left); err != nil || left != 0 {
+			t.Errorf("%d requests left after the erasure (%v)", left, err)
+		}
+	})
+}
+
+// The DPO's queue through the API: filters, a change with a note, an extension, every
+// one an event and in the audit log; mistakes refused.
+func TestDPOQueueAPI(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := t.Context()
+		_, token := h.Member("queue.member@example.org", "correct horse battery", nil)
+		dpoID, dpoToken := h.Member("queue.dpo@example.org", "correct horse battery", nil)
+		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		first := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "complaint", "details": "You mailed me after I objected"}, token).JSON()["id"].(string)
+		h.Clock.Advance(3 * 24 * time.Hour)
+		second := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "inquiry", "details": "Where is my data stored?"}, token).JSON()["id"].(string)
+
+		ids := func(path string) []string {
+			t.Helper()
+			var out []string
+			for _, r := range jsonOK(t, h.Do("GET", path, nil, dpoToken))["requests"].([]any) {
+				out = append(out, r.(map[string]any)["id"].(string))
+			}
+			return out
+		}
+		if got := ids("/api/v1/staff/requests?state=open"); strings.Join(got, ",") != first+","+second {
+			t.Errorf("open queue = %v, want the sooner due first", got)
+		}
+		cut := requests.DueDate(h.Clock.Now(), 0).String() // after the first's due date, on the second's
+		if got := ids("/api/v1/staff/requests?due_before=" + cut); len(got) != 1 || got[0] != first {
+			t.Errorf("due before %s = %v, want only %s", cut, got, first)
+		}
+		for _, bad := range []string{"?state=lost", "?due_before=31.01.2027", "?due_before=2027-02-30", "?limit=0"} {
+			if r := h.Do("GET", "/api/v1/staff/requests"+bad, nil, dpoToken); r.Status != 400 {
+				t.Errorf("%s = %d %s, want 400", bad, r.Status, r.Body)
+			}
+		}
+
+		st := h.Do("POST", "/api/v1/staff/requests/"+first+"/state", map[string]any{"state": "in_progress", "note": "Checking the send logs"}, dpoToken)
+		if st.Status != 200 || st.JSON()["state"] != "in_progress" || len(st.JSON()["events"].([]any)) != 2 {
+			t.Fatalf("change = %d %s", st.Status, st.Body)
+		}
+		if r := h.Do("POST", "/api/v1/staff/requests/"+first+"/state", map[string]any{"state": "refused"}, dpoToken); r.Status != 400 {
+			t.Errorf("refusal without a reason = %d %s", r.Status, r.Body)
+		}
+		ext := h.Do("POST", "/api/v1/staff/requests/"+first+"/extension", map[string]any{"months": 2, "reason": "Many requests this month"}, dpoToken)
+		want := requests.DueDate(h.Clock.Now().Add(-3*24*time.Hour), 2).String()
+		if ext.Status != 200 || ext.JSON()["due_date"] != want || ext.JSON()["extended_months"] != float64(2) {
+			t.Errorf("extension = %d %s, want due %s", ext.Status, ext.Body, want)
+		}
+		if r := h.Do("POST", "/api/v1/staff/requests/"+first+"/extension", map[string]any{"months": 1, "reason": "more"}, dpoToken); r.Status != 400 {
+			t.Errorf("extension past three months = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("POST", "/api/v1/staff/requests/no-such-request/state", map[string]any{"state": "done", "note": "x"}, dpoToken); r.Status != 404 {
+			t.Errorf("unknown request = %d", r.Status)
+		}
+		done := h.Do("POST", "/api/v1/staff/requests/"+first+"/state", map[string]any{"state": "done", "note": "We fixed the suppression list"}, dpoToken)
+		if done.Status != 200 || done.JSON()["closed_at"] == nil {
+			t.Fatalf("done = %d %s", done.Status, done.Body)
+		}
+		mine := jsonOK(t, h.Do("GET", "/api/v1/me/requests/"+first, nil, token))
+		var notes []string
+		for _, e := range mine["events"].([]any) {
+			e := e.(map[string]any)
+			if e["actor_id"] != nil {
+				t.Errorf("the member sees the staff member's id: %v", e)
+			}
+			if n, _ := e["note"].(string); n != "" {
+				notes = append(notes, n)
+			}
+		}
+		if strings.Join(notes, "|") != "Checking the send logs|Many requests this month|We fixed the suppression list" {
+			t.Errorf("the member's history notes = %v", notes)
+		}
+		audit, err := h.App.Audit().ForAccount(ctx, h.App.DB(), dpoID, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, e := range audit {
+			if strings.Contains(e.Detail, first) {
+				kinds = append(kinds, e.Event)
+			}
+		}
+		if strings.Join(kinds, ",") != "privacy_request_state,privacy_request_extended,privacy_request_state" {
+			t.Errorf("audit of the staff member = %v", kinds)
+		}
+	})
+}

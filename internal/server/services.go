@@ -15,6 +15,7 @@ import (
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/newsletter"
+	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/text"
 )
@@ -29,6 +30,9 @@ type Services struct {
 	Consent    *consent.Service
 	Newsletter *newsletter.Service
 	Staff      *governance.Staff
+	Requests   *requests.Service
+	// Contacts are named in the privacy center.
+	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
 	Jobs   newsletter.Enqueuer
 	Limits *Limits

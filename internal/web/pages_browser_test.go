@@ -168,11 +168,19 @@ func TestPagesInBrowser(t *testing.T) {
 	c := s.client()
 	memberID := s.signUp(t, c, member, "Ada Lovelace", memberPW)
 	c.post("/account/preferences", url.Values{"consent_newsletter": {"on"}})
+	c.post("/account/requests", url.Values{"right": {"rectification"}, "details": {"My name at birth was Byron."}}).
+		wantRedirect(t, "a request", "/account/requests?notice=sent")
+	reqs, err := s.app.Requests().List(t.Context(), memberID)
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("the member's requests = %v, %v", reqs, err)
+	}
 
 	st := s.client()
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
-	if err := s.app.Staff().Grant(t.Context(), staffID, "marketing"); err != nil {
-		t.Fatal(err)
+	for _, role := range []string{"marketing", "dpo"} {
+		if err := s.app.Staff().Grant(t.Context(), staffID, role); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := st.post("/staff/campaigns/new", url.Values{"purpose": {"newsletter"}, "subject": {"Autumn news"},
 		"body": {"Dear reader,\n\nThe engine is running.\n\nSee you soon."}})
@@ -219,10 +227,11 @@ func TestPagesInBrowser(t *testing.T) {
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
 		{"sessions", "/account/sessions"}, {"password", "/account/password"}, {"activity", "/account/activity"},
-		{"delete", "/account/delete"},
+		{"delete", "/account/delete"}, {"requests", "/account/requests"},
 	}
 	staffs := []visit{
-		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign},
+		{"staff-requests", "/staff/requests"}, {"staff-request", "/staff/requests/" + reqs[0].ID},
+		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign}, // last: the send dialog
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.

@@ -10,6 +10,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/newsletter"
+	"steward/internal/requests"
 	"steward/internal/server"
 )
 
@@ -34,11 +35,12 @@ func (p *Pages) staff(h func(http.ResponseWriter, *http.Request, account.Session
 	})
 }
 
-// isStaff reports whether the request's member may reach the staff pages, for the
-// navigation. An error only hides the link.
-func (p *Pages) isStaff(r *http.Request) bool {
+// staffHome is the first staff page the request's member may reach, for the
+// navigation: the campaigns for marketing (and admin), the privacy requests for the
+// dpo role, "" for a member who holds no role. An error only hides the link.
+func (p *Pages) staffHome(r *http.Request) string {
 	if p.o.Staff == nil {
-		return false
+		return ""
 	}
 	sess, ok := r.Context().Value(sessionKey{}).(account.Session)
 	if !ok {
@@ -47,14 +49,20 @@ func (p *Pages) isStaff(r *http.Request) bool {
 			if apperr.KindOf(err) != apperr.Unauthorized {
 				p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
 			}
-			return false
+			return ""
 		}
 	}
-	yes, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, marketing)
-	if err != nil {
-		p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
+	for _, h := range []struct{ role, home string }{{marketing, "/staff/campaigns"}, {requests.WarnRole, "/staff/requests"}} {
+		yes, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, h.role)
+		if err != nil {
+			p.o.Log.ErrorContext(r.Context(), "staff role", "err", err)
+			return ""
+		}
+		if yes {
+			return h.home
+		}
 	}
-	return yes
+	return ""
 }
 
 // campaignsView lists the campaigns.

@@ -24,6 +24,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/requests"
 	"steward/internal/server"
 )
 
@@ -108,7 +109,7 @@ var pageNames = []string{
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
-	"campaigns", "campaign-new", "campaign",
+	"campaigns", "campaign-new", "campaign", "requests", "staff-requests", "staff-request",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -192,6 +193,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /account/preferences/receipts/{id}", p.member(p.receipt))
 	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
+	mux.HandleFunc("GET /account/requests", p.member(p.requestsPage))
+	mux.HandleFunc("POST /account/requests", p.member(p.sendRequest))
+	mux.HandleFunc("POST /account/requests/{id}/withdraw", p.member(p.withdrawRequest))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
 
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
@@ -213,6 +217,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
+	mux.HandleFunc("GET /staff/requests", p.staff(p.staffRequests, requests.WarnRole))
+	mux.HandleFunc("GET /staff/requests/{id}", p.staff(p.staffRequest, requests.WarnRole))
+	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))
+	mux.HandleFunc("POST /staff/requests/{id}/extend", p.staff(p.extendRequest, requests.WarnRole))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
@@ -244,7 +252,7 @@ type layout struct {
 	Page     string
 	CSS      string
 	LoggedIn bool
-	Staff    bool      // shows the link to the staff pages
+	Staff    string    // the staff pages' address, shown to staff; "" for others
 	Tabs     []navLink // the member area's tabs, on its pages
 	Sidebar  []navLink // the staff pages' sidebar, on theirs
 	Main     any
@@ -257,8 +265,12 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	t := p.pages[name]
 	var buf bytes.Buffer
 	tabs, sidebar := navFor(name, loggedIn)
+	staffHome := ""
+	if loggedIn {
+		staffHome = p.staffHome(r)
+	}
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
-		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r),
+		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: staffHome,
 		Tabs: tabs, Sidebar: sidebar, Main: view,
 	}); err != nil {
 		p.o.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
