@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/datamap/residuetest"
 	"steward/internal/requests"
+	"steward/internal/server"
 )
 
 // A request's life on the desk: received with its due date and acknowledged by mail,
@@ -471,4 +473,111 @@ func TestDPOQueueAPI(t *testing.T) {
 			t.Errorf("audit of the staff member = %v", kinds)
 		}
 	})
+}
+
+// The daily warning: staff of the dpo role are mailed the requests due within 7 days
+// and the overdue ones, once a day however often the job runs; closed requests do not
+// count, and the queue shows the same figures.
+func TestRequestsDueWarning(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := t.Context()
+		desk := h.App.Requests()
+		memberID, _ := h.Member("late.member@example.org", "correct horse battery", nil)
+		dpoID, _ := h.Member("warned.dpo@example.org", "correct horse battery", nil)
+		adminID, _ := h.Member("not.warned.admin@example.org", "correct horse battery", nil)
+		if err := errors.Join(h.App.Staff().Grant(ctx, dpoID, "dpo"), h.App.Staff().Grant(ctx, adminID, "admin")); err != nil {
+			t.Fatal(err)
+		}
+		warn := func(wantOverdue, wantSoon int, wantSent bool) {
+			t.Helper()
+			sum, sent, err := desk.WarnDue(ctx)
+			if err != nil || sum.Overdue != wantOverdue || sum.Soon != wantSoon || sent != wantSent {
+				t.Errorf("WarnDue on %s = %+v, sent %v (%v); want %d overdue, %d soon, sent %v",
+					requests.DateOf(h.Clock.Now()), sum, sent, err, wantOverdue, wantSoon, wantSent)
+			}
+		}
+		dueMails := func() int { return len(mailsWith(h, "warned.dpo@example.org", "Privacy requests at Steward need an answer")) }
+
+		warn(0, 0, false) // nothing open
+		first, _, err := desk.Submit(ctx, requests.Submission{SubjectID: memberID, Right: requests.Inquiry, Details: "What do you keep?"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed, _, err := desk.Submit(ctx, requests.Submission{SubjectID: memberID, Right: requests.Complaint, Details: "A complaint"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warn(0, 0, false) // due in a month
+
+		// 25 days on, both are due within 7 days; the closed one does not count.
+		h.Clock.Advance(25 * 24 * time.Hour)
+		if _, err := desk.Transition(ctx, closed.ID, requests.Change{State: requests.Done, Note: "Answered"},
+			requests.Actor{Kind: requests.ByStaff, ID: dpoID}); err != nil {
+			t.Fatal(err)
+		}
+		warn(0, 1, true)
+		warn(0, 1, false) // once a day
+		if m := mailWith(h, "warned.dpo@example.org", "Privacy requests at Steward need an answer"); !strings.Contains(m, "0 overdue, 1 due within 7 days") ||
+			!strings.Contains(m, "/staff/requests?state=open") {
+			t.Errorf("the warning:\n%s", m)
+		}
+		if n := len(mailsWith(h, "not.warned.admin@example.org", "need an answer")); n != 0 {
+			t.Errorf("an admin without the dpo role got %d warnings", n)
+		}
+
+		// Past its due date it is overdue, and the queue says so too.
+		h.Clock.Advance(10 * 24 * time.Hour)
+		if _, _, err := desk.Submit(ctx, requests.Submission{SubjectID: memberID, Right: requests.Inquiry, Details: "Another question"}); err != nil {
+			t.Fatal(err)
+		}
+		warn(1, 0, true)
+		waitFor(t, func() bool { return dueMails() == 2 })
+		if m := mailWith(h, "warned.dpo@example.org", "1 overdue, 0 due within 7 days"); m == "" {
+			t.Error("no overdue warning")
+		}
+		q, err := desk.Queue(ctx, requests.Filter{State: requests.StateOpen, DueBefore: requests.DateOf(h.Clock.Now())})
+		if err != nil || len(q) != 1 || q[0].ID != first.ID {
+			t.Errorf("overdue in the queue = %+v (%v), want %s", q, err, first.ID)
+		}
+		// The staff pages show it: the API's counts and the queue page's banner.
+		login := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "warned.dpo@example.org", "password": "correct horse battery"}, "")
+		tok, _ := login.JSON()["token"].(string)
+		if l := jsonOK(t, h.Do("GET", "/api/v1/staff/requests?state=open", nil, tok)); l["overdue"] != float64(1) || l["due_soon"] != float64(0) {
+			t.Errorf("queue counts = %v overdue, %v due soon", l["overdue"], l["due_soon"])
+		}
+		page := apptest.Call(t, h.Client, h.URL, "GET", "/staff/requests", nil, "", map[string]string{"Cookie": server.CookieName + "=" + tok})
+		if page.Status != 200 || !strings.Contains(string(page.Body), `id="due-banner"`) || !strings.Contains(string(page.Body), "1 overdue") {
+			t.Errorf("the queue page = %d, without the overdue banner:\n%s", page.Status, page.Body)
+		}
+		// Answered, nothing is due any more: no mail.
+		if _, err := desk.Transition(ctx, first.ID, requests.Change{State: requests.Done, Note: "Everything is in your export"},
+			requests.Actor{Kind: requests.ByStaff, ID: dpoID}); err != nil {
+			t.Fatal(err)
+		}
+		h.Clock.Advance(24 * time.Hour)
+		warn(0, 0, false)
+	})
+}
+
+// mailsWith returns the mails to addr that contain s.
+func mailsWith(h *apptest.Harness, addr, s string) []string {
+	var out []string
+	for _, m := range h.Mails(addr) {
+		if strings.Contains(m.Raw, s) {
+			out = append(out, m.Raw)
+		}
+	}
+	return out
+}
+
+// waitFor waits up to 10 s for cond.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
