@@ -496,7 +496,9 @@ func TestRequestsDueWarning(t *testing.T) {
 					requests.DateOf(h.Clock.Now()), sum, sent, err, wantOverdue, wantSoon, wantSent)
 			}
 		}
-		dueMails := func() int { return len(mailsWith(h, "warned.dpo@example.org", "Privacy requests at Steward need an answer")) }
+		dueMails := func() int {
+			return len(mailsWith(h, "warned.dpo@example.org", "Privacy requests at Steward need an answer"))
+		}
 
 		warn(0, 0, false) // nothing open
 		first, _, err := desk.Submit(ctx, requests.Submission{SubjectID: memberID, Right: requests.Inquiry, Details: "What do you keep?"})
