@@ -17,6 +17,8 @@ func (a *API) registerRequests(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/me/requests", a.auth(a.exercise))
 	mux.HandleFunc("GET /api/v1/me/requests/{id}", a.auth(a.myRequest))
 	mux.HandleFunc("POST /api/v1/me/requests/{id}/withdraw", a.auth(a.withdrawRequest))
+	mux.HandleFunc("POST /api/v1/requests", a.submitVisitor)
+	mux.HandleFunc("POST /api/v1/requests/confirm", a.confirmVisitor)
 	mux.HandleFunc("GET /api/v1/staff/requests", a.staff(a.staffRequests, requests.WarnRole))
 	mux.HandleFunc("GET /api/v1/staff/requests/{id}", a.staff(a.staffRequest, requests.WarnRole))
 	mux.HandleFunc("POST /api/v1/staff/requests/{id}/state", a.staff(a.changeRequest, requests.WarnRole))
@@ -33,6 +35,9 @@ type requestResponse struct {
 	Overdue        bool              `json:"overdue"`
 	ExtendedMonths int               `json:"extended_months"`
 	Details        string            `json:"details,omitempty"`
+	RequesterName  string            `json:"requester_name,omitempty"` // staff: a visitor's
+	NotifyEmail    string            `json:"notify_email,omitempty"`   // staff: a visitor's
+	HeldEmail      string            `json:"held_email,omitempty"`     // staff: a visitor's
 	UpdatedAt      time.Time         `json:"updated_at"`
 	ClosedAt       time.Time         `json:"closed_at,omitzero"`
 	Links          map[string]string `json:"links,omitempty"`
@@ -69,6 +74,7 @@ func (a *API) toRequest(req requests.Request, evs []requests.Event, staff bool) 
 	}
 	if staff {
 		out.Next = requests.Next(req.State)
+		out.RequesterName, out.NotifyEmail, out.HeldEmail = req.RequesterName, req.NotifyEmail, req.HeldEmail
 	}
 	return out
 }
@@ -229,4 +235,48 @@ func (a *API) extendRequest(w http.ResponseWriter, r *http.Request, sess account
 		return
 	}
 	a.staffRequest(w, r, sess)
+}
+
+type visitorRequest struct {
+	Name      string `json:"name"`
+	Email     string `json:"email"`
+	HeldEmail string `json:"held_email"`
+	Right     string `json:"right"`
+	Details   string `json:"details"`
+}
+
+// submitVisitor takes a request without a login: 202 whether or not anyone is known
+// by the addresses; the notification address gets a link to confirm it.
+func (a *API) submitVisitor(w http.ResponseWriter, r *http.Request) {
+	var req visitorRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.SubmitVisitorLimited(r, requests.VisitorSubmission{Name: req.Name, NotifyEmail: req.Email, HeldEmail: req.HeldEmail,
+		Right: req.Right, Details: req.Details}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "confirmation_sent"})
+}
+
+type confirmVisitorRequest struct {
+	Token string `json:"token"`
+}
+
+// confirmVisitor confirms a request made without a login: 200 with its right, state
+// and due date, which start now.
+func (a *API) confirmVisitor(w http.ResponseWriter, r *http.Request) {
+	var body confirmVisitorRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := a.Requests.Confirm(r.Context(), body.Token)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"id": req.ID, "right": req.Right, "state": req.State, "due_date": req.DueDate.String()})
 }

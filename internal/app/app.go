@@ -378,6 +378,11 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(24*time.Hour, requests.WarnArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ requests.TidyArgs) error {
+		_, _, err := a.requests.Tidy(ctx)
+		return err
+	})
+	a.jobs.Every(time.Hour, requests.TidyArgs{})
 }
 
 // routes is the whole site: the API and the pages, on the services they share.

@@ -583,3 +583,114 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Requests without logging in (P-RIGHT-9): the same answer whoever the addresses
+// belong to, nothing but a confirmation mail until the link is opened, the clock from
+// the confirmation, staff see who asked, and the request's own key is shredded once
+// it is closed (or with the request, if the link is never opened).
+func TestVisitorRequests(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := t.Context()
+		h.Member("known.member@example.org", "correct horse battery", nil)
+		dpoID, dpoToken := h.Member("visitor.dpo@example.org", "correct horse battery", nil)
+		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		send := func(body map[string]any) apptest.Response {
+			t.Helper()
+			return h.Do("POST", "/api/v1/requests", body, "")
+		}
+		for _, c := range []struct {
+			body        map[string]any
+			field, code string
+		}{
+			{map[string]any{"email": "v@example.org", "right": "access"}, "name", "required"},
+			{map[string]any{"name": "Vera", "email": "not an address", "right": "access"}, "email", "email_invalid"},
+			{map[string]any{"name": "Vera", "email": "v@example.org", "held_email": "v@", "right": "access"}, "held_email", "email_invalid"},
+			{map[string]any{"name": "Vera", "email": "v@example.org", "right": "everything"}, "right", "right_unknown"},
+			{map[string]any{"name": "Vera", "email": "v@example.org", "right": "complaint"}, "details", "required"},
+			{map[string]any{"name": "Vera\nEvil: header", "email": "v@example.org", "right": "access"}, "name", ""},
+		} {
+			r := send(c.body)
+			if f, code := r.ErrorField(); r.Status != 400 || f != c.field || (c.code != "" && code != c.code) {
+				t.Errorf("%v = %d %s, want 400 on %s (%s)", c.body, r.Status, r.Body, c.field, c.code)
+			}
+		}
+
+		// A known and an unknown address: the same answer; only the confirmation
+		// mails go out, none to the address the data is said to be held under.
+		known := send(map[string]any{"name": "Kim Known", "email": "kim.notify@example.org", "held_email": "known.member@example.org",
+			"right": "access"})
+		unknown := send(map[string]any{"name": "Uma Unknown", "email": "uma.notify@example.org", "held_email": "nobody@example.org",
+			"right": "erasure"})
+		if known.Status != 202 || unknown.Status != 202 || string(known.Body) != string(unknown.Body) {
+			t.Errorf("answers differ: %d %s / %d %s", known.Status, known.Body, unknown.Status, unknown.Body)
+		}
+		link := h.WaitLink("kim.notify@example.org", "/requests/confirm?token=")
+		h.WaitLink("uma.notify@example.org", "/requests/confirm?token=")
+		if n := len(h.Mails("known.member@example.org")); n != 1 { // its verification only
+			t.Errorf("the member whose address was named got %d mails, want only the verification", n)
+		}
+		if l := jsonOK(t, h.Do("GET", "/api/v1/staff/requests?state=unconfirmed", nil, dpoToken))["requests"].([]any); len(l) != 2 {
+			t.Errorf("%d unconfirmed requests, want 2", len(l))
+		}
+
+		// Forged and reused links are one error; the clock starts at the confirmation.
+		if r := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": "forged-token"}, ""); r.Status != 400 {
+			t.Errorf("forged link = %d %s", r.Status, r.Body)
+		}
+		h.Clock.Advance(20 * time.Hour)
+		c := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": link}, "")
+		if c.Status != 200 || c.JSON()["state"] != "received" || c.JSON()["due_date"] != requests.DueDate(h.Clock.Now(), 0).String() {
+			t.Fatalf("confirm = %d %s, want received, due %s", c.Status, c.Body, requests.DueDate(h.Clock.Now(), 0))
+		}
+		if r := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": link}, ""); r.Status != 400 {
+			t.Errorf("the link again = %d %s", r.Status, r.Body)
+		}
+		if ack := mailWith(h, "kim.notify@example.org", "was received"); !strings.Contains(ack, requests.DueDate(h.Clock.Now(), 0).Long()) ||
+			strings.Contains(ack, "/account/requests") {
+			t.Errorf("acknowledgment:\n%s", ack)
+		}
+		id := c.JSON()["id"].(string)
+
+		// Staff see who asked, check them, answer; the answer goes to the notification address.
+		got := jsonOK(t, h.Do("GET", "/api/v1/staff/requests/"+id, nil, dpoToken))
+		if got["requester"] != "visitor" || got["requester_name"] != "Kim Known" || got["notify_email"] != "kim.notify@example.org" ||
+			got["held_email"] != "known.member@example.org" {
+			t.Errorf("staff view = %v", got)
+		}
+		for _, st := range []map[string]any{{"state": "verifying", "note": "Asked for proof of identity"}, {"state": "in_progress"},
+			{"state": "done", "note": "Your data was sent through a download link"}} {
+			if r := h.Do("POST", "/api/v1/staff/requests/"+id+"/state", st, dpoToken); r.Status != 200 {
+				t.Fatalf("%v = %d %s", st, r.Status, r.Body)
+			}
+		}
+		mailWith(h, "kim.notify@example.org", "Your data was sent through a download link")
+
+		// The other link was never opened: an hour after it expires the request is gone
+		// with its key; a day after closing, the confirmed one's key is shredded and
+		// only its outline stays.
+		h.Clock.Advance(5 * time.Hour)
+		if d, s, err := h.App.Requests().Tidy(ctx); err != nil || d != 1 || s != 0 {
+			t.Errorf("Tidy = %d deleted, %d shredded (%v); want 1, 0", d, s, err)
+		}
+		h.Clock.Advance(requests.ShredAfter)
+		if d, s, err := h.App.Requests().Tidy(ctx); err != nil || d != 0 || s != 1 {
+			t.Errorf("Tidy = %d deleted, %d shredded (%v); want 0, 1", d, s, err)
+		}
+		if has, err := h.App.Vault().HasKey(ctx, id); err != nil || has {
+			t.Errorf("the closed request's key is still there (%v)", err)
+		}
+		after := jsonOK(t, h.Do("GET", "/api/v1/staff/requests/"+id, nil, dpoToken))
+		if after["state"] != "done" || after["requester_name"] != nil || after["notify_email"] != nil || len(after["events"].([]any)) != 5 {
+			t.Errorf("after shredding = %v", after)
+		}
+		var rows int
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM privacy_requests WHERE requester = 'visitor'`).Scan(&rows); err != nil || rows != 1 {
+			t.Errorf("%d visitor requests left (%v), want the closed one", rows, err)
+		}
+		if found := residuetest.RawFindings(t, h.App.DB(), "Kim Known", "kim.notify", "Uma Unknown", "uma.notify", "nobody@example.org"); len(found) > 0 {
+			t.Errorf("a visitor's data on disk in plain text: %v", found)
+		}
+	})
+}

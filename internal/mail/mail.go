@@ -95,12 +95,15 @@ const (
 	RequestExtended TransactionalTemplate = "request_extended"
 	RequestClosed   TransactionalTemplate = "request_closed"
 	RequestsDue     TransactionalTemplate = "requests_due"
+	// RequestConfirm asks a person without an account to confirm the address their
+	// request is answered at.
+	RequestConfirm TransactionalTemplate = "request_confirm"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
-	UnsubscribeConfirm: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true}
+	UnsubscribeConfirm: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true, RequestConfirm: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

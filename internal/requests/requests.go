@@ -137,6 +137,8 @@ type Request struct {
 	Details        string
 	RequesterName  string
 	NotifyEmail    string
+	// HeldEmail is the address a visitor says the data is held under (staff verify it).
+	HeldEmail string
 	// LinkedID is the id of what carried the right out, if anything: an erasure request.
 	LinkedID  string
 	UpdatedAt time.Time
@@ -215,6 +217,7 @@ const (
 	labelDetails = "privacy_requests.details"
 	labelName    = "privacy_requests.requester_name"
 	labelNotify  = "privacy_requests.notify_email"
+	labelHeld    = "privacy_requests.held_email"
 	labelNote    = "privacy_request_events.note"
 )
 
@@ -394,7 +397,10 @@ func (s *Service) mailRequester(ctx context.Context, tx *store.Tx, req Request, 
 		return nil
 	}
 	data := map[string]string{"Right": RightName(req.Right), "Received": DateOf(req.ReceivedAt).Long(),
-		"Due": req.DueDate.Long(), "Link": s.cfg.BaseURL + "/account/requests"}
+		"Due": req.DueDate.Long()}
+	if req.Requester == Member {
+		data["Link"] = s.cfg.BaseURL + "/account/requests"
+	}
 	for k, v := range extra {
 		data[k] = v
 	}
@@ -403,12 +409,12 @@ func (s *Service) mailRequester(ctx context.Context, tx *store.Tx, req Request, 
 
 // columns are the request's columns as read.
 const columns = `id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
-	notify_email, linked_id, updated_at, closed_at`
+	notify_email, held_email, linked_id, updated_at, closed_at`
 
 // row is a request as stored, sealed.
 type row struct {
 	Request
-	details, name, notify sql.NullString
+	details, name, notify, held sql.NullString
 }
 
 func scanRow(sc interface{ Scan(...any) error }) (row, error) {
@@ -418,7 +424,7 @@ func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 	var closed sql.NullInt64
 	var due string
 	if err := sc.Scan(&r.ID, &r.SubjectID, &r.Requester, &r.Right, &r.State, &received, &due, &r.ExtendedMonths,
-		&r.details, &r.name, &r.notify, &linked, &updated, &closed); err != nil {
+		&r.details, &r.name, &r.notify, &r.held, &linked, &updated, &closed); err != nil {
 		return row{}, err
 	}
 	r.ReceivedAt, r.UpdatedAt, r.ClosedAt = store.FromMillis(received), store.FromMillis(updated), store.NullMillis(closed)
@@ -429,11 +435,12 @@ func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 // open opens the sealed columns with key.
 func (r row) open(key *vault.Key) (Request, error) {
 	req := r.Request
-	var e1, e2, e3 error
+	var e1, e2, e3, e4 error
 	req.Details, e1 = key.OpenText(labelDetails, r.details.String)
 	req.RequesterName, e2 = key.OpenText(labelName, r.name.String)
 	req.NotifyEmail, e3 = key.OpenText(labelNotify, r.notify.String)
-	if err := errors.Join(e1, e2, e3); err != nil {
+	req.HeldEmail, e4 = key.OpenText(labelHeld, r.held.String)
+	if err := errors.Join(e1, e2, e3, e4); err != nil {
 		return Request{}, fmt.Errorf("requests: %s: %w", r.ID, err)
 	}
 	return req, nil
@@ -550,6 +557,11 @@ func (s *Service) load(ctx context.Context, tx *store.Tx, id string) (Request, *
 		return Request{}, nil, fmt.Errorf("requests: %w", err)
 	}
 	key, err := s.vault.KeyIn(ctx, tx, r.SubjectID, false)
+	if errors.Is(err, vault.ErrNoKey) {
+		// Its subject was erased, or a closed visitor's request was shredded: there
+		// is nothing left to change.
+		return Request{}, nil, errClosed
+	}
 	if err != nil {
 		return Request{}, nil, fmt.Errorf("requests: %s: %w", id, err)
 	}

@@ -153,3 +153,13 @@ func (s *Services) exerciseErasure(r *http.Request, accountID, password string) 
 	return Exercised{ErasureID: id, Created: true, Request: requests.Request{ID: id, SubjectID: accountID, Requester: requests.Member,
 		Right: requests.Erasure, State: requests.InProgress, ReceivedAt: now, DueDate: requests.DueDate(now, 0), UpdatedAt: now}}, nil
 }
+
+// SubmitVisitorLimited records a request made without logging in, under its rate
+// limits (per IP and per notification address): a confirmation mail goes out, nothing
+// else, and the answer is the same for any address.
+func (s *Services) SubmitVisitorLimited(r *http.Request, v requests.VisitorSubmission) error {
+	if err := s.Limits.Request(r.Context(), s.ClientIP(r), v.NotifyEmail); err != nil {
+		return err
+	}
+	return s.Requests.SubmitVisitor(r.Context(), v)
+}

@@ -209,6 +209,10 @@ func TestPagesInBrowser(t *testing.T) {
 	n.post("/register", registration("new@example.com", "Nell Newcomer", "fresh start 2026"))
 	verify := s.link("new@example.com", "/verify")
 
+	n.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"access"}}).
+		wantRedirect(t, "a request without a login", "/requests/sent")
+	requestConfirm := s.link("vera@example.com", "/requests/confirm")
+
 	n.post("/newsletter", url.Values{"first_name": {"Hedy"}, "last_name": {"Lamarr"}, "email": {"hedy@example.com"}})
 	confirm := s.link("hedy@example.com", "/newsletter/confirm")
 
@@ -222,6 +226,8 @@ func TestPagesInBrowser(t *testing.T) {
 		{"guardian", guardian}, {"guardian-done", "/guardian/done?decision=agreed"},
 		{"newsletter", "/newsletter"}, {"newsletter-sent", "/newsletter/sent"}, {"newsletter-confirm", confirm},
 		{"newsletter-confirmed", "/newsletter/confirmed"}, {"unsubscribe-bad", "/unsubscribe?t=bogus"},
+		{"request-new", "/requests/new"}, {"request-sent", "/requests/sent"}, {"request-confirm", requestConfirm},
+		{"request-confirmed", "/requests/confirmed"},
 		{"styleguide", "/_styleguide"},
 	}
 	members := []visit{

@@ -33,6 +33,9 @@ type requestRow struct {
 	Extended   int
 	Details    string
 	Requester  string
+	// A visitor's, for staff: their name, where to answer them, and the address they
+	// say their data is held under.
+	Name, Notify, Held string
 }
 
 // stateNames are the states as people read them.
@@ -45,7 +48,8 @@ var stateNames = map[string]string{
 func (p *Pages) requestRow(req requests.Request) requestRow {
 	return requestRow{ID: req.ID, Right: requests.RightName(req.Right), State: stateNames[req.State], Closed: !req.Open(),
 		Overdue: req.Overdue(requests.DateOf(p.o.Now())), ReceivedAt: req.ReceivedAt, Due: req.DueDate.Long(),
-		Extended: req.ExtendedMonths, Details: req.Details, Requester: req.Requester}
+		Extended: req.ExtendedMonths, Details: req.Details, Requester: req.Requester,
+		Name: req.RequesterName, Notify: req.NotifyEmail, Held: req.HeldEmail}
 }
 
 // requestFields lays out the form of a request for staff: rectification of what the

@@ -90,3 +90,39 @@ func TestRequestPages(t *testing.T) {
 		})
 	}
 }
+
+// A request without logging in through the pages: the form, the mailed link, a button
+// (opening the link changes nothing), and a used link refused.
+func TestVisitorRequestPages(t *testing.T) {
+	t.Parallel()
+	for dialect, dbURL := range storetest.Engines(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			s := start(t, dbURL)
+			c := s.client()
+			c.get("/requests/new").want(t, "form", http.StatusOK, `name="name"`, `name="email"`, `name="held_email"`, `value="portability"`)
+			c.post("/requests/new", url.Values{"email": {"vera@example.com"}, "right": {"access"}}).want(t, "no name",
+				http.StatusBadRequest, "Full name is required")
+			c.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"complaint"}}).
+				want(t, "a complaint without details", http.StatusBadRequest, "Details is required")
+			p := c.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"inquiry"},
+				"details": {"Do you hold anything about me?"}})
+			p.wantRedirect(t, "sent", "/requests/sent")
+			c.get("/requests/sent").want(t, "sent page", http.StatusOK, "Check your mailbox")
+			link := s.link("vera@example.com", "/requests/confirm")
+			token := strings.TrimPrefix(link, "/requests/confirm?token=")
+			c.get(link).want(t, "confirm page", http.StatusOK, "Confirm my request")
+			if q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Unconfirmed}); err != nil || len(q) != 1 {
+				t.Fatalf("opening the link changed something: %v, %v", q, err)
+			}
+			c.get("/requests/confirm").want(t, "no token", http.StatusBadRequest, "This link is incomplete")
+			c.post("/requests/confirm", url.Values{"token": {token}}).wantRedirect(t, "confirm", "/requests/confirmed")
+			c.get("/requests/confirmed").want(t, "confirmed", http.StatusOK, "Your request is received")
+			c.post("/requests/confirm", url.Values{"token": {token}}).want(t, "used link", http.StatusBadRequest, "invalid, used or expired")
+			if q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Received}); err != nil || len(q) != 1 ||
+				q[0].RequesterName != "Vera Visitor" || q[0].HeldEmail != "vera@example.com" {
+				t.Errorf("received = %+v, %v", q, err)
+			}
+		})
+	}
+}

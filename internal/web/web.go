@@ -110,6 +110,7 @@ var pageNames = []string{
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign", "requests", "staff-requests", "staff-request",
+	"request-new", "request-sent", "request-confirm", "request-confirmed",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -217,6 +218,12 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
+	mux.HandleFunc("GET /requests/new", p.visitorForm)
+	mux.HandleFunc("POST /requests/new", p.submitVisitor)
+	mux.HandleFunc("GET /requests/sent", p.visitorSent)
+	mux.HandleFunc("GET /requests/confirm", p.visitorConfirmForm)
+	mux.HandleFunc("POST /requests/confirm", p.visitorConfirm)
+	mux.HandleFunc("GET /requests/confirmed", p.visitorConfirmed)
 	mux.HandleFunc("GET /staff/requests", p.staff(p.staffRequests, requests.WarnRole))
 	mux.HandleFunc("GET /staff/requests/{id}", p.staff(p.staffRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))

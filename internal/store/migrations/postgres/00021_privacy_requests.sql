@@ -3,8 +3,10 @@
 -- right of Art. 15-22 GDPR, a complaint or an inquiry), with the legal clock: the day
 -- it was received and the day it is due (Art. 12(3)). subject_id is the member's
 -- account id, or for a person without an account the request's own subject, whose data
--- key is shredded when the request closes. details, requester_name and notify_email
--- are sealed under the subject's data key.
+-- key is shredded a day after the request closes (shredded_at). details,
+-- requester_name, notify_email and held_email (the address the data is held under, as
+-- the visitor gave it) are sealed under the subject's data key. confirm_hash is the
+-- SHA-256 of a visitor's confirmation link until it is opened.
 CREATE TABLE privacy_requests (
     id              TEXT PRIMARY KEY,
     subject_id      TEXT NOT NULL,
@@ -17,13 +19,18 @@ CREATE TABLE privacy_requests (
     details         TEXT,
     requester_name  TEXT,
     notify_email    TEXT,
+    held_email      TEXT,
+    confirm_hash    TEXT,
+    confirm_expires BIGINT,
     linked_id       TEXT,
     updated_at      BIGINT NOT NULL,
-    closed_at       BIGINT
+    closed_at       BIGINT,
+    shredded_at     BIGINT
 );
 CREATE INDEX privacy_requests_subject ON privacy_requests(subject_id, received_at);
 -- The queue: open requests by state and due date.
 CREATE INDEX privacy_requests_queue ON privacy_requests(state, due_date);
+CREATE UNIQUE INDEX privacy_requests_confirm ON privacy_requests(confirm_hash) WHERE confirm_hash IS NOT NULL;
 
 -- Every change of a request, who made it and why (note, sealed under the subject's
 -- key). actor_id is the staff member's account id, blanked when that member is erased.
