@@ -77,6 +77,7 @@ var stepNames = map[string]string{
 	"staff":       "Any staff roles your account held",
 	"consent":     "Your consent decisions and privacy choices",
 	"newsletter":  "Your newsletter subscription and the mailings sent to you",
+	"requests":    "Your privacy requests and their history",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
