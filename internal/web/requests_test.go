@@ -119,9 +119,12 @@ func TestVisitorRequestPages(t *testing.T) {
 			c.post("/requests/confirm", url.Values{"token": {token}}).wantRedirect(t, "confirm", "/requests/confirmed")
 			c.get("/requests/confirmed").want(t, "confirmed", http.StatusOK, "Your request is received")
 			c.post("/requests/confirm", url.Values{"token": {token}}).want(t, "used link", http.StatusBadRequest, "invalid, used or expired")
-			if q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Received}); err != nil || len(q) != 1 ||
-				q[0].RequesterName != "Vera Visitor" || q[0].HeldEmail != "vera@example.com" {
-				t.Errorf("received = %+v, %v", q, err)
+			q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Received})
+			if err != nil || len(q) != 1 {
+				t.Fatalf("received = %+v, %v", q, err)
+			}
+			if got, _, err := s.app.Requests().Get(t.Context(), q[0].ID); err != nil || got.RequesterName != "Vera Visitor" || got.HeldEmail != "vera@example.com" {
+				t.Errorf("the request = %+v, %v", got, err)
 			}
 		})
 	}

@@ -316,13 +316,13 @@ SELECT what, path FROM (
 		RETURNING tat`},
 	{"internal/ratelimit/ratelimit.go:88", bothEngines, `DELETE FROM rate_limits WHERE tat < $1`},
 	{"internal/requests/holder.go:79", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
-	{"internal/requests/queue.go:49", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/queue.go:50", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE due_date < $1 ORDER BY due_date, received_at, id LIMIT $2`},
-	{"internal/requests/queue.go:51", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/queue.go:52", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1 ORDER BY due_date, received_at, id LIMIT $2`},
-	{"internal/requests/queue.go:53", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/queue.go:54", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE state = $1 AND due_date < $2 ORDER BY due_date, received_at, id LIMIT $3`},
-	{"internal/requests/queue.go:191", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
+	{"internal/requests/queue.go:180", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
 			WHERE id = $4 AND extended_months = $5`},
 	{"internal/requests/requests.go:304", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, linked_id, updated_at, closed_at)

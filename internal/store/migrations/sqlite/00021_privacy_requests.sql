@@ -28,8 +28,9 @@ CREATE TABLE privacy_requests (
     shredded_at     INTEGER
 ) STRICT;
 CREATE INDEX privacy_requests_subject ON privacy_requests(subject_id, received_at);
--- The queue: open requests by state and due date.
-CREATE INDEX privacy_requests_queue ON privacy_requests(state, due_date);
+-- The queue, the soonest due first: of one state, and of all (or every open one).
+CREATE INDEX privacy_requests_queue ON privacy_requests(state, due_date, received_at, id);
+CREATE INDEX privacy_requests_due ON privacy_requests(due_date, received_at, id);
 CREATE UNIQUE INDEX privacy_requests_confirm ON privacy_requests(confirm_hash) WHERE confirm_hash IS NOT NULL;
 
 -- Every change of a request, who made it and why (note, sealed under the subject's
