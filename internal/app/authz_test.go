@@ -207,6 +207,7 @@ var authz = map[string]probe{
 	"GET /requests/confirmed":                {want: everyone("200")},
 	"GET /account/requests":                  {want: own("200", toLogin)},
 	"POST /account/requests":                 {want: own("400", toLogin)},
+	"GET /account/requests/{id}":             {path: "/account/requests/{request}", want: owned("200", toLogin)},
 	"POST /account/requests/{id}/withdraw":   {path: "/account/requests/{request}/withdraw", want: owned("303 /account/requests?notice=withdrawn", toLogin)},
 	"GET /staff/requests":                    {want: staffOnly("200", toLogin, "403", dpo)},
 	"GET /staff/requests/{id}":               {path: "/staff/requests/{request}", want: staffOnly("200", toLogin, "403", dpo)},

@@ -43,6 +43,9 @@ func navFor(page string, loggedIn bool) (tabs, sidebar []navLink) {
 	if !loggedIn {
 		return nil, nil
 	}
+	if page == "request" {
+		page = "requests" // one request is under the tab of them all
+	}
 	for _, t := range memberTabs {
 		if t.page == page && page != "" {
 			tabs = make([]navLink, 0, len(memberTabs))

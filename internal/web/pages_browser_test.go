@@ -307,6 +307,8 @@ func TestPagesInBrowser(t *testing.T) {
 			t.Errorf("%s: the links marked as the current page are %q, want just %s", v.name, current, v.path)
 		}
 	}
+	// One request, under the tab of them all.
+	open(ctx, visit{"request", "/account/requests/" + reqs[0].ID})
 	// On a phone each choice of the preferences is a switch whose target is at least 44 px high.
 	open(ctx, visit{"preferences", "/account/preferences"})
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {

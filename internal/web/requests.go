@@ -125,3 +125,22 @@ func (p *Pages) withdrawRequest(w http.ResponseWriter, r *http.Request, sess acc
 	}
 	redirect(w, r, "/account/requests?notice=withdrawn")
 }
+
+// myRequestView is one of the member's requests with its history.
+type myRequestView struct {
+	requestRow
+	Events []eventRow
+}
+
+// myRequest shows one of the member's requests and every change of it, with staff's
+// notes (an answer, the reason of an extension or a refusal); another member's
+// request is not found.
+func (p *Pages) myRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	req, evs, err := p.o.Requests.GetOwn(r.Context(), sess.AccountID, r.PathValue("id"))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := myRequestView{requestRow: p.requestRow(req), Events: eventRows(evs)}
+	p.render(w, r, http.StatusOK, "request", "Your request", true, v)
+}

@@ -72,8 +72,13 @@ func TestRequestPages(t *testing.T) {
 			st.post("/staff/requests/"+complaint+"/state", url.Values{"state": {"in_progress"}, "note": {"Looking at the logs"}}).
 				wantRedirect(t, "in progress", "/staff/requests/"+complaint+"?done=changed")
 			st.get("/staff/requests/"+complaint).want(t, "history", http.StatusOK, "Many requests this month", "Looking at the logs",
-				html.EscapeString("received → in progress"), requests.DueDate(time.Now(), 1).Long())
+				html.EscapeString("Received → in progress"), requests.DueDate(time.Now(), 1).Long())
 			c.get("/account/requests").want(t, "member sees the extension", http.StatusOK, "extended by 1 month", "in progress")
+			c.get("/account/requests/"+complaint).want(t, "member sees the history", http.StatusOK, "Many requests this month",
+				"Looking at the logs", "by our staff", "You kept mailing me")
+			o0 := s.client()
+			s.signUp(t, o0, "nosy@example.com", "Nosy Parker", "curiosity killed 1900")
+			o0.get("/account/requests/"+complaint).want(t, "another member's request", http.StatusNotFound)
 
 			// The member withdraws it; another member cannot.
 			o := s.client()

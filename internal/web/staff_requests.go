@@ -105,16 +105,7 @@ func (p *Pages) renderStaffRequest(w http.ResponseWriter, r *http.Request, statu
 		return
 	}
 	v.requestRow, v.RightKey, v.Received = p.requestRow(req), req.Right, requests.DateOf(req.ReceivedAt).Long()
-	for _, e := range evs {
-		what := "Received"
-		switch e.Action {
-		case requests.ActionState:
-			what = stateNames[e.From] + " → " + stateNames[e.To]
-		case requests.ActionExtended:
-			what = "Due date extended"
-		}
-		v.Events = append(v.Events, eventRow{At: e.At, What: what, Actor: e.Actor, Note: e.Note})
-	}
+	v.Events = eventRows(evs)
 	next := field{Name: "state", Label: "New state", Need: "required", Type: "select", Prompt: "Choose a state"}
 	for _, s := range requests.Next(req.State) {
 		next.Options = append(next.Options, option{Value: s, Name: stateNames[s], Selected: s == state})
@@ -134,6 +125,25 @@ func (p *Pages) renderStaffRequest(w http.ResponseWriter, r *http.Request, statu
 			Hint: "Mailed to the requester. The law allows an extension where a request is complex or requests are many."}}
 	}
 	p.render(w, r, status, "staff-request", "Request: "+v.Right, true, v)
+}
+
+// eventRows are a request's changes as people read them.
+func eventRows(evs []requests.Event) []eventRow {
+	out := make([]eventRow, 0, len(evs))
+	for _, e := range evs {
+		what := "Received"
+		switch e.Action {
+		case requests.ActionState:
+			what = capitalized(stateNames[e.To])
+			if e.From != "" {
+				what = capitalized(stateNames[e.From]) + " → " + stateNames[e.To]
+			}
+		case requests.ActionExtended:
+			what = "Due date extended"
+		}
+		out = append(out, eventRow{At: e.At, What: what, Actor: e.Actor, Note: e.Note})
+	}
+	return out
 }
 
 func (p *Pages) staffActor(r *http.Request, sess account.Session) requests.Actor {

@@ -109,7 +109,7 @@ var pageNames = []string{
 	"login", "forgot", "forgot-sent", "reset", "account", "sessions", "password", "activity",
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
-	"campaigns", "campaign-new", "campaign", "requests", "staff-requests", "staff-request",
+	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
 	"request-new", "request-sent", "request-confirm", "request-confirmed",
 }
 
@@ -196,6 +196,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
 	mux.HandleFunc("GET /account/requests", p.member(p.requestsPage))
 	mux.HandleFunc("POST /account/requests", p.member(p.sendRequest))
+	mux.HandleFunc("GET /account/requests/{id}", p.member(p.myRequest))
 	mux.HandleFunc("POST /account/requests/{id}/withdraw", p.member(p.withdrawRequest))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
 
