@@ -24,7 +24,7 @@ type requestsView struct {
 // requestRow is one request in the member's history or the staff queue.
 type requestRow struct {
 	ID         string
-	Right      string // as people read it
+	Right      string // as people read it, capitalized (a title)
 	State      string // as people read it
 	Closed     bool
 	Overdue    bool
@@ -46,7 +46,7 @@ var stateNames = map[string]string{
 }
 
 func (p *Pages) requestRow(req requests.Request) requestRow {
-	return requestRow{ID: req.ID, Right: requests.RightName(req.Right), State: stateNames[req.State], Closed: !req.Open(),
+	return requestRow{ID: req.ID, Right: capitalized(requests.RightName(req.Right)), State: stateNames[req.State], Closed: !req.Open(),
 		Overdue: req.Overdue(requests.DateOf(p.o.Now())), ReceivedAt: req.ReceivedAt, Due: req.DueDate.Long(),
 		Extended: req.ExtendedMonths, Details: req.Details, Requester: req.Requester,
 		Name: req.RequesterName, Notify: req.NotifyEmail, Held: req.HeldEmail}
@@ -142,5 +142,5 @@ func (p *Pages) myRequest(w http.ResponseWriter, r *http.Request, sess account.S
 		return
 	}
 	v := myRequestView{requestRow: p.requestRow(req), Events: eventRows(evs)}
-	p.render(w, r, http.StatusOK, "request", "Your request", true, v)
+	p.render(w, r, http.StatusOK, "request", v.Right, true, v)
 }

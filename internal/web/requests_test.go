@@ -36,7 +36,7 @@ func TestRequestPages(t *testing.T) {
 				wantRedirect(t, "the same again", "/account/requests?notice=same")
 			due := requests.DueDate(time.Now(), 0).Long()
 			page := c.get("/account/requests?notice=sent")
-			page.want(t, "history", http.StatusOK, "Your request is sent.", "complaint", "due "+due, "You kept mailing me", "Withdraw this request")
+			page.want(t, "history", http.StatusOK, "Your request is sent.", ">Complaint</a>", "due "+due, "You kept mailing me", "Withdraw this request")
 			c.post("/account/requests", url.Values{"right": {"access"}}).wantRedirect(t, "access", "/account/requests?notice=access")
 
 			list, err := s.app.Requests().List(t.Context(), memberID)
@@ -59,7 +59,7 @@ func TestRequestPages(t *testing.T) {
 			}
 			st.get("/account").want(t, "the staff link of a dpo", http.StatusOK, `<a href="/staff/requests"`)
 			st.get("/staff/requests").want(t, "queue", http.StatusOK, "/staff/requests/"+complaint, "received")
-			st.get("/staff/requests?state=done").want(t, "done only", http.StatusOK, "access to your data")
+			st.get("/staff/requests?state=done").want(t, "done only", http.StatusOK, "Access to your data")
 			st.get("/staff/requests?due_before=soon").want(t, "a bad date", http.StatusBadRequest, "must be a date")
 			st.get("/staff/requests/no-such").want(t, "unknown request", http.StatusNotFound)
 			st.get("/staff/requests/"+complaint).want(t, "request", http.StatusOK, "You kept mailing me", "Change the state", "Extend the due date")
