@@ -45,6 +45,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerNewsletter(mux)
 	a.registerChildren(mux)
 	a.registerNotices(mux)
+	a.registerRequests(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

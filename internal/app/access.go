@@ -12,6 +12,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/vault"
@@ -67,3 +68,6 @@ func (a *App) Staff() *governance.Staff { return a.staff }
 
 // Routes are the patterns of every route the site serves, API and pages.
 func (a *App) Routes() []string { return append([]string(nil), a.patterns...) }
+
+// Requests is the rights desk.
+func (a *App) Requests() *requests.Service { return a.requests }

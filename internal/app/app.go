@@ -32,6 +32,7 @@ import (
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/ratelimit"
+	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
@@ -61,6 +62,7 @@ type App struct {
 	newsletter *newsletter.Service
 	notices    *notices.Service
 	staff      *governance.Staff
+	requests   *requests.Service
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -283,6 +285,8 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	// The erasure ledger is kept in the database and, one object per erasure, in the
 	// files' blob store: apart from database backups (Start replays it).
 	a.rights = rights.New(a.db, a.registry, a.accounts, a.jobs, rights.Ledger{Key: key, Index: index, Blobs: a.blobs}, a.now, a.log)
+	a.requests = requests.New(a.db, a.vault, a.outbox, a.audit, directory{a}, requests.Config{BaseURL: cfg.BaseURL,
+		Authority: cfg.SupervisoryAuthority}, a.now, a.log)
 	return nil
 }
 
@@ -336,6 +340,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	}
 	reg.Register(mail.Holder{Dir: outboxDir, Index: index})
 	reg.Register(rights.Holder{})
+	reg.Register(requests.Holder{})
 	reg.Register(consent.Holder{S: a.consent})
 	reg.Register(newsletter.Holder{S: a.newsletter})
 	reg.Register(governance.StaffHolder{})
@@ -347,7 +352,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
 	// at once; then what references the member; the account last, so the member stays
 	// unable to log in throughout.
-	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "erasure", "mail_outbox",
+	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "erasure", "requests", "mail_outbox",
 		"audit_log", "account"); err != nil {
 		return nil, err
 	}
@@ -379,6 +384,16 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(15*time.Minute, files.ReconcileArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ requests.WarnArgs) error {
+		_, _, err := a.requests.WarnDue(ctx)
+		return err
+	})
+	a.jobs.Every(24*time.Hour, requests.WarnArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ requests.TidyArgs) error {
+		_, _, err := a.requests.Tidy(ctx)
+		return err
+	})
+	a.jobs.Every(time.Hour, requests.TidyArgs{})
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
@@ -388,7 +403,8 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	cfg := a.config
 	limits := server.NewLimits(a.buckets, index, !cfg.RateLimits, cfg.CookieSecure, a.now)
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
-		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now}
+		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
+		Requests: a.requests, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

@@ -93,7 +93,7 @@ func staffOnly(s, anonAnswer, refused string, roles ...actor) answers {
 }
 
 // probe is how a route is tried: the path (with {file}, {session}, {receipt},
-// {campaign}, {erasure} or {owner} for A's resources), the body of a request that
+// {campaign}, {request}, {erasure} or {owner} for A's resources), the body of a request that
 // has one (JSON for the API, a form for the pages), and the answers expected.
 type probe struct {
 	path string // the pattern's path when empty
@@ -166,7 +166,18 @@ var authz = map[string]probe{
 	"POST /api/v1/staff/campaigns/{id}/test": {path: "/api/v1/staff/campaigns/{campaign}/test", want: staffOnly("200", "401", "403", marketing)},
 	"POST /api/v1/staff/subscribers/import":  {body: `{}`, want: staffOnly("400", "401", "403", marketing)},
 	"GET /api/v1/staff/consent-conflicts":    {want: staffOnly("200", "401", "403", dpo, support)},
-	"/api/":                                  {path: "/api/v1/nothing-here", want: everyone("404")},
+	"POST /api/v1/requests":                  {body: `{}`, want: everyone("400")},
+	"POST /api/v1/requests/confirm":          {body: `{}`, want: everyone("400")},
+	"GET /api/v1/me/requests":                {want: own("200", "401")},
+	"POST /api/v1/me/requests":               {body: `{}`, want: own("400", "401")},
+	"GET /api/v1/me/requests/{id}":           {path: "/api/v1/me/requests/{request}", want: owned("200", "401")},
+	"POST /api/v1/me/requests/{id}/withdraw": {path: "/api/v1/me/requests/{request}/withdraw", want: owned("200", "401")},
+	"GET /api/v1/staff/requests":             {want: staffOnly("200", "401", "403", dpo)},
+	"GET /api/v1/staff/requests/{id}":        {path: "/api/v1/staff/requests/{request}", want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/requests/{id}/state": {path: "/api/v1/staff/requests/{request}/state", body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"POST /api/v1/staff/requests/{id}/extension": {path: "/api/v1/staff/requests/{request}/extension", body: `{}`,
+		want: staffOnly("400", "401", "403", dpo)},
+	"/api/": {path: "/api/v1/nothing-here", want: everyone("404")},
 
 	// The pages.
 	"GET /{$}":                  {path: "/", want: everyone("200")},
@@ -220,6 +231,20 @@ var authz = map[string]probe{
 	"GET /account/preferences/receipts/{id}": {path: "/account/preferences/receipts/{receipt}", want: owned("200", toLogin)},
 	"GET /account/delete":                    {want: own("200", toLogin)},
 	"POST /account/delete":                   {want: own("400", toLogin)},
+	"GET /requests/new":                      {want: everyone("200")},
+	"POST /requests/new":                     {want: everyone("400")},
+	"GET /requests/sent":                     {want: everyone("200")},
+	"GET /requests/confirm":                  {want: everyone("400")},
+	"POST /requests/confirm":                 {want: everyone("400")},
+	"GET /requests/confirmed":                {want: everyone("200")},
+	"GET /account/requests":                  {want: own("200", toLogin)},
+	"POST /account/requests":                 {want: own("400", toLogin)},
+	"GET /account/requests/{id}":             {path: "/account/requests/{request}", want: owned("200", toLogin)},
+	"POST /account/requests/{id}/withdraw":   {path: "/account/requests/{request}/withdraw", want: owned("303 /account/requests?notice=withdrawn", toLogin)},
+	"GET /staff/requests":                    {want: staffOnly("200", toLogin, "403", dpo)},
+	"GET /staff/requests/{id}":               {path: "/staff/requests/{request}", want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/requests/{id}/state":        {path: "/staff/requests/{request}/state", want: staffOnly("400", toLogin, "403", dpo)},
+	"POST /staff/requests/{id}/extend":       {path: "/staff/requests/{request}/extend", want: staffOnly("400", toLogin, "403", dpo)},
 	"GET /erasures/{id}":                     {path: "/erasures/{erasure}", want: everyone("200")},
 	"GET /members/{id}":                      {path: "/members/{owner}", want: everyone("200")},
 	"GET /privacy/purposes":                  {want: everyone("200")},
@@ -382,7 +407,7 @@ func (m *matrix) login(a actor) string {
 func (m *matrix) fill(s string, fresh bool) string {
 	m.t.Helper()
 	m.last = maps.Clone(m.fixed)
-	for _, r := range []string{"{file}", "{session}", "{campaign}"} {
+	for _, r := range []string{"{file}", "{session}", "{campaign}", "{request}"} {
 		if !strings.Contains(s, r) {
 			continue
 		}
@@ -426,6 +451,11 @@ func (m *matrix) make(kind string) string {
 		m.t.Fatal("no current session in A's list")
 	case "{campaign}":
 		r = m.h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Hello", "body": "Hi."}, m.login(marketing))
+		field = "id"
+	case "{request}":
+		// A question of A's, a new one each time (the same one twice is one request).
+		r = m.h.Do("POST", "/api/v1/me/requests", map[string]string{"right": "inquiry",
+			"details": "What do you hold? " + strconv.FormatInt(time.Now().UnixNano(), 10)}, m.login(owner))
 		field = "id"
 	}
 	id, _ := r.JSON()[field].(string)

@@ -91,6 +91,12 @@ type Config struct {
 	PolicyVersion  string
 	ReceiptKeyFile string
 
+	// The contacts the privacy center shows (Art. 13(1)(b), 27, 77 GDPR): free text,
+	// e.g. "Jane Roe, dpo@example.com".
+	DPOContact           string
+	EURepresentative     string
+	SupervisoryAuthority string
+
 	PgDump    string // pg_dump for steward backup on PostgreSQL; "": on PATH
 	PgRestore string // pg_restore for steward restore on PostgreSQL; "": on PATH
 }
@@ -164,6 +170,9 @@ var settings = []setting{
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
 	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "version of the privacy policy in force, recorded with every consent decision"},
 	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
+	{"dpo-contact", "STEWARD_DPO_CONTACT", "", "the data protection officer's contact, shown in the privacy center (e.g. \"Jane Roe, dpo@example.com\")"},
+	{"eu-representative", "STEWARD_EU_REPRESENTATIVE", "", "the EU representative's contact (Art. 27 GDPR), shown in the privacy center, for a controller outside the EU"},
+	{"supervisory-authority", "STEWARD_SUPERVISORY_AUTHORITY", "", "the supervisory authority a member may complain to, with its address or site, shown in the privacy center and in refusals"},
 	{"pg-dump", "STEWARD_PG_DUMP", "", "pg_dump program for steward backup on PostgreSQL (default: pg_dump on PATH)"},
 	{"pg-restore", "STEWARD_PG_RESTORE", "", "pg_restore program for steward restore on PostgreSQL (default: pg_restore on PATH)"},
 }
@@ -430,6 +439,15 @@ func (l *loader) records(c *Config) {
 	}
 	if c.LedgerKeyFile == "" {
 		c.LedgerKeyFile = filepath.Join(c.DataDir, "ledger.key")
+	}
+	for _, v := range []struct {
+		name string
+		to   *string
+	}{{"dpo-contact", &c.DPOContact}, {"eu-representative", &c.EURepresentative}, {"supervisory-authority", &c.SupervisoryAuthority}} {
+		*v.to = get(v.name)
+		if len(*v.to) > 500 || strings.ContainsAny(*v.to, "\r\n") {
+			bad(v.name, "want one line of at most 500 characters")
+		}
 	}
 	c.PgDump = get("pg-dump")
 	c.PgRestore = get("pg-restore")

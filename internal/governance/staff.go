@@ -39,6 +39,16 @@ func (s *Staff) Revoke(ctx context.Context, accountID, role string) error {
 	return err
 }
 
+// Members returns the accounts holding the role (admin is not every role here: a
+// mail meant for the role goes to those who hold it).
+func (s *Staff) Members(ctx context.Context, role string) ([]string, error) {
+	ids, err := store.Strings(ctx, s.db, `SELECT account_id FROM staff_roles WHERE role = $1 ORDER BY account_id`, role)
+	if err != nil {
+		return nil, fmt.Errorf("governance: staff: %w", err)
+	}
+	return ids, nil
+}
+
 // HasAny reports whether the account holds any of the roles (admin holds all).
 func (s *Staff) HasAny(ctx context.Context, accountID string, roles ...string) (bool, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT role FROM staff_roles WHERE account_id = $1`, accountID)

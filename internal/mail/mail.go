@@ -92,12 +92,22 @@ const (
 	// GuardianPurpose asks a child's guardian to agree to a purpose the child chose
 	// that a child's own consent does not cover (marketing, sharing).
 	GuardianPurpose TransactionalTemplate = "guardian_purpose"
+	// The rights desk: a request received, extended or closed (to the requester), and
+	// the daily warning of requests coming due (to the dpo staff).
+	RequestReceived TransactionalTemplate = "request_received"
+	RequestExtended TransactionalTemplate = "request_extended"
+	RequestClosed   TransactionalTemplate = "request_closed"
+	RequestsDue     TransactionalTemplate = "requests_due"
+	// RequestConfirm asks a person without an account to confirm the address their
+	// request is answered at.
+	RequestConfirm TransactionalTemplate = "request_confirm"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
-	UnsubscribeConfirm: true, GuardianPurpose: true}
+	UnsubscribeConfirm: true, GuardianPurpose: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true,
+	RequestConfirm: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

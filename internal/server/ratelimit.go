@@ -156,6 +156,15 @@ func (l *Limits) Resend(ctx context.Context, ip, email string) error {
 	return l.takeAll(ctx, "resend", ruleReset, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
 }
 
+// Request spends the limits of a request made without logging in (its confirmation
+// mail), per IP and per address: a budget of its own, as large as the reset's.
+func (l *Limits) Request(ctx context.Context, ip, email string) error {
+	if l.off {
+		return nil
+	}
+	return l.takeAll(ctx, "request", ruleReset, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+}
+
 // The known-device cookie: set when a login succeeds, one per account on a browser,
 // named by a blind index of the address and holding a random device id, its expiry and
 // a keyed hash of the three. It proves that this browser logged in to the account

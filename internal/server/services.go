@@ -18,6 +18,7 @@ import (
 	"steward/internal/governance"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/text"
 )
@@ -33,6 +34,9 @@ type Services struct {
 	Newsletter *newsletter.Service
 	Notices    *notices.Service
 	Staff      *governance.Staff
+	Requests   *requests.Service
+	// Contacts are named in the privacy center.
+	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
 	Jobs   newsletter.Enqueuer
 	Limits *Limits

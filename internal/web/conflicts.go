@@ -8,6 +8,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/consent"
+	"steward/internal/requests"
 )
 
 // The roles that read the consent conflicts (as the API's list): the DPO, and support,
@@ -19,7 +20,7 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 
 // staffLinkRoles are the roles a staff page needs, by its address, where it is not
 // marketing's.
-var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles}
+var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).
@@ -46,7 +47,9 @@ func (p *Pages) ownLinks(r *http.Request, links []navLink) []navLink {
 	return out
 }
 
-// staffHome leads a member of staff to the first staff page their roles open.
+// staffHome leads a member of staff to the first staff page their roles open: the
+// campaigns for marketing (and admin), the privacy requests for the dpo, the consent
+// conflicts for support.
 func (p *Pages) staffHome(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	ok, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, marketing)
 	if err != nil {
@@ -55,6 +58,14 @@ func (p *Pages) staffHome(w http.ResponseWriter, r *http.Request, sess account.S
 	}
 	if ok {
 		redirect(w, r, "/staff/campaigns")
+		return
+	}
+	if ok, err = p.o.Staff.HasAny(r.Context(), sess.AccountID, requests.WarnRole); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if ok {
+		redirect(w, r, "/staff/requests")
 		return
 	}
 	redirect(w, r, "/staff/consent-conflicts")

@@ -78,6 +78,7 @@ var stepNames = map[string]string{
 	"consent":           "Your consent decisions and privacy choices",
 	"newsletter":        "Your newsletter subscription and the mailings sent to you",
 	"processor_notices": "Notices to the companies that process data for us (such as our mail provider), telling them to erase you too",
+	"requests":          "Your privacy requests and their history",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {

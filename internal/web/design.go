@@ -19,6 +19,7 @@ var memberTabs = []struct {
 	{"account", navLink{Href: "/account", Label: "Profile"}},
 	{"files", navLink{Href: "/account/files", Label: "Files"}},
 	{"preferences", navLink{Href: "/account/preferences", Label: "Privacy preferences"}},
+	{"requests", navLink{Href: "/account/requests", Label: "Privacy requests"}},
 	{"sessions", navLink{Href: "/account/sessions", Label: "Sessions"}},
 	{"password", navLink{Href: "/account/password", Label: "Password"}},
 	{"activity", navLink{Href: "/account/activity", Label: "Activity"}},
@@ -34,6 +35,7 @@ var staffNav = []struct {
 	{[]string{"campaigns", "campaign", "campaign-edit", "campaign-delete", "campaign-send"}, navLink{Href: "/staff/campaigns", Label: "Campaigns"}},
 	{[]string{"campaign-new"}, navLink{Href: "/staff/campaigns/new", Label: "New campaign"}},
 	{[]string{"conflicts"}, navLink{Href: "/staff/consent-conflicts", Label: "Consent conflicts"}},
+	{[]string{"staff-requests", "staff-request"}, navLink{Href: "/staff/requests", Label: "Privacy requests"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff
@@ -41,6 +43,9 @@ var staffNav = []struct {
 func navFor(page string, loggedIn bool) (tabs, sidebar []navLink) {
 	if !loggedIn {
 		return nil, nil
+	}
+	if page == "request" {
+		page = "requests" // one request is under the tab of them all
 	}
 	for _, t := range memberTabs {
 		if t.page == page && page != "" {

@@ -59,6 +59,13 @@ var labels = map[string]string{
 	"purpose":          "Purpose",
 	"subject":          "Subject",
 	"body":             "Text",
+	"right":            "Request",
+	"details":          "Details",
+	"state":            "State",
+	"note":             "Note",
+	"months":           "Months",
+	"reason":           "Reason",
+	"due_before":       "Due before",
 }
 
 // profileField describes an operator-configured field (name, phone, addresses) as

@@ -194,11 +194,19 @@ func TestPagesInBrowser(t *testing.T) {
 		t.Fatal("the member has no decision to show a receipt of")
 	}
 	receipt := fmt.Sprintf("/account/preferences/receipts/%d", decisions[0].ID)
+	c.post("/account/requests", url.Values{"right": {"rectification"}, "details": {"My name at birth was Byron."}}).
+		wantRedirect(t, "a request", "/account/requests?notice=sent")
+	reqs, err := s.app.Requests().List(t.Context(), memberID)
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("the member's requests = %v, %v", reqs, err)
+	}
 
 	st := s.client()
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
-	if err := s.app.Staff().Grant(t.Context(), staffID, "marketing"); err != nil {
-		t.Fatal(err)
+	for _, role := range []string{"marketing", "dpo"} {
+		if err := s.app.Staff().Grant(t.Context(), staffID, role); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The DPO's role too, for the consent conflicts: 60 of them (two pages), made by
 	// decisions that alternate between two sources.
@@ -241,6 +249,10 @@ func TestPagesInBrowser(t *testing.T) {
 	n.post("/register", registration("new@example.com", "Nell Newcomer", "fresh start 2026"))
 	verify := s.link("new@example.com", "/verify")
 
+	n.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"access"}}).
+		wantRedirect(t, "a request without a login", "/requests/sent")
+	requestConfirm := s.link("vera@example.com", "/requests/confirm")
+
 	n.post("/newsletter", url.Values{"first_name": {"Hedy"}, "last_name": {"Lamarr"}, "email": {"hedy@example.com"}})
 	confirm := s.link("hedy@example.com", "/newsletter/confirm")
 
@@ -258,16 +270,19 @@ func TestPagesInBrowser(t *testing.T) {
 		{"styleguide", "/_styleguide"}, {"resend", "/verify/resend"}, {"resend-sent", "/verify/resend/sent"},
 		{"receipt-verify", "/receipts/verify"},
 		{"unsubscribe-test", "/unsubscribe/test"},
+		{"request-new", "/requests/new"}, {"request-sent", "/requests/sent"}, {"request-confirm", requestConfirm},
+		{"request-confirmed", "/requests/confirmed"},
 	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
 		{"sessions", "/account/sessions"}, {"password", "/account/password"}, {"activity", "/account/activity"},
-		{"delete", "/account/delete"},
+		{"delete", "/account/delete"}, {"requests", "/account/requests"},
 	}
 	// Member pages outside the tabs.
 	memberOther := []visit{{"children", "/account/children"}}
 	st.post(campaign+"/test", nil).wantRedirect(t, "test mail", campaign+"?tested=1")
 	staffs := []visit{
+		{"staff-requests", "/staff/requests"}, {"staff-request", "/staff/requests/" + reqs[0].ID},
 		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign},
 		{"campaign-tested", campaign + "?tested=1"}, {"campaign-edit", campaign + "/edit"},
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
@@ -398,6 +413,8 @@ func TestPagesInBrowser(t *testing.T) {
 	for _, v := range memberOther {
 		open(ctx, v)
 	}
+	// One request, under the tab of them all.
+	open(ctx, visit{"request", "/account/requests/" + reqs[0].ID})
 	// On a phone each choice of the preferences is a switch whose target is at least 44 px high.
 	open(ctx, visit{"preferences", "/account/preferences"})
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {

@@ -24,6 +24,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/requests"
 	"steward/internal/server"
 )
 
@@ -109,6 +110,8 @@ var pageNames = []string{
 	"files", "file-delete", "delete", "erasure", "member", "error", "purposes", "preferences", "receipt", "receipt-verify", "conflicts",
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign", "campaign-edit", "campaign-delete", "campaign-send", "unsubscribe-test",
+	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
+	"request-new", "request-sent", "request-confirm", "request-confirmed",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -212,6 +215,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /receipts/verify", p.verifyReceipt)
 	mux.HandleFunc("GET /account/delete", p.member(p.deleteForm))
 	mux.HandleFunc("POST /account/delete", p.member(p.deleteAccount))
+	mux.HandleFunc("GET /account/requests", p.member(p.requestsPage))
+	mux.HandleFunc("POST /account/requests", p.member(p.sendRequest))
+	mux.HandleFunc("GET /account/requests/{id}", p.member(p.myRequest))
+	mux.HandleFunc("POST /account/requests/{id}/withdraw", p.member(p.withdrawRequest))
 	mux.HandleFunc("GET /erasures/{id}", p.erasure)
 
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
@@ -243,6 +250,16 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/{id}/delete", p.staff(p.deleteCampaign, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/test", p.staff(p.testCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}/preview", p.staff(p.campaignPreview, marketing))
+	mux.HandleFunc("GET /requests/new", p.visitorForm)
+	mux.HandleFunc("POST /requests/new", p.submitVisitor)
+	mux.HandleFunc("GET /requests/sent", p.visitorSent)
+	mux.HandleFunc("GET /requests/confirm", p.visitorConfirmForm)
+	mux.HandleFunc("POST /requests/confirm", p.visitorConfirm)
+	mux.HandleFunc("GET /requests/confirmed", p.visitorConfirmed)
+	mux.HandleFunc("GET /staff/requests", p.staff(p.staffRequests, requests.WarnRole))
+	mux.HandleFunc("GET /staff/requests/{id}", p.staff(p.staffRequest, requests.WarnRole))
+	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))
+	mux.HandleFunc("POST /staff/requests/{id}/extend", p.staff(p.extendRequest, requests.WarnRole))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
@@ -274,7 +291,7 @@ type layout struct {
 	Page     string
 	CSS      string
 	LoggedIn bool
-	Staff    bool      // shows the link to the staff pages
+	Staff    bool      // the member holds a staff role: the header links to /staff
 	Tabs     []navLink // the member area's tabs, on its pages
 	Sidebar  []navLink // the staff pages' sidebar, on theirs
 	Main     any

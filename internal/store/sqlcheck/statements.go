@@ -210,20 +210,21 @@ SELECT what, path FROM (
 	{"internal/governance/staff.go:31", bothEngines, `INSERT INTO staff_roles (account_id, role, granted_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, role) DO NOTHING`},
 	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
-	{"internal/governance/staff.go:44", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
+	{"internal/governance/staff.go:45", bothEngines, `SELECT account_id FROM staff_roles WHERE role = $1 ORDER BY account_id`},
+	{"internal/governance/staff.go:54", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
 	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
-	{"internal/mail/mail.go:145", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
-	{"internal/mail/mail.go:147", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
-	{"internal/mail/mail.go:247", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/mail/mail.go:297", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/mail/mail.go:397", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+	{"internal/mail/mail.go:155", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
+	{"internal/mail/mail.go:157", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
+	{"internal/mail/mail.go:257", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/mail/mail.go:307", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
+	{"internal/mail/mail.go:407", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
 		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`},
-	{"internal/mail/mail.go:500", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
-	{"internal/mail/mail.go:671", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
-	{"internal/mail/mail.go:680", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+	{"internal/mail/mail.go:510", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
+	{"internal/mail/mail.go:681", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
+	{"internal/mail/mail.go:690", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
-	{"internal/mail/mail.go:719", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/mail.go:729", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:256", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:70", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
@@ -355,6 +356,44 @@ SELECT what, path FROM (
 		RETURNING tat`},
 	{"internal/ratelimit/ratelimit.go:86", bothEngines, `UPDATE rate_limits SET tat = tat - $1 WHERE bucket = $2`},
 	{"internal/ratelimit/ratelimit.go:99", bothEngines, `DELETE FROM rate_limits WHERE tat < $1`},
+	{"internal/requests/holder.go:79", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
+	{"internal/requests/queue.go:50", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE due_date < $1 ORDER BY due_date, received_at, id LIMIT $2`},
+	{"internal/requests/queue.go:52", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1 ORDER BY due_date, received_at, id LIMIT $2`},
+	{"internal/requests/queue.go:54", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE state = $1 AND due_date < $2 ORDER BY due_date, received_at, id LIMIT $3`},
+	{"internal/requests/queue.go:180", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
+			WHERE id = $4 AND extended_months = $5`},
+	{"internal/requests/requests.go:304", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
+			extended_months, details, requester_name, notify_email, linked_id, updated_at, closed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9, $10, NULL)`},
+	{"internal/requests/requests.go:355", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/requests/requests.go:379", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
+	{"internal/requests/requests.go:473", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE subject_id = $1 ORDER BY received_at DESC, id`},
+	{"internal/requests/requests.go:495", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/requests.go:525", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
+		WHERE request_id = $1 ORDER BY id`},
+	{"internal/requests/requests.go:552", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/visitor.go:99", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
+			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, NULL, $14)`},
+	{"internal/requests/visitor.go:132", bothEngines, `SELECT id, confirm_expires FROM privacy_requests WHERE confirm_hash = $1`},
+	{"internal/requests/visitor.go:148", bothEngines, `UPDATE privacy_requests SET confirm_hash = NULL, confirm_expires = NULL, received_at = $1, due_date = $2
+			WHERE id = $3`},
+	{"internal/requests/visitor.go:167", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND state = 'unconfirmed' AND confirm_expires < $1`},
+	{"internal/requests/visitor.go:176", bothEngines, `DELETE FROM privacy_requests WHERE id = $1 AND state = 'unconfirmed'`},
+	{"internal/requests/visitor.go:183", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1`},
+	{"internal/requests/visitor.go:193", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
+				held_email = NULL, shredded_at = $1 WHERE id = $2`},
+	{"internal/requests/visitor.go:197", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
+	{"internal/requests/warn.go:36", bothEngines, `SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
+		FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`},
+	{"internal/requests/warn.go:80", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
 	{"internal/rights/erasure.go:119", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
 	{"internal/rights/erasure.go:174", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done FROM erasure_requests WHERE id = $1`},

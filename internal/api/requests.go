@@ -1,0 +1,282 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/consent"
+	"steward/internal/requests"
+	"steward/internal/server"
+)
+
+func (a *API) registerRequests(mux server.Router) {
+	mux.HandleFunc("GET /api/v1/me/requests", a.auth(a.myRequests))
+	mux.HandleFunc("POST /api/v1/me/requests", a.auth(a.exercise))
+	mux.HandleFunc("GET /api/v1/me/requests/{id}", a.auth(a.myRequest))
+	mux.HandleFunc("POST /api/v1/me/requests/{id}/withdraw", a.auth(a.withdrawRequest))
+	mux.HandleFunc("POST /api/v1/requests", a.submitVisitor)
+	mux.HandleFunc("POST /api/v1/requests/confirm", a.confirmVisitor)
+	mux.HandleFunc("GET /api/v1/staff/requests", a.staff(a.staffRequests, requests.WarnRole))
+	mux.HandleFunc("GET /api/v1/staff/requests/{id}", a.staff(a.staffRequest, requests.WarnRole))
+	mux.HandleFunc("POST /api/v1/staff/requests/{id}/state", a.staff(a.changeRequest, requests.WarnRole))
+	mux.HandleFunc("POST /api/v1/staff/requests/{id}/extension", a.staff(a.extendRequest, requests.WarnRole))
+}
+
+type requestResponse struct {
+	ID             string            `json:"id"`
+	Right          string            `json:"right"`
+	State          string            `json:"state"`
+	Requester      string            `json:"requester"`
+	ReceivedAt     time.Time         `json:"received_at"`
+	DueDate        string            `json:"due_date"`
+	Overdue        bool              `json:"overdue"`
+	ExtendedMonths int               `json:"extended_months"`
+	Details        string            `json:"details,omitempty"`
+	RequesterName  string            `json:"requester_name,omitempty"` // staff: a visitor's
+	NotifyEmail    string            `json:"notify_email,omitempty"`   // staff: a visitor's
+	HeldEmail      string            `json:"held_email,omitempty"`     // staff: a visitor's
+	UpdatedAt      time.Time         `json:"updated_at"`
+	ClosedAt       time.Time         `json:"closed_at,omitzero"`
+	Links          map[string]string `json:"links,omitempty"`
+	Events         []requestEvent    `json:"events,omitempty"`
+	Next           []string          `json:"next_states,omitempty"` // staff: the states it may move to
+}
+
+type requestEvent struct {
+	At      time.Time `json:"at"`
+	Action  string    `json:"action"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to"`
+	Actor   string    `json:"actor"`
+	ActorID string    `json:"actor_id,omitempty"` // staff only
+	Note    string    `json:"note,omitempty"`
+}
+
+func (a *API) toRequest(req requests.Request, evs []requests.Event, staff bool) requestResponse {
+	out := requestResponse{ID: req.ID, Right: req.Right, State: req.State, Requester: req.Requester, ReceivedAt: req.ReceivedAt,
+		DueDate: req.DueDate.String(), Overdue: req.Overdue(requests.DateOf(a.Now())), ExtendedMonths: req.ExtendedMonths,
+		Details: req.Details, UpdatedAt: req.UpdatedAt, ClosedAt: req.ClosedAt}
+	switch req.Right {
+	case requests.Access, requests.Portability:
+		out.Links = map[string]string{"export": "/api/v1/me/export"}
+	case requests.Erasure:
+		out.Links = map[string]string{"erasure": "/api/v1/erasures/" + req.ID}
+	}
+	for _, e := range evs {
+		ev := requestEvent{At: e.At, Action: e.Action, From: e.From, To: e.To, Actor: e.Actor, Note: e.Note}
+		if staff {
+			ev.ActorID = e.ActorID
+		}
+		out.Events = append(out.Events, ev)
+	}
+	if staff {
+		out.Next = requests.Next(req.State)
+		out.RequesterName, out.NotifyEmail, out.HeldEmail = req.RequesterName, req.NotifyEmail, req.HeldEmail
+	}
+	return out
+}
+
+type contactsResponse struct {
+	DPO                  string `json:"dpo"`
+	EURepresentative     string `json:"eu_representative"`
+	SupervisoryAuthority string `json:"supervisory_authority"`
+}
+
+func (a *API) myRequests(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	list, err := a.Requests.List(r.Context(), sess.AccountID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]requestResponse, len(list))
+	for i, req := range list {
+		out[i] = a.toRequest(req, nil, false)
+	}
+	c := a.Contacts
+	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "rights": requests.Rights,
+		"contacts": contactsResponse{DPO: c.DPO, EURepresentative: c.EURepresentative, SupervisoryAuthority: c.Authority}})
+}
+
+type exerciseRequest struct {
+	Right      string `json:"right"`
+	Details    string `json:"details"`
+	Restricted *bool  `json:"restricted"`
+	Purpose    string `json:"purpose"`
+	Password   string `json:"password"`
+}
+
+// exercise exercises a right: 201 with the request recorded, 200 with the open request
+// the same submission made before, 202 for an erasure, which runs in the background.
+func (a *API) exercise(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var req exerciseRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	done, err := a.Exercise(r, sess.AccountID, server.Exercise(req), consent.SourceAPI)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	switch {
+	case done.ErasureID != "":
+		status = http.StatusAccepted
+		w.Header().Set("Location", "/api/v1/erasures/"+done.ErasureID)
+	case !done.Created:
+		status = http.StatusOK
+	default:
+		w.Header().Set("Location", "/api/v1/me/requests/"+done.Request.ID)
+	}
+	server.WriteJSON(w, status, a.toRequest(done.Request, nil, false))
+}
+
+func (a *API) myRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	req, evs, err := a.Requests.GetOwn(r.Context(), sess.AccountID, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, a.toRequest(req, evs, false))
+}
+
+func (a *API) withdrawRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	req, err := a.Requests.Withdraw(r.Context(), sess.AccountID, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, a.toRequest(req, nil, false))
+}
+
+// staffRequests is the DPO's queue: ?state= (a state, or open) and ?due_before=
+// (YYYY-MM-DD), the soonest due first.
+func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Session) {
+	q := r.URL.Query()
+	f := requests.Filter{State: q.Get("state")}
+	if v := q.Get("due_before"); v != "" {
+		d, err := requests.ParseDate(v)
+		if err != nil {
+			a.fail(w, r, apperr.Field("due_before", "date_invalid", "must be a date: YYYY-MM-DD"))
+			return
+		}
+		f.DueBefore = d
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			a.fail(w, r, apperr.Field("limit", "limit_invalid", "must be a number from 1 to 200"))
+			return
+		}
+		f.Limit = n
+	}
+	list, err := a.Requests.Queue(r.Context(), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	sum, err := a.Requests.Due(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]requestResponse, len(list))
+	for i, req := range list {
+		out[i] = a.toRequest(req, nil, true)
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "overdue": sum.Overdue, "due_soon": sum.Soon})
+}
+
+func (a *API) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {
+	req, evs, err := a.Requests.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, a.toRequest(req, evs, true))
+}
+
+type changeRequest struct {
+	State string `json:"state"`
+	Note  string `json:"note"`
+}
+
+func (a *API) changeRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var body changeRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
+	if _, err := a.Requests.Transition(r.Context(), r.PathValue("id"), requests.Change(body), by); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.staffRequest(w, r, sess)
+}
+
+type extensionRequest struct {
+	Months int    `json:"months"`
+	Reason string `json:"reason"`
+}
+
+func (a *API) extendRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var body extensionRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
+	if _, err := a.Requests.Extend(r.Context(), r.PathValue("id"), body.Months, body.Reason, by); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.staffRequest(w, r, sess)
+}
+
+type visitorRequest struct {
+	Name      string `json:"name"`
+	Email     string `json:"email"`
+	HeldEmail string `json:"held_email"`
+	Right     string `json:"right"`
+	Details   string `json:"details"`
+}
+
+// submitVisitor takes a request without a login: 202 whether or not anyone is known
+// by the addresses; the notification address gets a link to confirm it.
+func (a *API) submitVisitor(w http.ResponseWriter, r *http.Request) {
+	var req visitorRequest
+	if err := server.DecodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.SubmitVisitorLimited(r, requests.VisitorSubmission{Name: req.Name, NotifyEmail: req.Email, HeldEmail: req.HeldEmail,
+		Right: req.Right, Details: req.Details}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "confirmation_sent"})
+}
+
+type confirmVisitorRequest struct {
+	Token string `json:"token"`
+}
+
+// confirmVisitor confirms a request made without a login: 200 with its right, state
+// and due date, which start now.
+func (a *API) confirmVisitor(w http.ResponseWriter, r *http.Request) {
+	var body confirmVisitorRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := a.Requests.Confirm(r.Context(), body.Token)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"id": req.ID, "right": req.Right, "state": req.State, "due_date": req.DueDate.String()})
+}

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"steward/internal/apperr"
+	"steward/internal/consent"
+	"steward/internal/requests"
+)
+
+// Contacts are whom the privacy center names (from config): the data protection
+// officer, the EU representative and the supervisory authority.
+type Contacts struct {
+	DPO              string
+	EURepresentative string
+	Authority        string
+}
+
+// Exercise is a right a logged-in member exercises from the privacy center.
+type Exercise struct {
+	Right   string
+	Details string // rectification, complaint, inquiry: what the request is about
+	// Restricted turns the restriction of processing on or off (restriction).
+	Restricted *bool
+	// Purpose is the purpose objected to (objection) or whose consent is withdrawn
+	// (withdrawal); "" objects to every purpose based on legitimate interest, or
+	// withdraws every consent given.
+	Purpose  string
+	Password string // erasure asks for the password again, as deleting the account does
+}
+
+// Exercised is what exercising a right did: the request recorded (Created false when
+// the same request was open already), or for erasure the erasure request started.
+type Exercised struct {
+	Request   requests.Request
+	Created   bool
+	ErasureID string
+}
+
+// Exercise carries out a right through the flow that already does it, and records it
+// as a request of the member's: access and portability are the export (the request
+// is done; the archive is downloaded from the export's address); restriction,
+// objection and withdrawal are decisions in the consent ledger, recorded as done;
+// erasure is the erasure of the account, whose own request tracks it (the account's
+// requests are erased with it); rectification of what the profile cannot change, a
+// complaint and an inquiry wait for staff. src is the consent source of the front end.
+func (s *Services) Exercise(r *http.Request, accountID string, ex Exercise, src consent.Source) (Exercised, error) {
+	if err := requests.CheckRight(ex.Right); err != nil {
+		return Exercised{}, err
+	}
+	ctx := r.Context()
+	sub := requests.Submission{SubjectID: accountID, Right: ex.Right, Details: ex.Details, Fulfilled: true}
+	switch ex.Right {
+	case requests.Access, requests.Portability:
+		sub.Note = "Your data is ready to download as a ZIP archive (CSV and JSON files, with your files), from your account."
+	case requests.Restriction:
+		if ex.Restricted == nil {
+			return Exercised{}, apperr.Field("restricted", "required", "is required: true to restrict processing, false to lift the restriction")
+		}
+		if err := s.SaveChoices(r, accountID, nil, ex.Restricted, nil, src); err != nil {
+			return Exercised{}, err
+		}
+		sub.Note = "Processing of your data is restricted: it is kept but not used."
+		if !*ex.Restricted {
+			sub.Note = "The restriction of processing is lifted."
+		}
+	case requests.Objection, requests.Withdrawal:
+		note, err := s.objectOrWithdraw(r, accountID, ex, src)
+		if err != nil {
+			return Exercised{}, err
+		}
+		sub.Note = note
+	case requests.Erasure:
+		return s.exerciseErasure(r, accountID, ex.Password)
+	default: // rectification, complaint, inquiry: for staff
+		sub.Fulfilled = false
+	}
+	req, created, err := s.Requests.Submit(ctx, sub)
+	return Exercised{Request: req, Created: created}, err
+}
+
+// objectOrWithdraw records an objection or a withdrawal in the consent ledger and says
+// what it did.
+func (s *Services) objectOrWithdraw(r *http.Request, accountID string, ex Exercise, src consent.Source) (string, error) {
+	if ex.Purpose == "" && ex.Right == requests.Objection {
+		yes := true
+		if err := s.SaveChoices(r, accountID, nil, nil, &yes, src); err != nil {
+			return "", err
+		}
+		return "You object to every processing of your data based on legitimate interest.", nil
+	}
+	choices := map[string]bool{}
+	var names []string
+	if ex.Purpose != "" {
+		p, ok := s.Consent.Register().Purpose(ex.Purpose)
+		if !ok {
+			return "", apperr.Field("purpose", "purpose_unknown", "is not a purpose of the register")
+		}
+		if ex.Right == requests.Objection && !p.Objectable() {
+			return "", apperr.Field("purpose", "not_objectable", "is not based on legitimate interest: withdraw consent instead, or ask us in an inquiry")
+		}
+		if ex.Right == requests.Withdrawal && !p.NeedsConsent() {
+			return "", apperr.Field("purpose", "not_consent", "is not based on consent: object to it instead")
+		}
+		choices[p.Key], names = false, []string{p.Name}
+	} else {
+		list, _, err := s.Consent.Choices(r.Context(), accountID)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range list {
+			if c.Purpose.NeedsConsent() && c.Decision == consent.Granted {
+				choices[c.Purpose.Key] = false
+				names = append(names, c.Purpose.Name)
+			}
+		}
+		if len(choices) == 0 {
+			return "", apperr.New(apperr.Conflict, "nothing_to_withdraw", "you have given no consent to withdraw")
+		}
+	}
+	if err := s.SaveChoices(r, accountID, choices, nil, nil, src); err != nil {
+		return "", err
+	}
+	if ex.Right == requests.Objection {
+		return "You object to: " + strings.Join(names, ", ") + ".", nil
+	}
+	return "Consent withdrawn for: " + strings.Join(names, ", ") + ". What was done before stays lawful.", nil
+}
+
+// exerciseErasure starts the erasure of the account after checking the password
+// again, as deleting the account does.
+func (s *Services) exerciseErasure(r *http.Request, accountID, password string) (Exercised, error) {
+	ctx := r.Context()
+	if password == "" {
+		return Exercised{}, apperr.Field("password", "required", "is required to erase your account")
+	}
+	if err := s.Limits.PasswordCheck(ctx, accountID); err != nil {
+		return Exercised{}, err
+	}
+	if err := s.Accounts.CheckPassword(ctx, accountID, "password", password); err != nil {
+		return Exercised{}, err
+	}
+	subj, err := s.Accounts.Subject(ctx, accountID)
+	if err != nil {
+		return Exercised{}, err
+	}
+	id, err := s.Rights.RequestErasure(ctx, subj, "member")
+	if err != nil {
+		return Exercised{}, err
+	}
+	now := s.Now()
+	return Exercised{ErasureID: id, Created: true, Request: requests.Request{ID: id, SubjectID: accountID, Requester: requests.Member,
+		Right: requests.Erasure, State: requests.InProgress, ReceivedAt: now, DueDate: requests.DueDate(now, 0), UpdatedAt: now}}, nil
+}
+
+// SubmitVisitorLimited records a request made without logging in, under its rate
+// limits (per IP and per notification address): a confirmation mail goes out, nothing
+// else, and the answer is the same for any address.
+func (s *Services) SubmitVisitorLimited(r *http.Request, v requests.VisitorSubmission) error {
+	if err := s.Limits.Request(r.Context(), s.ClientIP(r), v.NotifyEmail); err != nil {
+		return err
+	}
+	return s.Requests.SubmitVisitor(r.Context(), v)
+}

@@ -1,0 +1,136 @@
+package web_test
+
+import (
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"steward/internal/requests"
+	"steward/internal/store/storetest"
+)
+
+// The privacy center and the DPO's queue through the pages, on every engine: a member
+// asks, sees the due date, withdraws; a dpo works a request, extends one, and a
+// member without the role is refused.
+func TestRequestPages(t *testing.T) {
+	t.Parallel()
+	for dialect, dbURL := range storetest.Engines(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			s := start(t, dbURL, "--dpo-contact", "Jane Roe, dpo@example.com", "--supervisory-authority", "The Commissioner")
+			c := s.client()
+			memberID := s.signUp(t, c, "asker@example.com", "Ada Asker", "analytical engine 1843")
+			c.get("/account/requests").want(t, "privacy center", http.StatusOK, "Jane Roe, dpo@example.com", "The Commissioner",
+				`href="/account/export"`, `href="/account/preferences"`, `href="/account/delete"`, "You have made no requests.")
+
+			c.post("/account/requests", url.Values{"right": {"complaint"}}).want(t, "no details", http.StatusBadRequest,
+				`aria-invalid="true"`, "Details is required")
+			c.post("/account/requests", url.Values{"right": {"erasure"}, "details": {"x"}}).want(t, "a right the form does not offer",
+				http.StatusBadRequest, "Request must be one of")
+			c.post("/account/requests", url.Values{"right": {"complaint"}, "details": {"You kept mailing me"}}).
+				wantRedirect(t, "complaint", "/account/requests?notice=sent")
+			c.post("/account/requests", url.Values{"right": {"complaint"}, "details": {"You kept mailing me"}}).
+				wantRedirect(t, "the same again", "/account/requests?notice=same")
+			due := requests.DueDate(time.Now(), 0).Long()
+			page := c.get("/account/requests?notice=sent")
+			page.want(t, "history", http.StatusOK, "Your request is sent.", ">Complaint</a>", "due "+due, "You kept mailing me", "Withdraw this request")
+			c.post("/account/requests", url.Values{"right": {"access"}}).wantRedirect(t, "access", "/account/requests?notice=access")
+
+			list, err := s.app.Requests().List(t.Context(), memberID)
+			if err != nil || len(list) != 2 {
+				t.Fatalf("requests = %v, %v", list, err)
+			}
+			var complaint string
+			for _, r := range list {
+				if r.Right == requests.Complaint {
+					complaint = r.ID
+				}
+			}
+
+			// The queue: a member without the dpo role is refused; the dpo works it.
+			st := s.client()
+			dpoID := s.signUp(t, st, "dpo@example.com", "Dana Officer", "privacy by design 2018")
+			st.get("/staff/requests").want(t, "queue without the role", http.StatusForbidden, "dpo role")
+			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+				t.Fatal(err)
+			}
+			st.get("/account").want(t, "the staff link of a dpo", http.StatusOK, `<a href="/staff/requests"`)
+			st.get("/staff/requests").want(t, "queue", http.StatusOK, "/staff/requests/"+complaint, "received")
+			st.get("/staff/requests?state=done").want(t, "done only", http.StatusOK, "Access to your data")
+			st.get("/staff/requests?due_before=soon").want(t, "a bad date", http.StatusBadRequest, "must be a date")
+			st.get("/staff/requests/no-such").want(t, "unknown request", http.StatusNotFound)
+			st.get("/staff/requests/"+complaint).want(t, "request", http.StatusOK, "You kept mailing me", "Change the state", "Extend the due date")
+			st.post("/staff/requests/"+complaint+"/state", url.Values{"state": {"refused"}}).want(t, "refusal without reasons",
+				http.StatusBadRequest, "Note is required")
+			st.post("/staff/requests/"+complaint+"/extend", url.Values{"months": {"3"}, "reason": {"busy"}}).want(t, "three months",
+				http.StatusBadRequest, "must be 1 or 2")
+			st.post("/staff/requests/"+complaint+"/extend", url.Values{"months": {"1"}, "reason": {"Many requests this month"}}).
+				wantRedirect(t, "extend", "/staff/requests/"+complaint+"?done=extended")
+			st.post("/staff/requests/"+complaint+"/state", url.Values{"state": {"in_progress"}, "note": {"Looking at the logs"}}).
+				wantRedirect(t, "in progress", "/staff/requests/"+complaint+"?done=changed")
+			st.get("/staff/requests/"+complaint).want(t, "history", http.StatusOK, "Many requests this month", "Looking at the logs",
+				html.EscapeString("Received → in progress"), requests.DueDate(time.Now(), 1).Long())
+			c.get("/account/requests").want(t, "member sees the extension", http.StatusOK, "extended by 1 month", "in progress")
+			c.get("/account/requests/"+complaint).want(t, "member sees the history", http.StatusOK, "Many requests this month",
+				"Looking at the logs", "by our staff", "You kept mailing me")
+			o0 := s.client()
+			s.signUp(t, o0, "nosy@example.com", "Nosy Parker", "curiosity killed 1900")
+			o0.get("/account/requests/"+complaint).want(t, "another member's request", http.StatusNotFound)
+
+			// The member withdraws it; another member cannot.
+			o := s.client()
+			s.signUp(t, o, "other@example.com", "Otto Other", "difference engine 1822")
+			o.post("/account/requests/"+complaint+"/withdraw", nil).want(t, "another member withdraws", http.StatusNotFound)
+			c.post("/account/requests/"+complaint+"/withdraw", nil).wantRedirect(t, "withdraw", "/account/requests?notice=withdrawn")
+			if p := c.get("/account/requests"); !strings.Contains(p.body, "withdrawn") || strings.Contains(p.body, "Withdraw this request") {
+				t.Errorf("after withdrawing, the page:\n%s", p.body)
+			}
+			st.get("/staff/requests/"+complaint).want(t, "closed", http.StatusOK, "withdrawn")
+			if p := st.get("/staff/requests/" + complaint); strings.Contains(p.body, "Change the state") {
+				t.Error("a closed request still offers a change of state")
+			}
+		})
+	}
+}
+
+// A request without logging in through the pages: the form, the mailed link, a button
+// (opening the link changes nothing), and a used link refused.
+func TestVisitorRequestPages(t *testing.T) {
+	t.Parallel()
+	for dialect, dbURL := range storetest.Engines(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			s := start(t, dbURL)
+			c := s.client()
+			c.get("/requests/new").want(t, "form", http.StatusOK, `name="name"`, `name="email"`, `name="held_email"`, `value="portability"`)
+			c.post("/requests/new", url.Values{"email": {"vera@example.com"}, "right": {"access"}}).want(t, "no name",
+				http.StatusBadRequest, "Full name is required")
+			c.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"complaint"}}).
+				want(t, "a complaint without details", http.StatusBadRequest, "Details is required")
+			p := c.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"inquiry"},
+				"details": {"Do you hold anything about me?"}})
+			p.wantRedirect(t, "sent", "/requests/sent")
+			c.get("/requests/sent").want(t, "sent page", http.StatusOK, "Check your mailbox")
+			link := s.link("vera@example.com", "/requests/confirm")
+			token := strings.TrimPrefix(link, "/requests/confirm?token=")
+			c.get(link).want(t, "confirm page", http.StatusOK, "Confirm my request")
+			if q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Unconfirmed}); err != nil || len(q) != 1 {
+				t.Fatalf("opening the link changed something: %v, %v", q, err)
+			}
+			c.get("/requests/confirm").want(t, "no token", http.StatusBadRequest, "This link is incomplete")
+			c.post("/requests/confirm", url.Values{"token": {token}}).wantRedirect(t, "confirm", "/requests/confirmed")
+			c.get("/requests/confirmed").want(t, "confirmed", http.StatusOK, "Your request is received")
+			c.post("/requests/confirm", url.Values{"token": {token}}).want(t, "used link", http.StatusBadRequest, "invalid, used or expired")
+			q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Received})
+			if err != nil || len(q) != 1 {
+				t.Fatalf("received = %+v, %v", q, err)
+			}
+			if got, _, err := s.app.Requests().Get(t.Context(), q[0].ID); err != nil || got.RequesterName != "Vera Visitor" || got.HeldEmail != "vera@example.com" {
+				t.Errorf("the request = %+v, %v", got, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,190 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"steward/internal/account"
+	"steward/internal/apperr"
+	"steward/internal/requests"
+)
+
+// staffRequestsView is the DPO's queue: the warning of requests due soon or overdue,
+// the filters, and the requests, the soonest due first.
+type staffRequestsView struct {
+	Overdue   int
+	Soon      int
+	Within    int
+	State     []option
+	DueBefore string
+	Requests  []requestRow
+	Error     string
+}
+
+// stateOptions are the queue's state filter, current selected.
+func stateOptions(current string) []option {
+	out := []option{{Value: requests.StateOpen, Name: "Open", Selected: current == requests.StateOpen}}
+	for _, s := range requests.States {
+		out = append(out, option{Value: s, Name: stateNames[s], Selected: current == s})
+	}
+	return out
+}
+
+func (p *Pages) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Session) {
+	q := r.URL.Query()
+	v := staffRequestsView{Within: requests.WarnWithin, DueBefore: q.Get("due_before")}
+	state := q.Get("state")
+	if _, ok := q["state"]; !ok {
+		state = requests.StateOpen
+	}
+	v.State = stateOptions(state)
+	f := requests.Filter{State: state}
+	status := http.StatusOK
+	if v.DueBefore != "" {
+		d, err := requests.ParseDate(v.DueBefore)
+		if err != nil {
+			status, v.Error = http.StatusBadRequest, "Due before must be a date such as 2027-02-28."
+		}
+		f.DueBefore = d
+	}
+	sum, err := p.o.Requests.Due(r.Context())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v.Overdue, v.Soon = sum.Overdue, sum.Soon
+	if v.Error == "" {
+		list, err := p.o.Requests.Queue(r.Context(), f)
+		if apperr.KindOf(err) == apperr.Invalid {
+			status, v.Error = http.StatusBadRequest, "Choose a state from the list."
+		} else if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		for _, req := range list {
+			v.Requests = append(v.Requests, p.requestRow(req))
+		}
+	}
+	p.render(w, r, status, "staff-requests", "Privacy requests", true, v)
+}
+
+// staffRequestView is one request with its history and what staff can do to it.
+type staffRequestView struct {
+	requestRow
+	RightKey  string
+	Received  string
+	Events    []eventRow
+	Next      []option
+	CanExtend bool
+	Fields    []field // the change of state
+	Extend    []field
+	Error     string
+	ExtendErr string
+	Notice    string
+}
+
+// eventRow is one change of a request.
+type eventRow struct {
+	At    time.Time
+	What  string
+	Actor string
+	Note  string
+}
+
+func (p *Pages) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {
+	notice := map[string]string{"changed": "The request is updated.", "extended": "The due date is extended; the requester is told why."}[r.URL.Query().Get("done")]
+	p.renderStaffRequest(w, r, http.StatusOK, staffRequestView{Notice: notice}, "", "", "")
+}
+
+func (p *Pages) renderStaffRequest(w http.ResponseWriter, r *http.Request, status int, v staffRequestView, state, note, reason string) {
+	req, evs, err := p.o.Requests.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v.requestRow, v.RightKey, v.Received = p.requestRow(req), req.Right, requests.DateOf(req.ReceivedAt).Long()
+	v.Events = eventRows(evs)
+	next := field{Name: "state", Label: "New state", Need: "required", Type: "select", Prompt: "Choose a state"}
+	for _, s := range requests.Next(req.State) {
+		next.Options = append(next.Options, option{Value: s, Name: stateNames[s], Selected: s == state})
+	}
+	if len(next.Options) > 0 {
+		v.Fields = []field{next, {Name: "note", Label: labels["note"], Need: "optional", Type: "textarea", Rows: 4, Value: note,
+			Hint: "Why. A refusal needs its reasons, and an answer to a complaint or an inquiry is the note: both are mailed to the requester."}}
+	}
+	v.CanExtend = req.Open() && req.State != requests.Unconfirmed && req.ExtendedMonths < requests.MaxExtension &&
+		requests.DateOf(p.o.Now()) <= requests.DueDate(req.ReceivedAt, 0)
+	if v.CanExtend {
+		months := field{Name: "months", Label: "Extend by", Need: "required", Type: "select"}
+		for n := 1; n <= requests.MaxExtension-req.ExtendedMonths; n++ {
+			months.Options = append(months.Options, option{Value: strconv.Itoa(n), Name: strconv.Itoa(n) + " month" + map[bool]string{true: "s"}[n > 1]})
+		}
+		v.Extend = []field{months, {Name: "reason", Label: labels["reason"], Need: "required", Type: "textarea", Rows: 3, Value: reason,
+			Hint: "Mailed to the requester. The law allows an extension where a request is complex or requests are many."}}
+	}
+	p.render(w, r, status, "staff-request", "Request: "+v.Right, true, v)
+}
+
+// eventRows are a request's changes as people read them.
+func eventRows(evs []requests.Event) []eventRow {
+	out := make([]eventRow, 0, len(evs))
+	for _, e := range evs {
+		what := "Received"
+		switch e.Action {
+		case requests.ActionState:
+			what = capitalized(stateNames[e.To])
+			if e.From != "" {
+				what = capitalized(stateNames[e.From]) + " → " + stateNames[e.To]
+			}
+		case requests.ActionExtended:
+			what = "Due date extended"
+		}
+		out = append(out, eventRow{At: e.At, What: what, Actor: e.Actor, Note: e.Note})
+	}
+	return out
+}
+
+func (p *Pages) staffActor(r *http.Request, sess account.Session) requests.Actor {
+	return requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: p.o.ClientIP(r)}
+}
+
+func (p *Pages) changeRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	state, note := r.PostFormValue("state"), r.PostFormValue("note")
+	if _, err := p.o.Requests.Transition(r.Context(), r.PathValue("id"), requests.Change{State: state, Note: note}, p.staffActor(r, sess)); err != nil {
+		if apperr.KindOf(err) == apperr.NotFound {
+			p.fail(w, r, err)
+			return
+		}
+		var v staffRequestView
+		st := p.formError(w, r, nil, &v.Error, err)
+		p.renderStaffRequest(w, r, st, v, state, note, "")
+		return
+	}
+	redirect(w, r, "/staff/requests/"+url.PathEscape(r.PathValue("id"))+"?done=changed")
+}
+
+func (p *Pages) extendRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	months, _ := strconv.Atoi(r.PostFormValue("months")) // 0 is refused with the field named
+	reason := r.PostFormValue("reason")
+	if _, err := p.o.Requests.Extend(r.Context(), r.PathValue("id"), months, reason, p.staffActor(r, sess)); err != nil {
+		if apperr.KindOf(err) == apperr.NotFound {
+			p.fail(w, r, err)
+			return
+		}
+		var v staffRequestView
+		st := p.formError(w, r, nil, &v.ExtendErr, err)
+		p.renderStaffRequest(w, r, st, v, "", "", reason)
+		return
+	}
+	redirect(w, r, "/staff/requests/"+url.PathEscape(r.PathValue("id"))+"?done=extended")
+}
