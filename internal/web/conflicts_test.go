@@ -56,7 +56,7 @@ func testConflictsPage(t *testing.T, s *site) {
 		t.Fatal(err)
 	}
 	dpo.get("/account").want(t, "dpo's header", http.StatusOK, `<a href="/staff">Staff</a>`)
-	dpo.get("/staff").wantRedirect(t, "staff home of the DPO", "/staff/consent-conflicts")
+	dpo.get("/staff").wantRedirect(t, "staff home of the DPO", "/staff/requests")
 
 	for _, tt := range []struct {
 		name, path string

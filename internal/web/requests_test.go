@@ -57,7 +57,8 @@ func TestRequestPages(t *testing.T) {
 			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
-			st.get("/account").want(t, "the staff link of a dpo", http.StatusOK, `<a href="/staff/requests"`)
+			st.get("/account").want(t, "the staff link of a dpo", http.StatusOK, `<a href="/staff">Staff</a>`)
+			st.get("/staff").wantRedirect(t, "the staff home of a dpo", "/staff/requests")
 			st.get("/staff/requests").want(t, "queue", http.StatusOK, "/staff/requests/"+complaint, "received")
 			st.get("/staff/requests?state=done").want(t, "done only", http.StatusOK, "Access to your data")
 			st.get("/staff/requests?due_before=soon").want(t, "a bad date", http.StatusBadRequest, "must be a date")
