@@ -281,11 +281,12 @@ var authz = map[string]probe{
 	"GET /staff/consent-conflicts": {want: staffOnly("200", toLogin, "403", dpo, support)},
 }
 
-// staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO and
-// support to the consent conflicts.
+// staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO to the
+// privacy requests, support to the consent conflicts.
 func staffHome() answers {
 	a := staffOnly("303 /staff/consent-conflicts", toLogin, "403", dpo, support)
 	a[admin], a[marketing] = "303 /staff/campaigns", "303 /staff/campaigns"
+	a[dpo] = "303 /staff/requests"
 	return a
 }
 

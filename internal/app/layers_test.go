@@ -17,10 +17,10 @@ import (
 
 // httpTier are the packages (under internal/) that may import net/http: the front ends,
 // what they share, the composition root, the S3 client of the blob store, the metrics
-// (served to Prometheus, counted per route), and the tools that call a running steward
-// from outside (crash cycles, soak). Every other package is a capability or below it,
+// (served to Prometheus, counted per route), the tools that call a running steward
+// from outside (crash cycles, soak), and the processors' notices (a webhook client). Every other package is a capability or below it,
 // and speaks no HTTP.
-var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob", "metrics", "tools/stress"}
+var httpTier = []string{"api", "web", "server", "app", "app/apptest", "blob", "metrics", "tools/stress", "notices"}
 
 // frontEnds are the packages a capability must never import: the arrows point from
 // them down to the capabilities, never back up.

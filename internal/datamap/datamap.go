@@ -33,6 +33,10 @@ type Subject struct {
 	// not yet confirmed, a registration never verified). It may be someone else's: no
 	// holder acts on it; it is forgotten with the row that holds it.
 	Pending string
+	// Again marks a subject erased again by the ledger's replay after a restore: the
+	// erasure was carried out before, and what it told others (the processors) was
+	// told then.
+	Again bool
 	// Key opens what is sealed under the subject's data key (exports); nil when the
 	// subject has none.
 	Key Opener

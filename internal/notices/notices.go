@@ -166,6 +166,9 @@ func (s *Service) recipients(ctx context.Context, q store.Querier, subjectID str
 // shredded, a notice of the erasure for every processor that received the member's
 // data, and schedules its delivery. An erasure that runs again adds none twice.
 func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject) error {
+	if subj.Again {
+		return nil // told at the first erasure, before the restore
+	}
 	procs, err := s.recipients(ctx, tx, subj.ID)
 	if err != nil {
 		return fmt.Errorf("notices: %w", err)
@@ -173,9 +176,12 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 	if len(procs) == 0 {
 		return nil
 	}
+	// The notices never hold the erasure up: addresses that cannot be read (a key of
+	// an epoch this node no longer holds) leave staff a task without them.
 	emails, err := s.addresses(ctx, tx, subj)
 	if err != nil {
-		return fmt.Errorf("notices: %w", err)
+		s.log.Warn("notices: the erased member's addresses could not be read; staff get tasks without them", "err", err)
+		emails = nil
 	}
 	hash := s.subjectHash(subj.ID)
 	for _, p := range procs {
@@ -197,7 +203,7 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 			return err
 		}
 		state := Pending
-		if p.NotifyURL == "" {
+		if p.NotifyURL == "" || len(emails) == 0 {
 			state = Task
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)

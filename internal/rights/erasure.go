@@ -171,8 +171,9 @@ func (s *Service) EraseSubject(ctx context.Context, subj datamap.Subject, source
 func (s *Service) Run(ctx context.Context, requestID string) error {
 	var subjID, email, proven sql.NullString
 	var state, steps string
-	err := s.db.QueryRowContext(ctx, `SELECT subject_id, subject_email, subject_proven, state, steps_done FROM erasure_requests WHERE id = $1`, requestID).
-		Scan(&subjID, &email, &proven, &state, &steps)
+	var source string
+	err := s.db.QueryRowContext(ctx, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`, requestID).
+		Scan(&subjID, &email, &proven, &state, &steps, &source)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apperr.New(apperr.NotFound, "request_not_found", "no such erasure request")
 	}
@@ -192,6 +193,7 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 		return s.scrub(ctx, requestID, tables)
 	}
 	subj := readSubject(subjID.String, email, proven)
+	subj.Again = source == "ledger_replay"
 	done := splitSteps(steps)
 	for i := range holders {
 		d := holders[i].Declaration()
