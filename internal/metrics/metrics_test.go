@@ -45,12 +45,13 @@ func TestMailCounts(t *testing.T) {
 	ctx := context.Background()
 	_ = m.Sender(fakeSender{}).SendAll(ctx, three)
 	_ = m.Sender(fakeSender{&mail.PartialError{Failed: map[int]bool{0: true, 2: false}}}).SendAll(ctx, three)
+	_ = m.Sender(fakeSender{&mail.PartialError{Failed: map[int]bool{0: true}, Unsure: map[int]bool{1: true}}}).SendAll(ctx, three)
 	_ = m.Sender(fakeSender{errors.New("connection refused")}).SendAll(ctx, three)
 	s := m.Sender(fakeSender{}).(mail.SessionSender).Open()
 	_ = s.SendAll(ctx, three)
 	_ = s.Close()
 	got := mailCounts(t, m.Gatherer())
-	want := map[string]float64{"sent": 3 + 1 + 3, "refused": 1, "deferred": 1 + 3}
+	want := map[string]float64{"sent": 3 + 1 + 1 + 3, "refused": 1, "deferred": 1 + 1 + 3, "unconfirmed": 1}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)

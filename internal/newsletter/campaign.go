@@ -50,7 +50,23 @@ type Campaign struct {
 	Sent       int
 	Skipped    int // their consent ended before their turn
 	Failed     int // the mail server refused them for good (no such mailbox)
+	// Unconfirmed were being handed to the mail server when the run sending them
+	// stopped (a crash), or the server's answer never came: they may or may not have
+	// been delivered, and are never sent again.
+	Unconfirmed int
 }
+
+// Delivery states: pending, then sending (recorded before the batch is handed to the
+// mail server), then sent, failed (refused for good), pending again (refused for a
+// while) or unconfirmed; skipped when the recipient may no longer be mailed.
+const (
+	deliveryPending     = "pending"
+	deliverySending     = "sending"
+	deliverySent        = "sent"
+	deliveryFailed      = "failed"
+	deliverySkipped     = "skipped"
+	deliveryUnconfirmed = "unconfirmed"
+)
 
 // SendArgs is the job that sends a campaign; it carries only the campaign's id.
 type SendArgs struct {
@@ -175,12 +191,14 @@ func (s *Service) countDeliveries(ctx context.Context, cs []Campaign) error {
 		c := byID[id]
 		c.Recipients += n
 		switch st {
-		case "sent":
+		case deliverySent:
 			c.Sent = n
-		case "skipped":
+		case deliverySkipped:
 			c.Skipped = n
-		case "failed":
+		case deliveryFailed:
 			c.Failed = n
+		case deliveryUnconfirmed:
+			c.Unconfirmed = n
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -430,10 +448,11 @@ var ErrMoreToSend = errors.New("newsletter: campaign not finished; send again")
 
 // Send works through a campaign's pending deliveries: each batch is read and checked
 // against the ledger, rendered, checked again just before it is sent (a withdrawal
-// since is honoured), sent, then marked. Three batches are in hand at once: while one
-// is sent, the next is read, checked and rendered and the one before is marked. After a
-// crash the unmarked batches (at most two) are sent again: a recipient may get a mail
-// twice, never one they withdrew from.
+// since is honoured), recorded as being sent, sent, then marked. Three batches are in
+// hand at once: while one is sent, the next is read, checked and rendered and the one
+// before is marked. Each delivery is handed over at most once: a run that stops between
+// handing a batch over and marking it (a crash) leaves its deliveries sending, and the
+// next run settles them without sending them again (settleSending).
 func (s *Service) Send(ctx context.Context, id string) error {
 	c, err := s.Campaign(ctx, id)
 	if err != nil {
@@ -441,6 +460,9 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	}
 	if c.Status == CampaignSent {
 		return nil
+	}
+	if err := s.settleSending(ctx, id); err != nil {
+		return err
 	}
 	p, ok := s.consent.Register().Purpose(c.Purpose)
 	if !ok {
@@ -516,10 +538,13 @@ func (r *sendRun) prepare(ctx context.Context, after string) <-chan sendBatchRes
 	return out
 }
 
-// sendBatch checks a prepared batch again, sends it, and starts marking it once the
-// batch before is marked.
+// sendBatch checks a prepared batch again, records its deliveries as being sent,
+// sends it, and starts marking it once the batch before is marked.
 func (r *sendRun) sendBatch(ctx context.Context, b *preparedBatch) error {
 	if err := r.s.recheck(ctx, r.c, b); err != nil {
+		return err
+	}
+	if err := r.s.claim(ctx, b); err != nil {
 		return err
 	}
 	if len(b.msgs) > 0 {
@@ -539,15 +564,19 @@ func (r *sendRun) sendBatch(ctx context.Context, b *preparedBatch) error {
 }
 
 // partlySent settles a batch whose sending failed: what the server took is marked
-// sent, a permanent refusal failed (never tried again); a temporary failure stays
-// pending for the job's retry, and nobody else of the batch gets the mail twice. It
-// returns nil when the run may go on.
+// sent, a permanent refusal failed (never tried again), what was handed over without
+// an answer unconfirmed; a temporary refusal goes back to pending for the job's retry,
+// and nobody else of the batch gets the mail twice. It returns nil when the run may go
+// on. An error that does not say what was taken leaves the batch to settleSending.
 func (r *sendRun) partlySent(ctx context.Context, b *preparedBatch, sendErr error) error {
 	var pe *mail.PartialError
 	if !errors.As(sendErr, &pe) {
-		return sendErr
+		if err := r.waitMark(); err != nil {
+			return errors.Join(sendErr, err)
+		}
+		return errors.Join(sendErr, r.s.settleSending(context.WithoutCancel(ctx), r.c.ID))
 	}
-	states, retry := b.outcome(pe.Failed)
+	states, retry := b.outcome(pe)
 	if err := r.waitMark(); err != nil {
 		return err
 	}
@@ -593,27 +622,28 @@ type preparedBatch struct {
 }
 
 // outcome is how the batch's deliveries end once it was handed over, as token ids by
-// state, given the messages the server did not take (index -> refusal temporary):
-// sent, failed (refused for good), skipped (no longer allowed); a temporary refusal
-// stays pending, and retry says there is one.
-func (b preparedBatch) outcome(failed map[int]bool) (states map[string][]string, retry bool) {
+// state, given what the server did not take (pe, nil when it took everything): sent,
+// failed (refused for good), unconfirmed (no answer came); a temporary refusal goes
+// back to pending, and retry says there is one. (Who was no longer allowed ended
+// skipped when the batch was claimed.)
+func (b preparedBatch) outcome(pe *mail.PartialError) (states map[string][]string, retry bool) {
 	states = map[string][]string{}
-	mailed := map[string]bool{}
 	for i, r := range b.recips {
-		mailed[r.tokenID] = true
-		temporary, refused := failed[i]
+		var temporary, refused, unsure bool
+		if pe != nil {
+			temporary, refused = pe.Failed[i]
+			unsure = pe.Unsure[i]
+		}
 		switch {
+		case unsure:
+			states[deliveryUnconfirmed] = append(states[deliveryUnconfirmed], r.tokenID)
 		case !refused:
-			states["sent"] = append(states["sent"], r.tokenID)
+			states[deliverySent] = append(states[deliverySent], r.tokenID)
 		case temporary:
+			states[deliveryPending] = append(states[deliveryPending], r.tokenID)
 			retry = true
 		default:
-			states["failed"] = append(states["failed"], r.tokenID)
-		}
-	}
-	for _, tid := range b.tokens {
-		if !mailed[tid] {
-			states["skipped"] = append(states["skipped"], tid)
+			states[deliveryFailed] = append(states[deliveryFailed], r.tokenID)
 		}
 	}
 	return states, retry
@@ -730,6 +760,120 @@ func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) err
 	}
 	b.msgs, b.recips = msgs, recips
 	return nil
+}
+
+// claim records, in a transaction committed before the batch is handed to the mail
+// server, that its deliveries are being sent, and ends as skipped those of it who may
+// no longer be mailed. Only deliveries still pending are claimed, and the batch keeps
+// only their messages: whatever else may run the campaign, a delivery is handed over
+// once. The cost is a write per batch; marking it afterwards was already one.
+func (s *Service) claim(ctx context.Context, b *preparedBatch) error {
+	mailed := make([]string, len(b.recips))
+	inBatch := make(map[string]bool, len(b.recips))
+	for i, r := range b.recips {
+		mailed[i] = r.tokenID
+		inBatch[r.tokenID] = true
+	}
+	var skipped []string
+	for _, tid := range b.tokens {
+		if !inBatch[tid] {
+			skipped = append(skipped, tid)
+		}
+	}
+	var claimed []string
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		now := store.Millis(s.now())
+		if len(skipped) > 0 {
+			in, args := s.db.In("token_id", 3, skipped)
+			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in,
+				append([]any{deliverySkipped, now}, args...)...); err != nil {
+				return err
+			}
+		}
+		if len(mailed) == 0 {
+			return nil
+		}
+		in, args := s.db.In("token_id", 3, mailed)
+		var err error
+		claimed, err = store.Strings(ctx, tx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in+` RETURNING token_id`,
+			append([]any{deliverySending, now}, args...)...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
+	}
+	if len(claimed) == len(b.recips) {
+		return nil
+	}
+	ours := make(map[string]bool, len(claimed))
+	for _, tid := range claimed {
+		ours[tid] = true
+	}
+	var msgs []mail.Message
+	var recips []preparedRecipient
+	for i, r := range b.recips {
+		if ours[r.tokenID] {
+			msgs = append(msgs, b.msgs[i])
+			recips = append(recips, r)
+		}
+	}
+	b.msgs, b.recips = msgs, recips
+	return nil
+}
+
+// settleSending ends the campaign's deliveries left sending by a run that stopped
+// between handing them to the mail server and marking them (a crash, or an error that
+// does not say what was taken): they are never sent again. A sender that can tell what
+// it took (the .eml folder) settles them exactly: sent, or pending again when it never
+// got them. Of an SMTP server nobody can ask: they end unconfirmed, counted on the
+// campaign as mails that may not have been delivered.
+//
+// Only one run of a campaign works at a time (a job runs on one node at a time, and a
+// run stops after its budget, long before River would rescue its job as stuck), so
+// every delivery found sending belongs to a run that ended.
+func (s *Service) settleSending(ctx context.Context, campaign string) error {
+	tids, err := store.Strings(ctx, s.db, `SELECT token_id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'sending'`, campaign)
+	if err != nil {
+		return fmt.Errorf("newsletter: settling deliveries: %w", err)
+	}
+	if len(tids) == 0 {
+		return nil
+	}
+	states := map[string][]string{deliveryUnconfirmed: tids}
+	if c, ok := mail.ConfirmerOf(s.sender); ok {
+		ids := make([]string, len(tids))
+		for i, tid := range tids {
+			ids[i] = messageID(tid)
+		}
+		taken, err := c.Taken(ids)
+		if err != nil {
+			return fmt.Errorf("newsletter: settling deliveries: %w", err)
+		}
+		states = map[string][]string{}
+		for i, tid := range tids {
+			st := deliveryPending
+			if taken[ids[i]] {
+				st = deliverySent
+			}
+			states[st] = append(states[st], tid)
+		}
+	}
+	if err := s.markBatch(ctx, states); err != nil {
+		return err
+	}
+	s.log.Warn("newsletter: deliveries left sending by a run that stopped, settled", "campaign", campaign,
+		"sent", len(states[deliverySent]), "pending", len(states[deliveryPending]), "unconfirmed", len(states[deliveryUnconfirmed]))
+	return nil
+}
+
+// messageID is the id of the message of the delivery with the token id tid: the
+// start of its opt-out token (render), which encodes the token id.
+func messageID(tid string) string {
+	raw, err := hex.DecodeString(tid)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(b32.EncodeToString(raw))[:min(16, len(raw)*8/5)]
 }
 
 // markBatch records how a sent batch's deliveries ended, a statement per state.

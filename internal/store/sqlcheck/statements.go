@@ -211,28 +211,29 @@ SELECT what, path FROM (
 	{"internal/mail/mail.go:716", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:288", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
-	{"internal/newsletter/campaign.go:88", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
+	{"internal/newsletter/campaign.go:104", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/newsletter/campaign.go:112", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
-	{"internal/newsletter/campaign.go:129", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns ORDER BY created_at DESC LIMIT 200`},
-	{"internal/newsletter/campaign.go:228", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
-	{"internal/newsletter/campaign.go:252", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
+	{"internal/newsletter/campaign.go:128", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
+	{"internal/newsletter/campaign.go:145", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns ORDER BY created_at DESC LIMIT 200`},
+	{"internal/newsletter/campaign.go:246", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
+	{"internal/newsletter/campaign.go:270", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
 		LEFT JOIN vault_keys k ON k.subject_id = m.subject_id WHERE m.purpose = $1`},
-	{"internal/newsletter/campaign.go:363", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
-	{"internal/newsletter/campaign.go:399", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
+	{"internal/newsletter/campaign.go:381", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3`},
+	{"internal/newsletter/campaign.go:417", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
 			SELECT $1, u.subject, u.token, 'pending', $2 FROM unnest($3::text[], $4::text[]) AS u(subject, token)
 			ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:404", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:468", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
-	{"internal/newsletter/campaign.go:661", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:422", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:490", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
+	{"internal/newsletter/campaign.go:691", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`},
-	{"internal/newsletter/campaign.go:832", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
+	{"internal/newsletter/campaign.go:835", bothEngines, `SELECT token_id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'sending'`},
+	{"internal/newsletter/campaign.go:976", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
 		EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN (c.purpose, '*'))
 		FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id
 		WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:887", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:907", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
-	{"internal/newsletter/campaign.go:923", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:1031", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
+	{"internal/newsletter/campaign.go:1051", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
+	{"internal/newsletter/campaign.go:1067", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/holder.go:160", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
 	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
