@@ -49,8 +49,8 @@ type recordingSession struct {
 	to []string
 }
 
-func (x *recordingSession) Reset()                               { x.to = nil }
-func (x *recordingSession) Logout() error                        { return nil }
+func (x *recordingSession) Reset()        { x.to = nil }
+func (x *recordingSession) Logout() error { return nil }
 func (x *recordingSession) Mail(string, *smtp.MailOptions) error {
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"steward/internal/app/apptest"
@@ -63,5 +64,36 @@ func TestCampaignSentOnceAfterCrash(t *testing.T) {
 		rec.mu.Unlock()
 		close(release)
 		<-dead
+	})
+}
+
+// The API counts a campaign's unconfirmed deliveries (as the run after a crash over
+// SMTP leaves them).
+func TestCampaignUnconfirmedInAPI(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		ns := h.App.Newsletter()
+		csv := "email,first_name,last_name\na@example.org,A,A\nb@example.org,B,B\n"
+		if rep, err := ns.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "staff-1"); err != nil || rep.Imported != 2 {
+			t.Fatalf("import: %+v %v", rep, err)
+		}
+		c, err := ns.CreateCampaign(ctx, "staff-1", newsletter.Purpose, "Interrupted", "Hello.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.StartSend(ctx, noJobs{}, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.App.DB().ExecContext(ctx, `UPDATE campaign_deliveries SET state = 'unconfirmed' WHERE campaign_id = $1`, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		staffID, staff := h.Member("editor@example.org", "violet harbour lantern 7", nil)
+		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+			t.Fatal(err)
+		}
+		r := h.Do("GET", "/api/v1/staff/campaigns/"+c.ID, nil, staff)
+		if got := r.JSON()["unconfirmed"]; r.Status != 200 || got != float64(2) {
+			t.Errorf("GET campaign = %d, unconfirmed %v, want 2", r.Status, got)
+		}
 	})
 }
