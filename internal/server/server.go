@@ -22,6 +22,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/strictjson"
 )
 
 // CookieName is the session cookie.
@@ -115,15 +116,39 @@ var (
 // MaxJSONBody is the largest JSON request body accepted.
 const MaxJSONBody = 64 << 10
 
-// DecodeJSON reads one JSON object into v, refusing unknown fields, wrong types,
-// trailing data and bodies over MaxJSONBody, each with an error naming the field.
+// DecodeJSON reads one JSON object into v, refusing unknown fields, a field given
+// twice or in another case than its own ("Email" for "email": Go's decoder would take
+// either), wrong types, trailing data and bodies over MaxJSONBody, each with an error
+// naming the field.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return apperr.New(apperr.Invalid, "content_type", "send the body as application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apperr.New(apperr.TooLarge, "body_too_large", fmt.Sprintf("the body is over %d bytes", MaxJSONBody))
+		}
+		// A body cut off (the client went away, or its pace ran out) is input the
+		// request did not complete: invalid, as a body cut short always was.
+		return apperr.New(apperr.Invalid, "malformed_json", "the body could not be read to its end")
+	}
+	// What is not JSON at all is left to the decoder, whose errors say where.
+	var strict *strictjson.Error
+	if err := strictjson.Check(body, v); errors.As(err, &strict) {
+		switch strict.Problem {
+		case strictjson.Duplicate:
+			return apperr.Field(strict.Member, "duplicate_field", "is given twice")
+		case strictjson.CaseVariant:
+			return apperr.Field(strict.Member, "unknown_field", fmt.Sprintf("is not a field of this request (the field is %q, in that case)", strict.Field))
+		default:
+			return apperr.New(apperr.Invalid, "malformed_json", "the body holds more than one JSON value")
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if dec.More() {
 			return apperr.New(apperr.Invalid, "malformed_json", "the body holds more than one JSON value")
