@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -330,12 +331,25 @@ func middleware(h http.Handler, log *slog.Logger, hsts bool, pc pace) http.Handl
 				}
 				// The route (the ServeMux pattern, set on r as it matched) says which
 				// handler failed without the ids a path holds.
-				log.Error("panic", "method", r.Method, "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				log.Error("panic", append([]any{"method", r.Method, "route", r.Pattern}, panicAttrs(v)...)...)
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
 		protected.ServeHTTP(w, r)
 	})
+}
+
+// panicAttrs describes a recovered panic value for the log without its text, which
+// may be built from member data (a name formatted into a message, an error holding an
+// address): its type and the stack, whose frames print argument words in hex, not the
+// values they point to. A runtime error (an index out of range, a nil map) is the
+// runtime's own words, and is logged whole.
+func panicAttrs(v any) []any {
+	attrs := []any{"panic_type", fmt.Sprintf("%T", v)}
+	if re, ok := v.(runtime.Error); ok {
+		attrs = append(attrs, "panic", re.Error())
+	}
+	return append(attrs, "stack", string(debug.Stack()))
 }
 
 // Timeouts for the HTTP server.
