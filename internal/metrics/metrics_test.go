@@ -79,3 +79,15 @@ func TestInstrumentKeepsResponseController(t *testing.T) {
 		t.Errorf("SetReadDeadline: %v; Flush: %v", deadlineErr, flushErr)
 	}
 }
+
+// The counting wrapper keeps the .eml folder's answer to which messages it holds: a
+// campaign's crash is settled exactly through it.
+func TestSenderKeepsConfirmer(t *testing.T) {
+	m := New(Sources{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, ok := mail.ConfirmerOf(m.Sender(mail.FileSender{Dir: t.TempDir()})); !ok {
+		t.Error("the wrapped folder is no longer a Confirmer")
+	}
+	if _, ok := mail.ConfirmerOf(m.Sender(fakeSender{})); ok {
+		t.Error("a sender that cannot tell what it took is taken for a Confirmer")
+	}
+}
