@@ -25,9 +25,9 @@ func TestPanicLoggedWithRoute(t *testing.T) {
 		{"error", func() { panic(fmt.Errorf("sealing %s: %w", secret, errors.New("no key"))) }, []string{"panic_type=*fmt.wrapError"}},
 		{"stringer", func() { panic(member{secret}) }, []string{"panic_type=server.member"}},
 		{"runtime error", func() {
-			var m map[string]int
-			m[secret]++
-		}, []string{"panic_type=runtime.plainError", `panic="assignment to entry in nil map"`}},
+			var p *member
+			_ = p.email + secret
+		}, []string{"panic_type=runtime.errorString", `panic="runtime error: invalid memory address or nil pointer dereference"`}},
 		{"index", func() {
 			s := []string{secret}
 			i := len(secret)
