@@ -248,7 +248,7 @@ func TestMiddleware(t *testing.T) {
 	}
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/panic", nil))
-	if w.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "panic=boom") {
+	if w.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "panic_type=string") || strings.Contains(logs.String(), "boom") {
 		t.Errorf("panic: %d, logged %q", w.Code, logs.String())
 	}
 }

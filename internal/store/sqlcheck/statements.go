@@ -345,19 +345,19 @@ SELECT what, path FROM (
 	{"internal/store/store.go:464", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
 			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
 	{"internal/store/store.go:512", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
-	{"internal/tools/stress/crash.go:494", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
-	{"internal/tools/stress/crash.go:505", bothEngines, `SELECT id FROM accounts`},
-	{"internal/tools/stress/crash.go:522", bothEngines, `SELECT id, state FROM files`},
-	{"internal/tools/stress/crash.go:569", sqliteOnly, `PRAGMA integrity_check`},
-	{"internal/tools/stress/crash.go:572", sqliteOnly, `PRAGMA foreign_key_check`},
-	{"internal/tools/stress/crash.go:587", postgresOnly, `SELECT cl.relname, a.attname, pcl.relname, pa.attname
+	{"internal/tools/stress/crash.go:496", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
+	{"internal/tools/stress/crash.go:507", bothEngines, `SELECT id FROM accounts`},
+	{"internal/tools/stress/crash.go:524", bothEngines, `SELECT id, state FROM files`},
+	{"internal/tools/stress/crash.go:571", sqliteOnly, `PRAGMA integrity_check`},
+	{"internal/tools/stress/crash.go:574", sqliteOnly, `PRAGMA foreign_key_check`},
+	{"internal/tools/stress/crash.go:589", postgresOnly, `SELECT cl.relname, a.attname, pcl.relname, pa.attname
 		FROM pg_constraint co
 		JOIN pg_class cl ON cl.oid = co.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
 		JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = co.conkey[1]
 		JOIN pg_class pcl ON pcl.oid = co.confrelid
 		JOIN pg_attribute pa ON pa.attrelid = co.confrelid AND pa.attnum = co.confkey[1]
 		WHERE co.contype = 'f' AND n.nspname = current_schema() AND array_length(co.conkey, 1) = 1`},
-	{"internal/tools/stress/crash.go:625", bothEngines, `SELECT object, state FROM files`},
+	{"internal/tools/stress/crash.go:627", bothEngines, `SELECT object, state FROM files`},
 	{"internal/vault/rotate.go:121", bothEngines, `UPDATE kek_state SET target = $1, target_at = $2 WHERE id = 1 AND epoch = $3 AND target = $3`},
 	{"internal/vault/rotate.go:143", bothEngines, `SELECT count(*) FROM vault_keys WHERE epoch < $1`},
 	{"internal/vault/rotate.go:149", bothEngines, `UPDATE kek_state SET epoch = $1, key_id = $2, started_at = $3 WHERE id = 1 AND epoch = $4 AND target = $1`},
