@@ -538,13 +538,10 @@ func (r *sendRun) prepare(ctx context.Context, after string) <-chan sendBatchRes
 	return out
 }
 
-// sendBatch checks a prepared batch again, records its deliveries as being sent,
-// sends it, and starts marking it once the batch before is marked.
+// sendBatch checks a prepared batch again and records its deliveries as being sent
+// (claim), sends it, and starts marking it once the batch before is marked.
 func (r *sendRun) sendBatch(ctx context.Context, b *preparedBatch) error {
-	if err := r.s.recheck(ctx, r.c, b); err != nil {
-		return err
-	}
-	if err := r.s.claim(ctx, b); err != nil {
+	if err := r.s.claim(ctx, r.c, b); err != nil {
 		return err
 	}
 	if len(b.msgs) > 0 {
@@ -723,101 +720,73 @@ func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpos
 	return out, err
 }
 
-// recheck asks again, just before the batch is sent, who of it may be mailed, and
-// drops whoever may no longer be (their delivery ends skipped): the batch was read and checked against
-// the rule while the one before was being sent, which can take seconds. This check
+// claim asks again, just before the batch is sent, who of it may be mailed, and
+// records in the same statement, committed before the batch is handed to the mail
+// server, that their deliveries are being sent: the batch was read and checked against
+// the rule while the one before was being sent, which can take seconds, so this check
 // reads the kept table of whom each purpose may mail (mailable), which every decision,
-// restriction, objection, suppression and erasure updates as it happens: a lookup per
-// recipient. (Whether an open is measured was decided with the rule; an open is only
-// recorded if the recipient's consent to it holds when the image is fetched.)
-func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) error {
-	if len(b.recips) == 0 {
-		return nil
-	}
-	subjects := make([]string, len(b.recips))
-	for i, r := range b.recips {
-		subjects[i] = r.SubjectID
-	}
-	in, args := s.db.In("subject_id", 2, subjects)
-	ok, err := store.Strings(ctx, s.db, `SELECT subject_id FROM mailable WHERE purpose = $1 AND `+in, append([]any{c.Purpose}, args...)...)
-	if err != nil {
-		return fmt.Errorf("newsletter: send: %w", err)
-	}
-	if len(ok) == len(b.recips) {
-		return nil
-	}
-	allowed := map[string]bool{}
-	for _, id := range ok {
-		allowed[id] = true
-	}
-	var msgs []mail.Message
-	var recips []preparedRecipient
-	for i, r := range b.recips {
-		if allowed[r.SubjectID] {
-			msgs = append(msgs, b.msgs[i])
-			recips = append(recips, r)
+// restriction, objection, suppression and erasure updates as it happens (a lookup per
+// recipient). Only deliveries still pending are claimed, and the batch keeps only their
+// messages: whatever else may run the campaign, a delivery is handed over once. The
+// rest of the batch still pending (no longer allowed) ends skipped. In the common case
+// this is one statement, as the check alone was; what it adds is the rows' update.
+// (Whether an open is measured was decided with the rule; an open is only recorded if
+// the recipient's consent to it holds when the image is fetched.)
+func (s *Service) claim(ctx context.Context, c Campaign, b *preparedBatch) error {
+	now := store.Millis(s.now())
+	claimed := map[string]bool{}
+	if len(b.recips) > 0 {
+		mailed := make([]string, len(b.recips))
+		for i, r := range b.recips {
+			mailed[i] = r.tokenID
+		}
+		in, args := s.db.In("token_id", 4, mailed)
+		rows, err := s.db.QueryWriter(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in+`
+			AND EXISTS (SELECT 1 FROM mailable m WHERE m.purpose = $3 AND m.subject_id = campaign_deliveries.subject_id) RETURNING token_id`,
+			append([]any{deliverySending, now, c.Purpose}, args...)...)
+		if err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+		for rows.Next() {
+			var tid string
+			if err := rows.Scan(&tid); err != nil {
+				rows.Close()
+				return fmt.Errorf("newsletter: send: %w", err)
+			}
+			claimed[tid] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
 		}
 	}
-	b.msgs, b.recips = msgs, recips
-	return nil
-}
-
-// claim records, in a transaction committed before the batch is handed to the mail
-// server, that its deliveries are being sent, and ends as skipped those of it who may
-// no longer be mailed. Only deliveries still pending are claimed, and the batch keeps
-// only their messages: whatever else may run the campaign, a delivery is handed over
-// once. The cost is a write per batch; marking it afterwards was already one.
-func (s *Service) claim(ctx context.Context, b *preparedBatch) error {
-	mailed := make([]string, len(b.recips))
-	inBatch := make(map[string]bool, len(b.recips))
-	for i, r := range b.recips {
-		mailed[i] = r.tokenID
-		inBatch[r.tokenID] = true
+	if len(claimed) != len(b.recips) {
+		var msgs []mail.Message
+		var recips []preparedRecipient
+		for i, r := range b.recips {
+			if claimed[r.tokenID] {
+				msgs = append(msgs, b.msgs[i])
+				recips = append(recips, r)
+			}
+		}
+		b.msgs, b.recips = msgs, recips
 	}
 	var skipped []string
 	for _, tid := range b.tokens {
-		if !inBatch[tid] {
+		if !claimed[tid] {
 			skipped = append(skipped, tid)
 		}
 	}
-	var claimed []string
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		now := store.Millis(s.now())
-		if len(skipped) > 0 {
-			in, args := s.db.In("token_id", 3, skipped)
-			if _, err := tx.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in,
-				append([]any{deliverySkipped, now}, args...)...); err != nil {
-				return err
-			}
-		}
-		if len(mailed) == 0 {
-			return nil
-		}
-		in, args := s.db.In("token_id", 3, mailed)
-		var err error
-		claimed, err = store.Strings(ctx, tx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in+` RETURNING token_id`,
-			append([]any{deliverySending, now}, args...)...)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("newsletter: send: %w", err)
-	}
-	if len(claimed) == len(b.recips) {
+	if len(skipped) == 0 {
 		return nil
 	}
-	ours := make(map[string]bool, len(claimed))
-	for _, tid := range claimed {
-		ours[tid] = true
+	// Its own statement: a crash before it leaves them pending, read and checked again
+	// by the next run.
+	in, args := s.db.In("token_id", 3, skipped)
+	if _, err := s.db.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in,
+		append([]any{deliverySkipped, now}, args...)...); err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
 	}
-	var msgs []mail.Message
-	var recips []preparedRecipient
-	for i, r := range b.recips {
-		if ours[r.tokenID] {
-			msgs = append(msgs, b.msgs[i])
-			recips = append(recips, r)
-		}
-	}
-	b.msgs, b.recips = msgs, recips
 	return nil
 }
 

@@ -224,16 +224,16 @@ SELECT what, path FROM (
 			ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/campaign.go:422", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/campaign.go:490", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
-	{"internal/newsletter/campaign.go:691", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:688", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`},
-	{"internal/newsletter/campaign.go:835", bothEngines, `SELECT token_id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'sending'`},
-	{"internal/newsletter/campaign.go:976", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
+	{"internal/newsletter/campaign.go:804", bothEngines, `SELECT token_id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'sending'`},
+	{"internal/newsletter/campaign.go:945", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
 		EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN (c.purpose, '*'))
 		FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id
 		WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:1031", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:1051", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
-	{"internal/newsletter/campaign.go:1067", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:1000", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
+	{"internal/newsletter/campaign.go:1020", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
+	{"internal/newsletter/campaign.go:1036", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/holder.go:160", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
 	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
