@@ -77,7 +77,8 @@ func main() {
 		fmt.Printf("  %s: %d\n", k, rep.Acknowledged[k])
 	}
 	fmt.Printf("campaigns still sending at the end (their job waits for River's rescue): %d\n", rep.Pending)
-	fmt.Printf("campaign mails delivered twice (at-least-once across a kill, to recipients who did not withdraw): %d\n", rep.Duplicates)
+	fmt.Printf("campaign mails delivered more than once (each a violation): %d\n", rep.Duplicates)
+	fmt.Printf("campaign deliveries unconfirmed (a kill while handing them over; 0 with the .eml outbox, which is asked): %d\n", rep.Unconfirmed)
 	fmt.Printf("violations: %d\n", len(rep.Violations))
 	for _, v := range rep.Violations {
 		fmt.Println("  " + v)

@@ -123,7 +123,10 @@ type campaignResponse struct {
 	Sent       int       `json:"sent"`
 	Skipped    int       `json:"skipped"`
 	Failed     int       `json:"failed"`
-	Preview    *preview  `json:"preview,omitempty"`
+	// Unconfirmed were being handed to the mail server when sending stopped (a crash):
+	// they may or may not have been delivered, and are not sent again.
+	Unconfirmed int      `json:"unconfirmed"`
+	Preview     *preview `json:"preview,omitempty"`
 }
 
 type preview struct {
@@ -136,7 +139,8 @@ type preview struct {
 
 func toCampaign(c newsletter.Campaign) campaignResponse {
 	return campaignResponse{ID: c.ID, Purpose: c.Purpose, Subject: c.Subject, Body: c.Body, Status: c.Status,
-		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped, Failed: c.Failed}
+		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped, Failed: c.Failed,
+		Unconfirmed: c.Unconfirmed}
 }
 
 func (a *API) campaigns(w http.ResponseWriter, r *http.Request, _ account.Session) {

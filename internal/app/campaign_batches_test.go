@@ -30,6 +30,11 @@ type recordingSMTP struct {
 	conns   int
 	refuse  map[string]int // recipient -> SMTP code it is refused with, once
 	onFirst func()         // runs when the first message has arrived, before it is accepted
+	// hang, when set, runs when a message has arrived, before it is accepted, with the
+	// number of messages received before it; it returns once the message may be answered.
+	hang func(n int)
+	seen int  // messages received
+	dead bool // every later message is refused for a while (421)
 }
 
 func (s *recordingSMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
@@ -44,9 +49,16 @@ type recordingSession struct {
 	to []string
 }
 
-func (x *recordingSession) Reset()                               { x.to = nil }
-func (x *recordingSession) Logout() error                        { return nil }
-func (x *recordingSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *recordingSession) Reset()        { x.to = nil }
+func (x *recordingSession) Logout() error { return nil }
+func (x *recordingSession) Mail(string, *smtp.MailOptions) error {
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	if x.s.dead {
+		return &smtp.SMTPError{Code: 421, Message: "shutting down"}
+	}
+	return nil
+}
 func (x *recordingSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
@@ -62,6 +74,13 @@ func (x *recordingSession) Data(r io.Reader) error {
 		return err
 	}
 	x.s.mu.Lock()
+	if hang := x.s.hang; hang != nil {
+		n := x.s.seen
+		x.s.seen++
+		x.s.mu.Unlock()
+		hang(n)
+		x.s.mu.Lock()
+	}
 	defer x.s.mu.Unlock()
 	if f := x.s.onFirst; f != nil {
 		x.s.onFirst = nil

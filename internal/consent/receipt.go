@@ -11,13 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"steward/internal/strictjson"
 )
 
 // Signer signs consent receipts with the operator's Ed25519 key.
@@ -210,34 +211,17 @@ func Verify(data []byte, trusted ed25519.PublicKey) (Receipt, error) {
 // named ones, each once and in its exact case, with nothing after it, and returns each
 // member's raw value.
 func strictObject(data []byte, names []string) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	var out map[string]json.RawMessage
+	if err := strictjson.Check(data, &out); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &out); err != nil || out == nil {
 		return nil, errors.New("want a JSON object")
 	}
-	out := map[string]json.RawMessage{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, _ := t.(string)
+	for name := range out {
 		if !slices.Contains(names, name) {
 			return nil, fmt.Errorf("unknown member %q", name)
 		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("member %q given twice", name)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("member %q: %w", name, err)
-		}
-		out[name] = v
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return nil, errors.New("the object does not end")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("data after the object")
 	}
 	for _, n := range names {
 		if _, ok := out[n]; !ok {

@@ -86,6 +86,54 @@ func (f FileSender) SendAll(ctx context.Context, msgs []Message) error {
 	return nil
 }
 
+// Taken says which of the given messages are in the folder: a message's file is
+// renamed into place whole, so one that is not there was not written.
+func (f FileSender) Taken(ids []string) (map[string]bool, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	entries, err := os.ReadDir(f.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mail: outbox folder: %w", err)
+	}
+	taken := map[string]bool{}
+	for _, e := range entries {
+		// TIME-ID.eml: the time holds no '-'.
+		name, ok := strings.CutSuffix(e.Name(), ".eml")
+		if _, id, found := strings.Cut(name, "-"); ok && found && want[id] {
+			taken[id] = true
+		}
+	}
+	return taken, nil
+}
+
+// Confirmer is a sender that can tell which of the messages it was given it took (the
+// .eml folder): what a crash left unknown can be settled exactly. An SMTP server
+// cannot be asked.
+type Confirmer interface {
+	Taken(ids []string) (map[string]bool, error)
+}
+
+// ConfirmerOf finds the Confirmer behind s and the senders wrapping it (Unwrap), if
+// there is one.
+func ConfirmerOf(s any) (Confirmer, bool) {
+	for s != nil {
+		if c, ok := s.(Confirmer); ok {
+			return c, true
+		}
+		u, ok := s.(interface{ Unwrap() BulkSender })
+		if !ok {
+			return nil, false
+		}
+		s = u.Unwrap()
+	}
+	return nil, false
+}
+
 // Recall removes the files of the given messages.
 func (f FileSender) Recall(ids []string) error {
 	for _, id := range ids {
@@ -212,7 +260,7 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	if x.conn != nil && (x.conn.UpdateDeadline(x.s.timeout) != nil || x.conn.Noop() != nil) {
 		x.drop()
 	}
-	pe := &PartialError{Failed: map[int]bool{}}
+	pe := &PartialError{Failed: map[int]bool{}, Unsure: map[int]bool{}}
 	var errs []error
 	failFrom := func(from int, err error) { // nothing from here on was handed over
 		for i := from; i < len(built); i++ {
@@ -246,12 +294,21 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 			errs = append(errs, err)
 			known := false
 			for i, m := range chunk {
-				if m.HasSendError() {
-					pe.Failed[off+i] = m.SendErrorIsTemp()
-					known = true
+				if m.IsDelivered() || !m.HasSendError() {
+					known = known || m.IsDelivered()
+					continue // taken (a failed RSET after it changes nothing)
+				}
+				known = true
+				switch outcome(m.SendError()) {
+				case sendTemporary:
+					pe.Failed[off+i] = true
+				case sendPermanent:
+					pe.Failed[off+i] = false
+				default:
+					pe.Unsure[off+i] = true
 				}
 			}
-			if !known { // the connection failed: none of the chunk is known sent
+			if !known { // the connection failed before any message: none of the chunk was handed over
 				for i := range chunk {
 					pe.Failed[off+i] = true
 				}
@@ -262,18 +319,55 @@ func (x *smtpSession) SendAll(ctx context.Context, msgs []Message) error {
 	}
 	if len(errs) > 0 {
 		_ = x.Close() // a fresh connection for the retry; the failures are reported below
-		pe.err = fmt.Errorf("mail: smtp: %d of %d message(s) not sent: %s", len(pe.Failed), len(msgs), redactAddresses(errors.Join(errs...).Error()))
+		pe.err = fmt.Errorf("mail: smtp: %d of %d message(s) not sent, %d unconfirmed: %s", len(pe.Failed), len(msgs), len(pe.Unsure),
+			redactAddresses(errors.Join(errs...).Error()))
 		return pe
 	}
 	return nil
+}
+
+// The outcomes of a message the server did not take as sent.
+const (
+	sendTemporary = iota // not taken: worth trying again
+	sendPermanent        // refused for good
+	sendUnsure           // handed over whole, but no answer came: it may have been taken
+)
+
+// outcome reads a message's failure. The server's reply decides when there is one (4xx
+// temporary, 5xx permanent). Without one the connection failed: before the message's
+// end was sent (the envelope, the DATA command, the content) the server cannot have
+// taken it; waiting for its answer after the end, it may have.
+func outcome(err error) int {
+	var se *gomail.SendError
+	if !errors.As(err, &se) {
+		return sendUnsure
+	}
+	switch code := se.ErrorCode(); {
+	case code >= 400 && code < 500:
+		return sendTemporary
+	case code >= 500 && code < 600:
+		return sendPermanent
+	}
+	switch se.Reason {
+	case gomail.ErrSMTPDataClose:
+		return sendUnsure
+	case gomail.ErrNoUnencoded, gomail.ErrGetSender, gomail.ErrGetRcpts:
+		return sendPermanent // the message itself cannot be sent
+	}
+	return sendTemporary
 }
 
 // PartialError says which messages of a batch (by index) were not sent, the others
 // having been accepted by the server, and for each whether the failure was temporary
 // (worth trying again: the server was busy, the connection dropped) rather than
 // permanent (a mailbox that does not exist).
+//
+// Unsure holds the messages handed over whole whose answer never came (the connection
+// failed while waiting for it): the server may or may not have taken them, so sending
+// them again could deliver them twice.
 type PartialError struct {
 	Failed map[int]bool // index -> temporary
+	Unsure map[int]bool // index -> true
 	err    error
 }
 

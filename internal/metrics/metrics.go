@@ -63,11 +63,11 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		}, []string{"method", "route"}),
 		mails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steward_mails_total",
-			Help: "Mails given to the mail server by this node, by result: sent (accepted), refused (for good: no such mailbox), deferred (failed for a while; tried again).",
+			Help: "Mails given to the mail server by this node, by result: sent (accepted), refused (for good: no such mailbox), deferred (failed for a while; tried again), unconfirmed (handed over, but the connection failed before the answer).",
 		}, []string{"result"}),
 		log: log,
 	}
-	for _, r := range []string{"sent", "refused", "deferred"} {
+	for _, r := range []string{"sent", "refused", "deferred", "unconfirmed"} {
 		m.mails.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.mails,
@@ -163,7 +163,7 @@ func (c *countingSender) SendAll(ctx context.Context, msgs []mail.Message) error
 }
 
 func (m *Metrics) countMails(n int, err error) {
-	sent, refused, deferred := n, 0, 0
+	sent, refused, deferred, unsure := n, 0, 0, 0
 	if err != nil {
 		var pe *mail.PartialError
 		if !errors.As(err, &pe) { // nothing is known handed over
@@ -177,12 +177,18 @@ func (m *Metrics) countMails(n int, err error) {
 					refused++
 				}
 			}
+			sent -= len(pe.Unsure)
+			unsure = len(pe.Unsure)
 		}
 	}
 	m.mails.WithLabelValues("sent").Add(float64(sent))
 	m.mails.WithLabelValues("refused").Add(float64(refused))
 	m.mails.WithLabelValues("deferred").Add(float64(deferred))
+	m.mails.WithLabelValues("unconfirmed").Add(float64(unsure))
 }
+
+// Unwrap gives the sender counted, for what it offers beyond sending (mail.ConfirmerOf).
+func (c *countingSender) Unwrap() mail.BulkSender { return c.s }
 
 // Recall passes on to a sender that can take messages back; for any other there is
 // nothing to take back.

@@ -45,12 +45,13 @@ func TestMailCounts(t *testing.T) {
 	ctx := context.Background()
 	_ = m.Sender(fakeSender{}).SendAll(ctx, three)
 	_ = m.Sender(fakeSender{&mail.PartialError{Failed: map[int]bool{0: true, 2: false}}}).SendAll(ctx, three)
+	_ = m.Sender(fakeSender{&mail.PartialError{Failed: map[int]bool{0: true}, Unsure: map[int]bool{1: true}}}).SendAll(ctx, three)
 	_ = m.Sender(fakeSender{errors.New("connection refused")}).SendAll(ctx, three)
 	s := m.Sender(fakeSender{}).(mail.SessionSender).Open()
 	_ = s.SendAll(ctx, three)
 	_ = s.Close()
 	got := mailCounts(t, m.Gatherer())
-	want := map[string]float64{"sent": 3 + 1 + 3, "refused": 1, "deferred": 1 + 3}
+	want := map[string]float64{"sent": 3 + 1 + 1 + 3, "refused": 1, "deferred": 1 + 1 + 3, "unconfirmed": 1}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
@@ -76,5 +77,17 @@ func TestInstrumentKeepsResponseController(t *testing.T) {
 	resp.Body.Close()
 	if deadlineErr != nil || flushErr != nil {
 		t.Errorf("SetReadDeadline: %v; Flush: %v", deadlineErr, flushErr)
+	}
+}
+
+// The counting wrapper keeps the .eml folder's answer to which messages it holds: a
+// campaign's crash is settled exactly through it.
+func TestSenderKeepsConfirmer(t *testing.T) {
+	m := New(Sources{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, ok := mail.ConfirmerOf(m.Sender(mail.FileSender{Dir: t.TempDir()})); !ok {
+		t.Error("the wrapped folder is no longer a Confirmer")
+	}
+	if _, ok := mail.ConfirmerOf(m.Sender(fakeSender{})); ok {
+		t.Error("a sender that cannot tell what it took is taken for a Confirmer")
 	}
 }

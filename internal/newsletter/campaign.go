@@ -45,7 +45,23 @@ type Campaign struct {
 	Sent       int
 	Skipped    int // their consent ended before their turn
 	Failed     int // the mail server refused them for good (no such mailbox)
+	// Unconfirmed were being handed to the mail server when the run sending them
+	// stopped (a crash), or the server's answer never came: they may or may not have
+	// been delivered, and are never sent again.
+	Unconfirmed int
 }
+
+// Delivery states: pending, then sending (recorded before the batch is handed to the
+// mail server), then sent, failed (refused for good), pending again (refused for a
+// while) or unconfirmed; skipped when the recipient may no longer be mailed.
+const (
+	deliveryPending     = "pending"
+	deliverySending     = "sending"
+	deliverySent        = "sent"
+	deliveryFailed      = "failed"
+	deliverySkipped     = "skipped"
+	deliveryUnconfirmed = "unconfirmed"
+)
 
 // SendArgs is the job that sends a campaign; it carries only the campaign's id.
 type SendArgs struct {
@@ -157,12 +173,14 @@ func (s *Service) countDeliveries(ctx context.Context, cs []Campaign) error {
 		c := byID[id]
 		c.Recipients += n
 		switch st {
-		case "sent":
+		case deliverySent:
 			c.Sent = n
-		case "skipped":
+		case deliverySkipped:
 			c.Skipped = n
-		case "failed":
+		case deliveryFailed:
 			c.Failed = n
+		case deliveryUnconfirmed:
+			c.Unconfirmed = n
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -414,10 +432,11 @@ var ErrMoreToSend = errors.New("newsletter: campaign not finished; send again")
 
 // Send works through a campaign's pending deliveries: each batch is read and checked
 // against the ledger, rendered, checked again just before it is sent (a withdrawal
-// since is honoured), sent, then marked. Three batches are in hand at once: while one
-// is sent, the next is read, checked and rendered and the one before is marked. After a
-// crash the unmarked batches (at most two) are sent again: a recipient may get a mail
-// twice, never one they withdrew from.
+// since is honoured), recorded as being sent, sent, then marked. Three batches are in
+// hand at once: while one is sent, the next is read, checked and rendered and the one
+// before is marked. Each delivery is handed over at most once: a run that stops between
+// handing a batch over and marking it (a crash) leaves its deliveries sending, and the
+// next run settles them without sending them again (settleSending).
 func (s *Service) Send(ctx context.Context, id string) error {
 	c, err := s.Campaign(ctx, id)
 	if err != nil {
@@ -425,6 +444,9 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	}
 	if c.Status == CampaignSent {
 		return nil
+	}
+	if err := s.settleSending(ctx, id); err != nil {
+		return err
 	}
 	p, ok := s.consent.Register().Purpose(c.Purpose)
 	if !ok {
@@ -500,10 +522,10 @@ func (r *sendRun) prepare(ctx context.Context, after string) <-chan sendBatchRes
 	return out
 }
 
-// sendBatch checks a prepared batch again, sends it, and starts marking it once the
-// batch before is marked.
+// sendBatch checks a prepared batch again and records its deliveries as being sent
+// (claim), sends it, and starts marking it once the batch before is marked.
 func (r *sendRun) sendBatch(ctx context.Context, b *preparedBatch) error {
-	if err := r.s.recheck(ctx, r.c, b); err != nil {
+	if err := r.s.claim(ctx, r.c, b); err != nil {
 		return err
 	}
 	if len(b.msgs) > 0 {
@@ -523,15 +545,19 @@ func (r *sendRun) sendBatch(ctx context.Context, b *preparedBatch) error {
 }
 
 // partlySent settles a batch whose sending failed: what the server took is marked
-// sent, a permanent refusal failed (never tried again); a temporary failure stays
-// pending for the job's retry, and nobody else of the batch gets the mail twice. It
-// returns nil when the run may go on.
+// sent, a permanent refusal failed (never tried again), what was handed over without
+// an answer unconfirmed; a temporary refusal goes back to pending for the job's retry,
+// and nobody else of the batch gets the mail twice. It returns nil when the run may go
+// on. An error that does not say what was taken leaves the batch to settleSending.
 func (r *sendRun) partlySent(ctx context.Context, b *preparedBatch, sendErr error) error {
 	var pe *mail.PartialError
 	if !errors.As(sendErr, &pe) {
-		return sendErr
+		if err := r.waitMark(); err != nil {
+			return errors.Join(sendErr, err)
+		}
+		return errors.Join(sendErr, r.s.settleSending(context.WithoutCancel(ctx), r.c.ID))
 	}
-	states, retry := b.outcome(pe.Failed)
+	states, retry := b.outcome(pe)
 	if err := r.waitMark(); err != nil {
 		return err
 	}
@@ -577,27 +603,28 @@ type preparedBatch struct {
 }
 
 // outcome is how the batch's deliveries end once it was handed over, as token ids by
-// state, given the messages the server did not take (index -> refusal temporary):
-// sent, failed (refused for good), skipped (no longer allowed); a temporary refusal
-// stays pending, and retry says there is one.
-func (b preparedBatch) outcome(failed map[int]bool) (states map[string][]string, retry bool) {
+// state, given what the server did not take (pe, nil when it took everything): sent,
+// failed (refused for good), unconfirmed (no answer came); a temporary refusal goes
+// back to pending, and retry says there is one. (Who was no longer allowed ended
+// skipped when the batch was claimed.)
+func (b preparedBatch) outcome(pe *mail.PartialError) (states map[string][]string, retry bool) {
 	states = map[string][]string{}
-	mailed := map[string]bool{}
 	for i, r := range b.recips {
-		mailed[r.tokenID] = true
-		temporary, refused := failed[i]
+		var temporary, refused, unsure bool
+		if pe != nil {
+			temporary, refused = pe.Failed[i]
+			unsure = pe.Unsure[i]
+		}
 		switch {
+		case unsure:
+			states[deliveryUnconfirmed] = append(states[deliveryUnconfirmed], r.tokenID)
 		case !refused:
-			states["sent"] = append(states["sent"], r.tokenID)
+			states[deliverySent] = append(states[deliverySent], r.tokenID)
 		case temporary:
+			states[deliveryPending] = append(states[deliveryPending], r.tokenID)
 			retry = true
 		default:
-			states["failed"] = append(states["failed"], r.tokenID)
-		}
-	}
-	for _, tid := range b.tokens {
-		if !mailed[tid] {
-			states["skipped"] = append(states["skipped"], tid)
+			states[deliveryFailed] = append(states[deliveryFailed], r.tokenID)
 		}
 	}
 	return states, retry
@@ -677,43 +704,129 @@ func (s *Service) prepareBatch(ctx context.Context, c Campaign, p consent.Purpos
 	return out, err
 }
 
-// recheck asks again, just before the batch is sent, who of it may be mailed, and
-// drops whoever may no longer be (their delivery ends skipped): the batch was read and checked against
-// the rule while the one before was being sent, which can take seconds. This check
+// claim asks again, just before the batch is sent, who of it may be mailed, and
+// records in the same statement, committed before the batch is handed to the mail
+// server, that their deliveries are being sent: the batch was read and checked against
+// the rule while the one before was being sent, which can take seconds, so this check
 // reads the kept table of whom each purpose may mail (mailable), which every decision,
-// restriction, objection, suppression and erasure updates as it happens: a lookup per
-// recipient. (Whether an open is measured was decided with the rule; an open is only
-// recorded if the recipient's consent to it holds when the image is fetched.)
-func (s *Service) recheck(ctx context.Context, c Campaign, b *preparedBatch) error {
-	if len(b.recips) == 0 {
-		return nil
-	}
-	subjects := make([]string, len(b.recips))
-	for i, r := range b.recips {
-		subjects[i] = r.SubjectID
-	}
-	in, args := s.db.In("subject_id", 2, subjects)
-	ok, err := store.Strings(ctx, s.db, `SELECT subject_id FROM mailable WHERE purpose = $1 AND `+in, append([]any{c.Purpose}, args...)...)
-	if err != nil {
-		return fmt.Errorf("newsletter: send: %w", err)
-	}
-	if len(ok) == len(b.recips) {
-		return nil
-	}
-	allowed := map[string]bool{}
-	for _, id := range ok {
-		allowed[id] = true
-	}
-	var msgs []mail.Message
-	var recips []preparedRecipient
-	for i, r := range b.recips {
-		if allowed[r.SubjectID] {
-			msgs = append(msgs, b.msgs[i])
-			recips = append(recips, r)
+// restriction, objection, suppression and erasure updates as it happens (a lookup per
+// recipient). Only deliveries still pending are claimed, and the batch keeps only their
+// messages: whatever else may run the campaign, a delivery is handed over once. The
+// rest of the batch still pending (no longer allowed) ends skipped. In the common case
+// this is one statement, as the check alone was; what it adds is the rows' update.
+// (Whether an open is measured was decided with the rule; an open is only recorded if
+// the recipient's consent to it holds when the image is fetched.)
+func (s *Service) claim(ctx context.Context, c Campaign, b *preparedBatch) error {
+	now := store.Millis(s.now())
+	claimed := map[string]bool{}
+	if len(b.recips) > 0 {
+		mailed := make([]string, len(b.recips))
+		for i, r := range b.recips {
+			mailed[i] = r.tokenID
+		}
+		in, args := s.db.In("token_id", 4, mailed)
+		rows, err := s.db.QueryWriter(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in+`
+			AND EXISTS (SELECT 1 FROM mailable m WHERE m.purpose = $3 AND m.subject_id = campaign_deliveries.subject_id) RETURNING token_id`,
+			append([]any{deliverySending, now, c.Purpose}, args...)...)
+		if err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
+		}
+		for rows.Next() {
+			var tid string
+			if err := rows.Scan(&tid); err != nil {
+				rows.Close()
+				return fmt.Errorf("newsletter: send: %w", err)
+			}
+			claimed[tid] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("newsletter: send: %w", err)
 		}
 	}
-	b.msgs, b.recips = msgs, recips
+	if len(claimed) != len(b.recips) {
+		var msgs []mail.Message
+		var recips []preparedRecipient
+		for i, r := range b.recips {
+			if claimed[r.tokenID] {
+				msgs = append(msgs, b.msgs[i])
+				recips = append(recips, r)
+			}
+		}
+		b.msgs, b.recips = msgs, recips
+	}
+	var skipped []string
+	for _, tid := range b.tokens {
+		if !claimed[tid] {
+			skipped = append(skipped, tid)
+		}
+	}
+	if len(skipped) == 0 {
+		return nil
+	}
+	// Its own statement: a crash before it leaves them pending, read and checked again
+	// by the next run.
+	in, args := s.db.In("token_id", 3, skipped)
+	if _, err := s.db.ExecContext(ctx, `UPDATE campaign_deliveries SET state = $1, at = $2 WHERE state = 'pending' AND `+in,
+		append([]any{deliverySkipped, now}, args...)...); err != nil {
+		return fmt.Errorf("newsletter: send: %w", err)
+	}
 	return nil
+}
+
+// settleSending ends the campaign's deliveries left sending by a run that stopped
+// between handing them to the mail server and marking them (a crash, or an error that
+// does not say what was taken): they are never sent again. A sender that can tell what
+// it took (the .eml folder) settles them exactly: sent, or pending again when it never
+// got them. Of an SMTP server nobody can ask: they end unconfirmed, counted on the
+// campaign as mails that may not have been delivered.
+//
+// Only one run of a campaign works at a time (a job runs on one node at a time, and a
+// run stops after its budget, long before River would rescue its job as stuck), so
+// every delivery found sending belongs to a run that ended.
+func (s *Service) settleSending(ctx context.Context, campaign string) error {
+	tids, err := store.Strings(ctx, s.db, `SELECT token_id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'sending'`, campaign)
+	if err != nil {
+		return fmt.Errorf("newsletter: settling deliveries: %w", err)
+	}
+	if len(tids) == 0 {
+		return nil
+	}
+	states := map[string][]string{deliveryUnconfirmed: tids}
+	if c, ok := mail.ConfirmerOf(s.sender); ok {
+		ids := make([]string, len(tids))
+		for i, tid := range tids {
+			ids[i] = messageID(tid)
+		}
+		taken, err := c.Taken(ids)
+		if err != nil {
+			return fmt.Errorf("newsletter: settling deliveries: %w", err)
+		}
+		states = map[string][]string{}
+		for i, tid := range tids {
+			st := deliveryPending
+			if taken[ids[i]] {
+				st = deliverySent
+			}
+			states[st] = append(states[st], tid)
+		}
+	}
+	if err := s.markBatch(ctx, states); err != nil {
+		return err
+	}
+	s.log.Warn("newsletter: deliveries left sending by a run that stopped, settled", "campaign", campaign,
+		"sent", len(states[deliverySent]), "pending", len(states[deliveryPending]), "unconfirmed", len(states[deliveryUnconfirmed]))
+	return nil
+}
+
+// messageID is the id of the message of the delivery with the token id tid: the
+// start of its opt-out token (render), which encodes the token id.
+func messageID(tid string) string {
+	raw, err := hex.DecodeString(tid)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(b32.EncodeToString(raw))[:min(16, len(raw)*8/5)]
 }
 
 // markBatch records how a sent batch's deliveries ended, a statement per state.

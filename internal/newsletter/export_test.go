@@ -3,7 +3,16 @@ package newsletter
 import (
 	"context"
 	"io"
+
+	"steward/internal/mail"
 )
+
+// SwapSender makes x the sender of campaigns, and returns the one it replaces.
+func (s *Service) SwapSender(x mail.BulkSender) mail.BulkSender {
+	old := s.sender
+	s.sender = x
+	return old
+}
 
 // SetImportRead makes f run when an import's batch has been read and checked, before it
 // is stored.

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/strictjson"
 )
 
 // CookieName is the session cookie.
@@ -115,15 +117,39 @@ var (
 // MaxJSONBody is the largest JSON request body accepted.
 const MaxJSONBody = 64 << 10
 
-// DecodeJSON reads one JSON object into v, refusing unknown fields, wrong types,
-// trailing data and bodies over MaxJSONBody, each with an error naming the field.
+// DecodeJSON reads one JSON object into v, refusing unknown fields, a field given
+// twice or in another case than its own ("Email" for "email": Go's decoder would take
+// either), wrong types, trailing data and bodies over MaxJSONBody, each with an error
+// naming the field.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return apperr.New(apperr.Invalid, "content_type", "send the body as application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apperr.New(apperr.TooLarge, "body_too_large", fmt.Sprintf("the body is over %d bytes", MaxJSONBody))
+		}
+		// A body cut off (the client went away, or its pace ran out) is input the
+		// request did not complete: invalid, as a body cut short always was.
+		return apperr.New(apperr.Invalid, "malformed_json", "the body could not be read to its end")
+	}
+	// What is not JSON at all is left to the decoder, whose errors say where.
+	var strict *strictjson.Error
+	if err := strictjson.Check(body, v); errors.As(err, &strict) {
+		switch strict.Problem {
+		case strictjson.Duplicate:
+			return apperr.Field(strict.Member, "duplicate_field", "is given twice")
+		case strictjson.CaseVariant:
+			return apperr.Field(strict.Member, "unknown_field", fmt.Sprintf("is not a field of this request (the field is %q, in that case)", strict.Field))
+		default:
+			return apperr.New(apperr.Invalid, "malformed_json", "the body holds more than one JSON value")
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if dec.More() {
 			return apperr.New(apperr.Invalid, "malformed_json", "the body holds more than one JSON value")
@@ -305,12 +331,25 @@ func middleware(h http.Handler, log *slog.Logger, hsts bool, pc pace) http.Handl
 				}
 				// The route (the ServeMux pattern, set on r as it matched) says which
 				// handler failed without the ids a path holds.
-				log.Error("panic", "method", r.Method, "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				log.Error("panic", append([]any{"method", r.Method, "route", r.Pattern}, panicAttrs(v)...)...)
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
 		protected.ServeHTTP(w, r)
 	})
+}
+
+// panicAttrs describes a recovered panic value for the log without its text, which
+// may be built from member data (a name formatted into a message, an error holding an
+// address): its type and the stack, whose frames print argument words in hex, not the
+// values they point to. A runtime error (an index out of range, a nil map) is the
+// runtime's own words, and is logged whole.
+func panicAttrs(v any) []any {
+	attrs := []any{"panic_type", fmt.Sprintf("%T", v)}
+	if re, ok := v.(runtime.Error); ok {
+		attrs = append(attrs, "panic", re.Error())
+	}
+	return append(attrs, "stack", string(debug.Stack()))
 }
 
 // Timeouts for the HTTP server.

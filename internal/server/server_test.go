@@ -248,7 +248,61 @@ func TestMiddleware(t *testing.T) {
 	}
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/panic", nil))
-	if w.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "panic=boom") {
+	if w.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "panic_type=string") || strings.Contains(logs.String(), "boom") {
 		t.Errorf("panic: %d, logged %q", w.Code, logs.String())
+	}
+}
+
+// Two readers of the same body must not see different requests: a field given twice,
+// a field in another case than its own (Go's decoder would take it) and data after
+// the object are refused, each naming the field where there is one, whatever the depth.
+func TestDecodeJSONStrict(t *testing.T) {
+	type choices struct {
+		Choices map[string]bool `json:"choices"`
+	}
+	for _, tc := range []struct {
+		name, body string
+		into       func() any
+		code       string
+		field      string
+		message    string
+	}{
+		{name: "twice", body: `{"name":"Ada","name":"Bob"}`, code: "duplicate_field", field: "name", message: "twice"},
+		{name: "twice, nested", body: `{"inner":{"flag":true,"flag":false}}`, code: "duplicate_field", field: "inner.flag"},
+		{name: "twice in a map", body: `{"choices":{"newsletter":true,"newsletter":false}}`, into: func() any { return new(choices) },
+			code: "duplicate_field", field: "choices.newsletter"},
+		{name: "case variant", body: `{"Name":"Ada"}`, code: "unknown_field", field: "Name", message: `"name"`},
+		{name: "case variant beside the field", body: `{"name":"Ada","NAME":"Bob"}`, code: "unknown_field", field: "NAME"},
+		{name: "case variant, nested", body: `{"inner":{"Flag":true}}`, code: "unknown_field", field: "inner.Flag", message: `"inner.flag"`},
+		{name: "kelvin sign", body: `{"\u212aind":1}`, into: func() any {
+			return new(struct {
+				Kind int `json:"kind"`
+			})
+		}, code: "unknown_field", field: "\u212aind"},
+		{name: "trailing object", body: `{"name":"Ada"}{"name":"Bob"}`, code: "malformed_json", message: "more than one"},
+		{name: "trailing text", body: `{"name":"Ada"} x`, code: "malformed_json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
+			var v any = new(decoded)
+			if tc.into != nil {
+				v = tc.into()
+			}
+			err := DecodeJSON(httptest.NewRecorder(), r, v)
+			e, ok := apperr.As(err)
+			if !ok {
+				t.Fatalf("DecodeJSON = %v, want an apperr.Error", err)
+			}
+			if e.Kind != apperr.Invalid || e.Code != tc.code || e.Field != tc.field || !strings.Contains(e.Message, tc.message) {
+				t.Errorf("DecodeJSON = %+v; want invalid, code %s field %q message with %q", e, tc.code, tc.field, tc.message)
+			}
+		})
+	}
+	// The same members once each, in their own case, are taken; an unknown one is still
+	// refused as before.
+	var v decoded
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"name":"Ada","inner":{"flag":true},"tags":["a","a"]}`))
+	if err := DecodeJSON(httptest.NewRecorder(), r, &v); err != nil || v.Name != "Ada" || !v.Inner.Flag {
+		t.Errorf("DecodeJSON = %v, %+v", err, v)
 	}
 }

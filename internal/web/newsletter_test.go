@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"steward/internal/consent"
+	"steward/internal/jobs"
+	"steward/internal/newsletter"
+	"steward/internal/store"
 	"steward/internal/store/storetest"
 )
 
@@ -227,4 +231,42 @@ func testNewsletter(t *testing.T, s *site) {
 	if n := len(campaignLink.FindAllString(p.body, -1)); n != 2 {
 		t.Errorf("the list links %d campaigns, want 2", n)
 	}
+}
+
+// noJobs takes the place of the job queue: the campaign stays as the test leaves it.
+type noJobs struct{}
+
+func (noJobs) Enqueue(context.Context, *store.Tx, jobs.Args) error { return nil }
+
+// The campaign's page counts the mails that may not have been delivered: those a
+// crash left being handed to the mail server, settled as unconfirmed.
+func TestCampaignPageUnconfirmed(t *testing.T) {
+	s := start(t, "")
+	ctx := t.Context()
+	ns := s.app.Newsletter()
+	csv := "email,first_name,last_name\na@example.org,A,A\nb@example.org,B,B\nc@example.org,C,C\n"
+	if rep, err := ns.Import(ctx, strings.NewReader(csv), newsletter.Purpose, "staff-1"); err != nil || rep.Imported != 3 {
+		t.Fatalf("import: %+v %v", rep, err)
+	}
+	cp, err := ns.CreateCampaign(ctx, "staff-1", newsletter.Purpose, "Interrupted", "Hello.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.StartSend(ctx, noJobs{}, cp.ID); err != nil {
+		t.Fatal(err)
+	}
+	// As the run after a crash over SMTP leaves them: two unconfirmed, one sent.
+	if _, err := s.app.DB().ExecContext(ctx, `UPDATE campaign_deliveries SET state = 'unconfirmed' WHERE campaign_id = $1`, cp.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app.DB().ExecContext(ctx, `UPDATE campaign_deliveries SET state = 'sent' WHERE token_id = (SELECT min(token_id) FROM campaign_deliveries WHERE campaign_id = $1)`, cp.ID); err != nil {
+		t.Fatal(err)
+	}
+	m := s.client()
+	id := s.signUp(t, m, "joan@example.com", "Joan Clarke", "bombe at bletchley")
+	if err := s.app.Staff().Grant(ctx, id, "marketing"); err != nil {
+		t.Fatal(err)
+	}
+	m.get("/staff/campaigns/"+cp.ID).want(t, "campaign page", http.StatusOK,
+		"3: 1 sent, 0 skipped (their consent ended before their turn), 2 may not have been delivered (the server stopped while sending)")
 }

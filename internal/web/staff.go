@@ -77,6 +77,8 @@ type campaignRow struct {
 	Sent       int
 	Skipped    int
 	Failed     int
+	// Unconfirmed may not have been delivered (the server stopped while sending).
+	Unconfirmed int
 }
 
 func (p *Pages) campaignRow(c newsletter.Campaign) campaignRow {
@@ -85,7 +87,8 @@ func (p *Pages) campaignRow(c newsletter.Campaign) campaignRow {
 		name = pu.Name
 	}
 	return campaignRow{ID: c.ID, Subject: c.Subject, Purpose: name, Status: c.Status, Draft: c.Status == newsletter.CampaignDraft,
-		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped, Failed: c.Failed}
+		CreatedAt: c.CreatedAt, SentAt: c.SentAt, Recipients: c.Recipients, Sent: c.Sent, Skipped: c.Skipped, Failed: c.Failed,
+		Unconfirmed: c.Unconfirmed}
 }
 
 func (p *Pages) campaigns(w http.ResponseWriter, r *http.Request, _ account.Session) {

@@ -227,28 +227,29 @@ SELECT what, path FROM (
 	{"internal/mail/mail.go:729", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:256", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
-	{"internal/newsletter/campaign.go:70", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
+	{"internal/newsletter/campaign.go:86", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/newsletter/campaign.go:94", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
-	{"internal/newsletter/campaign.go:111", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns ORDER BY created_at DESC LIMIT 200`},
-	{"internal/newsletter/campaign.go:210", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
-	{"internal/newsletter/campaign.go:234", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
+	{"internal/newsletter/campaign.go:110", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
+	{"internal/newsletter/campaign.go:127", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns ORDER BY created_at DESC LIMIT 200`},
+	{"internal/newsletter/campaign.go:228", bothEngines, `SELECT subject_id FROM mailable WHERE purpose = $1`},
+	{"internal/newsletter/campaign.go:252", bothEngines, `SELECT m.subject_id, m.email, m.first_name, k.wrapped, k.epoch FROM mailable m
 		LEFT JOIN vault_keys k ON k.subject_id = m.subject_id WHERE m.purpose = $1`},
-	{"internal/newsletter/campaign.go:347", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3 AND purpose = $4`},
-	{"internal/newsletter/campaign.go:383", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
+	{"internal/newsletter/campaign.go:365", bothEngines, `UPDATE campaigns SET status = $1 WHERE id = $2 AND status = $3 AND purpose = $4`},
+	{"internal/newsletter/campaign.go:401", postgresOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at)
 			SELECT $1, u.subject, u.token, 'pending', $2 FROM unnest($3::text[], $4::text[]) AS u(subject, token)
 			ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:388", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
-	{"internal/newsletter/campaign.go:452", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
-	{"internal/newsletter/campaign.go:645", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
+	{"internal/newsletter/campaign.go:406", sqliteOnly, `INSERT INTO campaign_deliveries (campaign_id, subject_id, token_id, state, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:474", bothEngines, `UPDATE campaigns SET status = $1, sent_at = $2 WHERE id = $3`},
+	{"internal/newsletter/campaign.go:672", bothEngines, `SELECT d.token_id, d.subject_id FROM campaign_deliveries d
 		WHERE d.campaign_id = $1 AND d.state = 'pending' AND d.token_id > $2 ORDER BY d.token_id LIMIT $3`},
-	{"internal/newsletter/campaign.go:800", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
+	{"internal/newsletter/campaign.go:788", bothEngines, `SELECT token_id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'sending'`},
+	{"internal/newsletter/campaign.go:913", bothEngines, `SELECT d.subject_id, c.purpose, s.email_hash, s.account_id IS NOT NULL,
 		EXISTS (SELECT 1 FROM suppressions x WHERE x.hash = s.email_hash AND x.purpose IN (c.purpose, '*'))
 		FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.subject_id = d.subject_id
 		WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:855", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
-	{"internal/newsletter/campaign.go:875", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
-	{"internal/newsletter/campaign.go:891", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
+	{"internal/newsletter/campaign.go:968", bothEngines, `SELECT c.purpose FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE d.token_id = $1`},
+	{"internal/newsletter/campaign.go:988", bothEngines, `SELECT subject_id, campaign_id FROM campaign_deliveries WHERE token_id = $1`},
+	{"internal/newsletter/campaign.go:1004", bothEngines, `INSERT INTO campaign_opens (campaign_id, subject_id, at) VALUES ($1, $2, $3) ON CONFLICT (campaign_id, subject_id) DO NOTHING`},
 	{"internal/newsletter/draft.go:75", bothEngines, `UPDATE campaigns SET purpose = $1, subject = $2, body = $3 WHERE id = $4 AND status = $5`},
 	{"internal/newsletter/draft.go:91", bothEngines, `DELETE FROM campaigns WHERE id = $1 AND status = $2`},
 	{"internal/newsletter/draft.go:128", bothEngines, `SELECT status FROM campaigns WHERE id = $1`},
@@ -424,19 +425,19 @@ SELECT what, path FROM (
 	{"internal/store/store.go:464", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
 			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
 	{"internal/store/store.go:512", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
-	{"internal/tools/stress/crash.go:494", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
-	{"internal/tools/stress/crash.go:505", bothEngines, `SELECT id FROM accounts`},
-	{"internal/tools/stress/crash.go:522", bothEngines, `SELECT id, state FROM files`},
-	{"internal/tools/stress/crash.go:569", sqliteOnly, `PRAGMA integrity_check`},
-	{"internal/tools/stress/crash.go:572", sqliteOnly, `PRAGMA foreign_key_check`},
-	{"internal/tools/stress/crash.go:587", postgresOnly, `SELECT cl.relname, a.attname, pcl.relname, pa.attname
+	{"internal/tools/stress/crash.go:496", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
+	{"internal/tools/stress/crash.go:507", bothEngines, `SELECT id FROM accounts`},
+	{"internal/tools/stress/crash.go:524", bothEngines, `SELECT id, state FROM files`},
+	{"internal/tools/stress/crash.go:571", sqliteOnly, `PRAGMA integrity_check`},
+	{"internal/tools/stress/crash.go:574", sqliteOnly, `PRAGMA foreign_key_check`},
+	{"internal/tools/stress/crash.go:589", postgresOnly, `SELECT cl.relname, a.attname, pcl.relname, pa.attname
 		FROM pg_constraint co
 		JOIN pg_class cl ON cl.oid = co.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
 		JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = co.conkey[1]
 		JOIN pg_class pcl ON pcl.oid = co.confrelid
 		JOIN pg_attribute pa ON pa.attrelid = co.confrelid AND pa.attnum = co.confkey[1]
 		WHERE co.contype = 'f' AND n.nspname = current_schema() AND array_length(co.conkey, 1) = 1`},
-	{"internal/tools/stress/crash.go:625", bothEngines, `SELECT object, state FROM files`},
+	{"internal/tools/stress/crash.go:627", bothEngines, `SELECT object, state FROM files`},
 	{"internal/vault/rotate.go:121", bothEngines, `UPDATE kek_state SET target = $1, target_at = $2 WHERE id = 1 AND epoch = $3 AND target = $3`},
 	{"internal/vault/rotate.go:143", bothEngines, `SELECT count(*) FROM vault_keys WHERE epoch < $1`},
 	{"internal/vault/rotate.go:149", bothEngines, `UPDATE kek_state SET epoch = $1, key_id = $2, started_at = $3 WHERE id = 1 AND epoch = $4 AND target = $1`},

@@ -42,7 +42,8 @@ type CrashReport struct {
 	Acknowledged map[string]int // per kind of write: answers 201/202/200 the checks then hold to
 	Kills        int
 	Pending      int // campaigns still sending at the end, within a Settle shorter than River's rescue
-	Duplicates   int // campaign mails a recipient (who did not withdraw) got twice: at-least-once delivery across a kill
+	Duplicates   int // campaign mails a recipient got more than once: each is a violation (a delivery is handed over once)
+	Unconfirmed  int // campaign deliveries a kill left being handed over, settled as unconfirmed (none with the .eml outbox, which is asked)
 	Violations   []string
 	Elapsed      time.Duration
 }
@@ -93,6 +94,7 @@ type crashRun struct {
 	withdrawn  map[string]time.Time // address -> when its withdrawal was answered 200
 	considered map[string]bool      // campaign mails looked at for a withdrawal
 	violated   map[string]bool
+	dupSeen    map[string]int // campaign and address -> the cycle after which a duplicate was first seen
 	seq        int
 }
 
@@ -680,7 +682,7 @@ func (r *crashRun) objects(ctx context.Context, c int) {
 }
 
 // mails counts the campaign mails per campaign and recipient: none to whoever withdrew
-// before the campaign was sent, never two to whoever withdrew.
+// before the campaign was sent, never two to anyone.
 func (r *crashRun) mails(c int) {
 	count := map[[2]string]int{}
 	for _, m := range r.out.Scan() {
@@ -699,15 +701,30 @@ func (r *crashRun) mails(c int) {
 		switch {
 		case withdrew && ok && w.Before(start):
 			r.violation("cycle %d: %s withdrew before %q was sent, and got it %d time(s)", c, k[1], k[0], n)
-		case withdrew && n > 1:
-			r.violation("cycle %d: %s withdrew and got %q %d times", c, k[1], k[0], n)
 		case n > 1:
 			dups += n - 1
+			r.violation("%s got %q more than once (first seen after cycle %d)", k[1], k[0], r.firstSeen(k, c))
 		}
 	}
 	r.mu.Lock()
 	r.rep.Duplicates = dups
 	r.mu.Unlock()
+}
+
+// firstSeen is the first cycle after which a campaign mail was seen twice: a
+// duplicate is one violation, however many cycles see it.
+func (r *crashRun) firstSeen(k [2]string, c int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := "dup\x00" + k[0] + "\x00" + k[1]
+	if first, ok := r.dupSeen[key]; ok {
+		return first
+	}
+	if r.dupSeen == nil {
+		r.dupSeen = map[string]int{}
+	}
+	r.dupSeen[key] = c
+	return c
 }
 
 // final waits for every campaign to be sent, then counts the mails once more.
@@ -717,6 +734,13 @@ func (r *crashRun) final(ctx context.Context) {
 		for {
 			a, err := r.c.Do(ctx, "GET", "/api/v1/staff/campaigns/"+cp.id, nil, r.staff)
 			if err == nil && a.Str("status") == "sent" {
+				if n, ok := a.JSON()["unconfirmed"].(float64); ok {
+					r.mu.Lock()
+					r.rep.Unconfirmed += int(n)
+					r.mu.Unlock()
+				} else {
+					r.violation("campaign %q: no count of unconfirmed deliveries in its answer", cp.subject)
+				}
 				break
 			}
 			if time.Now().After(deadline) {

@@ -35,8 +35,8 @@ func TestCrashCycles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("seed %d: %d cycles in %s, acknowledged %v, %d campaigns pending River's rescue, %d duplicates",
-				rep.Seed, rep.Cycles, rep.Elapsed, rep.Acknowledged, rep.Pending, rep.Duplicates)
+			t.Logf("seed %d: %d cycles in %s, acknowledged %v, %d campaigns pending River's rescue, %d duplicates, %d unconfirmed",
+				rep.Seed, rep.Cycles, rep.Elapsed, rep.Acknowledged, rep.Pending, rep.Duplicates, rep.Unconfirmed)
 			if rep.Cycles != 10 || rep.Kills != 10 {
 				t.Errorf("%d cycles, %d kills, want 10", rep.Cycles, rep.Kills)
 			}
