@@ -177,7 +177,11 @@ func TestCampaignTestOverSMTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject := fmt.Sprintf("Tested %d", stamp)
-	id := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": subject, "body": "Checked."}, staff).JSON()["id"].(string)
+	c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": subject, "body": "Checked."}, staff)
+	id, _ := c.JSON()["id"].(string)
+	if c.Status != 201 || id == "" {
+		t.Fatalf("create = %d %s", c.Status, c.Body)
+	}
 	if r := h.Do("POST", "/api/v1/staff/campaigns/"+id+"/test", nil, staff); r.Status != 200 {
 		t.Fatalf("test = %d %s", r.Status, r.Body)
 	}
