@@ -72,7 +72,16 @@ type guardianDecision struct {
 	Agree *bool  `json:"agree"`
 }
 
+// guardianDecide records a guardian's answer to a child's registration.
 func (a *API) guardianDecide(w http.ResponseWriter, r *http.Request) {
+	a.decide(w, r, func(token string, agree bool) error {
+		return a.Accounts.GuardianDecide(r.Context(), token, agree, a.Meta(r))
+	})
+}
+
+// decide reads a guardian's answer (a link's token, and agree true or false), records
+// it with record, and answers 204.
+func (a *API) decide(w http.ResponseWriter, r *http.Request, record func(token string, agree bool) error) {
 	var req guardianDecision
 	if err := server.DecodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
@@ -82,7 +91,7 @@ func (a *API) guardianDecide(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.Field("agree", "required", "is required: true to agree, false to decline"))
 		return
 	}
-	if err := a.Accounts.GuardianDecide(r.Context(), req.Token, *req.Agree, a.Meta(r)); err != nil {
+	if err := record(req.Token, *req.Agree); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -103,20 +112,10 @@ func (a *API) guardianPurpose(w http.ResponseWriter, r *http.Request) {
 
 // decideGuardianPurpose records a guardian's answer to a child's choice.
 func (a *API) decideGuardianPurpose(w http.ResponseWriter, r *http.Request) {
-	var req guardianDecision
-	if err := server.DecodeJSON(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if req.Agree == nil {
-		a.fail(w, r, apperr.Field("agree", "required", "is required: true to agree, false to decline"))
-		return
-	}
-	if _, err := a.DecideGuardianPurpose(r, req.Token, *req.Agree); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.decide(w, r, func(token string, agree bool) error {
+		_, err := a.DecideGuardianPurpose(r, token, agree)
+		return err
+	})
 }
 
 type loginRequest struct {

@@ -17,24 +17,9 @@ import (
 // form does, is no change; an adult can still correct their own birthdate.
 func TestMinorCannotBecomeAdult(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
-		twelve := time.Now().AddDate(-12, 0, -1).Format("2006-01-02")
-		r := h.Register(map[string]any{"email": "kid@example.org", "password": pw, "name": "Kid", "birthdate": twelve,
-			"country": "FR", "guardian_email": "parent@example.org"})
-		if r.Status != 201 {
-			t.Fatalf("register child = %d %s", r.Status, r.Body)
-		}
-		id := r.JSON()["id"].(string)
-		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink("kid@example.org", "/verify?token=")}, ""); v.Status != 200 {
-			t.Fatalf("verify = %d %s", v.Status, v.Body)
-		}
-		if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": h.WaitLink("parent@example.org", "/guardian?token="), "agree": true}, ""); g.Status != 204 {
-			t.Fatalf("guardian agree = %d %s", g.Status, g.Body)
-		}
-		l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "kid@example.org", "password": pw}, "")
-		if l.Status != 201 {
-			t.Fatalf("child login = %d %s", l.Status, l.Body)
-		}
-		tok := l.JSON()["token"].(string)
+		twelve := birthdateAt(12)
+		id := registerChild(t, h, "kid@example.org", "Kid", "parent@example.org", "FR", 12)
+		tok := childLogin(t, h, "kid@example.org")
 		for _, c := range []struct {
 			name  string
 			patch map[string]any
@@ -75,23 +60,8 @@ func TestMinorCannotBecomeAdult(t *testing.T) {
 // are recorded at once. A used link says so.
 func TestChildChoicesWaitForGuardian(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
-		fourteen := time.Now().AddDate(-14, 0, -1).Format("2006-01-02")
-		r := h.Register(map[string]any{"email": "teen@example.org", "password": pw, "name": "Teen", "birthdate": fourteen,
-			"country": "DE", "guardian_email": "mum@example.org"})
-		if r.Status != 201 {
-			t.Fatalf("register child = %d %s", r.Status, r.Body)
-		}
-		if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink("teen@example.org", "/verify?token=")}, ""); v.Status != 200 {
-			t.Fatalf("verify = %d %s", v.Status, v.Body)
-		}
-		if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": h.WaitLink("mum@example.org", "/guardian?token="), "agree": true}, ""); g.Status != 204 {
-			t.Fatalf("guardian agree = %d %s", g.Status, g.Body)
-		}
-		l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "teen@example.org", "password": pw}, "")
-		if l.Status != 201 {
-			t.Fatalf("child login = %d %s", l.Status, l.Body)
-		}
-		tok := l.JSON()["token"].(string)
+		registerChild(t, h, "teen@example.org", "Teen", "mum@example.org", "DE", 14)
+		tok := childLogin(t, h, "teen@example.org")
 
 		put := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"partner_sharing":true,"email_open_tracking":true}}`, tok)
 		if put.Status != 200 {
@@ -284,4 +254,35 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// registerChild registers a child of the given age in country whose guardian, at
+// guardian, agrees; it returns the child's id.
+func registerChild(t *testing.T, h *apptest.Harness, email, name, guardian, country string, age int) string {
+	t.Helper()
+	r := h.Register(map[string]any{"email": email, "password": pw, "name": name, "birthdate": birthdateAt(age),
+		"country": country, "guardian_email": guardian})
+	if r.Status != 201 {
+		t.Fatalf("register child = %d %s", r.Status, r.Body)
+	}
+	if v := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink(email, "/verify?token=")}, ""); v.Status != 200 {
+		t.Fatalf("verify = %d %s", v.Status, v.Body)
+	}
+	if g := h.Do("POST", "/api/v1/guardian-consents", map[string]any{"token": h.WaitLink(guardian, "/guardian?token="), "agree": true}, ""); g.Status != 204 {
+		t.Fatalf("guardian agree = %d %s", g.Status, g.Body)
+	}
+	return r.JSON()["id"].(string)
+}
+
+// birthdateAt is the birthdate of someone who turned age a day ago.
+func birthdateAt(age int) string { return time.Now().AddDate(-age, 0, -1).Format("2006-01-02") }
+
+// childLogin logs a child in and returns the session token.
+func childLogin(t *testing.T, h *apptest.Harness, email string) string {
+	t.Helper()
+	l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": pw}, "")
+	if l.Status != 201 {
+		t.Fatalf("child login = %d %s", l.Status, l.Body)
+	}
+	return l.JSON()["token"].(string)
 }
