@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"steward/internal/store"
+	"steward/internal/vault"
 )
 
 // guardianIndex is the blind index of a guardian's address (the same as an account's
@@ -39,6 +40,9 @@ func (s *Service) IndexGuardians(ctx context.Context) (int, error) {
 				return err
 			}
 			key, err := s.vault.KeyIn(ctx, tx, id, false)
+			if errors.Is(err, vault.ErrNoKey) {
+				return nil // being erased: its key is gone, and the account row goes next
+			}
 			if err != nil {
 				return err
 			}
@@ -59,9 +63,11 @@ func (s *Service) IndexGuardians(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Children returns the children whose guardian the account is: the accounts that
-// named its confirmed address as their guardian's, and whose registration the
-// guardian agreed to. An address not yet confirmed is nobody's guardian.
+// Children returns the children whose guardian the account is: the active accounts,
+// still below the age of consent, that named its confirmed address as their
+// guardian's and whose registration the guardian agreed to. An address not yet
+// confirmed is nobody's guardian, and a guardian's authority ends when the child comes
+// of age (or the account is being erased).
 func (s *Service) Children(ctx context.Context, guardianID string) ([]Profile, error) {
 	g, err := s.Profile(ctx, guardianID)
 	if err != nil {
@@ -83,6 +89,9 @@ func (s *Service) Children(ctx context.Context, guardianID string) ([]Profile, e
 		}
 		if err != nil {
 			return nil, err
+		}
+		if p.Status != Active || !s.Minor(p) {
+			continue
 		}
 		out = append(out, p)
 	}

@@ -27,7 +27,9 @@ type AskedPurpose struct {
 	Key, Name, Description string
 }
 
-var errNoGuardian = apperr.New(apperr.Conflict, "guardian_not_confirmed",
+// ErrNoGuardian refuses what needs a guardian's agreement for an account whose
+// guardian never agreed to it.
+var ErrNoGuardian = apperr.New(apperr.Conflict, "guardian_not_confirmed",
 	"no parent or guardian has agreed to this account: they cannot be asked")
 
 // AskGuardianForPurposes mails a child's guardian, who agreed to the account, a link
@@ -49,7 +51,7 @@ func (s *Service) AskGuardianForPurposes(ctx context.Context, accountID string, 
 			return fmt.Errorf("account: guardian purpose: %w", err)
 		}
 		if guardian == "" || !confirmed {
-			return errNoGuardian
+			return ErrNoGuardian
 		}
 		key, err := s.vault.KeyIn(ctx, tx, accountID, false)
 		if err != nil {
@@ -80,6 +82,18 @@ func (s *Service) AskGuardianForPurposes(ctx context.Context, accountID string, 
 		return s.audit.Record(ctx, tx, governance.Event{Name: "guardian_asked", AccountID: accountID, IP: meta.IP,
 			Detail: fmt.Sprintf("%d purposes", len(purposes))})
 	})
+}
+
+// CancelGuardianPurposes withdraws the child's asks for these purposes: their links
+// stop working, so a guardian cannot agree to what the child no longer wants.
+func (s *Service) CancelGuardianPurposes(ctx context.Context, accountID string, purposes []string) error {
+	for _, k := range purposes {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`,
+			accountID, purposeGuardianPurpose+k); err != nil {
+			return fmt.Errorf("account: guardian purpose: %w", err)
+		}
+	}
+	return nil
 }
 
 // PurposesAwaitingGuardian returns the keys of the purposes the child chose that wait

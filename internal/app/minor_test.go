@@ -19,7 +19,7 @@ func TestMinorCannotBecomeAdult(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		twelve := birthdateAt(12)
 		id := registerChild(t, h, "kid@example.org", "Kid", "parent@example.org", "FR", 12)
-		tok := childLogin(t, h, "kid@example.org")
+		tok := logIn(t, h, "kid@example.org")
 		for _, c := range []struct {
 			name  string
 			patch map[string]any
@@ -61,9 +61,9 @@ func TestMinorCannotBecomeAdult(t *testing.T) {
 func TestChildChoicesWaitForGuardian(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		registerChild(t, h, "teen@example.org", "Teen", "mum@example.org", "DE", 14)
-		tok := childLogin(t, h, "teen@example.org")
+		tok := logIn(t, h, "teen@example.org")
 
-		put := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"partner_sharing":true,"email_open_tracking":true}}`, tok)
+		put := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"partner_sharing":true,"own_offers":true,"email_open_tracking":true}}`, tok)
 		if put.Status != 200 {
 			t.Fatalf("child's choices = %d %s", put.Status, put.Body)
 		}
@@ -87,22 +87,42 @@ func TestChildChoicesWaitForGuardian(t *testing.T) {
 		if page := h.Do("GET", "/account/preferences", nil, tok); !strings.Contains(string(page.Body), "Waiting for your parent or guardian") {
 			t.Error("the preferences page does not say what waits for the guardian")
 		}
-		newsletterLink, sharingLink := "", ""
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (newsletterLink == "" || sharingLink == ""); {
+		links := func() (newsletter, sharing, offers string, n int) {
 			for _, m := range h.Mails("mum@example.org") {
 				link := guardianPurposeRE.FindString(m.Raw)
 				switch {
 				case link == "":
+					continue
 				case strings.Contains(m.Raw, "Newsletter"):
-					newsletterLink = link
+					newsletter = link
 				case strings.Contains(m.Raw, "Sharing with selected partners"):
-					sharingLink = link
+					sharing = link
+				case strings.Contains(m.Raw, "Our offers"):
+					offers = link
 				}
+				n++
 			}
+			return
+		}
+		var newsletterLink, sharingLink, offersLink string
+		var asks int
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (newsletterLink == "" || sharingLink == "" || offersLink == ""); {
+			newsletterLink, sharingLink, offersLink, asks = links()
 			time.Sleep(20 * time.Millisecond)
 		}
-		if newsletterLink == "" || sharingLink == "" {
-			t.Fatalf("the guardian's mails lack a link per purpose: newsletter %q, sharing %q", newsletterLink, sharingLink)
+		if newsletterLink == "" || sharingLink == "" || offersLink == "" || asks != 3 {
+			t.Fatalf("the guardian's mails: %d, want a link per purpose: newsletter %q, sharing %q, offers %q", asks, newsletterLink, sharingLink, offersLink)
+		}
+		// Asking again mails nothing more; withdrawing the ask kills its link.
+		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true,"own_offers":false}}`, tok); r.Status != 200 {
+			t.Fatalf("asking again = %d %s", r.Status, r.Body)
+		}
+		time.Sleep(200 * time.Millisecond) // a second mail would be queued by now
+		if _, _, _, n := links(); n != 3 {
+			t.Errorf("the guardian got %d asks after the child asked again, want 3", n)
+		}
+		if d := h.Do("POST", "/api/v1/guardian-purposes", map[string]any{"token": strings.TrimPrefix(offersLink, "/guardian/purpose?token="), "agree": true}, ""); d.Status != 400 {
+			t.Errorf("agreeing to what the child took back = %d %s", d.Status, d.Body)
 		}
 		nlTok := strings.TrimPrefix(newsletterLink, "/guardian/purpose?token=")
 		shTok := strings.TrimPrefix(sharingLink, "/guardian/purpose?token=")
@@ -129,6 +149,9 @@ func TestChildChoicesWaitForGuardian(t *testing.T) {
 		}
 		if s["partner_sharing"]["decision"] == "granted" || s["partner_sharing"]["awaiting_guardian"] != nil {
 			t.Errorf("sharing after the guardian declined: %v", s["partner_sharing"])
+		}
+		if s["own_offers"]["decision"] == "granted" || s["own_offers"]["awaiting_guardian"] != nil {
+			t.Errorf("offers after the child took the ask back: %v", s["own_offers"])
 		}
 		// Used links say so; the child may withdraw alone.
 		if g := h.Do("GET", "/api/v1/guardian-purposes?token="+url.QueryEscape(nlTok), nil, ""); g.Status != 400 {
@@ -277,12 +300,34 @@ func registerChild(t *testing.T, h *apptest.Harness, email, name, guardian, coun
 // birthdateAt is the birthdate of someone who turned age a day ago.
 func birthdateAt(age int) string { return time.Now().AddDate(-age, 0, -1).Format("2006-01-02") }
 
-// childLogin logs a child in and returns the session token.
-func childLogin(t *testing.T, h *apptest.Harness, email string) string {
+// logIn logs a member in and returns the session token.
+func logIn(t *testing.T, h *apptest.Harness, email string) string {
 	t.Helper()
 	l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": email, "password": pw}, "")
 	if l.Status != 201 {
 		t.Fatalf("child login = %d %s", l.Status, l.Body)
 	}
 	return l.JSON()["token"].(string)
+}
+
+// A guardian's authority ends when the child comes of age: the child is no longer
+// listed, and the routes answer as for an account that does not exist.
+func TestGuardianAuthorityEndsAtMajority(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		_, dad := h.Member("father@example.org", pw, nil)
+		kid := registerChild(t, h, "almost@example.org", "Almost", "father@example.org", "DE", 15)
+		if c := h.Do("GET", "/api/v1/me/children/"+kid, nil, dad); c.Status != 200 {
+			t.Fatalf("the child at 15 = %d %s", c.Status, c.Body)
+		}
+		h.Clock.Advance(366 * 24 * time.Hour) // 16: the age of consent in Germany
+		dad = logIn(t, h, "father@example.org")
+		if l := h.Do("GET", "/api/v1/me/children", nil, dad).JSON()["children"].([]any); len(l) != 0 {
+			t.Errorf("children at 16: %v", l)
+		}
+		for _, path := range []string{"/api/v1/me/children/" + kid, "/api/v1/me/children/" + kid + "/export"} {
+			if c := h.Do("GET", path, nil, dad); c.Status != 404 {
+				t.Errorf("GET %s at 16 = %d", path, c.Status)
+			}
+		}
+	})
 }

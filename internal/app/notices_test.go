@@ -166,6 +166,20 @@ processors = ["unused"]
 		if d := h.Do("POST", "/api/v1/staff/processor-notices/"+taskID+"/done", nil, dpo); d.Status != 404 {
 			t.Errorf("closing twice = %d", d.Status)
 		}
+		// An address typed at registration and never proved may be anyone's: its
+		// erasure tells no processor of it.
+		before := len(h.Do("GET", "/api/v1/staff/processor-notices", nil, dpo).JSON()["notices"].([]any))
+		typo := h.Register(map[string]any{"email": "someone-else@example.org", "password": pw, "name": "Typo", "birthdate": "1980-01-01", "country": "DE"})
+		if typo.Status != 201 {
+			t.Fatalf("register = %d %s", typo.Status, typo.Body)
+		}
+		if err := h.App.Rights().EraseNow(ctx, typo.JSON()["id"].(string), "test"); err != nil {
+			t.Fatal(err)
+		}
+		if after := len(h.Do("GET", "/api/v1/staff/processor-notices", nil, dpo).JSON()["notices"].([]any)); after != before {
+			t.Errorf("notices after erasing a registration never verified: %d, want %d", after, before)
+		}
+
 		// Settled: no key of a notice is left, and nothing of the member.
 		var keys int
 		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM vault_keys WHERE subject_id LIKE 'notice:%'`).Scan(&keys); err != nil {

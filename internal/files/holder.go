@@ -143,6 +143,13 @@ func (h Holder) ExportFiles(ctx context.Context, s datamap.Subject, add func(nam
 			return fmt.Errorf("files: export %s: %w", f.ID, err)
 		}
 		obj, err := h.S.blobs.Open(ctx, r.object, 0, -1)
+		if errors.Is(err, blob.ErrNotFound) {
+			// Deleted between its row and its object: a delete marks the row, then
+			// removes the object. Gone now, it is left out; still there, it is an error.
+			if _, gerr := h.S.get(ctx, f.ID); errors.Is(gerr, errNoFile) {
+				continue
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("files: export %s: %w", f.ID, err)
 		}

@@ -77,6 +77,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ok, err := ss.s.allow(ss.rateKey)
 	if err != nil {
 		ss.s.log.Warn("inbound mail deferred: the rate limit could not be read", "err", err)
+		if ss.limited++; ss.limited >= maxLimited {
+			ss.conn.Close()
+		}
 		return errTryLater
 	}
 	if !ok {

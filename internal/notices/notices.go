@@ -26,6 +26,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -166,9 +167,6 @@ func (s *Service) recipients(ctx context.Context, q store.Querier, subjectID str
 // shredded, a notice of the erasure for every processor that received the member's
 // data, and schedules its delivery. An erasure that runs again adds none twice.
 func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject) error {
-	if subj.Again {
-		return nil // told at the first erasure, before the restore
-	}
 	procs, err := s.recipients(ctx, tx, subj.ID)
 	if err != nil {
 		return fmt.Errorf("notices: %w", err)
@@ -179,9 +177,13 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 	// The notices never hold the erasure up: addresses that cannot be read (a key of
 	// an epoch this node no longer holds) leave staff a task without them.
 	emails, err := s.addresses(ctx, tx, subj)
-	if err != nil {
+	unread := err != nil
+	if unread {
 		s.log.Warn("notices: the erased member's addresses could not be read; staff get tasks without them", "err", err)
 		emails = nil
+	}
+	if len(emails) == 0 && !unread {
+		return nil // no address the member proved: nothing of theirs to tell of
 	}
 	hash := s.subjectHash(subj.ID)
 	for _, p := range procs {
@@ -202,8 +204,10 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 		if err != nil {
 			return err
 		}
+		// A replay after a restore lost the notices made after the backup, delivered or
+		// not: staff check with the processor instead of telling it twice.
 		state := Pending
-		if p.NotifyURL == "" || len(emails) == 0 {
+		if p.NotifyURL == "" || len(emails) == 0 || subj.Again {
 			state = Task
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)
@@ -222,16 +226,13 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 
 const labelPayload = "processor_notices.payload"
 
-// addresses are the member's addresses the processors know: the account's, and the
-// subscription's (the same, or the only one of a subscriber without an account),
-// opened with the member's key, which the erasure has not shredded yet. An erasure
-// that runs again after the key is gone finds them in the notices it made already.
+// addresses are the addresses the member proved (the verified account address, and a
+// confirmed subscription's) that processors know them by, opened with the member's key,
+// which the erasure has not shredded yet. An address typed but never proved may be
+// anyone's: no processor is told of it.
 func (s *Service) addresses(ctx context.Context, tx *store.Tx, subj datamap.Subject) ([]string, error) {
 	key, err := s.vault.KeyIn(ctx, tx, subj.ID, false)
 	if errors.Is(err, vault.ErrNoKey) {
-		if subj.Email != "" {
-			return []string{subj.Email}, nil
-		}
 		return nil, nil
 	}
 	if err != nil {
@@ -243,7 +244,7 @@ func (s *Service) addresses(ctx context.Context, tx *store.Tx, subj datamap.Subj
 		if err != nil {
 			return err
 		}
-		if v != "" && !slices.Contains(out, v) {
+		if v != "" && !slices.Contains(out, v) && slices.Contains(subj.Proven, s.index.Address(v)) {
 			out = append(out, v)
 		}
 		return nil
@@ -291,12 +292,13 @@ func (s *Service) Deliver(ctx context.Context, id string) error {
 		return s.settle(ctx, id, Task, "the register no longer gives the processor an endpoint", 0)
 	}
 	key, err := s.vault.DataKey(ctx, noticeKey(id), false)
-	if err != nil {
-		return fmt.Errorf("notices: %w", err)
+	var body string
+	if err == nil {
+		body, err = key.OpenText(labelPayload, sealed)
 	}
-	body, err := key.OpenText(labelPayload, sealed)
 	if err != nil {
-		return fmt.Errorf("notices: %w", err)
+		// Unreadable (a key of an epoch this node no longer holds): staff see to it.
+		return s.settle(ctx, id, Task, "the notice could not be read on this node", 0)
 	}
 	status, sendErr := s.post(ctx, p, []byte(body))
 	if sendErr == nil {
@@ -325,6 +327,11 @@ func (s *Service) post(ctx context.Context, p consent.Processor, body []byte) (i
 	req.Header.Set("Steward-Signature", Sign(s.Secret(p.Key), s.now(), body))
 	resp, err := s.client.Do(req)
 	if err != nil {
+		// The URL may hold a secret of the processor's: only the cause is kept.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return 0, fmt.Errorf("notices: %s did not answer: %w", p.Key, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // best effort: the status is the answer

@@ -154,17 +154,21 @@ func (s *Services) Evidence(r *http.Request) map[string]string {
 // guardian agreed to already, are recorded as they are.
 func (s *Services) SaveChoices(r *http.Request, accountID string, choices map[string]bool, restricted, objected *bool, src consent.Source) error {
 	ctx := r.Context()
-	asked, err := s.guardianWaits(ctx, accountID, choices)
+	asked, held, withdrawn, err := s.guardianWaits(ctx, accountID, choices)
 	if err != nil {
 		return err
 	}
-	if len(asked) > 0 {
+	// A withdrawn ask ends first: its link must not grant what the child took back.
+	if err := s.Accounts.CancelGuardianPurposes(ctx, accountID, withdrawn); err != nil {
+		return err
+	}
+	if len(held) > 0 {
 		kept := make(map[string]bool, len(choices))
 		for k, v := range choices {
 			kept[k] = v
 		}
-		for _, p := range asked {
-			delete(kept, p.Key)
+		for _, k := range held {
+			delete(kept, k)
 		}
 		choices = kept
 	}
@@ -174,43 +178,61 @@ func (s *Services) SaveChoices(r *http.Request, accountID string, choices map[st
 	return s.Accounts.AskGuardianForPurposes(ctx, accountID, asked, s.Meta(r))
 }
 
-// guardianWaits returns the purposes among choices that a child opts into and that
-// wait for the guardian: marketing and sharing purposes not granted already. An adult,
-// or a subject that is not an account, waits for no one.
-func (s *Services) guardianWaits(ctx context.Context, accountID string, choices map[string]bool) ([]account.AskedPurpose, error) {
+// guardianWaits sorts a child's choices of marketing and sharing purposes: held are
+// the opt-ins that wait for the guardian (not granted already), which are not recorded;
+// asked are those of them the guardian is to be mailed about (not asked already); and
+// withdrawn are the asks the child takes back. An adult, or a subject that is not an
+// account, waits for no one. A child whose guardian never agreed to the account
+// cannot ask: nothing is saved then.
+func (s *Services) guardianWaits(ctx context.Context, accountID string, choices map[string]bool) (asked []account.AskedPurpose, held, withdrawn []string, err error) {
 	var wanted []string
-	for k, v := range choices {
-		if p, ok := s.Consent.Register().Purpose(k); ok && v && (p.Marketing || p.Sharing) {
+	for k := range choices {
+		if p, ok := s.Consent.Register().Purpose(k); ok && (p.Marketing || p.Sharing) {
 			wanted = append(wanted, k)
 		}
 	}
 	if len(wanted) == 0 {
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	p, err := s.Accounts.Profile(ctx, accountID)
 	if apperr.KindOf(err) == apperr.NotFound {
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	if err != nil || !s.Accounts.Minor(p) {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	current, _, err := s.Consent.Choices(ctx, accountID)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	granted := map[string]bool{}
 	for _, c := range current {
 		granted[c.Purpose.Key] = c.Decision == consent.Granted
 	}
+	awaiting, err := s.Accounts.PurposesAwaitingGuardian(ctx, accountID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	slices.Sort(wanted)
-	var out []account.AskedPurpose
 	for _, k := range wanted {
-		if !granted[k] {
-			p, _ := s.Consent.Register().Purpose(k)
-			out = append(out, account.AskedPurpose{Key: p.Key, Name: p.Name, Description: p.Description})
+		switch {
+		case !choices[k]:
+			if slices.Contains(awaiting, k) {
+				withdrawn = append(withdrawn, k)
+			}
+		case granted[k]:
+		case slices.Contains(awaiting, k):
+			held = append(held, k)
+		default:
+			held = append(held, k)
+			pu, _ := s.Consent.Register().Purpose(k)
+			asked = append(asked, account.AskedPurpose{Key: pu.Key, Name: pu.Name, Description: pu.Description})
 		}
 	}
-	return out, nil
+	if len(asked) > 0 && !p.GuardianConfirmed {
+		return nil, nil, nil, account.ErrNoGuardian
+	}
+	return asked, held, withdrawn, nil
 }
 
 // DecideGuardianPurpose records a guardian's answer to a child's choice: agreed, the

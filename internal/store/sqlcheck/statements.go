@@ -37,18 +37,19 @@ var statements = []statement{
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`},
 	{"internal/account/account.go:396", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
 	{"internal/account/account.go:415", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
-	{"internal/account/children.go:25", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
-	{"internal/account/children.go:33", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
-	{"internal/account/children.go:49", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
-	{"internal/account/children.go:73", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
+	{"internal/account/children.go:26", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
+	{"internal/account/children.go:34", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
+	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
+	{"internal/account/children.go:79", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
 		AND id <> $2 ORDER BY created_at, id`},
-	{"internal/account/guardian_purpose.go:43", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), guardian_confirmed_at IS NOT NULL
+	{"internal/account/guardian_purpose.go:45", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), guardian_confirmed_at IS NOT NULL
 			FROM accounts WHERE id = $1`},
-	{"internal/account/guardian_purpose.go:88", bothEngines, `SELECT purpose FROM account_tokens
+	{"internal/account/guardian_purpose.go:91", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/guardian_purpose.go:102", bothEngines, `SELECT purpose FROM account_tokens
 		WHERE account_id = $1 AND purpose LIKE 'guardian_purpose:%' AND expires_at >= $2 ORDER BY purpose`},
-	{"internal/account/guardian_purpose.go:117", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
+	{"internal/account/guardian_purpose.go:131", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
 		WHERE id = $1 AND purpose LIKE 'guardian_purpose:%'`},
-	{"internal/account/guardian_purpose.go:138", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/guardian_purpose.go:152", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
 	{"internal/account/profile.go:244", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:404", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
@@ -189,12 +190,12 @@ SELECT what, path FROM (
 	{"internal/files/files.go:655", bothEngines, `DELETE FROM files WHERE id = $1`},
 	{"internal/files/files.go:686", bothEngines, `SELECT l.at, l.file_id, COALESCE(l.name, f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`},
-	{"internal/files/holder.go:165", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:185", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:186", bothEngines, `DELETE FROM file_access_log WHERE owner_id = $1`},
-	{"internal/files/holder.go:187", bothEngines, `UPDATE file_access_log SET actor_id = NULL, ip = '' WHERE actor_id = $1`},
-	{"internal/files/holder.go:201", bothEngines, `SELECT count(*) FROM files WHERE owner_id = $1`},
-	{"internal/files/holder.go:215", bothEngines, `SELECT object FROM files`},
+	{"internal/files/holder.go:172", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:192", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:193", bothEngines, `DELETE FROM file_access_log WHERE owner_id = $1`},
+	{"internal/files/holder.go:194", bothEngines, `UPDATE file_access_log SET actor_id = NULL, ip = '' WHERE actor_id = $1`},
+	{"internal/files/holder.go:208", bothEngines, `SELECT count(*) FROM files WHERE owner_id = $1`},
+	{"internal/files/holder.go:222", bothEngines, `SELECT object FROM files`},
 	{"internal/files/reconcile.go:50", bothEngines, `SELECT id, object, state, lease_until, created_at FROM files`},
 	{"internal/files/reconcile.go:94", bothEngines, `DELETE FROM files WHERE id = $1 AND state = $2`},
 	{"internal/governance/audit.go:60", bothEngines, `INSERT INTO audit_log (at, event, account_id, ip, ip_idx, detail, sealed) VALUES ($1, $2, NULL, '', $3, $4, 1)`},
@@ -327,27 +328,27 @@ SELECT what, path FROM (
 			status, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`},
 	{"internal/newsletter/subscribe.go:287", bothEngines, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`},
 	{"internal/newsletter/subscribe.go:303", bothEngines, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/notices/notices.go:136", bothEngines, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`},
-	{"internal/notices/notices.go:142", bothEngines, `SELECT count(*) FROM accounts WHERE id = $1`},
-	{"internal/notices/notices.go:189", bothEngines, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = 'erasure'`},
-	{"internal/notices/notices.go:209", bothEngines, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)
+	{"internal/notices/notices.go:137", bothEngines, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`},
+	{"internal/notices/notices.go:143", bothEngines, `SELECT count(*) FROM accounts WHERE id = $1`},
+	{"internal/notices/notices.go:191", bothEngines, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = 'erasure'`},
+	{"internal/notices/notices.go:213", bothEngines, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)
 			VALUES ($1, $2, 'erasure', $3, $4, $5, 0, $6)`},
-	{"internal/notices/notices.go:251", bothEngines, `SELECT email FROM accounts WHERE id = $1`},
-	{"internal/notices/notices.go:255", bothEngines, `SELECT email FROM subscribers WHERE subject_id = $1`},
-	{"internal/notices/notices.go:281", bothEngines, `SELECT processor, payload, state, attempts FROM processor_notices WHERE id = $1`},
-	{"internal/notices/notices.go:310", bothEngines, `UPDATE processor_notices SET attempts = $1, last_error = $2 WHERE id = $3`},
-	{"internal/notices/notices.go:349", bothEngines, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
+	{"internal/notices/notices.go:252", bothEngines, `SELECT email FROM accounts WHERE id = $1`},
+	{"internal/notices/notices.go:256", bothEngines, `SELECT email FROM subscribers WHERE subject_id = $1`},
+	{"internal/notices/notices.go:282", bothEngines, `SELECT processor, payload, state, attempts FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:312", bothEngines, `UPDATE processor_notices SET attempts = $1, last_error = $2 WHERE id = $3`},
+	{"internal/notices/notices.go:356", bothEngines, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
 			acknowledged_at = $4, payload = CASE WHEN $1 = 'acknowledged' THEN '' ELSE payload END WHERE id = $5`},
-	{"internal/notices/notices.go:360", bothEngines, `UPDATE processor_notices SET state = $1, acknowledged_at = $2, payload = ''
+	{"internal/notices/notices.go:367", bothEngines, `UPDATE processor_notices SET state = $1, acknowledged_at = $2, payload = ''
 			WHERE id = $3 AND state = $4`},
-	{"internal/notices/notices.go:382", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:389", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
 		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1 AND state = $2`},
-	{"internal/notices/notices.go:395", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
-	{"internal/notices/notices.go:418", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:402", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:425", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
 			COALESCE(acknowledged_at, 0) FROM processor_notices ORDER BY id DESC LIMIT $1`},
-	{"internal/notices/notices.go:421", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:428", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
 			COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`},
-	{"internal/notices/notices.go:432", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:439", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
 		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET tat = CASE

@@ -17,7 +17,7 @@ CREATE TABLE processor_notices (
     created_at      BIGINT NOT NULL,
     acknowledged_at BIGINT
 );
-CREATE INDEX processor_notices_subject ON processor_notices(subject_hash, processor, event);
+CREATE UNIQUE INDEX processor_notices_subject ON processor_notices(subject_hash, processor, event);
 CREATE INDEX processor_notices_state ON processor_notices(state, id);
 
 -- +goose Down
