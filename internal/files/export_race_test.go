@@ -97,7 +97,9 @@ func TestExportWhileAFileIsDeleted(t *testing.T) {
 		if err != nil {
 			t.Fatalf("export while a file is deleted: %v", err)
 		}
-		slices.SortFunc(names, func(a, b string) int { return strings.Compare(a[strings.IndexByte(a, '-'):], b[strings.IndexByte(b, '-'):]) })
+		slices.SortFunc(names, func(a, b string) int {
+			return strings.Compare(a[strings.IndexByte(a, '-'):], b[strings.IndexByte(b, '-'):])
+		})
 		if got := strings.Join(names, ","); len(names) != 2 || !strings.HasSuffix(names[0], "-kept.txt") || !strings.HasSuffix(names[1], "-lost.txt") {
 			t.Errorf("exported %s, want kept.txt and lost.txt only", got)
 		}
