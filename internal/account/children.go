@@ -73,6 +73,12 @@ func (s *Service) Children(ctx context.Context, guardianID string) ([]Profile, e
 	if err != nil {
 		return nil, err
 	}
+	return s.ChildrenOf(ctx, g)
+}
+
+// ChildrenOf is Children for a guardian whose profile the caller holds already.
+func (s *Service) ChildrenOf(ctx context.Context, g Profile) ([]Profile, error) {
+	guardianID := g.ID
 	if !g.EmailVerified {
 		return nil, nil
 	}

@@ -40,31 +40,14 @@ func (s *Service) AskGuardianForPurposes(ctx context.Context, accountID string, 
 		return nil
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		var email, name, guardian string
-		var confirmed bool
-		err := tx.QueryRowContext(ctx, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), guardian_confirmed_at IS NOT NULL
-			FROM accounts WHERE id = $1`, accountID).Scan(&email, &name, &guardian, &confirmed)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNoAccount
-		}
+		c, err := s.guardianContact(ctx, tx, accountID)
 		if err != nil {
-			return fmt.Errorf("account: guardian purpose: %w", err)
+			return err
 		}
-		if guardian == "" || !confirmed {
+		if c.guardian == "" || !c.confirmed {
 			return ErrNoGuardian
 		}
-		key, err := s.vault.KeyIn(ctx, tx, accountID, false)
-		if err != nil {
-			return fmt.Errorf("account: guardian purpose: %w", err)
-		}
-		for _, f := range []struct {
-			label string
-			v     *string
-		}{{labelEmail, &email}, {labelName, &name}, {labelGuardianEmail, &guardian}} {
-			if *f.v, err = key.OpenText(f.label, *f.v); err != nil {
-				return fmt.Errorf("account: guardian purpose: %w", err)
-			}
-		}
+		email, name, guardian := c.child, c.name, c.guardian
 		if name == "" {
 			name = "Your child"
 		}
@@ -158,4 +141,39 @@ func (s *Service) CloseGuardianPurpose(ctx context.Context, req GuardianPurposeR
 		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: name, AccountID: req.AccountID, IP: meta.IP, Detail: req.Purpose})
 	})
+}
+
+// guardianContact is what a mail to a child's guardian needs: the child's address and
+// name and the guardian's address, opened, and whether and since when the guardian
+// was asked.
+type guardianContact struct {
+	child, name, guardian string
+	created               int64 // the registration's time, Unix milliseconds
+	confirmed             bool  // the guardian agreed to the account
+}
+
+// guardianContact reads an account's guardianContact in tx.
+func (s *Service) guardianContact(ctx context.Context, tx *store.Tx, id string) (guardianContact, error) {
+	var c guardianContact
+	err := tx.QueryRowContext(ctx, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
+		guardian_confirmed_at IS NOT NULL FROM accounts WHERE id = $1`, id).Scan(&c.child, &c.name, &c.guardian, &c.created, &c.confirmed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, errNoAccount
+	}
+	if err != nil {
+		return c, fmt.Errorf("account: guardian: %w", err)
+	}
+	key, err := s.vault.KeyIn(ctx, tx, id, false)
+	if err != nil {
+		return c, fmt.Errorf("account: guardian: %w", err)
+	}
+	for _, f := range []struct {
+		label string
+		v     *string
+	}{{labelEmail, &c.child}, {labelName, &c.name}, {labelGuardianEmail, &c.guardian}} {
+		if *f.v, err = key.OpenText(f.label, *f.v); err != nil {
+			return c, fmt.Errorf("account: guardian: %w", err)
+		}
+	}
+	return c, nil
 }

@@ -373,24 +373,11 @@ func (s *Service) confirmEmailChange(ctx context.Context, tx *store.Tx, id strin
 // the holder of the child's address did, not on whether the address had an account.
 // The link lasts until the registration would be erased as abandoned.
 func (s *Service) askGuardian(ctx context.Context, tx *store.Tx, id string) error {
-	var email, name, guardian string
-	var created int64
-	if err := tx.QueryRowContext(ctx, `SELECT email, COALESCE(name, ''), guardian_email, created_at FROM accounts WHERE id = $1`, id).
-		Scan(&email, &name, &guardian, &created); err != nil {
-		return fmt.Errorf("account: guardian: %w", err)
-	}
-	key, err := s.vault.KeyIn(ctx, tx, id, false)
+	c, err := s.guardianContact(ctx, tx, id)
 	if err != nil {
-		return fmt.Errorf("account: guardian: %w", err)
+		return err
 	}
-	for _, f := range []struct {
-		label string
-		v     *string
-	}{{labelEmail, &email}, {labelName, &name}, {labelGuardianEmail, &guardian}} {
-		if *f.v, err = key.OpenText(f.label, *f.v); err != nil {
-			return fmt.Errorf("account: guardian: %w", err)
-		}
-	}
+	email, name, guardian, created := c.child, c.name, c.guardian, c.created
 	ttl := store.FromMillis(created).Add(guardianTTL).Sub(s.now())
 	if ttl <= 0 {
 		return nil // abandoned already: the registration is about to be erased

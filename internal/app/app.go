@@ -50,7 +50,7 @@ type App struct {
 	registry   *datamap.Registry
 	jobs       *jobs.Queue
 	buckets    *ratelimit.Buckets // every rate limit, in the database
-	index      *vault.Index       // blind indexes, of rate limits' keys among others
+	limits     *server.Limits     // the limits of the site and the inbound listener
 	outbox     *mail.Outbox
 	audit      *governance.Audit
 	accounts   *account.Service
@@ -163,7 +163,6 @@ func (a *App) build(ctx context.Context, o options) error {
 	bulk = a.metrics.Sender(bulk) // counts what the outbox and campaigns hand over
 	a.jobs = jobs.New(a.db, a.log, cfg.JobWorkers, o.poll)
 	a.buckets = ratelimit.New(a.db, a.now, a.log)
-	a.index = index
 	if err := a.openVault(ctx, o.keyGrace); err != nil {
 		return err
 	}
@@ -402,6 +401,7 @@ func (a *App) registerJobs() {
 func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	cfg := a.config
 	limits := server.NewLimits(a.buckets, index, !cfg.RateLimits, cfg.CookieSecure, a.now)
+	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
 		Requests: a.requests, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
@@ -426,10 +426,8 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 func (a *App) startInbound() error {
 	// Every node spends from the same bucket per client, kept in the database under a
 	// blind index of the client's IP (or /64).
-	perMinute := inbound.DefaultRatePerMinute
-	rule := ratelimit.Rule{Burst: perMinute, Every: time.Minute / time.Duration(perMinute)}
 	limit := func(ctx context.Context, client string) (bool, error) {
-		return a.buckets.Take(ctx, "inbound-mail:"+a.index.Of("ratelimit-inbound-mail", client), rule)
+		return a.limits.InboundMail(ctx, client, inbound.DefaultRatePerMinute)
 	}
 	srv, err := inbound.New(inbound.Config{Addr: a.config.InboundAddr, Domain: a.config.UnsubscribeDomain, Log: a.log, Resolver: a.resolver,
 		Limit: limit},

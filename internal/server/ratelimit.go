@@ -62,7 +62,7 @@ func NewLimits(buckets *ratelimit.Buckets, index *vault.Index, off, secure bool,
 // take spends a token of the bucket of value under the named rule; any refusal is
 // ErrRateLimited.
 func (l *Limits) take(ctx context.Context, name string, r ratelimit.Rule, value string) error {
-	ok, err := l.buckets.Take(ctx, name+":"+l.index.Of("ratelimit-"+name, value), r)
+	ok, err := l.spend(ctx, name, r, value)
 	if err != nil {
 		return err
 	}
@@ -70,6 +70,12 @@ func (l *Limits) take(ctx context.Context, name string, r ratelimit.Rule, value 
 		return ErrRateLimited
 	}
 	return nil
+}
+
+// spend spends a token of the bucket of value under the named rule, keyed by a blind
+// index of the value, and reports whether there was one.
+func (l *Limits) spend(ctx context.Context, name string, r ratelimit.Rule, value string) (bool, error) {
+	return l.buckets.Take(ctx, name+":"+l.index.Of("ratelimit-"+name, value), r)
 }
 
 // takeAll spends a token of every bucket, refused or not (each counts the attempt), and
@@ -121,48 +127,49 @@ func (l *Limits) PasswordCheck(ctx context.Context, accountID string) error {
 	return err
 }
 
-// Register spends the registration limits, per IP and per address (a taken address
-// mails its owner, who must not be flooded from many IPs).
-func (l *Limits) Register(ctx context.Context, ip, email string) error {
+// ipAndAddress spends a named limit's buckets of the client's IP and of the address
+// (kind tells the address's use apart where two uses share the limit's name).
+func (l *Limits) ipAndAddress(ctx context.Context, name string, r ratelimit.Rule, ip, kind, email string) error {
 	if l.off {
 		return nil
 	}
-	return l.takeAll(ctx, "register", ruleRegister, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+	return l.takeAll(ctx, name, r, "ip\n"+ip, kind+"\n"+account.NormalizeEmail(email))
+}
+
+// InboundMail spends one mail transaction of an inbound SMTP client (its IP, or /64)
+// at perMinute a minute, and reports whether it had one. It holds whether or not the
+// account routes' limits are off: it protects the listener, not a form.
+func (l *Limits) InboundMail(ctx context.Context, client string, perMinute int) (bool, error) {
+	return l.spend(ctx, "inbound-mail", ratelimit.Rule{Burst: perMinute, Every: time.Minute / time.Duration(perMinute)}, client)
+}
+
+// Register spends the registration limits, per IP and per address (a taken address
+// mails its owner, who must not be flooded from many IPs).
+func (l *Limits) Register(ctx context.Context, ip, email string) error {
+	return l.ipAndAddress(ctx, "register", ruleRegister, ip, "addr", email)
 }
 
 // Subscribe spends the limits of a newsletter subscription: the registration's, per IP
 // (one budget for both), and per address.
 func (l *Limits) Subscribe(ctx context.Context, ip, email string) error {
-	if l.off {
-		return nil
-	}
-	return l.takeAll(ctx, "register", ruleRegister, "ip\n"+ip, "news\n"+account.NormalizeEmail(email))
+	return l.ipAndAddress(ctx, "register", ruleRegister, ip, "news", email)
 }
 
 // Reset spends the limits of a password reset request, per IP and per address.
 func (l *Limits) Reset(ctx context.Context, ip, email string) error {
-	if l.off {
-		return nil
-	}
-	return l.takeAll(ctx, "reset", ruleReset, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+	return l.ipAndAddress(ctx, "reset", ruleReset, ip, "addr", email)
 }
 
 // Resend spends the limits of a request for a new confirmation mail: a budget of its
 // own, as large as the reset's (per IP and per address).
 func (l *Limits) Resend(ctx context.Context, ip, email string) error {
-	if l.off {
-		return nil
-	}
-	return l.takeAll(ctx, "resend", ruleReset, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+	return l.ipAndAddress(ctx, "resend", ruleReset, ip, "addr", email)
 }
 
 // Request spends the limits of a request made without logging in (its confirmation
 // mail), per IP and per address: a budget of its own, as large as the reset's.
 func (l *Limits) Request(ctx context.Context, ip, email string) error {
-	if l.off {
-		return nil
-	}
-	return l.takeAll(ctx, "request", ruleReset, "ip\n"+ip, "addr\n"+account.NormalizeEmail(email))
+	return l.ipAndAddress(ctx, "request", ruleReset, ip, "addr", email)
 }
 
 // The known-device cookie: set when a login succeeds, one per account on a browser,

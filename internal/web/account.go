@@ -97,7 +97,7 @@ func (p *Pages) profile(w http.ResponseWriter, r *http.Request, sess account.Ses
 		p.fail(w, r, err)
 		return
 	}
-	children, err := p.o.Accounts.Children(r.Context(), pr.ID)
+	children, err := p.o.Accounts.ChildrenOf(r.Context(), pr)
 	if err != nil {
 		p.fail(w, r, err)
 		return

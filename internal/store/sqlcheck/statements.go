@@ -40,16 +40,16 @@ var statements = []statement{
 	{"internal/account/children.go:26", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:34", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
-	{"internal/account/children.go:79", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
+	{"internal/account/children.go:85", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
 		AND id <> $2 ORDER BY created_at, id`},
-	{"internal/account/guardian_purpose.go:45", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), guardian_confirmed_at IS NOT NULL
-			FROM accounts WHERE id = $1`},
-	{"internal/account/guardian_purpose.go:91", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/guardian_purpose.go:102", bothEngines, `SELECT purpose FROM account_tokens
+	{"internal/account/guardian_purpose.go:74", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/guardian_purpose.go:85", bothEngines, `SELECT purpose FROM account_tokens
 		WHERE account_id = $1 AND purpose LIKE 'guardian_purpose:%' AND expires_at >= $2 ORDER BY purpose`},
-	{"internal/account/guardian_purpose.go:131", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
+	{"internal/account/guardian_purpose.go:114", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
 		WHERE id = $1 AND purpose LIKE 'guardian_purpose:%'`},
-	{"internal/account/guardian_purpose.go:152", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/guardian_purpose.go:135", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/guardian_purpose.go:158", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
+		guardian_confirmed_at IS NOT NULL FROM accounts WHERE id = $1`},
 	{"internal/account/profile.go:244", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:404", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
@@ -67,10 +67,9 @@ var statements = []statement{
 	{"internal/account/register.go:342", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:356", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
 		updated_at = $2 WHERE id = $3`},
-	{"internal/account/register.go:378", bothEngines, `SELECT email, COALESCE(name, ''), guardian_email, created_at FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:436", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:454", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
-	{"internal/account/register.go:508", bothEngines, `SELECT id, status, email_verified_at IS NULL,
+	{"internal/account/register.go:423", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:441", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:495", bothEngines, `SELECT id, status, email_verified_at IS NULL,
 		guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:48", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:84", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
