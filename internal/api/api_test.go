@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -95,6 +96,30 @@ func TestProfileResponse(t *testing.T) {
 	for _, absent := range []string{"pending_email", "guardian_email", "guardian_confirmed"} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("profile holds an empty %s: %s", absent, b)
+		}
+	}
+}
+
+// The profile's own JSON writer gives what encoding/json gives, whichever optional
+// fields are set and whatever the strings hold.
+func TestProfileAppendJSON(t *testing.T) {
+	type plain profileResponse // without the AppendJSON method
+	at := time.Date(2026, 3, 1, 12, 0, 0, 5, time.UTC)
+	for _, p := range []profileResponse{
+		{},
+		{ID: "id1", Email: "a@example.org", Status: "active", Name: "Ada <Lovelace> & \"co\"", Public: map[string]bool{},
+			CreatedAt: at, UpdatedAt: at.Add(time.Hour)},
+		{ID: "id2", Email: "b@example.org", PendingEmail: "new@example.org", EmailVerified: true, Status: "active",
+			Name: "Zoë\u2028\x01\xff", Phone: "+49 30 1234", HomeAddress: "Weg 1\nBerlin", BusinessAddress: "Tab\there",
+			Birthdate: "2012-05-06", Country: "DE", GuardianEmail: "g@example.org", GuardianConfirmed: true,
+			Public: map[string]bool{"phone": false, "name": true, "country": true}, CreatedAt: at, UpdatedAt: at},
+	} {
+		want, err := json.Marshal(plain(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Errorf("got  %s\nwant %s", got, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"steward/internal/account"
@@ -34,6 +35,55 @@ func toProfile(p account.Profile) profileResponse {
 		Birthdate: p.Birthdate, Country: p.Country, GuardianEmail: p.GuardianEmail, GuardianConfirmed: p.GuardianConfirmed,
 		Public: p.Public, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
+}
+
+// AppendJSON writes the profile as encoding/json would (TestProfileAppendJSON compares
+// the two): GET /api/v1/me is the route every page and client calls most.
+func (p profileResponse) AppendJSON(b []byte) []byte {
+	str := func(name, v string) {
+		b = append(b, name...)
+		b = server.AppendJSONString(b, v)
+	}
+	str(`{"id":`, p.ID)
+	str(`,"email":`, p.Email)
+	if p.PendingEmail != "" {
+		str(`,"pending_email":`, p.PendingEmail)
+	}
+	b = server.AppendJSONBool(append(b, `,"email_verified":`...), p.EmailVerified)
+	str(`,"status":`, p.Status)
+	str(`,"name":`, p.Name)
+	str(`,"phone":`, p.Phone)
+	str(`,"home_address":`, p.HomeAddress)
+	str(`,"business_address":`, p.BusinessAddress)
+	str(`,"birthdate":`, p.Birthdate)
+	str(`,"country":`, p.Country)
+	if p.GuardianEmail != "" {
+		str(`,"guardian_email":`, p.GuardianEmail)
+	}
+	if p.GuardianConfirmed {
+		b = append(b, `,"guardian_confirmed":true`...)
+	}
+	b = append(b, `,"public":`...)
+	if p.Public == nil {
+		b = append(b, "null"...)
+	} else {
+		keys := make([]string, 0, len(p.Public))
+		for k := range p.Public {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = server.AppendJSONBool(append(server.AppendJSONString(b, k), ':'), p.Public[k])
+		}
+		b = append(b, '}')
+	}
+	b = server.AppendJSONTime(append(b, `,"created_at":`...), p.CreatedAt)
+	b = server.AppendJSONTime(append(b, `,"updated_at":`...), p.UpdatedAt)
+	return append(b, '}')
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request) {

@@ -95,7 +95,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 			jsonBufs.Put(buf)
 		}
 	}()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	if a, ok := v.(JSONAppender); ok {
+		buf.Write(append(a.AppendJSON(buf.AvailableBuffer()), '\n'))
+	} else if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// A value that does not encode is a bug of the caller, never the client's.
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
