@@ -1,0 +1,335 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"steward/internal/requests"
+	"steward/internal/store/storetest"
+)
+
+// rightsTab is one person's browser: a browser context of its own (cookies) on the
+// site, with a deadline, and the steps the flows share.
+type rightsTab struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+}
+
+func (s *site) tab(t *testing.T, root context.Context) *rightsTab {
+	ctx, cancel := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancelT)
+	return &rightsTab{t: t, ctx: ctx, base: s.url}
+}
+
+func (b *rightsTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// until waits until the tab's address holds part and its document has loaded.
+func (b *rightsTab) until(what, part string) {
+	b.t.Helper()
+	for {
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`[location.href, document.readyState]`))
+		if err == nil && strings.Contains(got[0], part) && got[1] == "complete" {
+			return
+		}
+		select {
+		case <-b.ctx.Done():
+			b.t.Fatalf("%s: the address never held %q (last %v, %v)", what, part, got, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (b *rightsTab) text(what, sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+	return s
+}
+
+func (b *rightsTab) login(email, password string) {
+	b.t.Helper()
+	b.do("log in as "+email,
+		chromedp.Navigate(b.base+"/login"),
+		chromedp.WaitVisible(chromedp.ID("page-login")),
+		chromedp.SendKeys(chromedp.ID("f-email"), email),
+		chromedp.SendKeys(chromedp.ID("f-password"), password),
+		chromedp.Click(chromedp.CSS(`#page-login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-account")),
+	)
+}
+
+// fetch has the page ask for path with its own cookies and returns the status and the
+// Content-Type of the answer.
+func (b *rightsTab) fetch(path string) (int, string) {
+	b.t.Helper()
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]any](`fetch(`+jsString(path)+`, {credentials: "same-origin"}).
+		then(r => r.arrayBuffer().then(() => [r.status, r.headers.get("Content-Type") || ""]))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("fetch %s: %v", path, err)
+	}
+	status, _ := got[0].(float64)
+	ctype, _ := got[1].(string)
+	return int(status), ctype
+}
+
+func jsString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// TestRightsInBrowser exercises the rights through the pages in Chromium, on every
+// engine: a member asks for a copy, a correction and a complaint and withdraws one;
+// restricts processing, objects and withdraws a consent and lifts the restriction; a
+// visitor asks without an account and confirms by the mailed link; the DPO works the
+// request (extends it with a reason that is mailed, then answers it); a guardian
+// agrees to a child's account, stops the use of the child's data, downloads it and
+// erases the child's account.
+func TestRightsInBrowser(t *testing.T) {
+	t.Parallel()
+	root := browserContext(t)
+	for dialect, dbURL := range storetest.Engines(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			s := start(t, dbURL, "--dpo-contact", "Jane Roe, dpo@example.com")
+			memberRights(t, s, root)
+			visitorAndDPO(t, s, root)
+			guardianRights(t, s, root)
+		})
+	}
+}
+
+func memberRights(t *testing.T, s *site, root context.Context) {
+	const email, password = "ada@example.com", "analytical engine 1843"
+	id := s.signUp(t, s.client(), email, "Ada Lovelace", password)
+	b := s.tab(t, root)
+	b.login(email, password)
+	today := requests.DueDate(time.Now(), 0).Long()
+
+	// Ask for a correction; it is listed with its due date, one month from today.
+	b.do("ask for a correction",
+		chromedp.Navigate(b.base+"/account/requests"),
+		chromedp.WaitVisible(chromedp.ID("page-requests")),
+		chromedp.SetValue(chromedp.ID("f-right"), requests.Rectification),
+		chromedp.SendKeys(chromedp.ID("f-details"), "My name at birth was Byron."),
+		chromedp.Click(chromedp.CSS(`#ask button[type="submit"]`)),
+	)
+	b.until("ask for a correction", "notice=sent")
+	if got := b.text("history", "#history"); !strings.Contains(got, "My name at birth was Byron.") || !strings.Contains(got, today) {
+		t.Fatalf("after asking, the history reads %q, want the correction due %s", got, today)
+	}
+	// Withdraw it.
+	b.do("withdraw the correction",
+		chromedp.Click(chromedp.CSS(`#history form[action$="/withdraw"] button`)),
+	)
+	b.until("withdraw the correction", "notice=withdrawn")
+	list, err := s.app.Requests().List(t.Context(), id)
+	if err != nil || len(list) != 1 || list[0].State != requests.Withdrawn {
+		t.Fatalf("after withdrawing, the member's requests = %+v, %v", list, err)
+	}
+	// A complaint and a copy of the data.
+	b.do("complain",
+		chromedp.SetValue(chromedp.ID("f-right"), requests.Complaint),
+		chromedp.SendKeys(chromedp.ID("f-details"), "You mailed me twice."),
+		chromedp.Click(chromedp.CSS(`#ask button[type="submit"]`)),
+	)
+	b.until("complain", "notice=sent")
+	b.do("ask for a copy", chromedp.Navigate(b.base+"/account/requests"), chromedp.WaitVisible(chromedp.ID("page-requests")),
+		chromedp.Click(chromedp.CSS(`#right-access button[type="submit"]`)))
+	b.until("ask for a copy", "notice=")
+	if got := b.text("contacts", "#contacts"); !strings.Contains(got, "Jane Roe, dpo@example.com") {
+		t.Errorf("the contacts read %q, want the DPO named", got)
+	}
+	list, err = s.app.Requests().List(t.Context(), id)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("after a complaint and a copy, the member's requests = %+v, %v", list, err)
+	}
+	rights := map[string]bool{}
+	for _, r := range list {
+		rights[r.Right] = true
+	}
+	if !rights[requests.Complaint] || !rights[requests.Access] {
+		t.Errorf("the member's requests are of %v, want a complaint and an access", rights)
+	}
+	href, err := chromedp.Run(b.ctx, chromedp.AttributeValue(chromedp.CSS(`#right-access a[download]`), "href"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, ctype := b.fetch(href.Value); status != http.StatusOK || ctype != "application/zip" {
+		t.Errorf("the download of one's data answered %d %q, want 200 application/zip", status, ctype)
+	}
+
+	// Restrict processing, object, withdraw the newsletter: the ledger says each.
+	save := func(what string, boxes ...string) {
+		t.Helper()
+		steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(b.base + "/account/preferences"),
+			chromedp.WaitVisible(chromedp.ID("page-preferences"))}
+		for _, id := range boxes {
+			steps = append(steps, chromedp.Click(chromedp.ID(id)))
+		}
+		b.do(what, append(steps, chromedp.Click(chromedp.CSS(`#page-preferences form.form button[type="submit"]`)))...)
+		b.until(what, "saved=1")
+	}
+	save("grant the newsletter", "c-newsletter")
+	if v, err := s.app.Consent().Allowed(t.Context(), id, "newsletter"); err != nil || !v.Allowed {
+		t.Fatalf("after granting, the newsletter is allowed = %+v, %v", v, err)
+	}
+	save("restrict, object and withdraw", "c-newsletter", "f-restricted", "f-objected")
+	f, err := s.app.Consent().Flags(t.Context(), id)
+	if err != nil || !f.Restricted || !f.Objected {
+		t.Fatalf("after restricting and objecting, the flags are %+v, %v", f, err)
+	}
+	if v, err := s.app.Consent().Allowed(t.Context(), id, "newsletter"); err != nil || v.Allowed {
+		t.Fatalf("after withdrawing, the newsletter is allowed = %+v, %v", v, err)
+	}
+	save("lift the restriction", "f-restricted")
+	if f, err := s.app.Consent().Flags(t.Context(), id); err != nil || f.Restricted || !f.Objected {
+		t.Fatalf("after lifting the restriction, the flags are %+v, %v", f, err)
+	}
+}
+
+func visitorAndDPO(t *testing.T, s *site, root context.Context) {
+	const (
+		visitor           = "vera@example.com"
+		staff, staffPW    = "grace@example.com", "compiler cobol 1959"
+		extension, answer = "We need to search the archive too.", "We hold nothing else about you."
+		visitorDetails    = "Which lists am I on?"
+	)
+	v := s.tab(t, root)
+	v.do("ask without an account",
+		chromedp.Navigate(v.base+"/requests/new"),
+		chromedp.WaitVisible(chromedp.ID("page-request-new")),
+		chromedp.SendKeys(chromedp.ID("f-name"), "Vera Visitor"),
+		chromedp.SendKeys(chromedp.ID("f-email"), visitor),
+		chromedp.SetValue(chromedp.ID("f-right"), requests.Inquiry),
+		chromedp.SendKeys(chromedp.ID("f-details"), visitorDetails),
+		chromedp.Click(chromedp.CSS(`#page-request-new button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-request-sent")),
+	)
+	v.do("confirm the address",
+		chromedp.Navigate(v.base+s.link(visitor, "/requests/confirm")),
+		chromedp.WaitVisible(chromedp.ID("page-request-confirm")),
+		chromedp.Click(chromedp.CSS(`#page-request-confirm button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-request-confirmed")),
+	)
+	open, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Received})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req requests.Request
+	for _, r := range open {
+		if r.Right == requests.Inquiry {
+			req = r
+		}
+	}
+	if req.ID == "" {
+		t.Fatalf("the confirmed inquiry is not in the queue: %+v", open)
+	}
+
+	staffID := s.signUp(t, s.client(), staff, "Grace Hopper", staffPW)
+	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+		t.Fatal(err)
+	}
+	d := s.tab(t, root)
+	d.login(staff, staffPW)
+	d.do("open the queue",
+		chromedp.Navigate(d.base+"/staff/requests"),
+		chromedp.WaitVisible(chromedp.ID("page-staff-requests")),
+		chromedp.Click(chromedp.CSS(`a[href="/staff/requests/`+req.ID+`"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-staff-request")),
+	)
+	if got := d.text("the request", "#page-staff-request"); !strings.Contains(got, visitorDetails) || !strings.Contains(got, "Vera Visitor") {
+		t.Fatalf("the DPO's page of the request reads %q, want its details and the requester", got)
+	}
+	d.do("extend",
+		chromedp.SetValue(chromedp.ID("f-months"), "1"),
+		chromedp.SendKeys(chromedp.ID("f-reason"), extension),
+		chromedp.Click(chromedp.CSS(`#extend button[type="submit"]`)),
+	)
+	d.until("extend", "extended")
+	if got := s.find(visitor, regexp.MustCompile(regexp.QuoteMeta(extension))); !strings.Contains(got, extension) {
+		t.Errorf("the requester's mail reads %q, want the reason of the extension", got)
+	}
+	d.do("answer",
+		chromedp.SetValue(chromedp.ID("f-state"), requests.Done),
+		chromedp.SendKeys(chromedp.ID("f-note"), answer),
+		chromedp.Click(chromedp.CSS(`#change button[type="submit"]`)),
+	)
+	d.until("answer", "done=changed")
+	got, _, err := s.app.Requests().Get(t.Context(), req.ID)
+	if err != nil || got.State != requests.Done || got.ExtendedMonths != 1 || got.DueDate != requests.DueDate(got.ReceivedAt, 1) {
+		t.Fatalf("after the DPO's work the request is %+v, %v; want done, extended by a month", got, err)
+	}
+}
+
+func guardianRights(t *testing.T, s *site, root context.Context) {
+	const (
+		child, childPW       = "kid@example.com", "treehouse secret 42"
+		guardian, guardianPW = "parent@example.com", "rooftop garden 2026"
+	)
+	c := s.client()
+	form := registration(child, "Young Coder", childPW)
+	form.Set("birthdate", time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
+	form.Set("guardian_email", guardian)
+	c.post("/register", form).wantRedirect(t, "register a child", "/register/sent?guardian=1")
+	c.post("/verify", url.Values{"token": {strings.TrimPrefix(s.link(child, "/verify"), "/verify?token=")}})
+	s.signUp(t, s.client(), guardian, "Pat Parent", guardianPW)
+
+	g := s.tab(t, root)
+	g.do("agree to the child's account",
+		chromedp.Navigate(g.base+s.link(guardian, "/guardian")),
+		chromedp.WaitVisible(chromedp.ID("page-guardian")),
+		chromedp.Click(chromedp.CSS(`#page-guardian button[value="agree"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-guardian-done")),
+	)
+	g.login(guardian, guardianPW)
+	g.do("open the child's account",
+		chromedp.Navigate(g.base+"/account/children"),
+		chromedp.WaitVisible(chromedp.ID("page-children")),
+		chromedp.Click(chromedp.CSS(`#page-children a[href^="/account/children/"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-child")),
+	)
+	if got := g.text("child", "#page-child"); !strings.Contains(got, child) || !strings.Contains(got, "Young Coder") {
+		t.Fatalf("the guardian's page of the child reads %q", got)
+	}
+	childPath, err := chromedp.Run(g.ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(childPath)
+	childID := strings.TrimPrefix(u.Path, "/account/children/")
+	if status, ctype := g.fetch(u.Path + "/export"); status != http.StatusOK || ctype != "application/zip" {
+		t.Errorf("the guardian's download of the child's data answered %d %q, want 200 application/zip", status, ctype)
+	}
+	g.do("stop the use of the child's data",
+		chromedp.Click(chromedp.ID("f-restricted")),
+		chromedp.Click(chromedp.CSS(`#page-child form[action$="/preferences"] button[type="submit"]`)),
+	)
+	g.until("stop the use of the child's data", "saved=1")
+	if f, err := s.app.Consent().Flags(t.Context(), childID); err != nil || !f.Restricted {
+		t.Fatalf("after the guardian stopped the use, the child's flags are %+v, %v", f, err)
+	}
+	g.do("erase the child's account",
+		chromedp.Click(chromedp.CSS(`#page-child details summary`)),
+		chromedp.SendKeys(chromedp.CSS(`#page-child form[action$="/delete"] input[type="password"]`), guardianPW),
+		chromedp.Click(chromedp.CSS(`#page-child form[action$="/delete"] button[type="submit"]`)),
+	)
+	g.until("erase the child's account", "/erasures/")
+	if _, err := s.app.Accounts().Profile(t.Context(), childID); err == nil {
+		t.Error("the child's account is still there after the guardian erased it")
+	}
+}
