@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -693,6 +694,47 @@ func TestVisitorRequests(t *testing.T) {
 		}
 		if found := residuetest.RawFindings(t, h.App.DB(), "Kim Known", "kim.notify", "Uma Unknown", "uma.notify", "nobody@example.org"); len(found) > 0 {
 			t.Errorf("a visitor's data on disk in plain text: %v", found)
+		}
+	})
+}
+
+// The same request sent several times at once (a double click, a client's retry on
+// another node) is recorded once: every call answers with the one request.
+func TestDuplicateRequestsAtOnce(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		memberID, _ := h.Member("twice@example.org", "correct horse battery", nil)
+		sub := requests.Submission{SubjectID: memberID, Right: requests.Complaint, Details: "You mailed me twice."}
+		const n = 8
+		var wg sync.WaitGroup
+		ids := make([]string, n)
+		created := make([]bool, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				var r requests.Request
+				r, created[i], errs[i] = h.App.Requests().Submit(t.Context(), sub)
+				ids[i] = r.ID
+			})
+		}
+		wg.Wait()
+		made := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("submit %d: %v", i, errs[i])
+			}
+			if ids[i] != ids[0] {
+				t.Errorf("submit %d answered request %s, submit 0 %s", i, ids[i], ids[0])
+			}
+			if created[i] {
+				made++
+			}
+		}
+		list, err := h.App.Requests().List(t.Context(), memberID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || made != 1 {
+			t.Fatalf("%d requests recorded, %d calls said they made one; want 1 and 1", len(list), made)
 		}
 	})
 }

@@ -283,7 +283,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (req Request, crea
 		return Request{}, false, err
 	}
 	if !sub.Fulfilled {
-		if dup, ok, err := s.duplicate(ctx, sub); err != nil || ok {
+		if dup, ok, err := s.duplicate(ctx, s.db, sub); err != nil || ok {
 			return dup, false, err
 		}
 	}
@@ -296,7 +296,21 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (req Request, crea
 	now := s.now()
 	req = Request{ID: newID(), SubjectID: sub.SubjectID, Requester: Member, Right: sub.Right, State: Received,
 		ReceivedAt: now, DueDate: DueDate(now, 0), Details: sub.Details, LinkedID: sub.LinkedID, UpdatedAt: now}
+	var dup Request
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		dup = Request{}
+		if !sub.Fulfilled {
+			// Two of the same request at once (a double click on two nodes) look
+			// again under the member's lock: the second finds the first.
+			if err := tx.Lock(ctx, "privacy_requests:"+sub.SubjectID, false); err != nil {
+				return err
+			}
+			d, ok, err := s.duplicate(ctx, tx, sub)
+			if err != nil || ok {
+				dup = d
+				return err
+			}
+		}
 		key, err := s.vault.KeyIn(ctx, tx, sub.SubjectID, true)
 		if err != nil {
 			return err
@@ -322,12 +336,15 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (req Request, crea
 	if err != nil {
 		return Request{}, false, err
 	}
+	if dup.ID != "" {
+		return dup, false, nil
+	}
 	return req, true, nil
 }
 
 // duplicate finds an open request of the member's for the same right saying the same.
-func (s *Service) duplicate(ctx context.Context, sub Submission) (Request, bool, error) {
-	list, err := s.List(ctx, sub.SubjectID)
+func (s *Service) duplicate(ctx context.Context, q store.Querier, sub Submission) (Request, bool, error) {
+	list, err := s.list(ctx, q, sub.SubjectID)
 	if err != nil {
 		return Request{}, false, err
 	}
@@ -466,11 +483,15 @@ func opened(r row, key *vault.Key) (Request, error) {
 
 // List returns a member's requests, newest first.
 func (s *Service) List(ctx context.Context, subjectID string) ([]Request, error) {
-	key, err := s.keyOf(ctx, s.db, subjectID)
+	return s.list(ctx, s.db, subjectID)
+}
+
+func (s *Service) list(ctx context.Context, q store.Querier, subjectID string) ([]Request, error) {
+	key, err := s.keyOf(ctx, q, subjectID)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM privacy_requests WHERE subject_id = $1 ORDER BY received_at DESC, id`, subjectID)
+	rows, err := q.QueryContext(ctx, `SELECT `+columns+` FROM privacy_requests WHERE subject_id = $1 ORDER BY received_at DESC, id`, subjectID)
 	if err != nil {
 		return nil, fmt.Errorf("requests: list: %w", err)
 	}

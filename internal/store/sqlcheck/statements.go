@@ -366,19 +366,19 @@ SELECT what, path FROM (
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE state = $1 AND due_date < $2 ORDER BY due_date, received_at, id LIMIT $3`},
 	{"internal/requests/queue.go:180", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
 			WHERE id = $4 AND extended_months = $5`},
-	{"internal/requests/requests.go:304", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
+	{"internal/requests/requests.go:318", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, linked_id, updated_at, closed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9, $10, NULL)`},
-	{"internal/requests/requests.go:355", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
+	{"internal/requests/requests.go:372", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/requests/requests.go:379", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
-	{"internal/requests/requests.go:473", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:396", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
+	{"internal/requests/requests.go:494", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE subject_id = $1 ORDER BY received_at DESC, id`},
-	{"internal/requests/requests.go:495", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:516", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/requests.go:525", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
+	{"internal/requests/requests.go:546", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
 		WHERE request_id = $1 ORDER BY id`},
-	{"internal/requests/requests.go:552", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:573", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at FROM privacy_requests WHERE id = $1`},
 	{"internal/requests/visitor.go:99", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at)
