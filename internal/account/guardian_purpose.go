@@ -40,31 +40,68 @@ func (s *Service) AskGuardianForPurposes(ctx context.Context, accountID string, 
 		return nil
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		c, err := s.guardianContact(ctx, tx, accountID)
+		return s.askGuardianPurposes(ctx, tx, accountID, purposes, meta)
+	})
+}
+
+func (s *Service) askGuardianPurposes(ctx context.Context, tx *store.Tx, accountID string, purposes []AskedPurpose, meta Meta) error {
+	c, err := s.guardianContact(ctx, tx, accountID)
+	if err != nil {
+		return err
+	}
+	if c.guardian == "" || !c.confirmed {
+		return ErrNoGuardian
+	}
+	email, name, guardian := c.child, c.name, c.guardian
+	if name == "" {
+		name = "Your child"
+	}
+	for _, p := range purposes {
+		token, err := s.issueToken(ctx, tx, accountID, purposeGuardianPurpose+p.Key, guardianPurposeTTL)
 		if err != nil {
 			return err
 		}
-		if c.guardian == "" || !c.confirmed {
-			return ErrNoGuardian
+		if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: accountID, To: guardian, Template: stmail.GuardianPurpose,
+			Data: map[string]string{"ChildName": name, "ChildEmail": email, "PurposeName": p.Name, "PurposeDescription": p.Description,
+				"Link": s.link("/guardian/purpose", token)}}); err != nil {
+			return err
 		}
-		email, name, guardian := c.child, c.name, c.guardian
-		if name == "" {
-			name = "Your child"
-		}
-		for _, p := range purposes {
-			token, err := s.issueToken(ctx, tx, accountID, purposeGuardianPurpose+p.Key, guardianPurposeTTL)
-			if err != nil {
-				return err
-			}
-			if err := s.outbox.Enqueue(ctx, tx, stmail.Transactional{SubjectID: accountID, To: guardian, Template: stmail.GuardianPurpose,
-				Data: map[string]string{"ChildName": name, "ChildEmail": email, "PurposeName": p.Name, "PurposeDescription": p.Description,
-					"Link": s.link("/guardian/purpose", token)}}); err != nil {
-				return err
-			}
-		}
-		return s.audit.Record(ctx, tx, governance.Event{Name: "guardian_asked", AccountID: accountID, IP: meta.IP,
-			Detail: fmt.Sprintf("%d purposes", len(purposes))})
-	})
+	}
+	return s.audit.Record(ctx, tx, governance.Event{Name: "guardian_asked", AccountID: accountID, IP: meta.IP,
+		Detail: fmt.Sprintf("%d purposes", len(purposes))})
+}
+
+// HoldForGuardian is asked, in the transaction that confirms a subscription, whether
+// the confirmed address (its blind index) is a child's account, whose own consent does
+// not cover marketing (P-CHILD-3). If it is, the opt-in waits: the guardian who agreed
+// to the account is mailed a link to agree to purpose (unless a link for it is
+// pending), and HoldForGuardian reports true, so nothing is granted now. An address
+// that is no account's, or an adult's, is not held.
+func (s *Service) HoldForGuardian(ctx context.Context, tx *store.Tx, addressHash string, purpose AskedPurpose) (bool, error) {
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1`, addressHash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("account: guardian hold: %w", err)
+	}
+	p, err := s.Profile(ctx, id)
+	if errors.Is(err, errNoAccount) || apperr.KindOf(err) == apperr.NotFound {
+		return false, nil
+	}
+	if err != nil || !s.Minor(p) {
+		return false, err
+	}
+	var waiting int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM account_tokens WHERE account_id = $1 AND purpose = $2 AND expires_at >= $3`,
+		id, purposeGuardianPurpose+purpose.Key, store.Millis(s.now())).Scan(&waiting); err != nil {
+		return false, fmt.Errorf("account: guardian hold: %w", err)
+	}
+	if waiting > 0 || !p.GuardianConfirmed {
+		return true, nil // asked already, or no guardian to ask: held all the same
+	}
+	return true, s.askGuardianPurposes(ctx, tx, id, []AskedPurpose{purpose}, Meta{})
 }
 
 // CancelGuardianPurposes withdraws the child's asks for these purposes: their links

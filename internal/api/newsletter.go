@@ -71,8 +71,14 @@ func (a *API) confirmSubscription(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Newsletter.Confirm(r.Context(), req.Token, a.Evidence(r)); err != nil {
+	c, err := a.Newsletter.Confirm(r.Context(), req.Token, a.Evidence(r))
+	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if c.WaitsForGuardian {
+		server.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "awaiting_guardian",
+			"message": "the address is confirmed; the newsletter starts once your parent or guardian agrees: we have mailed them"})
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]string{"status": "confirmed"})

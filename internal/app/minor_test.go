@@ -331,3 +331,62 @@ func TestGuardianAuthorityEndsAtMajority(t *testing.T) {
 		}
 	})
 }
+
+// A child cannot reach marketing through the public newsletter form either
+// (P-CHILD-3): the address is confirmed by its link, but the newsletter waits for the
+// guardian, who is mailed; an adult's subscription is confirmed at once.
+func TestChildNewsletterFormWaitsForGuardian(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		childID := registerChild(t, h, "young@example.org", "Young", "dad@example.org", "DE", 13)
+		allowed := func(id string) bool {
+			t.Helper()
+			v, err := h.App.Consent().Allowed(t.Context(), id, "newsletter")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Allowed
+		}
+		// mailable: the address is in the newsletter's audience, under any subject.
+		mailable := func(addr string) bool {
+			t.Helper()
+			var n int
+			if err := h.App.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM mailable m JOIN subscribers s ON s.subject_id = m.subject_id
+				WHERE s.email_hash = $1 AND m.purpose = 'newsletter'`, h.App.Newsletter().AddressHash(addr)).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		}
+		if r := h.Do("POST", "/api/v1/newsletter", map[string]any{"email": "young@example.org", "first_name": "Young"}, ""); r.Status != 202 {
+			t.Fatalf("subscribing = %d %s", r.Status, r.Body)
+		}
+		token := h.WaitLink("young@example.org", "/newsletter/confirm?token=")
+		c := h.Do("POST", "/api/v1/newsletter/confirm", map[string]any{"token": token}, "")
+		if c.Status != 202 || c.JSON()["status"] != "awaiting_guardian" {
+			t.Fatalf("a child's confirmation = %d %s, want 202 awaiting_guardian", c.Status, c.Body)
+		}
+		if allowed(childID) || mailable("young@example.org") {
+			t.Fatal("a child's own confirmation granted the newsletter")
+		}
+		guardianToken := h.WaitLink("dad@example.org", "/guardian/purpose?token=")
+		if mails := h.Mails("dad@example.org"); !strings.Contains(mails[len(mails)-1].Raw, "Newsletter") {
+			t.Errorf("the guardian's mail does not name the newsletter")
+		}
+		if d := h.Do("POST", "/api/v1/guardian-purposes", map[string]any{"token": guardianToken, "agree": true}, ""); d.Status != 204 {
+			t.Fatalf("the guardian agrees = %d %s", d.Status, d.Body)
+		}
+		if !allowed(childID) || !mailable("young@example.org") {
+			t.Fatal("the newsletter is not allowed after the guardian agreed")
+		}
+
+		// An adult's subscription through the same form is confirmed at once.
+		h.Member("grown@example.org", "correct horse battery", nil)
+		h.Do("POST", "/api/v1/newsletter", map[string]any{"email": "grown@example.org", "first_name": "Grown"}, "")
+		token = h.WaitLink("grown@example.org", "/newsletter/confirm?token=")
+		if c := h.Do("POST", "/api/v1/newsletter/confirm", map[string]any{"token": token}, ""); c.Status != 200 || c.JSON()["status"] != "confirmed" {
+			t.Fatalf("an adult's confirmation = %d %s", c.Status, c.Body)
+		}
+		if !mailable("grown@example.org") {
+			t.Fatal("an adult's confirmation did not put the address on the newsletter's list")
+		}
+	})
+}

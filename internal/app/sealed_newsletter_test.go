@@ -392,7 +392,7 @@ func TestSealLegacySubscribers(t *testing.T) {
 			t.Errorf("kept audience after sealing: %+v", got)
 		}
 		// The pending link still works: its evidence opens.
-		if err := ns.Confirm(ctx, "legacy-token", map[string]string{"ip": "192.0.2.8"}); err != nil {
+		if _, err := ns.Confirm(ctx, "legacy-token", map[string]string{"ip": "192.0.2.8"}); err != nil {
 			t.Fatalf("confirming a link of an earlier release: %v", err)
 		}
 		if got, _ := subscriberOf(t, h, pending); got.status != newsletter.StatusConfirmed {

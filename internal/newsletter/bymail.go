@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/datamap"
@@ -26,6 +27,10 @@ import (
 type Accounts interface {
 	// Lookup finds an account by address; an unknown one is an apperr.NotFound.
 	Lookup(ctx context.Context, emailOrID string) (datamap.Subject, error)
+	// HoldForGuardian reports, in the confirmation's transaction, whether the
+	// address (its blind index) is a child's account whose opt-in to purpose waits
+	// for the guardian (who it asks).
+	HoldForGuardian(ctx context.Context, tx *store.Tx, addressHash string, purpose account.AskedPurpose) (bool, error)
 }
 
 // MailedUnsubscribe is a mail to the unsubscribe address, as the inbound listener

@@ -148,12 +148,14 @@ var errBadLink = apperr.Field("token", "token_invalid", "this link is invalid, u
 // Confirm completes a double opt-in: the subscriber is confirmed and the consent to the
 // newsletter is recorded, with the evidence of both the request and the confirmation.
 // A fresh confirmation lifts an earlier unsubscribe's suppression of the address.
-func (s *Service) Confirm(ctx context.Context, token string, evidence map[string]string) error {
+func (s *Service) Confirm(ctx context.Context, token string, evidence map[string]string) (Confirmation, error) {
 	if token == "" {
-		return errBadLink
+		return Confirmation{}, errBadLink
 	}
 	sum := sha256.Sum256([]byte(token))
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
+	var out Confirmation
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		out = Confirmation{}
 		var subID, subject, hash, reqEv string
 		var expires int64
 		var wrapped []byte
@@ -197,11 +199,32 @@ func (s *Service) Confirm(ctx context.Context, token string, evidence map[string
 			ev["confirm_"+k] = v
 		}
 		ev["method"] = "double opt-in"
+		if s.members != nil {
+			p, _ := s.consent.Register().Purpose(Purpose)
+			held, err := s.members.HoldForGuardian(ctx, tx, hash, account.AskedPurpose{Key: p.Key, Name: p.Name, Description: p.Description})
+			if err != nil {
+				return err
+			}
+			if held {
+				// The address is proven, but a child's own consent does not cover
+				// marketing: nothing is granted until the guardian agrees.
+				out.WaitsForGuardian = true
+				return s.Refresh(ctx, tx, subject)
+			}
+		}
 		if _, err := s.consent.RecordTx(ctx, tx, subject, Purpose, consent.Granted, consent.SourceEmailLink, ev); err != nil {
 			return err
 		}
 		return s.Refresh(ctx, tx, subject)
 	})
+	return out, err
+}
+
+// Confirmation is what a confirmed subscription became.
+type Confirmation struct {
+	// WaitsForGuardian: the address is a child's, whose parent or guardian was asked
+	// to agree; the newsletter is not sent until they do.
+	WaitsForGuardian bool
 }
 
 // LinkAccount is called when an address is proven to be a member's (at registration

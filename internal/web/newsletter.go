@@ -75,7 +75,8 @@ func (p *Pages) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := tokenView{Token: r.PostFormValue("token")}
-	if err := p.o.Newsletter.Confirm(r.Context(), v.Token, p.o.Evidence(r)); err != nil {
+	c, err := p.o.Newsletter.Confirm(r.Context(), v.Token, p.o.Evidence(r))
+	if err != nil {
 		st := p.formError(w, r, nil, &v.Error, err)
 		if st < http.StatusInternalServerError {
 			v.Token = "" // the link is dead: no button that cannot work
@@ -83,11 +84,19 @@ func (p *Pages) confirm(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, st, "newsletter-confirm", "Confirm your subscription", p.loggedIn(r), v)
 		return
 	}
+	if c.WaitsForGuardian {
+		redirect(w, r, "/newsletter/confirmed?guardian=1")
+		return
+	}
 	redirect(w, r, "/newsletter/confirmed")
 }
 
 func (p *Pages) confirmed(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "newsletter-confirmed", "You are subscribed", p.loggedIn(r), nil)
+	if r.URL.Query().Get("guardian") == "1" {
+		p.render(w, r, http.StatusOK, "newsletter-confirmed", "Your parent or guardian must agree", p.loggedIn(r), struct{ Guardian bool }{true})
+		return
+	}
+	p.render(w, r, http.StatusOK, "newsletter-confirmed", "You are subscribed", p.loggedIn(r), struct{ Guardian bool }{})
 }
 
 // unsubscribeView is the opt-out page of a marketing mail's link.

@@ -42,13 +42,15 @@ var statements = []statement{
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
 	{"internal/account/children.go:85", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
 		AND id <> $2 ORDER BY created_at, id`},
-	{"internal/account/guardian_purpose.go:74", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/guardian_purpose.go:85", bothEngines, `SELECT purpose FROM account_tokens
+	{"internal/account/guardian_purpose.go:82", bothEngines, `SELECT id FROM accounts WHERE email_idx = $1`},
+	{"internal/account/guardian_purpose.go:97", bothEngines, `SELECT count(*) FROM account_tokens WHERE account_id = $1 AND purpose = $2 AND expires_at >= $3`},
+	{"internal/account/guardian_purpose.go:111", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/guardian_purpose.go:122", bothEngines, `SELECT purpose FROM account_tokens
 		WHERE account_id = $1 AND purpose LIKE 'guardian_purpose:%' AND expires_at >= $2 ORDER BY purpose`},
-	{"internal/account/guardian_purpose.go:114", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
+	{"internal/account/guardian_purpose.go:151", bothEngines, `SELECT account_id, purpose, expires_at FROM account_tokens
 		WHERE id = $1 AND purpose LIKE 'guardian_purpose:%'`},
-	{"internal/account/guardian_purpose.go:135", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/guardian_purpose.go:158", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
+	{"internal/account/guardian_purpose.go:172", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/guardian_purpose.go:195", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
 		guardian_confirmed_at IS NOT NULL FROM accounts WHERE id = $1`},
 	{"internal/account/profile.go:244", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
@@ -226,7 +228,7 @@ SELECT what, path FROM (
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
 	{"internal/mail/mail.go:729", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
-	{"internal/newsletter/bymail.go:256", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
+	{"internal/newsletter/bymail.go:261", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:86", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`},
 	{"internal/newsletter/campaign.go:110", bothEngines, `SELECT id, purpose, subject, body, status, created_by, created_at, sent_at FROM campaigns WHERE id = $1`},
@@ -281,32 +283,32 @@ SELECT what, path FROM (
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
 	{"internal/newsletter/mailable.go:132", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
-	{"internal/newsletter/newsletter.go:161", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
+	{"internal/newsletter/newsletter.go:163", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
 			WHERE t.id = $1`},
-	{"internal/newsletter/newsletter.go:177", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:181", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:185", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:221", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:231", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:240", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+	{"internal/newsletter/newsletter.go:179", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:183", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:187", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:244", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:254", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:263", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
 		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
-	{"internal/newsletter/newsletter.go:266", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:270", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:282", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:288", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:306", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:313", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:326", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/newsletter.go:289", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:293", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:305", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:311", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:329", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:336", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:349", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
-	{"internal/newsletter/newsletter.go:339", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+	{"internal/newsletter/newsletter.go:362", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
 		WHERE id = $4`},
-	{"internal/newsletter/newsletter.go:357", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:373", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+	{"internal/newsletter/newsletter.go:380", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:396", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/newsletter.go:379", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/newsletter.go:388", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:398", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:402", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/newsletter.go:411", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:421", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/seal.go:120", bothEngines, `SELECT t.id, t.evidence FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id
 		WHERE s.subject_id = $1`},
