@@ -73,6 +73,14 @@ const labelDocument = "privacy_requests.document"
 // MaxDocument is the largest identity document a request may carry.
 func (s *Service) MaxDocument() int64 { return s.cfg.MaxDocument }
 
+// DocumentLimit says the size limit as people read it.
+func DocumentLimit(max int64) string {
+	if max >= 1<<20 && max%(1<<20) == 0 {
+		return fmt.Sprintf("at most %d MiB", max>>20)
+	}
+	return fmt.Sprintf("at most %d bytes", max)
+}
+
 // checkDocument reads the document (at most max bytes) and finds its type from its
 // content. A file of another type, over the limit, or whose name or declared type says
 // another type than its content is refused with the field named.
@@ -83,7 +91,7 @@ func checkDocument(d Document, max int64) ([]byte, string, error) {
 	}
 	if int64(len(data)) > max {
 		return nil, "", &apperr.Error{Kind: apperr.TooLarge, Code: "document_too_large", Field: "document",
-			Message: fmt.Sprintf("is too large: at most %d MiB", max>>20)}
+			Message: "is too large: " + DocumentLimit(max)}
 	}
 	if len(data) == 0 {
 		return nil, "", apperr.Field("document", "document_empty", "is empty: choose the file of your document")

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -205,7 +204,7 @@ func (s *Services) VisitorFrom(w http.ResponseWriter, r *http.Request) (requests
 			}
 			if int64(len(data)) > limit {
 				return v, &apperr.Error{Kind: apperr.TooLarge, Code: "document_too_large", Field: "document",
-					Message: fmt.Sprintf("is too large: at most %d MiB", limit>>20)}
+					Message: "is too large: " + requests.DocumentLimit(limit)}
 			}
 			v.Document = &requests.Document{Name: part.FileName(), ContentType: part.Header.Get("Content-Type"), Body: bytes.NewReader(data)}
 			continue

@@ -3,7 +3,6 @@ package web
 import (
 	"mime"
 	"net/http"
-	"strconv"
 
 	"steward/internal/requests"
 )
@@ -15,8 +14,8 @@ type visitorView struct {
 	LoggedIn bool
 }
 
-// visitorFields lays out the form with what was typed; maxMiB is the document's limit.
-func visitorFields(v requests.VisitorSubmission, maxMiB int64) []field {
+// visitorFields lays out the form with what was typed; max is the document's size limit.
+func visitorFields(v requests.VisitorSubmission, max int64) []field {
 	rf := field{Name: "right", Label: labels["right"], Need: "required", Type: "select", Prompt: "Choose what you ask"}
 	for _, r := range requests.Rights {
 		rf.Options = append(rf.Options, option{Value: r, Name: capitalized(requests.RightName(r)), Selected: r == v.Right})
@@ -32,7 +31,7 @@ func visitorFields(v requests.VisitorSubmission, maxMiB int64) []field {
 			Hint: "Required for a correction, a complaint or a question: what it is about."},
 		{Name: "document", Label: "Copy of an identity document", Need: "optional", Type: "file",
 			Accept: ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png",
-			Hint: "A PDF, JPEG or PNG file of at most " + strconv.FormatInt(maxMiB, 10) + " MiB. It helps us check who you are; it is kept encrypted, " +
+			Hint: "A PDF, JPEG or PNG file, " + requests.DocumentLimit(max) + ". It helps us check who you are; it is kept encrypted, " +
 				"seen only by our privacy team, and deleted when your request is closed. You may black out everything but your name and photo."},
 	}
 }
@@ -46,7 +45,7 @@ func capitalized(s string) string {
 
 func (p *Pages) visitorForm(w http.ResponseWriter, r *http.Request) {
 	in := p.loggedIn(r)
-	p.render(w, r, http.StatusOK, "request-new", "Ask about your data", in, visitorView{Fields: visitorFields(requests.VisitorSubmission{}, p.maxDocumentMiB()), LoggedIn: in})
+	p.render(w, r, http.StatusOK, "request-new", "Ask about your data", in, visitorView{Fields: visitorFields(requests.VisitorSubmission{}, p.o.Requests.MaxDocument()), LoggedIn: in})
 }
 
 // submitVisitor records the request and mails its confirmation link. The answer is
@@ -65,7 +64,7 @@ func (p *Pages) submitVisitor(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		in := p.loggedIn(r)
-		view := visitorView{Fields: visitorFields(v, p.maxDocumentMiB()), LoggedIn: in}
+		view := visitorView{Fields: visitorFields(v, p.o.Requests.MaxDocument()), LoggedIn: in}
 		st := p.formError(w, r, view.Fields, &view.Error, err)
 		p.render(w, r, st, "request-new", "Ask about your data", in, view)
 		return
@@ -109,8 +108,6 @@ func (p *Pages) visitorConfirm(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) visitorConfirmed(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "request-confirmed", "Your request is received", p.loggedIn(r), nil)
 }
-
-func (p *Pages) maxDocumentMiB() int64 { return p.o.Requests.MaxDocument() >> 20 }
 
 // downloadView is the page of a one-time download link.
 type downloadView struct {
