@@ -150,12 +150,17 @@ func TestVisitorIdentityDocument(t *testing.T) {
 			t.Fatalf("confirm = %d %s", c.Status, c.Body)
 		}
 		id := c.JSON()["id"].(string)
+		// An object no request names (a submission that crashed before its row
+		// committed) goes too.
+		if _, err := h.App.Blobs().Put(ctx, "requests/orphan", bytes.NewReader([]byte("ciphertext")), 10); err != nil {
+			t.Fatal(err)
+		}
 		h.Clock.Advance(requests.ConfirmTTL + time.Minute)
 		if d, _, err := h.App.Requests().Tidy(ctx); err != nil || d != 2 { // Uwe's and Nina's
 			t.Errorf("Tidy deleted %d (%v), want 2", d, err)
 		}
 		if objs := objects(t, h); len(objs) != 1 {
-			t.Errorf("objects after the unconfirmed request went: %v, want Vera's", objs)
+			t.Errorf("objects after the unconfirmed request and the orphan went: %v, want Vera's", objs)
 		}
 
 		// Staff see that a document is held, and open it: an attachment never rendered,

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"steward/internal/apperr"
 	"steward/internal/blob"
@@ -251,4 +252,42 @@ func (s *Service) closedDocument(ctx context.Context, req Request) {
 	if err != nil {
 		s.log.Warn("requests: the document of a closed request is left for the hourly tidy", "request", req.ID, "err", err)
 	}
+}
+
+// orphanAge is how old an object must be before a sweep deletes it as an orphan: a
+// submission stores its document just before its row commits.
+const orphanAge = time.Hour
+
+// dropOrphans deletes document objects no request names (a submission that crashed
+// between storing its document and committing its row; its key never committed, so
+// the object could not be opened anyway). It returns how many it deleted.
+func (s *Service) dropOrphans(ctx context.Context) (int, error) {
+	if s.cfg.Blobs == nil {
+		return 0, nil
+	}
+	cutoff := s.now().Add(-orphanAge)
+	var old []string
+	if err := s.cfg.Blobs.List(ctx, documentObjects, func(i blob.Info) error {
+		if i.Modified.Before(cutoff) {
+			old = append(old, i.Name)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("requests: orphans: %w", err)
+	}
+	n := 0
+	for _, name := range old {
+		var named int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM privacy_requests WHERE document_object = $1`, name).Scan(&named); err != nil {
+			return n, fmt.Errorf("requests: orphans: %w", err)
+		}
+		if named > 0 {
+			continue
+		}
+		if err := s.cfg.Blobs.Delete(ctx, name); err != nil {
+			return n, fmt.Errorf("requests: orphans: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -190,7 +190,7 @@ func (s *Service) Confirm(ctx context.Context, token string) (Request, error) {
 
 // Tidy deletes visitors' requests never confirmed, with their keys and identity
 // documents, once their link has expired; deletes the identity document of every
-// closed request; and shreds the key of every visitor's request closed more than
+// closed request, and any document object no request names; and shreds the key of every visitor's request closed more than
 // ShredAfter ago (and whose download link, if any, is used or expired), keeping what
 // the request was and when (its right, states and dates) but nothing that opens. It
 // returns how many requests it deleted and shredded.
@@ -223,6 +223,9 @@ func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 		deleted++
 	}
 	if _, err := s.dropDocuments(ctx); err != nil {
+		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+	}
+	if _, err := s.dropOrphans(ctx); err != nil {
 		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
 	}
 	// A download link still to be used keeps the key it needs (the address the data is
