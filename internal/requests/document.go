@@ -68,9 +68,6 @@ const documentObjects = "requests/"
 // DefaultMaxDocument is the document size limit when the config gives none.
 const DefaultMaxDocument = 10 << 20
 
-// labelDocument binds a document's ciphertext to its use.
-const labelDocument = "privacy_requests.document"
-
 // MaxDocument is the largest identity document a request may carry.
 func (s *Service) MaxDocument() int64 { return s.cfg.MaxDocument }
 
