@@ -357,12 +357,12 @@ SELECT what, path FROM (
 		RETURNING tat`},
 	{"internal/ratelimit/ratelimit.go:86", bothEngines, `UPDATE rate_limits SET tat = tat - $1 WHERE bucket = $2`},
 	{"internal/ratelimit/ratelimit.go:99", bothEngines, `DELETE FROM rate_limits WHERE tat < $1`},
-	{"internal/requests/document.go:165", bothEngines, `SELECT document_object, document_type, document_size FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/document.go:202", bothEngines, `SELECT id, document_object FROM privacy_requests WHERE document_object IS NOT NULL AND closed_at IS NOT NULL`},
-	{"internal/requests/document.go:234", bothEngines, `UPDATE privacy_requests SET document_object = NULL, document_type = NULL, document_size = NULL
+	{"internal/requests/document.go:162", bothEngines, `SELECT document_object, document_type, document_size FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/document.go:199", bothEngines, `SELECT id, document_object FROM privacy_requests WHERE document_object IS NOT NULL AND closed_at IS NOT NULL`},
+	{"internal/requests/document.go:231", bothEngines, `UPDATE privacy_requests SET document_object = NULL, document_type = NULL, document_size = NULL
 		WHERE id = $1 AND document_object = $2`},
-	{"internal/requests/document.go:248", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/document.go:281", bothEngines, `SELECT count(*) FROM privacy_requests WHERE document_object = $1`},
+	{"internal/requests/document.go:245", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/document.go:278", bothEngines, `SELECT count(*) FROM privacy_requests WHERE document_object = $1`},
 	{"internal/requests/download.go:45", bothEngines, `SELECT count(*) FROM privacy_request_events WHERE request_id = $1 AND action = $2`},
 	{"internal/requests/download.go:91", bothEngines, `UPDATE privacy_requests SET download_hash = $1, download_expires = $2, download_used_at = NULL WHERE id = $3`},
 	{"internal/requests/download.go:121", bothEngines, `SELECT id, download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
