@@ -363,6 +363,10 @@ func TestRequestDownloadLink(t *testing.T) {
 		if has, _ := h.App.Vault().HasKey(ctx, id2); !has {
 			t.Error("the key of a request whose link is live was shredded")
 		}
+		// Its key shredded, the used link still says it was used.
+		if r := h.Do("POST", "/api/v1/requests/download", map[string]string{"token": token}, ""); r.Status != 409 {
+			t.Errorf("used link after the shredding = %d %s", r.Status, r.Body)
+		}
 		h.Clock.Advance(requests.DefaultDownloadTTL)
 		exp := h.Do("POST", "/api/v1/requests/download", map[string]string{"token": token2}, "")
 		if _, code := exp.ErrorField(); exp.Status != 400 || code != "download_expired" {
@@ -370,6 +374,21 @@ func TestRequestDownloadLink(t *testing.T) {
 		}
 		if _, s, err := h.App.Requests().Tidy(ctx); err != nil || s != 1 {
 			t.Errorf("Tidy after the link expired shredded %d (%v), want 1", s, err)
+		}
+
+		// The member erased after the link was sent: the link finds no data.
+		_, goneToken := h.Member("gone.member@example.org", "correct horse battery", nil)
+		open("gina.notify@example.org", "gone.member@example.org")
+		goneLink := h.WaitLink("gina.notify@example.org", "/requests/download?token=")
+		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": "correct horse battery"}, goneToken)
+		if del.Status != 202 {
+			t.Fatalf("erase = %d %s", del.Status, del.Body)
+		}
+		h.WaitErasure(del.JSON()["request_id"].(string))
+		if r := h.Do("POST", "/api/v1/requests/download", map[string]string{"token": goneLink}, ""); r.Status != 404 {
+			t.Errorf("the link of an erased member = %d %s", r.Status, r.Body)
+		} else if _, code := r.ErrorField(); code != "no_data_held" {
+			t.Errorf("the link of an erased member = %s", r.Body)
 		}
 
 		// No member under the address: the answer says so, and sends no link.

@@ -117,24 +117,26 @@ func checkDocument(d Document, max int64) ([]byte, string, error) {
 	return data, t.ctype, nil
 }
 
-// putDocument seals data under key into a new object and returns its name.
+// putDocument seals data under key into a new object, streaming (the vault's
+// segmented AEAD) so that no second copy is held, and returns the object's name.
 func (s *Service) putDocument(ctx context.Context, key *vault.Key, data []byte) (string, error) {
 	if s.cfg.Blobs == nil {
 		return "", errors.New("requests: no blob store for documents")
 	}
-	var buf bytes.Buffer
-	enc, err := key.Encrypt(&buf)
-	if err != nil {
-		return "", fmt.Errorf("requests: document: %w", err)
-	}
-	if _, err := enc.Write(data); err != nil {
-		return "", fmt.Errorf("requests: document: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return "", fmt.Errorf("requests: document: %w", err)
-	}
+	pr, pw := io.Pipe()
+	go func() {
+		enc, err := key.Encrypt(pw)
+		if err == nil {
+			if _, err = enc.Write(data); err == nil {
+				err = enc.Close()
+			}
+		}
+		pw.CloseWithError(err) // nil: the reader sees EOF
+	}()
 	name := documentObjects + newID()
-	if _, err := s.cfg.Blobs.Put(ctx, name, &buf, int64(buf.Len())); err != nil {
+	_, err := s.cfg.Blobs.Put(ctx, name, pr, vault.CiphertextSize(int64(len(data))))
+	pr.CloseWithError(errors.New("requests: document stored")) // ends the writer if Put stopped early
+	if err != nil {
 		return "", fmt.Errorf("requests: document: %w", err)
 	}
 	return name, nil

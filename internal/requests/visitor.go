@@ -242,7 +242,7 @@ func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
-				held_email = NULL, download_hash = NULL, shredded_at = $1 WHERE id = $2`, now, id); err != nil {
+				held_email = NULL, shredded_at = $1 WHERE id = $2`, now, id); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`, id)

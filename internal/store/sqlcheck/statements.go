@@ -357,12 +357,12 @@ SELECT what, path FROM (
 		RETURNING tat`},
 	{"internal/ratelimit/ratelimit.go:86", bothEngines, `UPDATE rate_limits SET tat = tat - $1 WHERE bucket = $2`},
 	{"internal/ratelimit/ratelimit.go:99", bothEngines, `DELETE FROM rate_limits WHERE tat < $1`},
-	{"internal/requests/document.go:162", bothEngines, `SELECT document_object, document_type, document_size FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/document.go:199", bothEngines, `SELECT id, document_object FROM privacy_requests WHERE document_object IS NOT NULL AND closed_at IS NOT NULL`},
-	{"internal/requests/document.go:231", bothEngines, `UPDATE privacy_requests SET document_object = NULL, document_type = NULL, document_size = NULL
+	{"internal/requests/document.go:164", bothEngines, `SELECT document_object, document_type, document_size FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/document.go:201", bothEngines, `SELECT id, document_object FROM privacy_requests WHERE document_object IS NOT NULL AND closed_at IS NOT NULL`},
+	{"internal/requests/document.go:233", bothEngines, `UPDATE privacy_requests SET document_object = NULL, document_type = NULL, document_size = NULL
 		WHERE id = $1 AND document_object = $2`},
-	{"internal/requests/document.go:245", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/document.go:278", bothEngines, `SELECT count(*) FROM privacy_requests WHERE document_object = $1`},
+	{"internal/requests/document.go:247", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/document.go:280", bothEngines, `SELECT count(*) FROM privacy_requests WHERE document_object = $1`},
 	{"internal/requests/download.go:45", bothEngines, `SELECT count(*) FROM privacy_request_events WHERE request_id = $1 AND action = $2`},
 	{"internal/requests/download.go:91", bothEngines, `UPDATE privacy_requests SET download_hash = $1, download_expires = $2, download_used_at = NULL WHERE id = $3`},
 	{"internal/requests/download.go:121", bothEngines, `SELECT id, download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
@@ -404,7 +404,7 @@ SELECT what, path FROM (
 	{"internal/requests/visitor.go:233", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1
 		AND (download_hash IS NULL OR download_used_at IS NOT NULL OR download_expires < $2)`},
 	{"internal/requests/visitor.go:244", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
-				held_email = NULL, download_hash = NULL, shredded_at = $1 WHERE id = $2`},
+				held_email = NULL, shredded_at = $1 WHERE id = $2`},
 	{"internal/requests/visitor.go:248", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
 	{"internal/requests/warn.go:36", bothEngines, `SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
 		FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`},
