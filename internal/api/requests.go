@@ -1,6 +1,7 @@
 package api
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +24,9 @@ func (a *API) registerRequests(mux server.Router) {
 	mux.HandleFunc("GET /api/v1/staff/requests/{id}", a.staff(a.staffRequest, requests.WarnRole))
 	mux.HandleFunc("POST /api/v1/staff/requests/{id}/state", a.staff(a.changeRequest, requests.WarnRole))
 	mux.HandleFunc("POST /api/v1/staff/requests/{id}/extension", a.staff(a.extendRequest, requests.WarnRole))
+	mux.HandleFunc("POST /api/v1/staff/requests/{id}/identity", a.staff(a.verifyIdentity, requests.WarnRole))
+	mux.HandleFunc("GET /api/v1/staff/requests/{id}/document", a.staff(a.requestDocument, requests.WarnRole))
+	mux.HandleFunc("POST /api/v1/requests/download", a.requestDownload)
 }
 
 type requestResponse struct {
@@ -43,6 +47,13 @@ type requestResponse struct {
 	Links          map[string]string `json:"links,omitempty"`
 	Events         []requestEvent    `json:"events,omitempty"`
 	Next           []string          `json:"next_states,omitempty"` // staff: the states it may move to
+	Document       *documentResponse `json:"document,omitempty"`    // staff: a visitor's identity document
+}
+
+type documentResponse struct {
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Link        string `json:"link"`
 }
 
 type requestEvent struct {
@@ -75,6 +86,9 @@ func (a *API) toRequest(req requests.Request, evs []requests.Event, staff bool) 
 	if staff {
 		out.Next = requests.Next(req.State)
 		out.RequesterName, out.NotifyEmail, out.HeldEmail = req.RequesterName, req.NotifyEmail, req.HeldEmail
+		if d := req.Document; d != nil {
+			out.Document = &documentResponse{ContentType: d.ContentType, Size: d.Size, Link: "/api/v1/staff/requests/" + req.ID + "/document"}
+		}
 	}
 	return out
 }
@@ -247,14 +261,25 @@ type visitorRequest struct {
 
 // submitVisitor takes a request without a login: 202 whether or not anyone is known
 // by the addresses; the notification address gets a link to confirm it.
+// A multipart/form-data body carries the same fields and a copy of an identity
+// document in the part named document; JSON carries none.
 func (a *API) submitVisitor(w http.ResponseWriter, r *http.Request) {
-	var req visitorRequest
-	if err := server.DecodeJSON(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
+	var v requests.VisitorSubmission
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
+		var err error
+		if v, err = a.VisitorFrom(w, r); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	} else {
+		var req visitorRequest
+		if err := server.DecodeJSON(w, r, &req); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		v = requests.VisitorSubmission{Name: req.Name, NotifyEmail: req.Email, HeldEmail: req.HeldEmail, Right: req.Right, Details: req.Details}
 	}
-	if err := a.SubmitVisitorLimited(r, requests.VisitorSubmission{Name: req.Name, NotifyEmail: req.Email, HeldEmail: req.HeldEmail,
-		Right: req.Right, Details: req.Details}); err != nil {
+	if err := a.SubmitVisitorLimited(r, v); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -279,4 +304,48 @@ func (a *API) confirmVisitor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]string{"id": req.ID, "right": req.Right, "state": req.State, "due_date": req.DueDate.String()})
+}
+
+type identityRequest struct {
+	Verified *bool  `json:"verified"`
+	Note     string `json:"note"`
+}
+
+// verifyIdentity records staff's decision on a visitor's identity: verified moves the
+// request on, not verified refuses it with the note as the reason.
+func (a *API) verifyIdentity(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var body identityRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if body.Verified == nil {
+		a.fail(w, r, apperr.Field("verified", "required", "is required: true when the identity is shown, false to refuse the request"))
+		return
+	}
+	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
+	if _, err := a.Requests.VerifyIdentity(r.Context(), r.PathValue("id"), *body.Verified, body.Note, by); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.staffRequest(w, r, sess)
+}
+
+// requestDocument answers with a visitor's identity document, as an attachment.
+func (a *API) requestDocument(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	a.ServeRequestDocument(w, r, requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}, a.fail)
+}
+
+type downloadRequest struct {
+	Token string `json:"token"`
+}
+
+// requestDownload uses a one-time download link: the ZIP export it delivers.
+func (a *API) requestDownload(w http.ResponseWriter, r *http.Request) {
+	var body downloadRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.WriteRequestDownload(w, r, body.Token, a.fail)
 }

@@ -285,7 +285,8 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	// files' blob store: apart from database backups (Start replays it).
 	a.rights = rights.New(a.db, a.registry, a.accounts, a.jobs, rights.Ledger{Key: key, Index: index, Blobs: a.blobs}, a.now, a.log)
 	a.requests = requests.New(a.db, a.vault, a.outbox, a.audit, directory{a}, requests.Config{BaseURL: cfg.BaseURL,
-		Authority: cfg.SupervisoryAuthority}, a.now, a.log)
+		Authority: cfg.SupervisoryAuthority, Blobs: a.blobs, MaxDocument: cfg.MaxRequestDocument, DownloadTTL: cfg.RequestDownloadTTL},
+		a.now, a.log)
 	return nil
 }
 

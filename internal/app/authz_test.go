@@ -177,7 +177,12 @@ var authz = map[string]probe{
 	"POST /api/v1/staff/requests/{id}/state": {path: "/api/v1/staff/requests/{request}/state", body: `{}`, want: staffOnly("400", "401", "403", dpo)},
 	"POST /api/v1/staff/requests/{id}/extension": {path: "/api/v1/staff/requests/{request}/extension", body: `{}`,
 		want: staffOnly("400", "401", "403", dpo)},
-	"/api/": {path: "/api/v1/nothing-here", want: everyone("404")},
+	// A's request is a member's: it holds no identity document.
+	"POST /api/v1/staff/requests/{id}/identity": {path: "/api/v1/staff/requests/{request}/identity", body: `{}`,
+		want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/requests/{id}/document": {path: "/api/v1/staff/requests/{request}/document", want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/requests/download":           {body: `{}`, want: everyone("400")},
+	"/api/":                                    {path: "/api/v1/nothing-here", want: everyone("404")},
 
 	// The pages.
 	"GET /{$}":                  {path: "/", want: everyone("200")},
@@ -245,6 +250,10 @@ var authz = map[string]probe{
 	"GET /staff/requests/{id}":               {path: "/staff/requests/{request}", want: staffOnly("200", toLogin, "403", dpo)},
 	"POST /staff/requests/{id}/state":        {path: "/staff/requests/{request}/state", want: staffOnly("400", toLogin, "403", dpo)},
 	"POST /staff/requests/{id}/extend":       {path: "/staff/requests/{request}/extend", want: staffOnly("400", toLogin, "403", dpo)},
+	"POST /staff/requests/{id}/identity":     {path: "/staff/requests/{request}/identity", want: staffOnly("400", toLogin, "403", dpo)},
+	"GET /staff/requests/{id}/document":      {path: "/staff/requests/{request}/document", want: staffOnly("404", toLogin, "403", dpo)},
+	"GET /requests/download":                 {want: everyone("400")},
+	"POST /requests/download":                {want: everyone("400")},
 	"GET /erasures/{id}":                     {path: "/erasures/{erasure}", want: everyone("200")},
 	"GET /members/{id}":                      {path: "/members/{owner}", want: everyone("200")},
 	"GET /privacy/purposes":                  {want: everyone("200")},

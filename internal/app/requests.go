@@ -27,3 +27,20 @@ func (d directory) Address(ctx context.Context, accountID string) (string, error
 func (d directory) Staff(ctx context.Context, role string) ([]string, error) {
 	return d.a.staff.Members(ctx, role)
 }
+
+// Member is the account whose verified address is email, found by its blind index,
+// or "" when none: a visitor's access request delivers only data held under an
+// address its account proved.
+func (d directory) Member(ctx context.Context, email string) (string, error) {
+	subj, err := d.a.accounts.Lookup(ctx, email)
+	if apperr.KindOf(err) == apperr.NotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if subj.Email == "" {
+		return "", nil // the address is not proven the account's
+	}
+	return subj.ID, nil
+}

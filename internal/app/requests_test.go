@@ -662,13 +662,24 @@ func TestVisitorRequests(t *testing.T) {
 			got["held_email"] != "known.member@example.org" {
 			t.Errorf("staff view = %v", got)
 		}
-		for _, st := range []map[string]any{{"state": "verifying", "note": "Asked for proof of identity"}, {"state": "in_progress"},
-			{"state": "done", "note": "Your data was sent through a download link"}} {
-			if r := h.Do("POST", "/api/v1/staff/requests/"+id+"/state", st, dpoToken); r.Status != 200 {
-				t.Fatalf("%v = %d %s", st, r.Status, r.Body)
-			}
+		if r := h.Do("POST", "/api/v1/staff/requests/"+id+"/state", map[string]any{"state": "verifying", "note": "Asked for proof of identity"},
+			dpoToken); r.Status != 200 {
+			t.Fatalf("verifying = %d %s", r.Status, r.Body)
 		}
-		mailWith(h, "kim.notify@example.org", "Your data was sent through a download link")
+		if r := h.Do("POST", "/api/v1/staff/requests/"+id+"/identity", map[string]any{"verified": true}, dpoToken); r.Status != 200 ||
+			r.JSON()["state"] != "in_progress" {
+			t.Fatalf("identity verified = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("POST", "/api/v1/staff/requests/"+id+"/state", map[string]any{"state": "done", "note": "Your data is ready"},
+			dpoToken); r.Status != 200 {
+			t.Fatalf("done = %d %s", r.Status, r.Body)
+		}
+		mailWith(h, "kim.notify@example.org", "Your data is ready")
+		// The key waits for the download link: the data is downloaded, and the link used.
+		dl := h.WaitLink("kim.notify@example.org", "/requests/download?token=")
+		if r := h.Do("POST", "/api/v1/requests/download", map[string]string{"token": dl}, ""); r.Status != 200 {
+			t.Fatalf("download = %d %s", r.Status, r.Body)
+		}
 
 		// The other link was never opened: an hour after it expires the request is gone
 		// with its key; a day after closing, the confirmed one's key is shredded and
@@ -685,7 +696,8 @@ func TestVisitorRequests(t *testing.T) {
 			t.Errorf("the closed request's key is still there (%v)", err)
 		}
 		after := jsonOK(t, h.Do("GET", "/api/v1/staff/requests/"+id, nil, dpoToken))
-		if after["state"] != "done" || after["requester_name"] != nil || after["notify_email"] != nil || len(after["events"].([]any)) != 5 {
+		// created, confirmed, verifying, identity verified, in progress, link sent, done, downloaded
+		if after["state"] != "done" || after["requester_name"] != nil || after["notify_email"] != nil || len(after["events"].([]any)) != 8 {
 			t.Errorf("after shredding = %v", after)
 		}
 		var rows int

@@ -83,6 +83,11 @@ type Config struct {
 	MaxFileSize      int64
 	Quota            int64
 	UploadLease      time.Duration
+	// MaxRequestDocument is the largest copy of an identity document a request made
+	// without logging in may carry; RequestDownloadTTL is how long the one-time link
+	// that delivers an access request's export works.
+	MaxRequestDocument int64
+	RequestDownloadTTL time.Duration
 
 	InboundAddr       string
 	UnsubscribeDomain string
@@ -165,6 +170,8 @@ var settings = []setting{
 	{"max-file-size", "STEWARD_MAX_FILE_SIZE", "4GiB", "largest file a member may upload (e.g. 500MiB, 4GiB)"},
 	{"quota", "STEWARD_QUOTA", "10GiB", "total size of files per member"},
 	{"upload-lease", "STEWARD_UPLOAD_LEASE", "2m", "how long an upload holds its place without renewing it; after it another node may reclaim it as dead"},
+	{"max-request-document", "STEWARD_MAX_REQUEST_DOCUMENT", "10MiB", "largest copy of an identity document sent with a request made without logging in"},
+	{"request-download-ttl", "STEWARD_REQUEST_DOWNLOAD_TTL", "168h", "how long the one-time link that delivers an access request's data works"},
 	{"inbound-smtp-addr", "STEWARD_INBOUND_SMTP_ADDR", "", "listen address of the inbound SMTP server taking mail to the unsubscribe address (off when empty)"},
 	{"unsubscribe-domain", "STEWARD_UNSUBSCRIBE_DOMAIN", "", "domain of the unsubscribe address unsubscribe@DOMAIN (default: the domain of --mail-from)"},
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
@@ -403,6 +410,8 @@ func (l *loader) files(c *Config) {
 	c.MaxFileSize = size(get("max-file-size"), "max-file-size", bad)
 	c.Quota = size(get("quota"), "quota", bad)
 	c.UploadLease = l.duration("upload-lease", time.Second, "want a duration of at least 1s, e.g. 2m")
+	c.MaxRequestDocument = size(get("max-request-document"), "max-request-document", bad)
+	c.RequestDownloadTTL = l.duration("request-download-ttl", time.Minute, "want a duration of at least 1m, e.g. 168h")
 }
 
 // unsubscribe reads the inbound SMTP listener and the unsubscribe address's domain.

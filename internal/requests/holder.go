@@ -24,6 +24,13 @@ var requestsTable = datamap.Table{Name: "privacy_requests", Subject: "subject_id
 	{Name: "confirm_hash", NotPersonal: "SHA-256 of a random confirmation token, until the link is opened"},
 	{Name: "confirm_expires", NotPersonal: "when the confirmation link expires", Time: true},
 	{Name: "shredded_at", NotPersonal: "when a closed request's own key was shredded", Time: true},
+	{Name: "document_object", Categories: []string{"user.government_id"},
+		Plain: "random name of the object holding a visitor's identity document, sealed under the request's own key; deleted when the request closes"},
+	{Name: "document_type", NotPersonal: "PDF, JPEG or PNG, as found from the document's content"},
+	{Name: "document_size", NotPersonal: "size of the identity document in bytes"},
+	{Name: "download_hash", NotPersonal: "SHA-256 of a random one-time download token"},
+	{Name: "download_expires", NotPersonal: "when the download link expires", Time: true},
+	{Name: "download_used_at", NotPersonal: "when the download link was used", Time: true},
 	{Name: "linked_id", NotPersonal: "random id of what carried the right out (an erasure request)"},
 	{Name: "updated_at", NotPersonal: "time of the last change", Time: true},
 	{Name: "closed_at", NotPersonal: "time the request was closed", Time: true},
@@ -34,7 +41,7 @@ var eventsTable = datamap.Table{Name: "privacy_request_events", Subject: "subjec
 	{Name: "request_id", NotPersonal: "random request id"},
 	{Name: "subject_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
 	{Name: "at", NotPersonal: "time of the change", Time: true},
-	{Name: "action", NotPersonal: "created, state or extended"},
+	{Name: "action", NotPersonal: "what changed: created, state, extended, identity verified, document viewed, download sent or used"},
 	{Name: "from_state", NotPersonal: "state before"},
 	{Name: "to_state", NotPersonal: "state after"},
 	{Name: "actor", NotPersonal: "requester, staff or system"},
@@ -56,10 +63,10 @@ type Holder struct{}
 func (Holder) Declaration() datamap.Declaration {
 	return datamap.Declaration{
 		Name:        "requests",
-		Description: "The requests you made about your data (access, correction, erasure, restriction, objection, withdrawal, complaints and inquiries), their state, due dates and history.",
+		Description: "The requests you made about your data (access, correction, erasure, restriction, objection, withdrawal, complaints and inquiries), their state, due dates and history; for a request made without logging in, the copy of an identity document sent with it (in the file store, sealed under the request's own key).",
 		Purpose:     "Answer requests about personal data within the time the law sets, and show that they were answered.",
 		LawfulBasis: "legal_obligation",
-		Retention:   "Until your account is erased; a request made without an account is closed and its key shredded.",
+		Retention:   "Until your account is erased; a request made without an account is closed, its identity document deleted at once and its key shredded a day later (or once its download link is used or expired).",
 		Tables:      []datamap.Table{requestsTable, eventsTable, warningsTable},
 	}
 }

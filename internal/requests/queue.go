@@ -110,6 +110,15 @@ func (s *Service) Transition(ctx context.Context, id string, c Change, by Actor)
 			// Art. 12(4): a refusal gives its reasons; an answer is the note.
 			return apperr.Field("note", "required", "is required: it is mailed to the requester")
 		}
+		var delivered map[string]string
+		if c.State == Done && DeliversData(req.Right) {
+			if !slices.Contains(next[req.State], Done) {
+				return apperr.Field("state", "transition_invalid", fmt.Sprintf("a request that is %s cannot become %s", req.State, Done))
+			}
+			if delivered, err = s.fulfil(ctx, tx, key, req, by); err != nil {
+				return err
+			}
+		}
 		if err := s.setState(ctx, tx, key, &req, c.State, by, c.Note); err != nil {
 			return err
 		}
@@ -128,7 +137,54 @@ func (s *Service) Transition(ctx context.Context, id string, c Change, by Actor)
 		if c.State == Refused {
 			extra["Refused"] = "yes"
 		}
+		for k, v := range delivered {
+			extra[k] = v
+		}
 		return s.mailRequester(ctx, tx, req, addr, mail.RequestClosed, extra)
+	})
+	if err == nil {
+		s.closedDocument(ctx, req)
+	}
+	return req, err
+}
+
+// VerifyIdentity is staff's decision on a visitor's identity, after checking the
+// document sent or other proof: verified moves the request on (in progress), an
+// identity not shown refuses it with the reason, mailed to the requester.
+func (s *Service) VerifyIdentity(ctx context.Context, id string, verified bool, note string, by Actor) (Request, error) {
+	if !verified {
+		return s.Transition(ctx, id, Change{State: Refused, Note: note}, by)
+	}
+	note = strings.TrimSpace(note)
+	if err := checkText("note", note, maxNote); err != nil {
+		return Request{}, err
+	}
+	var req Request
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var key *vault.Key
+		var err error
+		if req, key, err = s.load(ctx, tx, id); err != nil {
+			return err
+		}
+		if !req.Open() {
+			return errClosed
+		}
+		if req.Requester != Visitor || req.State == Unconfirmed {
+			return apperr.New(apperr.Conflict, "identity_not_needed", "only a confirmed request made without logging in needs its identity verified")
+		}
+		if ok, err := s.verified(ctx, tx, req.ID); err != nil || ok {
+			if ok {
+				return apperr.New(apperr.Conflict, "identity_verified", "the identity is verified already")
+			}
+			return err
+		}
+		if err := s.event(ctx, tx, key, req, ActionIdentity, req.State, req.State, by, note); err != nil {
+			return err
+		}
+		if req.State == InProgress {
+			return nil
+		}
+		return s.setState(ctx, tx, key, &req, InProgress, by, "")
 	})
 	return req, err
 }

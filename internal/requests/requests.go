@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"steward/internal/apperr"
+	"steward/internal/blob"
 	"steward/internal/governance"
 	"steward/internal/mail"
 	"steward/internal/store"
@@ -114,6 +115,16 @@ const (
 	ActionCreated  = "created"
 	ActionState    = "state"
 	ActionExtended = "extended"
+	// ActionIdentity is staff marking a visitor's identity verified.
+	ActionIdentity = "identity_verified"
+	// ActionDocument is staff opening a visitor's identity document.
+	ActionDocument = "document_viewed"
+	// ActionLinkSent is an access or portability request's data sent as a one-time
+	// download link; ActionNoData is its answer that no data is held; ActionDownloaded
+	// is the link used.
+	ActionLinkSent   = "download_sent"
+	ActionNoData     = "no_data"
+	ActionDownloaded = "downloaded"
 )
 
 // Limits of what a request holds.
@@ -140,7 +151,10 @@ type Request struct {
 	// HeldEmail is the address a visitor says the data is held under (staff verify it).
 	HeldEmail string
 	// LinkedID is the id of what carried the right out, if anything: an erasure request.
-	LinkedID  string
+	LinkedID string
+	// Document describes a visitor's identity document, if one is held (staff open it
+	// with Service.Document).
+	Document  *DocumentInfo
 	UpdatedAt time.Time
 	ClosedAt  time.Time
 }
@@ -186,6 +200,9 @@ type Directory interface {
 	Address(ctx context.Context, accountID string) (string, error)
 	// Staff returns the accounts holding the role.
 	Staff(ctx context.Context, role string) ([]string, error)
+	// Member is the account that proved the address, by its blind index ("" when
+	// none did): whose data a visitor's access request is about.
+	Member(ctx context.Context, email string) (string, error)
 }
 
 // Config is what the desk says in its mail.
@@ -193,6 +210,13 @@ type Config struct {
 	BaseURL string
 	// Authority is the supervisory authority's contact, named in a refusal.
 	Authority string
+	// Blobs keeps visitors' identity documents, sealed; MaxDocument is the largest
+	// (DefaultMaxDocument if 0).
+	Blobs       blob.Store
+	MaxDocument int64
+	// DownloadTTL is how long the one-time link delivering an access request's data
+	// works (DefaultDownloadTTL if 0).
+	DownloadTTL time.Duration
 }
 
 // Service is the rights desk.
@@ -209,6 +233,12 @@ type Service struct {
 
 // New returns the rights desk.
 func New(db *store.DB, v *vault.Vault, m Mailer, audit Auditor, dir Directory, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+	if cfg.MaxDocument <= 0 {
+		cfg.MaxDocument = DefaultMaxDocument
+	}
+	if cfg.DownloadTTL <= 0 {
+		cfg.DownloadTTL = DefaultDownloadTTL
+	}
 	return &Service{db: db, vault: v, mail: m, audit: audit, dir: dir, cfg: cfg, now: now, log: log}
 }
 
@@ -426,7 +456,7 @@ func (s *Service) mailRequester(ctx context.Context, tx *store.Tx, req Request, 
 
 // columns are the request's columns as read.
 const columns = `id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
-	notify_email, held_email, linked_id, updated_at, closed_at`
+	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size`
 
 // row is a request as stored, sealed.
 type row struct {
@@ -440,9 +470,14 @@ func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 	var linked sql.NullString
 	var closed sql.NullInt64
 	var due string
+	var docType sql.NullString
+	var docSize sql.NullInt64
 	if err := sc.Scan(&r.ID, &r.SubjectID, &r.Requester, &r.Right, &r.State, &received, &due, &r.ExtendedMonths,
-		&r.details, &r.name, &r.notify, &r.held, &linked, &updated, &closed); err != nil {
+		&r.details, &r.name, &r.notify, &r.held, &linked, &updated, &closed, &docType, &docSize); err != nil {
 		return row{}, err
+	}
+	if docType.Valid {
+		r.Document = &DocumentInfo{ContentType: docType.String, Size: docSize.Int64}
 	}
 	r.ReceivedAt, r.UpdatedAt, r.ClosedAt = store.FromMillis(received), store.FromMillis(updated), store.NullMillis(closed)
 	r.DueDate, r.LinkedID = Date(due), linked.String

@@ -49,6 +49,8 @@ type VisitorSubmission struct {
 	HeldEmail   string // the address the data is held under ("" : the notification address)
 	Right       string
 	Details     string
+	// Document is a copy of an identity document (nil: none sent; staff may ask).
+	Document *Document
 }
 
 var errBadLink = apperr.New(apperr.Invalid, "token_invalid", "this link is invalid, used or expired")
@@ -84,6 +86,15 @@ func (s *Service) SubmitVisitor(ctx context.Context, v VisitorSubmission) error 
 	if err := checkText("details", v.Details, maxDetails); err != nil {
 		return err
 	}
+	var doc []byte
+	var docType any
+	if v.Document != nil {
+		var ctype string
+		if doc, ctype, err = checkDocument(*v.Document, s.cfg.MaxDocument); err != nil {
+			return err
+		}
+		docType = ctype
+	}
 	var raw [32]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
@@ -91,17 +102,28 @@ func (s *Service) SubmitVisitor(ctx context.Context, v VisitorSubmission) error 
 	req := Request{ID: newID(), Requester: Visitor, Right: v.Right, State: Unconfirmed, ReceivedAt: now, DueDate: DueDate(now, 0),
 		UpdatedAt: now}
 	req.SubjectID = req.ID // the request is its own subject
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
+	var object string
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		key, err := s.vault.KeyIn(ctx, tx, req.SubjectID, true)
 		if err != nil {
 			return err
 		}
+		var objectArg, sizeArg any
+		if doc != nil {
+			// Stored before the row commits: a failed transaction deletes it below.
+			if object, err = s.putDocument(ctx, key, doc); err != nil {
+				return err
+			}
+			objectArg, sizeArg = object, len(doc)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
-			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, NULL, $14)`,
+			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at,
+			document_object, document_type, document_size)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, NULL, $14, $15, $16, $17)`,
 			req.ID, req.SubjectID, req.Requester, req.Right, req.State, store.Millis(now), string(req.DueDate),
 			key.SealOptional(labelDetails, v.Details), key.SealText(labelName, v.Name), key.SealText(labelNotify, notify),
-			key.SealText(labelHeld, held), tokenHash(token), store.Millis(now.Add(ConfirmTTL)), store.Millis(now)); err != nil {
+			key.SealText(labelHeld, held), tokenHash(token), store.Millis(now.Add(ConfirmTTL)), store.Millis(now),
+			objectArg, docType, sizeArg); err != nil {
 			return fmt.Errorf("requests: submit: %w", err)
 		}
 		if err := s.event(ctx, tx, key, req, ActionCreated, "", Unconfirmed, Actor{Kind: ByRequester}, ""); err != nil {
@@ -111,6 +133,14 @@ func (s *Service) SubmitVisitor(ctx context.Context, v VisitorSubmission) error 
 			Data: map[string]string{"Name": v.Name, "Right": RightName(v.Right),
 				"ConfirmLink": s.cfg.BaseURL + "/requests/confirm?token=" + token}})
 	})
+	if err != nil && object != "" {
+		cctx := context.WithoutCancel(ctx)
+		if derr := s.cfg.Blobs.Delete(cctx, object); derr != nil {
+			// Its key was never committed: what is left cannot be opened.
+			s.log.Warn("requests: removing the document of a request not recorded", "err", derr)
+		}
+	}
+	return err
 }
 
 func tokenHash(token string) string {
@@ -158,10 +188,12 @@ func (s *Service) Confirm(ctx context.Context, token string) (Request, error) {
 	return req, err
 }
 
-// Tidy deletes visitors' requests never confirmed, with their keys, once their link
-// has expired, and shreds the key of every visitor's request closed more than
-// ShredAfter ago, keeping what the request was and when (its right, states and dates)
-// but nothing that opens. It returns how many it deleted and shredded.
+// Tidy deletes visitors' requests never confirmed, with their keys and identity
+// documents, once their link has expired; deletes the identity document of every
+// closed request, and any document object no request names; and shreds the key of every visitor's request closed more than
+// ShredAfter ago (and whose download link, if any, is used or expired), keeping what
+// the request was and when (its right, states and dates) but nothing that opens. It
+// returns how many requests it deleted and shredded.
 func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 	now := store.Millis(s.now())
 	stale, err := store.Strings(ctx, s.db, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND state = 'unconfirmed' AND confirm_expires < $1`, now)
@@ -169,6 +201,16 @@ func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 		return 0, 0, fmt.Errorf("requests: tidy: %w", err)
 	}
 	for _, id := range stale {
+		var obj sql.NullString
+		if err := s.db.QueryRowContext(ctx, `SELECT document_object FROM privacy_requests WHERE id = $1`, id).Scan(&obj); err != nil &&
+			!errors.Is(err, sql.ErrNoRows) {
+			return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+		}
+		if obj.Valid {
+			if err := s.cfg.Blobs.Delete(ctx, obj.String); err != nil {
+				return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+			}
+		}
 		if err := s.db.InTx(ctx, func(tx *store.Tx) error {
 			if err := s.vault.Shred(ctx, tx, id); err != nil {
 				return err
@@ -180,8 +222,17 @@ func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 		}
 		deleted++
 	}
-	closed, err := store.Strings(ctx, s.db, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1`,
-		now-ShredAfter.Milliseconds())
+	if _, err := s.dropDocuments(ctx); err != nil {
+		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+	}
+	if _, err := s.dropOrphans(ctx); err != nil {
+		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+	}
+	// A download link still to be used keeps the key it needs (the address the data is
+	// held under) until it is used or expires.
+	closed, err := store.Strings(ctx, s.db, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1
+		AND (download_hash IS NULL OR download_used_at IS NOT NULL OR download_expires < $2)`,
+		now-ShredAfter.Milliseconds(), now)
 	if err != nil {
 		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
 	}

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"steward/internal/apperr"
@@ -162,4 +166,121 @@ func (s *Services) SubmitVisitorLimited(r *http.Request, v requests.VisitorSubmi
 		return err
 	}
 	return s.Requests.SubmitVisitor(r.Context(), v)
+}
+
+// maxVisitorField bounds each text field of a visitor's multipart request.
+const maxVisitorField = 64 << 10
+
+// VisitorFrom reads a request made without logging in from a multipart form: the
+// fields name, email, held_email, right and details, and the file document (a copy of
+// an identity document, optional). The document is read into memory, at most the
+// desk's limit and never to a temporary file, so that its type is checked from its
+// content and nothing is stored before the whole request is good.
+func (s *Services) VisitorFrom(w http.ResponseWriter, r *http.Request) (requests.VisitorSubmission, error) {
+	var v requests.VisitorSubmission
+	limit := s.Requests.MaxDocument()
+	r.Body = http.MaxBytesReader(w, r.Body, limit+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return v, apperr.New(apperr.Invalid, "multipart_invalid", "the form cannot be read: "+err.Error())
+	}
+	fields := map[string]*string{"name": &v.Name, "email": &v.NotifyEmail, "held_email": &v.HeldEmail, "right": &v.Right, "details": &v.Details}
+	for range 32 {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return v, nil
+		}
+		if err != nil {
+			return v, partError(err, "the form cannot be read")
+		}
+		name := part.FormName()
+		if name == "document" {
+			if part.FileName() == "" && v.Document == nil {
+				continue // the file input left empty
+			}
+			data, err := io.ReadAll(io.LimitReader(part, limit+1))
+			if err != nil {
+				return v, partError(err, "the document cannot be read")
+			}
+			if int64(len(data)) > limit {
+				return v, &apperr.Error{Kind: apperr.TooLarge, Code: "document_too_large", Field: "document",
+					Message: "is too large: " + requests.DocumentLimit(limit)}
+			}
+			v.Document = &requests.Document{Name: part.FileName(), ContentType: part.Header.Get("Content-Type"), Body: bytes.NewReader(data)}
+			continue
+		}
+		dst, ok := fields[name]
+		if !ok {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxVisitorField+1))
+		if err != nil {
+			return v, partError(err, "the form cannot be read")
+		}
+		if len(b) > maxVisitorField {
+			return v, apperr.Field(name, "too_long", "is too long")
+		}
+		*dst = string(b)
+	}
+	return v, apperr.New(apperr.Invalid, "multipart_invalid", "the form has too many parts")
+}
+
+// partError words a failure to read a multipart body: too large, or broken.
+func partError(err error, what string) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return apperr.New(apperr.TooLarge, "body_too_large", "the form is too large")
+	}
+	return apperr.New(apperr.Invalid, "multipart_invalid", what+": "+err.Error())
+}
+
+// ErrNoDataHeld answers a download link whose member is gone.
+var ErrNoDataHeld = apperr.New(apperr.NotFound, "no_data_held", "we hold no personal data under the address given (any account there has been erased)")
+
+// WriteRequestDownload uses a one-time download link and answers with the export of
+// the member it delivers, as the member's own export.
+func (s *Services) WriteRequestDownload(w http.ResponseWriter, r *http.Request, token string, fail FailFunc) {
+	got, err := s.Requests.Redeem(r.Context(), token)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	if got.AccountID == "" {
+		fail(w, r, ErrNoDataHeld)
+		return
+	}
+	subj, err := s.Accounts.Subject(r.Context(), got.AccountID)
+	if apperr.KindOf(err) == apperr.NotFound {
+		err = ErrNoDataHeld
+	}
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	s.WriteExport(w, r, subj, fail)
+}
+
+// ServeRequestDocument answers with a visitor's identity document as an attachment,
+// never rendered by the browser; staff opening it is recorded on the request and in
+// the audit log.
+func (s *Services) ServeRequestDocument(w http.ResponseWriter, r *http.Request, by requests.Actor, fail FailFunc) {
+	id := r.PathValue("id")
+	info, rc, err := s.Requests.Document(r.Context(), id, by)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", info.ContentType)
+	h.Set("Content-Disposition", ContentDisposition("identity-document-"+id+info.Extension()))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	if _, err := io.Copy(w, rc); err != nil {
+		// The headers are gone: a broken download, not a truncated file that looks whole.
+		s.Log.Warn("requests: sending an identity document", "request", id, "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }

@@ -23,6 +23,7 @@ type field struct {
 	Options      []option // a select's choices
 	PublicBox    bool     // offer "show on my public profile"
 	Public       bool     // ... ticked
+	Accept       string   // a file input's types
 }
 
 // Required reports whether the browser should insist on a value.

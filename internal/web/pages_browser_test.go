@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"steward/internal/consent"
+	"steward/internal/requests"
 )
 
 // axeFile is where .ci/run installs axe-core (npm install --prefix .tools/axe axe-core@4.10.3),
@@ -252,6 +254,31 @@ func TestPagesInBrowser(t *testing.T) {
 	n.post("/requests/new", url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "right": {"access"}}).
 		wantRedirect(t, "a request without a login", "/requests/sent")
 	requestConfirm := s.link("vera@example.com", "/requests/confirm")
+	// Two requests with an identity document: one waiting for the identity check, one
+	// answered with a download link.
+	visitorRequest := func(email string) string {
+		pdf := []byte("%PDF-1.4\nan identity card\n%%EOF\n")
+		if err := s.app.Requests().SubmitVisitor(t.Context(), requests.VisitorSubmission{Name: "Wanda Visitor", NotifyEmail: email,
+			HeldEmail: member, Right: requests.Access, Document: &requests.Document{Name: "id.pdf", ContentType: "application/pdf",
+				Body: bytes.NewReader(pdf)}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.app.Requests().Confirm(t.Context(), strings.TrimPrefix(s.link(email, "/requests/confirm"), "/requests/confirm?token="))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	checkID := visitorRequest("wanda@example.com")
+	answered := visitorRequest("xena@example.com")
+	dpoActor := requests.Actor{Kind: requests.ByStaff, ID: staffID}
+	if _, err := s.app.Requests().VerifyIdentity(t.Context(), answered, true, "", dpoActor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app.Requests().Transition(t.Context(), answered, requests.Change{State: requests.Done}, dpoActor); err != nil {
+		t.Fatal(err)
+	}
+	requestDownload := s.link("xena@example.com", "/requests/download")
 
 	n.post("/newsletter", url.Values{"first_name": {"Hedy"}, "last_name": {"Lamarr"}, "email": {"hedy@example.com"}})
 	confirm := s.link("hedy@example.com", "/newsletter/confirm")
@@ -273,6 +300,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"unsubscribe-test", "/unsubscribe/test"},
 		{"request-new", "/requests/new"}, {"request-sent", "/requests/sent"}, {"request-confirm", requestConfirm},
 		{"request-confirmed", "/requests/confirmed"},
+		{"request-download", requestDownload}, {"request-download-bad", "/requests/download?token=bogus"},
 	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
@@ -284,6 +312,7 @@ func TestPagesInBrowser(t *testing.T) {
 	st.post(campaign+"/test", nil).wantRedirect(t, "test mail", campaign+"?tested=1")
 	staffs := []visit{
 		{"staff-requests", "/staff/requests"}, {"staff-request", "/staff/requests/" + reqs[0].ID},
+		{"staff-request-visitor", "/staff/requests/" + checkID}, {"staff-request-answered", "/staff/requests/" + answered},
 		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign},
 		{"campaign-tested", campaign + "?tested=1"}, {"campaign-edit", campaign + "/edit"},
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},

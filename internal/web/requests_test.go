@@ -1,8 +1,12 @@
 package web_test
 
 import (
+	"bytes"
 	"html"
+	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -132,6 +136,92 @@ func TestVisitorRequestPages(t *testing.T) {
 			if got, _, err := s.app.Requests().Get(t.Context(), q[0].ID); err != nil || got.RequesterName != "Vera Visitor" || got.HeldEmail != "vera@example.com" {
 				t.Errorf("the request = %+v, %v", got, err)
 			}
+		})
+	}
+}
+
+// visitorForm is the multipart form of a request without a login, with a document.
+func visitorForm(fields url.Values, name, ctype string, content []byte) (io.Reader, http.Header) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, vs := range fields {
+		for _, v := range vs {
+			_ = mw.WriteField(k, v)
+		}
+	}
+	hdr := textproto.MIMEHeader{}
+	hdr.Set("Content-Disposition", `form-data; name="document"; filename="`+name+`"`)
+	hdr.Set("Content-Type", ctype)
+	pw, _ := mw.CreatePart(hdr)
+	_, _ = pw.Write(content)
+	_ = mw.Close()
+	return &body, http.Header{"Content-Type": {mw.FormDataContentType()}}
+}
+
+// An identity document through the pages: the form takes a file, a file whose content
+// lies about its type is refused beside the field, the dpo opens the document and
+// verifies the identity, and the access request is answered with a one-time download
+// page: a button, the archive once, then a clear "used".
+func TestVisitorDocumentPages(t *testing.T) {
+	t.Parallel()
+	for dialect, dbURL := range storetest.Engines(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			s := start(t, dbURL)
+			m := s.client()
+			s.signUp(t, m, "held@example.com", "Hedda Held", "quiet harbour 2026 lamp")
+			st := s.client()
+			staffID := s.signUp(t, st, "dpo@example.com", "Dora Dpo", "ledger of lanterns 77")
+			if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+				t.Fatal(err)
+			}
+			c := s.client()
+			c.get("/requests/new").want(t, "form", http.StatusOK, `enctype="multipart/form-data"`, `name="document"`, `type="file"`, `accept=".pdf`)
+			fields := url.Values{"name": {"Vera Visitor"}, "email": {"vera@example.com"}, "held_email": {"held@example.com"}, "right": {"access"}}
+			pdf := []byte("%PDF-1.4\nan identity card\n%%EOF\n")
+			body, hdr := visitorForm(fields, "passport.png", "image/png", pdf)
+			c.send(http.MethodPost, "/requests/new", body, hdr).want(t, "a PDF named .png", http.StatusBadRequest,
+				"Please correct the field marked below", "Copy of an identity document is named .png but its content is a PDF file", `value="Vera Visitor"`)
+			body, hdr = visitorForm(fields, "notes.pdf", "application/pdf", []byte("plain text"))
+			c.send(http.MethodPost, "/requests/new", body, hdr).want(t, "text as a PDF", http.StatusBadRequest,
+				"Copy of an identity document must be a PDF, JPEG or PNG file")
+			if q, err := s.app.Requests().Queue(t.Context(), requests.Filter{}); err != nil || len(q) != 0 {
+				t.Fatalf("refused forms recorded %v (%v)", q, err)
+			}
+			body, hdr = visitorForm(fields, "passport.pdf", "application/pdf", pdf)
+			c.send(http.MethodPost, "/requests/new", body, hdr).wantRedirect(t, "sent", "/requests/sent")
+			token := strings.TrimPrefix(s.link("vera@example.com", "/requests/confirm"), "/requests/confirm?token=")
+			c.post("/requests/confirm", url.Values{"token": {token}}).wantRedirect(t, "confirm", "/requests/confirmed")
+			q, err := s.app.Requests().Queue(t.Context(), requests.Filter{State: requests.Received})
+			if err != nil || len(q) != 1 {
+				t.Fatalf("received = %v (%v)", q, err)
+			}
+			id := q[0].ID
+
+			st.get("/staff/requests/"+id).want(t, "staff page", http.StatusOK, "Identity document", "/staff/requests/"+id+"/document",
+				"PDF, ", "Check the identity", `value="verified"`)
+			d := st.get("/staff/requests/" + id + "/document")
+			d.want(t, "document", http.StatusOK)
+			if d.body != string(pdf) || !strings.HasPrefix(d.header.Get("Content-Disposition"), "attachment") ||
+				!strings.Contains(d.header.Get("Content-Security-Policy"), "sandbox") {
+				t.Errorf("document = %q %v", d.body, d.header)
+			}
+			st.post("/staff/requests/"+id+"/identity", url.Values{"decision": {"maybe"}}).want(t, "no decision", http.StatusBadRequest, "verified or refused")
+			st.post("/staff/requests/"+id+"/identity", url.Values{"decision": {"verified"}, "id_note": {"Passport matches"}}).
+				wantRedirect(t, "verified", "/staff/requests/"+id+"?done=verified")
+			st.get("/staff/requests/"+id).want(t, "verified page", http.StatusOK, "Identity verified", "Identity document viewed")
+			st.post("/staff/requests/"+id+"/state", url.Values{"state": {"done"}}).wantRedirect(t, "done", "/staff/requests/"+id+"?done=changed")
+
+			link := s.link("vera@example.com", "/requests/download")
+			c.get(link).want(t, "download page", http.StatusOK, "Download my data")
+			c.get("/requests/download?token=bogus").want(t, "bogus", http.StatusBadRequest, "This download link is invalid")
+			dl := strings.TrimPrefix(link, "/requests/download?token=")
+			z := c.post("/requests/download", url.Values{"token": {dl}})
+			if z.status != http.StatusOK || z.header.Get("Content-Type") != "application/zip" {
+				t.Fatalf("download = %d %v", z.status, z.header)
+			}
+			c.post("/requests/download", url.Values{"token": {dl}}).want(t, "used", http.StatusConflict, "was used already")
+			c.get(link).want(t, "used link page", http.StatusConflict, "was used already", "make a new request")
 		})
 	}
 }

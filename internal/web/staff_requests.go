@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/requests"
+	"steward/internal/server"
 )
 
 // staffRequestsView is the DPO's queue: the warning of requests due soon or overdue,
@@ -83,6 +85,13 @@ type staffRequestView struct {
 	Error     string
 	ExtendErr string
 	Notice    string
+	// A visitor's identity: the document sent, if any, and whether staff still have
+	// to decide on it.
+	Document    string // "PDF, 1.2 MB"; "" when none is held
+	CheckID     bool
+	Verified    bool
+	Identity    []field
+	IdentityErr string
 }
 
 // eventRow is one change of a request.
@@ -94,11 +103,16 @@ type eventRow struct {
 }
 
 func (p *Pages) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {
-	notice := map[string]string{"changed": "The request is updated.", "extended": "The due date is extended; the requester is told why."}[r.URL.Query().Get("done")]
+	notice := map[string]string{"changed": "The request is updated.", "extended": "The due date is extended; the requester is told why.",
+		"verified": "The identity is marked verified; the request is in progress."}[r.URL.Query().Get("done")]
 	p.renderStaffRequest(w, r, http.StatusOK, staffRequestView{Notice: notice}, "", "", "")
 }
 
 func (p *Pages) renderStaffRequest(w http.ResponseWriter, r *http.Request, status int, v staffRequestView, state, note, reason string) {
+	p.renderStaffRequestID(w, r, status, v, state, note, reason, "")
+}
+
+func (p *Pages) renderStaffRequestID(w http.ResponseWriter, r *http.Request, status int, v staffRequestView, state, note, reason, idNote string) {
 	req, evs, err := p.o.Requests.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		p.fail(w, r, err)
@@ -124,6 +138,17 @@ func (p *Pages) renderStaffRequest(w http.ResponseWriter, r *http.Request, statu
 		v.Extend = []field{months, {Name: "reason", Label: labels["reason"], Need: "required", Type: "textarea", Rows: 3, Value: reason,
 			Hint: "Mailed to the requester. The law allows an extension where a request is complex or requests are many."}}
 	}
+	if d := req.Document; d != nil {
+		v.Document = strings.ToUpper(strings.TrimPrefix(d.Extension(), ".")) + ", " + humanSize(d.Size)
+	}
+	for _, e := range evs {
+		v.Verified = v.Verified || e.Action == requests.ActionIdentity
+	}
+	v.CheckID = req.Requester == requests.Visitor && req.Open() && req.State != requests.Unconfirmed && !v.Verified
+	if v.CheckID {
+		v.Identity = []field{{Name: "id_note", Label: "Note", Need: "optional", Type: "textarea", Rows: 3, Value: idNote,
+			Hint: "How the identity was checked; for a refusal, the reason, which is mailed to the requester."}}
+	}
 	p.render(w, r, status, "staff-request", "Request: "+v.Right, true, v)
 }
 
@@ -140,6 +165,16 @@ func eventRows(evs []requests.Event) []eventRow {
 			}
 		case requests.ActionExtended:
 			what = "Due date extended"
+		case requests.ActionIdentity:
+			what = "Identity verified"
+		case requests.ActionDocument:
+			what = "Identity document viewed"
+		case requests.ActionLinkSent:
+			what = "Download link sent"
+		case requests.ActionNoData:
+			what = "Answered: no data held"
+		case requests.ActionDownloaded:
+			what = "Data downloaded"
 		}
 		out = append(out, eventRow{At: e.At, What: what, Actor: e.Actor, Note: e.Note})
 	}
@@ -187,4 +222,45 @@ func (p *Pages) extendRequest(w http.ResponseWriter, r *http.Request, sess accou
 		return
 	}
 	redirect(w, r, "/staff/requests/"+url.PathEscape(r.PathValue("id"))+"?done=extended")
+}
+
+// verifyIdentity records the decision on a visitor's identity: verified, or refused
+// with the note as the reason.
+func (p *Pages) verifyIdentity(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	decision, note := r.PostFormValue("decision"), r.PostFormValue("id_note")
+	var err error
+	switch decision {
+	case "verified", "refused":
+		_, err = p.o.Requests.VerifyIdentity(r.Context(), r.PathValue("id"), decision == "verified", note, p.staffActor(r, sess))
+	default:
+		err = apperr.Field("decision", "required", "is required: verified or refused")
+	}
+	if err != nil {
+		if apperr.KindOf(err) == apperr.NotFound {
+			p.fail(w, r, err)
+			return
+		}
+		var v staffRequestView
+		d := server.Public(p.o.Log, r, err)
+		v.IdentityErr = sentence(labels[d.Field], d.Message)
+		if d.Field == "note" {
+			v.IdentityErr = sentence("Note", d.Message)
+		}
+		p.renderStaffRequestID(w, r, status(w, err), v, "", "", "", note)
+		return
+	}
+	done := "verified"
+	if decision == "refused" {
+		done = "changed"
+	}
+	redirect(w, r, "/staff/requests/"+url.PathEscape(r.PathValue("id"))+"?done="+done)
+}
+
+// requestDocument sends a visitor's identity document as an attachment.
+func (p *Pages) requestDocument(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	p.o.ServeRequestDocument(w, r, p.staffActor(r, sess), p.fail)
 }

@@ -111,7 +111,7 @@ var pageNames = []string{
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign", "campaign-edit", "campaign-delete", "campaign-send", "unsubscribe-test",
 	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
-	"request-new", "request-sent", "request-confirm", "request-confirmed",
+	"request-new", "request-sent", "request-confirm", "request-confirmed", "request-download",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -260,6 +260,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/requests/{id}", p.staff(p.staffRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/extend", p.staff(p.extendRequest, requests.WarnRole))
+	mux.HandleFunc("POST /staff/requests/{id}/identity", p.staff(p.verifyIdentity, requests.WarnRole))
+	mux.HandleFunc("GET /staff/requests/{id}/document", p.staff(p.requestDocument, requests.WarnRole))
+	mux.HandleFunc("GET /requests/download", p.downloadForm)
+	mux.HandleFunc("POST /requests/download", p.requestDownload)
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
