@@ -399,3 +399,32 @@ func TestRequestDownloadLink(t *testing.T) {
 		}
 	})
 }
+
+// Multipart bodies of requests without a login (up to megabytes each) have a budget
+// per IP that is spent before the body is read: bodies refused while they are read
+// spend it too, and past it the answer is 429 without reading.
+func TestVisitorUploadLimit(t *testing.T) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
+		h := apptest.Start(t, dbURL, "--rate-limits=true")
+		// A field past the 64 KiB a field may hold: refused while the body is read.
+		body := "--XYZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n" + strings.Repeat("x", 70<<10) + "\r\n--XYZ--\r\n"
+		send := func() int {
+			req, _ := http.NewRequest("POST", h.URL+"/api/v1/requests", strings.NewReader(body))
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=XYZ")
+			resp, err := h.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		for i := range 6 {
+			if st := send(); st != 400 {
+				t.Fatalf("unreadable body %d = %d, want 400", i+1, st)
+			}
+		}
+		if st := send(); st != 429 {
+			t.Fatalf("the 7th body in a minute = %d, want 429", st)
+		}
+	})
+}

@@ -38,6 +38,7 @@ var (
 	rulePasswordCheck = ratelimit.Rule{Burst: 5, Every: 20 * time.Second} // per account
 	ruleRegister      = ratelimit.Rule{Burst: 5, Every: 2 * time.Minute}  // per IP, per address
 	ruleReset         = ratelimit.Rule{Burst: 3, Every: 5 * time.Minute}  // per IP, per address
+	ruleRequestUpload = ratelimit.Rule{Burst: 6, Every: time.Minute}      // multipart request bodies, per IP
 )
 
 // knownDeviceFor is how long a browser stays a known device after its last login.
@@ -164,6 +165,16 @@ func (l *Limits) Reset(ctx context.Context, ip, email string) error {
 // own, as large as the reset's (per IP and per address).
 func (l *Limits) Resend(ctx context.Context, ip, email string) error {
 	return l.ipAndAddress(ctx, "resend", ruleReset, ip, "addr", email)
+}
+
+// RequestUpload spends, per IP, the budget of multipart bodies of requests made without
+// logging in (with an identity document, up to megabytes each): before the body is
+// read, so that a client cannot make the node read them faster than that.
+func (l *Limits) RequestUpload(ctx context.Context, ip string) error {
+	if l.off {
+		return nil
+	}
+	return l.take(ctx, "request-upload", ruleRequestUpload, "ip\n"+ip)
 }
 
 // Request spends the limits of a request made without logging in (its confirmation

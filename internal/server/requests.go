@@ -178,6 +178,11 @@ const maxVisitorField = 64 << 10
 // content and nothing is stored before the whole request is good.
 func (s *Services) VisitorFrom(w http.ResponseWriter, r *http.Request) (requests.VisitorSubmission, error) {
 	var v requests.VisitorSubmission
+	// The body may be megabytes: its own budget per IP is spent before it is read
+	// (the address's budget needs the body, and is spent after).
+	if err := s.Limits.RequestUpload(r.Context(), s.ClientIP(r)); err != nil {
+		return v, err
+	}
 	limit := s.Requests.MaxDocument()
 	r.Body = http.MaxBytesReader(w, r.Body, limit+1<<20)
 	mr, err := r.MultipartReader()
