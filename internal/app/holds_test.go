@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"steward/internal/app/apptest"
+	"steward/internal/cli"
 	"steward/internal/datamap"
 	"steward/internal/vault"
 )
@@ -221,4 +223,42 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// "steward residue" reports what a hold keeps as held, by holder and hold, and exits 0;
+// anything of the member outside the held holders still fails it.
+func TestCLIResidueAccountsForHolds(t *testing.T) {
+	h := apptest.Start(t, "")
+	ctx := context.Background()
+	dpoTok, memberID, memberTok, _ := holdSetup(t, h, "cli.held@example.org")
+	r := h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": memberID, "holders": []string{"requests"}, "reason": "Litigation"}, dpoTok)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("place: %d %s", r.Status, r.Body)
+	}
+	holdID := r.JSON()["id"].(string)
+	eraseMember(t, h, memberTok, "holding")
+	env := func(k string) string {
+		if k == "STEWARD_DATA" {
+			return h.Data
+		}
+		return ""
+	}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(ctx, args, env, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	code, out := run("residue", memberID, "--log-level", "error")
+	if code != 0 || !strings.Contains(out, "held: privacy_requests.subject_id") || !strings.Contains(out, holdID) ||
+		!strings.Contains(out, "until released") || !strings.Contains(out, "no residue") || strings.Contains(out, "found:") {
+		t.Fatalf("residue under a hold: exit %d, want 0 with the held data named\n%s", code, out)
+	}
+	// The member's id where no hold keeps it is residue.
+	if _, err := h.App.DB().ExecContext(ctx, `INSERT INTO audit_log (at, event, account_id, ip, detail, sealed) VALUES (0, 'planted', NULL, '', $1, 1)`,
+		"left behind "+memberID); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run("residue", memberID, "--log-level", "error"); code != 1 || !strings.Contains(out, "found: audit_log.detail") {
+		t.Errorf("residue with a planted row: exit %d, want 1 naming audit_log.detail\n%s", code, out)
+	}
 }
