@@ -24,6 +24,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/holds"
 	"steward/internal/requests"
 	"steward/internal/server"
 )
@@ -111,7 +112,7 @@ var pageNames = []string{
 	"newsletter", "newsletter-sent", "newsletter-confirm", "newsletter-confirmed", "unsubscribe", "unsubscribed",
 	"campaigns", "campaign-new", "campaign", "campaign-edit", "campaign-delete", "campaign-send", "unsubscribe-test",
 	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
-	"request-new", "request-sent", "request-confirm", "request-confirmed",
+	"request-new", "request-sent", "request-confirm", "request-confirmed", "staff-holds", "staff-hold-release",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -260,6 +261,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/requests/{id}", p.staff(p.staffRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/extend", p.staff(p.extendRequest, requests.WarnRole))
+	mux.HandleFunc("GET /staff/holds", p.staff(p.staffHolds, holds.Role))
+	mux.HandleFunc("POST /staff/holds", p.staff(p.placeHold, holds.Role))
+	mux.HandleFunc("GET /staff/holds/{hold}/release", p.staff(p.releaseHoldForm, holds.Role))
+	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.releaseHold, holds.Role))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
