@@ -43,7 +43,12 @@ func (p *Pages) holdRows(list []holds.Hold, staff bool) []holdRow {
 			row.Subject = h.SubjectID
 		}
 		for _, n := range h.Holders {
-			row.Holders = append(row.Holders, heldHolder{Name: n, Description: p.o.Holds.Describe(n)})
+			// The member reads the same words as the erasure's steps.
+			words := stepNames[n]
+			if staff || words == "" {
+				words = p.o.Holds.Describe(n)
+			}
+			row.Holders = append(row.Holders, heldHolder{Name: n, Description: words})
 		}
 		out = append(out, row)
 	}
