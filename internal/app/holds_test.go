@@ -262,3 +262,71 @@ func TestCLIResidueAccountsForHolds(t *testing.T) {
 		t.Errorf("residue with a planted row: exit %d, want 1 naming audit_log.detail\n%s", code, out)
 	}
 }
+
+// Bad input to the holds API: each refusal names the field, and nothing is placed.
+func TestHoldAPIBadInput(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		ctx := context.Background()
+		dpoTok, memberID, _, _ := holdSetup(t, h, "bad.input@example.org")
+		_, goneTok := h.Member("gone.before@example.org", pw, nil)
+		goneID := h.Do("GET", "/api/v1/me", nil, goneTok).JSON()["id"].(string)
+		h.WaitErasure(eraseMember(t, h, goneTok, "done"))
+		future := h.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		for _, tc := range []struct {
+			name        string
+			body        any
+			field, code string
+		}{
+			{"no subject", map[string]any{"holders": []string{"requests"}, "reason": "r"}, "subject", "required"},
+			{"unknown subject", map[string]any{"subject": "no-such-member", "holders": []string{"requests"}, "reason": "r"}, "subject", "unknown"},
+			{"erased subject by id", map[string]any{"subject": goneID, "holders": []string{"requests"}, "reason": "r"}, "subject", "erased"},
+			{"erased subject by email", map[string]any{"subject": "gone.before@example.org", "holders": []string{"requests"}, "reason": "r"}, "subject", "erased"},
+			{"no holders", map[string]any{"subject": memberID, "reason": "r"}, "holders", "required"},
+			{"unknown holder", map[string]any{"subject": memberID, "holders": []string{"requests", "nope"}, "reason": "r"}, "holders", "unknown_holder"},
+			{"the holds themselves", map[string]any{"subject": memberID, "holders": []string{"legal_holds"}, "reason": "r"}, "holders", "unknown_holder"},
+			{"no reason", map[string]any{"subject": memberID, "holders": []string{"requests"}, "reason": "  "}, "reason", "required"},
+			{"long reason", map[string]any{"subject": memberID, "holders": []string{"requests"}, "reason": strings.Repeat("x", 2001)}, "reason", "too_long"},
+			{"until passed", map[string]any{"subject": memberID, "holders": []string{"requests"}, "reason": "r",
+				"until": h.Clock.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}, "until", "past"},
+			{"until not a date", map[string]any{"subject": memberID, "holders": []string{"requests"}, "reason": "r", "until": "next week"}, "until", "date_invalid"},
+			{"holders not a list", map[string]any{"subject": memberID, "holders": "requests", "reason": "r", "until": future}, "holders", "wrong_type"},
+		} {
+			r := h.Do("POST", "/api/v1/staff/holds", tc.body, dpoTok)
+			field, code := r.ErrorField()
+			if r.Status != http.StatusBadRequest || field != tc.field || (tc.code != "" && code != tc.code) {
+				t.Errorf("%s: %d %s/%s, want 400 %s/%s: %s", tc.name, r.Status, field, code, tc.field, tc.code, r.Body)
+			}
+		}
+		if list, err := h.App.Holds().List(ctx, ""); err != nil || len(list) != 0 {
+			t.Errorf("holds after bad input: %v, %v; want none", list, err)
+		}
+		if r := h.Do("GET", "/api/v1/staff/holds/no-such-hold", nil, dpoTok); r.Status != http.StatusNotFound {
+			t.Errorf("unknown hold = %d, want 404", r.Status)
+		}
+		if r := h.Do("POST", "/api/v1/staff/holds/no-such-hold/release", nil, dpoTok); r.Status != http.StatusNotFound {
+			t.Errorf("release of an unknown hold = %d, want 404", r.Status)
+		}
+		// A good one is listed for staff with the subject, and audited.
+		r := h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": memberID, "holders": []string{" requests ", "requests", "consent"},
+			"reason": "Regulator's inquiry", "until": future}, dpoTok)
+		if r.Status != http.StatusCreated || r.Header.Get("Location") != "/api/v1/staff/holds/"+r.JSON()["id"].(string) {
+			t.Fatalf("place: %d %s", r.Status, r.Body)
+		}
+		if got := mustJSON(t, r.JSON()["holders"]); !strings.Contains(got, `"name":"consent"`) || strings.Count(got, `"name":"requests"`) != 1 {
+			t.Errorf("holders = %s, want consent and requests once each", got)
+		}
+		list := h.Do("GET", "/api/v1/staff/holds?subject="+memberID, nil, dpoTok)
+		if list.Status != http.StatusOK || !strings.Contains(string(list.Body), `"subject":"`+memberID+`"`) || !strings.Contains(string(list.Body), `"holdable"`) {
+			t.Errorf("staff list: %d %s", list.Status, list.Body)
+		}
+		var n int
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE event = 'legal_hold_placed'`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("audit of placing = %d (%v), want 1", n, err)
+		}
+		// The reason is sealed at rest.
+		var sealed string
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT reason FROM legal_holds`).Scan(&sealed); err != nil || strings.Contains(sealed, "Regulator") {
+			t.Errorf("reason at rest = %q (%v), want sealed", sealed, err)
+		}
+	})
+}
