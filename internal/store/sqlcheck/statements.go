@@ -153,8 +153,8 @@ var statements = []statement{
 	{"internal/consent/sealed.go:226", postgresOnly, `UPDATE consent_events SET evidence = u.ev FROM unnest($1::bigint[], $2::text[]) AS u(id, ev)
 					WHERE consent_events.id = u.id AND consent_events.id BETWEEN $3 AND $4 AND (substr(evidence, 1, 1) = '{' OR evidence = 'null')`},
 	{"internal/consent/sealed.go:230", sqliteOnly, `UPDATE consent_events SET evidence = $1 WHERE id = $2 AND (substr(evidence, 1, 1) = '{' OR evidence = 'null')`},
-	{"internal/datamap/held.go:132", sqliteOnly, `PRAGMA page_size`},
-	{"internal/datamap/held.go:167", sqliteOnly, `SELECT s.tbl_name, d.pageno FROM dbstat d JOIN sqlite_schema s ON s.name = d.name`},
+	{"internal/datamap/held.go:141", sqliteOnly, `PRAGMA page_size`},
+	{"internal/datamap/held.go:176", sqliteOnly, `SELECT s.tbl_name, d.pageno FROM dbstat d JOIN sqlite_schema s ON s.name = d.name`},
 	{"internal/datamap/raw.go:82", postgresOnly, `CHECKPOINT`},
 	{"internal/datamap/raw.go:92", postgresOnly, `
 WITH own AS (
@@ -413,21 +413,21 @@ SELECT what, path, tbl FROM (
 	{"internal/rights/erasure.go:135", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
 	{"internal/rights/erasure.go:193", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:230", bothEngines, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:248", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '' WHERE id = $2`},
-	{"internal/rights/erasure.go:264", bothEngines, `DELETE FROM erasure_ledger WHERE hash = $1`},
-	{"internal/rights/erasure.go:267", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/rights/erasure.go:272", bothEngines, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
+	{"internal/rights/erasure.go:231", bothEngines, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:249", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '' WHERE id = $2`},
+	{"internal/rights/erasure.go:265", bothEngines, `DELETE FROM erasure_ledger WHERE hash = $1`},
+	{"internal/rights/erasure.go:268", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/rights/erasure.go:273", bothEngines, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
 			last_error = '' WHERE id = $2`},
-	{"internal/rights/erasure.go:293", bothEngines, `SELECT id FROM erasure_requests WHERE state = $1 ORDER BY created_at`},
-	{"internal/rights/erasure.go:306", bothEngines, `SELECT id FROM erasure_requests WHERE subject_id = $1 AND state = $2`},
-	{"internal/rights/erasure.go:317", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:331", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
-	{"internal/rights/erasure.go:387", bothEngines, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`},
-	{"internal/rights/erasure.go:405", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at, subject_id
+	{"internal/rights/erasure.go:294", bothEngines, `SELECT id FROM erasure_requests WHERE state = $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:307", bothEngines, `SELECT id FROM erasure_requests WHERE subject_id = $1 AND state = $2`},
+	{"internal/rights/erasure.go:318", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:332", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
+	{"internal/rights/erasure.go:388", bothEngines, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`},
+	{"internal/rights/erasure.go:406", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at, subject_id
 		FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:421", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
-	{"internal/rights/erasure.go:432", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
+	{"internal/rights/erasure.go:422", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:433", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
 	{"internal/rights/ledger.go:419", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (hash) DO NOTHING`},
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
