@@ -369,7 +369,9 @@ func TestScanAndHolders(t *testing.T) {
 			if !slices.ContainsFunc(held, func(h Held) bool { return strings.Contains(h.Where, "(pages of dm_held)") }) {
 				t.Errorf("held = %v, want the pages of dm_held in the database's files", held)
 			}
-			if !slices.ContainsFunc(residue, func(f Finding) bool { return strings.Contains(f.Where, "(pages of dm_msgs)") || strings.HasPrefix(f.Where, "file ") && f.Table == "" }) {
+			if !slices.ContainsFunc(residue, func(f Finding) bool {
+				return strings.Contains(f.Where, "(pages of dm_msgs)") || strings.HasPrefix(f.Where, "file ") && f.Table == ""
+			}) {
 				t.Errorf("residue = %v, want dm_msgs's bytes in the database's files", residue)
 			}
 		}
