@@ -46,6 +46,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerChildren(mux)
 	a.registerNotices(mux)
 	a.registerRequests(mux)
+	a.registerHolds(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

@@ -142,6 +142,9 @@ type erasureResponse struct {
 	StepsDone   []string  `json:"steps_done"`
 	CreatedAt   time.Time `json:"created_at"`
 	CompletedAt time.Time `json:"completed_at,omitzero"`
+	// Kept is what legal holds keep while the request is holding: what, why and until
+	// when (P-ERASE-2).
+	Kept []holdResponse `json:"kept,omitempty"`
 }
 
 func (a *API) deleteMe(w http.ResponseWriter, r *http.Request, sess account.Session) {
@@ -172,8 +175,9 @@ func (a *API) deleteMe(w http.ResponseWriter, r *http.Request, sess account.Sess
 	server.WriteJSON(w, http.StatusAccepted, erasureResponse{RequestID: id, State: "pending", StepsDone: []string{}, CreatedAt: a.Now().UTC()})
 }
 
-// erasure shows the state of an erasure request to whoever holds its random id: it
-// carries no personal data, and the member has no session any more to ask with.
+// erasure shows the state of an erasure request to whoever holds its random id (the
+// member has no session any more to ask with): no personal data but, while legal holds
+// keep some, what they keep, their reasons and until when, which the member is told.
 func (a *API) erasure(w http.ResponseWriter, r *http.Request) {
 	req, err := a.Rights.Request(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -184,8 +188,13 @@ func (a *API) erasure(w http.ResponseWriter, r *http.Request) {
 	if steps == nil {
 		steps = []string{}
 	}
+	kept, err := a.ErasureHolds(r.Context(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	server.WriteJSON(w, http.StatusOK, erasureResponse{RequestID: req.ID, State: req.State, StepsDone: steps,
-		CreatedAt: req.CreatedAt, CompletedAt: req.CompletedAt})
+		CreatedAt: req.CreatedAt, CompletedAt: req.CompletedAt, Kept: a.toHolds(kept, false)})
 }
 
 func (a *API) export(w http.ResponseWriter, r *http.Request, sess account.Session) {

@@ -109,8 +109,13 @@ func (a *API) myRequests(w http.ResponseWriter, r *http.Request, sess account.Se
 	for i, req := range list {
 		out[i] = a.toRequest(req, nil, false)
 	}
+	held, err := a.Holds.InForce(r.Context(), sess.AccountID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	c := a.Contacts
-	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "rights": requests.Rights,
+	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "rights": requests.Rights, "holds": a.toHolds(held, false),
 		"contacts": contactsResponse{DPO: c.DPO, EURepresentative: c.EURepresentative, SupervisoryAuthority: c.Authority}})
 }
 

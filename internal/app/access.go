@@ -8,6 +8,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/files"
 	"steward/internal/governance"
+	"steward/internal/holds"
 	"steward/internal/jobs"
 	"steward/internal/mail"
 	"steward/internal/newsletter"
@@ -71,3 +72,6 @@ func (a *App) Routes() []string { return append([]string(nil), a.patterns...) }
 
 // Requests is the rights desk.
 func (a *App) Requests() *requests.Service { return a.requests }
+
+// Holds is the legal holds service.
+func (a *App) Holds() *holds.Service { return a.holds }

@@ -25,6 +25,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/files"
 	"steward/internal/governance"
+	"steward/internal/holds"
 	"steward/internal/inbound"
 	"steward/internal/jobs"
 	"steward/internal/mail"
@@ -63,6 +64,7 @@ type App struct {
 	notices    *notices.Service
 	staff      *governance.Staff
 	requests   *requests.Service
+	holds      *holds.Service
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -283,7 +285,12 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	}
 	// The erasure ledger is kept in the database and, one object per erasure, in the
 	// files' blob store: apart from database backups (Start replays it).
-	a.rights = rights.New(a.db, a.registry, a.accounts, a.jobs, rights.Ledger{Key: key, Index: index, Blobs: a.blobs}, a.now, a.log)
+	// Holds ask the ledger (holds to rights) whether a subject was erased; erasure asks
+	// the holds what to keep (rights to holds).
+	a.holds = holds.New(a.db, a.vault, a.audit, a.registry, a.accounts, func(ctx context.Context, id string) (time.Time, bool, error) {
+		return a.rights.Erased(ctx, id)
+	}, a.jobs, a.now)
+	a.rights = rights.New(a.db, a.registry, a.accounts, a.holds, a.jobs, rights.Ledger{Key: key, Index: index, Blobs: a.blobs}, a.now, a.log)
 	a.requests = requests.New(a.db, a.vault, a.outbox, a.audit, directory{a}, requests.Config{BaseURL: cfg.BaseURL,
 		Authority: cfg.SupervisoryAuthority, Blobs: a.blobs, MaxDocument: cfg.MaxRequestDocument, DownloadTTL: cfg.RequestDownloadTTL},
 		a.now, a.log)
@@ -347,13 +354,15 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.Register(files.Holder{S: a.files})
 	reg.Register(vault.Holder{})
 	reg.Register(notices.Holder{S: a.notices})
+	reg.Register(holds.Holder{})
 	// Erasure: the processors' notices are recorded first, while the member's address
 	// and ledger still tell what to send and to whom; then the data key goes, so every
 	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
 	// at once; then what references the member; the account last, so the member stays
-	// unable to log in throughout.
+	// unable to log in throughout. While a legal hold is in force, what it keeps, the
+	// data key and the holds are passed over, and erased in this order when it ends.
 	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "erasure", "requests", "mail_outbox",
-		"audit_log", "account"); err != nil {
+		"audit_log", "legal_holds", "account"); err != nil {
 		return nil, err
 	}
 	reg.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
@@ -394,6 +403,8 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(time.Hour, requests.TidyArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ holds.EndedArgs) error { return a.rights.HoldsEnded(ctx) })
+	a.jobs.Every(time.Hour, holds.EndedArgs{})
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
@@ -405,7 +416,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
-		Requests: a.requests, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Requests: a.requests, Holds: a.holds, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

@@ -93,7 +93,7 @@ func staffOnly(s, anonAnswer, refused string, roles ...actor) answers {
 }
 
 // probe is how a route is tried: the path (with {file}, {session}, {receipt},
-// {campaign}, {request}, {erasure} or {owner} for A's resources), the body of a request that
+// {campaign}, {request}, {hold}, {erasure} or {owner} for A's resources), the body of a request that
 // has one (JSON for the API, a form for the pages), and the answers expected.
 type probe struct {
 	path string // the pattern's path when empty
@@ -182,7 +182,14 @@ var authz = map[string]probe{
 		want: staffOnly("400", "401", "403", dpo)},
 	"GET /api/v1/staff/requests/{id}/document": {path: "/api/v1/staff/requests/{request}/document", want: staffOnly("404", "401", "403", dpo)},
 	"POST /api/v1/requests/download":           {body: `{}`, want: everyone("400")},
-	"/api/":                                    {path: "/api/v1/nothing-here", want: everyone("404")},
+	// Legal holds: the member's own, and the DPO's desk.
+	"GET /api/v1/me/holds":           {want: own("200", "401")},
+	"POST /api/v1/staff/holds":       {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/holds":        {want: staffOnly("200", "401", "403", dpo)},
+	"GET /api/v1/staff/holds/{hold}": {path: "/api/v1/staff/holds/{hold}", want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/holds/{hold}/release": {path: "/api/v1/staff/holds/{hold}/release",
+		want: staffOnly("200", "401", "403", dpo)},
+	"/api/": {path: "/api/v1/nothing-here", want: everyone("404")},
 
 	// The pages.
 	"GET /{$}":                  {path: "/", want: everyone("200")},
@@ -284,6 +291,12 @@ var authz = map[string]probe{
 	"GET /account/preferences/receipts/{id}/download": {path: "/account/preferences/receipts/{receipt}/download", want: owned("200", toLogin)},
 	"GET /receipts/verify":                            {want: everyone("200")},
 	"POST /receipts/verify":                           {want: everyone("400")},
+
+	// The DPO's legal holds.
+	"GET /staff/holds":                 {want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/holds":                {want: staffOnly("400", toLogin, "403", dpo)},
+	"GET /staff/holds/{hold}/release":  {path: "/staff/holds/{hold}/release", want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/holds/{hold}/release": {path: "/staff/holds/{hold}/release", want: staffOnly("303 /staff/holds?done=released", toLogin, "403", dpo)},
 
 	// The staff pages' home leads each role to its first page; the consent conflicts.
 	"GET /staff":                   {want: staffHome()},
@@ -417,7 +430,7 @@ func (m *matrix) login(a actor) string {
 func (m *matrix) fill(s string, fresh bool) string {
 	m.t.Helper()
 	m.last = maps.Clone(m.fixed)
-	for _, r := range []string{"{file}", "{session}", "{campaign}", "{request}"} {
+	for _, r := range []string{"{file}", "{session}", "{campaign}", "{request}", "{hold}"} {
 		if !strings.Contains(s, r) {
 			continue
 		}
@@ -466,6 +479,11 @@ func (m *matrix) make(kind string) string {
 		// A question of A's, a new one each time (the same one twice is one request).
 		r = m.h.Do("POST", "/api/v1/me/requests", map[string]string{"right": "inquiry",
 			"details": "What do you hold? " + strconv.FormatInt(time.Now().UnixNano(), 10)}, m.login(owner))
+		field = "id"
+	case "{hold}":
+		// A hold on A, a new one each time (a release ends it).
+		r = m.h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": m.fixed["{owner}"], "holders": []string{"requests"},
+			"reason": "Pending litigation"}, m.login(dpo))
 		field = "id"
 	}
 	id, _ := r.JSON()[field].(string)

@@ -306,7 +306,7 @@ func TestErasureRequestKeepsProvenAddresses(t *testing.T) {
 		reg := datamap.NewRegistry()
 		reg.Register(rights.Holder{})
 		reg.Register(recordingHolder{&got})
-		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), h.Clock.Now,
+		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), nil, h.App.Jobs(), testLedger(h), h.Clock.Now,
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		if _, err := h.App.DB().ExecContext(ctx, `INSERT INTO erasure_requests (id, subject_id, subject_email, state, source, created_at)

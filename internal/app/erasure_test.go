@@ -60,7 +60,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(mail.Holder{Index: testLedger(h).Index})
 		reg.Register(rights.Holder{})
 		reg.Register(vault.Holder{})
-		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), nil, h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		err = rs.EraseNow(ctx, id, "test")
 		if err == nil || !strings.Contains(err.Error(), "connection lost") {
@@ -225,7 +225,7 @@ func TestErasureResumesAfterRestart(t *testing.T) {
 	reg.Register(governance.AuditHolder{})
 	reg.Register(mail.Holder{Index: testLedger(h).Index})
 	reg.Register(rights.Holder{})
-	rs := rights.New(h.App.DB(), reg, h.App.Accounts(), h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rs := rights.New(h.App.DB(), reg, h.App.Accounts(), nil, h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := rs.EraseNow(ctx, id, "test"); err == nil {
 		t.Fatal("the interrupted erasure succeeded")
 	}

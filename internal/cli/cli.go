@@ -35,7 +35,9 @@ Commands:
                          database and its WAL; PostgreSQL: the files of the schema's
                          tables and indexes, and the WAL) for the member's identifiers;
                          exit 1 if any is found, 2 if none is but some file could not
-                         be read (said on stderr), 0 if none is anywhere
+                         be read (said on stderr), 0 if none is anywhere; what a legal
+                         hold in force keeps is reported as held (holder, hold, until)
+                         and is no residue (give the id of a member erased under a hold)
   datamap                print the data map (holders, tables, categories) as Markdown
   receipt verify FILE [--public-key BASE64]
                          check a consent receipt's signature against the operator's
@@ -328,12 +330,19 @@ func export(ctx context.Context, a *app.App, s datamap.Subject, out string, stdo
 	return f.Close()
 }
 
+// isID reports whether a residue term is a subject id (given, or the account's).
+func isID(t datamap.Term) bool {
+	return t.Kind == "id" || (t.Kind == "given identifier" && !strings.Contains(t.Value, "@"))
+}
+
 // residue scans for a member's identifiers. For a member who still exists it gathers
 // every identifier from the account; for an erased one it looks for what it is given
 // (the email or id, and --also) and reports what the erasure ledger says. It returns
 // the exit code: 1 if anything is found; 2 if nothing is but some place could not be
 // read, which it names on stderr (a scan that could not read everything proves nothing
-// of what it did not read, so a script must not take it for clean); 0 otherwise.
+// of what it did not read, so a script must not take it for clean); 0 otherwise. What
+// legal holds in force on the member keep is reported as held, by holder and hold, and
+// does not count as found.
 func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, also string, stdout, stderr io.Writer) (int, error) {
 	if len(pos) != 1 {
 		return 0, apperr.New(apperr.Invalid, "usage", "give exactly one member: an email address or an account id")
@@ -369,7 +378,20 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 			terms = append(terms, datamap.Term{Kind: "given identifier", Value: t})
 		}
 	}
-	findings, unread, err := a.Registry().ScanAllRaw(ctx, a.DB(), terms)
+	// What legal holds in force keep of the member is reported as held, with the hold,
+	// and is no residue; anything else found still is.
+	var kept []datamap.Kept
+	for _, t := range terms {
+		if !isID(t) {
+			continue
+		}
+		k, err := a.Holds().Kept(ctx, t.Value)
+		if err != nil {
+			return 0, err
+		}
+		kept = append(kept, k...)
+	}
+	findings, heldFound, unread, err := a.Registry().ScanKept(ctx, a.DB(), terms, kept, true)
 	if err != nil {
 		return 0, err
 	}
@@ -379,27 +401,37 @@ func residue(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []st
 	for _, f := range findings {
 		fmt.Fprintln(stdout, "found:", f)
 	}
+	for _, f := range heldFound {
+		fmt.Fprintln(stdout, "held:", f)
+	}
 	// Objects and keys are checked by subject id: every id among the terms.
-	kept := 0
+	residueN, heldN := len(findings), len(heldFound)
 	for _, t := range terms {
-		if t.Kind != "id" && !(t.Kind == "given identifier" && !strings.Contains(t.Value, "@")) {
+		if !isID(t) {
 			continue
 		}
-		more, err := a.Registry().CheckResidue(ctx, t.Value)
+		more, held, err := a.Registry().CheckResidueKept(ctx, t.Value, kept)
 		if err != nil {
 			return 0, err
 		}
 		for _, m := range more {
 			fmt.Fprintln(stdout, "found:", m)
 		}
-		kept += len(more)
+		for _, m := range held {
+			fmt.Fprintln(stdout, "held:", m)
+		}
+		residueN += len(more)
+		heldN += len(held)
 	}
 	switch {
-	case len(findings)+kept > 0:
+	case residueN > 0:
 		return 1, nil
 	case len(unread) > 0:
 		fmt.Fprintf(stdout, "nothing found in what could be read, but %d place(s) could not be read (named on stderr): this proves nothing of them\n", len(unread))
 		return 2, nil
+	case heldN > 0:
+		fmt.Fprintf(stdout, "no residue: what was found (%d place(s), above) is what legal holds in force keep, and nothing else of the member remains\n", heldN)
+		return 0, nil
 	}
 	fmt.Fprintln(stdout, "no residue: none of the identifiers is anywhere in the database or its files, no file or key of the member remains")
 	return 0, nil

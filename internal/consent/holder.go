@@ -88,7 +88,7 @@ func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) erro
 			return fmt.Errorf("consent: erase %s: %w", t, err)
 		}
 	}
-	if s.ID == "" {
+	if s.ID == "" || s.KeepKey {
 		return nil
 	}
 	return h.S.vault.Shred(ctx, tx, s.ID)

@@ -37,6 +37,10 @@ type Subject struct {
 	// erasure was carried out before, and what it told others (the processors) was
 	// told then.
 	Again bool
+	// KeepKey says a legal hold keeps the subject's data key (it opens the held
+	// data): a holder's Erase must not shred it; the vault's step does, once the hold
+	// ends.
+	KeepKey bool
 	// Key opens what is sealed under the subject's data key (exports); nil when the
 	// subject has none.
 	Key Opener

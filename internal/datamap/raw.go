@@ -52,8 +52,9 @@ func (r *Registry) ScanAllRaw(ctx context.Context, db *store.DB, terms []Term) (
 
 // relationFile is one relation of the schema whose file is read.
 type relationFile struct {
-	what string // "table file accounts", "index file accounts_pkey"
-	path string // relative to the data directory, as pg_relation_filepath gives it
+	what  string // "table file accounts", "index file accounts_pkey"
+	path  string // relative to the data directory, as pg_relation_filepath gives it
+	table string // the table it belongs to: itself, an index's or a TOAST table's
 }
 
 // relationFilesSQL lists the files of every relation of the connection's schema that
@@ -64,13 +65,15 @@ WITH own AS (
 	SELECT c.oid, c.relname, c.relkind, c.reltoastrelid FROM pg_class c
 	WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())
 )
-SELECT what, path FROM (
+SELECT what, path, tbl FROM (
 	SELECT CASE relkind WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 'm' THEN 'materialized view' ELSE 'table' END
-	       || ' file ' || relname AS what, pg_relation_filepath(oid) AS path FROM own
+	       || ' file ' || relname AS what, pg_relation_filepath(oid) AS path,
+	       CASE relkind WHEN 'i' THEN (SELECT t.relname FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid WHERE x.indexrelid = own.oid)
+	       ELSE relname END AS tbl FROM own
 	UNION ALL
-	SELECT 'TOAST file ' || relname, pg_relation_filepath(reltoastrelid) FROM own WHERE reltoastrelid <> 0
+	SELECT 'TOAST file ' || relname, pg_relation_filepath(reltoastrelid), relname FROM own WHERE reltoastrelid <> 0
 	UNION ALL
-	SELECT 'TOAST index file ' || own.relname, pg_relation_filepath(x.indexrelid)
+	SELECT 'TOAST index file ' || own.relname, pg_relation_filepath(x.indexrelid), own.relname
 	FROM own JOIN pg_index x ON x.indrelid = own.reltoastrelid WHERE own.reltoastrelid <> 0
 ) f WHERE path IS NOT NULL ORDER BY what`
 
@@ -92,7 +95,7 @@ func scanServerFiles(ctx context.Context, db *store.DB, terms []Term) (found []F
 	}
 	for rows.Next() {
 		var r relationFile
-		if err := rows.Scan(&r.what, &r.path); err != nil {
+		if err := rows.Scan(&r.what, &r.path, &r.table); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("datamap: list relation files: %w", err)
 		}
@@ -124,6 +127,9 @@ func scanServerFiles(ctx context.Context, db *store.DB, terms []Term) (found []F
 			unread = append(unread, fmt.Sprintf("%d of %d table, TOAST and index files of the schema were not read (%s; "+
 				"reading them needs superuser or the pg_read_server_files role)", len(rels)-i, len(rels), why))
 			break
+		}
+		for j := range f {
+			f[j].Table = r.table
 		}
 		found = append(found, f...)
 	}

@@ -336,7 +336,7 @@ func TestScanAndHolders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Finding{{Where: "dm_msgs.body", Kind: "email", Count: 2}, {Where: "dm_msgs.other", Kind: "email", Count: 1}}
+		want := []Finding{{Where: "dm_msgs.body", Kind: "email", Count: 2, Table: "dm_msgs"}, {Where: "dm_msgs.other", Kind: "email", Count: 1, Table: "dm_msgs"}}
 		if !slices.Equal(found, want) {
 			t.Errorf("scanRows = %v, want %v (short terms and skipped tables left out)", found, want)
 		}
@@ -344,8 +344,36 @@ func TestScanAndHolders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(found, Finding{Where: "dm_held.body", Kind: "email", Count: 1}) {
+		if !slices.Contains(found, Finding{Where: "dm_held.body", Kind: "email", Count: 1, Table: "dm_held"}) {
 			t.Errorf("Scan = %v, want the held table too when not skipped", found)
+		}
+		// A legal hold on dm_held: what is found there (its rows; on SQLite its pages)
+		// is held, what is found in dm_msgs is still residue.
+		kept := []Kept{{Table: "dm_held", Holder: "h", HoldID: "hold1"}}
+		residue, held, _, err := NewRegistry().ScanKept(ctx, db, terms, kept, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(held, func(h Held) bool { return h.Where == "dm_held.body" && h.HoldID == "hold1" }) {
+			t.Errorf("held = %v, want dm_held.body", held)
+		}
+		for _, f := range residue {
+			if f.Table == "dm_held" {
+				t.Errorf("residue in the kept table: %v", f)
+			}
+		}
+		if !slices.ContainsFunc(residue, func(f Finding) bool { return f.Where == "dm_msgs.body" }) {
+			t.Errorf("residue = %v, want dm_msgs.body", residue)
+		}
+		if db.Dialect == store.SQLite && db.Path() != "" {
+			if !slices.ContainsFunc(held, func(h Held) bool { return strings.Contains(h.Where, "(pages of dm_held)") }) {
+				t.Errorf("held = %v, want the pages of dm_held in the database's files", held)
+			}
+			if !slices.ContainsFunc(residue, func(f Finding) bool {
+				return strings.Contains(f.Where, "(pages of dm_msgs)") || strings.HasPrefix(f.Where, "file ") && f.Table == ""
+			}) {
+				t.Errorf("residue = %v, want dm_msgs's bytes in the database's files", residue)
+			}
 		}
 		if got := (Finding{Where: "dm_msgs.body", Kind: "email", Count: 2}).String(); got != "dm_msgs.body: 2 match(es) of the subject's email" {
 			t.Errorf("Finding.String = %q", got)

@@ -21,6 +21,9 @@ type Finding struct {
 	Where string // "table.column" or a file name
 	Kind  string
 	Count int
+	// Table is the table the match lies in, when the scan can tell (a live row, a page
+	// or relation file of the table): a legal hold may account for it (ScanKept).
+	Table string
 }
 
 func (f Finding) String() string {
@@ -72,7 +75,7 @@ func scanRows(ctx context.Context, db *store.DB, terms []Term, skip []string) ([
 				return nil, fmt.Errorf("datamap: scan %s.%s: %w", c.Table, c.Name, err)
 			}
 			if n > 0 {
-				out = append(out, Finding{Where: c.Table + "." + c.Name, Kind: t.Kind, Count: n})
+				out = append(out, Finding{Where: c.Table + "." + c.Name, Kind: t.Kind, Count: n, Table: c.Table})
 			}
 		}
 	}

@@ -52,9 +52,20 @@ type Accounts interface {
 	ErasureSubject(ctx context.Context, accountID string) (datamap.Subject, error)
 }
 
+// Holds is what erasure needs of the legal holds.
+type Holds interface {
+	// Keeps returns, for every holder an erasure of the subject must keep now, the
+	// ids of the holds keeping it; empty when no hold is in force.
+	Keeps(ctx context.Context, subjectID string) (map[string][]string, error)
+}
+
 // Request states.
 const (
 	StatePending = "pending"
+	// StateHolding: every holder no legal hold keeps has erased; the held holders'
+	// data, the data key that opens it and the holds wait for the last hold to end
+	// (HoldsEnded finishes them). The account stays unable to log in.
+	StateHolding = "holding"
 	// StateScrubbing: every holder has erased, the ledger has the hashes and the
 	// request has forgotten the subject; what is left is to make the engine's own
 	// files (SQLite's write-ahead log, PostgreSQL's dead tuples) let go of the old
@@ -72,6 +83,9 @@ type Request struct {
 	LastError   string
 	CreatedAt   time.Time
 	CompletedAt time.Time
+	// SubjectID is the subject's id while the request holds it (until the erasure
+	// ends), for telling what legal holds keep of it.
+	SubjectID string
 }
 
 // Service runs erasures.
@@ -79,6 +93,7 @@ type Service struct {
 	db       *store.DB
 	reg      *datamap.Registry
 	accounts Accounts
+	holds    Holds
 	jobs     Enqueuer
 	key      []byte
 	ledger   Ledger
@@ -87,9 +102,10 @@ type Service struct {
 	log      *slog.Logger
 }
 
-// New returns the erasure service; ledger says how erasures are remembered.
-func New(db *store.DB, reg *datamap.Registry, accounts Accounts, jobs Enqueuer, ledger Ledger, now func() time.Time, log *slog.Logger) *Service {
-	return &Service{db: db, reg: reg, accounts: accounts, jobs: jobs, key: ledger.Key, ledger: ledger,
+// New returns the erasure service; ledger says how erasures are remembered, holds what
+// legal holds keep (nil: nothing is ever held).
+func New(db *store.DB, reg *datamap.Registry, accounts Accounts, holds Holds, jobs Enqueuer, ledger Ledger, now func() time.Time, log *slog.Logger) *Service {
+	return &Service{db: db, reg: reg, accounts: accounts, holds: holds, jobs: jobs, key: ledger.Key, ledger: ledger,
 		objKey: deriveKey(ledger.Key, "steward ledger object v1"), now: now, log: log}
 }
 
@@ -167,7 +183,9 @@ func (s *Service) EraseSubject(ctx context.Context, subj datamap.Subject, source
 // Run carries out an erasure request, resuming after the last finished holder. Each
 // holder's Erase runs in its own transaction together with the record that it is done,
 // so a crash never leaves a holder half-erased and never repeats a finished one. The
-// request forgets the subject when the ledger has its hashes.
+// request forgets the subject when the ledger has its hashes. Holders a legal hold in
+// force keeps are passed over: the request then waits in StateHolding, and a later Run
+// (HoldsEnded) erases them once no hold keeps them.
 func (s *Service) Run(ctx context.Context, requestID string) error {
 	var subjID, email, proven sql.NullString
 	var state, steps string
@@ -194,10 +212,15 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 	}
 	subj := readSubject(subjID.String, email, proven)
 	subj.Again = source == "ledger_replay"
+	keeps, err := s.keeps(ctx, subj.ID)
+	if err != nil {
+		return fmt.Errorf("rights: erasure %s: %w", requestID, err)
+	}
+	subj.KeepKey = len(keeps["vault"]) > 0
 	done := splitSteps(steps)
 	for i := range holders {
 		d := holders[i].Declaration()
-		if slices.Contains(done, d.Name) {
+		if slices.Contains(done, d.Name) || len(keeps[d.Name]) > 0 {
 			continue
 		}
 		err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -212,6 +235,22 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 			s.noteError(ctx, requestID, err)
 			return err
 		}
+	}
+	if len(keeps) > 0 {
+		if state == StateHolding {
+			return nil
+		}
+		// What was erased must leave the engine's files now, not when the holds end:
+		// only the held data may remain meanwhile.
+		if err := s.db.Compact(ctx, tables...); err != nil {
+			s.noteError(context.WithoutCancel(ctx), requestID, err)
+			return fmt.Errorf("rights: erasure %s: scrub: %w", requestID, err)
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE erasure_requests SET state = $1, last_error = '' WHERE id = $2`, StateHolding, requestID); err != nil {
+			return fmt.Errorf("rights: erasure %s: holding: %w", requestID, err)
+		}
+		s.log.Info("erasure holding what legal holds keep", "request", requestID)
+		return nil
 	}
 	// The ledger object first: a database that says "done" always has its object, so a
 	// restore of an older backup finds the erasure in the blob store.
@@ -239,6 +278,37 @@ func (s *Service) Run(ctx context.Context, requestID string) error {
 		return fmt.Errorf("rights: erasure %s: finish: %w", requestID, err)
 	}
 	return s.scrub(ctx, requestID, tables)
+}
+
+// keeps is what legal holds keep of the subject now.
+func (s *Service) keeps(ctx context.Context, subjectID string) (map[string][]string, error) {
+	if s.holds == nil || subjectID == "" {
+		return nil, nil
+	}
+	return s.holds.Keeps(ctx, subjectID)
+}
+
+// HoldsEnded runs again every erasure waiting on legal holds: those whose holds have
+// ended (released, or past their until date) erase what the holds kept and complete.
+func (s *Service) HoldsEnded(ctx context.Context) error {
+	ids, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state = $1 ORDER BY created_at`, StateHolding)
+	if err != nil {
+		return fmt.Errorf("rights: holds ended: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, s.Run(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// Holding returns the erasure request waiting on legal holds for the subject, if any.
+func (s *Service) Holding(ctx context.Context, subjectID string) (string, bool, error) {
+	ids, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE subject_id = $1 AND state = $2`, subjectID, StateHolding)
+	if err != nil || len(ids) == 0 {
+		return "", false, err
+	}
+	return ids[0], true, nil
 }
 
 // noteError records why a step of an erasure failed, for the staff's view. It is
@@ -314,8 +384,9 @@ func (s *Service) PurgeAbandoned(ctx context.Context, abandoned func(context.Con
 		}
 		errs = append(errs, err)
 	}
-	stale, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`,
-		StateDone, store.Millis(s.now().Add(-time.Hour)))
+	// A request holding what legal holds keep is HoldsEnded's to run.
+	stale, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`,
+		StateDone, StateHolding, store.Millis(s.now().Add(-time.Hour)))
 	if err != nil {
 		return fmt.Errorf("rights: purge: %w", err)
 	}
@@ -331,8 +402,9 @@ func (s *Service) Request(ctx context.Context, id string) (Request, error) {
 	var steps string
 	var created int64
 	var completed sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
-		FROM erasure_requests WHERE id = $1`, id).Scan(&r.ID, &r.State, &steps, &r.Source, &r.LastError, &created, &completed)
+	var subject sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT id, state, steps_done, source, last_error, created_at, completed_at, subject_id
+		FROM erasure_requests WHERE id = $1`, id).Scan(&r.ID, &r.State, &steps, &r.Source, &r.LastError, &created, &completed, &subject)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Request{}, apperr.New(apperr.NotFound, "request_not_found", "no such erasure request")
 	}
@@ -341,6 +413,7 @@ func (s *Service) Request(ctx context.Context, id string) (Request, error) {
 	}
 	r.StepsDone = splitSteps(steps)
 	r.CreatedAt, r.CompletedAt = store.FromMillis(created), store.NullMillis(completed)
+	r.SubjectID = subject.String
 	return r, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -65,11 +66,19 @@ func (a *fakeAccounts) ErasureSubject(context.Context, string) (datamap.Subject,
 	return datamap.Subject{}, apperr.New(apperr.NotFound, "account_not_found", "no such account")
 }
 
+// fakeHolds keeps, for each holder named, the holds given.
+type fakeHolds struct{ keeps map[string][]string }
+
+func (f *fakeHolds) Keeps(context.Context, string) (map[string][]string, error) {
+	return maps.Clone(f.keeps), nil
+}
+
 type harness struct {
 	s        *Service
 	db       *store.DB
 	blobs    blob.Store
 	accounts *fakeAccounts
+	holds    *fakeHolds
 	a, b, c  *fakeHolder
 }
 
@@ -84,7 +93,7 @@ func newHarness(t *testing.T, db *store.DB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{db: db, blobs: disk, accounts: &fakeAccounts{},
+	h := &harness{db: db, blobs: disk, accounts: &fakeAccounts{}, holds: &fakeHolds{},
 		a: &fakeHolder{name: "a"}, b: &fakeHolder{name: "b"}, c: &fakeHolder{name: "c", table: "rt_notes"}}
 	reg := datamap.NewRegistry()
 	reg.Register(Holder{})
@@ -94,7 +103,7 @@ func newHarness(t *testing.T, db *store.DB) *harness {
 	if err := reg.SetErasureOrder("a", "b", "c", "erasure"); err != nil {
 		t.Fatal(err)
 	}
-	h.s = New(db, reg, h.accounts, nil, testLedger(disk, "ledger key"), func() time.Time { return testTime }, slog.New(slog.DiscardHandler))
+	h.s = New(db, reg, h.accounts, h.holds, nil, testLedger(disk, "ledger key"), func() time.Time { return testTime }, slog.New(slog.DiscardHandler))
 	return h
 }
 
@@ -142,6 +151,69 @@ func (h *harness) objects(t *testing.T) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// A holder a legal hold keeps is passed over: the request waits in "holding" with the
+// subject, no ledger entry yet, and is not rerun by the purge; once the hold ends,
+// HoldsEnded erases what was kept and the request completes (P-SEC-4).
+func TestRunKeepsHeldHolders(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		h := newHarness(t, db)
+		if _, err := db.ExecContext(ctx, `INSERT INTO rt_notes VALUES ('s1', 'kept for court')`); err != nil {
+			t.Fatal(err)
+		}
+		h.holds.keeps = map[string][]string{"c": {"hold1"}, "vault": {"hold1"}, "erasure": {"hold1"}}
+		if err := h.s.EraseSubject(ctx, datamap.Subject{ID: "s1", Email: "held@example.org"}, "member"); err != nil {
+			t.Fatal(err)
+		}
+		id := h.onlyRequest(t)
+		r := h.request(t, id)
+		if r.State != StateHolding || !slices.Equal(r.StepsDone, []string{"a", "b"}) || r.SubjectID != "s1" {
+			t.Errorf("while held: %+v; want holding, a and b done, the subject kept", r)
+		}
+		if len(h.c.erased) != 0 || !h.a.erased[0].KeepKey {
+			t.Errorf("c erased %d times, a told KeepKey %v; want 0, true", len(h.c.erased), h.a.erased[0].KeepKey)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM rt_notes`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("held rows = %d (%v), want 1", n, err)
+		}
+		if got := h.ledgerHashes(t); len(got) != 0 {
+			t.Errorf("ledger while held: %v, want none", got)
+		}
+		// Neither the purge nor HoldsEnded touch it while the hold is in force.
+		if err := h.s.PurgeAbandoned(ctx, func(context.Context) ([]string, error) { return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.s.HoldsEnded(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r := h.request(t, id); r.State != StateHolding || len(h.c.erased) != 0 {
+			t.Errorf("after a run in force: %+v, c erased %d times", r, len(h.c.erased))
+		}
+		if held, ok, err := h.s.Holding(ctx, "s1"); err != nil || !ok || held != id {
+			t.Errorf("Holding(s1) = %q, %v, %v; want %q", held, ok, err, id)
+		}
+
+		h.holds.keeps = nil
+		if err := h.s.HoldsEnded(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r = h.request(t, id)
+		if r.State != StateDone || !slices.Equal(r.StepsDone, []string{"a", "b", "c", "erasure"}) || r.SubjectID != "" {
+			t.Errorf("after the hold: %+v; want done, every step, the subject forgotten", r)
+		}
+		if len(h.c.erased) != 1 || h.c.erased[0].KeepKey {
+			t.Errorf("c erased %v; want once, without KeepKey", h.c.erased)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM rt_notes`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("rows after the hold = %d (%v), want 0", n, err)
+		}
+		if got := h.ledgerHashes(t); len(got) == 0 {
+			t.Error("no ledger entry once done")
+		}
+	})
 }
 
 // A failed holder stops the run with the step recorded; the next run resumes after the
@@ -320,8 +392,8 @@ func TestRunOldFormatRequest(t *testing.T) {
 }
 
 func TestLedgerHash(t *testing.T) {
-	s := New(nil, nil, nil, nil, testLedger(nil, "ledger key"), nil, nil)
-	other := New(nil, nil, nil, nil, testLedger(nil, "other key!"), nil, nil)
+	s := New(nil, nil, nil, nil, nil, testLedger(nil, "ledger key"), nil, nil)
+	other := New(nil, nil, nil, nil, nil, testLedger(nil, "other key!"), nil, nil)
 	h := s.LedgerHash(KindID, "abc")
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(h) {
 		t.Fatalf("hash = %q", h)
@@ -369,7 +441,7 @@ func TestLedgerObjectVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{blobs: disk, s: New(nil, nil, nil, nil, testLedger(disk, "ledger key"), nil, nil)}
+	h := &harness{blobs: disk, s: New(nil, nil, nil, nil, nil, testLedger(disk, "ledger key"), nil, nil)}
 	name, good := writeObject(t, h, "req1", 1700000000000)
 	if name != "ledger/1700000000000-req1.json" {
 		t.Errorf("name = %q", name)

@@ -16,6 +16,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/files"
 	"steward/internal/governance"
+	"steward/internal/holds"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/requests"
@@ -35,6 +36,7 @@ type Services struct {
 	Notices    *notices.Service
 	Staff      *governance.Staff
 	Requests   *requests.Service
+	Holds      *holds.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
@@ -310,4 +312,13 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// ErasureHolds returns the legal holds that keep data of an erasure request's subject
+// while the request waits on them; none for any other request.
+func (s *Services) ErasureHolds(ctx context.Context, req rights.Request) ([]holds.Hold, error) {
+	if req.State != rights.StateHolding || req.SubjectID == "" {
+		return nil, nil
+	}
+	return s.Holds.InForce(ctx, req.SubjectID)
 }

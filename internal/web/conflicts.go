@@ -8,6 +8,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/consent"
+	"steward/internal/holds"
 	"steward/internal/requests"
 )
 
@@ -20,7 +21,8 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 
 // staffLinkRoles are the roles a staff page needs, by its address, where it is not
 // marketing's.
-var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole}}
+var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole},
+	"/staff/holds": {holds.Role}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).

@@ -14,6 +14,7 @@ import (
 type deleteView struct {
 	Fields []field
 	Error  string
+	Holds  []holdRow // what legal holds in force would keep (P-ERASE-2)
 }
 
 func deleteFields() []field {
@@ -22,7 +23,18 @@ func deleteFields() []field {
 }
 
 func (p *Pages) deleteForm(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	p.render(w, r, http.StatusOK, "delete", "Delete your account", true, deleteView{Fields: deleteFields()})
+	p.renderDelete(w, r, sess, http.StatusOK, deleteView{Fields: deleteFields()})
+}
+
+// renderDelete shows the form with what legal holds would keep, before anything is erased.
+func (p *Pages) renderDelete(w http.ResponseWriter, r *http.Request, sess account.Session, status int, v deleteView) {
+	held, err := p.o.Holds.InForce(r.Context(), sess.AccountID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v.Holds = p.holdRows(held, false)
+	p.render(w, r, status, "delete", "Delete your account", true, v)
 }
 
 // deleteAccount checks the password, then starts the erasure: the account stops
@@ -39,7 +51,7 @@ func (p *Pages) deleteAccount(w http.ResponseWriter, r *http.Request, sess accou
 	if err != nil {
 		v := deleteView{Fields: deleteFields()}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
-		p.render(w, r, st, "delete", "Delete your account", true, v)
+		p.renderDelete(w, r, sess, st, v)
 		return
 	}
 	subj, err := p.o.Accounts.Subject(r.Context(), sess.AccountID)
@@ -57,10 +69,12 @@ func (p *Pages) deleteAccount(w http.ResponseWriter, r *http.Request, sess accou
 }
 
 // erasureView is the state of an erasure request. Anyone with its random id may see
-// it: it holds no personal data, and the member no longer has a session to ask with.
+// it: it holds no personal data but the reasons of the legal holds that keep some (the
+// member is told them), and the member no longer has a session to ask with.
 type erasureView struct {
 	ID          string
 	Done        bool
+	Kept        []holdRow // while holding: what the holds keep, why, until when
 	StepsDone   []string
 	CreatedAt   time.Time
 	CompletedAt time.Time
@@ -79,6 +93,7 @@ var stepNames = map[string]string{
 	"newsletter":        "Your newsletter subscription and the mailings sent to you",
 	"processor_notices": "Notices to the companies that process data for us (such as our mail provider), telling them to erase you too",
 	"requests":          "Your privacy requests and their history",
+	"legal_holds":       "The legal holds on your data",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
@@ -88,6 +103,12 @@ func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := erasureView{ID: req.ID, Done: req.State == rights.StateDone, CreatedAt: req.CreatedAt, CompletedAt: req.CompletedAt}
+	kept, err := p.o.ErasureHolds(r.Context(), req)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v.Kept = p.holdRows(kept, false)
 	for _, s := range req.StepsDone {
 		words := stepNames[s]
 		if words == "" {
@@ -96,8 +117,11 @@ func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
 		v.StepsDone = append(v.StepsDone, words)
 	}
 	title := "Your account is being deleted"
-	if v.Done {
+	switch {
+	case v.Done:
 		title = "Your account is deleted"
+	case len(v.Kept) > 0:
+		title = "Your account is deleted, except what a legal hold keeps"
 	}
 	p.render(w, r, http.StatusOK, "erasure", title, p.loggedIn(r), v)
 }

@@ -22,6 +22,7 @@ import (
 
 	"steward/internal/consent"
 	"steward/internal/requests"
+	"steward/internal/rights"
 )
 
 // axeFile is where .ci/run installs axe-core (npm install --prefix .tools/axe axe-core@4.10.3),
@@ -239,6 +240,30 @@ func TestPagesInBrowser(t *testing.T) {
 		t.Fatalf("deleting an account answered %d, location %q", p.status, erasure)
 	}
 
+	// Legal holds: one on the member (her delete page and privacy center say what it
+	// keeps), and one on a member who then deleted the account (the erasure page
+	// lists what is kept, why and until when).
+	st.post("/staff/holds", url.Values{"subject": {member}, "holders": {"requests", "audit_log"},
+		"reason": {"Pending litigation about a 2025 invoice"}, "until": {"2099-12-31"}}).wantRedirect(t, "a hold", "/staff/holds?done=placed")
+	held := s.client()
+	s.signUp(t, held, "held@example.com", "Herbert Held", "kept for the court 1")
+	st.post("/staff/holds", url.Values{"subject": {"held@example.com"}, "holders": {"requests"}, "reason": {"Tax audit"}}).
+		wantRedirect(t, "a hold", "/staff/holds?done=placed")
+	heldErasure := held.post("/account/delete", url.Values{"password": {"kept for the court 1"}}).location()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		req, err := s.app.Rights().Request(t.Context(), strings.TrimPrefix(heldErasure, "/erasures/"))
+		if err == nil && req.State == rights.StateHolding {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the held member's erasure is not holding: %+v, %v", req, err)
+		}
+	}
+	memberHolds, err := s.app.Holds().List(t.Context(), memberID)
+	if err != nil || len(memberHolds) != 1 {
+		t.Fatalf("the member's holds = %v, %v", memberHolds, err)
+	}
+
 	k := s.client()
 	form := registration(child, "Young Coder", childPW)
 	form.Set("birthdate", time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
@@ -289,7 +314,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"verify", verify}, {"verify-bad", "/verify?token=bogus"}, {"verify-done", "/verify/done?status=active"},
 		{"login", "/login"}, {"forgot", "/password/forgot"}, {"forgot-sent", "/password/forgot/sent"},
 		{"reset-bad", "/password/reset?token=bogus"}, {"purposes", "/privacy/purposes"},
-		{"public-profile", "/members/" + memberID}, {"erasure", erasure}, {"not-found", "/no-such-page"},
+		{"public-profile", "/members/" + memberID}, {"erasure", erasure}, {"erasure-holding", heldErasure}, {"not-found", "/no-such-page"},
 		{"guardian", guardian}, {"guardian-done", "/guardian/done?decision=agreed"},
 		{"guardian-purpose-bad", "/guardian/purpose?token=bogus"}, {"guardian-purpose-done", "/guardian/purpose?done=agreed"},
 		{"newsletter", "/newsletter"}, {"newsletter-sent", "/newsletter/sent"}, {"newsletter-confirm", confirm},
@@ -317,6 +342,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-tested", campaign + "?tested=1"}, {"campaign-edit", campaign + "/edit"},
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
+		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.

@@ -19,6 +19,7 @@ type requestsView struct {
 	Requests  []requestRow
 	Contacts  server.Contacts
 	ExportURL string
+	Holds     []holdRow // the legal holds in force on the member
 }
 
 // requestRow is one request in the member's history or the staff queue.
@@ -77,6 +78,12 @@ func (p *Pages) requestsPage(w http.ResponseWriter, r *http.Request, sess accoun
 }
 
 func (p *Pages) renderRequests(w http.ResponseWriter, r *http.Request, sess account.Session, status int, v requestsView) {
+	held, err := p.o.Holds.InForce(r.Context(), sess.AccountID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v.Holds = p.holdRows(held, false)
 	list, err := p.o.Requests.List(r.Context(), sess.AccountID)
 	if err != nil {
 		p.fail(w, r, err)

@@ -24,6 +24,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/holds"
 	"steward/internal/requests"
 	"steward/internal/server"
 )
@@ -112,6 +113,7 @@ var pageNames = []string{
 	"campaigns", "campaign-new", "campaign", "campaign-edit", "campaign-delete", "campaign-send", "unsubscribe-test",
 	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
 	"request-new", "request-sent", "request-confirm", "request-confirmed", "request-download",
+	"staff-holds", "staff-hold-release",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -264,6 +266,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/requests/{id}/document", p.staff(p.requestDocument, requests.WarnRole))
 	mux.HandleFunc("GET /requests/download", p.downloadForm)
 	mux.HandleFunc("POST /requests/download", p.requestDownload)
+	mux.HandleFunc("GET /staff/holds", p.staff(p.staffHolds, holds.Role))
+	mux.HandleFunc("POST /staff/holds", p.staff(p.placeHold, holds.Role))
+	mux.HandleFunc("GET /staff/holds/{hold}/release", p.staff(p.releaseHoldForm, holds.Role))
+	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.releaseHold, holds.Role))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}

@@ -155,23 +155,27 @@ var statements = []statement{
 	{"internal/consent/sealed.go:226", postgresOnly, `UPDATE consent_events SET evidence = u.ev FROM unnest($1::bigint[], $2::text[]) AS u(id, ev)
 					WHERE consent_events.id = u.id AND consent_events.id BETWEEN $3 AND $4 AND (substr(evidence, 1, 1) = '{' OR evidence = 'null')`},
 	{"internal/consent/sealed.go:230", sqliteOnly, `UPDATE consent_events SET evidence = $1 WHERE id = $2 AND (substr(evidence, 1, 1) = '{' OR evidence = 'null')`},
-	{"internal/datamap/raw.go:79", postgresOnly, `CHECKPOINT`},
-	{"internal/datamap/raw.go:89", postgresOnly, `
+	{"internal/datamap/held.go:141", sqliteOnly, `PRAGMA page_size`},
+	{"internal/datamap/held.go:176", sqliteOnly, `SELECT s.tbl_name, d.pageno FROM dbstat d JOIN sqlite_schema s ON s.name = d.name`},
+	{"internal/datamap/raw.go:82", postgresOnly, `CHECKPOINT`},
+	{"internal/datamap/raw.go:92", postgresOnly, `
 WITH own AS (
 	SELECT c.oid, c.relname, c.relkind, c.reltoastrelid FROM pg_class c
 	WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())
 )
-SELECT what, path FROM (
+SELECT what, path, tbl FROM (
 	SELECT CASE relkind WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 'm' THEN 'materialized view' ELSE 'table' END
-	       || ' file ' || relname AS what, pg_relation_filepath(oid) AS path FROM own
+	       || ' file ' || relname AS what, pg_relation_filepath(oid) AS path,
+	       CASE relkind WHEN 'i' THEN (SELECT t.relname FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid WHERE x.indexrelid = own.oid)
+	       ELSE relname END AS tbl FROM own
 	UNION ALL
-	SELECT 'TOAST file ' || relname, pg_relation_filepath(reltoastrelid) FROM own WHERE reltoastrelid <> 0
+	SELECT 'TOAST file ' || relname, pg_relation_filepath(reltoastrelid), relname FROM own WHERE reltoastrelid <> 0
 	UNION ALL
-	SELECT 'TOAST index file ' || own.relname, pg_relation_filepath(x.indexrelid)
+	SELECT 'TOAST index file ' || own.relname, pg_relation_filepath(x.indexrelid), own.relname
 	FROM own JOIN pg_index x ON x.indrelid = own.reltoastrelid WHERE own.reltoastrelid <> 0
 ) f WHERE path IS NOT NULL ORDER BY what`},
-	{"internal/datamap/raw.go:140", postgresOnly, `SELECT name FROM pg_ls_waldir() ORDER BY name`},
-	{"internal/datamap/raw.go:198", postgresOnly, `SELECT b IS NULL, coalesce(b, ''::bytea) FROM pg_read_binary_file($1, $2, $3, true) AS b`},
+	{"internal/datamap/raw.go:146", postgresOnly, `SELECT name FROM pg_ls_waldir() ORDER BY name`},
+	{"internal/datamap/raw.go:204", postgresOnly, `SELECT b IS NULL, coalesce(b, ''::bytea) FROM pg_read_binary_file($1, $2, $3, true) AS b`},
 	{"internal/files/files.go:124", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state <> $2`},
 	{"internal/files/files.go:174", bothEngines, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at, sealed)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`},
@@ -214,6 +218,17 @@ SELECT what, path FROM (
 	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
 	{"internal/governance/staff.go:45", bothEngines, `SELECT account_id FROM staff_roles WHERE role = $1 ORDER BY account_id`},
 	{"internal/governance/staff.go:54", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
+	{"internal/holds/holds.go:189", bothEngines, `INSERT INTO legal_holds (id, subject_id, holders, reason, until_at, placed_by, placed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
+	{"internal/holds/holds.go:274", bothEngines, `UPDATE legal_holds SET released_by = $1, released_at = $2 WHERE id = $3`},
+	{"internal/holds/holds.go:354", bothEngines, `SELECT h.id, h.subject_id, h.holders, h.reason, h.until_at, h.placed_by, h.placed_at, h.released_by, h.released_at,
+	k.wrapped, k.epoch FROM legal_holds h LEFT JOIN vault_keys k ON k.subject_id = h.subject_id WHERE h.id = $1`},
+	{"internal/holds/holds.go:370", bothEngines, `SELECT h.id, h.subject_id, h.holders, h.reason, h.until_at, h.placed_by, h.placed_at, h.released_by, h.released_at,
+	k.wrapped, k.epoch FROM legal_holds h LEFT JOIN vault_keys k ON k.subject_id = h.subject_id WHERE h.subject_id = $1 ORDER BY h.placed_at DESC, h.id`},
+	{"internal/holds/holds.go:372", bothEngines, `SELECT h.id, h.subject_id, h.holders, h.reason, h.until_at, h.placed_by, h.placed_at, h.released_by, h.released_at,
+	k.wrapped, k.epoch FROM legal_holds h LEFT JOIN vault_keys k ON k.subject_id = h.subject_id ORDER BY h.placed_at DESC, h.id`},
+	{"internal/holds/holds.go:466", bothEngines, `UPDATE legal_holds SET placed_by = NULL WHERE placed_by = $1`},
+	{"internal/holds/holds.go:467", bothEngines, `UPDATE legal_holds SET released_by = NULL WHERE released_by = $1`},
 	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
 	{"internal/mail/mail.go:155", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
 	{"internal/mail/mail.go:157", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
@@ -411,21 +426,24 @@ SELECT what, path FROM (
 	{"internal/requests/warn.go:36", bothEngines, `SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
 		FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`},
 	{"internal/requests/warn.go:80", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
-	{"internal/rights/erasure.go:119", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
+	{"internal/rights/erasure.go:135", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
-	{"internal/rights/erasure.go:175", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:208", bothEngines, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:226", bothEngines, `DELETE FROM erasure_ledger WHERE hash = $1`},
-	{"internal/rights/erasure.go:229", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/rights/erasure.go:234", bothEngines, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
+	{"internal/rights/erasure.go:193", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`},
+	{"internal/rights/erasure.go:231", bothEngines, `UPDATE erasure_requests SET steps_done = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:249", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '' WHERE id = $2`},
+	{"internal/rights/erasure.go:265", bothEngines, `DELETE FROM erasure_ledger WHERE hash = $1`},
+	{"internal/rights/erasure.go:268", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/rights/erasure.go:273", bothEngines, `UPDATE erasure_requests SET subject_id = NULL, subject_email = NULL, subject_proven = NULL, state = $1,
 			last_error = '' WHERE id = $2`},
-	{"internal/rights/erasure.go:248", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
-	{"internal/rights/erasure.go:262", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
-	{"internal/rights/erasure.go:317", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 AND created_at < $2`},
-	{"internal/rights/erasure.go:334", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at
+	{"internal/rights/erasure.go:294", bothEngines, `SELECT id FROM erasure_requests WHERE state = $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:307", bothEngines, `SELECT id FROM erasure_requests WHERE subject_id = $1 AND state = $2`},
+	{"internal/rights/erasure.go:318", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
+	{"internal/rights/erasure.go:332", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
+	{"internal/rights/erasure.go:388", bothEngines, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`},
+	{"internal/rights/erasure.go:406", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at, subject_id
 		FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:349", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
-	{"internal/rights/erasure.go:360", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
+	{"internal/rights/erasure.go:422", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:433", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
 	{"internal/rights/ledger.go:419", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (hash) DO NOTHING`},
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
