@@ -13,7 +13,9 @@ import (
 
 	"steward/internal/app/apptest"
 	"steward/internal/cli"
+	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/newsletter"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -358,6 +360,50 @@ func TestHoldAPIBadInput(t *testing.T) {
 		var sealed string
 		if err := h.App.DB().QueryRowContext(ctx, `SELECT reason FROM legal_holds`).Scan(&sealed); err != nil || strings.Contains(sealed, "Regulator") {
 			t.Errorf("reason at rest = %q (%v), want sealed", sealed, err)
+		}
+	})
+}
+
+// What a legal hold keeps is kept, not used: a member erased under a hold on the
+// consent ledger and the newsletter has every consent still on record, yet no
+// purpose but a legal obligation allows them, and no campaign audience holds them.
+func TestHeldDataIsNotUsed(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		dpoTok, memberID, memberTok, _ := holdSetup(t, h, "held.reader@example.org")
+		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, memberTok); r.Status != 200 {
+			t.Fatalf("consent: %d %s", r.Status, r.Body)
+		}
+		inAudience := func() bool {
+			t.Helper()
+			found := false
+			if err := h.App.Newsletter().AudienceByRule(t.Context(), "newsletter", func(r newsletter.Recipient) error {
+				found = found || r.SubjectID == memberID
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return found
+		}
+		if v, err := h.App.Consent().Allowed(t.Context(), memberID, "newsletter"); err != nil || !v.Allowed || !inAudience() {
+			t.Fatalf("before the erasure: allowed %+v (%v), in the audience %v", v, err, inAudience())
+		}
+		if r := h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": memberID, "holders": []string{"consent", "newsletter"},
+			"reason": "Dispute over a campaign"}, dpoTok); r.Status != http.StatusCreated {
+			t.Fatalf("hold: %d %s", r.Status, r.Body)
+		}
+		eraseMember(t, h, memberTok, "holding")
+		for _, k := range h.App.Consent().Register().Keys() {
+			p, _ := h.App.Consent().Register().Purpose(k)
+			v, err := h.App.Consent().Allowed(t.Context(), memberID, p.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Allowed != (p.Basis == consent.LegalObligation) {
+				t.Errorf("%s (%s) while held: allowed = %+v", p.Key, p.Basis, v)
+			}
+		}
+		if inAudience() {
+			t.Error("a member erased under a hold is still in the newsletter's audience")
 		}
 	})
 }

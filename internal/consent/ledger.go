@@ -405,12 +405,17 @@ func (s *Service) Allowed(ctx context.Context, subjectID, purpose string) (Verdi
 	if err != nil {
 		return Verdict{}, err
 	}
-	var decision string
-	err = s.db.QueryRowContext(ctx, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`, subjectID, purpose).Scan(&decision)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var decision sql.NullString
+	var erasing int
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
+		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1)`, subjectID, purpose).Scan(&decision, &erasing); err != nil {
 		return Verdict{}, fmt.Errorf("consent: allowed: %w", err)
 	}
-	return decide(p, flags, Decision(decision)), nil
+	if erasing > 0 && p.Basis != LegalObligation {
+		// Being erased: what legal holds keep is kept, not used.
+		return Verdict{false, "the subject is being erased"}, nil
+	}
+	return decide(p, flags, Decision(decision.String)), nil
 }
 
 // decide is the rule itself, shared with the bulk audience query's tests.
@@ -659,9 +664,14 @@ func (s *Service) AllowedSQL(purpose, col string) (string, error) {
 	if !keyRE.MatchString(p.Key) {
 		return "", fmt.Errorf("consent: purpose key %q cannot be inlined", p.Key)
 	}
+	// A subject being erased is used for nothing but legal obligations: what legal
+	// holds keep of it is kept, not used.
+	erasing := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM erasure_requests r WHERE r.subject_id = %s)", col)
 	switch p.Basis {
-	case Contract, LegalObligation:
+	case LegalObligation:
 		return "1 = 1", nil
+	case Contract:
+		return erasing, nil
 	}
 	var blocked string
 	if p.Marketing || p.Basis == LegitimateInterest {
@@ -670,11 +680,11 @@ func (s *Service) AllowedSQL(purpose, col string) (string, error) {
 		blocked = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM processing_flags f WHERE f.subject_id = %s AND f.restricted = 1)", col)
 	}
 	if p.Basis == Consent {
-		return fmt.Sprintf("EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'granted') AND %s",
-			col, p.Key, blocked), nil
+		return fmt.Sprintf("EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'granted') AND %s AND %s",
+			col, p.Key, blocked, erasing), nil
 	}
-	return fmt.Sprintf("NOT EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'withdrawn') AND %s",
-		col, p.Key, blocked), nil
+	return fmt.Sprintf("NOT EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'withdrawn') AND %s AND %s",
+		col, p.Key, blocked, erasing), nil
 }
 
 // Rekey moves a subject's ledger, conflicts and flags to another subject id, in tx, and
