@@ -396,6 +396,7 @@ func (a *App) registerJobs() {
 		return err
 	})
 	jobs.Register(a.jobs, func(ctx context.Context, args notices.Args) error { return a.notices.Deliver(ctx, args.ID) })
+	jobs.Register(a.jobs, func(ctx context.Context, args notices.AckArgs) error { return a.notices.RecordAck(ctx, args.ID) })
 	jobs.Register(a.jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
 		rep, err := a.files.Reconcile(ctx, false)
 		a.logReconcile(rep)

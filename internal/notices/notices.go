@@ -59,6 +59,10 @@ const (
 	RestrictionLifted = "restriction_lifted" // the restriction ended
 )
 
+// requestWait is how long an acknowledgment waits for the privacy request of its
+// change to be recorded.
+const requestWait = 10 * time.Minute
+
 // maxAttempts is how many deliveries are tried before the notice becomes a task.
 const maxAttempts = 8
 
@@ -510,21 +514,57 @@ func (s *Service) settle(ctx context.Context, id, state, lastError string, statu
 		if n, err := res.RowsAffected(); err != nil || n == 0 || state != Acknowledged || s.hooks.Acknowledged == nil {
 			return err // settled meanwhile (a retry that raced), or nothing more to record
 		}
-		var processor, event string
-		var request sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT processor, event, request_id FROM processor_notices WHERE id = $1`, id).
-			Scan(&processor, &event, &request); err != nil {
-			return err
-		}
-		if !request.Valid {
-			return nil
-		}
-		name := processor
-		if p, ok := s.reg.Processor(processor); ok {
-			name = p.Name
-		}
-		return s.hooks.Acknowledged(ctx, tx, request.String, name, event)
+		return s.recordAck(ctx, tx, id, false)
 	})
+}
+
+// AckArgs is the job that records a processor's acknowledgment on the privacy request
+// of the change, once the request is there.
+type AckArgs struct {
+	ID string `json:"id"`
+}
+
+// Kind names the job.
+func (AckArgs) Kind() string { return "processor_notice_ack" }
+
+// RecordAck records an acknowledged notice on its privacy request (the AckArgs job):
+// an error while the request is not there yet, so that the queue retries.
+func (s *Service) RecordAck(ctx context.Context, id string) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return s.recordAck(ctx, tx, id, true) })
+}
+
+// recordAck records, in tx, the acknowledgment of a notice on the privacy request of
+// its change, if any. The flow records its request just after the change: a quick
+// acknowledgment finds none yet, and a job records it later (retry: this is that job,
+// which fails until the request is there); one never recorded (the flow failed after
+// the change) leaves nothing to record the answer on.
+func (s *Service) recordAck(ctx context.Context, tx *store.Tx, id string, retry bool) error {
+	var processor, event string
+	var request sql.NullString
+	var created int64
+	if err := tx.QueryRowContext(ctx, `SELECT processor, event, request_id, created_at FROM processor_notices WHERE id = $1`, id).
+		Scan(&processor, &event, &request, &created); err != nil {
+		return err
+	}
+	if !request.Valid {
+		return nil
+	}
+	name := processor
+	if p, ok := s.reg.Processor(processor); ok {
+		name = p.Name
+	}
+	err := s.hooks.Acknowledged(ctx, tx, request.String, name, event)
+	switch {
+	case apperr.KindOf(err) != apperr.NotFound:
+		return err
+	case s.now().Sub(store.FromMillis(created)) >= requestWait:
+		s.log.Warn("notices: the privacy request of an acknowledged notice was never recorded", "notice", id)
+		return nil
+	case retry:
+		return err
+	default:
+		return s.jobs.Enqueue(ctx, tx, AckArgs{ID: id})
+	}
 }
 
 // Close marks a staff task done once staff told the processor, and shreds the

@@ -13,10 +13,11 @@ const ActionProcessor = "processor_acknowledged"
 
 // ProcessorAcknowledged records on a request, in tx, that a processor acknowledged the
 // notice of the change the request made (event: erasure, rectification, restriction or
-// restriction_lifted). A request gone since (its subject erased) has nothing to record.
+// restriction_lifted). A request gone since (its subject erased) has nothing to record;
+// one not found (not committed yet, or never) is a not-found error.
 func (s *Service) ProcessorAcknowledged(ctx context.Context, tx *store.Tx, requestID, processor, event string) error {
 	req, key, err := s.load(ctx, tx, requestID)
-	if errors.Is(err, errNotFound) || errors.Is(err, errClosed) {
+	if errors.Is(err, errClosed) {
 		return nil
 	}
 	if err != nil {
