@@ -585,6 +585,22 @@ func (s *Service) Close(ctx context.Context, id string) error {
 	})
 }
 
+// Get returns a notice, without its payload.
+func (s *Service) Get(ctx context.Context, id string) (Notice, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices WHERE id = $1`, id)
+	if err != nil {
+		return Notice{}, fmt.Errorf("notices: %w", err)
+	}
+	list, err := s.scan(rows)
+	if err != nil {
+		return Notice{}, err
+	}
+	if len(list) == 0 {
+		return Notice{}, apperr.New(apperr.NotFound, "notice_not_found", "no such notice")
+	}
+	return list[0], nil
+}
+
 // TaskDetail is what staff need to tell a processor by hand.
 type TaskDetail struct {
 	Notice

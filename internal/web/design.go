@@ -36,6 +36,7 @@ var staffNav = []struct {
 	{[]string{"campaign-new"}, navLink{Href: "/staff/campaigns/new", Label: "New campaign"}},
 	{[]string{"conflicts"}, navLink{Href: "/staff/consent-conflicts", Label: "Consent conflicts"}},
 	{[]string{"staff-requests", "staff-request"}, navLink{Href: "/staff/requests", Label: "Privacy requests"}},
+	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -112,6 +112,7 @@ var pageNames = []string{
 	"campaigns", "campaign-new", "campaign", "campaign-edit", "campaign-delete", "campaign-send", "unsubscribe-test",
 	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
 	"request-new", "request-sent", "request-confirm", "request-confirmed",
+	"processor-notices", "processor-notice", "processor-notice-done",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -260,6 +261,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/requests/{id}", p.staff(p.staffRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/extend", p.staff(p.extendRequest, requests.WarnRole))
+	mux.HandleFunc("GET /staff/processor-notices", p.staff(p.processorNotices, noticeRole))
+	mux.HandleFunc("GET /staff/processor-notices/{id}", p.staff(p.processorNotice, noticeRole))
+	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))
+	mux.HandleFunc("POST /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDone, noticeRole))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}

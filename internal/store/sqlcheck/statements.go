@@ -346,18 +346,20 @@ SELECT what, path FROM (
 	{"internal/notices/notices.go:545", bothEngines, `SELECT processor, event, request_id, created_at FROM processor_notices WHERE id = $1`},
 	{"internal/notices/notices.go:574", bothEngines, `UPDATE processor_notices SET state = $1, acknowledged_at = $2, payload = ''
 			WHERE id = $3 AND state = $4`},
-	{"internal/notices/notices.go:604", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:590", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:620", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1 AND state = $2`},
-	{"internal/notices/notices.go:616", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
-	{"internal/notices/notices.go:643", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:632", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:659", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0) FROM processor_notices ORDER BY id DESC LIMIT $1`},
-	{"internal/notices/notices.go:645", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
-	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`},
-	{"internal/notices/notices.go:658", bothEngines, `SELECT count(*) FROM processor_notices WHERE $1 = '' OR state = $1`},
 	{"internal/notices/notices.go:661", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`},
+	{"internal/notices/notices.go:674", bothEngines, `SELECT count(*) FROM processor_notices WHERE $1 = '' OR state = $1`},
+	{"internal/notices/notices.go:677", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE $1 = '' OR state = $1
 		ORDER BY id DESC LIMIT $2 OFFSET $3`},
-	{"internal/notices/notices.go:672", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	{"internal/notices/notices.go:688", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET tat = CASE
