@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"steward/internal/files"
+	"steward/internal/jobs"
 	"steward/internal/requests"
 	"steward/internal/server"
 	"steward/internal/store"
@@ -254,6 +255,16 @@ func requestsApp(ctx context.Context, o rightsOpts) (*benchApp, string, error) {
 	if err := doJSON(&http.Client{}, req, http.StatusCreated, &out); err != nil {
 		b.Close()
 		return nil, "", err
+	}
+	// The deadline job runs at the start: it ran (on no request) before any is written,
+	// so that it does not run on them while a figure is measured.
+	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(b.Jobs().Runs(), func(r jobs.Run) bool {
+		return r.Kind == (requests.WarnArgs{}).Kind()
+	}); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Close()
+			return nil, "", fmt.Errorf("the deadline job did not run at the start")
+		}
 	}
 	t := time.Now()
 	states := []string{requests.Received, requests.Received, requests.Verifying, requests.InProgress}
