@@ -22,8 +22,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"steward/internal/app"
 	"steward/internal/files"
 	"steward/internal/jobs"
 	"steward/internal/requests"
@@ -244,8 +246,8 @@ func memberErasureRows(ctx context.Context, o rightsOpts) ([]row, error) {
 
 // requestsApp builds a Steward served with n open requests (and their first events),
 // received over the last 40 days, some overdue, and a dpo; it returns the dpo's token.
-func requestsApp(ctx context.Context, o rightsOpts) (*benchApp, string, error) {
-	b, err := newApp(ctx, o.mail(), true)
+func requestsApp(ctx context.Context, o rightsOpts, opts ...app.Option) (*benchApp, string, error) {
+	b, err := newAppWith(ctx, o.mail(), true, opts)
 	if err != nil {
 		return nil, "", err
 	}
@@ -426,11 +428,16 @@ func queueRows(ctx context.Context, o rightsOpts) ([]row, error) {
 }
 
 func deadlineRows(ctx context.Context, o rightsOpts) ([]row, error) {
-	b, _, err := requestsApp(ctx, o)
+	// The job runs at the start, and River may run it again while the requests are
+	// written: the run measured is the next day's, the first of its day.
+	var later atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+	b, _, err := requestsApp(ctx, o, app.WithClock(clock))
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
+	later.Store(int64(24 * time.Hour))
 	var took time.Duration
 	var sum requests.Summary
 	var sent bool
