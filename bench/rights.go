@@ -402,6 +402,28 @@ func queueRows(ctx context.Context, o rightsOpts) ([]row, error) {
 			fmt.Printf("    %s\n      %s\n", q, strings.Join(plan, " / "))
 		}
 	}
+	if explain {
+		today := requests.DateOf(time.Now())
+		soon := today.AddDays(requests.WarnWithin)
+		for _, q := range []string{
+			`SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
+			FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`,
+			`SELECT (SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
+			(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`,
+		} {
+			var d []time.Duration
+			for range 50 {
+				t := time.Now()
+				var a, c any
+				if err := b.DB().QueryRowContext(ctx, q, string(today), string(soon)).Scan(&a, &c); err != nil {
+					return nil, err
+				}
+				d = append(d, time.Since(t))
+			}
+			slices.Sort(d)
+			fmt.Printf("    p50 %.1f ms: %s\n", ms(pct(d, 0.5)), strings.Join(strings.Fields(q), " "))
+		}
+	}
 	// What of it is the database's: the two statements the first page runs.
 	var queue, due []time.Duration
 	for range o.queueN {

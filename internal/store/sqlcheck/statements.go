@@ -404,9 +404,10 @@ SELECT what, path FROM (
 	{"internal/requests/visitor.go:193", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
 				held_email = NULL, shredded_at = $1 WHERE id = $2`},
 	{"internal/requests/visitor.go:197", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
-	{"internal/requests/warn.go:36", bothEngines, `SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
-		FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`},
-	{"internal/requests/warn.go:80", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
+	{"internal/requests/warn.go:37", bothEngines, `SELECT
+		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
+		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`},
+	{"internal/requests/warn.go:76", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
 	{"internal/rights/erasure.go:119", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
 	{"internal/rights/erasure.go:175", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`},
