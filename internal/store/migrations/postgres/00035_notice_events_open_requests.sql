@@ -11,9 +11,10 @@ CREATE UNIQUE INDEX processor_notices_event ON processor_notices(subject_hash, p
 -- requests: the open requests by due date, for the queue's first page and the daily
 -- count of those overdue and due soon (an index-only range of the open ones, not a
 -- scan of every request: 100,000 open requests, issue 13's benchmark). The queries
--- name the same condition, which the planners need to use the index; state is in it
--- so that the count reads the index alone on SQLite too.
-CREATE INDEX privacy_requests_open ON privacy_requests(due_date, received_at, id, state) WHERE state NOT IN ('done', 'refused', 'withdrawn');
+-- name the same condition, which the planner needs to use the index; the condition
+-- implied, the count reads the index alone (with state in it, the planner scanned the
+-- table instead).
+CREATE INDEX privacy_requests_open ON privacy_requests(due_date, received_at, id) WHERE state NOT IN ('done', 'refused', 'withdrawn');
 
 -- +goose Down
 DROP INDEX privacy_requests_open;
