@@ -377,7 +377,9 @@ func queueRows(ctx context.Context, o rightsOpts) ([]row, error) {
 			prefix = "EXPLAIN "
 		}
 		for _, q := range []string{
-			`SELECT SUM(CASE WHEN due_date < '2026-01-01' THEN 1 ELSE 0 END) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= '2026-12-31'`,
+			fmt.Sprintf(`SELECT (SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < '%s'),
+			(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= '%[1]s' AND due_date <= '%s')`,
+				requests.DateOf(time.Now()), requests.DateOf(time.Now()).AddDays(requests.WarnWithin)),
 			`SELECT id FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < '9999-12-31' ORDER BY due_date, received_at, id LIMIT 200`,
 		} {
 			plan, err := store.Strings(ctx, b.DB(), prefix+q)
