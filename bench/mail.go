@@ -1075,13 +1075,14 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 		f0(ourRate), f0(bareRate), ratio(ourRate, bareRate), ">= 0.80"}}, nil
 }
 
-// parseOnly turns -only into the set of parts to run: accounts, files, mail, keys, or
-// single figures of mail (subscriptions, import, audience, sending) or of keys (export,
-// rotation, erasure), comma-separated.
+// parseOnly turns -only into the set of parts to run: accounts, files, mail, keys,
+// rights, or single figures of mail (subscriptions, import, audience, sending), of keys
+// (export, rotation, erasure) or of rights (member-erasure, queue, deadlines),
+// comma-separated.
 func parseOnly(only string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if only == "" {
-		only = "accounts,files,mail,keys"
+		only = "accounts,files,mail,keys,rights"
 	}
 	for _, p := range strings.Split(only, ",") {
 		p = strings.TrimSpace(p)
@@ -1096,11 +1097,15 @@ func parseOnly(only string) (map[string]bool, error) {
 			for _, f := range keysFigures {
 				out[f] = true
 			}
-		case slices.Contains(mailFigures, p), slices.Contains(keysFigures, p):
+		case p == "rights":
+			for _, f := range rightsFigures {
+				out[f] = true
+			}
+		case slices.Contains(mailFigures, p), slices.Contains(keysFigures, p), slices.Contains(rightsFigures, p):
 			out[p] = true
 		default:
-			return nil, fmt.Errorf("-only %q: want accounts, files, mail, keys or one of %s, %s", p,
-				strings.Join(mailFigures, ", "), strings.Join(keysFigures, ", "))
+			return nil, fmt.Errorf("-only %q: want accounts, files, mail, keys, rights or one of %s, %s, %s", p,
+				strings.Join(mailFigures, ", "), strings.Join(keysFigures, ", "), strings.Join(rightsFigures, ", "))
 		}
 	}
 	return out, nil

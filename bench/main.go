@@ -12,7 +12,9 @@
 //   - file throughput and peak memory (files.go);
 //   - subscriptions, CSV import, audience resolution and campaign sending (mail.go);
 //   - a member's export, an epoch rotation of the data keys, and erasure in a large
-//     population (keys.go).
+//     population (keys.go);
+//   - the rights desk: a member with many rows and files erased, the dpo's queue and the
+//     daily deadline job over many requests (rights.go).
 package main
 
 import (
@@ -51,7 +53,7 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, or one figure of mail (subscriptions, import, audience, sending) or of keys (export, rotation, erasure)")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail and keys figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
@@ -65,6 +67,10 @@ func main() {
 	membersN := flag.Int("erasure-members", 1_000_000, "members in the large population of the erasure figure")
 	baseMembersN := flag.Int("erasure-baseline", 10_000, "members in the small population the erasure figure compares with")
 	erasuresN := flag.Int("erasures", 40, "members erased at each scale (and a quarter as many who changed address)")
+	erasureRowsN := flag.Int("erasure-rows", 100_000, "rows across the holders of the member of the member-erasure figure")
+	erasureFilesN := flag.Int("erasure-files", 1000, "files of the member of the member-erasure figure")
+	openRequestsN := flag.Int("open-requests", 100_000, "open privacy requests of the queue and deadlines figures")
+	queueN := flag.Int("queue-pages", 300, "first pages of the queue measured (API and page each)")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -96,6 +102,12 @@ func main() {
 		kr, err = keysRows(keysOpts{dbURL: *dbURL, figures: sel, steward: flag.Args(), exports: *exportsN, rotationKeys: *rotationN,
 			meRate: *meRate, meDur: *dur, members: *membersN, baseMembers: *baseMembersN, erasures: *erasuresN, profilePath: cpuProfile})
 		rows = append(rows, kr...)
+	}
+	if err == nil && anyOf(sel, rightsFigures) {
+		var rr []row
+		rr, err = rightsRows(rightsOpts{dbURL: *dbURL, figures: sel, steward: flag.Args(), erasureRows: *erasureRowsN,
+			erasureFiles: *erasureFilesN, openRequests: *openRequestsN, queueN: *queueN, profilePath: cpuProfile})
+		rows = append(rows, rr...)
 	}
 	if err == nil {
 		printTable(rows)

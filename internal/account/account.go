@@ -81,6 +81,12 @@ type Hooks struct {
 	// Erase erases a subject through every holder of the data map (the rights
 	// capability), when a guardian declines.
 	Erase func(ctx context.Context, subjectID, source string) error
+	// Rectified runs when the member changed fields of the profile (the processors
+	// that hold them are told): fields are the new values ("" for a field cleared),
+	// requestID the privacy request the change answers, if any. It runs in the
+	// change's transaction; a new address runs it when confirmed, before the old
+	// address is replaced.
+	Rectified func(ctx context.Context, tx *store.Tx, accountID string, fields map[string]string, requestID string) error
 }
 
 // Service is the account capability.
@@ -96,6 +102,7 @@ type Service struct {
 	profileStmt     *sql.Stmt
 	sessProfileStmt *sql.Stmt
 	eraser          func(ctx context.Context, subjectID, source string) error
+	rectified       func(ctx context.Context, tx *store.Tx, accountID string, fields map[string]string, requestID string) error
 	vault           *vault.Vault
 	index           *vault.Index
 	slots           chan struct{} // bounds concurrent password hashing
@@ -107,7 +114,7 @@ type Service struct {
 func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, v *vault.Vault, index *vault.Index,
 	set Settings, hooks Hooks, now func() time.Time) (*Service, error) {
 	s := &Service{db: db, outbox: outbox, audit: audit, vault: v, index: index, set: set, now: now, common: commonPasswords(),
-		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), slotWait: slotWait, verified: hooks.Verified, eraser: hooks.Erase}
+		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), slotWait: slotWait, verified: hooks.Verified, eraser: hooks.Erase, rectified: hooks.Rectified}
 	s.dummy = dummyHash(set.Argon2)
 	var err error
 	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)

@@ -206,6 +206,8 @@ type Patch struct {
 	Public          map[string]bool
 	// CurrentPassword is required to change the email address.
 	CurrentPassword string
+	// RequestID is the privacy request (a rectification) the change answers, if any.
+	RequestID string
 }
 
 // Update applies a patch. A new email address takes effect once it is verified by the
@@ -254,6 +256,9 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 				return err
 			}
 		}
+		if err := s.onRectified(ctx, tx, accountID, rectified(before, p), patch.RequestID); err != nil {
+			return err
+		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "profile_updated", AccountID: accountID, IP: meta.IP,
 			Detail: changedFields(before, p, before.publicMask() != mask, newEmail != "")})
 	})
@@ -261,6 +266,28 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 		return Profile{}, err
 	}
 	return s.Profile(ctx, accountID)
+}
+
+// rectified are the profile fields an update changed, with their new values.
+func rectified(before, after Profile) map[string]string {
+	out := map[string]string{}
+	for _, f := range []string{"name", "phone", "home_address", "business_address", "country"} {
+		if before.Value(f) != after.Value(f) {
+			out[f] = after.Value(f)
+		}
+	}
+	if before.Birthdate != after.Birthdate {
+		out["birthdate"] = after.Birthdate
+	}
+	return out
+}
+
+// onRectified tells the rectified hook of the changed fields, if any.
+func (s *Service) onRectified(ctx context.Context, tx *store.Tx, accountID string, fields map[string]string, requestID string) error {
+	if len(fields) == 0 || s.rectified == nil {
+		return nil
+	}
+	return s.rectified(ctx, tx, accountID, fields, requestID)
 }
 
 // patchProfile checks the patch's profile fields, birthdate and country against what

@@ -353,6 +353,10 @@ func (s *Service) confirmEmailChange(ctx context.Context, tx *store.Tx, id strin
 	if err != nil {
 		return fmt.Errorf("account: verify: %w", err)
 	}
+	// The processors are told while the old address, which they know, is the member's.
+	if err := s.onRectified(ctx, tx, id, map[string]string{"email": addr}, ""); err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
 		updated_at = $2 WHERE id = $3`, s.index.Address(addr), store.Millis(s.now()), id)
 	if store.IsUniqueViolation(err) {

@@ -110,6 +110,7 @@ type patchRequest struct {
 	Country         *string         `json:"country"`
 	Public          map[string]bool `json:"public"`
 	CurrentPassword string          `json:"current_password"`
+	RequestID       string          `json:"-"` // a member's own change answers no request
 }
 
 func (a *API) updateMe(w http.ResponseWriter, r *http.Request, sess account.Session) {

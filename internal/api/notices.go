@@ -36,8 +36,8 @@ func (a *API) notices(w http.ResponseWriter, r *http.Request, _ account.Session)
 	server.WriteJSON(w, http.StatusOK, map[string]any{"notices": list})
 }
 
-func (a *API) noticeTask(w http.ResponseWriter, r *http.Request, _ account.Session) {
-	t, err := a.Notices.Task(r.Context(), r.PathValue("id"))
+func (a *API) noticeTask(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	t, err := a.Notices.Task(r.Context(), r.PathValue("id"), notices.Reader{AccountID: sess.AccountID, IP: a.ClientIP(r)})
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -261,6 +261,10 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 		Erase: func(ctx context.Context, subjectID, source string) error {
 			return a.rights.EraseNow(ctx, subjectID, source)
 		},
+		// The processors that hold a rectified field are told, with the change.
+		Rectified: func(ctx context.Context, tx *store.Tx, accountID string, fields map[string]string, requestID string) error {
+			return a.notices.Changed(ctx, tx, accountID, notices.Change{Event: notices.Rectification, Fields: fields, RequestID: requestID})
+		},
 	}, a.now)
 	if err != nil {
 		return err
@@ -278,7 +282,13 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	a.staff = governance.NewStaff(a.db, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
 		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
-	a.notices = notices.New(a.db, a.vault, index, a.consent.Register(), a.jobs, key, a.now, a.log)
+	a.notices = notices.New(a.db, a.vault, index, a.consent.Register(), a.jobs, a.audit, key, notices.Hooks{
+		// A processor's acknowledgment of a change a privacy request made is an event of
+		// the request.
+		Acknowledged: func(ctx context.Context, tx *store.Tx, requestID, processor, event string) error {
+			return a.requests.ProcessorAcknowledged(ctx, tx, requestID, processor, event)
+		},
+	}, a.now, a.log)
 
 	if a.registry, err = a.dataMap(index); err != nil {
 		return err
@@ -332,6 +342,15 @@ func (a *App) openConsent() (*consent.Service, error) {
 				return err
 			}
 			return a.newsletter.EnsureMember(ctx, tx, subjectID, prof.Email, prof.Name)
+		},
+		// The processors that received the subject's data are told of a restriction
+		// and of its end.
+		Restricted: func(ctx context.Context, tx *store.Tx, subjectID string, on bool, requestID string) error {
+			event := notices.RestrictionLifted
+			if on {
+				event = notices.Restriction
+			}
+			return a.notices.Changed(ctx, tx, subjectID, notices.Change{Event: event, RequestID: requestID})
 		},
 	}, a.now), nil
 }
@@ -387,6 +406,7 @@ func (a *App) registerJobs() {
 		return err
 	})
 	jobs.Register(a.jobs, func(ctx context.Context, args notices.Args) error { return a.notices.Deliver(ctx, args.ID) })
+	jobs.Register(a.jobs, func(ctx context.Context, args notices.AckArgs) error { return a.notices.RecordAck(ctx, args.ID) })
 	jobs.Register(a.jobs, func(ctx context.Context, _ files.ReconcileArgs) error {
 		rep, err := a.files.Reconcile(ctx, false)
 		a.logReconcile(rep)

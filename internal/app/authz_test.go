@@ -301,6 +301,13 @@ var authz = map[string]probe{
 	// The staff pages' home leads each role to its first page; the consent conflicts.
 	"GET /staff":                   {want: staffHome()},
 	"GET /staff/consent-conflicts": {want: staffOnly("200", toLogin, "403", dpo, support)},
+	"GET /staff/processor-notices": {want: staffOnly("200", toLogin, "403", dpo)},
+	"GET /staff/processor-notices/{id}": {path: "/staff/processor-notices/none",
+		want: staffOnly("404", toLogin, "403", dpo)},
+	"GET /staff/processor-notices/{id}/done": {path: "/staff/processor-notices/none/done",
+		want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/processor-notices/{id}/done": {path: "/staff/processor-notices/none/done",
+		want: staffOnly("404", toLogin, "403", dpo)},
 }
 
 // staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO to the

@@ -45,6 +45,8 @@ Commands:
   consent conflicts      list the newest conflicts between sources of consent
   staff grant|revoke EMAIL ROLE
                          give or take a staff role: admin, marketing, support, dpo
+  processors secret NAME print the secret the processor NAME (its key in the register)
+                         checks its notices' Steward-Signature with; give it to them
   newsletter import FILE [--purpose P]
                          import subscribers who consented elsewhere (CSV with email,
                          first_name, last_name, and optionally company, consented_at,
@@ -170,6 +172,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = filesCommand(ctx, cfg, log, pos, stdout)
 	case "staff":
 		err = staffCommand(ctx, cfg, log, pos, stdout)
+	case "processors":
+		err = processorsCommand(ctx, cfg, log, pos, stdout)
 	case "newsletter":
 		err = newsletterCommand(ctx, cfg, log, pos, terms, stdout)
 	case "backup":

@@ -94,6 +94,7 @@ type Service struct {
 	vault         *vault.Vault
 	granted       func(ctx context.Context, tx *store.Tx, subjectID string, p Purpose) error
 	changed       func(ctx context.Context, tx *store.Tx, subjectID string) error
+	restricted    func(ctx context.Context, tx *store.Tx, subjectID string, on bool, requestID string) error
 }
 
 func (s *Service) onChange(ctx context.Context, tx *store.Tx, subjectID string) error {
@@ -113,12 +114,17 @@ type Hooks struct {
 	// marketing mail joins the mailing list). It runs in the opt-in's transaction,
 	// before Changed, so the recomputed audience sees its writes.
 	Granted func(ctx context.Context, tx *store.Tx, subjectID string, p Purpose) error
+	// Restricted runs when the subject's restriction of processing is set (on) or
+	// lifted (the processors are told), in the change's transaction. requestID is the
+	// privacy request the change answers, which names itself in the change's evidence
+	// as "request_id"; "" when none does.
+	Restricted func(ctx context.Context, tx *store.Tx, subjectID string, on bool, requestID string) error
 }
 
 // New returns the consent service. Evidence is sealed under each subject's data key in v.
 func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, v *vault.Vault, hooks Hooks, now func() time.Time) *Service {
 	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer, vault: v,
-		granted: hooks.Granted, changed: hooks.Changed}
+		granted: hooks.Granted, changed: hooks.Changed, restricted: hooks.Restricted}
 }
 
 // Register returns the register of purposes and processors.
@@ -324,6 +330,11 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 				}
 				if err := s.setFlags(ctx, tx, subjectID, *flags); err != nil {
 					return err
+				}
+				if cur.Restricted != flags.Restricted && s.restricted != nil {
+					if err := s.restricted(ctx, tx, subjectID, flags.Restricted, evidence["request_id"]); err != nil {
+						return err
+					}
 				}
 			}
 		}

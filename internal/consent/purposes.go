@@ -60,7 +60,8 @@ type Processor struct {
 	Country    string   `toml:"country"`
 	Categories []string `toml:"categories"`
 	Safeguard  string   `toml:"safeguard"`
-	// NotifyURL is where the processor is sent notices of erasure (a signed webhook);
+	// NotifyURL is where the processor is sent notices of erasure, rectification and
+	// restriction (a signed webhook);
 	// the register is the allow-list of such destinations. Without one, staff get a
 	// task to tell the processor by hand.
 	NotifyURL string `toml:"notify_url"`

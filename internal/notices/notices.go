@@ -1,5 +1,7 @@
 // Package notices tells processors what a member asked (GDPR art. 19): when a member is
-// erased, every processor in the register that received their data is sent a notice,
+// erased, rectifies a field, or has their data's processing restricted or the
+// restriction lifted, every processor in the register that received their data (for a
+// rectification: that holds the field) is sent a notice,
 // a signed webhook to the endpoint the register gives it (the register is the
 // allow-list: no other destination is ever called), retried with backoff through the
 // job queue until the processor acknowledges it. A processor without an endpoint, or
@@ -29,11 +31,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/governance"
 	"steward/internal/jobs"
 	"steward/internal/store"
 	"steward/internal/vault"
@@ -46,6 +50,18 @@ const (
 	Task         = "task"         // staff tell the processor by hand
 	Done         = "done"         // staff told the processor
 )
+
+// Events a processor is told of.
+const (
+	Erasure           = "erasure"
+	Rectification     = "rectification"
+	Restriction       = "restriction"        // processing restricted (GDPR art. 18)
+	RestrictionLifted = "restriction_lifted" // the restriction ended
+)
+
+// requestWait is how long an acknowledgment waits for the privacy request of its
+// change to be recorded.
+const requestWait = 10 * time.Minute
 
 // maxAttempts is how many deliveries are tried before the notice becomes a task.
 const maxAttempts = 8
@@ -63,9 +79,24 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, tx *store.Tx, args jobs.Args) error
 }
 
+// Hooks are what the notices call in others.
+type Hooks struct {
+	// Acknowledged runs when a processor acknowledged a notice of a change that came
+	// through a privacy request (the request records it), in the acknowledgment's
+	// transaction.
+	Acknowledged func(ctx context.Context, tx *store.Tx, requestID, processor, event string) error
+}
+
+// Auditor records staff's reading of a task in the audit log.
+type Auditor interface {
+	Record(ctx context.Context, q store.Querier, e governance.Event) error
+}
+
 // Service keeps and delivers the notices.
 type Service struct {
 	db     *store.DB
+	audit  Auditor
+	hooks  Hooks
 	vault  *vault.Vault
 	index  *vault.Index
 	reg    *consent.Register
@@ -77,11 +108,11 @@ type Service struct {
 }
 
 // New returns the notices service. key derives each processor's signing secret.
-func New(db *store.DB, v *vault.Vault, index *vault.Index, reg *consent.Register, q Enqueuer, key []byte,
-	now func() time.Time, log *slog.Logger) *Service {
+func New(db *store.DB, v *vault.Vault, index *vault.Index, reg *consent.Register, q Enqueuer, audit Auditor, key []byte,
+	hooks Hooks, now func() time.Time, log *slog.Logger) *Service {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("steward processor notices v1"))
-	return &Service{db: db, vault: v, index: index, reg: reg, jobs: q, secret: m.Sum(nil),
+	return &Service{db: db, audit: audit, hooks: hooks, vault: v, index: index, reg: reg, jobs: q, secret: m.Sum(nil),
 		client: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // the register names the endpoint: a redirect elsewhere is not followed
 		}}, now: now, log: log}
@@ -110,6 +141,7 @@ type Notice struct {
 	Processor      string    `json:"processor"`
 	ProcessorName  string    `json:"processor_name"`
 	Event          string    `json:"event"`
+	RequestID      string    `json:"request_id,omitempty"`
 	State          string    `json:"state"`
 	Attempts       int       `json:"attempts"`
 	LastError      string    `json:"last_error,omitempty"`
@@ -117,12 +149,15 @@ type Notice struct {
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 }
 
-// payload is what a processor receives.
+// payload is what a processor receives: the event, the addresses it knows the member
+// by (nothing else of the member's), and for a rectification the new value of each
+// changed field the processor holds ("" for a field cleared).
 type payload struct {
-	ID     string    `json:"id"`
-	Event  string    `json:"event"`
-	Emails []string  `json:"emails"`
-	At     time.Time `json:"at"`
+	ID      string            `json:"id"`
+	Event   string            `json:"event"`
+	Emails  []string          `json:"emails"`
+	Changes map[string]string `json:"changes,omitempty"`
+	At      time.Time         `json:"at"`
 }
 
 // subjectHash links a notice to its member without keeping the member's id.
@@ -168,15 +203,12 @@ func (s *Service) recipients(ctx context.Context, q store.Querier, subjectID str
 // data, and schedules its delivery. An erasure that runs again adds none twice.
 func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject) error {
 	procs, err := s.recipients(ctx, tx, subj.ID)
-	if err != nil {
-		return fmt.Errorf("notices: %w", err)
-	}
-	if len(procs) == 0 {
-		return nil
+	if err != nil || len(procs) == 0 {
+		return err
 	}
 	// The notices never hold the erasure up: addresses that cannot be read (a key of
 	// an epoch this node no longer holds) leave staff a task without them.
-	emails, err := s.addresses(ctx, tx, subj)
+	emails, err := s.addresses(ctx, tx, subj.ID, subj.Proven)
 	unread := err != nil
 	if unread {
 		s.log.Warn("notices: the erased member's addresses could not be read; staff get tasks without them", "err", err)
@@ -185,11 +217,116 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 	if len(emails) == 0 && !unread {
 		return nil // no address the member proved: nothing of theirs to tell of
 	}
-	hash := s.subjectHash(subj.ID)
+	// A replay after a restore lost the notices made after the backup, delivered or
+	// not: staff check with the processor instead of telling it twice.
+	return s.record(ctx, tx, subj.ID, Change{Event: Erasure}, "", procs, emails, subj.Again)
+}
+
+// Change is a rectification or a restriction to tell the processors of.
+type Change struct {
+	Event string // Rectification, Restriction or RestrictionLifted
+	// Fields are, for a rectification, the new value of each changed field ("" when
+	// cleared), by the profile's field names (email, name, phone...).
+	Fields map[string]string
+	// RequestID is the privacy request the change answers, if any: each processor's
+	// acknowledgment is recorded on it.
+	RequestID string
+}
+
+// fieldCategories are the data categories (fideslang, as the register names them) of
+// the fields a rectification can change: a processor holds a field when one of its
+// categories is the field's or a parent of it.
+var fieldCategories = map[string]string{
+	"email":            "user.contact.email",
+	"name":             "user.name",
+	"phone":            "user.contact.phone_number",
+	"home_address":     "user.contact.address",
+	"business_address": "user.contact.address",
+	"country":          "user.contact.address.country",
+	"birthdate":        "user.demographic.date_of_birth",
+}
+
+// holds reports whether a processor holds a field, by the categories the register
+// says it receives.
+func holds(p consent.Processor, field string) bool {
+	cat, ok := fieldCategories[field]
+	if !ok {
+		return false
+	}
+	for _, c := range p.Categories {
+		if c == cat || strings.HasPrefix(cat, c+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// Changed records, in the change's transaction, a notice of a rectification or of a
+// restriction set or lifted for every processor that received the subject's data (for
+// a rectification, each that holds a changed field, told only the fields it holds),
+// and schedules its delivery. Each change is told, however many came before. A
+// rectification of the address is recorded before the new one replaces it: the
+// processor is told the address it knows the member by.
+func (s *Service) Changed(ctx context.Context, tx *store.Tx, subjectID string, c Change) error {
+	switch c.Event {
+	case Rectification, Restriction, RestrictionLifted:
+	default:
+		return fmt.Errorf("notices: %q is not a change", c.Event)
+	}
+	if c.Event == Rectification && len(c.Fields) == 0 {
+		return nil
+	}
+	procs, err := s.recipients(ctx, tx, subjectID)
+	if err != nil || len(procs) == 0 {
+		return err
+	}
+	if c.Event == Rectification {
+		procs = slices.DeleteFunc(procs, func(p consent.Processor) bool {
+			for f := range c.Fields {
+				if holds(p, f) {
+					return false
+				}
+			}
+			return true
+		})
+		if len(procs) == 0 {
+			return nil
+		}
+	}
+	proven, err := store.Strings(ctx, tx, `SELECT a.address_hash FROM account_addresses a
+		WHERE a.account_id = $1 AND NOT EXISTS (SELECT 1 FROM account_addresses b
+			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)`, subjectID)
+	if err != nil {
+		return fmt.Errorf("notices: %w", err)
+	}
+	subscribed, err := store.Strings(ctx, tx, `SELECT email_hash FROM subscribers WHERE subject_id = $1 AND confirmed_at IS NOT NULL`, subjectID)
+	if err != nil {
+		return fmt.Errorf("notices: %w", err)
+	}
+	// A change is not held up by a key this node cannot read: staff get tasks.
+	emails, err := s.addresses(ctx, tx, subjectID, append(proven, subscribed...))
+	unread := err != nil
+	if unread {
+		s.log.Warn("notices: a member's addresses could not be read; staff get tasks without them", "err", err, "event", c.Event)
+		emails = nil
+	}
+	if len(emails) == 0 && !unread {
+		return nil // no address the member proved: no processor knows them by one
+	}
+	return s.record(ctx, tx, subjectID, c, store.SortedID(s.now()), procs, emails, false)
+}
+
+// record adds one notice of c for each processor, its payload sealed under a key of
+// its own, and schedules the deliveries; eventID tells one change from the next ("" for
+// the erasure, told once: a processor already told is skipped). toStaff makes every
+// notice a task.
+func (s *Service) record(ctx context.Context, tx *store.Tx, subjectID string, c Change, eventID string, procs []consent.Processor,
+	emails []string, toStaff bool) error {
+	hash := s.subjectHash(subjectID)
 	for _, p := range procs {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = 'erasure'`,
-			hash, p.Key).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = $3
+			AND event_id = $4`, hash, p.Key, c.Event, eventID).Scan(&n); err != nil {
 			return fmt.Errorf("notices: %w", err)
 		}
 		if n > 0 {
@@ -200,19 +337,26 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 		if err != nil {
 			return fmt.Errorf("notices: %w", err)
 		}
-		body, err := json.Marshal(payload{ID: id, Event: "erasure", Emails: emails, At: s.now().UTC()})
+		pl := payload{ID: id, Event: c.Event, Emails: emails, At: s.now().UTC()}
+		for f, v := range c.Fields {
+			if holds(p, f) {
+				if pl.Changes == nil {
+					pl.Changes = map[string]string{}
+				}
+				pl.Changes[f] = v
+			}
+		}
+		body, err := json.Marshal(pl)
 		if err != nil {
 			return err
 		}
-		// A replay after a restore lost the notices made after the backup, delivered or
-		// not: staff check with the processor instead of telling it twice.
 		state := Pending
-		if p.NotifyURL == "" || len(emails) == 0 || subj.Again {
+		if p.NotifyURL == "" || len(emails) == 0 || toStaff {
 			state = Task
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)
-			VALUES ($1, $2, 'erasure', $3, $4, $5, 0, $6)`, id, p.Key, hash, key.SealText(labelPayload, string(body)), state,
-			store.Millis(s.now())); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_notices (id, processor, event, event_id, request_id, subject_hash, payload,
+			state, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)`, id, p.Key, c.Event, eventID, nullString(c.RequestID),
+			hash, key.SealText(labelPayload, string(body)), state, store.Millis(s.now())); err != nil {
 			return fmt.Errorf("notices: %w", err)
 		}
 		if state == Pending {
@@ -224,14 +368,21 @@ func (s *Service) Erased(ctx context.Context, tx *store.Tx, subj datamap.Subject
 	return nil
 }
 
+func nullString(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
 const labelPayload = "processor_notices.payload"
 
 // addresses are the addresses the member proved (the verified account address, and a
 // confirmed subscription's) that processors know them by, opened with the member's key,
 // which the erasure has not shredded yet. An address typed but never proved may be
 // anyone's: no processor is told of it.
-func (s *Service) addresses(ctx context.Context, tx *store.Tx, subj datamap.Subject) ([]string, error) {
-	key, err := s.vault.KeyIn(ctx, tx, subj.ID, false)
+func (s *Service) addresses(ctx context.Context, tx *store.Tx, subjectID string, proven []string) ([]string, error) {
+	key, err := s.vault.KeyIn(ctx, tx, subjectID, false)
 	if errors.Is(err, vault.ErrNoKey) {
 		return nil, nil
 	}
@@ -244,16 +395,16 @@ func (s *Service) addresses(ctx context.Context, tx *store.Tx, subj datamap.Subj
 		if err != nil {
 			return err
 		}
-		if v != "" && !slices.Contains(out, v) && slices.Contains(subj.Proven, s.index.Address(v)) {
+		if v != "" && !slices.Contains(out, v) && slices.Contains(proven, s.index.Address(v)) {
 			out = append(out, v)
 		}
 		return nil
 	}
-	account, err := store.Strings(ctx, tx, `SELECT email FROM accounts WHERE id = $1`, subj.ID)
+	account, err := store.Strings(ctx, tx, `SELECT email FROM accounts WHERE id = $1`, subjectID)
 	if err != nil {
 		return nil, err
 	}
-	subscribed, err := store.Strings(ctx, tx, `SELECT email FROM subscribers WHERE subject_id = $1`, subj.ID)
+	subscribed, err := store.Strings(ctx, tx, `SELECT email FROM subscribers WHERE subject_id = $1`, subjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -342,8 +493,9 @@ func (s *Service) post(ctx context.Context, p consent.Processor, body []byte) (i
 	return resp.StatusCode, nil
 }
 
-// settle ends a notice's delivery: acknowledged (its payload's key is shredded) or a
-// task for staff (the payload stays readable for them until they close it).
+// settle ends a notice's delivery: acknowledged (its payload's key is shredded, and
+// the privacy request it answers records the acknowledgment) or a task for staff (the
+// payload stays readable for them until they close it).
 func (s *Service) settle(ctx context.Context, id, state, lastError string, status int) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		at := any(nil)
@@ -353,11 +505,66 @@ func (s *Service) settle(ctx context.Context, id, state, lastError string, statu
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
-			acknowledged_at = $4, payload = CASE WHEN $1 = 'acknowledged' THEN '' ELSE payload END WHERE id = $5`,
-			state, lastError, status, at, id)
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
+			acknowledged_at = $4, payload = CASE WHEN $1 = 'acknowledged' THEN '' ELSE payload END WHERE id = $5 AND state = $6`,
+			state, lastError, status, at, id, Pending)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 || state != Acknowledged || s.hooks.Acknowledged == nil {
+			return err // settled meanwhile (a retry that raced), or nothing more to record
+		}
+		return s.recordAck(ctx, tx, id, false)
 	})
+}
+
+// AckArgs is the job that records a processor's acknowledgment on the privacy request
+// of the change, once the request is there.
+type AckArgs struct {
+	ID string `json:"id"`
+}
+
+// Kind names the job.
+func (AckArgs) Kind() string { return "processor_notice_ack" }
+
+// RecordAck records an acknowledged notice on its privacy request (the AckArgs job):
+// an error while the request is not there yet, so that the queue retries.
+func (s *Service) RecordAck(ctx context.Context, id string) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return s.recordAck(ctx, tx, id, true) })
+}
+
+// recordAck records, in tx, the acknowledgment of a notice on the privacy request of
+// its change, if any. The flow records its request just after the change: a quick
+// acknowledgment finds none yet, and a job records it later (retry: this is that job,
+// which fails until the request is there); one never recorded (the flow failed after
+// the change) leaves nothing to record the answer on.
+func (s *Service) recordAck(ctx context.Context, tx *store.Tx, id string, retry bool) error {
+	var processor, event string
+	var request sql.NullString
+	var created int64
+	if err := tx.QueryRowContext(ctx, `SELECT processor, event, request_id, created_at FROM processor_notices WHERE id = $1`, id).
+		Scan(&processor, &event, &request, &created); err != nil {
+		return err
+	}
+	if !request.Valid {
+		return nil
+	}
+	name := processor
+	if p, ok := s.reg.Processor(processor); ok {
+		name = p.Name
+	}
+	err := s.hooks.Acknowledged(ctx, tx, request.String, name, event)
+	switch {
+	case apperr.KindOf(err) != apperr.NotFound:
+		return err
+	case s.now().Sub(store.FromMillis(created)) >= requestWait:
+		s.log.Warn("notices: the privacy request of an acknowledged notice was never recorded", "notice", id)
+		return nil
+	case retry:
+		return err
+	default:
+		return s.jobs.Enqueue(ctx, tx, AckArgs{ID: id})
+	}
 }
 
 // Close marks a staff task done once staff told the processor, and shreds the
@@ -378,16 +585,39 @@ func (s *Service) Close(ctx context.Context, id string) error {
 	})
 }
 
+// Get returns a notice, without its payload.
+func (s *Service) Get(ctx context.Context, id string) (Notice, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices WHERE id = $1`, id)
+	if err != nil {
+		return Notice{}, fmt.Errorf("notices: %w", err)
+	}
+	list, err := s.scan(rows)
+	if err != nil {
+		return Notice{}, err
+	}
+	if len(list) == 0 {
+		return Notice{}, apperr.New(apperr.NotFound, "notice_not_found", "no such notice")
+	}
+	return list[0], nil
+}
+
 // TaskDetail is what staff need to tell a processor by hand.
 type TaskDetail struct {
 	Notice
-	Emails []string `json:"emails"`
+	Emails  []string          `json:"emails"`
+	Changes map[string]string `json:"changes,omitempty"`
 }
 
-// Task opens an open task's payload for staff.
-func (s *Service) Task(ctx context.Context, id string) (TaskDetail, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1 AND state = $2`, id, Task)
+// Reader is the staff member who opens a task, for the audit log.
+type Reader struct {
+	AccountID string
+	IP        string
+}
+
+// Task opens an open task's payload for staff; the opening is recorded in the audit
+// log under the reader's account (the notice's id, never what it says).
+func (s *Service) Task(ctx context.Context, id string, by Reader) (TaskDetail, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices WHERE id = $1 AND state = $2`, id, Task)
 	if err != nil {
 		return TaskDetail{}, fmt.Errorf("notices: %w", err)
 	}
@@ -414,7 +644,11 @@ func (s *Service) Task(ctx context.Context, id string) (TaskDetail, error) {
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		return TaskDetail{}, err
 	}
-	return TaskDetail{Notice: list[0], Emails: p.Emails}, nil
+	if err := s.audit.Record(ctx, s.db, governance.Event{Name: "processor_notice_opened", AccountID: by.AccountID, IP: by.IP,
+		Detail: "notice " + id}); err != nil {
+		return TaskDetail{}, err
+	}
+	return TaskDetail{Notice: list[0], Emails: p.Emails, Changes: p.Changes}, nil
 }
 
 // List returns the notices in a state ("" for all), newest first, at most limit.
@@ -422,11 +656,10 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Notice, 
 	var rows *sql.Rows
 	var err error
 	if state == "" {
-		rows, err = s.db.QueryContext(ctx, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-			COALESCE(acknowledged_at, 0) FROM processor_notices ORDER BY id DESC LIMIT $1`, limit)
+		rows, err = s.db.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices ORDER BY id DESC LIMIT $1`, limit)
 	} else {
-		rows, err = s.db.QueryContext(ctx, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-			COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`, state, limit)
+		rows, err = s.db.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`,
+			state, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("notices: %w", err)
@@ -434,15 +667,35 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Notice, 
 	return s.scan(rows)
 }
 
+// Page returns a page of the notices in a state ("" for all), newest first, and how
+// many there are in all.
+func (s *Service) Page(ctx context.Context, state string, offset, limit int) ([]Notice, int, error) {
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM processor_notices WHERE $1 = '' OR state = $1`, state).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("notices: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices WHERE $1 = '' OR state = $1
+		ORDER BY id DESC LIMIT $2 OFFSET $3`, state, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("notices: %w", err)
+	}
+	list, err := s.scan(rows)
+	return list, total, err
+}
+
 // ofSubject returns the notices about a subject, for the subject's export.
 func (s *Service) ofSubject(ctx context.Context, q store.Querier, subjectID string) ([]Notice, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`, s.subjectHash(subjectID))
+	rows, err := q.QueryContext(ctx, `SELECT `+noticeColumns+` FROM processor_notices WHERE subject_hash = $1 ORDER BY id`,
+		s.subjectHash(subjectID))
 	if err != nil {
 		return nil, fmt.Errorf("notices: %w", err)
 	}
 	return s.scan(rows)
 }
+
+// noticeColumns are a notice's columns as scan reads them.
+const noticeColumns = `id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0)`
 
 func (s *Service) scan(rows *sql.Rows) ([]Notice, error) {
 	defer rows.Close()
@@ -450,7 +703,7 @@ func (s *Service) scan(rows *sql.Rows) ([]Notice, error) {
 	for rows.Next() {
 		var n Notice
 		var created, acked int64
-		if err := rows.Scan(&n.ID, &n.Processor, &n.Event, &n.State, &n.Attempts, &n.LastError, &created, &acked); err != nil {
+		if err := rows.Scan(&n.ID, &n.Processor, &n.Event, &n.RequestID, &n.State, &n.Attempts, &n.LastError, &created, &acked); err != nil {
 			return nil, fmt.Errorf("notices: %w", err)
 		}
 		n.CreatedAt = store.FromMillis(created)

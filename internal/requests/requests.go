@@ -256,6 +256,10 @@ var (
 	errClosed   = apperr.New(apperr.Conflict, "request_closed", "the request is closed")
 )
 
+// NewID is a new request's id, for a flow that names the request in what it does
+// before submitting it (Submission.ID).
+func NewID() string { return newID() }
+
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
@@ -273,6 +277,8 @@ type Submission struct {
 	Fulfilled bool
 	Note      string
 	LinkedID  string
+	// ID is the request's id when the flow chose it before (NewID); "" makes one.
+	ID string
 }
 
 // checkText refuses a text that is too long or not UTF-8.
@@ -324,7 +330,10 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (req Request, crea
 		}
 	}
 	now := s.now()
-	req = Request{ID: newID(), SubjectID: sub.SubjectID, Requester: Member, Right: sub.Right, State: Received,
+	if sub.ID == "" {
+		sub.ID = newID()
+	}
+	req = Request{ID: sub.ID, SubjectID: sub.SubjectID, Requester: Member, Right: sub.Right, State: Received,
 		ReceivedAt: now, DueDate: DueDate(now, 0), Details: sub.Details, LinkedID: sub.LinkedID, UpdatedAt: now}
 	var dup Request
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {

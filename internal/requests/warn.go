@@ -32,18 +32,14 @@ type Summary struct {
 func (s *Service) Due(ctx context.Context) (Summary, error) {
 	today := DateOf(s.now())
 	var sum Summary
-	var overdue, soon *int64
-	err := s.db.QueryRowContext(ctx, `SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
-		FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`,
-		string(today), string(today.AddDays(WarnWithin))).Scan(&overdue, &soon)
+	// Two counts of ranges of the open requests' index (privacy_requests_open), rather
+	// than one pass that tests each row: SQLite counts a range several times faster.
+	err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
+		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`,
+		string(today), string(today.AddDays(WarnWithin))).Scan(&sum.Overdue, &sum.Soon)
 	if err != nil {
 		return Summary{}, fmt.Errorf("requests: due: %w", err)
-	}
-	if overdue != nil {
-		sum.Overdue = int(*overdue)
-	}
-	if soon != nil {
-		sum.Soon = int(*soon)
 	}
 	return sum, nil
 }

@@ -62,7 +62,12 @@ func (s *Services) Exercise(r *http.Request, accountID string, ex Exercise, src 
 		if ex.Restricted == nil {
 			return Exercised{}, apperr.Field("restricted", "required", "is required: true to restrict processing, false to lift the restriction")
 		}
-		if err := s.SaveChoices(r, accountID, nil, ex.Restricted, nil, src); err != nil {
+		// The change names its request, on which each processor's acknowledgment of
+		// the notice of it is recorded.
+		sub.ID = requests.NewID()
+		evidence := s.Evidence(r)
+		evidence["request_id"] = sub.ID
+		if err := s.Consent.SaveChoices(ctx, accountID, nil, ex.Restricted, nil, src, evidence); err != nil {
 			return Exercised{}, err
 		}
 		sub.Note = "Processing of your data is restricted: it is kept but not used."

@@ -22,7 +22,8 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 // staffLinkRoles are the roles a staff page needs, by its address, where it is not
 // marketing's.
 var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole},
-	"/staff/holds": {holds.Role}}
+	"/staff/holds":             {holds.Role},
+	"/staff/processor-notices": {noticeRole}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).

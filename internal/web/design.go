@@ -37,6 +37,7 @@ var staffNav = []struct {
 	{[]string{"conflicts"}, navLink{Href: "/staff/consent-conflicts", Label: "Consent conflicts"}},
 	{[]string{"staff-requests", "staff-request"}, navLink{Href: "/staff/requests", Label: "Privacy requests"}},
 	{[]string{"staff-holds", "staff-hold-release"}, navLink{Href: "/staff/holds", Label: "Legal holds"}},
+	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -335,7 +335,22 @@ func TestPagesInBrowser(t *testing.T) {
 	// Member pages outside the tabs.
 	memberOther := []visit{{"children", "/account/children"}}
 	st.post(campaign+"/test", nil).wantRedirect(t, "test mail", campaign+"?tested=1")
+	// The erased member's notice to the mail provider, which has no endpoint: a task.
+	var task string
+	for deadline := time.Now().Add(20 * time.Second); task == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		list, err := s.app.Notices().List(t.Context(), "task", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) > 0 {
+			task = "/staff/processor-notices/" + list[0].ID
+		}
+	}
+	if task == "" {
+		t.Fatal("the erasure left no processor task")
+	}
 	staffs := []visit{
+		{"processor-notices", "/staff/processor-notices"}, {"processor-notice", task}, {"processor-notice-done", task + "/done"},
 		{"staff-requests", "/staff/requests"}, {"staff-request", "/staff/requests/" + reqs[0].ID},
 		{"staff-request-visitor", "/staff/requests/" + checkID}, {"staff-request-answered", "/staff/requests/" + answered},
 		{"campaigns", "/staff/campaigns"}, {"campaign-new", "/staff/campaigns/new"}, {"campaign", campaign},

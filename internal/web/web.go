@@ -114,6 +114,7 @@ var pageNames = []string{
 	"campaigns", "campaign-new", "campaign", "requests", "request", "staff-requests", "staff-request",
 	"request-new", "request-sent", "request-confirm", "request-confirmed", "request-download",
 	"staff-holds", "staff-hold-release",
+	"processor-notices", "processor-notice", "processor-notice-done",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -270,6 +271,10 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/holds", p.staff(p.placeHold, holds.Role))
 	mux.HandleFunc("GET /staff/holds/{hold}/release", p.staff(p.releaseHoldForm, holds.Role))
 	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.releaseHold, holds.Role))
+	mux.HandleFunc("GET /staff/processor-notices", p.staff(p.processorNotices, noticeRole))
+	mux.HandleFunc("GET /staff/processor-notices/{id}", p.staff(p.processorNotice, noticeRole))
+	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))
+	mux.HandleFunc("POST /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDone, noticeRole))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}

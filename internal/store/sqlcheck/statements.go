@@ -4,39 +4,39 @@ package sqlcheck
 
 // statements are the statements the code passes to the database, where they stand.
 var statements = []statement{
-	{"internal/account/account.go:113", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
-	{"internal/account/account.go:117", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:120", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
+	{"internal/account/account.go:124", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`},
-	{"internal/account/account.go:120", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:127", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`},
-	{"internal/account/account.go:153", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/account.go:159", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/account/account.go:176", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
-	{"internal/account/account.go:195", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/account.go:228", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:160", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/account.go:166", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/account/account.go:183", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
+	{"internal/account/account.go:202", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/account.go:235", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:246", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:260", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:253", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:267", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:275", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+	{"internal/account/account.go:282", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`},
-	{"internal/account/account.go:289", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
-	{"internal/account/account.go:325", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
-	{"internal/account/account.go:328", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/account.go:328", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:341", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
-	{"internal/account/account.go:352", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:366", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:374", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:296", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
+	{"internal/account/account.go:332", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
+	{"internal/account/account.go:335", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/account.go:335", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:348", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
+	{"internal/account/account.go:359", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:373", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:381", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:387", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:394", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`},
-	{"internal/account/account.go:396", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:415", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/account.go:403", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:422", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
 	{"internal/account/children.go:26", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:34", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
@@ -52,13 +52,13 @@ var statements = []statement{
 	{"internal/account/guardian_purpose.go:172", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
 	{"internal/account/guardian_purpose.go:195", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
 		guardian_confirmed_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/profile.go:244", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
+	{"internal/account/profile.go:246", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
-	{"internal/account/profile.go:404", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
-	{"internal/account/profile.go:555", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/profile.go:556", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/profile.go:557", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
-	{"internal/account/profile.go:558", bothEngines, `DELETE FROM accounts WHERE id = $1`},
+	{"internal/account/profile.go:431", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
+	{"internal/account/profile.go:582", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/profile.go:583", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/profile.go:584", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
+	{"internal/account/profile.go:585", bothEngines, `DELETE FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:244", bothEngines, `SELECT id, email_verified_at IS NULL FROM accounts WHERE email_idx = $1 AND status <> $2`},
 	{"internal/account/register.go:266", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
 		business_address, birthdate, country, guardian_email, guardian_idx, created_at, updated_at)
@@ -67,11 +67,11 @@ var statements = []statement{
 			email_verified_at IS NULL FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:323", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
 	{"internal/account/register.go:342", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:356", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
+	{"internal/account/register.go:360", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
 		updated_at = $2 WHERE id = $3`},
-	{"internal/account/register.go:423", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:441", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
-	{"internal/account/register.go:495", bothEngines, `SELECT id, status, email_verified_at IS NULL,
+	{"internal/account/register.go:427", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:445", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:499", bothEngines, `SELECT id, status, email_verified_at IS NULL,
 		guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:48", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:84", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
@@ -105,49 +105,49 @@ var statements = []statement{
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
-	{"internal/consent/ledger.go:202", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	{"internal/consent/ledger.go:208", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
-	{"internal/consent/ledger.go:208", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:214", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`},
-	{"internal/consent/ledger.go:213", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+	{"internal/consent/ledger.go:219", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`},
-	{"internal/consent/ledger.go:219", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/consent/ledger.go:242", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
-	{"internal/consent/ledger.go:283", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:365", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:225", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/consent/ledger.go:248", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
+	{"internal/consent/ledger.go:289", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:376", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/consent/ledger.go:374", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	{"internal/consent/ledger.go:385", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`},
-	{"internal/consent/ledger.go:410", bothEngines, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
+	{"internal/consent/ledger.go:421", bothEngines, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
 		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1)`},
-	{"internal/consent/ledger.go:462", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	{"internal/consent/ledger.go:473", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`},
-	{"internal/consent/ledger.go:498", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
-	{"internal/consent/ledger.go:539", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
-	{"internal/consent/ledger.go:567", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+	{"internal/consent/ledger.go:509", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
+	{"internal/consent/ledger.go:550", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
+	{"internal/consent/ledger.go:578", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:619", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
-	{"internal/consent/ledger.go:622", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
+	{"internal/consent/ledger.go:630", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
+	{"internal/consent/ledger.go:633", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
 		WHERE ($1 = '' OR purpose = $1) ORDER BY id DESC LIMIT $2 OFFSET $3`},
-	{"internal/consent/ledger.go:720", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:721", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:722", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:723", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:731", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:732", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:733", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:734", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:745", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:782", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:850", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:756", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:793", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:861", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:863", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:866", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:874", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:877", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:877", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:888", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -345,28 +345,40 @@ SELECT what, path, tbl FROM (
 			status, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`},
 	{"internal/newsletter/subscribe.go:287", bothEngines, `UPDATE subscribers SET first_name = $1, last_name = $2, company = $3 WHERE id = $4`},
 	{"internal/newsletter/subscribe.go:303", bothEngines, `INSERT INTO subscriber_tokens (id, subscriber_id, evidence, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/notices/notices.go:137", bothEngines, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`},
-	{"internal/notices/notices.go:143", bothEngines, `SELECT count(*) FROM accounts WHERE id = $1`},
-	{"internal/notices/notices.go:191", bothEngines, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = 'erasure'`},
-	{"internal/notices/notices.go:213", bothEngines, `INSERT INTO processor_notices (id, processor, event, subject_hash, payload, state, attempts, created_at)
-			VALUES ($1, $2, 'erasure', $3, $4, $5, 0, $6)`},
-	{"internal/notices/notices.go:252", bothEngines, `SELECT email FROM accounts WHERE id = $1`},
-	{"internal/notices/notices.go:256", bothEngines, `SELECT email FROM subscribers WHERE subject_id = $1`},
-	{"internal/notices/notices.go:282", bothEngines, `SELECT processor, payload, state, attempts FROM processor_notices WHERE id = $1`},
-	{"internal/notices/notices.go:312", bothEngines, `UPDATE processor_notices SET attempts = $1, last_error = $2 WHERE id = $3`},
-	{"internal/notices/notices.go:356", bothEngines, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
-			acknowledged_at = $4, payload = CASE WHEN $1 = 'acknowledged' THEN '' ELSE payload END WHERE id = $5`},
-	{"internal/notices/notices.go:367", bothEngines, `UPDATE processor_notices SET state = $1, acknowledged_at = $2, payload = ''
+	{"internal/notices/notices.go:172", bothEngines, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`},
+	{"internal/notices/notices.go:178", bothEngines, `SELECT count(*) FROM accounts WHERE id = $1`},
+	{"internal/notices/notices.go:296", bothEngines, `SELECT a.address_hash FROM account_addresses a
+		WHERE a.account_id = $1 AND NOT EXISTS (SELECT 1 FROM account_addresses b
+			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)`},
+	{"internal/notices/notices.go:302", bothEngines, `SELECT email_hash FROM subscribers WHERE subject_id = $1 AND confirmed_at IS NOT NULL`},
+	{"internal/notices/notices.go:328", bothEngines, `SELECT count(*) FROM processor_notices WHERE subject_hash = $1 AND processor = $2 AND event = $3
+			AND event_id = $4`},
+	{"internal/notices/notices.go:357", bothEngines, `INSERT INTO processor_notices (id, processor, event, event_id, request_id, subject_hash, payload,
+			state, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)`},
+	{"internal/notices/notices.go:403", bothEngines, `SELECT email FROM accounts WHERE id = $1`},
+	{"internal/notices/notices.go:407", bothEngines, `SELECT email FROM subscribers WHERE subject_id = $1`},
+	{"internal/notices/notices.go:433", bothEngines, `SELECT processor, payload, state, attempts FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:463", bothEngines, `UPDATE processor_notices SET attempts = $1, last_error = $2 WHERE id = $3`},
+	{"internal/notices/notices.go:508", bothEngines, `UPDATE processor_notices SET state = $1, last_error = $2, response_status = $3,
+			acknowledged_at = $4, payload = CASE WHEN $1 = 'acknowledged' THEN '' ELSE payload END WHERE id = $5 AND state = $6`},
+	{"internal/notices/notices.go:545", bothEngines, `SELECT processor, event, request_id, created_at FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:574", bothEngines, `UPDATE processor_notices SET state = $1, acknowledged_at = $2, payload = ''
 			WHERE id = $3 AND state = $4`},
-	{"internal/notices/notices.go:389", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1 AND state = $2`},
-	{"internal/notices/notices.go:402", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
-	{"internal/notices/notices.go:425", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-			COALESCE(acknowledged_at, 0) FROM processor_notices ORDER BY id DESC LIMIT $1`},
-	{"internal/notices/notices.go:428", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-			COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`},
-	{"internal/notices/notices.go:439", bothEngines, `SELECT id, processor, event, state, attempts, COALESCE(last_error, ''), created_at,
-		COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
+	{"internal/notices/notices.go:590", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:620", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE id = $1 AND state = $2`},
+	{"internal/notices/notices.go:632", bothEngines, `SELECT payload FROM processor_notices WHERE id = $1`},
+	{"internal/notices/notices.go:659", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices ORDER BY id DESC LIMIT $1`},
+	{"internal/notices/notices.go:661", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE state = $1 ORDER BY id DESC LIMIT $2`},
+	{"internal/notices/notices.go:674", bothEngines, `SELECT count(*) FROM processor_notices WHERE $1 = '' OR state = $1`},
+	{"internal/notices/notices.go:677", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE $1 = '' OR state = $1
+		ORDER BY id DESC LIMIT $2 OFFSET $3`},
+	{"internal/notices/notices.go:688", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
+	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET tat = CASE
 			WHEN rate_limits.tat <= $3 THEN $2
@@ -395,19 +407,19 @@ SELECT what, path, tbl FROM (
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE state = $1 AND due_date < $2 ORDER BY due_date, received_at, id LIMIT $3`},
 	{"internal/requests/queue.go:236", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
 			WHERE id = $4 AND extended_months = $5`},
-	{"internal/requests/requests.go:348", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
+	{"internal/requests/requests.go:357", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, linked_id, updated_at, closed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9, $10, NULL)`},
-	{"internal/requests/requests.go:402", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
+	{"internal/requests/requests.go:411", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/requests/requests.go:426", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
-	{"internal/requests/requests.go:529", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:435", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
+	{"internal/requests/requests.go:538", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE subject_id = $1 ORDER BY received_at DESC, id`},
-	{"internal/requests/requests.go:551", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:560", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/requests.go:581", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
+	{"internal/requests/requests.go:590", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
 		WHERE request_id = $1 ORDER BY id`},
-	{"internal/requests/requests.go:608", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:617", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE id = $1`},
 	{"internal/requests/visitor.go:119", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at,
@@ -424,9 +436,10 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/visitor.go:244", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
 				held_email = NULL, shredded_at = $1 WHERE id = $2`},
 	{"internal/requests/visitor.go:248", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
-	{"internal/requests/warn.go:36", bothEngines, `SELECT SUM(CASE WHEN due_date < $1 THEN 1 ELSE 0 END), SUM(CASE WHEN due_date >= $1 THEN 1 ELSE 0 END)
-		FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date <= $2`},
-	{"internal/requests/warn.go:80", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
+	{"internal/requests/warn.go:37", bothEngines, `SELECT
+		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
+		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`},
+	{"internal/requests/warn.go:76", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
 	{"internal/rights/erasure.go:135", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
 	{"internal/rights/erasure.go:193", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`},
