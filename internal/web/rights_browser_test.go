@@ -126,6 +126,7 @@ func TestRightsInBrowser(t *testing.T) {
 			memberRights(t, s, root)
 			visitorAndDPO(t, s, root)
 			guardianRights(t, s, root)
+			heldErasure(t, s, root)
 		})
 	}
 }
@@ -418,5 +419,90 @@ func guardianRights(t *testing.T, s *site, root context.Context) {
 		if time.Now().After(deadline) {
 			t.Fatal("the child's account is still there 10 s after the guardian erased it")
 		}
+	}
+}
+
+// heldErasure: the DPO places a legal hold on a member's requests; the member is told
+// before deleting the account and on the erasure's page what is kept and why; the DPO
+// releases the hold and the erasure completes.
+func heldErasure(t *testing.T, s *site, root context.Context) {
+	const (
+		email, password = "held@example.com", "kept for a while 2026"
+		dpo, dpoPW      = "holder@example.com", "quiet archive 1984"
+		reason          = "Court order 4 O 123/26"
+	)
+	id := s.signUp(t, s.client(), email, "Hal Held", password)
+	m := s.tab(t, root)
+	m.login(email, password)
+	m.do("ask something",
+		chromedp.Navigate(m.base+"/account/requests"),
+		chromedp.WaitVisible(chromedp.ID("page-requests")),
+		chromedp.SetValue(chromedp.ID("f-right"), requests.Inquiry),
+		chromedp.SendKeys(chromedp.ID("f-details"), "What do you keep about me?"),
+		chromedp.Click(chromedp.CSS(`#ask button[type="submit"]`)),
+	)
+	m.until("ask something", "notice=sent")
+
+	dpoID := s.signUp(t, s.client(), dpo, "Dana Officer", dpoPW)
+	if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		t.Fatal(err)
+	}
+	d := s.tab(t, root)
+	d.login(dpo, dpoPW)
+	d.do("place a hold",
+		chromedp.Navigate(d.base+"/staff/holds"),
+		chromedp.WaitVisible(chromedp.ID("page-staff-holds")),
+		chromedp.SendKeys(chromedp.ID("f-subject"), email),
+		chromedp.SendKeys(chromedp.ID("f-reason"), reason),
+		chromedp.Click(chromedp.CSS(`#place input[name="holders"][value="requests"]`)),
+		chromedp.Click(chromedp.CSS(`#place button[type="submit"]`)),
+	)
+	d.until("place a hold", "done=placed")
+	if got := d.text("holds", "#holds"); !strings.Contains(got, reason) {
+		t.Fatalf("the holds list reads %q, want the hold's reason", got)
+	}
+
+	m.do("open the delete page", chromedp.Navigate(m.base+"/account/delete"), chromedp.WaitVisible(chromedp.ID("page-delete")))
+	if got := m.text("delete page", "#page-delete"); !strings.Contains(got, reason) {
+		t.Fatalf("the delete page reads %q, want the hold's reason before deleting", got)
+	}
+	m.do("delete the account",
+		chromedp.SendKeys(chromedp.ID("f-password"), password),
+		chromedp.Click(chromedp.CSS(`#page-delete form button[type="submit"]`)),
+	)
+	m.until("delete the account", "/erasures/")
+	var page string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		m.do("reload the erasure's page", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("page-erasure")))
+		if page = m.text("erasure page", "#page-erasure"); strings.Contains(page, "except what a legal hold keeps") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the erasure's page reads %q, want what the hold keeps", page)
+		}
+	}
+	if !strings.Contains(page, reason) {
+		t.Errorf("the erasure's page reads %q, want the hold's reason", page)
+	}
+
+	d.do("release the hold",
+		chromedp.Navigate(d.base+"/staff/holds"),
+		chromedp.WaitVisible(chromedp.ID("page-staff-holds")),
+		chromedp.Click(chromedp.CSS(`#holds a[href$="/release"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-staff-hold-release")),
+		chromedp.Click(chromedp.CSS(`#page-staff-hold-release button[type="submit"]`)),
+	)
+	d.until("release the hold", "done=released")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		m.do("reload the erasure's page", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("page-erasure")))
+		if page = m.text("erasure page", "#page-erasure"); strings.Contains(page, "Everything we held about you has been erased") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the release the erasure's page still reads %q", page)
+		}
+	}
+	if list, err := s.app.Requests().List(t.Context(), id); err != nil || len(list) != 0 {
+		t.Errorf("after the release the member's requests are %+v, %v; want none", list, err)
 	}
 }
