@@ -5,16 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"steward/internal/app/apptest"
+	"steward/internal/apperr"
 	"steward/internal/cli"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/holds"
 	"steward/internal/newsletter"
 	"steward/internal/store"
 	"steward/internal/vault"
@@ -404,6 +408,56 @@ func TestHeldDataIsNotUsed(t *testing.T) {
 		}
 		if inAudience() {
 			t.Error("a member erased under a hold is still in the newsletter's audience")
+		}
+	})
+}
+
+// A hold placed at the moment the member asks for erasure either is refused (the
+// erasure came first) or is seen by the erasure, which then keeps what it holds: never
+// placed and ignored.
+func TestHoldRacingAnErasure(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		dpoID, _ := h.Member("race.dpo@example.net", pw, nil)
+		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		type result struct {
+			placed  bool
+			erasure string
+		}
+		results := make([]result, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			memberID, tok := h.Member(fmt.Sprintf("race%d@example.org", i), pw, nil)
+			wg.Go(func() {
+				_, err := h.App.Holds().Place(t.Context(), holds.Actor{ID: dpoID}, holds.Placement{Subject: memberID,
+					Holders: []string{"account"}, Reason: "Race"})
+				if err != nil && apperr.KindOf(err) != apperr.Invalid {
+					t.Errorf("place %d: %v", i, err)
+				}
+				results[i].placed = err == nil
+			})
+			wg.Go(func() {
+				r := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, tok)
+				if r.Status != http.StatusAccepted {
+					t.Errorf("erase %d: %d %s", i, r.Status, r.Body)
+					return
+				}
+				results[i].erasure = r.JSON()["request_id"].(string)
+			})
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r.erasure == "" {
+				continue
+			}
+			want := "done"
+			if r.placed {
+				want = "holding"
+			}
+			waitErasureState(t, h, r.erasure, want)
+			t.Logf("member %d: hold placed %v, erasure %s", i, r.placed, want)
 		}
 	})
 }

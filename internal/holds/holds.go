@@ -22,6 +22,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/governance"
 	"steward/internal/jobs"
+	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -178,6 +179,18 @@ func (s *Service) Place(ctx context.Context, by Actor, p Placement) (Hold, error
 	}
 	h := Hold{ID: newID(), SubjectID: subjectID, Holders: holders, Reason: reason, Until: p.Until, PlacedBy: by.ID, PlacedAt: now}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		// An erasure asked for since the check above wins: its run would not see this
+		// hold. The lock orders the two (rights.insertRequest takes it too).
+		if err := tx.Lock(ctx, rights.SubjectLock(subjectID), false); err != nil {
+			return err
+		}
+		var erasing int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`, subjectID).Scan(&erasing); err != nil {
+			return fmt.Errorf("holds: place: %w", err)
+		}
+		if erasing > 0 {
+			return errErasing
+		}
 		key, err := s.vault.KeyIn(ctx, tx, subjectID, true)
 		if err != nil {
 			return err
@@ -200,6 +213,9 @@ func (s *Service) Place(ctx context.Context, by Actor, p Placement) (Hold, error
 	return h, nil
 }
 
+var errErasing = apperr.Field("subject", "not_active",
+	"is not an active member: the account is being erased or was never confirmed; a hold must be placed before an erasure")
+
 // subject resolves the member a hold is placed on: an active account, by id or email.
 func (s *Service) subject(ctx context.Context, who string) (string, error) {
 	if who == "" {
@@ -212,8 +228,7 @@ func (s *Service) subject(ctx context.Context, who string) (string, error) {
 			return "", err
 		}
 		if !active {
-			return "", apperr.Field("subject", "not_active",
-				"is not an active member: the account is being erased or was never confirmed; a hold must be placed before an erasure")
+			return "", errErasing
 		}
 		return subj.ID, nil
 	}

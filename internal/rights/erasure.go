@@ -123,6 +123,11 @@ func newID() string {
 }
 
 func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.Subject, source string) (string, error) {
+	// A legal hold placed at this moment either commits first, and the erasure's run
+	// sees it, or finds this request and is refused (holds.Place takes the same lock).
+	if err := tx.Lock(ctx, SubjectLock(subj.ID), false); err != nil {
+		return "", err
+	}
 	id := newID()
 	// The request keeps no address, only blind indexes: the current address's and
 	// those of every address proven before. The pending address is not kept: no holder
@@ -141,6 +146,10 @@ func (s *Service) insertRequest(ctx context.Context, tx *store.Tx, subj datamap.
 	}
 	return id, nil
 }
+
+// SubjectLock names the lock taken by whatever must not interleave with the start of a
+// subject's erasure (a legal hold being placed).
+func SubjectLock(subjectID string) string { return "erasure:" + subjectID }
 
 // RequestErasure records an erasure request and schedules it; the account stops
 // working at once and the job erases it through every holder.
