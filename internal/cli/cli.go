@@ -258,6 +258,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if a.DB().Dialect == store.Postgres {
 		dialect = "PostgreSQL"
 	}
+	// What the start allocated and dropped (migrations, the erasure ledger's replay,
+	// templates) goes back to the system now, not at the scavenger's pace: an idle node
+	// holds only what it uses (issue 11's idle target).
+	debug.FreeOSMemory()
 	log.Info("steward is serving", "url", "http://"+ln.Addr().String(), "database", dialect, "mail", cfg.MailMode, "data", cfg.DataDir)
 	return a.Serve(ctx, ln)
 }
