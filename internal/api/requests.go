@@ -192,6 +192,19 @@ func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Se
 		}
 		f.Limit = n
 	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10_000_000 {
+			a.fail(w, r, apperr.Field("offset", "offset_invalid", "must be a number from 0"))
+			return
+		}
+		f.Offset = n
+	}
+	total, err := a.Requests.QueueCount(r.Context(), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	list, err := a.Requests.Queue(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)
@@ -206,7 +219,7 @@ func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Se
 	for i, req := range list {
 		out[i] = a.toRequest(req, nil, true)
 	}
-	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "overdue": sum.Overdue, "due_soon": sum.Soon})
+	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "total": total, "overdue": sum.Overdue, "due_soon": sum.Soon})
 }
 
 func (a *API) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {

@@ -3,6 +3,8 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -747,6 +749,42 @@ func TestDuplicateRequestsAtOnce(t *testing.T) {
 		}
 		if len(list) != 1 || made != 1 {
 			t.Fatalf("%d requests recorded, %d calls said they made one; want 1 and 1", len(list), made)
+		}
+	})
+}
+
+// The queue's API pages: limit and offset, and the total the filter selects.
+func TestDPOQueuePaging(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		memberID, _ := h.Member("paged@example.org", "correct horse battery", nil)
+		dpoID, dpoTok := h.Member("paged.dpo@example.org", "correct horse battery", nil)
+		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, _, err := h.App.Requests().Submit(t.Context(), requests.Submission{SubjectID: memberID, Right: requests.Inquiry,
+				Details: fmt.Sprintf("Question %d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page := func(q string) (ids []string, total float64) {
+			t.Helper()
+			r := h.Do("GET", "/api/v1/staff/requests?state=open&"+q, nil, dpoTok)
+			if r.Status != 200 {
+				t.Fatalf("%s: %d %s", q, r.Status, r.Body)
+			}
+			for _, x := range r.JSON()["requests"].([]any) {
+				ids = append(ids, x.(map[string]any)["id"].(string))
+			}
+			return ids, r.JSON()["total"].(float64)
+		}
+		first, total := page("limit=2")
+		second, total2 := page("limit=2&offset=2")
+		if len(first) != 2 || len(second) != 1 || total != 3 || total2 != 3 || slices.Contains(first, second[0]) {
+			t.Errorf("pages %v and %v of %v/%v, want 2 and 1 other of 3", first, second, total, total2)
+		}
+		if r := h.Do("GET", "/api/v1/staff/requests?offset=-1", nil, dpoTok); r.Status != 400 || !strings.Contains(string(r.Body), "offset_invalid") {
+			t.Errorf("a negative offset = %d %s", r.Status, r.Body)
 		}
 	})
 }

@@ -20,6 +20,7 @@ type Filter struct {
 	// DueBefore keeps requests due before that day ("" any).
 	DueBefore Date
 	Limit     int // default and at most 200
+	Offset    int // requests skipped before the first, in the same order
 }
 
 // StateOpen is the filter of every open request.
@@ -41,17 +42,18 @@ func (s *Service) Queue(ctx context.Context, f Filter) ([]Request, error) {
 	if due == "" {
 		due = "9999-12-31"
 	}
+	f.Offset = max(f.Offset, 0)
 	const sel = `SELECT ` + columns + ` FROM privacy_requests WHERE `
 	const order = ` ORDER BY due_date, received_at, id LIMIT `
 	var rows *sql.Rows
 	var err error
 	switch f.State {
 	case "":
-		rows, err = s.db.QueryContext(ctx, sel+`due_date < $1`+order+`$2`, due, f.Limit)
+		rows, err = s.db.QueryContext(ctx, sel+`due_date < $1`+order+`$2 OFFSET $3`, due, f.Limit, f.Offset)
 	case StateOpen:
-		rows, err = s.db.QueryContext(ctx, sel+`state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1`+order+`$2`, due, f.Limit)
+		rows, err = s.db.QueryContext(ctx, sel+`state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1`+order+`$2 OFFSET $3`, due, f.Limit, f.Offset)
 	default:
-		rows, err = s.db.QueryContext(ctx, sel+`state = $1 AND due_date < $2`+order+`$3`, f.State, due, f.Limit)
+		rows, err = s.db.QueryContext(ctx, sel+`state = $1 AND due_date < $2`+order+`$3 OFFSET $4`, f.State, due, f.Limit, f.Offset)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("requests: queue: %w", err)
@@ -73,6 +75,32 @@ func (s *Service) Queue(ctx context.Context, f Filter) ([]Request, error) {
 		out[i] = r.Request
 	}
 	return out, nil
+}
+
+// QueueCount counts the requests the filter selects (its limit and offset aside): the
+// total the queue's pages show.
+func (s *Service) QueueCount(ctx context.Context, f Filter) (int, error) {
+	if f.State != "" && f.State != StateOpen && !slices.Contains(States, f.State) {
+		return 0, apperr.Field("state", "state_unknown", "must be open or one of "+strings.Join(States, ", "))
+	}
+	due := string(f.DueBefore)
+	if due == "" {
+		due = "9999-12-31"
+	}
+	var n int
+	var err error
+	switch f.State {
+	case "":
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM privacy_requests WHERE due_date < $1`, due).Scan(&n)
+	case StateOpen:
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1`, due).Scan(&n)
+	default:
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM privacy_requests WHERE state = $1 AND due_date < $2`, f.State, due).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("requests: queue count: %w", err)
+	}
+	return n, nil
 }
 
 // Change is what staff do to a request: move it to a state, with a note (why; for a

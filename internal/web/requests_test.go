@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"fmt"
 	"html"
 	"io"
 	"mime/multipart"
@@ -222,6 +223,44 @@ func TestVisitorDocumentPages(t *testing.T) {
 			}
 			c.post("/requests/download", url.Values{"token": {dl}}).want(t, "used", http.StatusConflict, "was used already")
 			c.get(link).want(t, "used link page", http.StatusConflict, "was used already", "make a new request")
+		})
+	}
+}
+
+// The DPO's queue pages on the server: 60 open requests show as 50 and 10, with
+// "Showing 1–50 of 60", the filters kept in the links; the API pages with offset and
+// says the total.
+func TestRequestQueuePages(t *testing.T) {
+	t.Parallel()
+	for dialect, dbURL := range storetest.Engines(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			t.Parallel()
+			s := start(t, dbURL)
+			memberID := s.signUp(t, s.client(), "many@example.com", "Mona Many", "a long list 2026")
+			for i := range 60 {
+				if _, _, err := s.app.Requests().Submit(t.Context(), requests.Submission{SubjectID: memberID, Right: requests.Inquiry,
+					Details: fmt.Sprintf("Question number %d", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := s.client()
+			staffID := s.signUp(t, st, "desk@example.com", "Desk Officer", "quiet archive 1984")
+			if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+				t.Fatal(err)
+			}
+			p := st.get("/staff/requests?state=open")
+			p.want(t, "first page", http.StatusOK, "Showing 1–50 of 60", "page=2")
+			if n := strings.Count(p.body, `href="/staff/requests/`); n != 50 {
+				t.Errorf("the first page links %d requests, want 50", n)
+			}
+			p = st.get("/staff/requests?state=open&page=2")
+			p.want(t, "second page", http.StatusOK, "Showing 51–60 of 60")
+			if n := strings.Count(p.body, `href="/staff/requests/`); n != 10 {
+				t.Errorf("the second page links %d requests, want 10", n)
+			}
+			if !strings.Contains(p.body, "state=open") {
+				t.Error("the pagination's links drop the state filter")
+			}
 		})
 	}
 }

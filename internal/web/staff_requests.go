@@ -23,6 +23,7 @@ type staffRequestsView struct {
 	DueBefore string
 	Requests  []requestRow
 	Error     string
+	Nav       pageNav
 }
 
 // stateOptions are the queue's state filter, current selected.
@@ -58,13 +59,20 @@ func (p *Pages) staffRequests(w http.ResponseWriter, r *http.Request, _ account.
 	}
 	v.Overdue, v.Soon = sum.Overdue, sum.Soon
 	if v.Error == "" {
-		list, err := p.o.Requests.Queue(r.Context(), f)
+		pg := pagerFor(r, url.Values{"state": {state}, "due_before": {v.DueBefore}})
+		f.Offset, f.Limit = pg.Offset(), pg.Size
+		total, err := p.o.Requests.QueueCount(r.Context(), f)
+		var list []requests.Request
+		if err == nil {
+			list, err = p.o.Requests.Queue(r.Context(), f)
+		}
 		if apperr.KindOf(err) == apperr.Invalid {
 			status, v.Error = http.StatusBadRequest, "Choose a state from the list."
 		} else if err != nil {
 			p.fail(w, r, err)
 			return
 		}
+		v.Nav = pg.nav(total)
 		for _, req := range list {
 			v.Requests = append(v.Requests, p.requestRow(req))
 		}
