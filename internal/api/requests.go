@@ -243,7 +243,7 @@ func (a *API) changeRequest(w http.ResponseWriter, r *http.Request, sess account
 		return
 	}
 	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
-	if _, err := a.Requests.Transition(r.Context(), r.PathValue("id"), requests.Change(body), by); err != nil {
+	if _, err := a.WorkRequest(r, r.PathValue("id"), requests.Change(body), by); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -428,3 +428,109 @@ func TestVisitorUploadLimit(t *testing.T) {
 		}
 	})
 }
+
+// A visitor's request to erase, restrict, object or withdraw is carried out when the
+// DPO closes it as done, once the identity is verified, on the account that proved the
+// address the data is held under; an unknown address gets the answer that nothing is
+// held.
+func TestVisitorRightsCarriedOut(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		dpoID, dpoTok := h.Member("carry.dpo@example.org", pw, nil)
+		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		ask := func(right, held, notify string) string {
+			t.Helper()
+			if r := h.Do("POST", "/api/v1/requests", map[string]any{"name": "Vic Visitor", "email": notify, "held_email": held, "right": right}, ""); r.Status != 202 {
+				t.Fatalf("%s: %d %s", right, r.Status, r.Body)
+			}
+			c := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": h.WaitLink(notify, "/requests/confirm?token=")}, "")
+			if c.Status != 200 {
+				t.Fatalf("confirm %s: %d %s", right, c.Status, c.Body)
+			}
+			return c.JSON()["id"].(string)
+		}
+		done := func(id string) apptest.Response {
+			t.Helper()
+			return h.Do("POST", "/api/v1/staff/requests/"+id+"/state", map[string]any{"state": "done"}, dpoTok)
+		}
+		verify := func(id string) {
+			t.Helper()
+			if r := h.Do("POST", "/api/v1/staff/requests/"+id+"/identity", map[string]any{"verified": true, "note": "ID matches"}, dpoTok); r.Status != 200 {
+				t.Fatalf("verify: %d %s", r.Status, r.Body)
+			}
+		}
+
+		// Restriction, then objection and withdrawal, on one member.
+		memberID, memberTok := h.Member("carried@example.org", pw, nil)
+		if r := h.Do("PUT", "/api/v1/me/consents", `{"choices":{"newsletter":true}}`, memberTok); r.Status != 200 {
+			t.Fatalf("consent: %d %s", r.Status, r.Body)
+		}
+		id := ask("restriction", "carried@example.org", "carried.notify@example.org")
+		if r := done(id); r.Status != 409 || !strings.Contains(string(r.Body), "identity_unverified") {
+			t.Fatalf("done before the identity check = %d %s", r.Status, r.Body)
+		}
+		if f, _ := h.App.Consent().Flags(t.Context(), memberID); f.Restricted {
+			t.Fatal("restricted before the identity check")
+		}
+		verify(id)
+		if r := done(id); r.Status != 200 {
+			t.Fatalf("done = %d %s", r.Status, r.Body)
+		}
+		if f, err := h.App.Consent().Flags(t.Context(), memberID); err != nil || !f.Restricted {
+			t.Fatalf("after the restriction request, flags %+v, %v", f, err)
+		}
+		for _, right := range []string{"objection", "withdrawal"} {
+			id := ask(right, "carried@example.org", right+".notify@example.org")
+			verify(id)
+			if r := done(id); r.Status != 200 {
+				t.Fatalf("%s done = %d %s", right, r.Status, r.Body)
+			}
+		}
+		if f, _ := h.App.Consent().Flags(t.Context(), memberID); !f.Objected {
+			t.Error("the objection was not recorded")
+		}
+		hist, err := h.App.Consent().History(t.Context(), memberID)
+		if err != nil || hist[0].Purpose != "newsletter" || hist[0].Decision != "withdrawn" || hist[0].Source != "privacy_request" {
+			t.Errorf("the newest decision is %+v (%v), want the newsletter withdrawn by the request", hist[0], err)
+		}
+
+		// Erasure of another member.
+		goneID, goneTok := h.Member("erase.me@example.org", pw, nil)
+		id = ask("erasure", "erase.me@example.org", "erase.notify@example.org")
+		verify(id)
+		if r := done(id); r.Status != 200 {
+			t.Fatalf("erasure done = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("GET", "/api/v1/me", nil, goneTok); r.Status != 401 {
+			t.Errorf("the erased member's session still answers %d", r.Status)
+		}
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err := h.App.Accounts().Profile(t.Context(), goneID); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the account is still there 15 s after the erasure request was done")
+			}
+		}
+
+		// An address no account proved: nothing is done, and the answer says so.
+		id = ask("erasure", "nobody@example.org", "nobody.notify@example.org")
+		verify(id)
+		if r := done(id); r.Status != 200 {
+			t.Fatalf("done for an unknown address = %d %s", r.Status, r.Body)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			found := false
+			for _, m := range h.Mails("nobody.notify@example.org") {
+				found = found || strings.Contains(strings.Join(strings.Fields(m.Raw), " "), "We hold no personal data under the address given")
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the requester of an unknown address was not told that nothing is held")
+			}
+		}
+	})
+}

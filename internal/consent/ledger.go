@@ -65,6 +65,9 @@ const (
 	SourceAccountLink Source = "account_link"
 	// SourceGuardian: a child's parent or guardian agreed, by the link mailed to them.
 	SourceGuardian Source = "guardian"
+	// SourceRequest: staff carried out a privacy request made without logging in,
+	// once the requester's identity was verified (the evidence names the request).
+	SourceRequest Source = "privacy_request"
 )
 
 // Event is one entry of the ledger. Its evidence is stored sealed under the subject's

@@ -49,6 +49,34 @@ func (s *Service) verified(ctx context.Context, q store.Querier, id string) (boo
 	return n > 0, nil
 }
 
+// Target is what staff closing a request act on: the request, whether the
+// requester's identity was verified, and the account whose data it is about ("" when
+// none: no account proved the address a visitor gave).
+type Target struct {
+	Request  Request
+	Verified bool
+	Holder   string
+}
+
+// TargetOf returns the Target of a request.
+func (s *Service) TargetOf(ctx context.Context, id string) (Target, error) {
+	req, _, err := s.Get(ctx, id)
+	if err != nil {
+		return Target{}, err
+	}
+	t := Target{Request: req}
+	if t.Verified, err = s.verified(ctx, s.db, id); err != nil {
+		return Target{}, err
+	}
+	if t.Holder, err = s.holderOf(ctx, req); err != nil {
+		return Target{}, err
+	}
+	return t, nil
+}
+
+// ErrUnverified refuses to act on a visitor's request before the identity check.
+var ErrUnverified = errUnverified
+
 // holderOf is the account whose data the request is about, or "" when none.
 func (s *Service) holderOf(ctx context.Context, req Request) (string, error) {
 	if req.Requester == Member {

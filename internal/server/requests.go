@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -87,6 +88,95 @@ func (s *Services) Exercise(r *http.Request, accountID string, ex Exercise, src 
 	}
 	req, created, err := s.Requests.Submit(ctx, sub)
 	return Exercised{Request: req, Created: created}, err
+}
+
+// WorkRequest is staff's change of a request (requests.Service.Transition). Closing as
+// done a request made without a login for erasure, restriction, objection or
+// withdrawal first carries the right out, once the requester's identity was verified,
+// on the account that proved the address the data is held under: its erasure begins,
+// or its processing is restricted, or it objects to every processing on legitimate
+// interest, or every consent it gave is withdrawn (source privacy_request, the request
+// in the evidence). What was done, or that no data is held, ends the note the
+// requester is mailed.
+func (s *Services) WorkRequest(r *http.Request, id string, c requests.Change, by requests.Actor) (requests.Request, error) {
+	ctx := r.Context()
+	if c.State == requests.Done {
+		t, err := s.Requests.TargetOf(ctx, id)
+		if err != nil {
+			return requests.Request{}, err
+		}
+		req := t.Request
+		if req.Requester == requests.Visitor && req.Open() && slices.Contains(requests.Next(req.State), requests.Done) && carriedOut(req.Right) {
+			if !t.Verified {
+				return requests.Request{}, requests.ErrUnverified
+			}
+			did := "We hold no personal data under the address given."
+			if t.Holder != "" {
+				if did, err = s.carryOut(r, t); err != nil {
+					return requests.Request{}, err
+				}
+			}
+			c.Note = strings.TrimSpace(c.Note + "\n\n" + did)
+		}
+	}
+	return s.Requests.Transition(ctx, id, c, by)
+}
+
+// carriedOut are the rights a visitor's request carries out when it is done.
+func carriedOut(right string) bool {
+	switch right {
+	case requests.Erasure, requests.Restriction, requests.Objection, requests.Withdrawal:
+		return true
+	}
+	return false
+}
+
+func (s *Services) carryOut(r *http.Request, t requests.Target) (string, error) {
+	ctx := r.Context()
+	ev := s.Evidence(r)
+	ev["request_id"] = t.Request.ID
+	switch t.Request.Right {
+	case requests.Erasure:
+		subj, err := s.Accounts.Subject(ctx, t.Holder)
+		if err != nil {
+			return "", err
+		}
+		id, err := s.Rights.RequestErasure(ctx, subj, "privacy_request")
+		if err != nil {
+			return "", err
+		}
+		return "The erasure of the account and of everything we hold about it has begun (erasure " + id + ").", nil
+	case requests.Restriction:
+		yes := true
+		if err := s.Consent.SaveChoices(ctx, t.Holder, nil, &yes, nil, consent.SourceRequest, ev); err != nil {
+			return "", err
+		}
+		return "Processing of the data is restricted: it is kept but not used.", nil
+	case requests.Objection:
+		yes := true
+		if err := s.Consent.SaveChoices(ctx, t.Holder, nil, nil, &yes, consent.SourceRequest, ev); err != nil {
+			return "", err
+		}
+		return "The objection to every processing based on legitimate interest, and to all marketing, is recorded.", nil
+	default: // withdrawal
+		list, _, err := s.Consent.Choices(ctx, t.Holder)
+		if err != nil {
+			return "", err
+		}
+		choices := map[string]bool{}
+		for _, c := range list {
+			if c.Purpose.NeedsConsent() && c.Decision == consent.Granted {
+				choices[c.Purpose.Key] = false
+			}
+		}
+		if len(choices) == 0 {
+			return "No consent was given: there was none to withdraw.", nil
+		}
+		if err := s.Consent.SaveChoices(ctx, t.Holder, choices, nil, nil, consent.SourceRequest, ev); err != nil {
+			return "", err
+		}
+		return "Every consent given is withdrawn. What was done before stays lawful.", nil
+	}
 }
 
 // objectOrWithdraw records an objection or a withdrawal in the consent ledger and says

@@ -123,6 +123,7 @@ var sourceWords = map[consent.Source]string{
 	consent.SourceImport:        "an import from an earlier system",
 	consent.SourceAccountLink:   "your newsletter subscription joining your account",
 	consent.SourceGuardian:      "your parent or guardian’s agreement",
+	consent.SourceRequest:       "your privacy request",
 }
 
 func sourceOf(s consent.Source) string { return inWords(sourceWords, s) }

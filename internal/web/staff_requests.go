@@ -199,7 +199,7 @@ func (p *Pages) changeRequest(w http.ResponseWriter, r *http.Request, sess accou
 		return
 	}
 	state, note := r.PostFormValue("state"), r.PostFormValue("note")
-	if _, err := p.o.Requests.Transition(r.Context(), r.PathValue("id"), requests.Change{State: state, Note: note}, p.staffActor(r, sess)); err != nil {
+	if _, err := p.o.WorkRequest(r, r.PathValue("id"), requests.Change{State: state, Note: note}, p.staffActor(r, sess)); err != nil {
 		if apperr.KindOf(err) == apperr.NotFound {
 			p.fail(w, r, err)
 			return

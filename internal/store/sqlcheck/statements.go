@@ -105,49 +105,49 @@ var statements = []statement{
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
-	{"internal/consent/ledger.go:208", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	{"internal/consent/ledger.go:211", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
-	{"internal/consent/ledger.go:214", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:217", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`},
-	{"internal/consent/ledger.go:219", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+	{"internal/consent/ledger.go:222", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`},
-	{"internal/consent/ledger.go:225", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/consent/ledger.go:248", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
-	{"internal/consent/ledger.go:289", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:376", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:228", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/consent/ledger.go:251", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
+	{"internal/consent/ledger.go:292", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
+	{"internal/consent/ledger.go:379", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/consent/ledger.go:385", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	{"internal/consent/ledger.go:388", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`},
-	{"internal/consent/ledger.go:421", bothEngines, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
+	{"internal/consent/ledger.go:424", bothEngines, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
 		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1)`},
-	{"internal/consent/ledger.go:473", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	{"internal/consent/ledger.go:476", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`},
-	{"internal/consent/ledger.go:509", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
-	{"internal/consent/ledger.go:550", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
-	{"internal/consent/ledger.go:578", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+	{"internal/consent/ledger.go:512", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
+	{"internal/consent/ledger.go:553", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
+	{"internal/consent/ledger.go:581", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:630", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
-	{"internal/consent/ledger.go:633", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
+	{"internal/consent/ledger.go:633", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
+	{"internal/consent/ledger.go:636", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
 		WHERE ($1 = '' OR purpose = $1) ORDER BY id DESC LIMIT $2 OFFSET $3`},
-	{"internal/consent/ledger.go:731", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:732", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:733", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:734", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:734", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:735", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:736", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:737", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:756", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:793", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:861", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:759", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:796", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:864", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:874", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:877", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:877", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:880", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:888", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:891", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -395,10 +395,10 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/document.go:247", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
 	{"internal/requests/document.go:280", bothEngines, `SELECT count(*) FROM privacy_requests WHERE document_object = $1`},
 	{"internal/requests/download.go:45", bothEngines, `SELECT count(*) FROM privacy_request_events WHERE request_id = $1 AND action = $2`},
-	{"internal/requests/download.go:91", bothEngines, `UPDATE privacy_requests SET download_hash = $1, download_expires = $2, download_used_at = NULL WHERE id = $3`},
-	{"internal/requests/download.go:121", bothEngines, `SELECT id, download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
-	{"internal/requests/download.go:136", bothEngines, `UPDATE privacy_requests SET download_used_at = $1 WHERE id = $2 AND download_used_at IS NULL`},
-	{"internal/requests/download.go:167", bothEngines, `SELECT download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
+	{"internal/requests/download.go:119", bothEngines, `UPDATE privacy_requests SET download_hash = $1, download_expires = $2, download_used_at = NULL WHERE id = $3`},
+	{"internal/requests/download.go:149", bothEngines, `SELECT id, download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
+	{"internal/requests/download.go:164", bothEngines, `UPDATE privacy_requests SET download_used_at = $1 WHERE id = $2 AND download_used_at IS NULL`},
+	{"internal/requests/download.go:195", bothEngines, `SELECT download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
 	{"internal/requests/holder.go:86", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
 	{"internal/requests/queue.go:52", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE due_date < $1 ORDER BY due_date, received_at, id LIMIT $2 OFFSET $3`},
