@@ -26,27 +26,35 @@ type Filter struct {
 // StateOpen is the filter of every open request.
 const StateOpen = "open"
 
+// check refuses an unknown state and returns the day the requests are due before (a
+// far one for none).
+func (f Filter) check() (due string, err error) {
+	if f.State != "" && f.State != StateOpen && !slices.Contains(States, f.State) {
+		return "", apperr.Field("state", "state_unknown", "must be open or one of "+strings.Join(States, ", "))
+	}
+	if f.DueBefore == "" {
+		return "9999-12-31", nil
+	}
+	return string(f.DueBefore), nil
+}
+
 // Queue lists requests for staff, the soonest due first. The list opens nothing
 // sealed (its details, a visitor's name and addresses stay empty): reading the queue
 // does not open two hundred people's data at once, and needs no key; Get opens one.
 func (s *Service) Queue(ctx context.Context, f Filter) ([]Request, error) {
-	if f.State != "" && f.State != StateOpen && !slices.Contains(States, f.State) {
-		return nil, apperr.Field("state", "state_unknown", "must be open or one of "+strings.Join(States, ", "))
+	due, err := f.check()
+	if err != nil {
+		return nil, err
 	}
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 200
 	}
 	// Three fixed statements rather than one built at run time: each is checked at
 	// start, and each has a plan of its own (the queue index, by state and due date).
-	due := string(f.DueBefore)
-	if due == "" {
-		due = "9999-12-31"
-	}
 	f.Offset = max(f.Offset, 0)
 	const sel = `SELECT ` + columns + ` FROM privacy_requests WHERE `
 	const order = ` ORDER BY due_date, received_at, id LIMIT `
 	var rows *sql.Rows
-	var err error
 	switch f.State {
 	case "":
 		rows, err = s.db.QueryContext(ctx, sel+`due_date < $1`+order+`$2 OFFSET $3`, due, f.Limit, f.Offset)
@@ -80,15 +88,11 @@ func (s *Service) Queue(ctx context.Context, f Filter) ([]Request, error) {
 // QueueCount counts the requests the filter selects (its limit and offset aside): the
 // total the queue's pages show.
 func (s *Service) QueueCount(ctx context.Context, f Filter) (int, error) {
-	if f.State != "" && f.State != StateOpen && !slices.Contains(States, f.State) {
-		return 0, apperr.Field("state", "state_unknown", "must be open or one of "+strings.Join(States, ", "))
-	}
-	due := string(f.DueBefore)
-	if due == "" {
-		due = "9999-12-31"
+	due, err := f.check()
+	if err != nil {
+		return 0, err
 	}
 	var n int
-	var err error
 	switch f.State {
 	case "":
 		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM privacy_requests WHERE due_date < $1`, due).Scan(&n)

@@ -400,16 +400,16 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/download.go:164", bothEngines, `UPDATE privacy_requests SET download_used_at = $1 WHERE id = $2 AND download_used_at IS NULL`},
 	{"internal/requests/download.go:195", bothEngines, `SELECT download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
 	{"internal/requests/holder.go:86", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
-	{"internal/requests/queue.go:52", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/queue.go:60", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE due_date < $1 ORDER BY due_date, received_at, id LIMIT $2 OFFSET $3`},
-	{"internal/requests/queue.go:54", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/queue.go:62", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1 ORDER BY due_date, received_at, id LIMIT $2 OFFSET $3`},
-	{"internal/requests/queue.go:56", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/queue.go:64", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE state = $1 AND due_date < $2 ORDER BY due_date, received_at, id LIMIT $3 OFFSET $4`},
-	{"internal/requests/queue.go:94", bothEngines, `SELECT count(*) FROM privacy_requests WHERE due_date < $1`},
-	{"internal/requests/queue.go:96", bothEngines, `SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1`},
-	{"internal/requests/queue.go:98", bothEngines, `SELECT count(*) FROM privacy_requests WHERE state = $1 AND due_date < $2`},
-	{"internal/requests/queue.go:264", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
+	{"internal/requests/queue.go:98", bothEngines, `SELECT count(*) FROM privacy_requests WHERE due_date < $1`},
+	{"internal/requests/queue.go:100", bothEngines, `SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1`},
+	{"internal/requests/queue.go:102", bothEngines, `SELECT count(*) FROM privacy_requests WHERE state = $1 AND due_date < $2`},
+	{"internal/requests/queue.go:268", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
 			WHERE id = $4 AND extended_months = $5`},
 	{"internal/requests/requests.go:357", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, linked_id, updated_at, closed_at)
