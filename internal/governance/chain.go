@@ -73,7 +73,9 @@ func (r *row) scan(rows *sql.Rows) error {
 // encode equally on both engines; no two different lists encode the same.
 type encoder []byte
 
-func (e encoder) int(v int64) encoder { return binary.BigEndian.AppendUint64(append(e, 'i'), uint64(v)) }
+func (e encoder) int(v int64) encoder {
+	return binary.BigEndian.AppendUint64(append(e, 'i'), uint64(v))
+}
 
 func (e encoder) str(s string) encoder {
 	return append(binary.BigEndian.AppendUint32(append(e, 's'), uint32(len(s))), s...)
