@@ -580,9 +580,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	// The audit log's entries written before this start join the chain (then every
-	// minute, by its job).
+	// minute, by its job). A chain that cannot go on (its head was tampered with) is
+	// reported, not a reason to stop serving: entries are still recorded, unchained,
+	// and steward audit verify says where it broke.
 	if _, err := a.audit.Chain(ctx, a.db); err != nil {
-		return err
+		a.log.Error("the audit log could not be chained; run steward audit verify", "err", err)
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.newsletter.RefreshIfEmpty(ctx); err != nil {

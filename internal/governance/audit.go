@@ -83,7 +83,7 @@ func (a *Audit) Record(ctx context.Context, q store.Querier, e Event) error {
 		r.accountIdx = sql.NullString{String: a.accountIndex(e.AccountID), Valid: true}
 		r.ip, r.detail = key.SealText(labelIP, e.IP), key.SealText(labelDetail, e.Detail)
 	}
-	r.mac = sql.NullString{String: a.key.entryMAC(r.content()), Valid: true}
+	r.mac = sql.NullString{String: a.key.entryMAC(r.content(nil)), Valid: true}
 	if _, err := q.ExecContext(ctx, `INSERT INTO audit_log (at, event, account_idx, ip, ip_idx, detail, sealed, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		r.at, r.event, r.accountIdx, r.ip, r.ipIdx, r.detail, r.sealed, r.mac); err != nil {
 		return fmt.Errorf("governance: audit %s: %w", e.Name, err)

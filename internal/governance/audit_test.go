@@ -14,7 +14,7 @@ import (
 	"steward/internal/vault"
 )
 
-func newAudit(t *testing.T, db *store.DB) (*Audit, *vault.Vault, *vault.Index) {
+func newAudit(t testing.TB, db *store.DB) (*Audit, *vault.Vault, *vault.Index) {
 	t.Helper()
 	v, err := vault.Open(context.Background(), db, vault.Config{KeyFile: filepath.Join(t.TempDir(), "master.key"), Create: true, Grace: -1},
 		time.Now, slog.New(slog.DiscardHandler))

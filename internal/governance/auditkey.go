@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,9 +87,12 @@ func (k *AuditKey) KeyID() string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// entryMAC is the MAC of an entry's content.
+// entryMAC is the MAC of an entry's content, in hex.
 func (k *AuditKey) entryMAC(content []byte) string {
-	m := hmac.New(sha256.New, k.mac)
+	m := k.macHash()
 	m.Write(content)
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// macHash is the MAC of entries, to reuse (Reset) for many.
+func (k *AuditKey) macHash() hash.Hash { return hmac.New(sha256.New, k.mac) }

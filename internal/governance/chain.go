@@ -90,19 +90,24 @@ func (e encoder) null(s sql.NullString) encoder {
 
 // content is what an entry's MAC covers: what Record writes, before the entry has an
 // id or a place in the chain.
-func (r *row) content() []byte {
-	e := encoder("steward audit entry v1\n")
+func (r *row) content(e encoder) encoder {
+	e = append(e, "steward audit entry v1\n"...)
 	return e.int(r.at).str(r.event).null(r.accountIdx).str(r.ip).null(r.ipIdx).str(r.detail).int(r.sealed)
 }
 
-// chainHash is the entry's hash: SHA-256 over every stored byte of the entry (its
+// chained is what an entry's hash covers: every stored byte of the entry (its
 // ciphertexts as stored, its MAC), its id and place in the chain, and the hash of the
 // entry before it.
-func (r *row) chainHash(seq int64, prev []byte) []byte {
-	e := encoder("steward audit chain v1\n").int(seq).int(r.id).int(r.at).str(r.event).null(r.accountID).null(r.accountIdx).
+func (r *row) chained(e encoder, seq int64, prev []byte) encoder {
+	e = append(e, "steward audit chain v1\n"...)
+	e = e.int(seq).int(r.id).int(r.at).str(r.event).null(r.accountID).null(r.accountIdx).
 		str(r.ip).null(r.ipIdx).str(r.detail).int(r.sealed).null(r.mac)
-	e = append(e.str(hex.EncodeToString(prev)), 'h')
-	sum := sha256.Sum256(e)
+	return append(binary.BigEndian.AppendUint32(append(e, 'p'), uint32(len(prev))), prev...)
+}
+
+// chainHash is the entry's hash (chained).
+func (r *row) chainHash(seq int64, prev []byte) []byte {
+	sum := sha256.Sum256(r.chained(nil, seq, prev))
 	return sum[:]
 }
 
@@ -302,6 +307,14 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 	expect := int64(1)
 	macs := true // still in the chain's first entries, which may be legacy ones
 	var r row
+	// One MAC, one buffer and one hash for every entry: Verify reads millions.
+	mac, buf := a.key.macHash(), encoder(nil)
+	var sum, prevBuf [sha256.Size]byte
+	var hexed [2 * sha256.Size]byte
+	matches := func(stored sql.NullString, want []byte) bool {
+		hex.Encode(hexed[:], want)
+		return stored.Valid && stored.String == string(hexed[:])
+	}
 	for rows.Next() && rep.Problem == "" {
 		if err := r.scan(rows); err != nil {
 			return rep, fmt.Errorf("governance: audit: verify: %w", err)
@@ -320,19 +333,25 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 			rep.Legacy++
 		case r.mac.Valid && r.mac.String == legacyMAC:
 			broken(seq, "entry %d claims to be from before the chain, after entries that are not: inserted", seq)
-		case !r.mac.Valid || r.mac.String != a.key.entryMAC(r.content()):
-			broken(seq, "entry %d does not match its MAC: changed, or not written by Steward", seq)
 		default:
+			buf = r.content(buf[:0])
+			mac.Reset()
+			mac.Write(buf)
+			if !matches(r.mac, mac.Sum(sum[:0])) {
+				broken(seq, "entry %d does not match its MAC: changed, or not written by Steward", seq)
+			}
 			macs = false
 		}
-		sum := r.chainHash(seq, prev)
-		if !r.hash.Valid || r.hash.String != hex.EncodeToString(sum) {
+		buf = r.chained(buf[:0], seq, prev)
+		sum = sha256.Sum256(buf)
+		if !matches(r.hash, sum[:]) {
 			broken(seq, "entry %d does not match its hash: changed, moved, or the entry before it was", seq)
 		}
 		if rep.Problem != "" {
 			break
 		}
-		prev = sum
+		prevBuf = sum
+		prev = prevBuf[:]
 		rep.Entries++
 		rep.Head, rep.HeadHash = seq, r.hash.String
 		if c, ok := cps[seq]; ok {
