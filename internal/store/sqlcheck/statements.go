@@ -209,15 +209,15 @@ SELECT what, path FROM (
 	{"internal/governance/audit.go:245", bothEngines, `DELETE FROM audit_log WHERE id = $1`},
 	{"internal/governance/audit.go:253", bothEngines, `UPDATE audit_log SET ip = $1, detail = $2, sealed = 1, account_idx = $3, account_id = NULL WHERE id = $4`},
 	{"internal/governance/audit.go:325", bothEngines, `DELETE FROM audit_log WHERE account_id = $1 AND seq IS NULL`},
-	{"internal/governance/chain.go:156", bothEngines, `SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1`},
-	{"internal/governance/chain.go:167", bothEngines, `SELECT id, seq, at, event, account_id, account_idx, ip, ip_idx, detail, sealed, mac, hash FROM audit_log
+	{"internal/governance/chain.go:161", bothEngines, `SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1`},
+	{"internal/governance/chain.go:172", bothEngines, `SELECT id, seq, at, event, account_id, account_idx, ip, ip_idx, detail, sealed, mac, hash FROM audit_log
 			WHERE seq IS NULL AND sealed = 1 AND account_id IS NULL ORDER BY id LIMIT $1`},
-	{"internal/governance/chain.go:193", bothEngines, `UPDATE audit_log SET seq = $1, hash = $2 WHERE id = $3 AND seq IS NULL`},
-	{"internal/governance/chain.go:211", bothEngines, `SELECT seq, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`},
-	{"internal/governance/chain.go:221", bothEngines, `INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/governance/chain.go:258", bothEngines, `SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq`},
-	{"internal/governance/chain.go:296", bothEngines, `SELECT id, seq, at, event, account_id, account_idx, ip, ip_idx, detail, sealed, mac, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq`},
-	{"internal/governance/chain.go:349", bothEngines, `SELECT count(*) FROM audit_log WHERE seq IS NULL`},
+	{"internal/governance/chain.go:198", bothEngines, `UPDATE audit_log SET seq = $1, hash = $2 WHERE id = $3 AND seq IS NULL`},
+	{"internal/governance/chain.go:216", bothEngines, `SELECT seq, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`},
+	{"internal/governance/chain.go:226", bothEngines, `INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/governance/chain.go:263", bothEngines, `SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq`},
+	{"internal/governance/chain.go:301", bothEngines, `SELECT id, seq, at, event, account_id, account_idx, ip, ip_idx, detail, sealed, mac, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq`},
+	{"internal/governance/chain.go:368", bothEngines, `SELECT count(*) FROM audit_log WHERE seq IS NULL`},
 	{"internal/governance/staff.go:31", bothEngines, `INSERT INTO staff_roles (account_id, role, granted_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, role) DO NOTHING`},
 	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
