@@ -47,8 +47,11 @@ func auditCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 		fmt.Fprintf(stdout, " (the first %d from before the chain, without a MAC)", rep.Legacy)
 	}
 	fmt.Fprintf(stdout, "\ncheckpoints verified: %d\n", rep.Checkpoints)
-	if rep.Entries > 0 {
+	switch {
+	case rep.Entries > 0 && rep.Intact():
 		fmt.Fprintf(stdout, "head: entry %d, hash %s\n", rep.Head, rep.HeadHash)
+	case rep.Entries > 0:
+		fmt.Fprintf(stdout, "intact up to entry %d, hash %s\n", rep.Head, rep.HeadHash)
 	}
 	if rep.Unchained > 0 {
 		fmt.Fprintf(stdout, "not chained yet: %d (an earlier release's entries, sealed at the next start, or written since)\n", rep.Unchained)

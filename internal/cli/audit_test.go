@@ -61,7 +61,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 			if _, err := a.DB().ExecContext(ctx, `UPDATE audit_log SET detail = 'fine' WHERE seq = 2`); err != nil {
 				t.Fatal(err)
 			}
-			if code, out := run(); code != 1 || !strings.Contains(out, "BROKEN at entry 2:") {
+			if code, out := run(); code != 1 || !strings.Contains(out, "BROKEN at entry 2:") || !strings.Contains(out, "intact up to entry 1,") {
 				t.Errorf("verify of a changed entry: exit %d\n%s", code, out)
 			}
 		})
