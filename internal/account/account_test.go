@@ -64,7 +64,7 @@ func newService(t *testing.T, db *store.DB, c *clock) *Service {
 		t.Fatalf("outbox: %v", err)
 	}
 	index := vault.NewIndex([]byte("0123456789abcdef0123456789abcdef"))
-	s, err := New(ctx, db, outbox, governance.NewAudit(v, index, c.Now), v, index, Settings{
+	s, err := New(ctx, db, outbox, governance.NewAudit(v, index, governance.GenerateAuditKey(), c.Now), v, index, Settings{
 		BaseURL:    "https://steward.test",
 		Argon2:     testArgon2,
 		SessionTTL: 24 * time.Hour,

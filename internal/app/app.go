@@ -173,7 +173,17 @@ func (a *App) build(ctx context.Context, o options) error {
 	if a.outbox, err = mail.NewOutbox(ctx, a.db, a.vault, bulk, cfg.SiteName, a.now, a.log); err != nil {
 		return err
 	}
-	a.audit = governance.NewAudit(a.vault, index, a.now)
+	// The audit log's key signs its checkpoints and MACs its entries: kept apart from
+	// the database, like the receipts' key.
+	auditKey, created, err := governance.LoadAuditKey(AuditKeyFile(cfg), true)
+	if err != nil {
+		return err
+	}
+	if created {
+		a.log.Warn("made a new key for the audit log; copy it to every node and back it up apart from the database: steward audit verify checks the log against it",
+			"file", AuditKeyFile(cfg))
+	}
+	a.audit = governance.NewAudit(a.vault, index, auditKey, a.now)
 	if err := a.buildCapabilities(ctx, key, index, bulk); err != nil {
 		return err
 	}
@@ -359,7 +369,7 @@ func (a *App) openConsent() (*consent.Service, error) {
 func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg := datamap.NewRegistry()
 	reg.Register(account.Holder{})
-	reg.Register(governance.AuditHolder{})
+	reg.Register(governance.AuditHolder{Index: index})
 	outboxDir := ""
 	if a.config.MailMode == "file" {
 		outboxDir = filepath.Join(a.config.DataDir, "outbox")
@@ -425,6 +435,11 @@ func (a *App) registerJobs() {
 	a.jobs.Every(time.Hour, requests.TidyArgs{})
 	jobs.Register(a.jobs, func(ctx context.Context, _ holds.EndedArgs) error { return a.rights.HoldsEnded(ctx) })
 	a.jobs.Every(time.Hour, holds.EndedArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ governance.ChainArgs) error {
+		_, err := a.audit.Chain(ctx, a.db)
+		return err
+	})
+	a.jobs.Every(time.Minute, governance.ChainArgs{})
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
@@ -551,6 +566,9 @@ func ledgerKey(path string, log *slog.Logger) ([]byte, error) {
 	return key, nil
 }
 
+// AuditKeyFile is where the audit log's key is kept: in the data folder.
+func AuditKeyFile(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "audit.key") }
+
 // graceOf turns --key-grace into vault.Config.Grace, whose zero means the default.
 func graceOf(d time.Duration) time.Duration {
 	if d == 0 {
@@ -591,6 +609,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	if err := a.sealLegacy(ctx); err != nil {
 		return err
+	}
+	// The audit log's entries written before this start join the chain (then every
+	// minute, by its job). A chain that cannot go on (its head was tampered with) is
+	// reported, not a reason to stop serving: entries are still recorded, unchained,
+	// and steward audit verify says where it broke.
+	if _, err := a.audit.Chain(ctx, a.db); err != nil {
+		a.log.Error("the audit log could not be chained; run steward audit verify", "err", err)
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.newsletter.RefreshIfEmpty(ctx); err != nil {

@@ -67,5 +67,14 @@ func TestUpgradeSealsAuditLogAndSendsQueuedMail(t *testing.T) {
 		if err != nil || len(from) != 1 || from[0].Detail != "unknown account" {
 			t.Errorf("the failed login from %s: %+v, %v", ipNone, from, err)
 		}
+		// The entries name their account only by a keyed hash now, and begin the chain
+		// as its entries from before it (no MAC); it verifies.
+		var plainIDs int
+		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE account_id IS NOT NULL`).Scan(&plainIDs); err != nil || plainIDs != 0 {
+			t.Errorf("entries with a plain account id after the start: %d, %v", plainIDs, err)
+		}
+		if rep, err := h.App.Audit().Verify(ctx, h.App.DB()); err != nil || !rep.Intact() || rep.Entries != 2 || rep.Legacy != 2 {
+			t.Errorf("verify after the upgrade: %+v, %v; want the 2 entries from before the chain", rep, err)
+		}
 	})
 }

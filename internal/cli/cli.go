@@ -1,5 +1,5 @@
 // Package cli implements steward's subcommands: serve, migrate, export, erase,
-// residue, datamap, backup, restore and the rest of the usage below.
+// residue, datamap, audit, backup, restore and the rest of the usage below.
 package cli
 
 import (
@@ -42,6 +42,10 @@ Commands:
   receipt verify FILE [--public-key BASE64]
                          check a consent receipt's signature against the operator's
                          key; exit 0 if valid, 1 if not
+  audit verify           chain the audit log's new entries, then recompute the whole
+                         chain and check every signed checkpoint; names the entry
+                         where it breaks (changed, removed, reordered, inserted);
+                         exit 0 if intact, 1 if not
   consent conflicts      list the newest conflicts between sources of consent
   staff grant|revoke EMAIL ROLE
                          give or take a staff role: admin, marketing, support, dpo
@@ -164,6 +168,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		var valid bool
 		valid, err = receiptCommand(cfg, pos, out, stdout)
 		if err == nil && !valid {
+			return 1
+		}
+	case "audit":
+		var intact bool
+		intact, err = auditCommand(ctx, cfg, log, pos, stdout)
+		if err == nil && !intact {
 			return 1
 		}
 	case "consent":

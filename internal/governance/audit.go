@@ -1,9 +1,12 @@
 // Package governance owns the records that let an operator answer for how personal
 // data is handled. So far: the security audit log (logins, failed logins, password
-// changes, session revocations, erasures). Details never carry an email address or a
-// secret; failed logins for an unknown address are recorded without the address. An
-// event of an account keeps its IP and detail sealed under the account's data key; an
-// event without an account keeps no IP, only its blind index.
+// changes, session revocations, erasures, staff actions) and the staff roles. Details
+// never carry an email address or a secret; failed logins for an unknown address are
+// recorded without the address. An event of an account names it only by a keyed hash
+// of its id and keeps its IP and detail sealed under the account's data key; an event
+// without an account keeps no IP, only its blind index. The log is tamper-evident:
+// every entry is MACed when written, chained by hash to the one before it, and the
+// chain's head is signed at checkpoints (chain.go).
 package governance
 
 import (
@@ -24,20 +27,31 @@ const (
 	labelDetail = "audit_log.detail"
 )
 
-// ipIndexKind is the kind of the IP's blind index (vault.Index.Of).
-const ipIndexKind = "ip"
+// Kinds of the audit log's blind indexes (vault.Index.Of).
+const (
+	ipIndexKind      = "ip"
+	accountIndexKind = "audit_account"
+)
 
 // Audit writes the security audit log.
 type Audit struct {
 	vault *vault.Vault
 	index *vault.Index
+	key   *AuditKey
 	now   func() time.Time
+	// When checkpoints are due (CheckpointEvery, CheckpointInterval; tests change them).
+	checkpointEvery    int
+	checkpointInterval time.Duration
+	// chainFault, when set (tests), is called before the chainer chains the i-th entry
+	// of a batch; an error aborts the batch as a crash would.
+	chainFault func(i int) error
 }
 
 // NewAudit returns the audit log writer: v seals an account's events under its data
-// key, index keeps the IP of an event without an account as a keyed hash.
-func NewAudit(v *vault.Vault, index *vault.Index, now func() time.Time) *Audit {
-	return &Audit{vault: v, index: index, now: now}
+// key, index keeps the account's id and the IP of an event without an account as
+// keyed hashes, key MACs each entry and signs the chain's checkpoints.
+func NewAudit(v *vault.Vault, index *vault.Index, key *AuditKey, now func() time.Time) *Audit {
+	return &Audit{vault: v, index: index, key: key, now: now, checkpointEvery: CheckpointEvery, checkpointInterval: CheckpointInterval}
 }
 
 // Event is one security event.
@@ -50,27 +64,35 @@ type Event struct {
 	Detail string
 }
 
-// Record appends an event, in the caller's transaction or on the database. An event
-// of an account is sealed under the account's data key, which must exist (an account
-// whose key is shredded is being erased: nothing more is recorded about it). An event
-// without an account keeps only the blind index of its IP.
+// Record appends an event, in the caller's transaction or on the database, unchained
+// (the chainer gives it its place). An event of an account is sealed under the
+// account's data key, which must exist (an account whose key is shredded is being
+// erased: nothing more is recorded about it), and names the account by the blind
+// index of its id. An event without an account keeps only the blind index of its IP.
 func (a *Audit) Record(ctx context.Context, q store.Querier, e Event) error {
-	var err error
+	r := row{at: store.Millis(a.now()), event: e.Name, detail: e.Detail, sealed: 1}
 	if e.AccountID == "" {
-		_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, event, account_id, ip, ip_idx, detail, sealed) VALUES ($1, $2, NULL, '', $3, $4, 1)`,
-			store.Millis(a.now()), e.Name, a.ipIndex(e.IP), e.Detail)
-	} else {
-		var key *vault.Key
-		if key, err = a.vault.KeyIn(ctx, q, e.AccountID, false); err == nil {
-			_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, event, account_id, ip, detail, sealed) VALUES ($1, $2, $3, $4, $5, 1)`,
-				store.Millis(a.now()), e.Name, e.AccountID, key.SealText(labelIP, e.IP), key.SealText(labelDetail, e.Detail))
+		if e.IP != "" {
+			r.ipIdx = sql.NullString{String: a.index.Of(ipIndexKind, e.IP), Valid: true}
 		}
+	} else {
+		key, err := a.vault.KeyIn(ctx, q, e.AccountID, false)
+		if err != nil {
+			return fmt.Errorf("governance: audit %s: %w", e.Name, err)
+		}
+		r.accountIdx = sql.NullString{String: a.accountIndex(e.AccountID), Valid: true}
+		r.ip, r.detail = key.SealText(labelIP, e.IP), key.SealText(labelDetail, e.Detail)
 	}
-	if err != nil {
+	r.mac = sql.NullString{String: a.key.entryMAC(r.content(nil)), Valid: true}
+	if _, err := q.ExecContext(ctx, `INSERT INTO audit_log (at, event, account_idx, ip, ip_idx, detail, sealed, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.at, r.event, r.accountIdx, r.ip, r.ipIdx, r.detail, r.sealed, r.mac); err != nil {
 		return fmt.Errorf("governance: audit %s: %w", e.Name, err)
 	}
 	return nil
 }
+
+// accountIndex is the blind index the log names an account by.
+func (a *Audit) accountIndex(accountID string) string { return a.index.Of(accountIndexKind, accountID) }
 
 // ipIndex is the blind index of an IP, or NULL for none.
 func (a *Audit) ipIndex(ip string) any {
@@ -98,7 +120,7 @@ func (a *Audit) ForAccount(ctx context.Context, q store.Querier, accountID strin
 		return nil, fmt.Errorf("governance: audit: %w", err)
 	}
 	rows, err := q.QueryContext(ctx,
-		`SELECT at, event, ip, detail, sealed FROM audit_log WHERE account_id = $1 ORDER BY id DESC LIMIT $2`, accountID, limit)
+		`SELECT at, event, ip, detail, sealed FROM audit_log WHERE account_idx = $1 ORDER BY id DESC LIMIT $2`, a.accountIndex(accountID), limit)
 	if err != nil {
 		return nil, fmt.Errorf("governance: audit: %w", err)
 	}
@@ -132,7 +154,7 @@ func (a *Audit) FromIP(ctx context.Context, q store.Querier, ip string, limit in
 	if ip == "" {
 		return nil, nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT at, event, detail FROM audit_log WHERE ip_idx = $1 AND account_id IS NULL
+	rows, err := q.QueryContext(ctx, `SELECT at, event, detail FROM audit_log WHERE ip_idx = $1 AND account_idx IS NULL AND account_id IS NULL
 		ORDER BY id DESC LIMIT $2`, a.index.Of(ipIndexKind, ip), limit)
 	if err != nil {
 		return nil, fmt.Errorf("governance: audit: %w", err)
@@ -154,12 +176,14 @@ func (a *Audit) FromIP(ctx context.Context, q store.Querier, ip string, limit in
 // sealBatch is how many rows of an earlier release one transaction seals.
 const sealBatch = 1000
 
-// SealLegacy brings the rows an earlier release wrote in plain text (sealed = 0) to
-// this release's form, a batch at a time, and returns how many it changed: an
-// account's IP and detail are sealed under the account's key; an event without an
-// account keeps only the blind index of its IP. Rows of an account without a key
-// are deleted: its key is shredded first when it is erased, and the erasure deletes
-// them anyway. It runs at start, after accounts are sealed (they get their keys).
+// SealLegacy brings the rows an earlier release wrote to this release's form, a batch
+// at a time, and returns how many it changed: rows in plain text (sealed = 0) are
+// sealed, an account's IP and detail under the account's key, an event without an
+// account keeping only the blind index of its IP; and every row names its account by
+// the blind index of its id instead of the id. Rows of an account without a key are
+// deleted: its key is shredded first when it is erased. Such rows are never chained
+// (the chainer waits for their final form), so no chained byte changes. It runs at
+// start, after accounts are sealed (they get their keys), before the chainer.
 func (a *Audit) SealLegacy(ctx context.Context, db *store.DB) (int, error) {
 	total := 0
 	for {
@@ -177,19 +201,21 @@ func (a *Audit) SealLegacy(ctx context.Context, db *store.DB) (int, error) {
 func (a *Audit) sealLegacyBatch(ctx context.Context, db *store.DB) (int, error) {
 	n := 0
 	err := db.InTx(ctx, func(tx *store.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, account_id, ip, detail FROM audit_log WHERE sealed = 0 ORDER BY id LIMIT $1`, sealBatch)
+		rows, err := tx.QueryContext(ctx, `SELECT id, account_id, ip, detail, sealed FROM audit_log
+			WHERE (sealed = 0 OR account_id IS NOT NULL) AND seq IS NULL ORDER BY id LIMIT $1`, sealBatch)
 		if err != nil {
 			return err
 		}
-		type row struct {
+		type legacy struct {
 			id         int64
 			account    sql.NullString
 			ip, detail string
+			sealed     int
 		}
-		var all []row
+		var all []legacy
 		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.account, &r.ip, &r.detail); err != nil {
+			var r legacy
+			if err := rows.Scan(&r.id, &r.account, &r.ip, &r.detail, &r.sealed); err != nil {
 				rows.Close()
 				return err
 			}
@@ -221,8 +247,11 @@ func (a *Audit) sealLegacyBatch(ctx context.Context, db *store.DB) (int, error) 
 				}
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE audit_log SET ip = $1, detail = $2, sealed = 1 WHERE id = $3`,
-				key.SealText(labelIP, r.ip), key.SealText(labelDetail, r.detail), r.id); err != nil {
+			if r.sealed == 0 {
+				r.ip, r.detail = key.SealText(labelIP, r.ip), key.SealText(labelDetail, r.detail)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE audit_log SET ip = $1, detail = $2, sealed = 1, account_idx = $3, account_id = NULL WHERE id = $4`,
+				r.ip, r.detail, a.accountIndex(r.account.String), r.id); err != nil {
 				return err
 			}
 		}
@@ -232,10 +261,14 @@ func (a *Audit) sealLegacyBatch(ctx context.Context, db *store.DB) (int, error) 
 }
 
 var auditTable = datamap.Table{Name: "audit_log", Subject: "account_id", Columns: []datamap.Column{
-	{Name: "id", NotPersonal: "sequence number"},
+	{Name: "id", NotPersonal: "row number"},
 	{Name: "at", NotPersonal: "time of the event", Time: true},
 	{Name: "event", NotPersonal: "name of a fixed event type"},
-	{Name: "account_id", Categories: []string{"user.unique_id"}, Plain: "a random id: the account whose key seals the row"},
+	{Name: "account_id", Categories: []string{"user.unique_id"},
+		Plain: "a random id, only in rows an earlier release wrote, until the start replaces it with account_idx; empty since"},
+	{Name: "account_idx", Categories: []string{"user.unique_id"}, Withheld: "a keyed hash of your account's id, meaningless without the deployment's key",
+		Plain: "a keyed hash (blind index) of the id of the account whose key seals the row: the entry's bytes stay as chained when " +
+			"the account is erased (its key is shredded), and no plain id is kept"},
 	// Sealed in an account's rows; empty in rows without an account, which keep ip_idx.
 	{Name: "ip", Categories: []string{"user.device.ip_address"}, Sealed: true},
 	// Sealed in an account's rows; a fixed text in rows without an account.
@@ -244,31 +277,51 @@ var auditTable = datamap.Table{Name: "audit_log", Subject: "account_id", Columns
 		Plain: "a keyed hash (blind index) of the IP of an event without an account (a failed login for an unknown address), " +
 			"so staff can find what an address did; empty in an account's rows"},
 	{Name: "sealed", NotPersonal: "whether the row is in the sealed form (an earlier release's rows are sealed at start)"},
+	{Name: "mac", NotPersonal: "the entry's MAC under the audit key, written with it (tamper evidence)", Withheld: "integrity data of the log"},
+	{Name: "seq", NotPersonal: "the entry's place in the hash chain"},
+	{Name: "hash", NotPersonal: "the entry's hash in the chain (tamper evidence)", Withheld: "integrity data of the log"},
 }}
 
-// AuditHolder is the audit log's entry in the data map.
-type AuditHolder struct{}
+var checkpointTable = datamap.Table{Name: "audit_checkpoints", Columns: []datamap.Column{
+	{Name: "seq", NotPersonal: "the chain's head at the checkpoint"},
+	{Name: "hash", NotPersonal: "the head's hash"},
+	{Name: "at", NotPersonal: "time of the checkpoint", Time: true},
+	{Name: "key_id", NotPersonal: "names the audit key that signed it"},
+	{Name: "signature", NotPersonal: "Ed25519 signature of the head"},
+}}
+
+// AuditHolder is the audit log's entry in the data map. Index finds a member's
+// entries by the blind index of their id.
+type AuditHolder struct{ Index *vault.Index }
 
 // Declaration describes the audit log.
 func (AuditHolder) Declaration() datamap.Declaration {
 	return datamap.Declaration{
-		Name:        "audit_log",
-		Description: "Security events of the account: logins, failed logins, password and session changes.",
-		Purpose:     "Protect accounts against takeover and investigate security incidents.",
+		Name: "audit_log",
+		Description: "Security events of the account: logins, failed logins, password and session changes, " +
+			"and what staff did with it. The log is tamper-evident (a hash chain with signed checkpoints).",
+		Purpose:     "Protect accounts against takeover, investigate security incidents, and answer for staff actions.",
 		LawfulBasis: "legitimate_interest",
-		Retention:   "As long as the account exists; deleted with it.",
-		Tables:      []datamap.Table{auditTable},
+		Retention: "Entries are kept: an erasure shreds the account's key, after which their IP and detail cannot be read " +
+			"and only a keyed hash of the account's id remains, so the log stays verifiable.",
+		Tables: []datamap.Table{auditTable, checkpointTable},
 	}
 }
 
 // Export returns the subject's audit entries, opened with the subject's key.
-func (AuditHolder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
-	sec, err := s.Select(ctx, q, auditTable, "account_id = $1 ORDER BY id", s.ID)
+func (h AuditHolder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
+	if h.Index == nil {
+		return nil, errors.New("governance: audit export: no blind index")
+	}
+	sec, err := s.Select(ctx, q, auditTable, "account_idx = $1 ORDER BY id", h.Index.Of(accountIndexKind, s.ID))
 	return []datamap.Section{sec}, err
 }
 
-// Erase deletes the subject's audit entries.
+// Erase leaves the subject's chained entries as they are: the vault's step shreds
+// the key their IP and detail are sealed under, and they name the account only by a
+// keyed hash, so no byte of the chain changes. It deletes only rows an earlier
+// release wrote with the plain id that the start has not yet converted (never chained).
 func (AuditHolder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE account_id = $1`, s.ID)
+	_, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE account_id = $1 AND seq IS NULL`, s.ID)
 	return err
 }

@@ -14,7 +14,7 @@ import (
 	"steward/internal/vault"
 )
 
-func newAudit(t *testing.T, db *store.DB) (*Audit, *vault.Vault, *vault.Index) {
+func newAudit(t testing.TB, db *store.DB) (*Audit, *vault.Vault, *vault.Index) {
 	t.Helper()
 	v, err := vault.Open(context.Background(), db, vault.Config{KeyFile: filepath.Join(t.TempDir(), "master.key"), Create: true, Grace: -1},
 		time.Now, slog.New(slog.DiscardHandler))
@@ -22,7 +22,7 @@ func newAudit(t *testing.T, db *store.DB) (*Audit, *vault.Vault, *vault.Index) {
 		t.Fatal(err)
 	}
 	index := vault.NewIndex([]byte("0123456789abcdef0123456789abcdef"))
-	return NewAudit(v, index, time.Now), v, index
+	return NewAudit(v, index, GenerateAuditKey(), time.Now), v, index
 }
 
 // An account's events keep IP and detail sealed under its key and open for the
@@ -65,7 +65,7 @@ func TestAuditSealed(t *testing.T) {
 		if len(got) != 2 || got[0].Event != "login" || got[0].IP != "2001:db8::a1" || got[1].Detail != "wrong password" {
 			t.Errorf("ForAccount: %+v", got)
 		}
-		secs, err := AuditHolder{}.Export(ctx, db, datamap.Subject{ID: "acct", Key: key})
+		secs, err := AuditHolder{Index: index}.Export(ctx, db, datamap.Subject{ID: "acct", Key: key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestAuditSealed(t *testing.T) {
 			t.Errorf("export: %+v", secs)
 		}
 		var idx string
-		if err := db.QueryRowContext(ctx, `SELECT ip_idx FROM audit_log WHERE account_id IS NULL`).Scan(&idx); err != nil || idx != index.Of("ip", "2001:db8::b2") {
+		if err := db.QueryRowContext(ctx, `SELECT ip_idx FROM audit_log WHERE account_idx IS NULL`).Scan(&idx); err != nil || idx != index.Of("ip", "2001:db8::b2") {
 			t.Errorf("ip_idx = %q, %v", idx, err)
 		}
 		staff, err := a.FromIP(ctx, db, "2001:DB8::B2", 10)
@@ -130,7 +130,7 @@ func TestAuditSealLegacy(t *testing.T) {
 			t.Errorf("ForAccount: %+v, %v", got, err)
 		}
 		var idx string
-		if err := db.QueryRowContext(ctx, `SELECT ip_idx FROM audit_log WHERE account_id IS NULL`).Scan(&idx); err != nil || idx != index.Of("ip", "198.51.100.8") {
+		if err := db.QueryRowContext(ctx, `SELECT ip_idx FROM audit_log WHERE account_idx IS NULL`).Scan(&idx); err != nil || idx != index.Of("ip", "198.51.100.8") {
 			t.Errorf("ip_idx = %q, %v", idx, err)
 		}
 	})

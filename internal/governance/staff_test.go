@@ -95,7 +95,7 @@ func TestAuditQueries(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		a := NewAudit(v, vault.NewIndex([]byte("0123456789abcdef0123456789abcdef")), func() time.Time { return now })
+		a := NewAudit(v, vault.NewIndex([]byte("0123456789abcdef0123456789abcdef")), GenerateAuditKey(), func() time.Time { return now })
 		if _, err := v.DataKey(ctx, "acct", true); err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestAuditQueries(t *testing.T) {
 			t.Errorf("FromIP of no IP = %+v, %v; want nothing (an event without an IP has no index)", got, err)
 		}
 		var nulls int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE account_id IS NULL AND ip_idx IS NULL`).Scan(&nulls); err != nil || nulls != 1 {
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE account_idx IS NULL AND ip_idx IS NULL`).Scan(&nulls); err != nil || nulls != 1 {
 			t.Errorf("events without an IP and a NULL index = %d, %v; want 1", nulls, err)
 		}
 
@@ -149,13 +149,22 @@ func TestAuditQueries(t *testing.T) {
 			t.Errorf("entries after a rollback = %d, want 2", len(got))
 		}
 
-		// Erased: the entries go with the account, and the log answers nothing for it.
-		if err := db.InTx(ctx, func(tx *store.Tx) error { return AuditHolder{}.Erase(ctx, tx, datamap.Subject{ID: "acct"}) }); err != nil {
+		// Erased: the key is shredded and the entries stay, unreadable; the log answers
+		// nothing for the account.
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := v.Shred(ctx, tx, "acct"); err != nil {
+				return err
+			}
+			return AuditHolder{}.Erase(ctx, tx, datamap.Subject{ID: "acct"})
+		}); err != nil {
 			t.Fatal(err)
 		}
 		var left int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_log`).Scan(&left); err != nil || left != 4 {
-			t.Errorf("rows after erasing acct = %d, %v; want the four without an account", left, err)
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_log`).Scan(&left); err != nil || left != 6 {
+			t.Errorf("rows after erasing acct = %d, %v; want all six (the chain keeps them)", left, err)
+		}
+		if got, err := a.ForAccount(ctx, db, "acct", 10); err != nil || got != nil {
+			t.Errorf("ForAccount of the erased account = %+v, %v; want nothing", got, err)
 		}
 		if got, err := a.ForAccount(ctx, db, "nokey", 10); err != nil || got != nil {
 			t.Errorf("ForAccount of an account without a key = %+v, %v; want nothing", got, err)
