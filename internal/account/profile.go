@@ -208,6 +208,9 @@ type Patch struct {
 	CurrentPassword string
 	// RequestID is the privacy request (a rectification) the change answers, if any.
 	RequestID string
+	// Staff: the change is staff's answer to a rectification request, whose evidence
+	// they checked; a minor's birthdate and country may change then.
+	Staff bool
 }
 
 // Update applies a patch. A new email address takes effect once it is verified by the
@@ -330,7 +333,7 @@ func (s *Service) patchProfile(p *Profile, patch Patch) error {
 		if _, err := s.validBirthdate("birthdate", *patch.Birthdate); err != nil {
 			return err
 		}
-		if minor && *patch.Birthdate != p.Birthdate {
+		if minor && !patch.Staff && *patch.Birthdate != p.Birthdate {
 			return errMinorLocked("birthdate")
 		}
 		p.Birthdate = *patch.Birthdate
@@ -340,7 +343,7 @@ func (s *Service) patchProfile(p *Profile, patch Patch) error {
 		if err != nil {
 			return err
 		}
-		if minor && c != p.Country {
+		if minor && !patch.Staff && c != p.Country {
 			return errMinorLocked("country")
 		}
 		p.Country = c

@@ -111,6 +111,7 @@ type patchRequest struct {
 	Public          map[string]bool `json:"public"`
 	CurrentPassword string          `json:"current_password"`
 	RequestID       string          `json:"-"` // a member's own change answers no request
+	Staff           bool            `json:"-"` // a member is not staff answering a request
 }
 
 func (a *API) updateMe(w http.ResponseWriter, r *http.Request, sess account.Session) {

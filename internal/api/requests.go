@@ -25,6 +25,7 @@ func (a *API) registerRequests(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/staff/requests/{id}/state", a.staff(a.changeRequest, requests.WarnRole))
 	mux.HandleFunc("POST /api/v1/staff/requests/{id}/extension", a.staff(a.extendRequest, requests.WarnRole))
 	mux.HandleFunc("POST /api/v1/staff/requests/{id}/identity", a.staff(a.verifyIdentity, requests.WarnRole))
+	mux.HandleFunc("POST /api/v1/staff/requests/{id}/rectification", a.staff(a.rectify, requests.WarnRole))
 	mux.HandleFunc("GET /api/v1/staff/requests/{id}/document", a.staff(a.requestDocument, requests.WarnRole))
 	mux.HandleFunc("POST /api/v1/requests/download", a.requestDownload)
 }
@@ -343,6 +344,30 @@ func (a *API) verifyIdentity(w http.ResponseWriter, r *http.Request, sess accoun
 	}
 	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
 	if _, err := a.Requests.VerifyIdentity(r.Context(), r.PathValue("id"), *body.Verified, body.Note, by); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.staffRequest(w, r, sess)
+}
+
+type rectificationRequest struct {
+	Name            *string `json:"name"`
+	Phone           *string `json:"phone"`
+	HomeAddress     *string `json:"home_address"`
+	BusinessAddress *string `json:"business_address"`
+	Birthdate       *string `json:"birthdate"`
+	Country         *string `json:"country"`
+}
+
+// rectify applies staff's correction answering a rectification request.
+func (a *API) rectify(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	var body rectificationRequest
+	if err := server.DecodeJSON(w, r, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
+	if _, err := a.Rectify(r, r.PathValue("id"), server.Rectification(body), by); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -178,6 +178,9 @@ var authz = map[string]probe{
 	"POST /api/v1/staff/requests/{id}/extension": {path: "/api/v1/staff/requests/{request}/extension", body: `{}`,
 		want: staffOnly("400", "401", "403", dpo)},
 	// A's request is a member's: it holds no identity document.
+	// A's request is not a rectification: 409 for the dpo.
+	"POST /api/v1/staff/requests/{id}/rectification": {path: "/api/v1/staff/requests/{request}/rectification", body: `{}`,
+		want: staffOnly("409", "401", "403", dpo)},
 	"POST /api/v1/staff/requests/{id}/identity": {path: "/api/v1/staff/requests/{request}/identity", body: `{}`,
 		want: staffOnly("400", "401", "403", dpo)},
 	"GET /api/v1/staff/requests/{id}/document": {path: "/api/v1/staff/requests/{request}/document", want: staffOnly("404", "401", "403", dpo)},
@@ -258,6 +261,7 @@ var authz = map[string]probe{
 	"POST /staff/requests/{id}/state":        {path: "/staff/requests/{request}/state", want: staffOnly("400", toLogin, "403", dpo)},
 	"POST /staff/requests/{id}/extend":       {path: "/staff/requests/{request}/extend", want: staffOnly("400", toLogin, "403", dpo)},
 	"POST /staff/requests/{id}/identity":     {path: "/staff/requests/{request}/identity", want: staffOnly("400", toLogin, "403", dpo)},
+	"POST /staff/requests/{id}/rectify":      {path: "/staff/requests/{request}/rectify", want: staffOnly("409", toLogin, "403", dpo)},
 	"GET /staff/requests/{id}/document":      {path: "/staff/requests/{request}/document", want: staffOnly("404", toLogin, "403", dpo)},
 	"GET /requests/download":                 {want: everyone("400")},
 	"POST /requests/download":                {want: everyone("400")},

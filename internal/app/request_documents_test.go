@@ -534,3 +534,44 @@ func TestVisitorRightsCarriedOut(t *testing.T) {
 		}
 	})
 }
+
+// A rectification request is answered with a correction staff make: the member's
+// profile changes (a child's birthdate too, on evidence), the request records which
+// fields, and bad input changes nothing.
+func TestRectificationByStaff(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		dpoID, dpoTok := h.Member("rect.dpo@example.org", pw, nil)
+		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		memberID, memberTok := h.Member("rect@example.org", pw, map[string]any{"name": "Ada Byron"})
+		r := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "rectification", "details": "My name is Ada Lovelace since my marriage."}, memberTok)
+		if r.Status != 201 {
+			t.Fatalf("request: %d %s", r.Status, r.Body)
+		}
+		id := r.JSON()["id"].(string)
+		fix := func(body map[string]any) apptest.Response {
+			return h.Do("POST", "/api/v1/staff/requests/"+id+"/rectification", body, dpoTok)
+		}
+		if r := fix(map[string]any{}); r.Status != 400 || !strings.Contains(string(r.Body), "nothing_changed") {
+			t.Errorf("an empty correction = %d %s", r.Status, r.Body)
+		}
+		if r := fix(map[string]any{"birthdate": "tomorrow"}); r.Status != 400 || !strings.Contains(string(r.Body), `"field":"birthdate"`) {
+			t.Errorf("a bad birthdate = %d %s", r.Status, r.Body)
+		}
+		if r := fix(map[string]any{"name": "Ada Lovelace"}); r.Status != 200 {
+			t.Fatalf("the correction = %d %s", r.Status, r.Body)
+		}
+		p, err := h.App.Accounts().Profile(t.Context(), memberID)
+		if err != nil || p.Name != "Ada Lovelace" {
+			t.Fatalf("after the correction the name is %q (%v)", p.Name, err)
+		}
+		got := h.Do("GET", "/api/v1/staff/requests/"+id, nil, dpoTok)
+		if !strings.Contains(string(got.Body), `"action":"rectified"`) || !strings.Contains(string(got.Body), "Corrected: name.") {
+			t.Errorf("the request does not record the correction: %s", got.Body)
+		}
+		if r := fix(map[string]any{"unknown": "x"}); r.Status != 400 {
+			t.Errorf("an unknown field = %d", r.Status)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package requests
 
 import (
+	"strings"
 	"context"
 	"errors"
 
@@ -36,4 +37,18 @@ func eventWords(event string) string {
 		return "end of the restriction of processing"
 	}
 	return event
+}
+
+// ActionRectified is the event of a correction staff made to answer a rectification.
+const ActionRectified = "rectified"
+
+// Rectified records on a rectification request which fields staff corrected.
+func (s *Service) Rectified(ctx context.Context, requestID string, fields []string, by Actor) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		req, key, err := s.load(ctx, tx, requestID)
+		if err != nil {
+			return err
+		}
+		return s.event(ctx, tx, key, req, ActionRectified, req.State, req.State, by, "Corrected: "+strings.Join(fields, ", ")+".")
+	})
 }

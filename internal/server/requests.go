@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/requests"
@@ -120,6 +121,64 @@ func (s *Services) WorkRequest(r *http.Request, id string, c requests.Change, by
 		}
 	}
 	return s.Requests.Transition(ctx, id, c, by)
+}
+
+// Rectification is staff's correction of a member's profile answering a rectification
+// request: the fields to set (nil: unchanged). The address is not among them: a new
+// address is proven by its owner's link.
+type Rectification struct {
+	Name, Phone, HomeAddress, BusinessAddress, Birthdate, Country *string
+}
+
+// Rectify applies staff's correction for an open rectification request to the account
+// it is about (a visitor's only once the identity is verified): the profile changes as
+// the member's own edit would (the processors that hold a changed field are told, the
+// request named), a minor's birthdate and country included, and the fields changed are
+// an event of the request.
+func (s *Services) Rectify(r *http.Request, id string, c Rectification, by requests.Actor) (requests.Request, error) {
+	ctx := r.Context()
+	t, err := s.Requests.TargetOf(ctx, id)
+	if err != nil {
+		return requests.Request{}, err
+	}
+	req := t.Request
+	switch {
+	case req.Right != requests.Rectification:
+		return req, apperr.New(apperr.Conflict, "not_rectification", "only a rectification request is answered with a correction")
+	case !req.Open():
+		return req, apperr.New(apperr.Conflict, "request_closed", "the request is closed")
+	case req.Requester == requests.Visitor && !t.Verified:
+		return req, requests.ErrUnverified
+	case t.Holder == "":
+		return req, apperr.New(apperr.Conflict, "no_data_held", "no account proved the address the data is said to be held under")
+	}
+	before, err := s.Accounts.Profile(ctx, t.Holder)
+	if err != nil {
+		return req, err
+	}
+	patch := account.Patch{Name: c.Name, Phone: c.Phone, HomeAddress: c.HomeAddress, BusinessAddress: c.BusinessAddress,
+		Birthdate: c.Birthdate, Country: c.Country, RequestID: id, Staff: true}
+	after, err := s.Accounts.Update(ctx, t.Holder, patch, s.Meta(r))
+	if err != nil {
+		return req, err
+	}
+	var changed []string
+	for _, f := range []string{"name", "phone", "home_address", "business_address", "country"} {
+		if before.Value(f) != after.Value(f) {
+			changed = append(changed, f)
+		}
+	}
+	if before.Birthdate != after.Birthdate {
+		changed = append(changed, "birthdate")
+	}
+	if len(changed) == 0 {
+		return req, apperr.New(apperr.Invalid, "nothing_changed", "the correction changes nothing: give at least one field's new value")
+	}
+	if err := s.Requests.Rectified(ctx, id, changed, by); err != nil {
+		return req, err
+	}
+	req, _, err = s.Requests.Get(ctx, id)
+	return req, err
 }
 
 // carriedOut are the rights a visitor's request carries out when it is done.

@@ -100,6 +100,9 @@ type staffRequestView struct {
 	Verified    bool
 	Identity    []field
 	IdentityErr string
+	// A rectification request, open and about an account: the correction's fields.
+	Correct    []field
+	CorrectErr string
 }
 
 // eventRow is one change of a request.
@@ -112,7 +115,8 @@ type eventRow struct {
 
 func (p *Pages) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {
 	notice := map[string]string{"changed": "The request is updated.", "extended": "The due date is extended; the requester is told why.",
-		"verified": "The identity is marked verified; the request is in progress."}[r.URL.Query().Get("done")]
+		"verified": "The identity is marked verified; the request is in progress.",
+		"corrected": "The correction is made; the processors that hold a changed field are told. Close the request as done to answer the requester."}[r.URL.Query().Get("done")]
 	p.renderStaffRequest(w, r, http.StatusOK, staffRequestView{Notice: notice}, "", "", "")
 }
 
@@ -157,7 +161,59 @@ func (p *Pages) renderStaffRequestID(w http.ResponseWriter, r *http.Request, sta
 		v.Identity = []field{{Name: "id_note", Label: "Note", Need: "optional", Type: "textarea", Rows: 3, Value: idNote,
 			Hint: "How the identity was checked; for a refusal, the reason, which is mailed to the requester."}}
 	}
+	if req.Right == requests.Rectification && req.Open() && req.State != requests.Unconfirmed && (req.Requester == requests.Member || v.Verified) {
+		v.Correct = correctionFields(r)
+	}
 	p.render(w, r, status, "staff-request", "Request: "+v.Right, true, v)
+}
+
+// correctionFields are the fields of a correction answering a rectification: empty
+// ones stay as they are (the member's data is not shown here: the request says what
+// is wrong).
+func correctionFields(r *http.Request) []field {
+	f := r.PostFormValue
+	hint := "Empty: unchanged."
+	return []field{
+		{Name: "c_name", Label: "Name", Need: "optional", Type: "text", Value: f("c_name"), Hint: hint},
+		{Name: "c_phone", Label: "Phone", Need: "optional", Type: "text", Value: f("c_phone"), Hint: hint},
+		{Name: "c_home_address", Label: "Home address", Need: "optional", Type: "textarea", Rows: 2, Value: f("c_home_address"), Hint: hint},
+		{Name: "c_business_address", Label: "Business address", Need: "optional", Type: "textarea", Rows: 2, Value: f("c_business_address"), Hint: hint},
+		{Name: "c_birthdate", Label: "Birthdate", Need: "optional", Type: "date", Value: f("c_birthdate"), Hint: hint + " A child's birthdate may change here, on evidence."},
+		{Name: "c_country", Label: "Country (two letters)", Need: "optional", Type: "text", Value: f("c_country"), Hint: hint},
+	}
+}
+
+// rectify applies the correction of a rectification request.
+func (p *Pages) rectify(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := parseForm(w, r); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	opt := func(k string) *string {
+		if v := strings.TrimSpace(r.PostFormValue(k)); v != "" {
+			return &v
+		}
+		return nil
+	}
+	c := server.Rectification{Name: opt("c_name"), Phone: opt("c_phone"), HomeAddress: opt("c_home_address"),
+		BusinessAddress: opt("c_business_address"), Birthdate: opt("c_birthdate"), Country: opt("c_country")}
+	if _, err := p.o.Rectify(r, r.PathValue("id"), c, p.staffActor(r, sess)); err != nil {
+		if apperr.KindOf(err) == apperr.NotFound {
+			p.fail(w, r, err)
+			return
+		}
+		d := server.Public(p.o.Log, r, err)
+		v := staffRequestView{CorrectErr: d.Message}
+		if d.Field != "" {
+			v.CorrectErr = sentence(labels[d.Field], d.Message)
+			if labels[d.Field] == "" {
+				v.CorrectErr = sentence(capitalized(strings.ReplaceAll(d.Field, "_", " ")), d.Message)
+			}
+		}
+		p.renderStaffRequestID(w, r, status(w, err), v, "", "", "", "")
+		return
+	}
+	redirect(w, r, "/staff/requests/"+url.PathEscape(r.PathValue("id"))+"?done=corrected")
 }
 
 // eventRows are a request's changes as people read them.
@@ -183,6 +239,8 @@ func eventRows(evs []requests.Event) []eventRow {
 			what = "Answered: no data held"
 		case requests.ActionDownloaded:
 			what = "Data downloaded"
+		case requests.ActionRectified:
+			what = "Data corrected"
 		}
 		out = append(out, eventRow{At: e.At, What: what, Actor: e.Actor, Note: e.Note})
 	}

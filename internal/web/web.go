@@ -288,6 +288,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/requests/{id}/state", p.staff(p.changeRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/extend", p.staff(p.extendRequest, requests.WarnRole))
 	mux.HandleFunc("POST /staff/requests/{id}/identity", p.staff(p.verifyIdentity, requests.WarnRole))
+	mux.HandleFunc("POST /staff/requests/{id}/rectify", p.staff(p.rectify, requests.WarnRole))
 	mux.HandleFunc("GET /staff/requests/{id}/document", p.staff(p.requestDocument, requests.WarnRole))
 	mux.HandleFunc("GET /requests/download", p.downloadForm)
 	mux.HandleFunc("POST /requests/download", p.requestDownload)
