@@ -356,6 +356,30 @@ func visitorAndDPO(t *testing.T, s *site, root context.Context) {
 	if status, _ := a.submit(`form[action="/requests/download"]`); status == http.StatusOK {
 		t.Error("the download link worked twice")
 	}
+
+	// A member's correction, made by the DPO on the request's page.
+	rectID := s.signUp(t, s.client(), "byron@example.com", "Ada Byron", "poetical science 1843")
+	if _, _, err := s.app.Requests().Submit(t.Context(), requests.Submission{SubjectID: rectID, Right: requests.Rectification,
+		Details: "My name is Ada Lovelace since 1835."}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.app.Requests().List(t.Context(), rectID)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("the member's requests: %+v, %v", list, err)
+	}
+	d.do("correct the name",
+		chromedp.Navigate(d.base+"/staff/requests/"+list[0].ID),
+		chromedp.WaitVisible(chromedp.ID("correct")),
+		chromedp.SendKeys(chromedp.ID("f-c_name"), "Ada Lovelace"),
+		chromedp.Click(chromedp.CSS(`#correct button[type="submit"]`)),
+	)
+	d.until("correct the name", "done=corrected")
+	if p, err := s.app.Accounts().Profile(t.Context(), rectID); err != nil || p.Name != "Ada Lovelace" {
+		t.Fatalf("after the DPO's correction the name is %q (%v)", p.Name, err)
+	}
+	if got := d.text("the request", "#page-staff-request"); !strings.Contains(got, "Data corrected") {
+		t.Errorf("the request's page reads %q, want the correction in its history", got)
+	}
 }
 
 func guardianRights(t *testing.T, s *site, root context.Context) {
