@@ -83,7 +83,7 @@ type erasureView struct {
 // stepNames say in words what each holder of the data map erased.
 var stepNames = map[string]string{
 	"account":           "Your account, profile, sessions and one-time links",
-	"audit_log":         "The security log of your account",
+	"audit_log":         "The security log of your account (its entries stay in the tamper-evident log, unreadable once your key is destroyed)",
 	"mail_outbox":       "Mails to you still waiting to be sent",
 	"files":             "Your files and their access log",
 	"vault":             "The key your files were encrypted with, so that no copy of them can be read again",
