@@ -145,9 +145,14 @@ marketing = true
 		if d.Status != 200 || d.JSON()["changes"].(map[string]any)["email"] != "rhea2@example.org" || !strings.Contains(string(d.Body), `"rhea@example.org"`) {
 			t.Errorf("the CRM's task = %d %s", d.Status, d.Body)
 		}
-		var opened int
-		if err := h.App.DB().QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE event = 'processor_notice_opened' AND account_id = $1`,
-			dpoID).Scan(&opened); err != nil || opened != 1 {
+		entries, err := h.App.Audit().ForAccount(ctx, h.App.DB(), dpoID, 100)
+		opened := 0
+		for _, e := range entries {
+			if e.Event == "processor_notice_opened" {
+				opened++
+			}
+		}
+		if err != nil || opened != 1 {
 			t.Errorf("audit entries of the dpo's reading = %d (%v), want 1", opened, err)
 		}
 
