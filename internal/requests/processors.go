@@ -1,9 +1,9 @@
 package requests
 
 import (
-	"strings"
 	"context"
 	"errors"
+	"strings"
 
 	"steward/internal/store"
 )

@@ -115,7 +115,7 @@ type eventRow struct {
 
 func (p *Pages) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {
 	notice := map[string]string{"changed": "The request is updated.", "extended": "The due date is extended; the requester is told why.",
-		"verified": "The identity is marked verified; the request is in progress.",
+		"verified":  "The identity is marked verified; the request is in progress.",
 		"corrected": "The correction is made; the processors that hold a changed field are told. Close the request as done to answer the requester."}[r.URL.Query().Get("done")]
 	p.renderStaffRequest(w, r, http.StatusOK, staffRequestView{Notice: notice}, "", "", "")
 }

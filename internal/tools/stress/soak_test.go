@@ -38,4 +38,3 @@ func TestSoak(t *testing.T) {
 		t.Errorf("peak RSS %d MiB, want at most the argon2id budget + 64 MiB = %d MiB (+80 MiB of margin)", rep.PeakRSS>>20, rep.Budget>>20)
 	}
 }
-
