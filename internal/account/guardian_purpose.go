@@ -79,7 +79,7 @@ func (s *Service) askGuardianPurposes(ctx context.Context, tx *store.Tx, account
 // that is no account's, or an adult's, is not held.
 func (s *Service) HoldForGuardian(ctx context.Context, tx *store.Tx, addressHash string, purpose AskedPurpose) (bool, error) {
 	var id string
-	err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1`, addressHash).Scan(&id)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE email_idx = $1 AND email_verified_at IS NOT NULL`, addressHash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

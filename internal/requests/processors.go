@@ -1,6 +1,7 @@
 package requests
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"strings"
@@ -51,4 +52,28 @@ func (s *Service) Rectified(ctx context.Context, requestID string, fields []stri
 		}
 		return s.event(ctx, tx, key, req, ActionRectified, req.State, req.State, by, "Corrected: "+strings.Join(fields, ", ")+".")
 	})
+}
+
+// MaxNote is the longest note staff may write on a request.
+const MaxNote = maxNote
+
+// ClaimCarryOut marks a request as being carried out, once: it reports false when the
+// request was claimed before (carried out, or being carried out by another click), so
+// that a right is never carried out twice.
+func (s *Service) ClaimCarryOut(ctx context.Context, id string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE privacy_requests SET linked_id = 'carrying' WHERE id = $1 AND linked_id IS NULL`, id)
+	if err != nil {
+		return false, fmt.Errorf("requests: claim: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// CarriedOut records what carried a claimed request out (an erasure's id, or the
+// right's name), or with "" releases a claim whose carrying out failed.
+func (s *Service) CarriedOut(ctx context.Context, id, linked string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE privacy_requests SET linked_id = $1 WHERE id = $2`, nullString(linked), id); err != nil {
+		return fmt.Errorf("requests: carried out: %w", err)
+	}
+	return nil
 }

@@ -150,7 +150,8 @@ type Request struct {
 	NotifyEmail    string
 	// HeldEmail is the address a visitor says the data is held under (staff verify it).
 	HeldEmail string
-	// LinkedID is the id of what carried the right out, if anything: an erasure request.
+	// LinkedID is what carried the right out, if anything: an erasure request's id, or
+	// for a visitor's request the right's name ("carrying" while it is carried out).
 	LinkedID string
 	// Document describes a visitor's identity document, if one is held (staff open it
 	// with Service.Document).

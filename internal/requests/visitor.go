@@ -222,11 +222,14 @@ func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 		}
 		deleted++
 	}
+	// An object that cannot be deleted now is tried again next time; it must not hold
+	// back the shredding below, which is the promise kept in any case.
+	var later error
 	if _, err := s.dropDocuments(ctx); err != nil {
-		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+		later = fmt.Errorf("requests: tidy: %w", err)
 	}
 	if _, err := s.dropOrphans(ctx); err != nil {
-		return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+		later = errors.Join(later, fmt.Errorf("requests: tidy: %w", err))
 	}
 	// A download link still to be used keeps the key it needs (the address the data is
 	// held under) until it is used or expires.
@@ -248,9 +251,9 @@ func (s *Service) Tidy(ctx context.Context) (deleted, shredded int, err error) {
 			_, err := tx.ExecContext(ctx, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`, id)
 			return err
 		}); err != nil {
-			return deleted, shredded, fmt.Errorf("requests: tidy: %w", err)
+			return deleted, shredded, errors.Join(later, fmt.Errorf("requests: tidy: %w", err))
 		}
 		shredded++
 	}
-	return deleted, shredded, nil
+	return deleted, shredded, later
 }

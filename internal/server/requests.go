@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -111,9 +112,32 @@ func (s *Services) WorkRequest(r *http.Request, id string, c requests.Change, by
 			if !t.Verified {
 				return requests.Request{}, requests.ErrUnverified
 			}
-			did := "We hold no personal data under the address given."
-			if t.Holder != "" {
-				if did, err = s.carryOut(r, t); err != nil {
+			// Room for what was done, which ends the note: checked before anything is.
+			if len(c.Note) > requests.MaxNote-300 {
+				return requests.Request{}, apperr.Field("note", "too_long", fmt.Sprintf("must be at most %d characters here: what was done is added to it", requests.MaxNote-300))
+			}
+			did := "The request was carried out."
+			if req.LinkedID == "" {
+				// Claimed once: a second click, or a retry after the state change failed,
+				// does not carry the right out again.
+				ok, err := s.Requests.ClaimCarryOut(ctx, id)
+				if err != nil {
+					return requests.Request{}, err
+				}
+				if !ok {
+					return requests.Request{}, apperr.New(apperr.Conflict, "carrying_out", "the request is being carried out: reload the page")
+				}
+				linked := req.Right
+				did = "We hold no personal data under the address given."
+				if t.Holder != "" {
+					if did, linked, err = s.carryOut(r, t); err != nil {
+						if rerr := s.Requests.CarriedOut(ctx, id, ""); rerr != nil {
+							err = errors.Join(err, rerr)
+						}
+						return requests.Request{}, err
+					}
+				}
+				if err := s.Requests.CarriedOut(ctx, id, linked); err != nil {
 					return requests.Request{}, err
 				}
 			}
@@ -190,7 +214,9 @@ func carriedOut(right string) bool {
 	return false
 }
 
-func (s *Services) carryOut(r *http.Request, t requests.Target) (string, error) {
+// carryOut carries a visitor's right out on the account t is about and says what it
+// did, and what carried it out (the erasure's id, or the right).
+func (s *Services) carryOut(r *http.Request, t requests.Target) (did, linked string, err error) {
 	ctx := r.Context()
 	ev := s.Evidence(r)
 	ev["request_id"] = t.Request.ID
@@ -198,29 +224,29 @@ func (s *Services) carryOut(r *http.Request, t requests.Target) (string, error) 
 	case requests.Erasure:
 		subj, err := s.Accounts.Subject(ctx, t.Holder)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		id, err := s.Rights.RequestErasure(ctx, subj, "privacy_request")
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		return "The erasure of the account and of everything we hold about it has begun (erasure " + id + ").", nil
+		return "The erasure of the account and of everything we hold about it has begun (erasure " + id + ").", id, nil
 	case requests.Restriction:
 		yes := true
 		if err := s.Consent.SaveChoices(ctx, t.Holder, nil, &yes, nil, consent.SourceRequest, ev); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return "Processing of the data is restricted: it is kept but not used.", nil
+		return "Processing of the data is restricted: it is kept but not used.", t.Request.Right, nil
 	case requests.Objection:
 		yes := true
 		if err := s.Consent.SaveChoices(ctx, t.Holder, nil, nil, &yes, consent.SourceRequest, ev); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return "The objection to every processing based on legitimate interest, and to all marketing, is recorded.", nil
+		return "The objection to every processing based on legitimate interest, and to all marketing, is recorded.", t.Request.Right, nil
 	default: // withdrawal
 		list, _, err := s.Consent.Choices(ctx, t.Holder)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		choices := map[string]bool{}
 		for _, c := range list {
@@ -229,12 +255,12 @@ func (s *Services) carryOut(r *http.Request, t requests.Target) (string, error) 
 			}
 		}
 		if len(choices) == 0 {
-			return "No consent was given: there was none to withdraw.", nil
+			return "No consent was given: there was none to withdraw.", t.Request.Right, nil
 		}
 		if err := s.Consent.SaveChoices(ctx, t.Holder, choices, nil, nil, consent.SourceRequest, ev); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return "Every consent given is withdrawn. What was done before stays lawful.", nil
+		return "Every consent given is withdrawn. What was done before stays lawful.", t.Request.Right, nil
 	}
 }
 

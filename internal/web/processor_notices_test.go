@@ -51,9 +51,14 @@ func TestProcessorNoticePages(t *testing.T) {
 			d.get("/staff/processor-notices").want(t, "the tasks", http.StatusOK, `href="`+path+`"`, "Email delivery provider", "Erasure")
 			d.get("/staff/processor-notices?state=done").lacks(t, "the done notices", `href="`+path+`"`)
 			d.get(path).want(t, "the task", http.StatusOK, "gone@example.com", "Mark done")
-			var opened int
-			if err := s.app.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM audit_log WHERE event = 'processor_notice_opened' AND account_id = $1`,
-				dpoID).Scan(&opened); err != nil || opened != 1 {
+			entries, err := s.app.Audit().ForAccount(t.Context(), s.app.DB(), dpoID, 100)
+			opened := 0
+			for _, e := range entries {
+				if e.Event == "processor_notice_opened" {
+					opened++
+				}
+			}
+			if err != nil || opened != 1 {
 				t.Errorf("audit entries of the reading = %d (%v), want 1", opened, err)
 			}
 			m.get(path).want(t, "the task to marketing", http.StatusForbidden)

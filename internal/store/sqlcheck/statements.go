@@ -42,7 +42,7 @@ var statements = []statement{
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
 	{"internal/account/children.go:85", bothEngines, `SELECT id FROM accounts WHERE guardian_idx = $1 AND guardian_confirmed_at IS NOT NULL
 		AND id <> $2 ORDER BY created_at, id`},
-	{"internal/account/guardian_purpose.go:82", bothEngines, `SELECT id FROM accounts WHERE email_idx = $1`},
+	{"internal/account/guardian_purpose.go:82", bothEngines, `SELECT id FROM accounts WHERE email_idx = $1 AND email_verified_at IS NOT NULL`},
 	{"internal/account/guardian_purpose.go:97", bothEngines, `SELECT count(*) FROM account_tokens WHERE account_id = $1 AND purpose = $2 AND expires_at >= $3`},
 	{"internal/account/guardian_purpose.go:111", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
 	{"internal/account/guardian_purpose.go:122", bothEngines, `SELECT purpose FROM account_tokens
@@ -409,6 +409,8 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/download.go:164", bothEngines, `UPDATE privacy_requests SET download_used_at = $1 WHERE id = $2 AND download_used_at IS NULL`},
 	{"internal/requests/download.go:195", bothEngines, `SELECT download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
 	{"internal/requests/holder.go:86", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
+	{"internal/requests/processors.go:64", bothEngines, `UPDATE privacy_requests SET linked_id = 'carrying' WHERE id = $1 AND linked_id IS NULL`},
+	{"internal/requests/processors.go:75", bothEngines, `UPDATE privacy_requests SET linked_id = $1 WHERE id = $2`},
 	{"internal/requests/queue.go:60", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE due_date < $1 ORDER BY due_date, received_at, id LIMIT $2 OFFSET $3`},
 	{"internal/requests/queue.go:62", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
@@ -420,19 +422,19 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/queue.go:102", bothEngines, `SELECT count(*) FROM privacy_requests WHERE state = $1 AND due_date < $2`},
 	{"internal/requests/queue.go:268", bothEngines, `UPDATE privacy_requests SET extended_months = $1, due_date = $2, updated_at = $3
 			WHERE id = $4 AND extended_months = $5`},
-	{"internal/requests/requests.go:357", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
+	{"internal/requests/requests.go:358", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, linked_id, updated_at, closed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9, $10, NULL)`},
-	{"internal/requests/requests.go:411", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
+	{"internal/requests/requests.go:412", bothEngines, `INSERT INTO privacy_request_events (request_id, subject_id, at, action, from_state, to_state, actor, actor_id, note)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/requests/requests.go:435", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
-	{"internal/requests/requests.go:538", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:436", bothEngines, `UPDATE privacy_requests SET state = $1, updated_at = $2, closed_at = $3 WHERE id = $4 AND state = $5`},
+	{"internal/requests/requests.go:539", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE subject_id = $1 ORDER BY received_at DESC, id`},
-	{"internal/requests/requests.go:560", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:561", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/requests.go:590", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
+	{"internal/requests/requests.go:591", bothEngines, `SELECT at, action, from_state, to_state, actor, actor_id, note FROM privacy_request_events
 		WHERE request_id = $1 ORDER BY id`},
-	{"internal/requests/requests.go:617", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
+	{"internal/requests/requests.go:618", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE id = $1`},
 	{"internal/requests/visitor.go:119", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at,
@@ -444,11 +446,11 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/visitor.go:199", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND state = 'unconfirmed' AND confirm_expires < $1`},
 	{"internal/requests/visitor.go:205", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
 	{"internal/requests/visitor.go:218", bothEngines, `DELETE FROM privacy_requests WHERE id = $1 AND state = 'unconfirmed'`},
-	{"internal/requests/visitor.go:233", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1
+	{"internal/requests/visitor.go:236", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1
 		AND (download_hash IS NULL OR download_used_at IS NOT NULL OR download_expires < $2)`},
-	{"internal/requests/visitor.go:244", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
+	{"internal/requests/visitor.go:247", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
 				held_email = NULL, shredded_at = $1 WHERE id = $2`},
-	{"internal/requests/visitor.go:248", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
+	{"internal/requests/visitor.go:251", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
 	{"internal/requests/warn.go:37", bothEngines, `SELECT
 		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
 		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`},
