@@ -588,3 +588,40 @@ func TestRectificationByStaff(t *testing.T) {
 		}
 	})
 }
+
+// An identity document is not opened by a link from another site: the opening is
+// recorded in the DPO's name, and a Lax session cookie follows such a link.
+func TestRequestDocumentNotCrossSite(t *testing.T) {
+	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
+		dpoID, dpoTok := h.Member("xsite.dpo@example.org", pw, nil)
+		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			t.Fatal(err)
+		}
+		if r := sendVisitor(h, map[string]string{"name": "Xena Site", "email": "xsite.notify@example.org", "right": "access"},
+			&doc{"id.pdf", "application/pdf", pdfDoc}); r.Status != 202 {
+			t.Fatalf("request: %d %s", r.Status, r.Body)
+		}
+		c := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": h.WaitLink("xsite.notify@example.org", "/requests/confirm?token=")}, "")
+		if c.Status != 200 {
+			t.Fatalf("confirm: %d %s", c.Status, c.Body)
+		}
+		path := h.URL + "/api/v1/staff/requests/" + c.JSON()["id"].(string) + "/document"
+		get := func(site string) int {
+			req, _ := http.NewRequest("GET", path, nil)
+			req.Header.Set("Authorization", "Bearer "+dpoTok)
+			req.Header.Set("Sec-Fetch-Site", site)
+			resp, err := h.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if st := get("cross-site"); st != 403 {
+			t.Errorf("a cross-site opening = %d, want 403", st)
+		}
+		if st := get("same-origin"); st != 200 {
+			t.Errorf("an opening from the site = %d, want 200", st)
+		}
+	})
+}

@@ -449,6 +449,12 @@ func (s *Services) WriteRequestDownload(w http.ResponseWriter, r *http.Request, 
 // never rendered by the browser; staff opening it is recorded on the request and in
 // the audit log.
 func (s *Services) ServeRequestDocument(w http.ResponseWriter, r *http.Request, by requests.Actor, fail FailFunc) {
+	// Opening it is recorded: a link from another site (which a Lax session cookie
+	// follows) must not open it in the DPO's name.
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		fail(w, r, apperr.New(apperr.Forbidden, "cross_site", "open the document from its request's page"))
+		return
+	}
 	id := r.PathValue("id")
 	info, rc, err := s.Requests.Document(r.Context(), id, by)
 	if err != nil {
