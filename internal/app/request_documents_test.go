@@ -393,6 +393,37 @@ func TestRequestDownloadLink(t *testing.T) {
 			t.Errorf("the link of an erased member = %s", r.Body)
 		}
 
+		// The member moved to another address after the link was sent, and someone else
+		// proved the old one: the link delivers neither (staff verified the requester
+		// against the first account only).
+		_, movedToken := h.Member("moved@example.org", "correct horse battery", nil)
+		open("mo.notify@example.org", "moved@example.org")
+		movedLink := h.WaitLink("mo.notify@example.org", "/requests/download?token=")
+		if r := h.Do("PATCH", "/api/v1/me", map[string]any{"email": "moved2@example.org", "current_password": "correct horse battery"}, movedToken); r.Status != 200 {
+			t.Fatalf("move = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("POST", "/api/v1/verifications", map[string]string{"token": h.WaitLink("moved2@example.org", "/verify?token=")}, ""); r.Status != 200 {
+			t.Fatalf("confirm the move = %d %s", r.Status, r.Body)
+		}
+		if r := h.Register(map[string]any{"email": "moved@example.org", "password": "another horse battery", "name": "Pat Quinn",
+			"birthdate": "1980-01-01", "country": "DE"}); r.Status != 201 {
+			t.Fatalf("the second registration = %d %s", r.Status, r.Body)
+		}
+		var second string
+		for deadline := time.Now().Add(10 * time.Second); second == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if ms := h.Mails("moved@example.org"); len(ms) > 0 {
+				if link, tok := ms[len(ms)-1].Link(); strings.Contains(link, "/verify?token=") {
+					second = tok
+				}
+			}
+		}
+		if r := h.Do("POST", "/api/v1/verifications", map[string]string{"token": second}, ""); r.Status != 200 {
+			t.Fatalf("the second account's confirmation = %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("POST", "/api/v1/requests/download", map[string]string{"token": movedLink}, ""); r.Status != 404 {
+			t.Errorf("the link after the address changed hands = %d (%d bytes), want 404", r.Status, len(r.Body))
+		}
+
 		// No member under the address: the answer says so, and sends no link.
 		open("nora.notify@example.org", "nobody.at.all@example.org")
 		mailWith(h, "nora.notify@example.org", "We hold no personal data under the address given")

@@ -116,8 +116,10 @@ func (s *Service) fulfil(ctx context.Context, tx *store.Tx, key *vault.Key, req 
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	expires := s.now().Add(s.cfg.DownloadTTL)
-	if _, err := tx.ExecContext(ctx, `UPDATE privacy_requests SET download_hash = $1, download_expires = $2, download_used_at = NULL WHERE id = $3`,
-		tokenHash(token), store.Millis(expires), req.ID); err != nil {
+	// The account found now, after the identity check, is the one the link delivers:
+	// not whoever holds the address when the link is opened.
+	if _, err := tx.ExecContext(ctx, `UPDATE privacy_requests SET download_hash = $1, download_expires = $2, download_used_at = NULL, linked_id = $3
+		WHERE id = $4`, tokenHash(token), store.Millis(expires), holder, req.ID); err != nil {
 		return nil, fmt.Errorf("requests: download link: %w", err)
 	}
 	until := DateOf(expires).Long()
@@ -175,8 +177,15 @@ func (s *Service) Redeem(ctx context.Context, token string) (Redeemed, error) {
 		if err != nil {
 			return err
 		}
-		if out.AccountID, err = s.holderOf(ctx, req); err != nil {
+		holder, err := s.holderOf(ctx, req)
+		if err != nil {
 			return err
+		}
+		// Only the account staff verified the requester against, and only while it
+		// still holds the address: another account that proved the address since is
+		// someone else.
+		if req.LinkedID == "" || holder == req.LinkedID {
+			out.AccountID = holder
 		}
 		out.Request = req
 		return s.event(ctx, tx, key, req, ActionDownloaded, req.State, req.State, Actor{Kind: ByRequester}, "")
