@@ -102,19 +102,24 @@ func (s *Service) SubmitVisitor(ctx context.Context, v VisitorSubmission) error 
 	req := Request{ID: newID(), Requester: Visitor, Right: v.Right, State: Unconfirmed, ReceivedAt: now, DueDate: DueDate(now, 0),
 		UpdatedAt: now}
 	req.SubjectID = req.ID // the request is its own subject
+	// The request's key is made, and its document stored, before the transaction: an
+	// upload of megabytes must not hold the database's writer (SQLite has one). A
+	// transaction that fails deletes the object below; its key was never committed.
+	key, keyRow, err := s.vault.NewKey(req.SubjectID)
+	if err != nil {
+		return err
+	}
 	var object string
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		key, err := s.vault.KeyIn(ctx, tx, req.SubjectID, true)
-		if err != nil {
+	var objectArg, sizeArg any
+	if doc != nil {
+		if object, err = s.putDocument(ctx, key, doc); err != nil {
 			return err
 		}
-		var objectArg, sizeArg any
-		if doc != nil {
-			// Stored before the row commits: a failed transaction deletes it below.
-			if object, err = s.putDocument(ctx, key, doc); err != nil {
-				return err
-			}
-			objectArg, sizeArg = object, len(doc)
+		objectArg, sizeArg = object, len(doc)
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`, keyRow...); err != nil {
+			return fmt.Errorf("requests: submit: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at,

@@ -437,21 +437,22 @@ SELECT what, path, tbl FROM (
 		WHERE request_id = $1 ORDER BY id`},
 	{"internal/requests/requests.go:618", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/visitor.go:119", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
+	{"internal/requests/visitor.go:121", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/requests/visitor.go:124", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at,
 			document_object, document_type, document_size)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, NULL, $14, $15, $16, $17)`},
-	{"internal/requests/visitor.go:162", bothEngines, `SELECT id, confirm_expires FROM privacy_requests WHERE confirm_hash = $1`},
-	{"internal/requests/visitor.go:178", bothEngines, `UPDATE privacy_requests SET confirm_hash = NULL, confirm_expires = NULL, received_at = $1, due_date = $2
+	{"internal/requests/visitor.go:167", bothEngines, `SELECT id, confirm_expires FROM privacy_requests WHERE confirm_hash = $1`},
+	{"internal/requests/visitor.go:183", bothEngines, `UPDATE privacy_requests SET confirm_hash = NULL, confirm_expires = NULL, received_at = $1, due_date = $2
 			WHERE id = $3`},
-	{"internal/requests/visitor.go:199", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND state = 'unconfirmed' AND confirm_expires < $1`},
-	{"internal/requests/visitor.go:205", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
-	{"internal/requests/visitor.go:218", bothEngines, `DELETE FROM privacy_requests WHERE id = $1 AND state = 'unconfirmed'`},
-	{"internal/requests/visitor.go:236", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1
+	{"internal/requests/visitor.go:204", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND state = 'unconfirmed' AND confirm_expires < $1`},
+	{"internal/requests/visitor.go:210", bothEngines, `SELECT document_object FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/visitor.go:223", bothEngines, `DELETE FROM privacy_requests WHERE id = $1 AND state = 'unconfirmed'`},
+	{"internal/requests/visitor.go:241", bothEngines, `SELECT id FROM privacy_requests WHERE requester = 'visitor' AND shredded_at IS NULL AND closed_at < $1
 		AND (download_hash IS NULL OR download_used_at IS NOT NULL OR download_expires < $2)`},
-	{"internal/requests/visitor.go:247", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
+	{"internal/requests/visitor.go:252", bothEngines, `UPDATE privacy_requests SET details = NULL, requester_name = NULL, notify_email = NULL,
 				held_email = NULL, shredded_at = $1 WHERE id = $2`},
-	{"internal/requests/visitor.go:251", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
+	{"internal/requests/visitor.go:256", bothEngines, `UPDATE privacy_request_events SET note = NULL WHERE request_id = $1`},
 	{"internal/requests/warn.go:37", bothEngines, `SELECT
 		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
 		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`},
