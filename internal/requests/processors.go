@@ -1,9 +1,9 @@
 package requests
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"steward/internal/store"
