@@ -271,6 +271,19 @@ func (s *Service) Update(ctx context.Context, accountID string, patch Patch, met
 	return s.Profile(ctx, accountID)
 }
 
+// Rectified names the profile fields that differ between two versions of a profile,
+// in the order the profile lists them (what a rectification changed).
+func Rectified(before, after Profile) []string {
+	changed := rectified(before, after)
+	var out []string
+	for _, f := range []string{"name", "phone", "home_address", "business_address", "country", "birthdate"} {
+		if _, ok := changed[f]; ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // rectified are the profile fields an update changed, with their new values.
 func rectified(before, after Profile) map[string]string {
 	out := map[string]string{}

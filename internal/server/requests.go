@@ -108,7 +108,7 @@ func (s *Services) WorkRequest(r *http.Request, id string, c requests.Change, by
 			return requests.Request{}, err
 		}
 		req := t.Request
-		if req.Requester == requests.Visitor && req.Open() && slices.Contains(requests.Next(req.State), requests.Done) && carriedOut(req.Right) {
+		if req.Requester == requests.Visitor && req.Open() && slices.Contains(requests.Next(req.State), requests.Done) && staffCarriesOut(req.Right) {
 			if !t.Verified {
 				return requests.Request{}, requests.ErrUnverified
 			}
@@ -186,15 +186,7 @@ func (s *Services) Rectify(r *http.Request, id string, c Rectification, by reque
 	if err != nil {
 		return req, err
 	}
-	var changed []string
-	for _, f := range []string{"name", "phone", "home_address", "business_address", "country"} {
-		if before.Value(f) != after.Value(f) {
-			changed = append(changed, f)
-		}
-	}
-	if before.Birthdate != after.Birthdate {
-		changed = append(changed, "birthdate")
-	}
+	changed := account.Rectified(before, after)
 	if len(changed) == 0 {
 		return req, apperr.New(apperr.Invalid, "nothing_changed", "the correction changes nothing: give at least one field's new value")
 	}
@@ -205,8 +197,8 @@ func (s *Services) Rectify(r *http.Request, id string, c Rectification, by reque
 	return req, err
 }
 
-// carriedOut are the rights a visitor's request carries out when it is done.
-func carriedOut(right string) bool {
+// staffCarriesOut are the rights a visitor's request carries out when it is done.
+func staffCarriesOut(right string) bool {
 	switch right {
 	case requests.Erasure, requests.Restriction, requests.Objection, requests.Withdrawal:
 		return true
