@@ -8,8 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"steward/internal/store"
@@ -253,42 +257,168 @@ func (r Report) Intact() bool { return r.Problem == "" }
 // pair at the first of the two, an entry inserted by hand at its place (no MAC of
 // ours). Entries removed from the end after the last checkpoint cannot be told from
 // entries never written: checkpoints bound that window.
+//
+// Given the database (not a transaction) and a long chain, it verifies ranges of the
+// chain at once, one per processor, each on its own connection: a range starts from
+// the hash stored on the entry before it, which the range before checks, so the
+// report is the one a single pass gives.
 func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 	var rep Report
-	type checkpoint struct {
-		hash, keyID, sig string
-		at               int64
-	}
-	cps := map[int64]checkpoint{}
-	rows, err := q.QueryContext(ctx, `SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq`)
+	cps, lastCheckpoint, err := readCheckpoints(ctx, q)
 	if err != nil {
 		return rep, fmt.Errorf("governance: audit: verify: %w", err)
 	}
-	var lastCheckpoint int64
+	// Entries from before the chain (legacy) may only come first: the first place
+	// of an entry with a MAC ends them.
+	var firstMAC, maxSeq sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT min(seq) FROM audit_log WHERE seq IS NOT NULL AND (mac IS NULL OR mac <> 'legacy')),
+		(SELECT max(seq) FROM audit_log)`).Scan(&firstMAC, &maxSeq); err != nil {
+		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+	}
+	v := verifier{a: a, cps: cps, firstMAC: math.MaxInt64}
+	if firstMAC.Valid {
+		v.firstMAC = firstMAC.Int64
+	}
+	ranges := []verifyRange{{lo: math.MinInt64, hi: math.MaxInt64, prev: genesis}}
+	if db, ok := q.(*store.DB); ok && maxSeq.Int64 >= parallelVerifyMin {
+		n := verifyRanges
+		if n == 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		if ranges, err = v.split(ctx, db, maxSeq.Int64, n); err != nil {
+			return rep, fmt.Errorf("governance: audit: verify: %w", err)
+		}
+	}
+	parts := make([]Report, len(ranges))
+	errs := make([]error, len(ranges))
+	var wg sync.WaitGroup
+	for i := range ranges {
+		wg.Go(func() { parts[i], errs[i] = v.verify(ctx, q, ranges[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+	}
+	for _, p := range parts {
+		rep.Entries += p.Entries
+		rep.Legacy += p.Legacy
+		rep.Checkpoints += p.Checkpoints
+		if p.Entries > 0 {
+			rep.Head, rep.HeadHash = p.Head, p.HeadHash
+		}
+		if p.Problem != "" {
+			rep.BrokenAt, rep.Problem = p.BrokenAt, p.Problem
+			break
+		}
+	}
+	if rep.Problem == "" && lastCheckpoint > rep.Head {
+		rep.BrokenAt = rep.Head + 1
+		rep.Problem = fmt.Sprintf("a checkpoint was signed at entry %d, but the chain ends at %d: entries were removed from its end", lastCheckpoint, rep.Head)
+	}
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE seq IS NULL`).Scan(&rep.Unchained); err != nil {
+		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+	}
+	return rep, nil
+}
+
+// From parallelVerifyMin entries on, Verify splits the chain in verifyRanges ranges
+// (0: one per processor). Tests change them.
+var (
+	parallelVerifyMin int64 = 50_000
+	verifyRanges            = 0
+)
+
+// checkpoint is a signed checkpoint as stored.
+type checkpoint struct {
+	hash, keyID, sig string
+	at               int64
+}
+
+// readCheckpoints returns the checkpoints by place, and the last place.
+func readCheckpoints(ctx context.Context, q store.Querier) (map[int64]checkpoint, int64, error) {
+	cps := map[int64]checkpoint{}
+	rows, err := q.QueryContext(ctx, `SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var last int64
 	for rows.Next() {
 		var seq int64
 		var c checkpoint
 		if err := rows.Scan(&seq, &c.hash, &c.at, &c.keyID, &c.sig); err != nil {
-			rows.Close()
-			return rep, fmt.Errorf("governance: audit: verify: %w", err)
+			return nil, 0, err
 		}
 		cps[seq] = c
-		lastCheckpoint = seq
+		last = seq
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+	return cps, last, rows.Err()
+}
+
+// verifier checks ranges of the chain.
+type verifier struct {
+	a        *Audit
+	cps      map[int64]checkpoint
+	firstMAC int64 // the first place of an entry with a MAC
+}
+
+// verifyRange is the places lo to hi, and the hash of the entry before lo.
+type verifyRange struct {
+	lo, hi int64
+	prev   []byte
+	next   int64 // the first place after hi that holds an entry; 0 for the last range
+}
+
+// split cuts places 1 to maxSeq in n ranges. Each range but the first starts from the
+// hash stored on the entry before it (a missing or malformed one gives a hash that
+// cannot match, and the range before reports that entry).
+func (v verifier) split(ctx context.Context, db *store.DB, maxSeq int64, n int) ([]verifyRange, error) {
+	n = max(2, min(n, 8, int(maxSeq)))
+	size := maxSeq / int64(n)
+	ranges := make([]verifyRange, n)
+	for i := range ranges {
+		r := &ranges[i]
+		r.lo, r.hi, r.prev = int64(i)*size+1, int64(i+1)*size, genesis
+		if i == 0 {
+			r.lo = math.MinInt64
+		} else {
+			var stored sql.NullString
+			err := db.QueryRowContext(ctx, `SELECT hash FROM audit_log WHERE seq = $1`, r.lo-1).Scan(&stored)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, err
+			}
+			r.prev, _ = hex.DecodeString(stored.String)
+			if len(r.prev) != sha256.Size {
+				r.prev = []byte("missing")
+			}
+		}
+		if i == n-1 {
+			r.hi = math.MaxInt64
+			continue
+		}
+		var next sql.NullInt64
+		if err := db.QueryRowContext(ctx, `SELECT min(seq) FROM audit_log WHERE seq > $1`, r.hi).Scan(&next); err != nil {
+			return nil, err
+		}
+		r.next = next.Int64
 	}
+	return ranges, nil
+}
+
+// verify checks the entries of one range, as Verify describes, and reports them
+// (Entries, Legacy and Checkpoints counted within the range, up to a break).
+func (v verifier) verify(ctx context.Context, q store.Querier, rg verifyRange) (Report, error) {
+	var rep Report
 	broken := func(seq int64, format string, args ...any) {
 		if rep.Problem == "" {
 			rep.BrokenAt, rep.Problem = seq, fmt.Sprintf(format, args...)
 		}
 	}
-	pub := a.key.PublicKey()
+	pub := v.a.key.PublicKey()
 	checkCheckpoint := func(seq int64, hash string, c checkpoint) {
 		sig, err := base64.StdEncoding.DecodeString(c.sig)
 		if err != nil || !ed25519.Verify(pub, checkpointMessage(seq, c.hash, c.at), sig) {
-			broken(seq, "the checkpoint at entry %d is not signed by this deployment's audit key (%s; it names key %s)", seq, a.key.KeyID(), c.keyID)
+			broken(seq, "the checkpoint at entry %d is not signed by this deployment's audit key (%s; it names key %s)", seq, v.a.key.KeyID(), c.keyID)
 			return
 		}
 		if c.hash != hash {
@@ -298,17 +428,16 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 		rep.Checkpoints++
 	}
 
-	rows, err = q.QueryContext(ctx, `SELECT `+rowColumns+` FROM audit_log WHERE seq IS NOT NULL ORDER BY seq`)
+	rows, err := q.QueryContext(ctx, `SELECT `+rowColumns+` FROM audit_log WHERE seq IS NOT NULL AND seq >= $1 AND seq <= $2 ORDER BY seq`, rg.lo, rg.hi)
 	if err != nil {
-		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+		return rep, err
 	}
 	defer rows.Close()
-	prev := genesis
-	expect := int64(1)
-	macs := true // still in the chain's first entries, which may be legacy ones
+	prev := rg.prev
+	expect := max(rg.lo, 1)
 	var r row
 	// One MAC, one buffer and one hash for every entry: Verify reads millions.
-	mac, buf := a.key.macHash(), encoder(nil)
+	mac, buf := v.a.key.macHash(), encoder(nil)
 	var sum, prevBuf [sha256.Size]byte
 	var hexed [2 * sha256.Size]byte
 	matches := func(stored sql.NullString, want []byte) bool {
@@ -317,7 +446,7 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 	}
 	for rows.Next() && rep.Problem == "" {
 		if err := r.scan(rows); err != nil {
-			return rep, fmt.Errorf("governance: audit: verify: %w", err)
+			return rep, err
 		}
 		seq := r.seq.Int64
 		switch {
@@ -329,7 +458,7 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 			continue
 		}
 		switch {
-		case r.mac.Valid && r.mac.String == legacyMAC && macs:
+		case r.mac.Valid && r.mac.String == legacyMAC && seq < v.firstMAC:
 			rep.Legacy++
 		case r.mac.Valid && r.mac.String == legacyMAC:
 			broken(seq, "entry %d claims to be from before the chain, after entries that are not: inserted", seq)
@@ -340,7 +469,6 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 			if !matches(r.mac, mac.Sum(sum[:0])) {
 				broken(seq, "entry %d does not match its MAC: changed, or not written by Steward", seq)
 			}
-			macs = false
 		}
 		buf = r.chained(buf[:0], seq, prev)
 		sum = sha256.Sum256(buf)
@@ -354,19 +482,16 @@ func (a *Audit) Verify(ctx context.Context, q store.Querier) (Report, error) {
 		prev = prevBuf[:]
 		rep.Entries++
 		rep.Head, rep.HeadHash = seq, r.hash.String
-		if c, ok := cps[seq]; ok {
+		if c, ok := v.cps[seq]; ok {
 			checkCheckpoint(seq, r.hash.String, c)
 		}
 		expect++
 	}
 	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+		return rep, err
 	}
-	if rep.Problem == "" && lastCheckpoint > rep.Head {
-		broken(rep.Head+1, "a checkpoint was signed at entry %d, but the chain ends at %d: entries were removed from its end", lastCheckpoint, rep.Head)
-	}
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE seq IS NULL`).Scan(&rep.Unchained); err != nil {
-		return rep, fmt.Errorf("governance: audit: verify: %w", err)
+	if rep.Problem == "" && rg.next != 0 && expect <= rg.hi {
+		broken(expect, "entry %d is missing (the next one is %d): removed", expect, rg.next)
 	}
 	return rep, nil
 }

@@ -165,6 +165,15 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 				}
 				c.tamper(t, a, db)
 				rep := verify(t, a, db)
+				// In ranges at once (as a long chain is), the report is the same.
+				for _, n := range []int{2, 3, 8} {
+					parallelVerifyMin, verifyRanges = 1, n
+					ranged := verify(t, a, db)
+					parallelVerifyMin, verifyRanges = 50_000, 0
+					if ranged != rep {
+						t.Errorf("verify in %d ranges: %+v; in one pass: %+v", n, ranged, rep)
+					}
+				}
 				if rep.BrokenAt != c.want || !strings.Contains(rep.Problem, c.says) {
 					t.Errorf("verify: broken at %d (%q), want %d (%q)", rep.BrokenAt, rep.Problem, c.want, c.says)
 				}
