@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"steward/internal/datamap"
 	"steward/internal/retention"
 )
 
@@ -60,7 +61,9 @@ func (a *App) retentionRules() []retention.Rule {
 				res.Held = held
 				var errs []error
 				for _, id := range ids {
-					if err := a.rights.EraseNow(ctx, id, sourceUnconfirmed); err != nil {
+					// A subscriber without an account: erased as a subject given whole, with
+					// no proven address (an unconfirmed one may be someone else's).
+					if err := a.rights.EraseSubject(ctx, datamap.Subject{ID: id}, sourceUnconfirmed); err != nil {
 						errs = append(errs, err)
 						continue
 					}
