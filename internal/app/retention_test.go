@@ -141,6 +141,17 @@ func TestRetentionRules(t *testing.T) {
 		if r := h.Do("POST", "/api/v1/staff/requests/"+oldReq+"/state", map[string]any{"state": "done", "note": "Answered by mail"}, dpoTok); r.Status != 200 {
 			t.Fatalf("close: %d %s", r.Status, r.Body)
 		}
+		// Another member's closed complaint, under a legal hold that keeps requests.
+		heldID, heldTok := h.Member("held.requester@example.org", pw, nil)
+		req = h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "complaint", "details": "Held complaint"}, heldTok)
+		heldReq := req.JSON()["id"].(string)
+		if r := h.Do("POST", "/api/v1/staff/requests/"+heldReq+"/state", map[string]any{"state": "done", "note": "Answered"}, dpoTok); r.Status != 200 {
+			t.Fatalf("close: %d %s", r.Status, r.Body)
+		}
+		if r := h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": heldID, "holders": []string{"requests"},
+			"reason": "The complaint is before the court"}, dpoTok); r.Status != http.StatusCreated {
+			t.Fatalf("hold: %d %s", r.Status, r.Body)
+		}
 		h.WaitMail("old.unconfirmed@example.org", 1)
 		h.WaitMail("old.subscriber@example.org", 1)
 
@@ -237,6 +248,12 @@ func TestRetentionRules(t *testing.T) {
 		dpoTok = login(t, h, "retention.dpo@example.net")
 		run = runRetention(t, h, dpoTok)
 		removed(t, run, "closed_requests", 1)
+		if held := run["closed_requests"]["held"]; held != float64(1) {
+			t.Errorf("closed_requests held %v, want the request under a hold", held)
+		}
+		if r := h.Do("GET", "/api/v1/staff/requests/"+heldReq, nil, dpoTok); r.Status != http.StatusOK {
+			t.Errorf("the request under a hold: %d, want 200", r.Status)
+		}
 		if r := h.Do("GET", "/api/v1/staff/requests/"+oldReq, nil, dpoTok); r.Status != http.StatusNotFound {
 			t.Errorf("the request closed 3 years ago: %d, want 404", r.Status)
 		}
@@ -291,7 +308,8 @@ func TestRetentionRules(t *testing.T) {
 // kept; a legal hold stops both the warning and the erasure.
 func TestRetentionInactiveAccounts(t *testing.T) {
 	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
-		h := apptest.Start(t, dbURL, "--retention-inactive", "8760h", "--retention-inactive-warning", "720h")
+		// Sessions outlive the period here, so that a member can come back by using one.
+		h := apptest.Start(t, dbURL, "--retention-inactive", "8760h", "--retention-inactive-warning", "720h", "--session-ttl", "17520h")
 		ctx := context.Background()
 		waitStartRun(t, h)
 		dpoID, _ := h.Member("inactive.dpo@example.net", pw, nil)
@@ -303,6 +321,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 			t.Fatalf("upload: %d %s", r.Status, r.Body)
 		}
 		backID, _ := h.Member("comes.back@example.org", pw, nil)
+		sessionID, sessionTok := h.Member("uses.session@example.org", pw, nil)
 		heldID, _ := h.Member("held.member@example.org", pw, nil)
 		freshID, _ := h.Member("fresh.member@example.org", pw, nil)
 		terms, err := h.App.Accounts().Identifiers(ctx, idleID)
@@ -322,7 +341,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		h.Clock.Advance(166 * day)
 		dpoTok = login(t, h, "inactive.dpo@example.net")
 		before := map[string]int{}
-		for _, addr := range []string{"idle.member@example.org", "comes.back@example.org"} {
+		for _, addr := range []string{"idle.member@example.org", "comes.back@example.org", "uses.session@example.org"} {
 			before[addr] = len(h.Mails(addr))
 		}
 		run := runRetention(t, h, dpoTok)
@@ -330,10 +349,10 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		if rr == nil {
 			t.Fatal("inactive_accounts did not run")
 		}
-		if rr["warned"] != float64(2) || rr["removed"] != float64(0) || rr["held"] != float64(1) {
-			t.Errorf("first run: %v, want warned 2 (idle, comes back), removed 0, held 1", rr)
+		if rr["warned"] != float64(3) || rr["removed"] != float64(0) || rr["held"] != float64(1) {
+			t.Errorf("first run: %v, want warned 3 (idle, comes back, uses a session), removed 0, held 1", rr)
 		}
-		for _, addr := range []string{"idle.member@example.org", "comes.back@example.org"} {
+		for _, addr := range []string{"idle.member@example.org", "comes.back@example.org", "uses.session@example.org"} {
 			m := h.WaitMail(addr, before[addr]+1)
 			if last := m[len(m)-1]; !strings.Contains(last.Raw, warningText) {
 				t.Errorf("%s: mail %q, want the inactivity warning", addr, last.Raw)
@@ -354,6 +373,9 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		// Day 380: one warned member logs in. Day 397: past the 30 days after the warning.
 		h.Clock.Advance(14 * day)
 		login(t, h, "comes.back@example.org")
+		if r := h.Do("GET", "/api/v1/me", nil, sessionTok); r.Status != http.StatusOK {
+			t.Fatalf("the long session: %d", r.Status)
+		}
 		h.Clock.Advance(17 * day)
 		dpoTok = login(t, h, "inactive.dpo@example.net")
 		rr = runRetention(t, h, dpoTok)["inactive_accounts"]
@@ -363,7 +385,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		if _, err := h.App.Accounts().Lookup(ctx, idleID); err == nil {
 			t.Error("the idle member survived")
 		}
-		for _, id := range []string{backID, heldID, freshID, dpoID} {
+		for _, id := range []string{backID, sessionID, heldID, freshID, dpoID} {
 			if _, err := h.App.Accounts().Lookup(ctx, id); err != nil {
 				t.Errorf("%s was erased: %v", id, err)
 			}
