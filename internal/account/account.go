@@ -340,19 +340,6 @@ func (s *Service) MarkErasing(ctx context.Context, tx *store.Tx, accountID strin
 	return nil
 }
 
-// Abandoned returns the accounts whose registration was never completed: a guardian
-// who did not answer within the link's lifetime, or an address not confirmed within a
-// week. They are erased, as the guardian mail promises.
-func (s *Service) Abandoned(ctx context.Context) ([]string, error) {
-	now := s.now()
-	ids, err := store.Strings(ctx, s.db, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`,
-		PendingGuardian, store.Millis(now.Add(-guardianTTL)), PendingVerification, store.Millis(now.Add(-unverifiedTTL)))
-	if err != nil {
-		return nil, fmt.Errorf("account: abandoned: %w", err)
-	}
-	return ids, nil
-}
-
 // Active reports whether the account exists and is active (not pending, not erasing).
 func (s *Service) Active(ctx context.Context, accountID string) (bool, error) {
 	var st Status

@@ -513,6 +513,8 @@ var (
 		{Name: "public_mask", NotPersonal: "which fields are public"},
 		{Name: "created_at", NotPersonal: "time of registration", Time: true},
 		{Name: "updated_at", NotPersonal: "time of the last change", Time: true},
+		{Name: "last_login_at", NotPersonal: "time of the last login, for the inactive-accounts retention rule", Time: true},
+		{Name: "inactive_warned_at", NotPersonal: "time the member was warned the account would be erased for inactivity", Time: true},
 	}}
 	sessionsTable = datamap.Table{Name: "sessions", Subject: "account_id", Columns: []datamap.Column{
 		{Name: "id", Categories: []string{"user.authorization.credentials"}, Plain: "the SHA-256 of a random token", Withheld: "the hash of a session token"},
@@ -546,8 +548,10 @@ func (Holder) Declaration() datamap.Declaration {
 		Description: "Your account, profile, sessions, pending one-time links, and keyed hashes of the addresses you proved.",
 		Purpose:     "Provide the account you registered for: login, profile, public profile.",
 		LawfulBasis: "contract",
-		Retention:   "Until you delete the account; sessions end after their lifetime, links after 1 hour to 14 days.",
-		Tables:      []datamap.Table{accountsTable, sessionsTable, tokensTable, addressesTable},
+		Retention: "Until you delete the account; sessions and one-time links are deleted once expired (1 hour to 14 days for links); " +
+			"a registration never confirmed is erased after 7 days (the operator may set another period); where the operator sets a period of inactivity, " +
+			"an account not used for that long is warned by mail and erased if you do not log in within 30 days.",
+		Tables: []datamap.Table{accountsTable, sessionsTable, tokensTable, addressesTable},
 	}
 }
 

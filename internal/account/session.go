@@ -91,6 +91,10 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 			key.SealText(labelIP, meta.IP), key.SealText(labelUserAgent, text.Cut(meta.UserAgent, 300))); err != nil {
 			return fmt.Errorf("account: session: %w", err)
 		}
+		// A login ends any warning that the account would be erased for inactivity.
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET last_login_at = $1, inactive_warned_at = NULL WHERE id = $2`, store.Millis(now), id); err != nil {
+			return fmt.Errorf("account: session: %w", err)
+		}
 		return s.audit.Record(ctx, tx, governance.Event{Name: "login", AccountID: id, IP: meta.IP})
 	})
 	if err != nil {

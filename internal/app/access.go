@@ -14,6 +14,7 @@ import (
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/requests"
+	"steward/internal/retention"
 	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/vault"
@@ -75,3 +76,6 @@ func (a *App) Requests() *requests.Service { return a.requests }
 
 // Holds is the legal holds service.
 func (a *App) Holds() *holds.Service { return a.holds }
+
+// Retention is the retention rules and their runs.
+func (a *App) Retention() *retention.Service { return a.retention }

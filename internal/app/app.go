@@ -34,6 +34,7 @@ import (
 	"steward/internal/notices"
 	"steward/internal/ratelimit"
 	"steward/internal/requests"
+	"steward/internal/retention"
 	"steward/internal/rights"
 	"steward/internal/server"
 	"steward/internal/store"
@@ -65,6 +66,7 @@ type App struct {
 	staff      *governance.Staff
 	requests   *requests.Service
 	holds      *holds.Service
+	retention  *retention.Service
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -314,7 +316,8 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	a.requests = requests.New(a.db, a.vault, a.outbox, a.audit, directory{a}, requests.Config{BaseURL: cfg.BaseURL,
 		Authority: cfg.SupervisoryAuthority, Blobs: a.blobs, MaxDocument: cfg.MaxRequestDocument, DownloadTTL: cfg.RequestDownloadTTL},
 		a.now, a.log)
-	return nil
+	a.retention, err = retention.New(a.db, a.audit, a.retentionRules(), a.now, a.log)
+	return err
 }
 
 // openConsent loads the purposes register and the receipts' signing key (made at first
@@ -397,6 +400,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
 	reg.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
 	reg.DeclareNonPersonal("rate_limits", "rate limit buckets: keyed hashes of IPs, addresses and account ids (never the values), each deleted once full again (hours at most)")
+	reg.DeclareNonPersonal("retention_runs", "what each retention rule removed at each run: counts and times, never whom")
 	reg.DeclareNonPersonal("river_*", "job queue: job arguments carry only random ids of outbox rows and requests")
 	return reg, nil
 }
@@ -404,10 +408,13 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 // registerJobs gives each kind of job its worker, and schedules the periodic ones.
 func (a *App) registerJobs() {
 	jobs.Register(a.jobs, func(ctx context.Context, args rights.ErasureArgs) error { return a.rights.Run(ctx, args.RequestID) })
-	jobs.Register(a.jobs, func(ctx context.Context, _ rights.PurgeArgs) error {
-		return a.rights.PurgeAbandoned(ctx, a.accounts.Abandoned)
-	})
+	jobs.Register(a.jobs, func(ctx context.Context, _ rights.PurgeArgs) error { return a.rights.ResumeStale(ctx) })
 	a.jobs.Every(time.Hour, rights.PurgeArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ retention.Args) error {
+		_, err := a.retention.Run(ctx, retention.Actor{Source: retention.Scheduled})
+		return err
+	})
+	a.jobs.Every(retention.Every, retention.Args{})
 	jobs.Register(a.jobs, func(ctx context.Context, args newsletter.SendArgs) error {
 		err := a.newsletter.Send(ctx, args.CampaignID)
 		if errors.Is(err, newsletter.ErrMoreToSend) {
@@ -451,7 +458,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
-		Requests: a.requests, Holds: a.holds, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Requests: a.requests, Holds: a.holds, Retention: a.retention, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

@@ -186,10 +186,13 @@ var authz = map[string]probe{
 	"GET /api/v1/staff/requests/{id}/document": {path: "/api/v1/staff/requests/{request}/document", want: staffOnly("404", "401", "403", dpo)},
 	"POST /api/v1/requests/download":           {body: `{}`, want: everyone("400")},
 	// Legal holds: the member's own, and the DPO's desk.
-	"GET /api/v1/me/holds":           {want: own("200", "401")},
-	"POST /api/v1/staff/holds":       {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
-	"GET /api/v1/staff/holds":        {want: staffOnly("200", "401", "403", dpo)},
-	"GET /api/v1/staff/holds/{hold}": {path: "/api/v1/staff/holds/{hold}", want: staffOnly("200", "401", "403", dpo)},
+	"GET /api/v1/me/holds":     {want: own("200", "401")},
+	"POST /api/v1/staff/holds": {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/holds":  {want: staffOnly("200", "401", "403", dpo)},
+	// Retention: the rules and their runs, and a run by hand.
+	"GET /api/v1/staff/retention":      {want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/retention/run": {want: staffOnly("200", "401", "403", dpo)},
+	"GET /api/v1/staff/holds/{hold}":   {path: "/api/v1/staff/holds/{hold}", want: staffOnly("200", "401", "403", dpo)},
 	"POST /api/v1/staff/holds/{hold}/release": {path: "/api/v1/staff/holds/{hold}/release",
 		want: staffOnly("200", "401", "403", dpo)},
 	"/api/": {path: "/api/v1/nothing-here", want: everyone("404")},
@@ -298,6 +301,8 @@ var authz = map[string]probe{
 
 	// The DPO's legal holds.
 	"GET /staff/holds":                 {want: staffOnly("200", toLogin, "403", dpo)},
+	"GET /staff/retention":             {want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/retention/run":        {want: staffOnly("303 /staff/retention?done=ran", toLogin, "403", dpo)},
 	"POST /staff/holds":                {want: staffOnly("400", toLogin, "403", dpo)},
 	"GET /staff/holds/{hold}/release":  {path: "/staff/holds/{hold}/release", want: staffOnly("200", toLogin, "403", dpo)},
 	"POST /staff/holds/{hold}/release": {path: "/staff/holds/{hold}/release", want: staffOnly("303 /staff/holds?done=released", toLogin, "403", dpo)},

@@ -14,6 +14,7 @@ import (
 	"steward/internal/app/apptest"
 	"steward/internal/cli"
 	"steward/internal/datamap"
+	"steward/internal/retention"
 	"steward/internal/rights"
 	"steward/internal/store"
 )
@@ -66,7 +67,7 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 
 		deleteMe(t, h, token)
 		h.Clock.Advance(15 * 24 * time.Hour) // past the deadline of an unverified registration
-		if err := h.App.Rights().PurgeAbandoned(ctx, h.App.Accounts().Abandoned); err != nil {
+		if _, err := h.App.Retention().Run(ctx, retention.Actor{Source: retention.ByCLI}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := h.App.Accounts().Lookup(ctx, reg.JSON()["id"].(string)); err == nil {

@@ -21,6 +21,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/governance"
 	"steward/internal/mail"
+	"steward/internal/retention"
 	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/store/storetest"
@@ -185,7 +186,7 @@ func TestPurgeAbandonedRegistrations(t *testing.T) {
 		waitOutboxEmpty(t, h)
 		// Age the two registrations past their deadlines.
 		h.Clock.Advance(15 * 24 * time.Hour)
-		if err := h.App.Rights().PurgeAbandoned(ctx, h.App.Accounts().Abandoned); err != nil {
+		if _, err := h.App.Retention().Run(ctx, retention.Actor{Source: retention.ByCLI}); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range []apptest.Response{child, adult} {

@@ -315,7 +315,7 @@ func TestSeveralNodes(t *testing.T) {
 		// hour (its own job's run died with node 1), as River's rescue of the job would
 		// after RescueStuckJobsAfter; here node 2's clock is moved on and the purge run.
 		h2.Clock.Advance(time.Hour + time.Minute)
-		if err := h2.App.Rights().PurgeAbandoned(ctx, h2.App.Accounts().Abandoned); err != nil {
+		if err := h2.App.Rights().ResumeStale(ctx); err != nil {
 			t.Fatal(err)
 		}
 		h2.WaitErasure(requestID)

@@ -49,6 +49,8 @@ Commands:
   consent conflicts      list the newest conflicts between sources of consent
   staff grant|revoke EMAIL ROLE
                          give or take a staff role: admin, marketing, support, dpo
+  retention list|run     list the retention rules (period, last run) or apply every
+                         rule now, as the daily job does, and print what each removed
   processors secret NAME print the secret the processor NAME (its key in the register)
                          checks its notices' Steward-Signature with; give it to them
   newsletter import FILE [--purpose P]
@@ -184,6 +186,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = staffCommand(ctx, cfg, log, pos, stdout)
 	case "processors":
 		err = processorsCommand(ctx, cfg, log, pos, stdout)
+	case "retention":
+		err = retentionCommand(ctx, cfg, log, pos, stdout)
 	case "newsletter":
 		err = newsletterCommand(ctx, cfg, log, pos, terms, stdout)
 	case "backup":

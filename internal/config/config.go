@@ -88,6 +88,8 @@ type Config struct {
 	// that delivers an access request's export works.
 	MaxRequestDocument int64
 	RequestDownloadTTL time.Duration
+	// Retention are the periods of the retention rules (internal/retention).
+	Retention Retention
 
 	InboundAddr       string
 	UnsubscribeDomain string
@@ -104,6 +106,16 @@ type Config struct {
 
 	PgDump    string // pg_dump for steward backup on PostgreSQL; "": on PATH
 	PgRestore string // pg_restore for steward restore on PostgreSQL; "": on PATH
+}
+
+// Retention are the periods of the retention rules.
+type Retention struct {
+	Unconfirmed time.Duration // registrations and newsletter subscriptions never confirmed
+	Sessions    time.Duration // after a session or one-time link expires
+	Requests    time.Duration // after a privacy request closes
+	FileAccess  time.Duration // entries of the file access log
+	Inactive    time.Duration // an account not used for this long (0: the rule is off)
+	Warning     time.Duration // from the inactivity warning to the erasure
 }
 
 // S3 configures S3-compatible object storage for files.
@@ -172,6 +184,12 @@ var settings = []setting{
 	{"upload-lease", "STEWARD_UPLOAD_LEASE", "2m", "how long an upload holds its place without renewing it; after it another node may reclaim it as dead"},
 	{"max-request-document", "STEWARD_MAX_REQUEST_DOCUMENT", "10MiB", "largest copy of an identity document sent with a request made without logging in"},
 	{"request-download-ttl", "STEWARD_REQUEST_DOWNLOAD_TTL", "168h", "how long the one-time link that delivers an access request's data works"},
+	{"retention-unconfirmed", "STEWARD_RETENTION_UNCONFIRMED", "168h", "retention: a registration or newsletter subscription never confirmed is erased after this"},
+	{"retention-sessions", "STEWARD_RETENTION_SESSIONS", "0s", "retention: expired sessions and one-time links are deleted this long after they expire"},
+	{"retention-requests", "STEWARD_RETENTION_REQUESTS", "26280h", "retention: a closed privacy request and its history are deleted this long after it closed (the legal period its evidence serves; default 3 years)"},
+	{"retention-file-access", "STEWARD_RETENTION_FILE_ACCESS", "8760h", "retention: entries of the file access log are deleted after this (default 1 year)"},
+	{"retention-inactive", "STEWARD_RETENTION_INACTIVE", "0s", "retention: an account not used for this long is warned by mail, then erased (0: off)"},
+	{"retention-inactive-warning", "STEWARD_RETENTION_INACTIVE_WARNING", "720h", "retention: how long after the warning an inactive account is erased if the member does not log in"},
 	{"inbound-smtp-addr", "STEWARD_INBOUND_SMTP_ADDR", "", "listen address of the inbound SMTP server taking mail to the unsubscribe address (off when empty)"},
 	{"unsubscribe-domain", "STEWARD_UNSUBSCRIBE_DOMAIN", "", "domain of the unsubscribe address unsubscribe@DOMAIN (default: the domain of --mail-from)"},
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
@@ -412,6 +430,14 @@ func (l *loader) files(c *Config) {
 	c.UploadLease = l.duration("upload-lease", time.Second, "want a duration of at least 1s, e.g. 2m")
 	c.MaxRequestDocument = size(get("max-request-document"), "max-request-document", bad)
 	c.RequestDownloadTTL = l.duration("request-download-ttl", time.Minute, "want a duration of at least 1m, e.g. 168h")
+	c.Retention = Retention{
+		Unconfirmed: l.duration("retention-unconfirmed", time.Hour, "want a duration of at least 1h, e.g. 168h"),
+		Sessions:    l.duration("retention-sessions", 0, "want a duration, e.g. 0s or 24h"),
+		Requests:    l.duration("retention-requests", 24*time.Hour, "want a duration of at least 24h, e.g. 26280h"),
+		FileAccess:  l.duration("retention-file-access", 24*time.Hour, "want a duration of at least 24h, e.g. 8760h"),
+		Inactive:    l.duration("retention-inactive", 0, "want a duration, e.g. 17520h, or 0 for off"),
+		Warning:     l.duration("retention-inactive-warning", time.Hour, "want a duration of at least 1h, e.g. 720h"),
+	}
 }
 
 // unsubscribe reads the inbound SMTP listener and the unsubscribe address's domain.

@@ -70,7 +70,7 @@ func (Holder) Declaration() datamap.Declaration {
 		Description: "Your files (stored encrypted with your own key) and the log of every access to them.",
 		Purpose:     "Keep the files you upload for you, confidentially, and show you who accessed them.",
 		LawfulBasis: "contract",
-		Retention:   "Until you delete a file or your account; the access log as long as the account exists.",
+		Retention:   "Until you delete a file or your account; each entry of the access log for 1 year (the operator may set another period), or until the account is erased.",
 		Tables:      []datamap.Table{filesTable, accessTable},
 	}
 }

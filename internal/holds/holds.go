@@ -503,3 +503,25 @@ func ParseUntil(s string) (time.Time, error) {
 	}
 	return time.Time{}, apperr.Field("until", "date_invalid", "must be a day (YYYY-MM-DD) or an RFC 3339 time, or empty for a hold until released")
 }
+
+// Held returns the subjects with a hold in force that keeps the holder's data (it names
+// the holder, or the holder is kept along with any hold; "" for any hold): retention
+// leaves their data in that holder alone, as an erasure would.
+func (s *Service) Held(ctx context.Context, holder string) ([]string, error) {
+	ids, err := store.Strings(ctx, s.db, `SELECT DISTINCT subject_id FROM legal_holds WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1)
+		ORDER BY subject_id`, store.Millis(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("holds: held: %w", err)
+	}
+	var out []string
+	for _, id := range ids {
+		keeps, err := s.Keeps(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if holder == "" || len(keeps[holder]) > 0 {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}

@@ -101,13 +101,16 @@ const (
 	// RequestConfirm asks a person without an account to confirm the address their
 	// request is answered at.
 	RequestConfirm TransactionalTemplate = "request_confirm"
+	// InactiveWarning tells a member that their account, unused for the operator's
+	// period, will be erased on a date unless they log in.
+	InactiveWarning TransactionalTemplate = "inactive_warning"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
 	UnsubscribeConfirm: true, GuardianPurpose: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true,
-	RequestConfirm: true}
+	RequestConfirm: true, InactiveWarning: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

@@ -91,8 +91,9 @@ func (Holder) Declaration() datamap.Declaration {
 		Description: "Your subscription, the campaigns sent to you, and the opens measured (only with your consent to it); for staff, the campaigns you wrote.",
 		Purpose:     "Send the marketing mail you agreed to, and nothing you did not.",
 		LawfulBasis: "consent",
-		Retention:   "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list.",
-		Tables:      []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable, mailableTable, unsealedTable},
+		Retention: "Until you unsubscribe and ask for erasure, or delete your account; a keyed hash of the address stays on the suppression list. " +
+			"A subscription never confirmed is erased after 7 days (the operator may set another period).",
+		Tables: []datamap.Table{subscribersTable, tokensTable, suppressionsTable, campaignsTable, deliveriesTable, opensTable, mailableTable, unsealedTable},
 	}
 }
 

@@ -66,8 +66,9 @@ func (Holder) Declaration() datamap.Declaration {
 		Description: "The requests you made about your data (access, correction, erasure, restriction, objection, withdrawal, complaints and inquiries), their state, due dates and history; for a request made without logging in, the copy of an identity document sent with it (in the file store, sealed under the request's own key).",
 		Purpose:     "Answer requests about personal data within the time the law sets, and show that they were answered.",
 		LawfulBasis: "legal_obligation",
-		Retention:   "Until your account is erased; a request made without an account is closed, its identity document deleted at once and its key shredded a day later (or once its download link is used or expired).",
-		Tables:      []datamap.Table{requestsTable, eventsTable, warningsTable},
+		Retention: "Until your account is erased, or 3 years after the request is closed (the operator may set another period), whichever comes first; " +
+			"a request made without an account is closed, its identity document deleted at once and its key shredded a day later (or once its download link is used or expired).",
+		Tables: []datamap.Table{requestsTable, eventsTable, warningsTable},
 	}
 }
 

@@ -370,35 +370,45 @@ func splitSteps(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// PurgeArgs is the periodic job that erases abandoned registrations.
+// PurgeArgs is the hourly job that runs again the erasures left unfinished (ResumeStale).
+// Its kind keeps the name of earlier releases, when it also erased abandoned
+// registrations (now the retention rule's), so that their queued jobs find a worker.
 type PurgeArgs struct{}
 
 // Kind names the job.
 func (PurgeArgs) Kind() string { return "purge_abandoned" }
 
-// PurgeAbandoned erases every registration that was never completed, and runs again
-// any erasure request still unfinished after an hour (its own job gave up or was lost).
-func (s *Service) PurgeAbandoned(ctx context.Context, abandoned func(context.Context) ([]string, error)) error {
-	ids, err := abandoned(ctx)
-	if err != nil {
-		return err
-	}
+// EraseAll erases each subject (an account id) through EraseNow, and returns how many
+// it erased: a subject erased meanwhile by another run is passed over.
+func (s *Service) EraseAll(ctx context.Context, ids []string, source string) (int, error) {
 	var errs []error
+	n := 0
 	for _, id := range ids {
-		err := s.EraseNow(ctx, id, "abandoned_registration")
+		err := s.EraseNow(ctx, id, source)
 		if apperr.KindOf(err) == apperr.NotFound {
-			// Another run of the purge (another node, or the periodic job racing a
-			// direct call) erased it since it was listed: nothing is left to do.
+			// Another run (another node, or a run by hand racing the daily one) erased
+			// it since it was listed: nothing is left to do.
 			continue
 		}
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
 	}
+	return n, errors.Join(errs...)
+}
+
+// ResumeStale runs again any erasure request still unfinished after an hour (its own
+// job gave up or was lost).
+func (s *Service) ResumeStale(ctx context.Context) error {
 	// A request holding what legal holds keep is HoldsEnded's to run.
 	stale, err := store.Strings(ctx, s.db, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`,
 		StateDone, StateHolding, store.Millis(s.now().Add(-time.Hour)))
 	if err != nil {
-		return fmt.Errorf("rights: purge: %w", err)
+		return fmt.Errorf("rights: resume: %w", err)
 	}
+	var errs []error
 	for _, id := range stale {
 		errs = append(errs, s.Run(ctx, id))
 	}

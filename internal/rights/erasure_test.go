@@ -183,7 +183,7 @@ func TestRunKeepsHeldHolders(t *testing.T) {
 			t.Errorf("ledger while held: %v, want none", got)
 		}
 		// Neither the purge nor HoldsEnded touch it while the hold is in force.
-		if err := h.s.PurgeAbandoned(ctx, func(context.Context) ([]string, error) { return nil, nil }); err != nil {
+		if err := h.s.ResumeStale(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.s.HoldsEnded(ctx); err != nil {

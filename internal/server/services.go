@@ -20,6 +20,7 @@ import (
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/requests"
+	"steward/internal/retention"
 	"steward/internal/rights"
 	"steward/internal/text"
 )
@@ -37,6 +38,7 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	Retention  *retention.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

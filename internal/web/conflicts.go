@@ -10,6 +10,7 @@ import (
 	"steward/internal/consent"
 	"steward/internal/holds"
 	"steward/internal/requests"
+	"steward/internal/retention"
 )
 
 // The roles that read the consent conflicts (as the API's list): the DPO, and support,
@@ -23,7 +24,8 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 // marketing's.
 var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole},
 	"/staff/holds":             {holds.Role},
-	"/staff/processor-notices": {noticeRole}}
+	"/staff/processor-notices": {noticeRole},
+	"/staff/retention":         {retention.Role}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).

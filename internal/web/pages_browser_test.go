@@ -245,6 +245,8 @@ func TestPagesInBrowser(t *testing.T) {
 	// lists what is kept, why and until when).
 	st.post("/staff/holds", url.Values{"subject": {member}, "holders": {"requests", "audit_log"},
 		"reason": {"Pending litigation about a 2025 invoice"}, "until": {"2099-12-31"}}).wantRedirect(t, "a hold", "/staff/holds?done=placed")
+	// A retention run, so that its page lists one.
+	st.post("/staff/retention/run", url.Values{}).wantRedirect(t, "a retention run", "/staff/retention?done=ran")
 	held := s.client()
 	s.signUp(t, held, "held@example.com", "Herbert Held", "kept for the court 1")
 	st.post("/staff/holds", url.Values{"subject": {"held@example.com"}, "holders": {"requests"}, "reason": {"Tax audit"}}).
@@ -358,6 +360,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
+		{"staff-retention", "/staff/retention"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.

@@ -27,6 +27,7 @@ import (
 	"steward/internal/config"
 	"steward/internal/holds"
 	"steward/internal/requests"
+	"steward/internal/retention"
 	"steward/internal/server"
 )
 
@@ -296,6 +297,8 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/holds", p.staff(p.placeHold, holds.Role))
 	mux.HandleFunc("GET /staff/holds/{hold}/release", p.staff(p.releaseHoldForm, holds.Role))
 	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.releaseHold, holds.Role))
+	mux.HandleFunc("GET /staff/retention", p.staff(p.staffRetention, retention.Role))
+	mux.HandleFunc("POST /staff/retention/run", p.staff(p.runRetention, retention.Role))
 	mux.HandleFunc("GET /staff/processor-notices", p.staff(p.processorNotices, noticeRole))
 	mux.HandleFunc("GET /staff/processor-notices/{id}", p.staff(p.processorNotice, noticeRole))
 	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))

@@ -28,15 +28,14 @@ var statements = []statement{
 	{"internal/account/account.go:332", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
 	{"internal/account/account.go:335", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
 	{"internal/account/account.go:335", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:348", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
-	{"internal/account/account.go:359", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:373", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:381", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:346", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:360", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:368", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:394", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:381", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`},
-	{"internal/account/account.go:403", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:422", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/account.go:390", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:409", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
 	{"internal/account/children.go:26", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:34", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
@@ -55,10 +54,10 @@ var statements = []statement{
 	{"internal/account/profile.go:249", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
 	{"internal/account/profile.go:447", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
-	{"internal/account/profile.go:598", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/profile.go:599", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/profile.go:600", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
-	{"internal/account/profile.go:601", bothEngines, `DELETE FROM accounts WHERE id = $1`},
+	{"internal/account/profile.go:602", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/profile.go:603", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/profile.go:604", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
+	{"internal/account/profile.go:605", bothEngines, `DELETE FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:244", bothEngines, `SELECT id, email_verified_at IS NULL FROM accounts WHERE email_idx = $1 AND status <> $2`},
 	{"internal/account/register.go:266", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
 		business_address, birthdate, country, guardian_email, guardian_idx, created_at, updated_at)
@@ -73,27 +72,41 @@ var statements = []statement{
 	{"internal/account/register.go:445", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
 	{"internal/account/register.go:499", bothEngines, `SELECT id, status, email_verified_at IS NULL,
 		guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE email_idx = $1`},
+	{"internal/account/retention.go:23", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
+	{"internal/account/retention.go:41", bothEngines, `DELETE FROM account_tokens WHERE expires_at < $1`},
+	{"internal/account/retention.go:41", bothEngines, `DELETE FROM sessions WHERE expires_at < $1`},
+	{"internal/account/retention.go:69", bothEngines, `SELECT id FROM accounts a WHERE status = $1 AND inactive_warned_at IS NULL
+		AND COALESCE(last_login_at, created_at) < $2
+		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.account_id = a.id AND s.last_seen_at >= $2) ORDER BY id`},
+	{"internal/account/retention.go:82", bothEngines, `UPDATE accounts SET inactive_warned_at = NULL WHERE inactive_warned_at IS NOT NULL
+		AND (COALESCE(last_login_at, 0) > inactive_warned_at
+		OR EXISTS (SELECT 1 FROM sessions s WHERE s.account_id = accounts.id AND s.last_seen_at > accounts.inactive_warned_at))`},
+	{"internal/account/retention.go:98", bothEngines, `SELECT id FROM accounts a WHERE status = $1 AND inactive_warned_at < $2
+		AND COALESCE(last_login_at, 0) <= inactive_warned_at
+		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.account_id = a.id AND s.last_seen_at > a.inactive_warned_at) ORDER BY id`},
+	{"internal/account/retention.go:116", bothEngines, `UPDATE accounts SET inactive_warned_at = $1 WHERE id = $2 AND status = $3 AND inactive_warned_at IS NULL`},
 	{"internal/account/session.go:48", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
 	{"internal/account/session.go:84", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
 	{"internal/account/session.go:89", bothEngines, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
 			VALUES ($1, $2, $3, $3, $4, $5, $6)`},
-	{"internal/account/session.go:137", bothEngines, `DELETE FROM sessions WHERE id = $1`},
-	{"internal/account/session.go:143", bothEngines, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2`},
-	{"internal/account/session.go:152", bothEngines, `SELECT id, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
+	{"internal/account/session.go:95", bothEngines, `UPDATE accounts SET last_login_at = $1, inactive_warned_at = NULL WHERE id = $2`},
+	{"internal/account/session.go:141", bothEngines, `DELETE FROM sessions WHERE id = $1`},
+	{"internal/account/session.go:147", bothEngines, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2`},
+	{"internal/account/session.go:156", bothEngines, `SELECT id, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
 		WHERE account_id = $1 AND expires_at > $2 ORDER BY created_at DESC`},
-	{"internal/account/session.go:186", bothEngines, `DELETE FROM sessions WHERE id = $1 AND account_id = $2`},
-	{"internal/account/session.go:208", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/session.go:226", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
-	{"internal/account/session.go:253", bothEngines, `SELECT id, status FROM accounts WHERE email_idx = $1`},
-	{"internal/account/session.go:316", bothEngines, `SELECT email_verified_at IS NULL AND guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL
+	{"internal/account/session.go:190", bothEngines, `DELETE FROM sessions WHERE id = $1 AND account_id = $2`},
+	{"internal/account/session.go:212", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/session.go:230", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
+	{"internal/account/session.go:257", bothEngines, `SELECT id, status FROM accounts WHERE email_idx = $1`},
+	{"internal/account/session.go:320", bothEngines, `SELECT email_verified_at IS NULL AND guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL
 			FROM accounts WHERE id = $1`},
-	{"internal/account/session.go:325", bothEngines, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1),
+	{"internal/account/session.go:329", bothEngines, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1),
 			status = CASE WHEN status = $2 AND (guardian_email IS NULL OR guardian_confirmed_at IS NOT NULL) THEN $3 ELSE status END
 			WHERE id = $4`},
-	{"internal/account/session.go:359", bothEngines, `UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3`},
-	{"internal/account/session.go:363", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
-	{"internal/account/session.go:366", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/session.go:383", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
+	{"internal/account/session.go:363", bothEngines, `UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3`},
+	{"internal/account/session.go:367", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
+	{"internal/account/session.go:370", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/session.go:387", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
 	{"internal/app/observe.go:142", bothEngines, `SELECT 1`},
 	{"internal/backup/backup.go:179", bothEngines, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`},
 	{"internal/backup/backup.go:183", bothEngines, `SELECT max(erased_at) FROM erasure_ledger`},
@@ -204,6 +217,9 @@ SELECT what, path, tbl FROM (
 	{"internal/files/holder.go:222", bothEngines, `SELECT object FROM files`},
 	{"internal/files/reconcile.go:50", bothEngines, `SELECT id, object, state, lease_until, created_at FROM files`},
 	{"internal/files/reconcile.go:94", bothEngines, `DELETE FROM files WHERE id = $1 AND state = $2`},
+	{"internal/files/retention.go:20", bothEngines, `DELETE FROM file_access_log WHERE at < $1`},
+	{"internal/files/retention.go:27", bothEngines, `SELECT id, owner_id, COALESCE(actor_id, '') FROM file_access_log WHERE at < $1`},
+	{"internal/files/retention.go:47", bothEngines, `DELETE FROM file_access_log WHERE id = $1`},
 	{"internal/governance/audit.go:87", bothEngines, `INSERT INTO audit_log (at, event, account_idx, ip, ip_idx, detail, sealed, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
 	{"internal/governance/audit.go:123", bothEngines, `SELECT at, event, ip, detail, sealed FROM audit_log WHERE account_idx = $1 ORDER BY id DESC LIMIT $2`},
 	{"internal/governance/audit.go:157", bothEngines, `SELECT at, event, detail FROM audit_log WHERE ip_idx = $1 AND account_idx IS NULL AND account_id IS NULL
@@ -244,19 +260,21 @@ SELECT what, path, tbl FROM (
 	k.wrapped, k.epoch FROM legal_holds h LEFT JOIN vault_keys k ON k.subject_id = h.subject_id ORDER BY h.placed_at DESC, h.id`},
 	{"internal/holds/holds.go:481", bothEngines, `UPDATE legal_holds SET placed_by = NULL WHERE placed_by = $1`},
 	{"internal/holds/holds.go:482", bothEngines, `UPDATE legal_holds SET released_by = NULL WHERE released_by = $1`},
+	{"internal/holds/holds.go:511", bothEngines, `SELECT DISTINCT subject_id FROM legal_holds WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1)
+		ORDER BY subject_id`},
 	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
-	{"internal/mail/mail.go:155", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
-	{"internal/mail/mail.go:157", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
-	{"internal/mail/mail.go:257", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/mail/mail.go:307", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/mail/mail.go:407", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+	{"internal/mail/mail.go:158", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
+	{"internal/mail/mail.go:160", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
+	{"internal/mail/mail.go:260", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/mail/mail.go:310", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
+	{"internal/mail/mail.go:410", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
 		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`},
-	{"internal/mail/mail.go:510", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
-	{"internal/mail/mail.go:681", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
-	{"internal/mail/mail.go:690", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+	{"internal/mail/mail.go:513", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
+	{"internal/mail/mail.go:684", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
+	{"internal/mail/mail.go:693", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
-	{"internal/mail/mail.go:729", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/mail.go:732", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:261", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:86", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
@@ -285,15 +303,15 @@ SELECT what, path, tbl FROM (
 	{"internal/newsletter/draft.go:75", bothEngines, `UPDATE campaigns SET purpose = $1, subject = $2, body = $3 WHERE id = $4 AND status = $5`},
 	{"internal/newsletter/draft.go:91", bothEngines, `DELETE FROM campaigns WHERE id = $1 AND status = $2`},
 	{"internal/newsletter/draft.go:128", bothEngines, `SELECT status FROM campaigns WHERE id = $1`},
-	{"internal/newsletter/holder.go:160", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
-	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
-	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
-	{"internal/newsletter/holder.go:163", bothEngines, `DELETE FROM campaign_opens WHERE subject_id = $1`},
-	{"internal/newsletter/holder.go:164", bothEngines, `DELETE FROM mailable WHERE subject_id = $1`},
-	{"internal/newsletter/holder.go:165", bothEngines, `UPDATE campaigns SET created_by = '' WHERE created_by = $1`},
-	{"internal/newsletter/holder.go:211", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
+	{"internal/newsletter/holder.go:161", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE subject_id = $1)`},
+	{"internal/newsletter/holder.go:162", bothEngines, `DELETE FROM subscribers WHERE subject_id = $1`},
+	{"internal/newsletter/holder.go:163", bothEngines, `DELETE FROM campaign_deliveries WHERE subject_id = $1`},
+	{"internal/newsletter/holder.go:164", bothEngines, `DELETE FROM campaign_opens WHERE subject_id = $1`},
+	{"internal/newsletter/holder.go:165", bothEngines, `DELETE FROM mailable WHERE subject_id = $1`},
+	{"internal/newsletter/holder.go:166", bothEngines, `UPDATE campaigns SET created_by = '' WHERE created_by = $1`},
+	{"internal/newsletter/holder.go:212", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
 			ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/holder.go:216", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/holder.go:217", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
 	{"internal/newsletter/importer.go:463", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
 	{"internal/newsletter/importer.go:466", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/newsletter/importer.go:476", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
@@ -339,6 +357,8 @@ SELECT what, path, tbl FROM (
 	{"internal/newsletter/newsletter.go:402", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
 	{"internal/newsletter/newsletter.go:411", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
 	{"internal/newsletter/newsletter.go:421", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/retention.go:16", bothEngines, `SELECT subject_id FROM subscribers WHERE status = $1 AND account_id IS NULL AND created_at < $2
+		AND NOT EXISTS (SELECT 1 FROM subscriber_tokens t WHERE t.subscriber_id = subscribers.id AND t.expires_at > $3) ORDER BY subject_id`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/seal.go:120", bothEngines, `SELECT t.id, t.evidence FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id
 		WHERE s.subject_id = $1`},
@@ -413,7 +433,7 @@ SELECT what, path, tbl FROM (
 	{"internal/requests/download.go:151", bothEngines, `SELECT id, download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
 	{"internal/requests/download.go:166", bothEngines, `UPDATE privacy_requests SET download_used_at = $1 WHERE id = $2 AND download_used_at IS NULL`},
 	{"internal/requests/download.go:204", bothEngines, `SELECT download_expires, download_used_at FROM privacy_requests WHERE download_hash = $1`},
-	{"internal/requests/holder.go:86", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
+	{"internal/requests/holder.go:87", bothEngines, `UPDATE privacy_request_events SET actor_id = NULL WHERE actor_id = $1`},
 	{"internal/requests/processors.go:64", bothEngines, `UPDATE privacy_requests SET linked_id = 'carrying' WHERE id = $1 AND linked_id IS NULL`},
 	{"internal/requests/processors.go:75", bothEngines, `UPDATE privacy_requests SET linked_id = $1 WHERE id = $2`},
 	{"internal/requests/queue.go:60", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
@@ -441,6 +461,10 @@ SELECT what, path, tbl FROM (
 		WHERE request_id = $1 ORDER BY id`},
 	{"internal/requests/requests.go:618", bothEngines, `SELECT id, subject_id, requester, kind, state, received_at, due_date, extended_months, details, requester_name,
 	notify_email, held_email, linked_id, updated_at, closed_at, document_type, document_size FROM privacy_requests WHERE id = $1`},
+	{"internal/requests/retention.go:21", bothEngines, `SELECT id, subject_id FROM privacy_requests WHERE closed_at IS NOT NULL AND closed_at < $1 ORDER BY closed_at, id`},
+	{"internal/requests/retention.go:47", bothEngines, `SELECT requester, document_object FROM privacy_requests WHERE id = $1 AND closed_at IS NOT NULL`},
+	{"internal/requests/retention.go:66", bothEngines, `DELETE FROM privacy_request_events WHERE request_id = $1`},
+	{"internal/requests/retention.go:69", bothEngines, `DELETE FROM privacy_requests WHERE id = $1 AND closed_at IS NOT NULL`},
 	{"internal/requests/visitor.go:121", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/requests/visitor.go:124", bothEngines, `INSERT INTO privacy_requests (id, subject_id, requester, kind, state, received_at, due_date,
 			extended_months, details, requester_name, notify_email, held_email, confirm_hash, confirm_expires, linked_id, updated_at,
@@ -461,6 +485,13 @@ SELECT what, path, tbl FROM (
 		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date < $1),
 		(SELECT count(*) FROM privacy_requests WHERE state NOT IN ('done', 'refused', 'withdrawn') AND due_date >= $1 AND due_date <= $2)`},
 	{"internal/requests/warn.go:76", bothEngines, `INSERT INTO privacy_request_warnings (day, sent_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
+	{"internal/retention/retention.go:166", bothEngines, `INSERT INTO retention_runs (run_id, rule, source, started_at, finished_at, removed, warned, held, error)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/retention/retention.go:205", bothEngines, `SELECT run_id FROM retention_runs GROUP BY run_id ORDER BY MIN(started_at) DESC, run_id LIMIT $1`},
+	{"internal/retention/retention.go:221", bothEngines, `SELECT rule, source, started_at, finished_at, removed, warned, held, error FROM retention_runs
+		WHERE run_id = $1 ORDER BY started_at, rule`},
+	{"internal/retention/retention.go:251", bothEngines, `SELECT r.rule, r.started_at, r.finished_at, r.removed, r.warned, r.held, r.error FROM retention_runs r
+		WHERE r.started_at = (SELECT MAX(x.started_at) FROM retention_runs x WHERE x.rule = r.rule)`},
 	{"internal/rights/erasure.go:140", bothEngines, `INSERT INTO erasure_requests (id, subject_id, subject_email, subject_proven, state, source, created_at)
 		VALUES ($1, $2, NULL, $3, $4, $5, $6)`},
 	{"internal/rights/erasure.go:202", bothEngines, `SELECT subject_id, subject_email, subject_proven, state, steps_done, source FROM erasure_requests WHERE id = $1`},
@@ -474,11 +505,11 @@ SELECT what, path, tbl FROM (
 	{"internal/rights/erasure.go:316", bothEngines, `SELECT id FROM erasure_requests WHERE subject_id = $1 AND state = $2`},
 	{"internal/rights/erasure.go:327", bothEngines, `UPDATE erasure_requests SET last_error = $1 WHERE id = $2`},
 	{"internal/rights/erasure.go:341", bothEngines, `UPDATE erasure_requests SET state = $1, last_error = '', completed_at = $2 WHERE id = $3`},
-	{"internal/rights/erasure.go:397", bothEngines, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`},
-	{"internal/rights/erasure.go:415", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at, subject_id
+	{"internal/rights/erasure.go:406", bothEngines, `SELECT id FROM erasure_requests WHERE state NOT IN ($1, $2) AND created_at < $3`},
+	{"internal/rights/erasure.go:425", bothEngines, `SELECT id, state, steps_done, source, last_error, created_at, completed_at, subject_id
 		FROM erasure_requests WHERE id = $1`},
-	{"internal/rights/erasure.go:431", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
-	{"internal/rights/erasure.go:442", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
+	{"internal/rights/erasure.go:441", bothEngines, `SELECT id FROM erasure_requests WHERE state <> $1 ORDER BY created_at`},
+	{"internal/rights/erasure.go:452", bothEngines, `SELECT max(erased_at) FROM erasure_ledger WHERE hash IN ($1, $2, $3)`},
 	{"internal/rights/ledger.go:419", bothEngines, `INSERT INTO erasure_ledger (hash, kind, request_id, erased_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (hash) DO NOTHING`},
 	{"internal/rights/ledger.go:480", bothEngines, `SELECT request_id, kind, hash, erased_at FROM erasure_ledger ORDER BY request_id, kind, hash`},
