@@ -13,6 +13,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/policy"
 	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/store"
@@ -75,3 +76,6 @@ func (a *App) Requests() *requests.Service { return a.requests }
 
 // Holds is the legal holds service.
 func (a *App) Holds() *holds.Service { return a.holds }
+
+// Policy is the privacy policy's versions and the members' acceptances.
+func (a *App) Policy() *policy.Service { return a.policy }

@@ -30,7 +30,7 @@ func TestDecide(t *testing.T) {
 		{"security", Flags{Restricted: true}, "", false},
 	}
 	for _, tt := range tests {
-		if got := decide(p(tt.purpose), tt.flags, tt.d); got.Allowed != tt.want {
+		if got := decide(p(tt.purpose), tt.flags, tt.d, false); got.Allowed != tt.want {
 			t.Errorf("decide(%s, %+v, %q) = %+v, want %v", tt.purpose, tt.flags, tt.d, got, tt.want)
 		}
 	}

@@ -101,13 +101,16 @@ const (
 	// RequestConfirm asks a person without an account to confirm the address their
 	// request is answered at.
 	RequestConfirm TransactionalTemplate = "request_confirm"
+	// PolicyChanged tells every member of a material change of the privacy policy
+	// (or of a business transfer) and asks them to read it and confirm their choices.
+	PolicyChanged TransactionalTemplate = "policy_changed"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
 	UnsubscribeConfirm: true, GuardianPurpose: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true,
-	RequestConfirm: true}
+	RequestConfirm: true, PolicyChanged: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

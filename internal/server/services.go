@@ -19,6 +19,7 @@ import (
 	"steward/internal/holds"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/policy"
 	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/text"
@@ -37,6 +38,7 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	Policy     *policy.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
