@@ -90,12 +90,13 @@ func middle(x, y []string, off int) []Line {
 			out = append(out, Line{Op: Same, Text: x[i], Old: off + i + 1, New: off + j + 1})
 			i++
 			j++
-		case j < len(y) && (i == len(x) || lcs[i*w+j+1] >= lcs[(i+1)*w+j]):
-			out = append(out, Line{Op: Added, Text: y[j], New: off + j + 1})
-			j++
-		default:
+		case i < len(x) && (j == len(y) || lcs[(i+1)*w+j] >= lcs[i*w+j+1]):
+			// Removed before added, where either keeps the longest common run.
 			out = append(out, Line{Op: Removed, Text: x[i], Old: off + i + 1})
 			i++
+		default:
+			out = append(out, Line{Op: Added, Text: y[j], New: off + j + 1})
+			j++
 		}
 	}
 	return out
