@@ -97,3 +97,16 @@ func TestCheckLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestBefore(t *testing.T) {
+	for in, want := range map[string]string{
+		"00000000000000000000000000000001": "00000000000000000000000000000000",
+		"0000000000000000000000000000a000": "00000000000000000000000000009fff",
+		"00000000000000000000000000000000": "",
+		"not-hex":                          "not-he",
+	} {
+		if got := before(in); got != want || (got != "" && got >= in) {
+			t.Errorf("before(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,6 +2,9 @@ package policy
 
 import (
 	"context"
+	"fmt"
+	"math/big"
+	"strings"
 
 	"steward/internal/datamap"
 	"steward/internal/store"
@@ -38,7 +41,29 @@ func (h Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) 
 	return datamap.ExportDeclared(ctx, q, s, h.Declaration())
 }
 
-// Erase deletes the subject's acceptances.
+// Erase deletes the subject's acceptances, and takes the member's id out of the
+// cursor of a mail to every member under way: the cursor moves back to the id just
+// before it, which is no other member's (the member, being erased, is mailed no more).
 func (h Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error {
-	return datamap.EraseDeclared(ctx, tx, s, h.Declaration())
+	if err := datamap.EraseDeclared(ctx, tx, s, h.Declaration()); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE policy_versions SET mail_cursor = $1 WHERE mail_cursor = $2`, before(s.ID), s.ID); err != nil {
+		return fmt.Errorf("policy: erase: %w", err)
+	}
+	return nil
+}
+
+// before returns the id just before id in the order of account ids (32 hexadecimal
+// digits): every id up to it was mailed, as every id up to id was. An id of another
+// form gives its prefix, which sorts before it.
+func before(id string) string {
+	n, ok := new(big.Int).SetString(id, 16)
+	if !ok || len(id) != 32 || strings.ToLower(id) != id {
+		return id[:max(len(id)-1, 0)]
+	}
+	if n.Sign() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%032x", n.Sub(n, big.NewInt(1)))
 }

@@ -652,7 +652,8 @@ func (s *Service) MailBatch(ctx context.Context, label string) (bool, error) {
 		}
 		var done any
 		if !more {
-			done = store.Millis(s.c.Now())
+			// Done: the cursor keeps no member's id.
+			done, next = store.Millis(s.c.Now()), ""
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE policy_versions SET mail_cursor = $1, mailed = mailed + $2, mail_done_at = $3
 			WHERE label = $4 AND mail_cursor = $5 AND mail_done_at IS NULL`, next, len(members), done, label, cursor)

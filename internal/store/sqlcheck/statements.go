@@ -398,6 +398,7 @@ SELECT what, path, tbl FROM (
 		ORDER BY id DESC LIMIT $2 OFFSET $3`},
 	{"internal/notices/notices.go:688", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
+	{"internal/policy/holder.go:51", bothEngines, `UPDATE policy_versions SET mail_cursor = $1 WHERE mail_cursor = $2`},
 	{"internal/policy/policy.go:227", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
 	published_at, applied_at, mailed, mail_done_at FROM policy_versions WHERE label = $1`},
 	{"internal/policy/policy.go:254", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
@@ -422,15 +423,15 @@ SELECT what, path, tbl FROM (
 	{"internal/policy/policy.go:537", bothEngines, `UPDATE policy_versions SET applied_at = $1 WHERE label = $2 AND applied_at IS NULL`},
 	{"internal/policy/policy.go:547", bothEngines, `UPDATE policy_versions SET mail_done_at = $1 WHERE label = $2`},
 	{"internal/policy/policy.go:626", bothEngines, `SELECT mail_cursor FROM policy_versions WHERE label = $1`},
-	{"internal/policy/policy.go:657", bothEngines, `UPDATE policy_versions SET mail_cursor = $1, mailed = mailed + $2, mail_done_at = $3
+	{"internal/policy/policy.go:658", bothEngines, `UPDATE policy_versions SET mail_cursor = $1, mailed = mailed + $2, mail_done_at = $3
 			WHERE label = $4 AND mail_cursor = $5 AND mail_done_at IS NULL`},
-	{"internal/policy/policy.go:701", bothEngines, `INSERT INTO policy_acceptances (subject_id, version, source, at) VALUES ($1, $2, $3, $4)
+	{"internal/policy/policy.go:702", bothEngines, `INSERT INTO policy_acceptances (subject_id, version, source, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id, version) DO NOTHING`},
-	{"internal/policy/policy.go:757", bothEngines, `SELECT version, source, at FROM policy_acceptances WHERE subject_id = $1 ORDER BY at DESC, version DESC`},
-	{"internal/policy/policy.go:779", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
+	{"internal/policy/policy.go:758", bothEngines, `SELECT version, source, at FROM policy_acceptances WHERE subject_id = $1 ORDER BY at DESC, version DESC`},
+	{"internal/policy/policy.go:780", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
 	published_at, applied_at, mailed, mail_done_at FROM policy_versions v WHERE v.state = $1 AND v.applied_at IS NOT NULL
 		AND (v.material = 1 OR v.kind = $2) ORDER BY v.effective_at DESC, v.published_at DESC LIMIT 1`},
-	{"internal/policy/policy.go:786", bothEngines, `SELECT count(*) FROM policy_acceptances a JOIN policy_versions w ON w.label = a.version
+	{"internal/policy/policy.go:787", bothEngines, `SELECT count(*) FROM policy_acceptances a JOIN policy_versions w ON w.label = a.version
 		WHERE a.subject_id = $1 AND w.effective_at >= $2`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET tat = CASE
