@@ -87,6 +87,9 @@ type Hooks struct {
 	// change's transaction; a new address runs it when confirmed, before the old
 	// address is replaced.
 	Rectified func(ctx context.Context, tx *store.Tx, accountID string, fields map[string]string, requestID string) error
+	// Registered runs in the transaction that creates an account (the member accepts
+	// the privacy policy in effect: the policy register records it).
+	Registered func(ctx context.Context, tx *store.Tx, accountID string) error
 }
 
 // Service is the account capability.
@@ -108,13 +111,15 @@ type Service struct {
 	slots           chan struct{} // bounds concurrent password hashing
 	slotWait        time.Duration // how long a password check waits for a slot
 	verified        func(ctx context.Context, tx *store.Tx, accountID, email string) error
+	registered      func(ctx context.Context, tx *store.Tx, accountID string) error
 }
 
 // New prepares the service's statements; a typo in them fails here.
 func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governance.Audit, v *vault.Vault, index *vault.Index,
 	set Settings, hooks Hooks, now func() time.Time) (*Service, error) {
 	s := &Service{db: db, outbox: outbox, audit: audit, vault: v, index: index, set: set, now: now, common: commonPasswords(),
-		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), slotWait: slotWait, verified: hooks.Verified, eraser: hooks.Erase, rectified: hooks.Rectified}
+		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), slotWait: slotWait, verified: hooks.Verified, eraser: hooks.Erase, rectified: hooks.Rectified,
+		registered: hooks.Registered}
 	s.dummy = dummyHash(set.Argon2)
 	var err error
 	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)

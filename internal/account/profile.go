@@ -158,6 +158,33 @@ func (s *Service) Profile(ctx context.Context, accountID string) (Profile, error
 	return s.profile(&r)
 }
 
+// Members returns up to limit active accounts whose id sorts after after, in the order
+// of their ids: a mail to every member goes through them a batch at a time.
+func (s *Service) Members(ctx context.Context, after string, limit int) ([]Profile, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+profileColumns+`, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id
+		WHERE a.status = $1 AND a.id > $2 ORDER BY a.id LIMIT $3`, Active, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("account: members: %w", err)
+	}
+	defer rows.Close()
+	var out []Profile
+	for rows.Next() {
+		var r profileRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, fmt.Errorf("account: members: %w", err)
+		}
+		p, err := s.profile(&r)
+		if errors.Is(err, errNoAccount) {
+			continue // its key is gone: being erased
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // SessionProfile authenticates a token and returns the member's profile, in one query.
 func (s *Service) SessionProfile(ctx context.Context, token string) (Session, Profile, error) {
 	if token == "" {

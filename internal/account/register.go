@@ -282,6 +282,11 @@ func (s *Service) register(ctx context.Context, tx *store.Tx, r registration, ou
 	}}); err != nil {
 		return err
 	}
+	if s.registered != nil {
+		if err := s.registered(ctx, tx, out.ID); err != nil {
+			return err
+		}
+	}
 	// A minor's guardian is asked only once the child has proven the address (askGuardian):
 	// mailed now, the guardian's mailbox, which anyone can name, would learn whether the
 	// address was free.

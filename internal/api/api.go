@@ -48,6 +48,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerRequests(mux)
 	a.registerHolds(mux)
 	a.registerRetention(mux)
+	a.registerPolicy(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

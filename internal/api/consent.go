@@ -64,7 +64,12 @@ func (a *API) purposes(w http.ResponseWriter, r *http.Request) {
 		prs[i] = processorResponse{Key: p.Key, Name: p.Name, Service: p.Service, Country: p.Country, Categories: p.Categories,
 			Safeguard: p.Safeguard}
 	}
-	server.WriteJSON(w, http.StatusOK, map[string]any{"policy_version": a.Consent.PolicyVersion(), "purposes": ps, "processors": prs})
+	version, err := a.Consent.PolicyVersion(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"policy_version": version, "purposes": ps, "processors": prs})
 }
 
 type choiceResponse struct {
@@ -77,6 +82,9 @@ type choiceResponse struct {
 	Reason    string    `json:"reason"`
 	// AwaitingGuardian: a child opted in, and the purpose waits for the guardian.
 	AwaitingGuardian bool `json:"awaiting_guardian,omitempty"`
+	// Reconfirm: a consent given before a material change of the privacy policy that
+	// asks it again; it counts as not given until granted again.
+	Reconfirm bool `json:"reconfirm,omitempty"`
 }
 
 type consentsResponse struct {
@@ -97,11 +105,16 @@ func (a *API) consentsFor(w http.ResponseWriter, r *http.Request, subjectID stri
 		a.fail(w, r, err)
 		return
 	}
-	out := consentsResponse{PolicyVersion: a.Consent.PolicyVersion(), Restricted: flags.Restricted, Objected: flags.Objected}
+	version, err := a.Consent.PolicyVersion(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := consentsResponse{PolicyVersion: version, Restricted: flags.Restricted, Objected: flags.Objected}
 	for _, c := range choices {
 		out.Purposes = append(out.Purposes, choiceResponse{purposeResponse: toPurpose(c.Purpose), Decision: string(c.Decision),
 			Source: string(c.Source), DecidedAt: c.At, EventID: c.EventID, Allowed: c.Verdict.Allowed, Reason: c.Verdict.Reason,
-			AwaitingGuardian: slices.Contains(awaiting, c.Purpose.Key)})
+			AwaitingGuardian: slices.Contains(awaiting, c.Purpose.Key), Reconfirm: c.Reconfirm})
 	}
 	server.WriteJSON(w, http.StatusOK, out)
 }

@@ -13,6 +13,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/policy"
 	"steward/internal/requests"
 	"steward/internal/retention"
 	"steward/internal/rights"
@@ -79,3 +80,5 @@ func (a *App) Holds() *holds.Service { return a.holds }
 
 // Retention is the retention rules and their runs.
 func (a *App) Retention() *retention.Service { return a.retention }
+// Policy is the privacy policy's versions and the members' acceptances.
+func (a *App) Policy() *policy.Service { return a.policy }

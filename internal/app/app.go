@@ -32,6 +32,7 @@ import (
 	"steward/internal/metrics"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/policy"
 	"steward/internal/ratelimit"
 	"steward/internal/requests"
 	"steward/internal/retention"
@@ -67,6 +68,7 @@ type App struct {
 	requests   *requests.Service
 	holds      *holds.Service
 	retention  *retention.Service
+	policy     *policy.Service
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -277,6 +279,10 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 		Rectified: func(ctx context.Context, tx *store.Tx, accountID string, fields map[string]string, requestID string) error {
 			return a.notices.Changed(ctx, tx, accountID, notices.Change{Event: notices.Rectification, Fields: fields, RequestID: requestID})
 		},
+		// A new member accepts the privacy policy in effect.
+		Registered: func(ctx context.Context, tx *store.Tx, accountID string) error {
+			return a.policy.AcceptTx(ctx, tx, accountID, policy.AcceptedAtRegistration)
+		},
 	}, a.now)
 	if err != nil {
 		return err
@@ -301,6 +307,10 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 			return a.requests.ProcessorAcknowledged(ctx, tx, requestID, processor, event)
 		},
 	}, a.now, a.log)
+
+	if err := a.openPolicy(ctx); err != nil {
+		return err
+	}
 
 	if a.registry, err = a.dataMap(index); err != nil {
 		return err
@@ -338,6 +348,15 @@ func (a *App) openConsent() (*consent.Service, error) {
 	// Each hook runs in the transaction of the change that causes it: what it derives
 	// commits with the change, or not at all.
 	return consent.New(a.db, reg, cfg.PolicyVersion, signer, a.vault, consent.Hooks{
+		// Each decision records the version of the policy in effect (the configured
+		// one until the first start has stored it).
+		PolicyVersion: func(ctx context.Context, q store.Querier) (string, error) {
+			v, err := a.policy.VersionIn(ctx, q)
+			if apperr.KindOf(err) == apperr.NotFound {
+				return cfg.PolicyVersion, nil
+			}
+			return v, err
+		},
 		// Whom the newsletter may mail follows every decision.
 		Changed: func(ctx context.Context, tx *store.Tx, subjectID string) error {
 			return a.newsletter.Refresh(ctx, tx, subjectID)
@@ -368,6 +387,39 @@ func (a *App) openConsent() (*consent.Service, error) {
 	}, a.now), nil
 }
 
+// openPolicy builds the policy register and, at first start, stores its first version:
+// the configured label and text.
+func (a *App) openPolicy(ctx context.Context) error {
+	cfg := a.config
+	a.policy = policy.New(policy.Config{DB: a.db, Consent: a.consent, Outbox: a.outbox, Audit: a.audit, Jobs: a.jobs, BaseURL: cfg.BaseURL, Now: a.now,
+		Members: func(ctx context.Context, after string, limit int) ([]policy.Member, error) {
+			list, err := a.accounts.Members(ctx, after, limit)
+			out := make([]policy.Member, len(list))
+			for i, p := range list {
+				out[i] = policy.Member{ID: p.ID, Email: p.Email, Name: p.Name}
+			}
+			return out, err
+		},
+		// Whom the newsletter may mail follows the consents asked again.
+		AskedAgain: func(ctx context.Context, tx *store.Tx, purposes []string) error {
+			return a.newsletter.RefreshPurposes(ctx, tx, purposes...)
+		},
+	})
+	var body string
+	if cfg.PolicyFile != "" {
+		b, err := os.ReadFile(cfg.PolicyFile)
+		if err != nil {
+			return fmt.Errorf("--policy-file (STEWARD_POLICY_FILE): %w", err)
+		}
+		body = string(b)
+	}
+	seeded, err := a.policy.Seed(ctx, cfg.PolicyVersion, body)
+	if seeded {
+		a.log.Info("stored the first version of the privacy policy; publish later ones at /staff/policy", "version", cfg.PolicyVersion)
+	}
+	return err
+}
+
 // dataMap registers every holder of personal data and declares the rest.
 func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg := datamap.NewRegistry()
@@ -387,17 +439,20 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.Register(vault.Holder{})
 	reg.Register(notices.Holder{S: a.notices})
 	reg.Register(holds.Holder{})
+	reg.Register(policy.Holder{})
 	// Erasure: the processors' notices are recorded first, while the member's address
 	// and ledger still tell what to send and to whom; then the data key goes, so every
 	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
 	// at once; then what references the member; the account last, so the member stays
 	// unable to log in throughout. While a legal hold is in force, what it keeps, the
 	// data key and the holds are passed over, and erased in this order when it ends.
-	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "erasure", "requests", "mail_outbox",
+	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "policy", "erasure", "requests", "mail_outbox",
 		"audit_log", "legal_holds", "account"); err != nil {
 		return nil, err
 	}
 	reg.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
+	reg.DeclareNonPersonal("policy_versions", "the privacy policy's versions: their text, dates and summaries (who published one is in the audit log)")
+	reg.DeclareNonPersonal("consent_reconfirm", "the purposes a material change of the policy asked again, and since when")
 	reg.DeclareNonPersonal("change_counters", "how many changes of a kind were made, by kind")
 	reg.DeclareNonPersonal("rate_limits", "rate limit buckets: keyed hashes of IPs, addresses and account ids (never the values), each deleted once full again (hours at most)")
 	reg.DeclareNonPersonal("retention_runs", "what each retention rule removed at each run: counts and times, never whom")
@@ -447,6 +502,18 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(time.Minute, governance.ChainArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, _ policy.ApplyArgs) error {
+		_, err := a.policy.ApplyDue(ctx)
+		return err
+	})
+	a.jobs.Every(time.Minute, policy.ApplyArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, args policy.MailArgs) error {
+		more, err := a.policy.MailBatch(ctx, args.Version)
+		if err == nil && more {
+			return jobs.RunAgain()
+		}
+		return err
+	})
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
@@ -458,7 +525,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
-		Requests: a.requests, Holds: a.holds, Retention: a.retention, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
@@ -623,6 +690,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// and steward audit verify says where it broke.
 	if _, err := a.audit.Chain(ctx, a.db); err != nil {
 		a.log.Error("the audit log could not be chained; run steward audit verify", "err", err)
+	}
+	// Purposes of the register that name a version of the policy already applied are
+	// asked again (a register changed after the version took effect).
+	if err := a.policy.SyncRegister(ctx); err != nil {
+		return err
 	}
 	// The table of whom the newsletter may mail, built once after an upgrade.
 	if err := a.newsletter.RefreshIfEmpty(ctx); err != nil {

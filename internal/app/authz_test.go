@@ -317,6 +317,31 @@ var authz = map[string]probe{
 		want: staffOnly("404", toLogin, "403", dpo)},
 	"POST /staff/processor-notices/{id}/done": {path: "/staff/processor-notices/none/done",
 		want: staffOnly("404", toLogin, "403", dpo)},
+
+	// The privacy policy: its public pages, the member's notice, the DPO's console.
+	"GET /privacy/policy":                         {want: everyone("200")},
+	"GET /privacy/policy/versions":                {want: everyone("200")},
+	"GET /privacy/policy/diff":                    {path: "/privacy/policy/diff?from=none&to=none", want: everyone("404")},
+	"GET /privacy/policy/{version}":               {path: "/privacy/policy/none", want: everyone("404")},
+	"GET /account/policy":                         {want: own("200", toLogin)},
+	"POST /account/policy":                        {want: own("400", toLogin)},
+	"GET /staff/policy":                           {want: staffOnly("200", toLogin, "403", dpo)},
+	"GET /staff/policy/new":                       {want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/policy/new":                      {want: staffOnly("400", toLogin, "403", dpo)},
+	"GET /staff/policy/{version}":                 {path: "/staff/policy/none", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/policy/{version}":                {path: "/staff/policy/none", want: staffOnly("400", toLogin, "403", dpo)},
+	"POST /staff/policy/{version}/publish":        {path: "/staff/policy/none/publish", want: staffOnly("404", toLogin, "403", dpo)},
+	"GET /api/v1/policy":                          {want: everyone("200")},
+	"GET /api/v1/policy/versions":                 {want: everyone("200")},
+	"GET /api/v1/policy/versions/{version}":       {path: "/api/v1/policy/versions/none", want: everyone("404")},
+	"GET /api/v1/policy/diff":                     {path: "/api/v1/policy/diff?from=none&to=none", want: everyone("400")},
+	"GET /api/v1/me/policy":                       {want: own("200", "401")},
+	"POST /api/v1/me/policy":                      {body: `{}`, want: own("400", "401")},
+	"GET /api/v1/staff/policy":                    {want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/policy":                   {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/policy/{version}":          {path: "/api/v1/staff/policy/none", want: staffOnly("404", "401", "403", dpo)},
+	"PUT /api/v1/staff/policy/{version}":          {path: "/api/v1/staff/policy/none", body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"POST /api/v1/staff/policy/{version}/publish": {path: "/api/v1/staff/policy/none/publish", want: staffOnly("404", "401", "403", dpo)},
 }
 
 // staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO to the

@@ -22,6 +22,7 @@ import (
 	"steward/internal/governance"
 	"steward/internal/mail"
 	"steward/internal/retention"
+	"steward/internal/policy"
 	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/store/storetest"
@@ -61,6 +62,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 		reg.Register(mail.Holder{Index: testLedger(h).Index})
 		reg.Register(rights.Holder{})
 		reg.Register(vault.Holder{})
+		reg.Register(policy.Holder{}) // the acceptance of the policy at registration
 		rs := rights.New(h.App.DB(), reg, h.App.Accounts(), nil, h.App.Jobs(), testLedger(h), h.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 		err = rs.EraseNow(ctx, id, "test")
@@ -72,7 +74,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 			t.Fatalf("pending = %v (%v), want one request", pending, err)
 		}
 		req, _ := rs.Request(ctx, pending[0])
-		if got := strings.Join(req.StepsDone, ","); got != "vault,erasure,mail_outbox,audit_log" || !strings.Contains(req.LastError, "connection lost") {
+		if got := strings.Join(req.StepsDone, ","); got != "policy,vault,erasure,mail_outbox,audit_log" || !strings.Contains(req.LastError, "connection lost") {
 			t.Errorf("after failure: steps %q, last error %q", got, req.LastError)
 		}
 		// Half-way, the member can no longer log in.
@@ -86,7 +88,7 @@ func TestErasureResumesAfterFailure(t *testing.T) {
 			t.Errorf("flaky holder called %d times, want 2", calls)
 		}
 		req, _ = rs.Request(ctx, pending[0])
-		if req.State != rights.StateDone || len(req.StepsDone) != 6 {
+		if req.State != rights.StateDone || len(req.StepsDone) != 7 {
 			t.Errorf("after resume: %+v", req)
 		}
 		found, err := datamap.Scan(ctx, h.App.DB(), terms)

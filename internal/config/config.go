@@ -96,6 +96,7 @@ type Config struct {
 
 	PurposesFile   string
 	PolicyVersion  string
+	PolicyFile     string
 	ReceiptKeyFile string
 
 	// The contacts the privacy center shows (Art. 13(1)(b), 27, 77 GDPR): free text,
@@ -193,7 +194,8 @@ var settings = []setting{
 	{"inbound-smtp-addr", "STEWARD_INBOUND_SMTP_ADDR", "", "listen address of the inbound SMTP server taking mail to the unsubscribe address (off when empty)"},
 	{"unsubscribe-domain", "STEWARD_UNSUBSCRIBE_DOMAIN", "", "domain of the unsubscribe address unsubscribe@DOMAIN (default: the domain of --mail-from)"},
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
-	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "version of the privacy policy in force, recorded with every consent decision"},
+	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "label of the first version of the privacy policy, stored at first start (later versions are published in the console)"},
+	{"policy-file", "STEWARD_POLICY_FILE", "", "Markdown text of the first version of the privacy policy, stored at first start (default: a built-in placeholder)"},
 	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
 	{"dpo-contact", "STEWARD_DPO_CONTACT", "", "the data protection officer's contact, shown in the privacy center (e.g. \"Jane Roe, dpo@example.com\")"},
 	{"eu-representative", "STEWARD_EU_REPRESENTATIVE", "", "the EU representative's contact (Art. 27 GDPR), shown in the privacy center, for a controller outside the EU"},
@@ -468,6 +470,7 @@ func (l *loader) records(c *Config) {
 	if c.PolicyVersion == "" || len(c.PolicyVersion) > 40 {
 		bad("policy-version", "want a short version label such as 2018.1")
 	}
+	c.PolicyFile = get("policy-file")
 	c.ReceiptKeyFile = get("receipt-key-file")
 	if c.ReceiptKeyFile == "" {
 		c.ReceiptKeyFile = filepath.Join(c.DataDir, "receipt.key")

@@ -98,6 +98,7 @@ type Service struct {
 	granted       func(ctx context.Context, tx *store.Tx, subjectID string, p Purpose) error
 	changed       func(ctx context.Context, tx *store.Tx, subjectID string) error
 	restricted    func(ctx context.Context, tx *store.Tx, subjectID string, on bool, requestID string) error
+	version       func(ctx context.Context, q store.Querier) (string, error)
 }
 
 func (s *Service) onChange(ctx context.Context, tx *store.Tx, subjectID string) error {
@@ -122,12 +123,17 @@ type Hooks struct {
 	// privacy request the change answers, which names itself in the change's evidence
 	// as "request_id"; "" when none does.
 	Restricted func(ctx context.Context, tx *store.Tx, subjectID string, on bool, requestID string) error
+	// PolicyVersion returns the version of the privacy policy in effect now (the
+	// policy register), read in q: each decision records it. Without it, the version
+	// given to New is recorded.
+	PolicyVersion func(ctx context.Context, q store.Querier) (string, error)
 }
 
 // New returns the consent service. Evidence is sealed under each subject's data key in v.
+// policyVersion is recorded with decisions when hooks.PolicyVersion is nil.
 func New(db *store.DB, reg *Register, policyVersion string, signer *Signer, v *vault.Vault, hooks Hooks, now func() time.Time) *Service {
 	return &Service{db: db, reg: reg, policyVersion: policyVersion, now: now, signer: signer, vault: v,
-		granted: hooks.Granted, changed: hooks.Changed, restricted: hooks.Restricted}
+		granted: hooks.Granted, changed: hooks.Changed, restricted: hooks.Restricted, version: hooks.PolicyVersion}
 }
 
 // Register returns the register of purposes and processors.
@@ -136,8 +142,21 @@ func (s *Service) Register() *Register { return s.reg }
 // Signer returns the receipt signer.
 func (s *Service) Signer() *Signer { return s.signer }
 
-// PolicyVersion is the version of the privacy policy in force.
-func (s *Service) PolicyVersion() string { return s.policyVersion }
+// PolicyVersion is the version of the privacy policy in effect now: the one a decision
+// made now records.
+func (s *Service) PolicyVersion(ctx context.Context) (string, error) { return s.versionIn(ctx, s.db) }
+
+// versionIn is the version in effect, read in q.
+func (s *Service) versionIn(ctx context.Context, q store.Querier) (string, error) {
+	if s.version == nil {
+		return s.policyVersion, nil
+	}
+	v, err := s.version(ctx, q)
+	if err != nil {
+		return "", fmt.Errorf("consent: policy version: %w", err)
+	}
+	return v, nil
+}
 
 // Record appends a decision to the ledger. Only purposes that depend on the subject's
 // choice take one: consent (opt-in, withdrawal) and legitimate interest (objection).
@@ -202,20 +221,24 @@ func (s *Service) recordTx(ctx context.Context, tx *store.Tx, key *vault.Key, pu
 	if evidence == nil {
 		evidence = map[string]string{}
 	}
-	e := Event{SubjectID: subjectID, Purpose: purpose, Decision: d, Source: src, PolicyVersion: s.policyVersion,
+	version, err := s.versionIn(ctx, tx)
+	if err != nil {
+		return Event{}, err
+	}
+	e := Event{SubjectID: subjectID, Purpose: purpose, Decision: d, Source: src, PolicyVersion: version,
 		Evidence: evidence, At: s.now().UTC()}
 	at := store.Millis(e.At)
 
 	var prevID, prevAt int64
 	var prevDecision, prevSource string
-	err := tx.QueryRowContext(ctx, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	err = tx.QueryRowContext(ctx, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`, subjectID, purpose).
 		Scan(&prevID, &prevDecision, &prevAt, &prevSource)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Event{}, fmt.Errorf("consent: record: %w", err)
 	}
 	if err := tx.QueryRowContext(ctx, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, subjectID, purpose, d, src, s.policyVersion, sealEvidence(key, evidence), at).Scan(&e.ID); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, subjectID, purpose, d, src, version, sealEvidence(key, evidence), at).Scan(&e.ID); err != nil {
 		return Event{}, fmt.Errorf("consent: record: %w", err)
 	}
 	// The newest event wins, always.
@@ -289,12 +312,16 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 		for _, k := range keys {
 			p, _ := s.reg.Purpose(k)
 			var cur string
-			if err := tx.QueryRowContext(ctx, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`, subjectID, k).
-				Scan(&cur); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			var stale int
+			if err := tx.QueryRowContext(ctx, `SELECT s.decision, (SELECT count(*) FROM consent_reconfirm r WHERE r.purpose = s.purpose AND r.since > s.at)
+				FROM consent_state s WHERE s.subject_id = $1 AND s.purpose = $2`, subjectID, k).
+				Scan(&cur, &stale); err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("consent: apply: %w", err)
 			}
 			want := decisions[k]
-			if Decision(cur) == want || (cur == "" && ((want == Withdrawn && p.NeedsConsent()) || (want == Granted && p.Objectable()))) {
+			// A consent asked again (stale) is given anew by a grant: recorded, though
+			// the decision is the same.
+			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent()) || (want == Granted && p.Objectable()))) {
 				continue
 			}
 			if err := s.check(k, want); err != nil {
@@ -365,6 +392,10 @@ func (s *Service) recordFlags(ctx context.Context, tx *store.Tx, key *vault.Key,
 	subjectID := key.Subject()
 	ev := sealEvidence(key, evidence)
 	at := store.Millis(s.now())
+	version, err := s.versionIn(ctx, tx)
+	if err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		key      string
 		from, to bool
@@ -377,7 +408,7 @@ func (s *Service) recordFlags(ctx context.Context, tx *store.Tx, key *vault.Key,
 			d = FlagSet
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, subjectID, f.key, d, src, s.policyVersion, ev, at); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, subjectID, f.key, d, src, version, ev, at); err != nil {
 			return fmt.Errorf("consent: record flags: %w", err)
 		}
 	}
@@ -420,29 +451,41 @@ func (s *Service) Allowed(ctx context.Context, subjectID, purpose string) (Verdi
 		return Verdict{}, err
 	}
 	var decision sql.NullString
-	var erasing int
+	var erasing, stale int
 	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
-		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1)`, subjectID, purpose).Scan(&decision, &erasing); err != nil {
+		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1), `+staleCount+``, subjectID, purpose).Scan(&decision, &erasing, &stale); err != nil {
 		return Verdict{}, fmt.Errorf("consent: allowed: %w", err)
 	}
 	if erasing > 0 && p.Basis != LegalObligation {
 		// Being erased: what legal holds keep is kept, not used.
 		return Verdict{false, "the subject is being erased"}, nil
 	}
-	return decide(p, flags, Decision(decision.String)), nil
+	return decide(p, flags, Decision(decision.String), stale > 0), nil
 }
 
-// decide is the rule itself, shared with the bulk audience query's tests.
-func decide(p Purpose, f Flags, d Decision) Verdict {
+// staleCount counts, for subject $1 and purpose $2, the material changes of the policy
+// that ask the purpose again since the subject's current decision about it was made.
+const staleCount = `(SELECT count(*) FROM consent_state c JOIN consent_reconfirm r ON r.purpose = c.purpose
+		WHERE c.subject_id = $1 AND c.purpose = $2 AND r.since > c.at)`
+
+// decide is the rule itself, shared with the bulk audience query's tests. stale says
+// that a material change of the policy asked the purpose again after the decision d
+// was made (consent_reconfirm): a consent given before it counts as not given until
+// the subject confirms it again. A withdrawal or an objection stays as it is.
+func decide(p Purpose, f Flags, d Decision, stale bool) Verdict {
 	switch p.Basis {
 	case Contract, LegalObligation:
 		return Verdict{true, "needed for " + string(p.Basis)}
 	}
+
 	if f.Restricted {
 		return Verdict{false, "processing is restricted"}
 	}
 	if f.Objected && (p.Marketing || p.Basis == LegitimateInterest) {
 		return Verdict{false, "the subject objected"}
+	}
+	if stale && p.Basis == Consent && d == Granted {
+		return Verdict{false, "consent to confirm again: the privacy policy changed since it was given"}
 	}
 	switch {
 	case p.Basis == Consent && d == Granted:
@@ -465,6 +508,9 @@ type Choice struct {
 	At       time.Time
 	EventID  int64
 	Verdict  Verdict
+	// Reconfirm: the consent was given before a material change of the privacy policy
+	// that asks it again; it counts as not given until confirmed.
+	Reconfirm bool
 }
 
 // Choices returns every registered purpose with the subject's current decision.
@@ -473,7 +519,8 @@ func (s *Service) Choices(ctx context.Context, subjectID string) ([]Choice, Flag
 	if err != nil {
 		return nil, flags, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	rows, err := s.db.QueryContext(ctx, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source,
+		(SELECT count(*) FROM consent_reconfirm r WHERE r.purpose = s.purpose AND r.since > s.at) FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`, subjectID)
 	if err != nil {
 		return nil, flags, fmt.Errorf("consent: choices: %w", err)
@@ -483,11 +530,12 @@ func (s *Service) Choices(ctx context.Context, subjectID string) ([]Choice, Flag
 	for rows.Next() {
 		var c Choice
 		var purpose string
-		var at int64
-		if err := rows.Scan(&purpose, &c.Decision, &at, &c.EventID, &c.Source); err != nil {
+		var at, stale int64
+		if err := rows.Scan(&purpose, &c.Decision, &at, &c.EventID, &c.Source, &stale); err != nil {
 			return nil, flags, fmt.Errorf("consent: choices: %w", err)
 		}
 		c.At = store.FromMillis(at)
+		c.Reconfirm = stale > 0 && c.Decision == Granted
 		cur[purpose] = c
 	}
 	if err := rows.Err(); err != nil {
@@ -497,7 +545,8 @@ func (s *Service) Choices(ctx context.Context, subjectID string) ([]Choice, Flag
 	for _, p := range s.reg.Purposes {
 		c := cur[p.Key]
 		c.Purpose = p
-		c.Verdict = decide(p, flags, c.Decision)
+		c.Reconfirm = c.Reconfirm && p.NeedsConsent()
+		c.Verdict = decide(p, flags, c.Decision, c.Reconfirm)
 		out = append(out, c)
 	}
 	return out, flags, nil
@@ -694,7 +743,10 @@ func (s *Service) AllowedSQL(purpose, col string) (string, error) {
 		blocked = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM processing_flags f WHERE f.subject_id = %s AND f.restricted = 1)", col)
 	}
 	if p.Basis == Consent {
-		return fmt.Sprintf("EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'granted') AND %s AND %s",
+		// A consent given before a material change of the policy that asks the purpose
+		// again is not one (decide's stale).
+		return fmt.Sprintf("EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'granted'"+
+			" AND NOT EXISTS (SELECT 1 FROM consent_reconfirm r WHERE r.purpose = c.purpose AND r.since > c.at)) AND %s AND %s",
 			col, p.Key, blocked, erasing), nil
 	}
 	return fmt.Sprintf("NOT EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = %s AND c.purpose = '%s' AND c.decision = 'withdrawn') AND %s AND %s",
@@ -840,6 +892,10 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 			return fmt.Errorf("consent: import: the key given for %s is %s's", d.SubjectID, d.Key.Subject())
 		}
 	}
+	version, err := s.versionIn(ctx, tx)
+	if err != nil {
+		return err
+	}
 	var keys map[string]*vault.Key
 	if len(keyless) > 0 {
 		var err error
@@ -866,7 +922,7 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`,
-			subjects, purposes, sealed, Granted, SourceImport, s.policyVersion, at); err != nil {
+			subjects, purposes, sealed, Granted, SourceImport, version, at); err != nil {
 			return fmt.Errorf("consent: import: %w", err)
 		}
 		return nil
@@ -878,7 +934,7 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 		return fmt.Errorf("consent: import: %w", err)
 	}
 	ins := tx.BulkSelect(`INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES `, []any{Granted, SourceImport, s.policyVersion, at}, 3, importChunk, ") AS v")
+		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES `, []any{Granted, SourceImport, version, at}, 3, importChunk, ") AS v")
 	defer ins.Close(ctx)
 	for _, d := range in {
 		if err := ins.Add(ctx, d.SubjectID, d.Purpose, evidence(d)); err != nil {
@@ -905,4 +961,31 @@ func importEvidence(d Imported) string {
 	}
 	b, _ := json.Marshal(d.Evidence)
 	return string(b)
+}
+
+// AskAgainTx records, in tx, that a material change of the privacy policy (version, in
+// effect since since) asks the purposes again: from then on a consent to one of them
+// given before since counts as not given until the subject grants it again (Allowed,
+// AllowedSQL, Choices). A purpose asked again by the version already is left as it
+// was. It returns the purposes newly asked again. Only purposes on consent are asked
+// again: an objection or a withdrawal stands whatever the policy says.
+func (s *Service) AskAgainTx(ctx context.Context, tx *store.Tx, version string, since time.Time, purposes []string) ([]string, error) {
+	var out []string
+	for _, k := range purposes {
+		p, ok := s.reg.Purpose(k)
+		if !ok || !p.NeedsConsent() {
+			return nil, apperr.Field("purposes", "purpose_not_consent", fmt.Sprintf("%q is not a purpose that takes consent", k))
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO consent_reconfirm (purpose, version, since) VALUES ($1, $2, $3)
+			ON CONFLICT (purpose, version) DO NOTHING`, k, version, store.Millis(since))
+		if err != nil {
+			return nil, fmt.Errorf("consent: ask again: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("consent: ask again: %w", err)
+		} else if n > 0 {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }

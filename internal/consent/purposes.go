@@ -43,6 +43,10 @@ type Purpose struct {
 	// Sharing purposes share or sell data to third parties: the Global Privacy Control
 	// signal opts out of every one of them.
 	Sharing bool `toml:"sharing"`
+	// PolicyVersion names the version of the privacy policy the purpose depends on:
+	// when that version, a material change, takes effect, consents to the purpose
+	// given before it are asked again (see consent_reconfirm).
+	PolicyVersion string `toml:"policy_version"`
 }
 
 // NeedsConsent reports whether processing waits for the subject's opt-in.
@@ -141,6 +145,9 @@ func (r *Register) check() error {
 		}
 		if p.Name == "" || p.Description == "" {
 			return fmt.Errorf("purpose %q: name and description are required", p.Key)
+		}
+		if p.PolicyVersion != "" && p.Basis != Consent {
+			return fmt.Errorf("purpose %q: policy_version: only a purpose on consent is asked again when the policy changes", p.Key)
 		}
 		if p.Sharing && p.Basis != Consent && p.Basis != LegitimateInterest {
 			return fmt.Errorf("purpose %q: sharing with third parties needs consent or a legitimate interest", p.Key)

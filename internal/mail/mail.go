@@ -104,13 +104,16 @@ const (
 	// InactiveWarning tells a member that their account, unused for the operator's
 	// period, will be erased on a date unless they log in.
 	InactiveWarning TransactionalTemplate = "inactive_warning"
+	// PolicyChanged tells every member of a material change of the privacy policy
+	// (or of a business transfer) and asks them to read it and confirm their choices.
+	PolicyChanged TransactionalTemplate = "policy_changed"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
 	UnsubscribeConfirm: true, GuardianPurpose: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true,
-	RequestConfirm: true, InactiveWarning: true}
+	RequestConfirm: true, InactiveWarning: true, PolicyChanged: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

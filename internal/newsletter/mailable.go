@@ -125,6 +125,28 @@ func (s *Service) RefreshAll(ctx context.Context) error {
 	})
 }
 
+// RefreshPurposes rebuilds the table's rows of the purposes from the rule, in tx: a
+// material change of the privacy policy that asks them again (consent.AskAgainTx, in
+// the same transaction) takes the consents given before it out of every audience.
+// Purposes that are not sent by campaigns are passed over.
+func (s *Service) RefreshPurposes(ctx context.Context, tx *store.Tx, purposes ...string) error {
+	for _, p := range s.mailPurposes() {
+		if !slices.Contains(purposes, p.Key) {
+			continue
+		}
+		if err := tx.Lock(ctx, "mailable", false); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mailable WHERE purpose = $1`, p.Key); err != nil {
+			return fmt.Errorf("newsletter: refresh: %w", err)
+		}
+		if err := s.fill(ctx, tx, p.Key, "", p.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RefreshIfEmpty rebuilds the table when it is empty and there are confirmed
 // subscribers: the first start after the table was added.
 func (s *Service) RefreshIfEmpty(ctx context.Context) error {

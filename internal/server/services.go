@@ -19,6 +19,7 @@ import (
 	"steward/internal/holds"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/policy"
 	"steward/internal/requests"
 	"steward/internal/retention"
 	"steward/internal/rights"
@@ -39,6 +40,7 @@ type Services struct {
 	Requests   *requests.Service
 	Holds      *holds.Service
 	Retention  *retention.Service
+	Policy     *policy.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

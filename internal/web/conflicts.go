@@ -9,6 +9,7 @@ import (
 	"steward/internal/account"
 	"steward/internal/consent"
 	"steward/internal/holds"
+	"steward/internal/policy"
 	"steward/internal/requests"
 	"steward/internal/retention"
 )
@@ -25,7 +26,8 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole},
 	"/staff/holds":             {holds.Role},
 	"/staff/processor-notices": {noticeRole},
-	"/staff/retention":         {retention.Role}}
+	"/staff/retention":         {retention.Role},
+	"/staff/policy":            {policy.Role}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).

@@ -156,7 +156,12 @@ func reasonOf(reason string) string {
 
 func (p *Pages) purposes(w http.ResponseWriter, r *http.Request) {
 	reg := p.o.Consent.Register()
-	v := purposesView{PolicyVersion: p.o.Consent.PolicyVersion()}
+	version, err := p.o.Consent.PolicyVersion(r.Context())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	v := purposesView{PolicyVersion: version}
 	for _, pu := range reg.Purposes {
 		row := purposeRow{Key: pu.Key, Name: pu.Name, Description: pu.Description, Basis: basisOf(pu.Basis), Sharing: pu.Sharing}
 		for _, k := range pu.Processors {
@@ -231,7 +236,11 @@ func (p *Pages) readPreferences(r *http.Request, subjectID string) (preferencesV
 	if err != nil {
 		return preferencesView{}, err
 	}
-	v := preferencesView{PolicyVersion: p.o.Consent.PolicyVersion(), Restricted: flags.Restricted, Objected: flags.Objected}
+	version, err := p.o.Consent.PolicyVersion(r.Context())
+	if err != nil {
+		return preferencesView{}, err
+	}
+	v := preferencesView{PolicyVersion: version, Restricted: flags.Restricted, Objected: flags.Objected}
 	for _, c := range choices {
 		pu := c.Purpose
 		row := choiceRow{Key: pu.Key, Name: pu.Name, Description: pu.Description, Basis: basisOf(pu.Basis),

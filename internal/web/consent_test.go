@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"html/template"
 	"mime/multipart"
 	"net/http"
@@ -13,6 +14,16 @@ import (
 	"steward/internal/consent"
 	"steward/internal/store/storetest"
 )
+
+// mustVersion is the version of the privacy policy in effect.
+func mustVersion(t *testing.T, c *consent.Service) string {
+	t.Helper()
+	v, err := c.PolicyVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 // box reports whether the page has a checkbox named name, and whether it is ticked.
 func box(body, name string) (present, ticked bool) {
@@ -79,7 +90,7 @@ func testConsent(t *testing.T, s *site) {
 	// A new member: every box there, none ticked; opt-in only.
 	p := c.get("/account/preferences")
 	p.want(t, "preferences", http.StatusOK, `action="/account/preferences"`, "Save my choices",
-		"Privacy policy version "+s.app.Consent().PolicyVersion()+" is in force.", "No decisions yet.",
+		"Privacy policy version "+mustVersion(t, s.app.Consent())+" is in force.", "No decisions yet.",
 		"Contract — needed for the service", "Legitimate interest — you may object", "Consent — only if you opt in",
 		`href="/receipts/verify"`)
 	if strings.Contains(p.body, "steward receipt") {
@@ -231,7 +242,7 @@ func testConsent(t *testing.T, s *site) {
 	// The link opens the receipt in words, with its file to download.
 	r := c.get(m[1])
 	r.want(t, "receipt page", http.StatusOK, "Sharing with selected partners", "consent withdrawn",
-		"your browser’s signal (Global Privacy Control)", "version "+s.app.Consent().PolicyVersion(), "What the signature proves",
+		"your browser’s signal (Global Privacy Control)", "version "+mustVersion(t, s.app.Consent()), "What the signature proves",
 		`href="`+m[1]+`/download"`, "Download the signed receipt", `href="/receipts/verify"`, `href="/.well-known/steward-receipt-key"`)
 	if strings.Contains(r.body, `"signature"`) || strings.Contains(r.body, "browser_signal") {
 		t.Errorf("the receipt page shows the raw receipt:\n%s", r.body)
@@ -288,7 +299,7 @@ func TestPurposesPage(t *testing.T) {
 	p.want(t, "purposes", http.StatusOK, "Email delivery provider", template.HTMLEscapeString("Sends the site's email on its behalf"), "DE",
 		`Email address <code class="nowrap small">user.contact.email</code>`, "Processing agreement (GDPR art. 28)", `href="#processor-email_provider"`,
 		"Contract — needed for the service", "Legitimate interest — you may object", "Consent — only if you opt in",
-		"Privacy policy version "+s.app.Consent().PolicyVersion(), `href="/login"`)
+		"Privacy policy version "+mustVersion(t, s.app.Consent()), `href="/login"`)
 	for _, pu := range reg.Purposes {
 		for _, want := range []string{template.HTMLEscapeString(pu.Name), template.HTMLEscapeString(pu.Description)} {
 			if !strings.Contains(p.body, want) {

@@ -39,6 +39,7 @@ var staffNav = []struct {
 	{[]string{"staff-holds", "staff-hold-release"}, navLink{Href: "/staff/holds", Label: "Legal holds"}},
 	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
 	{[]string{"staff-retention"}, navLink{Href: "/staff/retention", Label: "Retention"}},
+	{[]string{"staff-policies", "staff-policy"}, navLink{Href: "/staff/policy", Label: "Privacy policy"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -67,6 +67,10 @@ var labels = map[string]string{
 	"months":           "Months",
 	"reason":           "Reason",
 	"due_before":       "Due before",
+	// The policy's forms name these in their error summaries.
+	"version":  "Version",
+	"purposes": "Choices asked again",
+	"material": "Material change",
 }
 
 // profileField describes an operator-configured field (name, phone, addresses) as

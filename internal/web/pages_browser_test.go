@@ -266,6 +266,20 @@ func TestPagesInBrowser(t *testing.T) {
 		t.Fatalf("the member's holds = %v, %v", memberHolds, err)
 	}
 
+	// The privacy policy: a material version in effect that asks the sharing with
+	// partners again (the member's pages show its notice), and a draft.
+	first, err := s.app.Policy().Current(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.post("/staff/policy/new", url.Values{"label": {"2026.1"}, "kind": {"policy"}, "summary": {"The newsletter goes through a new provider."},
+		"body": {first.Body + "\nWe now send the newsletter through a new provider.\n"}, "material": {"on"}, "purposes": {"partner_sharing"}}).
+		wantRedirect(t, "a policy draft", "/staff/policy/2026.1?saved=1")
+	st.post("/staff/policy/2026.1/publish", nil).wantRedirect(t, "publishing", "/staff/policy/2026.1?published=1")
+	st.post("/staff/policy/new", url.Values{"label": {"2027.1"}, "kind": {"business_transfer"}, "controller": {"Acme Holdings"},
+		"summary": {"Acme Holdings takes over."}, "body": {"# Policy\n\nAcme Holdings is the controller.\n"}, "effective": {"2099-01-01"}}).
+		wantRedirect(t, "a transfer draft", "/staff/policy/2027.1?saved=1")
+
 	k := s.client()
 	form := registration(child, "Young Coder", childPW)
 	form.Set("birthdate", time.Now().AddDate(-12, 0, 0).Format("2006-01-02"))
@@ -329,13 +343,18 @@ func TestPagesInBrowser(t *testing.T) {
 		{"request-confirmed", "/requests/confirmed"},
 		{"request-download", requestDownload}, {"request-download-bad", "/requests/download?token=bogus"},
 	}
+	// The privacy policy's public pages (a tab of their own: each tab has its deadline).
+	policyPages := []visit{
+		{"policy", "/privacy/policy"}, {"policy-versions", "/privacy/policy/versions"}, {"policy-version", "/privacy/policy/" + first.Label},
+		{"policy-diff", "/privacy/policy/diff?from=" + first.Label + "&to=2026.1"},
+	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
 		{"sessions", "/account/sessions"}, {"password", "/account/password"}, {"activity", "/account/activity"},
 		{"delete", "/account/delete"}, {"requests", "/account/requests"},
 	}
 	// Member pages outside the tabs.
-	memberOther := []visit{{"children", "/account/children"}}
+	memberOther := []visit{{"children", "/account/children"}, {"account-policy", "/account/policy"}}
 	st.post(campaign+"/test", nil).wantRedirect(t, "test mail", campaign+"?tested=1")
 	// The erased member's notice to the mail provider, which has no endpoint: a task.
 	var task string
@@ -361,6 +380,8 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
 		{"staff-retention", "/staff/retention"},
+		{"staff-policies", "/staff/policy"}, {"staff-policy-new", "/staff/policy/new"}, {"staff-policy-draft", "/staff/policy/2027.1"},
+		{"staff-policy-published", "/staff/policy/2026.1?published=1"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.
@@ -393,6 +414,10 @@ func TestPagesInBrowser(t *testing.T) {
 	}
 
 	ctx := tab()
+	for _, v := range policyPages {
+		open(ctx, v)
+	}
+	ctx = tab()
 	for _, v := range visitor {
 		open(ctx, v)
 	}

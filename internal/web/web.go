@@ -140,6 +140,7 @@ var pageNames = []string{
 	"request-new", "request-sent", "request-confirm", "request-confirmed", "request-download",
 	"staff-holds", "staff-hold-release",
 	"processor-notices", "processor-notice", "processor-notice-done",
+	"policy", "policy-versions", "policy-diff", "account-policy", "staff-policies", "staff-policy",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -303,6 +304,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/processor-notices/{id}", p.staff(p.processorNotice, noticeRole))
 	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))
 	mux.HandleFunc("POST /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDone, noticeRole))
+	p.registerPolicy(mux)
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
@@ -337,7 +339,10 @@ type layout struct {
 	Staff    bool      // the member holds a staff role: the header links to /staff
 	Tabs     []navLink // the member area's tabs, on its pages
 	Sidebar  []navLink // the staff pages' sidebar, on theirs
-	Main     any
+	// Policy is the notice of a change of the privacy policy to read and accept, on
+	// a member's pages.
+	Policy *policyBanner
+	Main   any
 }
 
 // render writes a page. It renders into a buffer first so that a template error gives
@@ -355,7 +360,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	sidebar = p.ownLinks(r, sidebar)
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
 		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r),
-		Tabs: tabs, Sidebar: sidebar, Main: view,
+		Tabs: tabs, Sidebar: sidebar, Main: view, Policy: p.policyNotice(r, name),
 	}); err != nil {
 		p.o.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

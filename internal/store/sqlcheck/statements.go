@@ -4,38 +4,38 @@ package sqlcheck
 
 // statements are the statements the code passes to the database, where they stand.
 var statements = []statement{
-	{"internal/account/account.go:120", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
-	{"internal/account/account.go:124", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:125", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
+	{"internal/account/account.go:129", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`},
-	{"internal/account/account.go:127", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:132", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`},
-	{"internal/account/account.go:160", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/account.go:166", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/account/account.go:183", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
-	{"internal/account/account.go:202", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/account.go:235", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:165", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/account.go:171", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/account/account.go:188", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
+	{"internal/account/account.go:207", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/account.go:240", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:253", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:267", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:258", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:272", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:282", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+	{"internal/account/account.go:287", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`},
-	{"internal/account/account.go:296", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
-	{"internal/account/account.go:332", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
-	{"internal/account/account.go:335", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/account.go:335", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:346", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:360", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:368", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:301", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
+	{"internal/account/account.go:337", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
+	{"internal/account/account.go:340", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/account.go:340", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:351", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:365", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:373", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:381", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:386", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`},
-	{"internal/account/account.go:390", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:409", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/account.go:395", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:414", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
 	{"internal/account/children.go:26", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:34", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
@@ -51,26 +51,29 @@ var statements = []statement{
 	{"internal/account/guardian_purpose.go:172", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
 	{"internal/account/guardian_purpose.go:195", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
 		guardian_confirmed_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/profile.go:249", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
+	{"internal/account/profile.go:164", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id
+		WHERE a.status = $1 AND a.id > $2 ORDER BY a.id LIMIT $3`},
+	{"internal/account/profile.go:276", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
-	{"internal/account/profile.go:447", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
-	{"internal/account/profile.go:602", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/profile.go:603", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/profile.go:604", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
-	{"internal/account/profile.go:605", bothEngines, `DELETE FROM accounts WHERE id = $1`},
+	{"internal/account/profile.go:474", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
+	{"internal/account/profile.go:629", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/profile.go:630", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/profile.go:631", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
+	{"internal/account/profile.go:632", bothEngines, `DELETE FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:244", bothEngines, `SELECT id, email_verified_at IS NULL FROM accounts WHERE email_idx = $1 AND status <> $2`},
 	{"internal/account/register.go:266", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
 		business_address, birthdate, country, guardian_email, guardian_idx, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`},
-	{"internal/account/register.go:308", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL,
+	{"internal/account/register.go:313", bothEngines, `SELECT status, email, guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL,
 			email_verified_at IS NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:323", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
-	{"internal/account/register.go:342", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:360", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
+	{"internal/account/register.go:328", bothEngines, `UPDATE accounts SET email_verified_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:347", bothEngines, `SELECT status, pending_email FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:365", bothEngines, `UPDATE accounts SET email = pending_email, email_idx = $1, pending_email = NULL, email_verified_at = $2,
 		updated_at = $2 WHERE id = $3`},
-	{"internal/account/register.go:427", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/register.go:445", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
-	{"internal/account/register.go:499", bothEngines, `SELECT id, status, email_verified_at IS NULL,
+	{"internal/account/register.go:432", bothEngines, `SELECT email, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/register.go:450", bothEngines, `UPDATE accounts SET guardian_confirmed_at = $1, status = $2, updated_at = $1 WHERE id = $3`},
+	{"internal/account/register.go:504", bothEngines, `SELECT id, status, email_verified_at IS NULL,
 		guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL FROM accounts WHERE email_idx = $1`},
 	{"internal/account/retention.go:23", bothEngines, `SELECT id FROM accounts WHERE (status = $1 AND created_at < $2) OR (status = $3 AND created_at < $4)`},
 	{"internal/account/retention.go:41", bothEngines, `DELETE FROM account_tokens WHERE expires_at < $1`},
@@ -118,50 +121,55 @@ var statements = []statement{
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
-	{"internal/consent/ledger.go:211", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
+	{"internal/consent/ledger.go:234", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
-	{"internal/consent/ledger.go:217", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:240", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`},
-	{"internal/consent/ledger.go:222", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
+	{"internal/consent/ledger.go:245", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET decision = excluded.decision, event_id = excluded.event_id, at = excluded.at`},
-	{"internal/consent/ledger.go:228", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/consent/ledger.go:251", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
-	{"internal/consent/ledger.go:292", bothEngines, `SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2`},
-	{"internal/consent/ledger.go:379", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:251", bothEngines, `INSERT INTO consent_conflicts (subject_id, purpose, earlier_id, later_id, at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/consent/ledger.go:274", bothEngines, `SELECT restricted, objected FROM processing_flags WHERE subject_id = $1`},
+	{"internal/consent/ledger.go:316", bothEngines, `SELECT s.decision, (SELECT count(*) FROM consent_reconfirm r WHERE r.purpose = s.purpose AND r.since > s.at)
+				FROM consent_state s WHERE s.subject_id = $1 AND s.purpose = $2`},
+	{"internal/consent/ledger.go:410", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
-	{"internal/consent/ledger.go:388", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
+	{"internal/consent/ledger.go:419", bothEngines, `INSERT INTO processing_flags (subject_id, restricted, objected, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (subject_id) DO UPDATE SET restricted = excluded.restricted, objected = excluded.objected, updated_at = excluded.updated_at`},
-	{"internal/consent/ledger.go:424", bothEngines, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
-		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1)`},
-	{"internal/consent/ledger.go:476", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source FROM consent_state s
+	{"internal/consent/ledger.go:455", bothEngines, `SELECT (SELECT decision FROM consent_state WHERE subject_id = $1 AND purpose = $2),
+		(SELECT count(*) FROM erasure_requests WHERE subject_id = $1), (SELECT count(*) FROM consent_state c JOIN consent_reconfirm r ON r.purpose = c.purpose
+		WHERE c.subject_id = $1 AND c.purpose = $2 AND r.since > c.at)`},
+	{"internal/consent/ledger.go:522", bothEngines, `SELECT s.purpose, s.decision, s.at, s.event_id, e.source,
+		(SELECT count(*) FROM consent_reconfirm r WHERE r.purpose = s.purpose AND r.since > s.at) FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1`},
-	{"internal/consent/ledger.go:512", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
-	{"internal/consent/ledger.go:553", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
-	{"internal/consent/ledger.go:581", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
+	{"internal/consent/ledger.go:561", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id DESC`},
+	{"internal/consent/ledger.go:602", bothEngines, `SELECT e.id, e.subject_id, e.purpose, e.decision, e.source, e.policy_version, e.evidence, e.at, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.id = $1 AND e.subject_id = $2`},
+	{"internal/consent/ledger.go:630", bothEngines, `SELECT purpose FROM consent_state WHERE subject_id = $1 AND decision = $2
 		UNION SELECT purpose FROM consent_events WHERE subject_id = $1 AND source = $3`},
-	{"internal/consent/ledger.go:633", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
-	{"internal/consent/ledger.go:636", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
+	{"internal/consent/ledger.go:682", bothEngines, `SELECT count(*) FROM consent_conflicts WHERE ($1 = '' OR purpose = $1)`},
+	{"internal/consent/ledger.go:685", bothEngines, `SELECT id, subject_id, purpose, earlier_id, later_id, at FROM consent_conflicts
 		WHERE ($1 = '' OR purpose = $1) ORDER BY id DESC LIMIT $2 OFFSET $3`},
-	{"internal/consent/ledger.go:734", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
-	{"internal/consent/ledger.go:735", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
-	{"internal/consent/ledger.go:736", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
-	{"internal/consent/ledger.go:737", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:786", bothEngines, `UPDATE consent_conflicts SET subject_id = $1 WHERE subject_id = $2`},
+	{"internal/consent/ledger.go:787", bothEngines, `DELETE FROM consent_state WHERE subject_id IN ($1, $2)`},
+	{"internal/consent/ledger.go:788", bothEngines, `DELETE FROM processing_flags WHERE subject_id = $2 AND $1 <> ''`},
+	{"internal/consent/ledger.go:789", bothEngines, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		 SELECT e.subject_id, e.purpose, e.decision, e.id, e.at FROM consent_events e
 		 WHERE e.subject_id = $1 AND e.purpose NOT IN ('restriction', 'objection')
 		 AND e.id = (SELECT max(id) FROM consent_events x WHERE x.subject_id = $1 AND x.purpose = e.purpose)
 		 AND $2 <> ''`},
-	{"internal/consent/ledger.go:759", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
-	{"internal/consent/ledger.go:796", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:864", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:811", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
+	{"internal/consent/ledger.go:848", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
+	{"internal/consent/ledger.go:920", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:877", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:880", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:933", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:936", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:891", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:947", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
+	{"internal/consent/ledger.go:979", bothEngines, `INSERT INTO consent_reconfirm (purpose, version, since) VALUES ($1, $2, $3)
+			ON CONFLICT (purpose, version) DO NOTHING`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id`},
@@ -263,18 +271,18 @@ SELECT what, path, tbl FROM (
 	{"internal/holds/holds.go:511", bothEngines, `SELECT DISTINCT subject_id FROM legal_holds WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1)
 		ORDER BY subject_id`},
 	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
-	{"internal/mail/mail.go:158", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
-	{"internal/mail/mail.go:160", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
-	{"internal/mail/mail.go:260", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/mail/mail.go:310", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/mail/mail.go:410", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+	{"internal/mail/mail.go:161", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
+	{"internal/mail/mail.go:163", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
+	{"internal/mail/mail.go:263", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/mail/mail.go:313", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
+	{"internal/mail/mail.go:413", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
 		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`},
-	{"internal/mail/mail.go:513", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
-	{"internal/mail/mail.go:684", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
-	{"internal/mail/mail.go:693", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+	{"internal/mail/mail.go:516", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
+	{"internal/mail/mail.go:687", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
+	{"internal/mail/mail.go:696", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
-	{"internal/mail/mail.go:732", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/mail.go:735", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:261", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:86", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
@@ -329,7 +337,8 @@ SELECT what, path, tbl FROM (
 		SELECT $1, u.id, u.email, u.first FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, email, first)`},
 	{"internal/newsletter/importer.go:533", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
-	{"internal/newsletter/mailable.go:132", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
+	{"internal/newsletter/mailable.go:140", bothEngines, `DELETE FROM mailable WHERE purpose = $1`},
+	{"internal/newsletter/mailable.go:154", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
 	{"internal/newsletter/newsletter.go:163", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
@@ -413,6 +422,41 @@ SELECT what, path, tbl FROM (
 		ORDER BY id DESC LIMIT $2 OFFSET $3`},
 	{"internal/notices/notices.go:688", bothEngines, `SELECT id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0) FROM processor_notices WHERE subject_hash = $1 ORDER BY id`},
+	{"internal/policy/holder.go:51", bothEngines, `UPDATE policy_versions SET mail_cursor = $1 WHERE mail_cursor = $2`},
+	{"internal/policy/policy.go:227", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
+	published_at, applied_at, mailed, mail_done_at FROM policy_versions WHERE label = $1`},
+	{"internal/policy/policy.go:254", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
+	published_at, applied_at, mailed, mail_done_at FROM policy_versions WHERE state = $1 OR $2 = 1
+		ORDER BY CASE WHEN state = $1 THEN 1 ELSE 0 END, effective_at DESC, published_at DESC, created_at DESC`},
+	{"internal/policy/policy.go:260", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
+	published_at, applied_at, mailed, mail_done_at FROM policy_versions WHERE state = $1 AND effective_at <= $2
+		ORDER BY effective_at DESC, published_at DESC LIMIT 1`},
+	{"internal/policy/policy.go:298", bothEngines, `SELECT count(*) FROM policy_versions`},
+	{"internal/policy/policy.go:304", bothEngines, `INSERT INTO policy_versions (label, kind, body, summary, material, controller, purposes, state,
+			effective_at, created_at, updated_at, published_at, applied_at, mail_done_at) VALUES ($1, $2, $3, $4, 0, '', '', $5, $6, $6, $6, $6, $6, $6)`},
+	{"internal/policy/policy.go:414", bothEngines, `INSERT INTO policy_versions (label, kind, body, summary, material, controller, purposes, state,
+			effective_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`},
+	{"internal/policy/policy.go:447", bothEngines, `UPDATE policy_versions SET kind = $1, body = $2, summary = $3, material = $4, controller = $5,
+			purposes = $6, effective_at = $7, updated_at = $8 WHERE label = $9 AND state = $10`},
+	{"internal/policy/policy.go:481", bothEngines, `SELECT max(effective_at) FROM policy_versions WHERE state = $1`},
+	{"internal/policy/policy.go:488", bothEngines, `UPDATE policy_versions SET state = $1, published_at = $2, effective_at = $3, updated_at = $2
+			WHERE label = $4 AND state = $5`},
+	{"internal/policy/policy.go:518", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
+	published_at, applied_at, mailed, mail_done_at FROM policy_versions WHERE state = $1 AND applied_at IS NULL AND effective_at <= $2
+		ORDER BY effective_at`},
+	{"internal/policy/policy.go:537", bothEngines, `UPDATE policy_versions SET applied_at = $1 WHERE label = $2 AND applied_at IS NULL`},
+	{"internal/policy/policy.go:547", bothEngines, `UPDATE policy_versions SET mail_done_at = $1 WHERE label = $2`},
+	{"internal/policy/policy.go:626", bothEngines, `SELECT mail_cursor FROM policy_versions WHERE label = $1`},
+	{"internal/policy/policy.go:658", bothEngines, `UPDATE policy_versions SET mail_cursor = $1, mailed = mailed + $2, mail_done_at = $3
+			WHERE label = $4 AND mail_cursor = $5 AND mail_done_at IS NULL`},
+	{"internal/policy/policy.go:702", bothEngines, `INSERT INTO policy_acceptances (subject_id, version, source, at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (subject_id, version) DO NOTHING`},
+	{"internal/policy/policy.go:758", bothEngines, `SELECT version, source, at FROM policy_acceptances WHERE subject_id = $1 ORDER BY at DESC, version DESC`},
+	{"internal/policy/policy.go:780", bothEngines, `SELECT label, kind, body, summary, material, controller, purposes, state, effective_at, created_at, updated_at,
+	published_at, applied_at, mailed, mail_done_at FROM policy_versions v WHERE v.state = $1 AND v.applied_at IS NOT NULL
+		AND (v.material = 1 OR v.kind = $2) ORDER BY v.effective_at DESC, v.published_at DESC LIMIT 1`},
+	{"internal/policy/policy.go:787", bothEngines, `SELECT count(*) FROM policy_acceptances a JOIN policy_versions w ON w.label = a.version
+		WHERE a.subject_id = $1 AND w.effective_at >= $2`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET tat = CASE
 			WHEN rate_limits.tat <= $3 THEN $2
