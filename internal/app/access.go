@@ -3,9 +3,11 @@ package app
 import (
 	"steward/internal/account"
 	"steward/internal/blob"
+	"steward/internal/breaches"
 	"steward/internal/config"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/disclosures"
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/holds"
@@ -75,3 +77,9 @@ func (a *App) Requests() *requests.Service { return a.requests }
 
 // Holds is the legal holds service.
 func (a *App) Holds() *holds.Service { return a.holds }
+
+// Disclosures is the register of disclosures to authorities.
+func (a *App) Disclosures() *disclosures.Service { return a.disclosures }
+
+// Breaches is the register of personal data breaches.
+func (a *App) Breaches() *breaches.Service { return a.breaches }

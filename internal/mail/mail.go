@@ -101,13 +101,17 @@ const (
 	// RequestConfirm asks a person without an account to confirm the address their
 	// request is answered at.
 	RequestConfirm TransactionalTemplate = "request_confirm"
+	// DisclosureMade tells a member their data was disclosed to an authority;
+	// BreachNotice tells them of a personal data breach that affects them.
+	DisclosureMade TransactionalTemplate = "disclosure_made"
+	BreachNotice   TransactionalTemplate = "breach_notice"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
 	UnsubscribeConfirm: true, GuardianPurpose: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true,
-	RequestConfirm: true}
+	RequestConfirm: true, DisclosureMade: true, BreachNotice: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

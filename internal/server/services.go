@@ -12,8 +12,10 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/breaches"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/disclosures"
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/holds"
@@ -37,6 +39,9 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	// The registers of disclosures to authorities and of personal data breaches.
+	Disclosures *disclosures.Service
+	Breaches    *breaches.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
