@@ -606,7 +606,9 @@ func (s *Service) Get(ctx context.Context, id string) (Disclosure, error) {
 }
 
 // List returns the register, the newest first.
-func (s *Service) List(ctx context.Context) ([]Disclosure, error) { return s.query(ctx, s.db, disclosuresAll) }
+func (s *Service) List(ctx context.Context) ([]Disclosure, error) {
+	return s.query(ctx, s.db, disclosuresAll)
+}
 
 // DueForReview counts the disclosures whose "not yet" flag is due for review.
 func (s *Service) DueForReview(ctx context.Context) (int, error) {
