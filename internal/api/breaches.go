@@ -33,7 +33,7 @@ type breachResponse struct {
 	State       string    `json:"state"`
 	SecondsLeft *int64    `json:"seconds_left,omitempty"`
 	ReportedAt  time.Time `json:"reported_at,omitzero"`
-	Reference   string    `json:"report_reference,omitempty"`
+	Reference   string    `json:"reference,omitempty"`
 	DelayReason string    `json:"delay_reason,omitempty"`
 	Affected    int       `json:"affected"`
 	Linked      int       `json:"linked"`
@@ -150,7 +150,7 @@ func breachSelection(emails []string, from, to, purpose string) (breaches.Select
 
 type reportRequest struct {
 	ReportedAt  string `json:"reported_at"`
-	Reference   string `json:"report_reference"`
+	Reference   string `json:"reference"`
 	DelayReason string `json:"delay_reason"`
 }
 

@@ -116,7 +116,7 @@ func TestBreachRegister(t *testing.T) {
 		if got := h.Do("GET", path, nil, dpo).JSON(); got["state"] != "overdue" || got["seconds_left"].(float64) >= 0 {
 			t.Errorf("after 73 hours: %v, %v", got["state"], got["seconds_left"])
 		}
-		if r := h.Do("POST", path+"/report", map[string]string{"report_reference": "DPA-2026-117"}, dpo); r.Status != 400 {
+		if r := h.Do("POST", path+"/report", map[string]string{"reference": "DPA-2026-117"}, dpo); r.Status != 400 {
 			t.Errorf("a late report without reasons: %d %s", r.Status, r.Body)
 		} else if f, _ := r.ErrorField(); f != "delay_reason" {
 			t.Errorf("a late report without reasons names %q", f)
@@ -126,11 +126,11 @@ func TestBreachRegister(t *testing.T) {
 		} else if f, _ := r.ErrorField(); f != "reference" {
 			t.Errorf("a report without reference names %q", f)
 		}
-		rep := h.Do("POST", path+"/report", map[string]string{"report_reference": "DPA-2026-117", "delay_reason": "The extent was unknown until the courier answered"}, dpo)
-		if got := rep.JSON(); rep.Status != 200 || got["state"] != "reported_late" || got["report_reference"] != "DPA-2026-117" || got["seconds_left"] != nil {
+		rep := h.Do("POST", path+"/report", map[string]string{"reference": "DPA-2026-117", "delay_reason": "The extent was unknown until the courier answered"}, dpo)
+		if got := rep.JSON(); rep.Status != 200 || got["state"] != "reported_late" || got["reference"] != "DPA-2026-117" || got["seconds_left"] != nil {
 			t.Errorf("report: %d %s", rep.Status, rep.Body)
 		}
-		if again := h.Do("POST", path+"/report", map[string]string{"report_reference": "DPA-2"}, dpo); again.Status != http.StatusConflict {
+		if again := h.Do("POST", path+"/report", map[string]string{"reference": "DPA-2"}, dpo); again.Status != http.StatusConflict {
 			t.Errorf("report twice: %d", again.Status)
 		}
 

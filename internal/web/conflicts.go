@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"steward/internal/account"
+	"steward/internal/breaches"
 	"steward/internal/consent"
+	"steward/internal/disclosures"
 	"steward/internal/holds"
 	"steward/internal/requests"
 )
@@ -23,7 +25,8 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 // marketing's.
 var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole},
 	"/staff/holds":             {holds.Role},
-	"/staff/processor-notices": {noticeRole}}
+	"/staff/processor-notices": {noticeRole},
+	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).
