@@ -37,7 +37,7 @@ type breachRow struct {
 	Pending      int // linked members not notified yet
 }
 
-var breachStateNames = map[string]string{breaches.Open: "report due", breaches.Overdue: "overdue",
+var breachStateNames = map[string]string{breaches.Open: "to report", breaches.Overdue: "overdue",
 	breaches.Reported: "reported", breaches.ReportedLate: "reported late"}
 
 // span says a duration in hours and minutes.
