@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,6 +157,29 @@ func TestBreachRegister(t *testing.T) {
 			if !slices.Contains(events, e) {
 				t.Errorf("the audit log lacks %s: %v", e, events)
 			}
+		}
+
+		// Two sends at once mail each member once.
+		second := h.Do("POST", "/api/v1/staff/breaches", breachBody(h.Clock.Now().Add(-time.Hour)), dpo).JSON()["id"].(string)
+		if s := h.Do("POST", "/api/v1/staff/breaches/"+second+"/members", list, dpo).JSON(); s["added"] != 2.0 {
+			t.Fatalf("select for the second breach: %v", s)
+		}
+		var wg sync.WaitGroup
+		sent := make([]float64, 2)
+		for i := range sent {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := apptest.Call(t, h.Client, h.URL, "POST", "/api/v1/staff/breaches/"+second+"/notify", nil, dpo, nil)
+				sent[i], _ = r.JSON()["sent"].(float64)
+			}()
+		}
+		wg.Wait()
+		if sent[0]+sent[1] != 2 {
+			t.Errorf("two sends at once queued %v notices, want 2 in all", sent)
+		}
+		if n := len(h.WaitMail("dora.breached@example.org", 3)); n != 3 {
+			t.Errorf("dora has %d mails, want the confirmation and one notice per breach", n)
 		}
 
 		// Carl's erasure removes his link; the breach keeps its count.

@@ -230,6 +230,16 @@ func TestDisclosuresRegister(t *testing.T) {
 			t.Error("the lift is not in the audit log")
 		}
 
+		// A legal hold naming the register keeps Bert's link through his erasure.
+		if r := h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": bertID, "holders": []string{"disclosures"},
+			"reason": "The prosecutor's case is open"}, dpo); r.Status != http.StatusCreated {
+			t.Fatalf("hold: %d %s", r.Status, r.Body)
+		}
+		eraseMember(t, h, bert, "holding")
+		if d := h.Do("GET", "/api/v1/staff/disclosures/"+withheld, nil, dpo).JSON(); len(d["linked"].([]any)) != 1 || d["what"] != "Email address and the login times of March 2026" {
+			t.Errorf("a hold on the register did not keep bert's link: %v", d)
+		}
+
 		// Anna's erasure removes her link; the register keeps the disclosure.
 		terms, err := h.App.Accounts().Identifiers(ctx, annaID)
 		if err != nil {
