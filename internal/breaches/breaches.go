@@ -24,6 +24,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/governance"
 	"steward/internal/mail"
+	"steward/internal/rights"
 	"steward/internal/store"
 )
 
@@ -253,6 +254,18 @@ func (s *Service) Select(ctx context.Context, by Actor, id string, sel Selection
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		out.Added = 0
 		for _, sid := range ids {
+			// A member whose erasure was asked for is passed over: the erasure would not
+			// see the link (the lock orders the two).
+			if err := tx.Lock(ctx, rights.SubjectLock(sid), false); err != nil {
+				return err
+			}
+			var gone int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`, sid).Scan(&gone); err != nil {
+				return fmt.Errorf("breaches: select: %w", err)
+			}
+			if gone > 0 {
+				continue
+			}
 			res, err := tx.ExecContext(ctx, `INSERT INTO breach_subjects (breach_id, subject_id, added_at) VALUES ($1, $2, $3)
 				ON CONFLICT (breach_id, subject_id) DO NOTHING`, id, sid, now)
 			if err != nil {

@@ -37,6 +37,7 @@ import (
 	"steward/internal/datamap"
 	"steward/internal/governance"
 	"steward/internal/mail"
+	"steward/internal/rights"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -358,6 +359,12 @@ func (s *Service) Record(ctx context.Context, by Actor, rec Record) (Disclosure,
 			return fmt.Errorf("disclosures: record: %w", err)
 		}
 		for _, m := range c.members {
+			// An erasure asked for since the check above wins: it would not see this link.
+			if gone, err := erasing(ctx, tx, m.ID); err != nil {
+				return err
+			} else if gone {
+				return apperr.Field("members", "not_active", "names a member whose account is being erased")
+			}
 			mk, err := s.vault.KeyIn(ctx, tx, m.ID, true)
 			if err != nil {
 				return err
@@ -768,4 +775,18 @@ func (s *Service) putDocument(ctx context.Context, key *vault.Key, data []byte) 
 		return "", fmt.Errorf("disclosures: document: %w", err)
 	}
 	return name, nil
+}
+
+// erasing reports whether the subject's erasure has been asked for, under the lock
+// its start takes (rights.SubjectLock), so that a link made here is either seen by
+// the erasure or refused.
+func erasing(ctx context.Context, tx *store.Tx, subjectID string) (bool, error) {
+	if err := tx.Lock(ctx, rights.SubjectLock(subjectID), false); err != nil {
+		return false, err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`, subjectID).Scan(&n); err != nil {
+		return false, fmt.Errorf("disclosures: erasing: %w", err)
+	}
+	return n > 0, nil
 }

@@ -94,6 +94,8 @@ var stepNames = map[string]string{
 	"processor_notices": "Notices to the companies that process data for us (such as our mail provider), telling them to erase you too",
 	"requests":          "Your privacy requests and their history",
 	"legal_holds":       "The legal holds on your data",
+	"disclosures":       "Your links to disclosures of your data to authorities, and what was disclosed",
+	"breaches":          "Your links to personal data breaches, and when you were told",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
