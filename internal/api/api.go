@@ -49,6 +49,8 @@ func (a *API) Register(mux server.Router) {
 	a.registerHolds(mux)
 	a.registerRetention(mux)
 	a.registerPolicy(mux)
+	a.registerDisclosures(mux)
+	a.registerBreaches(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

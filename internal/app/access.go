@@ -3,9 +3,11 @@ package app
 import (
 	"steward/internal/account"
 	"steward/internal/blob"
+	"steward/internal/breaches"
 	"steward/internal/config"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/disclosures"
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/holds"
@@ -80,5 +82,12 @@ func (a *App) Holds() *holds.Service { return a.holds }
 
 // Retention is the retention rules and their runs.
 func (a *App) Retention() *retention.Service { return a.retention }
+
 // Policy is the privacy policy's versions and the members' acceptances.
 func (a *App) Policy() *policy.Service { return a.policy }
+
+// Disclosures is the register of disclosures to authorities.
+func (a *App) Disclosures() *disclosures.Service { return a.disclosures }
+
+// Breaches is the register of personal data breaches.
+func (a *App) Breaches() *breaches.Service { return a.breaches }

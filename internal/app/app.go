@@ -20,9 +20,11 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/backup"
 	"steward/internal/blob"
+	"steward/internal/breaches"
 	"steward/internal/config"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/disclosures"
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/holds"
@@ -81,6 +83,10 @@ type App struct {
 	serving    *backup.Lock // held from Start to Close: no restore meanwhile
 	metrics    *metrics.Metrics
 	ready      *readiness
+
+	// The registers of disclosures to authorities and of breaches.
+	disclosures *disclosures.Service
+	breaches    *breaches.Service
 }
 
 // Option changes how the app is built (tests).
@@ -326,6 +332,8 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	a.requests = requests.New(a.db, a.vault, a.outbox, a.audit, directory{a}, requests.Config{BaseURL: cfg.BaseURL,
 		Authority: cfg.SupervisoryAuthority, Blobs: a.blobs, MaxDocument: cfg.MaxRequestDocument, DownloadTTL: cfg.RequestDownloadTTL},
 		a.now, a.log)
+	a.disclosures = disclosures.New(a.db, a.vault, a.audit, a.accounts, a.outbox, disclosures.Config{Blobs: a.blobs, BaseURL: cfg.BaseURL}, a.now, a.log)
+	a.breaches = breaches.New(a.db, a.audit, a.accounts, a.consent, a.outbox, cfg.DPOContact, a.now)
 	a.retention, err = retention.New(a.db, a.audit, a.retentionRules(), a.now, a.log)
 	return err
 }
@@ -440,13 +448,15 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.Register(notices.Holder{S: a.notices})
 	reg.Register(holds.Holder{})
 	reg.Register(policy.Holder{})
+	reg.Register(disclosures.Holder{})
+	reg.Register(breaches.Holder{})
 	// Erasure: the processors' notices are recorded first, while the member's address
 	// and ledger still tell what to send and to whom; then the data key goes, so every
 	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
 	// at once; then what references the member; the account last, so the member stays
 	// unable to log in throughout. While a legal hold is in force, what it keeps, the
 	// data key and the holds are passed over, and erased in this order when it ends.
-	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "policy", "erasure", "requests", "mail_outbox",
+	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "policy", "erasure", "requests", "disclosures", "breaches", "mail_outbox",
 		"audit_log", "legal_holds", "account"); err != nil {
 		return nil, err
 	}
@@ -525,7 +535,8 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
-		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy,
+		Disclosures: a.disclosures, Breaches: a.breaches, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

@@ -195,6 +195,20 @@ var authz = map[string]probe{
 	"GET /api/v1/staff/holds/{hold}":   {path: "/api/v1/staff/holds/{hold}", want: staffOnly("200", "401", "403", dpo)},
 	"POST /api/v1/staff/holds/{hold}/release": {path: "/api/v1/staff/holds/{hold}/release",
 		want: staffOnly("200", "401", "403", dpo)},
+	// The registers of disclosures and breaches: the member's own disclosures, the DPO's registers.
+	"GET /api/v1/me/disclosures":                   {want: own("200", "401")},
+	"GET /api/v1/staff/disclosures":                {want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/disclosures":               {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/disclosures/{id}":           {path: "/api/v1/staff/disclosures/none", want: staffOnly("404", "401", "403", dpo)},
+	"GET /api/v1/staff/disclosures/{id}/document":  {path: "/api/v1/staff/disclosures/none/document", want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/disclosures/{id}/lift":     {path: "/api/v1/staff/disclosures/none/lift", want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/disclosures/{id}/postpone": {path: "/api/v1/staff/disclosures/none/postpone", body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/breaches":                   {want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/breaches":                  {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/breaches/{id}":              {path: "/api/v1/staff/breaches/none", want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/breaches/{id}/members":     {path: "/api/v1/staff/breaches/none/members", body: `{}`, want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/breaches/{id}/report":      {path: "/api/v1/staff/breaches/none/report", body: `{}`, want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/breaches/{id}/notify":      {path: "/api/v1/staff/breaches/none/notify", want: staffOnly("404", "401", "403", dpo)},
 	"/api/": {path: "/api/v1/nothing-here", want: everyone("404")},
 
 	// The pages.
@@ -306,6 +320,20 @@ var authz = map[string]probe{
 	"POST /staff/holds":                {want: staffOnly("400", toLogin, "403", dpo)},
 	"GET /staff/holds/{hold}/release":  {path: "/staff/holds/{hold}/release", want: staffOnly("200", toLogin, "403", dpo)},
 	"POST /staff/holds/{hold}/release": {path: "/staff/holds/{hold}/release", want: staffOnly("303 /staff/holds?done=released", toLogin, "403", dpo)},
+
+	// The DPO's registers of disclosures and breaches.
+	"GET /staff/disclosures":                {want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/disclosures":               {want: staffOnly("400", toLogin, "403", dpo)},
+	"GET /staff/disclosures/{id}":           {path: "/staff/disclosures/none", want: staffOnly("404", toLogin, "403", dpo)},
+	"GET /staff/disclosures/{id}/document":  {path: "/staff/disclosures/none/document", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/disclosures/{id}/lift":     {path: "/staff/disclosures/none/lift", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/disclosures/{id}/postpone": {path: "/staff/disclosures/none/postpone", want: staffOnly("404", toLogin, "403", dpo)},
+	"GET /staff/breaches":                   {want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/breaches":                  {want: staffOnly("400", toLogin, "403", dpo)},
+	"GET /staff/breaches/{id}":              {path: "/staff/breaches/none", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/breaches/{id}/members":     {path: "/staff/breaches/none/members", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/breaches/{id}/report":      {path: "/staff/breaches/none/report", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/breaches/{id}/notify":      {path: "/staff/breaches/none/notify", want: staffOnly("404", toLogin, "403", dpo)},
 
 	// The staff pages' home leads each role to its first page; the consent conflicts.
 	"GET /staff":                   {want: staffHome()},

@@ -107,13 +107,17 @@ const (
 	// PolicyChanged tells every member of a material change of the privacy policy
 	// (or of a business transfer) and asks them to read it and confirm their choices.
 	PolicyChanged TransactionalTemplate = "policy_changed"
+	// DisclosureMade tells a member their data was disclosed to an authority;
+	// BreachNotice tells them of a personal data breach that affects them.
+	DisclosureMade TransactionalTemplate = "disclosure_made"
+	BreachNotice   TransactionalTemplate = "breach_notice"
 )
 
 // transactional is the closed set of transactional templates.
 var transactional = map[TransactionalTemplate]bool{VerifyEmail: true, AccountExists: true, GuardianConsent: true,
 	PasswordReset: true, PasswordChanged: true, AccountActive: true, EmailChanging: true, NewsletterConfirm: true,
 	UnsubscribeConfirm: true, GuardianPurpose: true, RequestReceived: true, RequestExtended: true, RequestClosed: true, RequestsDue: true,
-	RequestConfirm: true, InactiveWarning: true, PolicyChanged: true}
+	RequestConfirm: true, InactiveWarning: true, PolicyChanged: true, DisclosureMade: true, BreachNotice: true}
 
 // Labels the outbox's sealed values are bound to.
 const (

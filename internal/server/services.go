@@ -12,8 +12,10 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/breaches"
 	"steward/internal/consent"
 	"steward/internal/datamap"
+	"steward/internal/disclosures"
 	"steward/internal/files"
 	"steward/internal/governance"
 	"steward/internal/holds"
@@ -41,6 +43,9 @@ type Services struct {
 	Holds      *holds.Service
 	Retention  *retention.Service
 	Policy     *policy.Service
+	// The registers of disclosures to authorities and of personal data breaches.
+	Disclosures *disclosures.Service
+	Breaches    *breaches.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"steward/internal/account"
+	"steward/internal/breaches"
 	"steward/internal/consent"
+	"steward/internal/disclosures"
 	"steward/internal/holds"
 	"steward/internal/policy"
 	"steward/internal/requests"
@@ -27,7 +29,8 @@ var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRol
 	"/staff/holds":             {holds.Role},
 	"/staff/processor-notices": {noticeRole},
 	"/staff/retention":         {retention.Role},
-	"/staff/policy":            {policy.Role}}
+	"/staff/policy":            {policy.Role},
+	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).

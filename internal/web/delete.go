@@ -95,6 +95,8 @@ var stepNames = map[string]string{
 	"requests":          "Your privacy requests and their history",
 	"legal_holds":       "The legal holds on your data",
 	"policy":            "Which versions of the privacy policy you accepted",
+	"disclosures":       "Your links to disclosures of your data to authorities, and what was disclosed",
+	"breaches":          "Your links to personal data breaches, and when you were told",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {

@@ -40,6 +40,8 @@ var staffNav = []struct {
 	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
 	{[]string{"staff-retention"}, navLink{Href: "/staff/retention", Label: "Retention"}},
 	{[]string{"staff-policies", "staff-policy"}, navLink{Href: "/staff/policy", Label: "Privacy policy"}},
+	{[]string{"staff-disclosures", "staff-disclosure"}, navLink{Href: "/staff/disclosures", Label: "Disclosures"}},
+	{[]string{"staff-breaches", "staff-breach"}, navLink{Href: "/staff/breaches", Label: "Breaches"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -20,7 +20,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"steward/internal/breaches"
 	"steward/internal/consent"
+	"steward/internal/disclosures"
 	"steward/internal/requests"
 	"steward/internal/rights"
 )
@@ -370,7 +372,35 @@ func TestPagesInBrowser(t *testing.T) {
 	if task == "" {
 		t.Fatal("the erasure left no processor task")
 	}
+	// The registers: a disclosure the member was told of (her privacy center lists
+	// it), one not told yet (its page offers to lift or keep the flag), and a breach
+	// with the member selected.
+	pdf := func() *disclosures.Document {
+		return &disclosures.Document{Name: "order.pdf", ContentType: "application/pdf", Body: bytes.NewReader([]byte("%PDF-1.4\nan order\n%%EOF\n"))}
+	}
+	dpoBy := disclosures.Actor{ID: staffID}
+	if _, err := s.app.Disclosures().Record(t.Context(), dpoBy, disclosures.Record{Authority: "District Court of Example", LegalBasis: "Order 4711",
+		Categories: []string{"contact details"}, What: "Her email address", DisclosedAt: time.Now().Add(-time.Hour), Members: []string{member},
+		Document: pdf()}); err != nil {
+		t.Fatal(err)
+	}
+	withheld, err := s.app.Disclosures().Record(t.Context(), dpoBy, disclosures.Record{Authority: "Federal Police", LegalBasis: "Warrant 12",
+		Categories: []string{"login times"}, What: "Login times of March", DisclosedAt: time.Now().Add(-time.Hour), Members: []string{member},
+		Document: pdf(), Withhold: true, WithholdReason: "The inquiry is secret", ReviewAt: time.Now().AddDate(0, 1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	breach, err := s.app.Breaches().Record(t.Context(), breaches.Actor{ID: staffID}, breaches.Report{Description: "A laptop was stolen",
+		DiscoveredAt: time.Now().Add(-2 * time.Hour), Categories: []string{"contact details"}, Consequences: "Phishing", Measures: "Disk encrypted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app.Breaches().Select(t.Context(), breaches.Actor{ID: staffID}, breach.ID, breaches.Selection{Emails: []string{member}}, false); err != nil {
+		t.Fatal(err)
+	}
 	staffs := []visit{
+		{"staff-disclosures", "/staff/disclosures"}, {"staff-disclosure", "/staff/disclosures/" + withheld.ID},
+		{"staff-breaches", "/staff/breaches"}, {"staff-breach", "/staff/breaches/" + breach.ID},
 		{"processor-notices", "/staff/processor-notices"}, {"processor-notice", task}, {"processor-notice-done", task + "/done"},
 		{"staff-requests", "/staff/requests"}, {"staff-request", "/staff/requests/" + reqs[0].ID},
 		{"staff-request-visitor", "/staff/requests/" + checkID}, {"staff-request-answered", "/staff/requests/" + answered},

@@ -20,6 +20,8 @@ type requestsView struct {
 	Contacts  server.Contacts
 	ExportURL string
 	Holds     []holdRow // the legal holds in force on the member
+	// Disclosures of the member's data to authorities they have been told of.
+	Disclosures []toldRow
 }
 
 // requestRow is one request in the member's history or the staff queue.
@@ -84,6 +86,10 @@ func (p *Pages) renderRequests(w http.ResponseWriter, r *http.Request, sess acco
 		return
 	}
 	v.Holds = p.holdRows(held, false)
+	if v.Disclosures, err = p.toldRows(r, sess.AccountID); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	list, err := p.o.Requests.List(r.Context(), sess.AccountID)
 	if err != nil {
 		p.fail(w, r, err)

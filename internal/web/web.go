@@ -24,7 +24,9 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
+	"steward/internal/breaches"
 	"steward/internal/config"
+	"steward/internal/disclosures"
 	"steward/internal/holds"
 	"steward/internal/requests"
 	"steward/internal/retention"
@@ -141,6 +143,7 @@ var pageNames = []string{
 	"staff-holds", "staff-hold-release",
 	"processor-notices", "processor-notice", "processor-notice-done",
 	"policy", "policy-versions", "policy-diff", "account-policy", "staff-policies", "staff-policy",
+	"staff-disclosures", "staff-disclosure", "staff-breaches", "staff-breach",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -305,6 +308,18 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))
 	mux.HandleFunc("POST /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDone, noticeRole))
 	p.registerPolicy(mux)
+	mux.HandleFunc("GET /staff/disclosures", p.staff(p.staffDisclosures, disclosures.Role))
+	mux.HandleFunc("POST /staff/disclosures", p.staff(p.recordDisclosure, disclosures.Role))
+	mux.HandleFunc("GET /staff/disclosures/{id}", p.staff(p.staffDisclosure, disclosures.Role))
+	mux.HandleFunc("GET /staff/disclosures/{id}/document", p.staff(p.disclosureDocument, disclosures.Role))
+	mux.HandleFunc("POST /staff/disclosures/{id}/lift", p.staff(p.liftDisclosure, disclosures.Role))
+	mux.HandleFunc("POST /staff/disclosures/{id}/postpone", p.staff(p.postponeDisclosure, disclosures.Role))
+	mux.HandleFunc("GET /staff/breaches", p.staff(p.staffBreaches, breaches.Role))
+	mux.HandleFunc("POST /staff/breaches", p.staff(p.recordBreach, breaches.Role))
+	mux.HandleFunc("GET /staff/breaches/{id}", p.staff(p.staffBreach, breaches.Role))
+	mux.HandleFunc("POST /staff/breaches/{id}/members", p.staff(p.selectBreachMembers, breaches.Role))
+	mux.HandleFunc("POST /staff/breaches/{id}/report", p.staff(p.reportBreach, breaches.Role))
+	mux.HandleFunc("POST /staff/breaches/{id}/notify", p.staff(p.notifyBreach, breaches.Role))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}

@@ -119,6 +119,28 @@ var statements = []statement{
 	{"internal/backup/pg.go:161", postgresOnly, `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`},
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
+	{"internal/breaches/breaches.go:219", bothEngines, `INSERT INTO breaches (id, description, discovered_at, categories, consequences, measures, recorded_by, recorded_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
+	{"internal/breaches/breaches.go:263", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
+	{"internal/breaches/breaches.go:269", bothEngines, `INSERT INTO breach_subjects (breach_id, subject_id, added_at) VALUES ($1, $2, $3)
+				ON CONFLICT (breach_id, subject_id) DO NOTHING`},
+	{"internal/breaches/breaches.go:277", bothEngines, `UPDATE breaches SET affected = affected + $1 WHERE id = $2`},
+	{"internal/breaches/breaches.go:374", bothEngines, `UPDATE breaches SET reported_at = $1, report_reference = $2, delay_reason = $3, reported_by = $4
+			WHERE id = $5 AND reported_at IS NULL`},
+	{"internal/breaches/breaches.go:425", bothEngines, `UPDATE breach_subjects SET notified_at = $1 WHERE breach_id = $2 AND subject_id = $3 AND notified_at IS NULL`},
+	{"internal/breaches/breaches.go:450", bothEngines, `SELECT subject_id FROM breach_subjects WHERE breach_id = $1 AND notified_at IS NULL ORDER BY subject_id LIMIT $2`},
+	{"internal/breaches/breaches.go:507", bothEngines, `SELECT b.id, b.description, b.discovered_at, b.categories, b.consequences, b.measures, b.recorded_by, b.recorded_at,
+	b.reported_at, b.report_reference, b.delay_reason, b.reported_by, b.affected,
+	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id),
+	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id AND s.notified_at IS NOT NULL)
+	FROM breaches b WHERE b.id = $1`},
+	{"internal/breaches/breaches.go:518", bothEngines, `SELECT b.id, b.description, b.discovered_at, b.categories, b.consequences, b.measures, b.recorded_by, b.recorded_at,
+	b.reported_at, b.report_reference, b.delay_reason, b.reported_by, b.affected,
+	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id),
+	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id AND s.notified_at IS NOT NULL)
+	FROM breaches b ORDER BY b.discovered_at DESC, b.id`},
+	{"internal/breaches/holder.go:63", bothEngines, `UPDATE breaches SET recorded_by = NULL WHERE recorded_by = $1`},
+	{"internal/breaches/holder.go:64", bothEngines, `UPDATE breaches SET reported_by = NULL WHERE reported_by = $1`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
 	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
 	{"internal/consent/ledger.go:234", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
@@ -198,6 +220,28 @@ SELECT what, path, tbl FROM (
 ) f WHERE path IS NOT NULL ORDER BY what`},
 	{"internal/datamap/raw.go:146", postgresOnly, `SELECT name FROM pg_ls_waldir() ORDER BY name`},
 	{"internal/datamap/raw.go:204", postgresOnly, `SELECT b IS NULL, coalesce(b, ''::bytea) FROM pg_read_binary_file($1, $2, $3, true) AS b`},
+	{"internal/disclosures/disclosures.go:347", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/disclosures/disclosures.go:354", bothEngines, `INSERT INTO disclosures (id, authority, legal_basis, categories, disclosed_at, document_object,
+			document_type, document_size, withheld_reason, review_at, recorded_by, recorded_at, members)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
+	{"internal/disclosures/disclosures.go:376", bothEngines, `INSERT INTO disclosure_subjects (disclosure_id, subject_id, detail, told_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/disclosures/disclosures.go:440", bothEngines, `UPDATE disclosures SET lifted_at = $1, lifted_by = $2 WHERE id = $3 AND lifted_at IS NULL`},
+	{"internal/disclosures/disclosures.go:450", bothEngines, `UPDATE disclosure_subjects SET told_at = $1 WHERE disclosure_id = $2 AND subject_id = $3 AND told_at IS NULL`},
+	{"internal/disclosures/disclosures.go:492", bothEngines, `UPDATE disclosures SET withheld_reason = $1, review_at = $2
+			WHERE id = $3 AND withheld_reason IS NOT NULL AND lifted_at IS NULL`},
+	{"internal/disclosures/disclosures.go:575", bothEngines, `SELECT s.subject_id, s.detail, s.told_at, k.wrapped, k.epoch FROM disclosure_subjects s LEFT JOIN vault_keys k ON k.subject_id = s.subject_id WHERE s.disclosure_id = $1 ORDER BY s.subject_id`},
+	{"internal/disclosures/disclosures.go:605", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, d.document_type, d.document_size,
+	d.withheld_reason, d.review_at, d.lifted_at, d.lifted_by, d.recorded_by, d.recorded_at, d.members, k.wrapped, k.epoch
+	FROM disclosures d LEFT JOIN vault_keys k ON k.subject_id = d.id WHERE d.id = $1`},
+	{"internal/disclosures/disclosures.go:617", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, d.document_type, d.document_size,
+	d.withheld_reason, d.review_at, d.lifted_at, d.lifted_by, d.recorded_by, d.recorded_at, d.members, k.wrapped, k.epoch
+	FROM disclosures d LEFT JOIN vault_keys k ON k.subject_id = d.id ORDER BY d.recorded_at DESC, d.id`},
+	{"internal/disclosures/disclosures.go:623", bothEngines, `SELECT count(*) FROM disclosures WHERE withheld_reason IS NOT NULL AND lifted_at IS NULL AND review_at <= $1`},
+	{"internal/disclosures/disclosures.go:639", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, s.detail, s.told_at FROM disclosure_subjects s JOIN disclosures d ON d.id = s.disclosure_id WHERE s.subject_id = $1 AND s.told_at IS NOT NULL ORDER BY d.disclosed_at DESC, d.id`},
+	{"internal/disclosures/disclosures.go:668", bothEngines, `SELECT document_object, document_type, document_size FROM disclosures WHERE id = $1`},
+	{"internal/disclosures/disclosures.go:788", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
+	{"internal/disclosures/holder.go:72", bothEngines, `UPDATE disclosures SET recorded_by = NULL WHERE recorded_by = $1`},
+	{"internal/disclosures/holder.go:73", bothEngines, `UPDATE disclosures SET lifted_by = NULL WHERE lifted_by = $1`},
 	{"internal/files/files.go:124", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state <> $2`},
 	{"internal/files/files.go:174", bothEngines, `INSERT INTO files (id, owner_id, name, content_type, size, object, state, lease_until, created_at, sealed)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`},
@@ -271,18 +315,18 @@ SELECT what, path, tbl FROM (
 	{"internal/holds/holds.go:511", bothEngines, `SELECT DISTINCT subject_id FROM legal_holds WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1)
 		ORDER BY subject_id`},
 	{"internal/jobs/jobs.go:240", bothEngines, `SELECT kind, state, COUNT(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`},
-	{"internal/mail/mail.go:161", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
-	{"internal/mail/mail.go:163", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
-	{"internal/mail/mail.go:263", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/mail/mail.go:313", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
-	{"internal/mail/mail.go:413", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+	{"internal/mail/mail.go:165", sqliteOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM json_each($1) j JOIN vault_keys k ON k.subject_id = j.value`},
+	{"internal/mail/mail.go:167", postgresOnly, `SELECT k.subject_id, k.wrapped, k.epoch FROM vault_keys k WHERE k.subject_id = ANY($1::text[])`},
+	{"internal/mail/mail.go:267", bothEngines, `INSERT INTO mail_outbox (id, subject_id, recipient, template, data, created_at, subject, text_body, html_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/mail/mail.go:317", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING`},
+	{"internal/mail/mail.go:417", bothEngines, `UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
 		WHERE claimed_until < $2 AND id IN (SELECT id FROM mail_outbox WHERE claimed_until < $2 ORDER BY created_at LIMIT $3)
 		RETURNING id, subject_id, recipient, subject, text_body, html_body, template, data, attempts`},
-	{"internal/mail/mail.go:516", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
-	{"internal/mail/mail.go:687", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
-	{"internal/mail/mail.go:696", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
+	{"internal/mail/mail.go:520", bothEngines, `UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2`},
+	{"internal/mail/mail.go:691", bothEngines, `DELETE FROM mail_outbox WHERE subject_id = $1`},
+	{"internal/mail/mail.go:700", bothEngines, `DELETE FROM mail_outbox WHERE subject_id IS NULL AND (recipient = $1 OR lower(text_body) LIKE $2 ESCAPE '!'
 			OR lower(data) LIKE $2 ESCAPE '!' OR lower(data) LIKE $3 ESCAPE '!')`},
-	{"internal/mail/mail.go:735", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
+	{"internal/mail/mail.go:739", bothEngines, `SELECT id, recipient, text_body, data FROM mail_outbox WHERE subject_id IS NULL`},
 	{"internal/mail/stats.go:12", bothEngines, `SELECT COUNT(*) FROM mail_outbox`},
 	{"internal/newsletter/bymail.go:261", bothEngines, `SELECT count(*) FROM subscribers WHERE subject_id = $1`},
 	{"internal/newsletter/campaign.go:86", bothEngines, `INSERT INTO campaigns (id, purpose, subject, body, status, created_by, created_at)
