@@ -13,8 +13,10 @@ import (
 	"steward/internal/mail"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/processors"
 	"steward/internal/requests"
 	"steward/internal/rights"
+	"steward/internal/ropa"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -75,3 +77,16 @@ func (a *App) Requests() *requests.Service { return a.requests }
 
 // Holds is the legal holds service.
 func (a *App) Holds() *holds.Service { return a.holds }
+
+// Processors is the register of processors and transfers.
+func (a *App) Processors() *processors.Service { return a.processors }
+
+// Records are the records of processing activities (GDPR art. 30), built on demand.
+func (a *App) Records() ropa.Sources { return a.records() }
+
+func (a *App) records() ropa.Sources {
+	cfg := a.config
+	return ropa.Sources{DataMap: a.registry, Purposes: a.consent.Register(), Processors: a.processors, DB: a.db, Now: a.now,
+		Controller: ropa.Controller{Name: cfg.SiteName, DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative,
+			SupervisoryAuthority: cfg.SupervisoryAuthority}}
+}

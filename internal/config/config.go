@@ -95,6 +95,11 @@ type Config struct {
 	PurposesFile   string
 	PolicyVersion  string
 	ReceiptKeyFile string
+	// Region is where the deployment stores personal data (P-SEC-1): its name and the
+	// countries it covers. A processor outside it receives data only under a recorded
+	// transfer safeguard.
+	Region          string
+	RegionCountries []string
 
 	// The contacts the privacy center shows (Art. 13(1)(b), 27, 77 GDPR): free text,
 	// e.g. "Jane Roe, dpo@example.com".
@@ -175,6 +180,7 @@ var settings = []setting{
 	{"inbound-smtp-addr", "STEWARD_INBOUND_SMTP_ADDR", "", "listen address of the inbound SMTP server taking mail to the unsubscribe address (off when empty)"},
 	{"unsubscribe-domain", "STEWARD_UNSUBSCRIBE_DOMAIN", "", "domain of the unsubscribe address unsubscribe@DOMAIN (default: the domain of --mail-from)"},
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
+	{"region", "STEWARD_REGION", "EEA", "where personal data is stored: EEA, EU, or country codes (e.g. CH, or US,CA); a processor outside it needs a transfer safeguard"},
 	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "version of the privacy policy in force, recorded with every consent decision"},
 	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
 	{"dpo-contact", "STEWARD_DPO_CONTACT", "", "the data protection officer's contact, shown in the privacy center (e.g. \"Jane Roe, dpo@example.com\")"},
@@ -460,6 +466,39 @@ func (l *loader) records(c *Config) {
 	}
 	c.PgDump = get("pg-dump")
 	c.PgRestore = get("pg-restore")
+	c.Region, c.RegionCountries = region(get("region"), bad)
+}
+
+// EU are the member states of the European Union; the EEA adds Iceland,
+// Liechtenstein and Norway.
+var (
+	EU  = []string{"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"}
+	EEA = sorted(append(append([]string{}, EU...), "IS", "LI", "NO"))
+)
+
+// region reads --region: EEA, EU, or a list of country codes.
+func region(s string, bad func(string, string)) (string, []string) {
+	switch strings.ToUpper(s) {
+	case "EEA", "":
+		return "EEA", EEA
+	case "EU":
+		return "EU", EU
+	}
+	var out []string
+	for _, c := range listItems(s) {
+		c = strings.ToUpper(c)
+		if !ValidCountry(c) {
+			bad("region", fmt.Sprintf("%q is not EEA, EU or an ISO 3166 country code", c))
+			return "", nil
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		bad("region", "want EEA, EU or country codes")
+		return "", nil
+	}
+	out = sorted(out)
+	return strings.Join(out, ", "), out
 }
 
 func positive(s string, lo, hi int, name string, bad func(string, string)) int {

@@ -19,8 +19,10 @@ import (
 	"steward/internal/holds"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/processors"
 	"steward/internal/requests"
 	"steward/internal/rights"
+	"steward/internal/ropa"
 	"steward/internal/text"
 )
 
@@ -37,6 +39,9 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	Processors *processors.Service
+	// Records build the records of processing activities.
+	Records ropa.Sources
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
