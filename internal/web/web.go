@@ -26,6 +26,7 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/config"
 	"steward/internal/holds"
+	"steward/internal/processors"
 	"steward/internal/requests"
 	"steward/internal/server"
 )
@@ -139,6 +140,7 @@ var pageNames = []string{
 	"request-new", "request-sent", "request-confirm", "request-confirmed", "request-download",
 	"staff-holds", "staff-hold-release",
 	"processor-notices", "processor-notice", "processor-notice-done",
+	"privacy-processors", "staff-processors", "staff-processor", "staff-ropa",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -250,6 +252,7 @@ func (p *Pages) Register(mux server.Router) {
 
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
 	mux.HandleFunc("GET /privacy/purposes", p.purposes)
+	mux.HandleFunc("GET /privacy/processors", p.publicProcessors)
 
 	mux.HandleFunc("GET /newsletter", p.subscribeForm)
 	mux.HandleFunc("POST /newsletter", p.subscribe)
@@ -300,6 +303,15 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/processor-notices/{id}", p.staff(p.processorNotice, noticeRole))
 	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))
 	mux.HandleFunc("POST /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDone, noticeRole))
+	mux.HandleFunc("GET /staff/processors", p.staff(p.staffProcessors, processors.Roles...))
+	mux.HandleFunc("POST /staff/processors", p.staff(p.addProcessor, processors.Roles...))
+	mux.HandleFunc("GET /staff/processors/{key}", p.staff(p.staffProcessor, processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}", p.staff(p.editProcessor, processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}/retire", p.staff(p.processorAction("retired"), processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}/approve", p.staff(p.processorAction("approved"), processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}/reject", p.staff(p.processorAction("rejected"), processors.Roles...))
+	mux.HandleFunc("GET /staff/ropa", p.staff(p.staffROPA, processors.Roles...))
+	mux.HandleFunc("GET /staff/ropa/{format}", p.staff(p.staffROPADownload, processors.Roles...))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
