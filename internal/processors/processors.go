@@ -721,7 +721,9 @@ func (s *Service) Transfers(ctx context.Context, q store.Querier, only []string)
 }
 
 // AllTransfers returns every transfer recorded, oldest first.
-func (s *Service) AllTransfers(ctx context.Context) ([]Transfer, error) { return s.Transfers(ctx, s.db, nil) }
+func (s *Service) AllTransfers(ctx context.Context) ([]Transfer, error) {
+	return s.Transfers(ctx, s.db, nil)
+}
 
 // Recipients returns the active processors that receive the subject's data: those of
 // every purpose the subject consented to at some time, and, for a member with an
