@@ -326,6 +326,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"request-new", "/requests/new"}, {"request-sent", "/requests/sent"}, {"request-confirm", requestConfirm},
 		{"request-confirmed", "/requests/confirmed"},
 		{"request-download", requestDownload}, {"request-download-bad", "/requests/download?token=bogus"},
+		{"privacy-processors", "/privacy/processors"},
 	}
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
@@ -358,6 +359,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
+		{"staff-processors", "/staff/processors"}, {"staff-processor", "/staff/processors/email_provider"}, {"staff-ropa", "/staff/ropa"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.
