@@ -43,7 +43,7 @@ func auditCount(t *testing.T, h *apptest.Harness, event string) int {
 func TestProcessorsRegister(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		_, admin := staffToken(t, h, "admin@example.org", "admin")
-		_, dpo := staffToken(t, h, "dpo@example.org", "dpo")
+		dpoID, dpo := staffToken(t, h, "dpo@example.org", "dpo")
 		_, support := staffToken(t, h, "support@example.org", "support")
 
 		// The seed: the built-in file's mail provider, in force, serving its purposes.
@@ -175,6 +175,24 @@ func TestProcessorsRegister(t *testing.T) {
 			if tr.(map[string]any)["until"] == nil {
 				t.Errorf("a transfer of a retired processor is open: %v", tr)
 			}
+		}
+
+		// The DPO leaves: the history keeps what was done, but no longer by whom.
+		found, err := h.App.Registry().CheckResidue(t.Context(), dpoID)
+		if err != nil || len(found) == 0 {
+			t.Fatalf("residue of the DPO before erasure = %v, %v: the test finds nothing", found, err)
+		}
+		del := h.Do("DELETE", "/api/v1/me", map[string]string{"password": pw}, dpo)
+		if del.Status != 202 {
+			t.Fatalf("delete = %d %s", del.Status, del.Body)
+		}
+		h.WaitErasure(del.JSON()["request_id"].(string))
+		if left, err := h.App.Registry().CheckResidue(t.Context(), dpoID); err != nil || len(left) != 0 {
+			t.Errorf("residue of the erased DPO = %v, %v", left, err)
+		}
+		changes, err := h.App.Processors().History(t.Context(), "broker")
+		if err != nil || len(changes) != 2 || changes[0].Action != "approved" || changes[0].By != "" || changes[1].By == "" {
+			t.Errorf("broker's history after the DPO's erasure = %+v, %v: want the approval kept, without its author", changes, err)
 		}
 	})
 }
