@@ -94,6 +94,7 @@ var stepNames = map[string]string{
 	"processor_notices": "Notices to the companies that process data for us (such as our mail provider), telling them to erase you too",
 	"requests":          "Your privacy requests and their history",
 	"legal_holds":       "The legal holds on your data",
+	"processors":        "Your account id in the history of the register of processors, if you changed it as staff",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
