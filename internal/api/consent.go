@@ -9,6 +9,7 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/consent"
+	"steward/internal/processors"
 	"steward/internal/server"
 )
 
@@ -33,13 +34,15 @@ type purposeResponse struct {
 	Processors   []string `json:"processors"`
 }
 
-func toPurpose(p consent.Purpose) purposeResponse {
-	procs := p.Processors
-	if procs == nil {
-		procs = []string{}
+func toPurpose(p consent.Purpose, procs []processors.Processor) purposeResponse {
+	keys := []string{}
+	for _, pr := range procs {
+		if slices.Contains(pr.Purposes, p.Key) {
+			keys = append(keys, pr.Key)
+		}
 	}
 	return purposeResponse{Key: p.Key, Name: p.Name, Description: p.Description, LawfulBasis: string(p.Basis),
-		NeedsConsent: p.NeedsConsent(), Objectable: p.Objectable(), Marketing: p.Marketing, Sharing: p.Sharing, Processors: procs}
+		NeedsConsent: p.NeedsConsent(), Objectable: p.Objectable(), Marketing: p.Marketing, Sharing: p.Sharing, Processors: keys}
 }
 
 type processorResponse struct {
@@ -55,12 +58,17 @@ type processorResponse struct {
 // processor with what it receives and where it is.
 func (a *API) purposes(w http.ResponseWriter, r *http.Request) {
 	reg := a.Consent.Register()
+	procs, err := a.Processors.Current(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	ps := make([]purposeResponse, len(reg.Purposes))
 	for i, p := range reg.Purposes {
-		ps[i] = toPurpose(p)
+		ps[i] = toPurpose(p, procs)
 	}
-	prs := make([]processorResponse, len(reg.Processors))
-	for i, p := range reg.Processors {
+	prs := make([]processorResponse, len(procs))
+	for i, p := range procs {
 		prs[i] = processorResponse{Key: p.Key, Name: p.Name, Service: p.Service, Country: p.Country, Categories: p.Categories,
 			Safeguard: p.Safeguard}
 	}
@@ -110,9 +118,14 @@ func (a *API) consentsFor(w http.ResponseWriter, r *http.Request, subjectID stri
 		a.fail(w, r, err)
 		return
 	}
+	procs, err := a.Processors.Current(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out := consentsResponse{PolicyVersion: version, Restricted: flags.Restricted, Objected: flags.Objected}
 	for _, c := range choices {
-		out.Purposes = append(out.Purposes, choiceResponse{purposeResponse: toPurpose(c.Purpose), Decision: string(c.Decision),
+		out.Purposes = append(out.Purposes, choiceResponse{purposeResponse: toPurpose(c.Purpose, procs), Decision: string(c.Decision),
 			Source: string(c.Source), DecidedAt: c.At, EventID: c.EventID, Allowed: c.Verdict.Allowed, Reason: c.Verdict.Reason,
 			AwaitingGuardian: slices.Contains(awaiting, c.Purpose.Key), Reconfirm: c.Reconfirm})
 	}

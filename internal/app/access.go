@@ -16,9 +16,11 @@ import (
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/policy"
+	"steward/internal/processors"
 	"steward/internal/requests"
 	"steward/internal/retention"
 	"steward/internal/rights"
+	"steward/internal/ropa"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -91,3 +93,16 @@ func (a *App) Disclosures() *disclosures.Service { return a.disclosures }
 
 // Breaches is the register of personal data breaches.
 func (a *App) Breaches() *breaches.Service { return a.breaches }
+
+// Processors is the register of processors and transfers.
+func (a *App) Processors() *processors.Service { return a.processors }
+
+// Records are the records of processing activities (GDPR art. 30), built on demand.
+func (a *App) Records() ropa.Sources { return a.records() }
+
+func (a *App) records() ropa.Sources {
+	cfg := a.config
+	return ropa.Sources{DataMap: a.registry, Purposes: a.consent.Register(), Processors: a.processors, DB: a.db, Now: a.now,
+		Controller: ropa.Controller{Name: cfg.SiteName, DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative,
+			SupervisoryAuthority: cfg.SupervisoryAuthority}}
+}

@@ -35,6 +35,7 @@ import (
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/policy"
+	"steward/internal/processors"
 	"steward/internal/ratelimit"
 	"steward/internal/requests"
 	"steward/internal/retention"
@@ -66,6 +67,7 @@ type App struct {
 	consent    *consent.Service
 	newsletter *newsletter.Service
 	notices    *notices.Service
+	processors *processors.Service
 	staff      *governance.Staff
 	requests   *requests.Service
 	holds      *holds.Service
@@ -306,7 +308,17 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	a.staff = governance.NewStaff(a.db, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
 		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
-	a.notices = notices.New(a.db, a.vault, index, a.consent.Register(), a.jobs, a.audit, key, notices.Hooks{
+	// The purposes file seeds the register of processors at first start; staff keep it
+	// from then on.
+	region := processors.Region{Name: cfg.Region, Countries: cfg.RegionCountries}
+	if len(region.Countries) == 0 {
+		region = processors.Region{Name: "EEA", Countries: config.EEA}
+	}
+	a.processors = processors.New(a.db, a.audit, a.consent.Register(), region, a.now)
+	if err := a.processors.Seed(ctx, a.consent.Register()); err != nil {
+		return err
+	}
+	a.notices = notices.New(a.db, a.vault, index, a.processors, a.jobs, a.audit, key, notices.Hooks{
 		// A processor's acknowledgment of a change a privacy request made is an event of
 		// the request.
 		Acknowledged: func(ctx context.Context, tx *store.Tx, requestID, processor, event string) error {
@@ -450,6 +462,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.Register(policy.Holder{})
 	reg.Register(disclosures.Holder{})
 	reg.Register(breaches.Holder{})
+	reg.Register(processors.Holder{S: a.processors})
 	// Erasure: the processors' notices are recorded first, while the member's address
 	// and ledger still tell what to send and to whom; then the data key goes, so every
 	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
@@ -457,7 +470,7 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	// unable to log in throughout. While a legal hold is in force, what it keeps, the
 	// data key and the holds are passed over, and erased in this order when it ends.
 	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "policy", "erasure", "requests", "disclosures", "breaches", "mail_outbox",
-		"audit_log", "legal_holds", "account"); err != nil {
+		"audit_log", "legal_holds", processors.Name, "account"); err != nil {
 		return nil, err
 	}
 	reg.DeclareNonPersonal("goose_db_version", "migration bookkeeping")
@@ -536,7 +549,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
 		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy,
-		Disclosures: a.disclosures, Breaches: a.breaches, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

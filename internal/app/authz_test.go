@@ -370,6 +370,27 @@ var authz = map[string]probe{
 	"GET /api/v1/staff/policy/{version}":          {path: "/api/v1/staff/policy/none", want: staffOnly("404", "401", "403", dpo)},
 	"PUT /api/v1/staff/policy/{version}":          {path: "/api/v1/staff/policy/none", body: `{}`, want: staffOnly("400", "401", "403", dpo)},
 	"POST /api/v1/staff/policy/{version}/publish": {path: "/api/v1/staff/policy/none/publish", want: staffOnly("404", "401", "403", dpo)},
+	// The register of processors, the transfers and the records of processing: public
+	// lists, and the admin's and DPO's console.
+	"GET /api/v1/processors":                      {want: everyone("200")},
+	"GET /api/v1/staff/processors":                {want: staffOnly("200", "401", "403", dpo)},
+	"POST /api/v1/staff/processors":               {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"GET /api/v1/staff/processors/{key}":          {path: "/api/v1/staff/processors/email_provider", want: staffOnly("200", "401", "403", dpo)},
+	"PUT /api/v1/staff/processors/{key}":          {path: "/api/v1/staff/processors/email_provider", body: `{}`, want: staffOnly("400", "401", "403", dpo)},
+	"POST /api/v1/staff/processors/{key}/retire":  {path: "/api/v1/staff/processors/none/retire", want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/processors/{key}/approve": {path: "/api/v1/staff/processors/none/approve", want: staffOnly("404", "401", "403", dpo)},
+	"POST /api/v1/staff/processors/{key}/reject":  {path: "/api/v1/staff/processors/none/reject", want: staffOnly("404", "401", "403", dpo)},
+	"GET /api/v1/staff/ropa":                      {want: staffOnly("200", "401", "403", dpo)},
+	"GET /privacy/processors":                     {want: everyone("200")},
+	"GET /staff/processors":                       {want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/processors":                      {want: staffOnly("400", toLogin, "403", dpo)},
+	"GET /staff/processors/{key}":                 {path: "/staff/processors/email_provider", want: staffOnly("200", toLogin, "403", dpo)},
+	"POST /staff/processors/{key}":                {path: "/staff/processors/none", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/processors/{key}/retire":         {path: "/staff/processors/none/retire", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/processors/{key}/approve":        {path: "/staff/processors/none/approve", want: staffOnly("404", toLogin, "403", dpo)},
+	"POST /staff/processors/{key}/reject":         {path: "/staff/processors/none/reject", want: staffOnly("404", toLogin, "403", dpo)},
+	"GET /staff/ropa":                             {want: staffOnly("200", toLogin, "403", dpo)},
+	"GET /staff/ropa/{format}":                    {path: "/staff/ropa/json", want: staffOnly("200", toLogin, "403", dpo)},
 }
 
 // staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO to the

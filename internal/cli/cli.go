@@ -51,6 +51,9 @@ Commands:
                          give or take a staff role: admin, marketing, support, dpo
   retention list|run     list the retention rules (period, last run) or apply every
                          rule now, as the daily job does, and print what each removed
+  ropa [--format markdown|csv|json]
+                         write the records of processing activities (GDPR art. 30),
+                         from the data map, purposes, processors and transfers
   processors secret NAME print the secret the processor NAME (its key in the register)
                          checks its notices' Steward-Signature with; give it to them
   newsletter import FILE [--purpose P]
@@ -112,6 +115,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "newsletter":
 		extra = flag.NewFlagSet("newsletter", flag.ContinueOnError)
 		extra.StringVar(&terms, "purpose", "newsletter", "the purpose the subscribers consented to")
+	case "ropa":
+		extra = flag.NewFlagSet("ropa", flag.ContinueOnError)
+		extra.StringVar(&out, "format", "markdown", "markdown, csv or json")
 	case "residue":
 		extra = flag.NewFlagSet("residue", flag.ContinueOnError)
 		extra.StringVar(&terms, "also", "", "more identifiers to look for, separated by |, e.g. a name or phone of an erased member")
@@ -188,6 +194,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = processorsCommand(ctx, cfg, log, pos, stdout)
 	case "retention":
 		err = retentionCommand(ctx, cfg, log, pos, stdout)
+	case "ropa":
+		err = ropaCommand(ctx, cfg, log, pos, out, stdout)
 	case "newsletter":
 		err = newsletterCommand(ctx, cfg, log, pos, terms, stdout)
 	case "backup":

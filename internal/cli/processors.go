@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"steward/internal/app"
@@ -25,14 +26,17 @@ func processorsCommand(ctx context.Context, cfg *config.Config, log *slog.Logger
 		return err
 	}
 	defer a.Close()
-	reg := a.Consent().Register()
-	if _, ok := reg.Processor(pos[1]); !ok {
-		var names []string
-		for _, p := range reg.Processors {
-			names = append(names, p.Key)
-		}
+	list, err := a.Processors().List(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, p := range list {
+		names = append(names, p.Key)
+	}
+	if !slices.Contains(names, pos[1]) {
 		return apperr.New(apperr.Invalid, "processor_unknown",
-			fmt.Sprintf("%q is not a processor of the register (--purposes); the register has: %s", pos[1], strings.Join(names, ", ")))
+			fmt.Sprintf("%q is not a processor of the register (/staff/processors); the register has: %s", pos[1], strings.Join(names, ", ")))
 	}
 	fmt.Fprintln(stdout, a.Notices().Secret(pos[1]))
 	return nil

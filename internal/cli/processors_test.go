@@ -56,3 +56,62 @@ func TestProcessorsSecret(t *testing.T) {
 		t.Errorf("no name: exit %d, %s", code, errs)
 	}
 }
+
+// "steward ropa" writes the records of processing in each format, naming every holder
+// of the data map, every purpose and every processor; an unknown format is refused.
+func TestROPACommand(t *testing.T) {
+	env := func(string) string { return "" }
+	data := t.TempDir()
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), append(args, "--data", data, "--log-level", "error"), env, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	cfg, _, err := config.Load([]string{"--data", data}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, h := range a.Registry().Holders() {
+		want = append(want, "`"+h.Declaration().Name+"`")
+	}
+	for _, p := range a.Consent().Register().Purposes {
+		want = append(want, "`"+p.Key+"`")
+	}
+	procs, err := a.Processors().List(context.Background())
+	if err != nil || len(procs) == 0 {
+		t.Fatalf("processors = %v, %v", procs, err)
+	}
+	for _, p := range procs {
+		want = append(want, "`"+p.Key+"`")
+	}
+	a.Close()
+	code, md, errs := run("ropa")
+	if code != 0 || !strings.HasPrefix(md, "# Records of processing activities") {
+		t.Fatalf("ropa: exit %d, %.200q %s", code, md, errs)
+	}
+	for _, w := range want {
+		if !strings.Contains(md, w) {
+			t.Errorf("the Markdown record lacks %s", w)
+		}
+	}
+	for _, f := range []string{"csv", "json"} {
+		code, out, errs := run("ropa", "--format", f)
+		if code != 0 {
+			t.Fatalf("ropa --format %s: exit %d %s", f, code, errs)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, strings.Trim(w, "`")) {
+				t.Errorf("the %s record lacks %s", f, w)
+			}
+		}
+	}
+	if code, _, errs := run("ropa", "--format", "pdf"); code != 2 || !strings.Contains(errs, "format") {
+		t.Errorf("ropa --format pdf: exit %d %s, want 2 naming the format", code, errs)
+	}
+}

@@ -98,6 +98,11 @@ type Config struct {
 	PolicyVersion  string
 	PolicyFile     string
 	ReceiptKeyFile string
+	// Region is where the deployment stores personal data (P-SEC-1): its name and the
+	// countries it covers. A processor outside it receives data only under a recorded
+	// transfer safeguard.
+	Region          string
+	RegionCountries []string
 
 	// The contacts the privacy center shows (Art. 13(1)(b), 27, 77 GDPR): free text,
 	// e.g. "Jane Roe, dpo@example.com".
@@ -196,6 +201,7 @@ var settings = []setting{
 	{"purposes", "STEWARD_PURPOSES", "", "TOML file of the purposes and processors register (default: the built-in one)"},
 	{"policy-version", "STEWARD_POLICY_VERSION", "2018.1", "label of the first version of the privacy policy, stored at first start (later versions are published in the console)"},
 	{"policy-file", "STEWARD_POLICY_FILE", "", "Markdown text of the first version of the privacy policy, stored at first start (default: a built-in placeholder)"},
+	{"region", "STEWARD_REGION", "EEA", "where personal data is stored: EEA, EU, or country codes (e.g. CH, or US,CA); a processor outside it needs a transfer safeguard"},
 	{"receipt-key-file", "STEWARD_RECEIPT_KEY_FILE", "", "Ed25519 key signing consent receipts (default: DATA/receipt.key, made at first start)"},
 	{"dpo-contact", "STEWARD_DPO_CONTACT", "", "the data protection officer's contact, shown in the privacy center (e.g. \"Jane Roe, dpo@example.com\")"},
 	{"eu-representative", "STEWARD_EU_REPRESENTATIVE", "", "the EU representative's contact (Art. 27 GDPR), shown in the privacy center, for a controller outside the EU"},
@@ -489,6 +495,39 @@ func (l *loader) records(c *Config) {
 	}
 	c.PgDump = get("pg-dump")
 	c.PgRestore = get("pg-restore")
+	c.Region, c.RegionCountries = region(get("region"), bad)
+}
+
+// EU are the member states of the European Union; the EEA adds Iceland,
+// Liechtenstein and Norway.
+var (
+	EU  = []string{"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"}
+	EEA = sorted(append(append([]string{}, EU...), "IS", "LI", "NO"))
+)
+
+// region reads --region: EEA, EU, or a list of country codes.
+func region(s string, bad func(string, string)) (string, []string) {
+	switch strings.ToUpper(s) {
+	case "EEA", "":
+		return "EEA", EEA
+	case "EU":
+		return "EU", EU
+	}
+	var out []string
+	for _, c := range listItems(s) {
+		c = strings.ToUpper(c)
+		if !ValidCountry(c) {
+			bad("region", fmt.Sprintf("%q is not EEA, EU or an ISO 3166 country code", c))
+			return "", nil
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		bad("region", "want EEA, EU or country codes")
+		return "", nil
+	}
+	out = sorted(out)
+	return strings.Join(out, ", "), out
 }
 
 func positive(s string, lo, hi int, name string, bad func(string, string)) int {

@@ -64,6 +64,11 @@ type Processor struct {
 	Country    string   `toml:"country"`
 	Categories []string `toml:"categories"`
 	Safeguard  string   `toml:"safeguard"`
+	// Transfer is the safeguard of a transfer outside the deployment's region
+	// (adequacy, scc, bcr, derogation), and Contract the reference of the processing
+	// agreement; the register in the database takes both from here at first start.
+	Transfer string `toml:"transfer"`
+	Contract string `toml:"contract"`
 	// NotifyURL is where the processor is sent notices of erasure, rectification and
 	// restriction (a signed webhook);
 	// the register is the allow-list of such destinations. Without one, staff get a
@@ -215,3 +220,7 @@ func checkNotifyURL(raw string) error {
 	}
 	return fmt.Errorf("%q: want https", raw)
 }
+
+// CheckNotifyURL checks a processor's notices endpoint as the register does: https, or
+// http on the loopback interface; "" for none.
+func CheckNotifyURL(raw string) error { return checkNotifyURL(raw) }

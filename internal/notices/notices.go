@@ -35,10 +35,10 @@ import (
 	"time"
 
 	"steward/internal/apperr"
-	"steward/internal/consent"
 	"steward/internal/datamap"
 	"steward/internal/governance"
 	"steward/internal/jobs"
+	"steward/internal/processors"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -92,6 +92,15 @@ type Auditor interface {
 	Record(ctx context.Context, q store.Querier, e governance.Event) error
 }
 
+// Register is the register of processors: who received a subject's data, and whether
+// data may go to a processor now (its region's safeguard).
+type Register interface {
+	Recipients(ctx context.Context, q store.Querier, subjectID string) ([]processors.Processor, error)
+	Lookup(ctx context.Context, q store.Querier, key string) (processors.Processor, bool, error)
+	Names(ctx context.Context, q store.Querier) (map[string]string, error)
+	MaySend(p processors.Processor) error
+}
+
 // Service keeps and delivers the notices.
 type Service struct {
 	db     *store.DB
@@ -99,7 +108,7 @@ type Service struct {
 	hooks  Hooks
 	vault  *vault.Vault
 	index  *vault.Index
-	reg    *consent.Register
+	reg    Register
 	jobs   Enqueuer
 	secret []byte // the key each processor's signing secret is derived from
 	client *http.Client
@@ -108,7 +117,7 @@ type Service struct {
 }
 
 // New returns the notices service. key derives each processor's signing secret.
-func New(db *store.DB, v *vault.Vault, index *vault.Index, reg *consent.Register, q Enqueuer, audit Auditor, key []byte,
+func New(db *store.DB, v *vault.Vault, index *vault.Index, reg Register, q Enqueuer, audit Auditor, key []byte,
 	hooks Hooks, now func() time.Time, log *slog.Logger) *Service {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("steward processor notices v1"))
@@ -165,37 +174,10 @@ func (s *Service) subjectHash(subjectID string) string {
 	return s.index.Of("notice-subject", subjectID)
 }
 
-// recipients returns the processors that received the subject's data: those of every
-// purpose the subject consented to at some time, and, for a member with an account,
-// those of every purpose that needs no consent.
-func (s *Service) recipients(ctx context.Context, q store.Querier, subjectID string) ([]consent.Processor, error) {
-	granted, err := store.Strings(ctx, q, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`,
-		subjectID, consent.Granted)
-	if err != nil {
-		return nil, err
-	}
-	var member int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = $1`, subjectID).Scan(&member); err != nil {
-		return nil, err
-	}
-	used := map[string]bool{}
-	for _, k := range granted {
-		used[k] = true
-	}
-	seen := map[string]bool{}
-	var out []consent.Processor
-	for _, p := range s.reg.Purposes {
-		if !used[p.Key] && (p.NeedsConsent() || member == 0) {
-			continue
-		}
-		for _, k := range p.Processors {
-			if pr, ok := s.reg.Processor(k); ok && !seen[k] {
-				seen[k] = true
-				out = append(out, pr)
-			}
-		}
-	}
-	return out, nil
+// recipients returns the processors that received the subject's data (the register's
+// Recipients).
+func (s *Service) recipients(ctx context.Context, q store.Querier, subjectID string) ([]processors.Processor, error) {
+	return s.reg.Recipients(ctx, q, subjectID)
 }
 
 // Erased records, in the erasure's transaction and before the member's key is
@@ -248,7 +230,7 @@ var fieldCategories = map[string]string{
 
 // holds reports whether a processor holds a field, by the categories the register
 // says it receives.
-func holds(p consent.Processor, field string) bool {
+func holds(p processors.Processor, field string) bool {
 	cat, ok := fieldCategories[field]
 	if !ok {
 		return false
@@ -281,7 +263,7 @@ func (s *Service) Changed(ctx context.Context, tx *store.Tx, subjectID string, c
 		return err
 	}
 	if c.Event == Rectification {
-		procs = slices.DeleteFunc(procs, func(p consent.Processor) bool {
+		procs = slices.DeleteFunc(procs, func(p processors.Processor) bool {
 			for f := range c.Fields {
 				if holds(p, f) {
 					return false
@@ -320,7 +302,7 @@ func (s *Service) Changed(ctx context.Context, tx *store.Tx, subjectID string, c
 // its own, and schedules the deliveries; eventID tells one change from the next ("" for
 // the erasure, told once: a processor already told is skipped). toStaff makes every
 // notice a task.
-func (s *Service) record(ctx context.Context, tx *store.Tx, subjectID string, c Change, eventID string, procs []consent.Processor,
+func (s *Service) record(ctx context.Context, tx *store.Tx, subjectID string, c Change, eventID string, procs []processors.Processor,
 	emails []string, toStaff bool) error {
 	hash := s.subjectHash(subjectID)
 	for _, p := range procs {
@@ -351,8 +333,8 @@ func (s *Service) record(ctx context.Context, tx *store.Tx, subjectID string, c 
 			return err
 		}
 		state := Pending
-		if p.NotifyURL == "" || len(emails) == 0 || toStaff {
-			state = Task
+		if p.NotifyURL == "" || len(emails) == 0 || toStaff || s.reg.MaySend(p) != nil {
+			state = Task // a processor outside the region without a safeguard is sent nothing: staff see to it
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_notices (id, processor, event, event_id, request_id, subject_hash, payload,
 			state, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)`, id, p.Key, c.Event, eventID, nullString(c.RequestID),
@@ -438,9 +420,17 @@ func (s *Service) Deliver(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("notices: %w", err)
 	}
-	p, ok := s.reg.Processor(processor)
+	p, ok, err := s.reg.Lookup(ctx, s.db, processor)
+	if err != nil {
+		return fmt.Errorf("notices: %w", err)
+	}
 	if !ok || p.NotifyURL == "" {
 		return s.settle(ctx, id, Task, "the register no longer gives the processor an endpoint", 0)
+	}
+	// Nothing goes outside the region without a recorded safeguard (P-SEC-1), nor to
+	// a processor no longer in force.
+	if err := s.reg.MaySend(p); err != nil {
+		return s.settle(ctx, id, Task, err.Error(), 0)
 	}
 	key, err := s.vault.DataKey(ctx, noticeKey(id), false)
 	var body string
@@ -468,7 +458,7 @@ func (s *Service) Deliver(ctx context.Context, id string) error {
 }
 
 // post sends one notice and returns the endpoint's status.
-func (s *Service) post(ctx context.Context, p consent.Processor, body []byte) (int, error) {
+func (s *Service) post(ctx context.Context, p processors.Processor, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.NotifyURL, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
@@ -550,7 +540,9 @@ func (s *Service) recordAck(ctx context.Context, tx *store.Tx, id string, retry 
 		return nil
 	}
 	name := processor
-	if p, ok := s.reg.Processor(processor); ok {
+	if p, ok, err := s.reg.Lookup(ctx, tx, processor); err != nil {
+		return err
+	} else if ok {
 		name = p.Name
 	}
 	err := s.hooks.Acknowledged(ctx, tx, request.String, name, event)
@@ -591,7 +583,7 @@ func (s *Service) Get(ctx context.Context, id string) (Notice, error) {
 	if err != nil {
 		return Notice{}, fmt.Errorf("notices: %w", err)
 	}
-	list, err := s.scan(rows)
+	list, err := s.scan(ctx, s.db, rows)
 	if err != nil {
 		return Notice{}, err
 	}
@@ -621,7 +613,7 @@ func (s *Service) Task(ctx context.Context, id string, by Reader) (TaskDetail, e
 	if err != nil {
 		return TaskDetail{}, fmt.Errorf("notices: %w", err)
 	}
-	list, err := s.scan(rows)
+	list, err := s.scan(ctx, s.db, rows)
 	if err != nil {
 		return TaskDetail{}, err
 	}
@@ -664,7 +656,7 @@ func (s *Service) List(ctx context.Context, state string, limit int) ([]Notice, 
 	if err != nil {
 		return nil, fmt.Errorf("notices: %w", err)
 	}
-	return s.scan(rows)
+	return s.scan(ctx, s.db, rows)
 }
 
 // Page returns a page of the notices in a state ("" for all), newest first, and how
@@ -679,7 +671,7 @@ func (s *Service) Page(ctx context.Context, state string, offset, limit int) ([]
 	if err != nil {
 		return nil, 0, fmt.Errorf("notices: %w", err)
 	}
-	list, err := s.scan(rows)
+	list, err := s.scan(ctx, s.db, rows)
 	return list, total, err
 }
 
@@ -690,14 +682,31 @@ func (s *Service) ofSubject(ctx context.Context, q store.Querier, subjectID stri
 	if err != nil {
 		return nil, fmt.Errorf("notices: %w", err)
 	}
-	return s.scan(rows)
+	return s.scan(ctx, q, rows)
 }
 
 // noticeColumns are a notice's columns as scan reads them.
 const noticeColumns = `id, processor, event, COALESCE(request_id, ''), state, attempts, COALESCE(last_error, ''), created_at,
 	COALESCE(acknowledged_at, 0)`
 
-func (s *Service) scan(rows *sql.Rows) ([]Notice, error) {
+// scan reads the notices, then names their processors by the register (once the rows
+// are closed: q may be a transaction).
+func (s *Service) scan(ctx context.Context, q store.Querier, rows *sql.Rows) ([]Notice, error) {
+	out, err := scanRows(rows)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	names, err := s.reg.Names(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("notices: %w", err)
+	}
+	for i := range out {
+		out[i].ProcessorName = names[out[i].Processor]
+	}
+	return out, nil
+}
+
+func scanRows(rows *sql.Rows) ([]Notice, error) {
 	defer rows.Close()
 	var out []Notice
 	for rows.Next() {
@@ -709,9 +718,6 @@ func (s *Service) scan(rows *sql.Rows) ([]Notice, error) {
 		n.CreatedAt = store.FromMillis(created)
 		if acked > 0 {
 			n.AcknowledgedAt = store.FromMillis(acked)
-		}
-		if p, ok := s.reg.Processor(n.Processor); ok {
-			n.ProcessorName = p.Name
 		}
 		out = append(out, n)
 	}

@@ -3,7 +3,7 @@ package notices
 import (
 	"testing"
 
-	"steward/internal/consent"
+	"steward/internal/processors"
 )
 
 // A processor holds a field when one of its categories is the field's or a parent of
@@ -25,7 +25,7 @@ func TestHolds(t *testing.T) {
 		{[]string{"user.contact.email.work"}, "email", false}, // a narrower category is not the field
 		{[]string{"user.contact.email"}, "password", false},   // not a field a rectification tells of
 	} {
-		if got := holds(consent.Processor{Categories: c.categories}, c.field); got != c.want {
+		if got := holds(processors.Processor{Categories: c.categories}, c.field); got != c.want {
 			t.Errorf("holds(%v, %s) = %v, want %v", c.categories, c.field, got, c.want)
 		}
 	}

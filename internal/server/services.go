@@ -22,9 +22,11 @@ import (
 	"steward/internal/newsletter"
 	"steward/internal/notices"
 	"steward/internal/policy"
+	"steward/internal/processors"
 	"steward/internal/requests"
 	"steward/internal/retention"
 	"steward/internal/rights"
+	"steward/internal/ropa"
 	"steward/internal/text"
 )
 
@@ -46,6 +48,9 @@ type Services struct {
 	// The registers of disclosures to authorities and of personal data breaches.
 	Disclosures *disclosures.Service
 	Breaches    *breaches.Service
+	Processors  *processors.Service
+	// Records build the records of processing activities.
+	Records ropa.Sources
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

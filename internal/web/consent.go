@@ -161,16 +161,22 @@ func (p *Pages) purposes(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
+	procs, err := p.o.Processors.Current(r.Context())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	v := purposesView{PolicyVersion: version}
 	for _, pu := range reg.Purposes {
 		row := purposeRow{Key: pu.Key, Name: pu.Name, Description: pu.Description, Basis: basisOf(pu.Basis), Sharing: pu.Sharing}
-		for _, k := range pu.Processors {
-			pr, _ := reg.Processor(k)
-			row.Processors = append(row.Processors, processorRef{Key: k, Name: pr.Name})
+		for _, pr := range procs {
+			if slices.Contains(pr.Purposes, pu.Key) {
+				row.Processors = append(row.Processors, processorRef{Key: pr.Key, Name: pr.Name})
+			}
 		}
 		v.Purposes = append(v.Purposes, row)
 	}
-	for _, pr := range reg.Processors {
+	for _, pr := range procs {
 		row := processorRow{Key: pr.Key, Name: pr.Name, Service: pr.Service, Country: pr.Country, Safeguard: pr.Safeguard}
 		for _, c := range pr.Categories {
 			row.Categories = append(row.Categories, categoryOf(c))

@@ -97,6 +97,7 @@ var stepNames = map[string]string{
 	"policy":            "Which versions of the privacy policy you accepted",
 	"disclosures":       "Your links to disclosures of your data to authorities, and what was disclosed",
 	"breaches":          "Your links to personal data breaches, and when you were told",
+	"processors":        "Your account id in the history of the register of processors, if you changed it as staff",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,8 @@ var staffNav = []struct {
 	{[]string{"staff-policies", "staff-policy"}, navLink{Href: "/staff/policy", Label: "Privacy policy"}},
 	{[]string{"staff-disclosures", "staff-disclosure"}, navLink{Href: "/staff/disclosures", Label: "Disclosures"}},
 	{[]string{"staff-breaches", "staff-breach"}, navLink{Href: "/staff/breaches", Label: "Breaches"}},
+	{[]string{"staff-processors", "staff-processor"}, navLink{Href: "/staff/processors", Label: "Processors"}},
+	{[]string{"staff-ropa"}, navLink{Href: "/staff/ropa", Label: "Records of processing"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -344,6 +344,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"request-new", "/requests/new"}, {"request-sent", "/requests/sent"}, {"request-confirm", requestConfirm},
 		{"request-confirmed", "/requests/confirmed"},
 		{"request-download", requestDownload}, {"request-download-bad", "/requests/download?token=bogus"},
+		{"privacy-processors", "/privacy/processors"},
 	}
 	// The privacy policy's public pages (a tab of their own: each tab has its deadline).
 	policyPages := []visit{
@@ -412,6 +413,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"staff-retention", "/staff/retention"},
 		{"staff-policies", "/staff/policy"}, {"staff-policy-new", "/staff/policy/new"}, {"staff-policy-draft", "/staff/policy/2027.1"},
 		{"staff-policy-published", "/staff/policy/2026.1?published=1"},
+		{"staff-processors", "/staff/processors"}, {"staff-processor", "/staff/processors/email_provider"}, {"staff-ropa", "/staff/ropa"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.

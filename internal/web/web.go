@@ -28,6 +28,7 @@ import (
 	"steward/internal/config"
 	"steward/internal/disclosures"
 	"steward/internal/holds"
+	"steward/internal/processors"
 	"steward/internal/requests"
 	"steward/internal/retention"
 	"steward/internal/server"
@@ -144,6 +145,7 @@ var pageNames = []string{
 	"processor-notices", "processor-notice", "processor-notice-done",
 	"policy", "policy-versions", "policy-diff", "account-policy", "staff-policies", "staff-policy",
 	"staff-disclosures", "staff-disclosure", "staff-breaches", "staff-breach",
+	"privacy-processors", "staff-processors", "staff-processor", "staff-ropa",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -255,6 +257,7 @@ func (p *Pages) Register(mux server.Router) {
 
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
 	mux.HandleFunc("GET /privacy/purposes", p.purposes)
+	mux.HandleFunc("GET /privacy/processors", p.publicProcessors)
 
 	mux.HandleFunc("GET /newsletter", p.subscribeForm)
 	mux.HandleFunc("POST /newsletter", p.subscribe)
@@ -320,6 +323,15 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/breaches/{id}/members", p.staff(p.selectBreachMembers, breaches.Role))
 	mux.HandleFunc("POST /staff/breaches/{id}/report", p.staff(p.reportBreach, breaches.Role))
 	mux.HandleFunc("POST /staff/breaches/{id}/notify", p.staff(p.notifyBreach, breaches.Role))
+	mux.HandleFunc("GET /staff/processors", p.staff(p.staffProcessors, processors.Roles...))
+	mux.HandleFunc("POST /staff/processors", p.staff(p.addProcessor, processors.Roles...))
+	mux.HandleFunc("GET /staff/processors/{key}", p.staff(p.staffProcessor, processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}", p.staff(p.editProcessor, processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}/retire", p.staff(p.processorAction("retired"), processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}/approve", p.staff(p.processorAction("approved"), processors.Roles...))
+	mux.HandleFunc("POST /staff/processors/{key}/reject", p.staff(p.processorAction("rejected"), processors.Roles...))
+	mux.HandleFunc("GET /staff/ropa", p.staff(p.staffROPA, processors.Roles...))
+	mux.HandleFunc("GET /staff/ropa/{format}", p.staff(p.staffROPADownload, processors.Roles...))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
