@@ -1,6 +1,7 @@
 package app
 
 import (
+	"steward/internal/access"
 	"steward/internal/account"
 	"steward/internal/blob"
 	"steward/internal/config"
@@ -75,3 +76,6 @@ func (a *App) Requests() *requests.Service { return a.requests }
 
 // Holds is the legal holds service.
 func (a *App) Holds() *holds.Service { return a.holds }
+
+// Access is the access grants and staff reads capability.
+func (a *App) Access() *access.Service { return a.access }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"steward/internal/access"
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/consent"
@@ -37,6 +38,8 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	// Access checks staff reads of member data against grants, and records them.
+	Access *access.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

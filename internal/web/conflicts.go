@@ -10,6 +10,7 @@ import (
 	"steward/internal/consent"
 	"steward/internal/holds"
 	"steward/internal/requests"
+	"steward/internal/server"
 )
 
 // The roles that read the consent conflicts (as the API's list): the DPO, and support,
@@ -23,7 +24,8 @@ var staffRoles = append([]string{marketing}, conflictRoles...)
 // marketing's.
 var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRoles, "/staff/requests": {requests.WarnRole},
 	"/staff/holds":             {holds.Role},
-	"/staff/processor-notices": {noticeRole}}
+	"/staff/processor-notices": {noticeRole},
+	"/staff/members":           server.MemberViewRoles, "/staff/grants": server.GrantRoles}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).
@@ -109,6 +111,14 @@ func (p *Pages) conflicts(w http.ResponseWriter, r *http.Request, _ account.Sess
 	pg := pagerFor(r, url.Values{"purpose": {purpose}})
 	list, total, err := p.o.Consent.ConflictsPage(r.Context(), purpose, pg.Offset(), pg.Size)
 	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	subjects := make([]string, len(list))
+	for i, c := range list {
+		subjects[i] = c.SubjectID
+	}
+	if err := p.o.RecordReads(r, staffSession(r), "consent conflicts", "consent conflicts review", subjects...); err != nil {
 		p.fail(w, r, err)
 		return
 	}

@@ -23,6 +23,7 @@ var memberTabs = []struct {
 	{"sessions", navLink{Href: "/account/sessions", Label: "Sessions"}},
 	{"password", navLink{Href: "/account/password", Label: "Password"}},
 	{"activity", navLink{Href: "/account/activity", Label: "Activity"}},
+	{"access", navLink{Href: "/account/access", Label: "Staff access"}},
 	{"", navLink{Href: "/account/export", Label: "Download my data", Download: true}},
 	{"delete", navLink{Href: "/account/delete", Label: "Delete account", Danger: true}},
 }
@@ -38,6 +39,8 @@ var staffNav = []struct {
 	{[]string{"staff-requests", "staff-request"}, navLink{Href: "/staff/requests", Label: "Privacy requests"}},
 	{[]string{"staff-holds", "staff-hold-release"}, navLink{Href: "/staff/holds", Label: "Legal holds"}},
 	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
+	{[]string{"staff-members", "staff-member"}, navLink{Href: "/staff/members", Label: "Members"}},
+	{[]string{"staff-grants"}, navLink{Href: "/staff/grants", Label: "Access grants"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff
