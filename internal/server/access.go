@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -120,11 +121,15 @@ func (s *Services) StaffMember(r *http.Request, sess account.Session, who string
 		return MemberData{}, refusal
 	}
 	m.Why = why.Reason
-	if err := s.loadMember(ctx, &m); err != nil {
-		return MemberData{}, err
-	}
-	if err := s.Access.Record(ctx, v, access.Read{SubjectID: subj.ID, What: "member view: " + strings.Join(m.Shown, ", "),
-		Why: why.Reason, GrantID: why.GrantID}); err != nil {
+	// The record is written (on the writer) while the data is read (on the readers):
+	// the page waits for both, and shows nothing unless the read is recorded.
+	recorded := make(chan error, 1)
+	go func() {
+		recorded <- s.Access.Record(ctx, v, access.Read{SubjectID: subj.ID, What: "member view: " + strings.Join(m.Shown, ", "),
+			Why: why.Reason, GrantID: why.GrantID})
+	}()
+	loadErr := s.loadMember(ctx, &m)
+	if err := errors.Join(<-recorded, loadErr); err != nil {
 		return MemberData{}, err
 	}
 	return m, nil
