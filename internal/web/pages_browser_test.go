@@ -330,7 +330,7 @@ func TestPagesInBrowser(t *testing.T) {
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
 		{"sessions", "/account/sessions"}, {"password", "/account/password"}, {"activity", "/account/activity"},
-		{"delete", "/account/delete"}, {"requests", "/account/requests"},
+		{"delete", "/account/delete"}, {"requests", "/account/requests"}, {"access", "/account/access"},
 	}
 	// Member pages outside the tabs.
 	memberOther := []visit{{"children", "/account/children"}}
@@ -358,7 +358,10 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
+		{"staff-members", "/staff/members"}, {"staff-member", "/staff/members/" + memberID}, {"staff-grants", "/staff/grants"},
 	}
+	// The DPO read the member: her staff access page lists the read.
+	st.get("/staff/members/"+memberID).want(t, "the member-view", http.StatusOK, "Ada Lovelace")
 
 	// tab is a fresh browser context (no cookies) with a deadline.
 	tab := func() context.Context {
