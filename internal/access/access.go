@@ -331,6 +331,8 @@ func (s *Service) Decide(ctx context.Context, d Decider, id string, approve bool
 			actor, by = d.MemberID, byMember
 		} else if !s.DPOApproves() {
 			return apperr.New(apperr.Forbidden, "member_approves", "on this site only the member approves staff access to their data")
+		} else if d.DPO.ID == g.StaffID {
+			return apperr.New(apperr.Forbidden, "own_grant", "another dpo (or the member) must approve a grant you asked for")
 		}
 		now := s.now()
 		if st := g.State(now); st != Pending {
