@@ -94,6 +94,7 @@ var stepNames = map[string]string{
 	"processor_notices": "Notices to the companies that process data for us (such as our mail provider), telling them to erase you too",
 	"requests":          "Your privacy requests and their history",
 	"legal_holds":       "The legal holds on your data",
+	"staff_access":      "The record of our staff's access to your data, and the access grants you were asked for",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {
