@@ -52,6 +52,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerDisclosures(mux)
 	a.registerBreaches(mux)
 	a.registerProcessors(mux)
+	a.registerAccess(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

@@ -92,9 +92,13 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, sess account.Ses
 	server.WriteJSON(w, http.StatusCreated, a.toHold(h, true))
 }
 
-func (a *API) staffHolds(w http.ResponseWriter, r *http.Request, _ account.Session) {
+func (a *API) staffHolds(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	list, err := a.Holds.List(r.Context(), r.URL.Query().Get("subject"))
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.recordHolds(r, sess, list...); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -105,9 +109,13 @@ func (a *API) staffHolds(w http.ResponseWriter, r *http.Request, _ account.Sessi
 	server.WriteJSON(w, http.StatusOK, map[string]any{"holds": a.toHolds(list, true), "holdable": holdable})
 }
 
-func (a *API) staffHold(w http.ResponseWriter, r *http.Request, _ account.Session) {
+func (a *API) staffHold(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	h, err := a.Holds.Get(r.Context(), r.PathValue("hold"))
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.recordHolds(r, sess, h); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -121,4 +129,14 @@ func (a *API) releaseHold(w http.ResponseWriter, r *http.Request, sess account.S
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, a.toHold(h, true))
+}
+
+// recordHolds records the DPO's read of the holds' members (a hold's reason is about
+// its member).
+func (a *API) recordHolds(r *http.Request, sess account.Session, list ...holds.Hold) error {
+	subjects := make([]string, len(list))
+	for i, h := range list {
+		subjects[i] = h.SubjectID
+	}
+	return a.RecordReads(r, sess, "legal holds", "legal hold review", subjects...)
 }

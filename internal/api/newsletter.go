@@ -232,9 +232,19 @@ type conflictResponse struct {
 
 // conflicts shows staff (the DPO, support) where two sources of consent disagreed and
 // which decision holds (the later).
-func (a *API) conflicts(w http.ResponseWriter, r *http.Request, _ account.Session) {
+func (a *API) conflicts(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	list, err := a.Consent.Conflicts(r.Context(), 200)
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// The evidence of each decision is the member's (an address, a browser): shown, so
+	// recorded for each member.
+	subjects := make([]string, len(list))
+	for i, c := range list {
+		subjects[i] = c.SubjectID
+	}
+	if err := a.RecordReads(r, sess, "consent conflicts, with the evidence of the decisions", "consent conflicts review", subjects...); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -174,7 +174,7 @@ func (a *API) withdrawRequest(w http.ResponseWriter, r *http.Request, sess accou
 
 // staffRequests is the DPO's queue: ?state= (a state, or open) and ?due_before=
 // (YYYY-MM-DD), the soonest due first.
-func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Session) {
+func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	q := r.URL.Query()
 	f := requests.Filter{State: q.Get("state")}
 	if v := q.Get("due_before"); v != "" {
@@ -216,6 +216,10 @@ func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Se
 		a.fail(w, r, err)
 		return
 	}
+	if err := a.RecordRequestReads(r, sess, "privacy requests queue", list...); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out := make([]requestResponse, len(list))
 	for i, req := range list {
 		out[i] = a.toRequest(req, nil, true)
@@ -223,9 +227,13 @@ func (a *API) staffRequests(w http.ResponseWriter, r *http.Request, _ account.Se
 	server.WriteJSON(w, http.StatusOK, map[string]any{"requests": out, "total": total, "overdue": sum.Overdue, "due_soon": sum.Soon})
 }
 
-func (a *API) staffRequest(w http.ResponseWriter, r *http.Request, _ account.Session) {
+func (a *API) staffRequest(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	req, evs, err := a.Requests.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.RecordRequestReads(r, sess, "privacy request", req); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"steward/internal/access"
 	"steward/internal/account"
 	"steward/internal/blob"
 	"steward/internal/breaches"
@@ -106,3 +107,6 @@ func (a *App) records() ropa.Sources {
 		Controller: ropa.Controller{Name: cfg.SiteName, DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative,
 			SupervisoryAuthority: cfg.SupervisoryAuthority}}
 }
+
+// Access is the access grants and staff reads capability.
+func (a *App) Access() *access.Service { return a.access }

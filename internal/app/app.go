@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"steward/internal/access"
 	"steward/internal/account"
 	"steward/internal/api"
 	"steward/internal/apperr"
@@ -73,6 +74,7 @@ type App struct {
 	holds      *holds.Service
 	retention  *retention.Service
 	policy     *policy.Service
+	access     *access.Service
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -101,6 +103,8 @@ type options struct {
 	// keyGrace is vault.Config.Grace.
 	keyGrace time.Duration
 	resolver inbound.Resolver
+	// skipReads leaves staff reads unrecorded (the benchmark of what recording costs).
+	skipReads bool
 }
 
 // WithClock sets the clock every service reads (a test that moves time rather than
@@ -116,6 +120,10 @@ func WithPoll(d time.Duration) Option { return func(o *options) { o.poll = d } }
 
 // WithResolver sets the DNS that the inbound listener's SPF and DKIM checks ask.
 func WithResolver(r inbound.Resolver) Option { return func(o *options) { o.resolver = r } }
+
+// WithoutStaffReadRecords leaves staff reads of member data unrecorded: only the
+// benchmark that measures what recording costs a support page uses it.
+func WithoutStaffReadRecords() Option { return func(o *options) { o.skipReads = true } }
 
 // WithSender replaces the configured mail sender.
 func WithSender(s mail.Sender) Option { return func(o *options) { o.sender = s } }
@@ -196,7 +204,7 @@ func (a *App) build(ctx context.Context, o options) error {
 			"file", AuditKeyFile(cfg))
 	}
 	a.audit = governance.NewAudit(a.vault, index, auditKey, a.now)
-	if err := a.buildCapabilities(ctx, key, index, bulk); err != nil {
+	if err := a.buildCapabilities(ctx, key, index, bulk, o.skipReads); err != nil {
 		return err
 	}
 	a.registerJobs()
@@ -265,7 +273,7 @@ func (a *App) openVault(ctx context.Context, keyGrace time.Duration) error {
 // refusal erases the child (accounts to rights), and erasure marks the account (rights
 // to accounts). The first of each pair is given a function that calls the second,
 // which runs only once both are built; nothing is wired after construction.
-func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.Index, bulk mail.BulkSender) error {
+func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.Index, bulk mail.BulkSender, skipReads bool) error {
 	cfg := a.config
 	var err error
 	a.accounts, err = account.New(ctx, a.db, a.outbox, a.audit, a.vault, index, account.Settings{
@@ -306,6 +314,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 		return err
 	}
 	a.staff = governance.NewStaff(a.db, a.now)
+	a.access = access.New(a.db, a.vault, a.audit, a.staff, a.accounts, access.Config{Approver: cfg.GrantApprover, SkipRecords: skipReads}, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
 		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
 	// The purposes file seeds the register of processors at first start; staff keep it
@@ -463,13 +472,14 @@ func (a *App) dataMap(index *vault.Index) (*datamap.Registry, error) {
 	reg.Register(disclosures.Holder{})
 	reg.Register(breaches.Holder{})
 	reg.Register(processors.Holder{S: a.processors})
+	reg.Register(access.Holder{})
 	// Erasure: the processors' notices are recorded first, while the member's address
 	// and ledger still tell what to send and to whom; then the data key goes, so every
 	// copy of what it sealed (files, fields, in dead rows and backups too) is unreadable
 	// at once; then what references the member; the account last, so the member stays
 	// unable to log in throughout. While a legal hold is in force, what it keeps, the
 	// data key and the holds are passed over, and erased in this order when it ends.
-	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "newsletter", "consent", "policy", "erasure", "requests", "disclosures", "breaches", "mail_outbox",
+	if err := reg.SetErasureOrder("processor_notices", "vault", "files", "staff", "staff_access", "newsletter", "consent", "policy", "erasure", "requests", "disclosures", "breaches", "mail_outbox",
 		"audit_log", "legal_holds", processors.Name, "account"); err != nil {
 		return nil, err
 	}
@@ -549,7 +559,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
 		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy,
-		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Access: a.access, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

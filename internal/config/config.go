@@ -110,6 +110,9 @@ type Config struct {
 	EURepresentative     string
 	SupervisoryAuthority string
 
+	// GrantApprover is who approves support's access grants: member, dpo or either.
+	GrantApprover string
+
 	PgDump    string // pg_dump for steward backup on PostgreSQL; "": on PATH
 	PgRestore string // pg_restore for steward restore on PostgreSQL; "": on PATH
 }
@@ -206,6 +209,7 @@ var settings = []setting{
 	{"dpo-contact", "STEWARD_DPO_CONTACT", "", "the data protection officer's contact, shown in the privacy center (e.g. \"Jane Roe, dpo@example.com\")"},
 	{"eu-representative", "STEWARD_EU_REPRESENTATIVE", "", "the EU representative's contact (Art. 27 GDPR), shown in the privacy center, for a controller outside the EU"},
 	{"supervisory-authority", "STEWARD_SUPERVISORY_AUTHORITY", "", "the supervisory authority a member may complain to, with its address or site, shown in the privacy center and in refusals"},
+	{"grant-approver", "STEWARD_GRANT_APPROVER", "member", "who approves support's access grants to a member's data: member, dpo or either"},
 	{"pg-dump", "STEWARD_PG_DUMP", "", "pg_dump program for steward backup on PostgreSQL (default: pg_dump on PATH)"},
 	{"pg-restore", "STEWARD_PG_RESTORE", "", "pg_restore program for steward restore on PostgreSQL (default: pg_restore on PATH)"},
 }
@@ -492,6 +496,11 @@ func (l *loader) records(c *Config) {
 		if len(*v.to) > 500 || strings.ContainsAny(*v.to, "\r\n") {
 			bad(v.name, "want one line of at most 500 characters")
 		}
+	}
+	switch c.GrantApprover = get("grant-approver"); c.GrantApprover {
+	case "member", "dpo", "either":
+	default:
+		bad("grant-approver", "want member, dpo or either")
 	}
 	c.PgDump = get("pg-dump")
 	c.PgRestore = get("pg-restore")

@@ -454,6 +454,15 @@ func (s *Services) ServeRequestDocument(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	defer rc.Close()
+	req, _, err := s.Requests.Get(r.Context(), id)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	if err := s.RecordRequestReads(r, StaffSession(by.ID), "identity document of a privacy request", req); err != nil {
+		fail(w, r, err)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", info.ContentType)
 	h.Set("Content-Disposition", ContentDisposition("identity-document-"+id+info.Extension()))

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"steward/internal/access"
 	"steward/internal/account"
 	"steward/internal/apperr"
 	"steward/internal/breaches"
@@ -51,6 +52,8 @@ type Services struct {
 	Processors  *processors.Service
 	// Records build the records of processing activities.
 	Records ropa.Sources
+	// Access checks staff reads of member data against grants, and records them.
+	Access *access.Service
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

@@ -14,6 +14,7 @@ import (
 	"steward/internal/policy"
 	"steward/internal/requests"
 	"steward/internal/retention"
+	"steward/internal/server"
 )
 
 // The roles that read the consent conflicts (as the API's list): the DPO, and support,
@@ -30,7 +31,8 @@ var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRol
 	"/staff/processor-notices": {noticeRole},
 	"/staff/retention":         {retention.Role},
 	"/staff/policy":            {policy.Role},
-	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role}}
+	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role},
+	"/staff/members": server.MemberViewRoles, "/staff/grants": server.GrantRoles}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).
@@ -116,6 +118,14 @@ func (p *Pages) conflicts(w http.ResponseWriter, r *http.Request, _ account.Sess
 	pg := pagerFor(r, url.Values{"purpose": {purpose}})
 	list, total, err := p.o.Consent.ConflictsPage(r.Context(), purpose, pg.Offset(), pg.Size)
 	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	subjects := make([]string, len(list))
+	for i, c := range list {
+		subjects[i] = c.SubjectID
+	}
+	if err := p.o.RecordReads(r, staffSession(r), "consent conflicts", "consent conflicts review", subjects...); err != nil {
 		p.fail(w, r, err)
 		return
 	}

@@ -98,6 +98,7 @@ var stepNames = map[string]string{
 	"disclosures":       "Your links to disclosures of your data to authorities, and what was disclosed",
 	"breaches":          "Your links to personal data breaches, and when you were told",
 	"processors":        "Your account id in the history of the register of processors, if you changed it as staff",
+	"staff_access":      "The record of our staff's access to your data, and the access grants you were asked for",
 }
 
 func (p *Pages) erasure(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ var memberTabs = []struct {
 	{"sessions", navLink{Href: "/account/sessions", Label: "Sessions"}},
 	{"password", navLink{Href: "/account/password", Label: "Password"}},
 	{"activity", navLink{Href: "/account/activity", Label: "Activity"}},
+	{"access", navLink{Href: "/account/access", Label: "Staff access"}},
 	{"", navLink{Href: "/account/export", Label: "Download my data", Download: true}},
 	{"delete", navLink{Href: "/account/delete", Label: "Delete account", Danger: true}},
 }
@@ -44,6 +45,8 @@ var staffNav = []struct {
 	{[]string{"staff-breaches", "staff-breach"}, navLink{Href: "/staff/breaches", Label: "Breaches"}},
 	{[]string{"staff-processors", "staff-processor"}, navLink{Href: "/staff/processors", Label: "Processors"}},
 	{[]string{"staff-ropa"}, navLink{Href: "/staff/ropa", Label: "Records of processing"}},
+	{[]string{"staff-members", "staff-member"}, navLink{Href: "/staff/members", Label: "Members"}},
+	{[]string{"staff-grants"}, navLink{Href: "/staff/grants", Label: "Access grants"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

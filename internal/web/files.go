@@ -104,7 +104,7 @@ func (p *Pages) readFiles(r *http.Request, owner string) (filesView, error) {
 		case a.Action == files.ActionDenied:
 			row.Who = "another member (refused)"
 		default:
-			row.Who = "someone else"
+			row.Who = "a member of staff (see Staff access)"
 		}
 		v.Access = append(v.Access, row)
 	}

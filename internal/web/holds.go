@@ -92,6 +92,14 @@ func (p *Pages) renderStaffHolds(w http.ResponseWriter, r *http.Request, status 
 		p.fail(w, r, err)
 		return
 	}
+	subjects := make([]string, len(list))
+	for i, h := range list {
+		subjects[i] = h.SubjectID
+	}
+	if err := p.o.RecordReads(r, staffSession(r), "legal holds", "legal hold review", subjects...); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	v.Holds = p.holdRows(list, true)
 	p.render(w, r, status, "staff-holds", "Legal holds", true, v)
 }
@@ -137,6 +145,10 @@ func (p *Pages) releaseHoldForm(w http.ResponseWriter, r *http.Request, _ accoun
 	}
 	_, erasing, err := p.o.Rights.Holding(r.Context(), h.SubjectID)
 	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if err := p.o.RecordReads(r, staffSession(r), "legal holds", "legal hold review", h.SubjectID); err != nil {
 		p.fail(w, r, err)
 		return
 	}

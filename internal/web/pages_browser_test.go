@@ -354,7 +354,7 @@ func TestPagesInBrowser(t *testing.T) {
 	members := []visit{
 		{"account", "/account"}, {"files", "/account/files"}, {"preferences", "/account/preferences"},
 		{"sessions", "/account/sessions"}, {"password", "/account/password"}, {"activity", "/account/activity"},
-		{"delete", "/account/delete"}, {"requests", "/account/requests"},
+		{"delete", "/account/delete"}, {"requests", "/account/requests"}, {"access", "/account/access"},
 	}
 	// Member pages outside the tabs.
 	memberOther := []visit{{"children", "/account/children"}, {"account-policy", "/account/policy"}}
@@ -414,7 +414,10 @@ func TestPagesInBrowser(t *testing.T) {
 		{"staff-policies", "/staff/policy"}, {"staff-policy-new", "/staff/policy/new"}, {"staff-policy-draft", "/staff/policy/2027.1"},
 		{"staff-policy-published", "/staff/policy/2026.1?published=1"},
 		{"staff-processors", "/staff/processors"}, {"staff-processor", "/staff/processors/email_provider"}, {"staff-ropa", "/staff/ropa"},
+		{"staff-members", "/staff/members"}, {"staff-member", "/staff/members/" + memberID}, {"staff-grants", "/staff/grants"},
 	}
+	// The DPO read the member: her staff access page lists the read.
+	st.get("/staff/members/"+memberID).want(t, "the member-view", http.StatusOK, "Ada Lovelace")
 
 	// tab is a fresh browser context (no cookies) with a deadline.
 	tab := func() context.Context {

@@ -73,6 +73,10 @@ func (p *Pages) staffRequests(w http.ResponseWriter, r *http.Request, _ account.
 			return
 		}
 		v.Nav = pg.nav(total)
+		if err := p.o.RecordRequestReads(r, staffSession(r), "privacy requests queue", list...); err != nil {
+			p.fail(w, r, err)
+			return
+		}
 		for _, req := range list {
 			v.Requests = append(v.Requests, p.requestRow(req))
 		}
@@ -127,6 +131,10 @@ func (p *Pages) renderStaffRequest(w http.ResponseWriter, r *http.Request, statu
 func (p *Pages) renderStaffRequestID(w http.ResponseWriter, r *http.Request, status int, v staffRequestView, state, note, reason, idNote string) {
 	req, evs, err := p.o.Requests.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if err := p.o.RecordRequestReads(r, staffSession(r), "privacy request", req); err != nil {
 		p.fail(w, r, err)
 		return
 	}

@@ -332,6 +332,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/processors/{key}/reject", p.staff(p.processorAction("rejected"), processors.Roles...))
 	mux.HandleFunc("GET /staff/ropa", p.staff(p.staffROPA, processors.Roles...))
 	mux.HandleFunc("GET /staff/ropa/{format}", p.staff(p.staffROPADownload, processors.Roles...))
+	p.registerAccess(mux)
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}
