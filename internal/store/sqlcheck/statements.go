@@ -4,6 +4,27 @@ package sqlcheck
 
 // statements are the statements the code passes to the database, where they stand.
 var statements = []statement{
+	{"internal/access/access.go:272", bothEngines, `INSERT INTO access_grants (id, subject_id, staff_id, scopes, reason, staff_name, duration_ms, requested_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
+	{"internal/access/access.go:347", bothEngines, `UPDATE access_grants SET decision = $1, decided_by = $2, decided_at = $3, expires_at = $4 WHERE id = $5`},
+	{"internal/access/access.go:375", bothEngines, `UPDATE access_grants SET revoked_at = $1 WHERE id = $2`},
+	{"internal/access/access.go:437", bothEngines, `SELECT g.id, g.subject_id, g.staff_id, g.scopes, g.reason, g.staff_name, g.duration_ms, g.requested_at, g.decision,
+	g.decided_by, g.decided_at, g.expires_at, g.revoked_at, k.wrapped, k.epoch FROM access_grants g LEFT JOIN vault_keys k ON k.subject_id = g.subject_id WHERE g.id = $1`},
+	{"internal/access/access.go:452", bothEngines, `SELECT g.id, g.subject_id, g.staff_id, g.scopes, g.reason, g.staff_name, g.duration_ms, g.requested_at, g.decision,
+	g.decided_by, g.decided_at, g.expires_at, g.revoked_at, k.wrapped, k.epoch FROM access_grants g LEFT JOIN vault_keys k ON k.subject_id = g.subject_id WHERE g.subject_id = $1 ORDER BY g.requested_at DESC, g.id`},
+	{"internal/access/access.go:457", bothEngines, `SELECT g.id, g.subject_id, g.staff_id, g.scopes, g.reason, g.staff_name, g.duration_ms, g.requested_at, g.decision,
+	g.decided_by, g.decided_at, g.expires_at, g.revoked_at, k.wrapped, k.epoch FROM access_grants g LEFT JOIN vault_keys k ON k.subject_id = g.subject_id WHERE g.staff_id = $1 ORDER BY g.requested_at DESC, g.id LIMIT 200`},
+	{"internal/access/access.go:462", bothEngines, `SELECT g.id, g.subject_id, g.staff_id, g.scopes, g.reason, g.staff_name, g.duration_ms, g.requested_at, g.decision,
+	g.decided_by, g.decided_at, g.expires_at, g.revoked_at, k.wrapped, k.epoch FROM access_grants g LEFT JOIN vault_keys k ON k.subject_id = g.subject_id WHERE g.decision IS NULL AND g.revoked_at IS NULL ORDER BY g.requested_at, g.id LIMIT 200`},
+	{"internal/access/access.go:482", bothEngines, `SELECT g.id, g.subject_id, g.staff_id, g.scopes, g.reason, g.staff_name, g.duration_ms, g.requested_at, g.decision,
+	g.decided_by, g.decided_at, g.expires_at, g.revoked_at, k.wrapped, k.epoch FROM access_grants g LEFT JOIN vault_keys k ON k.subject_id = g.subject_id WHERE g.subject_id = $1 AND g.staff_id = $2 AND g.decision = 'approved' AND g.revoked_at IS NULL AND g.expires_at > $3
+		ORDER BY g.expires_at DESC, g.id`},
+	{"internal/access/access.go:539", bothEngines, `INSERT INTO staff_reads (id, subject_id, staff_id, grant_id, at, record) VALUES ($1, $2, $3, $4, $5, $6)`},
+	{"internal/access/access.go:575", bothEngines, `SELECT at, grant_id, record FROM staff_reads WHERE subject_id = $1 ORDER BY at DESC, id LIMIT $2`},
+	{"internal/access/access.go:604", bothEngines, `SELECT count(*) FROM staff_reads WHERE subject_id = $1`},
+	{"internal/access/access.go:666", bothEngines, `UPDATE access_grants SET staff_id = NULL WHERE staff_id = $1`},
+	{"internal/access/access.go:667", bothEngines, `UPDATE access_grants SET decided_by = NULL WHERE decided_by = $1`},
+	{"internal/access/access.go:668", bothEngines, `UPDATE staff_reads SET staff_id = NULL WHERE staff_id = $1`},
 	{"internal/account/account.go:125", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
 	{"internal/account/account.go:129", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`},
@@ -256,10 +277,10 @@ SELECT what, path, tbl FROM (
 	{"internal/files/files.go:515", bothEngines, `SELECT f.id, f.name, f.content_type, f.size, f.sha256, f.created_at, k.wrapped, k.epoch
 		FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.owner_id = $1 AND f.state = $2 ORDER BY f.created_at DESC, f.id`},
 	{"internal/files/files.go:566", bothEngines, `SELECT f.id, f.owner_id, f.name, f.content_type, f.size, f.sha256, f.object, f.created_at, k.wrapped, k.epoch FROM files f LEFT JOIN vault_keys k ON k.subject_id = f.owner_id WHERE f.id = $1 AND f.state = $2`},
-	{"internal/files/files.go:621", bothEngines, `SELECT object, owner_id FROM files WHERE id = $1 AND state = $2`},
-	{"internal/files/files.go:631", bothEngines, `UPDATE files SET state = $1 WHERE id = $2`},
-	{"internal/files/files.go:655", bothEngines, `DELETE FROM files WHERE id = $1`},
-	{"internal/files/files.go:686", bothEngines, `SELECT l.at, l.file_id, COALESCE(l.name, f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
+	{"internal/files/files.go:649", bothEngines, `SELECT object, owner_id FROM files WHERE id = $1 AND state = $2`},
+	{"internal/files/files.go:659", bothEngines, `UPDATE files SET state = $1 WHERE id = $2`},
+	{"internal/files/files.go:683", bothEngines, `DELETE FROM files WHERE id = $1`},
+	{"internal/files/files.go:714", bothEngines, `SELECT l.at, l.file_id, COALESCE(l.name, f.name, ''), l.action, COALESCE(l.actor_id, '') = l.owner_id, l.ip
 		FROM file_access_log l LEFT JOIN files f ON f.id = l.file_id WHERE l.owner_id = $1 ORDER BY l.id DESC LIMIT $2`},
 	{"internal/files/holder.go:172", bothEngines, `SELECT object FROM files WHERE owner_id = $1`},
 	{"internal/files/holder.go:192", bothEngines, `DELETE FROM files WHERE owner_id = $1`},
