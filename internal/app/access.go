@@ -2,6 +2,7 @@ package app
 
 import (
 	"steward/internal/account"
+	"steward/internal/analytics"
 	"steward/internal/blob"
 	"steward/internal/config"
 	"steward/internal/consent"
@@ -24,6 +25,9 @@ import (
 
 // Config is the configuration the app was built with.
 func (a *App) Config() *config.Config { return a.config }
+
+// Analytics is the request log and page statistics, in their own store.
+func (a *App) Analytics() *analytics.Service { return a.analytics }
 
 // DB is the database.
 func (a *App) DB() *store.DB { return a.db }

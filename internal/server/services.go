@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"steward/internal/account"
+	"steward/internal/analytics"
 	"steward/internal/apperr"
 	"steward/internal/consent"
 	"steward/internal/datamap"
@@ -19,6 +20,7 @@ import (
 	"steward/internal/holds"
 	"steward/internal/newsletter"
 	"steward/internal/notices"
+	"steward/internal/ratelimit"
 	"steward/internal/requests"
 	"steward/internal/rights"
 	"steward/internal/text"
@@ -37,6 +39,10 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	// Analytics records beacons (nil: statistics are off); BeaconLimit limits them per
+	// address, in this node's memory (nil: no limit).
+	Analytics   *analytics.Service
+	BeaconLimit *ratelimit.Local
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.
