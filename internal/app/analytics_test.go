@@ -99,9 +99,9 @@ func TestBeacons(t *testing.T) {
 			}
 		}
 		bad := []struct {
-			body         any
-			header       map[string]string
-			status       int
+			body        any
+			header      map[string]string
+			status      int
 			field, code string
 		}{
 			{map[string]any{"site": "spoofed.example", "path": "/"}, nil, 400, "site", "unknown_site"},
