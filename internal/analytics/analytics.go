@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"strings"
@@ -51,6 +52,9 @@ type Service struct {
 	ua    *useragent.Parser
 	buf   *buffer
 
+	agents    [16]agentShard
+	agentSeed maphash.Seed
+
 	saltMu  sync.RWMutex
 	saltDay int64
 	salt    []byte
@@ -74,7 +78,10 @@ func New(db *store.DB, cfg Config, now func() time.Time, log *slog.Logger) *Serv
 	if cfg.EventDays <= 0 {
 		cfg.EventDays = 31
 	}
-	s := &Service{db: db, cfg: cfg, sites: map[string]bool{}, now: now, log: log, ua: useragent.NewParser()}
+	s := &Service{db: db, cfg: cfg, sites: map[string]bool{}, now: now, log: log, ua: useragent.NewParser(), agentSeed: maphash.MakeSeed()}
+	for i := range s.agents {
+		s.agents[i].m = map[string]agentInfo{}
+	}
 	for _, h := range cfg.Sites {
 		s.sites[strings.ToLower(strings.TrimSpace(h))] = true
 	}
@@ -216,12 +223,11 @@ func (s *Service) prepare(ctx context.Context, e Event, c Client) (eventRow, err
 	if err != nil {
 		return eventRow{}, err
 	}
-	agent := s.ua.Parse(c.UserAgent)
-	bot := agent.IsBot() || isBotAgent(c.UserAgent)
+	browser, bot := s.agent(c.UserAgent)
 	return eventRow{
 		at: store.Millis(now), day: day, site: site, kind: kind, path: CleanPath(e.Path), referrer: ref, name: name,
 		props: props, campaign: campaignOf(e.Path), visitor: visitorHash(salt, site, c.IP, c.UserAgent),
-		browser: browserOf(agent), bot: bot,
+		browser: browser, bot: bot,
 	}, nil
 }
 
@@ -258,8 +264,41 @@ func cleanProps(p map[string]string) (string, error) {
 	return string(b), nil
 }
 
-// browserOf is the browser's family, "" when unknown.
-func browserOf(a useragent.UserAgent) string { return cut(string(a.Browser()), 32) }
+// agent is the browser's family ("" when unknown) and whether it is a robot. Answers
+// are kept for the user agents seen most (a site's visitors share a few hundred): a
+// beacon and its request log line parse once, and most parse never.
+func (s *Service) agent(ua string) (browser string, bot bool) {
+	if len(ua) > 512 {
+		a := s.ua.Parse(ua)
+		return cut(string(a.Browser()), 32), a.IsBot() || isBotAgent(ua)
+	}
+	sh := &s.agents[maphash.String(s.agentSeed, ua)%uint64(len(s.agents))]
+	sh.mu.Lock()
+	v, ok := sh.m[ua]
+	sh.mu.Unlock()
+	if ok {
+		return v.browser, v.bot
+	}
+	a := s.ua.Parse(ua)
+	v = agentInfo{browser: cut(string(a.Browser()), 32), bot: a.IsBot() || isBotAgent(ua)}
+	sh.mu.Lock()
+	if len(sh.m) >= 256 {
+		clear(sh.m) // bounded: a flood of distinct agents costs parses, not memory
+	}
+	sh.m[ua] = v
+	sh.mu.Unlock()
+	return v.browser, v.bot
+}
+
+type agentInfo struct {
+	browser string
+	bot     bool
+}
+
+type agentShard struct {
+	mu sync.Mutex
+	m  map[string]agentInfo
+}
 
 // DayOf is the UTC day of t, in days since 1970-01-01.
 func DayOf(t time.Time) int64 { return t.UTC().Unix() / 86400 }
@@ -329,8 +368,9 @@ func (s *Service) LogRequest(r Request) {
 	if len(method) > 10 {
 		method = "OTHER"
 	}
+	browser, _ := s.agent(r.UserAgent)
 	s.buf.addLog(logRow{
 		at: store.Millis(r.At), method: method, path: CleanPath(r.Path), status: r.Status, bytes: r.Bytes,
-		micros: r.Duration.Microseconds(), browser: browserOf(s.ua.Parse(r.UserAgent)), net: Network(r.IP),
+		micros: r.Duration.Microseconds(), browser: browser, net: Network(r.IP),
 	})
 }

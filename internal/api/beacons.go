@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -72,12 +71,12 @@ func (a *API) event(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.Invalid, "malformed_json", "the body could not be read to its end"))
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct == "" || strings.HasPrefix(ct, "text/plain") {
-		r.Header.Set("Content-Type", "application/json")
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "text/plain") {
+		a.fail(w, r, apperr.New(apperr.Invalid, "content_type", "send the event as application/json (or text/plain, as navigator.sendBeacon does)"))
+		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	var e analytics.Event
-	if err := server.DecodeJSON(w, r, &e); err != nil {
+	e, err := analytics.ParseEvent(body)
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
