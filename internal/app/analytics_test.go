@@ -127,6 +127,11 @@ func TestBeacons(t *testing.T) {
 		if r := apptest.Call(t, h.Client, h.URL, "GET", "/b.gif?s=nowhere.example&p=/", nil, "", nil); r.Status != 400 {
 			t.Errorf("pixel of an unknown site: %d, want 400", r.Status)
 		}
+		js := apptest.Call(t, h.Client, h.URL, "GET", "/static/steward-analytics.js", nil, "", nil)
+		if js.Status != 200 || !strings.HasPrefix(js.Header.Get("Content-Type"), "text/javascript") ||
+			js.Header.Get("Cross-Origin-Resource-Policy") != "cross-origin" || !bytes.Contains(js.Body, []byte("sendBeacon")) {
+			t.Errorf("script: %d %v", js.Status, js.Header)
+		}
 		flush(t, h)
 		db := h.App.Analytics().DB()
 		got := queryRows(t, db, `SELECT site, kind, path, referrer, name, props, campaign, browser, bot FROM events ORDER BY site, kind, bot, path`)

@@ -75,7 +75,7 @@ func TestAnalyticsInBrowser(t *testing.T) {
 				chromedp.WaitVisible(chromedp.ID("out"))); err != nil {
 				t.Fatal(err)
 			}
-			if got := wait("the pageview", `kind = 'pageview'`); got != "pageview /welcome   utm_campaign=spring&utm_source=mail Chrome 0" {
+			if got := wait("the pageview", `kind = 'pageview' AND path = '/welcome'`); got != "pageview /welcome   utm_campaign=spring&utm_source=mail Chrome 0" {
 				t.Errorf("pageview stored as %q", got)
 			}
 			if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`steward("signup", {plan: "pro"})`)); err != nil {
@@ -84,13 +84,20 @@ func TestAnalyticsInBrowser(t *testing.T) {
 			if got := wait("the custom event", `kind = 'event'`); got != `event /welcome signup {"plan":"pro"} utm_campaign=spring&utm_source=mail Chrome 0` {
 				t.Errorf("event stored as %q", got)
 			}
+			// A page of a single-page site: pushState is a pageview.
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`history.pushState({}, "", "/next?utm_source=app")`)); err != nil {
+				t.Fatal(err)
+			}
+			if got := wait("the pushState pageview", `kind = 'pageview' AND path = '/next'`); got != "pageview /next   utm_source=app Chrome 0" {
+				t.Errorf("pushState pageview stored as %q", got)
+			}
 			if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("out")), chromedp.WaitVisible(chromedp.ID("landed"))); err != nil {
 				t.Fatal(err)
 			}
 			got := wait("the outbound click", `kind = 'outbound'`)
 			host := strings.TrimPrefix(partner.URL, "http://")
 			host = host[:strings.IndexByte(host, ':')]
-			if want := "outbound /welcome " + host + "/offer/:email  utm_campaign=spring&utm_source=mail Chrome 0"; got != want {
+			if want := "outbound /next " + host + "/offer/:email  utm_source=app Chrome 0"; got != want {
 				t.Errorf("outbound click stored as %q, want %q", got, want)
 			}
 		})
