@@ -3,15 +3,21 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"steward/internal/analytics"
 	"steward/internal/app/apptest"
@@ -549,6 +555,68 @@ func TestAnalyticsCannotJoinMembers(t *testing.T) {
 		}
 		if seen < 6 {
 			t.Fatalf("read %d rows of the analytics store", seen)
+		}
+	})
+}
+
+// --analytics-database puts the store where the operator says: another SQLite file, or
+// on PostgreSQL a schema owned by a role of its own, which cannot read Steward's tables.
+func TestAnalyticsDatabaseOfItsOwn(t *testing.T) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
+		var own string
+		if dbURL == "" {
+			own = "sqlite:" + filepath.Join(t.TempDir(), "elsewhere", "stats.db")
+		} else {
+			admin, err := sql.Open("pgx", dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close()
+			var b [4]byte
+			_, _ = rand.Read(b[:])
+			role := "stats_" + hex.EncodeToString(b[:])
+			for _, q := range []string{`CREATE ROLE ` + role + ` LOGIN`, `CREATE SCHEMA ` + role + ` AUTHORIZATION ` + role} {
+				if _, err := admin.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Cleanup(func() {
+				_, _ = admin.Exec(`DROP SCHEMA ` + role + ` CASCADE`)
+				_, _ = admin.Exec(`DROP ROLE ` + role)
+			})
+			u, err := url.Parse(dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.User = url.User(role)
+			q := u.Query()
+			q.Set("search_path", role)
+			u.RawQuery = q.Encode()
+			own = u.String()
+		}
+		h := apptest.Start(t, dbURL, append(statsFlags, "--analytics-database", own)...)
+		if r := beacon(t, h, map[string]any{"site": "example.com", "path": "/"}, nil); r.Status != 204 {
+			t.Fatalf("event: %d %s", r.Status, r.Body)
+		}
+		flush(t, h)
+		db, err := analytics.OpenStore(context.Background(), own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if got := queryRows(t, db, `SELECT path FROM events`); !slices.Equal(got, []string{"/"}) {
+			t.Errorf("the store at --analytics-database holds %v", got)
+		}
+		if db.Dialect == store.Postgres {
+			main := strings.Split(h.App.Config().DatabaseURL, "search_path=")[1]
+			main, _, _ = strings.Cut(main, "&")
+			_, err := db.QueryContext(context.Background(), `SELECT count(*) FROM `+main+`.accounts`)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("the analytics role reading Steward's accounts: %v, want permission denied (42501)", err)
+			}
+		} else if _, err := os.Stat(filepath.Join(h.Data, "analytics.db")); !os.IsNotExist(err) {
+			t.Errorf("analytics.db made in the data folder too: %v", err)
 		}
 	})
 }
