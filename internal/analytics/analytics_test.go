@@ -277,3 +277,36 @@ func TestBufferKeepsRowsOnFailure(t *testing.T) {
 		t.Fatalf("%d events, %v; want 1", n, err)
 	}
 }
+
+// Two nodes on one store hash a visitor alike (they share the day's salt through it),
+// and a visitor is another number the next day.
+func TestNodesShareTheSalt(t *testing.T) {
+	each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		clock := func() time.Time { return now }
+		a := newService(t, db, Config{Cookieless: true}, clock)
+		b := newService(t, db, Config{Cookieless: true}, clock)
+		c := Client{IP: "203.0.113.7", UserAgent: "Mozilla/5.0"}
+		ra, err := a.prepare(ctx, Event{Site: "example.com", Path: "/"}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := b.prepare(ctx, Event{Site: "example.com", Path: "/"}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ra.visitor != rb.visitor {
+			t.Errorf("two nodes: visitors %d and %d, want one", ra.visitor, rb.visitor)
+		}
+		other, err := a.prepare(ctx, Event{Site: "example.com", Path: "/"}, Client{IP: "203.0.113.8", UserAgent: "Mozilla/5.0"})
+		if err != nil || other.visitor == ra.visitor {
+			t.Errorf("another address is the same visitor (%v)", err)
+		}
+		now = now.Add(24 * time.Hour)
+		next, err := b.prepare(ctx, Event{Site: "example.com", Path: "/"}, c)
+		if err != nil || next.visitor == ra.visitor {
+			t.Errorf("the next day the visitor is the same number (%v)", err)
+		}
+	})
+}
