@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -20,7 +22,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"steward/internal/analytics"
+	"steward/internal/app"
 	"steward/internal/app/apptest"
+	"steward/internal/config"
 	"steward/internal/store"
 )
 
@@ -192,7 +196,9 @@ func TestBeaconsNeedDeclaration(t *testing.T) {
 // A flood from one address is refused (429) while another address is served.
 func TestBeaconFlood(t *testing.T) {
 	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
-		h := apptest.Start(t, dbURL, append(statsFlags, "--rate-limits=true", "--analytics-rate", "60", "--trust-proxy=true")...)
+		// One beacon a minute, a burst of 10: the loop below cannot earn another token
+		// however slow the machine.
+		h := apptest.Start(t, dbURL, append(statsFlags, "--rate-limits=true", "--analytics-rate", "1", "--trust-proxy=true")...)
 		from := func(ip string) int {
 			return beacon(t, h, map[string]any{"site": "example.com", "path": "/"}, map[string]string{"X-Forwarded-For": ip}).Status
 		}
@@ -619,4 +625,27 @@ func TestAnalyticsDatabaseOfItsOwn(t *testing.T) {
 			t.Errorf("analytics.db made in the data folder too: %v", err)
 		}
 	})
+}
+
+// A node that cannot open its analytics store does not serve (the request log is not
+// optional); the commands that do not serve still run without it.
+func TestNoServingWithoutAnalyticsStore(t *testing.T) {
+	data := t.TempDir()
+	blocker := filepath.Join(data, "not-a-folder")
+	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load([]string{"--data", data, "--argon2-memory", "1024", "--analytics-database", "sqlite:" + filepath.Join(blocker, "a.db")},
+		func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("a command that does not serve failed without the analytics store: %v", err)
+	}
+	defer a.Close()
+	if err := a.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "analytics store") {
+		t.Fatalf("Start without the analytics store: %v, want a refusal naming it", err)
+	}
 }

@@ -75,10 +75,13 @@ type App struct {
 	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
-	keysBehind error        // the database is at an older key epoch than this node (restored)
-	serving    *backup.Lock // held from Start to Close: no restore meanwhile
-	metrics    *metrics.Metrics
-	ready      *readiness
+	keysBehind error // the database is at an older key epoch than this node (restored)
+	// analyticsDown is why the analytics store could not be opened: the commands that do
+	// not serve (a residue scan as a reading role) go on without it; Start refuses.
+	analyticsDown error
+	serving       *backup.Lock // held from Start to Close: no restore meanwhile
+	metrics       *metrics.Metrics
+	ready         *readiness
 }
 
 // Option changes how the app is built (tests).
@@ -158,7 +161,7 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.log.Debug("app: sql statements prepared", "statements", n, "took", time.Since(checkStart))
 	if err := a.openAnalytics(ctx); err != nil {
-		return err
+		a.analyticsDown = err
 	}
 	key, err := ledgerKey(cfg.LedgerKeyFile, a.log)
 	if err != nil {
@@ -469,8 +472,10 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(time.Minute, governance.ChainArgs{})
-	jobs.Register(a.jobs, func(ctx context.Context, _ analytics.MaintainArgs) error { return a.analytics.Maintain(ctx) })
-	a.jobs.Every(time.Hour, analytics.MaintainArgs{})
+	if a.analytics != nil {
+		jobs.Register(a.jobs, func(ctx context.Context, _ analytics.MaintainArgs) error { return a.analytics.Maintain(ctx) })
+		a.jobs.Every(time.Hour, analytics.MaintainArgs{})
+	}
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
@@ -648,6 +653,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.keysBehind != nil {
 		return a.keysBehind
 	}
+	if a.analyticsDown != nil {
+		return fmt.Errorf("app: the analytics store (--analytics-database): %w", a.analyticsDown)
+	}
 	if err := a.sealLegacy(ctx); err != nil {
 		return err
 	}
@@ -782,7 +790,9 @@ func (a *App) Close() error {
 	a.resuming.Wait()
 	// Every beacon and log line accepted is written before the store closes (the
 	// server has stopped taking requests by now).
-	err = errors.Join(err, a.analytics.Close(ctx))
+	if a.analytics != nil {
+		err = errors.Join(err, a.analytics.Close(ctx))
+	}
 	a.releaseServing()
 	return errors.Join(err, a.db.Close())
 }
