@@ -75,13 +75,14 @@ type App struct {
 	stop       context.CancelFunc
 	now        func() time.Time
 	resuming   sync.WaitGroup
-	keysBehind error // the database is at an older key epoch than this node (restored)
+	keysBehind error        // the database is at an older key epoch than this node (restored)
+	serving    *backup.Lock // held from Start to Close: no restore meanwhile
+	metrics    *metrics.Metrics
+	ready      *readiness
+
 	// analyticsDown is why the analytics store could not be opened: the commands that do
 	// not serve (a residue scan as a reading role) go on without it; Start refuses.
 	analyticsDown error
-	serving       *backup.Lock // held from Start to Close: no restore meanwhile
-	metrics       *metrics.Metrics
-	ready         *readiness
 }
 
 // Option changes how the app is built (tests).
