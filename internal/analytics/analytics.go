@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/medama-io/go-useragent"
-
 	"steward/internal/apperr"
 	"steward/internal/store"
 )
@@ -49,7 +47,6 @@ type Service struct {
 	sites map[string]bool
 	now   func() time.Time
 	log   *slog.Logger
-	ua    *useragent.Parser
 	buf   *buffer
 
 	agents    [16]agentShard
@@ -78,7 +75,7 @@ func New(db *store.DB, cfg Config, now func() time.Time, log *slog.Logger) *Serv
 	if cfg.EventDays <= 0 {
 		cfg.EventDays = 31
 	}
-	s := &Service{db: db, cfg: cfg, sites: map[string]bool{}, now: now, log: log, ua: useragent.NewParser(), agentSeed: maphash.MakeSeed()}
+	s := &Service{db: db, cfg: cfg, sites: map[string]bool{}, now: now, log: log, agentSeed: maphash.MakeSeed()}
 	for i := range s.agents {
 		s.agents[i].m = map[string]agentInfo{}
 	}
@@ -269,8 +266,7 @@ func cleanProps(p map[string]string) (string, error) {
 // beacon and its request log line parse once, and most parse never.
 func (s *Service) agent(ua string) (browser string, bot bool) {
 	if len(ua) > 512 {
-		a := s.ua.Parse(ua)
-		return cut(string(a.Browser()), 32), a.IsBot() || isBotAgent(ua)
+		return parseAgent(ua)
 	}
 	sh := &s.agents[maphash.String(s.agentSeed, ua)%uint64(len(s.agents))]
 	sh.mu.Lock()
@@ -279,8 +275,7 @@ func (s *Service) agent(ua string) (browser string, bot bool) {
 	if ok {
 		return v.browser, v.bot
 	}
-	a := s.ua.Parse(ua)
-	v = agentInfo{browser: cut(string(a.Browser()), 32), bot: a.IsBot() || isBotAgent(ua)}
+	v.browser, v.bot = parseAgent(ua)
 	sh.mu.Lock()
 	if len(sh.m) >= 256 {
 		clear(sh.m) // bounded: a flood of distinct agents costs parses, not memory

@@ -184,21 +184,3 @@ func campaignOf(rawPath string) string {
 	}
 	return out.Encode()
 }
-
-// botWords are what the user agent of a robot the parser does not know says of itself.
-var botWords = []string{"bot", "crawl", "spider", "slurp", "curl/", "wget/", "python-", "go-http-client", "java/", "libwww",
-	"httpclient", "scrapy", "headless", "phantomjs", "lighthouse", "preview", "monitor", "uptime"}
-
-// isBotAgent reports whether a user agent names a robot by one of botWords, or is empty.
-func isBotAgent(ua string) bool {
-	if strings.TrimSpace(ua) == "" {
-		return true
-	}
-	l := strings.ToLower(ua)
-	for _, w := range botWords {
-		if strings.Contains(l, w) {
-			return true
-		}
-	}
-	return false
-}
