@@ -1082,12 +1082,12 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 func parseOnly(only string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if only == "" {
-		only = "accounts,files,mail,keys,rights"
+		only = "accounts,files,mail,keys,rights,analytics"
 	}
 	for _, p := range strings.Split(only, ",") {
 		p = strings.TrimSpace(p)
 		switch {
-		case p == "accounts" || p == "files":
+		case p == "accounts" || p == "files" || p == "analytics":
 			out[p] = true
 		case p == "mail":
 			for _, f := range mailFigures {

@@ -14,7 +14,8 @@
 //   - a member's export, an epoch rotation of the data keys, and erasure in a large
 //     population (keys.go);
 //   - the rights desk: a member with many rows and files erased, the dpo's queue and the
-//     daily deadline job over many requests (rights.go).
+//     daily deadline job over many requests (rights.go);
+//   - page beacons per second against a bare handler, on the same requests (analytics.go).
 package main
 
 import (
@@ -53,7 +54,7 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail and keys figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
@@ -108,6 +109,11 @@ func main() {
 		rr, err = rightsRows(rightsOpts{dbURL: *dbURL, figures: sel, steward: flag.Args(), erasureRows: *erasureRowsN,
 			erasureFiles: *erasureFilesN, openRequests: *openRequestsN, queueN: *queueN, profilePath: cpuProfile})
 		rows = append(rows, rr...)
+	}
+	if err == nil && sel["analytics"] {
+		var ar []row
+		ar, err = analyticsRows(analyticsOpts{dbURL: *dbURL, dur: *dur, steward: flag.Args()})
+		rows = append(rows, ar...)
 	}
 	if err == nil {
 		printTable(rows)

@@ -53,6 +53,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerBreaches(mux)
 	a.registerProcessors(mux)
 	a.registerAccess(mux)
+	a.registerBeacons(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

@@ -3,6 +3,7 @@ package app
 import (
 	"steward/internal/access"
 	"steward/internal/account"
+	"steward/internal/analytics"
 	"steward/internal/blob"
 	"steward/internal/breaches"
 	"steward/internal/config"
@@ -31,6 +32,9 @@ import (
 
 // Config is the configuration the app was built with.
 func (a *App) Config() *config.Config { return a.config }
+
+// Analytics is the request log and page statistics, in their own store.
+func (a *App) Analytics() *analytics.Service { return a.analytics }
 
 // DB is the database.
 func (a *App) DB() *store.DB { return a.db }

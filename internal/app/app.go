@@ -17,6 +17,7 @@ import (
 
 	"steward/internal/access"
 	"steward/internal/account"
+	"steward/internal/analytics"
 	"steward/internal/api"
 	"steward/internal/apperr"
 	"steward/internal/backup"
@@ -75,6 +76,7 @@ type App struct {
 	retention  *retention.Service
 	policy     *policy.Service
 	access     *access.Service
+	analytics  *analytics.Service // the request log and page statistics, in their own store
 	handler    http.Handler
 	patterns   []string // the routes handler serves (Routes)
 	inbound    *inbound.Server
@@ -91,6 +93,9 @@ type App struct {
 	// The registers of disclosures to authorities and of breaches.
 	disclosures *disclosures.Service
 	breaches    *breaches.Service
+	// analyticsDown is why the analytics store could not be opened: the commands that do
+	// not serve (a residue scan as a reading role) go on without it; Start refuses.
+	analyticsDown error
 }
 
 // Option changes how the app is built (tests).
@@ -143,6 +148,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	a := &App{config: cfg, log: log, db: db, now: o.now, poll: o.poll, resolver: o.resolver}
 	if err := a.build(ctx, o); err != nil {
+		if a.analytics != nil {
+			err = errors.Join(err, a.analytics.Close(ctx))
+		}
 		db.Close()
 		return nil, err
 	}
@@ -172,6 +180,9 @@ func (a *App) build(ctx context.Context, o options) error {
 		return err
 	}
 	a.log.Debug("app: sql statements prepared", "statements", n, "took", time.Since(checkStart))
+	if err := a.openAnalytics(ctx); err != nil {
+		a.analyticsDown = err
+	}
 	key, err := ledgerKey(cfg.LedgerKeyFile, a.log)
 	if err != nil {
 		return err
@@ -213,6 +224,27 @@ func (a *App) build(ctx context.Context, o options) error {
 	}
 	a.handler, err = a.routes(index)
 	return err
+}
+
+// openAnalytics opens the analytics store, apart from Steward's own database (its own
+// file, or its own schema and maybe role), and the service that writes to it.
+func (a *App) openAnalytics(ctx context.Context) error {
+	cfg := a.config.Analytics
+	u, err := analytics.StoreURL(a.config.DatabaseURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	adb, err := analytics.OpenStore(ctx, u)
+	if err != nil {
+		return err
+	}
+	if _, err := sqlcheck.CheckAnalytics(ctx, adb); err != nil {
+		adb.Close()
+		return err
+	}
+	a.analytics = analytics.New(adb, analytics.Config{Sites: cfg.Sites, Cookieless: cfg.Cookieless, RequestLogDays: cfg.RequestLogDays,
+		EventDays: cfg.EventDays, Buffer: cfg.Buffer}, a.now, a.log)
+	return nil
 }
 
 // mailSender is the sender a test gave, else the configured one (SMTP, or .eml files
@@ -547,6 +579,10 @@ func (a *App) registerJobs() {
 		}
 		return err
 	})
+	if a.analytics != nil {
+		jobs.Register(a.jobs, func(ctx context.Context, _ analytics.MaintainArgs) error { return a.analytics.Maintain(ctx) })
+		a.jobs.Every(time.Hour, analytics.MaintainArgs{})
+	}
 }
 
 // routes is the whole site: the API and the pages, on the services they share.
@@ -559,7 +595,8 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
 		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy,
-		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Access: a.access, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Access: a.access,
+		Analytics: a.analytics, BeaconLimit: beaconLimit(cfg, a.now), Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,
@@ -572,7 +609,17 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	a.registerHealth(mux)
 	a.patterns = mux.Patterns()
 	// Counted outside the middleware, which answers a panic with 500 first.
-	return a.metrics.Instrument(server.Middleware(mux, a.log, cfg.CookieSecure)), nil
+	return a.metrics.Instrument(server.RequestLog(server.Middleware(mux, a.log, cfg.CookieSecure), a.analytics, cfg.TrustProxy, a.now)), nil
+}
+
+// beaconLimit is the limit of page beacons per address, in this node's memory (a row
+// per beacon would cost more than the beacon), or nil without --rate-limits.
+func beaconLimit(cfg *config.Config, now func() time.Time) *ratelimit.Local {
+	if !cfg.RateLimits {
+		return nil
+	}
+	per := cfg.Analytics.PerMinute
+	return ratelimit.NewLocal(ratelimit.Rule{Burst: max(per/10, 10), Every: time.Minute / time.Duration(per)}, 1<<17, now)
 }
 
 // startInbound starts the SMTP listener for the unsubscribe address: a mail to it opts
@@ -715,6 +762,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.keysBehind != nil {
 		return a.keysBehind
 	}
+	if a.analyticsDown != nil {
+		return fmt.Errorf("app: the analytics store (--analytics-database): %w", a.analyticsDown)
+	}
 	if err := a.sealLegacy(ctx); err != nil {
 		return err
 	}
@@ -744,6 +794,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.jobs.Start(ctx); err != nil {
 		return err
 	}
+	a.analytics.Start()
 	// The outbox's dispatcher: until Close. A mail queued on this node wakes it at
 	// once; it looks for the rest (queued by another node, or left by one that died)
 	// every 20 job polls: every 4 seconds by default.
@@ -851,6 +902,11 @@ func (a *App) Close() error {
 		err = errors.Join(err, a.inbound.Close())
 	}
 	a.resuming.Wait()
+	// Every beacon and log line accepted is written before the store closes (the
+	// server has stopped taking requests by now).
+	if a.analytics != nil {
+		err = errors.Join(err, a.analytics.Close(ctx))
+	}
 	a.releaseServing()
 	return errors.Join(err, a.db.Close())
 }

@@ -152,6 +152,9 @@ var authz = map[string]probe{
 	"POST /api/v1/newsletter/confirm":       {body: `{}`, want: everyone("400")},
 	"POST /unsubscribe/one-click":           {want: everyone("400")},
 	"GET /b/o.gif":                          {want: everyone("200")},
+	"GET /b.gif":                            {want: everyone("400")}, // no site: refused, whoever asks
+	"POST /api/v1/events":                   {body: `{}`, want: everyone("400")},
+	"GET /static/steward-analytics.js":      {want: everyone("200")},
 	"GET /api/v1/staff/campaigns":           {want: staffOnly("200", "401", "403", marketing)},
 	"GET /api/v1/staff/processor-notices":   {want: staffOnly("200", "401", "403", dpo)},
 	"GET /api/v1/staff/processor-notices/{id}": {path: "/api/v1/staff/processor-notices/none",

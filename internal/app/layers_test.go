@@ -74,6 +74,24 @@ func TestLayers(t *testing.T) {
 	}
 }
 
+// TestAnalyticsImports keeps the analytics store unjoinable by construction too:
+// internal/analytics imports nothing of Steward's but the store layer and the error
+// kinds, so no code of it can reach a member's account, files, rights, requests,
+// consent, mail or keys.
+func TestAnalyticsImports(t *testing.T) {
+	imports := packageImports(t, "..")
+	imps, ok := imports["analytics"]
+	if !ok || !imps["steward/internal/store"] {
+		t.Fatalf("internal/analytics not read (or it no longer uses the store): %v", imps)
+	}
+	allowed := []string{"steward/internal/store", "steward/internal/apperr"}
+	for imp := range imps {
+		if strings.HasPrefix(imp, "steward/") && !slices.Contains(allowed, imp) {
+			t.Errorf("analytics imports %s: it may import only %v of Steward's packages", imp, allowed)
+		}
+	}
+}
+
 // packageImports maps each package folder under root (relative, with slashes) to the
 // set of paths its non-test files import.
 func packageImports(t *testing.T, root string) map[string]map[string]bool {

@@ -20,6 +20,7 @@ const (
 	Conflict     Kind = "conflict"
 	TooLarge     Kind = "too_large"
 	RateLimited  Kind = "rate_limited"
+	Unavailable  Kind = "unavailable" // the server sheds load: try again shortly
 )
 
 // Error is an error meant for the user: a kind, a stable machine code, a message and,

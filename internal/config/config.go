@@ -112,6 +112,7 @@ type Config struct {
 
 	// GrantApprover is who approves support's access grants: member, dpo or either.
 	GrantApprover string
+	Analytics     Analytics
 
 	PgDump    string // pg_dump for steward backup on PostgreSQL; "": on PATH
 	PgRestore string // pg_restore for steward restore on PostgreSQL; "": on PATH
@@ -125,6 +126,17 @@ type Retention struct {
 	FileAccess  time.Duration // entries of the file access log
 	Inactive    time.Duration // an account not used for this long (0: the rule is off)
 	Warning     time.Duration // from the inactivity warning to the erasure
+}
+
+// Analytics configures the request log and the page statistics (internal/analytics).
+type Analytics struct {
+	DatabaseURL    string   // "": next to the main database (SQLite) or its own schema (PostgreSQL)
+	Sites          []string // hosts whose beacons are counted
+	Cookieless     bool     // statistics declared cookieless and aggregate-only
+	RequestLogDays int
+	EventDays      int
+	Buffer         int // rows that may wait to be written
+	PerMinute      int // beacons per minute from one address (per node)
 }
 
 // S3 configures S3-compatible object storage for files.
@@ -145,7 +157,7 @@ type setting struct {
 
 // secret settings are taken from their variable without becoming the flag's shown
 // default, so that -h never prints a password.
-var secret = map[string]bool{"smtp-password": true, "s3-secret-key": true, "database": true}
+var secret = map[string]bool{"smtp-password": true, "s3-secret-key": true, "database": true, "analytics-database": true}
 
 // settings are every setting Steward reads, in the order -h lists them.
 var settings = []setting{
@@ -210,6 +222,13 @@ var settings = []setting{
 	{"eu-representative", "STEWARD_EU_REPRESENTATIVE", "", "the EU representative's contact (Art. 27 GDPR), shown in the privacy center, for a controller outside the EU"},
 	{"supervisory-authority", "STEWARD_SUPERVISORY_AUTHORITY", "", "the supervisory authority a member may complain to, with its address or site, shown in the privacy center and in refusals"},
 	{"grant-approver", "STEWARD_GRANT_APPROVER", "member", "who approves support's access grants to a member's data: member, dpo or either"},
+	{"analytics-database", "STEWARD_ANALYTICS_DATABASE", "", "the analytics store's URL, sqlite:PATH or postgres://... with its own role (default: DATA's analytics.db beside a SQLite database; on PostgreSQL the same server in a schema named analytics)"},
+	{"analytics-sites", "STEWARD_ANALYTICS_SITES", "", "hosts whose page beacons are counted, comma-separated, e.g. example.com,www.example.com (beacons of any other host are refused)"},
+	{"analytics-cookieless", "STEWARD_ANALYTICS_COOKIELESS", "false", "declare the page statistics cookieless and aggregate-only: beacons count without a visitor's choice (never against Sec-GPC or DNT)"},
+	{"request-log-days", "STEWARD_REQUEST_LOG_DAYS", "14", "days the request log is kept before its job purges it"},
+	{"analytics-events-days", "STEWARD_ANALYTICS_EVENTS_DAYS", "31", "days raw page events are kept (their daily rollups stay)"},
+	{"analytics-buffer", "STEWARD_ANALYTICS_BUFFER", "65536", "events and log lines that may wait in memory to be written; past it beacons get 503"},
+	{"analytics-rate", "STEWARD_ANALYTICS_RATE", "600", "page beacons a minute from one address, per node (with --rate-limits)"},
 	{"pg-dump", "STEWARD_PG_DUMP", "", "pg_dump program for steward backup on PostgreSQL (default: pg_dump on PATH)"},
 	{"pg-restore", "STEWARD_PG_RESTORE", "", "pg_restore program for steward restore on PostgreSQL (default: pg_restore on PATH)"},
 }
@@ -236,6 +255,7 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	l.files(c)
 	l.unsubscribe(c)
 	l.records(c)
+	l.analytics(c)
 	if len(l.errs) > 0 {
 		return nil, nil, fmt.Errorf("config: %w", errors.Join(l.errs...))
 	}
@@ -537,6 +557,30 @@ func region(s string, bad func(string, string)) (string, []string) {
 	}
 	out = sorted(out)
 	return strings.Join(out, ", "), out
+}
+
+// analytics reads the analytics store, the sites counted and what is kept how long.
+func (l *loader) analytics(c *Config) {
+	get, bad := l.get, l.bad
+	a := &c.Analytics
+	a.DatabaseURL = strings.TrimSpace(*l.vals["analytics-database"])
+	if a.DatabaseURL != "" && !strings.HasPrefix(a.DatabaseURL, "sqlite:") && !strings.HasPrefix(a.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(a.DatabaseURL, "postgresql://") {
+		bad("analytics-database", "want sqlite:PATH or postgres://...")
+	}
+	for _, h := range listItems(get("analytics-sites")) {
+		h = strings.ToLower(h)
+		if strings.ContainsAny(h, "/:@ ") {
+			bad("analytics-sites", fmt.Sprintf("%q is not a host name (no scheme, port or path)", h))
+			continue
+		}
+		a.Sites = append(a.Sites, h)
+	}
+	a.Cookieless = boolean(get("analytics-cookieless"), "analytics-cookieless", bad)
+	a.RequestLogDays = positive(get("request-log-days"), 1, 3650, "request-log-days", bad)
+	a.EventDays = positive(get("analytics-events-days"), 1, 3650, "analytics-events-days", bad)
+	a.Buffer = positive(get("analytics-buffer"), 16, 1<<24, "analytics-buffer", bad)
+	a.PerMinute = positive(get("analytics-rate"), 1, 1<<30, "analytics-rate", bad)
 }
 
 func positive(s string, lo, hi int, name string, bad func(string, string)) int {

@@ -46,6 +46,8 @@ func Status(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case apperr.RateLimited:
 		return http.StatusTooManyRequests
+	case apperr.Unavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -80,8 +82,11 @@ func Public(log *slog.Logger, r *http.Request, err error) ErrorDetail {
 
 // WriteError answers with the API error shape.
 func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
-	if apperr.KindOf(err) == apperr.RateLimited {
+	switch apperr.KindOf(err) {
+	case apperr.RateLimited:
 		w.Header().Set("Retry-After", "60")
+	case apperr.Unavailable:
+		w.Header().Set("Retry-After", "1")
 	}
 	WriteJSON(w, Status(err), ErrorBody{Error: Public(log, r, err)})
 }
@@ -311,6 +316,9 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 
 func middleware(h http.Handler, log *slog.Logger, hsts bool, pc pace) http.Handler {
 	cop := http.NewCrossOriginProtection()
+	// Page events come from the operator's other sites (navigator.sendBeacon): the
+	// handler reads no cookie and acts for no one, so a cross-site POST forges nothing.
+	cop.AddInsecureBypassPattern("POST /api/v1/events")
 	protected := cop.Handler(h)
 	headers := securityHeaders
 	if hsts {

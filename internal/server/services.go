@@ -12,6 +12,7 @@ import (
 
 	"steward/internal/access"
 	"steward/internal/account"
+	"steward/internal/analytics"
 	"steward/internal/apperr"
 	"steward/internal/breaches"
 	"steward/internal/consent"
@@ -24,6 +25,7 @@ import (
 	"steward/internal/notices"
 	"steward/internal/policy"
 	"steward/internal/processors"
+	"steward/internal/ratelimit"
 	"steward/internal/requests"
 	"steward/internal/retention"
 	"steward/internal/rights"
@@ -54,6 +56,10 @@ type Services struct {
 	Records ropa.Sources
 	// Access checks staff reads of member data against grants, and records them.
 	Access *access.Service
+	// Analytics records beacons (nil: statistics are off); BeaconLimit limits them per
+	// address, in this node's memory (nil: no limit).
+	Analytics   *analytics.Service
+	BeaconLimit *ratelimit.Local
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

@@ -38,7 +38,33 @@ type statement struct {
 // closes it again. It returns how many it prepared, and an error naming each statement
 // that does not prepare, by file and line, with the engine's error.
 func Check(ctx context.Context, db *store.DB) (int, error) {
-	return check(ctx, db, statements)
+	return check(ctx, db, mainStatements())
+}
+
+// analyticsDir is where the statements of the analytics store stand: they run on a
+// store of their own (internal/analytics), and are checked on it (CheckAnalytics).
+const analyticsDir = "internal/analytics/"
+
+// CheckAnalytics is Check for the analytics store: the statements of internal/analytics.
+func CheckAnalytics(ctx context.Context, db *store.DB) (int, error) {
+	var list []statement
+	for _, s := range statements {
+		if strings.HasPrefix(s.pos, analyticsDir) {
+			list = append(list, s)
+		}
+	}
+	return check(ctx, db, list)
+}
+
+// mainStatements are the statements that run on Steward's own database.
+func mainStatements() []statement {
+	list := make([]statement, 0, len(statements))
+	for _, s := range statements {
+		if !strings.HasPrefix(s.pos, analyticsDir) {
+			list = append(list, s)
+		}
+	}
+	return list
 }
 
 func check(ctx context.Context, db *store.DB, list []statement) (int, error) {

@@ -30,7 +30,7 @@ func TestStatementsPrepare(t *testing.T) {
 		}
 		t.Logf("%s: %d statements prepared in %v", db.Dialect, n, time.Since(start))
 		want := 0
-		for _, s := range statements {
+		for _, s := range mainStatements() {
 			if s.engines&map[store.Dialect]engines{store.SQLite: sqliteOnly, store.Postgres: postgresOnly}[db.Dialect] != 0 {
 				want++
 			}

@@ -59,6 +59,9 @@ func PostgresURL(t testing.TB) string {
 		}
 		defer admin.Close()
 		_, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		// The analytics store's schema beside it (internal/analytics.StoreURL), if the
+		// test started Steward.
+		_, _ = admin.Exec("DROP SCHEMA IF EXISTS " + schema + "_analytics CASCADE")
 	})
 	u, err := url.Parse(base)
 	if err != nil {

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"steward/internal/analytics"
+)
+
+// StatisticsSignals reads what a request says of its visitor's choice about
+// statistics: Sec-GPC and DNT. The choice the cookie banner records will be read here
+// too (analytics.Signals.Choice); until then it is undecided.
+func StatisticsSignals(r *http.Request) analytics.Signals {
+	return analytics.Signals{GPC: r.Header.Get("Sec-GPC") == "1", DNT: r.Header.Get("DNT") == "1"}
+}
+
+// RequestLog writes a line of the request log (analytics.Service.LogRequest) for every
+// request h answers: its time, method, path without the query, status, bytes, duration,
+// the browser's family and the client's network. Never the session, the member, the
+// query or the full address. The line goes to the analytics buffer, which never blocks.
+func RequestLog(h http.Handler, svc *analytics.Service, trustProxy bool, now func() time.Time) http.Handler {
+	if svc == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		at := now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			svc.LogRequest(analytics.Request{At: at, Method: r.Method, Path: r.URL.Path, Status: rec.status, Bytes: rec.bytes,
+				Duration: time.Since(start), IP: ClientIP(r, trustProxy), UserAgent: r.UserAgent()})
+		}()
+		h.ServeHTTP(rec, r)
+	})
+}
+
+// recorder notes the status and the size of an answer.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if !w.wrote && code >= 200 {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	w.wrote = true
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines, flushes).
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes a flush on (streamed exports).
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
