@@ -47,6 +47,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerNotices(mux)
 	a.registerRequests(mux)
 	a.registerHolds(mux)
+	a.registerStaff(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"time"
+
 	"steward/internal/account"
 	"steward/internal/blob"
 	"steward/internal/config"
@@ -75,3 +77,6 @@ func (a *App) Requests() *requests.Service { return a.requests }
 
 // Holds is the legal holds service.
 func (a *App) Holds() *holds.Service { return a.holds }
+
+// Now is the app's clock.
+func (a *App) Now() time.Time { return a.now() }

@@ -257,9 +257,10 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	cfg := a.config
 	var err error
 	a.accounts, err = account.New(ctx, a.db, a.outbox, a.audit, a.vault, index, account.Settings{
-		BaseURL:      cfg.BaseURL,
-		Argon2:       account.Argon2(cfg.Argon2),
-		SessionTTL:   cfg.SessionTTL,
+		BaseURL:         cfg.BaseURL,
+		Argon2:          account.Argon2(cfg.Argon2),
+		SessionTTL:      cfg.SessionTTL,
+		StaffSessionTTL: cfg.StaffSessionTTL, StaffSessionIdle: cfg.StaffSessionIdle, ReauthWindow: cfg.ReauthWindow,
 		Fields:       cfg.Fields,
 		AgeOfConsent: cfg.AgeOfConsentFor,
 	}, account.Hooks{
@@ -289,7 +290,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	if a.consent, err = a.openConsent(); err != nil {
 		return err
 	}
-	a.staff = governance.NewStaff(a.db, a.now)
+	a.staff = governance.NewStaff(a.db, a.audit, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
 		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
 	a.notices = notices.New(a.db, a.vault, index, a.consent.Register(), a.jobs, a.audit, key, notices.Hooks{
@@ -451,7 +452,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
-		Requests: a.requests, Holds: a.holds, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Requests: a.requests, Holds: a.holds, Audit: a.audit, DB: a.db, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

@@ -383,7 +383,7 @@ func setUpMatrix(t *testing.T, h *apptest.Harness) *matrix {
 		ids[a], _ = h.Member(m.email[a], pw, nil)
 	}
 	for _, a := range staff {
-		if err := h.App.Staff().Grant(t.Context(), ids[a], string(a)); err != nil {
+		if err := h.GrantStaff(t.Context(), ids[a], string(a)); err != nil {
 			t.Fatal(err)
 		}
 	}

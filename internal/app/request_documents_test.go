@@ -83,7 +83,7 @@ func TestVisitorIdentityDocument(t *testing.T) {
 		ctx := t.Context()
 		h.Member("doc.member@example.org", "correct horse battery", nil)
 		dpoID, dpoToken := h.Member("doc.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		_, otherToken := h.Member("doc.support@example.org", "correct horse battery", nil)
@@ -281,7 +281,7 @@ func TestRequestDownloadLink(t *testing.T) {
 		ctx := t.Context()
 		memberID, _ := h.Member("held.member@example.org", "correct horse battery", map[string]any{"name": "Hal Held"})
 		dpoID, dpoToken := h.Member("dl.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		// open makes a confirmed, verified visitor's access request.
@@ -469,7 +469,7 @@ func TestVisitorUploadLimit(t *testing.T) {
 func TestVisitorRightsCarriedOut(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		dpoID, dpoTok := h.Member("carry.dpo@example.org", pw, nil)
-		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(t.Context(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		ask := func(right, held, notify string) string {
@@ -585,7 +585,7 @@ func TestVisitorRightsCarriedOut(t *testing.T) {
 func TestRectificationByStaff(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		dpoID, dpoTok := h.Member("rect.dpo@example.org", pw, nil)
-		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(t.Context(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		memberID, memberTok := h.Member("rect@example.org", pw, map[string]any{"name": "Ada Byron"})
@@ -625,7 +625,7 @@ func TestRectificationByStaff(t *testing.T) {
 func TestRequestDocumentNotCrossSite(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		dpoID, dpoTok := h.Member("xsite.dpo@example.org", pw, nil)
-		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(t.Context(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		if r := sendVisitor(h, map[string]string{"name": "Xena Site", "email": "xsite.notify@example.org", "right": "access"},

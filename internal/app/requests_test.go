@@ -28,7 +28,7 @@ func TestRequestLifecycle(t *testing.T) {
 		memberID, token := h.Member("asker@example.org", "correct horse battery", nil)
 		otherID, _ := h.Member("other.asker@example.org", "correct horse battery", nil)
 		dpoID, _ := h.Member("dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		staff := requests.Actor{Kind: requests.ByStaff, ID: dpoID, IP: "192.0.2.77"}
@@ -400,7 +400,7 @@ func TestDPOQueueAPI(t *testing.T) {
 		ctx := t.Context()
 		_, token := h.Member("queue.member@example.org", "correct horse battery", nil)
 		dpoID, dpoToken := h.Member("queue.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		first := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "complaint", "details": "You mailed me after I objected"}, token).JSON()["id"].(string)
@@ -490,7 +490,7 @@ func TestRequestsDueWarning(t *testing.T) {
 		memberID, _ := h.Member("late.member@example.org", "correct horse battery", nil)
 		dpoID, _ := h.Member("warned.dpo@example.org", "correct horse battery", nil)
 		adminID, _ := h.Member("not.warned.admin@example.org", "correct horse battery", nil)
-		if err := errors.Join(h.App.Staff().Grant(ctx, dpoID, "dpo"), h.App.Staff().Grant(ctx, adminID, "admin")); err != nil {
+		if err := errors.Join(h.GrantStaff(ctx, dpoID, "dpo"), h.GrantStaff(ctx, adminID, "admin")); err != nil {
 			t.Fatal(err)
 		}
 		warn := func(wantOverdue, wantSoon int, wantSent bool) {
@@ -598,7 +598,7 @@ func TestVisitorRequests(t *testing.T) {
 		ctx := t.Context()
 		h.Member("known.member@example.org", "correct horse battery", nil)
 		dpoID, dpoToken := h.Member("visitor.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		send := func(body map[string]any) apptest.Response {
@@ -758,7 +758,7 @@ func TestDPOQueuePaging(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		memberID, _ := h.Member("paged@example.org", "correct horse battery", nil)
 		dpoID, dpoTok := h.Member("paged.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(t.Context(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {

@@ -21,6 +21,7 @@ import (
 	"steward/internal/notices"
 	"steward/internal/requests"
 	"steward/internal/rights"
+	"steward/internal/store"
 	"steward/internal/text"
 )
 
@@ -37,6 +38,9 @@ type Services struct {
 	Staff      *governance.Staff
 	Requests   *requests.Service
 	Holds      *holds.Service
+	// Audit and DB serve the auditor's reading of the audit log.
+	Audit *governance.Audit
+	DB    *store.DB
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

@@ -38,6 +38,8 @@ var staffNav = []struct {
 	{[]string{"staff-requests", "staff-request"}, navLink{Href: "/staff/requests", Label: "Privacy requests"}},
 	{[]string{"staff-holds", "staff-hold-release"}, navLink{Href: "/staff/holds", Label: "Legal holds"}},
 	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
+	{[]string{"staff-audit"}, navLink{Href: "/staff/audit", Label: "Audit log"}},
+	{[]string{"staff-people"}, navLink{Href: "/staff/people", Label: "Staff"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -67,6 +67,9 @@ var labels = map[string]string{
 	"months":           "Months",
 	"reason":           "Reason",
 	"due_before":       "Due before",
+	"totp":             "Code from your authenticator app",
+	"recovery_code":    "Recovery code",
+	"role":             "Role",
 }
 
 // profileField describes an operator-configured field (name, phone, addresses) as

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"steward/internal/app/apptest"
 	"steward/internal/consent"
 	"steward/internal/requests"
 	"steward/internal/rights"
@@ -207,13 +208,13 @@ func TestPagesInBrowser(t *testing.T) {
 	st := s.client()
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
 	for _, role := range []string{"marketing", "dpo"} {
-		if err := s.app.Staff().Grant(t.Context(), staffID, role); err != nil {
+		if err := apptest.GrantStaff(t.Context(), s.app, staffID, role); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The DPO's role too, for the consent conflicts: 60 of them (two pages), made by
 	// decisions that alternate between two sources.
-	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 61 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"steward/internal/app/apptest"
 	"steward/internal/requests"
 	"steward/internal/store/storetest"
 )
@@ -259,7 +260,7 @@ func visitorAndDPO(t *testing.T, s *site, root context.Context) {
 	}
 
 	staffID := s.signUp(t, s.client(), staff, "Grace Hopper", staffPW)
-	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	d := s.tab(t, root)
@@ -468,7 +469,7 @@ func heldErasure(t *testing.T, s *site, root context.Context) {
 	m.until("ask something", "notice=sent")
 
 	dpoID := s.signUp(t, s.client(), dpo, "Dana Officer", dpoPW)
-	if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	d := s.tab(t, root)
