@@ -8,7 +8,6 @@ import (
 
 	"steward/internal/account"
 	"steward/internal/apperr"
-	"steward/internal/governance"
 	"steward/internal/server"
 )
 
@@ -195,8 +194,7 @@ func (a *API) grantRole(w http.ResponseWriter, r *http.Request, sess account.Ses
 }
 
 func (a *API) revokeRole(w http.ResponseWriter, r *http.Request, sess account.Session) {
-	if err := a.Staff.Change(r.Context(), governance.Change{AccountID: r.PathValue("id"), Role: r.PathValue("role"),
-		By: sess.AccountID, IP: a.ClientIP(r)}); err != nil {
+	if err := a.RevokeRole(r, sess, r.PathValue("id"), r.PathValue("role")); err != nil {
 		a.fail(w, r, err)
 		return
 	}

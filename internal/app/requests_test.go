@@ -405,6 +405,7 @@ func TestDPOQueueAPI(t *testing.T) {
 		}
 		first := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "complaint", "details": "You mailed me after I objected"}, token).JSON()["id"].(string)
 		h.Clock.Advance(3 * 24 * time.Hour)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		second := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "inquiry", "details": "Where is my data stored?"}, token).JSON()["id"].(string)
 
 		ids := func(path string) []string {
@@ -547,8 +548,7 @@ func TestRequestsDueWarning(t *testing.T) {
 			t.Errorf("overdue in the queue = %+v (%v), want %s", q, err, first.ID)
 		}
 		// The staff pages show it: the API's counts and the queue page's banner.
-		login := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "warned.dpo@example.org", "password": "correct horse battery"}, "")
-		tok, _ := login.JSON()["token"].(string)
+		tok := h.StaffLogin(dpoID, "warned.dpo@example.org", "correct horse battery")
 		if l := jsonOK(t, h.Do("GET", "/api/v1/staff/requests?state=open", nil, tok)); l["overdue"] != float64(1) || l["due_soon"] != float64(0) {
 			t.Errorf("queue counts = %v overdue, %v due soon", l["overdue"], l["due_soon"])
 		}
@@ -645,6 +645,7 @@ func TestVisitorRequests(t *testing.T) {
 			t.Errorf("forged link = %d %s", r.Status, r.Body)
 		}
 		h.Clock.Advance(20 * time.Hour)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		c := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": link}, "")
 		if c.Status != 200 || c.JSON()["state"] != "received" || c.JSON()["due_date"] != requests.DueDate(h.Clock.Now(), 0).String() {
 			t.Fatalf("confirm = %d %s, want received, due %s", c.Status, c.Body, requests.DueDate(h.Clock.Now(), 0))
@@ -687,10 +688,12 @@ func TestVisitorRequests(t *testing.T) {
 		// with its key; a day after closing, the confirmed one's key is shredded and
 		// only its outline stays.
 		h.Clock.Advance(5 * time.Hour)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		if d, s, err := h.App.Requests().Tidy(ctx); err != nil || d != 1 || s != 0 {
 			t.Errorf("Tidy = %d deleted, %d shredded (%v); want 1, 0", d, s, err)
 		}
 		h.Clock.Advance(requests.ShredAfter)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		if d, s, err := h.App.Requests().Tidy(ctx); err != nil || d != 0 || s != 1 {
 			t.Errorf("Tidy = %d deleted, %d shredded (%v); want 0, 1", d, s, err)
 		}

@@ -151,6 +151,14 @@ func (s *Services) GrantRole(r *http.Request, sess account.Session, email, role 
 	return subj.ID, s.Staff.Change(r.Context(), governance.Change{AccountID: subj.ID, Role: role, Grant: true, By: sess.AccountID, IP: s.ClientIP(r)})
 }
 
+// RevokeRole takes the role from the account, as the session's administrator.
+func (s *Services) RevokeRole(r *http.Request, sess account.Session, accountID, role string) error {
+	if _, err := s.Accounts.Profile(r.Context(), accountID); err != nil {
+		return err
+	}
+	return s.Staff.Change(r.Context(), governance.Change{AccountID: accountID, Role: role, By: sess.AccountID, IP: s.ClientIP(r)})
+}
+
 // ResetStaffSecondFactor removes an account's second factor, as the session's
 // administrator.
 func (s *Services) ResetStaffSecondFactor(r *http.Request, sess account.Session, accountID string) error {

@@ -117,6 +117,9 @@ func (p *Pages) renderSetup(w http.ResponseWriter, r *http.Request, sess account
 		return
 	}
 	v.Enrolled, v.RecoveryLeft = status.Enrolled, status.RecoveryLeft
+	if err != nil {
+		st = p.formError(w, r, nil, &v.Error, err)
+	}
 	if !v.Enrolled && v.Staff {
 		if v.Enrollment, serr = p.o.Accounts.Enroll(r.Context(), sess.AccountID, false); serr != nil {
 			p.fail(w, r, serr)

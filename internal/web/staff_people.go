@@ -79,9 +79,7 @@ func (p *Pages) revokeRole(w http.ResponseWriter, r *http.Request, sess account.
 		p.fail(w, r, err)
 		return
 	}
-	err := p.o.Staff.Change(r.Context(), governance.Change{AccountID: r.PathValue("id"), Role: r.PostFormValue("role"),
-		By: sess.AccountID, IP: p.o.ClientIP(r)})
-	if err != nil {
+	if err := p.o.RevokeRole(r, sess, r.PathValue("id"), r.PostFormValue("role")); err != nil {
 		v := peopleView{Fields: grantFields("", "")}
 		st := p.formError(w, r, nil, &v.Error, err)
 		p.renderPeople(w, r, st, v)
