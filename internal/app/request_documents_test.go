@@ -158,7 +158,7 @@ func TestVisitorIdentityDocument(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.Clock.Advance(requests.ConfirmTTL + time.Minute)
-		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
+		h.KeepStaff(ctx, dpoID)                                            // a staff session idle that long has ended: they gave a code again
 		if d, _, err := h.App.Requests().Tidy(ctx); err != nil || d != 2 { // Uwe's and Nina's
 			t.Errorf("Tidy deleted %d (%v), want 2", d, err)
 		}
@@ -360,7 +360,7 @@ func TestRequestDownloadLink(t *testing.T) {
 		id2, _ := open("hal2.notify@example.org", "held.member@example.org")
 		token2 := h.WaitLink("hal2.notify@example.org", "/requests/download?token=")
 		h.Clock.Advance(requests.ShredAfter + time.Hour)
-		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
+		h.KeepStaff(ctx, dpoID)                                            // a staff session idle that long has ended: they gave a code again
 		if _, s, err := h.App.Requests().Tidy(ctx); err != nil || s != 1 { // the first only: the second's link is live
 			t.Errorf("Tidy shredded %d (%v), want the used link's request only", s, err)
 		}
