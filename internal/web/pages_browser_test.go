@@ -207,7 +207,7 @@ func TestPagesInBrowser(t *testing.T) {
 
 	st := s.client()
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
-	for _, role := range []string{"marketing", "dpo"} {
+	for _, role := range []string{"marketing", "dpo", "admin"} {
 		if err := apptest.GrantStaff(t.Context(), s.app, staffID, role); err != nil {
 			t.Fatal(err)
 		}
@@ -359,6 +359,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
+		{"staff-people", "/staff/people"}, {"staff-audit", "/staff/audit"}, {"second-factor-setup", "/account/second-factor"},
 	}
 
 	// tab is a fresh browser context (no cookies) with a deadline.
@@ -526,8 +527,30 @@ func TestPagesInBrowser(t *testing.T) {
 	login(ctx, child, childPW)
 	open(ctx, visit{"account-child", "/account"})
 
+	// Staff give their second factor after the password.
 	ctx = tab()
-	login(ctx, staff, staffPW)
+	code, err := apptest.NextCode(t.Context(), s.app, staffID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/login"),
+		chromedp.WaitVisible(chromedp.ID("page-login")),
+		chromedp.SendKeys(chromedp.ID("f-email"), staff),
+		chromedp.SendKeys(chromedp.ID("f-password"), staffPW),
+		chromedp.Click(chromedp.CSS(`#page-login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-second-factor")),
+	); err != nil {
+		t.Fatalf("log in as %s: %v", staff, err)
+	}
+	checkPage(t, ctx, axe, "second-factor")
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("f-totp"), code),
+		chromedp.Click(chromedp.CSS(`#page-second-factor button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`body.staff`)),
+	); err != nil {
+		t.Fatalf("second factor of %s: %v", staff, err)
+	}
 	for _, v := range staffs {
 		open(ctx, v)
 	}
