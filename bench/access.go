@@ -93,6 +93,9 @@ func newStaffReadApp(ctx context.Context, o rightsOpts, opts ...app.Option) (*st
 	if s.token, err = loginAs(b.base, "sam@example.org"); err != nil {
 		return fail(err)
 	}
+	if err := passSecondFactor(b.base, s.token); err != nil {
+		return fail(err)
+	}
 	miaTok, err := loginAs(b.base, "mia@example.org")
 	if err != nil {
 		return fail(err)

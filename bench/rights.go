@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"steward/internal/app"
 	"steward/internal/files"
 	"steward/internal/jobs"
@@ -276,6 +278,10 @@ func requestsApp(ctx context.Context, o rightsOpts, opts ...app.Option) (*benchA
 		b.Close()
 		return nil, "", err
 	}
+	if err := passSecondFactor(b.base, out.Token); err != nil {
+		b.Close()
+		return nil, "", err
+	}
 	// The deadline job runs at the start: it ran (on no request) before any is written,
 	// so that it does not run on them while a figure is measured.
 	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(b.Jobs().Runs(), func(r jobs.Run) bool {
@@ -483,4 +489,24 @@ func deadlineRows(ctx context.Context, o rightsOpts) ([]row, error) {
 	}
 	fmt.Printf("  deadlines: %d overdue, %d due within %d days, the dpo mailed\n", sum.Overdue, sum.Soon, requests.WarnWithin)
 	return []row{{fmt.Sprintf("daily deadline job over %d open requests, ms", o.openRequests), fmt.Sprintf("%.1f", ms(took)), "", "", "<= 1000 ms"}}, nil
+}
+
+// passSecondFactor sets up a second factor for the staff session of token, which
+// passes it for that session: staff roles need it.
+func passSecondFactor(base, token string) error {
+	req, _ := http.NewRequest("POST", base+"/api/v1/me/second-factor", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	var enr struct{ Secret string }
+	if err := doJSON(&http.Client{}, req, http.StatusCreated, &enr); err != nil {
+		return err
+	}
+	code, err := totp.GenerateCode(enr.Secret, time.Now())
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"totp": code})
+	req, _ = http.NewRequest("POST", base+"/api/v1/me/second-factor/confirm", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return doJSON(&http.Client{}, req, http.StatusOK, nil)
 }

@@ -59,11 +59,15 @@ const (
 
 // Settings are the parts of the configuration the service needs.
 type Settings struct {
-	BaseURL      string
-	Argon2       Argon2
-	SessionTTL   time.Duration
-	Fields       map[string]config.Requirement
-	AgeOfConsent func(country string) int
+	BaseURL    string
+	Argon2     Argon2
+	SessionTTL time.Duration
+	// A session that passed the second factor ends StaffSessionTTL after that, or
+	// after StaffSessionIdle without a request; ReauthWindow is how long a password
+	// or code given counts for a sensitive action.
+	StaffSessionTTL, StaffSessionIdle, ReauthWindow time.Duration
+	Fields                                          map[string]config.Requirement
+	AgeOfConsent                                    func(country string) int
 }
 
 // Meta describes the request that asks for something: where from, with what browser.
@@ -122,7 +126,7 @@ func New(ctx context.Context, db *store.DB, outbox *mail.Outbox, audit *governan
 		registered: hooks.Registered}
 	s.dummy = dummyHash(set.Argon2)
 	var err error
-	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`)
+	s.sessStmt, err = db.Prepare(ctx, `SELECT account_id, expires_at, last_seen_at, second_factor_at, reauth_at FROM sessions WHERE id = $1`)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ const profileQuery = `SELECT ` + profileColumns + `, k.wrapped, k.epoch FROM acc
 // sessionProfileQuery checks a session and reads its profile in one statement: GET /me
 // is the hottest authenticated route, and on SQLite every statement opens a read
 // transaction of its own.
-const sessionProfileQuery = `SELECT s.expires_at, s.last_seen_at, ` + profileColumns +
+const sessionProfileQuery = `SELECT s.expires_at, s.last_seen_at, s.second_factor_at, s.reauth_at, ` + profileColumns +
 	`, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`
 
 // profileRow receives the profile columns of a query.
@@ -193,7 +193,8 @@ func (s *Service) SessionProfile(ctx context.Context, token string) (Session, Pr
 	id := hashToken(token)
 	var r profileRow
 	var expires, seen int64
-	err := s.sessProfileStmt.QueryRowContext(ctx, id).Scan(r.dest(&expires, &seen)...)
+	var factor, reauth sql.NullInt64
+	err := s.sessProfileStmt.QueryRowContext(ctx, id).Scan(r.dest(&expires, &seen, &factor, &reauth)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, Profile{}, errNoSession
 	}
@@ -207,7 +208,7 @@ func (s *Service) SessionProfile(ctx context.Context, token string) (Session, Pr
 	if err != nil {
 		return Session{}, Profile{}, err
 	}
-	sess, err := s.liveSession(ctx, id, r.p.ID, expires, seen)
+	sess, err := s.liveSession(ctx, id, r.p.ID, expires, seen, factor, reauth)
 	if err != nil {
 		return Session{}, Profile{}, err
 	}
@@ -551,6 +552,8 @@ var (
 		{Name: "expires_at", NotPersonal: "end of the session", Time: true},
 		{Name: "ip", Categories: []string{"user.device.ip_address"}, Sealed: true},
 		{Name: "user_agent", Categories: []string{"user.device.browser"}, Sealed: true},
+		{Name: "second_factor_at", NotPersonal: "time the session passed the second factor", Time: true},
+		{Name: "reauth_at", NotPersonal: "time the password or a code was last given again", Time: true},
 	}}
 	tokensTable = datamap.Table{Name: "account_tokens", Subject: "account_id", Columns: []datamap.Column{
 		{Name: "id", Categories: []string{"user.authorization.credentials"}, Plain: "the SHA-256 of a random token", Withheld: "the hash of a one-time link"},
@@ -578,7 +581,7 @@ func (Holder) Declaration() datamap.Declaration {
 		Retention: "Until you delete the account; sessions and one-time links are deleted once expired (1 hour to 14 days for links); " +
 			"a registration never confirmed is erased after 7 days (the operator may set another period); where the operator sets a period of inactivity, " +
 			"an account not used for that long is warned by mail and erased if you do not log in within 30 days.",
-		Tables: []datamap.Table{accountsTable, sessionsTable, tokensTable, addressesTable},
+		Tables: []datamap.Table{accountsTable, sessionsTable, tokensTable, addressesTable, secondFactorsTable, recoveryCodesTable},
 	}
 }
 
@@ -587,7 +590,8 @@ func (Holder) Declaration() datamap.Declaration {
 func (Holder) Export(ctx context.Context, q store.Querier, s datamap.Subject) ([]datamap.Section, error) {
 	secs, err := s.SelectParts(ctx, q, datamap.Part{Table: accountsTable, Where: "id = $1"},
 		datamap.Part{Table: sessionsTable, Where: "account_id = $1"}, datamap.Part{Table: tokensTable, Where: "account_id = $1"},
-		datamap.Part{Table: addressesTable, Where: "account_id = $1 ORDER BY proven_at"})
+		datamap.Part{Table: addressesTable, Where: "account_id = $1 ORDER BY proven_at"},
+		datamap.Part{Table: secondFactorsTable, Where: "account_id = $1"}, datamap.Part{Table: recoveryCodesTable, Where: "account_id = $1 ORDER BY created_at"})
 	if err != nil {
 		return nil, err
 	}
@@ -628,6 +632,8 @@ func (Holder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) error 
 	for _, q := range []string{
 		`DELETE FROM account_tokens WHERE account_id = $1`,
 		`DELETE FROM sessions WHERE account_id = $1`,
+		`DELETE FROM recovery_codes WHERE account_id = $1`,
+		`DELETE FROM second_factors WHERE account_id = $1`,
 		`DELETE FROM account_addresses WHERE account_id = $1`,
 		`DELETE FROM accounts WHERE id = $1`,
 	} {

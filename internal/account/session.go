@@ -19,6 +19,12 @@ type Session struct {
 	ID        string // the SHA-256 of the token: safe to show and to name in a revocation
 	AccountID string
 	ExpiresAt time.Time
+	// SecondFactorAt is when the session passed the second factor (zero: not yet); a
+	// staff role is usable only in a session that did.
+	SecondFactorAt time.Time
+	// ReauthAt is when its holder last gave the password or a code (at login, at the
+	// second factor, or when a sensitive action asked again).
+	ReauthAt time.Time
 }
 
 // SessionInfo is a session as its owner sees it in the list.
@@ -72,7 +78,7 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 	}
 	token, sessID := newToken()
 	now := s.now()
-	sess := Session{ID: sessID, AccountID: id, ExpiresAt: now.Add(s.set.SessionTTL)}
+	sess := Session{ID: sessID, AccountID: id, ExpiresAt: now.Add(s.set.SessionTTL), ReauthAt: now}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		key, err := s.vault.KeyIn(ctx, tx, id, false)
 		if err != nil {
@@ -86,8 +92,8 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Meta) 
 				}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
-			VALUES ($1, $2, $3, $3, $4, $5, $6)`, sessID, id, store.Millis(now), store.Millis(sess.ExpiresAt),
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent, reauth_at)
+			VALUES ($1, $2, $3, $3, $4, $5, $6, $3)`, sessID, id, store.Millis(now), store.Millis(sess.ExpiresAt),
 			key.SealText(labelIP, meta.IP), key.SealText(labelUserAgent, text.Cut(meta.UserAgent, 300))); err != nil {
 			return fmt.Errorf("account: session: %w", err)
 		}
@@ -124,20 +130,23 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 	id := hashToken(token)
 	var accountID string
 	var expires, seen int64
-	err := s.sessStmt.QueryRowContext(ctx, id).Scan(&accountID, &expires, &seen)
+	var factor, reauth sql.NullInt64
+	err := s.sessStmt.QueryRowContext(ctx, id).Scan(&accountID, &expires, &seen, &factor, &reauth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, errNoSession
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("account: authenticate: %w", err)
 	}
-	return s.liveSession(ctx, id, accountID, expires, seen)
+	return s.liveSession(ctx, id, accountID, expires, seen, factor, reauth)
 }
 
-// liveSession ends an expired session and refreshes last_seen_at when it is stale.
-func (s *Service) liveSession(ctx context.Context, id, accountID string, expires, seen int64) (Session, error) {
+// liveSession ends an expired session, or one that passed the second factor and was
+// idle longer than staff sessions may be, and refreshes last_seen_at when it is stale.
+func (s *Service) liveSession(ctx context.Context, id, accountID string, expires, seen int64, factor, reauth sql.NullInt64) (Session, error) {
 	now := s.now()
-	if now.UnixMilli() >= expires {
+	idle := factor.Valid && s.set.StaffSessionIdle > 0 && now.UnixMilli()-seen >= s.set.StaffSessionIdle.Milliseconds()
+	if now.UnixMilli() >= expires || idle {
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = $1`, id); err != nil {
 			return Session{}, fmt.Errorf("account: ending an expired session: %w", err)
 		}
@@ -148,7 +157,14 @@ func (s *Service) liveSession(ctx context.Context, id, accountID string, expires
 			return Session{}, fmt.Errorf("account: authenticate: %w", err)
 		}
 	}
-	return Session{ID: id, AccountID: accountID, ExpiresAt: store.FromMillis(expires)}, nil
+	sess := Session{ID: id, AccountID: accountID, ExpiresAt: store.FromMillis(expires)}
+	if factor.Valid {
+		sess.SecondFactorAt = store.FromMillis(factor.Int64)
+	}
+	if reauth.Valid {
+		sess.ReauthAt = store.FromMillis(reauth.Int64)
+	}
+	return sess, nil
 }
 
 // Sessions lists the account's live sessions, newest first; current marks the caller's.

@@ -121,12 +121,18 @@ func (a *API) decideGuardianPurpose(w http.ResponseWriter, r *http.Request) {
 type loginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// A staff account may pass its second factor in the login itself.
+	TOTP         string `json:"totp"`
+	RecoveryCode string `json:"recovery_code"`
 }
 
 type loginResponse struct {
 	Token     string    `json:"token"`
 	SessionID string    `json:"session_id"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// SecondFactor is none (no staff role), passed, required (give a code to
+	// POST /api/v1/sessions/current/second-factor) or enroll (set one up first).
+	SecondFactor string `json:"second_factor"`
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +146,26 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	server.WriteJSON(w, http.StatusCreated, loginResponse{Token: token, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt})
+	if req.TOTP != "" || req.RecoveryCode != "" {
+		// A wrong code fails the whole login: the session just made ends.
+		if err := a.PassSecondFactorLimited(r, sess, req.TOTP, req.RecoveryCode); err != nil {
+			if lerr := a.Accounts.Logout(r.Context(), sess, a.Meta(r)); lerr != nil {
+				err = lerr
+			}
+			a.fail(w, r, err)
+			return
+		}
+		if sess, err = a.Accounts.Authenticate(r.Context(), token); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	state, err := a.SecondFactorState(r.Context(), sess)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusCreated, loginResponse{Token: token, SessionID: sess.ID, ExpiresAt: sess.ExpiresAt, SecondFactor: state})
 }
 
 type sessionResponse struct {

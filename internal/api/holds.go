@@ -14,7 +14,7 @@ func (a *API) registerHolds(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/staff/holds", a.staff(a.placeHold, holds.Role))
 	mux.HandleFunc("GET /api/v1/staff/holds", a.staff(a.staffHolds, holds.Role))
 	mux.HandleFunc("GET /api/v1/staff/holds/{hold}", a.staff(a.staffHold, holds.Role))
-	mux.HandleFunc("POST /api/v1/staff/holds/{hold}/release", a.staff(a.releaseHold, holds.Role))
+	mux.HandleFunc("POST /api/v1/staff/holds/{hold}/release", a.staff(a.sensitive(a.releaseHold), holds.Role))
 }
 
 type heldHolder struct {

@@ -23,21 +23,20 @@ func (a *API) registerNewsletter(mux server.Router) {
 	mux.HandleFunc("PATCH /api/v1/staff/campaigns/{id}", a.staff(a.updateCampaign, "marketing"))
 	mux.HandleFunc("DELETE /api/v1/staff/campaigns/{id}", a.staff(a.deleteCampaign, "marketing"))
 	mux.HandleFunc("POST /api/v1/staff/campaigns/{id}/test", a.staff(a.testCampaign, "marketing"))
-	mux.HandleFunc("POST /api/v1/staff/campaigns/{id}/send", a.staff(a.sendCampaign, "marketing"))
+	mux.HandleFunc("POST /api/v1/staff/campaigns/{id}/send", a.staff(a.sensitive(a.sendCampaign), "marketing"))
 	mux.HandleFunc("POST /api/v1/staff/subscribers/import", a.staff(a.importSubscribers, "marketing"))
 	mux.HandleFunc("GET /api/v1/staff/consent-conflicts", a.staff(a.conflicts, "dpo", "support"))
 }
 
-// staff admits only members holding one of the roles (admin holds all).
+// staff admits only members holding one of the roles (admin holds all), in a session
+// that passed the second factor (403 second_factor_required otherwise).
 func (a *API) staff(h func(http.ResponseWriter, *http.Request, account.Session), roles ...string) http.HandlerFunc {
 	return a.auth(func(w http.ResponseWriter, r *http.Request, sess account.Session) {
-		ok, err := a.Staff.HasAny(r.Context(), sess.AccountID, roles...)
-		if err != nil {
+		if err := a.StaffGate(r.Context(), sess, roles...); err != nil {
+			if apperr.KindOf(err) == apperr.Forbidden && !server.IsSecondFactorRequired(err) {
+				err = apperr.New(apperr.Forbidden, "forbidden", "this needs a staff role: "+roles[0])
+			}
 			a.fail(w, r, err)
-			return
-		}
-		if !ok {
-			a.fail(w, r, apperr.New(apperr.Forbidden, "forbidden", "this needs a staff role: "+roles[0]))
 			return
 		}
 		h(w, r, sess)

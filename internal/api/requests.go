@@ -251,6 +251,12 @@ func (a *API) changeRequest(w http.ResponseWriter, r *http.Request, sess account
 		a.fail(w, r, err)
 		return
 	}
+	if body.State == requests.Done && !a.Accounts.Recent(sess) {
+		// Closing a request as done is sensitive (a.sensitive's rule; the body is read
+		// to know it).
+		a.fail(w, r, server.ErrReauthRequired)
+		return
+	}
 	by := requests.Actor{Kind: requests.ByStaff, ID: sess.AccountID, IP: a.ClientIP(r)}
 	if _, err := a.WorkRequest(r, r.PathValue("id"), requests.Change(body), by); err != nil {
 		a.fail(w, r, err)

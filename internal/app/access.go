@@ -2,6 +2,8 @@ package app
 
 import (
 	"steward/internal/access"
+	"time"
+
 	"steward/internal/account"
 	"steward/internal/analytics"
 	"steward/internal/blob"
@@ -114,3 +116,6 @@ func (a *App) records() ropa.Sources {
 
 // Access is the access grants and staff reads capability.
 func (a *App) Access() *access.Service { return a.access }
+
+// Now is the app's clock.
+func (a *App) Now() time.Time { return a.now() }

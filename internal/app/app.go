@@ -309,9 +309,10 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	cfg := a.config
 	var err error
 	a.accounts, err = account.New(ctx, a.db, a.outbox, a.audit, a.vault, index, account.Settings{
-		BaseURL:      cfg.BaseURL,
-		Argon2:       account.Argon2(cfg.Argon2),
-		SessionTTL:   cfg.SessionTTL,
+		BaseURL:         cfg.BaseURL,
+		Argon2:          account.Argon2(cfg.Argon2),
+		SessionTTL:      cfg.SessionTTL,
+		StaffSessionTTL: cfg.StaffSessionTTL, StaffSessionIdle: cfg.StaffSessionIdle, ReauthWindow: cfg.ReauthWindow,
 		Fields:       cfg.Fields,
 		AgeOfConsent: cfg.AgeOfConsentFor,
 	}, account.Hooks{
@@ -345,7 +346,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	if a.consent, err = a.openConsent(); err != nil {
 		return err
 	}
-	a.staff = governance.NewStaff(a.db, a.now)
+	a.staff = governance.NewStaff(a.db, a.audit, a.now)
 	a.access = access.New(a.db, a.vault, a.audit, a.staff, a.accounts, access.Config{Approver: cfg.GrantApprover, SkipRecords: skipReads}, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
 		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
@@ -596,7 +597,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
 		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy,
 		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Access: a.access,
-		Analytics: a.analytics, BeaconLimit: beaconLimit(cfg, a.now), Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
+		Analytics: a.analytics, BeaconLimit: beaconLimit(cfg, a.now), Audit: a.audit, DB: a.db, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}
 	mux := server.NewRoutes()
 	(&api.API{Services: shared}).Register(mux)
 	pages, err := web.New(web.Options{Services: shared, SiteName: cfg.SiteName, Fields: cfg.Fields,

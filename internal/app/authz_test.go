@@ -31,16 +31,17 @@ const (
 	marketing actor = "marketing"
 	support   actor = "support"
 	dpo       actor = "dpo"
+	auditor   actor = "auditor"
 	owner     actor = "member A" // last: what it does to A's resources, it does after the others tried
 )
 
-var actors = []actor{anon, other, child, guardian, admin, marketing, support, dpo, owner}
+var actors = []actor{anon, other, child, guardian, admin, marketing, support, dpo, auditor, owner}
 
 // members are the actors with an account; staff are those that hold a role (the
 // role of the same name).
 var (
 	members = actors[1:]
-	staff   = []actor{admin, marketing, support, dpo}
+	staff   = []actor{admin, marketing, support, dpo, auditor}
 )
 
 // answers is the expected answer of a route per actor: a status, and for a redirect
@@ -226,7 +227,20 @@ var authz = map[string]probe{
 	"POST /api/v1/staff/grants/{id}/decision": {path: "/api/v1/staff/grants/none/decision", body: `{"approve":true}`,
 		want: staffOnly("404", "401", "403", dpo)},
 	"POST /api/v1/staff/grants/{id}/revoke": {path: "/api/v1/staff/grants/none/revoke", want: staffOnly("404", "401", "403", support, dpo)},
-	"/api/":                                 {path: "/api/v1/nothing-here", want: everyone("404")},
+	// The second factor, re-authentication, staff management and the audit log. A
+	// second factor is set up by staff only (every staff actor has one already).
+	"GET /api/v1/me/second-factor":                   {want: own("200", "401")},
+	"POST /api/v1/me/second-factor":                  {want: staffAs(own("403", "401"), "409")},
+	"POST /api/v1/me/second-factor/confirm":          {body: `{}`, want: own("400", "401")},
+	"POST /api/v1/me/second-factor/recovery-codes":   {want: staffAs(own("409", "401"), "200")},
+	"POST /api/v1/sessions/current/second-factor":    {body: `{}`, want: own("400", "401")},
+	"POST /api/v1/sessions/current/reauth":           {body: `{}`, want: own("400", "401")},
+	"GET /api/v1/staff/people":                       {want: staffOnly("200", "401", "403")},
+	"POST /api/v1/staff/people":                      {body: `{}`, want: staffOnly("400", "401", "403")},
+	"DELETE /api/v1/staff/people/{id}/roles/{role}":  {path: "/api/v1/staff/people/none/roles/dpo", want: staffOnly("404", "401", "403")},
+	"DELETE /api/v1/staff/people/{id}/second-factor": {path: "/api/v1/staff/people/none/second-factor", want: staffOnly("404", "401", "403")},
+	"GET /api/v1/staff/audit":                        {want: staffOnly("200", "401", "403", auditor)},
+	"/api/":                                          {path: "/api/v1/nothing-here", want: everyone("404")},
 
 	// The pages.
 	"GET /{$}":                  {path: "/", want: everyone("200")},
@@ -418,14 +432,34 @@ var authz = map[string]probe{
 	"POST /staff/processors/{key}/reject":         {path: "/staff/processors/none/reject", want: staffOnly("404", toLogin, "403", dpo)},
 	"GET /staff/ropa":                             {want: staffOnly("200", toLogin, "403", dpo)},
 	"GET /staff/ropa/{format}":                    {path: "/staff/ropa/json", want: staffOnly("200", toLogin, "403", dpo)},
+	// The second factor's pages, staff management and the audit log.
+	"GET /login/second-factor":                    {want: own("303 /account", toLogin)},
+	"POST /login/second-factor":                   {want: own("400", toLogin)},
+	"GET /account/second-factor":                  {want: own("200", toLogin)},
+	"POST /account/second-factor":                 {want: own("400", toLogin)},
+	"POST /account/second-factor/recovery-codes":  {want: staffAs(own("409", toLogin), "200")},
+	"GET /staff/people":                           {want: staffOnly("200", toLogin, "403")},
+	"POST /staff/people/grant":                    {want: staffOnly("400", toLogin, "403")},
+	"POST /staff/people/{id}/revoke":              {path: "/staff/people/none/revoke", want: staffOnly("404", toLogin, "403")},
+	"POST /staff/people/{id}/reset-second-factor": {path: "/staff/people/none/reset-second-factor", want: staffOnly("404", toLogin, "403")},
+	"GET /staff/audit":                            {want: staffOnly("200", toLogin, "403", auditor)},
+}
+
+// staffAs gives every staff actor the answer s in a.
+func staffAs(a answers, s string) answers {
+	for _, r := range staff {
+		a[r] = s
+	}
+	return a
 }
 
 // staffHome is GET /staff: marketing (and admin) to the campaigns, the DPO to the
 // privacy requests, support to the consent conflicts.
 func staffHome() answers {
-	a := staffOnly("303 /staff/consent-conflicts", toLogin, "403", dpo, support)
+	a := staffOnly("303 /staff/consent-conflicts", toLogin, "403", dpo, support, auditor)
 	a[admin], a[marketing] = "303 /staff/campaigns", "303 /staff/campaigns"
 	a[dpo] = "303 /staff/requests"
+	a[auditor] = "303 /staff/audit"
 	return a
 }
 
@@ -434,6 +468,7 @@ type matrix struct {
 	t     *testing.T
 	h     *apptest.Harness
 	email map[actor]string
+	ids   map[actor]string
 	fixed map[string]string // A's resources that GETs try
 	last  map[string]string // those the last request tried
 }
@@ -479,8 +514,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 func setUpMatrix(t *testing.T, h *apptest.Harness) *matrix {
 	t.Helper()
-	m := &matrix{t: t, h: h, email: map[actor]string{}, fixed: map[string]string{}}
-	ids := map[actor]string{}
+	m := &matrix{t: t, h: h, email: map[actor]string{}, fixed: map[string]string{}, ids: map[actor]string{}}
+	ids := m.ids
 	for _, a := range members {
 		if a == child {
 			continue
@@ -489,7 +524,7 @@ func setUpMatrix(t *testing.T, h *apptest.Harness) *matrix {
 		ids[a], _ = h.Member(m.email[a], pw, nil)
 	}
 	for _, a := range staff {
-		if err := h.App.Staff().Grant(t.Context(), ids[a], string(a)); err != nil {
+		if err := h.GrantStaff(t.Context(), ids[a], string(a)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -537,6 +572,9 @@ func (m *matrix) login(a actor) string {
 	l := m.h.Do("POST", "/api/v1/sessions", map[string]string{"email": m.email[a], "password": pw}, "")
 	if l.Status != 201 {
 		m.t.Fatalf("login %s = %d %s", a, l.Status, l.Body)
+	}
+	if slices.Contains(staff, a) {
+		m.h.KeepStaff(m.t.Context(), m.ids[a]) // as if a code was given
 	}
 	return l.JSON()["token"].(string)
 }

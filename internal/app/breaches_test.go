@@ -211,7 +211,7 @@ func TestBreachNoticeOverSMTP(t *testing.T) {
 		}
 		_, dpo := member("dpo")
 		dpoID := h.Do("GET", "/api/v1/me", nil, dpo).JSON()["id"].(string)
-		if err := h.App.Staff().Grant(context.Background(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(context.Background(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		affected, _ := member("affected")

@@ -20,7 +20,7 @@ func TestCampaignDraftsAPI(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		staffID, staff := h.Member("editor@example.org", pw, map[string]any{"name": "Grace Hopper"})
-		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		subscribe(t, h, "ann@example.org", true)
@@ -137,7 +137,7 @@ func TestCampaignDraftsAPI(t *testing.T) {
 func TestCampaignTestLimit(t *testing.T) {
 	h := apptest.Start(t, "", "--rate-limits=true")
 	staffID, staff := h.Member("editor@example.org", pw, nil)
-	if err := h.App.Staff().Grant(context.Background(), staffID, "marketing"); err != nil {
+	if err := h.GrantStaff(context.Background(), staffID, "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	id := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "News", "body": "x"}, staff).JSON()["id"].(string)
@@ -173,7 +173,7 @@ func TestCampaignTestOverSMTP(t *testing.T) {
 	l := h.Do("POST", "/api/v1/sessions", map[string]string{"email": editor, "password": pw}, "")
 	staff, _ := l.JSON()["token"].(string)
 	sess := h.Do("GET", "/api/v1/me", nil, staff).JSON()
-	if err := h.App.Staff().Grant(context.Background(), sess["id"].(string), "marketing"); err != nil {
+	if err := h.GrantStaff(context.Background(), sess["id"].(string), "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	// Letters, not the digits of the stamp: a long enough run of digits can pass the

@@ -88,7 +88,7 @@ func TestCampaignUnconfirmedInAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		staffID, staff := h.Member("editor@example.org", "violet harbour lantern 7", nil)
-		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		r := h.Do("GET", "/api/v1/staff/campaigns/"+c.ID, nil, staff)

@@ -99,7 +99,7 @@ func TestConsentLedger(t *testing.T) {
 			t.Errorf("a member reading conflicts = %d", r.Status)
 		}
 		dpoID, dpo := h.Member("dpo@example.org", pw, nil)
-		h.App.Staff().Grant(ctx, dpoID, "dpo")
+		h.GrantStaff(ctx, dpoID, "dpo")
 		if r := h.Do("GET", "/api/v1/staff/consent-conflicts", nil, dpo); r.Status != 200 || len(r.JSON()["conflicts"].([]any)) == 0 {
 			t.Errorf("the DPO reading conflicts = %d %s", r.Status, r.Body)
 		}

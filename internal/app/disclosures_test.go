@@ -53,7 +53,7 @@ func postDisclosure(h *apptest.Harness, tok string, fields map[string]string, do
 func staffMember(t *testing.T, h *apptest.Harness, email, role string) (id, tok string) {
 	t.Helper()
 	id, tok = h.Member(email, pw, nil)
-	if err := h.App.Staff().Grant(context.Background(), id, role); err != nil {
+	if err := h.GrantStaff(context.Background(), id, role); err != nil {
 		t.Fatal(err)
 	}
 	return id, tok

@@ -107,7 +107,7 @@ func TestErasureSparesUnprovenAddresses(t *testing.T) {
 
 		// The next campaign reaches both.
 		staffID, staff := h.Member("editor@example.org", pw, nil)
-		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Still here", "body": "Hello."}, staff)
@@ -132,7 +132,7 @@ func TestStaffErasureKeepsCampaigns(t *testing.T) {
 		ctx := context.Background()
 		h := apptest.Start(t, dbURL)
 		staffID, staff := h.Member("marketer@example.org", pw, nil)
-		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		var ids []string

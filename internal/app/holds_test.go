@@ -31,7 +31,7 @@ func holdSetup(t *testing.T, h *apptest.Harness, email string) (dpoTok, memberID
 	t.Helper()
 	ctx := context.Background()
 	dpoID, dpoTok := h.Member("dpo-"+strings.Split(email, "@")[0]+"@example.net", pw, nil)
-	if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+	if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	memberID, memberTok = h.Member(email, pw, map[string]any{"name": "Quentin Heldmann", "phone": "+49 30 7654321"})
@@ -418,7 +418,7 @@ func TestHeldDataIsNotUsed(t *testing.T) {
 func TestHoldRacingAnErasure(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		dpoID, _ := h.Member("race.dpo@example.net", pw, nil)
-		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(t.Context(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		const n = 8

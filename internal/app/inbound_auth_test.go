@@ -261,7 +261,7 @@ func TestUnsubscribeMailAuthentication(t *testing.T) {
 		t.Run("token: trusted by its token, unchanged", func(t *testing.T) {
 			ctx := context.Background()
 			staffID, staff := h.Member("editor@example.org", pw, nil)
-			if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+			if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 				t.Fatal(err)
 			}
 			token := marketingMember(t, h, "reader@example.net")

@@ -131,7 +131,7 @@ func TestCampaign(t *testing.T) {
 		if r := h.Do("POST", "/api/v1/staff/campaigns", body, plain); r.Status != http.StatusForbidden {
 			t.Fatalf("a member without the role = %d", r.Status)
 		}
-		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		if r := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "account", "subject": "x", "body": "y"}, staff); r.Status != 400 {
@@ -412,7 +412,7 @@ func TestCampaignOverSMTP(t *testing.T) {
 	h.Do("POST", "/api/v1/verifications", map[string]string{"token": vtok}, "")
 	staff := h.Do("POST", "/api/v1/sessions", map[string]string{"email": editor, "password": pw}, "").JSON()["token"].(string)
 	subj, _ := h.App.Accounts().Lookup(ctx, editor)
-	h.App.Staff().Grant(ctx, subj.ID, "marketing")
+	h.GrantStaff(ctx, subj.ID, "marketing")
 	// In base 36: a run of 16 digits could pass for a card number, which a subject
 	// may not hold.
 	subject := "Campaign " + strconv.FormatInt(stamp, 36)
@@ -447,7 +447,7 @@ func TestSingleLineFields(t *testing.T) {
 	h := apptest.Start(t, "")
 	ctx := context.Background()
 	staffID, staff := h.Member("lines.editor@example.org", pw, nil)
-	if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+	if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	_, member := h.Member("lines.member@example.org", pw, map[string]any{"name": "Plain Name"})

@@ -196,7 +196,7 @@ func TestSeveralNodes(t *testing.T) {
 		}
 		editor := fmt.Sprintf("node-editor-%d@example.org", stamp)
 		editorID, staff := member(6, editor)
-		if err := h2.App.Staff().Grant(ctx, editorID, "marketing"); err != nil {
+		if err := h2.GrantStaff(ctx, editorID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		subject := "Two nodes " + strconv.FormatInt(stamp, 36) // no run of digits that passes for a card number

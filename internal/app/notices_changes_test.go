@@ -77,7 +77,7 @@ marketing = true
 		h := apptest.Start(t, dbURL, "--purposes", file)
 		ctx := context.Background()
 		dpoID, dpo := h.Member("dpo@example.org", pw, nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		_, token := h.Member("rhea@example.org", pw, map[string]any{"name": "Rhea Old"})

@@ -89,7 +89,7 @@ processors = ["unused"]
 		h := apptest.Start(t, dbURL, "--purposes", file)
 		ctx := context.Background()
 		dpoID, dpo := h.Member("dpo@example.org", pw, nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		id, token := h.Member("leaving@example.org", pw, map[string]any{"name": "Lea Leaving"})

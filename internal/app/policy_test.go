@@ -42,7 +42,7 @@ func TestPolicyMaterialChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		dpoID, dpoTok := h.Member("dpo@example.net", pw, nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		id, tok := h.Member("ada@example.com", pw, map[string]any{"name": "Ada"})
@@ -201,7 +201,7 @@ func TestPolicyEffectiveLater(t *testing.T) {
 		pol := h.App.Policy()
 		first, _ := pol.Current(ctx)
 		dpoID, dpoTok := h.Member("dpo@example.net", pw, nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		_, tok := h.Member("bob@example.com", pw, nil)

@@ -21,7 +21,7 @@ import (
 func staffToken(t *testing.T, h *apptest.Harness, email, role string) (string, string) {
 	t.Helper()
 	id, tok := h.Member(email, pw, nil)
-	if err := h.App.Staff().Grant(t.Context(), id, role); err != nil {
+	if err := h.GrantStaff(t.Context(), id, role); err != nil {
 		t.Fatal(err)
 	}
 	return id, tok

@@ -28,7 +28,7 @@ func TestRequestLifecycle(t *testing.T) {
 		memberID, token := h.Member("asker@example.org", "correct horse battery", nil)
 		otherID, _ := h.Member("other.asker@example.org", "correct horse battery", nil)
 		dpoID, _ := h.Member("dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		staff := requests.Actor{Kind: requests.ByStaff, ID: dpoID, IP: "192.0.2.77"}
@@ -400,11 +400,12 @@ func TestDPOQueueAPI(t *testing.T) {
 		ctx := t.Context()
 		_, token := h.Member("queue.member@example.org", "correct horse battery", nil)
 		dpoID, dpoToken := h.Member("queue.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		first := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "complaint", "details": "You mailed me after I objected"}, token).JSON()["id"].(string)
 		h.Clock.Advance(3 * 24 * time.Hour)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		second := h.Do("POST", "/api/v1/me/requests", map[string]any{"right": "inquiry", "details": "Where is my data stored?"}, token).JSON()["id"].(string)
 
 		ids := func(path string) []string {
@@ -490,7 +491,7 @@ func TestRequestsDueWarning(t *testing.T) {
 		memberID, _ := h.Member("late.member@example.org", "correct horse battery", nil)
 		dpoID, _ := h.Member("warned.dpo@example.org", "correct horse battery", nil)
 		adminID, _ := h.Member("not.warned.admin@example.org", "correct horse battery", nil)
-		if err := errors.Join(h.App.Staff().Grant(ctx, dpoID, "dpo"), h.App.Staff().Grant(ctx, adminID, "admin")); err != nil {
+		if err := errors.Join(h.GrantStaff(ctx, dpoID, "dpo"), h.GrantStaff(ctx, adminID, "admin")); err != nil {
 			t.Fatal(err)
 		}
 		warn := func(wantOverdue, wantSoon int, wantSent bool) {
@@ -547,8 +548,7 @@ func TestRequestsDueWarning(t *testing.T) {
 			t.Errorf("overdue in the queue = %+v (%v), want %s", q, err, first.ID)
 		}
 		// The staff pages show it: the API's counts and the queue page's banner.
-		login := h.Do("POST", "/api/v1/sessions", map[string]string{"email": "warned.dpo@example.org", "password": "correct horse battery"}, "")
-		tok, _ := login.JSON()["token"].(string)
+		tok := h.StaffLogin(dpoID, "warned.dpo@example.org", "correct horse battery")
 		if l := jsonOK(t, h.Do("GET", "/api/v1/staff/requests?state=open", nil, tok)); l["overdue"] != float64(1) || l["due_soon"] != float64(0) {
 			t.Errorf("queue counts = %v overdue, %v due soon", l["overdue"], l["due_soon"])
 		}
@@ -598,7 +598,7 @@ func TestVisitorRequests(t *testing.T) {
 		ctx := t.Context()
 		h.Member("known.member@example.org", "correct horse battery", nil)
 		dpoID, dpoToken := h.Member("visitor.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		send := func(body map[string]any) apptest.Response {
@@ -645,6 +645,7 @@ func TestVisitorRequests(t *testing.T) {
 			t.Errorf("forged link = %d %s", r.Status, r.Body)
 		}
 		h.Clock.Advance(20 * time.Hour)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		c := h.Do("POST", "/api/v1/requests/confirm", map[string]string{"token": link}, "")
 		if c.Status != 200 || c.JSON()["state"] != "received" || c.JSON()["due_date"] != requests.DueDate(h.Clock.Now(), 0).String() {
 			t.Fatalf("confirm = %d %s, want received, due %s", c.Status, c.Body, requests.DueDate(h.Clock.Now(), 0))
@@ -687,10 +688,12 @@ func TestVisitorRequests(t *testing.T) {
 		// with its key; a day after closing, the confirmed one's key is shredded and
 		// only its outline stays.
 		h.Clock.Advance(5 * time.Hour)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		if d, s, err := h.App.Requests().Tidy(ctx); err != nil || d != 1 || s != 0 {
 			t.Errorf("Tidy = %d deleted, %d shredded (%v); want 1, 0", d, s, err)
 		}
 		h.Clock.Advance(requests.ShredAfter)
+		h.KeepStaff(ctx, dpoID) // a staff session idle that long has ended: they gave a code again
 		if d, s, err := h.App.Requests().Tidy(ctx); err != nil || d != 0 || s != 1 {
 			t.Errorf("Tidy = %d deleted, %d shredded (%v); want 0, 1", d, s, err)
 		}
@@ -758,7 +761,7 @@ func TestDPOQueuePaging(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		memberID, _ := h.Member("paged@example.org", "correct horse battery", nil)
 		dpoID, dpoTok := h.Member("paged.dpo@example.org", "correct horse battery", nil)
-		if err := h.App.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(t.Context(), dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {

@@ -16,7 +16,7 @@ func TestRestrictionTakesEffectEverywhere(t *testing.T) {
 	apptest.Each(t, func(t *testing.T, h *apptest.Harness) {
 		ctx := context.Background()
 		staffID, staff := h.Member("editor@example.org", pw, nil)
-		if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+		if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 			t.Fatal(err)
 		}
 		id, token := h.Member("rita@example.org", pw, nil)

@@ -119,7 +119,7 @@ func TestRetentionRules(t *testing.T) {
 		ctx := context.Background()
 		waitStartRun(t, h)
 		dpoID, dpoTok := h.Member("retention.dpo@example.net", pw, nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		// Day 0: a registration and a subscription never confirmed; a member with a
@@ -313,7 +313,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		ctx := context.Background()
 		waitStartRun(t, h)
 		dpoID, _ := h.Member("inactive.dpo@example.net", pw, nil)
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		idleID, idleTok := h.Member("idle.member@example.org", pw, map[string]any{"name": "Ida Idlewood", "phone": "+49 30 5550101"})

@@ -178,7 +178,7 @@ func TestErasedSubscriberUnreadableOnDisk(t *testing.T) {
 				}
 
 				staffID, staff := h.Member(randomValue("editor.")+"@example.org", pw, nil)
-				if err := h.App.Staff().Grant(ctx, staffID, "marketing"); err != nil {
+				if err := h.GrantStaff(ctx, staffID, "marketing"); err != nil {
 					t.Fatal(err)
 				}
 				c := h.Do("POST", "/api/v1/staff/campaigns", map[string]string{"purpose": "newsletter", "subject": "Sealed news",

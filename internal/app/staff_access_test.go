@@ -213,7 +213,7 @@ func TestStaffReadsRecorded(t *testing.T) {
 		// The data: a member with a file, a consent conflict, a complaint, a
 		// rectification request and a hold; a visitor's request with a document.
 		dpoID, dpo := h.Member("walk.dpo@example.org", pw, map[string]any{"name": "Dana Dpo"})
-		if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+		if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 			t.Fatal(err)
 		}
 		memberID, member := h.Member("walk.member@example.org", pw, map[string]any{"name": "Walter Member"})
@@ -302,11 +302,11 @@ func grantSetup(t *testing.T, h *apptest.Harness, tag string) (supportTok, dpoTo
 	t.Helper()
 	ctx := context.Background()
 	supportID, supportTok := h.Member(tag+".support@example.org", pw, map[string]any{"name": "Sam Support"})
-	if err := h.App.Staff().Grant(ctx, supportID, "support"); err != nil {
+	if err := h.GrantStaff(ctx, supportID, "support"); err != nil {
 		t.Fatal(err)
 	}
 	dpoID, dpoTok := h.Member(tag+".dpo@example.org", pw, map[string]any{"name": "Dana Dpo"})
-	if err := h.App.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+	if err := h.GrantStaff(ctx, dpoID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	memberID, memberTok = h.Member(tag+".member@example.org", pw, map[string]any{"name": "Mia Member", "phone": "+49 30 1234567"})

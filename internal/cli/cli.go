@@ -48,7 +48,11 @@ Commands:
                          exit 0 if intact, 1 if not
   consent conflicts      list the newest conflicts between sources of consent
   staff grant|revoke EMAIL ROLE
-                         give or take a staff role: admin, marketing, support, dpo
+                         give or take a staff role: admin, marketing, support, dpo,
+                         auditor (recorded in the audit log)
+  staff list             list the staff: address, id, roles, second factor or not
+  staff reset-mfa EMAIL  remove a staff member's second factor (a lost phone): they
+                         set up a new one at their next staff page
   retention list|run     list the retention rules (period, last run) or apply every
                          rule now, as the daily job does, and print what each removed
   ropa [--format markdown|csv|json]

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"steward/internal/account"
 	"steward/internal/app"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/governance"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -127,25 +129,24 @@ func filesCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 	return nil
 }
 
-// staffCommand runs "steward staff grant|revoke EMAIL ROLE".
+// staffCommand runs "steward staff grant|revoke EMAIL ROLE", "steward staff list" and
+// "steward staff reset-mfa EMAIL". Every change is recorded in the audit log, made
+// "by the command line".
 func staffCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos []string, stdout io.Writer) error {
-	if len(pos) != 3 || (pos[0] != "grant" && pos[0] != "revoke") {
-		return apperr.New(apperr.Invalid, "usage", "usage: steward staff grant|revoke EMAIL ROLE")
+	ok := len(pos) == 3 && (pos[0] == "grant" || pos[0] == "revoke") || len(pos) == 1 && pos[0] == "list" ||
+		len(pos) == 2 && pos[0] == "reset-mfa"
+	if !ok {
+		return apperr.New(apperr.Invalid, "usage", "usage: steward staff grant|revoke EMAIL ROLE | list | reset-mfa EMAIL")
 	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if pos[0] == "list" {
+		return listStaff(ctx, a, stdout)
+	}
 	s, err := a.Accounts().Lookup(ctx, pos[1])
-	if err != nil {
-		return err
-	}
-	if pos[0] == "grant" {
-		err = a.Staff().Grant(ctx, s.ID, pos[2])
-	} else {
-		err = a.Staff().Revoke(ctx, s.ID, pos[2])
-	}
 	if err != nil {
 		return err
 	}
@@ -155,10 +156,51 @@ func staffCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 	if who == "" {
 		who = s.ID
 	}
+	switch pos[0] {
+	case "reset-mfa":
+		if err := a.Accounts().ResetSecondFactor(ctx, s.ID, "", account.Meta{}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reset the second factor of %s: they set up a new one at their next staff page\n", who)
+		return nil
+	case "grant":
+		err = a.Staff().Change(ctx, governance.Change{AccountID: s.ID, Role: pos[2], Grant: true})
+	default:
+		err = a.Staff().Change(ctx, governance.Change{AccountID: s.ID, Role: pos[2]})
+	}
+	if err != nil {
+		return err
+	}
 	if pos[0] == "grant" {
 		fmt.Fprintf(stdout, "granted %s to %s\n", pos[2], who)
 	} else {
 		fmt.Fprintf(stdout, "revoked %s from %s\n", pos[2], who)
+	}
+	return nil
+}
+
+// listStaff prints every staff account: address, roles, whether it has a second factor.
+func listStaff(ctx context.Context, a *app.App, stdout io.Writer) error {
+	people, err := a.Staff().People(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range people {
+		email := "(erased)"
+		if prof, err := a.Accounts().Profile(ctx, p.AccountID); err == nil {
+			email = prof.Email
+		} else if apperr.KindOf(err) != apperr.NotFound {
+			return err
+		}
+		st, err := a.Accounts().SecondFactor(ctx, p.AccountID)
+		if err != nil {
+			return err
+		}
+		factor := "no second factor"
+		if st.Enrolled {
+			factor = "second factor set up"
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", email, p.AccountID, strings.Join(p.Roles, ","), factor)
 	}
 	return nil
 }

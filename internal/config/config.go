@@ -58,12 +58,15 @@ type Config struct {
 	SMTPPassword string
 	SMTPTLS      string // "none", "starttls", "tls"
 
-	Argon2       Argon2
-	SessionTTL   time.Duration
-	CookieSecure bool
-	TrustProxy   bool
-	RateLimits   bool
-	Dev          bool // development mode: /_styleguide
+	Argon2     Argon2
+	SessionTTL time.Duration
+	// Sessions that passed the second factor (staff) live shorter, and sensitive
+	// actions ask again after ReauthWindow.
+	StaffSessionTTL, StaffSessionIdle, ReauthWindow time.Duration
+	CookieSecure                                    bool
+	TrustProxy                                      bool
+	RateLimits                                      bool
+	Dev                                             bool // development mode: /_styleguide
 
 	DefaultAgeOfConsent int
 	AgeOfConsent        map[string]int
@@ -178,6 +181,9 @@ var settings = []setting{
 	{"argon2-time", "STEWARD_ARGON2_TIME", "1", "argon2id passes"},
 	{"argon2-threads", "STEWARD_ARGON2_THREADS", "2", "argon2id lanes"},
 	{"session-ttl", "STEWARD_SESSION_TTL", "336h", "how long an idle-free session lives"},
+	{"staff-session-ttl", "STEWARD_STAFF_SESSION_TTL", "12h", "how long a session lives once it passed the second factor (staff)"},
+	{"staff-session-idle", "STEWARD_STAFF_SESSION_IDLE", "30m", "a session that passed the second factor ends after this long without a request"},
+	{"reauth-window", "STEWARD_REAUTH_WINDOW", "10m", "sensitive staff actions ask for the password or a code again after this long"},
 	{"cookie-secure", "STEWARD_COOKIE_SECURE", "auto", "Secure flag on cookies: true, false, or auto (true when the base URL is https)"},
 	{"trust-proxy", "STEWARD_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (only behind a proxy you run)"},
 	{"rate-limits", "STEWARD_RATE_LIMITS", "true", "rate limits on login, registration and password reset"},
@@ -402,6 +408,9 @@ func (l *loader) accounts(c *Config) {
 	c.Argon2.Threads = uint8(positive(get("argon2-threads"), 1, 64, "argon2-threads", bad))
 	c.JobWorkers = positive(get("job-workers"), 1, 1000, "job-workers", bad)
 	c.SessionTTL = l.duration("session-ttl", time.Minute, "want a duration of at least 1m, e.g. 336h")
+	c.StaffSessionTTL = l.duration("staff-session-ttl", time.Minute, "want a duration of at least 1m, e.g. 12h")
+	c.StaffSessionIdle = l.duration("staff-session-idle", time.Minute, "want a duration of at least 1m, e.g. 30m")
+	c.ReauthWindow = l.duration("reauth-window", time.Minute, "want a duration of at least 1m, e.g. 10m")
 	switch get("cookie-secure") {
 	case "auto":
 		c.CookieSecure = strings.HasPrefix(c.BaseURL, "https://")

@@ -325,3 +325,50 @@ func (AuditHolder) Erase(ctx context.Context, tx *store.Tx, s datamap.Subject) e
 	_, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE account_id = $1 AND seq IS NULL`, s.ID)
 	return err
 }
+
+// Listed is an entry of the audit log as the auditor's list shows it: an account is
+// named only by the start of its blind index, and an account's detail stays sealed
+// (its key is the member's; the auditor reads what happened and when, not about whom).
+type Listed struct {
+	ID      int64
+	Seq     int64 // its place in the chain; 0 while unchained
+	At      time.Time
+	Event   string
+	Account string // the first characters of the account's blind index, "" for none
+	Detail  string // the fixed detail of an event without an account; "" when sealed
+	Hash    string
+}
+
+// List returns a page of the audit log, newest first, and how many entries there are.
+func (a *Audit) List(ctx context.Context, q store.Querier, offset, limit int) ([]Listed, int, error) {
+	var total int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("governance: audit list: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id, seq, at, event, account_idx, detail, sealed, hash FROM audit_log
+		ORDER BY id DESC LIMIT $1 OFFSET $2`, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("governance: audit list: %w", err)
+	}
+	defer rows.Close()
+	var out []Listed
+	for rows.Next() {
+		var e Listed
+		var seq sql.NullInt64
+		var at int64
+		var idx, hash sql.NullString
+		var sealed int
+		if err := rows.Scan(&e.ID, &seq, &at, &e.Event, &idx, &e.Detail, &sealed, &hash); err != nil {
+			return nil, 0, fmt.Errorf("governance: audit list: %w", err)
+		}
+		e.Seq, e.At, e.Hash = seq.Int64, store.FromMillis(at), hash.String
+		if idx.Valid {
+			e.Account = idx.String[:min(12, len(idx.String))]
+			e.Detail = ""
+		} else if sealed == 0 {
+			e.Detail = "" // an earlier release's row, not sealed yet: shown once it is
+		}
+		out = append(out, e)
+	}
+	return out, total, rows.Err()
+}

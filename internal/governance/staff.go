@@ -11,19 +11,23 @@ import (
 	"steward/internal/store"
 )
 
-// Roles staff can hold.
-var Roles = []string{"admin", "marketing", "support", "dpo"}
+// Roles staff can hold. The auditor reads the audit log and nothing else.
+var Roles = []string{"admin", "marketing", "support", "dpo", "auditor"}
 
 // Staff keeps who holds which staff role.
 type Staff struct {
-	db  *store.DB
-	now func() time.Time
+	db    *store.DB
+	audit *Audit
+	now   func() time.Time
 }
 
-// NewStaff returns the staff register.
-func NewStaff(db *store.DB, now func() time.Time) *Staff { return &Staff{db: db, now: now} }
+// NewStaff returns the staff register; audit records every change made through Change.
+func NewStaff(db *store.DB, audit *Audit, now func() time.Time) *Staff {
+	return &Staff{db: db, audit: audit, now: now}
+}
 
-// Grant gives an account a role.
+// Grant gives an account a role, unrecorded: the building block of Change (and of
+// tests that make staff).
 func (s *Staff) Grant(ctx context.Context, accountID, role string) error {
 	if !slices.Contains(Roles, role) {
 		return apperr.Field("role", "role_unknown", fmt.Sprintf("must be one of %v", Roles))
@@ -37,6 +41,103 @@ func (s *Staff) Grant(ctx context.Context, accountID, role string) error {
 func (s *Staff) Revoke(ctx context.Context, accountID, role string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`, accountID, role)
 	return err
+}
+
+// Change is a role given or taken by someone: an administrator's account, or the
+// command line (By "").
+type Change struct {
+	AccountID, Role string
+	Grant           bool
+	By, IP          string
+}
+
+var errLastAdmin = apperr.New(apperr.Conflict, "last_admin", "the last administrator keeps the admin role: grant it to someone else first")
+
+// Change gives or takes a role and records it in the audit log, under the account
+// changed and under the administrator who changed it, in one transaction. The last
+// administrator's admin role is not taken: someone must be left to grant roles.
+func (s *Staff) Change(ctx context.Context, c Change) error {
+	if !slices.Contains(Roles, c.Role) {
+		return apperr.Field("role", "role_unknown", fmt.Sprintf("must be one of %v", Roles))
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		name, verb := "staff_role_granted", "granted"
+		if c.Grant {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO staff_roles (account_id, role, granted_at) VALUES ($1, $2, $3)
+				ON CONFLICT (account_id, role) DO NOTHING`, c.AccountID, c.Role, store.Millis(s.now())); err != nil {
+				return fmt.Errorf("governance: staff: %w", err)
+			}
+		} else {
+			name, verb = "staff_role_revoked", "revoked"
+			if c.Role == "admin" {
+				if err := tx.Lock(ctx, "staff admins", false); err != nil {
+					return err
+				}
+				var others int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM staff_roles WHERE role = 'admin' AND account_id <> $1`,
+					c.AccountID).Scan(&others); err != nil {
+					return fmt.Errorf("governance: staff: %w", err)
+				}
+				if others == 0 {
+					return errLastAdmin
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`, c.AccountID, c.Role); err != nil {
+				return fmt.Errorf("governance: staff: %w", err)
+			}
+		}
+		by := "by the command line"
+		if c.By != "" {
+			by = "by administrator " + c.By
+			if err := s.audit.Record(ctx, tx, Event{Name: "staff_change", AccountID: c.By, IP: c.IP,
+				Detail: verb + " " + c.Role + " for account " + c.AccountID}); err != nil {
+				return err
+			}
+		}
+		return s.audit.Record(ctx, tx, Event{Name: name, AccountID: c.AccountID, IP: c.IP, Detail: c.Role + " " + by})
+	})
+}
+
+// Person is an account that holds staff roles.
+type Person struct {
+	AccountID string
+	Roles     []string
+	Since     time.Time // the first role's grant
+}
+
+// People lists the accounts holding a staff role, with their roles.
+func (s *Staff) People(ctx context.Context) ([]Person, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT account_id, role, granted_at FROM staff_roles ORDER BY account_id, role`)
+	if err != nil {
+		return nil, fmt.Errorf("governance: staff: %w", err)
+	}
+	defer rows.Close()
+	var out []Person
+	for rows.Next() {
+		var id, role string
+		var at int64
+		if err := rows.Scan(&id, &role, &at); err != nil {
+			return nil, fmt.Errorf("governance: staff: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].AccountID != id {
+			out = append(out, Person{AccountID: id, Since: store.FromMillis(at)})
+		}
+		p := &out[len(out)-1]
+		p.Roles = append(p.Roles, role)
+		if t := store.FromMillis(at); t.Before(p.Since) {
+			p.Since = t
+		}
+	}
+	return out, rows.Err()
+}
+
+// IsStaff reports whether the account holds any staff role.
+func (s *Staff) IsStaff(ctx context.Context, accountID string) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM staff_roles WHERE account_id = $1`, accountID).Scan(&n); err != nil {
+		return false, fmt.Errorf("governance: staff: %w", err)
+	}
+	return n > 0, nil
 }
 
 // Members returns the accounts holding the role (admin is not every role here: a
@@ -70,7 +171,7 @@ func (s *Staff) HasAny(ctx context.Context, accountID string, roles ...string) (
 
 var staffTable = datamap.Table{Name: "staff_roles", Subject: "account_id", Columns: []datamap.Column{
 	{Name: "account_id", Categories: []string{"user.unique_id"}, Plain: "a random id"},
-	{Name: "role", Categories: []string{"user.job_title"}, Plain: "one of four role names, compared in SQL on every staff request"},
+	{Name: "role", Categories: []string{"user.job_title"}, Plain: "one of five role names, compared in SQL on every staff request"},
 	{Name: "granted_at", NotPersonal: "time", Time: true},
 }}
 

@@ -20,7 +20,7 @@ func TestStaffRoles(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		s := NewStaff(db, func() time.Time { return at })
+		s := NewStaff(db, nil, func() time.Time { return at })
 		has := func(id string, roles ...string) bool {
 			t.Helper()
 			ok, err := s.HasAny(ctx, id, roles...)

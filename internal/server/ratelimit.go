@@ -36,6 +36,7 @@ var (
 	ruleLoginAccount  = ratelimit.Rule{Burst: 20, Every: 2 * time.Minute} // 30 an hour after 20
 	ruleLoginDevice   = ratelimit.Rule{Burst: 5, Every: 5 * time.Minute}  // as a pair
 	rulePasswordCheck = ratelimit.Rule{Burst: 5, Every: 20 * time.Second} // per account
+	ruleSecondFactor  = ratelimit.Rule{Burst: 5, Every: 30 * time.Second} // per account: codes, re-authentication
 	ruleRegister      = ratelimit.Rule{Burst: 5, Every: 2 * time.Minute}  // per IP, per address
 	ruleReset         = ratelimit.Rule{Burst: 3, Every: 5 * time.Minute}  // per IP, per address
 	ruleRequestUpload = ratelimit.Rule{Burst: 6, Every: time.Minute}      // multipart request bodies, per IP
@@ -124,6 +125,23 @@ func (l *Limits) PasswordCheck(ctx context.Context, accountID string) error {
 	err := l.take(ctx, "check", rulePasswordCheck, accountID)
 	if errors.Is(err, ErrRateLimited) {
 		return errPasswordTries
+	}
+	return err
+}
+
+// errCodeTries stops a guesser of second-factor codes (a million of them).
+var errCodeTries = apperr.New(apperr.RateLimited, "rate_limited", "too many codes tried; wait a minute and try again")
+
+// SecondFactor takes one try from the account's budget of second-factor codes and
+// re-authentications (5, then one every 30 s: a guesser of 6-digit codes, three of
+// which are accepted at any time, needs about 80 days for an even chance).
+func (l *Limits) SecondFactor(ctx context.Context, accountID string) error {
+	if l.off {
+		return nil
+	}
+	err := l.take(ctx, "second-factor", ruleSecondFactor, accountID)
+	if errors.Is(err, ErrRateLimited) {
+		return errCodeTries
 	}
 	return err
 }

@@ -30,6 +30,7 @@ import (
 	"steward/internal/retention"
 	"steward/internal/rights"
 	"steward/internal/ropa"
+	"steward/internal/store"
 	"steward/internal/text"
 )
 
@@ -60,6 +61,9 @@ type Services struct {
 	// address, in this node's memory (nil: no limit).
 	Analytics   *analytics.Service
 	BeaconLimit *ratelimit.Local
+	// Audit and DB serve the auditor's reading of the audit log.
+	Audit *governance.Audit
+	DB    *store.DB
 	// Contacts are named in the privacy center.
 	Contacts Contacts
 	// Jobs (the app's queue) sends campaigns.

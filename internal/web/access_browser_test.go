@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"steward/internal/app/apptest"
 	"strings"
 	"testing"
 
@@ -25,12 +26,12 @@ func TestAccessGrantsInBrowser(t *testing.T) {
 			)
 			memberID := s.signUp(t, s.client(), member, "Mia Member", memberPW)
 			supportID := s.signUp(t, s.client(), support, "Sam Support", supportPW)
-			if err := s.app.Staff().Grant(t.Context(), supportID, "support"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, supportID, "support"); err != nil {
 				t.Fatal(err)
 			}
 
 			sup := s.tab(t, root)
-			sup.login(support, supportPW)
+			sup.staffLogin(support, supportPW, supportID)
 			sup.do("open the member without a grant", chromedp.Navigate(sup.base+"/staff/members/"+memberID),
 				chromedp.WaitVisible(chromedp.CSS("h1")))
 			if h := sup.text("refusal", "h1"); !strings.Contains(h, "No access grant") {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"steward/internal/app/apptest"
 	"steward/internal/store/storetest"
 )
 
@@ -59,7 +60,7 @@ func testCampaignDrafts(t *testing.T, s *site) {
 	r.post("/account/preferences", url.Values{"consent_newsletter": {"on"}})
 	m := s.client()
 	id := s.signUp(t, m, editor, "Grace Hopper", "compiler cobol 1959")
-	if err := s.app.Staff().Grant(t.Context(), id, "marketing"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, id, "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	p := m.post("/staff/campaigns/new", url.Values{"purpose": {"newsletter"}, "subject": {"Autumn news"},

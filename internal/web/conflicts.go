@@ -22,7 +22,7 @@ import (
 var conflictRoles = []string{"dpo", "support"}
 
 // staffRoles are the roles that reach some staff page, for the header's link.
-var staffRoles = append([]string{marketing}, conflictRoles...)
+var staffRoles = append([]string{marketing, auditorRole}, conflictRoles...)
 
 // staffLinkRoles are the roles a staff page needs, by its address, where it is not
 // marketing's.
@@ -32,7 +32,9 @@ var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRol
 	"/staff/retention":         {retention.Role},
 	"/staff/policy":            {policy.Role},
 	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role},
-	"/staff/members": server.MemberViewRoles, "/staff/grants": server.GrantRoles}
+	"/staff/members": server.MemberViewRoles, "/staff/grants": server.GrantRoles,
+	"/staff/audit":  {auditorRole},
+	"/staff/people": {adminRole}}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).
@@ -61,7 +63,7 @@ func (p *Pages) ownLinks(r *http.Request, links []navLink) []navLink {
 
 // staffHome leads a member of staff to the first staff page their roles open: the
 // campaigns for marketing (and admin), the privacy requests for the dpo, the consent
-// conflicts for support.
+// conflicts for support, the audit log for the auditor.
 func (p *Pages) staffHome(w http.ResponseWriter, r *http.Request, sess account.Session) {
 	ok, err := p.o.Staff.HasAny(r.Context(), sess.AccountID, marketing)
 	if err != nil {
@@ -80,7 +82,15 @@ func (p *Pages) staffHome(w http.ResponseWriter, r *http.Request, sess account.S
 		redirect(w, r, "/staff/requests")
 		return
 	}
-	redirect(w, r, "/staff/consent-conflicts")
+	if ok, err = p.o.Staff.HasAny(r.Context(), sess.AccountID, conflictRoles...); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if ok {
+		redirect(w, r, "/staff/consent-conflicts")
+		return
+	}
+	redirect(w, r, "/staff/audit") // the auditor's only page
 }
 
 // conflictsView is a page of the consent conflicts: two sources that disagreed about

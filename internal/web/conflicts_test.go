@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"testing"
 
+	"steward/internal/app/apptest"
 	"steward/internal/consent"
 	"steward/internal/store/storetest"
 )
@@ -52,7 +53,7 @@ func testConflictsPage(t *testing.T, s *site) {
 
 	dpo := s.client()
 	dpoID := s.signUp(t, dpo, "grace@example.com", "Grace Hopper", "compiler cobol 1959")
-	if err := s.app.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(ctx, s.app, dpoID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	dpo.get("/account").want(t, "dpo's header", http.StatusOK, `<a href="/staff">Staff</a>`)

@@ -47,6 +47,8 @@ var staffNav = []struct {
 	{[]string{"staff-ropa"}, navLink{Href: "/staff/ropa", Label: "Records of processing"}},
 	{[]string{"staff-members", "staff-member"}, navLink{Href: "/staff/members", Label: "Members"}},
 	{[]string{"staff-grants"}, navLink{Href: "/staff/grants", Label: "Access grants"}},
+	{[]string{"staff-audit"}, navLink{Href: "/staff/audit", Label: "Audit log"}},
+	{[]string{"staff-people"}, navLink{Href: "/staff/people", Label: "Staff"}},
 }
 
 // navFor returns the member tabs of a member page and the staff sidebar of a staff

@@ -68,9 +68,12 @@ var labels = map[string]string{
 	"reason":           "Reason",
 	"due_before":       "Due before",
 	// The policy's forms name these in their error summaries.
-	"version":  "Version",
-	"purposes": "Choices asked again",
-	"material": "Material change",
+	"version":       "Version",
+	"purposes":      "Choices asked again",
+	"material":      "Material change",
+	"totp":          "Code from your authenticator app",
+	"recovery_code": "Recovery code",
+	"role":          "Role",
 }
 
 // profileField describes an operator-configured field (name, phone, addresses) as

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"steward/internal/app/apptest"
 	"steward/internal/rights"
 	"steward/internal/store/storetest"
 )
@@ -33,7 +34,7 @@ func TestHoldPages(t *testing.T) {
 			st.get("/staff/holds").want(t, "holds without the role", http.StatusForbidden, "dpo role")
 			st.post("/staff/holds", url.Values{"subject": {memberID}, "holders": {"requests"}, "reason": {"x"}}).
 				want(t, "placing without the role", http.StatusForbidden)
-			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			st.get("/account").want(t, "the dpo's sidebar", http.StatusOK)

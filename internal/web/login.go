@@ -41,7 +41,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostFormValue("email")
-	token, _, err := p.o.LoginLimited(w, r, email, r.PostFormValue("password"))
+	token, sess, err := p.o.LoginLimited(w, r, email, r.PostFormValue("password"))
 	if err != nil {
 		v := loginView{Fields: loginFields(email), Next: safeNext(r.PostFormValue("next"))}
 		st := p.formError(w, r, v.Fields, &v.Error, err)
@@ -50,6 +50,14 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	}
 	server.SetSessionCookie(w, token, p.o.CookieSecure)
 	to := safeNext(r.PostFormValue("next"))
+	// A staff account gives its second factor next (or sets one up).
+	if state, err := p.o.SecondFactorState(r.Context(), sess); err != nil {
+		p.fail(w, r, err)
+		return
+	} else if state == server.FactorRequired || state == server.FactorEnroll {
+		p.secondFactorStep(w, r, sess, orDefault(to, "/staff"))
+		return
+	}
 	if to == "" {
 		to = "/account"
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"steward/internal/app/apptest"
 	"steward/internal/consent"
 	"steward/internal/jobs"
 	"steward/internal/newsletter"
@@ -120,7 +121,7 @@ func testNewsletter(t *testing.T, s *site) {
 	if p := m.get("/account"); strings.Contains(p.body, `href="/staff"`) {
 		t.Error("a member without a staff role sees the Staff link")
 	}
-	if err := s.app.Staff().Grant(t.Context(), id, "marketing"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, id, "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	m.get("/account").want(t, "account as staff", http.StatusOK, `<a href="/staff">Staff</a>`)
@@ -264,7 +265,7 @@ func TestCampaignPageUnconfirmed(t *testing.T) {
 	}
 	m := s.client()
 	id := s.signUp(t, m, "joan@example.com", "Joan Clarke", "bombe at bletchley")
-	if err := s.app.Staff().Grant(ctx, id, "marketing"); err != nil {
+	if err := apptest.GrantStaff(ctx, s.app, id, "marketing"); err != nil {
 		t.Fatal(err)
 	}
 	m.get("/staff/campaigns/"+cp.ID).want(t, "campaign page", http.StatusOK,

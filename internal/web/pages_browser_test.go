@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"steward/internal/app/apptest"
 	"steward/internal/breaches"
 	"steward/internal/consent"
 	"steward/internal/disclosures"
@@ -208,14 +209,14 @@ func TestPagesInBrowser(t *testing.T) {
 
 	st := s.client()
 	staffID := s.signUp(t, st, staff, "Grace Hopper", staffPW)
-	for _, role := range []string{"marketing", "dpo"} {
-		if err := s.app.Staff().Grant(t.Context(), staffID, role); err != nil {
+	for _, role := range []string{"marketing", "dpo", "admin"} {
+		if err := apptest.GrantStaff(t.Context(), s.app, staffID, role); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The DPO's role too, for the consent conflicts: 60 of them (two pages), made by
 	// decisions that alternate between two sources.
-	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 61 {
@@ -415,6 +416,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"staff-policy-published", "/staff/policy/2026.1?published=1"},
 		{"staff-processors", "/staff/processors"}, {"staff-processor", "/staff/processors/email_provider"}, {"staff-ropa", "/staff/ropa"},
 		{"staff-members", "/staff/members"}, {"staff-member", "/staff/members/" + memberID}, {"staff-grants", "/staff/grants"},
+		{"staff-people", "/staff/people"}, {"staff-audit", "/staff/audit"}, {"second-factor-setup", "/account/second-factor"},
 	}
 	// The DPO read the member: her staff access page lists the read.
 	st.get("/staff/members/"+memberID).want(t, "the member-view", http.StatusOK, "Ada Lovelace")
@@ -588,8 +590,30 @@ func TestPagesInBrowser(t *testing.T) {
 	login(ctx, child, childPW)
 	open(ctx, visit{"account-child", "/account"})
 
+	// Staff give their second factor after the password.
 	ctx = tab()
-	login(ctx, staff, staffPW)
+	code, err := apptest.NextCode(t.Context(), s.app, staffID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/login"),
+		chromedp.WaitVisible(chromedp.ID("page-login")),
+		chromedp.SendKeys(chromedp.ID("f-email"), staff),
+		chromedp.SendKeys(chromedp.ID("f-password"), staffPW),
+		chromedp.Click(chromedp.CSS(`#page-login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-second-factor")),
+	); err != nil {
+		t.Fatalf("log in as %s: %v", staff, err)
+	}
+	checkPage(t, ctx, axe, "second-factor")
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("f-totp"), code),
+		chromedp.Click(chromedp.CSS(`#page-second-factor button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`body.staff`)),
+	); err != nil {
+		t.Fatalf("second factor of %s: %v", staff, err)
+	}
 	for _, v := range staffs {
 		open(ctx, v)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"steward/internal/app/apptest"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func TestPolicyInBrowser(t *testing.T) {
 			memberID := s.signUpSMTP(t, api, mc, member, "Ada Lovelace", password)
 			mc.post("/account/preferences", url.Values{"consent_newsletter": {"on"}}).wantRedirect(t, "opt in", "/account/preferences?saved=1")
 			dpoID := s.signUpSMTP(t, api, s.client(), dpo, "Dana Officer", password)
-			if err := s.app.Staff().Grant(ctx, dpoID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(ctx, s.app, dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			first, err := s.app.Policy().Current(ctx)
@@ -116,7 +117,7 @@ func TestPolicyInBrowser(t *testing.T) {
 
 			// The DPO drafts the version from the console and publishes it.
 			d := s.tab(t, root)
-			d.login(dpo, password)
+			d.staffLogin(dpo, password, dpoID)
 			d.do("draft a version",
 				chromedp.Navigate(d.base+"/staff/policy"),
 				chromedp.WaitVisible(chromedp.ID("page-staff-policies")),

@@ -3,6 +3,7 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"steward/internal/app/apptest"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ func TestPolicyPages(t *testing.T) {
 	s := start(t, "")
 	st := s.client()
 	staffID := s.signUp(t, st, "dana@example.com", "Grace Hopper", "compiler cobol 1959")
-	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	mc := s.client()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"steward/internal/app/apptest"
 	"steward/internal/store/storetest"
 )
 
@@ -22,12 +23,12 @@ func TestProcessorNoticePages(t *testing.T) {
 			s := start(t, dbURL)
 			d := s.client()
 			dpoID := s.signUp(t, d, "dora@example.com", "Dora Dpo", "data protection 2018")
-			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			m := s.client()
 			mktID := s.signUp(t, m, "mark@example.com", "Mark Eting", "campaign season 2026")
-			if err := s.app.Staff().Grant(t.Context(), mktID, "marketing"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, mktID, "marketing"); err != nil {
 				t.Fatal(err)
 			}
 			gone := s.client()

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"steward/internal/app/apptest"
 	"strings"
 	"testing"
 
@@ -26,12 +27,12 @@ func TestProcessorsInBrowser(t *testing.T) {
 			adminID := s.signUp(t, s.client(), adminEmail, "Ada Lovelace", password)
 			dpoID := s.signUp(t, s.client(), dpoEmail, "Grace Hopper", password)
 			for id, role := range map[string]string{adminID: "admin", dpoID: "dpo"} {
-				if err := s.app.Staff().Grant(t.Context(), id, role); err != nil {
+				if err := apptest.GrantStaff(t.Context(), s.app, id, role); err != nil {
 					t.Fatal(err)
 				}
 			}
 			admin := s.tab(t, root)
-			admin.login(adminEmail, password)
+			admin.staffLogin(adminEmail, password, adminID)
 
 			// Outside the region without a safeguard: refused, the field says why.
 			admin.do("add without a safeguard",
@@ -99,7 +100,7 @@ func TestProcessorsInBrowser(t *testing.T) {
 
 			// The DPO approves it.
 			dpo := s.tab(t, root)
-			dpo.login(dpoEmail, password)
+			dpo.staffLogin(dpoEmail, password, dpoID)
 			dpo.do("approve",
 				chromedp.Navigate(dpo.base+"/staff/processors"),
 				chromedp.WaitVisible(chromedp.ID("pending-broker")),

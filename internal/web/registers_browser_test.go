@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"steward/internal/app/apptest"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestRegistersInBrowser(t *testing.T) {
 			)
 			s.signUp(t, s.client(), email, "Rita Register", password)
 			dpoID := s.signUp(t, s.client(), dpo, "Otto Officer", dpoPW)
-			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			doc := filepath.Join(t.TempDir(), "order.pdf")
@@ -40,7 +41,7 @@ func TestRegistersInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := s.tab(t, root)
-			d.login(dpo, dpoPW)
+			d.staffLogin(dpo, dpoPW, dpoID)
 			disclosureWalk(t, s, root, d, email, password, doc)
 			breachWalk(t, s, d, email)
 		})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"steward/internal/app/apptest"
 	"steward/internal/requests"
 	"steward/internal/store/storetest"
 )
@@ -59,7 +60,7 @@ func TestRequestPages(t *testing.T) {
 			st := s.client()
 			dpoID := s.signUp(t, st, "dpo@example.com", "Dana Officer", "privacy by design 2018")
 			st.get("/staff/requests").want(t, "queue without the role", http.StatusForbidden, "dpo role")
-			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			st.get("/account").want(t, "the staff link of a dpo", http.StatusOK, `<a href="/staff">Staff</a>`)
@@ -173,7 +174,7 @@ func TestVisitorDocumentPages(t *testing.T) {
 			s.signUp(t, m, "held@example.com", "Hedda Held", "quiet harbour 2026 lamp")
 			st := s.client()
 			staffID := s.signUp(t, st, "dpo@example.com", "Dora Dpo", "ledger of lanterns 77")
-			if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			c := s.client()
@@ -245,7 +246,7 @@ func TestRequestQueuePages(t *testing.T) {
 			}
 			st := s.client()
 			staffID := s.signUp(t, st, "desk@example.com", "Desk Officer", "quiet archive 1984")
-			if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			p := st.get("/staff/requests?state=open")

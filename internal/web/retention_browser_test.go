@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"steward/internal/app/apptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestRetentionInBrowser(t *testing.T) {
 			s := start(t, dbURL)
 			const email, password = "dora@example.com", "retention rules 2026"
 			dpoID := s.signUp(t, s.client(), email, "Dora Keeper", password)
-			if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+			if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 				t.Fatal(err)
 			}
 			// The daily job runs once at start: waited for, so that the run that finds
@@ -49,7 +50,7 @@ func TestRetentionInBrowser(t *testing.T) {
 			}
 
 			b := s.tab(t, root)
-			b.login(email, password)
+			b.staffLogin(email, password, dpoID)
 			b.do("open the retention page",
 				chromedp.Navigate(b.base+"/staff/retention"),
 				chromedp.WaitVisible(chromedp.ID("page-staff-retention")),

@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"steward/internal/app"
+	"steward/internal/app/apptest"
 	"steward/internal/requests"
 	"steward/internal/store/storetest"
 )
@@ -23,6 +25,7 @@ type rightsTab struct {
 	t    *testing.T
 	ctx  context.Context
 	base string
+	app  *app.App
 }
 
 func (s *site) tab(t *testing.T, root context.Context) *rightsTab {
@@ -30,7 +33,7 @@ func (s *site) tab(t *testing.T, root context.Context) *rightsTab {
 	t.Cleanup(cancel)
 	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(cancelT)
-	return &rightsTab{t: t, ctx: ctx, base: s.url}
+	return &rightsTab{t: t, ctx: ctx, base: s.url, app: s.app}
 }
 
 func (b *rightsTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -74,6 +77,27 @@ func (b *rightsTab) login(email, password string) {
 		chromedp.SendKeys(chromedp.ID("f-password"), password),
 		chromedp.Click(chromedp.CSS(`#page-login button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.ID("page-account")),
+	)
+}
+
+// staffLogin logs a staff account in with its password and a code of its second
+// factor, and waits for the first staff page.
+func (b *rightsTab) staffLogin(email, password, accountID string) {
+	b.t.Helper()
+	code, err := apptest.NextCode(b.t.Context(), b.app, accountID)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.do("log in as "+email,
+		chromedp.Navigate(b.base+"/login"),
+		chromedp.WaitVisible(chromedp.ID("page-login")),
+		chromedp.SendKeys(chromedp.ID("f-email"), email),
+		chromedp.SendKeys(chromedp.ID("f-password"), password),
+		chromedp.Click(chromedp.CSS(`#page-login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("page-second-factor")),
+		chromedp.SendKeys(chromedp.ID("f-totp"), code),
+		chromedp.Click(chromedp.CSS(`#page-second-factor button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`body.staff`)),
 	)
 }
 
@@ -259,11 +283,11 @@ func visitorAndDPO(t *testing.T, s *site, root context.Context) {
 	}
 
 	staffID := s.signUp(t, s.client(), staff, "Grace Hopper", staffPW)
-	if err := s.app.Staff().Grant(t.Context(), staffID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, staffID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	d := s.tab(t, root)
-	d.login(staff, staffPW)
+	d.staffLogin(staff, staffPW, staffID)
 	d.do("open the queue",
 		chromedp.Navigate(d.base+"/staff/requests"),
 		chromedp.WaitVisible(chromedp.ID("page-staff-requests")),
@@ -468,11 +492,11 @@ func heldErasure(t *testing.T, s *site, root context.Context) {
 	m.until("ask something", "notice=sent")
 
 	dpoID := s.signUp(t, s.client(), dpo, "Dana Officer", dpoPW)
-	if err := s.app.Staff().Grant(t.Context(), dpoID, "dpo"); err != nil {
+	if err := apptest.GrantStaff(t.Context(), s.app, dpoID, "dpo"); err != nil {
 		t.Fatal(err)
 	}
 	d := s.tab(t, root)
-	d.login(dpo, dpoPW)
+	d.staffLogin(dpo, dpoPW, dpoID)
 	d.do("place a hold",
 		chromedp.Navigate(d.base+"/staff/holds"),
 		chromedp.WaitVisible(chromedp.ID("page-staff-holds")),

@@ -16,8 +16,9 @@ import (
 // marketing is the staff role the campaign pages need (admin holds every role).
 const marketing = "marketing"
 
-// staff admits only logged-in members holding one of the roles; another member gets
-// the forbidden page.
+// staff admits only logged-in members holding one of the roles, in a session that
+// passed the second factor (else they are sent to its step, or to set one up, and
+// back); another member gets the forbidden page.
 func (p *Pages) staff(h func(http.ResponseWriter, *http.Request, account.Session), roles ...string) http.HandlerFunc {
 	role := strings.Join(roles, " or ")
 	return p.member(func(w http.ResponseWriter, r *http.Request, sess account.Session) {
@@ -29,6 +30,15 @@ func (p *Pages) staff(h func(http.ResponseWriter, *http.Request, account.Session
 		if !ok {
 			p.render(w, r, http.StatusForbidden, "error", "Staff only", true, errorView{Heading: "Staff only",
 				Message: "This page is for staff who hold the " + role + " role. An administrator can grant it."})
+			return
+		}
+		if sess.SecondFactorAt.IsZero() {
+			// A form sent is not replayed: the step leads back to the staff home.
+			next := "/staff"
+			if r.Method == http.MethodGet {
+				next = r.URL.RequestURI()
+			}
+			p.secondFactorStep(w, r, sess, next)
 			return
 		}
 		h(w, r, sess)

@@ -264,6 +264,10 @@ func (p *Pages) changeRequest(w http.ResponseWriter, r *http.Request, sess accou
 		p.fail(w, r, err)
 		return
 	}
+	if r.PostFormValue("state") == requests.Done && !p.o.Accounts.Recent(sess) {
+		p.sensitive(p.changeRequest)(w, r, sess) // closing as done asks who it is first
+		return
+	}
 	state, note := r.PostFormValue("state"), r.PostFormValue("note")
 	if _, err := p.o.WorkRequest(r, r.PathValue("id"), requests.Change{State: state, Note: note}, p.staffActor(r, sess)); err != nil {
 		if apperr.KindOf(err) == apperr.NotFound {

@@ -146,6 +146,7 @@ var pageNames = []string{
 	"policy", "policy-versions", "policy-diff", "account-policy", "staff-policies", "staff-policy",
 	"staff-disclosures", "staff-disclosure", "staff-breaches", "staff-breach",
 	"privacy-processors", "staff-processors", "staff-processor", "staff-ropa",
+	"second-factor", "second-factor-setup", "second-factor-codes", "reauth", "staff-people", "staff-audit",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -276,7 +277,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/new", p.staff(p.createCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}", p.staff(p.campaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}/send", p.staff(p.sendCampaignForm, marketing))
-	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sendCampaign, marketing))
+	mux.HandleFunc("POST /staff/campaigns/{id}/send", p.staff(p.sensitive(p.sendCampaign), marketing))
 	mux.HandleFunc("GET /staff", p.staff(p.staffHome, staffRoles...))
 	mux.HandleFunc("GET /staff/consent-conflicts", p.staff(p.conflicts, conflictRoles...))
 	mux.HandleFunc("GET /staff/campaigns/{id}/edit", p.staff(p.editCampaignForm, marketing))
@@ -303,9 +304,9 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/holds", p.staff(p.staffHolds, holds.Role))
 	mux.HandleFunc("POST /staff/holds", p.staff(p.placeHold, holds.Role))
 	mux.HandleFunc("GET /staff/holds/{hold}/release", p.staff(p.releaseHoldForm, holds.Role))
-	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.releaseHold, holds.Role))
 	mux.HandleFunc("GET /staff/retention", p.staff(p.staffRetention, retention.Role))
 	mux.HandleFunc("POST /staff/retention/run", p.staff(p.runRetention, retention.Role))
+	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.sensitive(p.releaseHold), holds.Role))
 	mux.HandleFunc("GET /staff/processor-notices", p.staff(p.processorNotices, noticeRole))
 	mux.HandleFunc("GET /staff/processor-notices/{id}", p.staff(p.processorNotice, noticeRole))
 	mux.HandleFunc("GET /staff/processor-notices/{id}/done", p.staff(p.processorNoticeDoneForm, noticeRole))
@@ -333,6 +334,16 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /staff/ropa", p.staff(p.staffROPA, processors.Roles...))
 	mux.HandleFunc("GET /staff/ropa/{format}", p.staff(p.staffROPADownload, processors.Roles...))
 	p.registerAccess(mux)
+	mux.HandleFunc("GET /login/second-factor", p.member(p.factorForm))
+	mux.HandleFunc("POST /login/second-factor", p.member(p.passFactor))
+	mux.HandleFunc("GET /account/second-factor", p.member(p.setupFactor))
+	mux.HandleFunc("POST /account/second-factor", p.member(p.confirmFactor))
+	mux.HandleFunc("POST /account/second-factor/recovery-codes", p.member(p.sensitive(p.regenerateCodes)))
+	mux.HandleFunc("GET /staff/people", p.staff(p.people, adminRole))
+	mux.HandleFunc("POST /staff/people/grant", p.staff(p.sensitive(p.grantRole), adminRole))
+	mux.HandleFunc("POST /staff/people/{id}/revoke", p.staff(p.sensitive(p.revokeRole), adminRole))
+	mux.HandleFunc("POST /staff/people/{id}/reset-second-factor", p.staff(p.sensitive(p.resetFactor), adminRole))
+	mux.HandleFunc("GET /staff/audit", p.staff(p.auditLog, auditorRole))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}

@@ -25,38 +25,38 @@ var statements = []statement{
 	{"internal/access/access.go:666", bothEngines, `UPDATE access_grants SET staff_id = NULL WHERE staff_id = $1`},
 	{"internal/access/access.go:667", bothEngines, `UPDATE access_grants SET decided_by = NULL WHERE decided_by = $1`},
 	{"internal/access/access.go:668", bothEngines, `UPDATE staff_reads SET staff_id = NULL WHERE staff_id = $1`},
-	{"internal/account/account.go:125", bothEngines, `SELECT account_id, expires_at, last_seen_at FROM sessions WHERE id = $1`},
-	{"internal/account/account.go:129", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:129", bothEngines, `SELECT account_id, expires_at, last_seen_at, second_factor_at, reauth_at FROM sessions WHERE id = $1`},
+	{"internal/account/account.go:133", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE a.id = $1`},
-	{"internal/account/account.go:132", bothEngines, `SELECT s.expires_at, s.last_seen_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
+	{"internal/account/account.go:136", bothEngines, `SELECT s.expires_at, s.last_seen_at, s.second_factor_at, s.reauth_at, a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM sessions s JOIN accounts a ON a.id = s.account_id LEFT JOIN vault_keys k ON k.subject_id = a.id WHERE s.id = $1`},
-	{"internal/account/account.go:165", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/account.go:171", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
-	{"internal/account/account.go:188", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
-	{"internal/account/account.go:207", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
-	{"internal/account/account.go:240", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:169", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/account.go:175", bothEngines, `INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/account/account.go:192", bothEngines, `SELECT account_id, expires_at FROM account_tokens WHERE id = $1 AND purpose = $2`},
+	{"internal/account/account.go:211", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
+	{"internal/account/account.go:244", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:258", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:272", bothEngines, `SELECT a.address_hash FROM account_addresses a
+	{"internal/account/account.go:262", bothEngines, `SELECT email_idx, email_verified_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:276", bothEngines, `SELECT a.address_hash FROM account_addresses a
 		WHERE a.account_id = $1 AND a.address_hash <> $2 AND NOT EXISTS (SELECT 1 FROM account_addresses b
 			WHERE b.address_hash = a.address_hash AND b.account_id <> a.account_id AND b.proven_at > a.proven_at)
 		ORDER BY a.address_hash`},
-	{"internal/account/account.go:287", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
+	{"internal/account/account.go:291", bothEngines, `INSERT INTO account_addresses (account_id, address_hash, proven_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, address_hash) DO UPDATE SET proven_at = excluded.proven_at`},
-	{"internal/account/account.go:301", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
-	{"internal/account/account.go:337", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
-	{"internal/account/account.go:340", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/account.go:340", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:351", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
-	{"internal/account/account.go:365", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
-	{"internal/account/account.go:373", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
+	{"internal/account/account.go:305", bothEngines, `SELECT id FROM accounts WHERE id = $1 OR email_idx = $2`},
+	{"internal/account/account.go:341", bothEngines, `UPDATE accounts SET status = $1 WHERE id = $2`},
+	{"internal/account/account.go:344", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/account.go:344", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:355", bothEngines, `SELECT status FROM accounts WHERE id = $1`},
+	{"internal/account/account.go:369", bothEngines, `SELECT id FROM accounts WHERE email_idx IS NULL`},
+	{"internal/account/account.go:377", bothEngines, `SELECT email, pending_email, name, phone, home_address, business_address, birthdate,
 				country, guardian_email FROM accounts WHERE id = $1 AND email_idx IS NULL`},
-	{"internal/account/account.go:386", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
+	{"internal/account/account.go:390", bothEngines, `UPDATE accounts SET email = $1, email_idx = $2, pending_email = $3, name = $4, phone = $5,
 				home_address = $6, business_address = $7, birthdate = $8, country = $9, guardian_email = $10, guardian_idx = $11 WHERE id = $12`},
-	{"internal/account/account.go:395", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
-	{"internal/account/account.go:414", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
+	{"internal/account/account.go:399", bothEngines, `SELECT id, ip, user_agent FROM sessions WHERE account_id = $1`},
+	{"internal/account/account.go:418", bothEngines, `UPDATE sessions SET ip = $1, user_agent = $2 WHERE id = $3`},
 	{"internal/account/children.go:26", bothEngines, `SELECT id FROM accounts WHERE guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:34", bothEngines, `SELECT guardian_email FROM accounts WHERE id = $1 AND guardian_email IS NOT NULL AND guardian_idx IS NULL`},
 	{"internal/account/children.go:53", bothEngines, `UPDATE accounts SET guardian_idx = $1 WHERE id = $2`},
@@ -72,16 +72,38 @@ var statements = []statement{
 	{"internal/account/guardian_purpose.go:172", bothEngines, `DELETE FROM account_tokens WHERE id = $1`},
 	{"internal/account/guardian_purpose.go:195", bothEngines, `SELECT email, COALESCE(name, ''), COALESCE(guardian_email, ''), created_at,
 		guardian_confirmed_at IS NOT NULL FROM accounts WHERE id = $1`},
+	{"internal/account/mfa.go:80", bothEngines, `SELECT confirmed_at FROM second_factors WHERE account_id = $1`},
+	{"internal/account/mfa.go:88", bothEngines, `SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL`},
+	{"internal/account/mfa.go:119", bothEngines, `SELECT secret, confirmed_at FROM second_factors WHERE account_id = $1`},
+	{"internal/account/mfa.go:134", bothEngines, `INSERT INTO second_factors (account_id, secret, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`},
+	{"internal/account/mfa.go:186", bothEngines, `SELECT confirmed_at FROM second_factors WHERE account_id = $1`},
+	{"internal/account/mfa.go:199", bothEngines, `UPDATE second_factors SET confirmed_at = $1 WHERE account_id = $2`},
+	{"internal/account/mfa.go:269", bothEngines, `UPDATE sessions SET reauth_at = $1 WHERE id = $2`},
+	{"internal/account/mfa.go:292", bothEngines, `SELECT confirmed_at FROM second_factors WHERE account_id = $1`},
+	{"internal/account/mfa.go:313", bothEngines, `DELETE FROM recovery_codes WHERE account_id = $1`},
+	{"internal/account/mfa.go:313", bothEngines, `DELETE FROM second_factors WHERE account_id = $1`},
+	{"internal/account/mfa.go:314", bothEngines, `UPDATE sessions SET second_factor_at = NULL WHERE account_id = $1`},
+	{"internal/account/mfa.go:336", bothEngines, `UPDATE sessions SET second_factor_at = $1, reauth_at = $1, last_seen_at = $1,
+		expires_at = CASE WHEN expires_at > $2 THEN $2 ELSE expires_at END WHERE id = $3`},
+	{"internal/account/mfa.go:351", bothEngines, `SELECT secret, confirmed_at, last_step FROM second_factors WHERE account_id = $1`},
+	{"internal/account/mfa.go:384", bothEngines, `UPDATE second_factors SET last_step = $1 WHERE account_id = $2 AND last_step < $1`},
+	{"internal/account/mfa.go:398", bothEngines, `UPDATE recovery_codes SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL`},
+	{"internal/account/mfa.go:413", bothEngines, `DELETE FROM recovery_codes WHERE account_id = $1`},
+	{"internal/account/mfa.go:430", bothEngines, `INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id, code_hash) DO NOTHING`},
 	{"internal/account/profile.go:164", bothEngines, `SELECT a.id, a.email, a.pending_email, a.email_verified_at, a.status, a.name, a.phone, a.home_address,
 	a.business_address, a.birthdate, a.country, a.guardian_email, a.guardian_confirmed_at, a.public_mask, a.created_at, a.updated_at, k.wrapped, k.epoch FROM accounts a LEFT JOIN vault_keys k ON k.subject_id = a.id
 		WHERE a.status = $1 AND a.id > $2 ORDER BY a.id LIMIT $3`},
-	{"internal/account/profile.go:276", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
+	{"internal/account/profile.go:277", bothEngines, `UPDATE accounts SET name = $1, phone = $2, home_address = $3, business_address = $4,
 			birthdate = $5, country = $6, public_mask = $7, updated_at = $8 WHERE id = $9`},
-	{"internal/account/profile.go:474", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
-	{"internal/account/profile.go:629", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
-	{"internal/account/profile.go:630", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/profile.go:631", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
-	{"internal/account/profile.go:632", bothEngines, `DELETE FROM accounts WHERE id = $1`},
+	{"internal/account/profile.go:475", bothEngines, `UPDATE accounts SET pending_email = $1 WHERE id = $2`},
+	{"internal/account/profile.go:633", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1`},
+	{"internal/account/profile.go:634", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/profile.go:635", bothEngines, `DELETE FROM recovery_codes WHERE account_id = $1`},
+	{"internal/account/profile.go:636", bothEngines, `DELETE FROM second_factors WHERE account_id = $1`},
+	{"internal/account/profile.go:637", bothEngines, `DELETE FROM account_addresses WHERE account_id = $1`},
+	{"internal/account/profile.go:638", bothEngines, `DELETE FROM accounts WHERE id = $1`},
 	{"internal/account/register.go:244", bothEngines, `SELECT id, email_verified_at IS NULL FROM accounts WHERE email_idx = $1 AND status <> $2`},
 	{"internal/account/register.go:266", bothEngines, `INSERT INTO accounts (id, email, email_idx, password_hash, status, name, phone, home_address,
 		business_address, birthdate, country, guardian_email, guardian_idx, created_at, updated_at)
@@ -109,28 +131,28 @@ var statements = []statement{
 		AND COALESCE(last_login_at, 0) <= inactive_warned_at
 		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.account_id = a.id AND s.last_seen_at > a.inactive_warned_at) ORDER BY id`},
 	{"internal/account/retention.go:116", bothEngines, `UPDATE accounts SET inactive_warned_at = $1 WHERE id = $2 AND status = $3 AND inactive_warned_at IS NULL`},
-	{"internal/account/session.go:48", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
-	{"internal/account/session.go:84", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
-	{"internal/account/session.go:89", bothEngines, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent)
-			VALUES ($1, $2, $3, $3, $4, $5, $6)`},
-	{"internal/account/session.go:95", bothEngines, `UPDATE accounts SET last_login_at = $1, inactive_warned_at = NULL WHERE id = $2`},
-	{"internal/account/session.go:141", bothEngines, `DELETE FROM sessions WHERE id = $1`},
-	{"internal/account/session.go:147", bothEngines, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2`},
-	{"internal/account/session.go:156", bothEngines, `SELECT id, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
+	{"internal/account/session.go:54", bothEngines, `SELECT id, password_hash, status FROM accounts WHERE email_idx = $1`},
+	{"internal/account/session.go:90", bothEngines, `UPDATE accounts SET password_hash = $1 WHERE id = $2`},
+	{"internal/account/session.go:95", bothEngines, `INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, ip, user_agent, reauth_at)
+			VALUES ($1, $2, $3, $3, $4, $5, $6, $3)`},
+	{"internal/account/session.go:101", bothEngines, `UPDATE accounts SET last_login_at = $1, inactive_warned_at = NULL WHERE id = $2`},
+	{"internal/account/session.go:150", bothEngines, `DELETE FROM sessions WHERE id = $1`},
+	{"internal/account/session.go:156", bothEngines, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2`},
+	{"internal/account/session.go:172", bothEngines, `SELECT id, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
 		WHERE account_id = $1 AND expires_at > $2 ORDER BY created_at DESC`},
-	{"internal/account/session.go:190", bothEngines, `DELETE FROM sessions WHERE id = $1 AND account_id = $2`},
-	{"internal/account/session.go:212", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
-	{"internal/account/session.go:230", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
-	{"internal/account/session.go:257", bothEngines, `SELECT id, status FROM accounts WHERE email_idx = $1`},
-	{"internal/account/session.go:320", bothEngines, `SELECT email_verified_at IS NULL AND guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL
+	{"internal/account/session.go:206", bothEngines, `DELETE FROM sessions WHERE id = $1 AND account_id = $2`},
+	{"internal/account/session.go:228", bothEngines, `DELETE FROM sessions WHERE account_id = $1`},
+	{"internal/account/session.go:246", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
+	{"internal/account/session.go:273", bothEngines, `SELECT id, status FROM accounts WHERE email_idx = $1`},
+	{"internal/account/session.go:336", bothEngines, `SELECT email_verified_at IS NULL AND guardian_email IS NOT NULL AND guardian_confirmed_at IS NULL
 			FROM accounts WHERE id = $1`},
-	{"internal/account/session.go:329", bothEngines, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1),
+	{"internal/account/session.go:345", bothEngines, `UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1),
 			status = CASE WHEN status = $2 AND (guardian_email IS NULL OR guardian_confirmed_at IS NOT NULL) THEN $3 ELSE status END
 			WHERE id = $4`},
-	{"internal/account/session.go:363", bothEngines, `UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3`},
-	{"internal/account/session.go:367", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
-	{"internal/account/session.go:370", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
-	{"internal/account/session.go:387", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
+	{"internal/account/session.go:379", bothEngines, `UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3`},
+	{"internal/account/session.go:383", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
+	{"internal/account/session.go:386", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
+	{"internal/account/session.go:403", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
 	{"internal/analytics/analytics.go:331", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
 	{"internal/analytics/analytics.go:335", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
 	{"internal/analytics/buffer.go:150", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`},
@@ -191,7 +213,7 @@ var statements = []statement{
 	{"internal/breaches/holder.go:63", bothEngines, `UPDATE breaches SET recorded_by = NULL WHERE recorded_by = $1`},
 	{"internal/breaches/holder.go:64", bothEngines, `UPDATE breaches SET reported_by = NULL WHERE reported_by = $1`},
 	{"internal/cli/backup.go:103", bothEngines, `SELECT count(*) FROM kek_escrow e JOIN kek_state s ON e.epoch = s.epoch`},
-	{"internal/cli/vault.go:76", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
+	{"internal/cli/vault.go:78", bothEngines, `SELECT CAST(epoch AS TEXT) FROM kek_escrow ORDER BY epoch`},
 	{"internal/consent/ledger.go:234", bothEngines, `SELECT s.event_id, s.decision, s.at, e.source FROM consent_state s
 		JOIN consent_events e ON e.id = s.event_id WHERE s.subject_id = $1 AND s.purpose = $2`},
 	{"internal/consent/ledger.go:240", bothEngines, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
@@ -331,6 +353,9 @@ SELECT what, path, tbl FROM (
 	{"internal/governance/audit.go:245", bothEngines, `DELETE FROM audit_log WHERE id = $1`},
 	{"internal/governance/audit.go:253", bothEngines, `UPDATE audit_log SET ip = $1, detail = $2, sealed = 1, account_idx = $3, account_id = NULL WHERE id = $4`},
 	{"internal/governance/audit.go:325", bothEngines, `DELETE FROM audit_log WHERE account_id = $1 AND seq IS NULL`},
+	{"internal/governance/audit.go:345", bothEngines, `SELECT COUNT(*) FROM audit_log`},
+	{"internal/governance/audit.go:348", bothEngines, `SELECT id, seq, at, event, account_idx, detail, sealed, hash FROM audit_log
+		ORDER BY id DESC LIMIT $1 OFFSET $2`},
 	{"internal/governance/chain.go:165", bothEngines, `SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1`},
 	{"internal/governance/chain.go:176", bothEngines, `SELECT id, seq, at, event, account_id, account_idx, ip, ip_idx, detail, sealed, mac, hash FROM audit_log
 			WHERE seq IS NULL AND sealed = 1 AND account_id IS NULL ORDER BY id LIMIT $1`},
@@ -344,11 +369,17 @@ SELECT what, path, tbl FROM (
 	{"internal/governance/chain.go:386", bothEngines, `SELECT hash FROM audit_log WHERE seq = $1`},
 	{"internal/governance/chain.go:400", bothEngines, `SELECT min(seq) FROM audit_log WHERE seq > $1`},
 	{"internal/governance/chain.go:431", bothEngines, `SELECT id, seq, at, event, account_id, account_idx, ip, ip_idx, detail, sealed, mac, hash FROM audit_log WHERE seq IS NOT NULL AND seq >= $1 AND seq <= $2 ORDER BY seq`},
-	{"internal/governance/staff.go:31", bothEngines, `INSERT INTO staff_roles (account_id, role, granted_at) VALUES ($1, $2, $3)
+	{"internal/governance/staff.go:35", bothEngines, `INSERT INTO staff_roles (account_id, role, granted_at) VALUES ($1, $2, $3)
 		ON CONFLICT (account_id, role) DO NOTHING`},
-	{"internal/governance/staff.go:38", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
-	{"internal/governance/staff.go:45", bothEngines, `SELECT account_id FROM staff_roles WHERE role = $1 ORDER BY account_id`},
-	{"internal/governance/staff.go:54", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
+	{"internal/governance/staff.go:42", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
+	{"internal/governance/staff.go:66", bothEngines, `INSERT INTO staff_roles (account_id, role, granted_at) VALUES ($1, $2, $3)
+				ON CONFLICT (account_id, role) DO NOTHING`},
+	{"internal/governance/staff.go:77", bothEngines, `SELECT COUNT(*) FROM staff_roles WHERE role = 'admin' AND account_id <> $1`},
+	{"internal/governance/staff.go:85", bothEngines, `DELETE FROM staff_roles WHERE account_id = $1 AND role = $2`},
+	{"internal/governance/staff.go:110", bothEngines, `SELECT account_id, role, granted_at FROM staff_roles ORDER BY account_id, role`},
+	{"internal/governance/staff.go:137", bothEngines, `SELECT COUNT(*) FROM staff_roles WHERE account_id = $1`},
+	{"internal/governance/staff.go:146", bothEngines, `SELECT account_id FROM staff_roles WHERE role = $1 ORDER BY account_id`},
+	{"internal/governance/staff.go:155", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
 	{"internal/holds/holds.go:188", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
 	{"internal/holds/holds.go:202", bothEngines, `INSERT INTO legal_holds (id, subject_id, holders, reason, until_at, placed_by, placed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
@@ -689,19 +720,19 @@ SELECT what, path, tbl FROM (
 	{"internal/store/store.go:469", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
 			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
 	{"internal/store/store.go:517", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
-	{"internal/tools/stress/crash.go:496", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
-	{"internal/tools/stress/crash.go:507", bothEngines, `SELECT id FROM accounts`},
-	{"internal/tools/stress/crash.go:524", bothEngines, `SELECT id, state FROM files`},
-	{"internal/tools/stress/crash.go:571", sqliteOnly, `PRAGMA integrity_check`},
-	{"internal/tools/stress/crash.go:574", sqliteOnly, `PRAGMA foreign_key_check`},
-	{"internal/tools/stress/crash.go:589", postgresOnly, `SELECT cl.relname, a.attname, pcl.relname, pa.attname
+	{"internal/tools/stress/crash.go:521", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
+	{"internal/tools/stress/crash.go:532", bothEngines, `SELECT id FROM accounts`},
+	{"internal/tools/stress/crash.go:549", bothEngines, `SELECT id, state FROM files`},
+	{"internal/tools/stress/crash.go:596", sqliteOnly, `PRAGMA integrity_check`},
+	{"internal/tools/stress/crash.go:599", sqliteOnly, `PRAGMA foreign_key_check`},
+	{"internal/tools/stress/crash.go:614", postgresOnly, `SELECT cl.relname, a.attname, pcl.relname, pa.attname
 		FROM pg_constraint co
 		JOIN pg_class cl ON cl.oid = co.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
 		JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = co.conkey[1]
 		JOIN pg_class pcl ON pcl.oid = co.confrelid
 		JOIN pg_attribute pa ON pa.attrelid = co.confrelid AND pa.attnum = co.confkey[1]
 		WHERE co.contype = 'f' AND n.nspname = current_schema() AND array_length(co.conkey, 1) = 1`},
-	{"internal/tools/stress/crash.go:627", bothEngines, `SELECT object, state FROM files`},
+	{"internal/tools/stress/crash.go:652", bothEngines, `SELECT object, state FROM files`},
 	{"internal/vault/rotate.go:121", bothEngines, `UPDATE kek_state SET target = $1, target_at = $2 WHERE id = 1 AND epoch = $3 AND target = $3`},
 	{"internal/vault/rotate.go:143", bothEngines, `SELECT count(*) FROM vault_keys WHERE epoch < $1`},
 	{"internal/vault/rotate.go:149", bothEngines, `UPDATE kek_state SET epoch = $1, key_id = $2, started_at = $3 WHERE id = 1 AND epoch = $4 AND target = $1`},

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"steward/internal/blob"
 	"steward/internal/store"
 )
@@ -220,6 +222,23 @@ func (r *crashRun) setup(ctx context.Context) error {
 	if _, err := r.srv.Command(ctx, "staff", "grant", staff, "marketing"); err != nil {
 		return err
 	}
+	// A staff role needs the second factor: set one up, which passes it for the session.
+	e, err := r.c.Do(ctx, "POST", "/api/v1/me/second-factor", nil, r.staff)
+	if err != nil {
+		return err
+	}
+	if e.Status != 201 {
+		return fmt.Errorf("second factor: %d %s", e.Status, e.Body)
+	}
+	code, err := totp.GenerateCode(e.Str("secret"), time.Now())
+	if err != nil {
+		return err
+	}
+	if c, err := r.c.Do(ctx, "POST", "/api/v1/me/second-factor/confirm", map[string]string{"totp": code}, r.staff); err != nil {
+		return err
+	} else if c.Status != 200 {
+		return fmt.Errorf("second factor: %d %s", c.Status, c.Body)
+	}
 	for i := range 4 {
 		m := &crashMember{email: fmt.Sprintf("pool%d@crash.example", i), password: crashPassword}
 		if m.id, m.token, err = Member(ctx, r.c, r.out, m.email, m.password); err != nil {
@@ -417,6 +436,12 @@ func (r *crashRun) campaign(ctx context.Context, cycle int) error {
 	}
 	if c.Status != 201 {
 		return fmt.Errorf("create campaign: %d %s", c.Status, c.Body)
+	}
+	// Sending is sensitive: the password again (the run may outlast the window).
+	if a, err := r.c.Do(ctx, "POST", "/api/v1/sessions/current/reauth", map[string]string{"password": crashPassword}, r.staff); err != nil {
+		return err
+	} else if a.Status != 204 {
+		return fmt.Errorf("reauth: %d %s", a.Status, a.Body)
 	}
 	start := time.Now()
 	s, err := r.c.Do(ctx, "POST", "/api/v1/staff/campaigns/"+c.Str("id")+"/send", nil, r.staff)
