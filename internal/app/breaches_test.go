@@ -114,6 +114,7 @@ func TestBreachRegister(t *testing.T) {
 
 		// The clock: overdue once 72 hours pass; a late report needs its reasons.
 		h.Clock.Advance(72 * time.Hour)
+		dpo = h.StaffLogin(dpoID, "dpo-breach@example.net", pw) // a staff session lasts 12 hours
 		if got := h.Do("GET", path, nil, dpo).JSON(); got["state"] != "overdue" || got["seconds_left"].(float64) >= 0 {
 			t.Errorf("after 73 hours: %v, %v", got["state"], got["seconds_left"])
 		}

@@ -211,6 +211,7 @@ func TestDisclosuresRegister(t *testing.T) {
 			t.Errorf("postpone to the past: %d %s", p.Status, p.Body)
 		}
 		h.Clock.Advance(11 * 24 * time.Hour)
+		dpo = h.StaffLogin(dpoID, "dpo-disc@example.net", pw) // a staff session lasts 12 hours
 		list := h.Do("GET", "/api/v1/staff/disclosures", nil, dpo).JSON()
 		if list["due_for_review"].(float64) != 1 {
 			t.Errorf("due for review after its date: %v", list["due_for_review"])

@@ -163,7 +163,7 @@ func TestRetentionRules(t *testing.T) {
 			t.Fatalf("subscribe: %d %s", r.Status, r.Body)
 		}
 		h.WaitMail("new.subscriber@example.org", 1)
-		dpoTok = login(t, h, "retention.dpo@example.net")
+		dpoTok = h.StaffLogin(dpoID, "retention.dpo@example.net", pw)
 		run := runRetention(t, h, dpoTok)
 		removed(t, run, "unconfirmed_registrations", 1)
 		removed(t, run, "unconfirmed_subscriptions", 1)
@@ -196,7 +196,7 @@ func TestRetentionRules(t *testing.T) {
 		// Day 15: the member's first session (14 days) has expired; a new one has not.
 		memberTok2 := login(t, h, "keeps.data@example.org")
 		h.Clock.Advance(7 * day)
-		dpoTok = login(t, h, "retention.dpo@example.net")
+		dpoTok = h.StaffLogin(dpoID, "retention.dpo@example.net", pw)
 		sessions := `SELECT count(*) FROM sessions WHERE account_id = $1`
 		if n := countRows(t, h, sessions, memberID); n != 2 {
 			t.Fatalf("member sessions before the run = %d, want 2", n)
@@ -225,7 +225,7 @@ func TestRetentionRules(t *testing.T) {
 			t.Fatalf("download: %d", r.Status)
 		}
 		h.Clock.Advance(167 * day)
-		dpoTok = login(t, h, "retention.dpo@example.net")
+		dpoTok = h.StaffLogin(dpoID, "retention.dpo@example.net", pw)
 		access := `SELECT count(*) FROM file_access_log WHERE owner_id = $1`
 		if n := countRows(t, h, access, memberID); n != 2 {
 			t.Fatalf("access entries before = %d, want 2", n)
@@ -245,7 +245,7 @@ func TestRetentionRules(t *testing.T) {
 			t.Fatalf("close: %d %s", r.Status, r.Body)
 		}
 		h.Clock.Advance(3*365*day - 367*day + 2*day)
-		dpoTok = login(t, h, "retention.dpo@example.net")
+		dpoTok = h.StaffLogin(dpoID, "retention.dpo@example.net", pw)
 		run = runRetention(t, h, dpoTok)
 		removed(t, run, "closed_requests", 1)
 		if held := run["closed_requests"]["held"]; held != float64(1) {
@@ -328,7 +328,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dpoTok := login(t, h, "inactive.dpo@example.net")
+		dpoTok := h.StaffLogin(dpoID, "inactive.dpo@example.net", pw)
 		if r := h.Do("POST", "/api/v1/staff/holds", map[string]any{"subject": heldID, "holders": []string{"account"},
 			"reason": "Litigation about an unpaid invoice"}, dpoTok); r.Status != http.StatusCreated {
 			t.Fatalf("hold: %d %s", r.Status, r.Body)
@@ -339,7 +339,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 		h.Clock.Advance(200 * day)
 		login(t, h, "fresh.member@example.org")
 		h.Clock.Advance(166 * day)
-		dpoTok = login(t, h, "inactive.dpo@example.net")
+		dpoTok = h.StaffLogin(dpoID, "inactive.dpo@example.net", pw)
 		before := map[string]int{}
 		for _, addr := range []string{"idle.member@example.org", "comes.back@example.org", "uses.session@example.org"} {
 			before[addr] = len(h.Mails(addr))
@@ -377,7 +377,7 @@ func TestRetentionInactiveAccounts(t *testing.T) {
 			t.Fatalf("the long session: %d", r.Status)
 		}
 		h.Clock.Advance(17 * day)
-		dpoTok = login(t, h, "inactive.dpo@example.net")
+		dpoTok = h.StaffLogin(dpoID, "inactive.dpo@example.net", pw)
 		rr = runRetention(t, h, dpoTok)["inactive_accounts"]
 		if rr["removed"] != float64(1) || rr["held"] != float64(1) {
 			t.Errorf("second run: %v, want removed 1 (idle), held 1", rr)

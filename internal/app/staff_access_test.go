@@ -73,6 +73,18 @@ var staffReads = map[string]readClass{
 	"POST /api/v1/staff/grants/{id}/revoke":   {none: "answers with the grant revoked"},
 	"GET /staff":                              {none: "redirects to a staff page"},
 
+	// Staff management and the audit log.
+	"GET /api/v1/staff/people":                       {none: "the staff register: staff accounts' addresses and roles, for the admin who manages them"},
+	"GET /staff/people":                              {none: "the staff register: staff accounts' addresses and roles, for the admin who manages them"},
+	"POST /api/v1/staff/people":                      {none: "answers with the role granted"},
+	"POST /staff/people/grant":                       {none: "an action answered by a redirect"},
+	"DELETE /api/v1/staff/people/{id}/roles/{role}":  {none: "an action; no body"},
+	"POST /staff/people/{id}/revoke":                 {none: "an action answered by a redirect"},
+	"DELETE /api/v1/staff/people/{id}/second-factor": {none: "an action; no body"},
+	"POST /staff/people/{id}/reset-second-factor":    {none: "an action answered by a redirect"},
+	"GET /api/v1/staff/audit":                        {none: "entries name accounts only by the start of a keyed hash; their details stay sealed"},
+	"GET /staff/audit":                               {none: "entries name accounts only by the start of a keyed hash; their details stay sealed"},
+
 	// The governance registers: what they show is the deployment's, or counts and
 	// random account ids the DPO selected, never a member's own data.
 	"GET /api/v1/staff/retention":                  {none: "the rules and counts of what each run removed"},
@@ -442,6 +454,14 @@ func TestAccessGrants(t *testing.T) {
 
 		// Expired: refused at read time.
 		h.Clock.Advance(2*time.Hour + time.Second)
+		// Past the staff sessions' idle timeout: support and the DPO gave a code again.
+		for _, email := range []string{"grant.support@example.org", "grant.dpo@example.org"} {
+			a, err := h.App.Accounts().Lookup(t.Context(), email)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.KeepStaff(t.Context(), a.ID)
+		}
 		refused("with an expired grant")
 
 		// Revoked by the member: refused.
