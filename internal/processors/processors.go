@@ -694,7 +694,7 @@ func (s *Service) Transfers(ctx context.Context, q store.Querier, only []string)
 		return nil, err
 	}
 	rows, err := q.QueryContext(ctx, `SELECT processor, country, categories, transfer, safeguard, since, COALESCE(until_at, 0) FROM transfers
-		ORDER BY since, id`)
+		ORDER BY since, until_at IS NULL, until_at, id`) // a transfer ended in the same millisecond as the next began comes first
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)
 	}

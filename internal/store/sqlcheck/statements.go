@@ -605,7 +605,7 @@ SELECT what, path, tbl FROM (
 	{"internal/processors/processors.go:681", bothEngines, `INSERT INTO transfers (id, processor, country, categories, transfer, safeguard, since)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},
 	{"internal/processors/processors.go:696", bothEngines, `SELECT processor, country, categories, transfer, safeguard, since, COALESCE(until_at, 0) FROM transfers
-		ORDER BY since, id`},
+		ORDER BY since, until_at IS NULL, until_at, id`},
 	{"internal/processors/processors.go:732", bothEngines, `SELECT DISTINCT purpose FROM consent_events WHERE subject_id = $1 AND decision = $2`},
 	{"internal/processors/processors.go:738", bothEngines, `SELECT count(*) FROM accounts WHERE id = $1`},
 	{"internal/ratelimit/ratelimit.go:56", bothEngines, `INSERT INTO rate_limits (bucket, tat) VALUES ($1, $2)
