@@ -15,7 +15,7 @@ func (a *API) registerBreaches(mux server.Router) {
 	mux.HandleFunc("GET /api/v1/staff/breaches/{id}", a.staff(a.staffBreach, breaches.Role))
 	mux.HandleFunc("POST /api/v1/staff/breaches/{id}/members", a.staff(a.selectBreachMembers, breaches.Role))
 	mux.HandleFunc("POST /api/v1/staff/breaches/{id}/report", a.staff(a.reportBreach, breaches.Role))
-	mux.HandleFunc("POST /api/v1/staff/breaches/{id}/notify", a.staff(a.notifyBreach, breaches.Role))
+	mux.HandleFunc("POST /api/v1/staff/breaches/{id}/notify", a.staff(a.sensitive(a.notifyBreach), breaches.Role))
 }
 
 type breachResponse struct {

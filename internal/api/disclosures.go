@@ -15,7 +15,7 @@ func (a *API) registerDisclosures(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/staff/disclosures", a.staff(a.recordDisclosure, disclosures.Role))
 	mux.HandleFunc("GET /api/v1/staff/disclosures/{id}", a.staff(a.staffDisclosure, disclosures.Role))
 	mux.HandleFunc("GET /api/v1/staff/disclosures/{id}/document", a.staff(a.disclosureDocument, disclosures.Role))
-	mux.HandleFunc("POST /api/v1/staff/disclosures/{id}/lift", a.staff(a.liftDisclosure, disclosures.Role))
+	mux.HandleFunc("POST /api/v1/staff/disclosures/{id}/lift", a.staff(a.sensitive(a.liftDisclosure), disclosures.Role))
 	mux.HandleFunc("POST /api/v1/staff/disclosures/{id}/postpone", a.staff(a.postponeDisclosure, disclosures.Role))
 }
 

@@ -20,7 +20,7 @@ func (a *API) registerPolicy(mux server.Router) {
 	mux.HandleFunc("POST /api/v1/staff/policy", a.staff(a.draftPolicy, policy.Role))
 	mux.HandleFunc("GET /api/v1/staff/policy/{version}", a.staff(a.staffPolicy, policy.Role))
 	mux.HandleFunc("PUT /api/v1/staff/policy/{version}", a.staff(a.updatePolicy, policy.Role))
-	mux.HandleFunc("POST /api/v1/staff/policy/{version}/publish", a.staff(a.publishPolicy, policy.Role))
+	mux.HandleFunc("POST /api/v1/staff/policy/{version}/publish", a.staff(a.sensitive(a.publishPolicy), policy.Role))
 }
 
 type policyResponse struct {

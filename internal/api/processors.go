@@ -18,7 +18,7 @@ func (a *API) registerProcessors(mux server.Router) {
 	mux.HandleFunc("GET /api/v1/staff/processors/{key}", a.staff(a.staffProcessor, role...))
 	mux.HandleFunc("PUT /api/v1/staff/processors/{key}", a.staff(a.editProcessor, role...))
 	mux.HandleFunc("POST /api/v1/staff/processors/{key}/retire", a.staff(a.processorAction("retire"), role...))
-	mux.HandleFunc("POST /api/v1/staff/processors/{key}/approve", a.staff(a.processorAction("approve"), role...))
+	mux.HandleFunc("POST /api/v1/staff/processors/{key}/approve", a.staff(a.sensitive(a.processorAction("approve")), role...))
 	mux.HandleFunc("POST /api/v1/staff/processors/{key}/reject", a.staff(a.processorAction("reject"), role...))
 	mux.HandleFunc("GET /api/v1/staff/ropa", a.staff(a.ropa, role...))
 }

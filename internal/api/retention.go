@@ -11,7 +11,7 @@ import (
 
 func (a *API) registerRetention(mux server.Router) {
 	mux.HandleFunc("GET /api/v1/staff/retention", a.staff(a.staffRetention, retention.Role))
-	mux.HandleFunc("POST /api/v1/staff/retention/run", a.staff(a.runRetention, retention.Role))
+	mux.HandleFunc("POST /api/v1/staff/retention/run", a.staff(a.sensitive(a.runRetention), retention.Role))
 }
 
 type retentionRuleResponse struct {

@@ -180,6 +180,11 @@ func TestReauthAndStaffSessions(t *testing.T) {
 		grant := map[string]string{"email": "new.support@example.org", "role": "support"}
 		h.Clock.Advance(11 * time.Minute) // past --reauth-window (10m), within the idle timeout (30m)
 		wantError(t, "grant after the window", h.Do("POST", "/api/v1/staff/people", grant, tok), 403, "reauth_required")
+		// The governance actions that reach members or erase are sensitive too.
+		for _, path := range []string{"/api/v1/staff/policy/2099.1/publish", "/api/v1/staff/processors/email_provider/approve",
+			"/api/v1/staff/breaches/none/notify", "/api/v1/staff/disclosures/none/lift", "/api/v1/staff/retention/run"} {
+			wantError(t, path+" after the window", h.Do("POST", path, nil, tok), 403, "reauth_required")
+		}
 		if ok, _ := h.App.Staff().HasAny(ctx, newID, "support"); ok {
 			t.Fatal("the role was granted without re-authentication")
 		}

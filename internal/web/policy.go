@@ -28,7 +28,7 @@ func (p *Pages) registerPolicy(mux server.Router) {
 	mux.HandleFunc("POST /staff/policy/new", p.staff(p.createPolicy, policy.Role))
 	mux.HandleFunc("GET /staff/policy/{version}", p.staff(p.staffPolicy, policy.Role))
 	mux.HandleFunc("POST /staff/policy/{version}", p.staff(p.updatePolicy, policy.Role))
-	mux.HandleFunc("POST /staff/policy/{version}/publish", p.staff(p.publishPolicy, policy.Role))
+	mux.HandleFunc("POST /staff/policy/{version}/publish", p.staff(p.sensitive(p.publishPolicy), policy.Role))
 }
 
 // policyBanner is the notice on a member's pages of a material change (or business
