@@ -16,7 +16,6 @@
 package disclosures
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -25,8 +24,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +32,7 @@ import (
 	"steward/internal/apperr"
 	"steward/internal/blob"
 	"steward/internal/datamap"
+	"steward/internal/document"
 	"steward/internal/governance"
 	"steward/internal/mail"
 	"steward/internal/rights"
@@ -68,27 +66,10 @@ const DefaultMaxDocument = 20 << 20
 const documentObjects = "disclosures/"
 
 // Document is the file the authority sent: its order or request.
-type Document struct {
-	Name        string // the file's name as sent ("" if none)
-	ContentType string // the type the client declared ("" if none)
-	Body        io.Reader
-}
+type Document = document.Upload
 
 // DocumentInfo describes a stored document.
-type DocumentInfo struct {
-	ContentType string
-	Size        int64
-}
-
-// Extension is the file name extension of the document's type.
-func (d DocumentInfo) Extension() string {
-	for _, t := range docTypes {
-		if t.ctype == d.ContentType {
-			return t.exts[0]
-		}
-	}
-	return ".bin"
-}
+type DocumentInfo = document.Info
 
 // Record is what the DPO gives to record a disclosure.
 type Record struct {
@@ -696,82 +677,23 @@ type readCloser struct {
 	io.Closer
 }
 
-// docTypes are the types a document may have, told by their first bytes.
-var docTypes = []struct {
-	magic []byte
-	ctype string
-	name  string
-	exts  []string
-}{
-	{[]byte("%PDF-"), "application/pdf", "PDF", []string{".pdf"}},
-	{[]byte{0xFF, 0xD8, 0xFF}, "image/jpeg", "JPEG", []string{".jpg", ".jpeg"}},
-	{[]byte("\x89PNG\r\n\x1a\n"), "image/png", "PNG", []string{".png"}},
-}
-
 // DocumentLimit says the size limit as people read it.
-func DocumentLimit(max int64) string {
-	if max >= 1<<20 && max%(1<<20) == 0 {
-		return fmt.Sprintf("at most %d MiB", max>>20)
-	}
-	return fmt.Sprintf("at most %d bytes", max)
-}
+func DocumentLimit(max int64) string { return document.Limit(max) }
 
 // checkDocument reads the document (at most max bytes) and finds its type from its
-// content, as the request desk checks identity documents.
+// content, as the request desk checks identity documents (document.Check).
 func checkDocument(d Document, max int64) ([]byte, string, error) {
 	if d.Body == nil {
 		return nil, "", apperr.Field("document", "required", "is required: attach the document the authority sent (a PDF, JPEG or PNG file)")
 	}
-	data, err := io.ReadAll(io.LimitReader(d.Body, max+1))
-	if err != nil {
-		return nil, "", apperr.Field("document", "upload_interrupted", "could not be read: the upload was interrupted; nothing was stored")
-	}
-	if int64(len(data)) > max {
-		return nil, "", &apperr.Error{Kind: apperr.TooLarge, Code: "document_too_large", Field: "document", Message: "is too large: " + DocumentLimit(max)}
-	}
-	if len(data) == 0 {
-		return nil, "", apperr.Field("document", "required", "is empty: attach the document the authority sent")
-	}
-	found := -1
-	for i, t := range docTypes {
-		if bytes.HasPrefix(data, t.magic) {
-			found = i
-			break
-		}
-	}
-	if found < 0 {
-		return nil, "", apperr.Field("document", "document_type", "must be a PDF, JPEG or PNG file, and its content is none of these")
-	}
-	t := docTypes[found]
-	if ext := strings.ToLower(filepath.Ext(d.Name)); ext != "" && !slices.Contains(t.exts, ext) {
-		return nil, "", apperr.Field("document", "document_mismatch", fmt.Sprintf("is named %s but its content is a %s file", ext, t.name))
-	}
-	if ct, _, _ := mime.ParseMediaType(d.ContentType); ct != "" && ct != "application/octet-stream" && ct != t.ctype {
-		return nil, "", apperr.Field("document", "document_mismatch", fmt.Sprintf("is sent as %s but its content is a %s file", ct, t.name))
-	}
-	return data, t.ctype, nil
+	return document.Check(d, max, apperr.Field("document", "required", "is empty: attach the document the authority sent"))
 }
 
 // putDocument seals data under key into a new object, streaming, and returns the
 // object's name.
 func (s *Service) putDocument(ctx context.Context, key *vault.Key, data []byte) (string, error) {
-	if s.cfg.Blobs == nil {
-		return "", errors.New("disclosures: no blob store for documents")
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		enc, err := key.Encrypt(pw)
-		if err == nil {
-			if _, err = enc.Write(data); err == nil {
-				err = enc.Close()
-			}
-		}
-		pw.CloseWithError(err) // nil: the reader sees EOF
-	}()
 	name := documentObjects + newID()
-	_, err := s.cfg.Blobs.Put(ctx, name, pr, vault.CiphertextSize(int64(len(data))))
-	pr.CloseWithError(errors.New("disclosures: document stored")) // ends the writer if Put stopped early
-	if err != nil {
+	if err := document.Put(ctx, s.cfg.Blobs, key, name, data); err != nil {
 		return "", fmt.Errorf("disclosures: document: %w", err)
 	}
 	return name, nil

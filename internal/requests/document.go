@@ -1,20 +1,16 @@
 package requests
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"steward/internal/apperr"
 	"steward/internal/blob"
+	"steward/internal/document"
 	"steward/internal/store"
 	"steward/internal/vault"
 )
@@ -28,39 +24,10 @@ import (
 // is shredded a day later in any case.
 
 // Document is a file sent as proof of identity.
-type Document struct {
-	Name        string // the file's name as sent ("" if none)
-	ContentType string // the type the client declared ("" if none)
-	Body        io.Reader
-}
+type Document = document.Upload
 
 // DocumentInfo describes a request's stored document.
-type DocumentInfo struct {
-	ContentType string // application/pdf, image/jpeg or image/png, from the content
-	Size        int64
-}
-
-// Extension is the file name extension of the document's type.
-func (d DocumentInfo) Extension() string {
-	for _, t := range docTypes {
-		if t.ctype == d.ContentType {
-			return t.exts[0]
-		}
-	}
-	return ".bin"
-}
-
-// docTypes are the types a document may have, told by their first bytes.
-var docTypes = []struct {
-	magic []byte
-	ctype string
-	name  string
-	exts  []string
-}{
-	{[]byte("%PDF-"), "application/pdf", "PDF", []string{".pdf"}},
-	{[]byte{0xFF, 0xD8, 0xFF}, "image/jpeg", "JPEG", []string{".jpg", ".jpeg"}},
-	{[]byte("\x89PNG\r\n\x1a\n"), "image/png", "PNG", []string{".png"}},
-}
+type DocumentInfo = document.Info
 
 // documentObjects is where documents live in the blob store.
 const documentObjects = "requests/"
@@ -72,71 +39,19 @@ const DefaultMaxDocument = 10 << 20
 func (s *Service) MaxDocument() int64 { return s.cfg.MaxDocument }
 
 // DocumentLimit says the size limit as people read it.
-func DocumentLimit(max int64) string {
-	if max >= 1<<20 && max%(1<<20) == 0 {
-		return fmt.Sprintf("at most %d MiB", max>>20)
-	}
-	return fmt.Sprintf("at most %d bytes", max)
-}
+func DocumentLimit(max int64) string { return document.Limit(max) }
 
 // checkDocument reads the document (at most max bytes) and finds its type from its
-// content. A file of another type, over the limit, or whose name or declared type says
-// another type than its content is refused with the field named.
+// content (document.Check).
 func checkDocument(d Document, max int64) ([]byte, string, error) {
-	data, err := io.ReadAll(io.LimitReader(d.Body, max+1))
-	if err != nil {
-		return nil, "", apperr.Field("document", "upload_interrupted", "could not be read: the upload was interrupted; nothing was stored")
-	}
-	if int64(len(data)) > max {
-		return nil, "", &apperr.Error{Kind: apperr.TooLarge, Code: "document_too_large", Field: "document",
-			Message: "is too large: " + DocumentLimit(max)}
-	}
-	if len(data) == 0 {
-		return nil, "", apperr.Field("document", "document_empty", "is empty: choose the file of your document")
-	}
-	found := -1
-	for i, t := range docTypes {
-		if bytes.HasPrefix(data, t.magic) {
-			found = i
-			break
-		}
-	}
-	if found < 0 {
-		return nil, "", apperr.Field("document", "document_type", "must be a PDF, JPEG or PNG file, and its content is none of these")
-	}
-	t := docTypes[found]
-	if ext := strings.ToLower(filepath.Ext(d.Name)); ext != "" && !slices.Contains(t.exts, ext) {
-		return nil, "", apperr.Field("document", "document_mismatch",
-			fmt.Sprintf("is named %s but its content is a %s file: send the file as it is, not renamed", ext, t.name))
-	}
-	if ct, _, _ := mime.ParseMediaType(d.ContentType); ct != "" && ct != "application/octet-stream" && ct != t.ctype &&
-		!(t.ctype == "image/jpeg" && ct == "image/pjpeg") {
-		return nil, "", apperr.Field("document", "document_mismatch",
-			fmt.Sprintf("is sent as %s but its content is a %s file", ct, t.name))
-	}
-	return data, t.ctype, nil
+	return document.Check(d, max, apperr.Field("document", "document_empty", "is empty: choose the file of your document"))
 }
 
-// putDocument seals data under key into a new object, streaming (the vault's
-// segmented AEAD) so that no second copy is held, and returns the object's name.
+// putDocument seals data under key into a new object, streaming, and returns the
+// object's name.
 func (s *Service) putDocument(ctx context.Context, key *vault.Key, data []byte) (string, error) {
-	if s.cfg.Blobs == nil {
-		return "", errors.New("requests: no blob store for documents")
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		enc, err := key.Encrypt(pw)
-		if err == nil {
-			if _, err = enc.Write(data); err == nil {
-				err = enc.Close()
-			}
-		}
-		pw.CloseWithError(err) // nil: the reader sees EOF
-	}()
 	name := documentObjects + newID()
-	_, err := s.cfg.Blobs.Put(ctx, name, pr, vault.CiphertextSize(int64(len(data))))
-	pr.CloseWithError(errors.New("requests: document stored")) // ends the writer if Put stopped early
-	if err != nil {
+	if err := document.Put(ctx, s.cfg.Blobs, key, name, data); err != nil {
 		return "", fmt.Errorf("requests: document: %w", err)
 	}
 	return name, nil
