@@ -26,6 +26,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/rights"
 	"steward/internal/store"
+	"steward/internal/text"
 )
 
 // Role is the staff role that keeps the register (admin holds every role).
@@ -159,17 +160,6 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func text(field, v string, max int, what string) (string, error) {
-	v = strings.TrimSpace(v)
-	switch {
-	case v == "":
-		return "", apperr.Field(field, "required", "is required: "+what)
-	case utf8.RuneCountInString(v) > max:
-		return "", apperr.Field(field, "too_long", fmt.Sprintf("is longer than %d characters", max))
-	}
-	return v, nil
-}
-
 // List splits a list as a form gives it (commas, semicolons or lines), trimmed,
 // without empties or repeats.
 func List(s string) []string {
@@ -190,7 +180,7 @@ func clean(in []string) []string {
 func (s *Service) Record(ctx context.Context, by Actor, r Report) (Breach, error) {
 	var b Breach
 	var err error
-	if b.Description, err = text("description", r.Description, maxLong, "what happened"); err != nil {
+	if b.Description, err = text.Required("description", r.Description, maxLong, "what happened"); err != nil {
 		return Breach{}, err
 	}
 	now := s.now()
@@ -208,10 +198,10 @@ func (s *Service) Record(ctx context.Context, by Actor, r Report) (Breach, error
 			return Breach{}, apperr.Field("categories", "invalid", "holds a category too long or with a comma")
 		}
 	}
-	if b.Consequences, err = text("consequences", r.Consequences, maxLong, "the likely consequences for the members"); err != nil {
+	if b.Consequences, err = text.Required("consequences", r.Consequences, maxLong, "the likely consequences for the members"); err != nil {
 		return Breach{}, err
 	}
-	if b.Measures, err = text("measures", r.Measures, maxLong, "the measures taken or proposed"); err != nil {
+	if b.Measures, err = text.Required("measures", r.Measures, maxLong, "the measures taken or proposed"); err != nil {
 		return Breach{}, err
 	}
 	b.ID, b.DiscoveredAt, b.RecordedAt, b.RecordedBy = newID(), r.DiscoveredAt, now, by.ID
@@ -357,12 +347,12 @@ func (s *Service) ReportToAuthority(ctx context.Context, by Actor, id string, at
 	case at.Before(b.DiscoveredAt):
 		return Breach{}, apperr.Field("reported_at", "before_discovery", "is before the breach was discovered")
 	}
-	if reference, err = text("reference", reference, maxShort, "the authority's reference of the report"); err != nil {
+	if reference, err = text.Required("reference", reference, maxShort, "the authority's reference of the report"); err != nil {
 		return Breach{}, err
 	}
 	delayReason = strings.TrimSpace(delayReason)
 	if at.After(b.Deadline()) {
-		if delayReason, err = text("delay_reason", delayReason, maxLong, "the report is after the 72 hours: give the reasons for the delay"); err != nil {
+		if delayReason, err = text.Required("delay_reason", delayReason, maxLong, "the report is after the 72 hours: give the reasons for the delay"); err != nil {
 			return Breach{}, err
 		}
 	}

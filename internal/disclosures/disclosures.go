@@ -37,6 +37,7 @@ import (
 	"steward/internal/mail"
 	"steward/internal/rights"
 	"steward/internal/store"
+	"steward/internal/text"
 	"steward/internal/vault"
 )
 
@@ -187,18 +188,6 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// text checks a required text field.
-func text(field, v string, max int, what string) (string, error) {
-	v = strings.TrimSpace(v)
-	switch {
-	case v == "":
-		return "", apperr.Field(field, "required", "is required: "+what)
-	case utf8.RuneCountInString(v) > max:
-		return "", apperr.Field(field, "too_long", fmt.Sprintf("is longer than %d characters", max))
-	}
-	return v, nil
-}
-
 // Categories splits a list of data categories as a form gives it (commas or lines).
 func Categories(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' })
@@ -232,10 +221,10 @@ type checked struct {
 func (s *Service) check(ctx context.Context, rec Record) (checked, error) {
 	c := checked{Record: rec}
 	var err error
-	if c.Authority, err = text("authority", rec.Authority, maxShort, "the authority that asked for the data"); err != nil {
+	if c.Authority, err = text.Required("authority", rec.Authority, maxShort, "the authority that asked for the data"); err != nil {
 		return c, err
 	}
-	if c.LegalBasis, err = text("legal_basis", rec.LegalBasis, maxLong, "the law or order the disclosure answered"); err != nil {
+	if c.LegalBasis, err = text.Required("legal_basis", rec.LegalBasis, maxLong, "the law or order the disclosure answered"); err != nil {
 		return c, err
 	}
 	if c.categories = cleanList(rec.Categories); len(c.categories) == 0 {
@@ -246,7 +235,7 @@ func (s *Service) check(ctx context.Context, rec Record) (checked, error) {
 			return c, apperr.Field("categories", "invalid", "holds a category too long or with a comma")
 		}
 	}
-	if c.What, err = text("what", rec.What, maxLong, "what was disclosed (the members are told it)"); err != nil {
+	if c.What, err = text.Required("what", rec.What, maxLong, "what was disclosed (the members are told it)"); err != nil {
 		return c, err
 	}
 	now := s.now()
@@ -257,7 +246,7 @@ func (s *Service) check(ctx context.Context, rec Record) (checked, error) {
 		return c, apperr.Field("disclosed_at", "future", "is in the future: record a disclosure once it is made")
 	}
 	if rec.Withhold {
-		if c.WithholdReason, err = text("withhold_reason", rec.WithholdReason, maxLong, "say why the members must not be told yet"); err != nil {
+		if c.WithholdReason, err = text.Required("withhold_reason", rec.WithholdReason, maxLong, "say why the members must not be told yet"); err != nil {
 			return c, err
 		}
 		switch {
@@ -452,7 +441,7 @@ func (s *Service) Lift(ctx context.Context, by Actor, id string) (Disclosure, er
 
 // Postpone keeps the "not yet" flag with a new reason and review date.
 func (s *Service) Postpone(ctx context.Context, by Actor, id, reason string, reviewAt time.Time) (Disclosure, error) {
-	reason, err := text("withhold_reason", reason, maxLong, "say why the members must still not be told")
+	reason, err := text.Required("withhold_reason", reason, maxLong, "say why the members must still not be told")
 	if err != nil {
 		return Disclosure{}, err
 	}

@@ -5,6 +5,7 @@ package text
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"steward/internal/apperr"
@@ -24,6 +25,16 @@ func Line(field, v string, max int) error {
 // line feeds, carriage returns and tabs are allowed.
 func Lines(field, v string, max int) error {
 	return check(field, v, max, true)
+}
+
+// Required trims a required field of plain text (several lines allowed), refuses it
+// empty (what says what the field wants) and checks it as Lines does.
+func Required(field, v string, max int, what string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", apperr.Field(field, "required", "is required: "+what)
+	}
+	return v, Lines(field, v, max)
 }
 
 func check(field, v string, max int, multiline bool) error {

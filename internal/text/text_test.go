@@ -1,6 +1,7 @@
 package text
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -65,6 +66,21 @@ func TestCut(t *testing.T) {
 		got := Cut(tc.in, tc.n)
 		if got != tc.want || !utf8.ValidString(got) || len(got) > tc.n {
 			t.Errorf("Cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+// Required trims, refuses an empty field with its own words, and checks the rest as
+// Lines does.
+func TestRequired(t *testing.T) {
+	if v, err := Required("f", "  two\nlines  ", 20, "say it"); err != nil || v != "two\nlines" {
+		t.Errorf("Required = %q, %v", v, err)
+	}
+	for _, c := range []struct{ in, code string }{{"   ", "required"}, {"a\x1bb", "text_invalid"}, {"this is far too long", "too_long"}} {
+		_, err := Required("f", c.in, 10, "say it")
+		var e *apperr.Error
+		if !errors.As(err, &e) || e.Code != c.code || e.Field != "f" {
+			t.Errorf("Required(%q) = %v, want %s on f", c.in, err, c.code)
 		}
 	}
 }

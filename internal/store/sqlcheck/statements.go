@@ -190,22 +190,22 @@ var statements = []statement{
 	{"internal/backup/pg.go:161", postgresOnly, `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`},
 	{"internal/backup/restore.go:265", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
-	{"internal/breaches/breaches.go:219", bothEngines, `INSERT INTO breaches (id, description, discovered_at, categories, consequences, measures, recorded_by, recorded_at)
+	{"internal/breaches/breaches.go:209", bothEngines, `INSERT INTO breaches (id, description, discovered_at, categories, consequences, measures, recorded_by, recorded_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
-	{"internal/breaches/breaches.go:263", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
-	{"internal/breaches/breaches.go:269", bothEngines, `INSERT INTO breach_subjects (breach_id, subject_id, added_at) VALUES ($1, $2, $3)
+	{"internal/breaches/breaches.go:253", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
+	{"internal/breaches/breaches.go:259", bothEngines, `INSERT INTO breach_subjects (breach_id, subject_id, added_at) VALUES ($1, $2, $3)
 				ON CONFLICT (breach_id, subject_id) DO NOTHING`},
-	{"internal/breaches/breaches.go:277", bothEngines, `UPDATE breaches SET affected = affected + $1 WHERE id = $2`},
-	{"internal/breaches/breaches.go:374", bothEngines, `UPDATE breaches SET reported_at = $1, report_reference = $2, delay_reason = $3, reported_by = $4
+	{"internal/breaches/breaches.go:267", bothEngines, `UPDATE breaches SET affected = affected + $1 WHERE id = $2`},
+	{"internal/breaches/breaches.go:364", bothEngines, `UPDATE breaches SET reported_at = $1, report_reference = $2, delay_reason = $3, reported_by = $4
 			WHERE id = $5 AND reported_at IS NULL`},
-	{"internal/breaches/breaches.go:425", bothEngines, `UPDATE breach_subjects SET notified_at = $1 WHERE breach_id = $2 AND subject_id = $3 AND notified_at IS NULL`},
-	{"internal/breaches/breaches.go:450", bothEngines, `SELECT subject_id FROM breach_subjects WHERE breach_id = $1 AND notified_at IS NULL ORDER BY subject_id LIMIT $2`},
-	{"internal/breaches/breaches.go:507", bothEngines, `SELECT b.id, b.description, b.discovered_at, b.categories, b.consequences, b.measures, b.recorded_by, b.recorded_at,
+	{"internal/breaches/breaches.go:415", bothEngines, `UPDATE breach_subjects SET notified_at = $1 WHERE breach_id = $2 AND subject_id = $3 AND notified_at IS NULL`},
+	{"internal/breaches/breaches.go:440", bothEngines, `SELECT subject_id FROM breach_subjects WHERE breach_id = $1 AND notified_at IS NULL ORDER BY subject_id LIMIT $2`},
+	{"internal/breaches/breaches.go:497", bothEngines, `SELECT b.id, b.description, b.discovered_at, b.categories, b.consequences, b.measures, b.recorded_by, b.recorded_at,
 	b.reported_at, b.report_reference, b.delay_reason, b.reported_by, b.affected,
 	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id),
 	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id AND s.notified_at IS NOT NULL)
 	FROM breaches b WHERE b.id = $1`},
-	{"internal/breaches/breaches.go:518", bothEngines, `SELECT b.id, b.description, b.discovered_at, b.categories, b.consequences, b.measures, b.recorded_by, b.recorded_at,
+	{"internal/breaches/breaches.go:508", bothEngines, `SELECT b.id, b.description, b.discovered_at, b.categories, b.consequences, b.measures, b.recorded_by, b.recorded_at,
 	b.reported_at, b.report_reference, b.delay_reason, b.reported_by, b.affected,
 	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id),
 	(SELECT count(*) FROM breach_subjects s WHERE s.breach_id = b.id AND s.notified_at IS NOT NULL)
@@ -291,26 +291,26 @@ SELECT what, path, tbl FROM (
 ) f WHERE path IS NOT NULL ORDER BY what`},
 	{"internal/datamap/raw.go:146", postgresOnly, `SELECT name FROM pg_ls_waldir() ORDER BY name`},
 	{"internal/datamap/raw.go:204", postgresOnly, `SELECT b IS NULL, coalesce(b, ''::bytea) FROM pg_read_binary_file($1, $2, $3, true) AS b`},
-	{"internal/disclosures/disclosures.go:328", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/disclosures/disclosures.go:335", bothEngines, `INSERT INTO disclosures (id, authority, legal_basis, categories, disclosed_at, document_object,
+	{"internal/disclosures/disclosures.go:317", bothEngines, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/disclosures/disclosures.go:324", bothEngines, `INSERT INTO disclosures (id, authority, legal_basis, categories, disclosed_at, document_object,
 			document_type, document_size, withheld_reason, review_at, recorded_by, recorded_at, members)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
-	{"internal/disclosures/disclosures.go:357", bothEngines, `INSERT INTO disclosure_subjects (disclosure_id, subject_id, detail, told_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/disclosures/disclosures.go:421", bothEngines, `UPDATE disclosures SET lifted_at = $1, lifted_by = $2 WHERE id = $3 AND lifted_at IS NULL`},
-	{"internal/disclosures/disclosures.go:431", bothEngines, `UPDATE disclosure_subjects SET told_at = $1 WHERE disclosure_id = $2 AND subject_id = $3 AND told_at IS NULL`},
-	{"internal/disclosures/disclosures.go:473", bothEngines, `UPDATE disclosures SET withheld_reason = $1, review_at = $2
+	{"internal/disclosures/disclosures.go:346", bothEngines, `INSERT INTO disclosure_subjects (disclosure_id, subject_id, detail, told_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/disclosures/disclosures.go:410", bothEngines, `UPDATE disclosures SET lifted_at = $1, lifted_by = $2 WHERE id = $3 AND lifted_at IS NULL`},
+	{"internal/disclosures/disclosures.go:420", bothEngines, `UPDATE disclosure_subjects SET told_at = $1 WHERE disclosure_id = $2 AND subject_id = $3 AND told_at IS NULL`},
+	{"internal/disclosures/disclosures.go:462", bothEngines, `UPDATE disclosures SET withheld_reason = $1, review_at = $2
 			WHERE id = $3 AND withheld_reason IS NOT NULL AND lifted_at IS NULL`},
-	{"internal/disclosures/disclosures.go:556", bothEngines, `SELECT s.subject_id, s.detail, s.told_at, k.wrapped, k.epoch FROM disclosure_subjects s LEFT JOIN vault_keys k ON k.subject_id = s.subject_id WHERE s.disclosure_id = $1 ORDER BY s.subject_id`},
-	{"internal/disclosures/disclosures.go:586", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, d.document_type, d.document_size,
+	{"internal/disclosures/disclosures.go:545", bothEngines, `SELECT s.subject_id, s.detail, s.told_at, k.wrapped, k.epoch FROM disclosure_subjects s LEFT JOIN vault_keys k ON k.subject_id = s.subject_id WHERE s.disclosure_id = $1 ORDER BY s.subject_id`},
+	{"internal/disclosures/disclosures.go:575", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, d.document_type, d.document_size,
 	d.withheld_reason, d.review_at, d.lifted_at, d.lifted_by, d.recorded_by, d.recorded_at, d.members, k.wrapped, k.epoch
 	FROM disclosures d LEFT JOIN vault_keys k ON k.subject_id = d.id WHERE d.id = $1`},
-	{"internal/disclosures/disclosures.go:598", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, d.document_type, d.document_size,
+	{"internal/disclosures/disclosures.go:587", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, d.document_type, d.document_size,
 	d.withheld_reason, d.review_at, d.lifted_at, d.lifted_by, d.recorded_by, d.recorded_at, d.members, k.wrapped, k.epoch
 	FROM disclosures d LEFT JOIN vault_keys k ON k.subject_id = d.id ORDER BY d.recorded_at DESC, d.id`},
-	{"internal/disclosures/disclosures.go:604", bothEngines, `SELECT count(*) FROM disclosures WHERE withheld_reason IS NOT NULL AND lifted_at IS NULL AND review_at <= $1`},
-	{"internal/disclosures/disclosures.go:620", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, s.detail, s.told_at FROM disclosure_subjects s JOIN disclosures d ON d.id = s.disclosure_id WHERE s.subject_id = $1 AND s.told_at IS NOT NULL ORDER BY d.disclosed_at DESC, d.id`},
-	{"internal/disclosures/disclosures.go:649", bothEngines, `SELECT document_object, document_type, document_size FROM disclosures WHERE id = $1`},
-	{"internal/disclosures/disclosures.go:710", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
+	{"internal/disclosures/disclosures.go:593", bothEngines, `SELECT count(*) FROM disclosures WHERE withheld_reason IS NOT NULL AND lifted_at IS NULL AND review_at <= $1`},
+	{"internal/disclosures/disclosures.go:609", bothEngines, `SELECT d.id, d.authority, d.legal_basis, d.categories, d.disclosed_at, s.detail, s.told_at FROM disclosure_subjects s JOIN disclosures d ON d.id = s.disclosure_id WHERE s.subject_id = $1 AND s.told_at IS NOT NULL ORDER BY d.disclosed_at DESC, d.id`},
+	{"internal/disclosures/disclosures.go:638", bothEngines, `SELECT document_object, document_type, document_size FROM disclosures WHERE id = $1`},
+	{"internal/disclosures/disclosures.go:699", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
 	{"internal/disclosures/holder.go:72", bothEngines, `UPDATE disclosures SET recorded_by = NULL WHERE recorded_by = $1`},
 	{"internal/disclosures/holder.go:73", bothEngines, `UPDATE disclosures SET lifted_by = NULL WHERE lifted_by = $1`},
 	{"internal/files/files.go:124", bothEngines, `SELECT sum(size) FROM files WHERE owner_id = $1 AND state <> $2`},
