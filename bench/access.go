@@ -170,7 +170,11 @@ func staffReadRows(ctx context.Context, o rightsOpts) ([]row, error) {
 		return nil, err
 	}
 	defer without.Close()
-	lat, err := staffReadLoad(o, with, without)
+	var lat [][2][]time.Duration
+	err = profiled(mailOpts{profilePath: o.profilePath}, "staff-read", func() (err error) {
+		lat, err = staffReadLoad(o, with, without)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

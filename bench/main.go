@@ -55,7 +55,7 @@ func main() {
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
 	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail and keys figure to FILE.FIGURE")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail, keys and staff-read figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
 	audienceN := flag.Int("audience", 1_000_000, "generated subscribers of the audience figure")
