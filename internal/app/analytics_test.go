@@ -264,6 +264,28 @@ func TestRequestLog(t *testing.T) {
 	})
 }
 
+// A beacon taken is in the events, not in the request log as well; a beacon refused
+// (a spoofed site here) is in the log, where floods and probes are looked for.
+func TestRequestLogBeacons(t *testing.T) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
+		h := apptest.Start(t, dbURL, statsFlags...)
+		ok := apptest.Call(t, h.Client, h.URL, "GET", "/b.gif?s=example.com&p=/taken", nil, "", map[string]string{"User-Agent": chrome})
+		bad := apptest.Call(t, h.Client, h.URL, "GET", "/b.gif?s=spoofed.example&p=/refused", nil, "", map[string]string{"User-Agent": chrome})
+		post := apptest.Call(t, h.Client, h.URL, "POST", "/api/v1/events", map[string]string{"site": "example.com", "path": "/posted"}, "", map[string]string{"User-Agent": chrome})
+		if ok.Status != 200 || bad.Status != 400 || post.Status != 204 {
+			t.Fatalf("beacons: %d, %d, %d; want 200, 400, 204", ok.Status, bad.Status, post.Status)
+		}
+		flush(t, h)
+		db := h.App.Analytics().DB()
+		if got := queryRows(t, db, `SELECT method, path, status FROM request_log WHERE path IN ('/b.gif', '/api/v1/events')`); !slices.Equal(got, []string{"GET | /b.gif | 400"}) {
+			t.Errorf("beacons in the request log: %v, want only the refused one", got)
+		}
+		if got := queryRows(t, db, `SELECT path FROM events ORDER BY path`); !slices.Equal(got, []string{"/posted", "/taken"}) {
+			t.Errorf("events: %v, want /posted and /taken", got)
+		}
+	})
+}
+
 // analyticsURL is the URL of the analytics store of a harness started on dbURL.
 func analyticsURL(t *testing.T, h *apptest.Harness, dbURL string) string {
 	if dbURL == "" {

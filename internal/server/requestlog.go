@@ -18,6 +18,10 @@ func StatisticsSignals(r *http.Request) analytics.Signals {
 // request h answers: its time, method, path without the query, status, bytes, duration,
 // the browser's family and the client's network. Never the session, the member, the
 // query or the full address. The line goes to the analytics buffer, which never blocks.
+// A page beacon answered without error (BeaconPath) is the one exception: what it
+// brought is in the events, or was refused by the visitor's choice, and a line of the
+// request log beside each would double the writes of the busiest route; a beacon
+// refused (4xx, 5xx) is logged, as floods and spoofed sites should be seen.
 func RequestLog(h http.Handler, svc *analytics.Service, trustProxy bool, now func() time.Time) http.Handler {
 	if svc == nil {
 		return h
@@ -27,12 +31,19 @@ func RequestLog(h http.Handler, svc *analytics.Service, trustProxy bool, now fun
 		at := now()
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
+			if rec.status < 400 && BeaconPath(r.URL.Path) {
+				return
+			}
 			svc.LogRequest(analytics.Request{At: at, Method: r.Method, Path: r.URL.Path, Status: rec.status, Bytes: rec.bytes,
 				Duration: time.Since(start), IP: ClientIP(r, trustProxy), UserAgent: r.UserAgent()})
 		}()
 		h.ServeHTTP(rec, r)
 	})
 }
+
+// BeaconPath reports whether path is one of the page beacons' (GET /b.gif, POST
+// /api/v1/events).
+func BeaconPath(path string) bool { return path == "/b.gif" || path == "/api/v1/events" }
 
 // recorder notes the status and the size of an answer.
 type recorder struct {
