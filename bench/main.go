@@ -15,7 +15,8 @@
 //     population (keys.go);
 //   - the rights desk: a member with many rows and files erased, the dpo's queue and the
 //     daily deadline job over many requests (rights.go);
-//   - page beacons per second against a bare handler, on the same requests (analytics.go).
+//   - page beacons per second against a bare handler, on the same requests (analytics.go);
+//   - a steward process's resident memory after ten million beacons (analytics_memory.go).
 package main
 
 import (
@@ -54,7 +55,7 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, analytics-memory, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail, keys and staff-read figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
@@ -71,6 +72,7 @@ func main() {
 	erasureRowsN := flag.Int("erasure-rows", 100_000, "rows across the holders of the member of the member-erasure figure")
 	erasureFilesN := flag.Int("erasure-files", 1000, "files of the member of the member-erasure figure")
 	openRequestsN := flag.Int("open-requests", 100_000, "open privacy requests of the queue and deadlines figures")
+	memoryEvents := flag.Int("memory-events", 10_000_000, "page beacons of the analytics memory figure")
 	queueN := flag.Int("queue-pages", 300, "first pages of the queue measured (API and page each)")
 	flag.Parse()
 	sel, err := parseOnly(*only)
@@ -113,6 +115,11 @@ func main() {
 	if err == nil && sel["analytics"] {
 		var ar []row
 		ar, err = analyticsRows(analyticsOpts{dbURL: *dbURL, dur: *dur, steward: flag.Args()})
+		rows = append(rows, ar...)
+	}
+	if err == nil && sel["analytics-memory"] && *memoryEvents > 0 {
+		var ar []row
+		ar, err = analyticsMemoryRows(*dbURL, *memoryEvents, flag.Args())
 		rows = append(rows, ar...)
 	}
 	if err == nil {
