@@ -28,6 +28,7 @@ func (a *API) registerStaff(mux server.Router) {
 	mux.HandleFunc("DELETE /api/v1/staff/people/{id}/roles/{role}", a.staff(a.sensitive(a.revokeRole), "admin"))
 	mux.HandleFunc("DELETE /api/v1/staff/people/{id}/second-factor", a.staff(a.sensitive(a.resetSecondFactor), "admin"))
 	mux.HandleFunc("GET /api/v1/staff/audit", a.staff(a.auditLog, "auditor"))
+	mux.HandleFunc("POST /api/v1/staff/audit/verify", a.staff(a.verifyAudit, "auditor"))
 }
 
 // sensitive admits a request to a sensitive action only when the session's holder
@@ -225,6 +226,16 @@ type auditResponse struct {
 	Page         int                  `json:"page"`
 	Size         int                  `json:"size"`
 	Verification server.Verification  `json:"verification"`
+}
+
+// verifyAudit asks for a verification of the whole chain now: 202; its result is the
+// verification of GET /api/v1/staff/audit once the job has run.
+func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := a.VerifyAudit(r.Context(), sess.AccountID, a.ClientIP(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	server.WriteJSON(w, http.StatusAccepted, map[string]bool{"queued": true})
 }
 
 // auditLog lists a page of the audit log (?page=1&size=50, newest first) with the

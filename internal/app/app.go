@@ -3,6 +3,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -568,6 +569,14 @@ func (a *App) registerJobs() {
 		return err
 	})
 	a.jobs.Every(time.Minute, governance.ChainArgs{})
+	jobs.Register(a.jobs, func(ctx context.Context, args governance.VerifyArgs) error {
+		rep, err := a.audit.VerifyAndKeep(ctx, a.db, cmp.Or(args.Source, governance.VerifySchedule))
+		if err == nil && !rep.Intact() {
+			a.log.ErrorContext(ctx, "audit: the chain does not verify", "broken_at", rep.BrokenAt, "problem", rep.Problem)
+		}
+		return err
+	})
+	a.jobs.Every(time.Hour, governance.VerifyArgs{Source: governance.VerifySchedule})
 	jobs.Register(a.jobs, func(ctx context.Context, _ policy.ApplyArgs) error {
 		_, err := a.policy.ApplyDue(ctx)
 		return err

@@ -240,6 +240,7 @@ var authz = map[string]probe{
 	"DELETE /api/v1/staff/people/{id}/roles/{role}":  {path: "/api/v1/staff/people/none/roles/dpo", want: staffOnly("404", "401", "403")},
 	"DELETE /api/v1/staff/people/{id}/second-factor": {path: "/api/v1/staff/people/none/second-factor", want: staffOnly("404", "401", "403")},
 	"GET /api/v1/staff/audit":                        {want: staffOnly("200", "401", "403", auditor)},
+	"POST /api/v1/staff/audit/verify":                {want: staffOnly("202", "401", "403", auditor)},
 	"/api/":                                          {path: "/api/v1/nothing-here", want: everyone("404")},
 
 	// The pages.
@@ -443,6 +444,7 @@ var authz = map[string]probe{
 	"POST /staff/people/{id}/revoke":              {path: "/staff/people/none/revoke", want: staffOnly("404", toLogin, "403")},
 	"POST /staff/people/{id}/reset-second-factor": {path: "/staff/people/none/reset-second-factor", want: staffOnly("404", toLogin, "403")},
 	"GET /staff/audit":                            {want: staffOnly("200", toLogin, "403", auditor)},
+	"POST /staff/audit/verify":                    {want: staffOnly("303 /staff/audit?verify=queued", toLogin, "403", auditor)},
 }
 
 // staffAs gives every staff actor the answer s in a.

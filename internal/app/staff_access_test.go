@@ -84,6 +84,8 @@ var staffReads = map[string]readClass{
 	"POST /staff/people/{id}/reset-second-factor":    {none: "an action answered by a redirect"},
 	"GET /api/v1/staff/audit":                        {none: "entries name accounts only by the start of a keyed hash; their details stay sealed"},
 	"GET /staff/audit":                               {none: "entries name accounts only by the start of a keyed hash; their details stay sealed"},
+	"POST /api/v1/staff/audit/verify":                {none: "queues a verification of the chain; answers nothing of anyone"},
+	"POST /staff/audit/verify":                       {none: "queues a verification of the chain; answers nothing of anyone"},
 
 	// The governance registers: what they show is the deployment's, or counts and
 	// random account ids the DPO selected, never a member's own data.

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"steward/internal/app"
+	"steward/internal/governance"
 	"steward/internal/apperr"
 	"steward/internal/config"
 )
@@ -35,7 +36,7 @@ func auditCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, pos
 	if err != nil {
 		return false, err
 	}
-	rep, err := a.Audit().Verify(ctx, a.DB())
+	rep, err := a.Audit().VerifyAndKeep(ctx, a.DB(), governance.VerifyCommand)
 	if err != nil {
 		return false, err
 	}

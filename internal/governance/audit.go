@@ -304,7 +304,7 @@ func (AuditHolder) Declaration() datamap.Declaration {
 		LawfulBasis: "legitimate_interest",
 		Retention: "Entries are kept: an erasure shreds the account's key, after which their IP and detail cannot be read " +
 			"and only a keyed hash of the account's id remains, so the log stays verifiable.",
-		Tables: []datamap.Table{auditTable, checkpointTable},
+		Tables: []datamap.Table{auditTable, checkpointTable, verificationTable},
 	}
 }
 

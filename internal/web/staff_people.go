@@ -96,10 +96,11 @@ func (p *Pages) resetFactor(w http.ResponseWriter, r *http.Request, sess account
 	redirect(w, r, "/staff/people?done=reset")
 }
 
-// auditView is a page of the audit log with the chain's verification.
+// auditView is a page of the audit log with the chain's newest verification.
 type auditView struct {
 	Entries []governance.Listed
 	Check   server.Verification
+	Queued  bool // a verification was just asked for
 	Nav     pageNav
 }
 
@@ -110,5 +111,16 @@ func (p *Pages) auditLog(w http.ResponseWriter, r *http.Request, _ account.Sessi
 		p.fail(w, r, err)
 		return
 	}
-	p.render(w, r, http.StatusOK, "staff-audit", "Audit log", true, auditView{Entries: list, Check: ver, Nav: pg.nav(total)})
+	p.render(w, r, http.StatusOK, "staff-audit", "Audit log", true, auditView{Entries: list, Check: ver, Nav: pg.nav(total),
+		Queued: r.URL.Query().Get("verify") == "queued"})
+}
+
+// verifyAudit asks for a verification of the whole chain now; the page shows it once
+// the job has run.
+func (p *Pages) verifyAudit(w http.ResponseWriter, r *http.Request, sess account.Session) {
+	if err := p.o.VerifyAudit(r.Context(), sess.AccountID, p.o.ClientIP(r)); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/staff/audit?verify=queued")
 }

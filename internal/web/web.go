@@ -344,6 +344,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/people/{id}/revoke", p.staff(p.sensitive(p.revokeRole), adminRole))
 	mux.HandleFunc("POST /staff/people/{id}/reset-second-factor", p.staff(p.sensitive(p.resetFactor), adminRole))
 	mux.HandleFunc("GET /staff/audit", p.staff(p.auditLog, auditorRole))
+	mux.HandleFunc("POST /staff/audit/verify", p.staff(p.verifyAudit, auditorRole))
 	if p.o.Dev {
 		mux.HandleFunc("GET /_styleguide", p.styleguide)
 	}

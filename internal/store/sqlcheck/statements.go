@@ -380,6 +380,11 @@ SELECT what, path, tbl FROM (
 	{"internal/governance/staff.go:137", bothEngines, `SELECT COUNT(*) FROM staff_roles WHERE account_id = $1`},
 	{"internal/governance/staff.go:146", bothEngines, `SELECT account_id FROM staff_roles WHERE role = $1 ORDER BY account_id`},
 	{"internal/governance/staff.go:155", bothEngines, `SELECT role FROM staff_roles WHERE account_id = $1`},
+	{"internal/governance/verifications.go:49", bothEngines, `INSERT INTO audit_verifications (started_at, finished_at, source, entries, checkpoints, head, head_hash,
+			unchained, broken_at, problem) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`},
+	{"internal/governance/verifications.go:55", bothEngines, `DELETE FROM audit_verifications WHERE id <= (SELECT max(id) FROM audit_verifications) - $1`},
+	{"internal/governance/verifications.go:67", bothEngines, `SELECT started_at, finished_at, source, entries, checkpoints, head, head_hash, unchained, broken_at, problem
+		FROM audit_verifications ORDER BY id DESC LIMIT 1`},
 	{"internal/holds/holds.go:188", bothEngines, `SELECT count(*) FROM erasure_requests WHERE subject_id = $1`},
 	{"internal/holds/holds.go:202", bothEngines, `INSERT INTO legal_holds (id, subject_id, holders, reason, until_at, placed_by, placed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`},

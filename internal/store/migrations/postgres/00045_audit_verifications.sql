@@ -1,0 +1,21 @@
+-- +goose Up
+-- audit_verifications: each verification of the whole audit chain (the hourly job, a
+-- staff member's "verify now", steward audit verify) and what it found. The audit page
+-- shows the newest instead of recomputing the chain at every view (ten million entries
+-- take about half a minute). Nothing personal: places, hashes, counts and times.
+CREATE TABLE audit_verifications (
+    id          BIGSERIAL PRIMARY KEY,
+    started_at  BIGINT NOT NULL,
+    finished_at BIGINT NOT NULL,
+    source      TEXT NOT NULL,    -- schedule, staff, command
+    entries     BIGINT NOT NULL,
+    checkpoints BIGINT NOT NULL,
+    head        BIGINT NOT NULL,
+    head_hash   TEXT NOT NULL,
+    unchained   BIGINT NOT NULL,
+    broken_at   BIGINT NOT NULL, -- 0: intact
+    problem     TEXT NOT NULL     -- '': intact
+);
+
+-- +goose Down
+DROP TABLE audit_verifications;
