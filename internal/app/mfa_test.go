@@ -1,9 +1,9 @@
 package app_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
-	"fmt"
 	"strings"
 	"testing"
 	"time"

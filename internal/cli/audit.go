@@ -9,9 +9,9 @@ import (
 	"os"
 
 	"steward/internal/app"
-	"steward/internal/governance"
 	"steward/internal/apperr"
 	"steward/internal/config"
+	"steward/internal/governance"
 )
 
 // auditCommand runs "steward audit verify": it chains what is not chained yet, then

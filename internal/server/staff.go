@@ -175,9 +175,9 @@ func (s *Services) ResetStaffSecondFactor(r *http.Request, sess account.Session,
 type Verification struct {
 	Done        bool      `json:"done"`
 	Intact      bool      `json:"intact"`
-	At          time.Time `json:"at,omitzero"`     // when it ended
+	At          time.Time `json:"at,omitzero"`      // when it ended
 	Source      string    `json:"source,omitempty"` // schedule, staff, command
-	Seconds     float64   `json:"seconds"`         // how long it took
+	Seconds     float64   `json:"seconds"`          // how long it took
 	Entries     int64     `json:"entries"`
 	Checkpoints int       `json:"checkpoints"`
 	Head        int64     `json:"head"`
