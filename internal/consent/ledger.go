@@ -68,6 +68,10 @@ const (
 	// SourceRequest: staff carried out a privacy request made without logging in,
 	// once the requester's identity was verified (the evidence names the request).
 	SourceRequest Source = "privacy_request"
+	// SourceCookieBanner and SourceCookiePage: the cookie banner's buttons, or the
+	// cookie page's form, of a member who is logged in.
+	SourceCookieBanner Source = "cookie_banner"
+	SourceCookiePage   Source = "cookie_page"
 )
 
 // Event is one entry of the ledger. Its evidence is stored sealed under the subject's
