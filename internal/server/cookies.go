@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
 
 	"steward/internal/analytics"
+	"steward/internal/consent"
 )
 
 // CookieCategory is a category of cookies, as the banner and the cookie page name
@@ -206,4 +208,64 @@ func StatisticsSignals(r *http.Request) analytics.Signals {
 		}
 	}
 	return sig
+}
+
+// SaveCookieChoice records a cookie choice: in the choice cookie, and, for a member
+// (accountID not ""), in the consent ledger too, under the purposes that stand for the
+// optional categories (consent.Purpose.Cookies), with src and the request as evidence.
+// A browser signal (Sec-GPC, DNT) refuses statistics and marketing whatever was
+// chosen: the choice recorded is the one honoured, and the evidence names the signal.
+// It returns the choice recorded.
+func (s *Services) SaveCookieChoice(w http.ResponseWriter, r *http.Request, accountID string, c CookieChoice, src consent.Source) (CookieChoice, error) {
+	signal := BrowserSignal(r)
+	c = c.Honour(signal)
+	c.Decided = true
+	if accountID != "" {
+		decisions := map[string]consent.Decision{}
+		for _, cat := range CookieCategories {
+			p, ok := s.Consent.Register().CookiePurpose(string(cat))
+			if !ok {
+				continue
+			}
+			decisions[p.Key] = consent.Withdrawn
+			if c.Allows(cat) {
+				decisions[p.Key] = consent.Granted
+			}
+		}
+		ev := s.Evidence(r)
+		if signal != "" {
+			ev["signal"] = signal
+		}
+		if err := s.Consent.Apply(r.Context(), accountID, decisions, nil, src, ev); err != nil {
+			return c, err
+		}
+	}
+	SetChoiceCookie(w, c, s.CookieSecure)
+	return c, nil
+}
+
+// MemberCookieChoice is a member's cookie choice as the ledger records it: decided
+// when the ledger holds a decision for every category the register has a purpose for.
+func (s *Services) MemberCookieChoice(ctx context.Context, accountID string) (CookieChoice, error) {
+	choices, _, err := s.Consent.Choices(ctx, accountID)
+	if err != nil {
+		return CookieChoice{}, err
+	}
+	c := CookieChoice{Decided: true}
+	found := false
+	for _, ch := range choices {
+		cat := CookieCategory(ch.Purpose.Cookies)
+		if cat == "" {
+			continue
+		}
+		found = true
+		if ch.Decision == "" {
+			c.Decided = false
+		}
+		c = c.With(cat, ch.Verdict.Allowed)
+	}
+	if !found {
+		c.Decided = false
+	}
+	return c, nil
 }
