@@ -324,8 +324,9 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			}
 			want := decisions[k]
 			// A consent asked again (stale) is given anew by a grant: recorded, though
-			// the decision is the same.
-			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent()) || (want == Granted && p.Objectable()))) {
+			// the decision is the same. A "no" to a cookie category never given is
+			// recorded: it is an answer the banner must not ask again.
+			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent() && p.Cookies == "") || (want == Granted && p.Objectable()))) {
 				continue
 			}
 			if err := s.check(k, want); err != nil {

@@ -345,7 +345,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"request-new", "/requests/new"}, {"request-sent", "/requests/sent"}, {"request-confirm", requestConfirm},
 		{"request-confirmed", "/requests/confirmed"},
 		{"request-download", requestDownload}, {"request-download-bad", "/requests/download?token=bogus"},
-		{"privacy-processors", "/privacy/processors"},
+		{"privacy-processors", "/privacy/processors"}, {"cookies", "/privacy/cookies"},
 	}
 	// The privacy policy's public pages (a tab of their own: each tab has its deadline).
 	policyPages := []visit{
