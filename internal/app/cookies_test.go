@@ -267,6 +267,15 @@ func TestCookieChoiceLedger(t *testing.T) {
 		if hist, _ = h.App.Consent().History(t.Context(), id); len(hist) != before {
 			t.Errorf("bad input recorded %d events", len(hist)-before)
 		}
+		// The cookie purposes are purposes like any other: listed with the member's
+		// consents, and a decision has its signed receipt.
+		cs := h.Do("GET", "/api/v1/me/consents", nil, tok)
+		if !strings.Contains(string(cs.Body), `"key":"cookies_statistics"`) {
+			t.Errorf("GET /api/v1/me/consents lacks the cookie purposes: %s", cs.Body)
+		}
+		if rc := h.Do("GET", fmt.Sprintf("/api/v1/me/consents/receipts/%d", hist[0].ID), nil, tok); rc.Status != 200 || !strings.Contains(string(rc.Body), "cookies_statistics") {
+			t.Errorf("receipt of a cookie decision: %d %s", rc.Status, rc.Body)
+		}
 		// A visitor's choice goes to the cookie only.
 		v := apptest.Call(t, noRedirect, h.URL, "POST", "/privacy/cookies", "choice=reject&from=banner&return=/", "",
 			map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
@@ -343,6 +352,11 @@ func TestBeaconChoice(t *testing.T) {
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
 				t.Errorf("cookieless=%v: counted %v, want %v", cookieless, got, want)
+			}
+			banner := apptest.Call(t, h.Client, h.URL, "GET", "/static/steward-consent.js", nil, "", nil)
+			if banner.Status != 200 || banner.Header.Get("Cross-Origin-Resource-Policy") != "cross-origin" ||
+				banner.Header.Get("Cache-Control") != "public, max-age=3600" || !strings.HasPrefix(banner.Header.Get("Content-Type"), "text/javascript") {
+				t.Errorf("the banner script: %d %v", banner.Status, banner.Header)
 			}
 			js := string(apptest.Call(t, h.Client, h.URL, "GET", "/static/steward-analytics.js", nil, "", nil).Body)
 			if !strings.Contains(js, fmt.Sprintf("/*cookieless*/ %v", cookieless)) {

@@ -159,6 +159,12 @@ func TestCookieBannerInBrowser(t *testing.T) {
 	if txt, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("cookie-banner"))); !strings.Contains(txt, "Global Privacy Control (Sec-GPC: 1), and we honour it") {
 		t.Errorf("under GPC the banner says %q", txt)
 	}
+	run(ctx, "cookie page under gpc", chromedp.Navigate(s.url+"/privacy/cookies"), chromedp.WaitVisible(chromedp.ID("cookie-signal")))
+	boxes, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#cookie-form input[type=checkbox]")].map(b => b.name + (b.checked ? "+" : "-") + (b.disabled ? "d" : ""))`))
+	if err != nil || !slices.Equal(boxes, []string{"necessary+d", "preferences-", "statistics-d", "marketing-d"}) {
+		t.Errorf("the cookie page under GPC: %v (%v): statistics and marketing disabled", boxes, err)
+	}
+	run(ctx, "home", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.ID("cookie-banner")))
 	run(ctx, "accept under gpc", chromedp.Click(chromedp.ID("cookie-accept")), chromedp.WaitVisible(chromedp.ID("page-home")))
 	if j := jar(ctx); !slices.Equal(j, []string{"steward_cookies=v1.p1.s0.m0"}) {
 		t.Errorf("Accept all under GPC: the browser holds %v", j)
@@ -181,11 +187,19 @@ func TestConsentScriptInBrowser(t *testing.T) {
 			shop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
 				// The page notes every beacon it sends, to prove that nothing was sent.
+				// /gpc is a browser that sends Global Privacy Control; /v2 asks anew.
+				gpc, version := "", ""
+				if r.URL.Path == "/gpc" {
+					gpc = `Object.defineProperty(navigator, "globalPrivacyControl", {value: true});`
+				}
+				if r.URL.Path == "/v2" {
+					version = ` data-version="2"`
+				}
 				fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>Shop</title>
-<script>window.sent = []; const b = navigator.sendBeacon.bind(navigator); navigator.sendBeacon = (u, d) => { window.sent.push(u); return b(u, d); };</script>
-<script defer src="%[1]s/static/steward-consent.js"></script>
+<script>window.sent = []; const b = navigator.sendBeacon.bind(navigator); navigator.sendBeacon = (u, d) => { window.sent.push(u); return b(u, d); };%[2]s</script>
+<script defer src="%[1]s/static/steward-consent.js"%[3]s></script>
 <script defer src="%[1]s/static/steward-analytics.js"></script></head>
-<body><main><h1>Welcome</h1><p><a id="more" href="/more">More</a></p></main></body></html>`, s.url)
+<body><main><h1>Welcome</h1><p><a id="more" href="/more">More</a></p></main></body></html>`, s.url, gpc, version)
 			}))
 			t.Cleanup(shop.Close)
 			tab := func() context.Context {
@@ -249,6 +263,10 @@ func TestConsentScriptInBrowser(t *testing.T) {
 			if err != nil || state != "steward-consent dialog false false" {
 				t.Errorf("the banner: %q (%v), want the focus on the dialog and no choice", state, err)
 			}
+			link, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#steward-consent a").href`))
+			if err != nil || link != s.url+"/privacy/cookies" {
+				t.Errorf("the banner links to %q (%v), want the cookie page", link, err)
+			}
 			checkPage(t, ctx, axe, "consent-banner")
 			// Tab to "Accept all", the first button, and press Enter.
 			for i := 0; i < 5; i++ {
@@ -283,10 +301,23 @@ func TestConsentScriptInBrowser(t *testing.T) {
 			if err != nil || again != "0 true true" {
 				t.Errorf("the next page: %q (%v), want no banner and the choice", again, err)
 			}
+			// A new version of the categories asks again.
+			if err := chromedp.Do(ctx, chromedp.Navigate(shop.URL+"/v2"), chromedp.WaitVisible(chromedp.ID("steward-consent"))); err != nil {
+				t.Fatalf("a new version does not ask again: %v", err)
+			}
 
 			// Reject, with a click, in a browser of its own.
 			ctx = tab()
 			open(ctx, "/reject")
+			// "Choose" shows a box per category, strictly necessary on and disabled.
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#steward-consent button:nth-of-type(3)`)),
+				chromedp.WaitVisible(chromedp.ID("steward-consent-choose"))); err != nil {
+				t.Fatal(err)
+			}
+			boxes, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#steward-consent input")].map(b => b.name + (b.checked ? "+" : "-") + (b.disabled ? "d" : ""))`))
+			if err != nil || !slices.Equal(boxes, []string{"necessary+d", "preferences-", "statistics-", "marketing-"}) {
+				t.Errorf("Choose shows %v (%v)", boxes, err)
+			}
 			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#steward-consent button:nth-of-type(2)`)), chromedp.WaitNotPresent(chromedp.ID("steward-consent"))); err != nil {
 				t.Fatal(err)
 			}
@@ -302,6 +333,25 @@ func TestConsentScriptInBrowser(t *testing.T) {
 			jar, err = chromedp.Run(ctx, cookieJar(shopURL, s.url))
 			if err != nil || !slices.Equal(jar, []string{"steward_cookies=v1.p0.s0.m0"}) {
 				t.Errorf("after Reject all the browser holds %v (%v)", jar, err)
+			}
+
+			// Global Privacy Control: the banner says it is honoured; Accept all keeps
+			// statistics and marketing off, and nothing is sent.
+			ctx = tab()
+			open(ctx, "/gpc")
+			if txt, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("steward-consent-text"))); !strings.Contains(txt, "Global Privacy Control, and we honour it") {
+				t.Errorf("under GPC the banner says %q", txt)
+			}
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#steward-consent button`)), chromedp.WaitNotPresent(chromedp.ID("steward-consent"))); err != nil {
+				t.Fatal(err)
+			}
+			st, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[stewardConsent.preferences, stewardConsent.statistics, stewardConsent.marketing, window.sent.length].join(" ")`))
+			if err != nil || st != "true false false 0" {
+				t.Errorf("Accept all under GPC: %q (%v)", st, err)
+			}
+			jar, err = chromedp.Run(ctx, cookieJar(shopURL, s.url))
+			if err != nil || !slices.Equal(jar, []string{"steward_cookies=v1.p1.s0.m0"}) {
+				t.Errorf("Accept all under GPC: the browser holds %v (%v)", jar, err)
 			}
 		})
 	}
