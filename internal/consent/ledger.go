@@ -325,8 +325,11 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			want := decisions[k]
 			// A consent asked again (stale) is given anew by a grant: recorded, though
 			// the decision is the same. A "no" to a cookie category never given is
-			// recorded: it is an answer the banner must not ask again.
-			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent() && p.Cookies == "") || (want == Granted && p.Objectable()))) {
+			// recorded when it is a cookie choice (the banner, the cookie page, the
+			// API): an answer the banner must not ask again. The preferences form
+			// sends every purpose, touched or not, and records only changes.
+			answered := p.Cookies != "" && src != SourceForm
+			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent() && !answered) || (want == Granted && p.Objectable()))) {
 				continue
 			}
 			if err := s.check(k, want); err != nil {
