@@ -136,6 +136,13 @@ func (s *Service) Counts(sig Signals) bool {
 	return s.cfg.Cookieless
 }
 
+// Cookieless reports whether the operator declared the statistics cookieless and
+// aggregate-only (the cookie page says so).
+func (s *Service) Cookieless() bool { return s.cfg.Cookieless }
+
+// Sites are the hosts whose beacons are counted, as configured.
+func (s *Service) Sites() []string { return slices.Clone(s.cfg.Sites) }
+
 // KnownSite reports whether host is one of the configured sites.
 func (s *Service) KnownSite(host string) bool { return s.sites[strings.ToLower(host)] }
 
@@ -147,6 +154,35 @@ type Event struct {
 	Referrer string            `json:"referrer"`
 	Name     string            `json:"name"`
 	Props    map[string]string `json:"props"`
+	// Consent is the visitor's choice about statistics as the cookie banner of the
+	// sending site recorded it: "granted", "refused", or "" (undecided, or a site
+	// without the banner). A beacon from another site cannot carry Steward's own
+	// choice cookie; its script reads its site's choice and says it here.
+	Consent string `json:"consent"`
+}
+
+// ConsentChoice reads an event's consent field: "granted", "refused" or "".
+func ConsentChoice(v string) (Choice, error) {
+	switch v {
+	case "":
+		return Undecided, nil
+	case "granted":
+		return Granted, nil
+	case "refused":
+		return Refused, nil
+	}
+	return Undecided, apperr.Field("consent", "invalid", "must be granted, refused or empty")
+}
+
+// And is what two choices say together: a refusal by either wins, then a grant.
+func (c Choice) And(o Choice) Choice {
+	switch {
+	case c == Refused || o == Refused:
+		return Refused
+	case c == Granted || o == Granted:
+		return Granted
+	}
+	return Undecided
 }
 
 // Client is who sent a beacon, as far as the hash of the day needs: never stored.
@@ -165,6 +201,11 @@ const (
 // queues it for the store. A field that is wrong is an error naming it, and nothing is
 // queued, counted or not; a full buffer is ErrFull.
 func (s *Service) Record(ctx context.Context, e Event, c Client, sig Signals) error {
+	choice, err := ConsentChoice(e.Consent)
+	if err != nil {
+		return err
+	}
+	sig.Choice = sig.Choice.And(choice)
 	row, err := s.prepare(ctx, e, c)
 	if err != nil || !s.Counts(sig) {
 		return err

@@ -52,8 +52,10 @@ func ParseEvent(b []byte) (Event, error) {
 			bit, to = 16, &e.Name
 		case "props":
 			bit = 32
+		case "consent":
+			bit, to = 64, &e.Consent
 		default:
-			for _, f := range []string{"site", "kind", "path", "referrer", "name", "props"} {
+			for _, f := range []string{"site", "kind", "path", "referrer", "name", "props", "consent"} {
 				if strings.EqualFold(key, f) {
 					return e, apperr.Field(key, "unknown_field", fmt.Sprintf("is not a field of this request (the field is %q, in that case)", f))
 				}

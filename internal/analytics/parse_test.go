@@ -15,6 +15,7 @@ func TestParseEvent(t *testing.T) {
 	good := []string{
 		`{"site":"example.com","kind":"pageview","path":"/a","referrer":"https://x.example/","name":"","props":{"plan":"pro","n":"1"}}`,
 		` { "site" : "example.com" , "path" : "/caf\u00e9\"q\"" , "props" : { } , "name": null } `,
+		`{"site":"example.com","path":"/","consent":"granted"}`,
 		`{}`,
 	}
 	for _, b := range good {
@@ -37,6 +38,9 @@ func TestParseEvent(t *testing.T) {
 		{`{"user":"jane"}`, "user", "unknown_field"},
 		{`{"path":7}`, "path", "wrong_type"},
 		{`{"props":"x"}`, "props", "wrong_type"},
+		{`{"consent":true}`, "consent", "wrong_type"},
+		{`{"consent":"granted","consent":"refused"}`, "consent", "duplicate_field"},
+		{`{"Consent":"granted"}`, "Consent", "unknown_field"},
 		{`{"props":{"a":1}}`, "props.a", "wrong_type"},
 		{`{"props":{"a":"1","a":"2"}}`, "props.a", "duplicate_field"},
 		{`{"props":{` + strings.Repeat(`"k":"v",`, 0) + `"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","i":"9"}}`, "props", "too_many"},

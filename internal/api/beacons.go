@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -27,11 +28,16 @@ func (a *API) registerBeacons(mux server.Router) {
 }
 
 // script serves the page statistics script, loadable from the operator's other sites.
+// It says whether the operator declared the statistics cookieless: without a choice
+// in the cookie banner, it sends only then.
 func (a *API) script(w http.ResponseWriter, r *http.Request) {
 	b, err := analyticsScript.ReadFile("static/steward-analytics.js")
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if a.Analytics != nil && a.Analytics.Cookieless() {
+		b = bytes.Replace(b, []byte("/*cookieless*/ false"), []byte("/*cookieless*/ true"), 1)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/javascript; charset=utf-8")
@@ -41,11 +47,12 @@ func (a *API) script(w http.ResponseWriter, r *http.Request) {
 }
 
 // pixel is the beacon of a page without the script: GET /b.gif?s=SITE&p=PATH&r=REFERRER
-// (k=KIND and n=NAME for outbound links and events). Counted or not, it answers the
+// (k=KIND and n=NAME for outbound links and events; c=granted or c=refused, the
+// visitor's choice about statistics as the site's cookie banner recorded it). Counted or not, it answers the
 // transparent GIF; bad input is a 400 naming the field.
 func (a *API) pixel(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	e := analytics.Event{Site: q.Get("s"), Kind: q.Get("k"), Path: q.Get("p"), Referrer: q.Get("r"), Name: q.Get("n")}
+	e := analytics.Event{Site: q.Get("s"), Kind: q.Get("k"), Path: q.Get("p"), Referrer: q.Get("r"), Name: q.Get("n"), Consent: q.Get("c")}
 	if err := a.recordBeacon(r, e); err != nil {
 		a.fail(w, r, err)
 		return

@@ -603,7 +603,7 @@ func (a *App) routes(index *vault.Index) (http.Handler, error) {
 	limits := server.NewLimits(a.buckets, index, !cfg.RateLimits, cfg.CookieSecure, a.now)
 	a.limits = limits
 	shared := server.Services{Accounts: a.accounts, Rights: a.rights, Files: a.files, Consent: a.consent, Newsletter: a.newsletter,
-		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, Now: a.now,
+		Notices: a.notices, Staff: a.staff, Jobs: a.jobs, Limits: limits, Log: a.log, TrustProxy: cfg.TrustProxy, CookieSecure: cfg.CookieSecure, Now: a.now,
 		Requests: a.requests, Holds: a.holds, Retention: a.retention, Policy: a.policy,
 		Disclosures: a.disclosures, Breaches: a.breaches, Processors: a.processors, Records: a.records(), Access: a.access,
 		Analytics: a.analytics, BeaconLimit: beaconLimit(cfg, a.now), Audit: a.audit, DB: a.db, Contacts: server.Contacts{DPO: cfg.DPOContact, EURepresentative: cfg.EURepresentative, Authority: cfg.SupervisoryAuthority}}

@@ -156,6 +156,9 @@ var authz = map[string]probe{
 	"GET /b.gif":                            {want: everyone("400")}, // no site: refused, whoever asks
 	"POST /api/v1/events":                   {body: `{}`, want: everyone("400")},
 	"GET /static/steward-analytics.js":      {want: everyone("200")},
+	"GET /static/steward-consent.js":        {want: everyone("200")},
+	"GET /api/v1/me/cookies":                {want: own("200", "401")},
+	"PUT /api/v1/me/cookies":                {body: `{"preferences":false,"statistics":false,"marketing":false}`, want: own("200", "401")},
 	"GET /api/v1/staff/campaigns":           {want: staffOnly("200", "401", "403", marketing)},
 	"GET /api/v1/staff/processor-notices":   {want: staffOnly("200", "401", "403", dpo)},
 	"GET /api/v1/staff/processor-notices/{id}": {path: "/api/v1/staff/processor-notices/none",
@@ -424,6 +427,8 @@ var authz = map[string]probe{
 	"POST /api/v1/staff/processors/{key}/reject":  {path: "/api/v1/staff/processors/none/reject", want: staffOnly("404", "401", "403", dpo)},
 	"GET /api/v1/staff/ropa":                      {want: staffOnly("200", "401", "403", dpo)},
 	"GET /privacy/processors":                     {want: everyone("200")},
+	"GET /privacy/cookies":                        {want: everyone("200")},
+	"POST /privacy/cookies":                       {want: everyone("400")}, // no choice
 	"GET /staff/processors":                       {want: staffOnly("200", toLogin, "403", dpo)},
 	"POST /staff/processors":                      {want: staffOnly("400", toLogin, "403", dpo)},
 	"GET /staff/processors/{key}":                 {path: "/staff/processors/email_provider", want: staffOnly("200", toLogin, "403", dpo)},

@@ -230,7 +230,7 @@ var settings = []setting{
 	{"grant-approver", "STEWARD_GRANT_APPROVER", "member", "who approves support's access grants to a member's data: member, dpo or either"},
 	{"analytics-database", "STEWARD_ANALYTICS_DATABASE", "", "the analytics store's URL, sqlite:PATH or postgres://... with its own role (default: DATA's analytics.db beside a SQLite database; on PostgreSQL the same server in a schema named analytics)"},
 	{"analytics-sites", "STEWARD_ANALYTICS_SITES", "", "hosts whose page beacons are counted, comma-separated, e.g. example.com,www.example.com (beacons of any other host are refused)"},
-	{"analytics-cookieless", "STEWARD_ANALYTICS_COOKIELESS", "false", "declare the page statistics cookieless and aggregate-only: beacons count without a visitor's choice (never against Sec-GPC or DNT)"},
+	{"analytics-cookieless", "STEWARD_ANALYTICS_COOKIELESS", "false", "declare the page statistics cookieless and aggregate-only: beacons count without a visitor's choice (never against Sec-GPC, DNT or a refusal in the cookie banner)"},
 	{"request-log-days", "STEWARD_REQUEST_LOG_DAYS", "14", "days the request log is kept before its job purges it"},
 	{"analytics-events-days", "STEWARD_ANALYTICS_EVENTS_DAYS", "31", "days raw page events are kept (their daily rollups stay)"},
 	{"analytics-buffer", "STEWARD_ANALYTICS_BUFFER", "65536", "events and log lines that may wait in memory to be written; past it beacons get 503"},

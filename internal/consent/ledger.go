@@ -68,6 +68,10 @@ const (
 	// SourceRequest: staff carried out a privacy request made without logging in,
 	// once the requester's identity was verified (the evidence names the request).
 	SourceRequest Source = "privacy_request"
+	// SourceCookieBanner and SourceCookiePage: the cookie banner's buttons, or the
+	// cookie page's form, of a member who is logged in.
+	SourceCookieBanner Source = "cookie_banner"
+	SourceCookiePage   Source = "cookie_page"
 )
 
 // Event is one entry of the ledger. Its evidence is stored sealed under the subject's
@@ -320,8 +324,12 @@ func (s *Service) Apply(ctx context.Context, subjectID string, decisions map[str
 			}
 			want := decisions[k]
 			// A consent asked again (stale) is given anew by a grant: recorded, though
-			// the decision is the same.
-			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent()) || (want == Granted && p.Objectable()))) {
+			// the decision is the same. A "no" to a cookie category never given is
+			// recorded when it is a cookie choice (the banner, the cookie page, the
+			// API): an answer the banner must not ask again. The preferences form
+			// sends every purpose, touched or not, and records only changes.
+			answered := p.Cookies != "" && src != SourceForm
+			if (Decision(cur) == want && !(stale > 0 && want == Granted)) || (cur == "" && ((want == Withdrawn && p.NeedsConsent() && !answered) || (want == Granted && p.Objectable()))) {
 				continue
 			}
 			if err := s.check(k, want); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,7 +48,16 @@ type Purpose struct {
 	// when that version, a material change, takes effect, consents to the purpose
 	// given before it are asked again (see consent_reconfirm).
 	PolicyVersion string `toml:"policy_version"`
+	// Cookies names the optional cookie category (preferences, statistics or
+	// marketing) the purpose stands for: a member's choice in the cookie banner or on
+	// the cookie page is recorded in the ledger under it. At most one purpose per
+	// category, on consent.
+	Cookies string `toml:"cookies"`
 }
+
+// The optional cookie categories a purpose may stand for (Purpose.Cookies). Strictly
+// necessary cookies need no choice and have no purpose of their own.
+var CookieCategories = []string{"preferences", "statistics", "marketing"}
 
 // NeedsConsent reports whether processing waits for the subject's opt-in.
 func (p Purpose) NeedsConsent() bool { return p.Basis == Consent }
@@ -157,6 +167,17 @@ func (r *Register) check() error {
 		if p.Sharing && p.Basis != Consent && p.Basis != LegitimateInterest {
 			return fmt.Errorf("purpose %q: sharing with third parties needs consent or a legitimate interest", p.Key)
 		}
+		if p.Cookies != "" {
+			if !slices.Contains(CookieCategories, p.Cookies) {
+				return fmt.Errorf("purpose %q: cookies %q: want preferences, statistics or marketing", p.Key, p.Cookies)
+			}
+			if p.Basis != Consent {
+				return fmt.Errorf("purpose %q: a cookie category needs consent (basis = \"consent\")", p.Key)
+			}
+			if q, dup := r.CookiePurpose(p.Cookies); dup {
+				return fmt.Errorf("purpose %q: cookies %q is already the category of purpose %q", p.Key, p.Cookies, q.Key)
+			}
+		}
 		for _, k := range p.Processors {
 			if !procs[k] {
 				return fmt.Errorf("purpose %q: unknown processor %q", p.Key, k)
@@ -171,6 +192,17 @@ func (r *Register) check() error {
 func (r *Register) Purpose(key string) (Purpose, bool) {
 	p, ok := r.byKey[key]
 	return p, ok
+}
+
+// CookiePurpose returns the purpose that stands for an optional cookie category, if
+// the register has one.
+func (r *Register) CookiePurpose(category string) (Purpose, bool) {
+	for _, p := range r.byKey {
+		if p.Cookies == category {
+			return p, true
+		}
+	}
+	return Purpose{}, false
 }
 
 // Keys returns the purpose keys, sorted.

@@ -7,13 +7,6 @@ import (
 	"steward/internal/analytics"
 )
 
-// StatisticsSignals reads what a request says of its visitor's choice about
-// statistics: Sec-GPC and DNT. The choice the cookie banner records will be read here
-// too (analytics.Signals.Choice); until then it is undecided.
-func StatisticsSignals(r *http.Request) analytics.Signals {
-	return analytics.Signals{GPC: r.Header.Get("Sec-GPC") == "1", DNT: r.Header.Get("DNT") == "1"}
-}
-
 // RequestLog writes a line of the request log (analytics.Service.LogRequest) for every
 // request h answers: its time, method, path without the query, status, bytes, duration,
 // the browser's family and the client's network. Never the session, the member, the

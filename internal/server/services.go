@@ -70,6 +70,8 @@ type Services struct {
 	Jobs   newsletter.Enqueuer
 	Limits *Limits
 	Log    *slog.Logger
+	// CookieSecure marks the cookies Secure (the site is served over https).
+	CookieSecure bool
 	// TrustProxy reads the client's address from X-Forwarded-For (ClientIP).
 	TrustProxy bool
 	Now        func() time.Time

@@ -3,12 +3,14 @@ package web
 import (
 	"encoding/base64"
 	"net/http"
+
+	"steward/internal/server"
 )
 
 // sentCookie carries the address a form was sent for to the "check your email" page
 // the form redirects to, so that the page can show it without putting it in an
 // address (logs and the history keep those). It lives for minutes, only on that page.
-const sentCookie = "steward_sent"
+const sentCookie = server.SentCookie
 
 // setSentTo remembers the address for the page at path.
 func (p *Pages) setSentTo(w http.ResponseWriter, path, email string) {

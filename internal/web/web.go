@@ -259,6 +259,8 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("GET /members/{id}", p.publicProfile)
 	mux.HandleFunc("GET /privacy/purposes", p.purposes)
 	mux.HandleFunc("GET /privacy/processors", p.publicProcessors)
+	mux.HandleFunc("GET /privacy/cookies", p.cookies)
+	mux.HandleFunc("POST /privacy/cookies", p.saveCookies)
 
 	mux.HandleFunc("GET /newsletter", p.subscribeForm)
 	mux.HandleFunc("POST /newsletter", p.subscribe)
@@ -382,7 +384,9 @@ type layout struct {
 	// Policy is the notice of a change of the privacy policy to read and accept, on
 	// a member's pages.
 	Policy *policyBanner
-	Main   any
+	// Cookies is the cookie banner, until the visitor chooses.
+	Cookies *cookieBanner
+	Main    any
 }
 
 // render writes a page. It renders into a buffer first so that a template error gives
@@ -401,6 +405,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	if err := t.ExecuteTemplate(&buf, "layout", layout{
 		Site: p.o.SiteName, Title: title, Page: name, CSS: p.css, LoggedIn: loggedIn, Staff: loggedIn && p.isStaff(r),
 		Tabs: tabs, Sidebar: sidebar, Main: view, Policy: p.policyNotice(r, name),
+		Cookies: bannerFor(r, name),
 	}); err != nil {
 		p.o.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -3,6 +3,10 @@
 // day that it cannot link to another day. Include it with
 // <script defer src="https://STEWARD/static/steward-analytics.js" data-site="HOST"></script>
 // and send a custom event with steward("signup", {plan: "pro"}).
+// It counts only where the visitor allowed statistics in Steward's cookie banner
+// (steward-consent.js, window.stewardConsent), and sends the choice with each event;
+// without a choice it sends only where the operator declared the statistics
+// cookieless and aggregate-only (--analytics-cookieless: the server says so below).
 (function () {
   var d = document, w = window, n = navigator, l = location, s = d.currentScript;
   if (!s) return;
@@ -13,8 +17,23 @@
     w.steward = function () {};
     return;
   }
+  var cookieless = /*cookieless*/ false, choice = "";
+  function allowed() {
+    return choice == "granted" || (!choice && cookieless);
+  }
+  function decide(c) {
+    choice = c.decided ? (c.statistics ? "granted" : "refused") : "";
+  }
+  if (w.stewardConsent) decide(w.stewardConsent);
+  d.addEventListener("steward:consent", function (ev) {
+    var was = allowed();
+    decide(ev.detail);
+    if (!was && allowed()) pageview();
+  });
   function send(kind, extra) {
+    if (!allowed()) return;
     var e = { site: site, kind: kind, path: l.pathname + l.search };
+    if (choice) e.consent = choice;
     for (var k in extra) e[k] = extra[k];
     var body = JSON.stringify(e);
     if (n.sendBeacon && n.sendBeacon(api, new Blob([body], { type: "text/plain" }))) return;
