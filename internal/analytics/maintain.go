@@ -94,9 +94,19 @@ func (s *Service) DestroySalts(ctx context.Context) error {
 }
 
 // Rollup counts a day's events per site and per page again: visitors (distinct hashes
-// of the day), pageviews, other events, and robots apart.
+// of the day), pageviews, other events, and robots apart; and each site's day broken
+// down (daily_dims: pages, entry and exit pages, referrers, countries, browsers,
+// events, outbound links, transitions). The events are read before the write begins,
+// so the store's writer waits only for the write.
 func (s *Service) Rollup(ctx context.Context, day int64) error {
+	dims, err := s.rollupDims(ctx, day)
+	if err != nil {
+		return err
+	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := writeDims(ctx, tx, day, dims); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM daily_sites WHERE day = $1`,
 			`INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots)

@@ -1,0 +1,16 @@
+-- +goose Up
+-- Richer rollups (issue 15, item 7): see the SQLite migration of the same number.
+ALTER TABLE events ADD COLUMN country TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE daily_dims (
+    site     TEXT NOT NULL,
+    day      BIGINT NOT NULL,
+    dim      TEXT NOT NULL,
+    rest     SMALLINT NOT NULL,
+    key      TEXT NOT NULL,
+    next     TEXT NOT NULL,
+    visitors BIGINT NOT NULL,
+    hits     BIGINT NOT NULL,
+    PRIMARY KEY (site, day, dim, rest, key, next)
+);
+CREATE INDEX daily_dims_day ON daily_dims (day);
