@@ -11,8 +11,8 @@ import (
 func Date(day int64) string { return time.Unix(day*86400, 0).UTC().Format(time.DateOnly) }
 
 // Published figures identify no one (P-TECH-2): every figure below k is suppressed,
-// and so is every figure that could be had by subtracting two published ones. The
-// rule (docs/analytics.md, "Published figures"):
+// and so is every figure that subtracting two published ones would give. The rule
+// (docs/analytics.md, "Published figures"):
 //
 //  1. The unit is a site's day. A day whose visitors are fewer than k is suppressed
 //     whole: its visitors, its pageviews and every row of its breakdowns.
@@ -23,19 +23,28 @@ func Date(day int64) string { return time.Unix(day*86400, 0).UTC().Format(time.D
 //     smallest shown cells are moved into it until it reaches k (secondary
 //     suppression); if no shown cell is left and it is still below k, "other" is
 //     suppressed too. So a group's shown cells and its other add up to the group's
-//     total, and the total minus any of them is 0 or k or more.
-//  3. A range of days publishes sums of the published units only: its visitors and
-//     pageviews are the sums of its published days, a row is the sum of the days on
+//     total, and the total minus any part of them is 0 or k or more.
+//  3. Each published figure of a unit (a day's visitors and pageviews, a shown cell's,
+//     the other's) is rounded to the nearest multiple of k (halves up): it stays k or
+//     more, and any two published figures differ by a multiple of k. Rows that no
+//     breakdown can relate (the visitors of /cart and of /checkout, whose difference
+//     is the visitors who left between them) then differ by 0 or k or more as well.
+//  4. A range of days publishes sums of the published units only: its visitors and
+//     pageviews are the sums of its published days, a row the sum of the days on
 //     which that cell was shown, "other" the sum of the days' others (and of the rows
 //     past the list's length). A unit is in a sum whole or not at all, and the same
 //     unit has the same value in every range, so the figures of two ranges, one in the
-//     other ([d1..d7] and [d1..d8]), differ by a sum of published units: 0, or k or
-//     more. A figure that sums no published unit is shown as suppressed.
+//     other ([d1..d7] and [d1..d8]), differ by a sum of published units; and, by 3,
+//     any two figures of any two answers differ by a multiple of k. A figure that sums
+//     no published unit is shown as suppressed.
 //
 // The functions here are pure: Publish takes the rolled-up cells and k.
 
 // MinK is the smallest k the operator may set.
 const MinK = 2
+
+// Round is v rounded to the nearest multiple of k, halves up.
+func Round(v, k int64) int64 { return (v + k/2) / k * k }
 
 // Figure is a published number, or a suppressed one (fewer than k, or unknown).
 type Figure struct {
@@ -80,7 +89,6 @@ type Stats struct {
 	// Campaigns (attribution, daily_campaigns) are added to them under the same rule.
 	Breakdowns []Breakdown `json:"breakdowns,omitempty"`
 
-	units []unit // tests: the units Visitors and Pageviews sum
 }
 
 // DayFigures are one day's published figures.
@@ -90,7 +98,6 @@ type DayFigures struct {
 	Visitors  Figure `json:"visitors"`
 	Pageviews Figure `json:"pageviews"`
 
-	units []unit
 }
 
 // Breakdown is one dimension's published rows, most visitors first, and the sum of
@@ -108,7 +115,6 @@ type Row struct {
 	Visitors int64  `json:"visitors"`
 	Hits     int64  `json:"hits"`
 
-	units []unit
 }
 
 // Other sums the rows not shown.
@@ -116,39 +122,21 @@ type Other struct {
 	Visitors Figure `json:"visitors"`
 	Hits     Figure `json:"hits"`
 
-	units []unit
-}
-
-// unit names one published unit (tests check what each figure sums).
-type unit struct {
-	day       int64
-	dim       string
-	key, next string
-	rest      bool // the rollup's rest row
-	total     bool // the day's total
 }
 
 // Publish applies the rule to the days (in order) and lists at most top rows per
 // breakdown; breakdowns says whether the breakdowns are wanted or only the totals.
 func Publish(days []DayCells, k int64, top int, breakdowns bool) Stats {
-	return publish(days, k, top, breakdowns, false)
-}
-
-func publish(days []DayCells, k int64, top int, breakdowns, track bool) Stats {
 	k = max(k, MinK)
 	st := Stats{K: k}
 	if len(days) > 0 {
 		st.From, st.To = Date(days[0].Day), Date(days[len(days)-1].Day)
 	}
 	published := 0
-	type acc struct {
-		row   Row
-		units []unit
-	}
+	type acc struct{ row Row }
 	rows := map[string]map[[2]string]*acc{}
 	others := map[string]*Other{}
 	otherLost := map[string]bool{}
-	var totalUnits []unit
 	for _, d := range days {
 		df := DayFigures{Day: d.Day, Date: Date(d.Day)}
 		if d.Total.Visitors < k {
@@ -156,19 +144,16 @@ func publish(days []DayCells, k int64, top int, breakdowns, track bool) Stats {
 			st.Days = append(st.Days, df)
 			continue
 		}
-		df.Visitors, df.Pageviews = Figure{Value: d.Total.Visitors}, Figure{Value: d.Total.Hits}
+		df.Visitors, df.Pageviews = Figure{Value: Round(d.Total.Visitors, k)}, Figure{Value: Round(d.Total.Hits, k)}
 		st.Days = append(st.Days, df)
 		published++
-		st.Visitors.Value += d.Total.Visitors
-		st.Pageviews.Value += d.Total.Hits
-		if track {
-			totalUnits = append(totalUnits, unit{day: d.Day, dim: DimTotal, total: true})
-		}
+		st.Visitors.Value += df.Visitors.Value
+		st.Pageviews.Value += df.Pageviews.Value
 		if !breakdowns {
 			continue
 		}
 		for _, dim := range Dims {
-			shown, folded, rest, ok := publishGroup(d.Rows[dim], d.Rest[dim], k)
+			shown, _, rest, ok := publishGroup(d.Rows[dim], d.Rest[dim], k)
 			m := rows[dim]
 			if m == nil {
 				m = map[[2]string]*acc{}
@@ -180,11 +165,8 @@ func publish(days []DayCells, k int64, top int, breakdowns, track bool) Stats {
 					a = &acc{row: Row{Key: c.Key, Next: c.Next}}
 					m[[2]string{c.Key, c.Next}] = a
 				}
-				a.row.Visitors += c.Visitors
-				a.row.Hits += c.Hits
-				if track {
-					a.units = append(a.units, unit{day: d.Day, dim: dim, key: c.Key, next: c.Next})
-				}
+				a.row.Visitors += Round(c.Visitors, k)
+				a.row.Hits += Round(c.Hits, k)
 			}
 			o := others[dim]
 			if o == nil {
@@ -195,28 +177,12 @@ func publish(days []DayCells, k int64, top int, breakdowns, track bool) Stats {
 				otherLost[dim] = true
 				continue
 			}
-			o.Visitors.Value += rest.Visitors
-			o.Hits.Value += rest.Hits
-			if track {
-				for _, c := range folded {
-					o.units = append(o.units, unit{day: d.Day, dim: dim, key: c.Key, next: c.Next})
-				}
-				if r := d.Rest[dim]; r.Visitors > 0 {
-					o.units = append(o.units, unit{day: d.Day, dim: dim, rest: true})
-				}
-			}
+			o.Visitors.Value += Round(rest.Visitors, k)
+			o.Hits.Value += Round(rest.Hits, k)
 		}
 	}
 	if published == 0 {
 		st.Visitors.Suppressed, st.Pageviews.Suppressed = true, true
-	}
-	if track {
-		st.units = totalUnits
-		for i := range st.Days {
-			if !st.Days[i].Visitors.Suppressed {
-				st.Days[i].units = []unit{{day: st.Days[i].Day, dim: DimTotal, total: true}}
-			}
-		}
 	}
 	if !breakdowns {
 		return st
@@ -237,14 +203,12 @@ func publish(days []DayCells, k int64, top int, breakdowns, track bool) Stats {
 		}
 		for i, a := range all {
 			if i < top {
-				a.row.units = a.units
 				b.Rows = append(b.Rows, a.row)
 				continue
 			}
 			// Past the list: a sum of published units, still in the other.
 			o.Visitors.Value += a.row.Visitors
 			o.Hits.Value += a.row.Hits
-			o.units = append(o.units, a.units...)
 		}
 		if o.Visitors.Value == 0 && otherLost[dim] {
 			o.Visitors.Suppressed, o.Hits.Suppressed = true, true
