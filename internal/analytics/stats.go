@@ -56,8 +56,8 @@ func (s *Service) PublicSites() []string {
 func (s *Service) K() int64 { return int64(s.cfg.K) }
 
 // ParseQuery reads a dashboard's parameters: site (default: the first of sites), range
-// (7, 30 or 90 days ending today; default 30) or from and to (YYYY-MM-DD, both, at most
-// MaxRangeDays apart). sites are the sites the caller may read. A bad one is an error
+// (7, 30 or 90 days ending today; default 30), or from and to (YYYY-MM-DD, both, at
+// most MaxRangeDays apart) with range "custom" or none. sites are the sites the caller may read. A bad one is an error
 // naming its field.
 func (s *Service) ParseQuery(sites []string, site, rng, from, to string) (Query, error) {
 	var q Query
@@ -70,7 +70,7 @@ func (s *Service) ParseQuery(sites []string, site, rng, from, to string) (Query,
 	}
 	q.Site = site
 	today := DayOf(s.now())
-	if from != "" || to != "" {
+	if rng == "custom" || rng == "" && (from != "" || to != "") {
 		f, err := parseDate(from, "from")
 		if err != nil {
 			return q, err

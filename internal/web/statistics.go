@@ -34,6 +34,7 @@ type statsView struct {
 	K       int64
 
 	Site           string
+	Shown          string // the range shown
 	Visitors       string
 	Pageviews      string
 	PrevLabel      string
@@ -111,7 +112,7 @@ func (p *Pages) statistics(w http.ResponseWriter, r *http.Request, public bool) 
 		v.Site = sites[0]
 	}
 	rng := q.Get("range")
-	v.Custom = v.From != "" || v.To != "" || rng == "custom"
+	v.Custom = rng == "custom" || rng == "" && (v.From != "" || v.To != "")
 	for _, s := range sites {
 		v.Sites = append(v.Sites, option{Value: s, Name: s, Selected: s == v.Site})
 	}
@@ -129,9 +130,7 @@ func (p *Pages) statistics(w http.ResponseWriter, r *http.Request, public bool) 
 		p.render(w, r, http.StatusBadRequest, name, title, !public || p.loggedIn(r), v)
 		return
 	}
-	if !v.Custom {
-		v.From, v.To = analytics.Date(query.From), analytics.Date(query.To)
-	}
+	v.Shown = analytics.Date(query.From) + " to " + analytics.Date(query.To)
 	st, err := a.Stats(r.Context(), query.Site, query.From, query.To, true)
 	if err != nil {
 		p.fail(w, r, err)
