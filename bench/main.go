@@ -15,7 +15,8 @@
 //     population (keys.go);
 //   - the rights desk: a member with many rows and files erased, the dpo's queue and the
 //     daily deadline job over many requests (rights.go);
-//   - page beacons per second against a bare handler, on the same requests (analytics.go).
+//   - page beacons per second against a bare handler, on the same requests (analytics.go);
+//   - the 30-day statistics dashboard over 10,000,000 events, against 100 ms (dashboard.go).
 package main
 
 import (
@@ -54,7 +55,7 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, dashboard, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail and keys figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
@@ -72,6 +73,8 @@ func main() {
 	erasureFilesN := flag.Int("erasure-files", 1000, "files of the member of the member-erasure figure")
 	openRequestsN := flag.Int("open-requests", 100_000, "open privacy requests of the queue and deadlines figures")
 	queueN := flag.Int("queue-pages", 300, "first pages of the queue measured (API and page each)")
+	dashEvents := flag.Int("events", 10_000_000, "events of the dashboard figure (over 30 days)")
+	dashRuns := flag.Int("dashboard-runs", 20, "runs of the dashboard's queries timed")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -114,6 +117,11 @@ func main() {
 		var ar []row
 		ar, err = analyticsRows(analyticsOpts{dbURL: *dbURL, dur: *dur, steward: flag.Args()})
 		rows = append(rows, ar...)
+	}
+	if err == nil && sel["dashboard"] {
+		var dr []row
+		dr, err = dashboardRows(dashboardOpts{dbURL: *dbURL, events: *dashEvents, runs: *dashRuns, steward: flag.Args()})
+		rows = append(rows, dr...)
 	}
 	if err == nil {
 		printTable(rows)

@@ -3,6 +3,9 @@
 -- country, looked up at ingest in an embedded table from the full address (which is
 -- not kept); 'ZZ' when unknown, '' for events written before this column.
 ALTER TABLE events ADD COLUMN country TEXT NOT NULL DEFAULT '';
+-- The rollup reads one day of every site: without this index each day's rollup read
+-- the whole table (events_site_day leads with the site).
+CREATE INDEX events_day ON events (day);
 
 -- daily_dims: each site's day broken down, recounted by Rollup. dim is one of total
 -- (key ''), page, entry, exit, referrer (host; '' for none), country, browser, event
