@@ -37,25 +37,38 @@ type dimKey struct{ site, dim, key, next string }
 
 type counts struct{ visitors, hits int64 }
 
-// rollupDims recounts daily_dims for day from the day's events (robots apart): it
-// reads them once, in the order of (site, visitor hash, time), so that each visitor's
-// day is seen whole (entry, exit, transitions, distinct visitors per row) while only
-// the rows' counts are held in memory. The same events give the same rows: a day
-// rolled up twice is the same.
-func (s *Service) rollupDims(ctx context.Context, day int64) ([]any, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT site, visitor, kind, path, referrer, name, browser, country FROM events
-		WHERE day = $1 AND bot = 0 ORDER BY site, visitor, at, kind, path, name`, day)
+// dayRollup is a day's rollup as inserted: the arguments of daily_sites, daily_pages
+// and daily_dims rows.
+type dayRollup struct{ sites, pages, dims []any }
+
+// rollupDay counts day from its events: it reads them once, in the order of (site,
+// visitor hash, time), so that each visitor's day is seen whole (entry, exit,
+// transitions, distinct visitors per row) while only the rows' counts are held in
+// memory; robots are counted apart. The same events give the same rows: a day rolled
+// up twice is the same.
+func (s *Service) rollupDay(ctx context.Context, day int64) (dayRollup, error) {
+	var out dayRollup
+	rows, err := s.db.QueryContext(ctx, `SELECT site, visitor, kind, path, referrer, name, browser, country, bot FROM events
+		WHERE day = $1 ORDER BY site, visitor, at, kind, path, name`, day)
 	if err != nil {
-		return nil, fmt.Errorf("analytics: rollup: %w", err)
+		return out, fmt.Errorf("analytics: rollup: %w", err)
 	}
 	defer rows.Close()
 	agg := map[dimKey]*counts{}
+	type siteDay struct{ visitors, pageviews, events, bots int64 }
+	perSite := map[string]*siteDay{}
+	var sd *siteDay
+	active := false            // the current visitor sent an event that is not a robot's
 	mine := map[dimKey]int64{} // the current visitor's rows and hits
 	var site string
 	var visitor int64
 	var first, last, prev string
 	seen := false
 	end := func() {
+		if active {
+			sd.visitors++
+		}
+		active = false
 		if first != "" {
 			mine[dimKey{site, DimEntry, first, ""}]++
 			mine[dimKey{site, DimExit, last, ""}]++
@@ -74,14 +87,30 @@ func (s *Service) rollupDims(ctx context.Context, day int64) ([]any, error) {
 	}
 	for rows.Next() {
 		var e struct{ site, kind, path, referrer, name, browser, country string }
-		var v int64
-		if err := rows.Scan(&e.site, &v, &e.kind, &e.path, &e.referrer, &e.name, &e.browser, &e.country); err != nil {
-			return nil, fmt.Errorf("analytics: rollup: %w", err)
+		var v, bot int64
+		if err := rows.Scan(&e.site, &v, &e.kind, &e.path, &e.referrer, &e.name, &e.browser, &e.country, &bot); err != nil {
+			return out, fmt.Errorf("analytics: rollup: %w", err)
 		}
 		if seen && (e.site != site || v != visitor) {
 			end()
 		}
+		if !seen || e.site != site {
+			if sd = perSite[e.site]; sd == nil {
+				sd = &siteDay{}
+				perSite[e.site] = sd
+			}
+		}
 		seen, site, visitor = true, e.site, v
+		if bot != 0 {
+			sd.bots++
+			continue
+		}
+		active = true
+		if e.kind == Pageview {
+			sd.pageviews++
+		} else {
+			sd.events++
+		}
 		switch e.kind {
 		case Pageview:
 			mine[dimKey{site, DimTotal, "", ""}]++
@@ -103,12 +132,21 @@ func (s *Service) rollupDims(ctx context.Context, day int64) ([]any, error) {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("analytics: rollup: %w", err)
+		return out, fmt.Errorf("analytics: rollup: %w", err)
 	}
 	if seen {
 		end()
 	}
-	return dimRows(agg, day), nil
+	for site, d := range perSite {
+		out.sites = append(out.sites, site, day, d.visitors, d.pageviews, d.events, d.bots)
+	}
+	for k, c := range agg {
+		if k.dim == DimPage {
+			out.pages = append(out.pages, k.site, day, k.key, c.visitors, c.hits)
+		}
+	}
+	out.dims = dimRows(agg, day)
+	return out, nil
 }
 
 // dimRows orders each site's dimension by visitors, hits, key and next, keeps the
@@ -158,16 +196,28 @@ func host(u string) string {
 	return h
 }
 
-// writeDims replaces day's rows of daily_dims in tx.
-func writeDims(ctx context.Context, tx *store.Tx, day int64, args []any) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM daily_dims WHERE day = $1`, day); err != nil {
-		return fmt.Errorf("analytics: rollup: %w", err)
+// write replaces day's rows of daily_sites, daily_pages and daily_dims in tx.
+func (r dayRollup) write(ctx context.Context, tx *store.Tx, day int64) error {
+	for _, q := range []string{`DELETE FROM daily_sites WHERE day = $1`, `DELETE FROM daily_pages WHERE day = $1`, `DELETE FROM daily_dims WHERE day = $1`} {
+		if _, err := tx.ExecContext(ctx, q, day); err != nil {
+			return fmt.Errorf("analytics: rollup: %w", err)
+		}
 	}
-	if len(args) == 0 {
-		return nil
-	}
-	if err := tx.InsertRows(ctx, `INSERT INTO daily_dims (site, day, dim, rest, key, next, visitors, hits) VALUES `, 8, args, ""); err != nil {
-		return fmt.Errorf("analytics: rollup: %w", err)
+	for _, ins := range []struct {
+		head string
+		cols int
+		args []any
+	}{
+		{`INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots) VALUES `, 6, r.sites},
+		{`INSERT INTO daily_pages (site, day, path, visitors, pageviews) VALUES `, 5, r.pages},
+		{`INSERT INTO daily_dims (site, day, dim, rest, key, next, visitors, hits) VALUES `, 8, r.dims},
+	} {
+		if len(ins.args) == 0 {
+			continue
+		}
+		if err := tx.InsertRows(ctx, ins.head, ins.cols, ins.args, ""); err != nil {
+			return fmt.Errorf("analytics: rollup: %w", err)
+		}
 	}
 	return nil
 }

@@ -88,7 +88,6 @@ type Stats struct {
 	// Breakdowns are in the order of Dims (empty when only the totals were asked).
 	// Campaigns (attribution, daily_campaigns) are added to them under the same rule.
 	Breakdowns []Breakdown `json:"breakdowns,omitempty"`
-
 }
 
 // DayFigures are one day's published figures.
@@ -97,7 +96,6 @@ type DayFigures struct {
 	Date      string `json:"date"`
 	Visitors  Figure `json:"visitors"`
 	Pageviews Figure `json:"pageviews"`
-
 }
 
 // Breakdown is one dimension's published rows, most visitors first, and the sum of
@@ -114,14 +112,12 @@ type Row struct {
 	Next     string `json:"next,omitempty"` // transitions: the page viewed next
 	Visitors int64  `json:"visitors"`
 	Hits     int64  `json:"hits"`
-
 }
 
 // Other sums the rows not shown.
 type Other struct {
 	Visitors Figure `json:"visitors"`
 	Hits     Figure `json:"hits"`
-
 }
 
 // Publish applies the rule to the days (in order) and lists at most top rows per

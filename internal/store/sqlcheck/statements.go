@@ -163,27 +163,17 @@ var statements = []statement{
 	{"internal/analytics/maintain.go:63", postgresOnly, `SELECT day, salt FROM salts WHERE day >= $1`},
 	{"internal/analytics/maintain.go:84", postgresOnly, `TRUNCATE salts`},
 	{"internal/analytics/maintain.go:88", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
-	{"internal/analytics/maintain.go:111", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
-	{"internal/analytics/maintain.go:112", bothEngines, `INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots)
-			 SELECT site, day, COUNT(DISTINCT CASE WHEN bot = 0 THEN visitor END),
-			        SUM(CASE WHEN bot = 0 AND kind = 'pageview' THEN 1 ELSE 0 END),
-			        SUM(CASE WHEN bot = 0 AND kind <> 'pageview' THEN 1 ELSE 0 END),
-			        SUM(CASE WHEN bot = 1 THEN 1 ELSE 0 END)
-			 FROM events WHERE day = $1 GROUP BY site, day`},
-	{"internal/analytics/maintain.go:118", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
-	{"internal/analytics/maintain.go:119", bothEngines, `INSERT INTO daily_pages (site, day, path, visitors, pageviews)
-			 SELECT site, day, path, COUNT(DISTINCT visitor), COUNT(*)
-			 FROM events WHERE day = $1 AND bot = 0 AND kind = 'pageview' GROUP BY site, day, path`},
-	{"internal/analytics/maintain.go:135", bothEngines, `DELETE FROM request_log WHERE at < $1`},
-	{"internal/analytics/maintain.go:141", bothEngines, `DELETE FROM events WHERE at < $1`},
-	{"internal/analytics/maintain.go:165", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
+	{"internal/analytics/maintain.go:114", bothEngines, `DELETE FROM request_log WHERE at < $1`},
+	{"internal/analytics/maintain.go:120", bothEngines, `DELETE FROM events WHERE at < $1`},
+	{"internal/analytics/maintain.go:144", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
 		WHERE site = $1 AND day >= $2 AND day <= $3 ORDER BY day`},
-	{"internal/analytics/maintain.go:184", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
+	{"internal/analytics/maintain.go:163", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
 		WHERE site = $1 AND day = $2 ORDER BY pageviews DESC, path LIMIT $3`},
-	{"internal/analytics/rollup.go:46", bothEngines, `SELECT site, visitor, kind, path, referrer, name, browser, country FROM events
-		WHERE day = $1 AND bot = 0 ORDER BY site, visitor, at, kind, path, name`},
-	{"internal/analytics/rollup.go:163", bothEngines, `DELETE FROM daily_dims WHERE day = $1`},
-	{"internal/analytics/rollup.go:169", bothEngines, `INSERT INTO daily_dims (site, day, dim, rest, key, next, visitors, hits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
+	{"internal/analytics/rollup.go:51", bothEngines, `SELECT site, visitor, kind, path, referrer, name, browser, country, bot FROM events
+		WHERE day = $1 ORDER BY site, visitor, at, kind, path, name`},
+	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_dims WHERE day = $1`},
+	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
+	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
 	{"internal/analytics/stats.go:139", bothEngines, `SELECT day, dim, rest, key, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3`},
 	{"internal/analytics/stats.go:141", bothEngines, `SELECT day, dim, rest, key, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3 AND dim = 'total'`},
 	{"internal/analytics/store.go:103", postgresOnly, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`},
