@@ -210,7 +210,7 @@ func (r dayRollup) write(ctx context.Context, tx *store.Tx, day int64) error {
 	}{
 		{`INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots) VALUES `, 6, r.sites},
 		{`INSERT INTO daily_pages (site, day, path, visitors, pageviews) VALUES `, 5, r.pages},
-		{`INSERT INTO daily_dims (site, day, dim, rest, key, next, visitors, hits) VALUES `, 8, r.dims},
+		{`INSERT INTO daily_dims (site, day, dim, rest, item, next, visitors, hits) VALUES `, 8, r.dims},
 	} {
 		if len(ins.args) == 0 {
 			continue

@@ -136,9 +136,9 @@ func (s *Service) readDays(ctx context.Context, site string, from, to int64, bre
 	for d := from; d <= to; d++ {
 		days = append(days, DayCells{Day: d})
 	}
-	q := `SELECT day, dim, rest, key, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3`
+	q := `SELECT day, dim, rest, item, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3`
 	if !breakdowns {
-		q = `SELECT day, dim, rest, key, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3 AND dim = 'total'`
+		q = `SELECT day, dim, rest, item, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3 AND dim = 'total'`
 	}
 	rows, err := s.db.QueryContext(ctx, q, site, from, to)
 	if err != nil {

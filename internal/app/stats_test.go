@@ -74,8 +74,8 @@ func TestRollupBreakdowns(t *testing.T) {
 			if err := h.App.Analytics().Rollup(ctx, day); err != nil {
 				t.Fatal(err)
 			}
-			got := queryRows(t, h.App.Analytics().DB(), `SELECT dim, key, next, visitors, hits FROM daily_dims
-				WHERE site = 'example.com' AND day = $1 AND rest = 0 ORDER BY dim, key, next`, day)
+			got := queryRows(t, h.App.Analytics().DB(), `SELECT dim, item, next, visitors, hits FROM daily_dims
+				WHERE site = 'example.com' AND day = $1 AND rest = 0 ORDER BY dim, item, next`, day)
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("round %d: daily_dims:\n%s\nwant:\n%s", round, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}

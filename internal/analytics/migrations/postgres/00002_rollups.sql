@@ -10,10 +10,10 @@ CREATE TABLE daily_dims (
     day      BIGINT NOT NULL,
     dim      TEXT NOT NULL,
     rest     SMALLINT NOT NULL,
-    key      TEXT NOT NULL,
+    item     TEXT NOT NULL,
     next     TEXT NOT NULL,
     visitors BIGINT NOT NULL,
     hits     BIGINT NOT NULL,
-    PRIMARY KEY (site, day, dim, rest, key, next)
+    PRIMARY KEY (site, day, dim, rest, item, next)
 );
 CREATE INDEX daily_dims_day ON daily_dims (day);

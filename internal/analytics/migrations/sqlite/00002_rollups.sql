@@ -8,21 +8,21 @@ ALTER TABLE events ADD COLUMN country TEXT NOT NULL DEFAULT '';
 CREATE INDEX events_day ON events (day);
 
 -- daily_dims: each site's day broken down, recounted by Rollup. dim is one of total
--- (key ''), page, entry, exit, referrer (host; '' for none), country, browser, event
--- (a custom event's name), outbound (a link's host) and transition (key: the page,
+-- (item ''), page, entry, exit, referrer (host; '' for none), country, browser, event
+-- (a custom event's name), outbound (a link's host) and transition (item: the page,
 -- next: the page viewed next by the same visitor hash that day). visitors are the
 -- distinct visitor hashes of the day in the row, hits its pageviews, events or
 -- transitions. Each (site, day, dim) keeps its top rows; rest = 1 is the one row that
--- sums the others (key and next '').
+-- sums the others (item and next '').
 CREATE TABLE daily_dims (
     site     TEXT NOT NULL,
     day      INTEGER NOT NULL,
     dim      TEXT NOT NULL,
     rest     INTEGER NOT NULL,
-    key      TEXT NOT NULL,
+    item     TEXT NOT NULL,
     next     TEXT NOT NULL,
     visitors INTEGER NOT NULL,
     hits     INTEGER NOT NULL,
-    PRIMARY KEY (site, day, dim, rest, key, next)
+    PRIMARY KEY (site, day, dim, rest, item, next)
 ) STRICT;
 CREATE INDEX daily_dims_day ON daily_dims (day);
