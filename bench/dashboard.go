@@ -28,6 +28,7 @@ type dashboardOpts struct {
 	dbURL   string
 	events  int
 	runs    int
+	reuse   bool // a PostgreSQL store already loaded and rolled up today: time the queries only
 	steward []string
 }
 
@@ -103,6 +104,13 @@ func dashboardRows(o dashboardOpts) ([]row, error) {
 		buf = buf[:0]
 		return err
 	}
+	var have int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&have); err != nil {
+		return nil, err
+	}
+	if o.reuse && have >= perDay*days {
+		return dashboardQueries(ctx, an, sites[0], first, today, o.runs, engine, have)
+	}
 	fmt.Fprintf(os.Stderr, "dashboard: loading %d events over %d days into the analytics store (%s)...\n", perDay*days, days, engine)
 	loadStart := time.Now()
 	total := 0
@@ -165,9 +173,23 @@ func dashboardRows(o dashboardOpts) ([]row, error) {
 	}
 	fmt.Fprintf(os.Stderr, "dashboard: rolled up in %s (%d rows of daily_dims); timing the dashboard...\n", roll.Round(time.Millisecond), dims)
 
+	q, err := dashboardQueries(ctx, an, sites[0], first, today, o.runs, engine, total)
+	if err != nil {
+		return nil, err
+	}
+	return append([]row{
+		{fmt.Sprintf("dashboard: load %d events, %s (events/s)", total, engine), f0(float64(total) / load.Seconds()), "-", "-", "(information)"},
+		{fmt.Sprintf("dashboard: rollup of 30 days, %s (s; slowest day %.2f s, %d events a day)", engine, rollups[len(rollups)-1].Seconds(), perDay),
+			fmt.Sprintf("%.1f", roll.Seconds()), "-", "-", "(a day: seconds)"},
+	}, q...), nil
+}
+
+// dashboardQueries times the dashboard's queries over first..today.
+func dashboardQueries(ctx context.Context, an *analytics.Service, site string, first, today int64, runs int, engine string, total int) ([]row, error) {
+	const days = 30
+	var err error
 	// The dashboard's queries, as the page and GET /api/v1/staff/stats run them: the
 	// 30 days with every breakdown, and the 30 days before (totals) for the deltas.
-	site := sites[0]
 	dash := func() (analytics.Stats, error) {
 		st, err := an.Stats(ctx, site, first, today, true)
 		if err != nil {
@@ -179,24 +201,21 @@ func dashboardRows(o dashboardOpts) ([]row, error) {
 	if _, err := dash(); err != nil { // warm
 		return nil, err
 	}
-	var runs []time.Duration
+	var took []time.Duration
 	var st analytics.Stats
-	for range o.runs {
+	for range runs {
 		t0 := time.Now()
 		if st, err = dash(); err != nil {
 			return nil, err
 		}
-		runs = append(runs, time.Since(t0))
+		took = append(took, time.Since(t0))
 	}
-	sort.Slice(runs, func(i, j int) bool { return runs[i] < runs[j] })
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	const target = 100 * time.Millisecond
-	med, p95 := pct(runs, 0.5), pct(runs, 0.95)
+	med, p95 := pct(took, 0.5), pct(took, 0.95)
 	fmt.Fprintf(os.Stderr, "dashboard: %s over 30 days: %v visitors, %v pageviews (published, k=%d)\n", site, st.Visitors.Value, st.Pageviews.Value, st.K)
 	return []row{
-		{fmt.Sprintf("dashboard: load %d events, %s (events/s)", total, engine), f0(float64(total) / load.Seconds()), "-", "-", "(information)"},
-		{fmt.Sprintf("dashboard: rollup of 30 days, %s (s; slowest day %.2f s, %d events a day)", engine, rollups[len(rollups)-1].Seconds(), perDay),
-			fmt.Sprintf("%.1f", roll.Seconds()), "-", "-", "(a day: seconds)"},
-		{fmt.Sprintf("dashboard: 30-day query set median ms vs target, %s (%d runs)", engine, o.runs), fmt.Sprintf("%.1f", ms(med)),
+		{fmt.Sprintf("dashboard: 30-day query set median ms vs target, %s (%d runs, %d events)", engine, runs, total), fmt.Sprintf("%.1f", ms(med)),
 			fmt.Sprintf("%.0f", ms(target)), ratio(ms(target), ms(med)), ">= 1 (target/ours)"},
 		{fmt.Sprintf("dashboard: 30-day query set p95 ms vs target, %s", engine), fmt.Sprintf("%.1f", ms(p95)),
 			fmt.Sprintf("%.0f", ms(target)), ratio(ms(target), ms(p95)), ">= 1 (target/ours)"},

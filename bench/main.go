@@ -75,6 +75,7 @@ func main() {
 	queueN := flag.Int("queue-pages", 300, "first pages of the queue measured (API and page each)")
 	dashEvents := flag.Int("events", 10_000_000, "events of the dashboard figure (over 30 days)")
 	dashRuns := flag.Int("dashboard-runs", 20, "runs of the dashboard's queries timed")
+	dashReuse := flag.Bool("dashboard-reuse", false, "with -database: time the dashboard's queries on the events and rollups a run of today left there")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -120,7 +121,7 @@ func main() {
 	}
 	if err == nil && sel["dashboard"] {
 		var dr []row
-		dr, err = dashboardRows(dashboardOpts{dbURL: *dbURL, events: *dashEvents, runs: *dashRuns, steward: flag.Args()})
+		dr, err = dashboardRows(dashboardOpts{dbURL: *dbURL, events: *dashEvents, runs: *dashRuns, reuse: *dashReuse, steward: flag.Args()})
 		rows = append(rows, dr...)
 	}
 	if err == nil {
