@@ -1082,12 +1082,12 @@ func sendingRows(ctx context.Context, o mailOpts) ([]row, error) {
 func parseOnly(only string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if only == "" {
-		only = "accounts,files,mail,keys,rights,analytics,analytics-memory"
+		only = "accounts,files,mail,keys,rights,analytics,analytics-memory,dashboard"
 	}
 	for _, p := range strings.Split(only, ",") {
 		p = strings.TrimSpace(p)
 		switch {
-		case p == "accounts" || p == "files" || p == "analytics" || p == "analytics-memory":
+		case p == "accounts" || p == "files" || p == "analytics" || p == "analytics-memory" || p == "dashboard":
 			out[p] = true
 		case p == "mail":
 			for _, f := range mailFigures {
@@ -1104,7 +1104,7 @@ func parseOnly(only string) (map[string]bool, error) {
 		case slices.Contains(mailFigures, p), slices.Contains(keysFigures, p), slices.Contains(rightsFigures, p):
 			out[p] = true
 		default:
-			return nil, fmt.Errorf("-only %q: want accounts, files, mail, keys, rights, analytics, analytics-memory or one of %s, %s, %s", p,
+			return nil, fmt.Errorf("-only %q: want accounts, files, mail, keys, rights, analytics, analytics-memory, dashboard or one of %s, %s, %s", p,
 				strings.Join(mailFigures, ", "), strings.Join(keysFigures, ", "), strings.Join(rightsFigures, ", "))
 		}
 	}

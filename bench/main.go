@@ -16,7 +16,8 @@
 //   - the rights desk: a member with many rows and files erased, the dpo's queue and the
 //     daily deadline job over many requests (rights.go);
 //   - page beacons per second against a bare handler, on the same requests (analytics.go);
-//   - a steward process's resident memory after ten million beacons (analytics_memory.go).
+//   - a steward process's resident memory after ten million beacons (analytics_memory.go);
+//   - the 30-day statistics dashboard over 10,000,000 events, against 100 ms (dashboard.go).
 package main
 
 import (
@@ -55,7 +56,7 @@ func main() {
 	regN := flag.Int("registrations", 256, "registrations for the latency figure")
 	fileSize := flag.Int64("file-mib", 512, "MiB moved for the file throughput figures (0 skips the file figures)")
 	bigMiB := flag.Int64("big-file-mib", 2048, "MiB of the upload during which peak memory is measured")
-	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, analytics-memory, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
+	only := flag.String("only", "", "run only these figures, comma-separated: accounts, files, mail, keys, rights, analytics, analytics-memory, dashboard, or one figure of mail (subscriptions, import, audience, sending), of keys (export, rotation, erasure) or of rights (member-erasure, queue, deadlines, staff-read)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the GET /api/v1/me load to this file, and of each mail, keys and staff-read figure to FILE.FIGURE")
 	subClients := flag.Int("subscribe-clients", 16, "concurrent clients of the subscription figure")
 	importN := flag.Int("import-rows", 100_000, "rows of the CSV import figure")
@@ -74,6 +75,9 @@ func main() {
 	openRequestsN := flag.Int("open-requests", 100_000, "open privacy requests of the queue and deadlines figures")
 	memoryEvents := flag.Int("memory-events", 10_000_000, "page beacons of the analytics memory figure")
 	queueN := flag.Int("queue-pages", 300, "first pages of the queue measured (API and page each)")
+	dashEvents := flag.Int("events", 10_000_000, "events of the dashboard figure (over 30 days)")
+	dashRuns := flag.Int("dashboard-runs", 20, "runs of the dashboard's queries timed")
+	dashReuse := flag.Bool("dashboard-reuse", false, "with -database: time the dashboard's queries on the events and rollups a run of today left there")
 	flag.Parse()
 	sel, err := parseOnly(*only)
 	if err != nil {
@@ -121,6 +125,11 @@ func main() {
 		var ar []row
 		ar, err = analyticsMemoryRows(*dbURL, *memoryEvents, flag.Args())
 		rows = append(rows, ar...)
+	}
+	if err == nil && sel["dashboard"] {
+		var dr []row
+		dr, err = dashboardRows(dashboardOpts{dbURL: *dbURL, events: *dashEvents, runs: *dashRuns, reuse: *dashReuse, steward: flag.Args()})
+		rows = append(rows, dr...)
 	}
 	if err == nil {
 		printTable(rows)

@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/phuslu/iploc"
 
 	"steward/internal/apperr"
 	"steward/internal/store"
@@ -37,6 +40,11 @@ type Config struct {
 	// FlushEvery is how often the buffer is written (default 250 ms): what a crash
 	// loses is at most this, plus one write.
 	FlushEvery time.Duration
+	// K is the threshold of the published figures (default 10, at least MinK): see
+	// Publish. PublicSites are the sites whose suppressed figures are published on the
+	// public statistics page and GET /api/v1/stats (default none).
+	K           int
+	PublicSites []string
 }
 
 // Service records beacons and the request log through one batching buffer, keeps the
@@ -45,9 +53,11 @@ type Service struct {
 	db    *store.DB
 	cfg   Config
 	sites map[string]bool
-	now   func() time.Time
-	log   *slog.Logger
-	buf   *buffer
+	// public are the sites whose statistics are published.
+	public map[string]bool
+	now    func() time.Time
+	log    *slog.Logger
+	buf    *buffer
 
 	agents    [16]agentShard
 	agentSeed maphash.Seed
@@ -75,12 +85,21 @@ func New(db *store.DB, cfg Config, now func() time.Time, log *slog.Logger) *Serv
 	if cfg.EventDays <= 0 {
 		cfg.EventDays = 31
 	}
-	s := &Service{db: db, cfg: cfg, sites: map[string]bool{}, now: now, log: log, agentSeed: maphash.MakeSeed()}
+	if cfg.K <= 0 {
+		cfg.K = 10
+	}
+	cfg.K = max(cfg.K, MinK)
+	s := &Service{db: db, cfg: cfg, sites: map[string]bool{}, public: map[string]bool{}, now: now, log: log, agentSeed: maphash.MakeSeed()}
 	for i := range s.agents {
 		s.agents[i].m = map[string]agentInfo{}
 	}
 	for _, h := range cfg.Sites {
 		s.sites[strings.ToLower(strings.TrimSpace(h))] = true
+	}
+	for _, h := range cfg.PublicSites {
+		if h = strings.ToLower(strings.TrimSpace(h)); s.sites[h] {
+			s.public[h] = true
+		}
 	}
 	s.buf = newBuffer(db, cfg.Buffer, cfg.FlushEvery, log)
 	return s
@@ -139,9 +158,6 @@ func (s *Service) Counts(sig Signals) bool {
 // Cookieless reports whether the operator declared the statistics cookieless and
 // aggregate-only (the cookie page says so).
 func (s *Service) Cookieless() bool { return s.cfg.Cookieless }
-
-// Sites are the hosts whose beacons are counted, as configured.
-func (s *Service) Sites() []string { return slices.Clone(s.cfg.Sites) }
 
 // KnownSite reports whether host is one of the configured sites.
 func (s *Service) KnownSite(host string) bool { return s.sites[strings.ToLower(host)] }
@@ -265,7 +281,7 @@ func (s *Service) prepare(ctx context.Context, e Event, c Client) (eventRow, err
 	return eventRow{
 		at: store.Millis(now), day: day, site: site, kind: kind, path: CleanPath(e.Path), referrer: ref, name: name,
 		props: props, campaign: campaignOf(e.Path), visitor: visitorHash(salt, site, c.IP, c.UserAgent),
-		browser: browser, bot: bot,
+		browser: browser, bot: bot, country: Country(c.IP),
 	}, nil
 }
 
@@ -334,6 +350,21 @@ type agentInfo struct {
 type agentShard struct {
 	mu sync.Mutex
 	m  map[string]agentInfo
+}
+
+// Country is the ISO 3166-1 code of the country of ip, from the table embedded in
+// github.com/phuslu/iploc (no lookup service is asked); "ZZ" when unknown (a private,
+// reserved or unparsable address). Only the code is kept, never the address.
+func Country(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "ZZ"
+	}
+	c := iploc.IPCountry(a.Unmap())
+	if len(c) != 2 || c == "ZZ" {
+		return "ZZ"
+	}
+	return c // points into the embedded table: no copy needed
 }
 
 // DayOf is the UTC day of t, in days since 1970-01-01.

@@ -19,6 +19,7 @@ type eventRow struct {
 	visitor                                           int64
 	browser                                           string
 	bot                                               bool
+	country                                           string // ISO code of the client's address; never the address
 }
 
 type logRow struct {
@@ -139,16 +140,16 @@ func (b *buffer) flush(ctx context.Context) error {
 	}
 	err := b.db.InTx(ctx, func(tx *store.Tx) error {
 		if len(events) > 0 {
-			args := make([]any, 0, len(events)*12)
+			args := make([]any, 0, len(events)*13)
 			for _, e := range events {
 				bot := 0
 				if e.bot {
 					bot = 1
 				}
-				args = append(args, e.at, e.day, e.site, e.kind, e.path, e.referrer, e.name, e.props, e.campaign, e.visitor, e.browser, bot)
+				args = append(args, e.at, e.day, e.site, e.kind, e.path, e.referrer, e.name, e.props, e.campaign, e.visitor, e.browser, bot, e.country)
 			}
-			if err := tx.InsertRows(ctx, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot) VALUES `,
-				12, args, ""); err != nil {
+			if err := tx.InsertRows(ctx, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES `,
+				13, args, ""); err != nil {
 				return err
 			}
 		}

@@ -93,29 +93,18 @@ func (s *Service) DestroySalts(ctx context.Context) error {
 	})
 }
 
-// Rollup counts a day's events per site and per page again: visitors (distinct hashes
-// of the day), pageviews, other events, and robots apart.
+// Rollup counts a day's events again, per site: visitors (distinct hashes of the
+// day), pageviews, other events, and robots apart (daily_sites); per page
+// (daily_pages); and each site's day broken down (daily_dims: pages, entry and exit
+// pages, referrers, countries, browsers, events, outbound links, transitions). The
+// events are read once, before the write begins, so the store's writer waits only for
+// the write.
 func (s *Service) Rollup(ctx context.Context, day int64) error {
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM daily_sites WHERE day = $1`,
-			`INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots)
-			 SELECT site, day, COUNT(DISTINCT CASE WHEN bot = 0 THEN visitor END),
-			        SUM(CASE WHEN bot = 0 AND kind = 'pageview' THEN 1 ELSE 0 END),
-			        SUM(CASE WHEN bot = 0 AND kind <> 'pageview' THEN 1 ELSE 0 END),
-			        SUM(CASE WHEN bot = 1 THEN 1 ELSE 0 END)
-			 FROM events WHERE day = $1 GROUP BY site, day`,
-			`DELETE FROM daily_pages WHERE day = $1`,
-			`INSERT INTO daily_pages (site, day, path, visitors, pageviews)
-			 SELECT site, day, path, COUNT(DISTINCT visitor), COUNT(*)
-			 FROM events WHERE day = $1 AND bot = 0 AND kind = 'pageview' GROUP BY site, day, path`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, day); err != nil {
-				return fmt.Errorf("analytics: rollup: %w", err)
-			}
-		}
-		return nil
-	})
+	r, err := s.rollupDay(ctx, day)
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return r.write(ctx, tx, day) })
 }
 
 // Purge deletes request log lines older than RequestLogDays and raw events older than

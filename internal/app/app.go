@@ -244,7 +244,7 @@ func (a *App) openAnalytics(ctx context.Context) error {
 		return err
 	}
 	a.analytics = analytics.New(adb, analytics.Config{Sites: cfg.Sites, Cookieless: cfg.Cookieless, RequestLogDays: cfg.RequestLogDays,
-		EventDays: cfg.EventDays, Buffer: cfg.Buffer}, a.now, a.log)
+		EventDays: cfg.EventDays, Buffer: cfg.Buffer, K: cfg.StatsK, PublicSites: cfg.StatsPublicSites}, a.now, a.log)
 	return nil
 }
 

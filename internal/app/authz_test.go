@@ -417,7 +417,12 @@ var authz = map[string]probe{
 	"POST /api/v1/staff/policy/{version}/publish": {path: "/api/v1/staff/policy/none/publish", want: staffOnly("404", "401", "403", dpo)},
 	// The register of processors, the transfers and the records of processing: public
 	// lists, and the admin's and DPO's console.
-	"GET /api/v1/processors":                      {want: everyone("200")},
+	"GET /api/v1/processors": {want: everyone("200")},
+	// Statistics: public (404 while no site is published, as here) and the staff's.
+	"GET /api/v1/stats":                           {want: everyone("404")},
+	"GET /api/v1/staff/stats":                     {want: staffOnly("404", "401", "403", marketing, dpo)},
+	"GET /statistics":                             {want: everyone("200")},
+	"GET /staff/analytics":                        {want: staffOnly("200", toLogin, "403", marketing, dpo)},
 	"GET /api/v1/staff/processors":                {want: staffOnly("200", "401", "403", dpo)},
 	"POST /api/v1/staff/processors":               {body: `{}`, want: staffOnly("400", "401", "403", dpo)},
 	"GET /api/v1/staff/processors/{key}":          {path: "/api/v1/staff/processors/email_provider", want: staffOnly("200", "401", "403", dpo)},

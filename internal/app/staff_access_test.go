@@ -92,6 +92,8 @@ var staffReads = map[string]readClass{
 	"GET /api/v1/staff/retention":                  {none: "the rules and counts of what each run removed"},
 	"POST /api/v1/staff/retention/run":             {none: "an action; answers with counts"},
 	"GET /staff/retention":                         {none: "the rules and counts of what each run removed"},
+	"GET /api/v1/staff/stats":                      {none: "page statistics: aggregate figures of the analytics store, suppressed below k; no member data"},
+	"GET /staff/analytics":                         {none: "page statistics: aggregate figures of the analytics store, suppressed below k; no member data"},
 	"POST /staff/retention/run":                    {none: "an action answered by a redirect"},
 	"GET /api/v1/staff/policy":                     {none: "the policy's versions: the deployment's text, no member"},
 	"POST /api/v1/staff/policy":                    {none: "the policy's versions: the deployment's text, no member"},

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +141,10 @@ type Analytics struct {
 	EventDays      int
 	Buffer         int // rows that may wait to be written
 	PerMinute      int // beacons per minute from one address (per node)
+	// StatsK is the threshold of published figures (below it: suppressed);
+	// StatsPublicSites are the sites whose statistics are public.
+	StatsK           int
+	StatsPublicSites []string
 }
 
 // S3 configures S3-compatible object storage for files.
@@ -235,6 +240,8 @@ var settings = []setting{
 	{"analytics-events-days", "STEWARD_ANALYTICS_EVENTS_DAYS", "31", "days raw page events are kept (their daily rollups stay)"},
 	{"analytics-buffer", "STEWARD_ANALYTICS_BUFFER", "65536", "events and log lines that may wait in memory to be written; past it beacons get 503"},
 	{"analytics-rate", "STEWARD_ANALYTICS_RATE", "600", "page beacons a minute from one address, per node (with --rate-limits)"},
+	{"stats-k", "STEWARD_STATS_K", "10", "the statistics' threshold: every figure below it, and every figure that subtracting two shown ones would give below it, is suppressed (at least 2)"},
+	{"stats-public-sites", "STEWARD_STATS_PUBLIC_SITES", "", "sites of --analytics-sites whose statistics are public (/statistics, GET /api/v1/stats), comma-separated (default none)"},
 	{"pg-dump", "STEWARD_PG_DUMP", "", "pg_dump program for steward backup on PostgreSQL (default: pg_dump on PATH)"},
 	{"pg-restore", "STEWARD_PG_RESTORE", "", "pg_restore program for steward restore on PostgreSQL (default: pg_restore on PATH)"},
 }
@@ -590,6 +597,15 @@ func (l *loader) analytics(c *Config) {
 	a.EventDays = positive(get("analytics-events-days"), 1, 3650, "analytics-events-days", bad)
 	a.Buffer = positive(get("analytics-buffer"), 16, 1<<24, "analytics-buffer", bad)
 	a.PerMinute = positive(get("analytics-rate"), 1, 1<<30, "analytics-rate", bad)
+	a.StatsK = positive(get("stats-k"), 2, 1<<30, "stats-k", bad)
+	for _, h := range listItems(get("stats-public-sites")) {
+		h = strings.ToLower(h)
+		if !slices.Contains(a.Sites, h) {
+			bad("stats-public-sites", fmt.Sprintf("%q is not one of --analytics-sites", h))
+			continue
+		}
+		a.StatsPublicSites = append(a.StatsPublicSites, h)
+	}
 }
 
 func positive(s string, lo, hi int, name string, bad func(string, string)) int {

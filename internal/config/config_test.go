@@ -49,6 +49,8 @@ func TestInvalidSettingsNamed(t *testing.T) {
 		{[]string{"--fields", "shoe_size=required"}, `unknown field "shoe_size"`},
 		{[]string{"--base-url", "ftp://x"}, "--base-url (STEWARD_BASE_URL)"},
 		{[]string{"--metrics-addr", "9464"}, "--metrics-addr (STEWARD_METRICS_ADDR)"},
+		{[]string{"--stats-k", "1"}, "--stats-k (STEWARD_STATS_K)"},
+		{[]string{"--analytics-sites", "example.com", "--stats-public-sites", "other.example"}, `"other.example" is not one of --analytics-sites`},
 	}
 	for _, tt := range tests {
 		_, _, err := Load(tt.args, noEnv)

@@ -30,6 +30,7 @@ var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRol
 	"/staff/holds":             {holds.Role},
 	"/staff/processor-notices": {noticeRole},
 	"/staff/retention":         {retention.Role},
+	"/staff/analytics":         analyticsRoles,
 	"/staff/policy":            {policy.Role},
 	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role},
 	"/staff/members": server.MemberViewRoles, "/staff/grants": server.GrantRoles,

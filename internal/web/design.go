@@ -40,6 +40,7 @@ var staffNav = []struct {
 	{[]string{"staff-holds", "staff-hold-release"}, navLink{Href: "/staff/holds", Label: "Legal holds"}},
 	{[]string{"processor-notices", "processor-notice", "processor-notice-done"}, navLink{Href: "/staff/processor-notices", Label: "Processor notices"}},
 	{[]string{"staff-retention"}, navLink{Href: "/staff/retention", Label: "Retention"}},
+	{[]string{"staff-analytics"}, navLink{Href: "/staff/analytics", Label: "Statistics"}},
 	{[]string{"staff-policies", "staff-policy"}, navLink{Href: "/staff/policy", Label: "Privacy policy"}},
 	{[]string{"staff-disclosures", "staff-disclosure"}, navLink{Href: "/staff/disclosures", Label: "Disclosures"}},
 	{[]string{"staff-breaches", "staff-breach"}, navLink{Href: "/staff/breaches", Label: "Breaches"}},

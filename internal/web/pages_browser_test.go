@@ -179,7 +179,8 @@ func TestPagesInBrowser(t *testing.T) {
 	t.Parallel()
 	axe := axeSource(t)
 	root := browserContext(t)
-	s := start(t, "", "--dev")
+	s := start(t, "", append([]string{"--dev"}, statsFlags...)...)
+	seedStatistics(t, s)
 
 	// The state the pages show, made over HTTP.
 	const (
@@ -346,6 +347,8 @@ func TestPagesInBrowser(t *testing.T) {
 		{"request-confirmed", "/requests/confirmed"},
 		{"request-download", requestDownload}, {"request-download-bad", "/requests/download?token=bogus"},
 		{"privacy-processors", "/privacy/processors"}, {"cookies", "/privacy/cookies"},
+		{"privacy-processors", "/privacy/processors"},
+		{"statistics", "/statistics"}, {"statistics-bad", "/statistics?from=2026-13-01&to=2026-01-01"},
 	}
 	// The privacy policy's public pages (a tab of their own: each tab has its deadline).
 	policyPages := []visit{
@@ -411,7 +414,7 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
-		{"staff-retention", "/staff/retention"},
+		{"staff-retention", "/staff/retention"}, {"staff-analytics", "/staff/analytics"},
 		{"staff-policies", "/staff/policy"}, {"staff-policy-new", "/staff/policy/new"}, {"staff-policy-draft", "/staff/policy/2027.1"},
 		{"staff-policy-published", "/staff/policy/2026.1?published=1"},
 		{"staff-processors", "/staff/processors"}, {"staff-processor", "/staff/processors/email_provider"}, {"staff-ropa", "/staff/ropa"},

@@ -147,6 +147,7 @@ var pageNames = []string{
 	"staff-disclosures", "staff-disclosure", "staff-breaches", "staff-breach",
 	"privacy-processors", "staff-processors", "staff-processor", "staff-ropa",
 	"second-factor", "second-factor-setup", "second-factor-codes", "reauth", "staff-people", "staff-audit",
+	"staff-analytics", "statistics",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -307,6 +308,8 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/holds", p.staff(p.placeHold, holds.Role))
 	mux.HandleFunc("GET /staff/holds/{hold}/release", p.staff(p.releaseHoldForm, holds.Role))
 	mux.HandleFunc("GET /staff/retention", p.staff(p.staffRetention, retention.Role))
+	mux.HandleFunc("GET /staff/analytics", p.staff(p.staffAnalytics, analyticsRoles...))
+	mux.HandleFunc("GET /statistics", p.publicStatistics)
 	mux.HandleFunc("POST /staff/retention/run", p.staff(p.sensitive(p.runRetention), retention.Role))
 	mux.HandleFunc("POST /staff/holds/{hold}/release", p.staff(p.sensitive(p.releaseHold), holds.Role))
 	mux.HandleFunc("GET /staff/processor-notices", p.staff(p.processorNotices, noticeRole))

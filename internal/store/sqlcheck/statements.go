@@ -153,33 +153,29 @@ var statements = []statement{
 	{"internal/account/session.go:383", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
 	{"internal/account/session.go:386", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
 	{"internal/account/session.go:403", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
-	{"internal/analytics/analytics.go:372", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
-	{"internal/analytics/analytics.go:376", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
-	{"internal/analytics/buffer.go:150", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`},
-	{"internal/analytics/buffer.go:160", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
+	{"internal/analytics/analytics.go:403", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
+	{"internal/analytics/analytics.go:407", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
+	{"internal/analytics/buffer.go:151", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
+	{"internal/analytics/buffer.go:161", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
 	{"internal/analytics/maintain.go:43", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
 	{"internal/analytics/maintain.go:53", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
 	{"internal/analytics/maintain.go:57", postgresOnly, `SELECT count(*) FROM salts WHERE day < $1`},
 	{"internal/analytics/maintain.go:63", postgresOnly, `SELECT day, salt FROM salts WHERE day >= $1`},
 	{"internal/analytics/maintain.go:84", postgresOnly, `TRUNCATE salts`},
 	{"internal/analytics/maintain.go:88", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
-	{"internal/analytics/maintain.go:101", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
-	{"internal/analytics/maintain.go:102", bothEngines, `INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots)
-			 SELECT site, day, COUNT(DISTINCT CASE WHEN bot = 0 THEN visitor END),
-			        SUM(CASE WHEN bot = 0 AND kind = 'pageview' THEN 1 ELSE 0 END),
-			        SUM(CASE WHEN bot = 0 AND kind <> 'pageview' THEN 1 ELSE 0 END),
-			        SUM(CASE WHEN bot = 1 THEN 1 ELSE 0 END)
-			 FROM events WHERE day = $1 GROUP BY site, day`},
-	{"internal/analytics/maintain.go:108", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
-	{"internal/analytics/maintain.go:109", bothEngines, `INSERT INTO daily_pages (site, day, path, visitors, pageviews)
-			 SELECT site, day, path, COUNT(DISTINCT visitor), COUNT(*)
-			 FROM events WHERE day = $1 AND bot = 0 AND kind = 'pageview' GROUP BY site, day, path`},
-	{"internal/analytics/maintain.go:125", bothEngines, `DELETE FROM request_log WHERE at < $1`},
-	{"internal/analytics/maintain.go:131", bothEngines, `DELETE FROM events WHERE at < $1`},
-	{"internal/analytics/maintain.go:155", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
+	{"internal/analytics/maintain.go:114", bothEngines, `DELETE FROM request_log WHERE at < $1`},
+	{"internal/analytics/maintain.go:120", bothEngines, `DELETE FROM events WHERE at < $1`},
+	{"internal/analytics/maintain.go:144", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
 		WHERE site = $1 AND day >= $2 AND day <= $3 ORDER BY day`},
-	{"internal/analytics/maintain.go:174", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
+	{"internal/analytics/maintain.go:163", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
 		WHERE site = $1 AND day = $2 ORDER BY pageviews DESC, path LIMIT $3`},
+	{"internal/analytics/rollup.go:51", bothEngines, `SELECT site, visitor, kind, path, referrer, name, browser, country, bot FROM events
+		WHERE day = $1 ORDER BY site, visitor, at, kind, path, name`},
+	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_dims WHERE day = $1`},
+	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
+	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
+	{"internal/analytics/stats.go:139", bothEngines, `SELECT day, dim, rest, item, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3`},
+	{"internal/analytics/stats.go:141", bothEngines, `SELECT day, dim, rest, item, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3 AND dim = 'total'`},
 	{"internal/analytics/store.go:103", postgresOnly, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`},
 	{"internal/app/observe.go:142", bothEngines, `SELECT 1`},
 	{"internal/backup/backup.go:179", bothEngines, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`},
