@@ -155,30 +155,45 @@ var statements = []statement{
 	{"internal/account/session.go:403", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
 	{"internal/analytics/analytics.go:331", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
 	{"internal/analytics/analytics.go:335", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
+	{"internal/analytics/attribution.go:154", bothEngines, `INSERT INTO conversions (day, minute, site, goal, visitor) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/analytics/attribution.go:169", bothEngines, `DELETE FROM conversions WHERE minute < $1`},
+	{"internal/analytics/attribution.go:202", bothEngines, `SELECT site, visitor, at, campaign, referrer FROM events
+		WHERE day = $1 AND bot = 0 AND kind = 'pageview' AND (campaign <> '' OR referrer <> '')`},
+	{"internal/analytics/attribution.go:231", bothEngines, `SELECT site, visitor, minute, goal FROM conversions WHERE day = $1`},
+	{"internal/analytics/attribution.go:268", bothEngines, `DELETE FROM daily_campaigns WHERE day = $1`},
+	{"internal/analytics/attribution.go:272", bothEngines, `INSERT INTO daily_campaigns
+				(site, day, source, medium, campaign, visitors, pageviews, registrations, subscriptions)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/analytics/attribution.go:300", bothEngines, `SELECT source, medium, campaign, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
+		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns
+		WHERE ($1 = '' OR site = $1) AND day >= $2 AND day <= $3 GROUP BY source, medium, campaign`},
+	{"internal/analytics/attribution.go:333", bothEngines, `SELECT day, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
+		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns WHERE source = $1 AND medium = $2 AND campaign = $3 AND day >= $4 AND day <= $5
+		GROUP BY day ORDER BY day`},
 	{"internal/analytics/buffer.go:150", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`},
 	{"internal/analytics/buffer.go:160", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
-	{"internal/analytics/maintain.go:43", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
-	{"internal/analytics/maintain.go:53", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
-	{"internal/analytics/maintain.go:57", postgresOnly, `SELECT count(*) FROM salts WHERE day < $1`},
-	{"internal/analytics/maintain.go:63", postgresOnly, `SELECT day, salt FROM salts WHERE day >= $1`},
-	{"internal/analytics/maintain.go:84", postgresOnly, `TRUNCATE salts`},
-	{"internal/analytics/maintain.go:88", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
-	{"internal/analytics/maintain.go:101", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
-	{"internal/analytics/maintain.go:102", bothEngines, `INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots)
+	{"internal/analytics/maintain.go:46", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
+	{"internal/analytics/maintain.go:56", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
+	{"internal/analytics/maintain.go:60", postgresOnly, `SELECT count(*) FROM salts WHERE day < $1`},
+	{"internal/analytics/maintain.go:66", postgresOnly, `SELECT day, salt FROM salts WHERE day >= $1`},
+	{"internal/analytics/maintain.go:87", postgresOnly, `TRUNCATE salts`},
+	{"internal/analytics/maintain.go:91", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
+	{"internal/analytics/maintain.go:104", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
+	{"internal/analytics/maintain.go:105", bothEngines, `INSERT INTO daily_sites (site, day, visitors, pageviews, events, bots)
 			 SELECT site, day, COUNT(DISTINCT CASE WHEN bot = 0 THEN visitor END),
 			        SUM(CASE WHEN bot = 0 AND kind = 'pageview' THEN 1 ELSE 0 END),
 			        SUM(CASE WHEN bot = 0 AND kind <> 'pageview' THEN 1 ELSE 0 END),
 			        SUM(CASE WHEN bot = 1 THEN 1 ELSE 0 END)
 			 FROM events WHERE day = $1 GROUP BY site, day`},
-	{"internal/analytics/maintain.go:108", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
-	{"internal/analytics/maintain.go:109", bothEngines, `INSERT INTO daily_pages (site, day, path, visitors, pageviews)
+	{"internal/analytics/maintain.go:111", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
+	{"internal/analytics/maintain.go:112", bothEngines, `INSERT INTO daily_pages (site, day, path, visitors, pageviews)
 			 SELECT site, day, path, COUNT(DISTINCT visitor), COUNT(*)
 			 FROM events WHERE day = $1 AND bot = 0 AND kind = 'pageview' GROUP BY site, day, path`},
-	{"internal/analytics/maintain.go:125", bothEngines, `DELETE FROM request_log WHERE at < $1`},
-	{"internal/analytics/maintain.go:131", bothEngines, `DELETE FROM events WHERE at < $1`},
-	{"internal/analytics/maintain.go:155", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
+	{"internal/analytics/maintain.go:128", bothEngines, `DELETE FROM request_log WHERE at < $1`},
+	{"internal/analytics/maintain.go:134", bothEngines, `DELETE FROM events WHERE at < $1`},
+	{"internal/analytics/maintain.go:158", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
 		WHERE site = $1 AND day >= $2 AND day <= $3 ORDER BY day`},
-	{"internal/analytics/maintain.go:174", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
+	{"internal/analytics/maintain.go:177", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
 		WHERE site = $1 AND day = $2 ORDER BY pageviews DESC, path LIMIT $3`},
 	{"internal/analytics/store.go:103", postgresOnly, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`},
 	{"internal/app/observe.go:142", bothEngines, `SELECT 1`},
