@@ -479,32 +479,32 @@ SELECT what, path, tbl FROM (
 	{"internal/newsletter/mailable.go:140", bothEngines, `DELETE FROM mailable WHERE purpose = $1`},
 	{"internal/newsletter/mailable.go:154", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
-	{"internal/newsletter/newsletter.go:163", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
+	{"internal/newsletter/newsletter.go:173", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
 			WHERE t.id = $1`},
-	{"internal/newsletter/newsletter.go:179", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:183", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:187", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:244", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:254", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:263", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+	{"internal/newsletter/newsletter.go:189", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:193", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:197", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:254", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:264", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:273", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
 		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
-	{"internal/newsletter/newsletter.go:289", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:293", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:305", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:311", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:329", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:336", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:349", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/newsletter.go:299", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:303", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:315", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:321", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:339", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:346", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:359", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
-	{"internal/newsletter/newsletter.go:362", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+	{"internal/newsletter/newsletter.go:372", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
 		WHERE id = $4`},
-	{"internal/newsletter/newsletter.go:380", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:396", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+	{"internal/newsletter/newsletter.go:390", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:406", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/newsletter.go:402", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/newsletter.go:411", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:421", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:412", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/newsletter.go:421", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:431", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/retention.go:16", bothEngines, `SELECT subject_id FROM subscribers WHERE status = $1 AND account_id IS NULL AND created_at < $2
 		AND NOT EXISTS (SELECT 1 FROM subscriber_tokens t WHERE t.subscriber_id = subscribers.id AND t.expires_at > $3) ORDER BY subject_id`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
