@@ -152,6 +152,11 @@ func TestAttribution(t *testing.T) {
 		if !convert(bob, "example.com", GoalRegistration, Signals{}) {
 			t.Fatal("bob's registration of the next day was not stored")
 		}
+		// Alice comes back from Google the next day: another visitor (another day's hash).
+		view(alice, "example.com", "/", "https://www.google.com/")
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 { // idempotent
 			for _, d := range []int64{day, day + 1} {
 				if err := s.RollupCampaigns(ctx, d); err != nil {
@@ -164,6 +169,7 @@ func TestAttribution(t *testing.T) {
 				"example.com " + itoa(day) + " ads/cpc/spring 1 1 0 0",
 				"example.com " + itoa(day) + " google/organic/(none) 1 1 0 0",
 				"example.com " + itoa(day) + " newsletter/email/nl-spring 1 1 1 0",
+				"example.com " + itoa(day+1) + " google/organic/(none) 1 1 0 0",
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("daily_campaigns:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -177,6 +183,10 @@ func TestAttribution(t *testing.T) {
 		all, err := s.Campaigns(ctx, "", day, day+1)
 		if err != nil || len(all) != 4 {
 			t.Fatalf("campaigns: %v %v", all, err)
+		}
+		// Summed over the days, most visitors first: one person on two days is two.
+		if g := all[0]; g.Key.String() != "google/organic/(none)" || g.Visitors != 2 || g.Pageviews != 2 {
+			t.Errorf("google over two days: %+v, want 2 visitors and 2 pageviews first", g)
 		}
 		if shop, err := s.Campaigns(ctx, "shop.example.com", day, day+1); err != nil || len(shop) != 0 {
 			t.Errorf("campaigns of shop.example.com: %v %v", shop, err)
@@ -193,7 +203,7 @@ func TestAttribution(t *testing.T) {
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM conversions`).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%d conversions left after 40 days of 31 (%v)", n, err)
 		}
-		if got := rowsOf(t, db); len(got) != 4 {
+		if got := rowsOf(t, db); len(got) != 5 {
 			t.Errorf("the rollups of past days changed with the purge: %v", got)
 		}
 	})

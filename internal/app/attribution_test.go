@@ -234,7 +234,8 @@ func TestCampaignVisitsPage(t *testing.T) {
 			t.Errorf("campaign visits API: %d %s\nwant days [%s]", v.Status, v.Body, wantDay)
 		}
 		all := h.Do("GET", "/api/v1/staff/analytics/campaigns", nil, staff)
-		if all.Status != 200 || !strings.Contains(string(all.Body), `"key":"newsletter/email/`+c.Slug()+`"`) ||
+		thirty := `"from":"` + dayString(analytics.DayOf(h.Clock.Now())-29) + `","to":"` + today + `"`
+		if all.Status != 200 || !strings.Contains(string(all.Body), thirty) || !strings.Contains(string(all.Body), `"key":"newsletter/email/`+c.Slug()+`"`) ||
 			!strings.Contains(string(all.Body), `{"key":"google/organic/(none)","source":"google","medium":"organic","campaign":"","visitors":null`) {
 			t.Errorf("campaigns API: %d %s", all.Status, all.Body)
 		}
