@@ -85,7 +85,7 @@ const maxRangeDays = 366
 // empty for all). Bad input is an error naming its field.
 func (s *Services) CampaignRange(q url.Values) (from, to int64, site string, err error) {
 	today := analytics.DayOf(s.Now())
-	to, from = today, today-29
+	to = today
 	day := func(field string, def int64) (int64, error) {
 		v := strings.TrimSpace(q.Get(field))
 		if v == "" {
