@@ -253,6 +253,25 @@ func TestCampaignVisitsPage(t *testing.T) {
 			!strings.Contains(body, "<code>google/organic/(none)</code>") {
 			t.Errorf("campaigns page: %d %s", list.Status, body)
 		}
+		// The next day three more readers come: that day is hidden (3), and so is the
+		// total of visitors (15), which less the day shown (12) would give it away; the
+		// registrations' total (10) gives nothing away (the hidden day had none) and shows.
+		h.Clock.Advance(24 * time.Hour)
+		for i := range 3 {
+			visitor{fmt.Sprintf("203.0.113.%d", 50+i), chrome}.view(t, h, link)
+		}
+		flush(t, h)
+		if err := h.App.Analytics().Maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.KeepStaff(ctx, staffID)
+		v = h.Do("GET", "/api/v1/staff/campaigns/"+c.ID+"/visits", nil, staff)
+		next := dayString(analytics.DayOf(h.Clock.Now()))
+		if v.Status != 200 || !strings.Contains(string(v.Body), `"day":"`+next+`","visitors":null,"pageviews":null,"conversions":{"registration":null,"subscription":null}}]`) ||
+			!strings.Contains(string(v.Body), `"total":{"key":"newsletter/email/`+c.Slug()+`","source":"newsletter","medium":"email","campaign":"`+c.Slug()+
+				`","visitors":null,"pageviews":null,"conversions":{"registration":10,"subscription":null}}`) {
+			t.Errorf("campaign visits over two days: %d %s", v.Status, v.Body)
+		}
 		bad := apptest.Call(t, h.Client, h.URL, "GET", "/staff/analytics/campaigns?from=someday", nil, "", map[string]string{"Cookie": "steward_session=" + staff})
 		if bad.Status != 400 || !strings.Contains(string(bad.Body), `id="f-from-error"`) {
 			t.Errorf("campaigns page with a bad date: %d %s", bad.Status, bad.Body)

@@ -145,7 +145,8 @@ type CampaignVisits struct {
 	Total       CampaignFigures   `json:"total"`
 }
 
-// NewsletterVisits reads the visits of a newsletter campaign's links.
+// NewsletterVisits reads the visits of a newsletter campaign's links. A total that,
+// less the days shown, would give away days hidden below the minimum is hidden too.
 func (s *Services) NewsletterVisits(ctx context.Context, c newsletter.Campaign) (CampaignVisits, error) {
 	k := analytics.NewsletterKey(c.Slug())
 	v := CampaignVisits{CampaignID: c.ID, UTMCampaign: c.Slug(), Key: k.String(), K: analytics.MinShown, Days: []CampaignFigures{}}
@@ -168,5 +169,22 @@ func (s *Services) NewsletterVisits(ctx context.Context, c newsletter.Campaign) 
 		}
 	}
 	v.Total = Figures(total)
+	// The total less the days shown is the sum of the days hidden: the total is hidden
+	// too when that sum is below the minimum but not nothing.
+	hidden := func(t *Figure, day func(CampaignFigures) Figure) {
+		rest := t.Value
+		for _, d := range v.Days {
+			if f := day(d); f.Shown {
+				rest -= f.Value
+			}
+		}
+		if t.Shown && rest > 0 && rest < analytics.MinShown {
+			*t = Figure{}
+		}
+	}
+	hidden(&v.Total.Visitors, func(d CampaignFigures) Figure { return d.Visitors })
+	hidden(&v.Total.Pageviews, func(d CampaignFigures) Figure { return d.Pageviews })
+	hidden(&v.Total.Conversions.Registration, func(d CampaignFigures) Figure { return d.Conversions.Registration })
+	hidden(&v.Total.Conversions.Subscription, func(d CampaignFigures) Figure { return d.Conversions.Subscription })
 	return v, nil
 }
