@@ -26,6 +26,9 @@ func (s *Service) Maintain(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.attribution(ctx, today); err != nil { // campaigns and conversions: attribution.go
+		return err
+	}
 	_, _, err := s.Purge(ctx)
 	return err
 }

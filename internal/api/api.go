@@ -57,6 +57,7 @@ func (a *API) Register(mux server.Router) {
 	a.registerCookies(mux)
 	a.registerStats(mux)
 	a.registerStaff(mux)
+	a.registerCampaignStats(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, apperr.New(apperr.NotFound, "no_route", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})

@@ -484,9 +484,19 @@ func TestAnalyticsCannotJoinMembers(t *testing.T) {
 			beacon(t, h, map[string]any{"site": "example.com", "path": p}, map[string]string{"Authorization": "Bearer " + token})
 		}
 		apptest.Call(t, h.Client, h.URL, "GET", "/api/v1/me", nil, token, map[string]string{"User-Agent": chrome})
+		// A visit from a campaign, then a registration at Steward reached as that site:
+		// a conversion, attributed in daily_campaigns.
+		beacon(t, h, map[string]any{"site": "example.com", "path": "/?utm_source=news&utm_medium=email&utm_campaign=spring"}, nil)
+		visitor{ua: chrome}.registerAt(t, h, "example.com", "converted@example.com")
 		flush(t, h)
 		if err := h.App.Analytics().Rollup(ctx, analytics.DayOf(h.Clock.Now())); err != nil {
 			t.Fatal(err)
+		}
+		if err := h.App.Analytics().RollupCampaigns(ctx, analytics.DayOf(h.Clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+		if got := queryRows(t, h.App.Analytics().DB(), `SELECT campaign, registrations FROM daily_campaigns`); !slices.Equal(got, []string{"spring | 1"}) {
+			t.Fatalf("daily_campaigns: %v, want the registration attributed to spring", got)
 		}
 
 		acols, err := h.App.Analytics().DB().Columns(ctx)
@@ -501,7 +511,7 @@ func TestAnalyticsCannotJoinMembers(t *testing.T) {
 		for _, c := range acols {
 			tables[c.Table] = true
 		}
-		for _, want := range []string{"salts", "request_log", "events", "daily_sites", "daily_pages"} {
+		for _, want := range []string{"salts", "request_log", "events", "daily_sites", "daily_pages", "conversions", "daily_campaigns"} {
 			if !tables[want] {
 				t.Fatalf("the analytics store's schema has no %s: read %v", want, tables)
 			}
@@ -551,6 +561,13 @@ func TestAnalyticsCannotJoinMembers(t *testing.T) {
 				}
 			}
 		}
+		convertedID, err := store.Strings(ctx, h.App.DB(), `SELECT id FROM accounts WHERE id <> $1 ORDER BY created_at DESC LIMIT 1`, id)
+		if err != nil || len(convertedID) != 1 {
+			t.Fatalf("the converted member's id: %v %v", convertedID, err)
+		}
+		if mainVals[convertedID[0]] == "" {
+			t.Fatal("the converted member's id is not among the main store's identifying values")
+		}
 		if mainVals[id] == "" {
 			t.Fatalf("the member's id %s is not among the main store's identifying values: the reading is broken", id)
 		}
@@ -572,7 +589,8 @@ func TestAnalyticsCannotJoinMembers(t *testing.T) {
 					if _, err := netip.ParseAddr(v); err == nil {
 						t.Errorf("%s holds a whole address %q", table, v)
 					}
-					if strings.Contains(v, "joined@example.com") || strings.Contains(v, id) || strings.Contains(v, token) {
+					if strings.Contains(v, "joined@example.com") || strings.Contains(v, id) || strings.Contains(v, token) ||
+						strings.Contains(v, "converted@example.com") || strings.Contains(v, convertedID[0]) {
 						t.Errorf("%s holds the member's address, id or token: %q", table, v)
 					}
 					if table == "salts" && strings.Contains(v, string(key)) {

@@ -350,7 +350,7 @@ func (a *App) buildCapabilities(ctx context.Context, key []byte, index *vault.In
 	a.staff = governance.NewStaff(a.db, a.audit, a.now)
 	a.access = access.New(a.db, a.vault, a.audit, a.staff, a.accounts, access.Config{Approver: cfg.GrantApprover, SkipRecords: skipReads}, a.now)
 	a.newsletter = newsletter.New(a.db, a.outbox, a.consent, bulk, newsletter.Config{Key: key, Index: index, Vault: a.vault, BaseURL: cfg.BaseURL,
-		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets}, a.now, a.log)
+		SiteName: cfg.SiteName, UnsubscribeDomain: cfg.UnsubscribeDomain, Accounts: a.accounts, Limits: a.buckets, TagSites: cfg.Analytics.Sites}, a.now, a.log)
 	// The purposes file seeds the register of processors at first start; staff keep it
 	// from then on.
 	region := processors.Region{Name: cfg.Region, Countries: cfg.RegionCountries}

@@ -452,7 +452,7 @@ func (s *Service) Send(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("newsletter: campaign %s: purpose %q is no longer registered", id, c.Purpose)
 	}
-	bodyHTML, err := markdown(c.Body)
+	bodyHTML, err := s.body(c)
 	if err != nil {
 		return err
 	}

@@ -186,7 +186,7 @@ func (s *Service) campaignMail(ctx context.Context, id string) (Campaign, consen
 	if !ok {
 		p = consent.Purpose{Key: c.Purpose, Name: c.Purpose}
 	}
-	body, err := markdown(c.Body)
+	body, err := s.body(c)
 	if err != nil {
 		return Campaign{}, consent.Purpose{}, mailBody{}, err
 	}

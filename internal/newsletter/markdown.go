@@ -49,9 +49,16 @@ func (b mailBody) layout(l mail.CampaignLayout) (mail.CampaignFrame, error) {
 var md = goldmark.New()
 
 // markdown renders a campaign's body.
-func markdown(src string) (mailBody, error) {
+func markdown(src string) (mailBody, error) { return markdownTagged(src, nil) }
+
+// markdownTagged renders a campaign's body, each link's address passed through tag
+// first when tag is not nil (tagLinks).
+func markdownTagged(src string, tag func(string) string) (mailBody, error) {
 	source := []byte(src)
 	doc := md.Parser().Parse(gtext.NewReader(source))
+	if tag != nil {
+		tagLinks(doc, source, tag)
+	}
 	var buf bytes.Buffer
 	if err := md.Renderer().Render(&buf, source, doc); err != nil {
 		return mailBody{}, fmt.Errorf("newsletter: markdown: %w", err)

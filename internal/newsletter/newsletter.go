@@ -64,6 +64,9 @@ type Service struct {
 	// limits holds the bucket per address of the confirmation links mailed for
 	// unauthenticated unsubscribe mail.
 	limits *ratelimit.Buckets
+	// tagSites are the operator's own sites (hosts): links to them in a campaign carry
+	// its UTM parameters (utm.go).
+	tagSites map[string]bool
 	// sendBudget is how long one run of Send works (0: defaultSendBudget).
 	sendBudget time.Duration
 	// importRead and importStoring, when set (by tests), run when an import's batch
@@ -83,6 +86,9 @@ type Config struct {
 	Accounts          Accounts // whose address an unsubscribe mail came from
 	// Limits holds how many confirmation links each address was mailed.
 	Limits *ratelimit.Buckets
+	// TagSites are the operator's own sites (--analytics-sites): a campaign's links to
+	// them carry utm_source=newsletter, utm_medium=email and the campaign's slug.
+	TagSites []string
 }
 
 // New returns the newsletter service.
@@ -93,6 +99,10 @@ func New(db *store.DB, outbox *mail.Outbox, c *consent.Service, sender mail.Bulk
 		unsub: cfg.UnsubscribeDomain, limits: cfg.Limits, now: now, log: log, site: cfg.SiteName}
 	if s.site == "" {
 		s.site = "Steward"
+	}
+	s.tagSites = map[string]bool{}
+	for _, h := range cfg.TagSites {
+		s.tagSites[strings.ToLower(strings.TrimSpace(h))] = true
 	}
 	// SQLite has one writer: one batch at a time. PostgreSQL commits several at once.
 	s.group.max = 1

@@ -89,7 +89,11 @@ func (s *Services) RegisterLimited(r *http.Request, reg account.Registration) (a
 	if err := s.Limits.Register(r.Context(), s.ClientIP(r), reg.Email); err != nil {
 		return account.Registered{}, err
 	}
-	return s.Accounts.Register(r.Context(), reg, s.Meta(r))
+	out, err := s.Accounts.Register(r.Context(), reg, s.Meta(r))
+	if err == nil {
+		s.Convert(r, analytics.GoalRegistration)
+	}
+	return out, err
 }
 
 // LoginLimited logs in under the login rate limits (Limits.Login), and marks the
@@ -135,7 +139,11 @@ func (s *Services) SubscribeLimited(r *http.Request, sub newsletter.Subscription
 	if err := s.Limits.Subscribe(r.Context(), s.ClientIP(r), sub.Email); err != nil {
 		return err
 	}
-	return s.Newsletter.Subscribe(r.Context(), sub, s.Evidence(r))
+	err := s.Newsletter.Subscribe(r.Context(), sub, s.Evidence(r))
+	if err == nil {
+		s.Convert(r, analytics.GoalSubscription)
+	}
+	return err
 }
 
 // PublicProfile is a member's public profile. While the member's processing is

@@ -35,7 +35,7 @@ var staffLinkRoles = map[string][]string{"/staff/consent-conflicts": conflictRol
 	"/staff/disclosures":       {disclosures.Role}, "/staff/breaches": {breaches.Role},
 	"/staff/members": server.MemberViewRoles, "/staff/grants": server.GrantRoles,
 	"/staff/audit":  {auditorRole},
-	"/staff/people": {adminRole}}
+	"/staff/people": {adminRole}, "/staff/analytics/campaigns": server.AnalyticsRoles}
 
 // ownLinks keeps the links of the staff sidebar that the member's roles open, so that
 // none leads to a refusal. An error keeps the link (the page itself still checks).

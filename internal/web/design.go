@@ -35,6 +35,7 @@ var staffNav = []struct {
 }{
 	{[]string{"campaigns", "campaign", "campaign-edit", "campaign-delete", "campaign-send"}, navLink{Href: "/staff/campaigns", Label: "Campaigns"}},
 	{[]string{"campaign-new"}, navLink{Href: "/staff/campaigns/new", Label: "New campaign"}},
+	{[]string{"staff-analytics-campaigns"}, navLink{Href: "/staff/analytics/campaigns", Label: "Campaign visits"}},
 	{[]string{"conflicts"}, navLink{Href: "/staff/consent-conflicts", Label: "Consent conflicts"}},
 	{[]string{"staff-requests", "staff-request"}, navLink{Href: "/staff/requests", Label: "Privacy requests"}},
 	{[]string{"staff-holds", "staff-hold-release"}, navLink{Href: "/staff/holds", Label: "Legal holds"}},

@@ -236,6 +236,15 @@ func TestPagesInBrowser(t *testing.T) {
 		t.Fatalf("creating a campaign answered %d, location %q", p.status, campaign)
 	}
 
+	// A campaign being sent: its page shows the visits its links brought.
+	sent, err := s.app.Newsletter().CreateCampaign(t.Context(), staffID, "newsletter", "Winter news", "Snow is coming.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app.Newsletter().StartSend(t.Context(), s.app.Jobs(), sent.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	gone := s.client()
 	s.signUp(t, gone, "gone@example.com", "Charles Babbage", "difference engine 1822")
 	p = gone.post("/account/delete", url.Values{"password": {"difference engine 1822"}})
@@ -413,6 +422,8 @@ func TestPagesInBrowser(t *testing.T) {
 		{"campaign-tested", campaign + "?tested=1"}, {"campaign-edit", campaign + "/edit"},
 		{"campaign-delete", campaign + "/delete"}, {"campaign-send", campaign + "/send"},
 		{"campaigns-deleted", "/staff/campaigns?deleted=1"},
+		{"campaign-sent", "/staff/campaigns/" + sent.ID},
+		{"staff-analytics-campaigns", "/staff/analytics/campaigns"}, {"staff-analytics-campaigns-invalid", "/staff/analytics/campaigns?from=someday"},
 		{"staff-holds", "/staff/holds"}, {"staff-hold-release", "/staff/holds/" + memberHolds[0].ID + "/release"},
 		{"staff-retention", "/staff/retention"}, {"staff-analytics", "/staff/analytics"},
 		{"staff-policies", "/staff/policy"}, {"staff-policy-new", "/staff/policy/new"}, {"staff-policy-draft", "/staff/policy/2027.1"},

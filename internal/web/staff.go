@@ -172,6 +172,8 @@ type campaignView struct {
 	Started  bool
 	Saved    bool
 	TestTo   string // the address a test was just sent to
+	// Visits are the visits and conversions its own links brought, once it is sent.
+	Visits *server.CampaignVisits
 }
 
 // header is one mail header of the preview.
@@ -192,6 +194,14 @@ func (p *Pages) campaign(w http.ResponseWriter, r *http.Request, sess account.Se
 	}
 	q := r.URL.Query()
 	v := campaignView{campaignRow: p.campaignRow(c), Audience: n, Text: m.Text, Started: q.Get("started") == "1", Saved: q.Get("saved") == "1"}
+	if c.Status != newsletter.CampaignDraft {
+		visits, err := p.o.NewsletterVisits(r.Context(), c)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		v.Visits = &visits
+	}
 	if q.Get("tested") == "1" {
 		// The test went to the staff member's own address: say which.
 		prof, err := p.o.Accounts.Profile(r.Context(), sess.AccountID)

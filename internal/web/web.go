@@ -148,6 +148,7 @@ var pageNames = []string{
 	"privacy-processors", "staff-processors", "staff-processor", "staff-ropa",
 	"second-factor", "second-factor-setup", "second-factor-codes", "reauth", "staff-people", "staff-audit",
 	"staff-analytics", "statistics",
+	"staff-analytics-campaigns",
 }
 
 // readCountries reads the embedded country list and checks every code against the
@@ -289,6 +290,7 @@ func (p *Pages) Register(mux server.Router) {
 	mux.HandleFunc("POST /staff/campaigns/{id}/delete", p.staff(p.deleteCampaign, marketing))
 	mux.HandleFunc("POST /staff/campaigns/{id}/test", p.staff(p.testCampaign, marketing))
 	mux.HandleFunc("GET /staff/campaigns/{id}/preview", p.staff(p.campaignPreview, marketing))
+	mux.HandleFunc("GET /staff/analytics/campaigns", p.staff(p.campaignStats, server.AnalyticsRoles...))
 	mux.HandleFunc("GET /requests/new", p.visitorForm)
 	mux.HandleFunc("POST /requests/new", p.submitVisitor)
 	mux.HandleFunc("GET /requests/sent", p.visitorSent)

@@ -155,19 +155,34 @@ var statements = []statement{
 	{"internal/account/session.go:403", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
 	{"internal/analytics/analytics.go:403", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
 	{"internal/analytics/analytics.go:407", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
+	{"internal/analytics/attribution.go:154", bothEngines, `INSERT INTO conversions (day, minute, site, goal, visitor) VALUES ($1, $2, $3, $4, $5)`},
+	{"internal/analytics/attribution.go:169", bothEngines, `DELETE FROM conversions WHERE minute < $1`},
+	{"internal/analytics/attribution.go:202", bothEngines, `SELECT site, visitor, at, campaign, referrer FROM events
+		WHERE day = $1 AND bot = 0 AND kind = 'pageview' AND (campaign <> '' OR referrer <> '')`},
+	{"internal/analytics/attribution.go:231", bothEngines, `SELECT site, visitor, minute, goal FROM conversions WHERE day = $1`},
+	{"internal/analytics/attribution.go:268", bothEngines, `DELETE FROM daily_campaigns WHERE day = $1`},
+	{"internal/analytics/attribution.go:272", bothEngines, `INSERT INTO daily_campaigns
+				(site, day, source, medium, campaign, visitors, pageviews, registrations, subscriptions)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
+	{"internal/analytics/attribution.go:300", bothEngines, `SELECT source, medium, campaign, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
+		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns
+		WHERE ($1 = '' OR site = $1) AND day >= $2 AND day <= $3 GROUP BY source, medium, campaign`},
+	{"internal/analytics/attribution.go:333", bothEngines, `SELECT day, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
+		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns WHERE source = $1 AND medium = $2 AND campaign = $3 AND day >= $4 AND day <= $5
+		GROUP BY day ORDER BY day`},
 	{"internal/analytics/buffer.go:151", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
 	{"internal/analytics/buffer.go:161", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
-	{"internal/analytics/maintain.go:43", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
-	{"internal/analytics/maintain.go:53", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
-	{"internal/analytics/maintain.go:57", postgresOnly, `SELECT count(*) FROM salts WHERE day < $1`},
-	{"internal/analytics/maintain.go:63", postgresOnly, `SELECT day, salt FROM salts WHERE day >= $1`},
-	{"internal/analytics/maintain.go:84", postgresOnly, `TRUNCATE salts`},
-	{"internal/analytics/maintain.go:88", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
-	{"internal/analytics/maintain.go:114", bothEngines, `DELETE FROM request_log WHERE at < $1`},
-	{"internal/analytics/maintain.go:120", bothEngines, `DELETE FROM events WHERE at < $1`},
-	{"internal/analytics/maintain.go:144", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
+	{"internal/analytics/maintain.go:46", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
+	{"internal/analytics/maintain.go:56", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
+	{"internal/analytics/maintain.go:60", postgresOnly, `SELECT count(*) FROM salts WHERE day < $1`},
+	{"internal/analytics/maintain.go:66", postgresOnly, `SELECT day, salt FROM salts WHERE day >= $1`},
+	{"internal/analytics/maintain.go:87", postgresOnly, `TRUNCATE salts`},
+	{"internal/analytics/maintain.go:91", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
+	{"internal/analytics/maintain.go:117", bothEngines, `DELETE FROM request_log WHERE at < $1`},
+	{"internal/analytics/maintain.go:123", bothEngines, `DELETE FROM events WHERE at < $1`},
+	{"internal/analytics/maintain.go:147", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
 		WHERE site = $1 AND day >= $2 AND day <= $3 ORDER BY day`},
-	{"internal/analytics/maintain.go:163", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
+	{"internal/analytics/maintain.go:166", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
 		WHERE site = $1 AND day = $2 ORDER BY pageviews DESC, path LIMIT $3`},
 	{"internal/analytics/rollup.go:51", bothEngines, `SELECT site, visitor, kind, path, referrer, name, browser, country, bot FROM events
 		WHERE day = $1 ORDER BY site, visitor, at, kind, path, name`},
@@ -465,32 +480,32 @@ SELECT what, path, tbl FROM (
 	{"internal/newsletter/mailable.go:140", bothEngines, `DELETE FROM mailable WHERE purpose = $1`},
 	{"internal/newsletter/mailable.go:154", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
 		(SELECT count(*) FROM (SELECT 1 FROM subscribers WHERE status = 'confirmed' LIMIT 1) x)`},
-	{"internal/newsletter/newsletter.go:163", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
+	{"internal/newsletter/newsletter.go:173", bothEngines, `SELECT t.subscriber_id, s.subject_id, s.email_hash, t.evidence, t.expires_at, k.wrapped, k.epoch
 			FROM subscriber_tokens t JOIN subscribers s ON s.id = t.subscriber_id LEFT JOIN vault_keys k ON k.subject_id = s.subject_id
 			WHERE t.id = $1`},
-	{"internal/newsletter/newsletter.go:179", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:183", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:187", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:244", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:254", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:263", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
+	{"internal/newsletter/newsletter.go:189", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:193", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:197", bothEngines, `DELETE FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:254", bothEngines, `SELECT id, subject_id, status, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:264", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:273", bothEngines, `SELECT id, status FROM subscribers WHERE subject_id = $1 AND email_hash <> $2
 		ORDER BY CASE status WHEN 'confirmed' THEN 0 ELSE 1 END, id`},
-	{"internal/newsletter/newsletter.go:289", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:293", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
-	{"internal/newsletter/newsletter.go:305", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
-	{"internal/newsletter/newsletter.go:311", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:329", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:336", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
-	{"internal/newsletter/newsletter.go:349", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/newsletter.go:299", bothEngines, `UPDATE subscribers SET email = $1, email_hash = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:303", bothEngines, `DELETE FROM subscriber_tokens WHERE subscriber_id = $1`},
+	{"internal/newsletter/newsletter.go:315", bothEngines, `UPDATE subscribers SET status = $1, confirmed_at = $2 WHERE id = $3`},
+	{"internal/newsletter/newsletter.go:321", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:339", bothEngines, `SELECT id, subject_id, account_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:346", bothEngines, `DELETE FROM subscribers WHERE id = $1`},
+	{"internal/newsletter/newsletter.go:359", bothEngines, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 			status, account_id, source, created_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $2, 'account', $8, $8)`},
-	{"internal/newsletter/newsletter.go:362", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
+	{"internal/newsletter/newsletter.go:372", bothEngines, `UPDATE subscribers SET status = $1, account_id = $2, confirmed_at = COALESCE(confirmed_at, $3)
 		WHERE id = $4`},
-	{"internal/newsletter/newsletter.go:380", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
-	{"internal/newsletter/newsletter.go:396", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
+	{"internal/newsletter/newsletter.go:390", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:406", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
-	{"internal/newsletter/newsletter.go:402", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/newsletter.go:411", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
-	{"internal/newsletter/newsletter.go:421", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
+	{"internal/newsletter/newsletter.go:412", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
+	{"internal/newsletter/newsletter.go:421", bothEngines, `SELECT count(*) FROM suppressions WHERE hash = $1 AND purpose IN ($2, '*')`},
+	{"internal/newsletter/newsletter.go:431", bothEngines, `SELECT subject_id FROM subscribers WHERE email_hash = $1`},
 	{"internal/newsletter/retention.go:16", bothEngines, `SELECT subject_id FROM subscribers WHERE status = $1 AND account_id IS NULL AND created_at < $2
 		AND NOT EXISTS (SELECT 1 FROM subscriber_tokens t WHERE t.subscriber_id = subscribers.id AND t.expires_at > $3) ORDER BY subject_id`},
 	{"internal/newsletter/seal.go:102", bothEngines, `SELECT id, email, first_name, last_name, company FROM subscribers WHERE subject_id = $1`},
