@@ -347,15 +347,3 @@ func (s *Service) CampaignDays(ctx context.Context, k Key, from, to int64) ([]Ca
 	}
 	return out, rows.Err()
 }
-
-// MinShown is the smallest figure the campaign pages and API show; a smaller one is
-// shown as "fewer than MinShown" (a constant until --stats-k is wired).
-const MinShown = 10
-
-// Shown is a figure as published: n, or ok false when it is below MinShown.
-func Shown(n int64) (v int64, ok bool) {
-	if n < MinShown {
-		return 0, false
-	}
-	return n, true
-}

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -209,11 +210,77 @@ func TestAttribution(t *testing.T) {
 	})
 }
 
-func TestShown(t *testing.T) {
-	if _, ok := Shown(MinShown - 1); ok {
-		t.Error("a figure below the minimum is shown")
-	}
-	if v, ok := Shown(MinShown); !ok || v != MinShown {
-		t.Error("a figure at the minimum is hidden")
+// Campaign figures under the rule of published figures: every figure shown is k or
+// more and a multiple of k, a key with no unit of k visitors is not listed, a total is
+// the sum of its days shown, and the figures of two overlapping ranges differ by a
+// multiple of k (random units, many rounds).
+func TestPublishCampaigns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	keys := []Key{{"ads", "cpc", "spring"}, {"newsletter", "email", "nl-a"}, {"google", "organic", ""}, {"bob", "direct", "bob-only"}}
+	for round := range 300 {
+		k := int64(2 + rng.IntN(12))
+		var units []CampaignStat
+		for day := int64(100); day < 110; day++ {
+			for range 2 { // two sites
+				for ki, key := range keys {
+					if ki == 3 && rng.IntN(2) == 0 {
+						continue
+					}
+					v := int64(rng.IntN(3 * int(k)))
+					if ki == 3 {
+						v = int64(rng.IntN(int(k))) // never k visitors on a day: never listed
+					}
+					units = append(units, CampaignStat{Key: key, Day: day, Visitors: v, Pageviews: v + int64(rng.IntN(10)),
+						Registrations: int64(rng.IntN(int(k) + 2)), Subscriptions: int64(rng.IntN(2))})
+				}
+			}
+		}
+		check := func(p PublishedCampaign) {
+			for _, f := range []Figure{p.Visitors, p.Pageviews, p.Registrations, p.Subscriptions} {
+				if !f.Suppressed && (f.Value < k || f.Value%k != 0) {
+					t.Fatalf("round %d, k %d: %v shows %d", round, k, p.Key, f.Value)
+				}
+			}
+			if p.Key == keys[3] {
+				t.Fatalf("round %d: a key with no day of %d visitors is listed", round, k)
+			}
+		}
+		inRange := func(from, to int64) []CampaignStat {
+			var out []CampaignStat
+			for _, u := range units {
+				if u.Day >= from && u.Day <= to {
+					out = append(out, u)
+				}
+			}
+			return out
+		}
+		days := PublishCampaigns(inRange(100, 109), k, true)
+		totals := map[Key]PublishedCampaign{}
+		for _, p := range PublishCampaigns(inRange(100, 109), k, false) {
+			check(p)
+			totals[p.Key] = p
+		}
+		sums := map[Key]int64{}
+		for _, d := range days {
+			check(d)
+			sums[d.Key] += d.Visitors.Value
+		}
+		for key, tot := range totals {
+			if sums[key] != tot.Visitors.Value {
+				t.Fatalf("round %d: %v totals %d visitors, its days shown %d", round, key, tot.Visitors.Value, sums[key])
+			}
+		}
+		shorter := map[Key]PublishedCampaign{}
+		for _, p := range PublishCampaigns(inRange(100, 108), k, false) {
+			shorter[p.Key] = p
+		}
+		for key, tot := range totals {
+			if d := tot.Visitors.Value - shorter[key].Visitors.Value; d%k != 0 || d < 0 {
+				t.Fatalf("round %d: %v: ranges of 10 and 9 days differ by %d visitors, k %d", round, key, d, k)
+			}
+			if d := tot.Registrations.Value - shorter[key].Registrations.Value; d%k != 0 || d < 0 {
+				t.Fatalf("round %d: %v: ranges of 10 and 9 days differ by %d registrations, k %d", round, key, d, k)
+			}
+		}
 	}
 }

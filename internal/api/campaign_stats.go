@@ -20,7 +20,7 @@ type campaignTable struct {
 	From      string                   `json:"from"`
 	To        string                   `json:"to"`
 	Site      string                   `json:"site,omitempty"`
-	K         int                      `json:"k"` // figures below it are null ("fewer than k")
+	K         int64                    `json:"k"` // figures below it are null ("fewer than k")
 	Campaigns []server.CampaignFigures `json:"campaigns"`
 }
 
@@ -38,8 +38,12 @@ func (a *API) campaignStats(w http.ResponseWriter, r *http.Request, _ account.Se
 		a.fail(w, r, err)
 		return
 	}
+	k := int64(analytics.MinK)
+	if a.Analytics != nil {
+		k = a.Analytics.K()
+	}
 	server.WriteJSON(w, http.StatusOK, campaignTable{From: server.DayString(from), To: server.DayString(to), Site: site,
-		K: analytics.MinShown, Campaigns: rows})
+		K: k, Campaigns: rows})
 }
 
 // campaignVisits are a newsletter campaign's visits and conversions from its own

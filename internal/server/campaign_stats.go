@@ -17,22 +17,22 @@ import (
 // hold no member data.
 var AnalyticsRoles = []string{"admin", "marketing", "dpo"}
 
-// Figure is a published count: its value, or, below analytics.MinShown, only that it
-// is fewer (JSON: null).
+// Figure is a published count (analytics.PublishCampaigns): its value, or, below k,
+// only that it is fewer (JSON: null).
 type Figure struct {
 	Value int64
 	Shown bool
+	K     int64
 }
 
-func figure(n int64) Figure {
-	v, ok := analytics.Shown(n)
-	return Figure{Value: v, Shown: ok}
+func figure(f analytics.Figure, k int64) Figure {
+	return Figure{Value: f.Value, Shown: !f.Suppressed, K: k}
 }
 
-// String is the figure as a page shows it: the number, or "fewer than 10".
+// String is the figure as a page shows it: the number, or "fewer than k".
 func (f Figure) String() string {
 	if !f.Shown {
-		return fmt.Sprintf("fewer than %d", analytics.MinShown)
+		return fmt.Sprintf("fewer than %d", f.K)
 	}
 	return strconv.FormatInt(f.Value, 10)
 }
@@ -63,11 +63,11 @@ type CampaignFigures struct {
 	Conversions Conversions `json:"conversions"`
 }
 
-// Figures publishes a rolled-up campaign stat.
-func Figures(c analytics.CampaignStat) CampaignFigures {
+// Figures are a published campaign's figures as the pages and the API show them.
+func Figures(c analytics.PublishedCampaign, k int64) CampaignFigures {
 	f := CampaignFigures{Key: c.Key.String(), Source: c.Source, Medium: c.Medium, Campaign: c.Campaign,
-		Visitors: figure(c.Visitors), Pageviews: figure(c.Pageviews),
-		Conversions: Conversions{Registration: figure(c.Registrations), Subscription: figure(c.Subscriptions)}}
+		Visitors: figure(c.Visitors, k), Pageviews: figure(c.Pageviews, k),
+		Conversions: Conversions{Registration: figure(c.Registrations, k), Subscription: figure(c.Subscriptions, k)}}
 	if c.Day != 0 {
 		f.Day = DayString(c.Day)
 	}
@@ -122,12 +122,12 @@ func (s *Services) CampaignTable(ctx context.Context, site string, from, to int6
 	if s.Analytics == nil {
 		return out, nil
 	}
-	stats, err := s.Analytics.Campaigns(ctx, site, from, to)
+	stats, err := s.Analytics.PublishedCampaigns(ctx, site, from, to)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range stats {
-		out = append(out, Figures(c))
+		out = append(out, Figures(c, s.Analytics.K()))
 	}
 	return out, nil
 }
@@ -140,51 +140,38 @@ type CampaignVisits struct {
 	Key         string            `json:"key"`
 	From        string            `json:"from,omitempty"`
 	To          string            `json:"to,omitempty"`
-	K           int               `json:"k"` // figures below it are null ("fewer than k")
+	K           int64             `json:"k"` // figures below it are null ("fewer than k")
 	Days        []CampaignFigures `json:"days"`
 	Total       CampaignFigures   `json:"total"`
 }
 
-// NewsletterVisits reads the visits of a newsletter campaign's links. A total that,
-// less the days shown, would give away days hidden below the minimum is hidden too.
+// NewsletterVisits reads the visits of a newsletter campaign's links, published
+// (analytics.PublishedCampaignDays): a day shows when k visitors or more came, and the
+// total is the sum of the days shown.
 func (s *Services) NewsletterVisits(ctx context.Context, c newsletter.Campaign) (CampaignVisits, error) {
 	k := analytics.NewsletterKey(c.Slug())
-	v := CampaignVisits{CampaignID: c.ID, UTMCampaign: c.Slug(), Key: k.String(), K: analytics.MinShown, Days: []CampaignFigures{}}
-	total := analytics.CampaignStat{Key: k}
+	v := CampaignVisits{CampaignID: c.ID, UTMCampaign: c.Slug(), Key: k.String(), Days: []CampaignFigures{}}
+	total := analytics.PublishedCampaign{Key: k, Visitors: analytics.Figure{Suppressed: true}, Pageviews: analytics.Figure{Suppressed: true},
+		Registrations: analytics.Figure{Suppressed: true}, Subscriptions: analytics.Figure{Suppressed: true}}
+	if s.Analytics != nil {
+		v.K = s.Analytics.K()
+	}
 	if c.Status != newsletter.CampaignDraft && s.Analytics != nil {
 		// Its links exist only once it is being sent, and its key is its own: its rows
 		// start with the first mail, however long the sending took.
 		from, to := analytics.DayOf(c.CreatedAt), analytics.DayOf(s.Now())
 		v.From, v.To = DayString(from), DayString(to)
-		days, err := s.Analytics.CampaignDays(ctx, k, from, to)
+		days, t, err := s.Analytics.PublishedCampaignDays(ctx, k, from, to)
 		if err != nil {
 			return CampaignVisits{}, err
 		}
 		for _, d := range days {
-			v.Days = append(v.Days, Figures(d))
-			total.Visitors += d.Visitors
-			total.Pageviews += d.Pageviews
-			total.Registrations += d.Registrations
-			total.Subscriptions += d.Subscriptions
+			f := Figures(d, v.K)
+			f.Day = DayString(d.Day)
+			v.Days = append(v.Days, f)
 		}
+		total = t
 	}
-	v.Total = Figures(total)
-	// The total less the days shown is the sum of the days hidden: the total is hidden
-	// too when that sum is below the minimum but not nothing.
-	hidden := func(t *Figure, day func(CampaignFigures) Figure) {
-		rest := t.Value
-		for _, d := range v.Days {
-			if f := day(d); f.Shown {
-				rest -= f.Value
-			}
-		}
-		if t.Shown && rest > 0 && rest < analytics.MinShown {
-			*t = Figure{}
-		}
-	}
-	hidden(&v.Total.Visitors, func(d CampaignFigures) Figure { return d.Visitors })
-	hidden(&v.Total.Pageviews, func(d CampaignFigures) Figure { return d.Pageviews })
-	hidden(&v.Total.Conversions.Registration, func(d CampaignFigures) Figure { return d.Conversions.Registration })
-	hidden(&v.Total.Conversions.Subscription, func(d CampaignFigures) Figure { return d.Conversions.Subscription })
+	v.Total = Figures(total, v.K)
 	return v, nil
 }
