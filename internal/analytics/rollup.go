@@ -22,11 +22,18 @@ const (
 	DimEvent      = "event"      // a custom event's name: visitors, events
 	DimOutbound   = "outbound"   // an outbound link's host: visitors, clicks
 	DimTransition = "transition" // key: a page, next: the page the same visitor viewed next: visitors, transitions
+	// DimCampaign is read from daily_campaigns (attribution): key: source/medium/campaign,
+	// visitors, pageviews; DimConversion: key: the campaign's, next: the goal,
+	// visitors: the conversions.
+	DimCampaign   = "campaign"
+	DimConversion = "conversion"
 )
 
-// Dims are the breakdowns, in the order the dashboards show them. Campaigns are
-// rolled up apart (attribution, daily_campaigns).
-var Dims = []string{DimPage, DimEntry, DimExit, DimReferrer, DimCountry, DimBrowser, DimEvent, DimOutbound, DimTransition}
+// Dims are the breakdowns, in the order the dashboards show them. Campaigns and their
+// conversions are rolled up apart (attribution, daily_campaigns) and published under
+// the same rule.
+var Dims = []string{DimPage, DimEntry, DimExit, DimReferrer, DimCountry, DimBrowser, DimEvent, DimOutbound, DimTransition,
+	DimCampaign, DimConversion}
 
 // KeepRows is how many rows of each site's day and dimension the rollup keeps by name;
 // the others are summed in one rest row. It bounds a day's rollup and the dashboard's

@@ -168,5 +168,38 @@ func (s *Service) readDays(ctx context.Context, site string, from, to int64, bre
 			d.Rows[dim] = append(d.Rows[dim], c)
 		}
 	}
-	return days, rows.Err()
+	if err := rows.Err(); err != nil || !breakdowns {
+		return days, err
+	}
+	return days, s.readCampaignCells(ctx, site, from, days)
+}
+
+// readCampaignCells adds the campaigns of daily_campaigns to days (from the first
+// day, from): per day a campaign cell (visitors, pageviews) and a conversion cell per
+// goal reached (the count as visitors and hits).
+func (s *Service) readCampaignCells(ctx context.Context, site string, from int64, days []DayCells) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions
+		FROM daily_campaigns WHERE site = $1 AND day >= $2 AND day <= $3`, site, from, from+int64(len(days))-1)
+	if err != nil {
+		return fmt.Errorf("analytics: stats: campaigns: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c CampaignStat
+		if err := rows.Scan(&c.Day, &c.Source, &c.Medium, &c.Campaign, &c.Visitors, &c.Pageviews, &c.Registrations, &c.Subscriptions); err != nil {
+			return fmt.Errorf("analytics: stats: campaigns: %w", err)
+		}
+		d := &days[c.Day-from]
+		if d.Rows == nil {
+			d.Rows = map[string][]Cell{}
+		}
+		key := c.Key.String()
+		d.Rows[DimCampaign] = append(d.Rows[DimCampaign], Cell{Key: key, Visitors: c.Visitors, Hits: c.Pageviews})
+		for goal, n := range map[string]int64{GoalRegistration: c.Registrations, GoalSubscription: c.Subscriptions} {
+			if n > 0 {
+				d.Rows[DimConversion] = append(d.Rows[DimConversion], Cell{Key: key, Next: goal, Visitors: n, Hits: n})
+			}
+		}
+	}
+	return rows.Err()
 }

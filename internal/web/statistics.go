@@ -50,15 +50,15 @@ type statsDay struct{ Date, Visitors, Pageviews string }
 // statsBreakdown is one table: its rows and the sum of the others.
 type statsBreakdown struct {
 	ID, Title, Key, Hits string
-	Transition           bool
+	Transition           bool   // rows have a second key
+	NextTitle            string // its column's name
 	Rows                 []statsRow
 	Other                *statsRow
 }
 
 type statsRow struct{ Key, Next, Visitors, Hits string }
 
-// The breakdowns' titles and column names, by dimension. Campaigns (attribution,
-// daily_campaigns) take their place here when they are published.
+// The breakdowns' titles and column names, by dimension.
 var statsTables = map[string][3]string{
 	analytics.DimPage:       {"Top pages", "Page", "Pageviews"},
 	analytics.DimEntry:      {"Entry pages", "Page", "Entries"},
@@ -69,6 +69,8 @@ var statsTables = map[string][3]string{
 	analytics.DimEvent:      {"Services: events", "Event", "Events"},
 	analytics.DimOutbound:   {"Services: outbound links", "Host", "Clicks"},
 	analytics.DimTransition: {"Transitions", "From page", "Transitions"},
+	analytics.DimCampaign:   {"Campaigns", "Source/medium/campaign", "Pageviews"},
+	analytics.DimConversion: {"Conversions by campaign", "Source/medium/campaign", "Conversions"},
 }
 
 func (p *Pages) staffAnalytics(w http.ResponseWriter, r *http.Request, _ account.Session) {
@@ -157,7 +159,10 @@ func (p *Pages) statistics(w http.ResponseWriter, r *http.Request, public bool) 
 	v.Chart = drawChart(st)
 	for _, b := range st.Breakdowns {
 		t := statsTables[b.Dim]
-		sb := statsBreakdown{ID: "dim-" + b.Dim, Title: t[0], Key: t[1], Hits: t[2], Transition: b.Dim == analytics.DimTransition}
+		sb := statsBreakdown{ID: "dim-" + b.Dim, Title: t[0], Key: t[1], Hits: t[2], Transition: b.Dim == analytics.DimTransition || b.Dim == analytics.DimConversion}
+		if sb.NextTitle = "To page"; b.Dim == analytics.DimConversion {
+			sb.NextTitle = "Goal"
+		}
 		for _, row := range b.Rows {
 			sb.Rows = append(sb.Rows, statsRow{Key: keyLabel(b.Dim, row.Key), Next: row.Next,
 				Visitors: strconv.FormatInt(row.Visitors, 10), Hits: strconv.FormatInt(row.Hits, 10)})
