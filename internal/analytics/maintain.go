@@ -110,8 +110,8 @@ func (s *Service) Rollup(ctx context.Context, day int64) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error { return r.write(ctx, tx, day) })
 }
 
-// Purge deletes request log lines older than RequestLogDays and raw events older than
-// EventDays (their days' rollups stay).
+// Purge deletes request log lines older than RequestLogDays and the raw events of the
+// days that ended more than EventDays ago (whole UTC days; their rollups stay).
 func (s *Service) Purge(ctx context.Context) (logs, events int64, err error) {
 	now := s.now()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM request_log WHERE at < $1`,
@@ -120,8 +120,7 @@ func (s *Service) Purge(ctx context.Context) (logs, events int64, err error) {
 		return 0, 0, fmt.Errorf("analytics: purge request log: %w", err)
 	}
 	logs, _ = res.RowsAffected()
-	res, err = s.db.ExecContext(ctx, `DELETE FROM events WHERE at < $1`,
-		store.Millis(now.Add(-time.Duration(s.cfg.EventDays)*24*time.Hour)))
+	res, err = s.db.ExecContext(ctx, `DELETE FROM events WHERE day < $1`, DayOf(now)-int64(s.cfg.EventDays))
 	if err != nil {
 		return logs, 0, fmt.Errorf("analytics: purge events: %w", err)
 	}

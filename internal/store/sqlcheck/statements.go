@@ -172,6 +172,10 @@ var statements = []statement{
 		GROUP BY day ORDER BY day`},
 	{"internal/analytics/buffer.go:151", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
 	{"internal/analytics/buffer.go:161", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
+	{"internal/analytics/campaigns_publish.go:62", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
+		WHERE ($1 = '' OR site = $1) AND day >= $2 AND day <= $3`},
+	{"internal/analytics/campaigns_publish.go:66", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
+		WHERE day >= $1 AND day <= $2 AND source = $3 AND medium = $4 AND campaign = $5`},
 	{"internal/analytics/maintain.go:46", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
 	{"internal/analytics/maintain.go:56", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
 	{"internal/analytics/maintain.go:60", postgresOnly, `SELECT count(*) FROM salts WHERE day < $1`},
@@ -179,18 +183,20 @@ var statements = []statement{
 	{"internal/analytics/maintain.go:87", postgresOnly, `TRUNCATE salts`},
 	{"internal/analytics/maintain.go:91", postgresOnly, `INSERT INTO salts (day, salt) VALUES ($1, $2)`},
 	{"internal/analytics/maintain.go:117", bothEngines, `DELETE FROM request_log WHERE at < $1`},
-	{"internal/analytics/maintain.go:123", bothEngines, `DELETE FROM events WHERE at < $1`},
-	{"internal/analytics/maintain.go:147", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
+	{"internal/analytics/maintain.go:123", bothEngines, `DELETE FROM events WHERE day < $1`},
+	{"internal/analytics/maintain.go:146", bothEngines, `SELECT site, day, visitors, pageviews, events, bots FROM daily_sites
 		WHERE site = $1 AND day >= $2 AND day <= $3 ORDER BY day`},
-	{"internal/analytics/maintain.go:166", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
+	{"internal/analytics/maintain.go:165", bothEngines, `SELECT path, visitors, pageviews FROM daily_pages
 		WHERE site = $1 AND day = $2 ORDER BY pageviews DESC, path LIMIT $3`},
-	{"internal/analytics/rollup.go:51", bothEngines, `SELECT site, visitor, kind, path, referrer, name, browser, country, bot FROM events
+	{"internal/analytics/rollup.go:58", bothEngines, `SELECT site, visitor, kind, path, referrer, name, browser, country, bot FROM events
 		WHERE day = $1 ORDER BY site, visitor, at, kind, path, name`},
-	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_dims WHERE day = $1`},
-	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
-	{"internal/analytics/rollup.go:201", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
+	{"internal/analytics/rollup.go:208", bothEngines, `DELETE FROM daily_dims WHERE day = $1`},
+	{"internal/analytics/rollup.go:208", bothEngines, `DELETE FROM daily_pages WHERE day = $1`},
+	{"internal/analytics/rollup.go:208", bothEngines, `DELETE FROM daily_sites WHERE day = $1`},
 	{"internal/analytics/stats.go:139", bothEngines, `SELECT day, dim, rest, item, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3`},
 	{"internal/analytics/stats.go:141", bothEngines, `SELECT day, dim, rest, item, next, visitors, hits FROM daily_dims WHERE site = $1 AND day >= $2 AND day <= $3 AND dim = 'total'`},
+	{"internal/analytics/stats.go:181", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions
+		FROM daily_campaigns WHERE site = $1 AND day >= $2 AND day <= $3`},
 	{"internal/analytics/store.go:103", postgresOnly, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`},
 	{"internal/app/observe.go:142", bothEngines, `SELECT 1`},
 	{"internal/backup/backup.go:179", bothEngines, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`},
