@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,32 +56,16 @@ func analyticsMemoryRows(dbURL string, events int, extra []string) ([]row, error
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "steward")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/steward").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build: %v: %s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	data := filepath.Join(dir, "data")
-	args := []string{"serve", "--data", data, "--addr", addr, "--base-url", "http://" + addr, "--log-level", "error",
-		"--analytics-sites", "example.com", "--analytics-cookieless=true", "--trust-proxy=true", "--rate-limits=true"}
+	args := []string{"--analytics-sites", "example.com", "--analytics-cookieless=true", "--trust-proxy=true", "--rate-limits=true"}
 	if dbURL != "" {
 		args = append(args, "--database", dbURL)
 	}
-	cmd := exec.Command(bin, append(args, extra...)...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	cmd, base, err := startSteward(dir, append(args, extra...))
+	if err != nil {
 		return nil, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	base := "http://" + addr
-	if err := waitUp(base); err != nil {
-		return nil, err
-	}
 	startRSS, err := vmRSS(cmd.Process.Pid)
 	if err != nil {
 		return nil, err

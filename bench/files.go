@@ -29,32 +29,15 @@ func fileRows(size, bigSize int64, extra []string) ([]row, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "steward")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/steward").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build: %v: %s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	data := filepath.Join(dir, "data")
+	cmd, base, err := startSteward(dir, append([]string{"--rate-limits=false", "--max-file-size", "8GiB", "--quota", "64GiB",
+		// A small password hash: its 64 MiB would otherwise stand in the peak memory
+		// figure, which is about files.
+		"--argon2-memory", "8192"}, extra...))
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	data := filepath.Join(dir, "data")
-	args := append([]string{"serve", "--data", data, "--addr", addr, "--base-url", "http://" + addr, "--rate-limits=false",
-		"--log-level", "error", "--max-file-size", "8GiB", "--quota", "64GiB",
-		// A small password hash: its 64 MiB would otherwise stand in the peak memory
-		// figure, which is about files.
-		"--argon2-memory", "8192"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	base := "http://" + addr
-	if err := waitUp(base); err != nil {
-		return nil, err
-	}
 	token, err := login(base, data)
 	if err != nil {
 		return nil, err
@@ -382,6 +365,34 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// startSteward builds steward into dir and serves it there (data in dir/data) on a free
+// port of the loopback with args, until it answers; the caller kills the process.
+func startSteward(dir string, args []string) (*exec.Cmd, string, error) {
+	bin := filepath.Join(dir, "steward")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/steward").CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("build: %v: %s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base := "http://" + addr
+	cmd := exec.Command(bin, append([]string{"serve", "--data", filepath.Join(dir, "data"), "--addr", addr, "--base-url", base,
+		"--log-level", "error"}, args...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	if err := waitUp(base); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, "", err
+	}
+	return cmd, base, nil
 }
 
 // vmHWM returns the peak resident set size of a process in KiB.
