@@ -841,6 +841,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	// The start's writes (migrations, sealing, the ledger's replay) fill the SQLite
+	// writers' page caches with pages a node serving nothing yet does not need: given
+	// back (issue 11's idle memory). Failing to is only memory kept.
+	if a.db.Dialect == store.SQLite {
+		_, _ = a.db.Writer().ExecContext(ctx, `PRAGMA shrink_memory`)
+	}
+	if adb := a.analytics.DB(); adb.Dialect == store.SQLite {
+		_, _ = adb.Writer().ExecContext(ctx, `PRAGMA shrink_memory`)
+	}
 	return nil
 }
 
