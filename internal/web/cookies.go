@@ -191,10 +191,11 @@ func (p *Pages) saveCookies(w http.ResponseWriter, r *http.Request) {
 }
 
 // returnTo is where a choice made in the banner goes back to: a path of this site,
-// else the cookie page with its confirmation.
+// else the cookie page with its confirmation. A control character is refused whole:
+// browsers drop tabs and line breaks from a URL, so "/\t/elsewhere" would leave it.
 func returnTo(path string) string {
 	if path == "" || path[0] != '/' || strings.HasPrefix(path, "//") || strings.HasPrefix(path, `/\`) || len(path) > 2000 ||
-		strings.ContainsAny(path, "\r\n") {
+		strings.ContainsFunc(path, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "/privacy/cookies?saved=1"
 	}
 	return path
