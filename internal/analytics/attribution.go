@@ -173,6 +173,13 @@ func (s *Service) attribution(ctx context.Context, today int64) error {
 	return nil
 }
 
+// KeepCampaigns is how many campaign keys of a site's day are kept by name; the rest
+// are summed under OtherCampaigns.
+const KeepCampaigns = 100
+
+// OtherCampaigns is the key the keys past KeepCampaigns are summed under.
+var OtherCampaigns = Key{Source: "(other)"}
+
 // campaignRow is one key's figures of a site's day as it is being rolled up.
 type campaignRow struct {
 	visitors                                map[int64]bool
@@ -263,6 +270,33 @@ func (s *Service) RollupCampaigns(ctx context.Context, day int64) error {
 	cs.Close()
 	if err := cs.Err(); err != nil {
 		return fmt.Errorf("analytics: campaigns: %w", err)
+	}
+	// A site's day keeps its KeepCampaigns keys with the most visitors by name; the
+	// others are summed under OtherCampaigns, so that random campaign names sent by one
+	// address cannot grow the table (or what the dashboards read) without bound.
+	perSite := map[string][]siteKey{}
+	for sk := range rows {
+		perSite[sk.site] = append(perSite[sk.site], sk)
+	}
+	for site, keys := range perSite {
+		if len(keys) <= KeepCampaigns {
+			continue
+		}
+		slices.SortFunc(keys, func(a, b siteKey) int {
+			return cmp.Or(cmp.Compare(len(rows[b].visitors), len(rows[a].visitors)), strings.Compare(a.key.String(), b.key.String()))
+		})
+		rest := &campaignRow{visitors: map[int64]bool{}}
+		for _, sk := range keys[KeepCampaigns:] {
+			r := rows[sk]
+			for v := range r.visitors {
+				rest.visitors[v] = true
+			}
+			rest.pageviews += r.pageviews
+			rest.registrations += r.registrations
+			rest.subscriptions += r.subscriptions
+			delete(rows, sk)
+		}
+		rows[siteKey{site, OtherCampaigns}] = rest
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM daily_campaigns WHERE day = $1`, day); err != nil {

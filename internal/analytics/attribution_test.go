@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -227,10 +228,11 @@ func TestPublishCampaigns(t *testing.T) {
 						continue
 					}
 					v := int64(rng.IntN(3 * int(k)))
+					// Pageviews and conversions may pass k on a day of fewer visitors.
 					if ki == 3 {
 						v = int64(rng.IntN(int(k))) // never k visitors on a day: never listed
 					}
-					units = append(units, CampaignStat{Key: key, Day: day, Visitors: v, Pageviews: v + int64(rng.IntN(10)),
+					units = append(units, CampaignStat{Key: key, Day: day, Visitors: v, Pageviews: v + int64(rng.IntN(3*int(k))),
 						Registrations: int64(rng.IntN(int(k) + 2)), Subscriptions: int64(rng.IntN(2))})
 				}
 			}
@@ -260,14 +262,18 @@ func TestPublishCampaigns(t *testing.T) {
 			check(p)
 			totals[p.Key] = p
 		}
-		sums := map[Key]int64{}
+		sums := map[Key][4]int64{}
 		for _, d := range days {
 			check(d)
-			sums[d.Key] += d.Visitors.Value
+			s := sums[d.Key]
+			s[0], s[1], s[2], s[3] = s[0]+d.Visitors.Value, s[1]+d.Pageviews.Value, s[2]+d.Registrations.Value, s[3]+d.Subscriptions.Value
+			sums[d.Key] = s
 		}
 		for key, tot := range totals {
-			if sums[key] != tot.Visitors.Value {
-				t.Fatalf("round %d: %v totals %d visitors, its days shown %d", round, key, tot.Visitors.Value, sums[key])
+			// A total less its days shown is 0, for every figure: a day below k
+			// counts nowhere.
+			if got := [4]int64{tot.Visitors.Value, tot.Pageviews.Value, tot.Registrations.Value, tot.Subscriptions.Value}; got != sums[key] {
+				t.Fatalf("round %d: %v totals %v, its days shown %v", round, key, got, sums[key])
 			}
 		}
 		shorter := map[Key]PublishedCampaign{}
@@ -283,4 +289,45 @@ func TestPublishCampaigns(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Random campaign names cannot grow a site's day without bound: past KeepCampaigns keys
+// the ones with fewest visitors are summed under OtherCampaigns, visitors and all.
+func TestCampaignKeysBounded(t *testing.T) {
+	each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
+		s := newService(t, db, Config{Cookieless: true, Sites: []string{"example.com"}}, func() time.Time { return now })
+		n := KeepCampaigns + 5
+		for i := range n {
+			// Campaign c000 gets the most visitors, c104 the fewest (one).
+			for v := range max(1, n-i)/20 + 1 {
+				c := Client{IP: fmt.Sprintf("198.51.%d.%d", i, v), UserAgent: "Mozilla/5.0 Firefox/130.0"}
+				path := fmt.Sprintf("/?utm_source=flood&utm_medium=cpc&utm_campaign=c%03dx", i)
+				if err := s.Record(ctx, Event{Site: "example.com", Path: path}, c, Signals{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RollupCampaigns(ctx, DayOf(now)); err != nil {
+			t.Fatal(err)
+		}
+		var rows, other, visitors int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*), CAST(SUM(visitors) AS BIGINT) FROM daily_campaigns`).Scan(&rows, &visitors); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT visitors FROM daily_campaigns WHERE source = '(other)'`).Scan(&other); err != nil {
+			t.Fatalf("no (other) row: %v", err)
+		}
+		var sent int64
+		for i := range n {
+			sent += int64(max(1, n-i)/20 + 1)
+		}
+		if rows != int64(KeepCampaigns)+1 || visitors != sent || other < 5 {
+			t.Errorf("%d rows holding %d visitors (other %d), want %d rows holding all %d", rows, visitors, other, KeepCampaigns+1, sent)
+		}
+	})
 }

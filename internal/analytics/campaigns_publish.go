@@ -17,7 +17,8 @@ type PublishedCampaign struct {
 
 // Campaign figures are published under the rule of every published figure (suppress.go):
 // the unit is a campaign key's day on one site; each of its figures is published when
-// it is k or more, rounded to the nearest multiple of k; a figure over several units
+// it is k or more, rounded to the nearest multiple of k, and a unit of fewer than k
+// visitors is suppressed whole (none of its figures counts anywhere); a figure over several units
 // (a range, every site) is the sum of its published units, suppressed when none was.
 // So a total less the days shown is 0, and any two figures, of one answer or of two
 // ranges, differ by a multiple of k: no figure below k can be derived.
@@ -102,6 +103,9 @@ func PublishCampaigns(units []CampaignStat, k int64, byDay bool) []PublishedCamp
 		}
 	}
 	for _, u := range units {
+		if u.Visitors < k {
+			continue // a unit below k is suppressed whole: none of its figures counts
+		}
 		g := group{Key: u.Key}
 		if byDay {
 			g.day = u.Day

@@ -196,7 +196,9 @@ func (s *Service) readCampaignCells(ctx context.Context, site string, from int64
 		key := c.Key.String()
 		d.Rows[DimCampaign] = append(d.Rows[DimCampaign], Cell{Key: key, Visitors: c.Visitors, Hits: c.Pageviews})
 		for goal, n := range map[string]int64{GoalRegistration: c.Registrations, GoalSubscription: c.Subscriptions} {
-			if n > 0 {
+			// A campaign's conversions name it: only of a campaign whose own row
+			// could show (k visitors or more).
+			if n > 0 && c.Visitors >= s.K() {
 				d.Rows[DimConversion] = append(d.Rows[DimConversion], Cell{Key: key, Next: goal, Visitors: n, Hits: n})
 			}
 		}

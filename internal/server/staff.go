@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"net/http"
 	"time"
@@ -205,9 +206,18 @@ func (s *Services) AuditPage(ctx context.Context, offset, limit int) ([]governan
 }
 
 // VerifyAudit queues a verification of the whole chain now (the job the hourly check
-// runs), recorded in the log as the staff member's.
+// runs), recorded in the log as the staff member's. While one is queued or running no
+// other is queued: repeated requests cost the workers nothing more.
 func (s *Services) VerifyAudit(ctx context.Context, staffID, ip string) error {
 	return s.DB.InTx(ctx, func(tx *store.Tx) error {
+		var waiting int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'audit_verify'
+			AND state IN ('available', 'running', 'scheduled', 'retryable', 'pending')`).Scan(&waiting); err != nil {
+			return fmt.Errorf("audit: verify: %w", err)
+		}
+		if waiting > 0 {
+			return nil
+		}
 		if err := s.Jobs.Enqueue(ctx, tx, governance.VerifyArgs{Source: governance.VerifyStaff}); err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"steward/internal/apperr"
@@ -190,13 +189,12 @@ func (p *Pages) saveCookies(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, returnTo(r.PostFormValue("return")))
 }
 
-// returnTo is where a choice made in the banner goes back to: a path of this site,
-// else the cookie page with its confirmation. A control character is refused whole:
-// browsers drop tabs and line breaks from a URL, so "/\t/elsewhere" would leave it.
+// returnTo is where a choice made in the banner goes back to: a path of this site
+// (safeNext: no other host however written, no control character or backslash),
+// else the cookie page with its confirmation.
 func returnTo(path string) string {
-	if path == "" || path[0] != '/' || strings.HasPrefix(path, "//") || strings.HasPrefix(path, `/\`) || len(path) > 2000 ||
-		strings.ContainsFunc(path, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "/privacy/cookies?saved=1"
+	if next := safeNext(path); next != "" {
+		return next
 	}
-	return path
+	return "/privacy/cookies?saved=1"
 }

@@ -15,6 +15,7 @@ func TestCookieReturnTo(t *testing.T) {
 		"/\t/evil.test/":     "/privacy/cookies?saved=1",
 		"/\n/evil.test/":     "/privacy/cookies?saved=1",
 		"/a\x00b":            "/privacy/cookies?saved=1",
+		`/./\evil.test`:      "/privacy/cookies?saved=1",
 	} {
 		if got := returnTo(in); got != want {
 			t.Errorf("returnTo(%q) = %q, want %q", in, got, want)

@@ -157,24 +157,24 @@ var statements = []statement{
 	{"internal/analytics/analytics.go:407", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
 	{"internal/analytics/attribution.go:154", bothEngines, `INSERT INTO conversions (day, minute, site, goal, visitor) VALUES ($1, $2, $3, $4, $5)`},
 	{"internal/analytics/attribution.go:169", bothEngines, `DELETE FROM conversions WHERE minute < $1`},
-	{"internal/analytics/attribution.go:202", bothEngines, `SELECT site, visitor, at, campaign, referrer FROM events
+	{"internal/analytics/attribution.go:209", bothEngines, `SELECT site, visitor, at, campaign, referrer FROM events
 		WHERE day = $1 AND bot = 0 AND kind = 'pageview' AND (campaign <> '' OR referrer <> '')`},
-	{"internal/analytics/attribution.go:231", bothEngines, `SELECT site, visitor, minute, goal FROM conversions WHERE day = $1`},
-	{"internal/analytics/attribution.go:268", bothEngines, `DELETE FROM daily_campaigns WHERE day = $1`},
-	{"internal/analytics/attribution.go:272", bothEngines, `INSERT INTO daily_campaigns
+	{"internal/analytics/attribution.go:238", bothEngines, `SELECT site, visitor, minute, goal FROM conversions WHERE day = $1`},
+	{"internal/analytics/attribution.go:302", bothEngines, `DELETE FROM daily_campaigns WHERE day = $1`},
+	{"internal/analytics/attribution.go:306", bothEngines, `INSERT INTO daily_campaigns
 				(site, day, source, medium, campaign, visitors, pageviews, registrations, subscriptions)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`},
-	{"internal/analytics/attribution.go:300", bothEngines, `SELECT source, medium, campaign, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
+	{"internal/analytics/attribution.go:334", bothEngines, `SELECT source, medium, campaign, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
 		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns
 		WHERE ($1 = '' OR site = $1) AND day >= $2 AND day <= $3 GROUP BY source, medium, campaign`},
-	{"internal/analytics/attribution.go:333", bothEngines, `SELECT day, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
+	{"internal/analytics/attribution.go:367", bothEngines, `SELECT day, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
 		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns WHERE source = $1 AND medium = $2 AND campaign = $3 AND day >= $4 AND day <= $5
 		GROUP BY day ORDER BY day`},
 	{"internal/analytics/buffer.go:151", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
 	{"internal/analytics/buffer.go:161", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
-	{"internal/analytics/campaigns_publish.go:62", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
+	{"internal/analytics/campaigns_publish.go:63", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
 		WHERE ($1 = '' OR site = $1) AND day >= $2 AND day <= $3`},
-	{"internal/analytics/campaigns_publish.go:66", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
+	{"internal/analytics/campaigns_publish.go:67", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
 		WHERE day >= $1 AND day <= $2 AND source = $3 AND medium = $4 AND campaign = $5`},
 	{"internal/analytics/maintain.go:46", sqliteOnly, `DELETE FROM salts WHERE day < $1`},
 	{"internal/analytics/maintain.go:56", postgresOnly, `LOCK TABLE salts IN ACCESS EXCLUSIVE MODE`},
@@ -198,6 +198,8 @@ var statements = []statement{
 	{"internal/analytics/stats.go:181", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions
 		FROM daily_campaigns WHERE site = $1 AND day >= $2 AND day <= $3`},
 	{"internal/analytics/store.go:103", postgresOnly, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`},
+	{"internal/app/app.go:848", sqliteOnly, `PRAGMA shrink_memory`},
+	{"internal/app/app.go:851", sqliteOnly, `PRAGMA shrink_memory`},
 	{"internal/app/observe.go:142", bothEngines, `SELECT 1`},
 	{"internal/backup/backup.go:179", bothEngines, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`},
 	{"internal/backup/backup.go:183", bothEngines, `SELECT max(erased_at) FROM erasure_ledger`},
@@ -736,6 +738,8 @@ SELECT what, path, tbl FROM (
 		COUNT(CASE WHEN state <> $1 AND last_error <> '' THEN 1 END),
 		COUNT(CASE WHEN state <> $1 AND created_at < $2 THEN 1 END)
 		FROM erasure_requests`},
+	{"internal/server/staff.go:214", bothEngines, `SELECT count(*) FROM river_job WHERE kind = 'audit_verify'
+			AND state IN ('available', 'running', 'scheduled', 'retryable', 'pending')`},
 	{"internal/store/store.go:141", sqliteOnly, `PRAGMA wal_checkpoint(PASSIVE)`},
 	{"internal/store/store.go:466", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`},
