@@ -99,7 +99,10 @@ func TestCookieBannerInBrowser(t *testing.T) {
 	if look[0] != look[1] {
 		t.Errorf("accept and reject differ: %q vs %q", look[0], look[1])
 	}
-	run(ctx, "reject", chromedp.Click(chromedp.ID("cookie-reject")), chromedp.WaitVisible(chromedp.ID("page-newsletter")))
+	// The page comes back without the banner once the choice is saved (the same page
+	// was on screen before: waiting for it would not wait for the answer).
+	run(ctx, "reject", chromedp.Click(chromedp.ID("cookie-reject")), chromedp.WaitNotPresent(chromedp.ID("cookie-banner")),
+		chromedp.WaitVisible(chromedp.ID("page-newsletter")))
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#cookie-banner").length`)); err != nil || n != 0 {
 		t.Errorf("after the choice the banner is still shown (%d, %v)", n, err)
 	}
@@ -110,7 +113,8 @@ func TestCookieBannerInBrowser(t *testing.T) {
 	// Another visitor accepts, with the keyboard.
 	ctx = tab()
 	run(ctx, "home", chromedp.Navigate(s.url+"/privacy/purposes"), chromedp.WaitVisible(chromedp.ID("cookie-banner")),
-		chromedp.Focus(chromedp.ID("cookie-accept")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("page-purposes")))
+		chromedp.Focus(chromedp.ID("cookie-accept")), chromedp.KeyEvent("\r"), chromedp.WaitNotPresent(chromedp.ID("cookie-banner")),
+		chromedp.WaitVisible(chromedp.ID("page-purposes")))
 	if j := jar(ctx); !slices.Equal(j, []string{"steward_cookies=v1.p1.s1.m1"}) {
 		t.Errorf("after Accept all the browser holds %v", j)
 	}
@@ -165,7 +169,8 @@ func TestCookieBannerInBrowser(t *testing.T) {
 		t.Errorf("the cookie page under GPC: %v (%v): statistics and marketing disabled", boxes, err)
 	}
 	run(ctx, "home", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.ID("cookie-banner")))
-	run(ctx, "accept under gpc", chromedp.Click(chromedp.ID("cookie-accept")), chromedp.WaitVisible(chromedp.ID("page-home")))
+	run(ctx, "accept under gpc", chromedp.Click(chromedp.ID("cookie-accept")), chromedp.WaitNotPresent(chromedp.ID("cookie-banner")),
+		chromedp.WaitVisible(chromedp.ID("page-home")))
 	if j := jar(ctx); !slices.Equal(j, []string{"steward_cookies=v1.p1.s0.m0"}) {
 		t.Errorf("Accept all under GPC: the browser holds %v", j)
 	}
