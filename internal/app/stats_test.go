@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +222,41 @@ func TestStatsNothingPublic(t *testing.T) {
 		p := apptest.Call(t, h.Client, h.URL, "GET", "/statistics", nil, "", nil)
 		if p.Status != 200 || !strings.Contains(string(p.Body), `id="no-sites"`) {
 			t.Errorf("page: %d", p.Status)
+		}
+	})
+}
+
+// Campaigns and their conversions are breakdowns of the published statistics under
+// the same rule (k = 2 here): spring's 3 visitors show (as 4, a multiple of 2); the
+// one visitor of solo goes to other, which then takes summer (2) to reach k: solo's
+// name is never published.
+func TestStatsCampaignBreakdown(t *testing.T) {
+	apptest.EachDatabase(t, func(t *testing.T, dbURL string) {
+		h := apptest.Start(t, dbURL, append(statsFlags, "--trust-proxy=true", "--stats-k", "2", "--stats-public-sites", "example.com")...)
+		n := 0
+		for campaign, visitors := range map[string]int{"spring": 3, "summer": 2, "solo": 1} {
+			for range visitors {
+				n++
+				visit(t, h, fmt.Sprintf("5.9.1.%d", n), chrome, pv("/?utm_source=ads&utm_medium=cpc&utm_campaign="+campaign, ""))
+			}
+		}
+		flush(t, h)
+		if err := h.App.Analytics().Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d := analytics.Date(analytics.DayOf(h.Clock.Now()))
+		status, got := statsGet(t, h, "/api/v1/stats?from="+d+"&to="+d, "")
+		if status != 200 {
+			t.Fatalf("stats: %d %v", status, got)
+		}
+		var campaigns []byte
+		for _, b := range got["breakdowns"].([]any) {
+			if b.(map[string]any)["dimension"] == "campaign" {
+				campaigns, _ = json.Marshal(b)
+			}
+		}
+		if want := `{"dimension":"campaign","other":{"hits":4,"visitors":4},"rows":[{"hits":4,"key":"ads/cpc/spring","visitors":4}]}`; string(campaigns) != want {
+			t.Errorf("campaigns:\n%s\nwant\n%s", campaigns, want)
 		}
 	})
 }
