@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"steward/internal/account"
-	"steward/internal/analytics"
 	"steward/internal/server"
 )
 
@@ -38,12 +37,8 @@ func (a *API) campaignStats(w http.ResponseWriter, r *http.Request, _ account.Se
 		a.fail(w, r, err)
 		return
 	}
-	k := int64(analytics.MinK)
-	if a.Analytics != nil {
-		k = a.Analytics.K()
-	}
 	server.WriteJSON(w, http.StatusOK, campaignTable{From: server.DayString(from), To: server.DayString(to), Site: site,
-		K: k, Campaigns: rows})
+		K: a.StatsK(), Campaigns: rows})
 }
 
 // campaignVisits are a newsletter campaign's visits and conversions from its own

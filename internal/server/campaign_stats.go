@@ -63,6 +63,15 @@ type CampaignFigures struct {
 	Conversions Conversions `json:"conversions"`
 }
 
+// StatsK is the k of the published figures (--stats-k), or analytics.MinK when
+// statistics are off.
+func (s *Services) StatsK() int64 {
+	if s.Analytics == nil {
+		return analytics.MinK
+	}
+	return s.Analytics.K()
+}
+
 // Figures are a published campaign's figures as the pages and the API show them.
 func Figures(c analytics.PublishedCampaign, k int64) CampaignFigures {
 	f := CampaignFigures{Key: c.Key.String(), Source: c.Source, Medium: c.Medium, Campaign: c.Campaign,
@@ -153,9 +162,7 @@ func (s *Services) NewsletterVisits(ctx context.Context, c newsletter.Campaign) 
 	v := CampaignVisits{CampaignID: c.ID, UTMCampaign: c.Slug(), Key: k.String(), Days: []CampaignFigures{}}
 	total := analytics.PublishedCampaign{Key: k, Visitors: analytics.Figure{Suppressed: true}, Pageviews: analytics.Figure{Suppressed: true},
 		Registrations: analytics.Figure{Suppressed: true}, Subscriptions: analytics.Figure{Suppressed: true}}
-	if s.Analytics != nil {
-		v.K = s.Analytics.K()
-	}
+	v.K = s.StatsK()
 	if c.Status != newsletter.CampaignDraft && s.Analytics != nil {
 		// Its links exist only once it is being sent, and its key is its own: its rows
 		// start with the first mail, however long the sending took.

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"steward/internal/account"
-	"steward/internal/analytics"
 	"steward/internal/server"
 )
 
@@ -24,7 +23,7 @@ type campaignStatsView struct {
 // of days: aggregates of the analytics store, no member data.
 func (p *Pages) campaignStats(w http.ResponseWriter, r *http.Request, _ account.Session) {
 	q := r.URL.Query()
-	v := campaignStatsView{K: p.statsK(), Fields: []field{
+	v := campaignStatsView{K: p.o.StatsK(), Fields: []field{
 		{Name: "from", Label: "From", Type: "date", Value: q.Get("from")},
 		{Name: "to", Label: "To", Type: "date", Value: q.Get("to")},
 		{Name: "site", Label: "Site", Type: "text", Value: q.Get("site"), Hint: "One of the sites counted; empty for all."},
@@ -42,13 +41,4 @@ func (p *Pages) campaignStats(w http.ResponseWriter, r *http.Request, _ account.
 		return
 	}
 	p.render(w, r, http.StatusOK, "staff-analytics-campaigns", "Campaigns: visits and conversions", true, v)
-}
-
-// statsK is the k of the published figures (--stats-k), or analytics.MinK without
-// statistics.
-func (p *Pages) statsK() int64 {
-	if p.o.Analytics == nil {
-		return analytics.MinK
-	}
-	return p.o.Analytics.K()
 }
