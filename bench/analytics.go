@@ -15,10 +15,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"steward/internal/app"
@@ -143,11 +145,20 @@ func analyticsRows(o analyticsOpts) ([]row, error) {
 			ratios = append(ratios, ours.rate/b.rate)
 			oursN, bareN = oursN+ours.rate*per.Seconds(), bareN+b.rate*per.Seconds()
 			oursS, bareS = oursS+per.Seconds(), bareS+per.Seconds()
-			fmt.Fprintf(os.Stderr, "bench: %s round %d: bare %.0f/s, ours %.0f/s, ratio %.2f; load average %s\n", fig.name, len(ratios), b.rate, ours.rate, ours.rate/b.rate, loadAverage())
+			fmt.Fprintf(os.Stderr, "bench: %s round %d: bare %.0f/s, ours %.0f/s, ratio %.2f; CPU per request: server %s (bare %s), wrk %s (bare %s); %s; load average %s\n",
+				fig.name, len(ratios), b.rate, ours.rate, ours.rate/b.rate, ours.perRequest(ours.serverCPU), b.perRequest(b.serverCPU),
+				ours.perRequest(ours.loaderCPU), b.perRequest(b.loaderCPU), ours.heapPerRequest(), loadAverage())
 		}
 		sort.Float64s(ratios)
 		rows = append(rows, row{fmt.Sprintf("%s beacons/s vs bare 204, %s (wrk -t2 -c64, median of %d)", fig.name, engine, rounds),
 			f0(oursN / oursS), f0(bareN / bareS), fmt.Sprintf("%.2f", ratios[len(ratios)/2]), ">= 0.60"})
+	}
+	if cpuProfile != "" {
+		// The heap's allocations over the whole load, by where they were made.
+		if pf, err := os.Create(cpuProfile + ".allocs"); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(pf, 0)
+			pf.Close()
+		}
 	}
 	if err := a.Analytics().Flush(ctx); err != nil {
 		return nil, err
@@ -176,9 +187,19 @@ func beaconLoad(base string, gif bool, d time.Duration) (loadResult, error) {
 	defer os.Remove(f.Name())
 	fmt.Fprintf(f, "GIF = %v\n%s", gif, beaconLua)
 	f.Close()
-	out, err := exec.Command("wrk", "-t2", "-c64", "-d"+strconv.Itoa(int(d.Seconds()))+"s", "-s", f.Name(), base+"/").CombinedOutput()
+	cmd := exec.Command("wrk", "-t2", "-c64", "-d"+strconv.Itoa(int(d.Seconds()))+"s", "-s", f.Name(), base+"/")
+	before := processCPU()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	out, err := cmd.CombinedOutput()
+	runtime.ReadMemStats(&m1)
 	if err != nil {
 		return loadResult{}, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	server := processCPU() - before
+	var loader time.Duration
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		loader = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if bytes.Contains(out, []byte("Non-2xx")) {
 		return loadResult{}, fmt.Errorf("wrk saw errors on %s:\n%s", base, out)
@@ -189,7 +210,19 @@ func beaconLoad(base string, gif bool, d time.Duration) (loadResult, error) {
 	}
 	r, _ := strconv.ParseFloat(string(m[1]), 64)
 	reqs, _ := strconv.Atoi(string(n[1]))
-	return loadResult{rate: r, requests: reqs, loader: "wrk -t2 -c64"}, nil
+	return loadResult{rate: r, requests: reqs, loader: "wrk -t2 -c64", serverCPU: server, loaderCPU: loader,
+		allocs: m1.Mallocs - m0.Mallocs, allocBytes: m1.TotalAlloc - m0.TotalAlloc, gcs: m1.NumGC - m0.NumGC}, nil
+}
+
+// processCPU is the CPU time this process (the bench, with the server under load in
+// it) has used so far. Per request, it tells the server's cost apart from the
+// machine's load, which moves the rates.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loadAverage is the machine's load average over 1, 5 and 15 minutes.

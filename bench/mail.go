@@ -333,6 +333,28 @@ type loadResult struct {
 	requests int
 	seconds  float64
 	loader   string
+	// CPU time the server's process and the loader used over the run (when measured).
+	serverCPU, loaderCPU time.Duration
+	// Heap allocations in the server's process over the run, and collections.
+	allocs, allocBytes uint64
+	gcs                uint32
+}
+
+// heapPerRequest says the heap allocations per request, and the collections.
+func (l loadResult) heapPerRequest() string {
+	if l.requests == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f allocations (%.0f bytes) per request, %d collections", float64(l.allocs)/float64(l.requests),
+		float64(l.allocBytes)/float64(l.requests), l.gcs)
+}
+
+// perRequest is cpu divided by the requests served, in microseconds.
+func (l loadResult) perRequest(cpu time.Duration) string {
+	if l.requests == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs", float64(cpu.Microseconds())/float64(l.requests))
 }
 
 var wrkRequests = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(ms|s|m)`)
