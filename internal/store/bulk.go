@@ -122,17 +122,20 @@ func (t *Tx) InsertRows(ctx context.Context, head string, cols int, args []any, 
 		for n > rows {
 			n /= 2
 		}
-		q := head + Tuples(n, cols) + suffix
+		// The statement is found by its parts: its text (thousands of placeholders) is
+		// built only the first time.
+		key := insertKey{head: head, suffix: suffix, rows: n, cols: cols}
 		var err error
-		if st, ok := t.db.stmts.Load(q); ok {
+		if st, ok := t.db.stmts.Load(key); ok {
 			_, err = t.tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args[:n*cols]...)
 		} else {
 			// Not prepared yet: parsed this once, and prepared on the writer after the
 			// commit (the transaction holds SQLite's only writer connection now).
+			q := head + Tuples(n, cols) + suffix
 			_, err = t.tx.ExecContext(ctx, t.db.Rebind(q), args[:n*cols]...)
 			// A statement that fails to prepare is only parsed again next time: the
 			// insert itself has run.
-			t.AfterCommit(func() { _, _ = t.db.writerStmt(context.WithoutCancel(ctx), q) })
+			t.AfterCommit(func() { _, _ = t.db.writerStmt(context.WithoutCancel(ctx), key, q) })
 		}
 		if err != nil {
 			return fmt.Errorf("store: insert: %w", err)
@@ -142,17 +145,23 @@ func (t *Tx) InsertRows(ctx context.Context, head string, cols int, args []any, 
 	return nil
 }
 
-// writerStmt returns the statement prepared on the writer for q, preparing it the first
-// time.
-func (db *DB) writerStmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := db.stmts.Load(q); ok {
+// insertKey names a statement of InsertRows.
+type insertKey struct {
+	head, suffix string
+	rows, cols   int
+}
+
+// writerStmt returns the statement prepared on the writer for key (whose text is q),
+// preparing it the first time.
+func (db *DB) writerStmt(ctx context.Context, key insertKey, q string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil
 	}
 	st, err := db.write.PrepareContext(ctx, db.Rebind(q))
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if prev, loaded := db.stmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := db.stmts.LoadOrStore(key, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}

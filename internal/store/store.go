@@ -47,7 +47,7 @@ type DB struct {
 	write   *sql.DB
 	path    string // the SQLite file, "" on PostgreSQL
 	rebinds sync.Map
-	stmts   sync.Map // query -> *sql.Stmt prepared on the writer (InsertRows)
+	stmts   sync.Map // insertKey -> *sql.Stmt prepared on the writer (InsertRows)
 	// SQLite: the connection that checkpoints the WAL, and its stop.
 	ckpt          *sql.DB
 	stop, stopped chan struct{}
@@ -596,6 +596,7 @@ func TuplesFrom(from, rows, cols int) string {
 	var b strings.Builder
 	b.Grow(rows * cols * 6)
 	n := from - 1
+	var num [20]byte
 	for r := range rows {
 		if r > 0 {
 			b.WriteString(", ")
@@ -607,7 +608,7 @@ func TuplesFrom(from, rows, cols int) string {
 			}
 			n++
 			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
+			b.Write(strconv.AppendInt(num[:0], int64(n), 10))
 		}
 		b.WriteByte(')')
 	}
