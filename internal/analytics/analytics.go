@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
@@ -64,7 +65,7 @@ type Service struct {
 
 	saltMu  sync.RWMutex
 	saltDay int64
-	salt    []byte
+	salt    *dayKey
 }
 
 // ErrFull is the error of a beacon the buffer has no room for: the server sheds load
@@ -273,14 +274,14 @@ func (s *Service) prepare(ctx context.Context, e Event, c Client) (eventRow, err
 	}
 	now := s.now()
 	day := DayOf(now)
-	salt, err := s.saltFor(ctx, day)
+	key, err := s.saltFor(ctx, day)
 	if err != nil {
 		return eventRow{}, err
 	}
 	browser, bot := s.agent(c.UserAgent)
 	return eventRow{
 		at: store.Millis(now), day: day, site: site, kind: kind, path: CleanPath(e.Path), referrer: ref, name: name,
-		props: props, campaign: campaignOf(e.Path), visitor: visitorHash(salt, site, c.IP, c.UserAgent),
+		props: props, campaign: campaignOf(e.Path), visitor: key.visitor(site, c.IP, c.UserAgent),
 		browser: browser, bot: bot, country: Country(c.IP),
 	}, nil
 }
@@ -370,22 +371,43 @@ func Country(ip string) string {
 // DayOf is the UTC day of t, in days since 1970-01-01.
 func DayOf(t time.Time) int64 { return t.UTC().Unix() / 86400 }
 
-// visitorHash is 64 bits of HMAC-SHA-256 under the day's salt of the site, the client's
-// full address and its user agent: the same visitor is one number for a day, and
-// another the next day, which nobody can link once the salt is gone.
-func visitorHash(salt []byte, site, ip, ua string) int64 {
-	m := hmac.New(sha256.New, salt)
-	m.Write([]byte(site))
-	m.Write([]byte{0})
-	m.Write([]byte(ip))
-	m.Write([]byte{0})
-	m.Write([]byte(ua))
-	return int64(binary.BigEndian.Uint64(m.Sum(nil)[:8]))
+// dayKey is a day's salt, with HMAC states keyed by it for reuse: keying an HMAC
+// hashes a block of the salt twice, and a beacon needs only the hash of its own bytes.
+type dayKey struct {
+	salt []byte
+	pool sync.Pool // *visitorHasher
 }
 
-// saltFor is the salt of day: from memory, else the store's (made by the first node
-// that needs it, so every node of a deployment hashes alike).
-func (s *Service) saltFor(ctx context.Context, day int64) ([]byte, error) {
+type visitorHasher struct {
+	mac hash.Hash
+	buf []byte // site, 0, address, 0, user agent; then the sum
+}
+
+func newDayKey(salt []byte) *dayKey {
+	k := &dayKey{salt: salt}
+	k.pool.New = func() any { return &visitorHasher{mac: hmac.New(sha256.New, salt)} }
+	return k
+}
+
+// visitor is 64 bits of HMAC-SHA-256 under the day's salt of the site, the client's
+// full address and its user agent: the same visitor is one number for a day, and
+// another the next day, which nobody can link once the salt is gone.
+func (k *dayKey) visitor(site, ip, ua string) int64 {
+	h := k.pool.Get().(*visitorHasher)
+	h.mac.Reset()
+	h.buf = append(append(append(append(append(h.buf[:0], site...), 0), ip...), 0), ua...)
+	h.mac.Write(h.buf)
+	h.buf = h.mac.Sum(h.buf[:0])
+	v := int64(binary.BigEndian.Uint64(h.buf[:8]))
+	if cap(h.buf) <= 1024 { // a long user agent's buffer is not kept
+		k.pool.Put(h)
+	}
+	return v
+}
+
+// saltFor is the key of day: from memory, else the store's salt (made by the first
+// node that needs it, so every node of a deployment hashes alike).
+func (s *Service) saltFor(ctx context.Context, day int64) (*dayKey, error) {
 	s.saltMu.RLock()
 	if s.saltDay == day && s.salt != nil {
 		salt := s.salt
@@ -408,12 +430,14 @@ func (s *Service) saltFor(ctx context.Context, day int64) ([]byte, error) {
 		return nil, fmt.Errorf("analytics: salt: %w", err)
 	}
 	clear(fresh)
-	// The day before's salt is let go, not overwritten: a request may still be hashing
-	// with it (Go does not promise that freed bytes are gone from memory either).
+	// The day before's key is let go, not overwritten: a request may still be hashing
+	// with it (Go does not promise that freed bytes are gone from memory either). Its
+	// pooled states go with it.
+	k := newDayKey(salt)
 	if day >= s.saltDay {
-		s.salt, s.saltDay = salt, day
+		s.salt, s.saltDay = k, day
 	}
-	return salt, nil
+	return k, nil
 }
 
 // Request is one request the site answered, for the request log.

@@ -2,6 +2,9 @@ package analytics
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -334,5 +337,40 @@ func TestParseAgent(t *testing.T) {
 		if _, bot := parseAgent(ua); !bot {
 			t.Errorf("parseAgent(%q) is not a robot", ua)
 		}
+	}
+}
+
+// The day's key reuses HMAC states: every answer is still the HMAC of the site, the
+// address and the user agent under the salt, whatever the hasher hashed before it,
+// and another salt gives another visitor.
+func TestDayKeyVisitor(t *testing.T) {
+	salt := []byte("0123456789abcdef0123456789abcdef")
+	want := func(salt []byte, site, ip, ua string) int64 {
+		m := hmac.New(sha256.New, salt)
+		m.Write([]byte(site + "\x00" + ip + "\x00" + ua))
+		return int64(binary.BigEndian.Uint64(m.Sum(nil)[:8]))
+	}
+	k := newDayKey(salt)
+	long := strings.Repeat("Mozilla/5.0 ", 200) // past the buffer kept in the pool
+	cases := [][3]string{
+		{"example.com", "203.0.113.7", "Mozilla/5.0 Firefox/130.0"},
+		{"example.com", "203.0.113.7", long},
+		{"example.com", "2001:db8::1", ""},
+		{"shop.example.com", "203.0.113.7", "Mozilla/5.0 Firefox/130.0"},
+	}
+	for round := range 3 {
+		for _, c := range cases {
+			if got, w := k.visitor(c[0], c[1], c[2]), want(salt, c[0], c[1], c[2]); got != w {
+				t.Fatalf("round %d: visitor(%q, %q, %.20q) = %d, want %d", round, c[0], c[1], c[2], got, w)
+			}
+		}
+	}
+	// The separator keeps fields apart: "ab"+"c" is not "a"+"bc".
+	if k.visitor("ab", "c", "") == k.visitor("a", "bc", "") {
+		t.Error("two different (site, address) pairs hash alike")
+	}
+	other := newDayKey([]byte("another day's salt, 32 bytes...."))
+	if other.visitor(cases[0][0], cases[0][1], cases[0][2]) == k.visitor(cases[0][0], cases[0][1], cases[0][2]) {
+		t.Error("two salts give the same visitor")
 	}
 }

@@ -147,12 +147,12 @@ func (s *Service) Convert(ctx context.Context, site, goal string, c Client, sig 
 	}
 	now := s.now()
 	day := DayOf(now)
-	salt, err := s.saltFor(ctx, day)
+	key, err := s.saltFor(ctx, day)
 	if err != nil {
 		return false, err
 	}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO conversions (day, minute, site, goal, visitor) VALUES ($1, $2, $3, $4, $5)`,
-		day, now.Unix()/60, site, goal, visitorHash(salt, site, c.IP, c.UserAgent)); err != nil {
+		day, now.Unix()/60, site, goal, key.visitor(site, c.IP, c.UserAgent)); err != nil {
 		return false, fmt.Errorf("analytics: conversion: %w", err)
 	}
 	return true, nil

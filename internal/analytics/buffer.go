@@ -47,6 +47,7 @@ type buffer struct {
 	closed  bool
 
 	writing sync.Mutex // one batch at a time, in the order taken
+	args    []any      // the statement's values, kept between batches (under writing)
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -140,7 +141,7 @@ func (b *buffer) flush(ctx context.Context) error {
 	}
 	err := b.db.InTx(ctx, func(tx *store.Tx) error {
 		if len(events) > 0 {
-			args := make([]any, 0, len(events)*13)
+			args := b.args[:0]
 			for _, e := range events {
 				bot := 0
 				if e.bot {
@@ -148,18 +149,22 @@ func (b *buffer) flush(ctx context.Context) error {
 				}
 				args = append(args, e.at, e.day, e.site, e.kind, e.path, e.referrer, e.name, e.props, e.campaign, e.visitor, e.browser, bot, e.country)
 			}
-			if err := tx.InsertRows(ctx, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES `,
-				13, args, ""); err != nil {
+			err := tx.InsertRows(ctx, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES `,
+				13, args, "")
+			b.keepArgs(args)
+			if err != nil {
 				return err
 			}
 		}
 		if len(logs) > 0 {
-			args := make([]any, 0, len(logs)*8)
+			args := b.args[:0]
 			for _, l := range logs {
 				args = append(args, l.at, l.method, l.path, l.status, l.bytes, l.micros, l.browser, l.net)
 			}
-			if err := tx.InsertRows(ctx, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES `,
-				8, args, ""); err != nil {
+			err := tx.InsertRows(ctx, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES `,
+				8, args, "")
+			b.keepArgs(args)
+			if err != nil {
 				return err
 			}
 		}
@@ -174,6 +179,17 @@ func (b *buffer) flush(ctx context.Context) error {
 	}
 	b.pending -= len(events) + len(logs)
 	return nil
+}
+
+// keepArgs keeps a batch's values slice for the next batch, emptied (the rows' strings
+// are not held), unless a backlog made it larger than a usual batch needs.
+func (b *buffer) keepArgs(args []any) {
+	if cap(args) > 2*batch*13 {
+		b.args = nil
+		return
+	}
+	clear(args)
+	b.args = args[:0]
 }
 
 // close refuses new rows, stops the writer and writes what was accepted, trying again

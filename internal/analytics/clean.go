@@ -49,6 +49,19 @@ func CleanPath(p string) string {
 	if p == "" {
 		return "/"
 	}
+	// Most paths keep every segment: those are kept as they came, without copies.
+	keep := true
+	for rest := p; keep; {
+		seg, after, more := strings.Cut(rest, "/")
+		keep = cleanSegment(seg) == seg
+		if !more {
+			break
+		}
+		rest = after
+	}
+	if keep {
+		return cut(p, MaxPath)
+	}
 	segs := strings.Split(p, "/")
 	for i, s := range segs {
 		segs[i] = cleanSegment(s)
