@@ -50,6 +50,13 @@ func (a *API) script(w http.ResponseWriter, r *http.Request) {
 // (k=KIND and n=NAME for outbound links and events; c=granted or c=refused, the
 // visitor's choice about statistics as the site's cookie banner recorded it). Counted or not, it answers the
 // transparent GIF; bad input is a 400 naming the field.
+// Header values of the beacons' answers, shared by all of them.
+var (
+	gifType     = []string{"image/gif"}
+	noStore     = []string{"no-store"}
+	crossOrigin = []string{"cross-origin"}
+)
+
 func (a *API) pixel(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	e := analytics.Event{Site: q.Get("s"), Kind: q.Get("k"), Path: q.Get("p"), Referrer: q.Get("r"), Name: q.Get("n"), Consent: q.Get("c")}
@@ -58,9 +65,10 @@ func (a *API) pixel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "image/gif")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	// Canonical names and shared values of capacity one: no copies per beacon.
+	h["Content-Type"] = gifType
+	h["Cache-Control"] = noStore
+	h["Cross-Origin-Resource-Policy"] = crossOrigin
 	_, _ = w.Write(gif)
 }
 
@@ -91,7 +99,7 @@ func (a *API) event(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Cross-Origin-Resource-Policy", "cross-origin")
+	w.Header()["Cross-Origin-Resource-Policy"] = crossOrigin
 	w.WriteHeader(http.StatusNoContent)
 }
 

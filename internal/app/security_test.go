@@ -22,6 +22,29 @@ func TestSecurityHeadersAndCrossOrigin(t *testing.T) {
 			t.Errorf("%s = %q, want %q", header, got, want)
 		}
 	}
+	// The page beacons answer with their own short set: no sniffing, no referrer, a
+	// policy that allows nothing, and no framing; the documents' other headers stay off.
+	hb := apptest.Start(t, "", "--analytics-sites", "example.com", "--analytics-cookieless=true")
+	for _, b := range []apptest.Response{
+		apptest.Call(t, hb.Client, hb.URL, "GET", "/b.gif?s=example.com&p=/", nil, "", nil),
+		apptest.Call(t, hb.Client, hb.URL, "POST", "/api/v1/events", map[string]string{"site": "example.com", "path": "/"}, "", nil),
+	} {
+		if b.Status >= 300 {
+			t.Fatalf("beacon = %d %s", b.Status, b.Body)
+		}
+		for header, want := range map[string]string{
+			"X-Content-Type-Options":       "nosniff",
+			"Referrer-Policy":              "no-referrer",
+			"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'",
+			"Cross-Origin-Resource-Policy": "cross-origin",
+			"X-Frame-Options":              "",
+			"Permissions-Policy":           "",
+		} {
+			if got := b.Header.Get(header); got != want {
+				t.Errorf("beacon (%d): %s = %q, want %q", b.Status, header, got, want)
+			}
+		}
+	}
 	// A state-changing request from another site is refused before any handler runs.
 	for _, hdr := range []map[string]string{
 		{"Sec-Fetch-Site": "cross-site"},
