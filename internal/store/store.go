@@ -47,7 +47,8 @@ type DB struct {
 	write   *sql.DB
 	path    string // the SQLite file, "" on PostgreSQL
 	rebinds sync.Map
-	stmts   sync.Map // insertKey -> *sql.Stmt prepared on the writer (InsertRows)
+	stmts   sync.Map   // insertKey -> *sql.Stmt prepared on the writer (InsertRows)
+	wstmts  *stmtCache // SQLite: the writer's statements kept prepared; nil on PostgreSQL
 	// SQLite: the connection that checkpoints the WAL, and its stop.
 	ckpt          *sql.DB
 	stop, stopped chan struct{}
@@ -119,7 +120,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	ckpt.SetMaxOpenConns(1)
-	db := &DB{Dialect: SQLite, read: read, write: write, path: path, ckpt: ckpt, stop: make(chan struct{}), stopped: make(chan struct{})}
+	db := &DB{Dialect: SQLite, read: read, write: write, path: path, ckpt: ckpt, stop: make(chan struct{}), stopped: make(chan struct{}),
+		wstmts: newStmtCache(write, writerStatements)}
 	go db.checkpoints(250 * time.Millisecond)
 	return db, nil
 }
@@ -179,6 +181,7 @@ func (db *DB) Close() error {
 		<-db.stopped
 		db.ckpt.Close()
 	}
+	db.wstmts.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -261,9 +264,19 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
+// writerStatements is how many statements the SQLite writer keeps prepared.
+const writerStatements = 256
+
 // ExecContext runs a statement on the writer.
 func (db *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return db.write.ExecContext(ctx, db.Rebind(q), args...)
+	q = db.Rebind(q)
+	if st, err := db.wstmts.get(ctx, q); err != nil || st != nil {
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
+	}
+	return db.write.ExecContext(ctx, q, args...)
 }
 
 // QueryContext runs a query on the readers.
@@ -279,7 +292,14 @@ func (db *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.R
 // QueryWriter runs a statement that writes and returns rows (UPDATE ... RETURNING) on
 // the writer. Close the rows promptly: on SQLite they hold the only writer.
 func (db *DB) QueryWriter(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return db.write.QueryContext(ctx, db.Rebind(q), args...)
+	q = db.Rebind(q)
+	if st, err := db.wstmts.get(ctx, q); err != nil || st != nil {
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryContext(ctx, args...)
+	}
+	return db.write.QueryContext(ctx, q, args...)
 }
 
 // Prepare prepares a read statement once, so that a typo fails at start and the hot
@@ -331,17 +351,40 @@ func (t *Tx) Lock(ctx context.Context, name string, shared bool) error {
 
 // ExecContext runs a statement in the transaction.
 func (t *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.db.Rebind(q), args...)
+	q = t.db.Rebind(q)
+	if st := t.db.wstmts.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	t.keep(ctx, q)
+	return t.tx.ExecContext(ctx, q, args...)
 }
 
 // QueryContext runs a query in the transaction.
 func (t *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.db.Rebind(q), args...)
+	q = t.db.Rebind(q)
+	if st := t.db.wstmts.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	t.keep(ctx, q)
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 // QueryRowContext runs a one-row query in the transaction.
 func (t *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.db.Rebind(q), args...)
+	q = t.db.Rebind(q)
+	if st := t.db.wstmts.lookup(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	t.keep(ctx, q)
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+// keep has q, run as text in the transaction, prepared on the writer once the
+// transaction has let the writer go, if it is wanted (stmtCache.wanted).
+func (t *Tx) keep(ctx context.Context, q string) {
+	if t.db.wstmts.wanted(q) {
+		t.AfterCommit(func() { _, _ = t.db.wstmts.add(context.WithoutCancel(ctx), q) })
+	}
 }
 
 // InTx runs fn in a transaction on the writer, committing when it returns nil.

@@ -740,12 +740,12 @@ SELECT what, path, tbl FROM (
 		FROM erasure_requests`},
 	{"internal/server/staff.go:214", bothEngines, `SELECT count(*) FROM river_job WHERE kind = 'audit_verify'
 			AND state IN ('available', 'running', 'scheduled', 'retryable', 'pending')`},
-	{"internal/store/store.go:141", sqliteOnly, `PRAGMA wal_checkpoint(PASSIVE)`},
-	{"internal/store/store.go:466", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
+	{"internal/store/store.go:143", sqliteOnly, `PRAGMA wal_checkpoint(PASSIVE)`},
+	{"internal/store/store.go:509", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`},
-	{"internal/store/store.go:469", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
+	{"internal/store/store.go:512", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
 			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
-	{"internal/store/store.go:517", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
+	{"internal/store/store.go:560", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/tools/stress/crash.go:521", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
 	{"internal/tools/stress/crash.go:532", bothEngines, `SELECT id FROM accounts`},
 	{"internal/tools/stress/crash.go:549", bothEngines, `SELECT id, state FROM files`},
