@@ -47,7 +47,8 @@ type buffer struct {
 	closed  bool
 
 	writing sync.Mutex // one batch at a time, in the order taken
-	args    []any      // the statement's values, kept between batches (under writing)
+	evArgs  []any      // the batch's values, kept between batches (under writing)
+	logArgs []any
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -139,37 +140,22 @@ func (b *buffer) flush(ctx context.Context) error {
 	if len(events)+len(logs) == 0 {
 		return nil
 	}
-	err := b.db.InTx(ctx, func(tx *store.Tx) error {
-		if len(events) > 0 {
-			args := b.args[:0]
-			for _, e := range events {
-				bot := 0
-				if e.bot {
-					bot = 1
-				}
-				args = append(args, e.at, e.day, e.site, e.kind, e.path, e.referrer, e.name, e.props, e.campaign, e.visitor, e.browser, bot, e.country)
-			}
-			err := tx.InsertRows(ctx, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES `,
-				13, args, "")
-			b.keepArgs(args)
-			if err != nil {
-				return err
-			}
+	evArgs := b.evArgs[:0]
+	for _, e := range events {
+		bot := 0
+		if e.bot {
+			bot = 1
 		}
-		if len(logs) > 0 {
-			args := b.args[:0]
-			for _, l := range logs {
-				args = append(args, l.at, l.method, l.path, l.status, l.bytes, l.micros, l.browser, l.net)
-			}
-			err := tx.InsertRows(ctx, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES `,
-				8, args, "")
-			b.keepArgs(args)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		evArgs = append(evArgs, e.at, e.day, e.site, e.kind, e.path, e.referrer, e.name, e.props, e.campaign, e.visitor, e.browser, bot, e.country)
+	}
+	logArgs := b.logArgs[:0]
+	for _, l := range logs {
+		logArgs = append(logArgs, l.at, l.method, l.path, l.status, l.bytes, l.micros, l.browser, l.net)
+	}
+	err := b.db.Copy(ctx,
+		store.CopyTable{Name: "events", Cols: eventCols, Values: evArgs},
+		store.CopyTable{Name: "request_log", Cols: logCols, Values: logArgs})
+	b.evArgs, b.logArgs = keepArgs(evArgs), keepArgs(logArgs)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil {
@@ -181,16 +167,21 @@ func (b *buffer) flush(ctx context.Context) error {
 	return nil
 }
 
-// keepArgs keeps a batch's values slice for the next batch, emptied (the rows' strings
-// are not held), unless a backlog made it larger than a usual batch needs.
-func (b *buffer) keepArgs(args []any) {
-	if cap(args) > 2*batch*13 {
-		b.args = nil
-		return
+// keepArgs is a batch's values slice emptied for the next batch (the rows' strings are
+// not held), or nil if a backlog made it larger than a usual batch needs.
+func keepArgs(args []any) []any {
+	if cap(args) > 2*batch*len(eventCols) {
+		return nil
 	}
 	clear(args)
-	b.args = args[:0]
+	return args[:0]
 }
+
+// The columns the buffer writes.
+var (
+	eventCols = []string{"at", "day", "site", "kind", "path", "referrer", "name", "props", "campaign", "visitor", "browser", "bot", "country"}
+	logCols   = []string{"at", "method", "path", "status", "bytes", "micros", "browser", "net"}
+)
 
 // close refuses new rows, stops the writer and writes what was accepted, trying again
 // until ctx ends.

@@ -170,8 +170,6 @@ var statements = []statement{
 	{"internal/analytics/attribution.go:367", bothEngines, `SELECT day, CAST(SUM(visitors) AS BIGINT), CAST(SUM(pageviews) AS BIGINT),
 		CAST(SUM(registrations) AS BIGINT), CAST(SUM(subscriptions) AS BIGINT) FROM daily_campaigns WHERE source = $1 AND medium = $2 AND campaign = $3 AND day >= $4 AND day <= $5
 		GROUP BY day ORDER BY day`},
-	{"internal/analytics/buffer.go:152", bothEngines, `INSERT INTO events (at, day, site, kind, path, referrer, name, props, campaign, visitor, browser, bot, country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`},
-	{"internal/analytics/buffer.go:164", bothEngines, `INSERT INTO request_log (at, method, path, status, bytes, micros, browser, net) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
 	{"internal/analytics/campaigns_publish.go:63", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
 		WHERE ($1 = '' OR site = $1) AND day >= $2 AND day <= $3`},
 	{"internal/analytics/campaigns_publish.go:67", bothEngines, `SELECT day, source, medium, campaign, visitors, pageviews, registrations, subscriptions FROM daily_campaigns
