@@ -16,14 +16,7 @@ import (
 // pushed out of a full cache is prepared again.
 func TestWriterKeepsStatements(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	db := sqliteWith(t, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`)
 	count := func() (n int) {
 		t.Helper()
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM kv`).Scan(&n); err != nil {
@@ -117,14 +110,7 @@ func TestWriterKeepsStatements(t *testing.T) {
 // other's preparations (a preparation needs the writer, which a transaction holds).
 func TestWriterStatementsConcurrently(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE n (g INTEGER, i INTEGER)`); err != nil {
-		t.Fatal(err)
-	}
+	db := sqliteWith(t, `CREATE TABLE n (g INTEGER, i INTEGER)`)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := range 8 {
@@ -152,4 +138,18 @@ func TestWriterStatementsConcurrently(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM n`).Scan(&n); err != nil || n != 400 {
 		t.Fatalf("%d rows, %v; want 400", n, err)
 	}
+}
+
+// sqliteWith opens a fresh SQLite store holding one table made by create.
+func sqliteWith(t *testing.T, create string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.ExecContext(context.Background(), create); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
