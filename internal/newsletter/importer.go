@@ -315,18 +315,14 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 }
 
 // lookUpImport reads the count of suppressions made, then which of the addresses (by
-// their blind indexes) are on the list (SQLite only), and which are suppressed. The count is read
+// their blind indexes) are on the list, and which are suppressed. The count is read
 // first: a suppression added after it was read (and perhaps missed by the lookup) changes it.
 func (s *Service) lookUpImport(ctx context.Context, w *importWork, hashes []string, purpose string) (existing map[string]bool, err error) {
 	if w.changes, err = s.suppressionChanges(ctx, s.db); err != nil {
 		return nil, err
 	}
-	// PostgreSQL's insert leaves out the addresses on the list as it goes (storeImportArrays):
-	// a lookup first would cost the server as many index searches again.
-	if s.db.Dialect != store.Postgres {
-		if existing, err = s.existingIn(ctx, s.db, hashes); err != nil {
-			return nil, err
-		}
+	if existing, err = s.existingIn(ctx, s.db, hashes); err != nil {
+		return nil, err
 	}
 	w.suppressed, err = s.suppressedIn(ctx, s.db, hashes, purpose)
 	return existing, err
@@ -446,6 +442,13 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	if len(fresh) == 0 {
 		return nil
 	}
+	// The rows' ids were made and sorted with the rows when the batch was read.
+	ids := make([]string, len(fresh))
+	decisions := make([]consent.Imported, len(fresh))
+	for i, r := range fresh {
+		ids[i] = r.id
+		decisions[i] = consent.Imported{SubjectID: r.id, Purpose: purpose, EvidenceJSON: r.evidence, Key: r.key}
+	}
 	// The new subscribers are mailable for the imported purpose: every input of the
 	// rule was written or read in this transaction (confirmed, consent granted, not
 	// suppressed for it or for everything; a new subject holds no restriction or
@@ -453,26 +456,11 @@ func (s *Service) storeImport(ctx context.Context, tx *store.Tx, w importWork, p
 	// itself (its suppressions differ); one that takes consent is not theirs yet.
 	now := store.Millis(s.now())
 	if s.db.Dialect == store.Postgres {
-		// PostgreSQL leaves out, as it inserts, the addresses on the list already
-		// (the batch's were not looked up when it was read).
-		n := len(fresh)
-		var err error
-		if fresh, err = storeImportArrays(ctx, tx, fresh, purpose, now); err != nil {
+		if err := storeImportArrays(ctx, tx, fresh, purpose, now); err != nil {
 			return err
-		}
-		rep.Existing += n - len(fresh)
-		if len(fresh) == 0 {
-			return nil
 		}
 	} else if err := storeImportRows(ctx, tx, fresh, purpose, now); err != nil {
 		return err
-	}
-	// The rows' ids were made and sorted with the rows when the batch was read.
-	ids := make([]string, len(fresh))
-	decisions := make([]consent.Imported, len(fresh))
-	for i, r := range fresh {
-		ids[i] = r.id
-		decisions[i] = consent.Imported{SubjectID: r.id, Purpose: purpose, EvidenceJSON: r.evidence, Key: r.key}
 	}
 	if err := s.consent.ImportTx(ctx, tx, decisions); err != nil {
 		return err
@@ -533,10 +521,8 @@ func storeImportRows(ctx context.Context, tx *store.Tx, fresh []importRow, purpo
 
 // storeImportArrays writes the new subscribers, their keys and their mailable rows in
 // one statement of a few arrays (PostgreSQL: parsing and binding tens of thousands of
-// parameters costs it more than unnesting arrays, and each value is sent once). An
-// address on the list already is left as it is, and so are its row's key and mailable
-// row: it returns the rows it inserted, in their order.
-func storeImportArrays(ctx context.Context, tx *store.Tx, fresh []importRow, purpose string, now int64) ([]importRow, error) {
+// parameters costs it more than unnesting arrays), each value sent once.
+func storeImportArrays(ctx context.Context, tx *store.Tx, fresh []importRow, purpose string, now int64) error {
 	cols := make([][]string, 6)
 	for i := range cols {
 		cols[i] = make([]string, len(fresh))
@@ -546,49 +532,23 @@ func storeImportArrays(ctx context.Context, tx *store.Tx, fresh []importRow, pur
 		cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i] = r.id, r.sealed.email, r.hash, r.sealed.first, r.sealed.last, r.sealed.company
 		wrapped[i], epochs[i], created[i] = r.keyRow[1].([]byte), r.keyRow[2].(int64), r.keyRow[3].(int64)
 	}
-	// The subscribers are inserted in the order of the rows (of their ids and blind
-	// indexes); their keys and mailable rows in the order of the ids too.
-	rows, err := tx.QueryContext(ctx, `WITH u AS (
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[])
-				AS u(id, email, hash, first, last, company, wrapped, epoch, created)),
+	// The arrays are unnested in the select lists, where their rows stream into the
+	// inserts (unnest in FROM first copies them all into a store of rows, which spills
+	// to a temporary file once it passes work_mem).
+	if _, err := tx.ExecContext(ctx, `WITH k AS (
+			INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+			SELECT unnest($1::text[]), unnest($7::bytea[]), unnest($8::bigint[]), unnest($9::bigint[])),
 		s AS (
 			INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company, status, source, created_at, confirmed_at)
-			SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $10, 'import', $11, $11 FROM u
-			ON CONFLICT (email_hash) DO NOTHING
-			RETURNING id, email, first_name),
-		k AS (
-			INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
-			SELECT u.id, u.wrapped, u.epoch, u.created FROM u WHERE u.id IN (SELECT id FROM s) ORDER BY u.id),
-		m AS (
-			INSERT INTO mailable (purpose, subject_id, email, first_name)
-			SELECT $12, s.id, s.email, s.first_name FROM s ORDER BY s.id)
-		SELECT id FROM s`,
-		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], wrapped, epochs, created, StatusConfirmed, now, purpose)
-	if err != nil {
-		return nil, fmt.Errorf("newsletter: import: %w", err)
+			SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $10, 'import', $11, $11
+			FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS email, unnest($3::text[]) AS hash,
+				unnest($4::text[]) AS first, unnest($5::text[]) AS last, unnest($6::text[]) AS company) AS u)
+		INSERT INTO mailable (purpose, subject_id, email, first_name)
+		SELECT $12, unnest($1::text[]), unnest($2::text[]), unnest($4::text[])`,
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], wrapped, epochs, created, StatusConfirmed, now, purpose); err != nil {
+		return fmt.Errorf("newsletter: import: %w", err)
 	}
-	inserted := make(map[string]bool, len(fresh))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("newsletter: import: %w", err)
-		}
-		inserted[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("newsletter: import: %w", err)
-	}
-	if len(inserted) == len(fresh) {
-		return fresh, nil
-	}
-	kept := fresh[:0:0]
-	for _, r := range fresh {
-		if inserted[r.id] {
-			kept = append(kept, r)
-		}
-	}
-	return kept, nil
+	return nil
 }
 
 // suppressionChanges returns the count of suppressions made (Suppress raises it).
