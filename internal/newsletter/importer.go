@@ -33,6 +33,10 @@ type ImportReport struct {
 // transaction holds the writer for a fraction of a second.
 const importBatch = 10_000
 
+// importFirstBatch is how many rows go in the first batch: storing starts once it is
+// read, sooner than after a whole batch.
+const importFirstBatch = 2_000
+
 // importWorkers is how many batches PostgreSQL stores at once.
 const importWorkers = 2
 
@@ -220,7 +224,8 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		}
 		return ""
 	}
-	batch := make([]importRow, 0, importBatch)
+	size := importFirstBatch
+	batch := make([]importRow, 0, size)
 	seen := map[string]bool{}
 	hasher := s.index.Hasher()
 	send := func() error {
@@ -274,7 +279,8 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		batch = make([]importRow, 0, importBatch)
+		size = importBatch
+		batch = make([]importRow, 0, size)
 		return nil
 	}
 	line := 1
@@ -305,7 +311,7 @@ func (s *Service) readImport(ctx context.Context, cr *csv.Reader, col map[string
 		evJSON, _ := json.Marshal(importEvidence{ImportedBy: importedBy, ConsentedAt: field(rec, "consented_at"),
 			Evidence: field(rec, "evidence"), Source: field(rec, "source")})
 		batch = append(batch, importRow{sub: sub, evidence: string(evJSON), hash: hasher.Address(sub.Email)})
-		if len(batch) == importBatch {
+		if len(batch) == size {
 			if err := send(); err != nil {
 				return err
 			}
