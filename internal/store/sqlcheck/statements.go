@@ -468,14 +468,15 @@ SELECT what, path, tbl FROM (
 	{"internal/newsletter/holder.go:212", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
 			ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
 	{"internal/newsletter/holder.go:217", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/importer.go:493", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
-	{"internal/newsletter/importer.go:496", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/newsletter/importer.go:506", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/importer.go:165", postgresOnly, `SET LOCAL default_statistics_target = 10`},
+	{"internal/newsletter/importer.go:490", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
+	{"internal/newsletter/importer.go:493", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/newsletter/importer.go:503", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES ($4, $5, $6, $7, $8, $9)) AS v`},
-	{"internal/newsletter/importer.go:521", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+	{"internal/newsletter/importer.go:518", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, subject_id, email, first_name FROM subscribers WHERE rowid > $2 ORDER BY rowid`},
-	{"internal/newsletter/importer.go:544", postgresOnly, `WITH k AS (
+	{"internal/newsletter/importer.go:541", postgresOnly, `WITH k AS (
 			INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
 			SELECT unnest($1::text[]), unnest($7::bytea[]), unnest($8::bigint[]), unnest($9::bigint[])),
 		s AS (
@@ -485,7 +486,7 @@ SELECT what, path, tbl FROM (
 				unnest($4::text[]) AS first, unnest($5::text[]) AS last, unnest($6::text[]) AS company) AS u)
 		INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $12, unnest($1::text[]), unnest($2::text[]), unnest($4::text[])`},
-	{"internal/newsletter/importer.go:563", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
+	{"internal/newsletter/importer.go:560", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
 	{"internal/newsletter/mailable.go:140", bothEngines, `DELETE FROM mailable WHERE purpose = $1`},
 	{"internal/newsletter/mailable.go:154", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
