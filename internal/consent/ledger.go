@@ -920,14 +920,16 @@ func (s *Service) ImportTx(ctx context.Context, tx *store.Tx, in []Imported) err
 	}
 	if tx.Dialect() == store.Postgres {
 		// The events and their state in one statement of arrays, the state made from
-		// the rows the insert returns.
+		// the rows the insert returns. The arrays are unnested in the select list,
+		// where their rows stream into the insert (unnest in FROM first copies them
+		// into a store of rows, and the evidence of a batch spills it to a file).
 		subjects, purposes, sealed := make([]string, len(in)), make([]string, len(in)), make([]string, len(in))
 		for i, d := range in {
 			subjects[i], purposes[i], sealed[i] = d.SubjectID, d.Purpose, evidence(d)
 		}
 		if _, err := tx.ExecContext(ctx, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
+				SELECT unnest($1::text[]), unnest($2::text[]), $4, $5, $6, unnest($3::text[]), $7
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`,
 			subjects, purposes, sealed, Granted, SourceImport, version, at); err != nil {

@@ -268,17 +268,17 @@ var statements = []statement{
 		 AND $2 <> ''`},
 	{"internal/consent/ledger.go:819", bothEngines, `SELECT e.id, e.evidence, k.wrapped, k.epoch FROM consent_events e LEFT JOIN vault_keys k ON k.subject_id = e.subject_id WHERE e.subject_id = $1 ORDER BY e.id`},
 	{"internal/consent/ledger.go:856", bothEngines, `UPDATE consent_events SET subject_id = $1, evidence = $2 WHERE id = $3`},
-	{"internal/consent/ledger.go:928", postgresOnly, `WITH ev AS (
+	{"internal/consent/ledger.go:930", postgresOnly, `WITH ev AS (
 				INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
-				SELECT u.subject, u.purpose, $4, $5, $6, u.evidence, $7 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(subject, purpose, evidence)
+				SELECT unnest($1::text[]), unnest($2::text[]), $4, $5, $6, unnest($3::text[]), $7
 				RETURNING id, subject_id, purpose, decision, at)
 			INSERT INTO consent_state (subject_id, purpose, decision, event_id, at) SELECT subject_id, purpose, decision, id, at FROM ev`},
-	{"internal/consent/ledger.go:941", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
-	{"internal/consent/ledger.go:944", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
+	{"internal/consent/ledger.go:943", sqliteOnly, `SELECT COALESCE(max(id), 0) FROM consent_events`},
+	{"internal/consent/ledger.go:946", sqliteOnly, `INSERT INTO consent_events (subject_id, purpose, decision, source, policy_version, evidence, at)
 		SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ($5, $6, $7)) AS v`},
-	{"internal/consent/ledger.go:955", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
+	{"internal/consent/ledger.go:957", sqliteOnly, `INSERT INTO consent_state (subject_id, purpose, decision, event_id, at)
 		SELECT subject_id, purpose, decision, id, at FROM consent_events WHERE id > $1 AND source = $2`},
-	{"internal/consent/ledger.go:987", bothEngines, `INSERT INTO consent_reconfirm (purpose, version, since) VALUES ($1, $2, $3)
+	{"internal/consent/ledger.go:989", bothEngines, `INSERT INTO consent_reconfirm (purpose, version, since) VALUES ($1, $2, $3)
 			ON CONFLICT (purpose, version) DO NOTHING`},
 	{"internal/consent/sealed.go:102", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
 	{"internal/consent/sealed.go:118", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
@@ -466,22 +466,25 @@ SELECT what, path, tbl FROM (
 	{"internal/newsletter/holder.go:212", bothEngines, `INSERT INTO suppressions (hash, purpose, reason, at) VALUES ($1, '*', 'erased', $2)
 			ON CONFLICT (hash, purpose) DO UPDATE SET reason = excluded.reason, at = excluded.at`},
 	{"internal/newsletter/holder.go:217", bothEngines, `UPDATE change_counters SET value = value + 1 WHERE name = $1`},
-	{"internal/newsletter/importer.go:463", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
-	{"internal/newsletter/importer.go:466", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
-	{"internal/newsletter/importer.go:476", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
+	{"internal/newsletter/importer.go:165", postgresOnly, `SET LOCAL default_statistics_target = 10`},
+	{"internal/newsletter/importer.go:490", sqliteOnly, `SELECT COALESCE(max(rowid), 0) FROM subscribers`},
+	{"internal/newsletter/importer.go:493", sqliteOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at) VALUES ($1, $2, $3, $4)`},
+	{"internal/newsletter/importer.go:503", sqliteOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
 		status, source, created_at, confirmed_at)
 		SELECT column1, column1, column2, column3, column4, column5, column6, $1, 'import', $2, $3 FROM (VALUES ($4, $5, $6, $7, $8, $9)) AS v`},
-	{"internal/newsletter/importer.go:491", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
+	{"internal/newsletter/importer.go:518", sqliteOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
 		SELECT $1, subject_id, email, first_name FROM subscribers WHERE rowid > $2 ORDER BY rowid`},
-	{"internal/newsletter/importer.go:511", postgresOnly, `INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
-		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[])`},
-	{"internal/newsletter/importer.go:515", postgresOnly, `INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company,
-		status, source, created_at, confirmed_at)
-		SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $7, 'import', $8, $8
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, email, hash, first, last, company)`},
-	{"internal/newsletter/importer.go:522", postgresOnly, `INSERT INTO mailable (purpose, subject_id, email, first_name)
-		SELECT $1, u.id, u.email, u.first FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, email, first)`},
-	{"internal/newsletter/importer.go:533", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
+	{"internal/newsletter/importer.go:541", postgresOnly, `WITH k AS (
+			INSERT INTO vault_keys (subject_id, wrapped, epoch, created_at)
+			SELECT unnest($1::text[]), unnest($7::bytea[]), unnest($8::bigint[]), unnest($9::bigint[])),
+		s AS (
+			INSERT INTO subscribers (id, subject_id, email, email_hash, first_name, last_name, company, status, source, created_at, confirmed_at)
+			SELECT u.id, u.id, u.email, u.hash, u.first, u.last, u.company, $10, 'import', $11, $11
+			FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS email, unnest($3::text[]) AS hash,
+				unnest($4::text[]) AS first, unnest($5::text[]) AS last, unnest($6::text[]) AS company) AS u)
+		INSERT INTO mailable (purpose, subject_id, email, first_name)
+		SELECT $12, unnest($1::text[]), unnest($2::text[]), unnest($4::text[])`},
+	{"internal/newsletter/importer.go:560", bothEngines, `SELECT value FROM change_counters WHERE name = $1`},
 	{"internal/newsletter/mailable.go:116", bothEngines, `DELETE FROM mailable`},
 	{"internal/newsletter/mailable.go:140", bothEngines, `DELETE FROM mailable WHERE purpose = $1`},
 	{"internal/newsletter/mailable.go:154", bothEngines, `SELECT (SELECT count(*) FROM (SELECT 1 FROM mailable LIMIT 1) m),
