@@ -65,7 +65,7 @@ type Service struct {
 
 	saltMu  sync.RWMutex
 	saltDay int64
-	salt    *dayKey
+	salt    *dayKey // the key of saltDay
 }
 
 // ErrFull is the error of a beacon the buffer has no room for: the server sheds load
@@ -374,8 +374,7 @@ func DayOf(t time.Time) int64 { return t.UTC().Unix() / 86400 }
 // dayKey is a day's salt, with HMAC states keyed by it for reuse: keying an HMAC
 // hashes a block of the salt twice, and a beacon needs only the hash of its own bytes.
 type dayKey struct {
-	salt []byte
-	pool sync.Pool // *visitorHasher
+	pool sync.Pool // *visitorHasher, keyed by the salt
 }
 
 type visitorHasher struct {
@@ -384,7 +383,7 @@ type visitorHasher struct {
 }
 
 func newDayKey(salt []byte) *dayKey {
-	k := &dayKey{salt: salt}
+	k := &dayKey{}
 	k.pool.New = func() any { return &visitorHasher{mac: hmac.New(sha256.New, salt)} }
 	return k
 }

@@ -270,10 +270,11 @@ const writerStatements = 256
 // ExecContext runs a statement on the writer.
 func (db *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	q = db.Rebind(q)
-	if st, err := db.wstmts.get(ctx, q); err != nil || st != nil {
-		if err != nil {
-			return nil, err
-		}
+	st, err := db.wstmts.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return db.write.ExecContext(ctx, q, args...)
@@ -293,10 +294,11 @@ func (db *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.R
 // the writer. Close the rows promptly: on SQLite they hold the only writer.
 func (db *DB) QueryWriter(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	q = db.Rebind(q)
-	if st, err := db.wstmts.get(ctx, q); err != nil || st != nil {
-		if err != nil {
-			return nil, err
-		}
+	st, err := db.wstmts.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return db.write.QueryContext(ctx, q, args...)

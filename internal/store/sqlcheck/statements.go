@@ -153,8 +153,8 @@ var statements = []statement{
 	{"internal/account/session.go:383", bothEngines, `DELETE FROM sessions WHERE account_id = $1 AND id <> $2`},
 	{"internal/account/session.go:386", bothEngines, `DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2`},
 	{"internal/account/session.go:403", bothEngines, `SELECT password_hash FROM accounts WHERE id = $1`},
-	{"internal/analytics/analytics.go:425", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
-	{"internal/analytics/analytics.go:429", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
+	{"internal/analytics/analytics.go:424", bothEngines, `INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`},
+	{"internal/analytics/analytics.go:428", bothEngines, `SELECT salt FROM salts WHERE day = $1`},
 	{"internal/analytics/attribution.go:154", bothEngines, `INSERT INTO conversions (day, minute, site, goal, visitor) VALUES ($1, $2, $3, $4, $5)`},
 	{"internal/analytics/attribution.go:169", bothEngines, `DELETE FROM conversions WHERE minute < $1`},
 	{"internal/analytics/attribution.go:209", bothEngines, `SELECT site, visitor, at, campaign, referrer FROM events
@@ -742,11 +742,11 @@ SELECT what, path, tbl FROM (
 	{"internal/server/staff.go:214", bothEngines, `SELECT count(*) FROM river_job WHERE kind = 'audit_verify'
 			AND state IN ('available', 'running', 'scheduled', 'retryable', 'pending')`},
 	{"internal/store/store.go:143", sqliteOnly, `PRAGMA wal_checkpoint(PASSIVE)`},
-	{"internal/store/store.go:509", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
+	{"internal/store/store.go:511", postgresOnly, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`},
-	{"internal/store/store.go:512", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
+	{"internal/store/store.go:514", sqliteOnly, `SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p
 			 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`},
-	{"internal/store/store.go:560", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
+	{"internal/store/store.go:562", sqliteOnly, `PRAGMA wal_checkpoint(TRUNCATE)`},
 	{"internal/tools/stress/crash.go:521", bothEngines, `SELECT (SELECT count(*) FROM accounts WHERE id = $1) + (SELECT count(*) FROM files WHERE owner_id = $1)`},
 	{"internal/tools/stress/crash.go:532", bothEngines, `SELECT id FROM accounts`},
 	{"internal/tools/stress/crash.go:549", bothEngines, `SELECT id, state FROM files`},
